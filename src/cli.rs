@@ -1,0 +1,132 @@
+//! The command line: global flags and the three subcommands.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const EXAMPLES: &str = "\
+Examples:
+  fargate-stack up                          # create the built-in stack in your default region
+  fargate-stack --region eu-west-1 status   # what is running, checked live
+  fargate-stack --config prod.toml up --dry-run
+  fargate-stack down --yes                  # delete it all (refuses if the table holds items)
+
+Against a local emulator:
+  fargate-stack --endpoint-url http://127.0.0.1:5000 up --no-wait";
+
+/// Stand up, inspect and tear down a containerised web service on AWS: a VPC over two AZs with a
+/// NAT gateway, an internet-facing load balancer, an ECS Fargate service, a DynamoDB table, IAM
+/// roles and a log group, through the AWS SDK directly (no CloudFormation).
+#[derive(Debug, Parser)]
+#[command(name = "fargate-stack", version, about, long_about, after_help = EXAMPLES)]
+pub struct Cli {
+    /// Stack config (TOML). Default: ./fargate-stack.toml if present, else the built-in stack.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// State file recording what the stack owns. Default: .fargate-stack/<name>.json
+    #[arg(long, global = true, value_name = "FILE")]
+    pub state: Option<PathBuf>,
+
+    /// Send every AWS call to this endpoint (an emulator). AWS_ENDPOINT_URL works too.
+    #[arg(long, global = true, value_name = "URL")]
+    pub endpoint_url: Option<String>,
+
+    /// AWS region. Default: the config's `region`, then AWS_REGION / the profile's region.
+    #[arg(long, global = true, value_name = "R")]
+    pub region: Option<String>,
+
+    /// Named AWS profile (from ~/.aws/config), e.g. for SSO.
+    #[arg(long, global = true, value_name = "P")]
+    pub profile: Option<String>,
+
+    /// `text` for people (progress on stderr), `json` for programs (JSON on stdout only).
+    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+
+    /// More detail: -v shows AWS error details, -vv the SDK's own logs.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Most AWS operations in flight at once.
+    #[arg(long, global = true, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub max_concurrency: u16,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create the stack, or whatever of it is missing, and wait until the service is healthy.
+    #[command(
+        after_help = "Example:\n  fargate-stack up            # prints the URL and the table name when done\n  fargate-stack up --dry-run  # show what would change, change nothing"
+    )]
+    Up(UpArgs),
+    /// Delete everything the state file records, in a safe order.
+    #[command(
+        after_help = "Example:\n  fargate-stack down                 # asks for confirmation on a terminal\n  fargate-stack down --yes --retain-table\n\nA table that holds items is never deleted unless --delete-data is given (a backup is made first\nunless --no-backup); --retain-table keeps it with deletion protection on."
+    )]
+    Down(DownArgs),
+    /// Show every resource's live status and the stack's outputs. Exit 0 when all is ok, 3 when
+    /// something is missing or drifted, 1 on error.
+    #[command(after_help = "Example:\n  fargate-stack status\n  fargate-stack status --output json | jq .outputs.url")]
+    Status,
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Show what would be created or changed; make no change.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Return once everything is created; don't wait for the tasks to run and pass health checks.
+    #[arg(long)]
+    pub no_wait: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DownArgs {
+    /// Don't ask for confirmation (required when stdin is not a terminal).
+    #[arg(long, short)]
+    pub yes: bool,
+    /// Delete the table even if it holds items (after an on-demand backup, unless --no-backup).
+    #[arg(long, conflicts_with = "retain_table")]
+    pub delete_data: bool,
+    /// Keep the table (deletion protection stays on); delete everything else.
+    #[arg(long)]
+    pub retain_table: bool,
+    /// With --delete-data: skip the backup.
+    #[arg(long, requires = "delete_data")]
+    pub no_backup: bool,
+}
+
+pub fn parse() -> Cli {
+    Cli::parse()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn data_flags_conflict() {
+        assert!(Cli::try_parse_from(["fargate-stack", "down", "--delete-data", "--retain-table"]).is_err());
+        assert!(Cli::try_parse_from(["fargate-stack", "down", "--no-backup"]).is_err());
+        assert!(Cli::try_parse_from(["fargate-stack", "down", "--delete-data", "--no-backup"]).is_ok());
+        let cli =
+            Cli::try_parse_from(["fargate-stack", "status", "--output", "json", "--region", "us-west-2"]).unwrap();
+        assert_eq!(cli.output, OutputFormat::Json);
+    }
+}

@@ -1,0 +1,130 @@
+//! `down`: delete everything the state file records, in the reverse dependency order.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::process::ExitCode;
+
+use serde_json::json;
+
+use crate::cli::DownArgs;
+use crate::commands::{check_reports, step_rows, summary, CommandError, Setup};
+use crate::context::{keys, DownOptions};
+use crate::graph::{self, Direction};
+use crate::progress::Progress;
+use crate::resources::table::{self, TablePlan};
+use crate::state::{self, StateFile};
+
+pub async fn run(setup: &Setup, args: &DownArgs) -> Result<ExitCode, CommandError> {
+    let recorded = state::read(&setup.state_path)?;
+    let Some(recorded) = recorded.filter(|s| !s.resources.is_empty()) else {
+        report_nothing(setup);
+        return Ok(ExitCode::SUCCESS);
+    };
+    state::check_matches(&setup.state_path, &recorded, &setup.config.name, &setup.region)?;
+    if !args.yes {
+        confirm(setup, recorded.resources.len())?;
+    }
+    let state = StateFile::open(&setup.state_path, &setup.config.name, &setup.region)?;
+    let options =
+        DownOptions { delete_data: args.delete_data, retain_table: args.retain_table, no_backup: args.no_backup };
+    let ctx = setup.context(state, options);
+    // Decide about the table before deleting anything: a refusal must leave the stack whole.
+    let table_plan = table::plan_delete(&ctx).await?;
+    if let TablePlan::DeleteWithData { items, backup } = &table_plan {
+        let name = ctx.id(keys::TABLE).unwrap_or_default();
+        let how = if *backup { "after an on-demand backup" } else { "without a backup (--no-backup)" };
+        eprintln!("table {name} holds {items} items; deleting it {how} (--delete-data)");
+    }
+    let nodes = graph::stack(&setup.config, table_plan, false);
+    let names: Vec<String> = nodes.iter().filter(|n| n.down.is_some()).map(|n| n.key.clone()).collect();
+    let progress = Progress::new(setup.mode, &names);
+    progress.note(&format!("fargate-stack down: stack {} in {}", setup.config.name, setup.region));
+    let reports = graph::execute(&nodes, Direction::Down, ctx.clone(), &progress, setup.max_concurrency).await;
+    progress.finish();
+    let result = check_reports(&reports);
+    let left = ctx.snapshot();
+    let retained = left.attr(keys::TABLE, "retained").is_some();
+    let backup = left.attr(keys::TABLE, "backup_arn");
+    if result.is_ok() {
+        ctx.remove_state_if_empty()?;
+    }
+    if setup.json {
+        println!(
+            "{}",
+            json!({
+                "event": "result",
+                "command": "down",
+                "ok": result.is_ok(),
+                "stack": setup.config.name,
+                "region": setup.region,
+                "elapsed_ms": progress.elapsed().as_millis() as u64,
+                "steps": step_rows(&reports),
+                "retained": left.resources.keys().collect::<Vec<_>>(),
+                "error": result.as_ref().err().map(|e| e.to_string()),
+            })
+        );
+    } else {
+        eprintln!(
+            "{} in {:.1}s: {}",
+            if result.is_ok() { "done" } else { "failed" },
+            progress.elapsed().as_secs_f64(),
+            summary(&reports)
+        );
+        if result.is_ok() {
+            println!("stack {} is down in {}", setup.config.name, setup.region);
+            if retained {
+                println!(
+                    "  table {} was kept (deletion protection on); the state file records it",
+                    left.id(keys::TABLE).unwrap_or_default()
+                );
+            }
+        }
+    }
+    if let Some(arn) = backup {
+        if !setup.json {
+            println!("  table backup: {arn}");
+        }
+    }
+    result.map(|()| ExitCode::SUCCESS)
+}
+
+fn report_nothing(setup: &Setup) {
+    if setup.json {
+        println!(
+            "{}",
+            json!({"event": "result", "command": "down", "ok": true, "stack": setup.config.name, "region": setup.region, "steps": []})
+        );
+    } else {
+        println!(
+            "stack {} in {}: nothing to delete (no state at {})",
+            setup.config.name,
+            setup.region,
+            setup.state_path.display()
+        );
+    }
+}
+
+/// Ask on a terminal; refuse when nobody can answer.
+fn confirm(setup: &Setup, count: usize) -> Result<(), CommandError> {
+    if !std::io::stdin().is_terminal() {
+        return Err(CommandError::Refused(format!(
+            "refusing to delete stack {} without confirmation: stdin is not a terminal; pass --yes",
+            setup.config.name
+        )));
+    }
+    eprint!(
+        "Delete stack {} in {} ({count} resources recorded in {})? Type the stack name to confirm: ",
+        setup.config.name,
+        setup.region,
+        setup.state_path.display()
+    );
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|e| CommandError::Refused(format!("cannot read the answer: {e}")))?;
+    if answer.trim() != setup.config.name {
+        return Err(CommandError::Refused("not confirmed; nothing was deleted".into()));
+    }
+    Ok(())
+}

@@ -1,0 +1,652 @@
+//! The stack description: TOML in, a validated [`Config`] out, before any AWS call is made.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use ipnet::Ipv4Net;
+use serde::{Deserialize, Serialize};
+
+/// The built-in stack, compiled in so the binary works with no file at all.
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+/// File picked up from the working directory when `--config` is not given.
+pub const LOCAL_CONFIG_FILE: &str = "fargate-stack.toml";
+
+/// Fargate task sizes AWS accepts: cpu units -> allowed memory in MiB.
+const FARGATE_SIZES: &[(u32, &[u32])] = &[
+    (256, &[512, 1024, 2048]),
+    (512, &[1024, 2048, 3072, 4096]),
+    (1024, &[2048, 3072, 4096, 5120, 6144, 7168, 8192]),
+    (2048, &[4096, 5120, 6144, 7168, 8192, 9216, 10240, 11264, 12288, 13312, 14336, 15360, 16384]),
+];
+
+/// Retention values CloudWatch Logs accepts (PutRetentionPolicy).
+pub const LOG_RETENTION_DAYS: &[u32] =
+    &[1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653];
+
+/// Environment variable that always carries the table name into the container.
+pub const TABLE_ENV_VAR: &str = "DYNAMODB_MESSAGES_TABLE";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("invalid config {origin}: {message}")]
+    Parse { origin: String, message: String },
+    #[error("invalid config {origin}: `{key}` = {value}: {reason}")]
+    Invalid { origin: String, key: &'static str, value: String, reason: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub name: String,
+    #[serde(default)]
+    pub region: Option<String>,
+    pub network: NetworkConfig,
+    pub service: ServiceConfig,
+    pub table: TableConfig,
+    pub logs: LogsConfig,
+    pub load_balancer: LoadBalancerConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkConfig {
+    pub cidr: Ipv4Net,
+    #[serde(default = "defaults::az_count")]
+    pub az_count: u8,
+    #[serde(default = "defaults::nat_gateways")]
+    pub nat_gateways: u8,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceConfig {
+    pub image: String,
+    #[serde(default = "defaults::port")]
+    pub container_port: u32,
+    #[serde(default = "defaults::desired_count")]
+    pub desired_count: u32,
+    #[serde(default = "defaults::cpu")]
+    pub cpu: u32,
+    #[serde(default = "defaults::memory")]
+    pub memory: u32,
+    #[serde(default = "defaults::health_check_path")]
+    pub health_check_path: String,
+    #[serde(default)]
+    pub environment: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TableConfig {
+    pub partition_key: KeyAttribute,
+    #[serde(default)]
+    pub sort_key: Option<KeyAttribute>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyAttribute {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: KeyType,
+}
+
+/// DynamoDB key attribute types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KeyType {
+    S,
+    N,
+    B,
+}
+
+impl KeyType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyType::S => "S",
+            KeyType::N => "N",
+            KeyType::B => "B",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogsConfig {
+    #[serde(default = "defaults::retention_days")]
+    pub retention_days: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoadBalancerConfig {
+    #[serde(default = "defaults::port")]
+    pub listener_port: u32,
+    #[serde(default = "defaults::health_check_interval")]
+    pub health_check_interval_seconds: u32,
+    #[serde(default = "defaults::health_check_timeout")]
+    pub health_check_timeout_seconds: u32,
+    #[serde(default = "defaults::healthy_threshold")]
+    pub healthy_threshold: u32,
+    #[serde(default = "defaults::unhealthy_threshold")]
+    pub unhealthy_threshold: u32,
+    #[serde(default = "defaults::deregistration_delay")]
+    pub deregistration_delay_seconds: u32,
+}
+
+mod defaults {
+    pub fn az_count() -> u8 {
+        2
+    }
+    pub fn nat_gateways() -> u8 {
+        1
+    }
+    pub fn port() -> u32 {
+        80
+    }
+    pub fn desired_count() -> u32 {
+        2
+    }
+    pub fn cpu() -> u32 {
+        256
+    }
+    pub fn memory() -> u32 {
+        512
+    }
+    pub fn health_check_path() -> String {
+        "/".into()
+    }
+    pub fn retention_days() -> u32 {
+        14
+    }
+    pub fn health_check_interval() -> u32 {
+        10
+    }
+    pub fn health_check_timeout() -> u32 {
+        5
+    }
+    pub fn healthy_threshold() -> u32 {
+        2
+    }
+    pub fn unhealthy_threshold() -> u32 {
+        3
+    }
+    pub fn deregistration_delay() -> u32 {
+        30
+    }
+}
+
+/// The subnet layout derived from the VPC CIDR: `az_count` public /24s, then as many private ones.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SubnetPlan {
+    pub public: Vec<Ipv4Net>,
+    pub private: Vec<Ipv4Net>,
+}
+
+impl Config {
+    /// Resolve which config to use: an explicit file, `./fargate-stack.toml`, or the built-in default.
+    pub fn load(explicit: Option<&Path>) -> Result<Config, ConfigError> {
+        let (origin, text) = match explicit {
+            Some(path) => (path.display().to_string(), read(path)?),
+            None if Path::new(LOCAL_CONFIG_FILE).exists() => {
+                (LOCAL_CONFIG_FILE.to_string(), read(Path::new(LOCAL_CONFIG_FILE))?)
+            }
+            None => ("(built-in default)".to_string(), DEFAULT_TOML.to_string()),
+        };
+        Config::parse(&origin, &text)
+    }
+
+    pub fn parse(origin: &str, text: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text)
+            .map_err(|e| ConfigError::Parse { origin: origin.to_string(), message: one_line(e.message()) })?;
+        config.validate(origin)?;
+        Ok(config)
+    }
+
+    fn validate(&self, origin: &str) -> Result<(), ConfigError> {
+        let invalid = |key: &'static str, value: String, reason: String| ConfigError::Invalid {
+            origin: origin.to_string(),
+            key,
+            value,
+            reason,
+        };
+        let name_ok = !self.name.is_empty()
+            && self.name.len() <= 20
+            && self.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !self.name.starts_with('-')
+            && !self.name.ends_with('-');
+        if !name_ok {
+            return Err(invalid(
+                "name",
+                format!("{:?}", self.name),
+                "use 1-20 characters of a-z, 0-9 and '-', not starting or ending with '-'".into(),
+            ));
+        }
+        if let Some(region) = &self.region {
+            if !is_region_name(region) {
+                return Err(invalid(
+                    "region",
+                    format!("{region:?}"),
+                    "expected an AWS region name such as \"us-east-1\"".into(),
+                ));
+            }
+        }
+        let net = &self.network;
+        if net.az_count < 2 || net.az_count > 6 {
+            return Err(invalid(
+                "network.az_count",
+                net.az_count.to_string(),
+                "must be between 2 and 6 (an ALB needs subnets in at least 2 AZs)".into(),
+            ));
+        }
+        if net.nat_gateways < 1 || net.nat_gateways > net.az_count {
+            return Err(invalid(
+                "network.nat_gateways",
+                net.nat_gateways.to_string(),
+                format!("must be between 1 and network.az_count ({})", net.az_count),
+            ));
+        }
+        if net.cidr.network() != net.cidr.addr() {
+            return Err(invalid(
+                "network.cidr",
+                format!("\"{}\"", net.cidr),
+                format!("host bits are set; did you mean \"{}\"?", net.cidr.trunc()),
+            ));
+        }
+        if !is_private(net.cidr) {
+            return Err(invalid(
+                "network.cidr",
+                format!("\"{}\"", net.cidr),
+                "must lie in a private range (10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16)".into(),
+            ));
+        }
+        if net.cidr.prefix_len() < 16 || self.subnet_plan().is_none() {
+            return Err(invalid(
+                "network.cidr",
+                format!("\"{}\"", net.cidr),
+                format!(
+                    "must be between /16 and a block that holds {} /24 subnets (a VPC may be /16 at most)",
+                    2 * net.az_count as u32
+                ),
+            ));
+        }
+        let svc = &self.service;
+        validate_image(&svc.image).map_err(|reason| invalid("service.image", format!("{:?}", svc.image), reason))?;
+        check_port("service.container_port", svc.container_port)
+            .map_err(|r| invalid("service.container_port", svc.container_port.to_string(), r))?;
+        check_port("load_balancer.listener_port", self.load_balancer.listener_port)
+            .map_err(|r| invalid("load_balancer.listener_port", self.load_balancer.listener_port.to_string(), r))?;
+        if svc.desired_count > 1000 {
+            return Err(invalid(
+                "service.desired_count",
+                svc.desired_count.to_string(),
+                "must be between 0 and 1000".into(),
+            ));
+        }
+        match FARGATE_SIZES.iter().find(|(cpu, _)| *cpu == svc.cpu) {
+            None => {
+                return Err(invalid(
+                    "service.cpu",
+                    svc.cpu.to_string(),
+                    format!(
+                        "Fargate accepts cpu {}",
+                        FARGATE_SIZES.iter().map(|(c, _)| c.to_string()).collect::<Vec<_>>().join(", ")
+                    ),
+                ))
+            }
+            Some((_, memories)) if !memories.contains(&svc.memory) => {
+                return Err(invalid(
+                    "service.memory",
+                    svc.memory.to_string(),
+                    format!(
+                        "with cpu {} Fargate accepts memory {}",
+                        svc.cpu,
+                        memories.iter().map(|m| m.to_string()).collect::<Vec<_>>().join(", ")
+                    ),
+                ))
+            }
+            Some(_) => {}
+        }
+        if !svc.health_check_path.starts_with('/') || svc.health_check_path.len() > 1024 {
+            return Err(invalid(
+                "service.health_check_path",
+                format!("{:?}", svc.health_check_path),
+                "must start with '/' and be at most 1024 characters".into(),
+            ));
+        }
+        for key in svc.environment.keys() {
+            let ok = !key.is_empty()
+                && !key.starts_with(|c: char| c.is_ascii_digit())
+                && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !ok || key == TABLE_ENV_VAR {
+                return Err(invalid(
+                    "service.environment",
+                    format!("{key:?}"),
+                    if key == TABLE_ENV_VAR {
+                        format!("{TABLE_ENV_VAR} is set by fargate-stack to the table name")
+                    } else {
+                        "names are letters, digits and '_', not starting with a digit".into()
+                    },
+                ));
+            }
+        }
+        for (key, attr) in
+            [("table.partition_key", Some(&self.table.partition_key)), ("table.sort_key", self.table.sort_key.as_ref())]
+        {
+            if let Some(attr) = attr {
+                let ok = !attr.name.is_empty()
+                    && attr.name.len() <= 255
+                    && attr.name.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c));
+                if !ok {
+                    return Err(invalid(
+                        key,
+                        format!("{:?}", attr.name),
+                        "attribute names are 1-255 of a-z, A-Z, 0-9, '_', '-', '.'".into(),
+                    ));
+                }
+            }
+        }
+        if let Some(sort) = &self.table.sort_key {
+            if sort.name == self.table.partition_key.name {
+                return Err(invalid(
+                    "table.sort_key",
+                    format!("{:?}", sort.name),
+                    "must differ from the partition key".into(),
+                ));
+            }
+        }
+        if !LOG_RETENTION_DAYS.contains(&self.logs.retention_days) {
+            return Err(invalid(
+                "logs.retention_days",
+                self.logs.retention_days.to_string(),
+                format!(
+                    "CloudWatch accepts {}",
+                    LOG_RETENTION_DAYS.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        }
+        let lb = &self.load_balancer;
+        let ranges: [(&'static str, u32, u32, u32); 5] = [
+            ("load_balancer.health_check_interval_seconds", lb.health_check_interval_seconds, 5, 300),
+            ("load_balancer.health_check_timeout_seconds", lb.health_check_timeout_seconds, 2, 120),
+            ("load_balancer.healthy_threshold", lb.healthy_threshold, 2, 10),
+            ("load_balancer.unhealthy_threshold", lb.unhealthy_threshold, 2, 10),
+            ("load_balancer.deregistration_delay_seconds", lb.deregistration_delay_seconds, 0, 3600),
+        ];
+        for (key, value, min, max) in ranges {
+            if value < min || value > max {
+                return Err(invalid(key, value.to_string(), format!("must be between {min} and {max}")));
+            }
+        }
+        if lb.health_check_timeout_seconds >= lb.health_check_interval_seconds {
+            return Err(invalid(
+                "load_balancer.health_check_timeout_seconds",
+                lb.health_check_timeout_seconds.to_string(),
+                "must be less than load_balancer.health_check_interval_seconds".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Public /24s first, then private ones, carved from the start of the VPC CIDR.
+    pub fn subnet_plan(&self) -> Option<SubnetPlan> {
+        let n = self.network.az_count as usize;
+        let blocks: Vec<Ipv4Net> = self.network.cidr.subnets(24).ok()?.take(2 * n).collect();
+        if blocks.len() < 2 * n {
+            return None;
+        }
+        Some(SubnetPlan { public: blocks[..n].to_vec(), private: blocks[n..].to_vec() })
+    }
+
+    /// The container environment: the user's variables plus the table name.
+    pub fn container_environment(&self, table_name: &str) -> BTreeMap<String, String> {
+        let mut env = self.service.environment.clone();
+        env.insert(TABLE_ENV_VAR.to_string(), table_name.to_string());
+        env
+    }
+}
+
+fn read(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn check_port(_key: &str, port: u32) -> Result<(), String> {
+    if (1..=65535).contains(&port) {
+        Ok(())
+    } else {
+        Err("must be between 1 and 65535".into())
+    }
+}
+
+fn is_private(net: Ipv4Net) -> bool {
+    ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]
+        .iter()
+        .map(|s| s.parse::<Ipv4Net>().expect("static CIDR"))
+        .any(|range| range.contains(&net))
+}
+
+fn is_region_name(region: &str) -> bool {
+    let parts: Vec<&str> = region.split('-').collect();
+    parts.len() >= 3
+        && parts.iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()))
+        && parts.last().is_some_and(|p| p.chars().all(|c| c.is_ascii_digit()))
+}
+
+/// A Docker image reference: `[registry[:port]/]path[:tag][@sha256:digest]`, lower-case path.
+fn validate_image(image: &str) -> Result<(), String> {
+    const HINT: &str = "expected an image reference such as \"nginx:latest\" or \"123456789012.dkr.ecr.us-east-1.amazonaws.com/app:1.2\"";
+    if image.is_empty() || image.len() > 255 || image.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(HINT.into());
+    }
+    let (rest, digest) = match image.split_once('@') {
+        Some((rest, digest)) => (rest, Some(digest)),
+        None => (image, None),
+    };
+    if let Some(digest) = digest {
+        let ok = digest
+            .strip_prefix("sha256:")
+            .is_some_and(|hex| hex.len() == 64 && hex.chars().all(|c| c.is_ascii_hexdigit()));
+        if !ok {
+            return Err(format!("invalid digest; {HINT}"));
+        }
+    }
+    // A tag is after the last ':' that follows the last '/'.
+    let last_slash = rest.rfind('/').map_or(0, |i| i + 1);
+    let (path, tag) = match rest[last_slash..].rfind(':') {
+        Some(i) => (&rest[..last_slash + i], Some(&rest[last_slash + i + 1..])),
+        None => (rest, None),
+    };
+    if let Some(tag) = tag {
+        let ok = !tag.is_empty()
+            && tag.len() <= 128
+            && !tag.starts_with(['.', '-'])
+            && tag.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+        if !ok {
+            return Err(format!("invalid tag {tag:?}; {HINT}"));
+        }
+    }
+    let mut components: Vec<&str> = path.split('/').collect();
+    // The first component is a registry host when it has a '.' or ':' or is localhost.
+    if components.len() > 1 && (components[0].contains(['.', ':']) || components[0] == "localhost") {
+        let host = components.remove(0);
+        let ok = host.chars().all(|c| c.is_ascii_alphanumeric() || ".-:".contains(c));
+        if !ok {
+            return Err(format!("invalid registry {host:?}; {HINT}"));
+        }
+    }
+    for component in components {
+        let ok = !component.is_empty()
+            && component.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c))
+            && component.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && component.ends_with(|c: char| c.is_ascii_alphanumeric());
+        if !ok {
+            return Err(format!("invalid repository name {path:?}; {HINT}"));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(edit: &str) -> Result<Config, ConfigError> {
+        // Replace one `key = value` line of the default, or append a section.
+        let (key, _) = edit.split_once('=').expect("key = value");
+        let key = key.trim();
+        let mut replaced = false;
+        let text: String = DEFAULT_TOML
+            .lines()
+            .map(|line| {
+                if !replaced && line.trim_start().starts_with(&format!("{key} ")) {
+                    replaced = true;
+                    edit.to_string()
+                } else {
+                    line.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(replaced, "no line for {key}");
+        Config::parse("test", &text)
+    }
+
+    fn err(edit: &str) -> String {
+        with(edit).expect_err(edit).to_string()
+    }
+
+    #[test]
+    fn default_config_is_the_reference_stack() {
+        let c = Config::parse("default", DEFAULT_TOML).unwrap();
+        assert_eq!(c.name, "simple-ecs-dev");
+        assert_eq!(c.network.cidr.to_string(), "10.0.0.0/16");
+        assert_eq!((c.network.az_count, c.network.nat_gateways), (2, 1));
+        assert_eq!((c.service.cpu, c.service.memory, c.service.container_port), (256, 512, 80));
+        assert_eq!(c.service.desired_count, 2);
+        assert_eq!(c.table.partition_key.kind, KeyType::S);
+        assert_eq!(c.table.sort_key.as_ref().unwrap().name, "created_at");
+        assert_eq!(c.service.environment["APP_ID"], "nginx-ecs-server");
+        let plan = c.subnet_plan().unwrap();
+        let s = |v: &[Ipv4Net]| v.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        assert_eq!(s(&plan.public), ["10.0.0.0/24", "10.0.1.0/24"]);
+        assert_eq!(s(&plan.private), ["10.0.2.0/24", "10.0.3.0/24"]);
+        let env = c.container_environment("t1");
+        assert_eq!(env[TABLE_ENV_VAR], "t1");
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let e = Config::parse("x.toml", &format!("{DEFAULT_TOML}\n[extra]\nfoo = 1\n")).unwrap_err();
+        assert!(e.to_string().contains("extra"), "{e}");
+        let e = Config::parse("x.toml", &DEFAULT_TOML.replace("az_count = 2", "az_count = 2\nazs = 3")).unwrap_err();
+        assert!(e.to_string().contains("unknown field `azs`"), "{e}");
+    }
+
+    #[test]
+    fn malformed_toml_is_one_line() {
+        let e = Config::parse("x.toml", "name = \n").unwrap_err().to_string();
+        assert!(!e.contains('\n'), "{e}");
+        assert!(e.starts_with("invalid config x.toml"), "{e}");
+    }
+
+    #[test]
+    fn names() {
+        assert!(err("name = \"Bad_Name\"").contains("`name`"));
+        assert!(err("name = \"\"").contains("`name`"));
+        assert!(err("name = \"this-name-is-far-too-long\"").contains("1-20"));
+        assert!(err("name = \"-x\"").contains("`name`"));
+        assert!(with("name = \"a-1\"").is_ok());
+    }
+
+    #[test]
+    fn cidr() {
+        assert!(err("cidr = \"10.0.0.0/25\"").contains("network.cidr"));
+        assert!(err("cidr = \"10.0.0.0/23\"").contains("/24 subnets"));
+        assert!(with("cidr = \"10.0.0.0/22\"").is_ok());
+        assert!(err("cidr = \"10.0.0.0/8\"").contains("network.cidr"));
+        assert!(err("cidr = \"10.0.0.1/16\"").contains("host bits"));
+        assert!(err("cidr = \"8.8.0.0/16\"").contains("private range"));
+        assert!(err("cidr = \"not-a-cidr\"").contains("invalid config"));
+    }
+
+    #[test]
+    fn az_and_nat_counts() {
+        assert!(err("az_count = 1").contains("network.az_count"));
+        assert!(err("az_count = 7").contains("network.az_count"));
+        assert!(err("nat_gateways = 0").contains("network.nat_gateways"));
+        assert!(err("nat_gateways = 3").contains("between 1 and network.az_count (2)"));
+        assert!(with("nat_gateways = 2").is_ok());
+    }
+
+    #[test]
+    fn fargate_sizes() {
+        assert!(err("cpu = 300").contains("Fargate accepts cpu 256, 512"));
+        assert!(err("memory = 4096").contains("with cpu 256 Fargate accepts memory 512, 1024, 2048"));
+        assert!(with("memory = 2048").is_ok());
+    }
+
+    #[test]
+    fn ports() {
+        assert!(err("container_port = 0").contains("service.container_port"));
+        assert!(err("container_port = 65536").contains("between 1 and 65535"));
+        assert!(err("listener_port = 0").contains("load_balancer.listener_port"));
+    }
+
+    #[test]
+    fn retention() {
+        assert!(err("retention_days = 10").contains("CloudWatch accepts 1, 3, 5, 7, 14"));
+        assert!(with("retention_days = 30").is_ok());
+    }
+
+    #[test]
+    fn images() {
+        for good in [
+            "nginx",
+            "nginx:latest",
+            "library/nginx:1.27-alpine",
+            "public.ecr.aws/nginx/nginx:1.27",
+            "123456789012.dkr.ecr.us-east-1.amazonaws.com/app:v1.2",
+            "localhost:5000/app",
+            "nginx@sha256:0000000000000000000000000000000000000000000000000000000000000000",
+        ] {
+            assert!(validate_image(good).is_ok(), "{good}");
+        }
+        for bad in ["", "Nginx", "nginx:", "nginx: latest", "ngi nx", "nginx@sha256:abc", "a//b", "-x"] {
+            assert!(validate_image(bad).is_err(), "{bad:?}");
+        }
+        assert!(err("image = \"NGINX\"").contains("service.image"));
+    }
+
+    #[test]
+    fn environment_and_keys() {
+        let e = Config::parse("t", &DEFAULT_TOML.replace("APP_ID =", "DYNAMODB_MESSAGES_TABLE =")).unwrap_err();
+        assert!(e.to_string().contains("set by fargate-stack"), "{e}");
+        let e = Config::parse("t", &DEFAULT_TOML.replace("APP_ID =", "\"1BAD\" =")).unwrap_err();
+        assert!(e.to_string().contains("service.environment"), "{e}");
+        let e = Config::parse("t", &DEFAULT_TOML.replace("type = \"N\"", "type = \"X\"")).unwrap_err();
+        assert!(e.to_string().contains("invalid config"), "{e}");
+        let e = Config::parse("t", &DEFAULT_TOML.replace("\"created_at\"", "\"id\"")).unwrap_err();
+        assert!(e.to_string().contains("table.sort_key"), "{e}");
+    }
+
+    #[test]
+    fn health_checks() {
+        assert!(err("health_check_path = \"health\"").contains("service.health_check_path"));
+        assert!(err("health_check_interval_seconds = 4").contains("between 5 and 300"));
+        assert!(err("health_check_timeout_seconds = 10").contains("less than"));
+        assert!(err("healthy_threshold = 1").contains("load_balancer.healthy_threshold"));
+    }
+
+    #[test]
+    fn region() {
+        assert!(Config::parse("t", &DEFAULT_TOML.replace("# region = \"us-east-1\"", "region = \"us-west-2\"")).is_ok());
+        let e = Config::parse("t", &DEFAULT_TOML.replace("# region = \"us-east-1\"", "region = \"mars\"")).unwrap_err();
+        assert!(e.to_string().contains("`region`"), "{e}");
+    }
+}

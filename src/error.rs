@@ -1,0 +1,162 @@
+//! Errors of the AWS layer: each names the action, the resource and the AWS error code.
+
+use std::time::Duration;
+
+use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_smithy_runtime_api::client::result::SdkError;
+
+use crate::state::StateError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StackError {
+    /// An AWS call failed.
+    #[error("{action} {resource}: {code}: {message}")]
+    Aws { action: String, resource: String, code: String, message: String, detail: String },
+    /// A wait or retry ran out of time.
+    #[error("gave up after {}s waiting for {resource} to {goal}; last seen: {last}", waited.as_secs())]
+    Timeout { resource: String, goal: String, waited: Duration, last: String },
+    /// AWS reached a terminal state we cannot continue from (e.g. a failed NAT gateway).
+    #[error("{resource} {message}")]
+    Failed { resource: String, message: String },
+    /// The tool refuses to continue to protect data or because the user said no.
+    #[error("{0}")]
+    Refused(String),
+    /// A step needs a resource that an earlier step should have created.
+    #[error("{needed} is not in the state file; it is needed by {by}")]
+    MissingDependency { needed: String, by: String },
+    #[error(transparent)]
+    State(#[from] StateError),
+}
+
+impl StackError {
+    /// The AWS error code, if this came from AWS.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            StackError::Aws { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+
+    pub fn message(&self) -> Option<&str> {
+        match self {
+            StackError::Aws { message, .. } => Some(message),
+            _ => None,
+        }
+    }
+
+    pub fn has_code(&self, codes: &[&str]) -> bool {
+        self.code().is_some_and(|c| codes.contains(&c))
+    }
+
+    /// Every AWS "does not exist" code this tool meets; a delete that gets one has succeeded.
+    pub fn is_not_found(&self) -> bool {
+        self.code().is_some_and(|c| {
+            c.ends_with(".NotFound")
+                || c.ends_with("NotFound")
+                || c.ends_with("NotFoundException")
+                || matches!(c, "NoSuchEntity" | "ResourceNotFoundException" | "InvalidAllocationID.NotFound")
+        })
+    }
+
+    /// Verbose details for `-v`.
+    pub fn detail(&self) -> Option<&str> {
+        match self {
+            StackError::Aws { detail, .. } => Some(detail),
+            _ => None,
+        }
+    }
+}
+
+/// Attach the action and resource to an SDK error.
+pub trait AwsContext<T> {
+    fn ctx(self, action: &str, resource: &str) -> Result<T, StackError>;
+}
+
+impl<T, E, R> AwsContext<T> for Result<T, SdkError<E, R>>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug,
+{
+    fn ctx(self, action: &str, resource: &str) -> Result<T, StackError> {
+        self.map_err(|err| {
+            let detail = DisplayErrorContext(&err).to_string();
+            let (code, message) = match &err {
+                SdkError::ServiceError(service) => {
+                    let e = service.err();
+                    (
+                        e.code().unwrap_or("Unknown").to_string(),
+                        e.message().map(str::to_string).unwrap_or_else(|| detail.clone()),
+                    )
+                }
+                SdkError::TimeoutError(_) => ("RequestTimeout".into(), "the request timed out".into()),
+                SdkError::DispatchFailure(failure) => {
+                    let why = if failure.is_io() {
+                        "cannot connect to the AWS endpoint (check --endpoint-url, the network or a proxy)"
+                    } else if failure.is_timeout() {
+                        "the connection to the AWS endpoint timed out"
+                    } else {
+                        "the request could not be sent (check credentials: AWS_PROFILE, AWS_ACCESS_KEY_ID or `aws sso login`)"
+                    };
+                    ("DispatchFailure".into(), why.into())
+                }
+                SdkError::ConstructionFailure(_) => {
+                    ("RequestConstruction".into(), "the request could not be built (missing credentials or region?)".into())
+                }
+                SdkError::ResponseError(_) => ("ResponseError".into(), "the response could not be read".into()),
+                _ => ("Unknown".into(), detail.clone()),
+            };
+            StackError::Aws { action: action.to_string(), resource: resource.to_string(), code, message, detail }
+        })
+    }
+}
+
+/// Treat "not found" as success: for deletes.
+pub fn ignore_not_found(result: Result<(), StackError>) -> Result<(), StackError> {
+    match result {
+        Err(e) if e.is_not_found() => Ok(()),
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn aws(code: &str) -> StackError {
+        StackError::Aws {
+            action: "a".into(),
+            resource: "r".into(),
+            code: code.into(),
+            message: "m".into(),
+            detail: String::new(),
+        }
+    }
+
+    #[test]
+    fn not_found_codes() {
+        for code in [
+            "InvalidVpcID.NotFound",
+            "InvalidGroup.NotFound",
+            "NatGatewayNotFound",
+            "LoadBalancerNotFound",
+            "TargetGroupNotFound",
+            "ListenerNotFound",
+            "NoSuchEntity",
+            "ResourceNotFoundException",
+            "ClusterNotFoundException",
+            "ServiceNotFoundException",
+        ] {
+            assert!(aws(code).is_not_found(), "{code}");
+        }
+        for code in ["DependencyViolation", "Throttling", "InvalidParameterException"] {
+            assert!(!aws(code).is_not_found(), "{code}");
+        }
+        assert!(ignore_not_found(Err(aws("InvalidSubnetID.NotFound"))).is_ok());
+        assert!(ignore_not_found(Err(aws("DependencyViolation"))).is_err());
+    }
+
+    #[test]
+    fn display_names_action_resource_and_code() {
+        assert_eq!(aws("DependencyViolation").to_string(), "a r: DependencyViolation: m");
+    }
+}

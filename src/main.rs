@@ -1,0 +1,53 @@
+//! fargate-stack: parse, run, map the outcome to an exit code. Everything else lives in modules.
+
+mod aws;
+mod cli;
+mod commands;
+mod config;
+mod context;
+mod error;
+mod graph;
+mod progress;
+mod resources;
+mod state;
+mod wait;
+
+use std::process::ExitCode;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = cli::parse();
+    init_logging(cli.verbose);
+    let verbose = cli.verbose > 0;
+    match commands::run(cli).await {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err}");
+            if verbose {
+                if let commands::CommandError::Stack(e) = &err {
+                    if let Some(detail) = e.detail() {
+                        eprintln!("details: {detail}");
+                    }
+                }
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Warnings by default; -v adds our debug lines, -vv the SDK's. RUST_LOG overrides.
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "warn,fargate_stack=debug",
+        _ => "debug,hyper=info,h2=info,rustls=info",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .without_time()
+        .with_target(false)
+        .init();
+}

@@ -1,0 +1,196 @@
+//! What the user sees while a command runs: one line per resource.
+//!
+//! On a terminal, indicatif spinners (on stderr); off a terminal, plain timestamped lines (on
+//! stderr); with `--output json`, JSON events on stdout and nothing else.
+
+use std::io::IsTerminal;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Tty,
+    Plain,
+    Json,
+}
+
+impl Mode {
+    pub fn detect(json: bool) -> Mode {
+        if json {
+            Mode::Json
+        } else if std::io::stderr().is_terminal() {
+            Mode::Tty
+        } else {
+            Mode::Plain
+        }
+    }
+}
+
+struct Shared {
+    mode: Mode,
+    multi: MultiProgress,
+    started: Instant,
+    width: usize,
+}
+
+#[derive(Clone)]
+pub struct Progress {
+    shared: Arc<Shared>,
+}
+
+impl Progress {
+    pub fn new(mode: Mode, names: &[String]) -> Progress {
+        let multi = MultiProgress::with_draw_target(if mode == Mode::Tty {
+            ProgressDrawTarget::stderr_with_hz(10)
+        } else {
+            ProgressDrawTarget::hidden()
+        });
+        let width = names.iter().map(|n| n.len()).max().unwrap_or(10).max(10);
+        Progress { shared: Arc::new(Shared { mode, multi, started: Instant::now(), width }) }
+    }
+
+    /// A line for one resource, shown as queued until it starts.
+    pub fn line(&self, name: &str) -> Line {
+        let bar = (self.shared.mode == Mode::Tty).then(|| {
+            let bar = self.shared.multi.add(ProgressBar::new_spinner());
+            bar.set_style(
+                ProgressStyle::with_template(&format!(
+                    "{{spinner:.cyan}} {{prefix:<{}}} {{wide_msg}}",
+                    self.shared.width
+                ))
+                .expect("valid template")
+                .tick_strings(&["▹▹▹", "▸▹▹", "▹▸▹", "▹▹▸", "▪▪▪"]),
+            );
+            bar.set_prefix(name.to_string());
+            bar.set_message("queued");
+            bar
+        });
+        Line {
+            inner: Some(Arc::new(LineInner {
+                name: name.to_string(),
+                bar,
+                shared: self.shared.clone(),
+                state: Mutex::new(LineState { started: None, last: String::new() }),
+            })),
+        }
+    }
+
+    /// Print a message above the progress lines (or plainly).
+    pub fn note(&self, message: &str) {
+        match self.shared.mode {
+            Mode::Tty => self.shared.multi.suspend(|| eprintln!("{message}")),
+            Mode::Plain => eprintln!("{message}"),
+            Mode::Json => println!("{}", serde_json::json!({"event": "note", "message": message})),
+        }
+    }
+
+    pub fn elapsed(&self) -> Duration {
+        self.shared.started.elapsed()
+    }
+
+    /// Stop drawing; leaves the finished lines on screen.
+    pub fn finish(&self) {
+        if self.shared.mode == Mode::Tty {
+            let _ = self.shared.multi.clear();
+        }
+    }
+}
+
+struct LineState {
+    started: Option<Instant>,
+    last: String,
+}
+
+struct LineInner {
+    name: String,
+    bar: Option<ProgressBar>,
+    shared: Arc<Shared>,
+    state: Mutex<LineState>,
+}
+
+/// One resource's line. Cheap to clone; `Line::hidden()` prints nothing.
+#[derive(Clone)]
+pub struct Line {
+    inner: Option<Arc<LineInner>>,
+}
+
+impl Line {
+    pub fn hidden() -> Line {
+        Line { inner: None }
+    }
+
+    /// The resource's work began (`creating`, `deleting`, `checking`).
+    pub fn start(&self, phase: &str) {
+        if let Some(inner) = &self.inner {
+            inner.state.lock().expect("line lock").started.get_or_insert_with(Instant::now);
+            if let Some(bar) = &inner.bar {
+                bar.enable_steady_tick(Duration::from_millis(120));
+            }
+        }
+        self.emit(phase, "");
+    }
+
+    /// Waiting on AWS; `aws_state` is what AWS reports (`pending`, `provisioning`, `draining`...).
+    pub fn waiting(&self, aws_state: &str) {
+        self.emit("waiting", aws_state);
+    }
+
+    /// Finished: `ready`, `exists`, `deleted`, `gone`...
+    pub fn done(&self, phase: &str, detail: &str) {
+        self.emit(phase, detail);
+        if let Some(bar) = self.inner.as_ref().and_then(|i| i.bar.as_ref()) {
+            bar.finish();
+        }
+    }
+
+    pub fn failed(&self, error: &str) {
+        self.emit("failed", error);
+        if let Some(bar) = self.inner.as_ref().and_then(|i| i.bar.as_ref()) {
+            bar.abandon();
+        }
+    }
+
+    pub fn skipped(&self, reason: &str) {
+        self.done("skipped", reason);
+    }
+
+    fn emit(&self, phase: &str, detail: &str) {
+        let Some(inner) = &self.inner else { return };
+        let elapsed = {
+            let mut state = inner.state.lock().expect("line lock");
+            let key = format!("{phase}\u{0}{detail}");
+            if state.last == key {
+                return;
+            }
+            state.last = key;
+            state.started.map(|s| s.elapsed()).unwrap_or_default()
+        };
+        let text = if detail.is_empty() { phase.to_string() } else { format!("{phase} ({detail})") };
+        match inner.shared.mode {
+            Mode::Tty => {
+                if let Some(bar) = &inner.bar {
+                    bar.set_message(format!("{text}  {:.1}s", elapsed.as_secs_f64()));
+                }
+            }
+            Mode::Plain => eprintln!(
+                "[{:>6.1}s] {:<width$} {text}",
+                inner.shared.started.elapsed().as_secs_f64(),
+                inner.name,
+                width = inner.shared.width
+            ),
+            Mode::Json => println!(
+                "{}",
+                serde_json::json!({
+                    "event": "resource",
+                    "resource": inner.name,
+                    "phase": phase,
+                    "detail": detail,
+                    "elapsed_ms": elapsed.as_millis() as u64,
+                    "t_ms": inner.shared.started.elapsed().as_millis() as u64,
+                })
+            ),
+        }
+    }
+}
