@@ -55,12 +55,21 @@ pub struct Ctx {
     pub aws: Clients,
     pub down: DownOptions,
     state: Mutex<StateFile>,
+    notes: Mutex<Vec<String>>,
     availability_zones: OnceCell<Vec<String>>,
 }
 
 impl Ctx {
     pub fn new(config: Config, region: String, aws: Clients, state: StateFile, down: DownOptions) -> Ctx {
-        Ctx { config, region, aws, down, state: Mutex::new(state), availability_zones: OnceCell::new() }
+        Ctx {
+            config,
+            region,
+            aws,
+            down,
+            state: Mutex::new(state),
+            notes: Mutex::new(vec![]),
+            availability_zones: OnceCell::new(),
+        }
     }
 
     pub fn stack(&self) -> &str {
@@ -128,6 +137,15 @@ impl Ctx {
     pub fn forget(&self, key: &str) -> Result<(), StackError> {
         self.state.lock().expect("state lock").remove(key)?;
         Ok(())
+    }
+
+    /// Something the user must see in the command's result (e.g. a backup ARN).
+    pub fn note(&self, message: String) {
+        self.notes.lock().expect("notes lock").push(message);
+    }
+
+    pub fn notes(&self) -> Vec<String> {
+        self.notes.lock().expect("notes lock").clone()
     }
 
     /// Delete the state file once it records nothing.

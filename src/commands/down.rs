@@ -43,7 +43,7 @@ pub async fn run(setup: &Setup, args: &DownArgs) -> Result<ExitCode, CommandErro
     let result = check_reports(&reports);
     let left = ctx.snapshot();
     let retained = left.attr(keys::TABLE, "retained").is_some();
-    let backup = left.attr(keys::TABLE, "backup_arn");
+    let notes = ctx.notes();
     if result.is_ok() {
         ctx.remove_state_if_empty()?;
     }
@@ -59,6 +59,7 @@ pub async fn run(setup: &Setup, args: &DownArgs) -> Result<ExitCode, CommandErro
                 "elapsed_ms": progress.elapsed().as_millis() as u64,
                 "steps": step_rows(&reports),
                 "retained": left.resources.keys().collect::<Vec<_>>(),
+                "notes": notes,
                 "error": result.as_ref().err().map(|e| e.to_string()),
             })
         );
@@ -79,9 +80,9 @@ pub async fn run(setup: &Setup, args: &DownArgs) -> Result<ExitCode, CommandErro
             }
         }
     }
-    if let Some(arn) = backup {
-        if !setup.json {
-            println!("  table backup: {arn}");
+    if !setup.json {
+        for note in &notes {
+            println!("  {note}");
         }
     }
     result.map(|()| ExitCode::SUCCESS)

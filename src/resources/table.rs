@@ -219,7 +219,7 @@ pub async fn delete_table(ctx: &Ctx, line: &Line, plan: &TablePlan) -> Result<Ou
             let arn = out.backup_details().map(|d| d.backup_arn().to_string()).unwrap_or_default();
             ctx.set_attr(keys::TABLE, "backup_arn", &arn)?;
             line.done("backed up", &arn);
-            eprintln!("table {name}: on-demand backup {arn}");
+            ctx.note(format!("table backup: {arn}"));
         }
         TablePlan::DeleteWithData { backup: false, .. } | TablePlan::DeleteEmpty => {}
     }
