@@ -101,6 +101,10 @@ pub struct DownArgs {
     /// Keep the table (deletion protection stays on); delete everything else.
     #[arg(long)]
     pub retain_table: bool,
+    /// Delete the stack of this name (instead of the config's). With no state file, its resources
+    /// are found by their `fargate-stack:stack` tag and their names, so nothing is orphaned.
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
     /// With --delete-data: skip the backup.
     #[arg(long, requires = "delete_data")]
     pub no_backup: bool,

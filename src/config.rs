@@ -24,6 +24,9 @@ const FARGATE_SIZES: &[(u32, &[u32])] = &[
 pub const LOG_RETENTION_DAYS: &[u32] =
     &[1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653];
 
+/// Most AZs a stack spans.
+pub const MAX_AZS: u8 = 6;
+
 /// Environment variable that always carries the table name into the container.
 pub const TABLE_ENV_VAR: &str = "DYNAMODB_MESSAGES_TABLE";
 
@@ -234,7 +237,7 @@ impl Config {
             }
         }
         let net = &self.network;
-        if net.az_count < 2 || net.az_count > 6 {
+        if net.az_count < 2 || net.az_count > MAX_AZS {
             return Err(invalid(
                 "network.az_count",
                 net.az_count.to_string(),
@@ -388,6 +391,13 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// The same stack under another name (validated like the config's `name`).
+    pub fn with_name(&self, name: &str) -> Result<Config, ConfigError> {
+        let renamed = Config { name: name.to_string(), ..self.clone() };
+        renamed.validate("--name")?;
+        Ok(renamed)
     }
 
     /// Public /24s first, then private ones, carved from the start of the VPC CIDR.

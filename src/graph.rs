@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use futures::future::BoxFuture;
 use futures::stream::{FuturesUnordered, StreamExt};
 
-use crate::config::Config;
+use crate::config::{Config, MAX_AZS};
 use crate::context::{keys, Ctx, Outcome};
 use crate::error::StackError;
 use crate::progress::{Line, Progress};
@@ -18,6 +18,7 @@ use crate::resources::iam::{self, Role};
 use crate::resources::network::{self, Tier};
 use crate::resources::table::TablePlan;
 use crate::resources::{load_balancer, logs, security, table, Inspection};
+use crate::state::State;
 use crate::wait::{self, budget, Poll};
 
 pub type StepFn = Arc<dyn Fn(Arc<Ctx>, Line) -> BoxFuture<'static, Result<Outcome, StackError>> + Send + Sync>;
@@ -284,6 +285,32 @@ pub fn stack(config: &Config, table_plan: TablePlan, wait_for_service: bool) -> 
     nodes
 }
 
+/// A config whose graph covers every resource the state records: the config may have fewer AZs or
+/// NAT gateways than when `up` ran, and `down` must still delete them all.
+pub fn covering(config: &Config, state: &State) -> Config {
+    let highest = |prefix: &str| {
+        state.resources.keys().filter_map(|k| k.strip_prefix(prefix)?.parse::<u8>().ok()).max().unwrap_or(0)
+    };
+    let mut covering = config.clone();
+    let network = &mut covering.network;
+    network.az_count = network.az_count.max(highest("subnet-public-")).max(highest("subnet-private-"));
+    network.nat_gateways = network
+        .nat_gateways
+        .max(highest("nat-gateway-"))
+        .max(highest("elastic-ip-"))
+        .max(highest("route-table-private-"));
+    covering
+}
+
+/// A config whose graph reaches every resource a stack can have, to find them by tag and name
+/// when there is no state file.
+pub fn discovering(config: &Config) -> Config {
+    let mut all = config.clone();
+    all.network.az_count = MAX_AZS;
+    all.network.nat_gateways = MAX_AZS;
+    all
+}
+
 pub const LOAD_BALANCER_ACTIVE: &str = "load-balancer-active";
 pub const SERVICE_STABLE: &str = "service-healthy";
 
@@ -530,6 +557,26 @@ mod tests {
         for k in [keys::TABLE, keys::LOG_GROUP, keys::CLUSTER, "elastic-ip-1"] {
             assert!(deps_of(&nodes, k).is_empty(), "{k}");
         }
+    }
+
+    #[test]
+    fn down_covers_what_the_state_records_even_if_the_config_shrank() {
+        let config = Config::parse("t", DEFAULT_TOML).unwrap();
+        let mut state = State::new("simple-ecs-dev", "us-east-1");
+        for key in ["subnet-public-3", "subnet-private-3", "nat-gateway-2", "elastic-ip-2", "route-table-private-2"] {
+            state.resources.insert(
+                key.into(),
+                crate::state::Recorded { kind: "x".into(), id: "i".into(), attrs: Default::default() },
+            );
+        }
+        let nodes = stack(&covering(&config, &state), TablePlan::Absent, false);
+        for key in ["subnet-public-3", "subnet-private-3", "nat-gateway-2", "elastic-ip-2", "route-table-private-2"] {
+            assert!(nodes.iter().any(|n| n.key == key), "{key}");
+        }
+        check_acyclic(&nodes).unwrap();
+        let all = stack(&discovering(&config), TablePlan::Absent, false);
+        assert!(all.iter().any(|n| n.key == "nat-gateway-6"));
+        check_acyclic(&all).unwrap();
     }
 
     #[test]

@@ -14,14 +14,26 @@ use crate::resources::table::{self, TablePlan};
 use crate::state::{self, StateFile};
 
 pub async fn run(setup: &Setup, args: &DownArgs) -> Result<ExitCode, CommandError> {
-    let recorded = state::read(&setup.state_path)?;
-    let Some(recorded) = recorded.filter(|s| !s.resources.is_empty()) else {
-        report_nothing(setup);
-        return Ok(ExitCode::SUCCESS);
+    let recorded = state::read(&setup.state_path)?.filter(|s| !s.resources.is_empty());
+    // With no state, `--name` asks to find the stack's resources by tag and name.
+    let discover = recorded.is_none() && args.name.is_some();
+    let graph_config = match &recorded {
+        Some(recorded) => {
+            state::check_matches(&setup.state_path, recorded, &setup.config.name, &setup.region)?;
+            graph::covering(&setup.config, recorded)
+        }
+        None if discover => graph::discovering(&setup.config),
+        None => {
+            report_nothing(setup);
+            return Ok(ExitCode::SUCCESS);
+        }
     };
-    state::check_matches(&setup.state_path, &recorded, &setup.config.name, &setup.region)?;
     if !args.yes {
-        confirm(setup, recorded.resources.len())?;
+        let what = match &recorded {
+            Some(r) => format!("{} resources recorded in {}", r.resources.len(), setup.state_path.display()),
+            None => "no state file: every resource tagged or named for it".to_string(),
+        };
+        confirm(setup, &what)?;
     }
     let state = StateFile::open(&setup.state_path, &setup.config.name, &setup.region)?;
     let options =
@@ -34,7 +46,7 @@ pub async fn run(setup: &Setup, args: &DownArgs) -> Result<ExitCode, CommandErro
         let how = if *backup { "after an on-demand backup" } else { "without a backup (--no-backup)" };
         eprintln!("table {name} holds {items} items; deleting it {how} (--delete-data)");
     }
-    let nodes = graph::stack(&setup.config, table_plan, false);
+    let nodes = graph::stack(&graph_config, table_plan, false);
     let names: Vec<String> = nodes.iter().filter(|n| n.down.is_some()).map(|n| n.key.clone()).collect();
     let progress = Progress::new(setup.mode, &names);
     progress.note(&format!("fargate-stack down: stack {} in {}", setup.config.name, setup.region));
@@ -96,28 +108,24 @@ fn report_nothing(setup: &Setup) {
         );
     } else {
         println!(
-            "stack {} in {}: nothing to delete (no state at {})",
+            "stack {} in {}: nothing to delete (no state at {}; `down --name {}` finds a stack's resources by tag and name)",
             setup.config.name,
             setup.region,
-            setup.state_path.display()
+            setup.state_path.display(),
+            setup.config.name
         );
     }
 }
 
 /// Ask on a terminal; refuse when nobody can answer.
-fn confirm(setup: &Setup, count: usize) -> Result<(), CommandError> {
+fn confirm(setup: &Setup, what: &str) -> Result<(), CommandError> {
     if !std::io::stdin().is_terminal() {
         return Err(CommandError::Refused(format!(
             "refusing to delete stack {} without confirmation: stdin is not a terminal; pass --yes",
             setup.config.name
         )));
     }
-    eprint!(
-        "Delete stack {} in {} ({count} resources recorded in {})? Type the stack name to confirm: ",
-        setup.config.name,
-        setup.region,
-        setup.state_path.display()
-    );
+    eprint!("Delete stack {} in {} ({what})? Type the stack name to confirm: ", setup.config.name, setup.region);
     let _ = std::io::stderr().flush();
     let mut answer = String::new();
     std::io::stdin()

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::aws::{self, AwsTarget, Clients};
-use crate::cli::{Cli, Command, OutputFormat};
+use crate::cli::{Cli, Command, DownArgs, OutputFormat};
 use crate::config::Config;
 use crate::context::{keys, Ctx, DownOptions};
 use crate::error::StackError;
@@ -53,7 +53,10 @@ pub struct Setup {
 impl Setup {
     pub async fn new(cli: &Cli) -> Result<Setup, CommandError> {
         // Config first: bad input fails before any AWS call.
-        let config = Config::load(cli.config.as_deref())?;
+        let mut config = Config::load(cli.config.as_deref())?;
+        if let Command::Down(DownArgs { name: Some(name), .. }) = &cli.command {
+            config = config.with_name(name)?;
+        }
         let target = AwsTarget {
             region: cli.region.clone(),
             profile: cli.profile.clone(),

@@ -74,6 +74,20 @@ async fn service_summary(ctx: &Ctx) -> Result<Option<ServiceSummary>, CommandErr
     }))
 }
 
+/// Every resource's live status and the service's counts, all checked concurrently.
+pub async fn live(ctx: Arc<Ctx>, setup: &Setup) -> Result<(Vec<ResourceRow>, Option<ServiceSummary>), CommandError> {
+    let (rows, service) = tokio::join!(inspect(ctx.clone(), setup), service_summary(&ctx));
+    let (mut rows, service) = (rows?, service?);
+    // Running tasks are not serving until the load balancer finds them healthy.
+    if let (Some(s), Some(row)) = (&service, rows.iter_mut().find(|r| r.name == keys::SERVICE)) {
+        if row.status == Health::Ok && s.healthy_targets < s.desired.max(0) as u32 {
+            row.status = Health::Pending;
+            row.detail = format!("healthy targets {}/{}", s.healthy_targets, s.desired);
+        }
+    }
+    Ok((rows, service))
+}
+
 pub async fn run(setup: &Setup) -> Result<ExitCode, CommandError> {
     let state = load(setup)?.filter(|s| !s.resources.is_empty());
     let Some(state) = state else {
@@ -91,15 +105,7 @@ pub async fn run(setup: &Setup) -> Result<ExitCode, CommandError> {
     };
     let retained_only = state.resources.len() == 1 && state.attr(keys::TABLE, "retained").is_some();
     let ctx = read_only_ctx(setup, state);
-    let (rows, service) = tokio::join!(inspect(ctx.clone(), setup), service_summary(&ctx));
-    let (mut rows, service) = (rows?, service?);
-    // Running tasks are not serving until the load balancer finds them healthy.
-    if let (Some(s), Some(row)) = (&service, rows.iter_mut().find(|r| r.name == keys::SERVICE)) {
-        if row.status == Health::Ok && s.healthy_targets < s.desired.max(0) as u32 {
-            row.status = Health::Pending;
-            row.detail = format!("healthy targets {}/{}", s.healthy_targets, s.desired);
-        }
-    }
+    let (rows, service) = live(ctx.clone(), setup).await?;
     let outputs = outputs(&ctx);
     let bad = rows.iter().any(|r| matches!(r.status, Health::Missing | Health::Drifted));
     if setup.json {

@@ -94,19 +94,7 @@ pub async fn ensure_load_balancer(ctx: &Ctx, line: &Line) -> Result<Outcome, Sta
         &arn,
         &[("name", name.clone()), ("dns_name", lb.dns_name().unwrap_or_default().to_string())],
     )?;
-    let current = ctx
-        .aws
-        .elb
-        .describe_load_balancer_attributes()
-        .load_balancer_arn(&arn)
-        .send()
-        .await
-        .ctx("describe the attributes of", &name)?;
-    let missing: Vec<LoadBalancerAttribute> = LB_ATTRIBUTES
-        .iter()
-        .filter(|(k, v)| !current.attributes().iter().any(|a| a.key() == Some(*k) && a.value() == Some(*v)))
-        .map(|(k, v)| LoadBalancerAttribute::builder().key(*k).value(*v).build())
-        .collect();
+    let missing = missing_lb_attributes(ctx, &arn).await?;
     if !missing.is_empty() {
         ctx.aws
             .elb
@@ -121,6 +109,23 @@ pub async fn ensure_load_balancer(ctx: &Ctx, line: &Line) -> Result<Outcome, Sta
         }
     }
     Ok(outcome)
+}
+
+/// The attributes we set that the load balancer does not have (yet).
+async fn missing_lb_attributes(ctx: &Ctx, arn: &str) -> Result<Vec<LoadBalancerAttribute>, StackError> {
+    let current = ctx
+        .aws
+        .elb
+        .describe_load_balancer_attributes()
+        .load_balancer_arn(arn)
+        .send()
+        .await
+        .ctx("describe the attributes of", arn)?;
+    Ok(LB_ATTRIBUTES
+        .iter()
+        .filter(|(k, v)| !current.attributes().iter().any(|a| a.key() == Some(*k) && a.value() == Some(*v)))
+        .map(|(k, v)| LoadBalancerAttribute::builder().key(*k).value(*v).build())
+        .collect())
 }
 
 /// Wait until the load balancer is active (2-3 minutes on AWS). The listener and the service may
@@ -303,20 +308,7 @@ pub async fn ensure_target_group(ctx: &Ctx, line: &Line) -> Result<Outcome, Stac
         }
     }
     let delay = lb.deregistration_delay_seconds.to_string();
-    let attributes = ctx
-        .aws
-        .elb
-        .describe_target_group_attributes()
-        .target_group_arn(&arn)
-        .send()
-        .await
-        .ctx("describe the attributes of", &name)?;
-    let current = attributes
-        .attributes()
-        .iter()
-        .find(|a| a.key() == Some("deregistration_delay.timeout_seconds"))
-        .and_then(|a| a.value());
-    if current != Some(delay.as_str()) {
+    if deregistration_delay(ctx, &arn).await? != Some(delay.clone()) {
         ctx.aws
             .elb
             .modify_target_group_attributes()
@@ -332,6 +324,22 @@ pub async fn ensure_target_group(ctx: &Ctx, line: &Line) -> Result<Outcome, Stac
         }
     }
     Ok(outcome)
+}
+
+async fn deregistration_delay(ctx: &Ctx, arn: &str) -> Result<Option<String>, StackError> {
+    let attributes = ctx
+        .aws
+        .elb
+        .describe_target_group_attributes()
+        .target_group_arn(arn)
+        .send()
+        .await
+        .ctx("describe the attributes of", arn)?;
+    Ok(attributes
+        .attributes()
+        .iter()
+        .find(|a| a.key() == Some("deregistration_delay.timeout_seconds"))
+        .and_then(|a| a.value().map(str::to_string)))
 }
 
 pub async fn delete_target_group(ctx: &Ctx, line: &Line) -> Result<Outcome, StackError> {
@@ -354,8 +362,16 @@ pub async fn delete_target_group(ctx: &Ctx, line: &Line) -> Result<Outcome, Stac
     Ok(outcome)
 }
 
-/// The listener's forward target, if the listener exists.
-async fn find_listener(ctx: &Ctx, lb_arn: &str) -> Result<Option<(String, Option<String>)>, StackError> {
+/// A listener of the load balancer.
+struct ListenerView {
+    arn: String,
+    port: i32,
+    forwards_to: Option<String>,
+}
+
+/// The stack's listener: the one on the configured port, else the recorded one (whose port the
+/// config changed).
+async fn find_listener(ctx: &Ctx, lb_arn: &str) -> Result<Option<ListenerView>, StackError> {
     let port = ctx.config.load_balancer.listener_port as i32;
     let out = match ctx
         .aws
@@ -370,13 +386,20 @@ async fn find_listener(ctx: &Ctx, lb_arn: &str) -> Result<Option<(String, Option
         Err(e) if e.is_not_found() => return Ok(None),
         Err(e) => return Err(e),
     };
-    Ok(out.listeners().iter().find(|l| l.port() == Some(port)).map(|l| {
-        let target = l
+    let recorded = ctx.id(keys::LISTENER);
+    let listener = out
+        .listeners()
+        .iter()
+        .find(|l| l.port() == Some(port))
+        .or_else(|| out.listeners().iter().find(|l| recorded.is_some() && l.listener_arn() == recorded.as_deref()));
+    Ok(listener.map(|l| ListenerView {
+        arn: l.listener_arn().unwrap_or_default().to_string(),
+        port: l.port().unwrap_or_default(),
+        forwards_to: l
             .default_actions()
             .iter()
             .find(|a| a.r#type() == Some(&ActionTypeEnum::Forward))
-            .and_then(|a| a.target_group_arn().map(str::to_string));
-        (l.listener_arn().unwrap_or_default().to_string(), target)
+            .and_then(|a| a.target_group_arn().map(str::to_string)),
     }))
 }
 
@@ -391,18 +414,19 @@ pub async fn ensure_listener(ctx: &Ctx, line: &Line) -> Result<Outcome, StackErr
     let tg_arn = ctx.need(keys::TARGET_GROUP, key)?;
     let port = ctx.config.load_balancer.listener_port as i32;
     let (arn, outcome) = match find_listener(ctx, &lb_arn).await? {
-        Some((arn, Some(target))) if target == tg_arn => (arn, Outcome::Unchanged),
-        Some((arn, _)) => {
+        Some(l) if l.port == port && l.forwards_to.as_deref() == Some(tg_arn.as_str()) => (l.arn, Outcome::Unchanged),
+        Some(l) => {
             line.start("updating");
             ctx.aws
                 .elb
                 .modify_listener()
-                .listener_arn(&arn)
+                .listener_arn(&l.arn)
+                .port(port)
                 .default_actions(forward_to(&tg_arn))
                 .send()
                 .await
-                .ctx("update listener", &arn)?;
-            (arn, Outcome::Updated)
+                .ctx("update listener", &l.arn)?;
+            (l.arn, Outcome::Updated)
         }
         None => {
             line.start("creating");
@@ -464,7 +488,15 @@ pub async fn inspect_load_balancer(ctx: &Ctx) -> Result<Inspection, StackError> 
     Ok(match describe_lb_arn(ctx, &arn).await? {
         None => Inspection::missing(Some(arn), "deleted outside fargate-stack"),
         Some(lb) => match lb_state(&lb) {
-            Some(LoadBalancerStateEnum::Active) | None => Inspection::ok(arn),
+            Some(LoadBalancerStateEnum::Active) | None => {
+                let missing = missing_lb_attributes(ctx, &arn).await?;
+                if missing.is_empty() {
+                    Inspection::ok(arn)
+                } else {
+                    let keys: Vec<&str> = missing.iter().filter_map(|a| a.key()).collect();
+                    Inspection::drifted(arn, format!("attributes differ: {}", keys.join(", ")))
+                }
+            }
             Some(s) if *s == LoadBalancerStateEnum::Provisioning => Inspection::pending(arn, "provisioning"),
             Some(s) => Inspection::drifted(arn, format!("state {}", s.as_str())),
         },
@@ -476,7 +508,11 @@ pub async fn inspect_target_group(ctx: &Ctx) -> Result<Inspection, StackError> {
     let name = ctx.attr(keys::TARGET_GROUP, "name").unwrap_or_else(|| target_group_name(ctx));
     Ok(match describe_tg(ctx, &name).await? {
         Some(tg) if tg.target_group_arn() == Some(arn.as_str()) => {
-            let drift = health_check_drift(ctx, &tg);
+            let mut drift = health_check_drift(ctx, &tg);
+            let delay = ctx.config.load_balancer.deregistration_delay_seconds.to_string();
+            if deregistration_delay(ctx, &arn).await? != Some(delay) {
+                drift.push("deregistration_delay_seconds");
+            }
             if drift.is_empty() {
                 Inspection::ok(arn)
             } else {
@@ -495,8 +531,11 @@ pub async fn inspect_listener(ctx: &Ctx) -> Result<Inspection, StackError> {
     let port = ctx.config.load_balancer.listener_port;
     Ok(match find_listener(ctx, &lb_arn).await? {
         None => Inspection::missing(Some(arn), format!("no listener on port {port}")),
-        Some((found, _)) if found != arn => Inspection::drifted(found, "replaced outside fargate-stack"),
-        Some((_, target)) if target != ctx.id(keys::TARGET_GROUP) => {
+        Some(l) if l.arn != arn => Inspection::drifted(l.arn, "replaced outside fargate-stack"),
+        Some(l) if l.port != port as i32 => {
+            Inspection::drifted(arn, format!("listens on port {}, config says {port}", l.port))
+        }
+        Some(l) if l.forwards_to != ctx.id(keys::TARGET_GROUP) => {
             Inspection::drifted(arn, "does not forward to the stack's target group")
         }
         Some(_) => Inspection::ok(arn),

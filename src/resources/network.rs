@@ -151,11 +151,22 @@ async fn inspect_kind(ctx: &Ctx, kind: Kind, key: &str) -> Result<Inspection, St
 pub async fn ensure_vpc(ctx: &Ctx, line: &Line) -> Result<Outcome, StackError> {
     line.start("checking");
     let key = keys::VPC;
-    if locate(ctx, Kind::Vpc, key).await?.is_some() {
+    let cidr = ctx.config.network.cidr.to_string();
+    if let Some(id) = locate(ctx, Kind::Vpc, key).await? {
+        let out = ctx.aws.ec2.describe_vpcs().vpc_ids(&id).send().await.ctx("describe", &id)?;
+        let live = out.vpcs().first().and_then(|v| v.cidr_block()).unwrap_or_default().to_string();
+        if live != cidr {
+            return Err(StackError::Refused(format!(
+                "VPC {id} has CIDR {live} but network.cidr is {cidr}; changing it replaces the VPC and everything in it: \
+                 run `fargate-stack down`, then `up`"
+            )));
+        }
+        if ctx.attr(key, "cidr").is_none() {
+            ctx.set_attr(key, "cidr", &live)?;
+        }
         return Ok(Outcome::Unchanged);
     }
     line.start("creating");
-    let cidr = ctx.config.network.cidr.to_string();
     let out = ctx
         .aws
         .ec2

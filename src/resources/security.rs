@@ -1,6 +1,8 @@
 //! Security groups: the ALB's (open on the listener port), the tasks' (reachable only from the
 //! ALB), and the VPC's default group emptied of rules.
 
+use std::collections::BTreeSet;
+
 use aws_sdk_ec2::types::{Filter, IpPermission, IpRange, ResourceType, SecurityGroup, UserIdGroupPair};
 
 use crate::context::{keys, Ctx, Outcome};
@@ -28,6 +30,21 @@ fn tcp_with_group(port: u32, group: &str, description: &str) -> IpPermission {
         .to_port(port as i32)
         .user_id_group_pairs(UserIdGroupPair::builder().group_id(group).description(description).build())
         .build()
+}
+
+/// The ALB group's one ingress rule.
+fn alb_ingress(listener_port: u32) -> IpPermission {
+    tcp_from_cidr(listener_port, ANYWHERE, "HTTP from the internet")
+}
+
+/// The ALB group's one egress rule: to the tasks' port.
+fn alb_egress(container_port: u32, task_group: &str) -> IpPermission {
+    tcp_with_group(container_port, task_group, "to the tasks")
+}
+
+/// The task group's one ingress rule: from the ALB group only.
+fn task_ingress(container_port: u32, alb_group: &str) -> IpPermission {
+    tcp_with_group(container_port, alb_group, "from the load balancer")
 }
 
 fn all_traffic_anywhere() -> IpPermission {
@@ -69,22 +86,89 @@ async fn locate(ctx: &Ctx, key: &str) -> Result<Option<SecurityGroup>, StackErro
     }
 }
 
-/// Does `rules` hold a tcp rule on `port` from/to `cidr` or `group`?
-fn has_rule(rules: &[IpPermission], port: u32, cidr: Option<&str>, group: Option<&str>) -> bool {
-    rules.iter().any(|p| {
-        p.ip_protocol() == Some("tcp")
-            && p.from_port() == Some(port as i32)
-            && p.to_port() == Some(port as i32)
-            && cidr.is_none_or(|c| p.ip_ranges().iter().any(|r| r.cidr_ip() == Some(c)))
-            && group.is_none_or(|g| p.user_id_group_pairs().iter().any(|u| u.group_id() == Some(g)))
-    })
+/// A rule reduced to what identifies it, for comparing described rules with wanted ones.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct RuleShape {
+    protocol: String,
+    ports: Option<(i32, i32)>,
+    cidrs: BTreeSet<String>,
+    ipv6: BTreeSet<String>,
+    groups: BTreeSet<String>,
+    prefix_lists: BTreeSet<String>,
 }
 
-fn has_all_traffic_egress(group: &SecurityGroup) -> bool {
-    group
-        .ip_permissions_egress()
-        .iter()
-        .any(|p| p.ip_protocol() == Some("-1") && p.ip_ranges().iter().any(|r| r.cidr_ip() == Some(ANYWHERE)))
+fn shape(p: &IpPermission) -> RuleShape {
+    let protocol = p.ip_protocol().unwrap_or_default().to_string();
+    RuleShape {
+        ports: if protocol == "-1" { None } else { Some((p.from_port().unwrap_or(-1), p.to_port().unwrap_or(-1))) },
+        protocol,
+        cidrs: p.ip_ranges().iter().filter_map(|r| r.cidr_ip().map(str::to_string)).collect(),
+        ipv6: p.ipv6_ranges().iter().filter_map(|r| r.cidr_ipv6().map(str::to_string)).collect(),
+        groups: p.user_id_group_pairs().iter().filter_map(|g| g.group_id().map(str::to_string)).collect(),
+        prefix_lists: p.prefix_list_ids().iter().filter_map(|l| l.prefix_list_id().map(str::to_string)).collect(),
+    }
+}
+
+/// Is `rules` exactly the one `wanted` rule?
+fn exactly(rules: &[IpPermission], wanted: &IpPermission) -> bool {
+    rules.len() == 1 && shape(&rules[0]) == shape(wanted)
+}
+
+#[derive(Clone, Copy)]
+enum Direction {
+    Ingress,
+    Egress,
+}
+
+/// Make the group's rules in `direction` exactly `wanted`: revoke anything else, add it if missing.
+async fn converge_rules(
+    ctx: &Ctx,
+    id: &str,
+    direction: Direction,
+    current: &[IpPermission],
+    wanted: IpPermission,
+) -> Result<bool, StackError> {
+    if exactly(current, &wanted) {
+        return Ok(false);
+    }
+    let wanted_shape = shape(&wanted);
+    let unwanted: Vec<IpPermission> = current.iter().filter(|p| shape(p) != wanted_shape).cloned().collect();
+    if !unwanted.is_empty() {
+        let unwanted = strip_empty(&unwanted);
+        let result = match direction {
+            Direction::Ingress => ctx
+                .aws
+                .ec2
+                .revoke_security_group_ingress()
+                .group_id(id)
+                .set_ip_permissions(Some(unwanted))
+                .send()
+                .await
+                .ctx("remove ingress rules from", id)
+                .map(drop),
+            Direction::Egress => ctx
+                .aws
+                .ec2
+                .revoke_security_group_egress()
+                .group_id(id)
+                .set_ip_permissions(Some(unwanted))
+                .send()
+                .await
+                .ctx("remove egress rules from", id)
+                .map(drop),
+        };
+        match result {
+            Err(e) if e.has_code(&["InvalidPermission.NotFound"]) => {}
+            other => other?,
+        }
+    }
+    if !current.iter().any(|p| shape(p) == wanted_shape) {
+        match direction {
+            Direction::Ingress => authorize_ingress(ctx, id, wanted).await?,
+            Direction::Egress => authorize_egress(ctx, id, wanted).await?,
+        }
+    }
+    Ok(true)
 }
 
 async fn create_group(ctx: &Ctx, key: &str, suffix: &str, description: &str) -> Result<SecurityGroup, StackError> {
@@ -182,11 +266,14 @@ pub async fn ensure_alb_group(ctx: &Ctx, line: &Line) -> Result<Outcome, StackEr
         }
     };
     let id = group.group_id().unwrap_or_default().to_string();
-    if !has_rule(group.ip_permissions(), port, Some(ANYWHERE), None) {
-        authorize_ingress(ctx, &id, tcp_from_cidr(port, ANYWHERE, "HTTP from the internet")).await?;
+    if converge_rules(ctx, &id, Direction::Ingress, group.ip_permissions(), alb_ingress(port)).await? {
         outcome = bump(outcome);
     }
-    if has_all_traffic_egress(&group) {
+    // Egress (only to the task group) is set by `ensure_task_group`; here only the default
+    // all-traffic rule AWS adds to a new group goes.
+    let open: Vec<IpPermission> =
+        group.ip_permissions_egress().iter().filter(|p| shape(p) == shape(&all_traffic_anywhere())).cloned().collect();
+    if !open.is_empty() {
         revoke_egress(ctx, &id, all_traffic_anywhere()).await?;
         outcome = bump(outcome);
     }
@@ -212,19 +299,16 @@ pub async fn ensure_task_group(ctx: &Ctx, line: &Line) -> Result<Outcome, StackE
         }
     };
     let id = group.group_id().unwrap_or_default().to_string();
-    if !has_rule(group.ip_permissions(), port, None, Some(&alb_group)) {
-        authorize_ingress(ctx, &id, tcp_with_group(port, &alb_group, "from the load balancer")).await?;
+    if converge_rules(ctx, &id, Direction::Ingress, group.ip_permissions(), task_ingress(port, &alb_group)).await? {
         outcome = bump(outcome);
     }
-    if !has_all_traffic_egress(&group) {
-        authorize_egress(ctx, &id, all_traffic_anywhere()).await?;
+    if converge_rules(ctx, &id, Direction::Egress, group.ip_permissions_egress(), all_traffic_anywhere()).await? {
         outcome = bump(outcome);
     }
     let alb = describe(ctx, &alb_group)
         .await?
         .ok_or_else(|| StackError::MissingDependency { needed: keys::ALB_SG.into(), by: key.into() })?;
-    if !has_rule(alb.ip_permissions_egress(), port, None, Some(&id)) {
-        authorize_egress(ctx, &alb_group, tcp_with_group(port, &id, "to the tasks")).await?;
+    if converge_rules(ctx, &alb_group, Direction::Egress, alb.ip_permissions_egress(), alb_egress(port, &id)).await? {
         outcome = bump(outcome);
     }
     Ok(outcome)
@@ -271,26 +355,22 @@ pub async fn inspect_group(ctx: &Ctx, key: &str) -> Result<Inspection, StackErro
     };
     let listener_port = ctx.config.load_balancer.listener_port;
     let port = ctx.config.service.container_port;
-    let ingress = group.ip_permissions();
+    let (ingress, egress) = (group.ip_permissions(), group.ip_permissions_egress());
     let drift = if key == keys::ALB_SG {
-        let task = ctx.id(keys::TASK_SG);
-        if !has_rule(ingress, listener_port, Some(ANYWHERE), None) {
-            Some(format!("no ingress on port {listener_port} from {ANYWHERE}"))
-        } else if ingress.len() != 1 {
-            Some(format!("{} ingress rules, expected 1", ingress.len()))
-        } else if has_all_traffic_egress(&group) {
-            Some("egress is open to the internet".into())
-        } else if task.is_some() && !has_rule(group.ip_permissions_egress(), port, None, task.as_deref()) {
-            Some(format!("no egress on port {port} to the task group"))
+        let task = ctx.id(keys::TASK_SG).unwrap_or_default();
+        if !exactly(ingress, &alb_ingress(listener_port)) {
+            Some(format!("ingress is not exactly port {listener_port} from {ANYWHERE}"))
+        } else if !exactly(egress, &alb_egress(port, &task)) {
+            Some(format!("egress is not exactly port {port} to the task group"))
         } else {
             None
         }
     } else {
-        let alb = ctx.id(keys::ALB_SG);
-        if !has_rule(ingress, port, None, alb.as_deref()) {
-            Some(format!("no ingress on port {port} from the ALB group"))
-        } else if ingress.len() != 1 || ingress[0].ip_ranges().len() + ingress[0].user_id_group_pairs().len() != 1 {
-            Some("ingress allows more than the ALB group".into())
+        let alb = ctx.id(keys::ALB_SG).unwrap_or_default();
+        if !exactly(ingress, &task_ingress(port, &alb)) {
+            Some(format!("ingress is not exactly port {port} from the ALB group"))
+        } else if !exactly(egress, &all_traffic_anywhere()) {
+            Some("egress differs from all traffic to anywhere".into())
         } else {
             None
         }

@@ -171,7 +171,8 @@ pub enum TablePlan {
 }
 
 pub async fn plan_delete(ctx: &Ctx) -> Result<TablePlan, StackError> {
-    let Some(name) = ctx.id(keys::TABLE) else { return Ok(TablePlan::Absent) };
+    // By name when the state does not record it (an interrupted run, or `down --name`).
+    let name = ctx.id(keys::TABLE).unwrap_or_else(|| table_name(ctx));
     if describe(ctx, &name).await?.is_none() {
         return Ok(TablePlan::Absent);
     }
@@ -193,13 +194,18 @@ pub async fn plan_delete(ctx: &Ctx) -> Result<TablePlan, StackError> {
 }
 
 pub async fn delete_table(ctx: &Ctx, line: &Line, plan: &TablePlan) -> Result<Outcome, StackError> {
-    let Some(name) = ctx.id(keys::TABLE) else { return Ok(Outcome::Absent) };
+    let name = ctx.id(keys::TABLE).unwrap_or_else(|| table_name(ctx));
     match plan {
         TablePlan::Absent => {
             ctx.forget(keys::TABLE)?;
             return Ok(Outcome::Absent);
         }
         TablePlan::Retain => {
+            if ctx.id(keys::TABLE).is_none() {
+                let arn =
+                    describe(ctx, &name).await?.and_then(|t| t.table_arn().map(str::to_string)).unwrap_or_default();
+                ctx.record(keys::TABLE, "dynamodb:table", &name, &[("arn", arn)])?;
+            }
             ctx.set_attr(keys::TABLE, "retained", "true")?;
             line.done("retained", "deletion protection stays on");
             return Ok(Outcome::Retained);
