@@ -33,43 +33,6 @@ fn kill_when(cli: &Cli, args: &[&str], reached: impl Fn(usize) -> bool) -> usize
     }
 }
 
-async fn assert_exactly_one_stack(sdk: &Sdk) {
-    let f = || ec2_tag_filter(STACK);
-    assert_eq!(sdk.ec2.describe_vpcs().filters(f()).send().await.unwrap().vpcs().len(), 1, "VPCs");
-    assert_eq!(sdk.ec2.describe_subnets().filters(f()).send().await.unwrap().subnets().len(), 4, "subnets");
-    assert_eq!(
-        sdk.ec2.describe_internet_gateways().filters(f()).send().await.unwrap().internet_gateways().len(),
-        1,
-        "IGWs"
-    );
-    assert_eq!(
-        sdk.ec2.describe_route_tables().filters(f()).send().await.unwrap().route_tables().len(),
-        2,
-        "route tables"
-    );
-    assert_eq!(sdk.ec2.describe_security_groups().filters(f()).send().await.unwrap().security_groups().len(), 2, "SGs");
-    assert_eq!(sdk.ec2.describe_addresses().filters(f()).send().await.unwrap().addresses().len(), 1, "EIPs");
-    let nats = sdk.ec2.describe_nat_gateways().filter(f()).send().await.unwrap();
-    let live = nats.nat_gateways().iter().filter(|n| n.state().map(|s| s.as_str()) != Some("deleted")).count();
-    assert_eq!(live, 1, "NAT gateways");
-    let lbs = sdk.elb.describe_load_balancers().send().await.unwrap();
-    assert_eq!(lbs.load_balancers().len(), 1, "load balancers");
-    let listeners = sdk
-        .elb
-        .describe_listeners()
-        .load_balancer_arn(lbs.load_balancers()[0].load_balancer_arn().unwrap())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(listeners.listeners().len(), 1, "listeners");
-    assert_eq!(sdk.elb.describe_target_groups().send().await.unwrap().target_groups().len(), 1, "target groups");
-    let defs = sdk.ecs.list_task_definitions().family_prefix("simple-ecs-dev-server").send().await.unwrap();
-    assert_eq!(defs.task_definition_arns().len(), 1, "task definition revisions");
-    let services = sdk.ecs.list_services().cluster("simple-ecs-dev-cluster").send().await.unwrap();
-    assert_eq!(services.service_arns().len(), 1, "services");
-    assert_eq!(sdk.iam.list_roles().send().await.unwrap().roles().len(), 2, "roles");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn up_killed_at_any_point_resumes_without_duplicates_or_leaks() {
     let emulator = Emulator::start();

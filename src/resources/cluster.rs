@@ -547,6 +547,8 @@ pub struct ServiceView {
     pub rollout: Option<String>,
     pub rollout_reason: Option<String>,
     pub primary_task_definition: String,
+    /// The task definition the service is set to run (what the last create/update asked for).
+    pub task_definition: String,
     pub deployments: usize,
 }
 
@@ -566,6 +568,7 @@ pub async fn service_view(ctx: &Ctx) -> Result<Option<ServiceView>, StackError> 
                 .unwrap_or_default()
                 .to_string(),
             deployments: s.deployments().len(),
+            task_definition: s.task_definition().unwrap_or_default().to_string(),
         }
     }))
 }
@@ -584,7 +587,7 @@ pub async fn inspect_service(ctx: &Ctx) -> Result<Inspection, StackError> {
             format!("desired count {}, config says {}", view.desired, ctx.config.service.desired_count),
         ));
     }
-    if ctx.id(keys::TASK_DEFINITION).is_some_and(|t| t != view.primary_task_definition) {
+    if ctx.id(keys::TASK_DEFINITION).is_some_and(|t| t != view.task_definition) {
         return Ok(Inspection::drifted(arn, "runs another task definition"));
     }
     if view.running < view.desired || view.deployments > 1 {

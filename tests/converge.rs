@@ -1,0 +1,169 @@
+//! `up` converges: updates in place, refuses replacements, repairs drift, plans without changing
+//! anything, and never orphans a stack whose state file was lost.
+
+mod common;
+
+use common::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_state_is_adopted_by_up_and_cleaned_by_down_name() {
+    let emulator = Emulator::start();
+    let sdk = emulator.sdk().await;
+    let cli = Cli::new(&emulator);
+    cli.run(&["up", "--no-wait"]).ok();
+    let vpc_before = cli.state().unwrap()["resources"]["vpc"]["id"].clone();
+    std::fs::remove_file(cli.state_path()).unwrap();
+    let again = cli.run(&["--output", "json", "up", "--no-wait"]).ok().json();
+    assert_exactly_one_stack(&sdk).await;
+    assert_eq!(cli.state().unwrap()["resources"]["vpc"]["id"], vpc_before, "adopted, not recreated");
+    assert_eq!(cli.state().unwrap()["resources"].as_object().unwrap().len(), 23);
+    let created: Vec<_> = again["steps"].as_array().unwrap().iter().filter(|s| s["outcome"] == "created").collect();
+    assert!(created.is_empty(), "nothing created: {created:?}");
+
+    // No state at all: plain `down` has nothing to go on and says how to find the stack...
+    std::fs::remove_file(cli.state_path()).unwrap();
+    let nothing = cli.run(&["down", "--yes"]).ok();
+    assert!(nothing.stdout.contains("down --name simple-ecs-dev"), "{}", nothing.stdout);
+    assert!(!leftovers(&sdk, STACK).await.is_empty());
+    // ...and `down --name` finds every resource by tag and name.
+    cli.run(&["down", "--yes", "--name", STACK]).ok();
+    let left = leftovers(&sdk, STACK).await;
+    assert!(left.is_empty(), "left behind: {left:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_changes_update_in_place() {
+    let emulator = Emulator::start();
+    let sdk = emulator.sdk().await;
+    let cli = Cli::new(&emulator);
+    cli.run(&["up", "--no-wait"]).ok();
+    let before = cli.state().unwrap();
+    cli.write_config(&config_with(&[
+        ("image", "image = \"nginx:1.27-alpine\""),
+        ("desired_count", "desired_count = 3"),
+        ("retention_days", "retention_days = 30"),
+        ("listener_port", "listener_port = 8080"),
+        ("APP_ID", "APP_ID = \"v2\""),
+    ]));
+    let plan = cli.run(&["--output", "json", "up", "--dry-run"]).ok().json();
+    let action =
+        |name: &str| plan["plan"].as_array().unwrap().iter().find(|p| p["name"] == name).unwrap()["action"].clone();
+    for changed in ["task-definition", "service", "log-group", "listener", "security-group-alb"] {
+        assert_eq!(action(changed), "update", "{changed}: {plan}");
+    }
+    assert_eq!(action("vpc"), "unchanged");
+
+    let result = cli.run(&["--output", "json", "up", "--no-wait"]).ok().json();
+    let outcome =
+        |name: &str| result["steps"].as_array().unwrap().iter().find(|s| s["name"] == name).unwrap()["outcome"].clone();
+    assert_eq!(outcome("vpc"), "unchanged");
+    assert_eq!(outcome("task-definition"), "updated");
+    assert_eq!(outcome("service"), "updated");
+    let after = cli.state().unwrap();
+    for same in ["vpc", "load-balancer", "listener", "table", "cluster", "target-group", "service"] {
+        assert_eq!(before["resources"][same]["id"], after["resources"][same]["id"], "{same} replaced");
+    }
+    assert_eq!(
+        result["outputs"]["url"],
+        format!("http://{}:8080", result["outputs"]["alb_dns_name"].as_str().unwrap())
+    );
+
+    let service = sdk
+        .ecs
+        .describe_services()
+        .cluster("simple-ecs-dev-cluster")
+        .services("simple-ecs-dev-service")
+        .send()
+        .await
+        .unwrap();
+    let service = &service.services()[0];
+    assert_eq!(service.desired_count(), 3);
+    assert!(service.task_definition().unwrap().ends_with("simple-ecs-dev-server:2"));
+    let def = sdk.ecs.describe_task_definition().task_definition("simple-ecs-dev-server:2").send().await.unwrap();
+    let container = &def.task_definition().unwrap().container_definitions()[0];
+    assert_eq!(container.image(), Some("nginx:1.27-alpine"));
+    assert!(container.environment().iter().any(|kv| kv.name() == Some("APP_ID") && kv.value() == Some("v2")));
+    let groups = sdk.logs.describe_log_groups().log_group_name_prefix("/ecs/simple-ecs-dev").send().await.unwrap();
+    assert_eq!(groups.log_groups()[0].retention_in_days(), Some(30));
+    let lb_arn = after["resources"]["load-balancer"]["id"].as_str().unwrap();
+    let listeners = sdk.elb.describe_listeners().load_balancer_arn(lb_arn).send().await.unwrap();
+    assert_eq!(listeners.listeners().len(), 1);
+    assert_eq!(listeners.listeners()[0].port(), Some(8080));
+    let alb_sg = after["resources"]["security-group-alb"]["id"].as_str().unwrap();
+    let group = sdk.ec2.describe_security_groups().group_ids(alb_sg).send().await.unwrap();
+    let ingress = group.security_groups()[0].ip_permissions();
+    assert_eq!(ingress.len(), 1, "{ingress:?}");
+    assert_eq!(ingress[0].from_port(), Some(8080));
+
+    let status = cli.run(&["--output", "json", "status"]);
+    assert_eq!(status.code, 0, "{}", status.stdout);
+    let again = cli.run(&["--output", "json", "up", "--no-wait"]).ok().json();
+    assert!(again["steps"].as_array().unwrap().iter().all(|s| s["outcome"] == "unchanged"), "{again}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_that_replace_are_refused_and_change_nothing() {
+    let emulator = Emulator::start();
+    let sdk = emulator.sdk().await;
+    let cli = Cli::new(&emulator);
+    cli.run(&["up", "--no-wait"]).ok();
+    let before = cli.state().unwrap();
+    for (edit, needle) in [
+        (("cidr", "cidr = \"10.1.0.0/16\""), "network.cidr changed from 10.0.0.0/16 to 10.1.0.0/16"),
+        (("az_count", "az_count = 3"), "network.az_count changed from 2 to 3"),
+        (("sort_key", "sort_key = { name = \"created_at\", type = \"S\" }"), "changing keys replaces the table"),
+    ] {
+        cli.write_config(&config_with(&[edit]));
+        let run = cli.run(&["up", "--no-wait"]);
+        assert_eq!(run.code, 1, "{needle}");
+        assert!(run.stderr.contains(needle), "{needle}: {}", run.stderr);
+        assert!(run.stderr.contains("down"), "says how: {}", run.stderr);
+    }
+    assert_eq!(cli.state().unwrap()["resources"]["vpc"], before["resources"]["vpc"]);
+    let table = sdk.dynamodb.describe_table().table_name("simple-ecs-dev-messages").send().await.unwrap();
+    assert_eq!(table.table().unwrap().attribute_definitions().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn security_group_drift_is_reported_and_repaired() {
+    let emulator = Emulator::start();
+    let sdk = emulator.sdk().await;
+    let cli = Cli::new(&emulator);
+    cli.run(&["up", "--no-wait"]).ok();
+    let task_sg = cli.state().unwrap()["resources"]["security-group-task"]["id"].as_str().unwrap().to_string();
+    let ssh = aws_sdk_ec2::types::IpPermission::builder()
+        .ip_protocol("tcp")
+        .from_port(22)
+        .to_port(22)
+        .ip_ranges(aws_sdk_ec2::types::IpRange::builder().cidr_ip("0.0.0.0/0").build())
+        .build();
+    sdk.ec2.authorize_security_group_ingress().group_id(&task_sg).ip_permissions(ssh).send().await.unwrap();
+    let status = cli.run(&["--output", "json", "status"]);
+    assert_eq!(status.code, 3);
+    let doc = status.json();
+    let row = doc["resources"].as_array().unwrap().iter().find(|r| r["name"] == "security-group-task").unwrap().clone();
+    assert_eq!(row["status"], "drifted", "{row}");
+    let repaired = cli.run(&["--output", "json", "up", "--no-wait"]).ok().json();
+    let step =
+        repaired["steps"].as_array().unwrap().iter().find(|s| s["name"] == "security-group-task").unwrap().clone();
+    assert_eq!(step["outcome"], "updated");
+    let group = sdk.ec2.describe_security_groups().group_ids(&task_sg).send().await.unwrap();
+    assert_eq!(group.security_groups()[0].ip_permissions().len(), 1);
+    assert_eq!(cli.run(&["status"]).code, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_changes_nothing() {
+    let emulator = Emulator::start();
+    let sdk = emulator.sdk().await;
+    let cli = Cli::new(&emulator);
+    let plan = cli.run(&["--output", "json", "up", "--dry-run"]).ok().json();
+    assert_eq!(plan["dry_run"], true);
+    let steps = plan["plan"].as_array().unwrap();
+    assert_eq!(steps.len(), 23);
+    assert!(steps.iter().all(|s| s["action"] == "create"), "{plan}");
+    assert!(cli.state().is_none(), "no state written");
+    assert!(leftovers(&sdk, STACK).await.is_empty(), "nothing created");
+    let text = cli.run(&["up", "--dry-run"]).ok();
+    assert!(text.stdout.contains("create") && text.stdout.contains("23 to create or update"), "{}", text.stdout);
+}

@@ -1,0 +1,1629 @@
+#!/usr/bin/env python3
+"""AWS realism layer: a loopback HTTP proxy between an AWS SDK client and the moto emulator.
+
+It forwards every request unchanged to moto, except where real AWS would answer differently:
+resources take time to become ready (NAT gateways, load balancers, DynamoDB tables, ECS tasks and
+their load-balancer targets), AWS makes checks that moto skips (DependencyViolation, duplicate
+listeners, Fargate cpu/memory pairs, IAM propagation, ...), and the service throttles or fails
+now and then (fault injection). See README.md beside this file.
+
+Python 3.11 standard library only.
+
+    python aws_realism.py --upstream http://127.0.0.1:MOTOPORT [--port 0] [--time-scale 0.01]
+        [--fault-rate 0.0] [--fault-seed 1] [--call-log FILE.jsonl] [--config JSON_FILE]
+
+Prints `READY <port>` once listening, then serves until killed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import http.server
+import ipaddress
+import json
+import random
+import re
+import sys
+import threading
+import time
+import traceback
+import urllib.parse
+import uuid
+import zlib
+import xml.etree.ElementTree as ET
+from email.utils import formatdate
+
+# Durations are in AWS seconds; each is multiplied by time_scale when used.
+DEFAULTS: dict = {
+    "time_scale": 1.0,
+    "nat_pending_s": 90.0,
+    "nat_deleting_s": 60.0,
+    "alb_provisioning_s": 150.0,
+    "table_creating_s": 10.0,
+    "table_deleting_s": 5.0,
+    "task_start_s": 30.0,
+    "iam_propagation_s": 10.0,
+    "eni_linger_s": 120.0,
+    "default_deregistration_delay_s": 300.0,
+    "default_health_check_interval_s": 30.0,
+    "default_healthy_threshold_count": 5,
+    "client_token_window_s": 86400.0,
+    "fault_rate": 0.0,
+    "fault_seed": 1,
+    "fault_throttle_share": 0.8,
+    "fault_services": None,
+    "fault_actions": None,
+    "ec2_throttle_status": 503,
+    "detach_igw_checks_load_balancers": True,
+    "upstream_timeout_s": 60.0,
+}
+DURATION_KEYS = {
+    "nat_pending_s", "nat_deleting_s", "alb_provisioning_s", "table_creating_s", "table_deleting_s",
+    "task_start_s", "iam_propagation_s", "eni_linger_s", "default_deregistration_delay_s",
+    "default_health_check_interval_s", "client_token_window_s",
+}
+
+EC2_NS = "http://ec2.amazonaws.com/doc/2016-11-15"
+QUERY_NS = {
+    "elasticloadbalancing": "http://elasticloadbalancing.amazonaws.com/doc/2015-12-01/",
+    "iam": "https://iam.amazonaws.com/doc/2010-05-08/",
+    "sts": "https://sts.amazonaws.com/doc/2011-06-15/",
+}
+QUERY_VERSION = {"ec2": "2016-11-15", "elasticloadbalancing": "2015-12-01", "iam": "2010-05-08", "sts": "2011-06-15"}
+JSON_TARGET = {
+    "ecs": "AmazonEC2ContainerServiceV20141113",
+    "dynamodb": "DynamoDB_20120810",
+    "logs": "Logs_20140328",
+}
+JSON_CT = {"dynamodb": "application/x-amz-json-1.0", "ecs": "application/x-amz-json-1.1", "logs": "application/x-amz-json-1.1"}
+PROTOCOL = {
+    "ec2": "ec2", "elasticloadbalancing": "query", "iam": "query", "sts": "query",
+    "ecs": "json", "dynamodb": "json", "logs": "json",
+}
+THROTTLE_CODE = {
+    "ec2": "RequestLimitExceeded", "elasticloadbalancing": "Throttling", "iam": "Throttling", "sts": "Throttling",
+    "ecs": "ThrottlingException", "logs": "ThrottlingException", "dynamodb": "ThrottlingException",
+}
+THROTTLE_MESSAGE = {
+    "ec2": "Request limit exceeded.",
+    "dynamodb": "Rate of requests exceeds the allowed throughput.",
+}
+RETENTION_DAYS = [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653]
+HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization",
+              "te", "trailer", "trailers", "transfer-encoding", "upgrade", "expect", "content-length"}
+DDB_TABLE_OPS = {"GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "Scan"}
+DDB_MULTI_OPS = {"BatchGetItem", "BatchWriteItem", "TransactGetItems", "TransactWriteItems"}
+DDB_CHANGE_OPS = {"UpdateTable", "UpdateTimeToLive", "UpdateContinuousBackups"}
+IAM_ROLE_MESSAGE = ("ECS was unable to assume the role '{arn}' that was provided for this task. Please verify that "
+                    "the role being passed has the proper trust relationship and permissions and that your IAM user "
+                    "has permissions to pass this role.")
+
+
+def fargate_pair_ok(cpu: int, mem: int) -> bool:
+    """The task-level cpu/memory combinations Fargate accepts (MiB)."""
+    gib = 1024
+    if cpu == 256:
+        return mem in (512, 1024, 2048)
+    ranges = {512: (1, 4, 1), 1024: (2, 8, 1), 2048: (4, 16, 1), 4096: (8, 30, 1), 8192: (16, 60, 4), 16384: (32, 120, 8)}
+    if cpu not in ranges:
+        return False
+    lo, hi, step = ranges[cpu]
+    return mem % gib == 0 and lo * gib <= mem <= hi * gib and (mem // gib - lo) % step == 0
+
+
+def parse_cpu(value) -> int | None:
+    """'256', 256, '1 vCPU', '0.25 vcpu' -> CPU units."""
+    if value is None:
+        return None
+    text = str(value).strip().lower()
+    m = re.fullmatch(r"([0-9.]+)\s*(vcpu)?", text)
+    if not m:
+        return None
+    number = float(m.group(1))
+    return int(round(number * 1024)) if m.group(2) else int(number)
+
+
+def parse_memory(value) -> int | None:
+    """'512', 512, '2 GB', '2GB' -> MiB."""
+    if value is None:
+        return None
+    text = str(value).strip().lower()
+    m = re.fullmatch(r"([0-9.]+)\s*(gb|gib|mb|mib)?", text)
+    if not m:
+        return None
+    number = float(m.group(1))
+    return int(round(number * 1024)) if m.group(2) in ("gb", "gib") else int(number)
+
+
+class Reject(Exception):
+    """A request the proxy answers with an AWS error instead of forwarding it."""
+
+    def __init__(self, code: str, message: str, status: int = 400):
+        super().__init__(f"{code}: {message}")
+        self.code, self.message, self.status = code, message, status
+
+
+class UpstreamError(Exception):
+    def __init__(self, status: int, code: str | None, body: bytes):
+        super().__init__(f"upstream {status} {code}")
+        self.status, self.code, self.body = status, code, body
+
+
+class Response:
+    def __init__(self, status: int, headers: list, body: bytes, injected: bool = False, error: str | None = None):
+        self.status, self.headers, self.body, self.injected, self.error = status, headers, body, injected, error
+
+    def header(self, name: str):
+        for k, v in self.headers:
+            if k.lower() == name.lower():
+                return v
+        return None
+
+    def set_header(self, name: str, value: str | None):
+        self.headers = [(k, v) for k, v in self.headers if k.lower() != name.lower()]
+        if value is not None:
+            self.headers.append((name, value))
+
+    def set_json(self, doc):
+        self.body = json.dumps(doc).encode()
+        if self.header("x-amz-crc32") is not None:
+            self.set_header("x-amz-crc32", str(zlib.crc32(self.body) & 0xFFFFFFFF))
+        self.injected = True
+
+    def set_xml(self, root, ns):
+        self.body = xml_dump(root, ns)
+        self.injected = True
+
+
+# ---------------------------------------------------------------------------------------------
+# XML helpers: namespaces are stripped on parse and the default namespace is put back on dump.
+
+def xml_parse(body: bytes):
+    root = ET.fromstring(body)
+    ns = ""
+    if isinstance(root.tag, str) and root.tag.startswith("{"):
+        ns = root.tag[1:root.tag.index("}")]
+    for el in root.iter():
+        if isinstance(el.tag, str) and "}" in el.tag:
+            el.tag = el.tag.split("}", 1)[1]
+    return root, ns
+
+
+def xml_dump(root, ns: str, declaration: bool = True) -> bytes:
+    if ns:
+        root.set("xmlns", ns)
+    text = ET.tostring(root, encoding="unicode")
+    if declaration:
+        text = '<?xml version="1.0" encoding="UTF-8"?>\n' + text
+    return text.encode()
+
+
+def xt(el, path: str, default=None):
+    if el is None:
+        return default
+    found = el.find(path)
+    if found is None or found.text is None:
+        return default
+    return found.text.strip()
+
+
+def set_child(el, tag: str, text: str):
+    child = el.find(tag)
+    if child is None:
+        child = ET.SubElement(el, tag)
+    child.text = text
+    return child
+
+
+def esc(text: str) -> str:
+    return (str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            .replace('"', "&quot;"))
+
+
+def indexed(params: dict, prefix: str) -> list:
+    """Values of Prefix.N or Prefix.member.N, in N order."""
+    pat = re.compile(r"^" + re.escape(prefix) + r"\.(?:member\.)?(\d+)$")
+    out = []
+    for k, v in params.items():
+        m = pat.match(k)
+        if m:
+            out.append((int(m.group(1)), v))
+    return [v for _, v in sorted(out)]
+
+
+def error_code_of(status: int, headers: list, body: bytes) -> str | None:
+    if status < 400:
+        return None
+    for k, v in headers:
+        if k.lower() == "x-amzn-errortype" and v:
+            return v.split(":")[0].split("#")[-1]
+    text = body[:4000].decode("utf-8", "replace")
+    m = re.search(r"<Code>([^<]+)</Code>", text)
+    if m:
+        return m.group(1)
+    try:
+        doc = json.loads(text)
+        code = doc.get("__type") or doc.get("code")
+        if code:
+            return str(code).split("#")[-1]
+    except Exception:
+        pass
+    return f"HTTP{status}"
+
+
+def error_response(service: str | None, code: str, message: str, status: int = 400, json_ct: str | None = None) -> Response:
+    rid = str(uuid.uuid4())
+    proto = PROTOCOL.get(service or "")
+    if proto is None:
+        proto = "json" if json_ct else "query"
+    headers = [("x-amzn-RequestId", rid), ("Date", formatdate(usegmt=True))]
+    if proto == "ec2":
+        body = ('<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error><Code>%s</Code><Message>%s</Message>'
+                '</Error></Errors><RequestID>%s</RequestID></Response>' % (esc(code), esc(message), rid))
+        headers.append(("Content-Type", "text/xml;charset=UTF-8"))
+    elif proto == "query":
+        kind = "Sender" if status < 500 else "Receiver"
+        ns = QUERY_NS.get(service or "", "")
+        body = ('<ErrorResponse xmlns="%s"><Error><Type>%s</Type><Code>%s</Code><Message>%s</Message></Error>'
+                '<RequestId>%s</RequestId></ErrorResponse>' % (ns, kind, esc(code), esc(message), rid))
+        headers.append(("Content-Type", "text/xml"))
+    else:
+        body = json.dumps({"__type": code, "message": message})
+        headers.append(("Content-Type", JSON_CT.get(service or "", json_ct or "application/x-amz-json-1.1")))
+        headers.append(("x-amzn-ErrorType", code))
+        if service == "dynamodb":
+            headers.append(("x-amz-crc32", str(zlib.crc32(body.encode()) & 0xFFFFFFFF)))
+    return Response(status, headers, body.encode(), injected=True, error=code)
+
+
+class Ctx:
+    """One client request, identified."""
+
+    def __init__(self, method: str, path: str, headers: list, body: bytes):
+        self.method, self.path, self.headers, self.body = method, path, headers, body
+        self.now = time.time()
+        self.cache: dict = {}
+        self.extra: dict = {}
+        self.service, self.region, self.akid = self._scope()
+        self.content_type = self.header("content-type") or ""
+        self.pairs: list = []
+        self.params: dict = {}
+        self.json: dict = {}
+        self.action = None
+        target = self.header("x-amz-target")
+        if target:
+            self.action = target.rsplit(".", 1)[-1]
+            try:
+                doc = json.loads(body.decode("utf-8")) if body.strip() else {}
+                self.json = doc if isinstance(doc, dict) else {}
+            except Exception:
+                self.json = {}
+        else:
+            query = urllib.parse.urlsplit(path).query
+            text = body.decode("utf-8", "replace") if "json" not in self.content_type else ""
+            try:
+                self.pairs = urllib.parse.parse_qsl(text, keep_blank_values=True) if text else []
+            except Exception:
+                self.pairs = []
+            if query:
+                self.pairs += urllib.parse.parse_qsl(query, keep_blank_values=True)
+            self.params = {}
+            for k, v in self.pairs:
+                self.params.setdefault(k, v)
+            self.action = self.params.get("Action")
+        if self.service is None:
+            if target and "." in target:
+                prefix = target.split(".", 1)[0]
+                for svc, p in JSON_TARGET.items():
+                    if p == prefix:
+                        self.service = svc
+        self.protocol = PROTOCOL.get(self.service or "")
+
+    def header(self, name: str):
+        for k, v in self.headers:
+            if k.lower() == name.lower():
+                return v
+        return None
+
+    def _scope(self):
+        auth = self.header("authorization") or ""
+        m = re.search(r"Credential=([^/,\s]+)/(\d{8})/([^/]+)/([^/]+)/aws4_request", auth)
+        if not m:
+            q = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+            cred = (q.get("X-Amz-Credential") or [""])[0]
+            m = re.match(r"([^/]+)/(\d{8})/([^/]+)/([^/]+)/aws4_request", cred)
+        if not m:
+            return None, "us-east-1", "testing"
+        return m.group(4), m.group(3), m.group(1)
+
+    def set_form(self, pairs: list):
+        self.pairs = pairs
+        self.body = urllib.parse.urlencode(pairs).encode()
+
+
+# ---------------------------------------------------------------------------------------------
+
+class Realism:
+    """The overlay state and the behaviours."""
+
+    def __init__(self, upstream: str, cfg: dict, call_log: str | None, verbose: bool = False):
+        u = urllib.parse.urlsplit(upstream)
+        self.up_host, self.up_port = u.hostname or "127.0.0.1", u.port or 80
+        self.cfg = cfg
+        self.verbose = verbose
+        self.lock = threading.RLock()
+        self.log_lock = threading.Lock()
+        self.log_file = open(call_log, "a", encoding="utf-8") if call_log else None
+        self.rng = random.Random(cfg.get("fault_seed", 1))
+        self.reset()
+
+    def reset(self):
+        with self.lock:
+            self.nats: dict = {}
+            self.lbs: dict = {}
+            self.eni_linger: list = []
+            self.tables: dict = {}
+            self.roles: dict = {}
+            self.services: dict = {}
+            self.taskdefs: dict = {}
+            self.subnets: dict = {}
+            self.ip_next: dict = {}
+            self.route_changes: dict = {}
+            self.assoc_changes: dict = {}
+            self.task_seq = 0
+
+    def d(self, key: str) -> float:
+        return float(self.cfg[key]) * float(self.cfg["time_scale"])
+
+    # ---- upstream --------------------------------------------------------------------------
+
+    def send_upstream(self, method: str, path: str, headers: list, body: bytes):
+        conn = http.client.HTTPConnection(self.up_host, self.up_port, timeout=float(self.cfg["upstream_timeout_s"]))
+        try:
+            conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
+            has_host = False
+            for k, v in headers:
+                if k.lower() in HOP_BY_HOP:
+                    continue
+                if k.lower() == "host":
+                    has_host = True
+                conn.putheader(k, v)
+            if not has_host:
+                conn.putheader("Host", f"{self.up_host}:{self.up_port}")
+            if body or method in ("POST", "PUT", "PATCH"):
+                conn.putheader("Content-Length", str(len(body)))
+            conn.putheader("Connection", "close")
+            conn.endheaders(body if body else None)
+            r = conn.getresponse()
+            data = r.read()
+            out_headers = [(k, v) for k, v in r.getheaders() if k.lower() not in HOP_BY_HOP]
+            return r.status, out_headers, data
+        finally:
+            conn.close()
+
+    def _auth(self, ctx: Ctx, service: str) -> list:
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        return [
+            ("Host", f"{self.up_host}:{self.up_port}"),
+            ("X-Amz-Date", stamp),
+            ("Authorization", f"AWS4-HMAC-SHA256 Credential={ctx.akid}/{stamp[:8]}/{ctx.region}/{service}/aws4_request, "
+                              f"SignedHeaders=content-type;host;x-amz-date, Signature={'0' * 64}"),
+        ]
+
+    def query(self, ctx: Ctx, service: str, action: str, params=None):
+        """An internal awsQuery/ec2Query call to moto; returns the namespace-stripped XML root."""
+        pairs = [("Action", action), ("Version", QUERY_VERSION[service])]
+        if params:
+            pairs += list(params.items()) if isinstance(params, dict) else list(params)
+        body = urllib.parse.urlencode(pairs).encode()
+        headers = self._auth(ctx, service) + [("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")]
+        status, rh, data = self.send_upstream("POST", "/", headers, body)
+        if status >= 300:
+            raise UpstreamError(status, error_code_of(status, rh, data), data)
+        return xml_parse(data)[0]
+
+    def call_json(self, ctx: Ctx, service: str, action: str, payload: dict):
+        body = json.dumps(payload).encode()
+        headers = self._auth(ctx, service) + [("Content-Type", JSON_CT[service]),
+                                              ("X-Amz-Target", f"{JSON_TARGET[service]}.{action}")]
+        status, rh, data = self.send_upstream("POST", "/", headers, body)
+        if status >= 300:
+            raise UpstreamError(status, error_code_of(status, rh, data), data)
+        return json.loads(data.decode() or "{}")
+
+    def cached(self, ctx: Ctx, key, fn):
+        if key not in ctx.cache:
+            ctx.cache[key] = fn()
+        return ctx.cache[key]
+
+    # ---- call log --------------------------------------------------------------------------
+
+    def log_call(self, service, action, start, end, status, error, injected):
+        if not self.log_file:
+            return
+        line = json.dumps({"service": service, "action": action, "start": start, "end": end, "status": status,
+                           "error": error, "injected": bool(injected)})
+        with self.log_lock:
+            self.log_file.write(line + "\n")
+            self.log_file.flush()
+
+    # ---- request handling ------------------------------------------------------------------
+
+    def handle(self, method: str, path: str, headers: list, body: bytes) -> Response:
+        start = time.time()
+        if urllib.parse.urlsplit(path).path.startswith("/moto-api"):
+            with self.lock:
+                status, rh, data = self.send_upstream(method, path, headers, body)
+                if method == "POST" and urllib.parse.urlsplit(path).path.rstrip("/") == "/moto-api/reset" and status < 300:
+                    self.reset()
+            resp = Response(status, rh, data)
+            self.log_call("moto-api", urllib.parse.urlsplit(path).path, start, time.time(), status,
+                          error_code_of(status, rh, data), False)
+            return resp
+        ctx = Ctx(method, path, headers, body)
+        with self.lock:
+            ctx.now = time.time()
+            resp = self._handle(ctx)
+        resp.error = resp.error if resp.injected and resp.error else error_code_of(resp.status, resp.headers, resp.body)
+        self.log_call(ctx.service, ctx.action, start, time.time(), resp.status, resp.error, resp.injected)
+        if self.verbose:
+            sys.stderr.write(f"{ctx.service} {ctx.action} -> {resp.status} {resp.error or ''}"
+                             f"{' (injected)' if resp.injected else ''}\n")
+        return resp
+
+    def _handle(self, ctx: Ctx) -> Response:
+        key = (ctx.service or "").replace("elasticloadbalancing", "elb")
+        pre = getattr(self, f"pre_{key}_{ctx.action}", None) if ctx.action else None
+        post = getattr(self, f"post_{key}_{ctx.action}", None) if ctx.action else None
+        synthesized = None
+        if pre:
+            try:
+                synthesized = pre(ctx)
+            except Reject as r:
+                return error_response(ctx.service, r.code, r.message, r.status, ctx.content_type if "json" in ctx.content_type else None)
+            except UpstreamError:
+                pass  # the checking query failed: let moto answer the real request
+            except Exception:
+                traceback.print_exc()
+        fault = self.maybe_fault(ctx)
+        if fault is not None:
+            return fault
+        if synthesized is not None:
+            return synthesized
+        try:
+            status, rh, data = self.send_upstream(ctx.method, ctx.path, ctx.headers, ctx.body)
+        except Exception as e:
+            return error_response(ctx.service, "ServiceUnavailable", f"realism proxy: upstream unreachable: {e}", 503,
+                                  ctx.content_type if "json" in ctx.content_type else None)
+        resp = Response(status, rh, data)
+        if post and 200 <= status < 300:
+            try:
+                post(ctx, resp)
+            except Exception:
+                traceback.print_exc()
+        return resp
+
+    def maybe_fault(self, ctx: Ctx):
+        rate = float(self.cfg.get("fault_rate") or 0.0)
+        if rate <= 0:
+            return None
+        services = self.cfg.get("fault_services")
+        if services and ctx.service not in services:
+            return None
+        actions = self.cfg.get("fault_actions")
+        if actions and ctx.action not in actions and f"{ctx.service}:{ctx.action}" not in actions:
+            return None
+        if self.rng.random() >= rate:
+            return None
+        json_ct = ctx.content_type if "json" in ctx.content_type else None
+        if self.rng.random() < float(self.cfg["fault_throttle_share"]):
+            code = THROTTLE_CODE.get(ctx.service or "", "Throttling")
+            status = int(self.cfg["ec2_throttle_status"]) if ctx.service == "ec2" else 400
+            msg = THROTTLE_MESSAGE.get(ctx.service or "", "Rate exceeded")
+            return error_response(ctx.service, code, msg, status, json_ct)
+        if self.rng.random() < 0.5:
+            return error_response(ctx.service, "InternalError", "We encountered an internal error. Please try again.", 500, json_ct)
+        return error_response(ctx.service, "ServiceUnavailable", "Service is unavailable. Please try again shortly.", 503, json_ct)
+
+    # =========================================================================================
+    # EC2 facts from moto
+
+    def subnet_info(self, ctx: Ctx, sid: str):
+        if sid in self.subnets:
+            return self.subnets[sid]
+        root = self.query(ctx, "ec2", "DescribeSubnets", {"SubnetId.1": sid})
+        for item in root.findall("./subnetSet/item"):
+            self._remember_subnet(item)
+        return self.subnets.get(sid)
+
+    def _remember_subnet(self, item):
+        sid = xt(item, "subnetId")
+        if sid:
+            self.subnets[sid] = {"vpc": xt(item, "vpcId"), "cidr": xt(item, "cidrBlock"), "az": xt(item, "availabilityZone")}
+
+    def igw_attached(self, ctx: Ctx, vpc: str) -> bool:
+        root = self.query(ctx, "ec2", "DescribeInternetGateways",
+                          {"Filter.1.Name": "attachment.vpc-id", "Filter.1.Value.1": vpc})
+        for att in root.findall("./internetGatewaySet/item/attachmentSet/item"):
+            if xt(att, "vpcId") == vpc and xt(att, "state", "available") in ("available", "attached", "attaching"):
+                return True
+        return False
+
+    def moto_nats(self, ctx: Ctx, filters: dict | None = None) -> list:
+        params = {}
+        for i, (name, value) in enumerate((filters or {}).items(), 1):
+            params[f"Filter.{i}.Name"] = name
+            params[f"Filter.{i}.Value.1"] = value
+        root = self.cached(ctx, ("nats", tuple(sorted(params.items()))),
+                           lambda: self.query(ctx, "ec2", "DescribeNatGateways", params))
+        out = []
+        for item in root.findall("./natGatewaySet/item"):
+            nid = xt(item, "natGatewayId")
+            state = self.nat_state(self.nats[nid], ctx.now) if nid in self.nats else xt(item, "state")
+            out.append({"id": nid, "state": state, "subnet": xt(item, "subnetId"), "vpc": xt(item, "vpcId"),
+                        "allocs": [xt(a, "allocationId") for a in item.findall("./natGatewayAddressSet/item")],
+                        "type": xt(item, "connectivityType", "public")})
+        return out
+
+    def moto_lbs(self, ctx: Ctx) -> list:
+        def fetch():
+            root = self.query(ctx, "elasticloadbalancing", "DescribeLoadBalancers")
+            out = []
+            for m in root.findall("./DescribeLoadBalancersResult/LoadBalancers/member"):
+                out.append({"arn": xt(m, "LoadBalancerArn"), "vpc": xt(m, "VpcId"), "scheme": xt(m, "Scheme", "internet-facing"),
+                            "subnets": [xt(z, "SubnetId") for z in m.findall("./AvailabilityZones/member")],
+                            "sgs": [s.text for s in m.findall("./SecurityGroups/member") if s.text]})
+            return out
+        return self.cached(ctx, "lbs", fetch)
+
+    def tg_info(self, ctx: Ctx, arn: str):
+        def fetch():
+            root = self.query(ctx, "elasticloadbalancing", "DescribeTargetGroups", {"TargetGroupArns.member.1": arn})
+            m = root.find("./DescribeTargetGroupsResult/TargetGroups/member")
+            if m is None:
+                return None
+            return {
+                "arn": arn,
+                "type": xt(m, "TargetType", "instance"),
+                "interval": float(xt(m, "HealthCheckIntervalSeconds") or self.cfg["default_health_check_interval_s"]),
+                "threshold": int(xt(m, "HealthyThresholdCount") or self.cfg["default_healthy_threshold_count"]),
+                "lbs": [e.text for e in m.findall("./LoadBalancerArns/member") if e.text],
+                "port": xt(m, "Port"),
+            }
+        try:
+            return self.cached(ctx, ("tg", arn), fetch)
+        except UpstreamError:
+            return None
+
+    def dereg_delay(self, ctx: Ctx, arn: str) -> float:
+        try:
+            root = self.query(ctx, "elasticloadbalancing", "DescribeTargetGroupAttributes", {"TargetGroupArn": arn})
+            for m in root.findall("./DescribeTargetGroupAttributesResult/Attributes/member"):
+                if xt(m, "Key") == "deregistration_delay.timeout_seconds":
+                    return float(xt(m, "Value")) * float(self.cfg["time_scale"])
+        except (UpstreamError, ValueError, TypeError):
+            pass
+        return self.d("default_deregistration_delay_s")
+
+    # =========================================================================================
+    # NAT gateways (1, 13, 14, 16)
+
+    def nat_state(self, nat: dict, now: float) -> str:
+        if nat["deleted"] is not None:
+            return "deleting" if now < nat["deleted"] + self.d("nat_deleting_s") else "deleted"
+        if now < nat["created"] + self.d("nat_pending_s"):
+            return "pending"
+        return "failed" if nat["fail"] else "available"
+
+    def nat_available_at(self, nat: dict):
+        if nat["fail"] or nat["deleted"] is not None:
+            return None
+        return nat["created"] + self.d("nat_pending_s")
+
+    def pre_ec2_CreateNatGateway(self, ctx: Ctx):
+        ctx.extra["fail"] = False
+        if ctx.params.get("ConnectivityType", "public") == "private":
+            return None
+        info = self.subnet_info(ctx, ctx.params.get("SubnetId", ""))
+        if info and info["vpc"]:
+            ctx.extra["vpc"] = info["vpc"]
+            ctx.extra["fail"] = not self.igw_attached(ctx, info["vpc"])
+        return None
+
+    def post_ec2_CreateNatGateway(self, ctx: Ctx, resp: Response):
+        root, ns = xml_parse(resp.body)
+        item = root.find("natGateway")
+        nid = xt(item, "natGatewayId")
+        if not nid:
+            return
+        if nid not in self.nats:
+            self.nats[nid] = {"created": ctx.now, "fail": ctx.extra.get("fail", False), "deleted": None,
+                              "vpc": xt(item, "vpcId") or ctx.extra.get("vpc"), "subnet": xt(item, "subnetId"),
+                              "allocs": [xt(a, "allocationId") for a in item.findall("./natGatewayAddressSet/item")],
+                              "type": xt(item, "connectivityType", "public")}
+        self._rewrite_nat_item(item, ctx.now)
+        resp.set_xml(root, ns)
+
+    def _rewrite_nat_item(self, item, now: float):
+        nid = xt(item, "natGatewayId")
+        nat = self.nats.get(nid)
+        if nat is None:
+            return
+        state = self.nat_state(nat, now)
+        set_child(item, "state", state)
+        if state == "failed":
+            set_child(item, "failureCode", "Gateway.NotAttached")
+            set_child(item, "failureMessage", f"Network {nat['vpc']} has no Internet gateway attached")
+        if state == "deleted" and nat["deleted"] is not None:
+            set_child(item, "deleteTime", time.strftime("%Y-%m-%dT%H:%M:%S.000Z",
+                                                        time.gmtime(nat["deleted"] + self.d("nat_deleting_s"))))
+
+    def pre_ec2_DescribeNatGateways(self, ctx: Ctx):
+        """Strip `state` filters (moto only knows its own states) and apply them to the overlay state."""
+        filters = {}
+        for k, v in ctx.pairs:
+            m = re.match(r"^Filter\.(\d+)\.(Name|Value\.\d+)$", k)
+            if m:
+                filters.setdefault(int(m.group(1)), {"name": None, "values": []})
+                if m.group(2) == "Name":
+                    filters[int(m.group(1))]["name"] = v
+                else:
+                    filters[int(m.group(1))]["values"].append(v)
+        states = [f["values"] for f in filters.values() if f["name"] == "state"]
+        if not states:
+            return None
+        ctx.extra["states"] = set(v for vals in states for v in vals)
+        kept = [f for _, f in sorted(filters.items()) if f["name"] != "state"]
+        pairs = [(k, v) for k, v in ctx.pairs if not re.match(r"^Filter\.\d+\.", k)]
+        for i, f in enumerate(kept, 1):
+            pairs.append((f"Filter.{i}.Name", f["name"]))
+            for j, v in enumerate(f["values"], 1):
+                pairs.append((f"Filter.{i}.Value.{j}", v))
+        ctx.set_form(pairs)
+        return None
+
+    def post_ec2_DescribeNatGateways(self, ctx: Ctx, resp: Response):
+        root, ns = xml_parse(resp.body)
+        wanted = ctx.extra.get("states")
+        nat_set = root.find("natGatewaySet")
+        for item in list(nat_set if nat_set is not None else []):
+            self._rewrite_nat_item(item, ctx.now)
+            if wanted is not None and xt(item, "state") not in wanted:
+                nat_set.remove(item)
+        resp.set_xml(root, ns)
+
+    def post_ec2_DeleteNatGateway(self, ctx: Ctx, resp: Response):
+        nid = ctx.params.get("NatGatewayId")
+        nat = self.nats.get(nid)
+        if nat is not None and nat["deleted"] is None:
+            nat["deleted"] = ctx.now
+
+    def post_ec2_DescribeRouteTables(self, ctx: Ctx, resp: Response):
+        root, ns = xml_parse(resp.body)
+        changed = False
+        for route in root.findall("./routeTableSet/item/routeSet/item"):
+            nid = xt(route, "natGatewayId")
+            if nid and nid in self.nats and self.nat_state(self.nats[nid], ctx.now) in ("failed", "deleting", "deleted"):
+                set_child(route, "state", "blackhole")
+                changed = True
+        if changed:
+            resp.set_xml(root, ns)
+
+    def post_ec2_CreateRoute(self, ctx: Ctx, resp: Response):
+        self.route_changes[ctx.params.get("RouteTableId")] = ctx.now
+
+    post_ec2_ReplaceRoute = post_ec2_CreateRoute
+
+    def post_ec2_AssociateRouteTable(self, ctx: Ctx, resp: Response):
+        if ctx.params.get("SubnetId"):
+            self.assoc_changes[ctx.params["SubnetId"]] = ctx.now
+
+    def post_ec2_ReplaceRouteTableAssociation(self, ctx: Ctx, resp: Response):
+        self.route_changes[ctx.params.get("RouteTableId")] = ctx.now
+
+    def post_ec2_CreateSubnet(self, ctx: Ctx, resp: Response):
+        root, _ = xml_parse(resp.body)
+        item = root.find("subnet")
+        if item is not None:
+            self._remember_subnet(item)
+
+    def pre_ec2_DetachInternetGateway(self, ctx: Ctx):
+        vpc = ctx.params.get("VpcId", "")
+        for nat in self.moto_nats(ctx, {"vpc-id": vpc}):
+            if nat["vpc"] == vpc and nat["type"] != "private" and nat["state"] != "deleted":
+                raise Reject("DependencyViolation", f"Network {vpc} has some mapped public address(es). Please unmap "
+                                                    "those public address(es) before detaching the gateway.")
+        if self.cfg.get("detach_igw_checks_load_balancers"):
+            blocked = any(lb["vpc"] == vpc and lb["scheme"] == "internet-facing" for lb in self.moto_lbs(ctx))
+            blocked = blocked or any(e["vpc"] == vpc and e.get("public") for e in self.live_linger(ctx.now))
+            if blocked:
+                raise Reject("DependencyViolation", f"Network {vpc} has some mapped public address(es). Please unmap "
+                                                    "those public address(es) before detaching the gateway.")
+        return None
+
+    def pre_ec2_ReleaseAddress(self, ctx: Ctx):
+        alloc = ctx.params.get("AllocationId")
+        if not alloc:
+            return None
+        for nat in self.moto_nats(ctx):
+            if alloc in nat["allocs"] and nat["state"] != "deleted":
+                raise Reject("InvalidIPAddress.InUse", f"The address with allocation id [{alloc}] is in use.")
+        for nat in self.nats.values():
+            if alloc in nat["allocs"] and self.nat_state(nat, ctx.now) != "deleted":
+                raise Reject("InvalidIPAddress.InUse", f"The address with allocation id [{alloc}] is in use.")
+        return None
+
+    # =========================================================================================
+    # Security groups, subnets, VPCs (11, 13, 15)
+
+    def live_linger(self, now: float) -> list:
+        """Everything holding ENIs now: lingering ENIs of deleted LBs, and ECS services' task ENIs."""
+        out = [e for e in self.eni_linger if e["until"] > now]
+        for rec in self.services.values():
+            status = self.svc_status(rec, now)
+            if status in ("ACTIVE", "DRAINING") or now < (rec["drain_end"] or 0) + self.d("eni_linger_s"):
+                out.append({"until": None, "sgs": set(rec["sgs"]), "subnets": set(rec["subnets"]),
+                            "vpc": rec.get("vpc"), "public": rec["public_ip"],
+                            "why": f"ECS service {rec['name']} ({status.lower()})"})
+        return out
+
+    def pre_ec2_DeleteSecurityGroup(self, ctx: Ctx):
+        sg = ctx.params.get("GroupId")
+        if not sg:
+            return None
+        message = f"resource {sg} has a dependent object"
+        root = self.query(ctx, "ec2", "DescribeSecurityGroups")
+        for item in root.findall("./securityGroupInfo/item"):
+            if xt(item, "groupId") == sg:
+                continue
+            for perms in ("ipPermissions", "ipPermissionsEgress"):
+                for ref in item.findall(f"./{perms}/item/groups/item"):
+                    if xt(ref, "groupId") == sg:
+                        raise Reject("DependencyViolation", message)
+        for lb in self.moto_lbs(ctx):
+            if sg in lb["sgs"]:
+                raise Reject("DependencyViolation", message)
+        for e in self.live_linger(ctx.now):
+            if sg in e["sgs"]:
+                raise Reject("DependencyViolation", message)
+        return None
+
+    def pre_ec2_CreateSecurityGroup(self, ctx: Ctx):
+        vpc, name = ctx.params.get("VpcId"), ctx.params.get("GroupName")
+        if not vpc or not name:
+            return None
+        root = self.query(ctx, "ec2", "DescribeSecurityGroups", {"Filter.1.Name": "vpc-id", "Filter.1.Value.1": vpc,
+                                                                 "Filter.2.Name": "group-name", "Filter.2.Value.1": name})
+        for item in root.findall("./securityGroupInfo/item"):
+            if xt(item, "groupName") == name and xt(item, "vpcId") == vpc:
+                raise Reject("InvalidGroup.Duplicate", f"The security group '{name}' already exists for VPC '{vpc}'")
+        return None
+
+    def pre_ec2_DeleteSubnet(self, ctx: Ctx):
+        sid = ctx.params.get("SubnetId", "")
+        message = f"The subnet '{sid}' has dependencies and cannot be deleted."
+        for nat in self.moto_nats(ctx, {"subnet-id": sid}):
+            if nat["subnet"] == sid and nat["state"] != "deleted":
+                raise Reject("DependencyViolation", message)
+        for lb in self.moto_lbs(ctx):
+            if sid in lb["subnets"]:
+                raise Reject("DependencyViolation", message)
+        for e in self.live_linger(ctx.now):
+            if sid in e["subnets"]:
+                raise Reject("DependencyViolation", message)
+        return None
+
+    def pre_ec2_DeleteVpc(self, ctx: Ctx):
+        vpc = ctx.params.get("VpcId", "")
+        message = f"The vpc '{vpc}' has dependencies and cannot be deleted."
+        for nat in self.moto_nats(ctx, {"vpc-id": vpc}):
+            if nat["vpc"] == vpc and nat["state"] != "deleted":
+                raise Reject("DependencyViolation", message)
+        if any(lb["vpc"] == vpc for lb in self.moto_lbs(ctx)):
+            raise Reject("DependencyViolation", message)
+        for e in self.live_linger(ctx.now):
+            vpcs = {e.get("vpc")} | {(self.subnets.get(s) or {}).get("vpc") for s in e["subnets"]}
+            if vpc in vpcs:
+                raise Reject("DependencyViolation", message)
+        if self.igw_attached(ctx, vpc):
+            raise Reject("DependencyViolation", message)
+        return None
+
+    # =========================================================================================
+    # Load balancers (2, 5, 9, 15)
+
+    def lb_active_at(self, arn: str) -> float:
+        lb = self.lbs.get(arn)
+        return lb["created"] + self.d("alb_provisioning_s") if lb else 0.0
+
+    def pre_elb_CreateLoadBalancer(self, ctx: Ctx):
+        if ctx.params.get("Type", "application") != "application":
+            return None
+        subnets = indexed(ctx.params, "Subnets") + [v for k, v in ctx.params.items()
+                                                    if re.match(r"^SubnetMappings\.member\.\d+\.SubnetId$", k)]
+        if not subnets:
+            return None
+        zones = []
+        for sid in subnets:
+            info = self.subnet_info(ctx, sid)
+            if info is None:
+                return None  # moto reports the unknown subnet
+            zones.append(info["az"])
+        if len(set(zones)) < 2:
+            raise Reject("ValidationError", "At least two subnets in two different Availability Zones must be specified")
+        if len(set(zones)) < len(zones):
+            raise Reject("InvalidConfigurationRequest",
+                         "A load balancer cannot be attached to multiple subnets in the same Availability Zone")
+        return None
+
+    def post_elb_CreateLoadBalancer(self, ctx: Ctx, resp: Response):
+        root, ns = xml_parse(resp.body)
+        for m in root.findall("./CreateLoadBalancerResult/LoadBalancers/member"):
+            arn = xt(m, "LoadBalancerArn")
+            if arn and arn not in self.lbs:
+                self.lbs[arn] = {"created": ctx.now}
+            self._rewrite_lb(m, ctx.now)
+        resp.set_xml(root, ns)
+
+    def _rewrite_lb(self, m, now: float):
+        arn = xt(m, "LoadBalancerArn")
+        if arn not in self.lbs:
+            return
+        state = m.find("State")
+        if state is None:
+            state = ET.SubElement(m, "State")
+        set_child(state, "Code", "provisioning" if now < self.lb_active_at(arn) else "active")
+
+    def post_elb_DescribeLoadBalancers(self, ctx: Ctx, resp: Response):
+        root, ns = xml_parse(resp.body)
+        for m in root.findall("./DescribeLoadBalancersResult/LoadBalancers/member"):
+            self._rewrite_lb(m, ctx.now)
+        resp.set_xml(root, ns)
+
+    def pre_elb_DeleteLoadBalancer(self, ctx: Ctx):
+        arn = ctx.params.get("LoadBalancerArn")
+        for lb in self.moto_lbs(ctx):
+            if lb["arn"] == arn:
+                ctx.extra["lb"] = lb
+        return None
+
+    def post_elb_DeleteLoadBalancer(self, ctx: Ctx, resp: Response):
+        lb = ctx.extra.get("lb")
+        if lb:
+            self.eni_linger.append({"until": ctx.now + self.d("eni_linger_s"), "sgs": set(lb["sgs"]),
+                                    "subnets": set(lb["subnets"]), "vpc": lb["vpc"],
+                                    "public": lb["scheme"] == "internet-facing", "why": f"load balancer {lb['arn']}"})
+        self.lbs.pop(ctx.params.get("LoadBalancerArn"), None)
+
+    @staticmethod
+    def _actions_key(pairs):
+        return sorted((t or "", tuple(sorted(x for x in tgs if x))) for t, tgs in pairs)
+
+    def pre_elb_CreateListener(self, ctx: Ctx):
+        arn, port = ctx.params.get("LoadBalancerArn"), ctx.params.get("Port")
+        if not arn or not port:
+            return None
+        root = self.query(ctx, "elasticloadbalancing", "DescribeListeners", {"LoadBalancerArn": arn})
+        wanted = []
+        n = 1
+        while f"DefaultActions.member.{n}.Type" in ctx.params:
+            p = f"DefaultActions.member.{n}."
+            tgs = [ctx.params.get(p + "TargetGroupArn")] + [v for k, v in ctx.params.items() if re.match(
+                "^" + re.escape(p) + r"ForwardConfig\.TargetGroups\.member\.\d+\.TargetGroupArn$", k)]
+            wanted.append((ctx.params[p + "Type"], tgs))
+            n += 1
+        for m in root.findall("./DescribeListenersResult/Listeners/member"):
+            if xt(m, "Port") != str(port):
+                continue
+            have = []
+            for a in m.findall("./DefaultActions/member"):
+                tgs = [xt(a, "TargetGroupArn")] + [xt(t, "TargetGroupArn") for t in a.findall("./ForwardConfig/TargetGroups/member")]
+                have.append((xt(a, "Type"), tgs))
+            same = (xt(m, "Protocol") == ctx.params.get("Protocol", xt(m, "Protocol"))
+                    and self._actions_key(have) == self._actions_key(wanted))
+            if not same:
+                raise Reject("DuplicateListener", f"A listener already exists on this port for this load balancer '{arn}'")
+            # Identical settings: CreateListener is idempotent on AWS and returns the existing listener.
+            ns = QUERY_NS["elasticloadbalancing"]
+            out = ET.Element("CreateListenerResponse")
+            result = ET.SubElement(out, "CreateListenerResult")
+            listeners = ET.SubElement(result, "Listeners")
+            listeners.append(m)
+            meta = ET.SubElement(out, "ResponseMetadata")
+            ET.SubElement(meta, "RequestId").text = str(uuid.uuid4())
+            return Response(200, [("Content-Type", "text/xml"), ("x-amzn-RequestId", str(uuid.uuid4()))],
+                            xml_dump(out, ns, declaration=False), injected=True)
+        return None
+
+    def post_elb_DescribeTargetHealth(self, ctx: Ctx, resp: Response):
+        tg = ctx.params.get("TargetGroupArn")
+        entries = []
+        for rec in self.services.values():
+            for lbspec in rec["tgs"]:
+                if lbspec["arn"] != tg:
+                    continue
+                for task in rec["tasks"]:
+                    state = self.target_state(ctx, rec, task, tg)
+                    if state:
+                        entries.append((task, lbspec, state))
+        if not entries:
+            return
+        only = {v for k, v in ctx.params.items() if re.match(r"^Targets\.member\.\d+\.Id$", k)}
+        root, ns = xml_parse(resp.body)
+        result = root.find("DescribeTargetHealthResult")
+        if result is None:
+            return
+        descs = result.find("TargetHealthDescriptions")
+        if descs is None:
+            descs = ET.SubElement(result, "TargetHealthDescriptions")
+        reasons = {
+            "initial": ("Elb.RegistrationInProgress", "Target registration is in progress"),
+            "draining": ("Target.DeregistrationInProgress", "Target deregistration is in progress"),
+            "unused": ("Target.NotInUse", "Target group is not configured to receive traffic from the load balancer"),
+        }
+        for task, lbspec, state in entries:
+            if only and task["ip"] not in only:
+                continue
+            m = ET.SubElement(descs, "member")
+            target = ET.SubElement(m, "Target")
+            ET.SubElement(target, "Id").text = task["ip"]
+            ET.SubElement(target, "Port").text = str(lbspec["port"])
+            ET.SubElement(target, "AvailabilityZone").text = task["az"] or ""
+            ET.SubElement(m, "HealthCheckPort").text = str(lbspec["port"])
+            health = ET.SubElement(m, "TargetHealth")
+            ET.SubElement(health, "State").text = state
+            if state in reasons:
+                ET.SubElement(health, "Reason").text = reasons[state][0]
+                ET.SubElement(health, "Description").text = reasons[state][1]
+        resp.set_xml(root, ns)
+
+    # =========================================================================================
+    # ECS (4, 6, 7, 8, 10, 17)
+
+    def svc_status(self, rec: dict, now: float) -> str:
+        if rec["deleted_at"] is None:
+            return "ACTIVE"
+        return "DRAINING" if now < rec["drain_end"] else "INACTIVE"
+
+    @staticmethod
+    def task_running(task: dict, now: float) -> bool:
+        return (task["run_at"] is not None and task["run_at"] <= now
+                and (task["gone_at"] is None or task["gone_at"] > now))
+
+    def subnet_ready_at(self, ctx: Ctx, sid: str, public_ip: bool):
+        """When a task in this subnet can pull its image: its route table has 0.0.0.0/0 to an available NAT
+        (or to an internet gateway when the task gets a public IP). None: not (yet) possible."""
+        def compute():
+            info = self.subnet_info(ctx, sid)
+            if not info:
+                return None
+            root = self.cached(ctx, ("rtbs", info["vpc"]), lambda: self.query(
+                ctx, "ec2", "DescribeRouteTables", {"Filter.1.Name": "vpc-id", "Filter.1.Value.1": info["vpc"]}))
+            tables = root.findall("./routeTableSet/item")
+            chosen = None
+            for t in tables:
+                if any(xt(a, "subnetId") == sid for a in t.findall("./associationSet/item")):
+                    chosen = t
+            if chosen is None:
+                for t in tables:
+                    if any(xt(a, "main") == "true" for a in t.findall("./associationSet/item")):
+                        chosen = t
+            if chosen is None:
+                return None
+            rtb = xt(chosen, "routeTableId")
+            for r in chosen.findall("./routeSet/item"):
+                if xt(r, "destinationCidrBlock") != "0.0.0.0/0":
+                    continue
+                base = max(self.route_changes.get(rtb, 0.0), self.assoc_changes.get(sid, 0.0))
+                nid = xt(r, "natGatewayId")
+                if nid:
+                    nat = self.nats.get(nid)
+                    if nat is None:
+                        return base if xt(r, "state", "active") == "active" else None
+                    avail = self.nat_available_at(nat)
+                    return None if avail is None else max(avail, base)
+                gw = xt(r, "gatewayId") or ""
+                if gw.startswith("igw-") and public_ip:
+                    return base
+            return None
+        return self.cached(ctx, ("ready", sid, public_ip), compute)
+
+    def new_task(self, ctx: Ctx, rec: dict, now: float) -> dict:
+        self.task_seq += 1
+        sid = rec["subnets"][rec["rr"] % len(rec["subnets"])] if rec["subnets"] else None
+        rec["rr"] += 1
+        ip, az = f"10.255.{(self.task_seq // 250) % 250}.{self.task_seq % 250 + 4}", None
+        try:
+            info = self.subnet_info(ctx, sid) if sid else None
+        except UpstreamError:
+            info = None
+        if info and info.get("cidr"):
+            net = ipaddress.ip_network(info["cidr"], strict=False)
+            n = self.ip_next.get(sid, 10)
+            if n >= net.num_addresses - 1:
+                n = 10
+            self.ip_next[sid] = n + 1
+            ip, az = str(net.network_address + n), info["az"]
+        return {"id": uuid.uuid4().hex, "subnet": sid, "ip": ip, "az": az, "requested": now,
+                "run_at": None, "stop_at": None, "gone_at": None}
+
+    def stop_task(self, ctx: Ctx, rec: dict, task: dict, now: float):
+        task["stop_at"] = now
+        if self.task_running(task, now) and rec["tgs"]:
+            task["gone_at"] = now + max(self.dereg_delay(ctx, t["arn"]) for t in rec["tgs"])
+        else:
+            task["gone_at"] = now
+            if task["run_at"] is not None and task["run_at"] > now:
+                task["run_at"] = None
+
+    def assign_run(self, ctx: Ctx, rec: dict):
+        for task in rec["tasks"]:
+            if task["run_at"] is None and task["stop_at"] is None and task["subnet"]:
+                try:
+                    ready = self.subnet_ready_at(ctx, task["subnet"], rec["public_ip"])
+                except UpstreamError:
+                    ready = None
+                if ready is not None:
+                    task["run_at"] = max(task["requested"], ready) + self.d("task_start_s")
+
+    def reconcile(self, ctx: Ctx, rec: dict, now: float):
+        self.assign_run(ctx, rec)
+        live = [t for t in rec["tasks"] if t["stop_at"] is None]
+        while len(live) < rec["desired"]:
+            task = self.new_task(ctx, rec, now)
+            rec["tasks"].append(task)
+            live.append(task)
+        extra = len(live) - rec["desired"]
+        if extra > 0:
+            order = sorted(live, key=lambda t: (self.task_running(t, now), -t["requested"]))
+            for task in order[:extra]:
+                self.stop_task(ctx, rec, task, now)
+        # forget tasks long gone
+        rec["tasks"] = [t for t in rec["tasks"] if t["gone_at"] is None or t["gone_at"] > now - 3600]
+
+    def healthy_at(self, ctx: Ctx, rec: dict, task: dict):
+        if task["run_at"] is None:
+            return None
+        at = task["run_at"]
+        for spec in rec["tgs"]:
+            info = self.tg_info(ctx, spec["arn"])
+            if info is None:
+                continue
+            if not info["lbs"]:
+                return None
+            active = max(self.lb_active_at(lb) for lb in info["lbs"])
+            at = max(at, max(task["run_at"], active) + info["interval"] * info["threshold"] * float(self.cfg["time_scale"]))
+        return at
+
+    def target_state(self, ctx: Ctx, rec: dict, task: dict, tg: str):
+        now = ctx.now
+        if task["run_at"] is None or task["run_at"] > now:
+            return None
+        if task["gone_at"] is not None and task["gone_at"] <= now:
+            return None
+        if task["stop_at"] is not None:
+            return "draining"
+        info = self.tg_info(ctx, tg)
+        if info is not None and not info["lbs"]:
+            return "unused"
+        h = self.healthy_at(ctx, rec, task)
+        return "healthy" if h is not None and h <= now else "initial"
+
+    def svc_view(self, ctx: Ctx, rec: dict) -> dict:
+        now = ctx.now
+        self.assign_run(ctx, rec)
+        status = self.svc_status(rec, now)
+        running = sum(1 for t in rec["tasks"] if self.task_running(t, now))
+        live = [t for t in rec["tasks"] if t["stop_at"] is None]
+        live_running = sum(1 for t in live if self.task_running(t, now))
+        pending = len(live) - live_running
+        if rec["completed_at"] is None and status == "ACTIVE" and len(live) == rec["desired"]:
+            steady = True
+            for t in live:
+                h = self.healthy_at(ctx, rec, t) if self.task_running(t, now) else None
+                if h is None or h > now:
+                    steady = False
+                    break
+            if steady:
+                rec["completed_at"] = now
+        rollout = "COMPLETED" if rec["completed_at"] is not None else "IN_PROGRESS"
+        return {"status": status, "running": running, "pending": pending, "live_running": live_running,
+                "rollout": rollout}
+
+    def apply_view(self, ctx: Ctx, svc: dict):
+        rec = self.services.get(svc.get("serviceArn"))
+        if rec is None:
+            return False
+        view = self.svc_view(ctx, rec)
+        svc["status"] = view["status"]
+        svc["runningCount"] = view["running"]
+        svc["pendingCount"] = view["pending"]
+        if view["status"] != "ACTIVE":
+            svc["desiredCount"] = 0
+        for dep in svc.get("deployments") or []:
+            if dep.get("status") != "PRIMARY":
+                continue
+            dep["desiredCount"] = rec["desired"] if view["status"] == "ACTIVE" else 0
+            dep["runningCount"] = view["live_running"]
+            dep["pendingCount"] = view["pending"]
+            dep["failedTasks"] = 0
+            dep["rolloutState"] = view["rollout"]
+            word = "completed" if view["rollout"] == "COMPLETED" else "in progress"
+            dep["rolloutStateReason"] = f"ECS deployment {dep.get('id', '')} {word}."
+        return True
+
+    def resolve_taskdef(self, ctx: Ctx, name: str):
+        if name in self.taskdefs:
+            return self.taskdefs[name]
+        doc = self.call_json(ctx, "ecs", "DescribeTaskDefinition", {"taskDefinition": name})
+        td = doc.get("taskDefinition") or {}
+        if td.get("taskDefinitionArn"):
+            self.taskdefs[td["taskDefinitionArn"]] = td
+        return td
+
+    @staticmethod
+    def cluster_name(value: str | None) -> str:
+        return (value or "default").split("/")[-1]
+
+    def find_service(self, cluster: str, name: str):
+        cluster = self.cluster_name(cluster)
+        for rec in self.services.values():
+            if rec["name"] == name and self.cluster_name(rec["cluster"]) == cluster:
+                return rec
+        return None
+
+    def pre_ecs_RegisterTaskDefinition(self, ctx: Ctx):
+        td = ctx.json
+        if "FARGATE" not in (td.get("requiresCompatibilities") or []):
+            return None
+        if td.get("networkMode") != "awsvpc":
+            raise Reject("ClientException", "Fargate only supports network mode \u2018awsvpc\u2019.")
+        if td.get("cpu") is None:
+            raise Reject("ClientException", "Fargate requires that 'cpu' be defined at the task level.")
+        if td.get("memory") is None:
+            raise Reject("ClientException", "Fargate requires that 'memory' be defined at the task level.")
+        cpu, mem = parse_cpu(td.get("cpu")), parse_memory(td.get("memory"))
+        if cpu is None or mem is None or not fargate_pair_ok(cpu, mem):
+            raise Reject("ClientException", "No Fargate configuration exists for given values: "
+                                            f"{td.get('cpu')} CPU, {td.get('memory')} memory. See the Amazon ECS "
+                                            "documentation for the valid values.")
+        for c in td.get("containerDefinitions") or []:
+            if ((c.get("logConfiguration") or {}).get("logDriver") == "awslogs") and not td.get("executionRoleArn"):
+                raise Reject("ClientException",
+                             "Fargate requires task definition to have execution role ARN to support log driver awslogs.")
+        return None
+
+    def post_ecs_RegisterTaskDefinition(self, ctx: Ctx, resp: Response):
+        td = json.loads(resp.body or b"{}").get("taskDefinition") or {}
+        if td.get("taskDefinitionArn"):
+            self.taskdefs[td["taskDefinitionArn"]] = td
+
+    def pre_ecs_CreateService(self, ctx: Ctx):
+        req = ctx.json
+        name, cluster = req.get("serviceName"), req.get("cluster")
+        now = ctx.now
+        # 7: idempotency by name
+        rec = self.find_service(cluster, name)
+        existing = rec is not None and self.svc_status(rec, now) in ("ACTIVE", "DRAINING")
+        if rec is None:
+            try:
+                doc = self.call_json(ctx, "ecs", "DescribeServices", {"cluster": cluster or "default", "services": [name]})
+                existing = any(s.get("status") in ("ACTIVE", "DRAINING") for s in doc.get("services") or [])
+            except UpstreamError:
+                existing = False
+        if existing:
+            token = req.get("clientToken")
+            fingerprint = json.dumps({k: v for k, v in req.items() if k != "clientToken"}, sort_keys=True)
+            if (rec is not None and token and rec["client_token"] == token and now - rec["created"] < self.d("client_token_window_s")
+                    and rec["fingerprint"] == fingerprint and self.svc_status(rec, now) == "ACTIVE"):
+                doc = self.call_json(ctx, "ecs", "DescribeServices", {"cluster": cluster or "default", "services": [name]})
+                svc = (doc.get("services") or [None])[0]
+                if svc:
+                    self.apply_view(ctx, svc)
+                    body = json.dumps({"service": svc}).encode()
+                    return Response(200, [("Content-Type", "application/x-amz-json-1.1"),
+                                          ("x-amzn-RequestId", str(uuid.uuid4()))], body, injected=True)
+            raise Reject("InvalidParameterException", "Creation of service was not idempotent.")
+        td = self.resolve_taskdef(ctx, req.get("taskDefinition", ""))
+        ctx.extra["taskdef"] = td
+        # 6: target groups
+        for spec in req.get("loadBalancers") or []:
+            arn = spec.get("targetGroupArn")
+            if not arn:
+                continue
+            info = self.tg_info(ctx, arn)
+            if info is None:
+                continue
+            if not info["lbs"]:
+                raise Reject("InvalidParameterException",
+                             f"The target group with targetGroupArn {arn} does not have an associated load balancer.")
+            if td.get("networkMode") == "awsvpc" and info["type"] != "ip":
+                raise Reject("InvalidParameterException",
+                             f"The provided target group {arn} has target type {info['type']}, which is incompatible "
+                             "with the awsvpc network mode specified in the task definition.")
+        # 17: IAM propagation
+        for key in ("taskRoleArn", "executionRoleArn"):
+            arn = td.get(key)
+            if not arn:
+                continue
+            created = self.roles.get(arn.split("/")[-1])
+            if created is not None and now < created + self.d("iam_propagation_s"):
+                raise Reject("InvalidParameterException", IAM_ROLE_MESSAGE.format(arn=arn))
+        return None
+
+    def post_ecs_CreateService(self, ctx: Ctx, resp: Response):
+        doc = json.loads(resp.body or b"{}")
+        svc = doc.get("service") or {}
+        arn = svc.get("serviceArn")
+        if not arn:
+            return
+        req = ctx.json
+        old = self.services.get(arn)
+        if old is not None:  # replaced an INACTIVE one: its task ENIs keep lingering
+            self.eni_linger.append({"until": (old["drain_end"] or ctx.now) + self.d("eni_linger_s"), "sgs": set(old["sgs"]),
+                                    "subnets": set(old["subnets"]), "vpc": old.get("vpc"), "public": old["public_ip"],
+                                    "why": f"ECS service {old['name']} (inactive)"})
+        net = (svc.get("networkConfiguration") or req.get("networkConfiguration") or {}).get("awsvpcConfiguration") or {}
+        tgs = []
+        for spec in svc.get("loadBalancers") or req.get("loadBalancers") or []:
+            if spec.get("targetGroupArn"):
+                tgs.append({"arn": spec["targetGroupArn"], "container": spec.get("containerName"),
+                            "port": spec.get("containerPort") or 80})
+        rec = {
+            "arn": arn, "name": svc.get("serviceName") or req.get("serviceName"),
+            "cluster": svc.get("clusterArn") or req.get("cluster") or "default",
+            "created": ctx.now, "deleted_at": None, "drain_end": None,
+            "desired": int(svc.get("desiredCount", req.get("desiredCount", 0)) or 0),
+            "subnets": list(net.get("subnets") or []), "sgs": list(net.get("securityGroups") or []),
+            "public_ip": net.get("assignPublicIp") == "ENABLED", "tgs": tgs,
+            "taskdef": svc.get("taskDefinition"), "client_token": req.get("clientToken"),
+            "fingerprint": json.dumps({k: v for k, v in req.items() if k != "clientToken"}, sort_keys=True),
+            "tasks": [], "rr": 0, "completed_at": None, "vpc": None,
+        }
+        if rec["subnets"]:
+            try:
+                info = self.subnet_info(ctx, rec["subnets"][0])
+                rec["vpc"] = info["vpc"] if info else None
+            except UpstreamError:
+                pass
+        self.services[arn] = rec
+        self.reconcile(ctx, rec, ctx.now)
+        self.apply_view(ctx, svc)
+        resp.set_json(doc)
+
+    def pre_ecs_UpdateService(self, ctx: Ctx):
+        rec = self.find_service(ctx.json.get("cluster"), (ctx.json.get("service") or "").split("/")[-1])
+        if rec is not None and self.svc_status(rec, ctx.now) != "ACTIVE":
+            raise Reject("ServiceNotActiveException", "Service was not ACTIVE.")
+        return None
+
+    def post_ecs_UpdateService(self, ctx: Ctx, resp: Response):
+        doc = json.loads(resp.body or b"{}")
+        svc = doc.get("service") or {}
+        rec = self.services.get(svc.get("serviceArn"))
+        if rec is None:
+            return
+        req = ctx.json
+        self.svc_view(ctx, rec)  # settles the current deployment's rollout state first
+        new_td = req.get("taskDefinition")
+        if (new_td and svc.get("taskDefinition") != rec["taskdef"]) or req.get("forceNewDeployment"):
+            for task in rec["tasks"]:
+                if task["stop_at"] is None:
+                    self.stop_task(ctx, rec, task, ctx.now)
+            rec["taskdef"] = svc.get("taskDefinition")
+            rec["completed_at"] = None
+        if "desiredCount" in req:
+            rec["desired"] = int(req["desiredCount"])
+        net = (req.get("networkConfiguration") or {}).get("awsvpcConfiguration")
+        if net:
+            rec["subnets"] = list(net.get("subnets") or rec["subnets"])
+            rec["sgs"] = list(net.get("securityGroups") or rec["sgs"])
+            rec["public_ip"] = net.get("assignPublicIp") == "ENABLED"
+        self.reconcile(ctx, rec, ctx.now)
+        self.apply_view(ctx, svc)
+        resp.set_json(doc)
+
+    def post_ecs_DeleteService(self, ctx: Ctx, resp: Response):
+        doc = json.loads(resp.body or b"{}")
+        svc = doc.get("service") or {}
+        rec = self.services.get(svc.get("serviceArn"))
+        if rec is None or rec["deleted_at"] is not None:
+            return
+        now = ctx.now
+        rec["desired"] = 0
+        for task in rec["tasks"]:
+            if task["stop_at"] is None:
+                self.stop_task(ctx, rec, task, now)
+        dereg = max([self.dereg_delay(ctx, t["arn"]) for t in rec["tgs"]] or [0.0])
+        rec["deleted_at"] = now
+        rec["drain_end"] = max([now + dereg] + [t["gone_at"] for t in rec["tasks"] if t["gone_at"] is not None])
+        self.apply_view(ctx, svc)
+        resp.set_json(doc)
+
+    def post_ecs_DescribeServices(self, ctx: Ctx, resp: Response):
+        doc = json.loads(resp.body or b"{}")
+        changed = False
+        for svc in doc.get("services") or []:
+            changed = self.apply_view(ctx, svc) or changed
+        if changed:
+            resp.set_json(doc)
+
+    def post_ecs_ListServices(self, ctx: Ctx, resp: Response):
+        doc = json.loads(resp.body or b"{}")
+        arns = doc.get("serviceArns") or []
+        kept = [a for a in arns if a not in self.services or self.svc_status(self.services[a], ctx.now) != "INACTIVE"]
+        if len(kept) != len(arns):
+            doc["serviceArns"] = kept
+            resp.set_json(doc)
+
+    def pre_ecs_DeleteCluster(self, ctx: Ctx):
+        cluster = self.cluster_name(ctx.json.get("cluster"))
+        for rec in self.services.values():
+            if self.cluster_name(rec["cluster"]) == cluster and self.svc_status(rec, ctx.now) in ("ACTIVE", "DRAINING"):
+                raise Reject("ClusterContainsServicesException", "The Cluster cannot be deleted while Services are active.")
+        try:
+            arns = self.call_json(ctx, "ecs", "ListServices", {"cluster": cluster}).get("serviceArns") or []
+        except UpstreamError:
+            return None
+        unknown = [a for a in arns if a not in self.services]
+        if unknown:
+            doc = self.call_json(ctx, "ecs", "DescribeServices", {"cluster": cluster, "services": unknown[:10]})
+            if any(s.get("status") in ("ACTIVE", "DRAINING") for s in doc.get("services") or []):
+                raise Reject("ClusterContainsServicesException", "The Cluster cannot be deleted while Services are active.")
+        return None
+
+    # =========================================================================================
+    # DynamoDB (3)
+
+    @staticmethod
+    def table_name(value) -> str:
+        return str(value or "").split("/")[-1]
+
+    def table_status(self, name: str, now: float):
+        t = self.tables.get(name)
+        if t is None:
+            return None
+        if t["deleted"] is not None:
+            return "DELETING" if now < t["deleted"] + self.d("table_deleting_s") else None
+        return "CREATING" if now < t["created"] + self.d("table_creating_s") else "ACTIVE"
+
+    def _not_found(self):
+        return Reject("ResourceNotFoundException", "Requested resource not found")
+
+    def pre_dynamodb_CreateTable(self, ctx: Ctx):
+        name = self.table_name(ctx.json.get("TableName"))
+        if self.table_status(name, ctx.now) == "DELETING":
+            raise Reject("ResourceInUseException", f"Table already exists: {name}")
+        return None
+
+    def post_dynamodb_CreateTable(self, ctx: Ctx, resp: Response):
+        doc = json.loads(resp.body or b"{}")
+        desc = doc.get("TableDescription") or {}
+        name = desc.get("TableName") or self.table_name(ctx.json.get("TableName"))
+        self.tables[name] = {"created": ctx.now, "deleted": None, "desc": desc}
+        self._rewrite_table(desc, ctx.now)
+        resp.set_json(doc)
+
+    def _rewrite_table(self, desc: dict, now: float):
+        status = self.table_status(desc.get("TableName", ""), now)
+        if status:
+            desc["TableStatus"] = status
+            if status == "CREATING":
+                for gsi in desc.get("GlobalSecondaryIndexes") or []:
+                    gsi["IndexStatus"] = "CREATING"
+
+    def pre_dynamodb_DescribeTable(self, ctx: Ctx):
+        name = self.table_name(ctx.json.get("TableName"))
+        if self.table_status(name, ctx.now) == "DELETING":
+            desc = dict(self.tables[name]["desc"] or {"TableName": name})
+            desc["TableStatus"] = "DELETING"
+            body = json.dumps({"Table": desc}).encode()
+            return Response(200, [("Content-Type", "application/x-amz-json-1.0"), ("x-amzn-RequestId", str(uuid.uuid4())),
+                                  ("x-amz-crc32", str(zlib.crc32(body) & 0xFFFFFFFF))], body, injected=True)
+        return None
+
+    def post_dynamodb_DescribeTable(self, ctx: Ctx, resp: Response):
+        doc = json.loads(resp.body or b"{}")
+        desc = doc.get("Table") or {}
+        name = desc.get("TableName")
+        if name in self.tables and self.tables[name]["deleted"] is None:
+            self.tables[name]["desc"] = json.loads(json.dumps(desc))
+            self._rewrite_table(desc, ctx.now)
+            resp.set_json(doc)
+
+    def pre_dynamodb_DeleteTable(self, ctx: Ctx):
+        name = self.table_name(ctx.json.get("TableName"))
+        status = self.table_status(name, ctx.now)
+        if status == "CREATING":
+            raise Reject("ResourceInUseException",
+                         f"Attempt to change a resource which is still in use: Table is being created: {name}")
+        if status == "DELETING":
+            raise Reject("ResourceInUseException",
+                         f"Attempt to change a resource which is still in use: Table is being deleted: {name}")
+        return None
+
+    def post_dynamodb_DeleteTable(self, ctx: Ctx, resp: Response):
+        doc = json.loads(resp.body or b"{}")
+        desc = doc.get("TableDescription") or {}
+        name = desc.get("TableName") or self.table_name(ctx.json.get("TableName"))
+        entry = self.tables.setdefault(name, {"created": 0.0, "deleted": None, "desc": desc})
+        entry["desc"] = json.loads(json.dumps(desc))
+        entry["deleted"] = ctx.now
+        desc["TableStatus"] = "DELETING"
+        resp.set_json(doc)
+
+    def post_dynamodb_ListTables(self, ctx: Ctx, resp: Response):
+        doc = json.loads(resp.body or b"{}")
+        if doc.get("LastEvaluatedTableName"):
+            return
+        names = list(doc.get("TableNames") or [])
+        start = ctx.json.get("ExclusiveStartTableName") or ""
+        extra = [n for n in self.tables if self.table_status(n, ctx.now) == "DELETING" and n not in names and n > start]
+        if extra:
+            doc["TableNames"] = sorted(names + extra)
+            resp.set_json(doc)
+
+    def _check_tables_ready(self, ctx: Ctx, names):
+        for name in names:
+            if self.table_status(self.table_name(name), ctx.now) in ("CREATING", "DELETING"):
+                raise self._not_found()
+
+    def __getattr__(self, attr: str):
+        # DynamoDB data-plane and change operations share one check each.
+        m = re.match(r"^pre_dynamodb_(\w+)$", attr)
+        if m:
+            op = m.group(1)
+            if op in DDB_TABLE_OPS:
+                return lambda ctx: self._check_tables_ready(ctx, [ctx.json.get("TableName")])
+            if op in DDB_MULTI_OPS:
+                def multi(ctx):
+                    names = list((ctx.json.get("RequestItems") or {}).keys())
+                    for item in ctx.json.get("TransactItems") or []:
+                        for v in item.values():
+                            if isinstance(v, dict) and v.get("TableName"):
+                                names.append(v["TableName"])
+                    return self._check_tables_ready(ctx, names)
+                return multi
+            if op in DDB_CHANGE_OPS:
+                def change(ctx):
+                    name = self.table_name(ctx.json.get("TableName"))
+                    if self.table_status(name, ctx.now) == "CREATING":
+                        raise Reject("ResourceInUseException",
+                                     f"Attempt to change a resource which is still in use: Table is being created: {name}")
+                    if self.table_status(name, ctx.now) == "DELETING":
+                        raise self._not_found()
+                return change
+        raise AttributeError(attr)
+
+    # =========================================================================================
+    # IAM (17), CloudWatch Logs (12)
+
+    def post_iam_CreateRole(self, ctx: Ctx, resp: Response):
+        name = ctx.params.get("RoleName")
+        if name:
+            self.roles[name] = ctx.now
+
+    def post_iam_DeleteRole(self, ctx: Ctx, resp: Response):
+        self.roles.pop(ctx.params.get("RoleName"), None)
+
+    def pre_logs_PutRetentionPolicy(self, ctx: Ctx):
+        days = ctx.json.get("retentionInDays")
+        if days not in RETENTION_DAYS:
+            raise Reject("InvalidParameterException",
+                         f"1 validation error detected: Value '{days}' at 'retentionInDays' failed to satisfy "
+                         f"constraint: Member must satisfy enum value set: [{', '.join(map(str, RETENTION_DAYS))}]")
+        return None
+
+
+# ---------------------------------------------------------------------------------------------
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "aws-realism/1"
+    realism: Realism = None  # set by main
+
+    def log_message(self, format, *args):  # noqa: A002 - stdlib signature
+        pass
+
+    def _read_body(self) -> bytes:
+        te = (self.headers.get("Transfer-Encoding") or "").lower()
+        if "chunked" in te:
+            chunks = []
+            while True:
+                line = self.rfile.readline(65537)
+                if not line:
+                    break
+                size = int(line.split(b";", 1)[0].strip() or b"0", 16)
+                if size == 0:
+                    while True:  # trailers
+                        trailer = self.rfile.readline(65537)
+                        if not trailer or trailer in (b"\r\n", b"\n"):
+                            break
+                    break
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline(65537)
+            return b"".join(chunks)
+        length = self.headers.get("Content-Length")
+        if length:
+            return self.rfile.read(int(length))
+        return b""
+
+    def _serve(self):
+        try:
+            body = self._read_body()
+        except Exception:
+            self.close_connection = True
+            return
+        headers = list(self.headers.items())
+        try:
+            resp = self.realism.handle(self.command, self.path, headers, body)
+        except Exception as e:
+            traceback.print_exc()
+            resp = Response(502, [("Content-Type", "text/plain")], f"realism proxy error: {e}".encode(), injected=True,
+                            error="ProxyError")
+        self.send_response_only(resp.status)
+        for k, v in resp.headers:
+            if k.lower() in HOP_BY_HOP:
+                continue
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(resp.body)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(resp.body)
+        self.wfile.flush()
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = do_OPTIONS = _serve
+
+
+class Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+
+def load_config(args) -> dict:
+    cfg = dict(DEFAULTS)
+    if args.config:
+        with open(args.config, encoding="utf-8") as f:
+            extra = json.load(f)
+        unknown = set(extra) - set(DEFAULTS)
+        if unknown:
+            raise SystemExit(f"aws_realism: unknown config key(s): {', '.join(sorted(unknown))}")
+        cfg.update(extra)
+    for key, value in (("time_scale", args.time_scale), ("fault_rate", args.fault_rate), ("fault_seed", args.fault_seed)):
+        if value is not None:
+            cfg[key] = value
+    return cfg
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--upstream", required=True, help="moto server URL, e.g. http://127.0.0.1:5000")
+    p.add_argument("--port", type=int, default=0, help="port to listen on (127.0.0.1); 0 = a free one")
+    p.add_argument("--time-scale", type=float, default=None, help="multiplies every AWS duration (default 1.0)")
+    p.add_argument("--fault-rate", type=float, default=None, help="probability of an injected throttle/5xx (default 0)")
+    p.add_argument("--fault-seed", type=int, default=None, help="seed of the fault sequence (default 1)")
+    p.add_argument("--call-log", default=None, help="append one JSON line per request to this file")
+    p.add_argument("--config", default=None, help="JSON file overriding durations/rates (see README.md)")
+    p.add_argument("--verbose", action="store_true", help="print each request to stderr")
+    args = p.parse_args(argv)
+    upstream = urllib.parse.urlsplit(args.upstream)
+    if upstream.hostname not in ("127.0.0.1", "localhost", "::1"):
+        raise SystemExit("aws_realism: --upstream must be a loopback address")
+    cfg = load_config(args)
+    Handler.realism = Realism(args.upstream, cfg, args.call_log, args.verbose)
+    server = Server(("127.0.0.1", args.port), Handler)
+    print(f"READY {server.server_address[1]}", flush=True)
+    try:
+        server.serve_forever(poll_interval=0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,758 @@
+#!/usr/bin/env python3
+"""Self-test of aws_realism.py: boto3 -> realism proxy -> moto, all on 127.0.0.1.
+
+    .venv/bin/python -m unittest tests/support/test_aws_realism.py
+    .venv/bin/python tests/support/test_aws_realism.py
+
+Starts its own moto server and proxies on free loopback ports and kills them at the end.
+"""
+
+import http.client
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+import urllib.request
+import uuid
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+VENV_PYTHON = os.path.join(ROOT, ".venv", "bin", "python")
+
+try:
+    import boto3
+    from botocore.config import Config
+    from botocore.exceptions import ClientError
+except ImportError:  # run with a python that lacks boto3: use the project virtualenv's
+    if __name__ == "__main__" and os.path.exists(VENV_PYTHON) and os.path.realpath(sys.executable) != os.path.realpath(VENV_PYTHON):
+        os.execv(VENV_PYTHON, [VENV_PYTHON] + sys.argv)
+    raise
+
+PROXY = os.path.join(HERE, "aws_realism.py")
+SCALE = 0.01
+# Windows stretched (in AWS seconds) so that a test can see them reliably at SCALE.
+CONFIG = {"table_creating_s": 50, "table_deleting_s": 50, "iam_propagation_s": 50}
+TOL = 0.06  # seconds of slack on lower bounds
+
+_procs = []
+_tmp = tempfile.TemporaryDirectory(prefix="aws-realism-test-")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_moto():
+    for _ in range(3):
+        port = free_port()
+        proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _procs.append(proc)
+        deadline = time.time() + 30
+        while time.time() < deadline and proc.poll() is None:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/moto-api/", timeout=1).read()
+                return f"http://127.0.0.1:{port}"
+            except Exception:
+                time.sleep(0.1)
+    raise RuntimeError("moto did not start")
+
+
+def start_proxy(upstream, *args, config=None):
+    log = os.path.join(_tmp.name, f"calls-{uuid.uuid4().hex[:8]}.jsonl")
+    cmd = [sys.executable, PROXY, "--upstream", upstream, "--port", "0", "--call-log", log] + list(args)
+    if config is not None:
+        path = os.path.join(_tmp.name, f"config-{uuid.uuid4().hex[:8]}.json")
+        with open(path, "w") as f:
+            json.dump(config, f)
+        cmd += ["--config", path]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=sys.stderr, text=True)
+    _procs.append(proc)
+    line = proc.stdout.readline().strip()
+    assert line.startswith("READY "), f"proxy said {line!r}"
+    return f"http://127.0.0.1:{int(line.split()[1])}", log
+
+
+def read_log(path):
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def rust_like(request, **_):
+    """Make botocore's requests look like the Rust SDK's: same protocols, Rust's exact Content-Type."""
+    ct = request.headers.get("Content-Type")
+    if isinstance(ct, bytes):
+        ct = ct.decode()
+    if ct and ct.startswith("application/x-www-form-urlencoded"):
+        del request.headers["Content-Type"]
+        request.headers["Content-Type"] = "application/x-www-form-urlencoded"
+
+
+def clients(endpoint, attempts=1, mode="standard"):
+    kw = dict(endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
+              aws_secret_access_key="testing",
+              config=Config(retries={"max_attempts": attempts, "mode": mode}, connect_timeout=5, read_timeout=30))
+    out = {}
+    for name in ("ec2", "ecs", "elbv2", "dynamodb", "iam", "logs", "sts"):
+        c = boto3.client(name, **kw)
+        c.meta.events.register("before-send", rust_like)
+        out[name] = c
+    return out
+
+
+def code_of(fn, *args, **kwargs):
+    try:
+        fn(*args, **kwargs)
+    except ClientError as e:
+        return e.response["Error"]["Code"]
+    return None
+
+
+def wait_for(pred, timeout=10.0, interval=0.03):
+    deadline = time.time() + timeout
+    while True:
+        value = pred()
+        if value:
+            return value
+        if time.time() > deadline:
+            raise AssertionError("timed out waiting")
+        time.sleep(interval)
+
+
+def name(prefix="t"):
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+MOTO = PROXY_URL = CALL_LOG = None
+C = None
+
+
+def setUpModule():
+    global MOTO, PROXY_URL, CALL_LOG, C
+    MOTO = start_moto()
+    PROXY_URL, CALL_LOG = start_proxy(MOTO, "--time-scale", str(SCALE), config=CONFIG)
+    C = clients(PROXY_URL)
+
+
+def tearDownModule():
+    for p in _procs:
+        if p.poll() is None:
+            p.terminate()
+    for p in _procs:
+        try:
+            p.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+    _tmp.cleanup()
+
+
+class Net:
+    """A VPC with an internet gateway, two public subnets (2 AZs) with a NAT gateway, two private subnets routed
+    through it, and an ALB with an ip target group and a listener."""
+
+    def __init__(self, c, with_lb=True, interval=20, threshold=3, dereg=100):
+        ec2, elb = c["ec2"], c["elbv2"]
+        self.vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+        self.igw = ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
+        ec2.attach_internet_gateway(InternetGatewayId=self.igw, VpcId=self.vpc)
+        self.public = [ec2.create_subnet(VpcId=self.vpc, CidrBlock=f"10.0.{i}.0/24", AvailabilityZone=f"us-east-1{z}")["Subnet"]["SubnetId"]
+                       for i, z in ((1, "a"), (2, "b"))]
+        self.private = [ec2.create_subnet(VpcId=self.vpc, CidrBlock=f"10.0.{i}.0/24", AvailabilityZone=f"us-east-1{z}")["Subnet"]["SubnetId"]
+                        for i, z in ((11, "a"), (12, "b"))]
+        self.alloc = ec2.allocate_address(Domain="vpc")["AllocationId"]
+        self.nat_created = time.time()
+        self.nat = ec2.create_nat_gateway(SubnetId=self.public[0], AllocationId=self.alloc)["NatGateway"]["NatGatewayId"]
+        self.rtb = ec2.create_route_table(VpcId=self.vpc)["RouteTable"]["RouteTableId"]
+        ec2.create_route(RouteTableId=self.rtb, DestinationCidrBlock="0.0.0.0/0", NatGatewayId=self.nat)
+        for s in self.private:
+            ec2.associate_route_table(RouteTableId=self.rtb, SubnetId=s)
+        self.lb_sg = ec2.create_security_group(GroupName=name("alb"), Description="alb", VpcId=self.vpc)["GroupId"]
+        self.task_sg = ec2.create_security_group(GroupName=name("task"), Description="task", VpcId=self.vpc)["GroupId"]
+        if with_lb:
+            self.lb_created = time.time()
+            self.lb = elb.create_load_balancer(Name=name("lb"), Subnets=self.public, SecurityGroups=[self.lb_sg])["LoadBalancers"][0]["LoadBalancerArn"]
+            self.tg = elb.create_target_group(Name=name("tg"), Protocol="HTTP", Port=80, VpcId=self.vpc, TargetType="ip",
+                                              HealthCheckIntervalSeconds=interval, HealthyThresholdCount=threshold)["TargetGroups"][0]["TargetGroupArn"]
+            elb.modify_target_group_attributes(TargetGroupArn=self.tg, Attributes=[
+                {"Key": "deregistration_delay.timeout_seconds", "Value": str(dereg)}])
+            self.listener = elb.create_listener(LoadBalancerArn=self.lb, Protocol="HTTP", Port=80,
+                                                DefaultActions=[{"Type": "forward", "TargetGroupArn": self.tg}])["Listeners"][0]["ListenerArn"]
+
+
+class Ecs:
+    """A cluster, roles old enough to be usable, and a Fargate task definition."""
+
+    def __init__(self, c, wait_iam=True):
+        ecs, iam = c["ecs"], c["iam"]
+        self.cluster = name("cl")
+        ecs.create_cluster(clusterName=self.cluster)
+        trust = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "ecs-tasks.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
+        self.exec_role = iam.create_role(RoleName=name("exec"), AssumeRolePolicyDocument=trust)["Role"]["Arn"]
+        self.roles_created = time.time()
+        self.td = ecs.register_task_definition(
+            family=name("fam"), requiresCompatibilities=["FARGATE"], networkMode="awsvpc", cpu="256", memory="512",
+            executionRoleArn=self.exec_role,
+            containerDefinitions=[{"name": "web", "image": "nginx", "portMappings": [{"containerPort": 80}],
+                                   "logConfiguration": {"logDriver": "awslogs", "options": {"awslogs-group": "g", "awslogs-region": "us-east-1", "awslogs-stream-prefix": "w"}}}],
+        )["taskDefinition"]["taskDefinitionArn"]
+        if wait_iam:
+            time.sleep(max(0.0, self.roles_created + CONFIG["iam_propagation_s"] * SCALE + TOL - time.time()))
+
+    def service_args(self, net, svc_name, desired=2, tg=None, subnets=None, lb=True):
+        args = dict(cluster=self.cluster, serviceName=svc_name, taskDefinition=self.td, desiredCount=desired,
+                    launchType="FARGATE",
+                    networkConfiguration={"awsvpcConfiguration": {"subnets": subnets or net.private,
+                                                                  "securityGroups": [net.task_sg], "assignPublicIp": "DISABLED"}})
+        if lb:
+            args["loadBalancers"] = [{"targetGroupArn": tg or net.tg, "containerName": "web", "containerPort": 80}]
+        return args
+
+
+def describe_service(c, cluster, svc):
+    return c["ecs"].describe_services(cluster=cluster, services=[svc])["services"][0]
+
+
+def target_states(c, tg):
+    return sorted(d["TargetHealth"]["State"] for d in c["elbv2"].describe_target_health(TargetGroupArn=tg)["TargetHealthDescriptions"])
+
+
+class WireTests(unittest.TestCase):
+    """How the proxy identifies requests, and the error formats it produces."""
+
+    def raw(self, headers, body, chunked=False):
+        port = int(PROXY_URL.rsplit(":", 1)[1])
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.putrequest("POST", "/", skip_accept_encoding=True)
+        for k, v in headers.items():
+            conn.putheader(k, v)
+        if chunked:
+            conn.putheader("transfer-encoding", "chunked")
+            conn.endheaders()
+            half = len(body) // 2
+            for part in (body[:half], body[half:]):
+                conn.send(b"%x\r\n%s\r\n" % (len(part), part))
+            conn.send(b"0\r\n\r\n")
+        else:
+            conn.putheader("content-length", str(len(body)))
+            conn.endheaders(body)
+        r = conn.getresponse()
+        out = (r.status, {k.lower(): v for k, v in r.getheaders()}, r.read())
+        conn.close()
+        return out
+
+    @staticmethod
+    def rust_headers(service, target=None, json_version="1.1"):
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        h = {
+            "content-type": f"application/x-amz-json-{json_version}" if target else "application/x-www-form-urlencoded",
+            "x-amz-date": stamp,
+            "authorization": f"AWS4-HMAC-SHA256 Credential=testing/{stamp[:8]}/us-east-1/{service}/aws4_request, "
+                             f"SignedHeaders=content-length;content-type;host;x-amz-date;x-amz-user-agent, Signature={'a' * 64}",
+            "x-amz-user-agent": "aws-sdk-rust/1.3.10 ua/2.1 api/test/1.0 os/linux lang/rust/1.89.0",
+            "user-agent": "aws-sdk-rust/1.3.10 os/linux lang/rust/1.89.0",
+            "amz-sdk-invocation-id": str(uuid.uuid4()),
+            "amz-sdk-request": "attempt=1; max=3",
+        }
+        if target:
+            h["x-amz-target"] = target
+        return h
+
+    def test_rust_style_requests_are_identified_and_forwarded(self):
+        before = len(read_log(CALL_LOG))
+        st, _, body = self.raw(self.rust_headers("ec2"), b"Action=DescribeVpcs&Version=2016-11-15")
+        self.assertEqual(st, 200, body)
+        self.assertIn(b"<DescribeVpcsResponse", body)
+        st, _, body = self.raw(self.rust_headers("elasticloadbalancing"),
+                               b"Action=DescribeLoadBalancers&Version=2015-12-01", chunked=True)
+        self.assertEqual(st, 200, body)
+        st, _, body = self.raw(self.rust_headers("ecs", "AmazonEC2ContainerServiceV20141113.ListClusters"), b"{}", chunked=True)
+        self.assertEqual(st, 200, body)
+        self.assertIn("clusterArns", json.loads(body))
+        st, hdrs, body = self.raw(self.rust_headers("dynamodb", "DynamoDB_20120810.ListTables", "1.0"), b"{}")
+        self.assertEqual(st, 200, body)
+        st, _, body = self.raw(self.rust_headers("logs", "Logs_20140328.DescribeLogGroups"), b"{}")
+        self.assertEqual(st, 200, body)
+        st, _, body = self.raw(self.rust_headers("iam"), b"Action=ListRoles&Version=2010-05-08")
+        self.assertEqual(st, 200, body)
+        st, _, body = self.raw(self.rust_headers("sts"), b"Action=GetCallerIdentity&Version=2011-06-15")
+        self.assertEqual(st, 200, body)
+        got = [(e["service"], e["action"]) for e in read_log(CALL_LOG)[before:]]
+        self.assertEqual(got, [("ec2", "DescribeVpcs"), ("elasticloadbalancing", "DescribeLoadBalancers"),
+                               ("ecs", "ListClusters"), ("dynamodb", "ListTables"), ("logs", "DescribeLogGroups"),
+                               ("iam", "ListRoles"), ("sts", "GetCallerIdentity")])
+
+    def test_error_wire_formats(self):
+        # ec2Query
+        st, h, body = self.raw(self.rust_headers("ec2"), b"Action=DeleteSubnet&Version=2016-11-15&SubnetId=subnet-nope")
+        self.assertEqual(st, 400)
+        st, h, body = self.raw(self.rust_headers("logs", "Logs_20140328.PutRetentionPolicy"),
+                               json.dumps({"logGroupName": "x", "retentionInDays": 2}).encode())
+        self.assertEqual(st, 400)
+        self.assertEqual(h["x-amzn-errortype"], "InvalidParameterException")
+        self.assertEqual(json.loads(body)["__type"], "InvalidParameterException")
+        self.assertIn("message", json.loads(body))
+        ec2 = C["ec2"]
+        vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+        s = ec2.create_subnet(VpcId=vpc, CidrBlock="10.9.1.0/24", AvailabilityZone="us-east-1a")["Subnet"]["SubnetId"]
+        st, h, body = self.raw(self.rust_headers("elasticloadbalancing"),
+                               f"Action=CreateLoadBalancer&Version=2015-12-01&Name={name('x')}&Subnets.member.1={s}".encode())
+        self.assertEqual(st, 400)
+        self.assertRegex(body.decode(), r'^<ErrorResponse xmlns="http://elasticloadbalancing.amazonaws.com/doc/2015-12-01/">'
+                                        r"<Error><Type>Sender</Type><Code>ValidationError</Code><Message>At least two subnets")
+        alloc = ec2.allocate_address(Domain="vpc")["AllocationId"]
+        ec2.create_nat_gateway(SubnetId=s, AllocationId=alloc)
+        st, h, body = self.raw(self.rust_headers("ec2"), f"Action=ReleaseAddress&Version=2016-11-15&AllocationId={alloc}".encode())
+        self.assertEqual(st, 400)
+        self.assertRegex(body.decode(), r'^<\?xml version="1.0" encoding="UTF-8"\?>\s*<Response><Errors><Error>'
+                                        r"<Code>InvalidIPAddress.InUse</Code><Message>[^<]+</Message></Error></Errors>"
+                                        r"<RequestID>[0-9a-f-]{36}</RequestID></Response>$")
+
+
+class StateTests(unittest.TestCase):
+
+    def test_01_nat_gateway_pending_available_deleting_deleted(self):
+        ec2 = C["ec2"]
+        net = Net(C, with_lb=False)
+        created = ec2.create_nat_gateway(SubnetId=net.public[1], AllocationId=ec2.allocate_address(Domain="vpc")["AllocationId"])
+        t0 = time.time()
+        self.assertEqual(created["NatGateway"]["State"], "pending")
+        nat = created["NatGateway"]["NatGatewayId"]
+        state = lambda: ec2.describe_nat_gateways(NatGatewayIds=[nat])["NatGateways"][0]["State"]
+        self.assertEqual(state(), "pending")
+        # the state filter works on the proxy's states
+        ids = lambda s: [n["NatGatewayId"] for n in ec2.describe_nat_gateways(Filters=[{"Name": "state", "Values": [s]}, {"Name": "vpc-id", "Values": [net.vpc]}])["NatGateways"]]
+        self.assertIn(nat, ids("pending"))
+        self.assertNotIn(nat, ids("available"))
+        wait_for(lambda: state() == "available")
+        self.assertGreaterEqual(time.time() - t0, 90 * SCALE - TOL)
+        self.assertIn(nat, ids("available"))
+        ec2.delete_nat_gateway(NatGatewayId=nat)
+        t1 = time.time()
+        self.assertEqual(state(), "deleting")
+        wait_for(lambda: state() == "deleted")
+        self.assertGreaterEqual(time.time() - t1, 60 * SCALE - TOL)
+
+    def test_01b_nat_without_internet_gateway_fails_and_routes_blackhole(self):
+        ec2 = C["ec2"]
+        vpc = ec2.create_vpc(CidrBlock="10.1.0.0/16")["Vpc"]["VpcId"]
+        s = ec2.create_subnet(VpcId=vpc, CidrBlock="10.1.1.0/24")["Subnet"]["SubnetId"]
+        nat = ec2.create_nat_gateway(SubnetId=s, AllocationId=ec2.allocate_address(Domain="vpc")["AllocationId"])["NatGateway"]["NatGatewayId"]
+        rtb = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
+        describe = lambda: ec2.describe_nat_gateways(NatGatewayIds=[nat])["NatGateways"][0]
+        self.assertEqual(describe()["State"], "pending")
+        failed = wait_for(lambda: (lambda n: n if n["State"] != "pending" else None)(describe()))
+        self.assertEqual(failed["State"], "failed")
+        self.assertEqual(failed["FailureCode"], "Gateway.NotAttached")
+        time.sleep(0.2)
+        self.assertEqual(describe()["State"], "failed")  # terminal
+        ec2.create_route(RouteTableId=rtb, DestinationCidrBlock="0.0.0.0/0", NatGatewayId=nat)  # still allowed
+        routes = ec2.describe_route_tables(RouteTableIds=[rtb])["RouteTables"][0]["Routes"]
+        nat_route = [r for r in routes if r.get("NatGatewayId") == nat][0]
+        self.assertEqual(nat_route["State"], "blackhole")
+
+    def test_02_alb_provisioning_then_active(self):
+        ec2, elb = C["ec2"], C["elbv2"]
+        net = Net(C, with_lb=False)
+        lb = elb.create_load_balancer(Name=name("lb"), Subnets=net.public)["LoadBalancers"][0]
+        t0 = time.time()
+        self.assertEqual(lb["State"]["Code"], "provisioning")
+        code = lambda: elb.describe_load_balancers(LoadBalancerArns=[lb["LoadBalancerArn"]])["LoadBalancers"][0]["State"]["Code"]
+        self.assertEqual(code(), "provisioning")
+        wait_for(lambda: code() == "active")
+        self.assertGreaterEqual(time.time() - t0, 150 * SCALE - TOL)
+
+    def test_03_dynamodb_creating_active_deleting_gone(self):
+        ddb = C["dynamodb"]
+        t = name("tbl")
+        out = ddb.create_table(TableName=t, AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}],
+                               KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}], BillingMode="PAY_PER_REQUEST")
+        t0 = time.time()
+        self.assertEqual(out["TableDescription"]["TableStatus"], "CREATING")
+        status = lambda: ddb.describe_table(TableName=t)["Table"]["TableStatus"]
+        self.assertEqual(status(), "CREATING")
+        self.assertEqual(code_of(ddb.put_item, TableName=t, Item={"k": {"S": "a"}}), "ResourceNotFoundException")
+        self.assertEqual(code_of(ddb.delete_table, TableName=t), "ResourceInUseException")
+        wait_for(lambda: status() == "ACTIVE")
+        self.assertGreaterEqual(time.time() - t0, CONFIG["table_creating_s"] * SCALE - TOL)
+        ddb.put_item(TableName=t, Item={"k": {"S": "a"}})
+        out = ddb.delete_table(TableName=t)
+        t1 = time.time()
+        self.assertEqual(out["TableDescription"]["TableStatus"], "DELETING")
+        self.assertEqual(status(), "DELETING")
+        self.assertIn(t, ddb.list_tables()["TableNames"])
+        self.assertEqual(code_of(ddb.get_item, TableName=t, Key={"k": {"S": "a"}}), "ResourceNotFoundException")
+        wait_for(lambda: code_of(ddb.describe_table, TableName=t) == "ResourceNotFoundException")
+        self.assertGreaterEqual(time.time() - t1, CONFIG["table_deleting_s"] * SCALE - TOL)
+
+
+class EcsServiceTests(unittest.TestCase):
+
+    def test_04_service_lifecycle(self):
+        ec2, ecs, elb = C["ec2"], C["ecs"], C["elbv2"]
+        net = Net(C)
+        app = Ecs(C)
+        svc = name("svc")
+        out = ecs.create_service(**app.service_args(net, svc, desired=2))["service"]
+        self.assertEqual((out["runningCount"], out["pendingCount"]), (0, 2))
+        self.assertEqual(out["deployments"][0]["rolloutState"], "IN_PROGRESS")
+        nat_ready = net.nat_created + 90 * SCALE
+        lb_active = net.lb_created + 150 * SCALE
+        first = {}
+        deadline = time.time() + 15
+        while time.time() < deadline and "completed" not in first:
+            s = describe_service(C, app.cluster, svc)
+            states = target_states(C, net.tg)
+            now = time.time()
+            if s["runningCount"] == 2:
+                first.setdefault("running", now)
+            elif "running" not in first:
+                self.assertEqual(s["runningCount"] + s["pendingCount"], 2)
+                if s["runningCount"] == 0:
+                    self.assertEqual(states, [])
+            if states and "targets" not in first:
+                first["targets"] = now
+                self.assertEqual(states, ["initial", "initial"])
+            if states == ["healthy", "healthy"]:
+                first.setdefault("healthy", now)
+            if s["deployments"][0]["rolloutState"] == "COMPLETED":
+                first.setdefault("completed", now)
+                self.assertEqual(states, ["healthy", "healthy"])
+            time.sleep(0.03)
+        self.assertIn("completed", first, first)
+        # tasks start task_start_s after the NAT route is usable; targets turn healthy
+        # HealthyThresholdCount x interval after both the task runs and the ALB is active
+        self.assertGreaterEqual(first["running"], nat_ready + 30 * SCALE - TOL)
+        self.assertGreaterEqual(first["healthy"], max(first["running"], lb_active) + 20 * 3 * SCALE - TOL)
+        ips = [d["Target"]["Id"] for d in elb.describe_target_health(TargetGroupArn=net.tg)["TargetHealthDescriptions"]]
+        self.assertTrue(all(ip.startswith("10.0.1") for ip in ips), ips)  # from the private subnets
+        # ramp up
+        ecs.update_service(cluster=app.cluster, service=svc, desiredCount=3)
+        s = describe_service(C, app.cluster, svc)
+        self.assertEqual((s["runningCount"], s["pendingCount"]), (2, 1))
+        wait_for(lambda: describe_service(C, app.cluster, svc)["runningCount"] == 3)
+        wait_for(lambda: target_states(C, net.tg) == ["healthy"] * 3)
+        # scale to zero: targets drain for the deregistration delay (100 s here)
+        ecs.update_service(cluster=app.cluster, service=svc, desiredCount=0)
+        t0 = time.time()
+        self.assertEqual(target_states(C, net.tg), ["draining"] * 3)
+        self.assertEqual(describe_service(C, app.cluster, svc)["status"], "ACTIVE")
+        wait_for(lambda: describe_service(C, app.cluster, svc)["runningCount"] == 0)
+        self.assertGreaterEqual(time.time() - t0, 100 * SCALE - TOL)
+        self.assertEqual(target_states(C, net.tg), [])
+        # delete: DRAINING for the deregistration delay, then INACTIVE
+        ecs.delete_service(cluster=app.cluster, service=svc)
+        t1 = time.time()
+        self.assertEqual(describe_service(C, app.cluster, svc)["status"], "DRAINING")
+        self.assertEqual(code_of(ecs.delete_cluster, cluster=app.cluster), "ClusterContainsServicesException")
+        self.assertEqual(code_of(ecs.create_service, **app.service_args(net, svc)), "InvalidParameterException")
+        self.assertEqual(code_of(ec2.delete_security_group, GroupId=net.task_sg), "DependencyViolation")
+        self.assertEqual(code_of(ecs.update_service, cluster=app.cluster, service=svc, desiredCount=1), "ServiceNotActiveException")
+        wait_for(lambda: describe_service(C, app.cluster, svc)["status"] == "INACTIVE")
+        t2 = time.time()
+        self.assertGreaterEqual(t2 - t1, 100 * SCALE - TOL)
+        self.assertNotIn(svc, " ".join(ecs.list_services(cluster=app.cluster)["serviceArns"]))
+        ecs.delete_cluster(cluster=app.cluster)
+        # 15: the task ENIs linger eni_linger_s after the service went INACTIVE
+        self.assertEqual(code_of(ec2.delete_security_group, GroupId=net.task_sg), "DependencyViolation")
+        self.assertEqual(code_of(ec2.delete_subnet, SubnetId=net.private[0]), "DependencyViolation")
+        wait_for(lambda: code_of(ec2.delete_security_group, GroupId=net.task_sg) is None)
+        self.assertGreaterEqual(time.time() - t2, 120 * SCALE - 0.3)
+
+    def test_04b_tasks_wait_for_a_nat_route(self):
+        ec2, ecs = C["ec2"], C["ecs"]
+        net = Net(C, with_lb=False)
+        app = Ecs(C)
+        lonely = ec2.create_subnet(VpcId=net.vpc, CidrBlock="10.0.21.0/24", AvailabilityZone="us-east-1a")["Subnet"]["SubnetId"]
+        rtb = ec2.create_route_table(VpcId=net.vpc)["RouteTable"]["RouteTableId"]
+        ec2.associate_route_table(RouteTableId=rtb, SubnetId=lonely)
+        svc = name("svc")
+        ecs.create_service(**app.service_args(net, svc, desired=1, subnets=[lonely], lb=False))
+        time.sleep(max(0.0, net.nat_created + (90 + 30) * SCALE + 0.2 - time.time()))
+        s = describe_service(C, app.cluster, svc)
+        self.assertEqual((s["runningCount"], s["pendingCount"]), (0, 1))  # no route out: image pull impossible
+        ec2.create_route(RouteTableId=rtb, DestinationCidrBlock="0.0.0.0/0", NatGatewayId=net.nat)
+        t0 = time.time()
+        wait_for(lambda: describe_service(C, app.cluster, svc)["runningCount"] == 1)
+        self.assertGreaterEqual(time.time() - t0, 30 * SCALE - TOL)
+        wait_for(lambda: describe_service(C, app.cluster, svc)["deployments"][0]["rolloutState"] == "COMPLETED")
+
+    def test_06_target_group_checks(self):
+        ecs, elb = C["ecs"], C["elbv2"]
+        net = Net(C)
+        app = Ecs(C)
+        lonely_tg = elb.create_target_group(Name=name("tg"), Protocol="HTTP", Port=80, VpcId=net.vpc, TargetType="ip")["TargetGroups"][0]["TargetGroupArn"]
+        try:
+            ecs.create_service(**app.service_args(net, name("svc"), tg=lonely_tg))
+            self.fail("expected InvalidParameterException")
+        except ClientError as e:
+            self.assertEqual(e.response["Error"]["Code"], "InvalidParameterException")
+            self.assertIn(f"The target group with targetGroupArn {lonely_tg} does not have an associated load balancer.",
+                          e.response["Error"]["Message"])
+        instance_tg = elb.create_target_group(Name=name("tg"), Protocol="HTTP", Port=8080, VpcId=net.vpc, TargetType="instance")["TargetGroups"][0]["TargetGroupArn"]
+        elb.create_listener(LoadBalancerArn=net.lb, Protocol="HTTP", Port=8080,
+                            DefaultActions=[{"Type": "forward", "TargetGroupArn": instance_tg}])
+        self.assertEqual(code_of(ecs.create_service, **app.service_args(net, name("svc"), tg=instance_tg)), "InvalidParameterException")
+        ecs.create_service(**app.service_args(net, name("svc")))
+
+    def test_07_create_service_idempotency(self):
+        ecs = C["ecs"]
+        net = Net(C)
+        app = Ecs(C)
+        svc = name("svc")
+        args = app.service_args(net, svc)
+        first = ecs.create_service(clientToken="tok-1", **args)["service"]
+        again = ecs.create_service(clientToken="tok-1", **args)["service"]
+        self.assertEqual(first["serviceArn"], again["serviceArn"])
+        self.assertEqual(first["deployments"][0]["id"], again["deployments"][0]["id"])  # the existing service
+        self.assertEqual(code_of(ecs.create_service, clientToken="tok-2", **args), "InvalidParameterException")
+        self.assertEqual(code_of(ecs.create_service, **args), "InvalidParameterException")
+        changed = dict(args, desiredCount=5)
+        self.assertEqual(code_of(ecs.create_service, clientToken="tok-1", **changed), "InvalidParameterException")
+
+    def test_10_delete_cluster_with_active_service(self):
+        ecs = C["ecs"]
+        net = Net(C)
+        app = Ecs(C)
+        svc = name("svc")
+        ecs.create_service(**app.service_args(net, svc, desired=0, lb=False))
+        try:
+            ecs.delete_cluster(cluster=app.cluster)
+            self.fail("expected ClusterContainsServicesException")
+        except ClientError as e:
+            self.assertEqual(e.response["Error"]["Code"], "ClusterContainsServicesException")
+        ecs.delete_service(cluster=app.cluster, service=svc)
+        wait_for(lambda: describe_service(C, app.cluster, svc)["status"] == "INACTIVE")
+        ecs.delete_cluster(cluster=app.cluster)
+
+    def test_17_iam_propagation(self):
+        ecs = C["ecs"]
+        net = Net(C)
+        app = Ecs(C, wait_iam=False)
+        svc = name("svc")
+        try:
+            ecs.create_service(**app.service_args(net, svc))
+            self.fail("expected InvalidParameterException")
+        except ClientError as e:
+            self.assertEqual(e.response["Error"]["Code"], "InvalidParameterException")
+            self.assertIn(f"ECS was unable to assume the role '{app.exec_role}' that was provided for this task.",
+                          e.response["Error"]["Message"])
+        wait_for(lambda: code_of(ecs.create_service, **app.service_args(net, svc)) is None, interval=0.05)
+        self.assertGreaterEqual(time.time() - app.roles_created, CONFIG["iam_propagation_s"] * SCALE - TOL)
+
+
+class CheckTests(unittest.TestCase):
+
+    def test_05_alb_needs_two_azs(self):
+        ec2, elb = C["ec2"], C["elbv2"]
+        vpc = ec2.create_vpc(CidrBlock="10.2.0.0/16")["Vpc"]["VpcId"]
+        a1 = ec2.create_subnet(VpcId=vpc, CidrBlock="10.2.1.0/24", AvailabilityZone="us-east-1a")["Subnet"]["SubnetId"]
+        a2 = ec2.create_subnet(VpcId=vpc, CidrBlock="10.2.2.0/24", AvailabilityZone="us-east-1a")["Subnet"]["SubnetId"]
+        b1 = ec2.create_subnet(VpcId=vpc, CidrBlock="10.2.3.0/24", AvailabilityZone="us-east-1b")["Subnet"]["SubnetId"]
+        for subnets in ([a1], [a1, a2]):
+            try:
+                elb.create_load_balancer(Name=name("lb"), Subnets=subnets)
+                self.fail("expected ValidationError")
+            except ClientError as e:
+                self.assertEqual(e.response["Error"]["Code"], "ValidationError")
+                self.assertEqual(e.response["Error"]["Message"], "At least two subnets in two different Availability Zones must be specified")
+        elb.create_load_balancer(Name=name("lb"), Subnets=[a1, b1])
+
+    def test_08_task_definition_checks(self):
+        ecs = C["ecs"]
+        base = dict(family=name("fam"), requiresCompatibilities=["FARGATE"], networkMode="awsvpc",
+                    executionRoleArn="arn:aws:iam::123456789012:role/x",
+                    containerDefinitions=[{"name": "web", "image": "nginx"}])
+        for cpu, mem in (("256", "4096"), ("1024", "1024"), ("3000", "8192"), ("512", "1536")):
+            try:
+                ecs.register_task_definition(cpu=cpu, memory=mem, **base)
+                self.fail(f"expected ClientException for {cpu}/{mem}")
+            except ClientError as e:
+                self.assertEqual(e.response["Error"]["Code"], "ClientException")
+                self.assertIn("No Fargate configuration exists for given values", e.response["Error"]["Message"])
+        for cpu, mem in (("256", "512"), ("512", "4096"), ("1 vCPU", "2 GB"), ("4096", "30720"), ("8192", "20480")):
+            ecs.register_task_definition(cpu=cpu, memory=mem, **base)
+        no_role = dict(base, containerDefinitions=[{"name": "web", "image": "nginx", "logConfiguration": {"logDriver": "awslogs", "options": {}}}])
+        del no_role["executionRoleArn"]
+        self.assertEqual(code_of(ecs.register_task_definition, cpu="256", memory="512", **no_role), "ClientException")
+
+    def test_09_duplicate_listener(self):
+        elb = C["elbv2"]
+        net = Net(C)
+        other = elb.create_target_group(Name=name("tg"), Protocol="HTTP", Port=80, VpcId=net.vpc, TargetType="ip")["TargetGroups"][0]["TargetGroupArn"]
+        self.assertEqual(code_of(elb.create_listener, LoadBalancerArn=net.lb, Protocol="HTTP", Port=80,
+                                 DefaultActions=[{"Type": "forward", "TargetGroupArn": other}]), "DuplicateListener")
+        same = elb.create_listener(LoadBalancerArn=net.lb, Protocol="HTTP", Port=80,
+                                   DefaultActions=[{"Type": "forward", "TargetGroupArn": net.tg}])
+        self.assertEqual(same["Listeners"][0]["ListenerArn"], net.listener)  # idempotent, like AWS
+        self.assertEqual(len(elb.describe_listeners(LoadBalancerArn=net.lb)["Listeners"]), 1)
+
+    def test_11_security_group_checks(self):
+        ec2 = C["ec2"]
+        vpc = ec2.create_vpc(CidrBlock="10.3.0.0/16")["Vpc"]["VpcId"]
+        a = ec2.create_security_group(GroupName="alb", Description="a", VpcId=vpc)["GroupId"]
+        b = ec2.create_security_group(GroupName="tasks", Description="b", VpcId=vpc)["GroupId"]
+        ec2.authorize_security_group_ingress(GroupId=b, IpPermissions=[{"IpProtocol": "tcp", "FromPort": 80, "ToPort": 80, "UserIdGroupPairs": [{"GroupId": a}]}])
+        try:
+            ec2.delete_security_group(GroupId=a)
+            self.fail("expected DependencyViolation")
+        except ClientError as e:
+            self.assertEqual(e.response["Error"]["Code"], "DependencyViolation")
+            self.assertEqual(e.response["Error"]["Message"], f"resource {a} has a dependent object")
+        ec2.revoke_security_group_ingress(GroupId=b, IpPermissions=[{"IpProtocol": "tcp", "FromPort": 80, "ToPort": 80, "UserIdGroupPairs": [{"GroupId": a}]}])
+        ec2.delete_security_group(GroupId=a)
+        self.assertEqual(code_of(ec2.create_security_group, GroupName="tasks", Description="again", VpcId=vpc), "InvalidGroup.Duplicate")
+
+    def test_12_log_retention_values(self):
+        logs = C["logs"]
+        g = name("/g")
+        logs.create_log_group(logGroupName=g)
+        self.assertEqual(code_of(logs.put_retention_policy, logGroupName=g, retentionInDays=2), "InvalidParameterException")
+        self.assertEqual(code_of(logs.put_retention_policy, logGroupName=g, retentionInDays=45), "InvalidParameterException")
+        logs.put_retention_policy(logGroupName=g, retentionInDays=14)
+
+    def test_13_delete_subnet_and_vpc_with_nat(self):
+        ec2 = C["ec2"]
+        net = Net(C, with_lb=False)
+        try:
+            ec2.delete_subnet(SubnetId=net.public[0])
+            self.fail("expected DependencyViolation")
+        except ClientError as e:
+            self.assertEqual(e.response["Error"]["Code"], "DependencyViolation")
+            self.assertIn(f"The subnet '{net.public[0]}' has dependencies", e.response["Error"]["Message"])
+        self.assertEqual(code_of(ec2.delete_vpc, VpcId=net.vpc), "DependencyViolation")
+        ec2.delete_nat_gateway(NatGatewayId=net.nat)
+        self.assertEqual(code_of(ec2.delete_subnet, SubnetId=net.public[0]), "DependencyViolation")  # deleting
+        wait_for(lambda: code_of(ec2.delete_subnet, SubnetId=net.public[0]) is None)
+
+    def test_15_load_balancer_enis_linger(self):
+        ec2, elb = C["ec2"], C["elbv2"]
+        net = Net(C)
+        self.assertEqual(code_of(ec2.delete_security_group, GroupId=net.lb_sg), "DependencyViolation")  # LB uses it
+        self.assertEqual(code_of(ec2.delete_subnet, SubnetId=net.public[1]), "DependencyViolation")
+        elb.delete_listener(ListenerArn=net.listener)
+        elb.delete_load_balancer(LoadBalancerArn=net.lb)
+        t0 = time.time()
+        self.assertEqual(code_of(ec2.delete_security_group, GroupId=net.lb_sg), "DependencyViolation")
+        self.assertEqual(code_of(ec2.delete_subnet, SubnetId=net.public[1]), "DependencyViolation")
+        wait_for(lambda: code_of(ec2.delete_security_group, GroupId=net.lb_sg) is None)
+        self.assertGreaterEqual(time.time() - t0, 120 * SCALE - TOL)
+        ec2.delete_subnet(SubnetId=net.public[1])
+
+    def test_16_detach_igw_and_release_address_wait_for_nat(self):
+        ec2 = C["ec2"]
+        net = Net(C, with_lb=False)
+        try:
+            ec2.detach_internet_gateway(InternetGatewayId=net.igw, VpcId=net.vpc)
+            self.fail("expected DependencyViolation")
+        except ClientError as e:
+            self.assertEqual(e.response["Error"]["Code"], "DependencyViolation")
+            self.assertIn(f"Network {net.vpc} has some mapped public address(es)", e.response["Error"]["Message"])
+        self.assertEqual(code_of(ec2.release_address, AllocationId=net.alloc), "InvalidIPAddress.InUse")
+        ec2.delete_nat_gateway(NatGatewayId=net.nat)
+        self.assertEqual(code_of(ec2.release_address, AllocationId=net.alloc), "InvalidIPAddress.InUse")
+        self.assertEqual(code_of(ec2.detach_internet_gateway, InternetGatewayId=net.igw, VpcId=net.vpc), "DependencyViolation")
+        wait_for(lambda: code_of(ec2.release_address, AllocationId=net.alloc) is None)
+        ec2.detach_internet_gateway(InternetGatewayId=net.igw, VpcId=net.vpc)
+
+
+class LogAndFaultTests(unittest.TestCase):
+
+    def test_call_log_lines(self):
+        logs = C["logs"]
+        before = len(read_log(CALL_LOG))
+        g = name("/g")
+        logs.create_log_group(logGroupName=g)
+        code_of(logs.put_retention_policy, logGroupName=g, retentionInDays=2)
+        code_of(logs.create_log_group, logGroupName=g)  # moto's own error
+        entries = read_log(CALL_LOG)[before:]
+        self.assertEqual(len(entries), 3)
+        for e in entries:
+            self.assertEqual(set(e), {"service", "action", "start", "end", "status", "error", "injected"})
+            self.assertIsInstance(e["start"], float)
+            self.assertLessEqual(e["start"], e["end"])
+            self.assertLess(abs(e["start"] - time.time()), 60)
+        self.assertEqual([(e["service"], e["action"], e["status"], e["error"], e["injected"]) for e in entries], [
+            ("logs", "CreateLogGroup", 200, None, False),
+            ("logs", "PutRetentionPolicy", 400, "InvalidParameterException", True),
+            ("logs", "CreateLogGroup", 400, "ResourceAlreadyExistsException", False),
+        ])
+
+    def test_fault_rate_and_determinism(self):
+        url, log = start_proxy(MOTO, "--fault-rate", "0.3", "--fault-seed", "7")
+        sts = clients(url)["sts"]
+        outcome = []
+        for _ in range(300):
+            outcome.append(code_of(sts.get_caller_identity))
+        faults = [o for o in outcome if o]
+        self.assertTrue(60 <= len(faults) <= 120, len(faults))
+        throttles = sum(1 for o in faults if o == "Throttling")
+        self.assertTrue(0.6 <= throttles / len(faults) <= 0.95, (throttles, len(faults)))
+        self.assertTrue(set(faults) <= {"Throttling", "InternalError", "ServiceUnavailable"}, set(faults))
+        entries = read_log(log)
+        self.assertEqual(len(entries), 300)
+        self.assertEqual(sum(1 for e in entries if e["injected"]), len(faults))
+        self.assertTrue(all(e["status"] in (500, 503) for e in entries if e["error"] in ("InternalError", "ServiceUnavailable")))
+        # the same seed gives the same sequence
+        url2, _ = start_proxy(MOTO, "--fault-rate", "0.3", "--fault-seed", "7")
+        sts2 = clients(url2)["sts"]
+        self.assertEqual([code_of(sts2.get_caller_identity) for _ in range(60)], outcome[:60])
+        # JSON and EC2 protocols get their own throttling codes
+        url3, _ = start_proxy(MOTO, "--fault-rate", "1.0", config={"fault_throttle_share": 1.0})
+        c3 = clients(url3)
+        self.assertEqual(code_of(c3["ecs"].list_clusters), "ThrottlingException")
+        self.assertEqual(code_of(c3["dynamodb"].list_tables), "ThrottlingException")
+        self.assertEqual(code_of(c3["ec2"].describe_vpcs), "RequestLimitExceeded")
+        self.assertEqual(code_of(c3["elbv2"].describe_load_balancers), "Throttling")
+
+    def test_fault_filters(self):
+        url, log = start_proxy(MOTO, "--fault-rate", "1.0", config={"fault_services": ["logs"], "fault_actions": ["DescribeLogGroups", "ec2:DescribeVpcs"]})
+        c = clients(url)
+        self.assertIsNotNone(code_of(c["logs"].describe_log_groups))
+        self.assertIsNone(code_of(c["logs"].describe_destinations))
+        self.assertIsNone(code_of(c["ec2"].describe_vpcs))  # service not in fault_services
+        self.assertIsNone(code_of(c["ecs"].list_clusters))
+
+    def test_boto3_retries_succeed_with_faults(self):
+        url, log = start_proxy(MOTO, "--fault-rate", "0.1", "--fault-seed", "3")
+        c = clients(url, attempts=10, mode="standard")
+        for i in range(60):
+            c["logs"].describe_log_groups()
+        entries = read_log(log)
+        injected = sum(1 for e in entries if e["injected"])
+        self.assertGreater(injected, 0)
+        self.assertEqual(len(entries) - injected, 60)
+
+    def test_moto_reset_resets_overlay(self):
+        url, log = start_proxy(MOTO, "--time-scale", str(SCALE), config={"table_deleting_s": 100000})
+        c = clients(url)
+        t = name("tbl")
+        spec = dict(TableName=t, AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}],
+                    KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}], BillingMode="PAY_PER_REQUEST")
+        c["dynamodb"].create_table(**spec)
+        wait_for(lambda: c["dynamodb"].describe_table(TableName=t)["Table"]["TableStatus"] == "ACTIVE")
+        c["dynamodb"].delete_table(TableName=t)
+        self.assertEqual(code_of(c["dynamodb"].create_table, **spec), "ResourceInUseException")  # still DELETING
+        urllib.request.urlopen(urllib.request.Request(url + "/moto-api/reset", method="POST"), timeout=10).read()
+        c["dynamodb"].create_table(**spec)
+        self.assertEqual(read_log(log)[-2]["service"], "moto-api")
+
+
+def load_tests(loader, tests, pattern):
+    # the reset test clears moto for everybody: run it last
+    suite, last = unittest.TestSuite(), []
+    for group in (WireTests, StateTests, EcsServiceTests, CheckTests, LogAndFaultTests):
+        for t in loader.loadTestsFromTestCase(group):
+            (last.append if "reset" in t.id() else suite.addTest)(t)
+    suite.addTests(last)
+    return suite
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
