@@ -105,8 +105,34 @@ where
                 SdkError::ResponseError(_) => ("ResponseError".into(), "the response could not be read".into()),
                 _ => ("Unknown".into(), detail.clone()),
             };
+            let (code, message) = actionable(code, message, &detail);
             StackError::Aws { action: action.to_string(), resource: resource.to_string(), code, message, detail }
         })
+    }
+}
+
+/// Credential and endpoint problems in words a user can act on (the SDK's chain is in `detail`, shown by `-v`).
+fn actionable(code: String, message: String, detail: &str) -> (String, String) {
+    const HOW: &str = "set AWS_PROFILE (or --profile), AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or run `aws sso login`";
+    let lower = detail.to_lowercase();
+    match code.as_str() {
+        "DispatchFailure" | "RequestConstruction" if lower.contains("credential") || lower.contains("identity") => {
+            ("NoCredentials".into(), format!("no AWS credentials found: {HOW}"))
+        }
+        "ExpiredToken" | "ExpiredTokenException" | "RequestExpired" | "TokenRefreshRequired" => {
+            (code, format!("the AWS credentials have expired: refresh them ({HOW})"))
+        }
+        "InvalidClientTokenId"
+        | "UnrecognizedClientException"
+        | "AuthFailure"
+        | "SignatureDoesNotMatch"
+        | "InvalidAccessKeyId"
+            if !message.is_empty() =>
+        {
+            let hint = "the credentials are not valid here (wrong account, region or key?)";
+            (code, format!("{hint}: {message}"))
+        }
+        _ => (code, message),
     }
 }
 

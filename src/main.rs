@@ -38,7 +38,7 @@ async fn main() -> ExitCode {
 /// Warnings by default; -v adds our debug lines, -vv the SDK's. RUST_LOG overrides.
 fn init_logging(verbose: u8) {
     let default = match verbose {
-        0 => "warn",
+        0 => "warn,aws_config=error",
         1 => "warn,fargate_stack=debug",
         _ => "debug,hyper=info,h2=info,rustls=info",
     };

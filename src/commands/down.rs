@@ -14,14 +14,15 @@ use crate::resources::table::{self, TablePlan};
 use crate::state::{self, StateFile};
 
 pub async fn run(setup: &Setup, args: &DownArgs) -> Result<ExitCode, CommandError> {
-    let recorded = state::read(&setup.state_path)?.filter(|s| !s.resources.is_empty());
+    let recorded = state::read(&setup.state_path)?;
+    if let Some(recorded) = &recorded {
+        state::check_matches(&setup.state_path, recorded, &setup.config.name, &setup.region)?;
+    }
+    let recorded = recorded.filter(|s| !s.resources.is_empty());
     // With no state, `--name` asks to find the stack's resources by tag and name.
     let discover = recorded.is_none() && args.name.is_some();
     let graph_config = match &recorded {
-        Some(recorded) => {
-            state::check_matches(&setup.state_path, recorded, &setup.config.name, &setup.region)?;
-            graph::covering(&setup.config, recorded)
-        }
+        Some(recorded) => graph::covering(&setup.config, recorded),
         None if discover => graph::discovering(&setup.config),
         None => {
             report_nothing(setup);

@@ -24,6 +24,7 @@ import ipaddress
 import json
 import random
 import re
+import socket
 import sys
 import threading
 import time
@@ -1526,6 +1527,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def log_message(self, format, *args):  # noqa: A002 - stdlib signature
         pass
 
+    def setup(self):
+        super().setup()
+        try:
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
+
     def _read_body(self) -> bytes:
         te = (self.headers.get("Transfer-Encoding") or "").lower()
         if "chunked" in te:
@@ -1562,18 +1570,19 @@ class Handler(http.server.BaseHTTPRequestHandler):
             traceback.print_exc()
             resp = Response(502, [("Content-Type", "text/plain")], f"realism proxy error: {e}".encode(), injected=True,
                             error="ProxyError")
-        self.send_response_only(resp.status)
+        # One write for head and body: separate small writes stall on Nagle + delayed ACK (~40 ms a call).
+        reason = http.server.BaseHTTPRequestHandler.responses.get(resp.status, ("",))[0]
+        lines = [f"{self.protocol_version} {resp.status} {reason}"]
         for k, v in resp.headers:
-            if k.lower() in HOP_BY_HOP:
-                continue
-            self.send_header(k, v)
-        self.send_header("Content-Length", str(len(resp.body)))
+            if k.lower() not in HOP_BY_HOP:
+                lines.append(f"{k}: {v}")
+        lines.append(f"Content-Length: {len(resp.body)}")
         if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(resp.body)
+            lines.append("Connection: close")
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace")
+        self.wfile.write(head + (resp.body if self.command != "HEAD" else b""))
         self.wfile.flush()
+        self.log_request(resp.status)
 
     do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = do_OPTIONS = _serve
 

@@ -97,7 +97,7 @@ def rust_like(request, **_):
 def clients(endpoint, attempts=1, mode="standard"):
     kw = dict(endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
               aws_secret_access_key="testing",
-              config=Config(retries={"max_attempts": attempts, "mode": mode}, connect_timeout=5, read_timeout=30))
+              config=Config(retries={"total_max_attempts": attempts, "mode": mode}, connect_timeout=5, read_timeout=30))
     out = {}
     for name in ("ec2", "ecs", "elbv2", "dynamodb", "iam", "logs", "sts"):
         c = boto3.client(name, **kw)
