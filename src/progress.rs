@@ -61,7 +61,7 @@ impl Progress {
                     self.shared.width
                 ))
                 .expect("valid template")
-                .tick_strings(&["▹▹▹", "▸▹▹", "▹▸▹", "▹▹▸", "▪▪▪"]),
+                .tick_strings(&["◐", "◓", "◑", "◒", "●"]),
             );
             bar.set_prefix(name.to_string());
             bar.set_message("queued");
@@ -90,12 +90,8 @@ impl Progress {
         self.shared.started.elapsed()
     }
 
-    /// Stop drawing; leaves the finished lines on screen.
-    pub fn finish(&self) {
-        if self.shared.mode == Mode::Tty {
-            let _ = self.shared.multi.clear();
-        }
-    }
+    /// Stop drawing; the finished lines stay on screen as the run's record.
+    pub fn finish(&self) {}
 }
 
 struct LineState {
@@ -146,7 +142,7 @@ impl Line {
     }
 
     pub fn failed(&self, error: &str) {
-        self.emit("failed", error);
+        self.emit("FAILED", error);
         if let Some(bar) = self.inner.as_ref().and_then(|i| i.bar.as_ref()) {
             bar.abandon();
         }
