@@ -59,12 +59,14 @@ async fn service_summary(ctx: &Ctx) -> Result<Option<ServiceSummary>, CommandErr
     if ctx.id(keys::SERVICE).is_none() {
         return Ok(None);
     }
-    let Some(view) = cluster::service_view(ctx).await? else { return Ok(None) };
-    let healthy = if ctx.id(keys::TARGET_GROUP).is_some() {
-        load_balancer::target_health(ctx).await.map(|(h, _)| h).unwrap_or(0)
-    } else {
-        0
+    let health = async {
+        match ctx.id(keys::TARGET_GROUP) {
+            Some(_) => load_balancer::target_health(ctx).await.map(|(h, _)| h).unwrap_or(0),
+            None => 0,
+        }
     };
+    let (view, healthy) = tokio::join!(cluster::service_view(ctx), health);
+    let Some(view) = view? else { return Ok(None) };
     Ok(Some(ServiceSummary {
         desired: view.desired,
         running: view.running,

@@ -28,16 +28,21 @@ pub async fn run(setup: &Setup, args: &UpArgs) -> Result<ExitCode, CommandError>
         )));
     }
     let ctx = setup.context(state, DownOptions::default());
-    // Refuse an az_count the region cannot hold before anything is created.
-    ctx.availability_zones().await?;
     let started = std::time::Instant::now();
-    // Converged already? One round of concurrent describe calls, and no change at all.
-    let converged = if ctx.snapshot().resources.is_empty() {
-        false
-    } else {
+    // Converged already? One round of concurrent describe calls, and no change at all. Beside
+    // it, refuse an az_count the region cannot hold before anything is created.
+    let converged = async {
+        if ctx.snapshot().resources.is_empty() {
+            return Ok(false);
+        }
         let (rows, _) = status::live(ctx.clone(), setup).await?;
-        rows.iter().all(|r| r.status == Health::Ok || (args.no_wait && r.status == Health::Pending))
+        Ok::<_, CommandError>(
+            rows.iter().all(|r| r.status == Health::Ok || (args.no_wait && r.status == Health::Pending)),
+        )
     };
+    let (zones, converged) = tokio::join!(ctx.availability_zones(), converged);
+    zones?;
+    let converged = converged?;
     let (reports, elapsed) = if converged {
         let nodes = graph::stack(&setup.config, TablePlan::Absent, false);
         let reports: Vec<StepReport> = nodes
@@ -98,12 +103,14 @@ pub async fn run(setup: &Setup, args: &UpArgs) -> Result<ExitCode, CommandError>
 fn replacements(config: &Config, state: &State) -> Vec<String> {
     let count = |prefix: &str| state.resources.keys().filter(|k| k.starts_with(prefix)).count();
     let mut refused = vec![];
-    let subnets = count("subnet-public-");
-    if subnets > 0 && subnets != config.network.az_count as usize {
-        refused.push(format!(
-            "network.az_count changed from {subnets} to {}: the subnets, the load balancer and the tasks would move",
-            config.network.az_count
-        ));
+    // What the VPC was built for (a run killed part-way records fewer subnets, and that is fine).
+    if let Some(azs) = state.attr(keys::VPC, "az_count") {
+        if azs != config.network.az_count.to_string() {
+            refused.push(format!(
+                "network.az_count changed from {azs} to {}: the subnets, the load balancer and the tasks would move",
+                config.network.az_count
+            ));
+        }
     }
     let nats = count("nat-gateway-");
     if nats > config.network.nat_gateways as usize {
@@ -139,16 +146,18 @@ mod tests {
     fn refuses_changes_that_replace_the_network() {
         let config = Config::parse("t", DEFAULT_TOML).unwrap();
         let same = state_with(&[
-            ("vpc", &[("cidr", "10.0.0.0/16")]),
+            ("vpc", &[("cidr", "10.0.0.0/16"), ("az_count", "2")]),
             ("subnet-public-1", &[]),
             ("subnet-public-2", &[]),
             ("nat-gateway-1", &[]),
         ]);
         assert!(replacements(&config, &same).is_empty());
+        let partial = state_with(&[("vpc", &[("cidr", "10.0.0.0/16"), ("az_count", "2")]), ("subnet-public-1", &[])]);
+        assert!(replacements(&config, &partial).is_empty(), "an interrupted run continues");
         assert!(replacements(&config, &State::new("s", "r")).is_empty(), "a new stack replaces nothing");
         let other_cidr = state_with(&[("vpc", &[("cidr", "10.1.0.0/16")])]);
         assert!(replacements(&config, &other_cidr)[0].contains("network.cidr changed from 10.1.0.0/16 to 10.0.0.0/16"));
-        let three = state_with(&[("subnet-public-1", &[]), ("subnet-public-2", &[]), ("subnet-public-3", &[])]);
+        let three = state_with(&[("vpc", &[("az_count", "3")])]);
         assert!(replacements(&config, &three)[0].contains("network.az_count changed from 3 to 2"));
         let two_nats = state_with(&[("nat-gateway-1", &[]), ("nat-gateway-2", &[])]);
         assert!(replacements(&config, &two_nats)[0].contains("network.nat_gateways lowered from 2 to 1"));

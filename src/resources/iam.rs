@@ -272,12 +272,14 @@ pub async fn delete_role(ctx: &Ctx, line: &Line, role: Role) -> Result<Outcome, 
 
 pub async fn inspect_role(ctx: &Ctx, role: Role) -> Result<Inspection, StackError> {
     let Some(name) = ctx.id(role.key()) else { return Ok(Inspection::not_recorded()) };
-    match ctx.aws.iam.get_role().role_name(&name).send().await.ctx("read role", &name) {
+    let (role_found, current) =
+        tokio::join!(ctx.aws.iam.get_role().role_name(&name).send(), current_policy(ctx, &name));
+    match role_found.ctx("read role", &name) {
         Err(e) if e.is_not_found() => return Ok(Inspection::missing(Some(name), "deleted outside fargate-stack")),
         other => drop(other?),
     }
     let Ok((wanted, _)) = wanted_policy(ctx, role) else { return Ok(Inspection::ok(name)) };
-    Ok(if current_policy(ctx, &name).await?.as_ref() == Some(&wanted) {
+    Ok(if current?.as_ref() == Some(&wanted) {
         Inspection::ok(name)
     } else {
         Inspection::drifted(name, format!("inline policy {POLICY_NAME} differs"))

@@ -485,11 +485,12 @@ pub async fn target_health(ctx: &Ctx) -> Result<(u32, u32), StackError> {
 
 pub async fn inspect_load_balancer(ctx: &Ctx) -> Result<Inspection, StackError> {
     let Some(arn) = ctx.id(keys::LOAD_BALANCER) else { return Ok(Inspection::not_recorded()) };
-    Ok(match describe_lb_arn(ctx, &arn).await? {
+    let (lb, attributes) = tokio::join!(describe_lb_arn(ctx, &arn), missing_lb_attributes(ctx, &arn));
+    Ok(match lb? {
         None => Inspection::missing(Some(arn), "deleted outside fargate-stack"),
         Some(lb) => match lb_state(&lb) {
             Some(LoadBalancerStateEnum::Active) | None => {
-                let missing = missing_lb_attributes(ctx, &arn).await?;
+                let missing = attributes?;
                 if missing.is_empty() {
                     Inspection::ok(arn)
                 } else {
@@ -506,11 +507,12 @@ pub async fn inspect_load_balancer(ctx: &Ctx) -> Result<Inspection, StackError> 
 pub async fn inspect_target_group(ctx: &Ctx) -> Result<Inspection, StackError> {
     let Some(arn) = ctx.id(keys::TARGET_GROUP) else { return Ok(Inspection::not_recorded()) };
     let name = ctx.attr(keys::TARGET_GROUP, "name").unwrap_or_else(|| target_group_name(ctx));
-    Ok(match describe_tg(ctx, &name).await? {
+    let (tg, delay_now) = tokio::join!(describe_tg(ctx, &name), deregistration_delay(ctx, &arn));
+    Ok(match tg? {
         Some(tg) if tg.target_group_arn() == Some(arn.as_str()) => {
             let mut drift = health_check_drift(ctx, &tg);
             let delay = ctx.config.load_balancer.deregistration_delay_seconds.to_string();
-            if deregistration_delay(ctx, &arn).await? != Some(delay) {
+            if delay_now? != Some(delay) {
                 drift.push("deregistration_delay_seconds");
             }
             if drift.is_empty() {

@@ -177,7 +177,7 @@ pub async fn ensure_vpc(ctx: &Ctx, line: &Line) -> Result<Outcome, StackError> {
         .await
         .ctx("create", "VPC")?;
     let id = out.vpc().and_then(|v| v.vpc_id()).unwrap_or_default().to_string();
-    ctx.record(key, Kind::Vpc.label(), &id, &[("cidr", cidr)])?;
+    ctx.record(key, Kind::Vpc.label(), &id, &[("cidr", cidr), ("az_count", ctx.config.network.az_count.to_string())])?;
     // Fargate tasks resolve the registry and DynamoDB through the VPC's DNS.
     for hostnames in [false, true] {
         let call = ctx.aws.ec2.modify_vpc_attribute().vpc_id(&id);
@@ -350,11 +350,11 @@ pub async fn delete_internet_gateway(ctx: &Ctx, line: &Line) -> Result<Outcome, 
 
 pub async fn inspect_internet_gateway(ctx: &Ctx) -> Result<Inspection, StackError> {
     let Some(id) = ctx.id(keys::IGW) else { return Ok(Inspection::not_recorded()) };
-    if find(ctx, Kind::InternetGateway, Lookup::Id(&id)).await?.is_empty() {
-        return Ok(Inspection::missing(Some(id), "deleted outside fargate-stack"));
-    }
-    let vpc = ctx.id(keys::VPC);
-    Ok(if attached_vpc(ctx, &id).await? == vpc {
+    let attached = match attached_vpc(ctx, &id).await {
+        Err(e) if e.is_not_found() => return Ok(Inspection::missing(Some(id), "deleted outside fargate-stack")),
+        other => other?,
+    };
+    Ok(if attached == ctx.id(keys::VPC) {
         Inspection::ok(id)
     } else {
         Inspection::drifted(id, "not attached to the stack's VPC")

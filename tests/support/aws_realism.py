@@ -362,6 +362,7 @@ class Realism:
     def reset(self):
         with self.lock:
             self.nats: dict = {}
+            self.nat_tokens: dict = {}
             self.lbs: dict = {}
             self.eni_linger: list = []
             self.tables: dict = {}
@@ -476,6 +477,8 @@ class Realism:
     def _handle(self, ctx: Ctx) -> Response:
         key = (ctx.service or "").replace("elasticloadbalancing", "elb")
         pre = getattr(self, f"pre_{key}_{ctx.action}", None) if ctx.action else None
+        if pre is None and ctx.service == "dynamodb" and ctx.action in DDB_TABLE_OPS | DDB_MULTI_OPS | DDB_CHANGE_OPS:
+            pre = self.dynamodb_table_check
         post = getattr(self, f"post_{key}_{ctx.action}", None) if ctx.action else None
         synthesized = None
         if pre:
@@ -624,6 +627,26 @@ class Realism:
 
     def pre_ec2_CreateNatGateway(self, ctx: Ctx):
         ctx.extra["fail"] = False
+        token = ctx.params.get("ClientToken")
+        if token:
+            # AWS answers a repeated ClientToken with the NAT it made (moto fails with Resource.AlreadyAssociated).
+            fingerprint = sorted((k, v) for k, v in ctx.params.items() if k not in ("ClientToken", "Version"))
+            known = self.nat_tokens.get(token)
+            if known and ctx.now - known["at"] < self.d("client_token_window_s"):
+                if known["fingerprint"] != fingerprint:
+                    raise Reject("IdempotentParameterMismatch",
+                                 f"Client token {token} has already been used with different parameters.")
+                root = self.query(ctx, "ec2", "DescribeNatGateways", {"NatGatewayId.1": known["nat"]})
+                item = root.find("./natGatewaySet/item")
+                if item is not None:
+                    self._rewrite_nat_item(item, ctx.now)
+                    out = ET.Element("CreateNatGatewayResponse")
+                    ET.SubElement(out, "requestId").text = str(uuid.uuid4())
+                    ET.SubElement(out, "clientToken").text = token
+                    item.tag = "natGateway"
+                    out.append(item)
+                    return Response(200, [("Content-Type", "text/xml;charset=UTF-8")], xml_dump(out, EC2_NS), injected=True)
+            ctx.extra["token"] = (token, fingerprint)
         if ctx.params.get("ConnectivityType", "public") == "private":
             return None
         info = self.subnet_info(ctx, ctx.params.get("SubnetId", ""))
@@ -643,6 +666,9 @@ class Realism:
                               "vpc": xt(item, "vpcId") or ctx.extra.get("vpc"), "subnet": xt(item, "subnetId"),
                               "allocs": [xt(a, "allocationId") for a in item.findall("./natGatewayAddressSet/item")],
                               "type": xt(item, "connectivityType", "public")}
+        if ctx.extra.get("token"):
+            token, fingerprint = ctx.extra["token"]
+            self.nat_tokens[token] = {"nat": nid, "fingerprint": fingerprint, "at": ctx.now}
         self._rewrite_nat_item(item, ctx.now)
         resp.set_xml(root, ns)
 
@@ -1470,32 +1496,27 @@ class Realism:
             if self.table_status(self.table_name(name), ctx.now) in ("CREATING", "DELETING"):
                 raise self._not_found()
 
-    def __getattr__(self, attr: str):
-        # DynamoDB data-plane and change operations share one check each.
-        m = re.match(r"^pre_dynamodb_(\w+)$", attr)
-        if m:
-            op = m.group(1)
-            if op in DDB_TABLE_OPS:
-                return lambda ctx: self._check_tables_ready(ctx, [ctx.json.get("TableName")])
-            if op in DDB_MULTI_OPS:
-                def multi(ctx):
-                    names = list((ctx.json.get("RequestItems") or {}).keys())
-                    for item in ctx.json.get("TransactItems") or []:
-                        for v in item.values():
-                            if isinstance(v, dict) and v.get("TableName"):
-                                names.append(v["TableName"])
-                    return self._check_tables_ready(ctx, names)
-                return multi
-            if op in DDB_CHANGE_OPS:
-                def change(ctx):
-                    name = self.table_name(ctx.json.get("TableName"))
-                    if self.table_status(name, ctx.now) == "CREATING":
-                        raise Reject("ResourceInUseException",
-                                     f"Attempt to change a resource which is still in use: Table is being created: {name}")
-                    if self.table_status(name, ctx.now) == "DELETING":
-                        raise self._not_found()
-                return change
-        raise AttributeError(attr)
+    def dynamodb_table_check(self, ctx: Ctx):
+        """Data-plane calls on a CREATING/DELETING table fail as on AWS; so do changes to a CREATING one."""
+        op = ctx.action
+        if op in DDB_TABLE_OPS:
+            return self._check_tables_ready(ctx, [ctx.json.get("TableName")])
+        if op in DDB_MULTI_OPS:
+            names = list((ctx.json.get("RequestItems") or {}).keys())
+            for item in ctx.json.get("TransactItems") or []:
+                for v in item.values():
+                    if isinstance(v, dict) and v.get("TableName"):
+                        names.append(v["TableName"])
+            return self._check_tables_ready(ctx, names)
+        if op in DDB_CHANGE_OPS:
+            name = self.table_name(ctx.json.get("TableName"))
+            status = self.table_status(name, ctx.now)
+            if status == "CREATING":
+                raise Reject("ResourceInUseException",
+                             f"Attempt to change a resource which is still in use: Table is being created: {name}")
+            if status == "DELETING":
+                raise self._not_found()
+        return None
 
     # =========================================================================================
     # IAM (17), CloudWatch Logs (12)

@@ -23,14 +23,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 VENV_PYTHON = os.path.join(ROOT, ".venv", "bin", "python")
 
-try:
-    import boto3
-    from botocore.config import Config
-    from botocore.exceptions import ClientError
-except ImportError:  # run with a python that lacks boto3: use the project virtualenv's
-    if __name__ == "__main__" and os.path.exists(VENV_PYTHON) and os.path.realpath(sys.executable) != os.path.realpath(VENV_PYTHON):
-        os.execv(VENV_PYTHON, [VENV_PYTHON] + sys.argv)
-    raise
+if (__name__ == "__main__" and os.path.exists(VENV_PYTHON)
+        and os.path.realpath(sys.prefix) != os.path.realpath(os.path.join(ROOT, ".venv"))):
+    os.execv(VENV_PYTHON, [VENV_PYTHON] + sys.argv)  # run as a script: use the project virtualenv (boto3, moto)
+
+import boto3  # noqa: E402
+from botocore.config import Config  # noqa: E402
+from botocore.exceptions import ClientError  # noqa: E402
 
 PROXY = os.path.join(HERE, "aws_realism.py")
 SCALE = 0.01
@@ -51,7 +50,9 @@ def free_port():
 def start_moto():
     for _ in range(3):
         port = free_port()
-        proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        moto_server = os.path.join(ROOT, ".venv", "bin", "moto_server")
+        cmd = [moto_server] if os.path.exists(moto_server) else [sys.executable, "-m", "moto.server"]
+        proc = subprocess.Popen(cmd + ["-H", "127.0.0.1", "-p", str(port)],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         _procs.append(proc)
         deadline = time.time() + 30
@@ -320,10 +321,16 @@ class StateTests(unittest.TestCase):
     def test_01_nat_gateway_pending_available_deleting_deleted(self):
         ec2 = C["ec2"]
         net = Net(C, with_lb=False)
-        created = ec2.create_nat_gateway(SubnetId=net.public[1], AllocationId=ec2.allocate_address(Domain="vpc")["AllocationId"])
+        alloc = ec2.allocate_address(Domain="vpc")["AllocationId"]
+        created = ec2.create_nat_gateway(SubnetId=net.public[1], AllocationId=alloc, ClientToken="nat-tok")
         t0 = time.time()
         self.assertEqual(created["NatGateway"]["State"], "pending")
         nat = created["NatGateway"]["NatGatewayId"]
+        # a repeated ClientToken returns the same NAT, as on AWS
+        again = ec2.create_nat_gateway(SubnetId=net.public[1], AllocationId=alloc, ClientToken="nat-tok")["NatGateway"]
+        self.assertEqual((again["NatGatewayId"], again["State"]), (nat, "pending"))
+        self.assertEqual(code_of(ec2.create_nat_gateway, SubnetId=net.public[0], AllocationId=alloc, ClientToken="nat-tok"),
+                         "IdempotentParameterMismatch")
         state = lambda: ec2.describe_nat_gateways(NatGatewayIds=[nat])["NatGateways"][0]["State"]
         self.assertEqual(state(), "pending")
         # the state filter works on the proxy's states
