@@ -448,9 +448,15 @@ pub async fn ensure_nat_gateway(ctx: &Ctx, line: &Line, i: usize) -> Result<Outc
         Some(id) => find_nats(ctx, Lookup::Id(&id)).await?.into_iter().find(nat_alive),
         None => None,
     };
-    let existing = match recorded {
-        Some(nat) => Some(nat),
-        None => find_nats(ctx, Lookup::Tags(&key)).await?.into_iter().find(nat_alive),
+    let (existing, generation) = match recorded {
+        Some(nat) => (Some(nat), 0),
+        None => {
+            let tagged = find_nats(ctx, Lookup::Tags(&key)).await?;
+            // A failed gateway is terminal: it is replaced, under a new client token (the old
+            // token would return the failed one).
+            let failed = tagged.iter().filter(|n| n.state == NatGatewayState::Failed).count();
+            (tagged.into_iter().find(nat_alive), failed)
+        }
     };
     let (id, outcome) = match existing {
         Some(nat) => {
@@ -469,7 +475,7 @@ pub async fn ensure_nat_gateway(ctx: &Ctx, line: &Line, i: usize) -> Result<Outc
                 .subnet_id(&subnet)
                 .allocation_id(&allocation)
                 // Same token on a retried create (within this VPC) returns the same gateway.
-                .client_token(format!("{}-{key}-{vpc}", ctx.stack()))
+                .client_token(format!("{}-{key}-{vpc}-{generation}", ctx.stack()))
                 .tag_specifications(tag_spec(ctx, ResourceType::Natgateway, &key, &ctx.name(&format!("nat-{}", i + 1))))
                 .send()
                 .await
