@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -29,8 +29,17 @@ fn moto_server() -> PathBuf {
     local
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+/// A bodyless HTTP request to a loopback port; the response body if the status is 200.
+pub fn http(port: u16, method: &str, path: &str) -> Option<String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    let request =
+        format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    head.starts_with("HTTP/1.1 200").then(|| body.to_string())
 }
 
 impl Emulator {
@@ -38,52 +47,48 @@ impl Emulator {
         Emulator::start_with(&[])
     }
 
+    /// Start moto on a port the OS picks (`-p 0`) and read the port from its banner, so two
+    /// tests can never race for one port.
     pub fn start_with(env: &[(&str, &str)]) -> Emulator {
-        for _attempt in 0..3 {
-            let port = free_port();
-            let mut cmd = Command::new(moto_server());
-            cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()]).stdout(Stdio::null()).stderr(Stdio::null());
-            for (k, v) in env {
-                cmd.env(k, v);
-            }
-            let child = cmd.spawn().expect("start moto_server");
-            let mut emulator = Emulator { port, child };
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while Instant::now() < deadline {
-                if emulator.answers() {
-                    return emulator;
-                }
-                if let Ok(Some(_)) = emulator.child.try_wait() {
-                    break; // port taken between bind and start: try another
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
+        let mut cmd = Command::new(moto_server());
+        cmd.args(["-H", "127.0.0.1", "-p", "0"]).stdout(Stdio::null()).stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
         }
-        panic!("moto_server did not start");
+        let mut child = cmd.spawn().expect("start moto_server");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        // moto logs every request to stderr: keep draining it after the banner.
+        std::thread::spawn(move || {
+            let mut sent = false;
+            for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)).map_while(Result::ok) {
+                if !sent {
+                    if let Some(port) =
+                        line.split("http://127.0.0.1:").nth(1).and_then(|p| p.trim().parse::<u16>().ok())
+                    {
+                        let _ = tx.send(port);
+                        sent = true;
+                    }
+                }
+            }
+        });
+        let port = rx.recv_timeout(Duration::from_secs(60)).expect("moto_server did not start");
+        let emulator = Emulator { port, child };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !emulator.answers() {
+            assert!(Instant::now() < deadline, "moto_server does not answer");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        emulator
     }
 
     fn answers(&self) -> bool {
-        let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) else { return false };
-        let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-        let request = format!("GET /moto-api/ HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n\r\n", self.port);
-        if stream.write_all(request.as_bytes()).is_err() {
-            return false;
-        }
-        let mut buf = [0u8; 12];
-        stream.read(&mut buf).map(|n| n > 0 && buf.starts_with(b"HTTP/1.")).unwrap_or(false)
+        http(self.port, "GET", "/moto-api/").is_some()
     }
 
     /// Forget every resource (moto's reset API).
     pub fn reset(&self) {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).expect("connect to moto");
-        let request = format!(
-            "POST /moto-api/reset HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-            self.port
-        );
-        stream.write_all(request.as_bytes()).unwrap();
-        let mut response = String::new();
-        let _ = stream.read_to_string(&mut response);
-        assert!(response.starts_with("HTTP/1.1 200") || response.starts_with("HTTP/1.0 200"), "reset: {response}");
+        http(self.port, "POST", "/moto-api/reset").expect("reset moto");
     }
 
     pub fn url(&self) -> String {
@@ -356,4 +361,113 @@ pub async fn assert_exactly_one_stack(sdk: &Sdk) {
     let services = sdk.ecs.list_services().cluster("simple-ecs-dev-cluster").send().await.unwrap();
     assert_eq!(services.service_arns().len(), 1, "services");
     assert_eq!(sdk.iam.list_roles().send().await.unwrap().roles().len(), 2, "roles");
+}
+
+/// The AWS realism layer (tests/support/aws_realism.py) in front of a moto server: AWS's timings
+/// scaled down, its checks, lingering ENIs, IAM propagation, faults, and a call log.
+pub struct Realism {
+    pub port: u16,
+    pub call_log: PathBuf,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+#[derive(Clone, Debug)]
+pub struct RealismOptions {
+    pub time_scale: f64,
+    pub fault_rate: f64,
+    /// Extra config keys (see tests/support/README.md), as a JSON object.
+    pub config: Value,
+}
+
+impl Default for RealismOptions {
+    fn default() -> Self {
+        RealismOptions { time_scale: 0.02, fault_rate: 0.0, config: serde_json::json!({}) }
+    }
+}
+
+fn venv_python() -> PathBuf {
+    moto_server().with_file_name("python")
+}
+
+impl Realism {
+    pub fn start(emulator: &Emulator, options: RealismOptions) -> Realism {
+        let dir = tempfile::tempdir().unwrap();
+        let call_log = dir.path().join("calls.jsonl");
+        let config = dir.path().join("realism.json");
+        std::fs::write(&config, options.config.to_string()).unwrap();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/aws_realism.py");
+        let mut child = Command::new(venv_python())
+            .arg(script)
+            .args(["--upstream", &emulator.url(), "--port", "0"])
+            .args(["--time-scale", &options.time_scale.to_string(), "--fault-rate", &options.fault_rate.to_string()])
+            .arg("--call-log")
+            .arg(&call_log)
+            .arg("--config")
+            .arg(&config)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the realism layer");
+        let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+        let port = line
+            .trim()
+            .strip_prefix("READY ")
+            .unwrap_or_else(|| panic!("realism layer said {line:?}"))
+            .parse()
+            .unwrap();
+        Realism { port, call_log, child, _dir: dir }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Execute the `n`th mutating call (counted since the layer started) but never answer it.
+    pub fn freeze_after_mutations(&self, n: usize) {
+        http(self.port, "POST", &format!("/realism/freeze?after={n}")).expect("freeze");
+    }
+
+    /// The action the layer froze on, once it has.
+    pub fn wait_frozen(&self, timeout: Duration) -> Option<String> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            let body = http(self.port, "GET", "/realism/frozen").expect("frozen?");
+            let v: Value = serde_json::from_str(&body).unwrap();
+            if let Some(action) = v["frozen"].as_str() {
+                return Some(action.to_string());
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        None
+    }
+
+    pub fn thaw(&self) {
+        http(self.port, "POST", "/realism/thaw").expect("thaw");
+    }
+
+    /// Every call so far, as logged by the layer.
+    pub fn calls(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.call_log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).unwrap())
+            .filter(|c: &Value| c["service"] != "moto-api")
+            .collect()
+    }
+}
+
+impl Drop for Realism {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Calls that change something (by action name: anything but Describe/List/Get/Scan/Query...).
+pub fn is_mutating(action: &str) -> bool {
+    !["Describe", "List", "Get", "Scan", "Query", "BatchGet"].iter().any(|p| action.starts_with(p))
 }

@@ -58,6 +58,7 @@ DEFAULTS: dict = {
     "ec2_throttle_status": 503,
     "detach_igw_checks_load_balancers": True,
     "upstream_timeout_s": 60.0,
+    "latency_ms": 0.0,
 }
 DURATION_KEYS = {
     "nat_pending_s", "nat_deleting_s", "alb_provisioning_s", "table_creating_s", "table_deleting_s",
@@ -233,6 +234,11 @@ def indexed(params: dict, prefix: str) -> list:
     return [v for _, v in sorted(out)]
 
 
+def is_mutating(action: str) -> bool:
+    """Calls that change something: everything but reads."""
+    return not action.startswith(("Describe", "List", "Get", "Scan", "Query", "BatchGet"))
+
+
 def error_code_of(status: int, headers: list, body: bytes) -> str | None:
     if status < 400:
         return None
@@ -357,6 +363,11 @@ class Realism:
         self.log_lock = threading.Lock()
         self.log_file = open(call_log, "a", encoding="utf-8") if call_log else None
         self.rng = random.Random(cfg.get("fault_seed", 1))
+        self.freeze_lock = threading.Lock()
+        self.freeze_after = None
+        self.frozen_action = None
+        self.mutations = 0
+        self.thawed = threading.Event()
         self.reset()
 
     def reset(self):
@@ -454,6 +465,8 @@ class Realism:
 
     def handle(self, method: str, path: str, headers: list, body: bytes) -> Response:
         start = time.time()
+        if urllib.parse.urlsplit(path).path.startswith("/realism/"):
+            return self.control(method, path)
         if urllib.parse.urlsplit(path).path.startswith("/moto-api"):
             with self.lock:
                 status, rh, data = self.send_upstream(method, path, headers, body)
@@ -464,15 +477,50 @@ class Realism:
                           error_code_of(status, rh, data), False)
             return resp
         ctx = Ctx(method, path, headers, body)
+        # Network and service latency, outside the lock so that concurrent calls overlap.
+        latency = float(self.cfg.get("latency_ms", 0)) / 1000
+        if latency:
+            time.sleep(latency)
         with self.lock:
             ctx.now = time.time()
             resp = self._handle(ctx)
         resp.error = resp.error if resp.injected and resp.error else error_code_of(resp.status, resp.headers, resp.body)
         self.log_call(ctx.service, ctx.action, start, time.time(), resp.status, resp.error, resp.injected)
+        if ctx.action and is_mutating(ctx.action):
+            self.hold_if_frozen(ctx.action)
         if self.verbose:
             sys.stderr.write(f"{ctx.service} {ctx.action} -> {resp.status} {resp.error or ''}"
                              f"{' (injected)' if resp.injected else ''}\n")
         return resp
+
+    # ---- test control: freeze after the Nth mutating call ------------------------------------
+
+    def control(self, method: str, path: str) -> Response:
+        """`POST /realism/freeze?after=N`: the Nth mutating call (counted since start) is executed
+        and logged but never answered, like a client killed before it read the response.
+        `GET /realism/frozen` -> {"frozen": action or null}; `POST /realism/thaw` ends it."""
+        parts = urllib.parse.urlsplit(path)
+        query = urllib.parse.parse_qs(parts.query)
+        with self.freeze_lock:
+            if parts.path == "/realism/freeze" and method == "POST":
+                self.freeze_after = int(query["after"][0])
+                self.frozen_action = None
+            elif parts.path == "/realism/thaw" and method == "POST":
+                self.freeze_after = None
+                self.frozen_action = None
+                self.thawed.set()
+                self.thawed = threading.Event()
+            body = json.dumps({"frozen": self.frozen_action, "mutations": self.mutations}).encode()
+        return Response(200, [("Content-Type", "application/json")], body)
+
+    def hold_if_frozen(self, action: str):
+        with self.freeze_lock:
+            self.mutations += 1
+            if self.freeze_after is None or self.mutations != self.freeze_after:
+                return
+            self.frozen_action = action
+            thawed = self.thawed
+        thawed.wait(3600)
 
     def _handle(self, ctx: Ctx) -> Response:
         key = (ctx.service or "").replace("elasticloadbalancing", "elb")
@@ -1623,7 +1671,11 @@ def load_config(args) -> dict:
         if unknown:
             raise SystemExit(f"aws_realism: unknown config key(s): {', '.join(sorted(unknown))}")
         cfg.update(extra)
-    for key, value in (("time_scale", args.time_scale), ("fault_rate", args.fault_rate), ("fault_seed", args.fault_seed)):
+        for key in DURATION_KEYS:
+            if not isinstance(cfg[key], (int, float)) or cfg[key] < 0:
+                raise SystemExit(f"aws_realism: config key {key} must be a number >= 0")
+    for key, value in (("time_scale", args.time_scale), ("fault_rate", args.fault_rate), ("fault_seed", args.fault_seed),
+                       ("latency_ms", args.latency_ms)):
         if value is not None:
             cfg[key] = value
     return cfg
@@ -1638,6 +1690,7 @@ def main(argv=None):
     p.add_argument("--fault-seed", type=int, default=None, help="seed of the fault sequence (default 1)")
     p.add_argument("--call-log", default=None, help="append one JSON line per request to this file")
     p.add_argument("--config", default=None, help="JSON file overriding durations/rates (see README.md)")
+    p.add_argument("--latency-ms", type=float, default=None, help="added to every call, outside the lock (default 0)")
     p.add_argument("--verbose", action="store_true", help="print each request to stderr")
     args = p.parse_args(argv)
     upstream = urllib.parse.urlsplit(args.upstream)

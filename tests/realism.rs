@@ -1,0 +1,165 @@
+//! The full cycle against the realism layer: AWS's timings (scaled), its checks, lingering ENIs,
+//! IAM propagation and throttling. Passing against bare moto is not enough.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::*;
+use serde_json::{json, Value};
+
+fn count(calls: &[Value], action: &str, error: Option<&str>) -> usize {
+    calls.iter().filter(|c| c["action"] == action && c["error"].as_str() == error).count()
+}
+
+fn errors_by_action(calls: &[Value]) -> BTreeMap<String, usize> {
+    let mut out = BTreeMap::new();
+    for c in calls.iter().filter(|c| !c["error"].is_null()) {
+        *out.entry(format!("{}:{}", c["action"].as_str().unwrap(), c["error"].as_str().unwrap())).or_default() += 1;
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_cycle_waits_for_what_aws_needs_and_leaves_nothing() {
+    let emulator = Emulator::start();
+    let realism = Realism::start(&emulator, RealismOptions::default());
+    let cli = Cli::at(&realism.url());
+    let sdk = emulator.sdk().await;
+
+    let up = cli.run(&["--output", "json", "up"]);
+    assert_eq!(up.code, 0, "{}\n{}", up.stdout, up.stderr);
+    let result = up.json();
+    // The progress showed AWS's own states while waiting.
+    for state in ["\"detail\":\"pending\"", "\"detail\":\"provisioning\""] {
+        assert!(up.stdout.contains(state), "no {state} in progress events");
+    }
+    let waited = result["steps"].as_array().unwrap().iter().find(|s| s["name"] == "service-healthy").unwrap().clone();
+    assert_eq!(waited["outcome"], "waited");
+
+    let status = cli.run(&["--output", "json", "status"]);
+    assert_eq!(status.code, 0, "{}", status.stdout);
+    let doc = status.json();
+    for r in doc["resources"].as_array().unwrap() {
+        assert_eq!(r["status"], "ok", "{r}");
+    }
+    assert_eq!(doc["service"]["running"], 2);
+    assert_eq!(doc["service"]["healthy_targets"], 2);
+    assert_eq!(doc["service"]["rollout"], "COMPLETED");
+
+    // AWS refused nothing that a correct ordering avoids.
+    let calls = realism.calls();
+    let refused: Vec<&Value> = calls
+        .iter()
+        .filter(|c| {
+            c["error"]
+                .as_str()
+                .is_some_and(|e| !["RequestLimitExceeded", "Throttling", "ThrottlingException"].contains(&e))
+        })
+        .filter(|c| c["action"].as_str().is_some_and(is_mutating))
+        .collect();
+    assert!(refused.is_empty(), "AWS would have refused: {refused:#?}");
+
+    let before_down = calls.len();
+    let down = cli.run(&["down", "--yes"]);
+    assert_eq!(down.code, 0, "{}\n{}", down.stdout, down.stderr);
+    let left = leftovers(&sdk, STACK).await;
+    assert!(left.is_empty(), "left behind: {left:#?}");
+    // Teardown met AWS's lingering dependencies and retried through them.
+    let down_calls = &realism.calls()[before_down..];
+    let errors = errors_by_action(down_calls);
+    assert!(
+        errors.keys().any(|k| k.ends_with(":DependencyViolation") || k.ends_with(":InvalidIPAddress.InUse")),
+        "expected lingering-dependency refusals during down: {errors:?}"
+    );
+    assert!(count(down_calls, "DeleteVpc", None) >= 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_creation_rides_out_iam_propagation() {
+    let emulator = Emulator::start();
+    // Roles unusable by ECS for 5 s after creation (scaled from 250 s).
+    let options = RealismOptions { config: json!({"iam_propagation_s": 250}), ..Default::default() };
+    let realism = Realism::start(&emulator, options);
+    let cli = Cli::at(&realism.url());
+    cli.run(&["up", "--no-wait"]).ok();
+    let calls = realism.calls();
+    assert!(count(&calls, "CreateService", Some("InvalidParameterException")) >= 1, "{:?}", errors_by_action(&calls));
+    assert_eq!(count(&calls, "CreateService", None), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_and_down_pass_with_a_tenth_of_calls_throttled() {
+    let emulator = Emulator::start();
+    let options = RealismOptions { fault_rate: 0.1, ..Default::default() };
+    let realism = Realism::start(&emulator, options);
+    let cli = Cli::at(&realism.url());
+    let sdk = emulator.sdk().await;
+    let up = cli.run(&["up"]);
+    assert_eq!(up.code, 0, "{}", up.stderr);
+    let down = cli.run(&["down", "--yes"]);
+    assert_eq!(down.code, 0, "{}", down.stderr);
+    assert!(leftovers(&sdk, STACK).await.is_empty());
+    let calls = realism.calls();
+    let injected = calls.iter().filter(|c| c["injected"] == true && !c["error"].is_null()).count();
+    assert!(injected * 100 >= calls.len() * 5, "{injected} faults in {} calls", calls.len());
+}
+
+/// Kill `up`, then `down`, at every mutating call: the layer executes the Nth mutating call in
+/// the emulator and never answers it, so the resource exists but the tool never learns its ID.
+/// The next run must find it again by tag or name, and after `down` nothing may remain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_after_any_mutating_call_the_next_run_adopts_and_nothing_leaks() {
+    let emulator = Emulator::start();
+    let sdk = emulator.sdk().await;
+    let options = RealismOptions { time_scale: 0.001, ..Default::default() };
+    for command in ["up", "down"] {
+        let mut killed = vec![];
+        // Freeze at mutating call n = 1, 2, ... until the command gets through without reaching n.
+        for n in 1.. {
+            emulator.reset();
+            let realism = Realism::start(&emulator, options.clone());
+            let cli = Cli::at(&realism.url());
+            if command == "down" {
+                cli.run(&["up", "--no-wait"]).ok();
+            }
+            let before = realism.calls().iter().filter(|c| is_mutating(c["action"].as_str().unwrap())).count();
+            realism.freeze_after_mutations(before + n);
+            // One step at a time, so that call n is the same call in every run and each one is hit.
+            let args: &[&str] = if command == "up" {
+                &["--max-concurrency", "1", "up", "--no-wait"]
+            } else {
+                &["--max-concurrency", "1", "down", "--yes"]
+            };
+            let mut child = cli
+                .command(args)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            let frozen = loop {
+                if let Some(action) = realism.wait_frozen(std::time::Duration::from_millis(50)) {
+                    break Some(action);
+                }
+                if child.try_wait().unwrap().is_some() {
+                    break None;
+                }
+            };
+            let _ = child.kill();
+            child.wait().unwrap();
+            let Some(action) = frozen else { break };
+            killed.push(action.clone());
+            realism.thaw();
+            if command == "up" {
+                cli.run(&["up", "--no-wait"]).ok();
+                assert_exactly_one_stack(&sdk).await;
+            }
+            cli.run(&["down", "--yes"]).ok();
+            let left = leftovers(&sdk, STACK).await;
+            assert!(left.is_empty(), "{command} killed after mutating call {n} ({action}): left {left:#?}");
+        }
+        let min = if command == "up" { 30 } else { 20 };
+        assert!(killed.len() >= min, "{command}: only {} kill points: {killed:?}", killed.len());
+        eprintln!("{command}: killed after each of {} mutating calls: {killed:?}", killed.len());
+    }
+}
