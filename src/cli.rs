@@ -48,8 +48,8 @@ pub struct Cli {
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 
-    /// Most AWS operations in flight at once.
-    #[arg(long, global = true, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=64))]
+    /// Most resources worked on (or checked) at once; 1 runs everything in sequence.
+    #[arg(long, global = true, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub max_concurrency: u16,
 
     #[command(subcommand)]

@@ -475,8 +475,12 @@ pub async fn execute(
     results.into_iter().flatten().collect()
 }
 
-/// Check every resource live, concurrently, in graph order.
-pub async fn inspect_all(nodes: &[Node], ctx: Arc<Ctx>) -> Vec<(String, &'static str, Result<Inspection, StackError>)> {
+/// Check every resource live, at most `max_concurrency` at once, results in graph order.
+pub async fn inspect_all(
+    nodes: &[Node],
+    ctx: Arc<Ctx>,
+    max_concurrency: usize,
+) -> Vec<(String, &'static str, Result<Inspection, StackError>)> {
     let futures = nodes.iter().filter_map(|n| {
         let f = n.inspect.clone()?;
         let ctx = ctx.clone();
@@ -484,7 +488,7 @@ pub async fn inspect_all(nodes: &[Node], ctx: Arc<Ctx>) -> Vec<(String, &'static
         let kind = n.kind;
         Some(async move { (key, kind, f(ctx).await) })
     });
-    futures::future::join_all(futures).await
+    futures::stream::iter(futures).buffered(max_concurrency.max(1)).collect().await
 }
 
 /// Validate the graph's shape (every dependency exists, no cycles).

@@ -48,7 +48,7 @@ fn read_only_ctx(setup: &Setup, state: State) -> Arc<Ctx> {
 async fn inspect(ctx: Arc<Ctx>, setup: &Setup) -> Result<Vec<ResourceRow>, CommandError> {
     let nodes = graph::stack(&setup.config, TablePlan::Absent, false);
     let mut rows = vec![];
-    for (name, kind, result) in graph::inspect_all(&nodes, ctx).await {
+    for (name, kind, result) in graph::inspect_all(&nodes, ctx, setup.max_concurrency).await {
         let inspection: Inspection = result?;
         rows.push(ResourceRow { name, kind, id: inspection.id, status: inspection.status, detail: inspection.detail });
     }
