@@ -23,7 +23,9 @@ fn errors_by_action(calls: &[Value]) -> BTreeMap<String, usize> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_cycle_waits_for_what_aws_needs_and_leaves_nothing() {
     let emulator = Emulator::start();
-    let realism = Realism::start(&emulator, RealismOptions::default());
+    // IAM propagation has its own test; here any refused call means a wrong order.
+    let options = RealismOptions { config: json!({"iam_propagation_s": 0}), ..Default::default() };
+    let realism = Realism::start(&emulator, options);
     let cli = Cli::at(&realism.url());
     let sdk = emulator.sdk().await;
 
