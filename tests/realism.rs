@@ -165,3 +165,33 @@ async fn killed_after_any_mutating_call_the_next_run_adopts_and_nothing_leaks() 
         eprintln!("{command}: killed after each of {} mutating calls: {killed:?}", killed.len());
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolled_back_deployment_is_a_failure_and_the_next_up_recovers() {
+    let emulator = Emulator::start();
+    let options = RealismOptions { config: json!({"iam_propagation_s": 0}), ..Default::default() };
+    let realism = Realism::start(&emulator, options);
+    let cli = Cli::at(&realism.url());
+    cli.run(&["up"]).ok();
+    let good = cli.state().unwrap()["resources"]["task-definition"]["id"].as_str().unwrap().to_string();
+
+    // An image whose tasks never pass health checks: the circuit breaker rolls back.
+    cli.write_config(&config_with(&[("image", "image = \"nginx:fails-health-checks\"")]));
+    let failed = cli.run(&["up"]);
+    assert_eq!(failed.code, 1, "{}", failed.stderr);
+    assert!(failed.stderr.contains("rolled back"), "{}", failed.stderr);
+    let status = cli.run(&["--output", "json", "status"]);
+    assert_eq!(status.code, 3, "status is honest about what runs");
+    let doc = status.json();
+    let service = doc["resources"].as_array().unwrap().iter().find(|r| r["name"] == "service").unwrap().clone();
+    assert_eq!(service["status"], "drifted", "{service}");
+
+    // Back to a good image: up rolls forward and waits for a healthy service.
+    cli.write_config(&config_with(&[]));
+    cli.run(&["up"]).ok();
+    let status = cli.run(&["--output", "json", "status"]);
+    assert_eq!(status.code, 0, "{}", status.stdout);
+    assert_eq!(status.json()["service"]["healthy_targets"], 2);
+    let now = cli.state().unwrap()["resources"]["task-definition"]["id"].as_str().unwrap().to_string();
+    assert_ne!(now, good, "a new revision with the good image");
+}

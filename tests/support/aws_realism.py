@@ -59,6 +59,7 @@ DEFAULTS: dict = {
     "detach_igw_checks_load_balancers": True,
     "upstream_timeout_s": 60.0,
     "latency_ms": 0.0,
+    "failing_image_marker": "fails-health-checks",
 }
 DURATION_KEYS = {
     "nat_pending_s", "nat_deleting_s", "alb_provisioning_s", "table_creating_s", "table_deleting_s",
@@ -1157,8 +1158,48 @@ class Realism:
         # forget tasks long gone
         rec["tasks"] = [t for t in rec["tasks"] if t["gone_at"] is None or t["gone_at"] > now - 3600]
 
+    def image_fails(self, ctx: Ctx, taskdef: str | None) -> bool:
+        """Tasks of an image whose name has the marker start but never pass a health check."""
+        marker = self.cfg.get("failing_image_marker")
+        if not marker or not taskdef:
+            return False
+        try:
+            td = self.resolve_taskdef(ctx, taskdef)
+        except UpstreamError:
+            return False
+        return any(marker in (c.get("image") or "") for c in td.get("containerDefinitions") or [])
+
+    def circuit_breaker(self, ctx: Ctx, rec: dict, now: float):
+        """The deployment circuit breaker: a deployment whose tasks keep failing health checks is
+        rolled back to the last completed task definition (AWS counts failed tasks; here, after the
+        tasks had twice the time to turn healthy)."""
+        if rec["completed_at"] is not None or rec.get("rollout_failed") or not self.image_fails(ctx, rec["taskdef"]):
+            return
+        tg = rec["tgs"][0]["arn"] if rec["tgs"] else None
+        info = self.tg_info(ctx, tg) if tg else None
+        checks = (info["interval"] * info["threshold"] if info else 30) * float(self.cfg["time_scale"])
+        if now < rec["deploy_started"] + self.d("task_start_s") + 2 * checks:
+            return
+        failed = rec["taskdef"]
+        if not rec["previous_taskdef"]:  # nothing to roll back to: the deployment just fails
+            rec["rollout_failed"] = True
+            rec["rollback_reason"] = f"tasks of {failed} failed ELB health checks; deployment failed"
+            return
+        rec["rollback_reason"] = (f"tasks failed ELB health checks; the deployment circuit breaker rolled back from "
+                                  f"{failed} to {rec['previous_taskdef']}")
+        for task in rec["tasks"]:
+            if task["stop_at"] is None:
+                self.stop_task(ctx, rec, task, now)
+        if rec["previous_taskdef"]:
+            rec["taskdef"] = rec["previous_taskdef"]
+        rec["previous_taskdef"] = None
+        rec["deploy_started"] = now
+        self.reconcile(ctx, rec, now)
+
     def healthy_at(self, ctx: Ctx, rec: dict, task: dict):
         if task["run_at"] is None:
+            return None
+        if self.image_fails(ctx, rec["taskdef"]):
             return None
         at = task["run_at"]
         for spec in rec["tgs"]:
@@ -1187,6 +1228,7 @@ class Realism:
 
     def svc_view(self, ctx: Ctx, rec: dict) -> dict:
         now = ctx.now
+        self.circuit_breaker(ctx, rec, now)
         self.assign_run(ctx, rec)
         status = self.svc_status(rec, now)
         running = sum(1 for t in rec["tasks"] if self.task_running(t, now))
@@ -1203,6 +1245,8 @@ class Realism:
             if steady:
                 rec["completed_at"] = now
         rollout = "COMPLETED" if rec["completed_at"] is not None else "IN_PROGRESS"
+        if rec.get("rollout_failed"):
+            rollout = "FAILED"
         return {"status": status, "running": running, "pending": pending, "live_running": live_running,
                 "rollout": rollout}
 
@@ -1216,9 +1260,12 @@ class Realism:
         svc["pendingCount"] = view["pending"]
         if view["status"] != "ACTIVE":
             svc["desiredCount"] = 0
+        # moto keeps the first deployment forever; the PRIMARY one runs the current task definition.
+        svc["taskDefinition"] = rec["taskdef"]
         for dep in svc.get("deployments") or []:
             if dep.get("status") != "PRIMARY":
                 continue
+            dep["taskDefinition"] = rec["taskdef"]
             dep["desiredCount"] = rec["desired"] if view["status"] == "ACTIVE" else 0
             dep["runningCount"] = view["live_running"]
             dep["pendingCount"] = view["pending"]
@@ -1226,6 +1273,8 @@ class Realism:
             dep["rolloutState"] = view["rollout"]
             word = "completed" if view["rollout"] == "COMPLETED" else "in progress"
             dep["rolloutStateReason"] = f"ECS deployment {dep.get('id', '')} {word}."
+            if rec.get("rollback_reason"):
+                dep["rolloutStateReason"] = rec["rollback_reason"]
         return True
 
     def resolve_taskdef(self, ctx: Ctx, name: str):
@@ -1355,6 +1404,7 @@ class Realism:
             "taskdef": svc.get("taskDefinition"), "client_token": req.get("clientToken"),
             "fingerprint": json.dumps({k: v for k, v in req.items() if k != "clientToken"}, sort_keys=True),
             "tasks": [], "rr": 0, "completed_at": None, "vpc": None,
+            "deploy_started": ctx.now, "previous_taskdef": None, "rollback_reason": None,
         }
         if rec["subnets"]:
             try:
@@ -1386,8 +1436,12 @@ class Realism:
             for task in rec["tasks"]:
                 if task["stop_at"] is None:
                     self.stop_task(ctx, rec, task, ctx.now)
+            rec["previous_taskdef"] = rec["taskdef"] if rec["completed_at"] is not None else rec["previous_taskdef"]
             rec["taskdef"] = svc.get("taskDefinition")
             rec["completed_at"] = None
+            rec["deploy_started"] = ctx.now
+            rec["rollback_reason"] = None
+            rec["rollout_failed"] = False
         if "desiredCount" in req:
             rec["desired"] = int(req["desiredCount"])
         net = (req.get("networkConfiguration") or {}).get("awsvpcConfiguration")
