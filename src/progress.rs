@@ -55,14 +55,7 @@ impl Progress {
     pub fn line(&self, name: &str) -> Line {
         let bar = (self.shared.mode == Mode::Tty).then(|| {
             let bar = self.shared.multi.add(ProgressBar::new_spinner());
-            bar.set_style(
-                ProgressStyle::with_template(&format!(
-                    "{{spinner:.cyan}} {{prefix:<{}}} {{wide_msg}}",
-                    self.shared.width
-                ))
-                .expect("valid template")
-                .tick_strings(&["◐", "◓", "◑", "◒", "●"]),
-            );
+            bar.set_style(self.style(false));
             bar.set_prefix(name.to_string());
             bar.set_message("queued");
             bar
@@ -75,6 +68,17 @@ impl Progress {
                 state: Mutex::new(LineState { started: None, last: String::new() }),
             })),
         }
+    }
+
+    /// Queued lines show no clock; started ones tick their own elapsed time (frozen when done).
+    fn style(&self, clock: bool) -> ProgressStyle {
+        let clock = if clock { "  {secs:.dim}" } else { "" };
+        ProgressStyle::with_template(&format!("{{spinner:.cyan}} {{prefix:<{}}} {{msg}}{clock}", self.shared.width))
+            .expect("valid template")
+            .with_key("secs", |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = write!(w, "{:.1}s", state.elapsed().as_secs_f64());
+            })
+            .tick_strings(&["◐", "◓", "◑", "◒", "●"])
     }
 
     /// Print a message above the progress lines (or plainly).
@@ -120,8 +124,15 @@ impl Line {
     /// The resource's work began (`creating`, `deleting`, `checking`).
     pub fn start(&self, phase: &str) {
         if let Some(inner) = &self.inner {
-            inner.state.lock().expect("line lock").started.get_or_insert_with(Instant::now);
-            if let Some(bar) = &inner.bar {
+            let first = {
+                let mut state = inner.state.lock().expect("line lock");
+                let first = state.started.is_none();
+                state.started.get_or_insert_with(Instant::now);
+                first
+            };
+            if let (Some(bar), true) = (&inner.bar, first) {
+                bar.set_style(Progress { shared: inner.shared.clone() }.style(true));
+                bar.reset_elapsed();
                 bar.enable_steady_tick(Duration::from_millis(120));
             }
         }
@@ -167,7 +178,7 @@ impl Line {
         match inner.shared.mode {
             Mode::Tty => {
                 if let Some(bar) = &inner.bar {
-                    bar.set_message(format!("{text}  {:.1}s", elapsed.as_secs_f64()));
+                    bar.set_message(text);
                 }
             }
             Mode::Plain => eprintln!(
