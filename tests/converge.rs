@@ -68,15 +68,7 @@ async fn config_changes_update_in_place() {
         format!("http://{}:8080", result["outputs"]["alb_dns_name"].as_str().unwrap())
     );
 
-    let service = sdk
-        .ecs
-        .describe_services()
-        .cluster("simple-ecs-dev-cluster")
-        .services("simple-ecs-dev-service")
-        .send()
-        .await
-        .unwrap();
-    let service = &service.services()[0];
+    let service = sdk.service().await;
     assert_eq!(service.desired_count(), 3);
     assert!(service.task_definition().unwrap().ends_with("simple-ecs-dev-server:2"));
     let def = sdk.ecs.describe_task_definition().task_definition("simple-ecs-dev-server:2").send().await.unwrap();

@@ -237,16 +237,7 @@ async fn up_builds_the_reference_stack_status_reports_it_and_down_removes_it() {
         "simple-ecs-dev-cluster",
     )
     .unwrap();
-    let services = sdk
-        .ecs
-        .describe_services()
-        .cluster("simple-ecs-dev-cluster")
-        .services("simple-ecs-dev-service")
-        .include(aws_sdk_ecs::types::ServiceField::Tags)
-        .send()
-        .await
-        .unwrap();
-    let service = &services.services()[0];
+    let service = &sdk.service().await;
     assert_eq!(service.desired_count(), 2);
     assert_eq!(service.launch_type(), Some(&aws_sdk_ecs::types::LaunchType::Fargate));
     tags_ok(
@@ -508,15 +499,7 @@ async fn status_reports_missing_and_drifted_and_up_repairs_them() {
     cli.run(&["up", "--no-wait"]).ok();
     let status = cli.run(&["--output", "json", "status"]);
     assert_eq!(status.code, 0, "{}", status.stdout);
-    let service = sdk
-        .ecs
-        .describe_services()
-        .cluster("simple-ecs-dev-cluster")
-        .services("simple-ecs-dev-service")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(service.services()[0].desired_count(), 2);
+    assert_eq!(sdk.service().await.desired_count(), 2);
 }
 
 #[test]

@@ -471,3 +471,19 @@ impl Drop for Realism {
 pub fn is_mutating(action: &str) -> bool {
     !["Describe", "List", "Get", "Scan", "Query", "BatchGet"].iter().any(|p| action.starts_with(p))
 }
+
+impl Sdk {
+    /// The stack's ECS service as ECS describes it (with tags).
+    pub async fn service(&self) -> aws_sdk_ecs::types::Service {
+        let out = self
+            .ecs
+            .describe_services()
+            .cluster("simple-ecs-dev-cluster")
+            .services("simple-ecs-dev-service")
+            .include(aws_sdk_ecs::types::ServiceField::Tags)
+            .send()
+            .await
+            .unwrap();
+        out.services().first().cloned().expect("the service exists")
+    }
+}
