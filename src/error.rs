@@ -182,6 +182,21 @@ mod tests {
     }
 
     #[test]
+    fn credential_problems_read_as_actions() {
+        let (code, message) =
+            actionable("DispatchFailure".into(), "x".into(), "failed to resolve identity: no credentials");
+        assert_eq!(code, "NoCredentials");
+        assert!(message.contains("aws sso login"));
+        let (_, message) =
+            actionable("ExpiredToken".into(), "The security token included in the request is expired".into(), "");
+        assert!(message.contains("have expired"), "{message}");
+        let (_, message) = actionable("UnrecognizedClientException".into(), "The security token is invalid".into(), "");
+        assert!(message.contains("wrong account, region or key"), "{message}");
+        let (code, message) = actionable("DependencyViolation".into(), "in use".into(), "");
+        assert_eq!((code.as_str(), message.as_str()), ("DependencyViolation", "in use"));
+    }
+
+    #[test]
     fn display_names_action_resource_and_code() {
         assert_eq!(aws("DependencyViolation").to_string(), "a r: DependencyViolation: m");
     }

@@ -62,7 +62,13 @@ async fn full_cycle_waits_for_what_aws_needs_and_leaves_nothing() {
         .collect();
     assert!(refused.is_empty(), "AWS would have refused: {refused:#?}");
 
-    let before_down = calls.len();
+    // A second up: one round of describe calls, not one change.
+    cli.run(&["up"]).ok();
+    let again = &realism.calls()[calls.len()..];
+    let mutating: Vec<&Value> = again.iter().filter(|c| is_mutating(c["action"].as_str().unwrap())).collect();
+    assert!(mutating.is_empty() && !again.is_empty(), "no-op up changed things: {mutating:#?}");
+
+    let before_down = realism.calls().len();
     let down = cli.run(&["down", "--yes"]);
     assert_eq!(down.code, 0, "{}\n{}", down.stdout, down.stderr);
     let left = leftovers(&sdk, STACK).await;

@@ -355,6 +355,8 @@ async fn up_builds_the_reference_stack_status_reports_it_and_down_removes_it() {
     assert_eq!(state["schema_version"], 1);
     assert_eq!(state["stack"], STACK);
     assert_eq!(state["resources"]["vpc"]["id"], vpc_id);
+    let text = std::fs::read_to_string(cli.state_path()).unwrap();
+    assert!(!text.contains("testing") && !text.to_lowercase().contains("secret"), "no credentials in the state file");
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -454,6 +456,8 @@ async fn down_never_deletes_a_table_with_items_silently() {
     assert_eq!(state["resources"].as_object().unwrap().len(), 1);
     assert_eq!(state["resources"]["table"]["attrs"]["retained"], "true");
 
+    // --no-backup needs --delete-data; it is refused on its own.
+    assert_eq!(cli.run(&["down", "--yes", "--no-backup"]).code, 2);
     // --delete-data: backed up first, then deleted.
     let deleted = cli.run(&["down", "--yes", "--delete-data"]).ok();
     assert!(deleted.stdout.contains("table backup: arn:"), "{}", deleted.stdout);
@@ -586,4 +590,25 @@ fn help_and_version() {
         let help = cli.run(&cmd).ok();
         assert!(help.stdout.contains("Example"), "{cmd:?}: {}", help.stdout);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_data_without_backup_skips_the_backup() {
+    let emulator = Emulator::start();
+    let cli = Cli::new(&emulator);
+    let sdk = emulator.sdk().await;
+    cli.run(&["up", "--no-wait"]).ok();
+    sdk.dynamodb
+        .put_item()
+        .table_name("simple-ecs-dev-messages")
+        .item("id", AttributeValue::S("m".into()))
+        .item("created_at", AttributeValue::N("1".into()))
+        .send()
+        .await
+        .unwrap();
+    let down = cli.run(&["down", "--yes", "--delete-data", "--no-backup"]).ok();
+    assert!(!down.stdout.contains("backup"), "{}", down.stdout);
+    let backups = sdk.dynamodb.list_backups().send().await.unwrap();
+    assert!(backups.backup_summaries().is_empty());
+    assert!(leftovers(&sdk, STACK).await.is_empty());
 }
