@@ -103,7 +103,11 @@ async fn changes_that_replace_are_refused_and_change_nothing() {
     for (edit, needle) in [
         (("cidr", "cidr = \"10.1.0.0/16\""), "network.cidr changed from 10.0.0.0/16 to 10.1.0.0/16"),
         (("az_count", "az_count = 3"), "network.az_count changed from 2 to 3"),
-        (("sort_key", "sort_key = { name = \"created_at\", type = \"S\" }"), "changing keys replaces the table"),
+        (
+            ("sort_key", "sort_key = { name = \"created_at\", type = \"S\" }"),
+            "keys changed from id:S,created_at:N to id:S,created_at:S",
+        ),
+        (("container_port", "container_port = 8080"), "service.container_port changed from 80 to 8080"),
     ] {
         cli.write_config(&config_with(&[edit]));
         let run = cli.run(&["up", "--no-wait"]);
@@ -111,7 +115,9 @@ async fn changes_that_replace_are_refused_and_change_nothing() {
         assert!(run.stderr.contains(needle), "{needle}: {}", run.stderr);
         assert!(run.stderr.contains("down"), "says how: {}", run.stderr);
     }
-    assert_eq!(cli.state().unwrap()["resources"]["vpc"], before["resources"]["vpc"]);
+    assert_eq!(cli.state().unwrap()["resources"], before["resources"], "state unchanged");
+    let defs = sdk.ecs.list_task_definitions().family_prefix("simple-ecs-dev-server").send().await.unwrap();
+    assert_eq!(defs.task_definition_arns().len(), 1, "no new task definition revision");
     let table = sdk.dynamodb.describe_table().table_name("simple-ecs-dev-messages").send().await.unwrap();
     assert_eq!(table.table().unwrap().attribute_definitions().len(), 2);
 }

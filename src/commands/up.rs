@@ -11,7 +11,7 @@ use crate::config::Config;
 use crate::context::{keys, DownOptions, Outcome};
 use crate::graph::{self, Direction, StepReport, StepResult};
 use crate::progress::Progress;
-use crate::resources::table::TablePlan;
+use crate::resources::table::{self, TablePlan};
 use crate::resources::Health;
 use crate::state::{State, StateFile};
 
@@ -116,6 +116,22 @@ fn replacements(config: &Config, state: &State) -> Vec<String> {
     if nats > config.network.nat_gateways as usize {
         refused.push(format!("network.nat_gateways lowered from {nats} to {}", config.network.nat_gateways));
     }
+    if let Some(port) = state.attr(keys::TARGET_GROUP, "port") {
+        if port != config.service.container_port.to_string() {
+            refused.push(format!(
+                "service.container_port changed from {port} to {}: the target group would be replaced",
+                config.service.container_port
+            ));
+        }
+    }
+    if let Some(keys) = state.attr(keys::TABLE, "keys") {
+        let wanted = table::wanted_signature(config);
+        if keys != wanted {
+            refused.push(format!(
+                "the table's keys changed from {keys} to {wanted}: the table and its data would be replaced"
+            ));
+        }
+    }
     if let Some(cidr) = state.attr(keys::VPC, "cidr") {
         if cidr != config.network.cidr.to_string() {
             refused.push(format!(
@@ -159,6 +175,12 @@ mod tests {
         assert!(replacements(&config, &other_cidr)[0].contains("network.cidr changed from 10.1.0.0/16 to 10.0.0.0/16"));
         let three = state_with(&[("vpc", &[("az_count", "3")])]);
         assert!(replacements(&config, &three)[0].contains("network.az_count changed from 3 to 2"));
+        let port = state_with(&[("target-group", &[("port", "8080")])]);
+        assert!(replacements(&config, &port)[0].contains("service.container_port changed from 8080 to 80"));
+        let keys = state_with(&[("table", &[("keys", "id:S")])]);
+        assert!(replacements(&config, &keys)[0].contains("keys changed from id:S to id:S,created_at:N"));
+        let same_keys = state_with(&[("table", &[("keys", "id:S,created_at:N")]), ("target-group", &[("port", "80")])]);
+        assert!(replacements(&config, &same_keys).is_empty());
         let two_nats = state_with(&[("nat-gateway-1", &[]), ("nat-gateway-2", &[])]);
         assert!(replacements(&config, &two_nats)[0].contains("network.nat_gateways lowered from 2 to 1"));
     }

@@ -281,7 +281,12 @@ pub async fn ensure_target_group(ctx: &Ctx, line: &Line) -> Result<Outcome, Stac
         }
     };
     let arn = tg.target_group_arn().unwrap_or_default().to_string();
-    ctx.record(key, "elbv2:target-group", &arn, &[("name", name.clone())])?;
+    ctx.record(
+        key,
+        "elbv2:target-group",
+        &arn,
+        &[("name", name.clone()), ("port", tg.port().unwrap_or_default().to_string())],
+    )?;
     if tg.port() != Some(port) || tg.target_type() != Some(&TargetTypeEnum::Ip) {
         return Err(StackError::Refused(format!(
             "target group {name} forwards to port {:?} ({:?}); the config asks for port {port} (ip). \

@@ -48,6 +48,21 @@ fn wanted_schema(ctx: &Ctx) -> (Option<(String, String)>, Option<(String, String
     (Some(pair(&ctx.config.table.partition_key)), ctx.config.table.sort_key.as_ref().map(pair))
 }
 
+/// The key schema as one comparable string, e.g. `id:S,created_at:N`.
+pub fn schema_signature(schema: &(Option<(String, String)>, Option<(String, String)>)) -> String {
+    [&schema.0, &schema.1]
+        .iter()
+        .filter_map(|k| k.as_ref().map(|(n, t)| format!("{n}:{t}")))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The key schema the config asks for, as `schema_signature` writes it.
+pub fn wanted_signature(config: &crate::config::Config) -> String {
+    let pair = |k: &KeyAttribute| (k.name.clone(), k.kind.as_str().to_string());
+    schema_signature(&(Some(pair(&config.table.partition_key)), config.table.sort_key.as_ref().map(pair)))
+}
+
 fn describe_schema(schema: &(Option<(String, String)>, Option<(String, String)>)) -> String {
     let part =
         |k: &Option<(String, String)>| k.as_ref().map(|(n, t)| format!("{n} ({t})")).unwrap_or_else(|| "none".into());
@@ -65,8 +80,8 @@ pub async fn ensure_table(ctx: &Ctx, line: &Line) -> Result<Outcome, StackError>
         }
     };
     let arn = existing.table_arn().unwrap_or_default().to_string();
-    ctx.record(keys::TABLE, "dynamodb:table", &name, &[("arn", arn)])?;
     let (have, want) = (key_schema(&existing), wanted_schema(ctx));
+    ctx.record(keys::TABLE, "dynamodb:table", &name, &[("arn", arn), ("keys", schema_signature(&have))])?;
     if have != want {
         return Err(StackError::Refused(format!(
             "table {name} has {} but the config asks for {}; changing keys replaces the table and its data. \
