@@ -72,12 +72,14 @@ pub struct StateFile {
     /// None for a read-only view, whose changes stay in memory.
     lock: Option<File>,
     state: State,
+    /// The holder a run that died (killed, crashed) left in the lock file, if any.
+    interrupted: Option<String>,
 }
 
 impl StateFile {
     /// Lock and load the state at `path`, or start an empty one. Checks schema, stack and region.
     pub fn open(path: &Path, stack: &str, region: &str) -> Result<StateFile, StateError> {
-        let lock = lock(path)?;
+        let (lock, interrupted) = lock(path)?;
         let state = match read(path)? {
             Some(state) => {
                 check_matches(path, &state, stack, region)?;
@@ -85,12 +87,18 @@ impl StateFile {
             }
             None => State::new(stack, region),
         };
-        Ok(StateFile { path: path.to_path_buf(), lock: Some(lock), state })
+        Ok(StateFile { path: path.to_path_buf(), lock: Some(lock), state, interrupted })
+    }
+
+    /// `Some(holder)` when the last run on this state did not finish (its lock was released by the
+    /// OS when it died, but its name was never cleared).
+    pub fn interrupted(&self) -> Option<&str> {
+        self.interrupted.as_deref()
     }
 
     /// A view of a state for commands that change nothing (`status`, `up --dry-run`): no lock, no writes.
     pub fn read_only(path: &Path, state: State) -> StateFile {
-        StateFile { path: path.to_path_buf(), lock: None, state }
+        StateFile { path: path.to_path_buf(), lock: None, state, interrupted: None }
     }
 
     /// Delete the file once it records nothing (the stack is gone).
@@ -210,9 +218,20 @@ fn lock_path(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
+/// A run that ends normally clears its name from the lock file; one that dies leaves it there.
+impl Drop for StateFile {
+    fn drop(&mut self) {
+        if let Some(lock) = &self.lock {
+            let _ = lock.set_len(0);
+            let _ = lock.sync_all();
+        }
+    }
+}
+
 /// Take the advisory lock beside the state file and write who holds it. The OS releases the lock
-/// when the process dies, so a killed run never leaves a lock that blocks the next one.
-fn lock(path: &Path) -> Result<File, StateError> {
+/// when the process dies, so a killed run never leaves a lock that blocks the next one; the name
+/// it leaves behind tells the next run that it was interrupted (returned as the second value).
+fn lock(path: &Path) -> Result<(File, Option<String>), StateError> {
     let lock_path = lock_path(path);
     let io = |action| {
         let lock_path = lock_path.clone();
@@ -236,6 +255,9 @@ fn lock(path: &Path) -> Result<File, StateError> {
             return Err(StateError::Io { action: "lock", path: lock_path, source })
         }
     }
+    let mut previous = String::new();
+    let _ = file.read_to_string(&mut previous);
+    let previous = Some(previous.trim().to_string()).filter(|p| !p.is_empty());
     let holder = format!(
         "pid {} on {} since {}",
         std::process::id(),
@@ -246,7 +268,7 @@ fn lock(path: &Path) -> Result<File, StateError> {
     file.rewind().map_err(io("rewind"))?;
     file.write_all(holder.as_bytes()).map_err(io("write"))?;
     file.sync_all().map_err(io("fsync"))?;
-    Ok(file)
+    Ok((file, previous))
 }
 
 #[cfg(test)]
@@ -294,7 +316,13 @@ mod tests {
         let msg = err.to_string();
         assert!(msg.contains(&format!("pid {}", std::process::id())), "{msg}");
         drop(first);
-        assert!(StateFile::open(&path, "s", "r-1-1").is_ok(), "lock released on drop");
+        let again = StateFile::open(&path, "s", "r-1-1").expect("lock released on drop");
+        assert_eq!(again.interrupted(), None, "a run that ended cleanly is not reported");
+        // A run that dies leaves its name behind: simulate by leaking the lock's content.
+        std::mem::drop(again);
+        fs::write(lock_path(&path), "pid 99999 on elsewhere since 2026-01-01T00:00:00Z").unwrap();
+        let after_crash = StateFile::open(&path, "s", "r-1-1").unwrap();
+        assert_eq!(after_crash.interrupted(), Some("pid 99999 on elsewhere since 2026-01-01T00:00:00Z"));
     }
 
     #[test]

@@ -46,6 +46,8 @@ fn a_second_run_on_the_same_state_fails_at_once_naming_the_holder() {
     let mut err = String::new();
     third.stderr.take().unwrap().read_to_string(&mut err).unwrap();
     assert!(!err.contains("locked"), "{err}");
+    // ...and the next run says the killed one did not finish.
+    assert!(err.contains(&format!("(pid {pid} on ")) && err.contains("did not finish"), "{err}");
 }
 
 #[test]

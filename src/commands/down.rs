@@ -37,6 +37,9 @@ pub async fn run(setup: &Setup, args: &DownArgs) -> Result<ExitCode, CommandErro
         confirm(setup, &what)?;
     }
     let state = StateFile::open(&setup.state_path, &setup.config.name, &setup.region)?;
+    if let Some(holder) = state.interrupted() {
+        super::report_interrupted(setup, holder);
+    }
     let options =
         DownOptions { delete_data: args.delete_data, retain_table: args.retain_table, no_backup: args.no_backup };
     let ctx = setup.context(state, options);

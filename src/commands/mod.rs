@@ -92,6 +92,19 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CommandError> {
     }
 }
 
+/// Say that the last run on this state died part-way (its work is picked up from the state file).
+pub fn report_interrupted(setup: &Setup, holder: &str) {
+    let message = format!(
+        "the last run on {} ({holder}) did not finish; continuing from what it recorded",
+        setup.state_path.display()
+    );
+    if setup.json {
+        println!("{}", serde_json::json!({"event": "note", "message": message}));
+    } else {
+        eprintln!("note: {message}");
+    }
+}
+
 /// The stack's outputs, from the state and the config.
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct Outputs {

@@ -20,6 +20,9 @@ pub async fn run(setup: &Setup, args: &UpArgs) -> Result<ExitCode, CommandError>
         return status::plan(setup).await;
     }
     let state = StateFile::open(&setup.state_path, &setup.config.name, &setup.region)?;
+    if let Some(holder) = state.interrupted() {
+        super::report_interrupted(setup, holder);
+    }
     let refused = replacements(&setup.config, state.state());
     if !refused.is_empty() {
         return Err(CommandError::Refused(format!(
