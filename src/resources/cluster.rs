@@ -409,7 +409,7 @@ pub async fn ensure_service(ctx: &Ctx, line: &Line) -> Result<Outcome, StackErro
     }
     if existing.as_ref().is_some_and(is_live) {
         // DRAINING from an earlier delete: a new service of the same name must wait for it.
-        wait_service_gone(ctx, line, &cluster, &name).await?;
+        wait_service_gone(ctx, line, &name).await?;
     }
     let private_subnets = (0..ctx.config.network.az_count as usize)
         .map(|i| ctx.need(&keys::private_subnet(i), key))
@@ -477,8 +477,8 @@ pub async fn ensure_service(ctx: &Ctx, line: &Line) -> Result<Outcome, StackErro
     Ok(Outcome::Created)
 }
 
-async fn wait_service_gone(ctx: &Ctx, line: &Line, cluster: &str, name: &str) -> Result<(), StackError> {
-    let _ = cluster;
+/// Wait until the stack's service is INACTIVE or gone (DRAINING lasts the deregistration delay).
+async fn wait_service_gone(ctx: &Ctx, line: &Line, name: &str) -> Result<(), StackError> {
     wait::until(line, name, "be deleted", budget::SERVICE, || async {
         Ok(match describe_service(ctx).await? {
             Some(s) if is_live(&s) => Poll::Pending(s.status().unwrap_or_default().to_lowercase()),
@@ -531,7 +531,7 @@ pub async fn delete_service(ctx: &Ctx, line: &Line) -> Result<Outcome, StackErro
         }
     }
     // DRAINING lasts the target group's deregistration delay.
-    wait_service_gone(ctx, line, &cluster, &name).await?;
+    wait_service_gone(ctx, line, &name).await?;
     ctx.forget(keys::SERVICE)?;
     Ok(Outcome::Deleted)
 }
