@@ -1,11 +1,21 @@
-//! One `SdkConfig` and the six service clients built from it. Only this module builds clients.
+//! One `SdkConfig` and the service clients built from it. Only this module builds clients.
 
+use std::borrow::Cow;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use aws_config::meta::region::RegionProviderChain;
 use aws_config::retry::{RetryConfig, RetryMode};
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::context::{
+    BeforeTransmitInterceptorContextRef, FinalizerInterceptorContextRef,
+};
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::retries::RequestAttempts;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::{ConfigBag, Storable, StoreReplace};
 
 /// Where to find AWS: from the global CLI flags.
 #[derive(Debug, Clone, Default)]
@@ -15,6 +25,9 @@ pub struct AwsTarget {
     pub endpoint_url: Option<String>,
 }
 
+/// Attempts per call: throttling, 5xx and connection errors are retried by the SDK.
+pub const MAX_ATTEMPTS: u32 = 10;
+
 #[derive(Clone, Debug)]
 pub struct Clients {
     pub ec2: aws_sdk_ec2::Client,
@@ -23,24 +36,44 @@ pub struct Clients {
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub iam: aws_sdk_iam::Client,
     pub logs: aws_sdk_cloudwatchlogs::Client,
+    pub autoscaling: aws_sdk_applicationautoscaling::Client,
+    pub acm: aws_sdk_acm::Client,
+    pub route53: aws_sdk_route53::Client,
+    pub s3: aws_sdk_s3::Client,
+}
+
+macro_rules! client {
+    ($krate:ident, $config:expr) => {
+        $krate::Client::from_conf($krate::config::Builder::from($config).interceptor(RetryNotice).build())
+    };
 }
 
 impl Clients {
     pub fn new(config: &SdkConfig) -> Clients {
         Clients {
-            ec2: aws_sdk_ec2::Client::new(config),
-            ecs: aws_sdk_ecs::Client::new(config),
-            elb: aws_sdk_elasticloadbalancingv2::Client::new(config),
-            dynamodb: aws_sdk_dynamodb::Client::new(config),
-            iam: aws_sdk_iam::Client::new(config),
-            logs: aws_sdk_cloudwatchlogs::Client::new(config),
+            ec2: client!(aws_sdk_ec2, config),
+            ecs: client!(aws_sdk_ecs, config),
+            elb: client!(aws_sdk_elasticloadbalancingv2, config),
+            dynamodb: client!(aws_sdk_dynamodb, config),
+            iam: client!(aws_sdk_iam, config),
+            logs: client!(aws_sdk_cloudwatchlogs, config),
+            autoscaling: client!(aws_sdk_applicationautoscaling, config),
+            acm: client!(aws_sdk_acm, config),
+            route53: client!(aws_sdk_route53, config),
+            // An endpoint override is an IP or a host without bucket subdomains: path-style.
+            s3: aws_sdk_s3::Client::from_conf(
+                aws_sdk_s3::config::Builder::from(config)
+                    .force_path_style(config.endpoint_url().is_some())
+                    .interceptor(RetryNotice)
+                    .build(),
+            ),
         }
     }
 }
 
 /// Build the shared SDK config. The region comes from, in order: `--region`, the config file's
-/// `region`, the environment/profile chain. Throttling and 5xx are retried by the SDK's standard
-/// retry strategy with more attempts than its default, since a stack run makes bursts of calls.
+/// `region`, the environment/profile chain. Throttling, 5xx and connection errors are retried by
+/// the SDK's standard strategy, with more attempts than its default since a run makes bursts of calls.
 pub async fn sdk_config(target: &AwsTarget, config_region: Option<&str>) -> SdkConfig {
     let explicit = target.region.clone().or_else(|| config_region.map(str::to_string)).map(Region::new);
     let mut loader = aws_config::defaults(BehaviorVersion::latest());
@@ -56,7 +89,7 @@ pub async fn sdk_config(target: &AwsTarget, config_region: Option<&str>) -> SdkC
         .retry_config(
             RetryConfig::standard()
                 .with_retry_mode(RetryMode::Standard)
-                .with_max_attempts(10)
+                .with_max_attempts(MAX_ATTEMPTS)
                 .with_initial_backoff(Duration::from_millis(200))
                 .with_max_backoff(Duration::from_secs(10)),
         )
@@ -70,4 +103,133 @@ pub async fn sdk_config(target: &AwsTarget, config_region: Option<&str>) -> SdkC
         loader = loader.endpoint_url(url);
     }
     loader.load().await
+}
+
+/// Does the named profile exist in the shared config or credentials files?
+pub async fn profile_exists(name: &str) -> bool {
+    use aws_runtime::env_config::file::EnvConfigFiles as ProfileFiles;
+    use aws_types::os_shim_internal::{Env, Fs};
+    match aws_config::profile::load(
+        &Fs::real(),
+        &Env::real(),
+        &ProfileFiles::default(),
+        Some(Cow::Owned(name.to_string())),
+    )
+    .await
+    {
+        Ok(profiles) => profiles.get_profile(name).is_some(),
+        Err(_) => false,
+    }
+}
+
+/// Fail fast when an explicit endpoint refuses connections, instead of after the SDK's retries.
+pub fn check_endpoint(url: &str) -> Result<(), String> {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split('/').next().unwrap_or_default();
+    let default_port = if url.starts_with("https://") { 443 } else { 80 };
+    let address = if authority.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) {
+        authority.to_string()
+    } else {
+        format!("{authority}:{default_port}")
+    };
+    let resolved: Vec<std::net::SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(&address)
+        .map_err(|e| format!("cannot resolve the AWS endpoint {url}: {e}"))?
+        .collect();
+    let mut last = None;
+    for addr in resolved {
+        match std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(3)) {
+            Ok(_) => return Ok(()),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(format!(
+        "cannot connect to the AWS endpoint {url}: {} (check --endpoint-url, or that the emulator is running)",
+        last.map_or("no address".to_string(), |e| e.to_string())
+    ))
+}
+
+/// Where retry notices go (the command's progress); stderr until a command sets it.
+type Notify = Arc<dyn Fn(String) + Send + Sync>;
+static NOTIFY: RwLock<Option<Notify>> = RwLock::new(None);
+
+pub fn on_retry(notify: impl Fn(String) + Send + Sync + 'static) {
+    *NOTIFY.write().expect("notify lock") = Some(Arc::new(notify));
+}
+
+fn notify(message: String) {
+    let f = NOTIFY.read().expect("notify lock").clone();
+    match f {
+        Some(f) => f(message),
+        None => eprintln!("note: {message}"),
+    }
+}
+
+/// The connection error of the last attempt, kept in the request's config bag.
+#[derive(Debug, Clone)]
+struct Unreachable(String);
+
+impl Storable for Unreachable {
+    type Storer = StoreReplace<Self>;
+}
+
+/// Says so when a call is retried because AWS could not be reached (throttling and 5xx retries
+/// are routine and stay quiet), so a dead network is not 30 silent seconds.
+#[derive(Debug)]
+struct RetryNotice;
+
+impl Intercept for RetryNotice {
+    fn name(&self) -> &'static str {
+        "RetryNotice"
+    }
+
+    fn read_after_attempt(
+        &self,
+        context: &FinalizerInterceptorContextRef<'_>,
+        _rc: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let Some(Err(err)) = context.output_or_error() {
+            if err.is_connector_error() || err.is_timeout_error() {
+                let why = match err.as_connector_error() {
+                    Some(e) if e.is_timeout() => "timed out".to_string(),
+                    Some(e) => aws_smithy_types::error::display::DisplayErrorContext(e).to_string(),
+                    None => "timed out".to_string(),
+                };
+                cfg.interceptor_state().store_put(Unreachable(why));
+            }
+        }
+        Ok(())
+    }
+
+    fn read_before_attempt(
+        &self,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _rc: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let attempt = cfg.load::<RequestAttempts>().map_or(1, |a| a.attempts());
+        if attempt > 1 {
+            if let Some(Unreachable(why)) = cfg.load::<Unreachable>() {
+                notify(format!("cannot reach AWS ({why}); retrying, attempt {attempt} of {MAX_ATTEMPTS}"));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_closed_port_is_reported_at_once() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        assert!(check_endpoint(&format!("http://127.0.0.1:{port}")).is_ok());
+        drop(listener);
+        let started = std::time::Instant::now();
+        let err = check_endpoint(&format!("http://127.0.0.1:{port}/")).unwrap_err();
+        assert!(err.contains("cannot connect to the AWS endpoint") && err.contains("refused"), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(2));
+    }
 }

@@ -29,11 +29,11 @@ pub struct Cli {
     pub state: Option<PathBuf>,
 
     /// Send every AWS call to this endpoint (an emulator). AWS_ENDPOINT_URL works too.
-    #[arg(long, global = true, value_name = "URL")]
+    #[arg(long, global = true, value_name = "URL", value_parser = endpoint_url)]
     pub endpoint_url: Option<String>,
 
     /// AWS region. Default: the config's `region`, then AWS_REGION / the profile's region.
-    #[arg(long, global = true, value_name = "R")]
+    #[arg(long, global = true, value_name = "R", value_parser = region)]
     pub region: Option<String>,
 
     /// Named AWS profile (from ~/.aws/config), e.g. for SSO.
@@ -80,11 +80,25 @@ pub enum Command {
     Status,
 }
 
+impl Command {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Up(args) if args.dry_run => "plan",
+            Command::Up(_) => "up",
+            Command::Down(_) => "down",
+            Command::Status => "status",
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct UpArgs {
     /// Show what would be created or changed; make no change.
     #[arg(long)]
     pub dry_run: bool,
+    /// Apply a config other than the one last applied to this stack without asking.
+    #[arg(long, short)]
+    pub yes: bool,
     /// Return once everything is created; don't wait for the tasks to run and pass health checks.
     #[arg(long)]
     pub no_wait: bool,
@@ -114,6 +128,32 @@ pub fn parse() -> Cli {
     Cli::parse()
 }
 
+fn region(value: &str) -> Result<String, String> {
+    if crate::config::is_region_name(value) {
+        Ok(value.to_string())
+    } else {
+        Err("expected an AWS region name such as us-east-1".into())
+    }
+}
+
+/// `http(s)://host[:port][/path]`: anything else would be blamed on credentials by the SDK.
+fn endpoint_url(value: &str) -> Result<String, String> {
+    const EXPECTED: &str = "expected http://HOST[:PORT] or https://HOST[:PORT]";
+    let rest = value.strip_prefix("http://").or_else(|| value.strip_prefix("https://")).ok_or(EXPECTED)?;
+    let authority = rest.split('/').next().unwrap_or_default();
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((host, port)) if !host.ends_with(']') || port.is_empty() => (host, Some(port)),
+        _ => (authority, None),
+    };
+    let host_ok = !host.is_empty() && host.chars().all(|c| c.is_ascii_alphanumeric() || ".-[]:".contains(c));
+    let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|p| p > 0));
+    if host_ok && port_ok && !value.contains(char::is_whitespace) {
+        Ok(value.to_string())
+    } else {
+        Err(EXPECTED.into())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,6 +162,18 @@ mod tests {
     #[test]
     fn cli_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn regions_and_endpoints_are_checked_on_the_command_line() {
+        assert!(Cli::try_parse_from(["fargate-stack", "--region", "nowhere-9", "status"]).is_err());
+        assert!(Cli::try_parse_from(["fargate-stack", "--region", "eu-west-1", "status"]).is_ok());
+        for bad in ["127.0.0.1:5000", "ftp://x", "http://", "http://host:0", "http://host:99999", "http://a b"] {
+            assert!(Cli::try_parse_from(["fargate-stack", "--endpoint-url", bad, "status"]).is_err(), "{bad}");
+        }
+        for good in ["http://127.0.0.1:5000", "https://example.com", "http://localhost:4566/"] {
+            assert!(Cli::try_parse_from(["fargate-stack", "--endpoint-url", good, "status"]).is_ok(), "{good}");
+        }
     }
 
     #[test]

@@ -36,6 +36,8 @@ pub enum ConfigError {
     Read { path: PathBuf, source: std::io::Error },
     #[error("invalid config {origin}: {message}")]
     Parse { origin: String, message: String },
+    #[error("invalid config {origin}, line {line}: `{key}` = {value}: {message}")]
+    Syntax { origin: String, line: usize, key: String, value: String, message: String },
     #[error("invalid config {origin}: `{key}` = {value}: {reason}")]
     Invalid { origin: String, key: &'static str, value: String, reason: String },
 }
@@ -188,22 +190,43 @@ pub struct SubnetPlan {
     pub private: Vec<Ipv4Net>,
 }
 
+/// Which config a run uses: recorded by `up` so that a run with another one is noticed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigSource {
+    /// An absolute path, or `(built-in default)`.
+    pub path: String,
+    /// SHA-256 of the text, hex.
+    pub sha256: String,
+}
+
+pub const BUILT_IN: &str = "(built-in default)";
+
+impl ConfigSource {
+    fn of(path: String, text: &str) -> ConfigSource {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::digest(text.as_bytes());
+        ConfigSource { path, sha256: digest.iter().map(|b| format!("{b:02x}")).collect() }
+    }
+}
+
 impl Config {
     /// Resolve which config to use: an explicit file, `./fargate-stack.toml`, or the built-in default.
-    pub fn load(explicit: Option<&Path>) -> Result<Config, ConfigError> {
-        let (origin, text) = match explicit {
-            Some(path) => (path.display().to_string(), read(path)?),
-            None if Path::new(LOCAL_CONFIG_FILE).exists() => {
-                (LOCAL_CONFIG_FILE.to_string(), read(Path::new(LOCAL_CONFIG_FILE))?)
+    pub fn load(explicit: Option<&Path>) -> Result<(Config, ConfigSource), ConfigError> {
+        let local = Path::new(LOCAL_CONFIG_FILE);
+        let file = explicit.or_else(|| local.exists().then_some(local));
+        let (origin, absolute, text) = match file {
+            Some(path) => {
+                let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+                (path.display().to_string(), absolute.display().to_string(), read(path)?)
             }
-            None => ("(built-in default)".to_string(), DEFAULT_TOML.to_string()),
+            None => (BUILT_IN.to_string(), BUILT_IN.to_string(), DEFAULT_TOML.to_string()),
         };
-        Config::parse(&origin, &text)
+        let config = Config::parse(&origin, &text)?;
+        Ok((config, ConfigSource::of(absolute, &text)))
     }
 
     pub fn parse(origin: &str, text: &str) -> Result<Config, ConfigError> {
-        let config: Config = toml::from_str(text)
-            .map_err(|e| ConfigError::Parse { origin: origin.to_string(), message: one_line(e.message()) })?;
+        let config: Config = toml::from_str(text).map_err(|e| syntax_error(origin, text, &e))?;
         config.validate(origin)?;
         Ok(config)
     }
@@ -426,6 +449,38 @@ fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// A TOML or type error, located: the line, the dotted key (from the table header above it and
+/// the key on the line), and the value as written.
+fn syntax_error(origin: &str, text: &str, e: &toml::de::Error) -> ConfigError {
+    let message = one_line(e.message());
+    let Some(span) = e.span().filter(|s| s.start <= text.len()) else {
+        return ConfigError::Parse { origin: origin.to_string(), message };
+    };
+    let line = text[..span.start].matches('\n').count() + 1;
+    let line_text = text.lines().nth(line - 1).unwrap_or_default();
+    let section = text
+        .lines()
+        .take(line)
+        .filter_map(|l| {
+            let l = l.trim();
+            (l.starts_with('[') && !l.starts_with("[["))
+                .then(|| l.trim_matches(|c| c == '[' || c == ']').trim().to_string())
+        })
+        .last()
+        .filter(|_| !line_text.trim_start().starts_with('['));
+    let Some((key, _)) = line_text.split_once('=') else {
+        return ConfigError::Parse { origin: origin.to_string(), message: format!("line {line}: {message}") };
+    };
+    let key = key.trim().trim_matches('"');
+    let key = match section {
+        Some(section) if !section.is_empty() => format!("{section}.{key}"),
+        _ => key.to_string(),
+    };
+    let value = text.get(span.clone()).map(|v| one_line(v.trim())).filter(|v| !v.is_empty() && !v.contains('\n'));
+    let value = value.unwrap_or_else(|| one_line(line_text.split_once('=').map_or("", |(_, v)| v).trim()));
+    ConfigError::Syntax { origin: origin.to_string(), line, key, value, message }
+}
+
 fn check_port(_key: &str, port: u32) -> Result<(), String> {
     if (1..=65535).contains(&port) {
         Ok(())
@@ -441,7 +496,7 @@ fn is_private(net: Ipv4Net) -> bool {
         .any(|range| range.contains(&net))
 }
 
-fn is_region_name(region: &str) -> bool {
+pub fn is_region_name(region: &str) -> bool {
     let parts: Vec<&str> = region.split('-').collect();
     parts.len() >= 3
         && parts.iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()))
@@ -556,6 +611,29 @@ mod tests {
         assert!(e.to_string().contains("extra"), "{e}");
         let e = Config::parse("x.toml", &DEFAULT_TOML.replace("az_count = 2", "az_count = 2\nazs = 3")).unwrap_err();
         assert!(e.to_string().contains("unknown field `azs`"), "{e}");
+    }
+
+    #[test]
+    fn type_and_syntax_errors_name_the_key_the_value_and_the_line() {
+        let e = Config::parse("x.toml", &DEFAULT_TOML.replace("10.0.0.0/16", "10.0.0.0/33")).unwrap_err().to_string();
+        assert!(e.contains("line 7") && e.contains("`network.cidr` = \"10.0.0.0/33\""), "{e}");
+        assert!(e.contains("invalid"), "{e}");
+        let e = Config::parse("x.toml", &DEFAULT_TOML.replace("cpu = 256", "cpu = \"256\"")).unwrap_err().to_string();
+        assert!(e.contains("`service.cpu` = \"256\"") && e.contains("expected u32"), "{e}");
+        let e = Config::parse("x.toml", &DEFAULT_TOML.replace("type = \"N\"", "type = \"X\"")).unwrap_err().to_string();
+        assert!(e.contains("`table.sort_key`") && e.contains("\"X\""), "{e}");
+        assert!(!e.contains('\n'), "{e}");
+    }
+
+    #[test]
+    fn the_source_names_the_file_and_hashes_its_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("prod.toml");
+        std::fs::write(&path, DEFAULT_TOML).unwrap();
+        let (_, source) = Config::load(Some(&path)).unwrap();
+        assert_eq!(source.path, path.display().to_string());
+        assert_eq!(source.sha256.len(), 64);
+        assert_eq!(source.sha256, ConfigSource::of(BUILT_IN.into(), DEFAULT_TOML).sha256);
     }
 
     #[test]

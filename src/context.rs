@@ -1,4 +1,5 @@
-//! The shared context every resource step works on: config, clients, the state file.
+//! The shared context every resource works on: config, clients, the state, and what the run has
+//! to tell the user at the end.
 
 use std::sync::Mutex;
 
@@ -6,42 +7,16 @@ use tokio::sync::OnceCell;
 
 use crate::aws::Clients;
 use crate::config::Config;
-use crate::error::StackError;
-use crate::state::{Recorded, State, StateFile};
+use crate::error::{AwsContext, StackError};
+use crate::model::{Key, Record};
+use crate::state::{State, StateError, Store};
 
 /// Tag on every resource: which stack owns it.
 pub const STACK_TAG: &str = "fargate-stack:stack";
 /// Tag on every resource: which logical resource of the stack it is (the state file key).
 pub const RESOURCE_TAG: &str = "fargate-stack:resource";
 
-/// What a step did, for the summary and the `--output json` result.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    Created,
-    Updated,
-    Unchanged,
-    Deleted,
-    Absent,
-    Retained,
-    Waited,
-}
-
-impl Outcome {
-    pub fn word(self) -> &'static str {
-        match self {
-            Outcome::Created => "created",
-            Outcome::Updated => "updated",
-            Outcome::Unchanged => "exists",
-            Outcome::Deleted => "deleted",
-            Outcome::Absent => "already gone",
-            Outcome::Retained => "retained",
-            Outcome::Waited => "ready",
-        }
-    }
-}
-
-/// Options of `down` that resource steps need.
+/// Options of `down` that resources need.
 #[derive(Debug, Clone, Default)]
 pub struct DownOptions {
     pub delete_data: bool,
@@ -49,25 +24,38 @@ pub struct DownOptions {
     pub no_backup: bool,
 }
 
+/// What `down` does with the table; decided before anything is deleted.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TablePlan {
+    Absent,
+    DeleteEmpty,
+    DeleteWithData { items: u64, backup: bool },
+    Retain,
+}
+
 pub struct Ctx {
     pub config: Config,
     pub region: String,
     pub aws: Clients,
     pub down: DownOptions,
-    state: Mutex<StateFile>,
+    pub table_plan: Mutex<TablePlan>,
+    store: Store,
     notes: Mutex<Vec<String>>,
+    warnings: Mutex<Vec<String>>,
     availability_zones: OnceCell<Vec<String>>,
 }
 
 impl Ctx {
-    pub fn new(config: Config, region: String, aws: Clients, state: StateFile, down: DownOptions) -> Ctx {
+    pub fn new(config: Config, region: String, aws: Clients, store: Store, down: DownOptions) -> Ctx {
         Ctx {
             config,
             region,
             aws,
             down,
-            state: Mutex::new(state),
+            table_plan: Mutex::new(TablePlan::Absent),
+            store,
             notes: Mutex::new(vec![]),
+            warnings: Mutex::new(vec![]),
             availability_zones: OnceCell::new(),
         }
     }
@@ -82,7 +70,7 @@ impl Ctx {
     }
 
     /// The tags every resource gets, as (key, value) pairs.
-    pub fn tags(&self, key: &str, name: &str) -> Vec<(String, String)> {
+    pub fn tags(&self, key: Key, name: &str) -> Vec<(String, String)> {
         vec![
             (STACK_TAG.to_string(), self.config.name.clone()),
             (RESOURCE_TAG.to_string(), key.to_string()),
@@ -90,53 +78,94 @@ impl Ctx {
         ]
     }
 
+    /// The tags in an SDK's own type.
+    pub fn sdk_tags<T: crate::resources::SdkTag>(&self, key: Key, name: &str) -> Vec<T> {
+        self.tags(key, name).into_iter().map(|(k, v)| T::tag(k, v)).collect()
+    }
+
+    /// Is a resource with these tags this stack's resource `key`? Checked on our side whatever
+    /// filter AWS applied. `Err` says why not.
+    pub fn owns<'a>(&self, key: Key, tags: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<(), String> {
+        let tags: Vec<(&str, &str)> = tags.into_iter().collect();
+        let value = |name: &str| tags.iter().find(|(k, _)| *k == name).map(|(_, v)| *v);
+        match (value(STACK_TAG), value(RESOURCE_TAG)) {
+            (Some(stack), _) if stack != self.stack() => Err(format!("tagged {STACK_TAG}={stack}")),
+            (None, _) => Err(format!("no {STACK_TAG} tag")),
+            (Some(_), Some(resource)) if resource != key.to_string() => {
+                Err(format!("tagged {RESOURCE_TAG}={resource}, not {key}"))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The error for a resource that fails the ownership check.
+    pub fn not_ours(&self, what: impl Into<String>, why: String) -> StackError {
+        StackError::NotOurs { resource: what.into(), stack: self.stack().to_string(), why }
+    }
+
     pub fn snapshot(&self) -> State {
-        self.state.lock().expect("state lock").state().clone()
+        self.store.snapshot()
     }
 
-    pub fn id(&self, key: &str) -> Option<String> {
-        self.state.lock().expect("state lock").state().id(key)
+    pub fn store(&self) -> &Store {
+        &self.store
     }
 
-    pub fn attr(&self, key: &str, attr: &str) -> Option<String> {
-        self.state.lock().expect("state lock").state().attr(key, attr)
+    pub fn id(&self, key: Key) -> Option<String> {
+        self.store.read(|s| s.id(&key.to_string()))
     }
 
-    /// The ID of a resource another step must have created.
-    pub fn need(&self, key: &str, by: &str) -> Result<String, StackError> {
-        self.id(key).ok_or_else(|| StackError::MissingDependency { needed: key.into(), by: by.into() })
+    pub fn attr(&self, key: Key, attr: &str) -> Option<String> {
+        self.store.read(|s| s.attr(&key.to_string(), attr))
     }
 
-    pub fn need_attr(&self, key: &str, attr: &str, by: &str) -> Result<String, StackError> {
+    /// The ID of a resource that must already exist for `by`.
+    pub fn need(&self, key: Key, by: Key) -> Result<String, StackError> {
+        self.id(key).ok_or_else(|| StackError::MissingDependency { needed: key.to_string(), by: by.to_string() })
+    }
+
+    pub fn need_attr(&self, key: Key, attr: &str, by: Key) -> Result<String, StackError> {
         self.attr(key, attr)
-            .ok_or_else(|| StackError::MissingDependency { needed: format!("{key}.{attr}"), by: by.into() })
+            .ok_or_else(|| StackError::MissingDependency { needed: format!("{key}.{attr}"), by: by.to_string() })
     }
 
-    /// Record a resource the moment it exists; persisted before this returns.
-    pub fn record(&self, key: &str, kind: &str, id: &str, attrs: &[(&str, String)]) -> Result<(), StackError> {
-        let record = Recorded {
-            kind: kind.to_string(),
-            id: id.to_string(),
-            attrs: attrs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
-        };
-        self.state.lock().expect("state lock").put(key, record)?;
-        Ok(())
+    /// Record a resource (its attributes merged over what is recorded); persisted before this returns.
+    pub async fn record(&self, key: Key, record: &Record) -> Result<(), StateError> {
+        let name = key.to_string();
+        self.store
+            .update(|state| {
+                let entry = state.resources.entry(name).or_insert_with(|| crate::state::Recorded {
+                    kind: key.kind().label().to_string(),
+                    id: String::new(),
+                    attrs: Default::default(),
+                });
+                let before = entry.clone();
+                entry.kind = key.kind().label().to_string();
+                entry.id = record.id.clone();
+                for (attr, value) in &record.attrs {
+                    entry.attrs.insert(attr.to_string(), value.clone());
+                }
+                *entry != before
+            })
+            .await
     }
 
     /// Add or change one attribute of a recorded resource.
-    pub fn set_attr(&self, key: &str, attr: &str, value: &str) -> Result<(), StackError> {
-        let mut file = self.state.lock().expect("state lock");
-        if let Some(mut record) = file.state().get(key).cloned() {
-            record.attrs.insert(attr.to_string(), value.to_string());
-            file.put(key, record)?;
-        }
-        Ok(())
+    pub async fn set_attr(&self, key: Key, attr: &str, value: &str) -> Result<(), StateError> {
+        self.store
+            .update(|state| match state.resources.get_mut(&key.to_string()) {
+                Some(r) if r.attrs.get(attr).map(String::as_str) != Some(value) => {
+                    r.attrs.insert(attr.to_string(), value.to_string());
+                    true
+                }
+                _ => false,
+            })
+            .await
     }
 
     /// Forget a resource confirmed gone; persisted before this returns.
-    pub fn forget(&self, key: &str) -> Result<(), StackError> {
-        self.state.lock().expect("state lock").remove(key)?;
-        Ok(())
+    pub async fn forget(&self, key: Key) -> Result<(), StateError> {
+        self.store.update(|state| state.resources.remove(&key.to_string()).is_some()).await
     }
 
     /// Something the user must see in the command's result (e.g. a backup ARN).
@@ -148,16 +177,23 @@ impl Ctx {
         self.notes.lock().expect("notes lock").clone()
     }
 
-    /// Delete the state file once it records nothing.
-    pub fn remove_state_if_empty(&self) -> Result<bool, StackError> {
-        Ok(self.state.lock().expect("state lock").remove_if_empty()?)
+    /// Something found that is not ours and was left alone.
+    pub fn warn(&self, message: String) {
+        let mut warnings = self.warnings.lock().expect("warnings lock");
+        if !warnings.contains(&message) {
+            tracing::debug!("{message}");
+            warnings.push(message);
+        }
+    }
+
+    pub fn warnings(&self) -> Vec<String> {
+        self.warnings.lock().expect("warnings lock").clone()
     }
 
     /// The first `az_count` available zones of the region, looked up once.
     pub async fn availability_zones(&self) -> Result<&Vec<String>, StackError> {
         self.availability_zones
             .get_or_try_init(|| async {
-                use crate::error::AwsContext;
                 let out = self
                     .aws
                     .ec2
@@ -189,38 +225,50 @@ impl Ctx {
     }
 }
 
-/// Logical resource keys: the state file's keys, the progress lines and `status` names.
-pub mod keys {
-    pub const VPC: &str = "vpc";
-    pub const DEFAULT_SG: &str = "default-security-group";
-    pub const IGW: &str = "internet-gateway";
-    pub const PUBLIC_RT: &str = "route-table-public";
-    pub const ALB_SG: &str = "security-group-alb";
-    pub const TASK_SG: &str = "security-group-task";
-    pub const TABLE: &str = "table";
-    pub const LOG_GROUP: &str = "log-group";
-    pub const EXECUTION_ROLE: &str = "role-execution";
-    pub const TASK_ROLE: &str = "role-task";
-    pub const CLUSTER: &str = "cluster";
-    pub const TASK_DEFINITION: &str = "task-definition";
-    pub const LOAD_BALANCER: &str = "load-balancer";
-    pub const TARGET_GROUP: &str = "target-group";
-    pub const LISTENER: &str = "listener";
-    pub const SERVICE: &str = "service";
+/// A context for unit tests: the default config under `name`, clients that are never called, a
+/// read-only state.
+#[cfg(test)]
+pub(crate) mod tests_support {
+    use super::*;
+    use crate::config::DEFAULT_TOML;
 
-    pub fn public_subnet(i: usize) -> String {
-        format!("subnet-public-{}", i + 1)
+    pub fn ctx_named(name: &str) -> Ctx {
+        let config = Config::parse("t", &DEFAULT_TOML.replace("simple-ecs-dev", name)).unwrap();
+        let sdk = aws_config::SdkConfig::builder().behavior_version(aws_config::BehaviorVersion::latest()).build();
+        let store = Store::read_only("t".into(), State::new(name, "us-east-1"));
+        Ctx::new(config, "us-east-1".into(), Clients::new(&sdk), store, DownOptions::default())
     }
-    pub fn private_subnet(i: usize) -> String {
-        format!("subnet-private-{}", i + 1)
+
+    pub fn ctx() -> Ctx {
+        ctx_named("simple-ecs-dev")
     }
-    pub fn elastic_ip(i: usize) -> String {
-        format!("elastic-ip-{}", i + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tests_support::ctx_named as ctx;
+    use super::*;
+
+    #[test]
+    fn ownership_is_exact_on_the_stack_and_the_resource() {
+        let app = ctx("app");
+        let tags = |stack: &'static str, key: &'static str| vec![(STACK_TAG, stack), (RESOURCE_TAG, key)];
+        assert!(app.owns(Key::NatGateway(0), tags("app", "nat-gateway-1")).is_ok());
+        // A stack whose name has ours as a prefix is another stack.
+        assert!(app.owns(Key::NatGateway(0), tags("app-2", "nat-gateway-1")).unwrap_err().contains("app-2"));
+        assert!(ctx("app-2").owns(Key::NatGateway(0), tags("app", "nat-gateway-1")).is_err());
+        assert!(app.owns(Key::NatGateway(0), tags("app", "nat-gateway-2")).is_err());
+        assert!(app.owns(Key::Vpc, vec![("Name", "app-vpc")]).unwrap_err().contains("no fargate-stack:stack tag"));
     }
-    pub fn nat_gateway(i: usize) -> String {
-        format!("nat-gateway-{}", i + 1)
-    }
-    pub fn private_rt(i: usize) -> String {
-        format!("route-table-private-{}", i + 1)
+
+    #[tokio::test]
+    async fn record_merges_attributes_and_keeps_the_kind_from_the_key() {
+        let c = ctx("app");
+        c.record(Key::Vpc, &Record::id("vpc-1").with("cidr", "10.0.0.0/16").with("az_count", "2")).await.unwrap();
+        c.record(Key::Vpc, &Record::id("vpc-1").with("cidr", "10.0.0.0/16")).await.unwrap();
+        assert_eq!(c.attr(Key::Vpc, "az_count").as_deref(), Some("2"));
+        assert_eq!(c.snapshot().resources["vpc"].kind, "ec2:vpc");
+        c.forget(Key::Vpc).await.unwrap();
+        assert_eq!(c.id(Key::Vpc), None);
     }
 }

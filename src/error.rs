@@ -24,6 +24,9 @@ pub enum StackError {
     /// A step needs a resource that an earlier step should have created.
     #[error("{needed} is not in the state file; it is needed by {by}")]
     MissingDependency { needed: String, by: String },
+    /// A resource that is not this stack's: it lacks the stack's tag or sits in another VPC.
+    #[error("{resource} is not stack {stack}'s ({why}); left alone")]
+    NotOurs { resource: String, stack: String, why: String },
     #[error(transparent)]
     State(#[from] StateError),
 }
@@ -138,9 +141,15 @@ fn actionable(code: String, message: String, detail: &str) -> (String, String) {
 
 /// Treat "not found" as success: for deletes.
 pub fn ignore_not_found(result: Result<(), StackError>) -> Result<(), StackError> {
+    found(result).map(drop)
+}
+
+/// A describe or delete whose "does not exist" answer means `None`.
+pub fn found<T>(result: Result<T, StackError>) -> Result<Option<T>, StackError> {
     match result {
-        Err(e) if e.is_not_found() => Ok(()),
-        other => other,
+        Ok(value) => Ok(Some(value)),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e),
     }
 }
 

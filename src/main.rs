@@ -1,18 +1,8 @@
-//! fargate-stack: parse, run, map the outcome to an exit code. Everything else lives in modules.
-
-mod aws;
-mod cli;
-mod commands;
-mod config;
-mod context;
-mod error;
-mod graph;
-mod progress;
-mod resources;
-mod state;
-mod wait;
+//! fargate-stack: parse, run, map the outcome to an exit code. Everything else lives in the library.
 
 use std::process::ExitCode;
+
+use fargate_stack::{cli, commands};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -23,11 +13,9 @@ async fn main() -> ExitCode {
         Ok(code) => code,
         Err(err) => {
             eprintln!("error: {err}");
-            if verbose {
-                if let commands::CommandError::Stack(e) = &err {
-                    if let Some(detail) = e.detail() {
-                        eprintln!("details: {detail}");
-                    }
+            if let (true, commands::CommandError::Stack(e)) = (verbose, &err) {
+                if let Some(detail) = e.detail() {
+                    eprintln!("details: {detail}");
                 }
             }
             ExitCode::FAILURE

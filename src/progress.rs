@@ -14,6 +14,8 @@ pub enum Mode {
     Tty,
     Plain,
     Json,
+    /// Nothing shown (internal checks).
+    Hidden,
 }
 
 impl Mode {
@@ -51,6 +53,11 @@ impl Progress {
         Progress { shared: Arc::new(Shared { mode, multi, started: Instant::now(), width }) }
     }
 
+    /// Progress that shows nothing.
+    pub fn hidden() -> Progress {
+        Progress::new(Mode::Hidden, &[])
+    }
+
     /// A line for one resource, shown as queued until it starts.
     pub fn line(&self, name: &str) -> Line {
         let bar = (self.shared.mode == Mode::Tty).then(|| {
@@ -86,7 +93,8 @@ impl Progress {
         match self.shared.mode {
             Mode::Tty => self.shared.multi.suspend(|| eprintln!("{message}")),
             Mode::Plain => eprintln!("{message}"),
-            Mode::Json => println!("{}", serde_json::json!({"event": "note", "message": message})),
+            Mode::Json => crate::output::json(&serde_json::json!({"event": "note", "message": message})),
+            Mode::Hidden => {}
         }
     }
 
@@ -187,17 +195,15 @@ impl Line {
                 inner.name,
                 width = inner.shared.width
             ),
-            Mode::Json => println!(
-                "{}",
-                serde_json::json!({
-                    "event": "resource",
-                    "resource": inner.name,
-                    "phase": phase,
-                    "detail": detail,
-                    "elapsed_ms": elapsed.as_millis() as u64,
-                    "t_ms": inner.shared.started.elapsed().as_millis() as u64,
-                })
-            ),
+            Mode::Json => crate::output::json(&serde_json::json!({
+                "event": "resource",
+                "resource": inner.name,
+                "phase": phase,
+                "detail": detail,
+                "elapsed_ms": elapsed.as_millis() as u64,
+                "t_ms": inner.shared.started.elapsed().as_millis() as u64,
+            })),
+            Mode::Hidden => {}
         }
     }
 }

@@ -46,14 +46,19 @@ async fn config_changes_update_in_place() {
         ("APP_ID", "APP_ID = \"v2\""),
     ]));
     let plan = cli.run(&["--output", "json", "up", "--dry-run"]).ok().json();
-    let action =
-        |name: &str| plan["plan"].as_array().unwrap().iter().find(|p| p["name"] == name).unwrap()["action"].clone();
+    let action = |name: &str| {
+        plan["resources"].as_array().unwrap().iter().find(|p| p["name"] == name).unwrap()["action"].clone()
+    };
     for changed in ["task-definition", "service", "log-group", "listener", "security-group-alb"] {
         assert_eq!(action(changed), "update", "{changed}: {plan}");
     }
     assert_eq!(action("vpc"), "unchanged");
 
-    let result = cli.run(&["--output", "json", "up", "--no-wait"]).ok().json();
+    // The first up with ./fargate-stack.toml after the built-in config must be confirmed.
+    let unconfirmed = cli.run(&["up", "--no-wait"]);
+    assert_eq!(unconfirmed.code, 1);
+    assert!(unconfirmed.stderr.contains("(built-in default) (applied last"), "{}", unconfirmed.stderr);
+    let result = cli.run(&["--output", "json", "up", "--no-wait", "--yes"]).ok().json();
     let outcome =
         |name: &str| result["steps"].as_array().unwrap().iter().find(|s| s["name"] == name).unwrap()["outcome"].clone();
     assert_eq!(outcome("vpc"), "unchanged");
@@ -101,13 +106,13 @@ async fn changes_that_replace_are_refused_and_change_nothing() {
     cli.run(&["up", "--no-wait"]).ok();
     let before = cli.state().unwrap();
     for (edit, needle) in [
-        (("cidr", "cidr = \"10.1.0.0/16\""), "network.cidr changed from 10.0.0.0/16 to 10.1.0.0/16"),
-        (("az_count", "az_count = 3"), "network.az_count changed from 2 to 3"),
+        (("cidr", "cidr = \"10.1.0.0/16\""), "network.cidr: 10.0.0.0/16 → 10.1.0.0/16"),
+        (("az_count", "az_count = 3"), "network.az_count: 2 → 3"),
         (
             ("sort_key", "sort_key = { name = \"created_at\", type = \"S\" }"),
-            "keys changed from id:S,created_at:N to id:S,created_at:S",
+            "table keys: id:S,created_at:N → id:S,created_at:S",
         ),
-        (("container_port", "container_port = 8080"), "service.container_port changed from 80 to 8080"),
+        (("container_port", "container_port = 8080"), "service.container_port: 80 → 8080"),
     ] {
         cli.write_config(&config_with(&[edit]));
         let run = cli.run(&["up", "--no-wait"]);
@@ -157,11 +162,46 @@ async fn dry_run_changes_nothing() {
     let cli = Cli::new(&emulator);
     let plan = cli.run(&["--output", "json", "up", "--dry-run"]).ok().json();
     assert_eq!(plan["dry_run"], true);
-    let steps = plan["plan"].as_array().unwrap();
+    let steps = plan["resources"].as_array().unwrap();
     assert_eq!(steps.len(), 23);
     assert!(steps.iter().all(|s| s["action"] == "create"), "{plan}");
     assert!(cli.state().is_none(), "no state written");
     assert!(leftovers(&sdk, STACK).await.is_empty(), "nothing created");
     let text = cli.run(&["up", "--dry-run"]).ok();
-    assert!(text.stdout.contains("create") && text.stdout.contains("23 to create or update"), "{}", text.stdout);
+    assert!(
+        text.stdout.contains("create") && text.stdout.contains("plan: 23 to create, 0 to adopt, 0 to update"),
+        "{}",
+        text.stdout
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repaired_route_is_an_update_not_a_creation() {
+    let emulator = Emulator::start();
+    let sdk = emulator.sdk().await;
+    let cli = Cli::new(&emulator);
+    cli.run(&["up", "--no-wait"]).ok();
+    let table = cli.state().unwrap()["resources"]["route-table-private-1"]["id"].as_str().unwrap().to_string();
+    sdk.ec2.delete_route().route_table_id(&table).destination_cidr_block("0.0.0.0/0").send().await.unwrap();
+    // Two repairs on one table (the old `MaxWith` merge turned the second into "created").
+    let described = sdk.ec2.describe_route_tables().route_table_ids(&table).send().await.unwrap();
+    let association = described.route_tables()[0].associations()[0].route_table_association_id().unwrap().to_string();
+    sdk.ec2.disassociate_route_table().association_id(association).send().await.unwrap();
+    let status = cli.run(&["--output", "json", "status"]);
+    assert_eq!(status.code, 3);
+    let row = status.json()["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "route-table-private-1")
+        .unwrap()
+        .clone();
+    assert_eq!(row["status"], "drifted", "{row}");
+    assert_eq!(row["changes"][0]["field"], "route 0.0.0.0/0", "{row}");
+    assert_eq!(row["changes"][0]["from"], "none", "{row}");
+    let repaired = cli.run(&["--output", "json", "up", "--no-wait"]).ok().json();
+    let step =
+        repaired["steps"].as_array().unwrap().iter().find(|s| s["name"] == "route-table-private-1").unwrap().clone();
+    assert_eq!(step["outcome"], "updated", "the table existed: {step}");
+    assert_eq!(cli.run(&["status"]).code, 0);
 }

@@ -183,7 +183,7 @@ async fn a_rolled_back_deployment_is_a_failure_and_the_next_up_recovers() {
 
     // An image whose tasks never pass health checks: the circuit breaker rolls back.
     cli.write_config(&config_with(&[("image", "image = \"nginx:fails-health-checks\"")]));
-    let failed = cli.run(&["up"]);
+    let failed = cli.run(&["up", "--yes"]);
     assert_eq!(failed.code, 1, "{}", failed.stderr);
     assert!(failed.stderr.contains("rolled back"), "{}", failed.stderr);
     let status = cli.run(&["--output", "json", "status"]);

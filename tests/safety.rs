@@ -45,6 +45,7 @@ fn a_second_run_on_the_same_state_fails_at_once_naming_the_holder() {
     third.kill().unwrap();
     let mut err = String::new();
     third.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    third.wait().unwrap();
     assert!(!err.contains("locked"), "{err}");
     // ...and the next run says the killed one did not finish.
     assert!(err.contains(&format!("(pid {pid} on ")) && err.contains("did not finish"), "{err}");
@@ -59,7 +60,7 @@ fn more_zones_than_the_region_has_is_refused_before_any_change() {
     let run = cli.run(&["--region", "us-west-1", "up", "--no-wait"]);
     assert_eq!(run.code, 1);
     assert!(run.stderr.contains("network.az_count = 3 but region us-west-1 has 2 available zones"), "{}", run.stderr);
-    assert!(cli.state().map_or(true, |s| s["resources"].as_object().unwrap().is_empty()), "nothing recorded");
+    assert!(cli.state().is_none_or(|s| s["resources"].as_object().unwrap().is_empty()), "nothing recorded");
     let rt = runtime();
     rt.block_on(async {
         let sdk = emulator.sdk().await;
@@ -82,14 +83,24 @@ fn missing_credentials_and_unreachable_endpoints_get_a_short_actionable_message(
     assert!(stderr.contains("no AWS credentials found") && stderr.contains("aws sso login"), "{stderr}");
     assert!(stderr.trim().lines().count() <= 2, "short: {stderr}");
 
-    let closed = Cli::at("http://127.0.0.1:9");
+    // -v adds the SDK's details.
+    let verbose = cli
+        .command(&["-v", "up"])
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&verbose.stderr).contains("details:"), "{verbose:?}");
+
+    // A closed port fails at once (not after the SDK's 25-30 s of retries), naming the endpoint.
+    let closed = Cli::at("http://127.0.0.1:1");
+    let started = Instant::now();
     let run = closed.run(&["up"]);
     assert_eq!(run.code, 1);
-    assert!(run.stderr.contains("cannot connect to the AWS endpoint"), "{}", run.stderr);
+    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+    assert!(run.stderr.contains("cannot connect to the AWS endpoint http://127.0.0.1:1"), "{}", run.stderr);
+    assert!(run.stderr.contains("refused"), "{}", run.stderr);
     assert!(!run.stderr.contains("DispatchFailure {"), "no SDK debug dump: {}", run.stderr);
-    // -v adds the SDK's details.
-    let verbose = closed.run(&["-v", "up"]);
-    assert!(verbose.stderr.contains("details:"), "{}", verbose.stderr);
 }
 
 #[test]

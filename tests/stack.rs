@@ -369,7 +369,8 @@ async fn up_builds_the_reference_stack_status_reports_it_and_down_removes_it() {
     let doc = status.json();
     assert_eq!(doc["stack"], STACK);
     assert_eq!(doc["region"], "us-east-1");
-    assert_eq!(doc["deployed"], true);
+    assert_eq!(doc["schema_version"], 1);
+    assert_eq!(doc["state"], "deploying", "the emulator never runs the tasks");
     assert_eq!(doc["outputs"], result["outputs"]);
     let resources = doc["resources"].as_array().unwrap();
     assert_eq!(resources.len(), 23);
@@ -398,7 +399,7 @@ async fn up_builds_the_reference_stack_status_reports_it_and_down_removes_it() {
     assert!(left.is_empty(), "left behind: {left:#?}");
     assert!(cli.state().is_none(), "state file removed once empty");
     let status = cli.run(&["--output", "json", "status"]).ok();
-    assert_eq!(status.json()["deployed"], false);
+    assert_eq!(status.json()["state"], "not_deployed", "nothing found by tag either");
     // A second down has nothing to do.
     cli.run(&["down", "--yes"]).ok();
 }
@@ -498,7 +499,8 @@ async fn status_reports_missing_and_drifted_and_up_repairs_them() {
     let row = |name: &str| doc["resources"].as_array().unwrap().iter().find(|r| r["name"] == name).unwrap().clone();
     assert_eq!(row("log-group")["status"], "missing");
     assert_eq!(row("service")["status"], "drifted");
-    assert!(row("service")["detail"].as_str().unwrap().contains("desired count 5"));
+    assert!(row("service")["detail"].as_str().unwrap().contains("service.desired_count: 5 → 2"), "{}", row("service"));
+    assert_eq!(row("service")["changes"][0]["from"], "5");
 
     cli.run(&["up", "--no-wait"]).ok();
     let status = cli.run(&["--output", "json", "status"]);
@@ -511,7 +513,7 @@ fn status_without_state_is_not_deployed() {
     let emulator = Emulator::start();
     let cli = Cli::new(&emulator);
     let run = cli.run(&["--output", "json", "status"]).ok();
-    assert_eq!(run.json()["deployed"], false);
+    assert_eq!(run.json()["state"], "not_deployed");
     let run = cli.run(&["status"]).ok();
     assert!(run.stdout.contains("not deployed"));
 }

@@ -1,143 +1,176 @@
-//! `down`: delete everything the state file records, in the reverse dependency order.
+//! `down`: delete everything the state records (or, with `--name` and no state, everything found
+//! by tag and name that passes the ownership check), each resource as soon as what must go before
+//! it is gone.
 
-use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
 
-use serde_json::json;
+use serde::Serialize;
 
 use crate::cli::DownArgs;
-use crate::commands::{check_reports, step_rows, summary, CommandError, Setup};
-use crate::context::{keys, DownOptions};
-use crate::graph::{self, Direction};
-use crate::progress::Progress;
-use crate::resources::table::{self, TablePlan};
-use crate::state::{self, StateFile};
+use crate::commands::{check_steps, confirm, inspect, summary, CommandError, Setup};
+use crate::context::{DownOptions, TablePlan};
+use crate::graph::{Direction, StepReport};
+use crate::model::{Health, Key};
+use crate::report::{self, Report, Text};
+use crate::resources::{self, table};
+use crate::state::State;
+
+#[derive(Debug, Serialize)]
+pub struct DownReport {
+    pub event: &'static str,
+    pub stack: String,
+    pub region: String,
+    pub ok: bool,
+    pub elapsed_ms: u64,
+    pub steps: Vec<StepReport>,
+    /// What the state still records (the table, with `--retain-table`).
+    pub retained: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+}
+
+impl Report for DownReport {
+    const COMMAND: &'static str = "down";
+
+    fn render(&self, text: &mut Text) {
+        if let Some(hint) = &self.hint {
+            text.line(format!("stack {} in {}: {hint}", self.stack, self.region));
+            return;
+        }
+        if self.ok {
+            text.line(format!("stack {} is down in {}", self.stack, self.region));
+        }
+        if self.retained.iter().any(|k| k == "table") {
+            text.line("  the table was kept (deletion protection on); the state file records it");
+        }
+        for note in &self.notes {
+            text.line(format!("  {note}"));
+        }
+    }
+}
 
 pub async fn run(setup: &Setup, args: &DownArgs) -> Result<ExitCode, CommandError> {
-    let recorded = state::read(&setup.state_path)?;
-    if let Some(recorded) = &recorded {
-        state::check_matches(&setup.state_path, recorded, &setup.config.name, &setup.region)?;
-    }
-    let recorded = recorded.filter(|s| !s.resources.is_empty());
+    let recorded = setup.read_state()?.filter(|s| !s.resources.is_empty());
     // With no state, `--name` asks to find the stack's resources by tag and name.
     let discover = recorded.is_none() && args.name.is_some();
     let graph_config = match &recorded {
-        Some(recorded) => graph::covering(&setup.config, recorded),
-        None if discover => graph::discovering(&setup.config),
+        Some(state) => resources::covering(&setup.config, state),
+        None if discover => resources::discovering(&setup.config),
         None => {
-            report_nothing(setup);
+            let report = DownReport {
+                event: "result",
+                stack: setup.config.name.clone(),
+                region: setup.region.clone(),
+                ok: true,
+                elapsed_ms: 0,
+                steps: vec![],
+                retained: vec![],
+                notes: vec![],
+                warnings: vec![],
+                error: None,
+                hint: Some(format!(
+                    "nothing to delete (no state at {}; `fargate-stack status` looks for it by tag, and \
+                     `down --name {}` finds a stack's resources by tag and name)",
+                    setup.location(),
+                    setup.config.name
+                )),
+            };
+            report::emit(setup.format, &report);
             return Ok(ExitCode::SUCCESS);
         }
     };
-    if !args.yes {
-        let what = match &recorded {
-            Some(r) => format!("{} resources recorded in {}", r.resources.len(), setup.state_path.display()),
-            None => "no state file: every resource tagged or named for it".to_string(),
-        };
-        confirm(setup, &what)?;
-    }
-    let state = StateFile::open(&setup.state_path, &setup.config.name, &setup.region)?;
-    if let Some(holder) = state.interrupted() {
-        super::report_interrupted(setup, holder);
-    }
+    let graph = resources::stack(&graph_config, false)?;
     let options =
         DownOptions { delete_data: args.delete_data, retain_table: args.retain_table, no_backup: args.no_backup };
-    let ctx = setup.context(state, options);
-    // Decide about the table before deleting anything: a refusal must leave the stack whole.
-    let table_plan = table::plan_delete(&ctx).await?;
-    if let TablePlan::DeleteWithData { items, backup } = &table_plan {
-        let name = ctx.id(keys::TABLE).unwrap_or_default();
-        let how = if *backup { "after an on-demand backup" } else { "without a backup (--no-backup)" };
-        eprintln!("table {name} holds {items} items; deleting it {how} (--delete-data)");
-    }
-    let nodes = graph::stack(&graph_config, table_plan, false);
-    let names: Vec<String> = nodes.iter().filter(|n| n.down.is_some()).map(|n| n.key.clone()).collect();
-    let progress = Progress::new(setup.mode, &names);
-    progress.note(&format!("fargate-stack down: stack {} in {}", setup.config.name, setup.region));
-    let reports = graph::execute(&nodes, Direction::Down, ctx.clone(), &progress, setup.max_concurrency).await;
-    progress.finish();
-    let result = check_reports(&reports);
-    let left = ctx.snapshot();
-    let retained = left.attr(keys::TABLE, "retained").is_some();
-    let notes = ctx.notes();
-    if result.is_ok() {
-        ctx.remove_state_if_empty()?;
-    }
-    if setup.json {
-        println!(
-            "{}",
-            json!({
-                "event": "result",
-                "command": "down",
-                "ok": result.is_ok(),
-                "stack": setup.config.name,
-                "region": setup.region,
-                "elapsed_ms": progress.elapsed().as_millis() as u64,
-                "steps": step_rows(&reports),
-                "retained": left.resources.keys().collect::<Vec<_>>(),
-                "notes": notes,
-                "error": result.as_ref().err().map(|e| e.to_string()),
-            })
+    if !args.yes {
+        // Show what would go (and refuse on a table with data) before asking anything.
+        let state = recorded.clone().unwrap_or_else(|| State::new(&setup.config.name, &setup.region));
+        let preview = setup.context(crate::state::Store::read_only(setup.location(), state), options.clone());
+        let table_plan = table::plan_delete(&preview).await?;
+        let rows = inspect(setup, &graph, preview.clone()).await?;
+        let existing: Vec<String> = rows
+            .iter()
+            .filter(|r| r.status != Health::Missing)
+            .map(|r| format!("  {} {}", r.name, r.id.clone().unwrap_or_default()))
+            .collect();
+        let mut listing = format!(
+            "{} resources of stack {} in {}:\n{}",
+            existing.len(),
+            setup.config.name,
+            setup.region,
+            existing.join("\n")
         );
-    } else {
-        eprintln!(
+        match table_plan {
+            TablePlan::DeleteWithData { items, backup } => listing.push_str(&format!(
+                "\nthe table holds {items} items and will be deleted {}",
+                if backup { "after an on-demand backup" } else { "WITHOUT a backup" }
+            )),
+            TablePlan::Retain => listing.push_str("\nthe table is kept (--retain-table)"),
+            _ => {}
+        }
+        confirm(
+            &format!("{listing}\nDelete them? Type the stack name to confirm: "),
+            &setup.config.name,
+            &format!("refusing to delete without confirmation: stdin is not a terminal; pass --yes\n{listing}"),
+        )?;
+    }
+    let store = setup.open_state()?;
+    let ctx = setup.context(store, options);
+    let result = async {
+        let progress = setup.progress(&graph.keys());
+        progress.note(&format!("fargate-stack down: stack {} in {}", setup.config.name, setup.region));
+        setup.report_interrupted(ctx.store(), &progress);
+        // Found by tag first, so that what sits in it can be checked to be in the stack's VPC.
+        for anchor in [Key::Vpc, Key::LoadBalancer] {
+            if ctx.id(anchor).is_none() {
+                graph.get(anchor).expect("every stack has it").inspect(&ctx).await?;
+            }
+        }
+        // Decide about the table before deleting anything: a refusal must leave the stack whole.
+        let table_plan = table::plan_delete(&ctx).await?;
+        if let TablePlan::DeleteWithData { items, backup } = &table_plan {
+            let how = if *backup { "after an on-demand backup" } else { "without a backup (--no-backup)" };
+            progress.note(&format!("the table holds {items} items; deleting it {how} (--delete-data)"));
+        }
+        *ctx.table_plan.lock().expect("table plan") = table_plan;
+        let steps =
+            graph.execute(Direction::Down, ctx.clone(), &progress, setup.max_concurrency, &|n| !n.is_wait()).await;
+        let result = check_steps(&steps);
+        if result.is_ok() {
+            ctx.store().remove_if_empty().await?;
+        }
+        progress.note(&format!(
             "{} in {:.1}s: {}",
             if result.is_ok() { "done" } else { "failed" },
             progress.elapsed().as_secs_f64(),
-            summary(&reports)
-        );
-        if result.is_ok() {
-            println!("stack {} is down in {}", setup.config.name, setup.region);
-            if retained {
-                println!(
-                    "  table {} was kept (deletion protection on); the state file records it",
-                    left.id(keys::TABLE).unwrap_or_default()
-                );
-            }
+            summary(&steps)
+        ));
+        for warning in ctx.warnings() {
+            progress.note(&format!("warning: {warning}"));
         }
+        let report = DownReport {
+            event: "result",
+            stack: setup.config.name.clone(),
+            region: setup.region.clone(),
+            ok: result.is_ok(),
+            elapsed_ms: progress.elapsed().as_millis() as u64,
+            steps,
+            retained: ctx.snapshot().resources.keys().cloned().collect(),
+            notes: ctx.notes(),
+            warnings: ctx.warnings(),
+            error: result.as_ref().err().map(|e| e.to_string()),
+            hint: None,
+        };
+        report::emit(setup.format, &report);
+        result.map(|()| ExitCode::SUCCESS)
     }
-    if !setup.json {
-        for note in &notes {
-            println!("  {note}");
-        }
-    }
-    result.map(|()| ExitCode::SUCCESS)
-}
-
-fn report_nothing(setup: &Setup) {
-    if setup.json {
-        println!(
-            "{}",
-            json!({"event": "result", "command": "down", "ok": true, "stack": setup.config.name, "region": setup.region, "steps": []})
-        );
-    } else {
-        println!(
-            "stack {} in {}: nothing to delete (no state at {}; `down --name {}` finds a stack's resources by tag and name)",
-            setup.config.name,
-            setup.region,
-            setup.state_path.display(),
-            setup.config.name
-        );
-    }
-}
-
-/// Ask on a terminal; refuse when nobody can answer.
-fn confirm(setup: &Setup, what: &str) -> Result<(), CommandError> {
-    if !std::io::stdin().is_terminal() {
-        return Err(CommandError::Refused(format!(
-            "refusing to delete stack {} without confirmation: stdin is not a terminal; pass --yes",
-            setup.config.name
-        )));
-    }
-    eprint!("Delete stack {} in {} ({what})? Type the stack name to confirm: ", setup.config.name, setup.region);
-    let _ = std::io::stderr().flush();
-    let mut answer = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut answer)
-        .map_err(|e| CommandError::Refused(format!("cannot read the answer: {e}")))?;
-    if answer.trim() != setup.config.name {
-        return Err(CommandError::Refused("not confirmed; nothing was deleted".into()));
-    }
-    Ok(())
+    .await;
+    ctx.store().release().await;
+    result
 }

@@ -1,4 +1,5 @@
-//! The three commands, each a flow on top of `graph` and `resources`.
+//! The commands, each a flow on top of the resource model (`resources::stack`), the graph and the
+//! state, ending in one report.
 
 pub mod down;
 pub mod status;
@@ -12,50 +13,94 @@ use serde::Serialize;
 
 use crate::aws::{self, AwsTarget, Clients};
 use crate::cli::{Cli, Command, DownArgs, OutputFormat};
-use crate::config::Config;
-use crate::context::{keys, Ctx, DownOptions};
+use crate::config::{Config, ConfigSource};
+use crate::context::{Ctx, DownOptions};
 use crate::error::StackError;
-use crate::graph::{StepReport, StepResult};
-use crate::progress::Mode;
-use crate::resources::cluster;
-use crate::state::StateFile;
+use crate::graph::{GraphError, StepReport, StepResult};
+use crate::model::{Health, Inspection, Key, Kind};
+use crate::progress::{Mode, Progress};
+use crate::report::{self, ErrorBody};
+use crate::state::{self, LocalBackend, State, StateError, Store};
 
-/// Exit codes: 0 ok, 1 error, 2 usage (clap), 3 `status` found something missing or drifted.
-pub const EXIT_DRIFT: u8 = 3;
+/// Exit codes: 0 ok, 1 error, 2 usage (clap), 3 `status` found the stack missing parts, drifted,
+/// or deployed without a state here.
+pub const EXIT_ATTENTION: u8 = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CommandError {
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
     #[error(transparent)]
-    State(#[from] crate::state::StateError),
+    State(#[from] StateError),
     #[error(transparent)]
-    Stack(#[from] StackError),
+    Stack(Box<StackError>),
+    #[error("internal error: the resource graph is invalid: {0}")]
+    Graph(#[from] GraphError),
     #[error("no AWS region: pass --region, set AWS_REGION, or set `region` in the config")]
     NoRegion,
+    #[error("{0}")]
+    Usage(String),
     #[error("{failed} of {total} steps failed:\n{details}")]
     Steps { failed: usize, total: usize, details: String },
     #[error("{0}")]
     Refused(String),
 }
 
+impl From<StackError> for CommandError {
+    fn from(e: StackError) -> CommandError {
+        CommandError::Stack(Box::new(e))
+    }
+}
+
+impl CommandError {
+    /// The error as a JSON body.
+    pub fn body(&self) -> ErrorBody {
+        let (kind, code) = match self {
+            CommandError::Config(_) => ("config", None),
+            CommandError::State(_) => ("state", None),
+            CommandError::Stack(e) => match e.as_ref() {
+                StackError::Refused(_) => ("refused", None),
+                StackError::NotOurs { .. } => ("not_ours", None),
+                other => ("aws", other.code().map(str::to_string)),
+            },
+            CommandError::Graph(_) => ("internal", None),
+            CommandError::NoRegion | CommandError::Usage(_) => ("usage", None),
+            CommandError::Steps { .. } => ("steps", None),
+            CommandError::Refused(_) => ("refused", None),
+        };
+        ErrorBody { kind, message: self.to_string(), code }
+    }
+}
+
 /// What every command starts from: the validated config, the region, the clients.
 pub struct Setup {
     pub config: Config,
+    pub source: ConfigSource,
     pub region: String,
     pub clients: Clients,
     pub state_path: PathBuf,
     pub mode: Mode,
-    pub json: bool,
+    pub format: OutputFormat,
     pub max_concurrency: usize,
 }
 
 impl Setup {
     pub async fn new(cli: &Cli) -> Result<Setup, CommandError> {
         // Config first: bad input fails before any AWS call.
-        let mut config = Config::load(cli.config.as_deref())?;
+        let (mut config, source) = Config::load(cli.config.as_deref())?;
         if let Command::Down(DownArgs { name: Some(name), .. }) = &cli.command {
             config = config.with_name(name)?;
+        }
+        if let Some(profile) = &cli.profile {
+            if !aws::profile_exists(profile).await {
+                return Err(CommandError::Usage(format!(
+                    "AWS profile {profile:?} does not exist in ~/.aws/config or ~/.aws/credentials (or AWS_CONFIG_FILE / \
+                     AWS_SHARED_CREDENTIALS_FILE); check the name, or run `aws configure --profile {profile}`"
+                )));
+            }
+        }
+        if let Some(url) = &cli.endpoint_url {
+            aws::check_endpoint(url).map_err(CommandError::Usage)?;
         }
         let target = AwsTarget {
             region: cli.region.clone(),
@@ -66,140 +111,256 @@ impl Setup {
         let region = sdk.region().map(|r| r.to_string()).ok_or(CommandError::NoRegion)?;
         let state_path =
             cli.state.clone().unwrap_or_else(|| PathBuf::from(".fargate-stack").join(format!("{}.json", config.name)));
-        let json = cli.output == OutputFormat::Json;
         Ok(Setup {
             clients: Clients::new(&sdk),
             config,
+            source,
             region,
             state_path,
-            mode: Mode::detect(json),
-            json,
+            mode: Mode::detect(cli.output == OutputFormat::Json),
+            format: cli.output,
             max_concurrency: cli.max_concurrency as usize,
         })
     }
 
-    pub fn context(&self, state: StateFile, down: DownOptions) -> Arc<Ctx> {
-        Arc::new(Ctx::new(self.config.clone(), self.region.clone(), self.clients.clone(), state, down))
+    pub fn location(&self) -> String {
+        self.state_path.display().to_string()
+    }
+
+    /// The recorded state, unlocked, for commands that change nothing. None when there is none.
+    pub fn read_state(&self) -> Result<Option<State>, CommandError> {
+        let Some(state) = state::local::read(&self.state_path)? else { return Ok(None) };
+        state.check_matches(&self.location(), &self.config.name, &self.region)?;
+        Ok(Some(state))
+    }
+
+    /// A read-only context over `state`: lookups may record what they find, in memory only.
+    pub fn read_only(&self, state: State) -> Arc<Ctx> {
+        self.context(Store::read_only(self.location(), state), DownOptions::default())
+    }
+
+    /// The state, locked for this run, written after every change.
+    pub fn open_state(&self) -> Result<Store, CommandError> {
+        let (backend, state, interrupted) = LocalBackend::open(&self.state_path, &self.config.name, &self.region)?;
+        Ok(Store::writable(Arc::new(backend), state, interrupted))
+    }
+
+    pub fn context(&self, store: Store, down: DownOptions) -> Arc<Ctx> {
+        Arc::new(Ctx::new(self.config.clone(), self.region.clone(), self.clients.clone(), store, down))
+    }
+
+    /// Progress for a run over `keys`, with AWS retries shown on it.
+    pub fn progress(&self, keys: &[Key]) -> Progress {
+        let names: Vec<String> = keys.iter().map(Key::to_string).collect();
+        let progress = Progress::new(self.mode, &names);
+        let notes = progress.clone();
+        aws::on_retry(move |message| notes.note(&message));
+        progress
+    }
+
+    /// Say that the last run on this state died part-way (its work is picked up from the state).
+    pub fn report_interrupted(&self, store: &Store, progress: &Progress) {
+        if let Some(holder) = store.interrupted() {
+            progress.note(&format!(
+                "note: the last run on {} ({holder}) did not finish; continuing from what it recorded",
+                store.location()
+            ));
+        }
     }
 }
 
+/// Run the command; under `--output json` an error is a JSON document on stdout as well.
 pub async fn run(cli: Cli) -> Result<ExitCode, CommandError> {
-    let setup = Setup::new(&cli).await?;
-    match &cli.command {
-        Command::Up(args) => up::run(&setup, args).await,
-        Command::Down(args) => down::run(&setup, args).await,
-        Command::Status => status::run(&setup).await,
+    let command = cli.command.name();
+    let format = cli.output;
+    let result = async {
+        let setup = Setup::new(&cli).await?;
+        match &cli.command {
+            Command::Up(args) => up::run(&setup, args).await,
+            Command::Down(args) => down::run(&setup, args).await,
+            Command::Status => status::run(&setup).await,
+        }
+    }
+    .await;
+    // A failed step is already in the command's own report.
+    if let (Err(e), OutputFormat::Json) = (&result, format) {
+        if !matches!(e, CommandError::Steps { .. }) {
+            report::emit_error(command, e.body());
+        }
+    }
+    result
+}
+
+/// The overall state of a stack, one spelling everywhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StackState {
+    /// Nothing of it exists.
+    NotDeployed,
+    /// Every resource exists and matches the config.
+    Up,
+    /// Everything exists; AWS is still settling something (tasks starting, a NAT pending).
+    Deploying,
+    /// Everything exists, something differs from the config.
+    Drifted,
+    /// Some resources are missing.
+    Partial,
+    /// Resources exist, but no state here records them (run `up` to adopt, or `down --name`).
+    Untracked,
+    /// Only the table is left, kept on purpose by `down --retain-table`.
+    Retained,
+}
+
+impl StackState {
+    pub fn word(self) -> &'static str {
+        match self {
+            StackState::NotDeployed => "not deployed",
+            StackState::Up => "up",
+            StackState::Deploying => "deploying",
+            StackState::Drifted => "drifted",
+            StackState::Partial => "partial",
+            StackState::Untracked => "untracked",
+            StackState::Retained => "retained",
+        }
+    }
+
+    /// Judged from the live rows of a stack that has a state.
+    pub fn of(rows: &[ResourceRow]) -> StackState {
+        let count = |h: Health| rows.iter().filter(|r| r.status == h).count();
+        if count(Health::Missing) == rows.len() {
+            StackState::NotDeployed
+        } else if count(Health::Missing) > 0 {
+            StackState::Partial
+        } else if count(Health::Drifted) > 0 {
+            StackState::Drifted
+        } else if count(Health::Pending) > 0 {
+            StackState::Deploying
+        } else {
+            StackState::Up
+        }
+    }
+
+    pub fn needs_attention(self) -> bool {
+        matches!(self, StackState::Drifted | StackState::Partial | StackState::Untracked)
     }
 }
 
-/// Say that the last run on this state died part-way (its work is picked up from the state file).
-pub fn report_interrupted(setup: &Setup, holder: &str) {
-    let message = format!(
-        "the last run on {} ({holder}) did not finish; continuing from what it recorded",
-        setup.state_path.display()
-    );
-    if setup.json {
-        println!("{}", serde_json::json!({"event": "note", "message": message}));
-    } else {
-        eprintln!("note: {message}");
+/// One resource as `status` and the plan show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ResourceRow {
+    pub name: Key,
+    pub kind: Kind,
+    #[serde(flatten)]
+    pub inspection: Inspection,
+}
+
+impl std::ops::Deref for ResourceRow {
+    type Target = Inspection;
+    fn deref(&self) -> &Inspection {
+        &self.inspection
     }
+}
+
+/// Check every resource of `graph` live; the first AWS error fails the command.
+pub async fn inspect(
+    setup: &Setup,
+    graph: &crate::graph::Graph,
+    ctx: Arc<Ctx>,
+) -> Result<Vec<ResourceRow>, CommandError> {
+    let mut rows = vec![];
+    for (name, kind, result) in graph.inspect_all(ctx, setup.max_concurrency).await {
+        rows.push(ResourceRow { name, kind, inspection: result? });
+    }
+    Ok(rows)
 }
 
 /// The stack's outputs, from the state and the config.
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct Outputs {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub alb_dns_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub table_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub cluster_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub service_name: Option<String>,
 }
 
-pub fn outputs(ctx: &Ctx) -> Outputs {
-    let dns = ctx.attr(keys::LOAD_BALANCER, "dns_name");
-    let port = ctx.config.load_balancer.listener_port;
-    Outputs {
-        url: dns.as_ref().map(|d| if port == 80 { format!("http://{d}") } else { format!("http://{d}:{port}") }),
-        alb_dns_name: dns,
-        table_name: ctx.id(keys::TABLE),
-        cluster_name: ctx.id(keys::CLUSTER),
-        service_name: ctx
-            .attr(keys::SERVICE, "name")
-            .or_else(|| ctx.id(keys::SERVICE).map(|_| cluster::service_name(ctx))),
-    }
-}
-
-pub fn print_outputs(outputs: &Outputs) {
-    let rows = [
-        ("url", &outputs.url),
-        ("alb_dns_name", &outputs.alb_dns_name),
-        ("table_name", &outputs.table_name),
-        ("cluster_name", &outputs.cluster_name),
-        ("service_name", &outputs.service_name),
-    ];
-    for (name, value) in rows {
-        if let Some(value) = value {
-            println!("  {name:<14} {value}");
+impl Outputs {
+    pub fn of(ctx: &Ctx) -> Outputs {
+        let dns = ctx.attr(Key::LoadBalancer, "dns_name");
+        let port = ctx.config.load_balancer.listener_port;
+        Outputs {
+            url: dns.as_ref().map(|d| if port == 80 { format!("http://{d}") } else { format!("http://{d}:{port}") }),
+            alb_dns_name: dns,
+            table_name: ctx.id(Key::Table),
+            cluster_name: ctx.id(Key::Cluster),
+            service_name: ctx.attr(Key::Service, "name"),
         }
     }
+
+    pub fn render(&self, text: &mut report::Text) {
+        let rows: Vec<Vec<String>> = [
+            ("url", &self.url),
+            ("alb_dns_name", &self.alb_dns_name),
+            ("table_name", &self.table_name),
+            ("cluster_name", &self.cluster_name),
+            ("service_name", &self.service_name),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| value.as_ref().map(|v| vec![format!("  {name}"), v.clone()]))
+        .collect();
+        text.table(&rows);
+    }
 }
 
-/// Step reports as JSON-able rows.
-#[derive(Debug, Serialize)]
-pub struct StepRow {
-    pub name: String,
-    pub result: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub outcome: Option<crate::context::Outcome>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    pub elapsed_ms: u64,
-}
-
-pub fn step_rows(reports: &[StepReport]) -> Vec<StepRow> {
-    reports
+/// Turn failed steps into one error listing each root cause (not what they blocked).
+pub fn check_steps(steps: &[StepReport]) -> Result<(), CommandError> {
+    let failures: Vec<String> = steps
         .iter()
-        .map(|r| {
-            let (result, outcome, error) = match &r.result {
-                StepResult::Done(o) => ("ok", Some(*o), None),
-                StepResult::Failed(e) => ("failed", None, Some(e.clone())),
-                StepResult::Blocked(e) => ("blocked", None, Some(e.clone())),
-            };
-            StepRow { name: r.key.clone(), result, outcome, error, elapsed_ms: r.elapsed.as_millis() as u64 }
-        })
-        .collect()
-}
-
-/// Turn failed steps into one error that lists each failure (the root causes, not what they blocked).
-pub fn check_reports(reports: &[StepReport]) -> Result<(), CommandError> {
-    let failures: Vec<String> = reports
-        .iter()
-        .filter_map(|r| match &r.result {
-            StepResult::Failed(e) => Some(format!("  {}: {e}", r.key)),
+        .filter_map(|s| match &s.result {
+            StepResult::Failed { error } => Some(format!("  {}: {error}", s.key)),
             _ => None,
         })
         .collect();
-    let blocked = reports.iter().filter(|r| matches!(r.result, StepResult::Blocked(_))).count();
     if failures.is_empty() {
         return Ok(());
     }
+    let blocked = steps.iter().filter(|s| matches!(s.result, StepResult::Blocked { .. })).count();
     let mut details = failures.join("\n");
     if blocked > 0 {
         details.push_str(&format!("\n  ({blocked} dependent steps did not run)"));
     }
-    Err(CommandError::Steps { failed: failures.len(), total: reports.len(), details })
+    Err(CommandError::Steps { failed: failures.len(), total: steps.len(), details })
 }
 
 /// Counts of outcomes for a summary line, e.g. "3 created, 20 unchanged".
-pub fn summary(reports: &[StepReport]) -> String {
+pub fn summary(steps: &[StepReport]) -> String {
     let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
-    for r in reports {
-        let word = match &r.result {
-            StepResult::Done(o) => o.word(),
-            StepResult::Failed(_) => "failed",
-            StepResult::Blocked(_) => "blocked",
-        };
-        *counts.entry(word).or_default() += 1;
+    for s in steps {
+        *counts.entry(s.result.word()).or_default() += 1;
     }
     counts.iter().map(|(w, n)| format!("{n} {w}")).collect::<Vec<_>>().join(", ")
+}
+
+/// Ask on a terminal (on stderr, answer on stdin); refuse when nobody can answer.
+pub fn confirm(question: &str, expected: &str, refusal: &str) -> Result<(), CommandError> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if !std::io::stdin().is_terminal() {
+        return Err(CommandError::Refused(refusal.to_string()));
+    }
+    eprint!("{question}");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|e| CommandError::Refused(format!("cannot read the answer: {e}")))?;
+    if answer.trim() != expected {
+        return Err(CommandError::Refused("not confirmed; nothing was changed".into()));
+    }
+    Ok(())
 }

@@ -1,190 +1,424 @@
-//! `up`: create what is missing, in dependency order, concurrently; wait for a healthy service.
+//! `up`: check every resource live, refuse what would replace something, then create what is
+//! missing and update what differs, concurrently in dependency order, and wait for a healthy
+//! service. `up --dry-run` stops after the check and prints the plan.
 
+use std::collections::BTreeMap;
 use std::process::ExitCode;
-use std::time::Duration;
+use std::sync::Arc;
 
-use serde_json::json;
+use serde::Serialize;
 
 use crate::cli::UpArgs;
-use crate::commands::{check_reports, outputs, print_outputs, status, step_rows, summary, CommandError, Setup};
-use crate::config::Config;
-use crate::context::{keys, DownOptions, Outcome};
-use crate::graph::{self, Direction, StepReport, StepResult};
-use crate::progress::Progress;
-use crate::resources::table::{self, TablePlan};
-use crate::resources::Health;
-use crate::state::{State, StateFile};
+use crate::commands::{check_steps, confirm, inspect, summary, CommandError, Outputs, ResourceRow, Setup};
+use crate::config::ConfigSource;
+use crate::context::{Ctx, DownOptions};
+use crate::graph::{Direction, Graph, StepReport, StepResult};
+use crate::model::{Change, Health, Key, Kind, Outcome};
+use crate::report::{self, Report, Text};
+use crate::resources;
+use crate::state::{Applied, State, Store};
+
+/// What `up` would do to one resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Create,
+    /// It exists (found by tag or name) but the state does not record it.
+    Adopt,
+    Update,
+    /// The config asks for a change AWS cannot make in place: `up` refuses.
+    Replace,
+    /// Recorded but no longer in the config.
+    Delete,
+    /// AWS is still settling it.
+    Wait,
+    Unchanged,
+}
+
+impl Action {
+    fn word(self) -> &'static str {
+        match self {
+            Action::Create => "create",
+            Action::Adopt => "adopt",
+            Action::Update => "update",
+            Action::Replace => "replace",
+            Action::Delete => "delete",
+            Action::Wait => "wait",
+            Action::Unchanged => "unchanged",
+        }
+    }
+
+    fn of(row: &ResourceRow) -> Action {
+        if row.replacements().next().is_some() {
+            Action::Replace
+        } else if row.status == Health::Missing {
+            Action::Create
+        } else if !row.recorded {
+            Action::Adopt
+        } else if row.status == Health::Drifted {
+            Action::Update
+        } else if row.status == Health::Pending {
+            Action::Wait
+        } else {
+            Action::Unchanged
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct PlanRow {
+    pub name: Key,
+    pub kind: Kind,
+    pub action: Action,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<Change>,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+}
+
+/// The config last applied to this stack, when it is not the one this run uses.
+#[derive(Debug, Serialize)]
+pub struct ConfigSwitch {
+    pub last_applied: String,
+    pub last_applied_at: String,
+    pub now: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Plan {
+    pub resources: Vec<PlanRow>,
+    /// Actions and how many resources get each.
+    pub counts: BTreeMap<Action, usize>,
+    /// The rollout the changes cause, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<String>,
+    /// Why `up` would stop before changing anything.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub refused: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config_switch: Option<ConfigSwitch>,
+}
+
+/// Config changes that remove a part of the network: refused, like any replacement.
+fn removal_refused(key: Key, setup: &Setup) -> Option<Change> {
+    let net = &setup.config.network;
+    let change = |field: &str, to: u8| {
+        Some(Change {
+            field: field.into(),
+            from: format!("{} or more", key.index()? + 1),
+            to: to.to_string(),
+            replace: true,
+        })
+    };
+    match key {
+        Key::PublicSubnet(_) | Key::PrivateSubnet(_) => change("network.az_count", net.az_count),
+        Key::NatGateway(_) | Key::ElasticIp(_) | Key::PrivateRouteTable(_) => {
+            change("network.nat_gateways", net.nat_gateways)
+        }
+        _ => None,
+    }
+}
+
+impl Plan {
+    /// The plan from the live rows of the config's graph, the resources the state records that
+    /// the config no longer has, and the config last applied.
+    fn new(setup: &Setup, rows: &[ResourceRow], orphans: &[ResourceRow], applied: Option<&Applied>) -> Plan {
+        let mut resources: Vec<PlanRow> = rows
+            .iter()
+            .map(|r| PlanRow {
+                name: r.name,
+                kind: r.kind,
+                action: Action::of(r),
+                id: r.id.clone(),
+                changes: r.changes.clone(),
+                detail: if r.changes.is_empty() { r.detail.clone() } else { String::new() },
+            })
+            .collect();
+        for orphan in orphans {
+            let refused = removal_refused(orphan.name, setup);
+            resources.push(PlanRow {
+                name: orphan.name,
+                kind: orphan.kind,
+                action: if refused.is_some() { Action::Replace } else { Action::Delete },
+                id: orphan.id.clone(),
+                changes: refused.into_iter().collect(),
+                detail: "no longer in the config".into(),
+            });
+        }
+        let mut counts = BTreeMap::new();
+        for r in &resources {
+            *counts.entry(r.action).or_default() += 1;
+        }
+        let refused: Vec<String> = resources
+            .iter()
+            .filter(|r| r.action == Action::Replace)
+            .map(|r| {
+                let why: Vec<String> = r.changes.iter().filter(|c| c.replace).map(Change::to_string).collect();
+                format!("{}: {}", r.name, why.join("; "))
+            })
+            .collect();
+        // A new task definition revision rolls the running service onto it.
+        let definition = resources.iter().find(|r| r.name == Key::TaskDefinition && r.action == Action::Update);
+        let service_runs = resources.iter().any(|r| r.name == Key::Service && r.action != Action::Create);
+        let rollout = definition.filter(|_| service_runs).map(|d| {
+            let changes: Vec<String> = d.changes.iter().map(Change::to_string).collect();
+            format!("the service rolls onto a new task definition revision ({})", changes.join("; "))
+        });
+        let config_switch =
+            applied.filter(|a| a.config != setup.source.path && a.sha256 != setup.source.sha256).map(|a| {
+                ConfigSwitch {
+                    last_applied: a.config.clone(),
+                    last_applied_at: a.at.clone(),
+                    now: setup.source.path.clone(),
+                }
+            });
+        Plan { resources, counts, rollout, refused, config_switch }
+    }
+
+    fn count(&self, action: Action) -> usize {
+        self.counts.get(&action).copied().unwrap_or(0)
+    }
+
+    /// Nothing to create, adopt, update or delete (with `--no-wait`, nothing to wait for either).
+    fn converged(&self, no_wait: bool) -> bool {
+        self.resources.iter().all(|r| r.action == Action::Unchanged || (no_wait && r.action == Action::Wait))
+    }
+
+    fn render(&self, text: &mut Text) {
+        let mut table = vec![];
+        for r in &self.resources {
+            table.push(vec![format!("  {}", r.action.word()), r.name.to_string(), r.detail.clone()]);
+            for change in &r.changes {
+                let note = if change.replace { "  (replaces it: refused)" } else { "" };
+                table.push(vec![String::new(), format!("  {change}{note}"), String::new()]);
+            }
+        }
+        text.table(&table);
+        if let Some(rollout) = &self.rollout {
+            text.line(format!("rollout: {rollout}"));
+        }
+        if let Some(switch) = &self.config_switch {
+            text.line(format!(
+                "config: this run uses {}, but {} was applied last ({}); `up` asks before applying it",
+                switch.now, switch.last_applied, switch.last_applied_at
+            ));
+        }
+        text.line(format!(
+            "plan: {} to create, {} to adopt, {} to update, {} to delete, {} to replace (refused), {} unchanged",
+            self.count(Action::Create),
+            self.count(Action::Adopt),
+            self.count(Action::Update),
+            self.count(Action::Delete),
+            self.count(Action::Replace),
+            self.count(Action::Unchanged) + self.count(Action::Wait)
+        ));
+        for refusal in &self.refused {
+            text.line(format!("refused: {refusal}"));
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct PlanReport {
+    pub stack: String,
+    pub region: String,
+    pub dry_run: bool,
+    #[serde(flatten)]
+    pub plan: Plan,
+}
+
+impl Report for PlanReport {
+    const COMMAND: &'static str = "plan";
+
+    fn render(&self, text: &mut Text) {
+        text.line(format!("plan for stack {} in {} (dry run: nothing is changed)", self.stack, self.region));
+        self.plan.render(text);
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct UpReport {
+    pub event: &'static str,
+    pub stack: String,
+    pub region: String,
+    pub state_file: String,
+    pub ok: bool,
+    pub elapsed_ms: u64,
+    pub nothing_to_change: bool,
+    pub steps: Vec<StepReport>,
+    pub outputs: Outputs,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip)]
+    no_wait: bool,
+}
+
+impl Report for UpReport {
+    const COMMAND: &'static str = "up";
+
+    fn render(&self, text: &mut Text) {
+        if !self.ok {
+            return;
+        }
+        text.line(format!("stack {} is up in {}", self.stack, self.region));
+        self.outputs.render(text);
+        if self.no_wait {
+            text.line("  (not waited for the service to become healthy: see `fargate-stack status`)");
+        }
+    }
+}
 
 pub async fn run(setup: &Setup, args: &UpArgs) -> Result<ExitCode, CommandError> {
     if args.dry_run {
-        return status::plan(setup).await;
+        let report = dry_run(setup).await?;
+        report::emit(setup.format, &report);
+        return Ok(ExitCode::SUCCESS);
     }
-    let state = StateFile::open(&setup.state_path, &setup.config.name, &setup.region)?;
-    if let Some(holder) = state.interrupted() {
-        super::report_interrupted(setup, holder);
+    let store = setup.open_state()?;
+    let ctx = setup.context(store, DownOptions::default());
+    let result = apply(setup, args, &ctx).await;
+    ctx.store().release().await;
+    result
+}
+
+/// The live rows of the config's graph, and of what the state records beyond it.
+async fn check(
+    setup: &Setup,
+    graph: &Graph,
+    ctx: &Arc<Ctx>,
+    state: &State,
+) -> Result<(Vec<ResourceRow>, Vec<ResourceRow>), CommandError> {
+    let rows = inspect(setup, graph, ctx.clone()).await?;
+    let beyond = resources::stack(&resources::covering(&setup.config, state), false)?;
+    let extra: Vec<Key> =
+        beyond.keys().into_iter().filter(|k| graph.get(*k).is_none() && state.get(&k.to_string()).is_some()).collect();
+    let mut orphans = vec![];
+    for key in extra {
+        let node = beyond.get(key).expect("covering graph has it");
+        orphans.push(ResourceRow { name: key, kind: key.kind(), inspection: node.inspect(ctx).await? });
     }
-    let refused = replacements(&setup.config, state.state());
-    if !refused.is_empty() {
+    Ok((rows, orphans))
+}
+
+async fn dry_run(setup: &Setup) -> Result<PlanReport, CommandError> {
+    let state = setup.read_state()?.unwrap_or_else(|| State::new(&setup.config.name, &setup.region));
+    let graph = resources::stack(&setup.config, false)?;
+    let ctx = setup.read_only(state.clone());
+    let (rows, orphans) = check(setup, &graph, &ctx, &state).await?;
+    let plan = Plan::new(setup, &rows, &orphans, state.applied.as_ref());
+    Ok(PlanReport { stack: setup.config.name.clone(), region: setup.region.clone(), dry_run: true, plan })
+}
+
+async fn apply(setup: &Setup, args: &UpArgs, ctx: &Arc<Ctx>) -> Result<ExitCode, CommandError> {
+    let state = ctx.snapshot();
+    let graph = resources::stack(&setup.config, !args.no_wait)?;
+    let progress = setup.progress(&graph.keys());
+    progress.note(&format!(
+        "fargate-stack up: stack {} in {} (state {})",
+        setup.config.name,
+        setup.region,
+        setup.location()
+    ));
+    setup.report_interrupted(ctx.store(), &progress);
+    // Before any change: one round of concurrent describe calls says what would happen; beside
+    // it, an az_count the region cannot hold is refused.
+    let (zones, checked) = tokio::join!(ctx.availability_zones(), check(setup, &graph, ctx, &state));
+    zones?;
+    let (rows, orphans) = checked?;
+    let plan = Plan::new(setup, &rows, &orphans, state.applied.as_ref());
+    if !plan.refused.is_empty() {
         return Err(CommandError::Refused(format!(
-            "{}; these need the stack replaced: run `fargate-stack down` (with --retain-table to keep the table's data), then `up`",
-            refused.join("; ")
+            "nothing was changed: {}. These replace resources (and their data): run `fargate-stack down` \
+             (with --retain-table to keep the table's data), then `up`",
+            plan.refused.join("; ")
         )));
     }
-    let ctx = setup.context(state, DownOptions::default());
     let started = std::time::Instant::now();
-    // Converged already? One round of concurrent describe calls, and no change at all. Beside
-    // it, refuse an az_count the region cannot hold before anything is created.
-    let converged = async {
-        if ctx.snapshot().resources.is_empty() {
-            return Ok(false);
-        }
-        let (rows, _) = status::live(ctx.clone(), setup).await?;
-        Ok::<_, CommandError>(
-            rows.iter().all(|r| r.status == Health::Ok || (args.no_wait && r.status == Health::Pending)),
-        )
-    };
-    let (zones, converged) = tokio::join!(ctx.availability_zones(), converged);
-    zones?;
-    let converged = converged?;
-    let (reports, elapsed) = if converged {
-        let nodes = graph::stack(&setup.config, TablePlan::Absent, false);
-        let reports: Vec<StepReport> = nodes
-            .iter()
-            .map(|n| StepReport {
-                key: n.key.clone(),
-                result: StepResult::Done(Outcome::Unchanged),
-                elapsed: Duration::ZERO,
-            })
-            .collect();
-        (reports, started.elapsed())
-    } else {
-        let nodes = graph::stack(&setup.config, TablePlan::Absent, !args.no_wait);
-        let names: Vec<String> = nodes.iter().map(|n| n.key.clone()).collect();
-        let progress = Progress::new(setup.mode, &names);
-        progress.note(&format!(
-            "fargate-stack up: stack {} in {} (state {})",
-            setup.config.name,
-            setup.region,
-            setup.state_path.display()
-        ));
-        let reports = graph::execute(&nodes, Direction::Up, ctx.clone(), &progress, setup.max_concurrency).await;
-        progress.finish();
-        (reports, progress.elapsed())
-    };
-    let outputs = outputs(&ctx);
-    let result = check_reports(&reports);
-    if setup.json {
-        println!(
-            "{}",
-            json!({
-                "event": "result",
-                "command": "up",
-                "ok": result.is_ok(),
-                "stack": setup.config.name,
-                "region": setup.region,
-                "elapsed_ms": elapsed.as_millis() as u64,
-                "steps": step_rows(&reports),
-                "outputs": outputs,
-                "error": result.as_ref().err().map(|e| e.to_string()),
-            })
+    let converged = plan.converged(args.no_wait);
+    if let Some(switch) = plan.config_switch.as_ref().filter(|_| !converged && !args.yes) {
+        let question = format!(
+            "This run uses {}, but {} was applied last ({}). Apply {} anyway? Type the stack name to confirm: ",
+            switch.now, switch.last_applied, switch.last_applied_at, switch.now
         );
-    } else {
-        let what = if converged { "nothing to change".to_string() } else { summary(&reports) };
-        eprintln!("{} in {:.1}s: {what}", if result.is_ok() { "done" } else { "failed" }, elapsed.as_secs_f64());
-        if result.is_ok() {
-            println!("stack {} is up in {}", setup.config.name, setup.region);
-            print_outputs(&outputs);
-            if args.no_wait {
-                println!("  (not waited for the service to become healthy: see `fargate-stack status`)");
-            }
-        }
+        let refusal = format!(
+            "refusing to apply {} over {} (applied last, {}) without confirmation: pass the same --config, or --yes",
+            switch.now, switch.last_applied, switch.last_applied_at
+        );
+        confirm(&question, &setup.config.name, &refusal)?;
     }
+    let steps = if converged {
+        graph
+            .keys()
+            .into_iter()
+            .map(|key| StepReport {
+                key,
+                result: StepResult::Done { outcome: Outcome::Unchanged },
+                elapsed: Default::default(),
+            })
+            .collect()
+    } else {
+        let mut steps = graph.execute(Direction::Up, ctx.clone(), &progress, setup.max_concurrency, &|_| true).await;
+        // What the config no longer has goes once the rest is in place.
+        let deletable: Vec<Key> =
+            plan.resources.iter().filter(|r| r.action == Action::Delete).map(|r| r.name).collect();
+        if !deletable.is_empty() && check_steps(&steps).is_ok() {
+            let beyond = resources::stack(&resources::covering(&setup.config, &state), false)?;
+            let only = |n: &dyn crate::model::Resource| deletable.contains(&n.key());
+            steps.extend(beyond.execute(Direction::Down, ctx.clone(), &progress, setup.max_concurrency, &only).await);
+        }
+        steps
+    };
+    let result = check_steps(&steps);
+    if result.is_ok() {
+        record_applied(ctx.store(), &setup.source).await?;
+    }
+    let elapsed = if converged { started.elapsed() } else { progress.elapsed() };
+    let what = if converged { "nothing to change".to_string() } else { summary(&steps) };
+    progress.note(&format!(
+        "{} in {:.1}s: {what}",
+        if result.is_ok() { "done" } else { "failed" },
+        elapsed.as_secs_f64()
+    ));
+    for warning in ctx.warnings() {
+        progress.note(&format!("warning: {warning}"));
+    }
+    let report = UpReport {
+        event: "result",
+        stack: setup.config.name.clone(),
+        region: setup.region.clone(),
+        state_file: setup.location(),
+        ok: result.is_ok(),
+        elapsed_ms: elapsed.as_millis() as u64,
+        nothing_to_change: converged,
+        steps,
+        outputs: Outputs::of(ctx),
+        warnings: ctx.warnings(),
+        error: result.as_ref().err().map(|e| e.to_string()),
+        no_wait: args.no_wait,
+    };
+    report::emit(setup.format, &report);
     result.map(|()| ExitCode::SUCCESS)
 }
 
-/// Config changes that would replace resources `up` only updates in place, as messages.
-fn replacements(config: &Config, state: &State) -> Vec<String> {
-    let count = |prefix: &str| state.resources.keys().filter(|k| k.starts_with(prefix)).count();
-    let mut refused = vec![];
-    // What the VPC was built for (a run killed part-way records fewer subnets, and that is fine).
-    if let Some(azs) = state.attr(keys::VPC, "az_count") {
-        if azs != config.network.az_count.to_string() {
-            refused.push(format!(
-                "network.az_count changed from {azs} to {}: the subnets, the load balancer and the tasks would move",
-                config.network.az_count
-            ));
-        }
-    }
-    let nats = count("nat-gateway-");
-    if nats > config.network.nat_gateways as usize {
-        refused.push(format!("network.nat_gateways lowered from {nats} to {}", config.network.nat_gateways));
-    }
-    if let Some(port) = state.attr(keys::TARGET_GROUP, "port") {
-        if port != config.service.container_port.to_string() {
-            refused.push(format!(
-                "service.container_port changed from {port} to {}: the target group would be replaced",
-                config.service.container_port
-            ));
-        }
-    }
-    if let Some(keys) = state.attr(keys::TABLE, "keys") {
-        let wanted = table::wanted_signature(config);
-        if keys != wanted {
-            refused.push(format!(
-                "the table's keys changed from {keys} to {wanted}: the table and its data would be replaced"
-            ));
-        }
-    }
-    if let Some(cidr) = state.attr(keys::VPC, "cidr") {
-        if cidr != config.network.cidr.to_string() {
-            refused.push(format!(
-                "network.cidr changed from {cidr} to {}: the VPC and everything in it would be replaced",
-                config.network.cidr
-            ));
-        }
-    }
-    refused
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::DEFAULT_TOML;
-    use crate::state::Recorded;
-
-    fn state_with(keys: &[(&str, &[(&str, &str)])]) -> State {
-        let mut state = State::new("simple-ecs-dev", "us-east-1");
-        for (key, attrs) in keys {
-            let attrs = attrs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-            state.resources.insert(key.to_string(), Recorded { kind: "k".into(), id: "i".into(), attrs });
-        }
-        state
-    }
-
-    #[test]
-    fn refuses_changes_that_replace_the_network() {
-        let config = Config::parse("t", DEFAULT_TOML).unwrap();
-        let same = state_with(&[
-            ("vpc", &[("cidr", "10.0.0.0/16"), ("az_count", "2")]),
-            ("subnet-public-1", &[]),
-            ("subnet-public-2", &[]),
-            ("nat-gateway-1", &[]),
-        ]);
-        assert!(replacements(&config, &same).is_empty());
-        let partial = state_with(&[("vpc", &[("cidr", "10.0.0.0/16"), ("az_count", "2")]), ("subnet-public-1", &[])]);
-        assert!(replacements(&config, &partial).is_empty(), "an interrupted run continues");
-        assert!(replacements(&config, &State::new("s", "r")).is_empty(), "a new stack replaces nothing");
-        let other_cidr = state_with(&[("vpc", &[("cidr", "10.1.0.0/16")])]);
-        assert!(replacements(&config, &other_cidr)[0].contains("network.cidr changed from 10.1.0.0/16 to 10.0.0.0/16"));
-        let three = state_with(&[("vpc", &[("az_count", "3")])]);
-        assert!(replacements(&config, &three)[0].contains("network.az_count changed from 3 to 2"));
-        let port = state_with(&[("target-group", &[("port", "8080")])]);
-        assert!(replacements(&config, &port)[0].contains("service.container_port changed from 8080 to 80"));
-        let keys = state_with(&[("table", &[("keys", "id:S")])]);
-        assert!(replacements(&config, &keys)[0].contains("keys changed from id:S to id:S,created_at:N"));
-        let same_keys = state_with(&[("table", &[("keys", "id:S,created_at:N")]), ("target-group", &[("port", "80")])]);
-        assert!(replacements(&config, &same_keys).is_empty());
-        let two_nats = state_with(&[("nat-gateway-1", &[]), ("nat-gateway-2", &[])]);
-        assert!(replacements(&config, &two_nats)[0].contains("network.nat_gateways lowered from 2 to 1"));
-    }
+async fn record_applied(store: &Store, source: &ConfigSource) -> Result<(), CommandError> {
+    let applied = Applied {
+        config: source.path.clone(),
+        sha256: source.sha256.clone(),
+        at: chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+    };
+    store
+        .update(|state| {
+            let same = state.applied.as_ref().is_some_and(|a| a.config == applied.config && a.sha256 == applied.sha256);
+            if same || state.resources.is_empty() {
+                return false;
+            }
+            state.applied = Some(applied);
+            true
+        })
+        .await?;
+    Ok(())
 }

@@ -1,13 +1,13 @@
 //! IAM roles for the tasks, with inline least-privilege policies (no AWS-managed policies, so the
 //! grants are exactly what is written here).
 
-use aws_sdk_iam::types::Tag;
+use async_trait::async_trait;
 use serde_json::{json, Value};
 
-use crate::context::{keys, Ctx, Outcome};
-use crate::error::{ignore_not_found, AwsContext, StackError};
+use crate::context::Ctx;
+use crate::error::{found, ignore_not_found, AwsContext, StackError};
+use crate::model::{after, Change, Diff, Edge, Key, Managed, Outcome, Record};
 use crate::progress::Line;
-use crate::resources::Inspection;
 
 pub const POLICY_NAME: &str = "fargate-stack";
 
@@ -33,10 +33,10 @@ pub enum Role {
 }
 
 impl Role {
-    pub fn key(self) -> &'static str {
+    fn role_key(self) -> Key {
         match self {
-            Role::Execution => keys::EXECUTION_ROLE,
-            Role::Task => keys::TASK_ROLE,
+            Role::Execution => Key::ExecutionRole,
+            Role::Task => Key::TaskRole,
         }
     }
 
@@ -113,12 +113,13 @@ pub fn task_policy(table_arn: &str) -> Value {
     })
 }
 
-/// The policy this role should carry, from what the state already holds.
+/// The inline policy and the account (for the trust policy) this role should have, from what
+/// the state already holds.
 fn wanted_policy(ctx: &Ctx, role: Role) -> Result<(Value, String), StackError> {
-    let key = role.key();
+    let key = role.role_key();
     let source_arn = match role {
-        Role::Execution => ctx.need_attr(keys::LOG_GROUP, "arn", key)?,
-        Role::Task => ctx.need_attr(keys::TABLE, "arn", key)?,
+        Role::Execution => ctx.need_attr(Key::LogGroup, "arn", key)?,
+        Role::Task => ctx.need_attr(Key::Table, "arn", key)?,
     };
     let account = partition_and_account(&source_arn).map(|(_, a)| a).unwrap_or_default();
     let policy = match role {
@@ -134,156 +135,196 @@ fn decode_document(document: &str) -> Option<Value> {
     serde_json::from_str(&decoded).ok()
 }
 
-async fn current_policy(ctx: &Ctx, name: &str) -> Result<Option<Value>, StackError> {
-    match ctx
-        .aws
-        .iam
-        .get_role_policy()
-        .role_name(name)
-        .policy_name(POLICY_NAME)
-        .send()
-        .await
-        .ctx("read the policy of role", name)
-    {
-        Ok(out) => Ok(decode_document(out.policy_document())),
-        Err(e) if e.is_not_found() => Ok(None),
-        Err(e) => Err(e),
+pub struct RoleLive {
+    name: String,
+    arn: String,
+    trust: Option<Value>,
+    policy: Option<Value>,
+    managed: Vec<String>,
+}
+
+const INLINE_POLICY: &str = "inline policy";
+const TRUST_POLICY: &str = "trust policy";
+const MANAGED_POLICIES: &str = "managed policies";
+
+fn differs(have: Option<&Value>, want: &Value) -> (&'static str, &'static str) {
+    match have {
+        None => ("none", "as configured"),
+        Some(v) if v == want => ("as configured", "as configured"),
+        Some(_) => ("different", "as configured"),
     }
 }
 
-pub async fn ensure_role(ctx: &Ctx, line: &Line, role: Role) -> Result<Outcome, StackError> {
-    line.start("checking");
-    let key = role.key();
-    let name = role.name(ctx);
-    let (policy, account) = wanted_policy(ctx, role)?;
-    let mut outcome = Outcome::Unchanged;
-    let arn = match ctx.aws.iam.get_role().role_name(&name).send().await.ctx("read role", &name) {
-        Ok(out) => out.role().map(|r| r.arn().to_string()).unwrap_or_default(),
-        Err(e) if e.is_not_found() => {
-            line.start("creating");
-            let tags = ctx
-                .tags(key, &name)
-                .into_iter()
-                .map(|(k, v)| Tag::builder().key(k).value(v).build().expect("tag"))
-                .collect();
-            let created = ctx
-                .aws
-                .iam
-                .create_role()
-                .role_name(&name)
-                .description(format!("fargate-stack {}: {key}", ctx.stack()))
-                .assume_role_policy_document(trust_policy(&account).to_string())
-                .set_tags(Some(tags))
-                .send()
-                .await
-                .ctx("create role", &name);
-            outcome = Outcome::Created;
-            match created {
-                Ok(out) => out.role().map(|r| r.arn().to_string()).unwrap_or_default(),
-                // Created by an interrupted run a moment ago.
-                Err(e) if e.has_code(&["EntityAlreadyExists"]) => ctx
-                    .aws
-                    .iam
-                    .get_role()
-                    .role_name(&name)
-                    .send()
-                    .await
-                    .ctx("read role", &name)?
-                    .role()
-                    .map(|r| r.arn().to_string())
-                    .unwrap_or_default(),
-                Err(e) => return Err(e),
-            }
+async fn read_role(ctx: &Ctx, role: Role, name: &str) -> Result<Option<RoleLive>, StackError> {
+    let iam = &ctx.aws.iam;
+    let (described, policy, managed) = tokio::join!(
+        iam.get_role().role_name(name).send(),
+        iam.get_role_policy().role_name(name).policy_name(POLICY_NAME).send(),
+        iam.list_attached_role_policies().role_name(name).send(),
+    );
+    let Some(described) = found(described.ctx("read role", name))? else { return Ok(None) };
+    let Some(r) = described.role() else { return Ok(None) };
+    let tags = r.tags().iter().map(|t| (t.key(), t.value()));
+    ctx.owns(role.role_key(), tags).map_err(|why| ctx.not_ours(format!("role {name}"), why))?;
+    let policy = found(policy.ctx("read the policy of role", name))?.and_then(|p| decode_document(p.policy_document()));
+    let managed = found(managed.ctx("list the managed policies of role", name))?
+        .map(|m| m.attached_policies().iter().filter_map(|p| p.policy_arn().map(str::to_string)).collect())
+        .unwrap_or_default();
+    Ok(Some(RoleLive {
+        name: name.to_string(),
+        arn: r.arn().to_string(),
+        trust: r.assume_role_policy_document().and_then(decode_document),
+        policy,
+        managed,
+    }))
+}
+
+#[async_trait]
+impl Managed for Role {
+    type Live = RoleLive;
+
+    fn key(&self) -> Key {
+        self.role_key()
+    }
+
+    fn needs(&self) -> Vec<Key> {
+        match self {
+            Role::Execution => vec![Key::LogGroup],
+            Role::Task => vec![Key::Table],
         }
-        Err(e) => return Err(e),
-    };
-    ctx.record(key, "iam:role", &name, &[("arn", arn)])?;
-    if current_policy(ctx, &name).await?.as_ref() != Some(&policy) {
-        ctx.aws
+    }
+
+    fn teardown_after(&self) -> Vec<Edge> {
+        vec![after(Key::Service, "the tasks run with this role until they stop (image pulls, logs, the table)")]
+    }
+
+    async fn find(&self, ctx: &Ctx) -> Result<Option<RoleLive>, StackError> {
+        let name = ctx.id(self.role_key()).unwrap_or_else(|| self.name(ctx));
+        read_role(ctx, *self, &name).await
+    }
+
+    fn record(&self, _ctx: &Ctx, live: &RoleLive) -> Record {
+        Record::id(&live.name).with("arn", &live.arn)
+    }
+
+    fn diff(&self, ctx: &Ctx, live: &RoleLive) -> Result<Vec<Change>, StackError> {
+        let (policy, account) = wanted_policy(ctx, *self)?;
+        let mut diff = Diff::new();
+        let (have, want) = differs(live.policy.as_ref(), &policy);
+        diff.field(INLINE_POLICY, have, want);
+        let (have, want) = differs(live.trust.as_ref(), &trust_policy(&account));
+        diff.field(TRUST_POLICY, have, want);
+        let managed = if live.managed.is_empty() { "none".to_string() } else { live.managed.join(", ") };
+        diff.field(MANAGED_POLICIES, managed.as_str(), "none");
+        Ok(diff.into_changes())
+    }
+
+    async fn create(&self, ctx: &Ctx, _line: &Line) -> Result<RoleLive, StackError> {
+        let key = self.role_key();
+        let name = self.name(ctx);
+        let (_, account) = wanted_policy(ctx, *self)?;
+        let created = ctx
+            .aws
             .iam
-            .put_role_policy()
+            .create_role()
             .role_name(&name)
-            .policy_name(POLICY_NAME)
-            .policy_document(policy.to_string())
+            .description(format!("fargate-stack {}: {key}", ctx.stack()))
+            .assume_role_policy_document(trust_policy(&account).to_string())
+            .set_tags(Some(ctx.sdk_tags(key, &name)))
             .send()
             .await
-            .ctx("write the policy of role", &name)?;
-        if outcome == Outcome::Unchanged {
-            outcome = Outcome::Updated;
+            .ctx("create role", &name);
+        match created {
+            Ok(out) => Ok(RoleLive {
+                name: name.clone(),
+                arn: out.role().map(|r| r.arn().to_string()).unwrap_or_default(),
+                trust: Some(trust_policy(&account)),
+                policy: None,
+                managed: vec![],
+            }),
+            // Created by an interrupted run a moment ago (and checked to be ours).
+            Err(e) if e.has_code(&["EntityAlreadyExists"]) => read_role(ctx, *self, &name).await?.ok_or(e),
+            Err(e) => Err(e),
         }
     }
-    Ok(outcome)
+
+    async fn update(
+        &self,
+        ctx: &Ctx,
+        _line: &Line,
+        live: &RoleLive,
+        changes: &[Change],
+    ) -> Result<Option<RoleLive>, StackError> {
+        let (policy, account) = wanted_policy(ctx, *self)?;
+        let name = &live.name;
+        let iam = &ctx.aws.iam;
+        for change in changes {
+            match change.field.as_str() {
+                INLINE_POLICY => {
+                    iam.put_role_policy()
+                        .role_name(name)
+                        .policy_name(POLICY_NAME)
+                        .policy_document(policy.to_string())
+                        .send()
+                        .await
+                        .ctx("write the policy of role", name)?;
+                }
+                TRUST_POLICY => {
+                    iam.update_assume_role_policy()
+                        .role_name(name)
+                        .policy_document(trust_policy(&account).to_string())
+                        .send()
+                        .await
+                        .ctx("write the trust policy of role", name)?;
+                }
+                MANAGED_POLICIES => detach_managed(ctx, name, &live.managed).await?,
+                _ => {}
+            }
+        }
+        Ok(None)
+    }
+
+    async fn destroy(&self, ctx: &Ctx, _line: &Line, live: RoleLive) -> Result<Outcome, StackError> {
+        let name = &live.name;
+        let iam = &ctx.aws.iam;
+        // IAM refuses to delete a role that still has policies: list them all, and fail loudly
+        // if that is not possible rather than leave the role behind.
+        let inline =
+            found(iam.list_role_policies().role_name(name).send().await.ctx("list the policies of role", name))?
+                .map(|out| out.policy_names().to_vec())
+                .unwrap_or_default();
+        for policy in inline {
+            ignore_not_found(
+                iam.delete_role_policy()
+                    .role_name(name)
+                    .policy_name(&policy)
+                    .send()
+                    .await
+                    .ctx("delete the policy of role", name)
+                    .map(drop),
+            )?;
+        }
+        detach_managed(ctx, name, &live.managed).await?;
+        ignore_not_found(iam.delete_role().role_name(name).send().await.ctx("delete role", name).map(drop))?;
+        Ok(Outcome::Deleted)
+    }
 }
 
-pub async fn delete_role(ctx: &Ctx, line: &Line, role: Role) -> Result<Outcome, StackError> {
-    let name = ctx.id(role.key()).unwrap_or_else(|| role.name(ctx));
-    let policies =
-        match ctx.aws.iam.list_role_policies().role_name(&name).send().await.ctx("list the policies of role", &name) {
-            Ok(out) => out.policy_names().to_vec(),
-            Err(e) if e.is_not_found() => {
-                ctx.forget(role.key())?;
-                return Ok(Outcome::Absent);
-            }
-            Err(e) => return Err(e),
-        };
-    line.start("deleting");
-    for policy in policies {
+async fn detach_managed(ctx: &Ctx, name: &str, arns: &[String]) -> Result<(), StackError> {
+    for arn in arns {
         ignore_not_found(
             ctx.aws
                 .iam
-                .delete_role_policy()
-                .role_name(&name)
-                .policy_name(&policy)
+                .detach_role_policy()
+                .role_name(name)
+                .policy_arn(arn)
                 .send()
                 .await
-                .ctx("delete the policy of role", &name)
+                .ctx("detach a policy from role", name)
                 .map(drop),
         )?;
     }
-    let attached = ctx
-        .aws
-        .iam
-        .list_attached_role_policies()
-        .role_name(&name)
-        .send()
-        .await
-        .ctx("list managed policies of role", &name);
-    if let Ok(attached) = attached {
-        for policy in attached.attached_policies() {
-            if let Some(arn) = policy.policy_arn() {
-                ignore_not_found(
-                    ctx.aws
-                        .iam
-                        .detach_role_policy()
-                        .role_name(&name)
-                        .policy_arn(arn)
-                        .send()
-                        .await
-                        .ctx("detach a policy from role", &name)
-                        .map(drop),
-                )?;
-            }
-        }
-    }
-    ignore_not_found(ctx.aws.iam.delete_role().role_name(&name).send().await.ctx("delete role", &name).map(drop))?;
-    ctx.forget(role.key())?;
-    Ok(Outcome::Deleted)
-}
-
-pub async fn inspect_role(ctx: &Ctx, role: Role) -> Result<Inspection, StackError> {
-    let Some(name) = ctx.id(role.key()) else { return Ok(Inspection::not_recorded()) };
-    let (role_found, current) =
-        tokio::join!(ctx.aws.iam.get_role().role_name(&name).send(), current_policy(ctx, &name));
-    match role_found.ctx("read role", &name) {
-        Err(e) if e.is_not_found() => return Ok(Inspection::missing(Some(name), "deleted outside fargate-stack")),
-        other => drop(other?),
-    }
-    let Ok((wanted, _)) = wanted_policy(ctx, role) else { return Ok(Inspection::ok(name)) };
-    Ok(if current?.as_ref() == Some(&wanted) {
-        Inspection::ok(name)
-    } else {
-        Inspection::drifted(name, format!("inline policy {POLICY_NAME} differs"))
-    })
+    Ok(())
 }
 
 #[cfg(test)]

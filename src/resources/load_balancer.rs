@@ -1,22 +1,24 @@
 //! The internet-facing application load balancer, its target group (type ip, for awsvpc tasks)
 //! and the HTTP listener.
 
-use aws_sdk_ec2::types::Filter;
+use async_trait::async_trait;
 use aws_sdk_elasticloadbalancingv2::types::{
-    Action, ActionTypeEnum, IpAddressType, LoadBalancer, LoadBalancerAttribute, LoadBalancerSchemeEnum,
-    LoadBalancerStateEnum, LoadBalancerTypeEnum, Matcher, ProtocolEnum, Tag, TargetGroup, TargetGroupAttribute,
-    TargetHealthStateEnum, TargetTypeEnum,
+    Action, ActionTypeEnum, IpAddressType, Listener as ListenerObject, LoadBalancer as Lb, LoadBalancerAttribute,
+    LoadBalancerSchemeEnum, LoadBalancerStateEnum, LoadBalancerTypeEnum, Matcher, ProtocolEnum, TargetGroup as Tg,
+    TargetGroupAttribute, TargetHealthStateEnum, TargetTypeEnum,
 };
 
-use crate::context::{keys, Ctx, Outcome};
-use crate::error::{ignore_not_found, AwsContext, StackError};
+use crate::context::Ctx;
+use crate::error::{found, ignore_not_found, AwsContext, StackError};
+use crate::model::{after, Change, Diff, Edge, Inspection, Key, Managed, Outcome, Record, Resource};
 use crate::progress::Line;
-use crate::resources::Inspection;
+use crate::resources::ec2::filter;
 use crate::wait::{self, budget, Poll};
 
 /// Load balancer attributes we set: drop malformed headers (request smuggling), and nothing else.
 const LB_ATTRIBUTES: &[(&str, &str)] = &[("routing.http.drop_invalid_header_fields.enabled", "true")];
 const HEALTHY_HTTP_CODES: &str = "200-399";
+const DEREGISTRATION_DELAY: &str = "deregistration_delay.timeout_seconds";
 
 pub fn load_balancer_name(ctx: &Ctx) -> String {
     ctx.name("alb")
@@ -26,313 +28,45 @@ pub fn target_group_name(ctx: &Ctx) -> String {
     ctx.name("tg")
 }
 
-fn tags(ctx: &Ctx, key: &str, name: &str) -> Vec<Tag> {
-    ctx.tags(key, name).into_iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect()
+/// Check the tags of an ELB resource (one DescribeTags call), on our side.
+async fn check_tags(ctx: &Ctx, key: Key, arn: &str, what: &str) -> Result<(), StackError> {
+    let out = ctx.aws.elb.describe_tags().resource_arns(arn).send().await.ctx("describe the tags of", what)?;
+    let description = out.tag_descriptions().iter().find(|d| d.resource_arn() == Some(arn));
+    let tags = description.map(|d| d.tags()).unwrap_or_default();
+    ctx.owns(key, tags.iter().map(|t| (t.key().unwrap_or_default(), t.value().unwrap_or_default())))
+        .map_err(|why| ctx.not_ours(format!("{} {what}", key.kind()), why))
 }
 
-async fn describe_lb(ctx: &Ctx, name: &str) -> Result<Option<LoadBalancer>, StackError> {
-    match ctx.aws.elb.describe_load_balancers().names(name).send().await.ctx("describe load balancer", name) {
-        Ok(out) => Ok(out.load_balancers().first().cloned()),
-        Err(e) if e.is_not_found() => Ok(None),
-        Err(e) => Err(e),
-    }
-}
-
-async fn describe_lb_arn(ctx: &Ctx, arn: &str) -> Result<Option<LoadBalancer>, StackError> {
-    match ctx.aws.elb.describe_load_balancers().load_balancer_arns(arn).send().await.ctx("describe load balancer", arn)
-    {
-        Ok(out) => Ok(out.load_balancers().first().cloned()),
-        Err(e) if e.is_not_found() => Ok(None),
-        Err(e) => Err(e),
-    }
-}
-
-fn lb_state(lb: &LoadBalancer) -> Option<&LoadBalancerStateEnum> {
-    lb.state().and_then(|s| s.code())
-}
-
-pub async fn ensure_load_balancer(ctx: &Ctx, line: &Line) -> Result<Outcome, StackError> {
-    line.start("checking");
-    let key = keys::LOAD_BALANCER;
-    let name = load_balancer_name(ctx);
-    let (lb, mut outcome) = match describe_lb(ctx, &name).await? {
-        Some(lb) => (lb, Outcome::Unchanged),
-        None => {
-            let subnets = (0..ctx.config.network.az_count as usize)
-                .map(|i| ctx.need(&keys::public_subnet(i), key))
-                .collect::<Result<Vec<_>, _>>()?;
-            let group = ctx.need(keys::ALB_SG, key)?;
-            line.start("creating");
-            let out = ctx
-                .aws
-                .elb
-                .create_load_balancer()
-                .name(&name)
-                .set_subnets(Some(subnets))
-                .security_groups(group)
-                .scheme(LoadBalancerSchemeEnum::InternetFacing)
-                .r#type(LoadBalancerTypeEnum::Application)
-                .ip_address_type(IpAddressType::Ipv4)
-                .set_tags(Some(tags(ctx, key, &name)))
-                .send()
-                .await
-                .ctx("create load balancer", &name)?;
-            let lb = out.load_balancers().first().cloned();
-            (
-                lb.ok_or_else(|| StackError::Failed {
-                    resource: name.clone(),
-                    message: "create returned no load balancer".into(),
-                })?,
-                Outcome::Created,
-            )
+/// In this stack's VPC?
+fn check_vpc(ctx: &Ctx, key: Key, vpc: Option<&str>, what: &str) -> Result<(), StackError> {
+    match (ctx.id(Key::Vpc), vpc) {
+        (Some(ours), Some(theirs)) if ours != theirs => {
+            Err(ctx.not_ours(format!("{} {what}", key.kind()), format!("in {theirs}, not the stack's {ours}")))
         }
+        _ => Ok(()),
+    }
+}
+
+// ---------------------------------------------------------------- target group
+
+pub struct TargetGroup;
+
+pub struct TgLive {
+    tg: Tg,
+    deregistration_delay: Option<String>,
+}
+
+async fn describe_tg(ctx: &Ctx, arn: Option<&str>, name: &str) -> Result<Option<Tg>, StackError> {
+    let call = ctx.aws.elb.describe_target_groups();
+    let call = match arn {
+        Some(arn) => call.target_group_arns(arn),
+        None => call.names(name),
     };
-    let arn = lb.load_balancer_arn().unwrap_or_default().to_string();
-    ctx.record(
-        key,
-        "elbv2:load-balancer",
-        &arn,
-        &[("name", name.clone()), ("dns_name", lb.dns_name().unwrap_or_default().to_string())],
-    )?;
-    let missing = missing_lb_attributes(ctx, &arn).await?;
-    if !missing.is_empty() {
-        ctx.aws
-            .elb
-            .modify_load_balancer_attributes()
-            .load_balancer_arn(&arn)
-            .set_attributes(Some(missing))
-            .send()
-            .await
-            .ctx("set the attributes of", &name)?;
-        if outcome == Outcome::Unchanged {
-            outcome = Outcome::Updated;
-        }
-    }
-    Ok(outcome)
-}
-
-/// The attributes we set that the load balancer does not have (yet).
-async fn missing_lb_attributes(ctx: &Ctx, arn: &str) -> Result<Vec<LoadBalancerAttribute>, StackError> {
-    let current = ctx
-        .aws
-        .elb
-        .describe_load_balancer_attributes()
-        .load_balancer_arn(arn)
-        .send()
-        .await
-        .ctx("describe the attributes of", arn)?;
-    Ok(LB_ATTRIBUTES
-        .iter()
-        .filter(|(k, v)| !current.attributes().iter().any(|a| a.key() == Some(*k) && a.value() == Some(*v)))
-        .map(|(k, v)| LoadBalancerAttribute::builder().key(*k).value(*v).build())
-        .collect())
-}
-
-/// Wait until the load balancer is active (2-3 minutes on AWS). The listener and the service may
-/// be created meanwhile; only health checks need it.
-pub async fn wait_load_balancer_active(ctx: &Ctx, line: &Line) -> Result<Outcome, StackError> {
-    let arn = ctx.need(keys::LOAD_BALANCER, "load balancer wait")?;
-    line.start("checking");
-    wait::until(line, &load_balancer_name(ctx), "become active", budget::ALB_ACTIVE, || async {
-        let lb = describe_lb_arn(ctx, &arn).await?;
-        match lb.as_ref().and_then(lb_state) {
-            Some(LoadBalancerStateEnum::Active) => Ok(Poll::Ready(())),
-            Some(LoadBalancerStateEnum::Failed) => Err(StackError::Failed {
-                resource: load_balancer_name(ctx),
-                message: format!(
-                    "failed: {}",
-                    lb.as_ref().and_then(|l| l.state()).and_then(|s| s.reason()).unwrap_or("no reason given")
-                ),
-            }),
-            Some(state) => Ok(Poll::Pending(state.as_str().to_string())),
-            None if lb.is_none() => {
-                Err(StackError::Failed { resource: load_balancer_name(ctx), message: "disappeared".into() })
-            }
-            None => Ok(Poll::Pending("provisioning".into())),
-        }
-    })
-    .await?;
-    Ok(Outcome::Waited)
-}
-
-pub async fn delete_load_balancer(ctx: &Ctx, line: &Line) -> Result<Outcome, StackError> {
-    let name = ctx.attr(keys::LOAD_BALANCER, "name").unwrap_or_else(|| load_balancer_name(ctx));
-    let lb = match ctx.id(keys::LOAD_BALANCER) {
-        Some(arn) => describe_lb_arn(ctx, &arn).await?,
-        None => describe_lb(ctx, &name).await?,
-    };
-    let Some(lb) = lb else {
-        ctx.forget(keys::LOAD_BALANCER)?;
-        return Ok(Outcome::Absent);
-    };
-    let arn = lb.load_balancer_arn().unwrap_or_default().to_string();
-    line.start("deleting");
-    ignore_not_found(
-        ctx.aws
-            .elb
-            .delete_load_balancer()
-            .load_balancer_arn(&arn)
-            .send()
-            .await
-            .ctx("delete load balancer", &name)
-            .map(drop),
-    )?;
-    wait::until(line, &name, "be deleted", budget::ALB_DELETED, || async {
-        Ok(match describe_lb_arn(ctx, &arn).await? {
-            None => Poll::Ready(()),
-            Some(lb) => {
-                Poll::Pending(lb_state(&lb).map(|s| s.as_str().to_string()).unwrap_or_else(|| "deleting".into()))
-            }
-        })
-    })
-    .await?;
-    ctx.forget(keys::LOAD_BALANCER)?;
-    // Its network interfaces are released asynchronously and block the security group, subnet
-    // and VPC deletes. Wait for them here (best effort: those deletes retry anyway).
-    let description = format!("ELB {}", arn.split_once(":loadbalancer/").map(|(_, s)| s).unwrap_or(&name));
-    let waited = wait::until(line, &name, "release its network interfaces", budget::PROPAGATION, || async {
-        let out = ctx
-            .aws
-            .ec2
-            .describe_network_interfaces()
-            .filters(Filter::builder().name("description").values(&description).build())
-            .send()
-            .await
-            .ctx("describe the network interfaces of", &name)?;
-        let left = out.network_interfaces().len();
-        Ok(if left == 0 { Poll::Ready(()) } else { Poll::Pending(format!("{left} network interfaces left")) })
-    })
-    .await;
-    if let Err(e) = waited {
-        tracing::warn!("{e}; continuing, later deletes retry");
-    }
-    Ok(Outcome::Deleted)
-}
-
-async fn describe_tg(ctx: &Ctx, name: &str) -> Result<Option<TargetGroup>, StackError> {
-    match ctx.aws.elb.describe_target_groups().names(name).send().await.ctx("describe target group", name) {
-        Ok(out) => Ok(out.target_groups().first().cloned()),
-        Err(e) if e.is_not_found() => Ok(None),
-        Err(e) => Err(e),
-    }
-}
-
-/// Health check settings that differ from the config, as readable field names.
-fn health_check_drift(ctx: &Ctx, tg: &TargetGroup) -> Vec<&'static str> {
-    let lb = &ctx.config.load_balancer;
-    let mut drift = vec![];
-    if tg.health_check_path() != Some(ctx.config.service.health_check_path.as_str()) {
-        drift.push("health_check_path");
-    }
-    if tg.health_check_interval_seconds() != Some(lb.health_check_interval_seconds as i32) {
-        drift.push("health_check_interval_seconds");
-    }
-    if tg.health_check_timeout_seconds() != Some(lb.health_check_timeout_seconds as i32) {
-        drift.push("health_check_timeout_seconds");
-    }
-    if tg.healthy_threshold_count() != Some(lb.healthy_threshold as i32) {
-        drift.push("healthy_threshold");
-    }
-    if tg.unhealthy_threshold_count() != Some(lb.unhealthy_threshold as i32) {
-        drift.push("unhealthy_threshold");
-    }
-    drift
-}
-
-pub async fn ensure_target_group(ctx: &Ctx, line: &Line) -> Result<Outcome, StackError> {
-    line.start("checking");
-    let key = keys::TARGET_GROUP;
-    let name = target_group_name(ctx);
-    let lb = &ctx.config.load_balancer;
-    let port = ctx.config.service.container_port as i32;
-    let (tg, mut outcome) = match describe_tg(ctx, &name).await? {
-        Some(tg) => (tg, Outcome::Unchanged),
-        None => {
-            let vpc = ctx.need(keys::VPC, key)?;
-            line.start("creating");
-            let out = ctx
-                .aws
-                .elb
-                .create_target_group()
-                .name(&name)
-                .protocol(ProtocolEnum::Http)
-                .port(port)
-                .vpc_id(&vpc)
-                .target_type(TargetTypeEnum::Ip)
-                .health_check_protocol(ProtocolEnum::Http)
-                .health_check_path(&ctx.config.service.health_check_path)
-                .health_check_interval_seconds(lb.health_check_interval_seconds as i32)
-                .health_check_timeout_seconds(lb.health_check_timeout_seconds as i32)
-                .healthy_threshold_count(lb.healthy_threshold as i32)
-                .unhealthy_threshold_count(lb.unhealthy_threshold as i32)
-                .matcher(Matcher::builder().http_code(HEALTHY_HTTP_CODES).build())
-                .set_tags(Some(tags(ctx, key, &name)))
-                .send()
-                .await
-                .ctx("create target group", &name)?;
-            let tg = out.target_groups().first().cloned();
-            (
-                tg.ok_or_else(|| StackError::Failed {
-                    resource: name.clone(),
-                    message: "create returned no target group".into(),
-                })?,
-                Outcome::Created,
-            )
-        }
-    };
-    let arn = tg.target_group_arn().unwrap_or_default().to_string();
-    ctx.record(
-        key,
-        "elbv2:target-group",
-        &arn,
-        &[("name", name.clone()), ("port", tg.port().unwrap_or_default().to_string())],
-    )?;
-    if tg.port() != Some(port) || tg.target_type() != Some(&TargetTypeEnum::Ip) {
-        return Err(StackError::Refused(format!(
-            "target group {name} forwards to port {:?} ({:?}); the config asks for port {port} (ip). \
-             Changing it replaces the target group: run `down`, then `up`",
-            tg.port(),
-            tg.target_type().map(|t| t.as_str())
-        )));
-    }
-    if !health_check_drift(ctx, &tg).is_empty() {
-        ctx.aws
-            .elb
-            .modify_target_group()
-            .target_group_arn(&arn)
-            .health_check_path(&ctx.config.service.health_check_path)
-            .health_check_interval_seconds(lb.health_check_interval_seconds as i32)
-            .health_check_timeout_seconds(lb.health_check_timeout_seconds as i32)
-            .healthy_threshold_count(lb.healthy_threshold as i32)
-            .unhealthy_threshold_count(lb.unhealthy_threshold as i32)
-            .send()
-            .await
-            .ctx("update the health check of", &name)?;
-        if outcome == Outcome::Unchanged {
-            outcome = Outcome::Updated;
-        }
-    }
-    let delay = lb.deregistration_delay_seconds.to_string();
-    if deregistration_delay(ctx, &arn).await? != Some(delay.clone()) {
-        ctx.aws
-            .elb
-            .modify_target_group_attributes()
-            .target_group_arn(&arn)
-            .attributes(
-                TargetGroupAttribute::builder().key("deregistration_delay.timeout_seconds").value(&delay).build(),
-            )
-            .send()
-            .await
-            .ctx("set the deregistration delay of", &name)?;
-        if outcome == Outcome::Unchanged {
-            outcome = Outcome::Updated;
-        }
-    }
-    Ok(outcome)
+    Ok(found(call.send().await.ctx("describe target group", name))?.and_then(|o| o.target_groups().first().cloned()))
 }
 
 async fn deregistration_delay(ctx: &Ctx, arn: &str) -> Result<Option<String>, StackError> {
-    let attributes = ctx
+    let out = ctx
         .aws
         .elb
         .describe_target_group_attributes()
@@ -340,146 +74,208 @@ async fn deregistration_delay(ctx: &Ctx, arn: &str) -> Result<Option<String>, St
         .send()
         .await
         .ctx("describe the attributes of", arn)?;
-    Ok(attributes
+    Ok(out
         .attributes()
         .iter()
-        .find(|a| a.key() == Some("deregistration_delay.timeout_seconds"))
+        .find(|a| a.key() == Some(DEREGISTRATION_DELAY))
         .and_then(|a| a.value().map(str::to_string)))
 }
 
-pub async fn delete_target_group(ctx: &Ctx, line: &Line) -> Result<Outcome, StackError> {
-    let name = target_group_name(ctx);
-    let arn = match ctx.id(keys::TARGET_GROUP) {
-        Some(arn) => Some(arn),
-        None => describe_tg(ctx, &name).await?.and_then(|t| t.target_group_arn().map(str::to_string)),
-    };
-    let Some(arn) = arn else { return Ok(Outcome::Absent) };
-    line.start("deleting");
-    // ResourceInUse until the listener (and the load balancer) is gone.
-    let outcome = wait::retry_codes(line, &name, budget::PROPAGATION, &["ResourceInUse"], || async {
-        match ctx.aws.elb.delete_target_group().target_group_arn(&arn).send().await.ctx("delete target group", &name) {
-            Err(e) if e.is_not_found() => Ok(Outcome::Absent),
-            other => other.map(|_| Outcome::Deleted),
-        }
-    })
-    .await?;
-    ctx.forget(keys::TARGET_GROUP)?;
-    Ok(outcome)
-}
+#[async_trait]
+impl Managed for TargetGroup {
+    type Live = TgLive;
 
-/// A listener of the load balancer.
-struct ListenerView {
-    arn: String,
-    port: i32,
-    forwards_to: Option<String>,
-}
+    fn key(&self) -> Key {
+        Key::TargetGroup
+    }
 
-/// The stack's listener: the one on the configured port, else the recorded one (whose port the
-/// config changed).
-async fn find_listener(ctx: &Ctx, lb_arn: &str) -> Result<Option<ListenerView>, StackError> {
-    let port = ctx.config.load_balancer.listener_port as i32;
-    let out = match ctx
-        .aws
-        .elb
-        .describe_listeners()
-        .load_balancer_arn(lb_arn)
-        .send()
-        .await
-        .ctx("describe the listeners of", lb_arn)
-    {
-        Ok(out) => out,
-        Err(e) if e.is_not_found() => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    let recorded = ctx.id(keys::LISTENER);
-    let listener = out
-        .listeners()
-        .iter()
-        .find(|l| l.port() == Some(port))
-        .or_else(|| out.listeners().iter().find(|l| recorded.is_some() && l.listener_arn() == recorded.as_deref()));
-    Ok(listener.map(|l| ListenerView {
-        arn: l.listener_arn().unwrap_or_default().to_string(),
-        port: l.port().unwrap_or_default(),
-        forwards_to: l
-            .default_actions()
-            .iter()
-            .find(|a| a.r#type() == Some(&ActionTypeEnum::Forward))
-            .and_then(|a| a.target_group_arn().map(str::to_string)),
-    }))
-}
+    fn needs(&self) -> Vec<Key> {
+        vec![Key::Vpc]
+    }
 
-fn forward_to(tg_arn: &str) -> Action {
-    Action::builder().r#type(ActionTypeEnum::Forward).target_group_arn(tg_arn).build()
-}
+    fn teardown_after(&self) -> Vec<Edge> {
+        vec![
+            after(Key::Listener, "DeleteTargetGroup fails with ResourceInUse while a listener forwards to it"),
+            after(Key::Service, "the service's targets drain from it until the tasks stop"),
+        ]
+    }
 
-pub async fn ensure_listener(ctx: &Ctx, line: &Line) -> Result<Outcome, StackError> {
-    line.start("checking");
-    let key = keys::LISTENER;
-    let lb_arn = ctx.need(keys::LOAD_BALANCER, key)?;
-    let tg_arn = ctx.need(keys::TARGET_GROUP, key)?;
-    let port = ctx.config.load_balancer.listener_port as i32;
-    let (arn, outcome) = match find_listener(ctx, &lb_arn).await? {
-        Some(l) if l.port == port && l.forwards_to.as_deref() == Some(tg_arn.as_str()) => (l.arn, Outcome::Unchanged),
-        Some(l) => {
-            line.start("updating");
+    async fn find(&self, ctx: &Ctx) -> Result<Option<TgLive>, StackError> {
+        let name = ctx.attr(Key::TargetGroup, "name").unwrap_or_else(|| target_group_name(ctx));
+        let recorded = ctx.id(Key::TargetGroup);
+        // Recorded: describe, tags and attributes in one round. Otherwise by name, then the rest.
+        let (tg, checked, delay) = match &recorded {
+            Some(arn) => {
+                let (tg, checked, delay) = tokio::join!(
+                    describe_tg(ctx, Some(arn), &name),
+                    check_tags(ctx, Key::TargetGroup, arn, &name),
+                    deregistration_delay(ctx, arn)
+                );
+                match tg? {
+                    Some(tg) => (Some(tg), Some(checked), Some(delay)),
+                    None => (describe_tg(ctx, None, &name).await?, None, None),
+                }
+            }
+            None => (describe_tg(ctx, None, &name).await?, None, None),
+        };
+        let Some(tg) = tg else { return Ok(None) };
+        let arn = tg.target_group_arn().unwrap_or_default().to_string();
+        let (checked, delay) = match (checked, delay) {
+            (Some(checked), Some(delay)) if recorded.as_deref() == Some(arn.as_str()) => (checked, delay),
+            _ => tokio::join!(check_tags(ctx, Key::TargetGroup, &arn, &name), deregistration_delay(ctx, &arn)),
+        };
+        checked?;
+        check_vpc(ctx, Key::TargetGroup, tg.vpc_id(), &name)?;
+        Ok(Some(TgLive { tg, deregistration_delay: delay? }))
+    }
+
+    fn record(&self, _ctx: &Ctx, live: &TgLive) -> Record {
+        Record::id(live.tg.target_group_arn().unwrap_or_default())
+            .with("name", live.tg.target_group_name().unwrap_or_default())
+            .with("port", live.tg.port().unwrap_or_default().to_string())
+    }
+
+    fn diff(&self, ctx: &Ctx, live: &TgLive) -> Result<Vec<Change>, StackError> {
+        let (tg, lb) = (&live.tg, &ctx.config.load_balancer);
+        let n = |v: Option<i32>| v.map_or("none".into(), |v| v.to_string());
+        let mut diff = Diff::new();
+        diff.replace("service.container_port", &n(tg.port()), &ctx.config.service.container_port.to_string())
+            .replace("target type", tg.target_type().map_or("none", |t| t.as_str()), "ip")
+            .field(
+                "service.health_check_path",
+                tg.health_check_path().unwrap_or("none"),
+                ctx.config.service.health_check_path.as_str(),
+            )
+            .field(
+                "load_balancer.health_check_interval_seconds",
+                &n(tg.health_check_interval_seconds()),
+                &lb.health_check_interval_seconds.to_string(),
+            )
+            .field(
+                "load_balancer.health_check_timeout_seconds",
+                &n(tg.health_check_timeout_seconds()),
+                &lb.health_check_timeout_seconds.to_string(),
+            )
+            .field(
+                "load_balancer.healthy_threshold",
+                &n(tg.healthy_threshold_count()),
+                &lb.healthy_threshold.to_string(),
+            )
+            .field(
+                "load_balancer.unhealthy_threshold",
+                &n(tg.unhealthy_threshold_count()),
+                &lb.unhealthy_threshold.to_string(),
+            )
+            .field(
+                "load_balancer.deregistration_delay_seconds",
+                live.deregistration_delay.as_deref().unwrap_or("none"),
+                lb.deregistration_delay_seconds.to_string().as_str(),
+            );
+        Ok(diff.into_changes())
+    }
+
+    async fn create(&self, ctx: &Ctx, _line: &Line) -> Result<TgLive, StackError> {
+        let name = target_group_name(ctx);
+        let vpc = ctx.need(Key::Vpc, Key::TargetGroup)?;
+        let lb = &ctx.config.load_balancer;
+        let out = ctx
+            .aws
+            .elb
+            .create_target_group()
+            .name(&name)
+            .protocol(ProtocolEnum::Http)
+            .port(ctx.config.service.container_port as i32)
+            .vpc_id(&vpc)
+            .target_type(TargetTypeEnum::Ip)
+            .health_check_protocol(ProtocolEnum::Http)
+            .health_check_path(&ctx.config.service.health_check_path)
+            .health_check_interval_seconds(lb.health_check_interval_seconds as i32)
+            .health_check_timeout_seconds(lb.health_check_timeout_seconds as i32)
+            .healthy_threshold_count(lb.healthy_threshold as i32)
+            .unhealthy_threshold_count(lb.unhealthy_threshold as i32)
+            .matcher(Matcher::builder().http_code(HEALTHY_HTTP_CODES).build())
+            .set_tags(Some(ctx.sdk_tags(Key::TargetGroup, &name)))
+            .send()
+            .await
+            .ctx("create target group", &name)?;
+        let tg = out.target_groups().first().cloned();
+        let tg =
+            tg.ok_or_else(|| StackError::Failed { resource: name, message: "create returned no target group".into() })?;
+        // AWS's default delay until the update sets ours.
+        Ok(TgLive { tg, deregistration_delay: Some("300".into()) })
+    }
+
+    async fn update(
+        &self,
+        ctx: &Ctx,
+        _line: &Line,
+        live: &TgLive,
+        changes: &[Change],
+    ) -> Result<Option<TgLive>, StackError> {
+        let arn = live.tg.target_group_arn().unwrap_or_default();
+        let lb = &ctx.config.load_balancer;
+        if changes.iter().any(|c| c.field != "load_balancer.deregistration_delay_seconds") {
             ctx.aws
                 .elb
-                .modify_listener()
-                .listener_arn(&l.arn)
-                .port(port)
-                .default_actions(forward_to(&tg_arn))
+                .modify_target_group()
+                .target_group_arn(arn)
+                .health_check_path(&ctx.config.service.health_check_path)
+                .health_check_interval_seconds(lb.health_check_interval_seconds as i32)
+                .health_check_timeout_seconds(lb.health_check_timeout_seconds as i32)
+                .healthy_threshold_count(lb.healthy_threshold as i32)
+                .unhealthy_threshold_count(lb.unhealthy_threshold as i32)
                 .send()
                 .await
-                .ctx("update listener", &l.arn)?;
-            (l.arn, Outcome::Updated)
+                .ctx("update the health check of", arn)?;
         }
-        None => {
-            line.start("creating");
-            let out = ctx
-                .aws
+        if changes.iter().any(|c| c.field == "load_balancer.deregistration_delay_seconds") {
+            ctx.aws
                 .elb
-                .create_listener()
-                .load_balancer_arn(&lb_arn)
-                .protocol(ProtocolEnum::Http)
-                .port(port)
-                .default_actions(forward_to(&tg_arn))
-                .set_tags(Some(tags(ctx, key, &ctx.name(&format!("listener-{port}")))))
+                .modify_target_group_attributes()
+                .target_group_arn(arn)
+                .attributes(
+                    TargetGroupAttribute::builder()
+                        .key(DEREGISTRATION_DELAY)
+                        .value(lb.deregistration_delay_seconds.to_string())
+                        .build(),
+                )
                 .send()
                 .await
-                .ctx("create listener on", &load_balancer_name(ctx))?;
-            (out.listeners().first().and_then(|l| l.listener_arn()).unwrap_or_default().to_string(), Outcome::Created)
+                .ctx("set the deregistration delay of", arn)?;
         }
-    };
-    ctx.record(key, "elbv2:listener", &arn, &[("port", port.to_string())])?;
-    Ok(outcome)
-}
+        Ok(None)
+    }
 
-pub async fn delete_listener(ctx: &Ctx, line: &Line) -> Result<Outcome, StackError> {
-    let Some(arn) = ctx.id(keys::LISTENER) else { return Ok(Outcome::Absent) };
-    line.start("deleting");
-    let gone = ctx.aws.elb.delete_listener().listener_arn(&arn).send().await.ctx("delete listener", &arn);
-    let outcome = match gone {
-        Err(e) if e.is_not_found() => Outcome::Absent,
-        other => {
-            other?;
-            Outcome::Deleted
-        }
-    };
-    ctx.forget(keys::LISTENER)?;
-    Ok(outcome)
+    async fn destroy(&self, ctx: &Ctx, line: &Line, live: TgLive) -> Result<Outcome, StackError> {
+        let arn = live.tg.target_group_arn().unwrap_or_default();
+        // ResourceInUse until the listener (and the load balancer) is gone.
+        wait::retry_codes(line, arn, budget::PROPAGATION, &["ResourceInUse"], || async {
+            ignore_not_found(
+                ctx.aws
+                    .elb
+                    .delete_target_group()
+                    .target_group_arn(arn)
+                    .send()
+                    .await
+                    .ctx("delete target group", arn)
+                    .map(drop),
+            )
+        })
+        .await?;
+        Ok(Outcome::Deleted)
+    }
 }
 
 /// (healthy targets, registered targets) of the target group.
-pub async fn target_health(ctx: &Ctx) -> Result<(u32, u32), StackError> {
-    let arn = ctx.need(keys::TARGET_GROUP, "target health")?;
+pub async fn target_health(ctx: &Ctx, arn: &str) -> Result<(u32, u32), StackError> {
     let out = ctx
         .aws
         .elb
         .describe_target_health()
-        .target_group_arn(&arn)
+        .target_group_arn(arn)
         .send()
         .await
-        .ctx("describe the target health of", &arn)?;
+        .ctx("describe the target health of", arn)?;
     let all = out.target_health_descriptions();
     let healthy = all
         .iter()
@@ -488,63 +284,387 @@ pub async fn target_health(ctx: &Ctx) -> Result<(u32, u32), StackError> {
     Ok((healthy as u32, all.len() as u32))
 }
 
-pub async fn inspect_load_balancer(ctx: &Ctx) -> Result<Inspection, StackError> {
-    let Some(arn) = ctx.id(keys::LOAD_BALANCER) else { return Ok(Inspection::not_recorded()) };
-    let (lb, attributes) = tokio::join!(describe_lb_arn(ctx, &arn), missing_lb_attributes(ctx, &arn));
-    Ok(match lb? {
-        None => Inspection::missing(Some(arn), "deleted outside fargate-stack"),
-        Some(lb) => match lb_state(&lb) {
-            Some(LoadBalancerStateEnum::Active) | None => {
-                let missing = attributes?;
-                if missing.is_empty() {
-                    Inspection::ok(arn)
-                } else {
-                    let keys: Vec<&str> = missing.iter().filter_map(|a| a.key()).collect();
-                    Inspection::drifted(arn, format!("attributes differ: {}", keys.join(", ")))
+// ---------------------------------------------------------------- load balancer
+
+pub struct LoadBalancer {
+    pub azs: u8,
+}
+
+pub struct LbLive {
+    lb: Lb,
+    attributes: Vec<(String, String)>,
+}
+
+async fn describe_lb(ctx: &Ctx, arn: Option<&str>, name: &str) -> Result<Option<Lb>, StackError> {
+    let call = ctx.aws.elb.describe_load_balancers();
+    let call = match arn {
+        Some(arn) => call.load_balancer_arns(arn),
+        None => call.names(name),
+    };
+    Ok(found(call.send().await.ctx("describe load balancer", name))?.and_then(|o| o.load_balancers().first().cloned()))
+}
+
+async fn lb_attributes(ctx: &Ctx, arn: &str) -> Result<Vec<(String, String)>, StackError> {
+    let out = ctx
+        .aws
+        .elb
+        .describe_load_balancer_attributes()
+        .load_balancer_arn(arn)
+        .send()
+        .await
+        .ctx("describe the attributes of", arn)?;
+    Ok(out
+        .attributes()
+        .iter()
+        .map(|a| (a.key().unwrap_or_default().to_string(), a.value().unwrap_or_default().to_string()))
+        .collect())
+}
+
+fn lb_state(lb: &Lb) -> Option<&LoadBalancerStateEnum> {
+    lb.state().and_then(|s| s.code())
+}
+
+#[async_trait]
+impl Managed for LoadBalancer {
+    type Live = LbLive;
+
+    fn key(&self) -> Key {
+        Key::LoadBalancer
+    }
+
+    fn needs(&self) -> Vec<Key> {
+        // An internet-facing load balancer needs an attached internet gateway.
+        let mut needs = vec![Key::AlbSecurityGroup, Key::InternetGateway];
+        needs.extend((0..self.azs).map(Key::PublicSubnet));
+        needs
+    }
+
+    async fn find(&self, ctx: &Ctx) -> Result<Option<LbLive>, StackError> {
+        let name = ctx.attr(Key::LoadBalancer, "name").unwrap_or_else(|| load_balancer_name(ctx));
+        let recorded = ctx.id(Key::LoadBalancer);
+        let (lb, checked, attributes) = match &recorded {
+            Some(arn) => {
+                let (lb, checked, attributes) = tokio::join!(
+                    describe_lb(ctx, Some(arn), &name),
+                    check_tags(ctx, Key::LoadBalancer, arn, &name),
+                    lb_attributes(ctx, arn)
+                );
+                match lb? {
+                    Some(lb) => (Some(lb), Some(checked), Some(attributes)),
+                    None => (describe_lb(ctx, None, &name).await?, None, None),
                 }
             }
-            Some(s) if *s == LoadBalancerStateEnum::Provisioning => Inspection::pending(arn, "provisioning"),
-            Some(s) => Inspection::drifted(arn, format!("state {}", s.as_str())),
-        },
-    })
+            None => (describe_lb(ctx, None, &name).await?, None, None),
+        };
+        let Some(lb) = lb else { return Ok(None) };
+        let arn = lb.load_balancer_arn().unwrap_or_default().to_string();
+        let (checked, attributes) = match (checked, attributes) {
+            (Some(c), Some(a)) if recorded.as_deref() == Some(arn.as_str()) => (c, a),
+            _ => tokio::join!(check_tags(ctx, Key::LoadBalancer, &arn, &name), lb_attributes(ctx, &arn)),
+        };
+        checked?;
+        check_vpc(ctx, Key::LoadBalancer, lb.vpc_id(), &name)?;
+        Ok(Some(LbLive { lb, attributes: attributes? }))
+    }
+
+    fn record(&self, _ctx: &Ctx, live: &LbLive) -> Record {
+        Record::id(live.lb.load_balancer_arn().unwrap_or_default())
+            .with("name", live.lb.load_balancer_name().unwrap_or_default())
+            .with("dns_name", live.lb.dns_name().unwrap_or_default())
+    }
+
+    fn diff(&self, _ctx: &Ctx, live: &LbLive) -> Result<Vec<Change>, StackError> {
+        let mut diff = Diff::new();
+        for (key, want) in LB_ATTRIBUTES {
+            let have = live.attributes.iter().find(|(k, _)| k == key).map_or("unset", |(_, v)| v.as_str());
+            diff.field(key, have, *want);
+        }
+        Ok(diff.into_changes())
+    }
+
+    fn pending(&self, _ctx: &Ctx, live: &LbLive) -> Option<String> {
+        match lb_state(&live.lb) {
+            Some(LoadBalancerStateEnum::Active) | None => None,
+            Some(state) => Some(state.as_str().to_string()),
+        }
+    }
+
+    async fn create(&self, ctx: &Ctx, _line: &Line) -> Result<LbLive, StackError> {
+        let name = load_balancer_name(ctx);
+        let subnets = (0..ctx.config.network.az_count)
+            .map(|i| ctx.need(Key::PublicSubnet(i), Key::LoadBalancer))
+            .collect::<Result<Vec<_>, _>>()?;
+        let group = ctx.need(Key::AlbSecurityGroup, Key::LoadBalancer)?;
+        let out = ctx
+            .aws
+            .elb
+            .create_load_balancer()
+            .name(&name)
+            .set_subnets(Some(subnets))
+            .security_groups(group)
+            .scheme(LoadBalancerSchemeEnum::InternetFacing)
+            .r#type(LoadBalancerTypeEnum::Application)
+            .ip_address_type(IpAddressType::Ipv4)
+            .set_tags(Some(ctx.sdk_tags(Key::LoadBalancer, &name)))
+            .send()
+            .await
+            .ctx("create load balancer", &name)?;
+        let lb = out.load_balancers().first().cloned();
+        let lb = lb
+            .ok_or_else(|| StackError::Failed { resource: name, message: "create returned no load balancer".into() })?;
+        Ok(LbLive { lb, attributes: vec![] })
+    }
+
+    async fn update(
+        &self,
+        ctx: &Ctx,
+        _line: &Line,
+        live: &LbLive,
+        changes: &[Change],
+    ) -> Result<Option<LbLive>, StackError> {
+        let arn = live.lb.load_balancer_arn().unwrap_or_default();
+        let attributes = changes
+            .iter()
+            .filter_map(|c| LB_ATTRIBUTES.iter().find(|(k, _)| *k == c.field))
+            .map(|(k, v)| LoadBalancerAttribute::builder().key(*k).value(*v).build())
+            .collect();
+        ctx.aws
+            .elb
+            .modify_load_balancer_attributes()
+            .load_balancer_arn(arn)
+            .set_attributes(Some(attributes))
+            .send()
+            .await
+            .ctx("set the attributes of", arn)?;
+        Ok(None)
+    }
+
+    /// Delete it and wait until it is gone and its network interfaces are released: the public
+    /// subnets, the ALB group and the internet gateway wait for that.
+    async fn destroy(&self, ctx: &Ctx, line: &Line, live: LbLive) -> Result<Outcome, StackError> {
+        let arn = live.lb.load_balancer_arn().unwrap_or_default();
+        let name = live.lb.load_balancer_name().unwrap_or_default();
+        ignore_not_found(
+            ctx.aws
+                .elb
+                .delete_load_balancer()
+                .load_balancer_arn(arn)
+                .send()
+                .await
+                .ctx("delete load balancer", name)
+                .map(drop),
+        )?;
+        wait::until(line, name, "be deleted", budget::ALB_DELETED, || async {
+            Ok(match describe_lb(ctx, Some(arn), name).await? {
+                None => Poll::Ready(()),
+                Some(lb) => {
+                    Poll::Pending(lb_state(&lb).map(|s| s.as_str().to_string()).unwrap_or_else(|| "deleting".into()))
+                }
+            })
+        })
+        .await?;
+        ctx.forget(Key::LoadBalancer).await?;
+        // Best effort: the deletes that wait for these retry anyway.
+        let description = format!("ELB {}", arn.split_once(":loadbalancer/").map(|(_, s)| s).unwrap_or(name));
+        let released = wait::until(line, name, "release its network interfaces", budget::PROPAGATION, || async {
+            let out = ctx
+                .aws
+                .ec2
+                .describe_network_interfaces()
+                .filters(filter("description", &description))
+                .send()
+                .await
+                .ctx("describe the network interfaces of", name)?;
+            let left = out.network_interfaces().len();
+            Ok(if left == 0 { Poll::Ready(()) } else { Poll::Pending(format!("{left} network interfaces left")) })
+        })
+        .await;
+        if let Err(e) = released {
+            tracing::warn!("{e}; continuing, later deletes retry");
+        }
+        Ok(Outcome::Deleted)
+    }
 }
 
-pub async fn inspect_target_group(ctx: &Ctx) -> Result<Inspection, StackError> {
-    let Some(arn) = ctx.id(keys::TARGET_GROUP) else { return Ok(Inspection::not_recorded()) };
-    let name = ctx.attr(keys::TARGET_GROUP, "name").unwrap_or_else(|| target_group_name(ctx));
-    let (tg, delay_now) = tokio::join!(describe_tg(ctx, &name), deregistration_delay(ctx, &arn));
-    Ok(match tg? {
-        Some(tg) if tg.target_group_arn() == Some(arn.as_str()) => {
-            let mut drift = health_check_drift(ctx, &tg);
-            let delay = ctx.config.load_balancer.deregistration_delay_seconds.to_string();
-            if delay_now? != Some(delay) {
-                drift.push("deregistration_delay_seconds");
+/// Wait until the load balancer is active (2-3 minutes on AWS). The listener and the service may
+/// be created meanwhile; only the health checks need it.
+pub struct ActiveWait;
+
+#[async_trait]
+impl Resource for ActiveWait {
+    fn key(&self) -> Key {
+        Key::LoadBalancerActive
+    }
+
+    fn needs(&self) -> Vec<Key> {
+        vec![Key::LoadBalancer]
+    }
+
+    fn teardown_after(&self) -> Vec<Edge> {
+        vec![]
+    }
+
+    fn is_wait(&self) -> bool {
+        true
+    }
+
+    async fn inspect(&self, _ctx: &Ctx) -> Result<Inspection, StackError> {
+        Ok(Inspection::missing(None, false, "a wait"))
+    }
+
+    async fn ensure(&self, ctx: &Ctx, line: &Line) -> Result<Outcome, StackError> {
+        let arn = ctx.need(Key::LoadBalancer, self.key())?;
+        let name = load_balancer_name(ctx);
+        line.start("checking");
+        wait::until(line, &name, "become active", budget::ALB_ACTIVE, || async {
+            let lb = describe_lb(ctx, Some(&arn), &name).await?;
+            match lb.as_ref().map(lb_state) {
+                Some(Some(LoadBalancerStateEnum::Active)) => Ok(Poll::Ready(())),
+                Some(Some(LoadBalancerStateEnum::Failed)) => Err(StackError::Failed {
+                    resource: name.clone(),
+                    message: format!(
+                        "failed: {}",
+                        lb.as_ref().and_then(|l| l.state()).and_then(|s| s.reason()).unwrap_or("no reason given")
+                    ),
+                }),
+                Some(Some(state)) => Ok(Poll::Pending(state.as_str().to_string())),
+                Some(None) => Ok(Poll::Pending("provisioning".into())),
+                None => Err(StackError::Failed { resource: name.clone(), message: "disappeared".into() }),
             }
-            if drift.is_empty() {
-                Inspection::ok(arn)
-            } else {
-                Inspection::drifted(arn, format!("differs: {}", drift.join(", ")))
-            }
-        }
-        _ => Inspection::missing(Some(arn), "deleted outside fargate-stack"),
-    })
+        })
+        .await?;
+        Ok(Outcome::Waited)
+    }
+
+    async fn delete(&self, _ctx: &Ctx, _line: &Line) -> Result<Outcome, StackError> {
+        Ok(Outcome::Absent)
+    }
 }
 
-pub async fn inspect_listener(ctx: &Ctx) -> Result<Inspection, StackError> {
-    let Some(arn) = ctx.id(keys::LISTENER) else { return Ok(Inspection::not_recorded()) };
-    let Some(lb_arn) = ctx.id(keys::LOAD_BALANCER) else {
-        return Ok(Inspection::missing(Some(arn), "its load balancer is gone"));
-    };
-    let port = ctx.config.load_balancer.listener_port;
-    Ok(match find_listener(ctx, &lb_arn).await? {
-        None => Inspection::missing(Some(arn), format!("no listener on port {port}")),
-        Some(l) if l.arn != arn => Inspection::drifted(l.arn, "replaced outside fargate-stack"),
-        Some(l) if l.port != port as i32 => {
-            Inspection::drifted(arn, format!("listens on port {}, config says {port}", l.port))
-        }
-        Some(l) if l.forwards_to != ctx.id(keys::TARGET_GROUP) => {
-            Inspection::drifted(arn, "does not forward to the stack's target group")
-        }
-        Some(_) => Inspection::ok(arn),
-    })
+// ---------------------------------------------------------------- listener
+
+pub struct Listener;
+
+/// The stack's listener: the one on the configured port, else the recorded one (whose port the
+/// config changed).
+async fn find_listener(ctx: &Ctx, lb_arn: &str) -> Result<Option<ListenerObject>, StackError> {
+    let port = ctx.config.load_balancer.listener_port as i32;
+    let out = found(
+        ctx.aws
+            .elb
+            .describe_listeners()
+            .load_balancer_arn(lb_arn)
+            .send()
+            .await
+            .ctx("describe the listeners of", lb_arn),
+    )?;
+    let Some(out) = out else { return Ok(None) };
+    let recorded = ctx.id(Key::Listener);
+    let listener = out
+        .listeners()
+        .iter()
+        .find(|l| recorded.is_some() && l.listener_arn() == recorded.as_deref())
+        .or_else(|| out.listeners().iter().find(|l| l.port() == Some(port)));
+    Ok(listener.cloned())
+}
+
+fn forwards_to(listener: &ListenerObject) -> Option<&str> {
+    listener
+        .default_actions()
+        .iter()
+        .find(|a| a.r#type() == Some(&ActionTypeEnum::Forward))
+        .and_then(|a| a.target_group_arn())
+}
+
+fn forward_to(tg_arn: &str) -> Action {
+    Action::builder().r#type(ActionTypeEnum::Forward).target_group_arn(tg_arn).build()
+}
+
+#[async_trait]
+impl Managed for Listener {
+    type Live = ListenerObject;
+
+    fn key(&self) -> Key {
+        Key::Listener
+    }
+
+    fn needs(&self) -> Vec<Key> {
+        vec![Key::LoadBalancer, Key::TargetGroup]
+    }
+
+    async fn find(&self, ctx: &Ctx) -> Result<Option<ListenerObject>, StackError> {
+        let Some(lb) = ctx.id(Key::LoadBalancer) else { return Ok(None) };
+        let Some(listener) = find_listener(ctx, &lb).await? else { return Ok(None) };
+        let arn = listener.listener_arn().unwrap_or_default();
+        check_tags(ctx, Key::Listener, arn, arn).await?;
+        Ok(Some(listener))
+    }
+
+    fn record(&self, _ctx: &Ctx, live: &ListenerObject) -> Record {
+        Record::id(live.listener_arn().unwrap_or_default()).with("port", live.port().unwrap_or_default().to_string())
+    }
+
+    fn diff(&self, ctx: &Ctx, live: &ListenerObject) -> Result<Vec<Change>, StackError> {
+        let tg = ctx.need(Key::TargetGroup, Key::Listener)?;
+        let mut diff = Diff::new();
+        diff.field(
+            "load_balancer.listener_port",
+            &live.port().unwrap_or_default().to_string(),
+            &ctx.config.load_balancer.listener_port.to_string(),
+        )
+        .field("forwards to", forwards_to(live).unwrap_or("nothing"), tg.as_str());
+        Ok(diff.into_changes())
+    }
+
+    async fn create(&self, ctx: &Ctx, _line: &Line) -> Result<ListenerObject, StackError> {
+        let lb = ctx.need(Key::LoadBalancer, Key::Listener)?;
+        let tg = ctx.need(Key::TargetGroup, Key::Listener)?;
+        let port = ctx.config.load_balancer.listener_port as i32;
+        let out = ctx
+            .aws
+            .elb
+            .create_listener()
+            .load_balancer_arn(&lb)
+            .protocol(ProtocolEnum::Http)
+            .port(port)
+            .default_actions(forward_to(&tg))
+            .set_tags(Some(ctx.sdk_tags(Key::Listener, &ctx.name(&format!("listener-{port}")))))
+            .send()
+            .await
+            .ctx("create listener on", &load_balancer_name(ctx))?;
+        out.listeners().first().cloned().ok_or_else(|| StackError::Failed {
+            resource: "listener".into(),
+            message: "create returned nothing".into(),
+        })
+    }
+
+    async fn update(
+        &self,
+        ctx: &Ctx,
+        _line: &Line,
+        live: &ListenerObject,
+        _changes: &[Change],
+    ) -> Result<Option<ListenerObject>, StackError> {
+        let arn = live.listener_arn().unwrap_or_default();
+        let tg = ctx.need(Key::TargetGroup, Key::Listener)?;
+        let out = ctx
+            .aws
+            .elb
+            .modify_listener()
+            .listener_arn(arn)
+            .port(ctx.config.load_balancer.listener_port as i32)
+            .default_actions(forward_to(&tg))
+            .send()
+            .await
+            .ctx("update listener", arn)?;
+        Ok(out.listeners().first().cloned())
+    }
+
+    async fn destroy(&self, ctx: &Ctx, _line: &Line, live: ListenerObject) -> Result<Outcome, StackError> {
+        let arn = live.listener_arn().unwrap_or_default();
+        ignore_not_found(
+            ctx.aws.elb.delete_listener().listener_arn(arn).send().await.ctx("delete listener", arn).map(drop),
+        )?;
+        Ok(Outcome::Deleted)
+    }
 }

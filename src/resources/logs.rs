@@ -1,24 +1,26 @@
 //! The CloudWatch log group the containers write to, with a retention.
 
-use aws_sdk_cloudwatchlogs::types::LogGroup;
+use async_trait::async_trait;
+use aws_sdk_cloudwatchlogs::types::LogGroup as Group;
 
-use crate::context::{keys, Ctx, Outcome};
-use crate::error::{ignore_not_found, AwsContext, StackError};
+use crate::context::Ctx;
+use crate::error::{found, ignore_not_found, AwsContext, StackError};
+use crate::model::{after, Change, Diff, Edge, Key, Managed, Outcome, Record};
 use crate::progress::Line;
-use crate::resources::Inspection;
 
 pub fn log_group_name(ctx: &Ctx) -> String {
     format!("/ecs/{}", ctx.stack())
 }
 
-async fn describe(ctx: &Ctx, name: &str) -> Result<Option<LogGroup>, StackError> {
+async fn describe(ctx: &Ctx, name: &str) -> Result<Option<Group>, StackError> {
     let out =
         ctx.aws.logs.describe_log_groups().log_group_name_prefix(name).send().await.ctx("describe log group", name)?;
+    // The prefix also matches other stacks' groups (`/ecs/app` and `/ecs/app-2`): exact name only.
     Ok(out.log_groups().iter().find(|g| g.log_group_name() == Some(name)).cloned())
 }
 
 /// The group's ARN without the `:*` suffix some APIs add.
-fn arn_of(group: &LogGroup) -> String {
+fn arn_of(group: &Group) -> String {
     group
         .log_group_arn()
         .map(str::to_string)
@@ -26,78 +28,107 @@ fn arn_of(group: &LogGroup) -> String {
         .unwrap_or_default()
 }
 
-pub async fn ensure_log_group(ctx: &Ctx, line: &Line) -> Result<Outcome, StackError> {
-    line.start("checking");
-    let name = log_group_name(ctx);
-    let retention = ctx.config.logs.retention_days as i32;
-    let (group, mut outcome) = match describe(ctx, &name).await? {
-        Some(group) => (group, Outcome::Unchanged),
-        None => {
-            line.start("creating");
-            let tags = ctx.tags(keys::LOG_GROUP, &name).into_iter().collect();
-            match ctx
-                .aws
+fn retention(days: Option<i32>) -> String {
+    days.map_or("never expire".into(), |d| format!("{d} days"))
+}
+
+pub struct LogGroup;
+
+#[async_trait]
+impl Managed for LogGroup {
+    type Live = Group;
+
+    fn key(&self) -> Key {
+        Key::LogGroup
+    }
+
+    fn needs(&self) -> Vec<Key> {
+        vec![]
+    }
+
+    fn teardown_after(&self) -> Vec<Edge> {
+        vec![after(Key::Service, "the tasks write their last logs until they stop")]
+    }
+
+    async fn find(&self, ctx: &Ctx) -> Result<Option<Group>, StackError> {
+        let name = ctx.id(Key::LogGroup).unwrap_or_else(|| log_group_name(ctx));
+        let Some(group) = describe(ctx, &name).await? else { return Ok(None) };
+        let arn = arn_of(&group);
+        let tags = found(
+            ctx.aws
                 .logs
-                .create_log_group()
-                .log_group_name(&name)
-                .set_tags(Some(tags))
+                .list_tags_for_resource()
+                .resource_arn(&arn)
                 .send()
                 .await
-                .ctx("create log group", &name)
-            {
-                Err(e) if e.has_code(&["ResourceAlreadyExistsException"]) => {}
-                other => drop(other?),
-            }
-            let group = describe(ctx, &name).await?.ok_or_else(|| StackError::Failed {
-                resource: name.clone(),
-                message: "was created but cannot be described".into(),
-            })?;
-            (group, Outcome::Created)
+                .ctx("list the tags of log group", &name),
+        )?;
+        let tags = tags.and_then(|t| t.tags().cloned()).unwrap_or_default();
+        ctx.owns(Key::LogGroup, tags.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .map_err(|why| ctx.not_ours(format!("log group {name}"), why))?;
+        Ok(Some(group))
+    }
+
+    fn record(&self, _ctx: &Ctx, live: &Group) -> Record {
+        Record::id(live.log_group_name().unwrap_or_default()).with("arn", arn_of(live))
+    }
+
+    fn diff(&self, ctx: &Ctx, live: &Group) -> Result<Vec<Change>, StackError> {
+        let mut diff = Diff::new();
+        diff.field(
+            "logs.retention_days",
+            &retention(live.retention_in_days()),
+            &retention(Some(ctx.config.logs.retention_days as i32)),
+        );
+        Ok(diff.into_changes())
+    }
+
+    async fn create(&self, ctx: &Ctx, _line: &Line) -> Result<Group, StackError> {
+        let name = log_group_name(ctx);
+        let tags = ctx.tags(Key::LogGroup, &name).into_iter().collect();
+        match ctx
+            .aws
+            .logs
+            .create_log_group()
+            .log_group_name(&name)
+            .set_tags(Some(tags))
+            .send()
+            .await
+            .ctx("create log group", &name)
+        {
+            // Created by an interrupted run a moment ago: take it if it is ours.
+            Err(e) if e.has_code(&["ResourceAlreadyExistsException"]) => return self.find(ctx).await?.ok_or(e),
+            other => drop(other?),
         }
-    };
-    ctx.record(keys::LOG_GROUP, "logs:log-group", &name, &[("arn", arn_of(&group))])?;
-    if group.retention_in_days() != Some(retention) {
+        describe(ctx, &name)
+            .await?
+            .ok_or_else(|| StackError::Failed { resource: name, message: "was created but cannot be described".into() })
+    }
+
+    async fn update(
+        &self,
+        ctx: &Ctx,
+        _line: &Line,
+        live: &Group,
+        _changes: &[Change],
+    ) -> Result<Option<Group>, StackError> {
+        let name = live.log_group_name().unwrap_or_default();
         ctx.aws
             .logs
             .put_retention_policy()
-            .log_group_name(&name)
-            .retention_in_days(retention)
+            .log_group_name(name)
+            .retention_in_days(ctx.config.logs.retention_days as i32)
             .send()
             .await
-            .ctx("set the retention of log group", &name)?;
-        if outcome == Outcome::Unchanged {
-            outcome = Outcome::Updated;
-        }
+            .ctx("set the retention of log group", name)?;
+        Ok(None)
     }
-    Ok(outcome)
-}
 
-pub async fn delete_log_group(ctx: &Ctx, line: &Line) -> Result<Outcome, StackError> {
-    let name = ctx.id(keys::LOG_GROUP).unwrap_or_else(|| log_group_name(ctx));
-    if describe(ctx, &name).await?.is_none() {
-        ctx.forget(keys::LOG_GROUP)?;
-        return Ok(Outcome::Absent);
+    async fn destroy(&self, ctx: &Ctx, _line: &Line, live: Group) -> Result<Outcome, StackError> {
+        let name = live.log_group_name().unwrap_or_default();
+        ignore_not_found(
+            ctx.aws.logs.delete_log_group().log_group_name(name).send().await.ctx("delete log group", name).map(drop),
+        )?;
+        Ok(Outcome::Deleted)
     }
-    line.start("deleting");
-    ignore_not_found(
-        ctx.aws.logs.delete_log_group().log_group_name(&name).send().await.ctx("delete log group", &name).map(drop),
-    )?;
-    ctx.forget(keys::LOG_GROUP)?;
-    Ok(Outcome::Deleted)
-}
-
-pub async fn inspect_log_group(ctx: &Ctx) -> Result<Inspection, StackError> {
-    let Some(name) = ctx.id(keys::LOG_GROUP) else { return Ok(Inspection::not_recorded()) };
-    Ok(match describe(ctx, &name).await? {
-        None => Inspection::missing(Some(name), "deleted outside fargate-stack"),
-        Some(g) if g.retention_in_days() != Some(ctx.config.logs.retention_days as i32) => Inspection::drifted(
-            name,
-            format!(
-                "retention {} days, config says {}",
-                g.retention_in_days().map_or("never expire".into(), |d| d.to_string()),
-                ctx.config.logs.retention_days
-            ),
-        ),
-        Some(_) => Inspection::ok(name),
-    })
 }

@@ -2,93 +2,23 @@
 //! ALB), and the VPC's default group emptied of rules.
 
 use std::collections::BTreeSet;
+use std::fmt;
 
-use aws_sdk_ec2::types::{Filter, IpPermission, IpRange, ResourceType, SecurityGroup, UserIdGroupPair};
+use async_trait::async_trait;
+use aws_sdk_ec2::types::{
+    IpPermission, IpRange, Ipv6Range, PrefixListId, ResourceType, SecurityGroup, UserIdGroupPair,
+};
 
-use crate::context::{keys, Ctx, Outcome};
-use crate::error::{ignore_not_found, AwsContext, StackError};
+use crate::context::Ctx;
+use crate::error::{found, ignore_not_found, AwsContext, StackError};
+use crate::model::{after, Change, Diff, Edge, Key, Managed, Outcome, Record};
 use crate::progress::Line;
-use crate::resources::network::{tag_filters, tag_spec};
-use crate::resources::Inspection;
-use crate::wait::{self, budget};
+use crate::resources::ec2::{filter, locate, tag_spec, Ec2Object, Scope, ANYWHERE};
+use crate::wait::{self, budget, Poll};
 
-const ANYWHERE: &str = "0.0.0.0/0";
-
-fn tcp_from_cidr(port: u32, cidr: &str, description: &str) -> IpPermission {
-    IpPermission::builder()
-        .ip_protocol("tcp")
-        .from_port(port as i32)
-        .to_port(port as i32)
-        .ip_ranges(IpRange::builder().cidr_ip(cidr).description(description).build())
-        .build()
-}
-
-fn tcp_with_group(port: u32, group: &str, description: &str) -> IpPermission {
-    IpPermission::builder()
-        .ip_protocol("tcp")
-        .from_port(port as i32)
-        .to_port(port as i32)
-        .user_id_group_pairs(UserIdGroupPair::builder().group_id(group).description(description).build())
-        .build()
-}
-
-/// The ALB group's one ingress rule.
-fn alb_ingress(listener_port: u32) -> IpPermission {
-    tcp_from_cidr(listener_port, ANYWHERE, "HTTP from the internet")
-}
-
-/// The ALB group's one egress rule: to the tasks' port.
-fn alb_egress(container_port: u32, task_group: &str) -> IpPermission {
-    tcp_with_group(container_port, task_group, "to the tasks")
-}
-
-/// The task group's one ingress rule: from the ALB group only.
-fn task_ingress(container_port: u32, alb_group: &str) -> IpPermission {
-    tcp_with_group(container_port, alb_group, "from the load balancer")
-}
-
-fn all_traffic_anywhere() -> IpPermission {
-    IpPermission::builder().ip_protocol("-1").ip_ranges(IpRange::builder().cidr_ip(ANYWHERE).build()).build()
-}
-
-async fn describe(ctx: &Ctx, id: &str) -> Result<Option<SecurityGroup>, StackError> {
-    match ctx.aws.ec2.describe_security_groups().group_ids(id).send().await.ctx("describe", id) {
-        Ok(out) => Ok(out.security_groups().first().cloned()),
-        Err(e) if e.is_not_found() => Ok(None),
-        Err(e) => Err(e),
-    }
-}
-
-/// The recorded group if it exists, else one found by tag (recorded at once).
-async fn locate(ctx: &Ctx, key: &str) -> Result<Option<SecurityGroup>, StackError> {
-    if let Some(id) = ctx.id(key) {
-        if let Some(group) = describe(ctx, &id).await? {
-            return Ok(Some(group));
-        }
-    }
-    let out = ctx
-        .aws
-        .ec2
-        .describe_security_groups()
-        .set_filters(Some(tag_filters(ctx, key)))
-        .send()
-        .await
-        .ctx("find by tag", key)?;
-    match out.security_groups().first() {
-        Some(group) => {
-            ctx.record(key, "ec2:security-group", group.group_id().unwrap_or_default(), &[])?;
-            Ok(Some(group.clone()))
-        }
-        None => {
-            ctx.forget(key)?;
-            Ok(None)
-        }
-    }
-}
-
-/// A rule reduced to what identifies it, for comparing described rules with wanted ones.
-#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
-struct RuleShape {
+/// A rule reduced to what identifies it: comparable, printable, and sendable back to EC2.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Rule {
     protocol: String,
     ports: Option<(i32, i32)>,
     cidrs: BTreeSet<String>,
@@ -97,82 +27,224 @@ struct RuleShape {
     prefix_lists: BTreeSet<String>,
 }
 
-fn shape(p: &IpPermission) -> RuleShape {
-    let protocol = p.ip_protocol().unwrap_or_default().to_string();
-    RuleShape {
-        ports: if protocol == "-1" { None } else { Some((p.from_port().unwrap_or(-1), p.to_port().unwrap_or(-1))) },
-        protocol,
-        cidrs: p.ip_ranges().iter().filter_map(|r| r.cidr_ip().map(str::to_string)).collect(),
-        ipv6: p.ipv6_ranges().iter().filter_map(|r| r.cidr_ipv6().map(str::to_string)).collect(),
-        groups: p.user_id_group_pairs().iter().filter_map(|g| g.group_id().map(str::to_string)).collect(),
-        prefix_lists: p.prefix_list_ids().iter().filter_map(|l| l.prefix_list_id().map(str::to_string)).collect(),
+impl Rule {
+    fn tcp(port: u32) -> Rule {
+        Rule {
+            protocol: "tcp".into(),
+            ports: Some((port as i32, port as i32)),
+            cidrs: BTreeSet::new(),
+            ipv6: BTreeSet::new(),
+            groups: BTreeSet::new(),
+            prefix_lists: BTreeSet::new(),
+        }
+    }
+
+    fn from_anywhere(port: u32) -> Rule {
+        Rule { cidrs: [ANYWHERE.to_string()].into(), ..Rule::tcp(port) }
+    }
+
+    fn with_group(port: u32, group: &str) -> Rule {
+        Rule { groups: [group.to_string()].into(), ..Rule::tcp(port) }
+    }
+
+    fn all_traffic_anywhere() -> Rule {
+        Rule { protocol: "-1".into(), ports: None, cidrs: [ANYWHERE.to_string()].into(), ..Rule::tcp(0) }
+    }
+
+    fn of(p: &IpPermission) -> Rule {
+        let protocol = p.ip_protocol().unwrap_or_default().to_string();
+        Rule {
+            ports: (protocol != "-1").then(|| (p.from_port().unwrap_or(-1), p.to_port().unwrap_or(-1))),
+            protocol,
+            cidrs: p.ip_ranges().iter().filter_map(|r| r.cidr_ip().map(str::to_string)).collect(),
+            ipv6: p.ipv6_ranges().iter().filter_map(|r| r.cidr_ipv6().map(str::to_string)).collect(),
+            groups: p.user_id_group_pairs().iter().filter_map(|g| g.group_id().map(str::to_string)).collect(),
+            prefix_lists: p.prefix_list_ids().iter().filter_map(|l| l.prefix_list_id().map(str::to_string)).collect(),
+        }
+    }
+
+    /// The permission EC2 takes: only what identifies the rule (described rules carry more).
+    fn permission(&self) -> IpPermission {
+        let mut b = IpPermission::builder().ip_protocol(&self.protocol);
+        if let Some((from, to)) = self.ports {
+            b = b.from_port(from).to_port(to);
+        }
+        for c in &self.cidrs {
+            b = b.ip_ranges(IpRange::builder().cidr_ip(c).build());
+        }
+        for c in &self.ipv6 {
+            b = b.ipv6_ranges(Ipv6Range::builder().cidr_ipv6(c).build());
+        }
+        for g in &self.groups {
+            b = b.user_id_group_pairs(UserIdGroupPair::builder().group_id(g).build());
+        }
+        for l in &self.prefix_lists {
+            b = b.prefix_list_ids(PrefixListId::builder().prefix_list_id(l).build());
+        }
+        b.build()
+    }
+
+    fn references(&self, group: &str) -> bool {
+        self.groups.contains(group)
     }
 }
 
-/// Is `rules` exactly the one `wanted` rule?
-fn exactly(rules: &[IpPermission], wanted: &IpPermission) -> bool {
-    rules.len() == 1 && shape(&rules[0]) == shape(wanted)
+impl fmt::Display for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.ports {
+            None => write!(f, "all traffic")?,
+            Some((a, b)) if a == b => write!(f, "{} {a}", self.protocol)?,
+            Some((a, b)) => write!(f, "{} {a}-{b}", self.protocol)?,
+        }
+        let peers: Vec<&String> =
+            self.cidrs.iter().chain(&self.ipv6).chain(&self.groups).chain(&self.prefix_lists).collect();
+        if !peers.is_empty() {
+            write!(f, " {}", peers.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(","))?;
+        }
+        Ok(())
+    }
 }
 
-#[derive(Clone, Copy)]
-enum Direction {
+/// A set of rules as the plan shows it: `tcp 80 0.0.0.0/0`, or `none`.
+fn show(rules: &[Rule]) -> String {
+    if rules.is_empty() {
+        "none".into()
+    } else {
+        rules.iter().map(Rule::to_string).collect::<Vec<_>>().join(", ")
+    }
+}
+
+fn rules(permissions: &[IpPermission]) -> Vec<Rule> {
+    let mut rules: Vec<Rule> = permissions.iter().map(Rule::of).collect();
+    rules.sort();
+    rules
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flow {
     Ingress,
     Egress,
 }
 
-/// Make the group's rules in `direction` exactly `wanted`: revoke anything else, add it if missing.
-async fn converge_rules(
-    ctx: &Ctx,
-    id: &str,
-    direction: Direction,
-    current: &[IpPermission],
-    wanted: IpPermission,
-) -> Result<bool, StackError> {
-    if exactly(current, &wanted) {
-        return Ok(false);
+impl Flow {
+    fn current(self, group: &SecurityGroup) -> Vec<Rule> {
+        rules(match self {
+            Flow::Ingress => group.ip_permissions(),
+            Flow::Egress => group.ip_permissions_egress(),
+        })
     }
-    let wanted_shape = shape(&wanted);
-    let unwanted: Vec<IpPermission> = current.iter().filter(|p| shape(p) != wanted_shape).cloned().collect();
-    if !unwanted.is_empty() {
-        let unwanted = strip_empty(&unwanted);
-        let result = match direction {
-            Direction::Ingress => ctx
+
+    async fn revoke(self, ctx: &Ctx, id: &str, rules: &[Rule]) -> Result<(), StackError> {
+        if rules.is_empty() {
+            return Ok(());
+        }
+        let permissions = Some(rules.iter().map(Rule::permission).collect());
+        let result = match self {
+            Flow::Ingress => ctx
                 .aws
                 .ec2
                 .revoke_security_group_ingress()
                 .group_id(id)
-                .set_ip_permissions(Some(unwanted))
+                .set_ip_permissions(permissions)
                 .send()
                 .await
                 .ctx("remove ingress rules from", id)
                 .map(drop),
-            Direction::Egress => ctx
+            Flow::Egress => ctx
                 .aws
                 .ec2
                 .revoke_security_group_egress()
                 .group_id(id)
-                .set_ip_permissions(Some(unwanted))
+                .set_ip_permissions(permissions)
                 .send()
                 .await
                 .ctx("remove egress rules from", id)
                 .map(drop),
         };
         match result {
-            Err(e) if e.has_code(&["InvalidPermission.NotFound"]) => {}
-            other => other?,
+            Err(e) if e.has_code(&["InvalidPermission.NotFound"]) || e.is_not_found() => Ok(()),
+            other => other,
         }
     }
-    if !current.iter().any(|p| shape(p) == wanted_shape) {
-        match direction {
-            Direction::Ingress => authorize_ingress(ctx, id, wanted).await?,
-            Direction::Egress => authorize_egress(ctx, id, wanted).await?,
+
+    async fn authorize(self, ctx: &Ctx, id: &str, rule: &Rule) -> Result<(), StackError> {
+        let result = match self {
+            Flow::Ingress => ctx
+                .aws
+                .ec2
+                .authorize_security_group_ingress()
+                .group_id(id)
+                .ip_permissions(rule.permission())
+                .send()
+                .await
+                .ctx("add an ingress rule to", id)
+                .map(drop),
+            Flow::Egress => ctx
+                .aws
+                .ec2
+                .authorize_security_group_egress()
+                .group_id(id)
+                .ip_permissions(rule.permission())
+                .send()
+                .await
+                .ctx("add an egress rule to", id)
+                .map(drop),
+        };
+        match result {
+            Err(e) if e.has_code(&["InvalidPermission.Duplicate"]) => Ok(()),
+            other => other,
         }
     }
-    Ok(true)
+
+    /// Make the group's rules in this direction exactly `wanted`.
+    async fn converge(self, ctx: &Ctx, group: &SecurityGroup, wanted: &[Rule]) -> Result<(), StackError> {
+        let id = group.object_id();
+        let current = self.current(group);
+        let unwanted: Vec<Rule> = current.iter().filter(|r| !wanted.contains(r)).cloned().collect();
+        self.revoke(ctx, id, &unwanted).await?;
+        for rule in wanted.iter().filter(|r| !current.contains(r)) {
+            self.authorize(ctx, id, rule).await?;
+        }
+        Ok(())
+    }
 }
 
-async fn create_group(ctx: &Ctx, key: &str, suffix: &str, description: &str) -> Result<SecurityGroup, StackError> {
-    let vpc = ctx.need(keys::VPC, key)?;
+/// Record `flow` of `group` as a change if it is not exactly `wanted`.
+fn compare(diff: &mut Diff, field: &str, flow: Flow, group: &SecurityGroup, wanted: &[Rule]) {
+    let mut wanted = wanted.to_vec();
+    wanted.sort();
+    diff.field(field, &show(&flow.current(group)), &show(&wanted));
+}
+
+async fn describe_group(ctx: &Ctx, id: &str) -> Result<Option<SecurityGroup>, StackError> {
+    let out = found(ctx.aws.ec2.describe_security_groups().group_ids(id).send().await.ctx("describe", id))?;
+    Ok(out.and_then(|o| o.security_groups().first().cloned()))
+}
+
+async fn find_group(ctx: &Ctx, key: Key) -> Result<Option<SecurityGroup>, StackError> {
+    locate(ctx, key, Scope::StackVpc, |ids, filters| async move {
+        let out = ctx
+            .aws
+            .ec2
+            .describe_security_groups()
+            .set_group_ids(Some(ids))
+            .set_filters(Some(filters))
+            .send()
+            .await
+            .ctx("describe", "security group")?;
+        Ok(out.security_groups().to_vec())
+    })
+    .await
+}
+
+async fn create_group(
+    ctx: &Ctx,
+    line: &Line,
+    key: Key,
+    suffix: &str,
+    description: &str,
+) -> Result<SecurityGroup, StackError> {
+    let vpc = ctx.need(Key::Vpc, key)?;
     let name = ctx.name(suffix);
     let out = ctx
         .aws
@@ -184,323 +256,340 @@ async fn create_group(ctx: &Ctx, key: &str, suffix: &str, description: &str) -> 
         .tag_specifications(tag_spec(ctx, ResourceType::SecurityGroup, key, &name))
         .send()
         .await
-        .ctx("create", key)?;
+        .ctx("create", &key.to_string())?;
     let id = out.group_id().unwrap_or_default().to_string();
-    ctx.record(key, "ec2:security-group", &id, &[])?;
-    // Read it back for its default egress rule; retry while the new ID propagates.
-    let line = Line::hidden();
-    wait::retry_while(&line, &id, budget::PROPAGATION, StackError::is_not_found, || async {
-        describe(ctx, &id).await?.ok_or_else(|| StackError::Aws {
-            action: "describe".into(),
-            resource: id.clone(),
-            code: "InvalidGroup.NotFound".into(),
-            message: "not visible yet".into(),
-            detail: String::new(),
+    // Read it back for the default egress rule AWS adds, once the new ID is visible.
+    wait::until(line, &id, "become visible", budget::PROPAGATION, || async {
+        Ok(match describe_group(ctx, &id).await? {
+            Some(group) => Poll::Ready(group),
+            None => Poll::Pending("not visible yet".into()),
         })
     })
     .await
 }
 
-async fn authorize_ingress(ctx: &Ctx, id: &str, permission: IpPermission) -> Result<(), StackError> {
-    match ctx
-        .aws
-        .ec2
-        .authorize_security_group_ingress()
-        .group_id(id)
-        .ip_permissions(permission)
-        .send()
-        .await
-        .ctx("add an ingress rule to", id)
-    {
-        Err(e) if e.has_code(&["InvalidPermission.Duplicate"]) => Ok(()),
-        other => other.map(drop),
-    }
+async fn delete_group(ctx: &Ctx, line: &Line, id: &str) -> Result<(), StackError> {
+    // DependencyViolation while ENIs of the ALB or the tasks linger (up to ~15 minutes on AWS).
+    wait::retry_codes(line, id, budget::SECURITY_GROUP, &["DependencyViolation", "InvalidGroup.InUse"], || async {
+        ignore_not_found(ctx.aws.ec2.delete_security_group().group_id(id).send().await.ctx("delete", id).map(drop))
+    })
+    .await
 }
 
-async fn authorize_egress(ctx: &Ctx, id: &str, permission: IpPermission) -> Result<(), StackError> {
-    match ctx
-        .aws
-        .ec2
-        .authorize_security_group_egress()
-        .group_id(id)
-        .ip_permissions(permission)
-        .send()
-        .await
-        .ctx("add an egress rule to", id)
-    {
-        Err(e) if e.has_code(&["InvalidPermission.Duplicate"]) => Ok(()),
-        other => other.map(drop),
-    }
+// ---------------------------------------------------------------- the load balancer's group
+
+/// HTTP from anywhere on the listener port; egress only to the task group (the rule itself is
+/// added by [`TaskGroup`], which is created after this group).
+pub struct AlbGroup;
+
+fn alb_ingress(ctx: &Ctx) -> Vec<Rule> {
+    vec![Rule::from_anywhere(ctx.config.load_balancer.listener_port)]
 }
 
-async fn revoke_egress(ctx: &Ctx, id: &str, permission: IpPermission) -> Result<(), StackError> {
-    match ctx
-        .aws
-        .ec2
-        .revoke_security_group_egress()
-        .group_id(id)
-        .ip_permissions(permission)
-        .send()
-        .await
-        .ctx("remove an egress rule from", id)
-    {
-        Err(e) if e.has_code(&["InvalidPermission.NotFound"]) || e.is_not_found() => Ok(()),
-        other => other.map(drop),
-    }
+fn alb_egress(ctx: &Ctx, task_group: &str) -> Rule {
+    Rule::with_group(ctx.config.service.container_port, task_group)
 }
 
-/// ALB group: HTTP from anywhere on the listener port; egress only to the task group (added by
-/// `ensure_task_group`, which knows both groups).
-pub async fn ensure_alb_group(ctx: &Ctx, line: &Line) -> Result<Outcome, StackError> {
-    line.start("checking");
-    let key = keys::ALB_SG;
-    let port = ctx.config.load_balancer.listener_port;
-    let (group, mut outcome) = match locate(ctx, key).await? {
-        Some(group) => (group, Outcome::Unchanged),
-        None => {
-            line.start("creating");
-            (
-                create_group(ctx, key, "alb", "fargate-stack load balancer: HTTP from the internet").await?,
-                Outcome::Created,
-            )
-        }
-    };
-    let id = group.group_id().unwrap_or_default().to_string();
-    if converge_rules(ctx, &id, Direction::Ingress, group.ip_permissions(), alb_ingress(port)).await? {
-        outcome = bump(outcome);
-    }
-    // Egress (only to the task group) is set by `ensure_task_group`; here only the default
-    // all-traffic rule AWS adds to a new group goes.
-    let open: Vec<IpPermission> =
-        group.ip_permissions_egress().iter().filter(|p| shape(p) == shape(&all_traffic_anywhere())).cloned().collect();
-    if !open.is_empty() {
-        revoke_egress(ctx, &id, all_traffic_anywhere()).await?;
-        outcome = bump(outcome);
-    }
-    Ok(outcome)
-}
+#[async_trait]
+impl Managed for AlbGroup {
+    type Live = SecurityGroup;
 
-/// Task group: the container port from the ALB group only; egress open (image pulls through the
-/// NAT, DynamoDB). Also the ALB group's one egress rule, to this group.
-pub async fn ensure_task_group(ctx: &Ctx, line: &Line) -> Result<Outcome, StackError> {
-    line.start("checking");
-    let key = keys::TASK_SG;
-    let port = ctx.config.service.container_port;
-    let alb_group = ctx.need(keys::ALB_SG, key)?;
-    let (group, mut outcome) = match locate(ctx, key).await? {
-        Some(group) => (group, Outcome::Unchanged),
-        None => {
-            line.start("creating");
-            (
-                create_group(ctx, key, "task", "fargate-stack tasks: container port from the load balancer only")
-                    .await?,
-                Outcome::Created,
-            )
-        }
-    };
-    let id = group.group_id().unwrap_or_default().to_string();
-    if converge_rules(ctx, &id, Direction::Ingress, group.ip_permissions(), task_ingress(port, &alb_group)).await? {
-        outcome = bump(outcome);
+    fn key(&self) -> Key {
+        Key::AlbSecurityGroup
     }
-    if converge_rules(ctx, &id, Direction::Egress, group.ip_permissions_egress(), all_traffic_anywhere()).await? {
-        outcome = bump(outcome);
-    }
-    let alb = describe(ctx, &alb_group)
-        .await?
-        .ok_or_else(|| StackError::MissingDependency { needed: keys::ALB_SG.into(), by: key.into() })?;
-    if converge_rules(ctx, &alb_group, Direction::Egress, alb.ip_permissions_egress(), alb_egress(port, &id)).await? {
-        outcome = bump(outcome);
-    }
-    Ok(outcome)
-}
 
-fn bump(outcome: Outcome) -> Outcome {
-    if outcome == Outcome::Unchanged {
-        Outcome::Updated
-    } else {
-        outcome
+    fn needs(&self) -> Vec<Key> {
+        vec![Key::Vpc]
     }
-}
 
-/// Delete a group. The two groups reference each other, and AWS refuses to delete a referenced
-/// group, so the task group first drops the ALB group's egress rule to it.
-pub async fn delete_group(ctx: &Ctx, line: &Line, key: &str) -> Result<Outcome, StackError> {
-    let Some(group) = locate(ctx, key).await? else { return Ok(Outcome::Absent) };
-    let id = group.group_id().unwrap_or_default().to_string();
-    line.start("deleting");
-    if key == keys::TASK_SG {
-        if let Some(alb_id) = ctx.id(keys::ALB_SG) {
-            if let Some(alb) = describe(ctx, &alb_id).await? {
-                for rule in alb.ip_permissions_egress() {
-                    if rule.user_id_group_pairs().iter().any(|p| p.group_id() == Some(id.as_str())) {
-                        revoke_egress(ctx, &alb_id, rule.clone()).await?;
-                    }
+    fn teardown_after(&self) -> Vec<Edge> {
+        vec![
+            after(Key::LoadBalancer, "the load balancer's network interfaces use it until they are released"),
+            after(
+                Key::TaskSecurityGroup,
+                "the task group's ingress rule references it, and EC2 refuses to delete a referenced group",
+            ),
+        ]
+    }
+
+    async fn find(&self, ctx: &Ctx) -> Result<Option<SecurityGroup>, StackError> {
+        find_group(ctx, self.key()).await
+    }
+
+    fn record(&self, _ctx: &Ctx, live: &SecurityGroup) -> Record {
+        Record::id(live.object_id())
+    }
+
+    fn diff(&self, ctx: &Ctx, live: &SecurityGroup) -> Result<Vec<Change>, StackError> {
+        let egress: Vec<Rule> = ctx.id(Key::TaskSecurityGroup).map(|task| alb_egress(ctx, &task)).into_iter().collect();
+        let mut diff = Diff::new();
+        compare(&mut diff, "ingress", Flow::Ingress, live, &alb_ingress(ctx));
+        compare(&mut diff, "egress", Flow::Egress, live, &egress);
+        Ok(diff.into_changes())
+    }
+
+    async fn create(&self, ctx: &Ctx, line: &Line) -> Result<SecurityGroup, StackError> {
+        create_group(ctx, line, self.key(), "alb", "fargate-stack load balancer: HTTP from the internet").await
+    }
+
+    async fn update(
+        &self,
+        ctx: &Ctx,
+        _line: &Line,
+        live: &SecurityGroup,
+        changes: &[Change],
+    ) -> Result<Option<SecurityGroup>, StackError> {
+        for change in changes {
+            match change.field.as_str() {
+                "ingress" => Flow::Ingress.converge(ctx, live, &alb_ingress(ctx)).await?,
+                "egress" => {
+                    let egress: Vec<Rule> =
+                        ctx.id(Key::TaskSecurityGroup).map(|t| alb_egress(ctx, &t)).into_iter().collect();
+                    Flow::Egress.converge(ctx, live, &egress).await?
                 }
+                _ => {}
             }
         }
+        Ok(None)
     }
-    // DependencyViolation while ENIs of the ALB or the tasks linger (up to ~15 minutes on AWS).
-    wait::retry_codes(line, &id, budget::SECURITY_GROUP, &["DependencyViolation", "InvalidGroup.InUse"], || async {
-        ignore_not_found(ctx.aws.ec2.delete_security_group().group_id(&id).send().await.ctx("delete", &id).map(drop))
-    })
-    .await?;
-    ctx.forget(key)?;
-    Ok(Outcome::Deleted)
+
+    async fn destroy(&self, ctx: &Ctx, line: &Line, live: SecurityGroup) -> Result<Outcome, StackError> {
+        delete_group(ctx, line, live.object_id()).await?;
+        Ok(Outcome::Deleted)
+    }
 }
 
-pub async fn inspect_group(ctx: &Ctx, key: &str) -> Result<Inspection, StackError> {
-    let Some(id) = ctx.id(key) else { return Ok(Inspection::not_recorded()) };
-    let Some(group) = describe(ctx, &id).await? else {
-        return Ok(Inspection::missing(Some(id), "deleted outside fargate-stack"));
-    };
-    let listener_port = ctx.config.load_balancer.listener_port;
-    let port = ctx.config.service.container_port;
-    let (ingress, egress) = (group.ip_permissions(), group.ip_permissions_egress());
-    let drift = if key == keys::ALB_SG {
-        let task = ctx.id(keys::TASK_SG).unwrap_or_default();
-        if !exactly(ingress, &alb_ingress(listener_port)) {
-            Some(format!("ingress is not exactly port {listener_port} from {ANYWHERE}"))
-        } else if !exactly(egress, &alb_egress(port, &task)) {
-            Some(format!("egress is not exactly port {port} to the task group"))
-        } else {
-            None
-        }
-    } else {
-        let alb = ctx.id(keys::ALB_SG).unwrap_or_default();
-        if !exactly(ingress, &task_ingress(port, &alb)) {
-            Some(format!("ingress is not exactly port {port} from the ALB group"))
-        } else if !exactly(egress, &all_traffic_anywhere()) {
-            Some("egress differs from all traffic to anywhere".into())
-        } else {
-            None
-        }
-    };
-    Ok(match drift {
-        Some(detail) => Inspection::drifted(id, detail),
-        None => Inspection::ok(id),
-    })
+// ---------------------------------------------------------------- the tasks' group
+
+/// The container port from the ALB group only; egress open (image pulls through the NAT,
+/// DynamoDB). It also owns the ALB group's one egress rule, to this group.
+pub struct TaskGroup;
+
+pub struct TaskGroupLive {
+    group: SecurityGroup,
+    alb: Option<SecurityGroup>,
 }
+
+const ALB_EGRESS: &str = "load balancer egress";
+
+fn task_ingress(ctx: &Ctx, alb: &str) -> Vec<Rule> {
+    vec![Rule::with_group(ctx.config.service.container_port, alb)]
+}
+
+#[async_trait]
+impl Managed for TaskGroup {
+    type Live = TaskGroupLive;
+
+    fn key(&self) -> Key {
+        Key::TaskSecurityGroup
+    }
+
+    fn needs(&self) -> Vec<Key> {
+        vec![Key::AlbSecurityGroup]
+    }
+
+    fn teardown_after(&self) -> Vec<Edge> {
+        vec![after(Key::Service, "the tasks' network interfaces use it until they stop and are released")]
+    }
+
+    async fn find(&self, ctx: &Ctx) -> Result<Option<TaskGroupLive>, StackError> {
+        let alb = async {
+            match ctx.id(Key::AlbSecurityGroup) {
+                Some(id) => describe_group(ctx, &id).await,
+                None => Ok(None),
+            }
+        };
+        let (group, alb) = tokio::join!(find_group(ctx, self.key()), alb);
+        Ok(group?.map(|group| TaskGroupLive { group, alb: alb.ok().flatten() }))
+    }
+
+    fn record(&self, _ctx: &Ctx, live: &TaskGroupLive) -> Record {
+        Record::id(live.group.object_id())
+    }
+
+    fn diff(&self, ctx: &Ctx, live: &TaskGroupLive) -> Result<Vec<Change>, StackError> {
+        let alb = ctx.need(Key::AlbSecurityGroup, self.key())?;
+        let mut diff = Diff::new();
+        compare(&mut diff, "ingress", Flow::Ingress, &live.group, &task_ingress(ctx, &alb));
+        compare(&mut diff, "egress", Flow::Egress, &live.group, &[Rule::all_traffic_anywhere()]);
+        if let Some(alb_group) = &live.alb {
+            compare(&mut diff, ALB_EGRESS, Flow::Egress, alb_group, &[alb_egress(ctx, live.group.object_id())]);
+        }
+        Ok(diff.into_changes())
+    }
+
+    async fn create(&self, ctx: &Ctx, line: &Line) -> Result<TaskGroupLive, StackError> {
+        let group = create_group(
+            ctx,
+            line,
+            self.key(),
+            "task",
+            "fargate-stack tasks: container port from the load balancer only",
+        )
+        .await?;
+        let alb = describe_group(ctx, &ctx.need(Key::AlbSecurityGroup, self.key())?).await?;
+        Ok(TaskGroupLive { group, alb })
+    }
+
+    async fn update(
+        &self,
+        ctx: &Ctx,
+        _line: &Line,
+        live: &TaskGroupLive,
+        changes: &[Change],
+    ) -> Result<Option<TaskGroupLive>, StackError> {
+        let alb = ctx.need(Key::AlbSecurityGroup, self.key())?;
+        for change in changes {
+            match change.field.as_str() {
+                "ingress" => Flow::Ingress.converge(ctx, &live.group, &task_ingress(ctx, &alb)).await?,
+                "egress" => Flow::Egress.converge(ctx, &live.group, &[Rule::all_traffic_anywhere()]).await?,
+                ALB_EGRESS => {
+                    if let Some(alb_group) = &live.alb {
+                        Flow::Egress.converge(ctx, alb_group, &[alb_egress(ctx, live.group.object_id())]).await?;
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(None)
+    }
+
+    /// AWS refuses to delete a group another group's rule references: the ALB group's egress
+    /// rule to this one goes first.
+    async fn destroy(&self, ctx: &Ctx, line: &Line, live: TaskGroupLive) -> Result<Outcome, StackError> {
+        let id = live.group.object_id();
+        if let Some(alb) = &live.alb {
+            let referencing: Vec<Rule> = Flow::Egress.current(alb).into_iter().filter(|r| r.references(id)).collect();
+            Flow::Egress.revoke(ctx, alb.object_id(), &referencing).await?;
+        }
+        delete_group(ctx, line, id).await?;
+        Ok(Outcome::Deleted)
+    }
+}
+
+// ---------------------------------------------------------------- the VPC's default group
+
+/// AWS creates it with the VPC and deletes it with the VPC; we only empty it, so that nothing
+/// placed in it by mistake is reachable.
+pub struct DefaultGroup;
 
 async fn default_group(ctx: &Ctx, vpc: &str) -> Result<Option<SecurityGroup>, StackError> {
     let out = ctx
         .aws
         .ec2
         .describe_security_groups()
-        .filters(Filter::builder().name("vpc-id").values(vpc).build())
-        .filters(Filter::builder().name("group-name").values("default").build())
+        .filters(filter("vpc-id", vpc))
+        .filters(filter("group-name", "default"))
         .send()
         .await
         .ctx("describe the default security group of", vpc)?;
-    Ok(out.security_groups().first().cloned())
+    // Checked here too: in our VPC, and the default one.
+    Ok(out.security_groups().iter().find(|g| g.vpc_id() == Some(vpc) && g.group_name() == Some("default")).cloned())
 }
 
-/// Remove every rule of the VPC's default group, so nothing placed in it by mistake is reachable.
-pub async fn empty_default_group(ctx: &Ctx, line: &Line) -> Result<Outcome, StackError> {
-    line.start("checking");
-    let vpc = ctx.need(keys::VPC, keys::DEFAULT_SG)?;
-    let group = wait::retry_while(
-        line,
-        &vpc,
-        budget::PROPAGATION,
-        |e| e.has_code(&["DefaultGroupNotYetVisible"]),
-        || async {
-            default_group(ctx, &vpc).await?.ok_or_else(|| StackError::Aws {
-                action: "find".into(),
-                resource: format!("default security group of {vpc}"),
-                code: "DefaultGroupNotYetVisible".into(),
-                message: "not visible yet".into(),
-                detail: String::new(),
+#[async_trait]
+impl Managed for DefaultGroup {
+    type Live = SecurityGroup;
+
+    fn key(&self) -> Key {
+        Key::DefaultSecurityGroup
+    }
+
+    fn needs(&self) -> Vec<Key> {
+        vec![Key::Vpc]
+    }
+
+    async fn find(&self, ctx: &Ctx) -> Result<Option<SecurityGroup>, StackError> {
+        match ctx.id(Key::Vpc) {
+            Some(vpc) => default_group(ctx, &vpc).await,
+            None => Ok(None),
+        }
+    }
+
+    fn record(&self, _ctx: &Ctx, live: &SecurityGroup) -> Record {
+        Record::id(live.object_id())
+    }
+
+    fn diff(&self, _ctx: &Ctx, live: &SecurityGroup) -> Result<Vec<Change>, StackError> {
+        let mut diff = Diff::new();
+        compare(&mut diff, "ingress", Flow::Ingress, live, &[]);
+        compare(&mut diff, "egress", Flow::Egress, live, &[]);
+        Ok(diff.into_changes())
+    }
+
+    /// Nothing to create: wait until EC2 shows the group it made with the VPC.
+    async fn create(&self, ctx: &Ctx, line: &Line) -> Result<SecurityGroup, StackError> {
+        let vpc = ctx.need(Key::Vpc, self.key())?;
+        line.start("checking");
+        let group = wait::until(line, &vpc, "show its default security group", budget::PROPAGATION, || async {
+            Ok(match default_group(ctx, &vpc).await? {
+                Some(group) => Poll::Ready(group),
+                None => Poll::Pending("not visible yet".into()),
             })
-        },
-    )
-    .await?;
-    let id = group.group_id().unwrap_or_default().to_string();
-    ctx.record(keys::DEFAULT_SG, "ec2:security-group", &id, &[])?;
-    let mut outcome = Outcome::Unchanged;
-    if !group.ip_permissions().is_empty() {
-        line.start("removing rules");
-        match ctx
-            .aws
-            .ec2
-            .revoke_security_group_ingress()
-            .group_id(&id)
-            .set_ip_permissions(Some(strip_empty(group.ip_permissions())))
-            .send()
-            .await
-            .ctx("remove ingress rules from", &id)
-        {
-            Err(e) if e.has_code(&["InvalidPermission.NotFound"]) => {}
-            other => drop(other?),
-        }
-        outcome = Outcome::Updated;
-    }
-    if !group.ip_permissions_egress().is_empty() {
-        line.start("removing rules");
-        match ctx
-            .aws
-            .ec2
-            .revoke_security_group_egress()
-            .group_id(&id)
-            .set_ip_permissions(Some(strip_empty(group.ip_permissions_egress())))
-            .send()
-            .await
-            .ctx("remove egress rules from", &id)
-        {
-            Err(e) if e.has_code(&["InvalidPermission.NotFound"]) => {}
-            other => drop(other?),
-        }
-        outcome = Outcome::Updated;
-    }
-    Ok(outcome)
-}
-
-/// Described rules carry `userId` and empty lists; send back only what identifies the rule.
-fn strip_empty(rules: &[IpPermission]) -> Vec<IpPermission> {
-    rules
-        .iter()
-        .map(|p| {
-            let mut b = IpPermission::builder().set_ip_protocol(p.ip_protocol().map(str::to_string));
-            if p.ip_protocol() != Some("-1") {
-                b = b.set_from_port(p.from_port()).set_to_port(p.to_port());
-            }
-            for r in p.ip_ranges() {
-                b = b.ip_ranges(IpRange::builder().set_cidr_ip(r.cidr_ip().map(str::to_string)).build());
-            }
-            for r in p.ipv6_ranges() {
-                b = b.ipv6_ranges(
-                    aws_sdk_ec2::types::Ipv6Range::builder().set_cidr_ipv6(r.cidr_ipv6().map(str::to_string)).build(),
-                );
-            }
-            for g in p.user_id_group_pairs() {
-                b = b.user_id_group_pairs(
-                    UserIdGroupPair::builder().set_group_id(g.group_id().map(str::to_string)).build(),
-                );
-            }
-            for l in p.prefix_list_ids() {
-                b = b.prefix_list_ids(
-                    aws_sdk_ec2::types::PrefixListId::builder()
-                        .set_prefix_list_id(l.prefix_list_id().map(str::to_string))
-                        .build(),
-                );
-            }
-            b.build()
         })
-        .collect()
-}
+        .await?;
+        Ok(group)
+    }
 
-pub async fn inspect_default_group(ctx: &Ctx) -> Result<Inspection, StackError> {
-    let Some(vpc) = ctx.id(keys::VPC) else { return Ok(Inspection::not_recorded()) };
-    Ok(match default_group(ctx, &vpc).await? {
-        None => Inspection::missing(None, "the VPC has no default group"),
-        Some(g) if g.ip_permissions().is_empty() && g.ip_permissions_egress().is_empty() => {
-            Inspection::ok(g.group_id().unwrap_or_default())
+    async fn update(
+        &self,
+        ctx: &Ctx,
+        line: &Line,
+        live: &SecurityGroup,
+        _changes: &[Change],
+    ) -> Result<Option<SecurityGroup>, StackError> {
+        line.start("removing rules");
+        for flow in [Flow::Ingress, Flow::Egress] {
+            flow.revoke(ctx, live.object_id(), &flow.current(live)).await?;
         }
-        Some(g) => Inspection::drifted(g.group_id().unwrap_or_default(), "has rules"),
-    })
+        Ok(None)
+    }
+
+    /// It goes with its VPC.
+    async fn destroy(&self, _ctx: &Ctx, _line: &Line, _live: SecurityGroup) -> Result<Outcome, StackError> {
+        Ok(Outcome::Absent)
+    }
 }
 
-/// The default group goes with its VPC; forgetting it is all there is to do.
-pub async fn forget_default_group(ctx: &Ctx) -> Result<Outcome, StackError> {
-    ctx.forget(keys::DEFAULT_SG)?;
-    Ok(Outcome::Absent)
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn described(rules: Vec<IpPermission>) -> SecurityGroup {
+        SecurityGroup::builder().group_id("sg-1").set_ip_permissions(Some(rules)).build()
+    }
+
+    #[test]
+    fn rules_compare_by_what_identifies_them_and_print_readably() {
+        let described_rule = IpPermission::builder()
+            .ip_protocol("tcp")
+            .from_port(80)
+            .to_port(80)
+            .ip_ranges(IpRange::builder().cidr_ip(ANYWHERE).description("HTTP from the internet").build())
+            .build();
+        assert_eq!(Rule::of(&described_rule), Rule::from_anywhere(80));
+        assert_eq!(Rule::from_anywhere(80).to_string(), "tcp 80 0.0.0.0/0");
+        assert_eq!(Rule::all_traffic_anywhere().to_string(), "all traffic 0.0.0.0/0");
+        assert_eq!(Rule::of(&Rule::with_group(80, "sg-9").permission()), Rule::with_group(80, "sg-9"));
+    }
+
+    #[test]
+    fn an_extra_rule_is_drift_shown_old_to_new() {
+        let ssh = Rule::from_anywhere(22).permission();
+        let group = described(vec![Rule::from_anywhere(80).permission(), ssh]);
+        let mut diff = Diff::new();
+        compare(&mut diff, "ingress", Flow::Ingress, &group, &[Rule::from_anywhere(80)]);
+        let changes = diff.into_changes();
+        assert_eq!(changes.len(), 1);
+        assert_eq!(changes[0].to_string(), "ingress: tcp 22 0.0.0.0/0, tcp 80 0.0.0.0/0 → tcp 80 0.0.0.0/0");
+        let mut same = Diff::new();
+        compare(
+            &mut same,
+            "ingress",
+            Flow::Ingress,
+            &described(vec![Rule::from_anywhere(80).permission()]),
+            &[Rule::from_anywhere(80)],
+        );
+        assert!(same.into_changes().is_empty());
+    }
 }

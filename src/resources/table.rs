@@ -1,15 +1,16 @@
 //! The DynamoDB table: on-demand, deletion protection on, never dropped silently with data in it.
 
+use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType as DynamoKeyType, ScalarAttributeType, Select,
-    TableDescription, TableStatus, Tag,
+    TableDescription, TableStatus,
 };
 
-use crate::config::KeyAttribute;
-use crate::context::{keys, Ctx, Outcome};
-use crate::error::{ignore_not_found, AwsContext, StackError};
+use crate::config::{Config, KeyAttribute};
+use crate::context::{Ctx, TablePlan};
+use crate::error::{found, ignore_not_found, AwsContext, StackError};
+use crate::model::{after, Change, Diff, Edge, Key, Managed, Outcome, Record};
 use crate::progress::Line;
-use crate::resources::Inspection;
 use crate::wait::{self, budget, Poll};
 
 pub fn table_name(ctx: &Ctx) -> String {
@@ -17,14 +18,12 @@ pub fn table_name(ctx: &Ctx) -> String {
 }
 
 async fn describe(ctx: &Ctx, name: &str) -> Result<Option<TableDescription>, StackError> {
-    match ctx.aws.dynamodb.describe_table().table_name(name).send().await.ctx("describe table", name) {
-        Ok(out) => Ok(out.table().cloned()),
-        Err(e) if e.is_not_found() => Ok(None),
-        Err(e) => Err(e),
-    }
+    Ok(found(ctx.aws.dynamodb.describe_table().table_name(name).send().await.ctx("describe table", name))?
+        .and_then(|out| out.table().cloned()))
 }
 
-fn key_schema(table: &TableDescription) -> (Option<(String, String)>, Option<(String, String)>) {
+/// The key schema as one comparable string, e.g. `id:S,created_at:N`.
+fn live_signature(table: &TableDescription) -> String {
     let type_of = |name: &str| {
         table
             .attribute_definitions()
@@ -33,126 +32,267 @@ fn key_schema(table: &TableDescription) -> (Option<(String, String)>, Option<(St
             .map(|a| a.attribute_type().as_str().to_string())
             .unwrap_or_default()
     };
-    let find = |kind: DynamoKeyType| {
-        table
-            .key_schema()
-            .iter()
-            .find(|k| *k.key_type() == kind)
-            .map(|k| (k.attribute_name().to_string(), type_of(k.attribute_name())))
-    };
-    (find(DynamoKeyType::Hash), find(DynamoKeyType::Range))
-}
-
-fn wanted_schema(ctx: &Ctx) -> (Option<(String, String)>, Option<(String, String)>) {
-    let pair = |k: &KeyAttribute| (k.name.clone(), k.kind.as_str().to_string());
-    (Some(pair(&ctx.config.table.partition_key)), ctx.config.table.sort_key.as_ref().map(pair))
-}
-
-/// The key schema as one comparable string, e.g. `id:S,created_at:N`.
-pub fn schema_signature(schema: &(Option<(String, String)>, Option<(String, String)>)) -> String {
-    [&schema.0, &schema.1]
+    [DynamoKeyType::Hash, DynamoKeyType::Range]
         .iter()
-        .filter_map(|k| k.as_ref().map(|(n, t)| format!("{n}:{t}")))
+        .filter_map(|kind| table.key_schema().iter().find(|k| k.key_type() == kind))
+        .map(|k| format!("{}:{}", k.attribute_name(), type_of(k.attribute_name())))
         .collect::<Vec<_>>()
         .join(",")
 }
 
-/// The key schema the config asks for, as `schema_signature` writes it.
-pub fn wanted_signature(config: &crate::config::Config) -> String {
-    let pair = |k: &KeyAttribute| (k.name.clone(), k.kind.as_str().to_string());
-    schema_signature(&(Some(pair(&config.table.partition_key)), config.table.sort_key.as_ref().map(pair)))
+/// The key schema the config asks for, as [`live_signature`] writes it.
+pub fn wanted_signature(config: &Config) -> String {
+    [Some(&config.table.partition_key), config.table.sort_key.as_ref()]
+        .into_iter()
+        .flatten()
+        .map(|k: &KeyAttribute| format!("{}:{}", k.name, k.kind.as_str()))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
-fn describe_schema(schema: &(Option<(String, String)>, Option<(String, String)>)) -> String {
-    let part =
-        |k: &Option<(String, String)>| k.as_ref().map(|(n, t)| format!("{n} ({t})")).unwrap_or_else(|| "none".into());
-    format!("partition key {}, sort key {}", part(&schema.0), part(&schema.1))
+fn is_on_demand(table: &TableDescription) -> bool {
+    // Tables created on demand may omit the summary in some answers.
+    table.billing_mode_summary().and_then(|b| b.billing_mode()).is_none_or(|m| *m == BillingMode::PayPerRequest)
 }
 
-pub async fn ensure_table(ctx: &Ctx, line: &Line) -> Result<Outcome, StackError> {
-    line.start("checking");
-    let name = table_name(ctx);
-    let (existing, outcome) = match describe(ctx, &name).await? {
-        Some(table) if table.table_status() != Some(&TableStatus::Deleting) => (table, Outcome::Unchanged),
-        _ => {
-            line.start("creating");
-            (create(ctx, &name).await?, Outcome::Created)
+pub struct Table;
+
+pub struct TableLive {
+    name: String,
+    table: TableDescription,
+}
+
+const KEYS: &str = "table keys";
+const PROTECTION: &str = "deletion protection";
+const BILLING: &str = "billing";
+
+#[async_trait]
+impl Managed for Table {
+    type Live = TableLive;
+
+    fn key(&self) -> Key {
+        Key::Table
+    }
+
+    fn needs(&self) -> Vec<Key> {
+        vec![]
+    }
+
+    fn teardown_after(&self) -> Vec<Edge> {
+        vec![after(
+            Key::Service,
+            "the tasks may write items until they stop; the table is deleted only once nothing can",
+        )]
+    }
+
+    async fn find(&self, ctx: &Ctx) -> Result<Option<TableLive>, StackError> {
+        let name = ctx.id(Key::Table).unwrap_or_else(|| table_name(ctx));
+        // With the ARN recorded, the tags are read in the same round as the table.
+        let recorded_arn = ctx.attr(Key::Table, "arn");
+        let tags_of = |arn: String| async move {
+            let out = ctx
+                .aws
+                .dynamodb
+                .list_tags_of_resource()
+                .resource_arn(&arn)
+                .send()
+                .await
+                .ctx("list the tags of table", &arn)?;
+            Ok::<_, StackError>(
+                out.tags().iter().map(|t| (t.key().to_string(), t.value().to_string())).collect::<Vec<_>>(),
+            )
+        };
+        let (table, early_tags) = tokio::join!(describe(ctx, &name), async {
+            match &recorded_arn {
+                Some(arn) => Some(found(tags_of(arn.clone()).await)),
+                None => None,
+            }
+        });
+        let Some(table) = table?.filter(|t| t.table_status() != Some(&TableStatus::Deleting)) else { return Ok(None) };
+        let arn = table.table_arn().unwrap_or_default().to_string();
+        let tags = match early_tags {
+            Some(Ok(Some(tags))) if recorded_arn.as_deref() == Some(arn.as_str()) => tags,
+            _ => tags_of(arn).await?,
+        };
+        ctx.owns(Key::Table, tags.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .map_err(|why| ctx.not_ours(format!("table {name}"), why))?;
+        Ok(Some(TableLive { name, table }))
+    }
+
+    fn record(&self, _ctx: &Ctx, live: &TableLive) -> Record {
+        Record::id(&live.name)
+            .with("arn", live.table.table_arn().unwrap_or_default())
+            .with("keys", live_signature(&live.table))
+    }
+
+    fn diff(&self, ctx: &Ctx, live: &TableLive) -> Result<Vec<Change>, StackError> {
+        let protected = live.table.deletion_protection_enabled() == Some(true);
+        let mut diff = Diff::new();
+        diff.replace(KEYS, &live_signature(&live.table), &wanted_signature(&ctx.config))
+            .field(PROTECTION, if protected { "on" } else { "off" }, "on")
+            .field(BILLING, if is_on_demand(&live.table) { "on-demand" } else { "provisioned" }, "on-demand");
+        Ok(diff.into_changes())
+    }
+
+    fn pending(&self, _ctx: &Ctx, live: &TableLive) -> Option<String> {
+        match live.table.table_status() {
+            Some(TableStatus::Active) => None,
+            Some(status) => Some(status.as_str().to_lowercase()),
+            None => Some("unknown".into()),
         }
-    };
-    let arn = existing.table_arn().unwrap_or_default().to_string();
-    let (have, want) = (key_schema(&existing), wanted_schema(ctx));
-    ctx.record(keys::TABLE, "dynamodb:table", &name, &[("arn", arn), ("keys", schema_signature(&have))])?;
-    if have != want {
-        return Err(StackError::Refused(format!(
-            "table {name} has {} but the config asks for {}; changing keys replaces the table and its data. \
-             Export the data, run `fargate-stack down --delete-data`, then `up`.",
-            describe_schema(&have),
-            describe_schema(&want)
-        )));
     }
-    wait::until(line, &name, "become ACTIVE", budget::TABLE, || async {
-        let table = describe(ctx, &name).await?;
-        Ok(match table.as_ref().and_then(|t| t.table_status()) {
-            Some(TableStatus::Active) => Poll::Ready(()),
-            Some(status) => Poll::Pending(status.as_str().to_lowercase()),
-            None => Poll::Pending("creating".into()),
+
+    async fn create(&self, ctx: &Ctx, _line: &Line) -> Result<TableLive, StackError> {
+        let name = table_name(ctx);
+        let keys = [(&ctx.config.table.partition_key, DynamoKeyType::Hash)]
+            .into_iter()
+            .chain(ctx.config.table.sort_key.as_ref().map(|k| (k, DynamoKeyType::Range)));
+        let (mut attributes, mut schema) = (vec![], vec![]);
+        for (key, kind) in keys {
+            attributes.push(
+                AttributeDefinition::builder()
+                    .attribute_name(&key.name)
+                    .attribute_type(ScalarAttributeType::from(key.kind.as_str()))
+                    .build()
+                    .expect("attribute has name and type"),
+            );
+            schema.push(
+                KeySchemaElement::builder()
+                    .attribute_name(&key.name)
+                    .key_type(kind)
+                    .build()
+                    .expect("key has name and type"),
+            );
+        }
+        let out = ctx
+            .aws
+            .dynamodb
+            .create_table()
+            .table_name(&name)
+            .set_attribute_definitions(Some(attributes))
+            .set_key_schema(Some(schema))
+            .billing_mode(BillingMode::PayPerRequest)
+            .deletion_protection_enabled(true)
+            .set_tags(Some(ctx.sdk_tags(Key::Table, &name)))
+            .send()
+            .await
+            .ctx("create table", &name);
+        let table = match out {
+            Ok(out) => out.table_description().cloned(),
+            // Created by an interrupted run a moment ago: take it if it is ours.
+            Err(e) if e.has_code(&["ResourceInUseException"]) => return self.find(ctx).await?.ok_or(e),
+            Err(e) => return Err(e),
+        };
+        let table = table
+            .ok_or_else(|| StackError::Failed { resource: name.clone(), message: "create returned no table".into() })?;
+        Ok(TableLive { name, table })
+    }
+
+    async fn update(
+        &self,
+        ctx: &Ctx,
+        line: &Line,
+        live: &TableLive,
+        changes: &[Change],
+    ) -> Result<Option<TableLive>, StackError> {
+        // UpdateTable is refused while the table is CREATING.
+        self.ready(ctx, line, live).await?;
+        let mut call = ctx.aws.dynamodb.update_table().table_name(&live.name);
+        for change in changes {
+            match change.field.as_str() {
+                PROTECTION => call = call.deletion_protection_enabled(true),
+                BILLING => call = call.billing_mode(BillingMode::PayPerRequest),
+                _ => {}
+            }
+        }
+        call.send().await.ctx("update table", &live.name)?;
+        Ok(None)
+    }
+
+    async fn ready(&self, ctx: &Ctx, line: &Line, live: &TableLive) -> Result<(), StackError> {
+        let name = &live.name;
+        wait::until(line, name, "become ACTIVE", budget::TABLE, || async {
+            Ok(match describe(ctx, name).await?.as_ref().and_then(|t| t.table_status()) {
+                Some(TableStatus::Active) => Poll::Ready(()),
+                Some(status) => Poll::Pending(status.as_str().to_lowercase()),
+                None => Poll::Pending("creating".into()),
+            })
         })
-    })
-    .await?;
-    Ok(outcome)
+        .await
+    }
+
+    /// What `down` does here was decided before anything was deleted ([`plan_delete`]).
+    async fn destroy(&self, ctx: &Ctx, line: &Line, live: TableLive) -> Result<Outcome, StackError> {
+        let name = &live.name;
+        let plan = ctx.table_plan.lock().expect("table plan").clone();
+        match plan {
+            TablePlan::Retain => {
+                ctx.set_attr(Key::Table, "retained", "true").await?;
+                line.done("retained", "deletion protection stays on");
+                return Ok(Outcome::Retained);
+            }
+            TablePlan::DeleteWithData { backup: true, .. } => {
+                line.start("backing up");
+                let backup_name = format!("{name}-{}", chrono::Utc::now().format("%Y%m%d%H%M%S"));
+                let out = ctx
+                    .aws
+                    .dynamodb
+                    .create_backup()
+                    .table_name(name)
+                    .backup_name(&backup_name)
+                    .send()
+                    .await
+                    .ctx("back up table", name)?;
+                let arn = out.backup_details().map(|d| d.backup_arn().to_string()).unwrap_or_default();
+                ctx.set_attr(Key::Table, "backup_arn", &arn).await?;
+                line.done("backed up", &arn);
+                ctx.note(format!("table backup: {arn}"));
+            }
+            // Counted empty before `down` began, but the tasks could write until they stopped:
+            // count again now that they have.
+            TablePlan::DeleteEmpty | TablePlan::Absent => {
+                let (items, _) = count_items(ctx, name).await?;
+                if items > 0 {
+                    return Err(StackError::Refused(format!(
+                        "table {name} received {items} items while the service was stopping; it was not deleted. \
+                         Run `down --delete-data` to back it up and delete it, or `down --retain-table` to keep it"
+                    )));
+                }
+            }
+            TablePlan::DeleteWithData { backup: false, .. } => {}
+        }
+        line.start("deleting");
+        if live.table.deletion_protection_enabled() == Some(true) {
+            ignore_not_found(
+                ctx.aws
+                    .dynamodb
+                    .update_table()
+                    .table_name(name)
+                    .deletion_protection_enabled(false)
+                    .send()
+                    .await
+                    .ctx("lift the deletion protection of table", name)
+                    .map(drop),
+            )?;
+        }
+        wait::retry_codes(line, name, budget::TABLE, &["ResourceInUseException"], || async {
+            ignore_not_found(
+                ctx.aws.dynamodb.delete_table().table_name(name).send().await.ctx("delete table", name).map(drop),
+            )
+        })
+        .await?;
+        wait::until(line, name, "be deleted", budget::TABLE, || async {
+            Ok(match describe(ctx, name).await? {
+                None => Poll::Ready(()),
+                Some(t) => Poll::Pending(t.table_status().map(|s| s.as_str().to_lowercase()).unwrap_or_default()),
+            })
+        })
+        .await?;
+        Ok(Outcome::Deleted)
+    }
 }
 
-async fn create(ctx: &Ctx, name: &str) -> Result<TableDescription, StackError> {
-    let mut attributes = vec![];
-    let mut schema = vec![];
-    let keys = [(&ctx.config.table.partition_key, DynamoKeyType::Hash)]
-        .into_iter()
-        .chain(ctx.config.table.sort_key.as_ref().map(|k| (k, DynamoKeyType::Range)));
-    for (key, kind) in keys {
-        attributes.push(
-            AttributeDefinition::builder()
-                .attribute_name(&key.name)
-                .attribute_type(ScalarAttributeType::from(key.kind.as_str()))
-                .build()
-                .expect("attribute has name and type"),
-        );
-        schema.push(
-            KeySchemaElement::builder()
-                .attribute_name(&key.name)
-                .key_type(kind)
-                .build()
-                .expect("key has name and type"),
-        );
-    }
-    let tags = ctx
-        .tags(keys::TABLE, name)
-        .into_iter()
-        .map(|(k, v)| Tag::builder().key(k).value(v).build().expect("tag has key and value"))
-        .collect();
-    let out = ctx
-        .aws
-        .dynamodb
-        .create_table()
-        .table_name(name)
-        .set_attribute_definitions(Some(attributes))
-        .set_key_schema(Some(schema))
-        .billing_mode(BillingMode::PayPerRequest)
-        .deletion_protection_enabled(true)
-        .set_tags(Some(tags))
-        .send()
-        .await;
-    match out.ctx("create table", name) {
-        Ok(out) => out.table_description().cloned().ok_or_else(|| StackError::Failed {
-            resource: name.to_string(),
-            message: "create returned no table".into(),
-        }),
-        // Created by an interrupted run a moment ago: adopt it.
-        Err(e) if e.has_code(&["ResourceInUseException"]) => describe(ctx, name).await?.ok_or(e),
-        Err(e) => Err(e),
-    }
-}
-
-/// Items in the table: 0, or a lower bound when the scan is cut off.
+/// Items in the table: the count, and whether it is exact (a scan cut off gives a lower bound).
 pub async fn count_items(ctx: &Ctx, name: &str) -> Result<(u64, bool), StackError> {
     let mut count = 0u64;
     let mut start = None;
@@ -176,120 +316,65 @@ pub async fn count_items(ctx: &Ctx, name: &str) -> Result<(u64, bool), StackErro
     Ok((count, false))
 }
 
-/// What `down` will do with the table; checked before anything is deleted.
-#[derive(Debug, Clone, PartialEq)]
-pub enum TablePlan {
-    Absent,
-    DeleteEmpty,
-    DeleteWithData { items: u64, backup: bool },
-    Retain,
-}
-
+/// What `down` will do with the table; decided before anything is deleted, so that a refusal
+/// leaves the stack whole.
 pub async fn plan_delete(ctx: &Ctx) -> Result<TablePlan, StackError> {
-    // By name when the state does not record it (an interrupted run, or `down --name`).
-    let name = ctx.id(keys::TABLE).unwrap_or_else(|| table_name(ctx));
-    if describe(ctx, &name).await?.is_none() {
-        return Ok(TablePlan::Absent);
-    }
+    let live = match Table.find(ctx).await {
+        Ok(live) => live,
+        // Someone else's table of that name: `down` leaves it alone.
+        Err(StackError::NotOurs { .. }) if ctx.id(Key::Table).is_none() => None,
+        Err(e) => return Err(e),
+    };
+    let Some(live) = live else { return Ok(TablePlan::Absent) };
     if ctx.down.retain_table {
         return Ok(TablePlan::Retain);
     }
-    let (items, exact) = count_items(ctx, &name).await?;
+    let (items, exact) = count_items(ctx, &live.name).await?;
     if items == 0 {
         return Ok(TablePlan::DeleteEmpty);
     }
     if !ctx.down.delete_data {
         let count = if exact { items.to_string() } else { format!("at least {items}") };
         return Err(StackError::Refused(format!(
-            "table {name} holds {count} items; nothing was deleted. Run `down --delete-data` to back it up and delete it \
-             (add --no-backup to skip the backup), or `down --retain-table` to keep it"
+            "table {} holds {count} items; nothing was deleted. Run `down --delete-data` to back it up and delete it \
+             (add --no-backup to skip the backup), or `down --retain-table` to keep it",
+            live.name
         )));
     }
     Ok(TablePlan::DeleteWithData { items, backup: !ctx.down.no_backup })
 }
 
-pub async fn delete_table(ctx: &Ctx, line: &Line, plan: &TablePlan) -> Result<Outcome, StackError> {
-    let name = ctx.id(keys::TABLE).unwrap_or_else(|| table_name(ctx));
-    match plan {
-        TablePlan::Absent => {
-            ctx.forget(keys::TABLE)?;
-            return Ok(Outcome::Absent);
-        }
-        TablePlan::Retain => {
-            if ctx.id(keys::TABLE).is_none() {
-                let arn =
-                    describe(ctx, &name).await?.and_then(|t| t.table_arn().map(str::to_string)).unwrap_or_default();
-                ctx.record(keys::TABLE, "dynamodb:table", &name, &[("arn", arn)])?;
-            }
-            ctx.set_attr(keys::TABLE, "retained", "true")?;
-            line.done("retained", "deletion protection stays on");
-            return Ok(Outcome::Retained);
-        }
-        TablePlan::DeleteWithData { backup: true, .. } => {
-            line.start("backing up");
-            let backup_name = format!("{name}-{}", chrono::Utc::now().format("%Y%m%d%H%M%S"));
-            let out = ctx
-                .aws
-                .dynamodb
-                .create_backup()
-                .table_name(&name)
-                .backup_name(&backup_name)
-                .send()
-                .await
-                .ctx("back up table", &name)?;
-            let arn = out.backup_details().map(|d| d.backup_arn().to_string()).unwrap_or_default();
-            ctx.set_attr(keys::TABLE, "backup_arn", &arn)?;
-            line.done("backed up", &arn);
-            ctx.note(format!("table backup: {arn}"));
-        }
-        TablePlan::DeleteWithData { backup: false, .. } | TablePlan::DeleteEmpty => {}
-    }
-    line.start("deleting");
-    if describe(ctx, &name).await?.is_some_and(|t| t.deletion_protection_enabled() == Some(true)) {
-        ignore_not_found(
-            ctx.aws
-                .dynamodb
-                .update_table()
-                .table_name(&name)
-                .deletion_protection_enabled(false)
-                .send()
-                .await
-                .ctx("lift deletion protection of table", &name)
-                .map(drop),
-        )?;
-    }
-    wait::retry_codes(line, &name, budget::TABLE, &["ResourceInUseException"], || async {
-        ignore_not_found(
-            ctx.aws.dynamodb.delete_table().table_name(&name).send().await.ctx("delete table", &name).map(drop),
-        )
-    })
-    .await?;
-    wait::until(line, &name, "be deleted", budget::TABLE, || async {
-        Ok(match describe(ctx, &name).await? {
-            None => Poll::Ready(()),
-            Some(t) => Poll::Pending(t.table_status().map(|s| s.as_str().to_lowercase()).unwrap_or_default()),
-        })
-    })
-    .await?;
-    ctx.forget(keys::TABLE)?;
-    Ok(Outcome::Deleted)
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::DEFAULT_TOML;
+    use aws_sdk_dynamodb::types::{BillingModeSummary, KeySchemaElement};
 
-pub async fn inspect_table(ctx: &Ctx) -> Result<Inspection, StackError> {
-    let Some(name) = ctx.id(keys::TABLE) else { return Ok(Inspection::not_recorded()) };
-    Ok(match describe(ctx, &name).await? {
-        None => Inspection::missing(Some(name), "deleted outside fargate-stack"),
-        Some(t) => match t.table_status() {
-            Some(TableStatus::Active) if key_schema(&t) != wanted_schema(ctx) => {
-                Inspection::drifted(name, format!("keys are {}", describe_schema(&key_schema(&t))))
-            }
-            Some(TableStatus::Active) if t.deletion_protection_enabled() != Some(true) => {
-                Inspection::drifted(name, "deletion protection is off")
-            }
-            Some(TableStatus::Active) => Inspection::ok(name),
-            Some(TableStatus::Deleting) => Inspection::missing(Some(name), "deleting"),
-            Some(s) => Inspection::pending(name, s.as_str().to_lowercase()),
-            None => Inspection::pending(name, "unknown"),
-        },
-    })
+    fn described(keys: &[(&str, &str, DynamoKeyType)]) -> TableDescription {
+        let mut t = TableDescription::builder();
+        for (name, kind, key_type) in keys {
+            t = t
+                .attribute_definitions(
+                    AttributeDefinition::builder()
+                        .attribute_name(*name)
+                        .attribute_type(ScalarAttributeType::from(*kind))
+                        .build()
+                        .unwrap(),
+                )
+                .key_schema(
+                    KeySchemaElement::builder().attribute_name(*name).key_type(key_type.clone()).build().unwrap(),
+                );
+        }
+        t.billing_mode_summary(BillingModeSummary::builder().billing_mode(BillingMode::PayPerRequest).build()).build()
+    }
+
+    #[test]
+    fn key_signatures_compare_what_the_config_asks_for() {
+        let config = Config::parse("t", DEFAULT_TOML).unwrap();
+        assert_eq!(wanted_signature(&config), "id:S,created_at:N");
+        let live = described(&[("created_at", "N", DynamoKeyType::Range), ("id", "S", DynamoKeyType::Hash)]);
+        assert_eq!(live_signature(&live), "id:S,created_at:N", "hash key first, whatever order AWS lists");
+        assert_eq!(live_signature(&described(&[("id", "S", DynamoKeyType::Hash)])), "id:S");
+        assert!(is_on_demand(&live));
+    }
 }

@@ -102,14 +102,7 @@ impl Emulator {
             .credentials_provider(aws_sdk_ec2::config::Credentials::new("testing", "testing", None, None, "tests"))
             .load()
             .await;
-        Sdk {
-            ec2: aws_sdk_ec2::Client::new(&config),
-            ecs: aws_sdk_ecs::Client::new(&config),
-            elb: aws_sdk_elasticloadbalancingv2::Client::new(&config),
-            dynamodb: aws_sdk_dynamodb::Client::new(&config),
-            iam: aws_sdk_iam::Client::new(&config),
-            logs: aws_sdk_cloudwatchlogs::Client::new(&config),
-        }
+        Sdk::new(&config)
     }
 }
 
@@ -120,14 +113,8 @@ impl Drop for Emulator {
     }
 }
 
-pub struct Sdk {
-    pub ec2: aws_sdk_ec2::Client,
-    pub ecs: aws_sdk_ecs::Client,
-    pub elb: aws_sdk_elasticloadbalancingv2::Client,
-    pub dynamodb: aws_sdk_dynamodb::Client,
-    pub iam: aws_sdk_iam::Client,
-    pub logs: aws_sdk_cloudwatchlogs::Client,
-}
+/// The tool's own clients, pointed at the emulator, to check what it made.
+pub use fargate_stack::aws::Clients as Sdk;
 
 /// A working directory and the binary pointed at one emulator.
 pub struct Cli {
@@ -180,7 +167,11 @@ impl Cli {
     }
 
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_fargate-stack"));
+        // FARGATE_STACK_BIN runs the tests against another build (e.g. an older one, to show a
+        // test fails without a fix).
+        let binary =
+            std::env::var("FARGATE_STACK_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_fargate-stack").to_string());
+        let mut cmd = Command::new(binary);
         cmd.current_dir(self.dir.path())
             .arg("--endpoint-url")
             .arg(&self.endpoint)
@@ -472,9 +463,13 @@ pub fn is_mutating(action: &str) -> bool {
     !["Describe", "List", "Get", "Scan", "Query", "BatchGet"].iter().any(|p| action.starts_with(p))
 }
 
-impl Sdk {
+pub trait SdkExt {
     /// The stack's ECS service as ECS describes it (with tags).
-    pub async fn service(&self) -> aws_sdk_ecs::types::Service {
+    async fn service(&self) -> aws_sdk_ecs::types::Service;
+}
+
+impl SdkExt for Sdk {
+    async fn service(&self) -> aws_sdk_ecs::types::Service {
         let out = self
             .ecs
             .describe_services()

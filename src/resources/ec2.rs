@@ -1,0 +1,200 @@
+//! What the EC2 resources share: tags from the first instant, and the lookup by recorded ID or by
+//! tag, with the ownership check made here, on our side, whatever filter EC2 applied.
+
+use std::future::Future;
+
+use aws_sdk_ec2::types::{
+    Address, Filter, InternetGateway, NatGateway, ResourceType, RouteTable, SecurityGroup, Subnet, TagSpecification,
+    Vpc,
+};
+
+use crate::context::{Ctx, RESOURCE_TAG, STACK_TAG};
+use crate::error::{found, StackError};
+use crate::model::Key;
+
+pub const ANYWHERE: &str = "0.0.0.0/0";
+
+/// The tag specification for a create call: the resource is findable by tag from its first instant.
+pub fn tag_spec(ctx: &Ctx, rtype: ResourceType, key: Key, name: &str) -> TagSpecification {
+    TagSpecification::builder().resource_type(rtype).set_tags(Some(ctx.sdk_tags(key, name))).build()
+}
+
+/// Filters that ask EC2 for the resource `key` of this stack (a hint: the answer is checked).
+pub fn tag_filters(ctx: &Ctx, key: Key) -> Vec<Filter> {
+    vec![filter(&format!("tag:{STACK_TAG}"), ctx.stack()), filter(&format!("tag:{RESOURCE_TAG}"), &key.to_string())]
+}
+
+pub fn filter(name: &str, value: &str) -> Filter {
+    Filter::builder().name(name).values(value).build()
+}
+
+/// An EC2 object as the ownership check sees it.
+pub trait Ec2Object: Send + Sync {
+    fn object_id(&self) -> &str;
+    fn tag_pairs(&self) -> Vec<(&str, &str)>;
+    /// The VPC it belongs to, for VPC-scoped objects.
+    fn vpc_of(&self) -> Option<&str> {
+        None
+    }
+}
+
+macro_rules! ec2_object {
+    ($t:ty, $id:ident, $vpc:expr) => {
+        impl Ec2Object for $t {
+            fn object_id(&self) -> &str {
+                self.$id().unwrap_or_default()
+            }
+            fn tag_pairs(&self) -> Vec<(&str, &str)> {
+                self.tags().iter().map(|t| (t.key().unwrap_or_default(), t.value().unwrap_or_default())).collect()
+            }
+            fn vpc_of(&self) -> Option<&str> {
+                let vpc: fn(&Self) -> Option<&str> = $vpc;
+                vpc(self)
+            }
+        }
+    };
+}
+
+ec2_object!(Vpc, vpc_id, |v| v.vpc_id());
+ec2_object!(Subnet, subnet_id, |s| s.vpc_id());
+ec2_object!(RouteTable, route_table_id, |t| t.vpc_id());
+ec2_object!(NatGateway, nat_gateway_id, |n| n.vpc_id());
+ec2_object!(SecurityGroup, group_id, |g| g.vpc_id());
+ec2_object!(Address, allocation_id, |_| None);
+ec2_object!(InternetGateway, internet_gateway_id, |_| None);
+
+/// Where an object must be to be ours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Not in a VPC (elastic IPs, the internet gateway): the tags decide.
+    Tags,
+    /// In this stack's VPC, and tagged.
+    StackVpc,
+}
+
+/// Why `object` is not this stack's resource `key`, if it is not.
+pub fn check(ctx: &Ctx, key: Key, scope: Scope, object: &impl Ec2Object) -> Result<(), String> {
+    ctx.owns(key, object.tag_pairs())?;
+    if scope == Scope::StackVpc {
+        let ours = ctx.id(Key::Vpc).ok_or("the stack's VPC is not known")?;
+        match object.vpc_of() {
+            Some(vpc) if vpc == ours => {}
+            Some(vpc) => return Err(format!("in {vpc}, not the stack's {ours}")),
+            None => return Err("in no VPC".into()),
+        }
+    }
+    Ok(())
+}
+
+/// The live object `key`: the recorded one if EC2 still has it, else one found by tag.
+/// `describe(ids, filters)` lists candidates; each one is checked here. A recorded object that
+/// fails the check is an error; a tagged candidate that fails (a filter EC2 did not apply) is
+/// reported and skipped.
+pub async fn locate<T, F, Fut>(ctx: &Ctx, key: Key, scope: Scope, describe: F) -> Result<Option<T>, StackError>
+where
+    T: Ec2Object,
+    F: Fn(Vec<String>, Vec<Filter>) -> Fut,
+    Fut: Future<Output = Result<Vec<T>, StackError>>,
+{
+    if let Some(id) = ctx.id(key) {
+        let recorded = found(describe(vec![id.clone()], vec![]).await)?.unwrap_or_default();
+        if let Some(object) = recorded.into_iter().find(|o| o.object_id() == id) {
+            check(ctx, key, scope, &object).map_err(|why| ctx.not_ours(format!("{} {id}", key.kind()), why))?;
+            return Ok(Some(object));
+        }
+    }
+    let candidates = found(describe(vec![], tag_filters(ctx, key)).await)?.unwrap_or_default();
+    let mut ours = None;
+    for object in candidates {
+        match check(ctx, key, scope, &object) {
+            Ok(()) if ours.is_none() => ours = Some(object),
+            Ok(()) => ctx.warn(format!(
+                "{key}: {} also carries this stack's tags; using {}",
+                object.object_id(),
+                ours.as_ref().map(|o: &T| o.object_id()).unwrap_or_default()
+            )),
+            // Another resource of this stack: the filter was not applied, nothing to report.
+            Err(_) if ctx.owns(key, object.tag_pairs()).is_err() && is_ours_elsewhere(ctx, &object) => {}
+            Err(why) => {
+                ctx.warn(format!("ignored {} {} while looking for {key}: {why}", key.kind(), object.object_id()))
+            }
+        }
+    }
+    Ok(ours)
+}
+
+/// Tagged as another resource of this same stack.
+fn is_ours_elsewhere(ctx: &Ctx, object: &impl Ec2Object) -> bool {
+    object.tag_pairs().iter().any(|(k, v)| *k == STACK_TAG && *v == ctx.stack())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::context::tests_support::ctx_named;
+    use crate::model::Record;
+    use aws_sdk_ec2::types::Tag;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn nat(id: &str, vpc: &str, stack: &str, key: &str) -> NatGateway {
+        NatGateway::builder()
+            .nat_gateway_id(id)
+            .vpc_id(vpc)
+            .tags(Tag::builder().key(STACK_TAG).value(stack).build())
+            .tags(Tag::builder().key(RESOURCE_TAG).value(key).build())
+            .build()
+    }
+
+    /// A describe that ignores the tag filter, as the emulator does for NAT gateways.
+    fn all(
+        nats: Vec<NatGateway>,
+    ) -> impl Fn(Vec<String>, Vec<Filter>) -> std::future::Ready<Result<Vec<NatGateway>, StackError>> {
+        move |ids, _| {
+            let list =
+                nats.iter().filter(|n| ids.is_empty() || ids.contains(&n.object_id().to_string())).cloned().collect();
+            std::future::ready(Ok(list))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_filter_that_was_not_applied_never_hands_us_another_stacks_resource() {
+        let app = ctx_named("app");
+        app.record(Key::Vpc, &Record::id("vpc-app")).await.unwrap();
+        let world = vec![
+            nat("nat-other", "vpc-app2", "app-2", "nat-gateway-1"),
+            nat("nat-second", "vpc-app", "app", "nat-gateway-2"),
+            nat("nat-mine", "vpc-app", "app", "nat-gateway-1"),
+        ];
+        let found = locate(&app, Key::NatGateway(0), Scope::StackVpc, all(world.clone())).await.unwrap();
+        assert_eq!(found.unwrap().object_id(), "nat-mine");
+        let warnings = app.warnings();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("nat-other") && warnings[0].contains("app-2"), "{warnings:?}");
+        // Tagged ours, but in another VPC: not ours either.
+        let moved = vec![nat("nat-moved", "vpc-elsewhere", "app", "nat-gateway-1")];
+        assert!(locate(&app, Key::NatGateway(0), Scope::StackVpc, all(moved)).await.unwrap().is_none());
+        // Nothing of ours at all: app-2's gateway is not adopted.
+        let only_other = vec![nat("nat-other", "vpc-app2", "app-2", "nat-gateway-1")];
+        assert!(locate(&app, Key::NatGateway(0), Scope::StackVpc, all(only_other)).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_recorded_object_that_is_not_ours_is_an_error_and_a_gone_one_is_looked_for_by_tag() {
+        let app = ctx_named("app");
+        app.record(Key::Vpc, &Record::id("vpc-app")).await.unwrap();
+        app.record(Key::NatGateway(0), &Record::id("nat-other")).await.unwrap();
+        let world = vec![nat("nat-other", "vpc-app2", "app-2", "nat-gateway-1")];
+        let err = locate(&app, Key::NatGateway(0), Scope::StackVpc, all(world)).await.unwrap_err();
+        assert!(matches!(err, StackError::NotOurs { .. }), "{err}");
+        let calls = AtomicUsize::new(0);
+        let gone = locate(&app, Key::NatGateway(0), Scope::StackVpc, |ids: Vec<String>, _| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            let list = if ids.is_empty() { vec![nat("nat-new", "vpc-app", "app", "nat-gateway-1")] } else { vec![] };
+            std::future::ready(Ok::<_, StackError>(list))
+        })
+        .await
+        .unwrap();
+        assert_eq!(gone.unwrap().object_id(), "nat-new");
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+}
