@@ -3,9 +3,13 @@
 
 It forwards every request unchanged to moto, except where real AWS would answer differently:
 resources take time to become ready (NAT gateways, load balancers, DynamoDB tables, ECS tasks and
-their load-balancer targets), AWS makes checks that moto skips (DependencyViolation, duplicate
-listeners, Fargate cpu/memory pairs, IAM propagation, ...), and the service throttles or fails
-now and then (fault injection). See README.md beside this file.
+their load-balancer targets, ACM certificates, Route 53 changes), AWS makes checks that moto skips
+(DependencyViolation, duplicate listeners, Fargate cpu/memory pairs, IAM propagation, certificates
+that are not issued, Route 53 change batches, S3 regions and bucket names, ...), and the service
+throttles or fails now and then (fault injection). See README.md beside this file.
+
+Services: ec2, elasticloadbalancing, iam, sts (query protocols); ecs, dynamodb, logs, acm,
+application-autoscaling (JSON protocols); route53 and s3 (REST-XML).
 
 Python 3.11 standard library only.
 
@@ -60,6 +64,7 @@ DEFAULTS: dict = {
     "upstream_timeout_s": 60.0,
     "latency_ms": 0.0,
     "failing_image_marker": "fails-health-checks",
+    "route53_prior_request_share": 0.25,
 }
 DURATION_KEYS = {
     "nat_pending_s", "nat_deleting_s", "alb_provisioning_s", "table_creating_s", "table_deleting_s",
@@ -78,20 +83,32 @@ JSON_TARGET = {
     "ecs": "AmazonEC2ContainerServiceV20141113",
     "dynamodb": "DynamoDB_20120810",
     "logs": "Logs_20140328",
+    "acm": "CertificateManager",
+    "application-autoscaling": "AnyScaleFrontendService",
 }
-JSON_CT = {"dynamodb": "application/x-amz-json-1.0", "ecs": "application/x-amz-json-1.1", "logs": "application/x-amz-json-1.1"}
+JSON_CT = {"dynamodb": "application/x-amz-json-1.0", "ecs": "application/x-amz-json-1.1", "logs": "application/x-amz-json-1.1",
+           "acm": "application/x-amz-json-1.1", "application-autoscaling": "application/x-amz-json-1.1"}
 PROTOCOL = {
     "ec2": "ec2", "elasticloadbalancing": "query", "iam": "query", "sts": "query",
-    "ecs": "json", "dynamodb": "json", "logs": "json",
+    "ecs": "json", "dynamodb": "json", "logs": "json", "acm": "json", "application-autoscaling": "json",
+    "route53": "rest-xml", "s3": "s3",
 }
+HOOK_KEY = {"elasticloadbalancing": "elb", "application-autoscaling": "aas"}
 THROTTLE_CODE = {
     "ec2": "RequestLimitExceeded", "elasticloadbalancing": "Throttling", "iam": "Throttling", "sts": "Throttling",
     "ecs": "ThrottlingException", "logs": "ThrottlingException", "dynamodb": "ThrottlingException",
+    "acm": "ThrottlingException", "application-autoscaling": "ThrottlingException", "route53": "Throttling",
+    "s3": "SlowDown",
 }
 THROTTLE_MESSAGE = {
     "ec2": "Request limit exceeded.",
     "dynamodb": "Rate of requests exceeds the allowed throughput.",
+    "s3": "Please reduce your request rate.",
 }
+ROUTE53_NS = "https://route53.amazonaws.com/doc/2013-04-01/"
+S3_NS = "http://s3.amazonaws.com/doc/2006-03-01/"
+# HEAD answers carry no body: the status is the error.
+STATUS_ONLY_CODE = {301: "PermanentRedirect", 400: "BadRequest", 403: "Forbidden", 404: "NotFound", 412: "PreconditionFailed"}
 RETENTION_DAYS = [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653]
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization",
               "te", "trailer", "trailers", "transfer-encoding", "upgrade", "expect", "content-length"}
@@ -142,9 +159,9 @@ def parse_memory(value) -> int | None:
 class Reject(Exception):
     """A request the proxy answers with an AWS error instead of forwarding it."""
 
-    def __init__(self, code: str, message: str, status: int = 400):
+    def __init__(self, code: str, message: str, status: int = 400, extra: dict | None = None, headers: list | None = None):
         super().__init__(f"{code}: {message}")
-        self.code, self.message, self.status = code, message, status
+        self.code, self.message, self.status, self.extra, self.headers = code, message, status, extra, headers
 
 
 class UpstreamError(Exception):
@@ -237,11 +254,11 @@ def indexed(params: dict, prefix: str) -> list:
 
 def is_mutating(action: str) -> bool:
     """Calls that change something: everything but reads."""
-    return not action.startswith(("Describe", "List", "Get", "Scan", "Query", "BatchGet"))
+    return not action.startswith(("Describe", "List", "Get", "Head", "Scan", "Query", "BatchGet"))
 
 
 def error_code_of(status: int, headers: list, body: bytes) -> str | None:
-    if status < 400:
+    if status < 400 and status != 301:
         return None
     for k, v in headers:
         if k.lower() == "x-amzn-errortype" and v:
@@ -257,15 +274,149 @@ def error_code_of(status: int, headers: list, body: bytes) -> str | None:
             return str(code).split("#")[-1]
     except Exception:
         pass
+    if not text.strip() and status in STATUS_ONLY_CODE:
+        return STATUS_ONLY_CODE[status]
     return f"HTTP{status}"
 
 
-def error_response(service: str | None, code: str, message: str, status: int = 400, json_ct: str | None = None) -> Response:
+# ---------------------------------------------------------------------------------------------
+# REST operations: the action name from the method, the path and the query.
+
+ROUTE53_ROUTES = [
+    # (method, path pattern after /2013-04-01, action)
+    ("GET", r"hostedzone", "ListHostedZones"), ("POST", r"hostedzone", "CreateHostedZone"),
+    ("GET", r"hostedzone/[^/]+", "GetHostedZone"), ("DELETE", r"hostedzone/[^/]+", "DeleteHostedZone"),
+    ("POST", r"hostedzone/[^/]+", "UpdateHostedZoneComment"),
+    ("GET", r"hostedzone/[^/]+/rrset", "ListResourceRecordSets"),
+    ("POST", r"hostedzone/[^/]+/rrset", "ChangeResourceRecordSets"),
+    ("POST", r"hostedzone/[^/]+/associatevpc", "AssociateVPCWithHostedZone"),
+    ("POST", r"hostedzone/[^/]+/disassociatevpc", "DisassociateVPCFromHostedZone"),
+    ("GET", r"hostedzone/[^/]+/dnssec", "GetDNSSEC"),
+    ("POST", r"hostedzone/[^/]+/enable-dnssec", "EnableHostedZoneDNSSEC"),
+    ("POST", r"hostedzone/[^/]+/disable-dnssec", "DisableHostedZoneDNSSEC"),
+    ("GET", r"hostedzone/[^/]+/authorizevpcassociation", "ListVPCAssociationAuthorizations"),
+    ("POST", r"hostedzone/[^/]+/authorizevpcassociation", "CreateVPCAssociationAuthorization"),
+    ("POST", r"hostedzone/[^/]+/deauthorizevpcassociation", "DeleteVPCAssociationAuthorization"),
+    ("POST", r"hostedzone/[^/]+/features", "UpdateHostedZoneFeatures"),
+    ("GET", r"hostedzonesbyname", "ListHostedZonesByName"), ("GET", r"hostedzonesbyvpc", "ListHostedZonesByVPC"),
+    ("GET", r"hostedzonecount", "GetHostedZoneCount"), ("GET", r"hostedzonelimit/[^/]+/[^/]+", "GetHostedZoneLimit"),
+    ("GET", r"change/[^/]+", "GetChange"),
+    ("GET", r"tags/[^/]+/[^/]+", "ListTagsForResource"), ("POST", r"tags/[^/]+/[^/]+", "ChangeTagsForResource"),
+    ("POST", r"tags/[^/]+", "ListTagsForResources"),
+    ("GET", r"healthcheck", "ListHealthChecks"), ("POST", r"healthcheck", "CreateHealthCheck"),
+    ("GET", r"healthcheck/[^/]+", "GetHealthCheck"), ("DELETE", r"healthcheck/[^/]+", "DeleteHealthCheck"),
+    ("POST", r"healthcheck/[^/]+", "UpdateHealthCheck"), ("GET", r"healthcheck/[^/]+/status", "GetHealthCheckStatus"),
+    ("GET", r"healthcheck/[^/]+/lastfailurereason", "GetHealthCheckLastFailureReason"),
+    ("GET", r"healthcheckcount", "GetHealthCheckCount"),
+    ("GET", r"delegationset", "ListReusableDelegationSets"), ("POST", r"delegationset", "CreateReusableDelegationSet"),
+    ("GET", r"delegationset/[^/]+", "GetReusableDelegationSet"),
+    ("DELETE", r"delegationset/[^/]+", "DeleteReusableDelegationSet"),
+    ("GET", r"checkeripranges", "GetCheckerIpRanges"), ("GET", r"accountlimit/[^/]+", "GetAccountLimit"),
+    ("GET", r"geolocation", "GetGeoLocation"), ("GET", r"geolocations", "ListGeoLocations"),
+    ("GET", r"testdnsanswer", "TestDNSAnswer"),
+    ("GET", r"queryloggingconfig", "ListQueryLoggingConfigs"), ("POST", r"queryloggingconfig", "CreateQueryLoggingConfig"),
+    ("GET", r"queryloggingconfig/[^/]+", "GetQueryLoggingConfig"),
+    ("DELETE", r"queryloggingconfig/[^/]+", "DeleteQueryLoggingConfig"),
+]
+
+
+def route53_action(method: str, path: str) -> str:
+    rest = re.sub(r"^/\d{4}-\d{2}-\d{2}/", "", urllib.parse.urlsplit(path).path).strip("/")
+    for m, pattern, action in ROUTE53_ROUTES:
+        if m == method and re.fullmatch(pattern, rest):
+            return action
+    first = rest.split("/")[0] if rest else "root"
+    return method.capitalize() + "".join(w.capitalize() for w in re.split(r"[^A-Za-z0-9]+", first) if w)
+
+
+S3_BUCKET_SUB = {  # sub-resource -> the name that follows Get/Put/Delete
+    "versioning": "BucketVersioning", "encryption": "BucketEncryption", "publicAccessBlock": "PublicAccessBlock",
+    "policy": "BucketPolicy", "tagging": "BucketTagging", "acl": "BucketAcl", "cors": "BucketCors",
+    "lifecycle": "BucketLifecycleConfiguration", "website": "BucketWebsite", "logging": "BucketLogging",
+    "notification": "BucketNotificationConfiguration", "ownershipControls": "BucketOwnershipControls",
+    "replication": "BucketReplication", "object-lock": "ObjectLockConfiguration",
+    "accelerate": "BucketAccelerateConfiguration", "requestPayment": "BucketRequestPayment",
+    "policyStatus": "BucketPolicyStatus", "analytics": "BucketAnalyticsConfiguration",
+    "metrics": "BucketMetricsConfiguration", "inventory": "BucketInventoryConfiguration",
+    "intelligent-tiering": "BucketIntelligentTieringConfiguration",
+}
+S3_OBJECT_SUB = {"tagging": "ObjectTagging", "acl": "ObjectAcl", "retention": "ObjectRetention",
+                 "legal-hold": "ObjectLegalHold"}
+
+
+def s3_split(path: str):
+    """Path-style '/bucket/key' -> (bucket or None, key or None)."""
+    raw = urllib.parse.urlsplit(path).path
+    parts = raw.lstrip("/").split("/", 1)
+    bucket = urllib.parse.unquote(parts[0]) if parts[0] else None
+    key = urllib.parse.unquote(parts[1]) if len(parts) > 1 and parts[1] != "" else None
+    return bucket, key
+
+
+def s3_action(method: str, path: str, params: dict, headers) -> str:
+    if params.get("x-id"):  # the Rust SDK names most object operations itself
+        return params["x-id"]
+    bucket, key = s3_split(path)
+    copy = any(k.lower() == "x-amz-copy-source" for k, _ in headers)
+    verb = {"GET": "Get", "PUT": "Put", "DELETE": "Delete", "HEAD": "Head", "POST": "Post"}.get(method, method.capitalize())
+    if bucket is None:
+        return "ListBuckets" if method == "GET" else verb + "Root"
+    if key is None:
+        if method == "GET" and "location" in params:
+            return "GetBucketLocation"
+        if method == "GET" and "uploads" in params:
+            return "ListMultipartUploads"
+        if method == "GET" and "versions" in params:
+            return "ListObjectVersions"
+        if method == "POST" and "delete" in params:
+            return "DeleteObjects"
+        for sub, name in S3_BUCKET_SUB.items():
+            if sub in params:
+                return verb + name
+        return {"GET": "ListObjectsV2" if params.get("list-type") == "2" else "ListObjects", "PUT": "CreateBucket",
+                "HEAD": "HeadBucket", "DELETE": "DeleteBucket"}.get(method, verb + "Bucket")
+    if "uploadId" in params:
+        if method == "PUT":
+            return "UploadPartCopy" if copy else "UploadPart"
+        return {"POST": "CompleteMultipartUpload", "DELETE": "AbortMultipartUpload", "GET": "ListParts"}.get(method, verb + "Upload")
+    if method == "POST" and "uploads" in params:
+        return "CreateMultipartUpload"
+    if method == "POST" and "restore" in params:
+        return "RestoreObject"
+    if method == "GET" and "attributes" in params:
+        return "GetObjectAttributes"
+    for sub, name in S3_OBJECT_SUB.items():
+        if sub in params:
+            return verb + name
+    if method == "PUT":
+        return "CopyObject" if copy else "PutObject"
+    return verb + "Object"
+
+
+def error_response(service: str | None, code: str, message: str, status: int = 400, json_ct: str | None = None,
+                   extra: dict | None = None, headers: list | None = None) -> Response:
+    """An AWS error in the service's own format. `extra` adds elements to the XML error (S3's <Bucket>,
+    <Endpoint>, <Condition>, ...); `headers` adds response headers."""
     rid = str(uuid.uuid4())
     proto = PROTOCOL.get(service or "")
     if proto is None:
         proto = "json" if json_ct else "query"
-    headers = [("x-amzn-RequestId", rid), ("Date", formatdate(usegmt=True))]
+    headers = [("x-amzn-RequestId", rid), ("Date", formatdate(usegmt=True))] + list(headers or [])
+    more = "".join(f"<{k}>{esc(v)}</{k}>" for k, v in (extra or {}).items())
+    if proto == "s3":
+        rid = uuid.uuid4().hex[:16].upper()
+        host_id = uuid.uuid4().hex + uuid.uuid4().hex
+        body = ('<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>%s</Code><Message>%s</Message>%s<RequestId>%s</RequestId>'
+                '<HostId>%s</HostId></Error>' % (esc(code), esc(message), more, rid, host_id))
+        headers = [(k, v) for k, v in headers if k != "x-amzn-RequestId"]
+        headers += [("x-amz-request-id", rid), ("x-amz-id-2", host_id), ("Content-Type", "application/xml")]
+        return Response(status, headers, body.encode(), injected=True, error=code)
+    if proto == "rest-xml":
+        kind = "Sender" if status < 500 else "Receiver"
+        body = ('<?xml version="1.0"?>\n<ErrorResponse xmlns="%s"><Error><Type>%s</Type><Code>%s</Code><Message>%s</Message>%s'
+                '</Error><RequestId>%s</RequestId></ErrorResponse>' % (ROUTE53_NS, kind, esc(code), esc(message), more, rid))
+        headers.append(("Content-Type", "text/xml"))
+        return Response(status, headers, body.encode(), injected=True, error=code)
     if proto == "ec2":
         body = ('<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error><Code>%s</Code><Message>%s</Message>'
                 '</Error></Errors><RequestID>%s</RequestID></Response>' % (esc(code), esc(message), rid))
@@ -273,8 +424,8 @@ def error_response(service: str | None, code: str, message: str, status: int = 4
     elif proto == "query":
         kind = "Sender" if status < 500 else "Receiver"
         ns = QUERY_NS.get(service or "", "")
-        body = ('<ErrorResponse xmlns="%s"><Error><Type>%s</Type><Code>%s</Code><Message>%s</Message></Error>'
-                '<RequestId>%s</RequestId></ErrorResponse>' % (ns, kind, esc(code), esc(message), rid))
+        body = ('<ErrorResponse xmlns="%s"><Error><Type>%s</Type><Code>%s</Code><Message>%s</Message>%s</Error>'
+                '<RequestId>%s</RequestId></ErrorResponse>' % (ns, kind, esc(code), esc(message), more, rid))
         headers.append(("Content-Type", "text/xml"))
     else:
         body = json.dumps({"__type": code, "message": message})
@@ -300,7 +451,27 @@ class Ctx:
         self.json: dict = {}
         self.action = None
         target = self.header("x-amz-target")
-        if target:
+        if self.service is None:
+            if target and "." in target:
+                prefix = target.split(".", 1)[0]
+                for svc, p in JSON_TARGET.items():
+                    if p == prefix:
+                        self.service = svc
+            elif re.match(r"^/\d{4}-\d{2}-\d{2}/", urllib.parse.urlsplit(path).path):
+                self.service = "route53"
+        self.protocol = PROTOCOL.get(self.service or "")
+        query = urllib.parse.urlsplit(path).query
+        if self.protocol in ("rest-xml", "s3"):
+            # REST: the body is the payload (XML, JSON or object bytes), the query holds parameters.
+            self.pairs = urllib.parse.parse_qsl(query, keep_blank_values=True) if query else []
+            for k, v in self.pairs:
+                self.params.setdefault(k, v)
+            if self.protocol == "s3":
+                self.bucket, self.key = s3_split(path)
+                self.action = s3_action(method, path, self.params, headers)
+            else:
+                self.action = route53_action(method, path)
+        elif target:
             self.action = target.rsplit(".", 1)[-1]
             try:
                 doc = json.loads(body.decode("utf-8")) if body.strip() else {}
@@ -308,7 +479,6 @@ class Ctx:
             except Exception:
                 self.json = {}
         else:
-            query = urllib.parse.urlsplit(path).query
             text = body.decode("utf-8", "replace") if "json" not in self.content_type else ""
             try:
                 self.pairs = urllib.parse.parse_qsl(text, keep_blank_values=True) if text else []
@@ -320,13 +490,6 @@ class Ctx:
             for k, v in self.pairs:
                 self.params.setdefault(k, v)
             self.action = self.params.get("Action")
-        if self.service is None:
-            if target and "." in target:
-                prefix = target.split(".", 1)[0]
-                for svc, p in JSON_TARGET.items():
-                    if p == prefix:
-                        self.service = svc
-        self.protocol = PROTOCOL.get(self.service or "")
 
     def header(self, name: str):
         for k, v in self.headers:
@@ -348,6 +511,19 @@ class Ctx:
     def set_form(self, pairs: list):
         self.pairs = pairs
         self.body = urllib.parse.urlencode(pairs).encode()
+
+    def set_json_body(self, doc: dict):
+        self.json = doc
+        self.body = json.dumps(doc).encode()
+
+    def set_query(self, pairs: list):
+        """Replace a REST request's query string."""
+        parts = urllib.parse.urlsplit(self.path)
+        self.path = urllib.parse.urlunsplit(("", "", parts.path, urllib.parse.urlencode(pairs), ""))
+
+    def error(self, code: str, message: str, status: int = 400, **kw) -> Response:
+        return error_response(self.service, code, message, status,
+                              self.content_type if "json" in self.content_type else None, **kw)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -411,40 +587,61 @@ class Realism:
             conn.endheaders(body if body else None)
             r = conn.getresponse()
             data = r.read()
-            out_headers = [(k, v) for k, v in r.getheaders() if k.lower() not in HOP_BY_HOP]
+            # A HEAD answer keeps its Content-Length: it is the size of the object, not of the (empty) body.
+            out_headers = [(k, v) for k, v in r.getheaders()
+                           if k.lower() not in HOP_BY_HOP or (method == "HEAD" and k.lower() == "content-length")]
             return r.status, out_headers, data
         finally:
             conn.close()
 
-    def _auth(self, ctx: Ctx, service: str) -> list:
+    def _auth(self, ctx: Ctx, service: str, region: str | None = None) -> list:
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         return [
             ("Host", f"{self.up_host}:{self.up_port}"),
             ("X-Amz-Date", stamp),
-            ("Authorization", f"AWS4-HMAC-SHA256 Credential={ctx.akid}/{stamp[:8]}/{ctx.region}/{service}/aws4_request, "
+            ("Authorization", f"AWS4-HMAC-SHA256 Credential={ctx.akid}/{stamp[:8]}/{region or ctx.region}/{service}/aws4_request, "
                               f"SignedHeaders=content-type;host;x-amz-date, Signature={'0' * 64}"),
         ]
 
-    def query(self, ctx: Ctx, service: str, action: str, params=None):
+    def query(self, ctx: Ctx, service: str, action: str, params=None, region: str | None = None):
         """An internal awsQuery/ec2Query call to moto; returns the namespace-stripped XML root."""
         pairs = [("Action", action), ("Version", QUERY_VERSION[service])]
         if params:
             pairs += list(params.items()) if isinstance(params, dict) else list(params)
         body = urllib.parse.urlencode(pairs).encode()
-        headers = self._auth(ctx, service) + [("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")]
+        headers = self._auth(ctx, service, region) + [("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")]
         status, rh, data = self.send_upstream("POST", "/", headers, body)
         if status >= 300:
             raise UpstreamError(status, error_code_of(status, rh, data), data)
         return xml_parse(data)[0]
 
-    def call_json(self, ctx: Ctx, service: str, action: str, payload: dict):
+    def call_json(self, ctx: Ctx, service: str, action: str, payload: dict, region: str | None = None):
         body = json.dumps(payload).encode()
-        headers = self._auth(ctx, service) + [("Content-Type", JSON_CT[service]),
+        headers = self._auth(ctx, service, region) + [("Content-Type", JSON_CT[service]),
                                               ("X-Amz-Target", f"{JSON_TARGET[service]}.{action}")]
         status, rh, data = self.send_upstream("POST", "/", headers, body)
         if status >= 300:
             raise UpstreamError(status, error_code_of(status, rh, data), data)
         return json.loads(data.decode() or "{}")
+
+    def rest(self, ctx: Ctx, service: str, method: str, path: str, body: bytes = b"", region: str | None = None,
+             headers: list | None = None):
+        """An internal REST call (route53, s3) to moto: (status, headers, body)."""
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        auth = [("Host", f"{self.up_host}:{self.up_port}"), ("X-Amz-Date", stamp),
+                ("Authorization", f"AWS4-HMAC-SHA256 Credential={ctx.akid}/{stamp[:8]}/{region or ctx.region}/{service}/"
+                                  f"aws4_request, SignedHeaders=host;x-amz-date, Signature={'0' * 64}")]
+        if service == "s3":
+            auth.append(("x-amz-content-sha256", "UNSIGNED-PAYLOAD"))
+        if body and not any(k.lower() == "content-type" for k, _ in headers or []):
+            auth.append(("Content-Type", "application/xml"))
+        return self.send_upstream(method, path, auth + list(headers or []), body)
+
+    def rest_xml(self, ctx: Ctx, service: str, method: str, path: str, body: bytes = b""):
+        status, rh, data = self.rest(ctx, service, method, path, body)
+        if status >= 300:
+            raise UpstreamError(status, error_code_of(status, rh, data), data)
+        return xml_parse(data)[0] if data.strip() else None
 
     def cached(self, ctx: Ctx, key, fn):
         if key not in ctx.cache:
@@ -524,35 +721,44 @@ class Realism:
         thawed.wait(3600)
 
     def _handle(self, ctx: Ctx) -> Response:
-        key = (ctx.service or "").replace("elasticloadbalancing", "elb")
+        key = HOOK_KEY.get(ctx.service or "", ctx.service or "")
         pre = getattr(self, f"pre_{key}_{ctx.action}", None) if ctx.action else None
         if pre is None and ctx.service == "dynamodb" and ctx.action in DDB_TABLE_OPS | DDB_MULTI_OPS | DDB_CHANGE_OPS:
             pre = self.dynamodb_table_check
         post = getattr(self, f"post_{key}_{ctx.action}", None) if ctx.action else None
+        on_error = getattr(self, f"error_{key}_{ctx.action}", None) if ctx.action else None
         synthesized = None
-        if pre:
+        for check in [pre] if pre else []:
             try:
-                synthesized = pre(ctx)
+                synthesized = check(ctx)
             except Reject as r:
-                return error_response(ctx.service, r.code, r.message, r.status, ctx.content_type if "json" in ctx.content_type else None)
+                return ctx.error(r.code, r.message, r.status, extra=r.extra, headers=r.headers)
             except UpstreamError:
                 pass  # the checking query failed: let moto answer the real request
             except Exception:
                 traceback.print_exc()
+            if synthesized is not None:
+                break
         fault = self.maybe_fault(ctx)
         if fault is not None:
             return fault
         if synthesized is not None:
+            if ctx.extra.get("commit"):
+                ctx.extra["commit"]()  # a synthesized change takes effect only if no fault came first
             return synthesized
         try:
             status, rh, data = self.send_upstream(ctx.method, ctx.path, ctx.headers, ctx.body)
         except Exception as e:
-            return error_response(ctx.service, "ServiceUnavailable", f"realism proxy: upstream unreachable: {e}", 503,
-                                  ctx.content_type if "json" in ctx.content_type else None)
+            return ctx.error("ServiceUnavailable", f"realism proxy: upstream unreachable: {e}", 503)
         resp = Response(status, rh, data)
-        if post and 200 <= status < 300:
+        hook = post if 200 <= status < 300 else on_error if status >= 300 else None
+        if hook:
             try:
-                post(ctx, resp)
+                replaced = hook(ctx, resp)
+                if isinstance(replaced, Response):
+                    resp = replaced
+            except Reject as r:
+                resp = ctx.error(r.code, r.message, r.status, extra=r.extra, headers=r.headers)
             except Exception:
                 traceback.print_exc()
         return resp
@@ -569,15 +775,16 @@ class Realism:
             return None
         if self.rng.random() >= rate:
             return None
-        json_ct = ctx.content_type if "json" in ctx.content_type else None
         if self.rng.random() < float(self.cfg["fault_throttle_share"]):
             code = THROTTLE_CODE.get(ctx.service or "", "Throttling")
-            status = int(self.cfg["ec2_throttle_status"]) if ctx.service == "ec2" else 400
+            status = {"ec2": int(self.cfg["ec2_throttle_status"]), "s3": 503}.get(ctx.service or "", 400)
             msg = THROTTLE_MESSAGE.get(ctx.service or "", "Rate exceeded")
-            return error_response(ctx.service, code, msg, status, json_ct)
+            if ctx.service == "route53" and self.rng.random() < float(self.cfg["route53_prior_request_share"]):
+                code, msg = "PriorRequestNotComplete", "The request was rejected because Route 53 was still processing a prior request."
+            return ctx.error(code, msg, status)
         if self.rng.random() < 0.5:
-            return error_response(ctx.service, "InternalError", "We encountered an internal error. Please try again.", 500, json_ct)
-        return error_response(ctx.service, "ServiceUnavailable", "Service is unavailable. Please try again shortly.", 503, json_ct)
+            return ctx.error("InternalError", "We encountered an internal error. Please try again.", 500)
+        return ctx.error("ServiceUnavailable", "Service is unavailable. Please try again shortly.", 503)
 
     # =========================================================================================
     # EC2 facts from moto
@@ -1639,7 +1846,6 @@ class Realism:
                          f"constraint: Member must satisfy enum value set: [{', '.join(map(str, RETENTION_DAYS))}]")
         return None
 
-
 # ---------------------------------------------------------------------------------------------
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -1699,7 +1905,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         for k, v in resp.headers:
             if k.lower() not in HOP_BY_HOP:
                 lines.append(f"{k}: {v}")
-        lines.append(f"Content-Length: {len(resp.body)}")
+        length = resp.header("content-length") if self.command == "HEAD" else None
+        lines.append(f"Content-Length: {length if length is not None else len(resp.body)}")
         if self.close_connection:
             lines.append("Connection: close")
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace")

@@ -32,6 +32,9 @@ from botocore.config import Config  # noqa: E402
 from botocore.exceptions import ClientError  # noqa: E402
 
 PROXY = os.path.join(HERE, "aws_realism.py")
+sys.path.insert(0, HERE)
+import aws_realism  # noqa: E402  (stdlib only: its pure helpers are tested directly)
+
 SCALE = 0.01
 # Windows stretched (in AWS seconds) so that a test can see them reliably at SCALE.
 CONFIG = {"table_creating_s": 50, "table_deleting_s": 50, "iam_propagation_s": 50}
@@ -131,10 +134,33 @@ def clients(endpoint, attempts=1, mode="standard"):
               aws_secret_access_key="testing",
               config=Config(retries={"total_max_attempts": attempts, "mode": mode}, connect_timeout=5, read_timeout=30))
     out = {}
-    for name in ("ec2", "ecs", "elbv2", "dynamodb", "iam", "logs", "sts"):
+    for name in ("ec2", "ecs", "elbv2", "dynamodb", "iam", "logs", "sts", "acm", "route53", "application-autoscaling"):
         c = boto3.client(name, **kw)
         c.meta.events.register("before-send", rust_like)
         out[name] = c
+    out["aas"] = out["application-autoscaling"]
+    # path-style, as the Rust SDK addresses an IP endpoint
+    out["s3"] = boto3.client("s3", **dict(kw, config=kw["config"].merge(Config(s3={"addressing_style": "path"}))))
+    return out
+
+
+def raw(url, method, path, service, body=b"", headers=None, region="us-east-1", target=None):
+    """A request shaped like the Rust SDK's (signature not checked by moto): (status, headers, body)."""
+    port = int(url.rsplit(":", 1)[1])
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    h = {"authorization": f"AWS4-HMAC-SHA256 Credential=testing/{stamp[:8]}/{region}/{service}/aws4_request, "
+                          f"SignedHeaders=host;x-amz-date, Signature={'a' * 64}",
+         "x-amz-date": stamp, "x-amz-user-agent": "aws-sdk-rust/1.3.10 ua/2.1 api/test/1.0 os/linux lang/rust/1.89.0",
+         "x-amz-content-sha256": "UNSIGNED-PAYLOAD"}
+    if target:
+        h["x-amz-target"] = target
+        h["content-type"] = "application/x-amz-json-1.1"
+    h.update(headers or {})
+    conn.request(method, path, body=body, headers=h)
+    r = conn.getresponse()
+    out = (r.status, {k.lower(): v for k, v in r.getheaders()}, r.read())
+    conn.close()
     return out
 
 
@@ -755,6 +781,59 @@ class LogAndFaultTests(unittest.TestCase):
         self.assertEqual(code_of(c3["dynamodb"].list_tables), "ThrottlingException")
         self.assertEqual(code_of(c3["ec2"].describe_vpcs), "RequestLimitExceeded")
         self.assertEqual(code_of(c3["elbv2"].describe_load_balancers), "Throttling")
+        self.assertEqual(code_of(c3["acm"].list_certificates), "ThrottlingException")
+        self.assertEqual(code_of(c3["aas"].describe_scalable_targets, ServiceNamespace="ecs"), "ThrottlingException")
+        self.assertEqual(code_of(c3["route53"].list_hosted_zones), "Throttling")
+        self.assertEqual(code_of(c3["s3"].list_buckets), "SlowDown")
+
+    def test_faults_of_the_rest_services(self):
+        url, log = start_proxy(MOTO, "--fault-rate", "1.0", config={"fault_throttle_share": 1.0, "route53_prior_request_share": 1.0})
+        st, h, body = raw(url, "GET", "/2013-04-01/hostedzone", "route53")
+        self.assertEqual(st, 400)
+        self.assertRegex(body.decode(), r'^<\?xml version="1.0"\?>\n<ErrorResponse xmlns="https://route53.amazonaws.com/doc/2013-04-01/">'
+                                        r"<Error><Type>Sender</Type><Code>PriorRequestNotComplete</Code><Message>[^<]+</Message></Error>")
+        st, h, body = raw(url, "PUT", f"/{name('b')}/k?x-id=PutObject", "s3", b"data")
+        self.assertEqual(st, 503)
+        self.assertRegex(body.decode(), r"<Error><Code>SlowDown</Code><Message>Please reduce your request rate\.</Message>"
+                                        r"<RequestId>[0-9A-F]{16}</RequestId><HostId>[0-9a-f]+</HostId></Error>$")
+        st, h, body = raw(url, "HEAD", f"/{name('b')}", "s3")
+        self.assertEqual((st, body), (503, b""))
+        url5, log5 = start_proxy(MOTO, "--fault-rate", "1.0", config={"fault_throttle_share": 0.0})
+        st, h, body = raw(url5, "GET", "/?x-id=ListBuckets", "s3")
+        self.assertIn(st, (500, 503))
+        self.assertIn(b"<Code>", body)
+        got = [(e["service"], e["action"], e["status"], e["error"], e["injected"]) for e in read_log(log) + read_log(log5)]
+        self.assertEqual(got[:3], [("route53", "ListHostedZones", 400, "PriorRequestNotComplete", True),
+                                   ("s3", "PutObject", 503, "SlowDown", True), ("s3", "HeadBucket", 503, "SlowDown", True)])
+        self.assertIn(got[3][3], ("InternalError", "ServiceUnavailable"))
+
+    def test_freeze_after_an_s3_write(self):
+        url, log = start_proxy(MOTO)
+        bucket = name("frz")
+        port = int(url.rsplit(":", 1)[1])
+
+        def control(method, path):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            conn.request(method, path)
+            out = json.loads(conn.getresponse().read())
+            conn.close()
+            return out
+        control("POST", "/realism/freeze?after=2")
+        self.assertEqual(raw(url, "PUT", f"/{bucket}", "s3")[0], 200)  # mutation 1
+        self.assertEqual(raw(url, "HEAD", f"/{bucket}", "s3")[0], 200)  # a read: not counted
+        done = []
+        worker = __import__("threading").Thread(target=lambda: done.append(
+            raw(url, "PUT", f"/{bucket}/state.json?x-id=PutObject", "s3", b"{}", headers={"if-none-match": "*"})), daemon=True)
+        worker.start()
+        wait_for(lambda: control("GET", "/realism/frozen")["frozen"] == "PutObject")
+        self.assertEqual(done, [])  # carried out, never answered
+        direct = boto3.client("s3", endpoint_url=MOTO, region_name="us-east-1", aws_access_key_id="testing",
+                              aws_secret_access_key="testing", config=Config(s3={"addressing_style": "path"}))
+        self.assertEqual(direct.get_object(Bucket=bucket, Key="state.json")["Body"].read(), b"{}")
+        control("POST", "/realism/thaw")
+        worker.join(5)
+        self.assertEqual([(e["action"], e["status"]) for e in read_log(log)],
+                         [("CreateBucket", 200), ("HeadBucket", 200), ("PutObject", 200)])
 
     def test_fault_filters(self):
         url, log = start_proxy(MOTO, "--fault-rate", "1.0", config={"fault_services": ["logs"], "fault_actions": ["DescribeLogGroups", "ec2:DescribeVpcs"]})
@@ -789,10 +868,77 @@ class LogAndFaultTests(unittest.TestCase):
         self.assertEqual(read_log(log)[-2]["service"], "moto-api")
 
 
+class NewServiceWireTests(unittest.TestCase):
+    """ACM, Route 53, Application Auto Scaling and S3 requests as the Rust SDK sends them."""
+
+    def test_rest_action_names(self):
+        s3 = lambda m, p, h=(): aws_realism.s3_action(m, p, dict(__import__("urllib.parse").parse.parse_qsl(
+            p.split("?", 1)[1] if "?" in p else "", keep_blank_values=True)), list(h))
+        self.assertEqual(s3("PUT", "/b"), "CreateBucket")
+        self.assertEqual(s3("HEAD", "/b"), "HeadBucket")
+        self.assertEqual(s3("GET", "/b?location"), "GetBucketLocation")
+        self.assertEqual(s3("PUT", "/b?versioning"), "PutBucketVersioning")
+        self.assertEqual(s3("GET", "/b?encryption"), "GetBucketEncryption")
+        self.assertEqual(s3("PUT", "/b?publicAccessBlock"), "PutPublicAccessBlock")
+        self.assertEqual(s3("GET", "/b?policy"), "GetBucketPolicy")
+        self.assertEqual(s3("GET", "/b?list-type=2&prefix=x"), "ListObjectsV2")
+        self.assertEqual(s3("GET", "/"), "ListBuckets")
+        self.assertEqual(s3("PUT", "/b/k/with/slashes.json"), "PutObject")
+        self.assertEqual(s3("PUT", "/b/k", [("x-amz-copy-source", "/b/j")]), "CopyObject")
+        self.assertEqual(s3("GET", "/b/k"), "GetObject")
+        self.assertEqual(s3("HEAD", "/b/k"), "HeadObject")
+        self.assertEqual(s3("DELETE", "/b/k"), "DeleteObject")
+        self.assertEqual(s3("POST", "/b?delete"), "DeleteObjects")
+        self.assertEqual(s3("PUT", "/b/k?x-id=PutObject"), "PutObject")
+        self.assertEqual(s3("GET", "/?x-id=ListBuckets"), "ListBuckets")
+        r53 = aws_realism.route53_action
+        self.assertEqual(r53("POST", "/2013-04-01/hostedzone/Z1/rrset"), "ChangeResourceRecordSets")
+        self.assertEqual(r53("POST", "/2013-04-01/hostedzone/Z1/rrset/"), "ChangeResourceRecordSets")
+        self.assertEqual(r53("GET", "/2013-04-01/hostedzone/Z1/rrset?name=a&type=A"), "ListResourceRecordSets")
+        self.assertEqual(r53("GET", "/2013-04-01/hostedzonesbyname?dnsname=x"), "ListHostedZonesByName")
+        self.assertEqual(r53("GET", "/2013-04-01/hostedzone"), "ListHostedZones")
+        self.assertEqual(r53("GET", "/2013-04-01/hostedzone/Z1"), "GetHostedZone")
+        self.assertEqual(r53("GET", "/2013-04-01/change/C123"), "GetChange")
+
+    def test_rust_style_requests_are_identified(self):
+        before = len(read_log(CALL_LOG))
+        st, _, body = raw(PROXY_URL, "POST", "/", "acm", b"{}", target="CertificateManager.ListCertificates")
+        self.assertEqual(st, 200, body)
+        st, _, body = raw(PROXY_URL, "POST", "/", "application-autoscaling", b'{"ServiceNamespace": "ecs"}',
+                          target="AnyScaleFrontendService.DescribeScalableTargets")
+        self.assertEqual(st, 200, body)
+        st, _, body = raw(PROXY_URL, "GET", "/2013-04-01/hostedzonesbyname?dnsname=nothing.test&maxitems=1", "route53")
+        self.assertEqual(st, 200, body)
+        batch = (b'<?xml version="1.0" encoding="UTF-8"?><ChangeResourceRecordSetsRequest xmlns="https://route53.amazonaws.com/'
+                 b'doc/2013-04-01/"><ChangeBatch><Changes></Changes></ChangeBatch></ChangeResourceRecordSetsRequest>')
+        st, _, body = raw(PROXY_URL, "POST", "/2013-04-01/hostedzone/ZNOPE/rrset", "route53", batch,
+                          headers={"content-type": "application/xml"})
+        self.assertEqual(st, 404, body)
+        bucket = name("wire")
+        st, _, body = raw(PROXY_URL, "PUT", f"/{bucket}", "s3")
+        self.assertEqual(st, 200, body)
+        blob = bytes(range(256)) * 4  # not text: the body must pass untouched
+        st, _, body = raw(PROXY_URL, "PUT", f"/{bucket}/dir/state.bin?x-id=PutObject", "s3", blob)
+        self.assertEqual(st, 200, body)
+        st, h, body = raw(PROXY_URL, "HEAD", f"/{bucket}/dir/state.bin", "s3")
+        self.assertEqual((st, h["content-length"], body), (200, str(len(blob)), b""))
+        st, _, body = raw(PROXY_URL, "GET", f"/{bucket}/dir/state.bin?x-id=GetObject", "s3")
+        self.assertEqual(body, blob)
+        st, _, body = raw(PROXY_URL, "GET", f"/{bucket}?list-type=2&prefix=dir%2F", "s3")
+        self.assertIn(b"<Key>dir/state.bin</Key>", body)
+        st, h, body = raw(PROXY_URL, "HEAD", f"/{bucket}/missing", "s3")
+        self.assertEqual((st, body), (404, b""))
+        got = [(e["service"], e["action"], e["error"]) for e in read_log(CALL_LOG)[before:]]
+        self.assertEqual(got, [("acm", "ListCertificates", None), ("application-autoscaling", "DescribeScalableTargets", None),
+                               ("route53", "ListHostedZonesByName", None), ("route53", "ChangeResourceRecordSets", "NoSuchHostedZone"),
+                               ("s3", "CreateBucket", None), ("s3", "PutObject", None), ("s3", "HeadObject", None),
+                               ("s3", "GetObject", None), ("s3", "ListObjectsV2", None), ("s3", "HeadObject", "NotFound")])
+
+
 def load_tests(loader, tests, pattern):
     # the reset test clears moto for everybody: run it last
     suite, last = unittest.TestSuite(), []
-    for group in (WireTests, StateTests, EcsServiceTests, CheckTests, LogAndFaultTests):
+    for group in (WireTests, NewServiceWireTests, StateTests, EcsServiceTests, CheckTests, LogAndFaultTests):
         for t in loader.loadTestsFromTestCase(group):
             (last.append if "reset" in t.id() else suite.addTest)(t)
     suite.addTests(last)
