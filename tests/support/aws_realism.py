@@ -64,12 +64,13 @@ DEFAULTS: dict = {
     "upstream_timeout_s": 60.0,
     "latency_ms": 0.0,
     "failing_image_marker": "fails-health-checks",
+    "route53_change_s": 40.0,
     "route53_prior_request_share": 0.25,
 }
 DURATION_KEYS = {
     "nat_pending_s", "nat_deleting_s", "alb_provisioning_s", "table_creating_s", "table_deleting_s",
     "task_start_s", "iam_propagation_s", "eni_linger_s", "default_deregistration_delay_s",
-    "default_health_check_interval_s", "client_token_window_s",
+    "default_health_check_interval_s", "client_token_window_s", "route53_change_s",
 }
 
 EC2_NS = "http://ec2.amazonaws.com/doc/2016-11-15"
@@ -250,6 +251,12 @@ def indexed(params: dict, prefix: str) -> list:
         if m:
             out.append((int(m.group(1)), v))
     return [v for _, v in sorted(out)]
+
+
+def dns_norm(name) -> str:
+    """A DNS name as Route 53 compares it: lower case, one trailing dot, \\052 read as *."""
+    name = str(name or "").strip().replace("\\052", "*").lower()
+    return name if name.endswith(".") else name + "."
 
 
 def is_mutating(action: str) -> bool:
@@ -562,6 +569,9 @@ class Realism:
             self.route_changes: dict = {}
             self.assoc_changes: dict = {}
             self.task_seq = 0
+            # Route 53
+            self.r53_changes: dict = {}
+            self.r53_seen: dict = {}
 
     def d(self, key: str) -> float:
         return float(self.cfg[key]) * float(self.cfg["time_scale"])
@@ -1845,6 +1855,266 @@ class Realism:
                          f"1 validation error detected: Value '{days}' at 'retentionInDays' failed to satisfy "
                          f"constraint: Member must satisfy enum value set: [{', '.join(map(str, RETENTION_DAYS))}]")
         return None
+
+
+    # =========================================================================================
+    # Route 53 (23-27)
+
+    def r53_zones(self, ctx: Ctx) -> list:
+        """[(zone id without /hostedzone/, normalized name)] of every hosted zone in moto."""
+        def fetch():
+            out, marker = [], None
+            for _ in range(100):
+                root = self.rest_xml(ctx, "route53", "GET", "/2013-04-01/hostedzone?maxitems=100"
+                                     + (f"&marker={urllib.parse.quote(marker)}" if marker else ""))
+                for z in root.findall("./HostedZones/HostedZone"):
+                    out.append((xt(z, "Id", "").split("/")[-1], dns_norm(xt(z, "Name"))))
+                marker = xt(root, "NextMarker")
+                if xt(root, "IsTruncated") != "true" or not marker:
+                    break
+            return out
+        return self.cached(ctx, "r53zones", fetch)
+
+    @staticmethod
+    def r53_parse_rrset(el) -> dict:
+        alias = el.find("AliasTarget")
+        return {
+            "name": dns_norm(xt(el, "Name")), "raw_name": xt(el, "Name"), "type": xt(el, "Type"),
+            "setid": xt(el, "SetIdentifier", ""), "ttl": xt(el, "TTL"),
+            "values": [xt(v, "Value", "") for v in el.findall("./ResourceRecords/ResourceRecord")],
+            "alias": None if alias is None else (dns_norm(xt(alias, "DNSName")), xt(alias, "HostedZoneId", ""),
+                                                 (xt(alias, "EvaluateTargetHealth", "false") or "").lower() == "true"),
+            "el": el,
+        }
+
+    def r53_records(self, ctx: Ctx, zid: str) -> list:
+        def fetch():
+            out, start = [], ""
+            for _ in range(100):
+                root = self.rest_xml(ctx, "route53", "GET", f"/2013-04-01/hostedzone/{zid}/rrset" + start)
+                out += [self.r53_parse_rrset(el) for el in root.findall("./ResourceRecordSets/ResourceRecordSet")]
+                if xt(root, "IsTruncated") != "true" or not xt(root, "NextRecordName"):
+                    break
+                start = "?" + urllib.parse.urlencode({"name": xt(root, "NextRecordName"), "type": xt(root, "NextRecordType", "")})
+            return out
+        return self.cached(ctx, ("r53records", zid), fetch)
+
+    @staticmethod
+    def r53_zone_of(path: str) -> str:
+        m = re.search(r"/hostedzone/([^/?]+)", urllib.parse.urlsplit(path).path)
+        return m.group(1) if m else ""
+
+    def r53_new_change(self, ctx: Ctx, info, comment: str | None = None):
+        """moto answers every change with the same INSYNC id: give it a PENDING id of its own."""
+        if info is None:
+            return
+        cid = "C" + uuid.uuid4().hex.upper()[:20]
+        self.r53_changes[cid] = {"submitted": ctx.now, "comment": comment}
+        set_child(info, "Id", f"/change/{cid}")
+        set_child(info, "Status", "PENDING" if self.d("route53_change_s") > 0 else "INSYNC")
+        if comment:
+            set_child(info, "Comment", comment)
+
+    def pre_route53_GetChange(self, ctx: Ctx):
+        cid = urllib.parse.unquote(urllib.parse.urlsplit(ctx.path).path.rstrip("/").split("/")[-1])
+        change = self.r53_changes.get(cid)
+        if change is None:
+            raise Reject("NoSuchChange", f"A change with the specified change ID {cid} does not exist.", 404)
+        status = "INSYNC" if ctx.now >= change["submitted"] + self.d("route53_change_s") else "PENDING"
+        root = ET.Element("GetChangeResponse")
+        info = ET.SubElement(root, "ChangeInfo")
+        ET.SubElement(info, "Id").text = f"/change/{cid}"
+        ET.SubElement(info, "Status").text = status
+        ET.SubElement(info, "SubmittedAt").text = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(change["submitted"]))
+        if change["comment"]:
+            ET.SubElement(info, "Comment").text = change["comment"]
+        return Response(200, [("Content-Type", "text/xml"), ("x-amzn-RequestId", str(uuid.uuid4()))],
+                        xml_dump(root, ROUTE53_NS), injected=True)
+
+    def pre_route53_CreateHostedZone(self, ctx: Ctx):
+        """moto makes a second zone for a CallerReference it has seen; AWS refuses."""
+        try:
+            ref = xt(xml_parse(ctx.body)[0], "CallerReference")
+        except ET.ParseError:
+            return None
+        marker = None
+        for _ in range(100):
+            root = self.rest_xml(ctx, "route53", "GET", "/2013-04-01/hostedzone?maxitems=100"
+                                 + (f"&marker={urllib.parse.quote(marker)}" if marker else ""))
+            if any(xt(z, "CallerReference") == ref for z in root.findall("./HostedZones/HostedZone")):
+                raise Reject("HostedZoneAlreadyExists", "A hosted zone has already been created with the specified "
+                                                        "caller reference.", 409)
+            marker = xt(root, "NextMarker")
+            if xt(root, "IsTruncated") != "true" or not marker:
+                break
+        return None
+
+    def post_route53_CreateHostedZone(self, ctx: Ctx, resp: Response):
+        root, ns = xml_parse(resp.body)
+        self.r53_new_change(ctx, root.find("ChangeInfo"))
+        resp.set_xml(root, ns)
+
+    post_route53_DeleteHostedZone = post_route53_CreateHostedZone
+
+    def r53_conflicts(self, state: dict, new: dict, zone: str) -> list:
+        name, typ = new["name"], new["type"]
+        if typ == "CNAME" and name == zone:
+            return [f"RRSet of type CNAME with DNS name {name} is not permitted at apex in zone {zone}"]
+        others = {t for (n, t, _) in state if n == name}
+        if typ == "CNAME" and others - {"CNAME"}:
+            return [f"RRSet of type CNAME with DNS name {name} is not permitted as it conflicts with other records "
+                    f"with the same DNS name in zone {zone}"]
+        if typ != "CNAME" and "CNAME" in others:
+            return [f"RRSet of type {typ} with DNS name {name} is not permitted because a conflicting RRSet of type "
+                    f"CNAME with the same DNS name already exists in zone {zone}"]
+        return []
+
+    def r53_alias_errors(self, ctx: Ctx, new: dict, zid: str, state: dict) -> list:
+        if not new["alias"]:
+            return []
+        dns, target_zone, _ = new["alias"]
+        head = f"Tried to create an alias that targets {dns}, type {new['type']} in zone {target_zone}"
+        m = re.match(r"^(?:dualstack\.)?(.+\.([a-z0-9-]+)\.elb\.amazonaws\.com\.)$", dns)
+        if m:
+            try:
+                lbs = self.cached(ctx, ("lbs-dns", m.group(2)), lambda: self.query(
+                    ctx, "elasticloadbalancing", "DescribeLoadBalancers", region=m.group(2)).findall(
+                    "./DescribeLoadBalancersResult/LoadBalancers/member"))
+            except UpstreamError:
+                return []
+            for lb in lbs:
+                if dns_norm(xt(lb, "DNSName")) == m.group(1):
+                    if xt(lb, "CanonicalHostedZoneId") != target_zone:
+                        return [f"{head}, but the alias target name does not lie within the target zone"]
+                    return []
+            return [f"{head}, but that target was not found"]
+        if target_zone == zid and not any(n == dns for (n, _, _) in state):
+            return [f"{head}, but that target was not found"]
+        return []
+
+    @staticmethod
+    def r53_same(cur: dict, new: dict) -> bool:
+        if (cur["alias"] is None) != (new["alias"] is None):
+            return False
+        if cur["alias"]:
+            return cur["alias"] == new["alias"]
+        return str(cur["ttl"]) == str(new["ttl"]) and sorted(cur["values"]) == sorted(new["values"])
+
+    def pre_route53_ChangeResourceRecordSets(self, ctx: Ctx):
+        """Judge the batch as AWS does (moto misses duplicates, CNAME conflicts, mismatched DELETEs and alias
+        targets), all changes together; then send moto a batch its journal-based checks accept."""
+        try:
+            root, ns = xml_parse(ctx.body)
+        except ET.ParseError:
+            return None
+        ctx.extra["comment"] = xt(root, "ChangeBatch/Comment")
+        zid = self.r53_zone_of(ctx.path)
+        zone = dict(self.r53_zones(ctx)).get(zid)
+        if zone is None:
+            return None  # moto: NoSuchHostedZone
+        state = {(r["name"], r["type"], r["setid"]): r for r in self.r53_records(ctx, zid)}
+        errors = []
+        for change in root.findall("./ChangeBatch/Changes/Change"):
+            action, el = xt(change, "Action"), change.find("ResourceRecordSet")
+            if el is None or action not in ("CREATE", "UPSERT", "DELETE"):
+                return None
+            new = self.r53_parse_rrset(el)
+            if not (new["name"] == zone or new["name"].endswith("." + zone)):
+                return None  # moto: not permitted in zone
+            key = (new["name"], new["type"], new["setid"])
+            desc = f"[name='{new['name']}', type='{new['type']}'" + (f", set-identifier='{new['setid']}'" if new["setid"] else "") + "]"
+            cur = state.get(key)
+            if action == "DELETE":
+                if cur is None:
+                    errors.append(f"Tried to delete resource record set {desc} but it was not found")
+                elif not self.r53_same(cur, new):
+                    errors.append(f"Tried to delete resource record set {desc} but the values provided do not match the current values")
+                else:
+                    change.remove(el)  # moto compares with its journal, case- and order-sensitively: the stored form
+                    change.append(cur["el"])
+                    del state[key]
+                continue
+            if action == "CREATE" and cur is not None:
+                errors.append(f"Tried to create resource record set {desc} but it already exists")
+                continue
+            errors += self.r53_conflicts({k: v for k, v in state.items() if k != key}, new, zone)
+            errors += self.r53_alias_errors(ctx, new, zid, state)
+            if cur is not None:
+                set_child(el, "Name", cur["raw_name"])  # moto's UPSERT is case-sensitive
+            set_child(change, "Action", "UPSERT")  # moto's CREATE misjudges a record that was deleted before
+            state[key] = new
+        if errors:
+            raise Reject("InvalidChangeBatch", "[" + ", ".join(errors) + "]")
+        ctx.body = xml_dump(root, ns or ROUTE53_NS)
+        return None
+
+    def post_route53_ChangeResourceRecordSets(self, ctx: Ctx, resp: Response):
+        root, ns = xml_parse(resp.body)
+        self.r53_new_change(ctx, root.find("ChangeInfo"), ctx.extra.get("comment"))
+        resp.set_xml(root, ns)
+        try:
+            req, _ = xml_parse(ctx.body)
+        except ET.ParseError:
+            return
+        for change in req.findall("./ChangeBatch/Changes/Change"):
+            el = change.find("ResourceRecordSet")
+            if xt(change, "Action") in ("CREATE", "UPSERT") and el is not None and xt(el, "Type") == "CNAME":
+                for v in el.findall("./ResourceRecords/ResourceRecord"):
+                    self.r53_seen.setdefault((dns_norm(xt(el, "Name")), dns_norm(xt(v, "Value"))), ctx.now)
+
+    def post_route53_ListResourceRecordSets(self, ctx: Ctx, resp: Response):
+        """AWS returns * as \\052, alias targets in lower case with a trailing dot, and a plain SOA value."""
+        root, ns = xml_parse(resp.body)
+        for el in root.findall("./ResourceRecordSets/ResourceRecordSet"):
+            name = xt(el, "Name", "")
+            if "*" in name:
+                set_child(el, "Name", name.replace("*", "\\052"))
+            alias = el.find("AliasTarget")
+            if alias is not None and xt(alias, "DNSName"):
+                set_child(alias, "DNSName", dns_norm(xt(alias, "DNSName")))
+            for v in el.findall("./ResourceRecords/ResourceRecord/Value"):
+                m = re.fullmatch(r"\{'Value': '(.*)'\}", v.text or "")
+                if m:
+                    v.text = m.group(1)
+        resp.set_xml(root, ns)
+
+    def pre_route53_ListHostedZonesByName(self, ctx: Ctx):
+        """moto keeps only zones named exactly DNSName and ignores MaxItems; AWS lists from DNSName on, in order."""
+        ctx.extra["byname"] = {k: ctx.params.get(k) for k in ("dnsname", "hostedzoneid", "maxitems")}
+        ctx.set_query([])
+        return None
+
+    def post_route53_ListHostedZonesByName(self, ctx: Ctx, resp: Response):
+        root, ns = xml_parse(resp.body)
+        want = ctx.extra.get("byname") or {}
+        holder = root.find("HostedZones")
+        zones = list(holder) if holder is not None else []
+
+        def order(z):
+            name = dns_norm(xt(z, "Name")).rstrip(".")
+            return (".".join(reversed(name.split("."))), xt(z, "Id", "").split("/")[-1])
+        zones.sort(key=order)
+        if want.get("dnsname"):
+            start = (".".join(reversed(dns_norm(want["dnsname"]).rstrip(".").split("."))), want.get("hostedzoneid") or "")
+            zones = [z for z in zones if order(z) >= start]
+        try:
+            limit = max(1, int(want.get("maxitems") or 100))
+        except ValueError:
+            limit = 100
+        out = ET.Element("ListHostedZonesByNameResponse")
+        box = ET.SubElement(out, "HostedZones")
+        for z in zones[:limit]:
+            box.append(z)
+        if want.get("dnsname"):
+            ET.SubElement(out, "DNSName").text = dns_norm(want["dnsname"])
+        if want.get("hostedzoneid"):
+            ET.SubElement(out, "HostedZoneId").text = want["hostedzoneid"]
+        ET.SubElement(out, "IsTruncated").text = "true" if len(zones) > limit else "false"
+        if len(zones) > limit:
+            ET.SubElement(out, "NextDNSName").text = xt(zones[limit], "Name")
+            ET.SubElement(out, "NextHostedZoneId").text = xt(zones[limit], "Id", "").split("/")[-1]
+        ET.SubElement(out, "MaxItems").text = str(limit)
+        resp.set_xml(out, ns or ROUTE53_NS)
 
 # ---------------------------------------------------------------------------------------------
 

@@ -37,7 +37,7 @@ import aws_realism  # noqa: E402  (stdlib only: its pure helpers are tested dire
 
 SCALE = 0.01
 # Windows stretched (in AWS seconds) so that a test can see them reliably at SCALE.
-CONFIG = {"table_creating_s": 50, "table_deleting_s": 50, "iam_propagation_s": 50}
+CONFIG = {"table_creating_s": 50, "table_deleting_s": 50, "iam_propagation_s": 50, "route53_change_s": 20}
 TOL = 0.06  # seconds of slack on lower bounds
 
 _procs = []
@@ -868,6 +868,27 @@ class LogAndFaultTests(unittest.TestCase):
         self.assertEqual(read_log(log)[-2]["service"], "moto-api")
 
 
+class Alb:
+    """A VPC with two subnets in two AZs, an ALB and an ip target group (no listener)."""
+
+    def __init__(self, c):
+        ec2, elb = c["ec2"], c["elbv2"]
+        self.vpc = ec2.create_vpc(CidrBlock="10.7.0.0/16")["Vpc"]["VpcId"]
+        subnets = [ec2.create_subnet(VpcId=self.vpc, CidrBlock=f"10.7.{i}.0/24", AvailabilityZone=f"us-east-1{z}")["Subnet"]["SubnetId"]
+                   for i, z in ((1, "a"), (2, "b"))]
+        lb = elb.create_load_balancer(Name=name("lb"), Subnets=subnets)["LoadBalancers"][0]
+        self.lb, self.dns, self.zone = lb["LoadBalancerArn"], lb["DNSName"], lb["CanonicalHostedZoneId"]
+        self.tg = elb.create_target_group(Name=name("tg"), Protocol="HTTP", Port=80, VpcId=self.vpc,
+                                          TargetType="ip")["TargetGroups"][0]["TargetGroupArn"]
+
+    def forward(self):
+        return [{"Type": "forward", "TargetGroupArn": self.tg}]
+
+
+def make_zone(c, domain):
+    return c["route53"].create_hosted_zone(Name=domain, CallerReference=uuid.uuid4().hex)["HostedZone"]["Id"].split("/")[-1]
+
+
 class NewServiceWireTests(unittest.TestCase):
     """ACM, Route 53, Application Auto Scaling and S3 requests as the Rust SDK sends them."""
 
@@ -909,6 +930,7 @@ class NewServiceWireTests(unittest.TestCase):
         self.assertEqual(st, 200, body)
         st, _, body = raw(PROXY_URL, "GET", "/2013-04-01/hostedzonesbyname?dnsname=nothing.test&maxitems=1", "route53")
         self.assertEqual(st, 200, body)
+        self.assertIn(b"<IsTruncated>", body)
         batch = (b'<?xml version="1.0" encoding="UTF-8"?><ChangeResourceRecordSetsRequest xmlns="https://route53.amazonaws.com/'
                  b'doc/2013-04-01/"><ChangeBatch><Changes></Changes></ChangeBatch></ChangeResourceRecordSetsRequest>')
         st, _, body = raw(PROXY_URL, "POST", "/2013-04-01/hostedzone/ZNOPE/rrset", "route53", batch,
@@ -935,10 +957,98 @@ class NewServiceWireTests(unittest.TestCase):
                                ("s3", "GetObject", None), ("s3", "ListObjectsV2", None), ("s3", "HeadObject", "NotFound")])
 
 
+class Route53Tests(unittest.TestCase):
+
+    def change(self, zone, *changes):
+        return C["route53"].change_resource_record_sets(HostedZoneId=zone, ChangeBatch={"Changes": list(changes)})
+
+    def error(self, zone, *changes):
+        try:
+            self.change(zone, *changes)
+        except ClientError as e:
+            return e.response["Error"]["Code"], e.response["Error"]["Message"]
+        return None
+
+    def test_change_is_pending_then_insync(self):
+        r53 = C["route53"]
+        zone = make_zone(C, f"{name('z')}.test")
+        zname = r53.get_hosted_zone(Id=zone)["HostedZone"]["Name"]
+        info = self.change(zone, {"Action": "CREATE", "ResourceRecordSet": {"Name": f"a.{zname}", "Type": "A", "TTL": 60,
+                                                                            "ResourceRecords": [{"Value": "192.0.2.1"}]}})["ChangeInfo"]
+        t0 = time.time()
+        self.assertEqual(info["Status"], "PENDING")
+        again = self.change(zone, {"Action": "UPSERT", "ResourceRecordSet": {"Name": f"a.{zname}", "Type": "A", "TTL": 60,
+                                                                             "ResourceRecords": [{"Value": "192.0.2.2"}]}})["ChangeInfo"]
+        self.assertNotEqual(again["Id"], info["Id"])  # moto reuses one id for every change
+        self.assertEqual(r53.get_change(Id=info["Id"])["ChangeInfo"]["Status"], "PENDING")
+        wait_for(lambda: r53.get_change(Id=info["Id"])["ChangeInfo"]["Status"] == "INSYNC")
+        self.assertGreaterEqual(time.time() - t0, CONFIG["route53_change_s"] * SCALE - TOL)
+        self.assertEqual(r53.get_change(Id=info["Id"])["ChangeInfo"]["Id"], info["Id"])
+        self.assertEqual(code_of(r53.get_change, Id="CNOSUCHCHANGE"), "NoSuchChange")
+        ref = uuid.uuid4().hex
+        r53.create_hosted_zone(Name=f"{name('ref')}.test", CallerReference=ref)
+        self.assertEqual(code_of(r53.create_hosted_zone, Name=f"{name('ref')}.test", CallerReference=ref), "HostedZoneAlreadyExists")
+
+    def test_change_batches_are_judged_as_aws_does(self):
+        r53 = C["route53"]
+        zname = f"{name('z')}.test."
+        zone = make_zone(C, zname)
+        www = {"Name": f"www.{zname}", "Type": "CNAME", "TTL": 60, "ResourceRecords": [{"Value": "app.example.net"}]}
+        self.change(zone, {"Action": "CREATE", "ResourceRecordSet": www})
+        self.assertEqual(self.error(zone, {"Action": "CREATE", "ResourceRecordSet": dict(www, TTL=300)}),
+                         ("InvalidChangeBatch", f"[Tried to create resource record set [name='www.{zname}', type='CNAME'] but it already exists]"))
+        self.assertEqual(self.error(zone, {"Action": "DELETE", "ResourceRecordSet": dict(www, TTL=300)}),
+                         ("InvalidChangeBatch", f"[Tried to delete resource record set [name='www.{zname}', type='CNAME'] but the values provided do not match the current values]"))
+        code, message = self.error(zone, {"Action": "CREATE", "ResourceRecordSet": {"Name": f"www.{zname}", "Type": "A", "TTL": 60, "ResourceRecords": [{"Value": "192.0.2.1"}]}},
+                                   {"Action": "DELETE", "ResourceRecordSet": dict(www, Name=f"gone.{zname}")})
+        self.assertEqual(code, "InvalidChangeBatch")
+        self.assertEqual(message, f"[RRSet of type A with DNS name www.{zname} is not permitted because a conflicting RRSet of type CNAME "
+                                  f"with the same DNS name already exists in zone {zname}, Tried to delete resource record set "
+                                  f"[name='gone.{zname}', type='CNAME'] but it was not found]")
+        self.assertEqual(self.error(zone, {"Action": "CREATE", "ResourceRecordSet": dict(www, Name=zname)})[0], "InvalidChangeBatch")  # apex CNAME
+        # a batch is judged as a whole: replace the CNAME by an A record in one change
+        self.change(zone, {"Action": "DELETE", "ResourceRecordSet": dict(www, Name=www["Name"].upper())},
+                    {"Action": "CREATE", "ResourceRecordSet": {"Name": f"www.{zname}", "Type": "A", "TTL": 60, "ResourceRecords": [{"Value": "192.0.2.1"}]}})
+        self.change(zone, {"Action": "DELETE", "ResourceRecordSet": {"Name": f"www.{zname}", "Type": "A", "TTL": 60, "ResourceRecords": [{"Value": "192.0.2.1"}]}})
+        self.change(zone, {"Action": "CREATE", "ResourceRecordSet": www})  # again, after a delete (moto's journal says "exists")
+        # alias records to a load balancer
+        alb = Alb(C)
+        alias = lambda t, z: {"Action": "CREATE", "ResourceRecordSet": {"Name": f"app.{zname}", "Type": t, "AliasTarget": {
+            "HostedZoneId": z, "DNSName": f"dualstack.{alb.dns}", "EvaluateTargetHealth": True}}}
+        code, message = self.error(zone, alias("A", "Z0000000WRONG"))
+        self.assertEqual(message, f"[Tried to create an alias that targets dualstack.{alb.dns.lower()}., type A in zone Z0000000WRONG, "
+                                  "but the alias target name does not lie within the target zone]")
+        gone = {"Action": "CREATE", "ResourceRecordSet": {"Name": f"old.{zname}", "Type": "A", "AliasTarget": {
+            "HostedZoneId": alb.zone, "DNSName": "dualstack.nope-1.us-east-1.elb.amazonaws.com", "EvaluateTargetHealth": False}}}
+        self.assertIn("but that target was not found", self.error(zone, gone)[1])
+        self.change(zone, alias("A", alb.zone), alias("AAAA", alb.zone))
+        sets = r53.list_resource_record_sets(HostedZoneId=zone)["ResourceRecordSets"]
+        app = [x for x in sets if x["Name"] == f"app.{zname}"]
+        self.assertEqual([x["AliasTarget"]["DNSName"] for x in app], [f"dualstack.{alb.dns.lower()}."] * 2)
+        soa = [x for x in sets if x["Type"] == "SOA"][0]["ResourceRecords"][0]["Value"]
+        self.assertTrue(soa.startswith("ns-"), soa)
+        self.change(zone, {"Action": "CREATE", "ResourceRecordSet": {"Name": f"*.{zname}", "Type": "A", "TTL": 60, "ResourceRecords": [{"Value": "192.0.2.9"}]}})
+        names = [x["Name"] for x in r53.list_resource_record_sets(HostedZoneId=zone)["ResourceRecordSets"]]
+        self.assertIn(f"\\052.{zname}", names)
+
+    def test_list_hosted_zones_by_name_from_a_name_on(self):
+        r53 = C["route53"]
+        tld = name("tld")
+        zones = {n: make_zone(C, f"{n}.{tld}") for n in ("alpha", "beta", "gamma")}
+        out = r53.list_hosted_zones_by_name(DNSName=f"beta.{tld}", MaxItems="1")
+        self.assertEqual([z["Name"] for z in out["HostedZones"]], [f"beta.{tld}."])
+        self.assertTrue(out["IsTruncated"])
+        self.assertEqual((out["NextDNSName"], out["NextHostedZoneId"]), (f"gamma.{tld}.", zones["gamma"]))
+        # a name without a zone: AWS starts with the next zone in order, so the caller must check the name
+        out = r53.list_hosted_zones_by_name(DNSName=f"b.{tld}", MaxItems="1")
+        self.assertEqual(out["HostedZones"][0]["Name"], f"beta.{tld}.")
+
+
 def load_tests(loader, tests, pattern):
     # the reset test clears moto for everybody: run it last
     suite, last = unittest.TestSuite(), []
-    for group in (WireTests, NewServiceWireTests, StateTests, EcsServiceTests, CheckTests, LogAndFaultTests):
+    for group in (WireTests, NewServiceWireTests, StateTests, EcsServiceTests, CheckTests, Route53Tests,
+                  LogAndFaultTests):
         for t in loader.loadTestsFromTestCase(group):
             (last.append if "reset" in t.id() else suite.addTest)(t)
     suite.addTests(last)
