@@ -22,6 +22,7 @@ Prints `READY <port>` once listening, then serves until killed.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import http.client
 import http.server
 import ipaddress
@@ -64,13 +65,19 @@ DEFAULTS: dict = {
     "upstream_timeout_s": 60.0,
     "latency_ms": 0.0,
     "failing_image_marker": "fails-health-checks",
+    "acm_record_delay_s": 5.0,
+    "acm_validation_s": 120.0,
+    "acm_validation_timeout_s": 259200.0,
+    "acm_idempotency_window_s": 3600.0,
+    "acm_release_s": 10.0,
     "route53_change_s": 40.0,
     "route53_prior_request_share": 0.25,
 }
 DURATION_KEYS = {
     "nat_pending_s", "nat_deleting_s", "alb_provisioning_s", "table_creating_s", "table_deleting_s",
     "task_start_s", "iam_propagation_s", "eni_linger_s", "default_deregistration_delay_s",
-    "default_health_check_interval_s", "client_token_window_s", "route53_change_s",
+    "default_health_check_interval_s", "client_token_window_s", "acm_record_delay_s", "acm_validation_s",
+    "acm_validation_timeout_s", "acm_idempotency_window_s", "acm_release_s", "route53_change_s",
 }
 
 EC2_NS = "http://ec2.amazonaws.com/doc/2016-11-15"
@@ -569,6 +576,11 @@ class Realism:
             self.route_changes: dict = {}
             self.assoc_changes: dict = {}
             self.task_seq = 0
+            # ACM and listeners
+            self.certs: dict = {}
+            self.cert_tokens: dict = {}
+            self.listener_certs: dict = {}
+            self.cert_released: dict = {}
             # Route 53
             self.r53_changes: dict = {}
             self.r53_seen: dict = {}
@@ -1188,6 +1200,10 @@ class Realism:
                                     "subnets": set(lb["subnets"]), "vpc": lb["vpc"],
                                     "public": lb["scheme"] == "internet-facing", "why": f"load balancer {lb['arn']}"})
         self.lbs.pop(ctx.params.get("LoadBalancerArn"), None)
+        for arn, rec in list(self.listener_certs.items()):  # its listeners go with it
+            if rec["lb"] == ctx.params.get("LoadBalancerArn"):
+                self.release_certs(rec["lb"], rec["certs"], ctx.now)
+                del self.listener_certs[arn]
 
     @staticmethod
     def _actions_key(pairs):
@@ -1195,6 +1211,10 @@ class Realism:
 
     def pre_elb_CreateListener(self, ctx: Ctx):
         arn, port = ctx.params.get("LoadBalancerArn"), ctx.params.get("Port")
+        protocol, certs = ctx.params.get("Protocol"), self.request_certs(ctx)
+        if protocol in ("HTTPS", "TLS") and not certs:
+            raise Reject("ValidationError", f"A certificate must be specified for {protocol} listeners")
+        self.check_listener_certs(ctx, certs)
         if not arn or not port:
             return None
         root = self.query(ctx, "elasticloadbalancing", "DescribeListeners", {"LoadBalancerArn": arn})
@@ -1213,8 +1233,9 @@ class Realism:
             for a in m.findall("./DefaultActions/member"):
                 tgs = [xt(a, "TargetGroupArn")] + [xt(t, "TargetGroupArn") for t in a.findall("./ForwardConfig/TargetGroups/member")]
                 have.append((xt(a, "Type"), tgs))
+            have_certs = sorted(xt(c, "CertificateArn") or "" for c in m.findall("./Certificates/member"))
             same = (xt(m, "Protocol") == ctx.params.get("Protocol", xt(m, "Protocol"))
-                    and self._actions_key(have) == self._actions_key(wanted))
+                    and self._actions_key(have) == self._actions_key(wanted) and have_certs == sorted(certs))
             if not same:
                 raise Reject("DuplicateListener", f"A listener already exists on this port for this load balancer '{arn}'")
             # Identical settings: CreateListener is idempotent on AWS and returns the existing listener.
@@ -1856,6 +1877,253 @@ class Realism:
                          f"constraint: Member must satisfy enum value set: [{', '.join(map(str, RETENTION_DAYS))}]")
         return None
 
+
+    # =========================================================================================
+    # ACM (19-21) and the listeners that use certificates (22)
+
+    @staticmethod
+    def acm_record(account: str, domain: str):
+        """The validation CNAME of a domain: the same for every certificate of the account, as on AWS."""
+        base = domain[2:] if domain.startswith("*.") else domain
+        h1 = hashlib.md5(f"name:{account}:{base.lower()}".encode()).hexdigest()
+        h2 = hashlib.md5(f"value:{account}:{base.lower()}".encode()).hexdigest()
+        letters = "".join(chr(97 + int(c, 16) % 26) for c in h2[:10])
+        return dns_norm(f"_{h1}.{base}"), f"_{h2}.{letters}.acm-validations.aws."
+
+    def acm_status(self, ctx: Ctx, rec: dict) -> str:
+        """PENDING_VALIDATION until every domain's CNAME is in a hosted zone of the emulator, then ISSUED
+        acm_validation_s after the last record appeared; VALIDATION_TIMED_OUT after acm_validation_timeout_s."""
+        if rec["issued_at"] is not None:
+            return "ISSUED"
+        if rec["method"] == "DNS":
+            times = [self.acm_record_seen(ctx, rec, d) for d in rec["bases"]]
+            if times and all(t is not None for t in times):
+                ready = max(times) + self.d("acm_validation_s")
+                if ctx.now >= ready:
+                    rec["issued_at"] = ready
+                    return "ISSUED"
+        if ctx.now >= rec["requested"] + self.d("acm_validation_timeout_s"):
+            return "VALIDATION_TIMED_OUT"
+        return "PENDING_VALIDATION"
+
+    def acm_record_seen(self, ctx: Ctx, rec: dict, base: str):
+        """When the validation record of `base` appeared (None while it is missing)."""
+        name, value = self.acm_record(rec["account"], base)
+        found = False
+        for zid, zname in self.r53_zones(ctx):
+            if dns_norm(base) == zname or dns_norm(base).endswith("." + zname):
+                for r in self.r53_records(ctx, zid):
+                    if r["name"] == name and r["type"] == "CNAME" and value in [dns_norm(v) for v in r["values"]]:
+                        found = True
+        if not found:
+            rec["seen"].pop(base, None)
+            return None
+        return rec["seen"].setdefault(base, self.r53_seen.get((name, value), ctx.now))
+
+    def cert_in_use(self, arn: str, now: float) -> list:
+        """Load balancers whose listeners use the certificate, or did until less than acm_release_s ago."""
+        lbs = {rec["lb"] for rec in self.listener_certs.values() if arn in rec["certs"]}
+        lbs |= {lb for (c, lb), at in self.cert_released.items() if c == arn and now < at + self.d("acm_release_s")}
+        return sorted(x for x in lbs if x)
+
+    def pre_acm_RequestCertificate(self, ctx: Ctx):
+        token = ctx.json.get("IdempotencyToken")
+        if not token:
+            return None
+        domain = str(ctx.json.get("DomainName", "")).lower()
+        known = self.cert_tokens.get((token, domain))
+        if known and ctx.now - known["at"] < self.d("acm_idempotency_window_s") and known["arn"] in self.certs:
+            return Response(200, [("Content-Type", "application/x-amz-json-1.1"), ("x-amzn-RequestId", str(uuid.uuid4()))],
+                            json.dumps({"CertificateArn": known["arn"]}).encode(), injected=True)
+        # moto matches tokens on tags alone (and ignores the domain): the proxy keeps the tokens itself.
+        doc = dict(ctx.json)
+        doc.pop("IdempotencyToken")
+        ctx.set_json_body(doc)
+        ctx.extra["token"] = (token, domain)
+        return None
+
+    def post_acm_RequestCertificate(self, ctx: Ctx, resp: Response):
+        arn = json.loads(resp.body or b"{}").get("CertificateArn")
+        if not arn:
+            return
+        req = ctx.json
+        domains = [req.get("DomainName", "")] + [d for d in req.get("SubjectAlternativeNames") or [] if d != req.get("DomainName")]
+        bases = []
+        for d in domains:
+            base = d[2:] if d.startswith("*.") else d
+            if base not in bases:
+                bases.append(base)
+        self.certs[arn] = {"arn": arn, "domains": domains, "bases": bases, "account": arn.split(":")[4],
+                           # from the answer: moto takes a while to make the key
+                           "method": req.get("ValidationMethod") or "EMAIL", "requested": time.time(), "issued_at": None,
+                           "seen": {}}
+        if ctx.extra.get("token"):
+            self.cert_tokens[ctx.extra["token"]] = {"arn": arn, "at": ctx.now}
+
+    def post_acm_DescribeCertificate(self, ctx: Ctx, resp: Response):
+        doc = json.loads(resp.body or b"{}")
+        cert = doc.get("Certificate") or {}
+        arn = cert.get("CertificateArn")
+        cert["InUseBy"] = self.cert_in_use(arn, ctx.now)  # AWS lists load balancers; moto lists listeners, forever
+        rec = self.certs.get(arn)
+        if rec is not None:
+            status = self.acm_status(ctx, rec)
+            cert["Status"] = status
+            options = []
+            for d in rec["domains"]:
+                base = d[2:] if d.startswith("*.") else d
+                seen = rec["seen"].get(base)
+                if status == "ISSUED" or (seen is not None and ctx.now >= seen + self.d("acm_validation_s")):
+                    vstatus = "SUCCESS"
+                else:
+                    vstatus = "FAILED" if status == "VALIDATION_TIMED_OUT" else "PENDING_VALIDATION"
+                option = {"DomainName": d, "ValidationDomain": d, "ValidationStatus": vstatus, "ValidationMethod": rec["method"]}
+                if rec["method"] == "DNS" and ctx.now >= rec["requested"] + self.d("acm_record_delay_s"):
+                    name, value = self.acm_record(rec["account"], d)
+                    option["ResourceRecord"] = {"Name": name, "Type": "CNAME", "Value": value}
+                options.append(option)
+            cert["DomainValidationOptions"] = options
+            if status == "ISSUED":
+                cert["IssuedAt"] = rec["issued_at"]
+            else:
+                for k in ("IssuedAt", "NotBefore", "NotAfter", "Serial", "Issuer"):
+                    cert.pop(k, None)
+        resp.set_json(doc)
+
+    def pre_acm_ListCertificates(self, ctx: Ctx):
+        wanted = ctx.json.get("CertificateStatuses")
+        if wanted:
+            doc = dict(ctx.json)
+            doc.pop("CertificateStatuses")
+            ctx.set_json_body(doc)
+            ctx.extra["statuses"] = set(wanted)
+        return None
+
+    def post_acm_ListCertificates(self, ctx: Ctx, resp: Response):
+        doc = json.loads(resp.body or b"{}")
+        wanted = ctx.extra.get("statuses")
+        kept = []
+        for summary in doc.get("CertificateSummaryList") or []:
+            arn = summary.get("CertificateArn")
+            summary["InUse"] = bool(self.cert_in_use(arn, ctx.now))
+            rec = self.certs.get(arn)
+            if rec is not None:
+                summary["Status"] = self.acm_status(ctx, rec)
+                if summary["Status"] == "ISSUED":
+                    summary["IssuedAt"] = rec["issued_at"]
+                else:
+                    for k in ("IssuedAt", "NotBefore", "NotAfter"):
+                        summary.pop(k, None)
+            if wanted is None or summary.get("Status") in wanted:
+                kept.append(summary)
+        doc["CertificateSummaryList"] = kept
+        resp.set_json(doc)
+
+    def pre_acm_DeleteCertificate(self, ctx: Ctx):
+        arn = ctx.json.get("CertificateArn", "")
+        if self.cert_in_use(arn, ctx.now):
+            account = arn.split(":")[4] if arn.count(":") >= 5 else "123456789012"
+            raise Reject("ResourceInUseException", f"Certificate {arn} in account {account} is in use.")
+        return None
+
+    def post_acm_DeleteCertificate(self, ctx: Ctx, resp: Response):
+        arn = ctx.json.get("CertificateArn")
+        self.certs.pop(arn, None)
+        for key in [k for k, v in self.cert_tokens.items() if v["arn"] == arn]:
+            del self.cert_tokens[key]
+
+    # ---- listeners and their certificates -------------------------------------------------------
+
+    def cert_status_any(self, ctx: Ctx, arn: str):
+        rec = self.certs.get(arn)
+        if rec is not None:
+            return self.acm_status(ctx, rec)
+        try:
+            return self.call_json(ctx, "acm", "DescribeCertificate", {"CertificateArn": arn}).get("Certificate", {}).get("Status")
+        except UpstreamError:
+            return None  # moto reports the unknown certificate
+
+    def check_listener_certs(self, ctx: Ctx, certs: list):
+        for arn in certs:
+            if ":acm:" not in arn:
+                continue
+            status = self.cert_status_any(ctx, arn)
+            if status is not None and status != "ISSUED":
+                raise Reject("UnsupportedCertificate", f"The certificate '{arn}' must have a fully-qualified domain name, "
+                                                       "a supported signature, and a supported key size.")
+
+    @staticmethod
+    def request_certs(ctx: Ctx) -> list:
+        return [v for k, v in sorted(ctx.params.items()) if re.match(r"^Certificates\.member\.\d+\.CertificateArn$", k)]
+
+    def release_certs(self, lb: str, certs, now: float):
+        for c in certs:
+            self.cert_released[(c, lb)] = now
+
+    def _remember_listener(self, m, lb: str | None = None):
+        arn = xt(m, "ListenerArn")
+        if not arn:
+            return
+        rec = self.listener_certs.setdefault(arn, {"lb": lb or xt(m, "LoadBalancerArn"), "certs": set()})
+        rec["lb"] = xt(m, "LoadBalancerArn") or rec["lb"]
+        return rec
+
+    def post_elb_CreateListener(self, ctx: Ctx, resp: Response):
+        root, _ = xml_parse(resp.body)
+        for m in root.findall("./CreateListenerResult/Listeners/member"):
+            rec = self._remember_listener(m)
+            if rec is not None:
+                rec["certs"] = {xt(c, "CertificateArn") for c in m.findall("./Certificates/member") if xt(c, "CertificateArn")}
+
+    def pre_elb_ModifyListener(self, ctx: Ctx):
+        self.check_listener_certs(ctx, self.request_certs(ctx))
+        return None
+
+    def post_elb_ModifyListener(self, ctx: Ctx, resp: Response):
+        root, _ = xml_parse(resp.body)
+        for m in root.findall("./ModifyListenerResult/Listeners/member"):
+            rec = self._remember_listener(m)
+            if rec is None:
+                continue
+            if xt(m, "Protocol") in ("HTTPS", "TLS"):
+                new = {xt(c, "CertificateArn") for c in m.findall("./Certificates/member") if xt(c, "CertificateArn")}
+                new = new if self.request_certs(ctx) else rec["certs"] | new
+            else:
+                new = set()
+            self.release_certs(rec["lb"], rec["certs"] - new, ctx.now)
+            rec["certs"] = new
+
+    def pre_elb_AddListenerCertificates(self, ctx: Ctx):
+        self.check_listener_certs(ctx, self.request_certs(ctx))
+        return None
+
+    def _listener_rec(self, ctx: Ctx, arn: str):
+        rec = self.listener_certs.get(arn)
+        if rec is None:
+            try:
+                root = self.query(ctx, "elasticloadbalancing", "DescribeListeners", {"ListenerArns.member.1": arn})
+            except UpstreamError:
+                return None
+            m = root.find("./DescribeListenersResult/Listeners/member")
+            rec = self._remember_listener(m) if m is not None else None
+        return rec
+
+    def post_elb_AddListenerCertificates(self, ctx: Ctx, resp: Response):
+        rec = self._listener_rec(ctx, ctx.params.get("ListenerArn", ""))
+        if rec is not None:
+            rec["certs"] |= set(self.request_certs(ctx))
+
+    def post_elb_RemoveListenerCertificates(self, ctx: Ctx, resp: Response):
+        rec = self.listener_certs.get(ctx.params.get("ListenerArn", ""))
+        if rec is not None:
+            gone = set(self.request_certs(ctx)) & rec["certs"]
+            rec["certs"] -= gone
+            self.release_certs(rec["lb"], gone, ctx.now)
+
+    def post_elb_DeleteListener(self, ctx: Ctx, resp: Response):
+        rec = self.listener_certs.pop(ctx.params.get("ListenerArn", ""), None)
+        if rec is not None:
+            self.release_certs(rec["lb"], rec["certs"], ctx.now)
 
     # =========================================================================================
     # Route 53 (23-27)

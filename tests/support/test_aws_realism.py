@@ -37,7 +37,8 @@ import aws_realism  # noqa: E402  (stdlib only: its pure helpers are tested dire
 
 SCALE = 0.01
 # Windows stretched (in AWS seconds) so that a test can see them reliably at SCALE.
-CONFIG = {"table_creating_s": 50, "table_deleting_s": 50, "iam_propagation_s": 50, "route53_change_s": 20}
+CONFIG = {"table_creating_s": 50, "table_deleting_s": 50, "iam_propagation_s": 50, "acm_record_delay_s": 10,
+          "acm_validation_s": 30, "acm_release_s": 20, "route53_change_s": 20}
 TOL = 0.06  # seconds of slack on lower bounds
 
 _procs = []
@@ -863,9 +864,17 @@ class LogAndFaultTests(unittest.TestCase):
         wait_for(lambda: c["dynamodb"].describe_table(TableName=t)["Table"]["TableStatus"] == "ACTIVE")
         c["dynamodb"].delete_table(TableName=t)
         self.assertEqual(code_of(c["dynamodb"].create_table, **spec), "ResourceInUseException")  # still DELETING
+        zone = make_zone(c, f"{name('z')}.test")
+        change = c["route53"].change_resource_record_sets(HostedZoneId=zone, ChangeBatch={"Changes": [{"Action": "CREATE", "ResourceRecordSet": {
+            "Name": f"a.{c['route53'].get_hosted_zone(Id=zone)['HostedZone']['Name']}", "Type": "A", "TTL": 60,
+            "ResourceRecords": [{"Value": "192.0.2.1"}]}}]})["ChangeInfo"]["Id"]
+        token = dict(DomainName="reset.example.org", ValidationMethod="DNS", IdempotencyToken="reset")
+        cert = c["acm"].request_certificate(**token)["CertificateArn"]
         urllib.request.urlopen(urllib.request.Request(url + "/moto-api/reset", method="POST"), timeout=10).read()
         c["dynamodb"].create_table(**spec)
         self.assertEqual(read_log(log)[-2]["service"], "moto-api")
+        self.assertEqual(code_of(c["route53"].get_change, Id=change), "NoSuchChange")
+        self.assertNotEqual(c["acm"].request_certificate(**token)["CertificateArn"], cert)  # not the certificate moto forgot
 
 
 class Alb:
@@ -887,6 +896,30 @@ class Alb:
 
 def make_zone(c, domain):
     return c["route53"].create_hosted_zone(Name=domain, CallerReference=uuid.uuid4().hex)["HostedZone"]["Id"].split("/")[-1]
+
+
+def cert_of(c, arn):
+    return c["acm"].describe_certificate(CertificateArn=arn)["Certificate"]
+
+
+def publish_validation(c, arn, zone):
+    """Wait for the certificate's validation records and create them in the zone."""
+    options = wait_for(lambda: (lambda o: o if all("ResourceRecord" in x for x in o) else None)(
+        cert_of(c, arn)["DomainValidationOptions"]))
+    records = {(o["ResourceRecord"]["Name"], o["ResourceRecord"]["Value"]) for o in options}
+    c["route53"].change_resource_record_sets(HostedZoneId=zone, ChangeBatch={"Changes": [
+        {"Action": "UPSERT", "ResourceRecordSet": {"Name": n, "Type": "CNAME", "TTL": 300, "ResourceRecords": [{"Value": v}]}}
+        for n, v in sorted(records)]})
+    return time.time()
+
+
+def issued_cert(c, domain=None):
+    domain = domain or f"{name('app')}.example.org"
+    zone = make_zone(c, domain.split(".", 1)[1])
+    arn = c["acm"].request_certificate(DomainName=domain, ValidationMethod="DNS")["CertificateArn"]
+    publish_validation(c, arn, zone)
+    wait_for(lambda: cert_of(c, arn)["Status"] == "ISSUED")
+    return arn
 
 
 class NewServiceWireTests(unittest.TestCase):
@@ -955,6 +988,91 @@ class NewServiceWireTests(unittest.TestCase):
                                ("route53", "ListHostedZonesByName", None), ("route53", "ChangeResourceRecordSets", "NoSuchHostedZone"),
                                ("s3", "CreateBucket", None), ("s3", "PutObject", None), ("s3", "HeadObject", None),
                                ("s3", "GetObject", None), ("s3", "ListObjectsV2", None), ("s3", "HeadObject", "NotFound")])
+
+
+class AcmTests(unittest.TestCase):
+
+    def test_certificate_waits_for_its_dns_record(self):
+        acm = C["acm"]
+        base = f"{name('site')}.example.org"
+        domain = f"www.{base}"
+        req = dict(DomainName=domain, ValidationMethod="DNS", SubjectAlternativeNames=[domain, f"*.{domain}"],
+                   IdempotencyToken="tok" + uuid.uuid4().hex[:8], Tags=[{"Key": "stack", "Value": "t"}])
+        arn = acm.request_certificate(**req)["CertificateArn"]
+        t0 = time.time()
+        cert = cert_of(C, arn)
+        self.assertEqual(cert["Status"], "PENDING_VALIDATION")
+        self.assertEqual([o["DomainName"] for o in cert["DomainValidationOptions"]], [domain, f"*.{domain}"])
+        self.assertTrue(all("ResourceRecord" not in o for o in cert["DomainValidationOptions"]))  # not yet on AWS either
+        self.assertNotIn("IssuedAt", cert)
+        self.assertNotIn("NotAfter", cert)
+        # the same token and domain within the hour: the same certificate (moto wants the same tags too)
+        self.assertEqual(acm.request_certificate(DomainName=domain, ValidationMethod="DNS",
+                                                 IdempotencyToken=req["IdempotencyToken"])["CertificateArn"], arn)
+        self.assertNotEqual(acm.request_certificate(DomainName=f"other.{base}", ValidationMethod="DNS",
+                                                    IdempotencyToken=req["IdempotencyToken"])["CertificateArn"], arn)
+        options = wait_for(lambda: (lambda o: o if all("ResourceRecord" in x for x in o) else None)(
+            cert_of(C, arn)["DomainValidationOptions"]))
+        self.assertGreaterEqual(time.time() - t0, CONFIG["acm_record_delay_s"] * SCALE - TOL)
+        self.assertEqual(len({o["ResourceRecord"]["Name"] for o in options}), 1)  # the wildcard shares the record
+        self.assertTrue(options[0]["ResourceRecord"]["Name"].endswith(f".{domain}."))
+        # a record with the right name and another value does not count
+        zone = make_zone(C, base)
+        C["route53"].change_resource_record_sets(HostedZoneId=zone, ChangeBatch={"Changes": [{"Action": "CREATE", "ResourceRecordSet": {
+            "Name": options[0]["ResourceRecord"]["Name"], "Type": "CNAME", "TTL": 300, "ResourceRecords": [{"Value": "x.acm-validations.aws."}]}}]})
+        time.sleep(CONFIG["acm_validation_s"] * SCALE + 0.05)
+        self.assertEqual(cert_of(C, arn)["Status"], "PENDING_VALIDATION")
+        t1 = publish_validation(C, arn, zone)
+        self.assertEqual(cert_of(C, arn)["Status"], "PENDING_VALIDATION")
+        self.assertIn(arn, [x["CertificateArn"] for x in acm.list_certificates(CertificateStatuses=["PENDING_VALIDATION"])["CertificateSummaryList"]])
+        wait_for(lambda: cert_of(C, arn)["Status"] == "ISSUED")
+        self.assertGreaterEqual(time.time() - t1, CONFIG["acm_validation_s"] * SCALE - TOL)
+        cert = cert_of(C, arn)
+        self.assertIn("IssuedAt", cert)
+        self.assertEqual({o["ValidationStatus"] for o in cert["DomainValidationOptions"]}, {"SUCCESS"})
+        issued = [x["CertificateArn"] for x in acm.list_certificates(CertificateStatuses=["ISSUED"])["CertificateSummaryList"]]
+        self.assertIn(arn, issued)
+        self.assertEqual(acm.list_tags_for_certificate(CertificateArn=arn)["Tags"], [{"Key": "stack", "Value": "t"}])
+
+    def test_listener_needs_an_issued_certificate_that_then_stays_in_use(self):
+        acm, elb = C["acm"], C["elbv2"]
+        alb = Alb(C)
+        pending = acm.request_certificate(DomainName=f"{name('p')}.example.org", ValidationMethod="DNS")["CertificateArn"]
+        listener = dict(LoadBalancerArn=alb.lb, Protocol="HTTPS", Port=443, DefaultActions=alb.forward())
+        try:
+            elb.create_listener(Certificates=[{"CertificateArn": pending}], **listener)
+            self.fail("expected UnsupportedCertificate")
+        except ClientError as e:
+            self.assertEqual(e.response["Error"]["Code"], "UnsupportedCertificate")
+            self.assertEqual(e.response["Error"]["Message"], f"The certificate '{pending}' must have a fully-qualified domain "
+                                                             "name, a supported signature, and a supported key size.")
+        self.assertEqual(code_of(elb.create_listener, **listener), "ValidationError")  # HTTPS without a certificate
+        arn = issued_cert(C)
+        lis = elb.create_listener(Certificates=[{"CertificateArn": arn}], **listener)["Listeners"][0]["ListenerArn"]
+        self.assertEqual(cert_of(C, arn)["InUseBy"], [alb.lb])  # the load balancer, as on AWS
+        summary = [x for x in acm.list_certificates()["CertificateSummaryList"] if x["CertificateArn"] == arn][0]
+        self.assertTrue(summary["InUse"])
+        try:
+            acm.delete_certificate(CertificateArn=arn)
+            self.fail("expected ResourceInUseException")
+        except ClientError as e:
+            self.assertEqual(e.response["Error"]["Code"], "ResourceInUseException")
+            self.assertEqual(e.response["Error"]["Message"], f"Certificate {arn} in account 123456789012 is in use.")
+        self.assertEqual(code_of(elb.modify_listener, ListenerArn=lis, Certificates=[{"CertificateArn": pending}]),
+                         "UnsupportedCertificate")
+        self.assertEqual(code_of(elb.add_listener_certificates, ListenerArn=lis, Certificates=[{"CertificateArn": pending}]),
+                         "UnsupportedCertificate")
+        other = issued_cert(C)
+        elb.modify_listener(ListenerArn=lis, Certificates=[{"CertificateArn": other}])
+        t0 = time.time()
+        self.assertEqual(cert_of(C, other)["InUseBy"], [alb.lb])
+        self.assertEqual(code_of(acm.delete_certificate, CertificateArn=arn), "ResourceInUseException")  # released just now
+        wait_for(lambda: code_of(acm.delete_certificate, CertificateArn=arn) is None)
+        self.assertGreaterEqual(time.time() - t0, CONFIG["acm_release_s"] * SCALE - TOL)
+        elb.delete_load_balancer(LoadBalancerArn=alb.lb)  # takes its listeners with it
+        self.assertEqual(code_of(acm.delete_certificate, CertificateArn=other), "ResourceInUseException")
+        wait_for(lambda: cert_of(C, other)["InUseBy"] == [])
+        acm.delete_certificate(CertificateArn=other)
 
 
 class Route53Tests(unittest.TestCase):
@@ -1047,8 +1165,8 @@ class Route53Tests(unittest.TestCase):
 def load_tests(loader, tests, pattern):
     # the reset test clears moto for everybody: run it last
     suite, last = unittest.TestSuite(), []
-    for group in (WireTests, NewServiceWireTests, StateTests, EcsServiceTests, CheckTests, Route53Tests,
-                  LogAndFaultTests):
+    for group in (WireTests, NewServiceWireTests, StateTests, EcsServiceTests, CheckTests, AcmTests,
+                  Route53Tests, LogAndFaultTests):
         for t in loader.loadTestsFromTestCase(group):
             (last.append if "reset" in t.id() else suite.addTest)(t)
     suite.addTests(last)
