@@ -72,12 +72,15 @@ DEFAULTS: dict = {
     "acm_release_s": 10.0,
     "route53_change_s": 40.0,
     "route53_prior_request_share": 0.25,
+    "aas_service_visible_s": 5.0,
+    "aas_create_service_linked_role": True,
 }
 DURATION_KEYS = {
     "nat_pending_s", "nat_deleting_s", "alb_provisioning_s", "table_creating_s", "table_deleting_s",
     "task_start_s", "iam_propagation_s", "eni_linger_s", "default_deregistration_delay_s",
     "default_health_check_interval_s", "client_token_window_s", "acm_record_delay_s", "acm_validation_s",
     "acm_validation_timeout_s", "acm_idempotency_window_s", "acm_release_s", "route53_change_s",
+    "aas_service_visible_s",
 }
 
 EC2_NS = "http://ec2.amazonaws.com/doc/2016-11-15"
@@ -584,6 +587,10 @@ class Realism:
             # Route 53
             self.r53_changes: dict = {}
             self.r53_seen: dict = {}
+            # Application Auto Scaling
+            self.aas_tags: dict = {}
+            self.aas_targets: dict = {}
+            self.aas_policy_arns: dict = {}
 
     def d(self, key: str) -> float:
         return float(self.cfg[key]) * float(self.cfg["time_scale"])
@@ -2383,6 +2390,217 @@ class Realism:
             ET.SubElement(out, "NextHostedZoneId").text = xt(zones[limit], "Id", "").split("/")[-1]
         ET.SubElement(out, "MaxItems").text = str(limit)
         resp.set_xml(out, ns or ROUTE53_NS)
+
+    # =========================================================================================
+    # Application Auto Scaling (28-32)
+
+    SLR_NAME = "AWSServiceRoleForApplicationAutoScaling_ECSService"
+    SLR_PATH = "/aws-service-role/ecs.application-autoscaling.amazonaws.com/"
+
+    def slr_arn(self, ctx: Ctx) -> str:
+        account = "123456789012"
+        for arn in list(self.aas_targets.values()):
+            if arn and arn.count(":") >= 5:
+                account = arn.split(":")[4]
+        return f"arn:aws:iam::{account}:role{self.SLR_PATH}{self.SLR_NAME}"
+
+    @staticmethod
+    def aas_key(doc: dict):
+        return (doc.get("ServiceNamespace"), doc.get("ResourceId"), doc.get("ScalableDimension"))
+
+    def pre_aas_RegisterScalableTarget(self, ctx: Ctx):
+        req = ctx.json
+        rid = str(req.get("ResourceId") or "")
+        m = re.fullmatch(r"service/([^/]+)/([^/]+)", rid)
+        if req.get("ServiceNamespace") == "ecs" and m:
+            rec = self.find_service(m.group(1), m.group(2))
+            # Just after CreateService, and once the service is draining or gone, AWS does not see it.
+            if rec is not None and (self.svc_status(rec, ctx.now) != "ACTIVE"
+                                    or ctx.now < rec["created"] + self.d("aas_service_visible_s")):
+                raise Reject("ValidationException", f"ECS service doesn't exist: {rid}")
+        lo, hi = req.get("MinCapacity"), req.get("MaxCapacity")
+        if isinstance(lo, int) and isinstance(hi, int) and lo > hi:
+            raise Reject("ValidationException", "Minimum capacity cannot be greater than maximum capacity")
+        return None
+
+    def error_aas_RegisterScalableTarget(self, ctx: Ctx, resp: Response):
+        if error_code_of(resp.status, resp.headers, resp.body) == "ClusterNotFoundException":
+            return ctx.error("ValidationException", f"ECS service doesn't exist: {ctx.json.get('ResourceId')}")
+        return None
+
+    def post_aas_RegisterScalableTarget(self, ctx: Ctx, resp: Response):
+        arn = json.loads(resp.body or b"{}").get("ScalableTargetARN")
+        key = self.aas_key(ctx.json)
+        if arn:
+            new = key not in self.aas_targets
+            self.aas_targets[key] = arn
+            if new or ctx.json.get("Tags"):
+                self.aas_tags.setdefault(arn, {}).update(ctx.json.get("Tags") or {})
+        if (key[0] == "ecs" and not ctx.json.get("RoleARN") and self.cfg.get("aas_create_service_linked_role")):
+            self.ensure_ecs_slr(ctx)
+
+    def ensure_ecs_slr(self, ctx: Ctx):
+        """AWS creates the service-linked role at the first ECS registration; moto does not (and its
+        CreateServiceLinkedRole misnames this role)."""
+        try:
+            self.query(ctx, "iam", "GetRole", {"RoleName": self.SLR_NAME})
+            return
+        except UpstreamError as e:
+            if e.code != "NoSuchEntity":
+                return
+        trust = json.dumps({"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Principal": {"Service": "ecs.application-autoscaling.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
+        try:
+            self.query(ctx, "iam", "CreateRole", {"RoleName": self.SLR_NAME, "Path": self.SLR_PATH,
+                                                  "AssumeRolePolicyDocument": trust,
+                                                  "Description": "Service-linked role for Application Auto Scaling of ECS services"})
+        except UpstreamError:
+            pass
+
+    def post_aas_DescribeScalableTargets(self, ctx: Ctx, resp: Response):
+        doc = json.loads(resp.body or b"{}")
+        for t in doc.get("ScalableTargets") or []:
+            if t.get("ScalableTargetARN"):
+                self.aas_targets[self.aas_key(t)] = t["ScalableTargetARN"]
+            if t.get("ServiceNamespace") == "ecs" and not t.get("RoleARN"):
+                t["RoleARN"] = self.slr_arn(ctx)
+            t.setdefault("SuspendedState", {"DynamicScalingInSuspended": False, "DynamicScalingOutSuspended": False,
+                                            "ScheduledScalingSuspended": False})
+        resp.set_json(doc)
+
+    def post_aas_DeregisterScalableTarget(self, ctx: Ctx, resp: Response):
+        """AWS deletes the target's scaling policies with it; moto keeps them."""
+        key = self.aas_key(ctx.json)
+        arn = self.aas_targets.pop(key, None)
+        self.aas_tags.pop(arn, None)
+        for pkey in [k for k in self.aas_policy_arns if k[:3] == key]:
+            del self.aas_policy_arns[pkey]
+        try:
+            doc = self.call_json(ctx, "application-autoscaling", "DescribeScalingPolicies",
+                                 {"ServiceNamespace": key[0], "ResourceId": key[1], "ScalableDimension": key[2]})
+            for pol in doc.get("ScalingPolicies") or []:
+                if self.aas_key(pol) == key:
+                    self.call_json(ctx, "application-autoscaling", "DeleteScalingPolicy",
+                                   {"PolicyName": pol["PolicyName"], "ServiceNamespace": key[0], "ResourceId": key[1],
+                                    "ScalableDimension": key[2]})
+        except UpstreamError:
+            pass
+
+    def _aas_not_found(self, ctx: Ctx, resp: Response):
+        """moto says ValidationException where AWS says ObjectNotFoundException."""
+        text = resp.body.decode("utf-8", "replace")
+        if error_code_of(resp.status, resp.headers, resp.body) == "ValidationException" and "No scal" in text:
+            try:
+                message = json.loads(text).get("message")
+            except ValueError:
+                message = "No scalable target found"
+            return ctx.error("ObjectNotFoundException", message)
+        return None
+
+    error_aas_DeregisterScalableTarget = _aas_not_found
+    error_aas_DeleteScalingPolicy = _aas_not_found
+
+    def pre_aas_PutScalingPolicy(self, ctx: Ctx):
+        req = ctx.json
+        key = self.aas_key(req)
+        found = self.call_json(ctx, "application-autoscaling", "DescribeScalableTargets",
+                               {"ServiceNamespace": key[0], "ResourceIds": [key[1]], "ScalableDimension": key[2]})
+        if not any(self.aas_key(t) == key for t in found.get("ScalableTargets") or []):
+            raise Reject("ObjectNotFoundException", f"No scalable target registered for service namespace: {key[0]}, "
+                                                    f"resource ID: {key[1]}, scalable dimension: {key[2]}")
+        spec = ((req.get("TargetTrackingScalingPolicyConfiguration") or {}).get("PredefinedMetricSpecification") or {})
+        if spec.get("PredefinedMetricType") == "ALBRequestCountPerTarget":
+            self.check_resource_label(ctx, spec.get("ResourceLabel"))
+        return None
+
+    def check_resource_label(self, ctx: Ctx, label):
+        """app/<lb-name>/<lb-id>/targetgroup/<tg-name>/<tg-id>, naming a target group that the load balancer uses."""
+        if not label:
+            raise Reject("ValidationException", "Resource label should be specified for predefined metric type "
+                                                "ALBRequestCountPerTarget")
+        m = re.fullmatch(r"(app/[^/]+/[0-9a-f]+)/(targetgroup/[^/]+/[0-9a-f]+)", label)
+        if not m:
+            raise Reject("ValidationException", f"Invalid resource label: {label}. The resource label must have the "
+                                                "format app/<load-balancer-name>/<load-balancer-id>/targetgroup/"
+                                                "<target-group-name>/<target-group-id>")
+        try:
+            lbs = self.query(ctx, "elasticloadbalancing", "DescribeLoadBalancers").findall(
+                "./DescribeLoadBalancersResult/LoadBalancers/member")
+            tgs = self.query(ctx, "elasticloadbalancing", "DescribeTargetGroups").findall(
+                "./DescribeTargetGroupsResult/TargetGroups/member")
+        except UpstreamError:
+            return
+        lb = next((x for x in lbs if (xt(x, "LoadBalancerArn") or "").endswith(":loadbalancer/" + m.group(1))), None)
+        tg = next((x for x in tgs if (xt(x, "TargetGroupArn") or "").endswith(":" + m.group(2))), None)
+        if lb is None or tg is None:
+            raise Reject("ValidationException", f"Invalid resource label: {label}. "
+                                                f"{'Load balancer' if lb is None else 'Target group'} not found.")
+        if xt(lb, "LoadBalancerArn") not in [e.text for e in tg.findall("./LoadBalancerArns/member")]:
+            raise Reject("ValidationException", f"Invalid resource label: {label}. Target group {xt(tg, 'TargetGroupArn')} "
+                                                f"is not attached to load balancer {xt(lb, 'LoadBalancerArn')}.")
+
+    def post_aas_PutScalingPolicy(self, ctx: Ctx, resp: Response):
+        """Updating a policy keeps its ARN on AWS (alarms act on it); moto makes a new one each time."""
+        doc = json.loads(resp.body or b"{}")
+        key = self.aas_key(ctx.json) + (ctx.json.get("PolicyName"),)
+        arn = self.aas_policy_arns.setdefault(key, doc.get("PolicyARN"))
+        if arn and doc.get("PolicyARN") != arn:
+            doc["PolicyARN"] = arn
+            resp.set_json(doc)
+
+    def post_aas_DeleteScalingPolicy(self, ctx: Ctx, resp: Response):
+        self.aas_policy_arns.pop(self.aas_key(ctx.json) + (ctx.json.get("PolicyName"),), None)
+
+    def post_aas_DescribeScalingPolicies(self, ctx: Ctx, resp: Response):
+        """moto ignores the PolicyNames filter."""
+        names = ctx.json.get("PolicyNames")
+        doc = json.loads(resp.body or b"{}")
+        policies = [p for p in doc.get("ScalingPolicies") or [] if not names or p.get("PolicyName") in names]
+        for pol in policies:
+            pol["PolicyARN"] = self.aas_policy_arns.get(self.aas_key(pol) + (pol.get("PolicyName"),), pol.get("PolicyARN"))
+        doc["ScalingPolicies"] = policies
+        resp.set_json(doc)
+
+    def aas_known_arn(self, ctx: Ctx, arn: str) -> bool:
+        if arn in self.aas_targets.values():
+            return True
+        for ns in ("ecs", "dynamodb"):
+            try:
+                doc = self.call_json(ctx, "application-autoscaling", "DescribeScalableTargets", {"ServiceNamespace": ns})
+            except UpstreamError:
+                continue
+            for t in doc.get("ScalableTargets") or []:
+                self.aas_targets[self.aas_key(t)] = t.get("ScalableTargetARN")
+        return arn in self.aas_targets.values()
+
+    def _aas_json(self, doc: dict) -> Response:
+        return Response(200, [("Content-Type", "application/x-amz-json-1.1"), ("x-amzn-RequestId", str(uuid.uuid4()))],
+                        json.dumps(doc).encode(), injected=True)
+
+    def _aas_tag_target(self, ctx: Ctx) -> str:
+        arn = ctx.json.get("ResourceARN", "")
+        if not self.aas_known_arn(ctx, arn):
+            raise Reject("ResourceNotFoundException", f"No scalable target found for ARN: {arn}")
+        return arn
+
+    # moto answers the tagging calls with HTTP 500: the proxy keeps the tags.
+    def pre_aas_TagResource(self, ctx: Ctx):
+        arn = self._aas_tag_target(ctx)
+        ctx.extra["commit"] = lambda: self.aas_tags.setdefault(arn, {}).update(ctx.json.get("Tags") or {})
+        return self._aas_json({})
+
+    def pre_aas_UntagResource(self, ctx: Ctx):
+        arn = self._aas_tag_target(ctx)
+
+        def commit():
+            for k in ctx.json.get("TagKeys") or []:
+                self.aas_tags.get(arn, {}).pop(k, None)
+        ctx.extra["commit"] = commit
+        return self._aas_json({})
+
+    def pre_aas_ListTagsForResource(self, ctx: Ctx):
+        arn = self._aas_tag_target(ctx)
+        return self._aas_json({"Tags": dict(self.aas_tags.get(arn, {}))})
 
 # ---------------------------------------------------------------------------------------------
 

@@ -38,7 +38,7 @@ import aws_realism  # noqa: E402  (stdlib only: its pure helpers are tested dire
 SCALE = 0.01
 # Windows stretched (in AWS seconds) so that a test can see them reliably at SCALE.
 CONFIG = {"table_creating_s": 50, "table_deleting_s": 50, "iam_propagation_s": 50, "acm_record_delay_s": 10,
-          "acm_validation_s": 30, "acm_release_s": 20, "route53_change_s": 20}
+          "acm_validation_s": 30, "acm_release_s": 20, "route53_change_s": 20, "aas_service_visible_s": 10}
 TOL = 0.06  # seconds of slack on lower bounds
 
 _procs = []
@@ -1162,11 +1162,75 @@ class Route53Tests(unittest.TestCase):
         self.assertEqual(out["HostedZones"][0]["Name"], f"beta.{tld}.")
 
 
+class AutoScalingTests(unittest.TestCase):
+
+    def target(self, rid, **kw):
+        return dict(ServiceNamespace="ecs", ResourceId=rid, ScalableDimension="ecs:service:DesiredCount", **kw)
+
+    def test_scalable_target_follows_the_service(self):
+        aas, ecs, iam = C["aas"], C["ecs"], C["iam"]
+        net = Net(C, with_lb=False)
+        app = Ecs(C)
+        svc = name("svc")
+        ecs.create_service(**app.service_args(net, svc, desired=0, lb=False))
+        rid = f"service/{app.cluster}/{svc}"
+        try:  # just created: App Auto Scaling does not see it yet (Terraform retries this message)
+            aas.register_scalable_target(MinCapacity=1, MaxCapacity=4, **self.target(rid))
+            self.fail("expected ValidationException")
+        except ClientError as e:
+            self.assertEqual((e.response["Error"]["Code"], e.response["Error"]["Message"]),
+                             ("ValidationException", f"ECS service doesn't exist: {rid}"))
+        self.assertEqual(code_of(aas.register_scalable_target, MinCapacity=1, MaxCapacity=4,
+                                 **self.target(f"service/{name('nocluster')}/x")), "ValidationException")
+        time.sleep(CONFIG["aas_service_visible_s"] * SCALE + TOL)
+        self.assertEqual(code_of(aas.register_scalable_target, MinCapacity=5, MaxCapacity=1, **self.target(rid)), "ValidationException")
+        arn = aas.register_scalable_target(MinCapacity=1, MaxCapacity=4, Tags={"stack": "t"}, **self.target(rid))["ScalableTargetARN"]
+        role = iam.get_role(RoleName="AWSServiceRoleForApplicationAutoScaling_ECSService")["Role"]
+        self.assertEqual(role["Path"], "/aws-service-role/ecs.application-autoscaling.amazonaws.com/")
+        got = aas.describe_scalable_targets(ServiceNamespace="ecs", ResourceIds=[rid])["ScalableTargets"][0]
+        self.assertEqual(got["RoleARN"], role["Arn"])
+        self.assertEqual(aas.list_tags_for_resource(ResourceARN=arn)["Tags"], {"stack": "t"})
+        aas.tag_resource(ResourceARN=arn, Tags={"owner": "me"})
+        aas.untag_resource(ResourceARN=arn, TagKeys=["stack"])
+        self.assertEqual(aas.list_tags_for_resource(ResourceARN=arn)["Tags"], {"owner": "me"})
+        self.assertEqual(code_of(aas.list_tags_for_resource, ResourceARN=arn + "x"), "ResourceNotFoundException")
+        cpu = dict(PolicyName="cpu", PolicyType="TargetTrackingScaling", **self.target(rid),
+                   TargetTrackingScalingPolicyConfiguration={"TargetValue": 60.0, "ScaleInCooldown": 60, "ScaleOutCooldown": 30,
+                                                             "PredefinedMetricSpecification": {"PredefinedMetricType": "ECSServiceAverageCPUUtilization"}})
+        first = aas.put_scaling_policy(**cpu)["PolicyARN"]
+        cpu["TargetTrackingScalingPolicyConfiguration"]["TargetValue"] = 70.0
+        self.assertEqual(aas.put_scaling_policy(**cpu)["PolicyARN"], first)  # an update keeps the ARN
+        self.assertEqual(code_of(aas.put_scaling_policy, **dict(cpu, ResourceId=f"service/{app.cluster}/other")), "ObjectNotFoundException")
+        # ALBRequestCountPerTarget needs app/<lb>/<id>/targetgroup/<tg>/<id> of a target group behind that load balancer
+        alb = Alb(C)
+        C["elbv2"].create_listener(LoadBalancerArn=alb.lb, Protocol="HTTP", Port=80, DefaultActions=alb.forward())
+        label = alb.lb.split(":loadbalancer/")[1] + "/" + alb.tg.split(":")[-1]
+        req = lambda lab: dict(PolicyName="requests", PolicyType="TargetTrackingScaling", **self.target(rid),
+                               TargetTrackingScalingPolicyConfiguration={"TargetValue": 500.0, "PredefinedMetricSpecification": dict(
+                                   {"PredefinedMetricType": "ALBRequestCountPerTarget"}, **({"ResourceLabel": lab} if lab else {}))})
+        self.assertEqual(code_of(aas.put_scaling_policy, **req(None)), "ValidationException")
+        self.assertEqual(code_of(aas.put_scaling_policy, **req(alb.tg.split(":")[-1])), "ValidationException")
+        lonely = C["elbv2"].create_target_group(Name=name("tg"), Protocol="HTTP", Port=80, VpcId=alb.vpc, TargetType="ip")["TargetGroups"][0]["TargetGroupArn"]
+        self.assertEqual(code_of(aas.put_scaling_policy, **req(alb.lb.split(":loadbalancer/")[1] + "/" + lonely.split(":")[-1])), "ValidationException")
+        aas.put_scaling_policy(**req(label))
+        self.assertEqual([p["PolicyName"] for p in aas.describe_scaling_policies(ServiceNamespace="ecs", ResourceId=rid, PolicyNames=["cpu"])["ScalingPolicies"]], ["cpu"])
+        # the target and its policies outlive the service until deregistered
+        ecs.delete_service(cluster=app.cluster, service=svc)
+        wait_for(lambda: describe_service(C, app.cluster, svc)["status"] == "INACTIVE")
+        self.assertEqual(len(aas.describe_scalable_targets(ServiceNamespace="ecs", ResourceIds=[rid])["ScalableTargets"]), 1)
+        self.assertEqual(code_of(aas.register_scalable_target, MinCapacity=1, MaxCapacity=4, **self.target(rid)), "ValidationException")
+        self.assertEqual(len(aas.describe_scaling_policies(ServiceNamespace="ecs", ResourceId=rid)["ScalingPolicies"]), 2)
+        aas.deregister_scalable_target(**self.target(rid))
+        self.assertEqual(aas.describe_scaling_policies(ServiceNamespace="ecs", ResourceId=rid)["ScalingPolicies"], [])
+        self.assertEqual(code_of(aas.deregister_scalable_target, **self.target(rid)), "ObjectNotFoundException")
+        self.assertEqual(code_of(aas.delete_scaling_policy, PolicyName="cpu", **self.target(rid)), "ObjectNotFoundException")
+
+
 def load_tests(loader, tests, pattern):
     # the reset test clears moto for everybody: run it last
     suite, last = unittest.TestSuite(), []
     for group in (WireTests, NewServiceWireTests, StateTests, EcsServiceTests, CheckTests, AcmTests,
-                  Route53Tests, LogAndFaultTests):
+                  Route53Tests, AutoScalingTests, LogAndFaultTests):
         for t in loader.loadTestsFromTestCase(group):
             (last.append if "reset" in t.id() else suite.addTest)(t)
     suite.addTests(last)
