@@ -74,6 +74,8 @@ DEFAULTS: dict = {
     "route53_prior_request_share": 0.25,
     "aas_service_visible_s": 5.0,
     "aas_create_service_linked_role": True,
+    "s3_region_mismatch": "redirect",
+    "s3_aws_defaults": True,
 }
 DURATION_KEYS = {
     "nat_pending_s", "nat_deleting_s", "alb_provisioning_s", "table_creating_s", "table_deleting_s",
@@ -82,6 +84,7 @@ DURATION_KEYS = {
     "acm_validation_timeout_s", "acm_idempotency_window_s", "acm_release_s", "route53_change_s",
     "aas_service_visible_s",
 }
+S3_REGION_MISMATCH = ("redirect", "malformed", "off")
 
 EC2_NS = "http://ec2.amazonaws.com/doc/2016-11-15"
 QUERY_NS = {
@@ -591,6 +594,8 @@ class Realism:
             self.aas_tags: dict = {}
             self.aas_targets: dict = {}
             self.aas_policy_arns: dict = {}
+            # S3
+            self.bucket_regions: dict = {}
 
     def d(self, key: str) -> float:
         return float(self.cfg[key]) * float(self.cfg["time_scale"])
@@ -757,7 +762,8 @@ class Realism:
         post = getattr(self, f"post_{key}_{ctx.action}", None) if ctx.action else None
         on_error = getattr(self, f"error_{key}_{ctx.action}", None) if ctx.action else None
         synthesized = None
-        for check in [pre] if pre else []:
+        checks = [self.s3_region_check] if ctx.service == "s3" else []
+        for check in checks + ([pre] if pre else []):
             try:
                 synthesized = check(ctx)
             except Reject as r:
@@ -2602,6 +2608,125 @@ class Realism:
         arn = self._aas_tag_target(ctx)
         return self._aas_json({"Tags": dict(self.aas_tags.get(arn, {}))})
 
+    # =========================================================================================
+    # S3 (33-37)
+
+    @staticmethod
+    def s3_bucket_name_ok(name: str) -> bool:
+        """The naming rules of general purpose buckets."""
+        return (3 <= len(name) <= 63 and re.fullmatch(r"[a-z0-9][a-z0-9.-]*[a-z0-9]", name) is not None
+                and ".." not in name and not re.fullmatch(r"\d+\.\d+\.\d+\.\d+", name)
+                and not name.startswith(("xn--", "sthree-", "amzn-s3-demo-"))
+                and not name.endswith(("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")))
+
+    def bucket_region(self, ctx: Ctx, bucket: str):
+        if bucket not in self.bucket_regions:
+            status, rh, _ = self.rest(ctx, "s3", "HEAD", "/" + urllib.parse.quote(bucket))
+            if status >= 400 and status != 403:
+                return None
+            self.bucket_regions[bucket] = dict((k.lower(), v) for k, v in rh).get("x-amz-bucket-region", "us-east-1")
+        return self.bucket_regions[bucket]
+
+    def s3_region_check(self, ctx: Ctx):
+        """A request signed for another region than the bucket's: AWS answers 301 PermanentRedirect (or, for a
+        regional endpoint of the wrong region, 400 AuthorizationHeaderMalformed); moto serves it."""
+        mode = self.cfg.get("s3_region_mismatch")
+        if mode == "off" or not ctx.bucket or ctx.action in ("CreateBucket", "ListBuckets", "GetBucketLocation"):
+            return None
+        region = self.bucket_region(ctx, ctx.bucket)
+        if region is None or region == ctx.region:
+            return None
+        headers = [("x-amz-bucket-region", region)]
+        if mode == "malformed":
+            raise Reject("AuthorizationHeaderMalformed", f"The authorization header is malformed; the region "
+                                                         f"'{ctx.region}' is wrong; expecting '{region}'", 400,
+                         extra={"Region": region}, headers=headers)
+        raise Reject("PermanentRedirect", "The bucket you are attempting to access must be addressed using the specified "
+                                          "endpoint. Please send all future requests to this endpoint.", 301,
+                     extra={"Endpoint": f"{ctx.bucket}.s3.{region}.amazonaws.com", "Bucket": ctx.bucket}, headers=headers)
+
+    def pre_s3_CreateBucket(self, ctx: Ctx):
+        bucket = ctx.bucket or ""
+        if not self.s3_bucket_name_ok(bucket):
+            raise Reject("InvalidBucketName", "The specified bucket is not valid.", extra={"BucketName": bucket})
+        constraint = None
+        if ctx.body.strip():
+            try:
+                constraint = xt(xml_parse(ctx.body)[0], "LocationConstraint")
+            except ET.ParseError:
+                return None
+        if constraint and ctx.region != "us-east-1" and constraint != ctx.region:
+            raise Reject("IllegalLocationConstraintException", f"The {constraint} location constraint is incompatible for "
+                                                               "the region specific endpoint this request was sent to.")
+        ctx.extra["existed"] = self.bucket_region(ctx, bucket) is not None
+        ctx.extra["region"] = constraint or ctx.region
+        return None
+
+    def post_s3_CreateBucket(self, ctx: Ctx, resp: Response):
+        bucket = ctx.bucket or ""
+        self.bucket_regions[bucket] = ctx.extra.get("region") or ctx.region
+        if ctx.extra.get("existed") or not self.cfg.get("s3_aws_defaults"):
+            return
+        # New buckets have Block Public Access on (AWS default since April 2023).
+        body = ('<PublicAccessBlockConfiguration xmlns="%s"><BlockPublicAcls>true</BlockPublicAcls><IgnorePublicAcls>true'
+                '</IgnorePublicAcls><BlockPublicPolicy>true</BlockPublicPolicy><RestrictPublicBuckets>true'
+                '</RestrictPublicBuckets></PublicAccessBlockConfiguration>' % S3_NS).encode()
+        self.rest(ctx, "s3", "PUT", f"/{urllib.parse.quote(bucket)}?publicAccessBlock", body,
+                  region=self.bucket_regions[bucket])
+
+    def post_s3_DeleteBucket(self, ctx: Ctx, resp: Response):
+        self.bucket_regions.pop(ctx.bucket, None)
+
+    def error_s3_GetBucketEncryption(self, ctx: Ctx, resp: Response):
+        """Every bucket has SSE-S3 default encryption on AWS (since January 2023); moto has none."""
+        if self.cfg.get("s3_aws_defaults") and error_code_of(resp.status, resp.headers, resp.body) == \
+                "ServerSideEncryptionConfigurationNotFoundError":
+            body = ('<?xml version="1.0" encoding="UTF-8"?>\n<ServerSideEncryptionConfiguration xmlns="%s"><Rule>'
+                    '<ApplyServerSideEncryptionByDefault><SSEAlgorithm>AES256</SSEAlgorithm>'
+                    '</ApplyServerSideEncryptionByDefault><BucketKeyEnabled>false</BucketKeyEnabled></Rule>'
+                    '</ServerSideEncryptionConfiguration>' % S3_NS).encode()
+            return Response(200, [("Content-Type", "application/xml"), ("x-amz-request-id", uuid.uuid4().hex[:16].upper())],
+                            body, injected=True)
+        return None
+
+    def post_s3_PutObject(self, ctx: Ctx, resp: Response):
+        if self.cfg.get("s3_aws_defaults") and resp.header("x-amz-server-side-encryption") is None:
+            resp.set_header("x-amz-server-side-encryption", "AES256")
+            resp.injected = True
+
+    post_s3_GetObject = post_s3_HeadObject = post_s3_CopyObject = post_s3_PutObject
+
+    def pre_s3_PutObject(self, ctx: Ctx):
+        inm = ctx.header("if-none-match")
+        if inm is not None and inm.strip() != "*":
+            raise Reject("NotImplemented", "A header you provided implies functionality that is not implemented", 501,
+                         extra={"Header": "If-None-Match"})
+        return None
+
+    def pre_s3_PutBucketPolicy(self, ctx: Ctx):
+        text = ctx.body.decode("utf-8", "replace")
+        try:
+            doc = json.loads(text)
+        except ValueError:
+            doc = None
+        if not isinstance(doc, dict) or not text.lstrip().startswith("{"):
+            raise Reject("MalformedPolicy", "Policies must be valid JSON and the first byte must be '{'")
+        statements = doc.get("Statement") or []
+        statements = statements if isinstance(statements, list) else [statements]
+
+        def public(st):
+            principal = st.get("Principal")
+            anyone = principal == "*" or (isinstance(principal, dict) and principal.get("AWS") in ("*", ["*"]))
+            return st.get("Effect") == "Allow" and anyone and not st.get("Condition")
+        if not any(isinstance(st, dict) and public(st) for st in statements):
+            return None
+        status, _, data = self.rest(ctx, "s3", "GET", f"/{urllib.parse.quote(ctx.bucket or '')}?publicAccessBlock")
+        if status == 200 and re.search(rb"<BlockPublicPolicy>true</BlockPublicPolicy>", data):
+            raise Reject("AccessDenied", f"User: arn:aws:iam::123456789012:user/{ctx.akid} is not authorized to perform: "
+                                         f"s3:PutBucketPolicy on resource: \"arn:aws:s3:::{ctx.bucket}\" because public "
+                                         "policies are blocked by the BlockPublicPolicy block public access setting.", 403)
+        return None
+
 # ---------------------------------------------------------------------------------------------
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -2691,6 +2816,8 @@ def load_config(args) -> dict:
         for key in DURATION_KEYS:
             if not isinstance(cfg[key], (int, float)) or cfg[key] < 0:
                 raise SystemExit(f"aws_realism: config key {key} must be a number >= 0")
+        if cfg["s3_region_mismatch"] not in S3_REGION_MISMATCH:
+            raise SystemExit(f"aws_realism: config key s3_region_mismatch must be one of {', '.join(S3_REGION_MISMATCH)}")
     for key, value in (("time_scale", args.time_scale), ("fault_rate", args.fault_rate), ("fault_seed", args.fault_seed),
                        ("latency_ms", args.latency_ms)):
         if value is not None:
