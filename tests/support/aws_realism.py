@@ -76,6 +76,7 @@ DEFAULTS: dict = {
     "aas_create_service_linked_role": True,
     "s3_region_mismatch": "redirect",
     "s3_aws_defaults": True,
+    "s3_conditional_conflict_rate": 0.0,
 }
 DURATION_KEYS = {
     "nat_pending_s", "nat_deleting_s", "alb_provisioning_s", "table_creating_s", "table_deleting_s",
@@ -2701,7 +2702,18 @@ class Realism:
         if inm is not None and inm.strip() != "*":
             raise Reject("NotImplemented", "A header you provided implies functionality that is not implemented", 501,
                          extra={"Header": "If-None-Match"})
+        return self.conditional_conflict(ctx)
+
+    def conditional_conflict(self, ctx: Ctx):
+        """A conditional write that races another one on the same key gets 409 ConditionalRequestConflict on
+        AWS (retry it); the proxy handles one request at a time, so it makes them up at s3_conditional_conflict_rate."""
+        rate = float(self.cfg.get("s3_conditional_conflict_rate") or 0.0)
+        if rate > 0 and (ctx.header("if-none-match") or ctx.header("if-match")) and self.rng.random() < rate:
+            raise Reject("ConditionalRequestConflict", "A conflicting conditional operation is currently in progress "
+                                                       "against this resource. Please try again.", 409)
         return None
+
+    pre_s3_DeleteObject = conditional_conflict
 
     def pre_s3_PutBucketPolicy(self, ctx: Ctx):
         text = ctx.body.decode("utf-8", "replace")

@@ -1291,6 +1291,22 @@ class S3Tests(unittest.TestCase):
         self.assertEqual(code_of(s3.head_object, Bucket=bucket, Key="state.lock"), "404")
         s3.put_object(Bucket=bucket, Key="state.lock", Body=b"holder-2", IfNoneMatch="*")
 
+    def test_conditional_write_conflicts(self):
+        url, log = start_proxy(MOTO, config={"s3_conditional_conflict_rate": 1.0})
+        s3 = clients(url)["s3"]
+        bucket = name("race")
+        s3.create_bucket(Bucket=bucket)
+        s3.put_object(Bucket=bucket, Key="plain", Body=b"x")  # unconditional writes are not affected
+        try:
+            s3.put_object(Bucket=bucket, Key="state.lock", Body=b"me", IfNoneMatch="*")
+            self.fail("expected ConditionalRequestConflict")
+        except ClientError as e:
+            self.assertEqual((e.response["Error"]["Code"], e.response["ResponseMetadata"]["HTTPStatusCode"]),
+                             ("ConditionalRequestConflict", 409))
+        self.assertEqual(code_of(s3.head_object, Bucket=bucket, Key="state.lock"), "404")  # not carried out
+        etag = s3.head_object(Bucket=bucket, Key="plain")["ETag"]
+        self.assertEqual(code_of(s3.delete_object, Bucket=bucket, Key="plain", IfMatch=etag), "ConditionalRequestConflict")
+
     def test_requests_for_another_region(self):
         eu = boto3.client("s3", endpoint_url=PROXY_URL, region_name="eu-west-1", aws_access_key_id="testing",
                           aws_secret_access_key="testing", config=Config(s3={"addressing_style": "path"}, retries={"total_max_attempts": 1}))
