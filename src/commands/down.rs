@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use serde::Serialize;
 
 use crate::cli::DownArgs;
-use crate::commands::{check_steps, confirm, inspect, summary, CommandError, Setup};
+use crate::commands::{check_steps, confirm, inspect, summary, CommandError, Setup, StackState};
 use crate::context::{DownOptions, TablePlan};
 use crate::graph::{Direction, StepReport};
 use crate::model::{Health, Key};
@@ -21,6 +21,8 @@ pub struct DownReport {
     pub stack: String,
     pub region: String,
     pub ok: bool,
+    /// The stack after the run: `not_deployed`, `retained` (the table kept), or `partial`.
+    pub state: StackState,
     pub elapsed_ms: u64,
     pub steps: Vec<StepReport>,
     /// What the state still records (the table, with `--retain-table`).
@@ -68,6 +70,7 @@ pub async fn run(setup: &Setup, args: &DownArgs) -> Result<ExitCode, CommandErro
                 stack: setup.config.name.clone(),
                 region: setup.region.clone(),
                 ok: true,
+                state: StackState::NotDeployed,
                 elapsed_ms: 0,
                 steps: vec![],
                 retained: vec![],
@@ -154,14 +157,22 @@ pub async fn run(setup: &Setup, args: &DownArgs) -> Result<ExitCode, CommandErro
         for warning in ctx.warnings() {
             progress.note(&format!("warning: {warning}"));
         }
+        let left = ctx.snapshot().resources;
         let report = DownReport {
             event: "result",
             stack: setup.config.name.clone(),
             region: setup.region.clone(),
             ok: result.is_ok(),
+            state: if result.is_err() {
+                StackState::Partial
+            } else if left.is_empty() {
+                StackState::NotDeployed
+            } else {
+                StackState::Retained
+            },
             elapsed_ms: progress.elapsed().as_millis() as u64,
             steps,
-            retained: ctx.snapshot().resources.keys().cloned().collect(),
+            retained: left.keys().cloned().collect(),
             notes: ctx.notes(),
             warnings: ctx.warnings(),
             error: result.as_ref().err().map(|e| e.to_string()),

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::cli::UpArgs;
-use crate::commands::{check_steps, confirm, inspect, summary, CommandError, Outputs, ResourceRow, Setup};
+use crate::commands::{check_steps, confirm, inspect, summary, CommandError, Outputs, ResourceRow, Setup, StackState};
 use crate::config::ConfigSource;
 use crate::context::{Ctx, DownOptions};
 use crate::graph::{Direction, Graph, StepReport, StepResult};
@@ -245,6 +245,8 @@ pub struct UpReport {
     pub region: String,
     pub state_file: String,
     pub ok: bool,
+    /// The stack after the run: `up`, `deploying` (not waited for), or `partial` (a step failed).
+    pub state: StackState,
     pub elapsed_ms: u64,
     pub nothing_to_change: bool,
     pub steps: Vec<StepReport>,
@@ -392,6 +394,11 @@ async fn apply(setup: &Setup, args: &UpArgs, ctx: &Arc<Ctx>) -> Result<ExitCode,
         region: setup.region.clone(),
         state_file: setup.location(),
         ok: result.is_ok(),
+        state: match (&result, args.no_wait) {
+            (Err(_), _) => StackState::Partial,
+            (Ok(()), true) if !plan.resources.iter().all(|r| r.action == Action::Unchanged) => StackState::Deploying,
+            (Ok(()), _) => StackState::Up,
+        },
         elapsed_ms: elapsed.as_millis() as u64,
         nothing_to_change: converged,
         steps,

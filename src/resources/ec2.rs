@@ -115,9 +115,7 @@ where
             )),
             // Another resource of this stack: the filter was not applied, nothing to report.
             Err(_) if ctx.owns(key, object.tag_pairs()).is_err() && is_ours_elsewhere(ctx, &object) => {}
-            Err(why) => {
-                ctx.warn(format!("ignored {} {} while looking for {key}: {why}", key.kind(), object.object_id()))
-            }
+            Err(why) => ctx.warn(format!("ignored {} {}: {why}", key.kind(), object.object_id())),
         }
     }
     Ok(ours)
