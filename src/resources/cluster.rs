@@ -13,6 +13,7 @@ use crate::context::Ctx;
 use crate::error::{found, AwsContext, StackError};
 use crate::model::{after, Change, Diff, Edge, Inspection, Key, Managed, Outcome, Record, Resource};
 use crate::progress::Line;
+use crate::resources::ec2::{filter, wait_enis_released};
 use crate::resources::load_balancer::target_health;
 use crate::wait::{self, budget, Poll};
 
@@ -631,6 +632,10 @@ impl Managed for Service {
         .await;
         found(deleted)?;
         wait_service_gone(ctx, line).await?;
+        // The private subnets and the task group wait for the tasks' network interfaces to go.
+        if let (Some(group), Some(vpc)) = (ctx.id(Key::TaskSecurityGroup), ctx.id(Key::Vpc)) {
+            wait_enis_released(ctx, line, &name, vec![filter("group-id", &group), filter("vpc-id", &vpc)]).await;
+        }
         Ok(Outcome::Deleted)
     }
 

@@ -12,7 +12,7 @@ use crate::context::Ctx;
 use crate::error::{found, ignore_not_found, AwsContext, StackError};
 use crate::model::{after, Change, Diff, Edge, Inspection, Key, Managed, Outcome, Record, Resource};
 use crate::progress::Line;
-use crate::resources::ec2::filter;
+use crate::resources::ec2::{filter, wait_enis_released};
 use crate::wait::{self, budget, Poll};
 
 /// Load balancer attributes we set: drop malformed headers (request smuggling), and nothing else.
@@ -464,24 +464,8 @@ impl Managed for LoadBalancer {
         })
         .await?;
         ctx.forget(Key::LoadBalancer).await?;
-        // Best effort: the deletes that wait for these retry anyway.
         let description = format!("ELB {}", arn.split_once(":loadbalancer/").map(|(_, s)| s).unwrap_or(name));
-        let released = wait::until(line, name, "release its network interfaces", budget::PROPAGATION, || async {
-            let out = ctx
-                .aws
-                .ec2
-                .describe_network_interfaces()
-                .filters(filter("description", &description))
-                .send()
-                .await
-                .ctx("describe the network interfaces of", name)?;
-            let left = out.network_interfaces().len();
-            Ok(if left == 0 { Poll::Ready(()) } else { Poll::Pending(format!("{left} network interfaces left")) })
-        })
-        .await;
-        if let Err(e) = released {
-            tracing::warn!("{e}; continuing, later deletes retry");
-        }
+        wait_enis_released(ctx, line, name, vec![filter("description", &description)]).await;
         Ok(Outcome::Deleted)
     }
 }
