@@ -421,6 +421,11 @@ impl Realism {
         http(self.port, "POST", &format!("/realism/freeze?after={n}")).expect("freeze");
     }
 
+    /// Execute the next mutating call of `action` but never answer it.
+    pub fn freeze_at(&self, action: &str) {
+        http(self.port, "POST", &format!("/realism/freeze?action={action}")).expect("freeze");
+    }
+
     /// The action the layer froze on, once it has.
     pub fn wait_frozen(&self, timeout: Duration) -> Option<String> {
         let deadline = Instant::now() + timeout;
