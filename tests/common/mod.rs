@@ -377,7 +377,7 @@ impl Default for RealismOptions {
     }
 }
 
-fn venv_python() -> PathBuf {
+pub fn venv_python() -> PathBuf {
     moto_server().with_file_name("python")
 }
 
