@@ -287,6 +287,11 @@ async fn a_certificate_given_by_arn_is_served_checked_and_never_deleted() {
     assert_eq!(http.default_actions()[0].target_group_arn(), Some(id(&state, "target-group").as_str()), "forwards");
     assert_eq!(alb_ports(&sdk, &id(&state, "security-group-alb")).await, [80, 443]);
 
+    // A second up: describe calls only.
+    let before = realism.calls().len();
+    cli.run(&["up", "--no-wait"]).ok();
+    assert!(mutating_calls(&realism.calls()[before..]).is_empty());
+
     // Expiring within 30 days: a warning, not a failure.
     let status = cli.run(&["status"]);
     assert_eq!(status.code, 0, "{}", status.stdout);
@@ -414,25 +419,37 @@ async fn a_killed_up_resumes_without_a_second_certificate_and_down_still_removes
     let realism = realism(&emulator);
     let cli = Cli::at(&realism.url());
     cli.write_config(&with_https(&[], &format!("domain = \"{DOMAIN}\"")));
+    let recorded = |key: &str| cli.state().is_some_and(|s| s["resources"].get(key).is_some());
 
-    // Killed after RequestCertificate: ACM made the certificate, the state never heard of it.
+    // Each run is killed right after AWS carried out the call, before the state could record what
+    // it made; the next run picks it up from there.
     kill_after(&cli, &realism, "RequestCertificate");
-    assert!(cli.state().is_none_or(|s| s["resources"].get("certificate").is_none()));
+    assert!(!recorded("certificate"));
     let made = certificates(&sdk).await;
     assert_eq!(made.len(), 1);
-    cli.run(&["up", "--no-wait"]).ok();
-    assert_eq!(certificates(&sdk).await, made, "the same certificate, adopted");
-    assert_eq!(id(&cli.state().unwrap(), "certificate"), made[0]);
-    cli.run(&["down", "--yes"]).ok();
-    assert!(certificates(&sdk).await.is_empty() && records(&sdk, &zone).await.is_empty());
-
-    // Killed after the validation record was written: the next run knows it made it, and `down`
-    // deletes it.
+    // The validation record (the first record change of a run).
     kill_after(&cli, &realism, "ChangeResourceRecordSets");
+    assert_eq!(certificates(&sdk).await, made, "the same certificate, adopted");
     assert_eq!(records(&sdk, &zone).await.len(), 1, "the validation record was written");
+    // The HTTPS listener (created before the HTTP one, which redirects to it).
+    kill_after(&cli, &realism, "CreateListener");
+    assert!(!recorded("listener-https"));
+    // The alias record.
+    kill_after(&cli, &realism, "ChangeResourceRecordSets");
+    assert_eq!(records(&sdk, &zone).await.len(), 2);
+    assert!(!recorded("dns-alias-record"));
+
     cli.run(&["up", "--no-wait"]).ok();
-    assert_eq!(certificates(&sdk).await.len(), 1);
-    assert_eq!(cli.state().unwrap()["resources"]["dns-validation-record"]["attrs"]["created"], "true");
+    let state = cli.state().unwrap();
+    assert_eq!(certificates(&sdk).await, made, "one certificate in all");
+    assert_eq!(id(&state, "certificate"), made[0]);
+    let (_, https) = listeners(&sdk, &id(&state, "load-balancer")).await;
+    assert_eq!(https.unwrap().listener_arn(), Some(id(&state, "listener-https").as_str()));
+    assert_eq!(records(&sdk, &zone).await.len(), 2);
+    assert_eq!(state["resources"]["dns-validation-record"]["attrs"]["created"], "true", "known to be ours");
+    let calls = realism.calls();
+    assert_eq!(mutating_calls(&calls).iter().filter(|a| *a == "RequestCertificate").count(), 1);
+
     cli.run(&["down", "--yes"]).ok();
     assert!(records(&sdk, &zone).await.is_empty(), "{:?}", records(&sdk, &zone).await);
     assert!(certificates(&sdk).await.is_empty());
