@@ -39,9 +39,8 @@ pub fn validation_record(detail: &CertificateDetail) -> Option<(String, String)>
     Some((record.name().to_string(), record.value().to_string()))
 }
 
-/// Certificates of this account and region for `domain`, by ARN (all of them when the domain is
-/// unknown).
-pub async fn certificates_for(ctx: &Ctx, domain: Option<&str>) -> Result<Vec<(String, String)>, StackError> {
+/// Certificates of this account and region whose domain is `domain`, by ARN.
+pub async fn certificates_for(ctx: &Ctx, domain: &str) -> Result<Vec<String>, StackError> {
     let mut arns = vec![];
     let mut next = None;
     loop {
@@ -53,39 +52,64 @@ pub async fn certificates_for(ctx: &Ctx, domain: Option<&str>) -> Result<Vec<(St
             .set_next_token(next)
             .send()
             .await
-            .ctx("list certificates for", domain.unwrap_or("any domain"))?;
+            .ctx("list certificates for", domain)?;
         for summary in out.certificate_summary_list() {
-            let name = summary.domain_name().unwrap_or_default();
-            if domain.is_none_or(|d| d == name) {
-                arns.push((summary.certificate_arn().unwrap_or_default().to_string(), name.to_string()));
+            if summary.domain_name() == Some(domain) {
+                arns.push(summary.certificate_arn().unwrap_or_default().to_string());
             }
         }
         next = out.next_token().map(str::to_string);
         if next.is_none() {
-            break;
+            return Ok(arns);
         }
     }
-    Ok(arns)
 }
 
 /// Other certificates of this account and region that ACM validates (and renews) with the same
 /// CNAME as `domain`'s: those it issues for the domain itself or its wildcard, pending or issued.
 pub async fn others_validated_by(ctx: &Ctx, domain: &str, ours: Option<&str>) -> Result<Vec<String>, StackError> {
     let wildcard = format!("*.{domain}");
+    let named = |names: &[&str]| names.iter().any(|n| *n == domain || *n == wildcard);
+    // Imported certificates are not validated (nor renewed) by ACM.
+    let validated = |t: Option<&CertificateType>| t == Some(&CertificateType::AmazonIssued);
     let mut others = vec![];
-    for (arn, _) in certificates_for(ctx, None).await? {
-        if Some(arn.as_str()) == ours {
-            continue;
+    let mut next = None;
+    loop {
+        let out = ctx
+            .aws
+            .acm
+            .list_certificates()
+            .certificate_statuses(CertificateStatus::Issued)
+            .certificate_statuses(CertificateStatus::PendingValidation)
+            .set_next_token(next)
+            .send()
+            .await
+            .ctx("list certificates for", domain)?;
+        for summary in out.certificate_summary_list() {
+            let arn = summary.certificate_arn().unwrap_or_default();
+            if Some(arn) == ours {
+                continue;
+            }
+            let mut names: Vec<&str> = summary.domain_name().into_iter().collect();
+            names.extend(summary.subject_alternative_name_summaries().iter().map(String::as_str));
+            let more_names = summary.has_additional_subject_alternative_names() == Some(true);
+            // The summary decides when it says it all; else the full description does.
+            let relies = match (summary.r#type(), more_names) {
+                (Some(t), false) => named(&names) && validated(Some(t)),
+                _ if !named(&names) && !more_names => false,
+                _ => describe(ctx, arn).await?.is_some_and(|d| {
+                    let mut all: Vec<&str> = d.domain_name().into_iter().collect();
+                    all.extend(d.subject_alternative_names().iter().map(String::as_str));
+                    named(&all) && validated(d.r#type())
+                }),
+            };
+            if relies {
+                others.push(arn.to_string());
+            }
         }
-        let Some(detail) = describe(ctx, &arn).await? else { continue };
-        // Imported certificates are not validated (nor renewed) by ACM.
-        let needs = detail.r#type() == Some(&CertificateType::AmazonIssued)
-            && matches!(detail.status(), Some(CertificateStatus::Issued | CertificateStatus::PendingValidation));
-        let names =
-            detail.domain_name().into_iter().chain(detail.subject_alternative_names().iter().map(String::as_str));
-        if needs && names.into_iter().any(|n| n == domain || n == wildcard) {
-            others.push(arn);
+        next = out.next_token().map(str::to_string);
+        if next.is_none() {
+            return Ok(others);
         }
     }
-    Ok(others)
 }

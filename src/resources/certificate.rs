@@ -67,7 +67,7 @@ impl Managed for Certificate {
         // Without a domain there is nothing to look for (a config that never asked for one).
         let Some(domain) = requested_domain(ctx) else { return Ok(None) };
         let mut ours: Vec<CertificateDetail> = vec![];
-        for (arn, _) in crate::resources::acm::certificates_for(ctx, Some(&domain)).await? {
+        for arn in crate::resources::acm::certificates_for(ctx, &domain).await? {
             match owned(ctx, &arn).await? {
                 Ok(()) => ours.extend(describe(ctx, &arn).await?),
                 Err(why) if why.starts_with("tagged") => {
