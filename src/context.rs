@@ -43,6 +43,8 @@ pub struct Ctx {
     notes: Mutex<Vec<String>>,
     warnings: Mutex<Vec<String>>,
     availability_zones: OnceCell<Vec<String>>,
+    /// The hosted zone of `https.domain`, looked up once per run.
+    pub hosted_zone: OnceCell<crate::resources::dns::Zone>,
 }
 
 impl Ctx {
@@ -57,6 +59,7 @@ impl Ctx {
             notes: Mutex::new(vec![]),
             warnings: Mutex::new(vec![]),
             availability_zones: OnceCell::new(),
+            hosted_zone: OnceCell::new(),
         }
     }
 

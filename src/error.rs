@@ -27,6 +27,10 @@ pub enum StackError {
     /// A resource that is not this stack's: it lacks the stack's tag or sits in another VPC.
     #[error("{resource} is not stack {stack}'s ({why}); left alone")]
     NotOurs { resource: String, stack: String, why: String },
+    /// `up` cannot go on without changing or overwriting what is not the stack's, or AWS would
+    /// refuse: found while checking, before any change.
+    #[error("{resource}: {reason}")]
+    Blocked { resource: String, reason: String },
     #[error(transparent)]
     State(#[from] StateError),
 }

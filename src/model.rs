@@ -46,6 +46,16 @@ pub enum Key {
     LoadBalancerActive,
     /// Wait: the service's rollout completed with every target healthy.
     ServiceHealthy,
+    /// The ACM certificate requested for `https.domain`.
+    Certificate,
+    /// The CNAME that proves to ACM that the domain is ours.
+    ValidationRecord,
+    /// Wait: ACM issued the certificate (minutes on AWS).
+    CertificateIssued,
+    /// The HTTPS listener on 443.
+    ListenerHttps,
+    /// The alias A record from `https.domain` to the load balancer.
+    AliasRecord,
 }
 
 /// Names of the keys without an index, in both directions.
@@ -68,6 +78,11 @@ const PLAIN: &[(Key, &str)] = &[
     (Key::Service, "service"),
     (Key::LoadBalancerActive, "load-balancer-active"),
     (Key::ServiceHealthy, "service-healthy"),
+    (Key::Certificate, "certificate"),
+    (Key::ValidationRecord, "dns-validation-record"),
+    (Key::CertificateIssued, "certificate-issued"),
+    (Key::ListenerHttps, "listener-https"),
+    (Key::AliasRecord, "dns-alias-record"),
 ];
 
 /// An indexed key's constructor and name prefix.
@@ -99,9 +114,11 @@ impl Key {
             Key::TaskDefinition => Kind::TaskDefinition,
             Key::TargetGroup => Kind::TargetGroup,
             Key::LoadBalancer => Kind::LoadBalancer,
-            Key::Listener => Kind::Listener,
+            Key::Listener | Key::ListenerHttps => Kind::Listener,
             Key::Service => Kind::Service,
-            Key::LoadBalancerActive | Key::ServiceHealthy => Kind::Wait,
+            Key::Certificate => Kind::Certificate,
+            Key::ValidationRecord | Key::AliasRecord => Kind::Record,
+            Key::LoadBalancerActive | Key::ServiceHealthy | Key::CertificateIssued => Kind::Wait,
         }
     }
 
@@ -177,6 +194,8 @@ pub enum Kind {
     LoadBalancer,
     Listener,
     Service,
+    Certificate,
+    Record,
     Wait,
 }
 
@@ -199,6 +218,8 @@ impl Kind {
             Kind::LoadBalancer => "elbv2:load-balancer",
             Kind::Listener => "elbv2:listener",
             Kind::Service => "ecs:service",
+            Kind::Certificate => "acm:certificate",
+            Kind::Record => "route53:record",
             Kind::Wait => "wait",
         }
     }
@@ -335,11 +356,20 @@ pub struct Inspection {
     pub changes: Vec<Change>,
     /// Recorded in the state file before this check (false: found by tag or name, or absent).
     pub recorded: bool,
+    /// Why `up` cannot create or change it (something that is not ours is in the way, or AWS
+    /// would refuse): `up` stops before any change.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blocked: Option<String>,
 }
 
 impl Inspection {
     pub fn missing(id: Option<String>, recorded: bool, detail: impl Into<String>) -> Inspection {
-        Inspection { status: Health::Missing, id, detail: detail.into(), changes: vec![], recorded }
+        Inspection { status: Health::Missing, id, detail: detail.into(), changes: vec![], recorded, blocked: None }
+    }
+
+    /// Missing (or not usable) because of `why`, which `up` cannot get past.
+    pub fn blocked(id: Option<String>, recorded: bool, why: String) -> Inspection {
+        Inspection { blocked: Some(why.clone()), ..Inspection::missing(id, recorded, why) }
     }
 
     pub fn found(id: String, recorded: bool, changes: Vec<Change>, pending: Option<String>) -> Inspection {
@@ -348,7 +378,7 @@ impl Inspection {
             (true, Some(state)) => (Health::Pending, state),
             (true, None) => (Health::Ok, String::new()),
         };
-        Inspection { status, id: Some(id), detail, changes, recorded }
+        Inspection { status, id: Some(id), detail, changes, recorded, blocked: None }
     }
 
     /// Changes `up` refuses to make because they replace the resource.
@@ -544,8 +574,9 @@ impl<M: Managed> Resource for Driven<M> {
         let recorded = ctx.id(key);
         let live = match self.0.find(ctx).await {
             Ok(live) => live,
-            Err(e @ StackError::NotOurs { .. }) => {
-                return Ok(Inspection::missing(recorded.clone(), recorded.is_some(), e.to_string()))
+            // In the way of `up`: reported here, refused by `up` before it changes anything.
+            Err(e @ (StackError::NotOurs { .. } | StackError::Blocked { .. })) => {
+                return Ok(Inspection::blocked(recorded.clone(), recorded.is_some(), e.to_string()))
             }
             Err(e) => return Err(e),
         };
@@ -614,6 +645,11 @@ impl<M: Managed> Resource for Driven<M> {
                 ctx.warn(e.to_string());
                 line.done("left alone", "not ours");
                 return Ok(Outcome::LeftAlone);
+            }
+            // Never recorded, and what it would be looked for in is not there: nothing of ours.
+            Err(StackError::Blocked { .. }) if !recorded => {
+                ctx.forget(key).await?;
+                return Ok(Outcome::Absent);
             }
             Err(e) => return Err(e),
         };

@@ -23,6 +23,14 @@ pub mod budget {
     pub const NETWORK: Duration = Duration::from_secs(20 * 60);
     pub const IAM_PROPAGATION: Duration = Duration::from_secs(2 * 60);
     pub const PROPAGATION: Duration = Duration::from_secs(5 * 60);
+    /// ACM DNS validation: minutes once the record resolves (Terraform waits up to 75).
+    pub const CERTIFICATE_ISSUED: Duration = Duration::from_secs(75 * 60);
+    /// A certificate just requested shows in DescribeCertificate.
+    pub const CERTIFICATE_VISIBLE: Duration = Duration::from_secs(30);
+    /// A certificate stays in use for a while after its listener is gone.
+    pub const CERTIFICATE_RELEASE: Duration = Duration::from_secs(5 * 60);
+    /// A Route 53 change reaches every name server (INSYNC): usually within a minute.
+    pub const DNS_CHANGE: Duration = Duration::from_secs(10 * 60);
 }
 
 /// How long to sleep before the next poll or retry: a tenth of the time already waited, between

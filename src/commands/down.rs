@@ -149,10 +149,12 @@ async fn teardown(setup: &Setup, graph: &Graph, ctx: &Arc<Ctx>) -> Result<ExitCo
     let progress = setup.progress(&graph.keys());
     progress.note(&format!("fargate-stack down: stack {} in {}", setup.config.name, setup.region));
     setup.report_interrupted(ctx.store(), &progress);
-    // Found by tag first, so that what sits in it can be checked to be in the stack's VPC.
-    for anchor in [Key::Vpc, Key::LoadBalancer] {
-        if ctx.id(anchor).is_none() {
-            graph.get(anchor).expect("every stack has it").inspect(ctx).await?;
+    // Found by tag first, so that what sits in it can be checked to be in the stack's VPC. The
+    // certificate's validation record is found through the certificate, so both are found before
+    // the certificate goes.
+    for anchor in [Key::Vpc, Key::LoadBalancer, Key::Certificate, Key::ValidationRecord, Key::AliasRecord] {
+        if let (None, Some(node)) = (ctx.id(anchor), graph.get(anchor)) {
+            node.inspect(ctx).await?;
         }
     }
     // Decide about the table before deleting anything: a refusal must leave the stack whole.

@@ -61,6 +61,7 @@ impl CommandError {
             CommandError::Stack(e) => match e.as_ref() {
                 StackError::Refused(_) => ("refused", None),
                 StackError::NotOurs { .. } => ("not_ours", None),
+                StackError::Blocked { .. } => ("blocked", None),
                 other => ("aws", other.code().map(str::to_string)),
             },
             CommandError::Graph(_) => ("internal", None),
@@ -293,8 +294,15 @@ impl Outputs {
     pub fn of(ctx: &Ctx) -> Outputs {
         let dns = ctx.attr(Key::LoadBalancer, "dns_name");
         let port = ctx.config.load_balancer.listener_port;
+        let http = dns.as_ref().map(|d| if port == 80 { format!("http://{d}") } else { format!("http://{d}:{port}") });
+        // HTTPS once its listener exists: on the domain once the alias points it at the ALB.
+        let url = match (ctx.id(Key::AliasRecord), ctx.id(Key::ListenerHttps)) {
+            (Some(name), Some(_)) => Some(format!("https://{}", name.trim_end_matches('.'))),
+            (None, Some(_)) => dns.as_ref().map(|d| format!("https://{d}")),
+            _ => http,
+        };
         Outputs {
-            url: dns.as_ref().map(|d| if port == 80 { format!("http://{d}") } else { format!("http://{d}:{port}") }),
+            url,
             alb_dns_name: dns,
             table_name: ctx.id(Key::Table),
             cluster_name: ctx.id(Key::Cluster),

@@ -10,6 +10,7 @@ use crate::commands::{inspect, CommandError, Outputs, ResourceRow, Setup, StackS
 use crate::context::Ctx;
 use crate::model::{Health, Key};
 use crate::report::{self, Report, Text};
+use crate::resources::certificate::{self, CertificateSummary};
 use crate::resources::{self, cluster, load_balancer};
 use crate::state::State;
 
@@ -56,6 +57,9 @@ pub struct StatusReport {
     pub resources: Vec<ResourceRow>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub service: Option<ServiceSummary>,
+    /// The certificate the HTTPS listener serves (requested or given), with [https].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<CertificateSummary>,
     pub outputs: Outputs,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hint: Option<String>,
@@ -82,6 +86,24 @@ impl Report for StatusReport {
                 s.healthy_targets,
                 s.rollout.as_deref().map(|r| format!(", rollout {}", r.to_lowercase())).unwrap_or_default()
             ));
+        }
+        if let Some(c) = &self.certificate {
+            text.line(String::new());
+            let expiry = match (&c.not_after, c.days_left) {
+                (Some(at), Some(days)) => format!(", expires {at} ({days} days)"),
+                _ => String::new(),
+            };
+            text.line(format!(
+                "certificate: {} ({}{}) {}{expiry}{}",
+                c.arn,
+                c.source,
+                c.domain.as_deref().map(|d| format!(", {d}")).unwrap_or_default(),
+                c.status.to_lowercase(),
+                if c.in_use_by_listener { ", in use by the HTTPS listener" } else { "" }
+            ));
+            for warning in &c.warnings {
+                text.line(format!("  warning: {warning}"));
+            }
         }
         if self.tracked && self.state != StackState::Retained {
             text.line(String::new());
@@ -138,6 +160,7 @@ pub async fn status(setup: &Setup) -> Result<StatusReport, CommandError> {
         rows.retain(|r| r.status != Health::Missing);
     }
     let service = if retained { None } else { ServiceSummary::of(&ctx).await? };
+    let certificate = if retained { None } else { certificate::summary(&ctx).await? };
     let (state, hint) = if retained {
         let table = ctx.id(Key::Table).unwrap_or_default();
         (
@@ -159,7 +182,12 @@ pub async fn status(setup: &Setup) -> Result<StatusReport, CommandError> {
         );
         (StackState::Untracked, Some(hint))
     } else {
-        let state = StackState::of(&rows);
+        let mut state = StackState::of(&rows);
+        // A certificate that cannot serve (expired, revoked, not the listener's) is not something
+        // `up` repairs: it needs attention.
+        if certificate.as_ref().is_some_and(|c| c.problem) && matches!(state, StackState::Up | StackState::Deploying) {
+            state = StackState::Drifted;
+        }
         let unrecorded = rows.iter().filter(|r| !r.recorded && r.status != Health::Missing).count();
         let hint = (unrecorded > 0)
             .then(|| format!("{unrecorded} resources are not in the state file yet: `fargate-stack up` adopts them"));
@@ -174,6 +202,7 @@ pub async fn status(setup: &Setup) -> Result<StatusReport, CommandError> {
         outputs: Outputs::of(&ctx),
         resources: rows,
         service,
+        certificate,
         hint,
     })
 }

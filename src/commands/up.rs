@@ -33,6 +33,8 @@ pub enum Action {
     /// AWS is still settling it.
     Wait,
     Unchanged,
+    /// Something that is not the stack's is in the way (or AWS would refuse): `up` refuses.
+    Blocked,
 }
 
 impl Action {
@@ -45,11 +47,14 @@ impl Action {
             Action::Delete => "delete",
             Action::Wait => "wait",
             Action::Unchanged => "unchanged",
+            Action::Blocked => "blocked",
         }
     }
 
     fn of(row: &ResourceRow) -> Action {
-        if row.replacements().next().is_some() {
+        if row.blocked.is_some() {
+            Action::Blocked
+        } else if row.replacements().next().is_some() {
             Action::Replace
         } else if row.status == Health::Missing {
             Action::Create
@@ -94,9 +99,12 @@ pub struct Plan {
     /// The rollout the changes cause, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rollout: Option<String>,
-    /// Why `up` would stop before changing anything.
+    /// Why `up` would stop before changing anything: replacements.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub refused: Vec<String>,
+    /// Why `up` would stop before changing anything: what is in the way.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub blocked: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub config_switch: Option<ConfigSwitch>,
 }
@@ -136,6 +144,7 @@ impl Plan {
                 detail: if r.changes.is_empty() { r.detail.clone() } else { String::new() },
             })
             .collect();
+        let blocked: Vec<String> = rows.iter().filter_map(|r| r.blocked.clone()).collect();
         for orphan in orphans {
             let refused = removal_refused(orphan.name, setup);
             resources.push(PlanRow {
@@ -174,7 +183,7 @@ impl Plan {
                     now: setup.source.path.clone(),
                 }
             });
-        Plan { resources, counts, rollout, refused, config_switch }
+        Plan { resources, counts, rollout, refused, blocked, config_switch }
     }
 
     fn count(&self, action: Action) -> usize {
@@ -206,16 +215,23 @@ impl Plan {
             ));
         }
         text.line(format!(
-            "plan: {} to create, {} to adopt, {} to update, {} to delete, {} to replace (refused), {} unchanged",
+            "plan: {} to create, {} to adopt, {} to update, {} to delete, {} to replace (refused), {} unchanged{}",
             self.count(Action::Create),
             self.count(Action::Adopt),
             self.count(Action::Update),
             self.count(Action::Delete),
             self.count(Action::Replace),
-            self.count(Action::Unchanged) + self.count(Action::Wait)
+            self.count(Action::Unchanged) + self.count(Action::Wait),
+            match self.count(Action::Blocked) {
+                0 => String::new(),
+                n => format!(", {n} blocked"),
+            }
         ));
         for refusal in &self.refused {
             text.line(format!("refused: {refusal}"));
+        }
+        for why in &self.blocked {
+            text.line(format!("blocked: {why}"));
         }
     }
 }
@@ -328,12 +344,24 @@ async fn apply(setup: &Setup, args: &UpArgs, ctx: &Arc<Ctx>) -> Result<ExitCode,
     zones?;
     let (rows, orphans) = checked?;
     let plan = Plan::new(setup, &rows, &orphans, state.applied.as_ref());
-    if !plan.refused.is_empty() {
+    if !plan.blocked.is_empty() {
         return Err(CommandError::Refused(format!(
-            "nothing was changed: {}. These replace resources (and their data): run `fargate-stack down` \
-             (with --retain-table to keep the table's data), then `up`",
-            plan.refused.join("; ")
+            "nothing was changed: {}. fargate-stack never overwrites or deletes what is not the stack's",
+            plan.blocked.join("; ")
         )));
+    }
+    if !plan.refused.is_empty() {
+        // HTTPS can move without the rest of the stack: through a run without it.
+        let https_only = plan.refused.iter().all(|r| r.contains("https."));
+        let how = if https_only {
+            "A certificate's domain and a record's zone cannot change: to move HTTPS, remove [https] (or switch \
+             to certificate_arn) and run `up`, which deletes the certificate and records, then set the new \
+             values and run `up` again"
+        } else {
+            "These replace resources (and their data): run `fargate-stack down` (with --retain-table to keep \
+             the table's data), then `up`"
+        };
+        return Err(CommandError::Refused(format!("nothing was changed: {}. {how}", plan.refused.join("; "))));
     }
     let started = std::time::Instant::now();
     let converged = plan.converged(args.no_wait);

@@ -1,19 +1,22 @@
-//! The internet-facing application load balancer, its target group (type ip, for awsvpc tasks)
-//! and the HTTP listener.
+//! The internet-facing application load balancer, its target group (type ip, for awsvpc tasks),
+//! the HTTP listener (forwarding, or redirecting to HTTPS) and the HTTPS listener.
 
 use std::future::Future;
 
 use async_trait::async_trait;
 use aws_sdk_elasticloadbalancingv2::types::{
-    Action, ActionTypeEnum, IpAddressType, Listener as ListenerObject, LoadBalancer as Lb, LoadBalancerAttribute,
-    LoadBalancerSchemeEnum, LoadBalancerStateEnum, LoadBalancerTypeEnum, Matcher, ProtocolEnum, TargetGroup as Tg,
-    TargetGroupAttribute, TargetHealthStateEnum, TargetTypeEnum,
+    Action, ActionTypeEnum, Certificate as ListenerCertificate, IpAddressType, Listener as ListenerObject,
+    LoadBalancer as Lb, LoadBalancerAttribute, LoadBalancerSchemeEnum, LoadBalancerStateEnum, LoadBalancerTypeEnum,
+    Matcher, ProtocolEnum, RedirectActionConfig, RedirectActionStatusCodeEnum, TargetGroup as Tg, TargetGroupAttribute,
+    TargetHealthStateEnum, TargetTypeEnum,
 };
 
+use crate::config::HTTPS_PORT;
 use crate::context::Ctx;
 use crate::error::{found, ignore_not_found, AwsContext, StackError};
 use crate::model::{after, Change, Diff, Edge, Key, Managed, Outcome, Record, Wait};
 use crate::progress::Line;
+use crate::resources::acm;
 use crate::resources::ec2::{filter, wait_enis_released};
 use crate::wait::{self, budget, Poll};
 
@@ -91,7 +94,10 @@ where
 
 // ---------------------------------------------------------------- target group
 
-pub struct TargetGroup;
+pub struct TargetGroup {
+    /// The stack has an HTTPS listener forwarding to it.
+    pub https: bool,
+}
 
 pub struct TgLive {
     tg: Tg,
@@ -136,10 +142,17 @@ impl Managed for TargetGroup {
     }
 
     fn teardown_after(&self) -> Vec<Edge> {
-        vec![
+        let mut edges = vec![
             after(Key::Listener, "DeleteTargetGroup fails with ResourceInUse while a listener forwards to it"),
             after(Key::Service, "the service's targets drain from it until the tasks stop"),
-        ]
+        ];
+        if self.https {
+            edges.push(after(
+                Key::ListenerHttps,
+                "DeleteTargetGroup fails with ResourceInUse while a listener forwards to it",
+            ));
+        }
+        edges
     }
 
     async fn find(&self, ctx: &Ctx) -> Result<Option<TgLive>, StackError> {
@@ -316,6 +329,8 @@ pub async fn target_health(ctx: &Ctx, arn: &str) -> Result<(u32, u32), StackErro
 
 pub struct LoadBalancer {
     pub azs: u8,
+    /// A DNS alias record points at it.
+    pub alias: bool,
 }
 
 pub struct LbLive {
@@ -367,6 +382,15 @@ impl Managed for LoadBalancer {
         needs
     }
 
+    fn teardown_after(&self) -> Vec<Edge> {
+        if !self.alias {
+            return vec![];
+        }
+        // Not an AWS constraint: the domain must never point at a load balancer that is gone (its
+        // DNS name would dangle).
+        vec![after(Key::AliasRecord, "the domain's alias record points at it until it is removed")]
+    }
+
     async fn find(&self, ctx: &Ctx) -> Result<Option<LbLive>, StackError> {
         let name = ctx.attr(Key::LoadBalancer, "name").unwrap_or_else(|| load_balancer_name(ctx));
         let name = name.as_str();
@@ -386,6 +410,7 @@ impl Managed for LoadBalancer {
         Record::id(live.lb.load_balancer_arn().unwrap_or_default())
             .with("name", live.lb.load_balancer_name().unwrap_or_default())
             .with("dns_name", live.lb.dns_name().unwrap_or_default())
+            .with("canonical_zone", live.lb.canonical_hosted_zone_id().unwrap_or_default())
     }
 
     fn diff(&self, _ctx: &Ctx, live: &LbLive) -> Result<Vec<Change>, StackError> {
@@ -524,12 +549,17 @@ impl Wait for ActiveWait {
 
 // ---------------------------------------------------------------- listener
 
-pub struct Listener;
+/// The HTTP listener on `load_balancer.listener_port`: it forwards to the target group, or, with
+/// `https.redirect_http`, answers 301 to the same URL on HTTPS.
+pub struct Listener {
+    /// It redirects to HTTPS, so it waits for the HTTPS listener: redirecting before HTTPS answers
+    /// would break HTTP, and the service needs a listener that forwards to its target group.
+    pub redirect: bool,
+}
 
-/// The stack's listener: the one on the configured port, else the recorded one (whose port the
-/// config changed).
-async fn find_listener(ctx: &Ctx, lb_arn: &str) -> Result<Option<ListenerObject>, StackError> {
-    let port = ctx.config.load_balancer.listener_port as i32;
+/// The stack's listener on `port`: the recorded one (whose port the config may have changed),
+/// else the one on the port.
+async fn find_listener(ctx: &Ctx, key: Key, lb_arn: &str, port: u32) -> Result<Option<ListenerObject>, StackError> {
     let out = found(
         ctx.aws
             .elb
@@ -540,25 +570,65 @@ async fn find_listener(ctx: &Ctx, lb_arn: &str) -> Result<Option<ListenerObject>
             .ctx("describe the listeners of", lb_arn),
     )?;
     let Some(out) = out else { return Ok(None) };
-    let recorded = ctx.id(Key::Listener);
+    let recorded = ctx.id(key);
     let listener = out
         .listeners()
         .iter()
         .find(|l| recorded.is_some() && l.listener_arn() == recorded.as_deref())
-        .or_else(|| out.listeners().iter().find(|l| l.port() == Some(port)));
+        .or_else(|| out.listeners().iter().find(|l| l.port() == Some(port as i32)));
     Ok(listener.cloned())
-}
-
-fn forwards_to(listener: &ListenerObject) -> Option<&str> {
-    listener
-        .default_actions()
-        .iter()
-        .find(|a| a.r#type() == Some(&ActionTypeEnum::Forward))
-        .and_then(|a| a.target_group_arn())
 }
 
 fn forward_to(tg_arn: &str) -> Action {
     Action::builder().r#type(ActionTypeEnum::Forward).target_group_arn(tg_arn).build()
+}
+
+/// 301 to the same host, path and query on HTTPS.
+fn redirect_to_https() -> Action {
+    let config = RedirectActionConfig::builder()
+        .protocol("HTTPS")
+        .port(HTTPS_PORT.to_string())
+        .host("#{host}")
+        .path("/#{path}")
+        .query("#{query}")
+        .status_code(RedirectActionStatusCodeEnum::Http301)
+        .build();
+    Action::builder().r#type(ActionTypeEnum::Redirect).redirect_config(config).build()
+}
+
+/// A default action as the plan shows it.
+fn show_action(action: Option<&Action>) -> String {
+    let Some(action) = action else { return "none".into() };
+    match action.r#type() {
+        Some(ActionTypeEnum::Forward) => format!("forward to {}", action.target_group_arn().unwrap_or("nothing")),
+        Some(ActionTypeEnum::Redirect) => match action.redirect_config() {
+            Some(r) => format!(
+                "redirect {} to {}://{}:{}{}?{}",
+                r.status_code().map_or("HTTP_302", |c| c.as_str()),
+                r.protocol().unwrap_or("#{protocol}"),
+                r.host().unwrap_or("#{host}"),
+                r.port().unwrap_or("#{port}"),
+                r.path().unwrap_or("/#{path}"),
+                r.query().unwrap_or("#{query}")
+            ),
+            None => "redirect".into(),
+        },
+        Some(other) => other.as_str().to_string(),
+        None => "unknown".into(),
+    }
+}
+
+fn default_action(listener: &ListenerObject) -> Option<&Action> {
+    listener.default_actions().iter().min_by_key(|a| a.order().unwrap_or(0))
+}
+
+/// What the HTTP listener should do.
+fn http_action(ctx: &Ctx, tg_arn: &str) -> Action {
+    if ctx.config.https.as_ref().is_some_and(|h| h.redirect_http) {
+        redirect_to_https()
+    } else {
+        forward_to(tg_arn)
+    }
 }
 
 #[async_trait]
@@ -570,12 +640,17 @@ impl Managed for Listener {
     }
 
     fn needs(&self) -> Vec<Key> {
-        vec![Key::LoadBalancer, Key::TargetGroup]
+        let mut needs = vec![Key::LoadBalancer, Key::TargetGroup];
+        if self.redirect {
+            needs.push(Key::ListenerHttps);
+        }
+        needs
     }
 
     async fn find(&self, ctx: &Ctx) -> Result<Option<ListenerObject>, StackError> {
         let Some(lb) = ctx.id(Key::LoadBalancer) else { return Ok(None) };
-        let Some(listener) = find_listener(ctx, &lb).await? else { return Ok(None) };
+        let port = ctx.config.load_balancer.listener_port;
+        let Some(listener) = find_listener(ctx, Key::Listener, &lb, port).await? else { return Ok(None) };
         let arn = listener.listener_arn().unwrap_or_default();
         check_tags(ctx, Key::Listener, arn, arn).await?;
         Ok(Some(listener))
@@ -593,7 +668,11 @@ impl Managed for Listener {
             &live.port().unwrap_or_default().to_string(),
             &ctx.config.load_balancer.listener_port.to_string(),
         )
-        .field("forwards to", forwards_to(live).unwrap_or("nothing"), tg.as_str());
+        .field(
+            "default action",
+            &show_action(default_action(live)),
+            &show_action(Some(&http_action(ctx, &tg))),
+        );
         Ok(diff.into_changes())
     }
 
@@ -608,7 +687,7 @@ impl Managed for Listener {
             .load_balancer_arn(&lb)
             .protocol(ProtocolEnum::Http)
             .port(port)
-            .default_actions(forward_to(&tg))
+            .default_actions(http_action(ctx, &tg))
             .set_tags(Some(ctx.sdk_tags(Key::Listener, &ctx.name(&format!("listener-{port}")))))
             .send()
             .await
@@ -634,7 +713,7 @@ impl Managed for Listener {
             .modify_listener()
             .listener_arn(arn)
             .port(ctx.config.load_balancer.listener_port as i32)
-            .default_actions(forward_to(&tg))
+            .default_actions(http_action(ctx, &tg))
             .send()
             .await
             .ctx("update listener", arn)?;
@@ -642,10 +721,196 @@ impl Managed for Listener {
     }
 
     async fn destroy(&self, ctx: &Ctx, _line: &Line, live: ListenerObject) -> Result<Outcome, StackError> {
+        delete_listener(ctx, &live).await
+    }
+}
+
+async fn delete_listener(ctx: &Ctx, live: &ListenerObject) -> Result<Outcome, StackError> {
+    let arn = live.listener_arn().unwrap_or_default();
+    ignore_not_found(
+        ctx.aws.elb.delete_listener().listener_arn(arn).send().await.ctx("delete listener", arn).map(drop),
+    )?;
+    Ok(Outcome::Deleted)
+}
+
+// ---------------------------------------------------------------- HTTPS listener
+
+/// HTTPS on 443 with the stack's certificate (requested for `https.domain`, or given by ARN) and
+/// `https.ssl_policy`, forwarding to the target group.
+pub struct ListenerHttps {
+    /// The certificate is requested by the stack: the listener waits until ACM issues it.
+    pub requested: bool,
+}
+
+/// The certificate the HTTPS listener should serve.
+fn wanted_certificate(ctx: &Ctx) -> Result<String, StackError> {
+    match ctx.config.https.as_ref().and_then(|h| h.certificate_arn.clone()) {
+        Some(given) => Ok(given),
+        None => ctx.need(Key::Certificate, Key::ListenerHttps),
+    }
+}
+
+fn served_certificate(listener: &ListenerObject) -> Option<&str> {
+    listener.certificates().iter().find(|c| c.is_default() != Some(false)).and_then(|c| c.certificate_arn())
+}
+
+/// Why a listener cannot use the certificate given by `https.certificate_arn`, if it cannot.
+async fn given_certificate_problem(ctx: &Ctx, arn: &str) -> Result<Option<String>, StackError> {
+    let region = arn.split(':').nth(3).unwrap_or_default();
+    if region != ctx.region {
+        return Ok(Some(format!(
+            "it is in {region} and the stack in {}: a load balancer uses certificates of its own region",
+            ctx.region
+        )));
+    }
+    Ok(match acm::describe(ctx, arn).await? {
+        None => Some("ACM has no such certificate in this account".into()),
+        Some(detail) => match detail.status().map(|s| s.as_str()) {
+            Some("ISSUED") => None,
+            other => {
+                Some(format!("it is {}: a listener needs an ISSUED certificate", other.unwrap_or("of unknown status")))
+            }
+        },
+    })
+}
+
+#[async_trait]
+impl Managed for ListenerHttps {
+    type Live = ListenerObject;
+
+    fn key(&self) -> Key {
+        Key::ListenerHttps
+    }
+
+    fn needs(&self) -> Vec<Key> {
+        let mut needs = vec![Key::LoadBalancer, Key::TargetGroup];
+        if self.requested {
+            // AWS refuses a certificate that is not issued yet (UnsupportedCertificate).
+            needs.push(Key::CertificateIssued);
+        }
+        needs
+    }
+
+    async fn find(&self, ctx: &Ctx) -> Result<Option<ListenerObject>, StackError> {
+        let given = ctx.config.https.as_ref().and_then(|h| h.certificate_arn.clone());
+        let problem = async {
+            match &given {
+                Some(arn) => given_certificate_problem(ctx, arn).await,
+                None => Ok(None),
+            }
+        };
+        let listener = async {
+            match ctx.id(Key::LoadBalancer) {
+                Some(lb) => find_listener(ctx, Key::ListenerHttps, &lb, HTTPS_PORT).await,
+                None => Ok(None),
+            }
+        };
+        let (problem, listener) = tokio::join!(problem, listener);
+        let listener = listener?;
+        if let Some(listener) = &listener {
+            let arn = listener.listener_arn().unwrap_or_default();
+            check_tags(ctx, Key::ListenerHttps, arn, arn).await?;
+        }
+        // Checked before any change: a listener that does not serve it yet could not be given it.
+        if let (Some(problem), Some(arn)) = (problem?, &given) {
+            if listener.as_ref().and_then(served_certificate) != Some(arn.as_str()) {
+                return Err(StackError::Blocked { resource: format!("https.certificate_arn {arn}"), reason: problem });
+            }
+        }
+        Ok(listener)
+    }
+
+    fn record(&self, _ctx: &Ctx, live: &ListenerObject) -> Record {
+        Record::id(live.listener_arn().unwrap_or_default())
+            .with("port", live.port().unwrap_or_default().to_string())
+            .with("certificate", served_certificate(live).unwrap_or_default())
+    }
+
+    fn diff(&self, ctx: &Ctx, live: &ListenerObject) -> Result<Vec<Change>, StackError> {
+        // Only being deleted (the config no longer has [https]): nothing to compare with.
+        let Some(https) = &ctx.config.https else { return Ok(vec![]) };
+        let tg = ctx.need(Key::TargetGroup, self.key())?;
+        let certificate = wanted_certificate(ctx)?;
+        let mut diff = Diff::new();
+        diff.field("port", &live.port().unwrap_or_default().to_string(), &HTTPS_PORT.to_string())
+            .field("protocol", live.protocol().map_or("none", |p| p.as_str()), "HTTPS")
+            .field("certificate", served_certificate(live).unwrap_or("none"), certificate.as_str())
+            .field("https.ssl_policy", live.ssl_policy().unwrap_or("none"), https.ssl_policy.as_str())
+            .field("default action", &show_action(default_action(live)), &show_action(Some(&forward_to(&tg))));
+        Ok(diff.into_changes())
+    }
+
+    async fn create(&self, ctx: &Ctx, line: &Line) -> Result<ListenerObject, StackError> {
+        let lb = ctx.need(Key::LoadBalancer, self.key())?;
+        let tg = ctx.need(Key::TargetGroup, self.key())?;
+        let certificate = wanted_certificate(ctx)?;
+        let policy = ctx.config.https.as_ref().map(|h| h.ssl_policy.clone()).unwrap_or_default();
+        let name = ctx.name(&format!("listener-{HTTPS_PORT}"));
+        // ELB sees a newly issued ACM certificate a little after ACM says ISSUED.
+        let out = wait::retry_codes(
+            line,
+            &name,
+            budget::PROPAGATION,
+            &["CertificateNotFound", "UnsupportedCertificate"],
+            || async {
+                ctx.aws
+                    .elb
+                    .create_listener()
+                    .load_balancer_arn(&lb)
+                    .protocol(ProtocolEnum::Https)
+                    .port(HTTPS_PORT as i32)
+                    .certificates(ListenerCertificate::builder().certificate_arn(&certificate).build())
+                    .ssl_policy(&policy)
+                    .default_actions(forward_to(&tg))
+                    .set_tags(Some(ctx.sdk_tags(Key::ListenerHttps, &name)))
+                    .send()
+                    .await
+                    .ctx("create the HTTPS listener on", &load_balancer_name(ctx))
+            },
+        )
+        .await?;
+        out.listeners().first().cloned().ok_or_else(|| StackError::Failed {
+            resource: "listener-https".into(),
+            message: "create returned nothing".into(),
+        })
+    }
+
+    async fn update(
+        &self,
+        ctx: &Ctx,
+        line: &Line,
+        live: &ListenerObject,
+        _changes: &[Change],
+    ) -> Result<Option<ListenerObject>, StackError> {
         let arn = live.listener_arn().unwrap_or_default();
-        ignore_not_found(
-            ctx.aws.elb.delete_listener().listener_arn(arn).send().await.ctx("delete listener", arn).map(drop),
-        )?;
-        Ok(Outcome::Deleted)
+        let tg = ctx.need(Key::TargetGroup, self.key())?;
+        let certificate = wanted_certificate(ctx)?;
+        let policy = ctx.config.https.as_ref().map(|h| h.ssl_policy.clone()).unwrap_or_default();
+        let out = wait::retry_codes(
+            line,
+            arn,
+            budget::PROPAGATION,
+            &["CertificateNotFound", "UnsupportedCertificate"],
+            || async {
+                ctx.aws
+                    .elb
+                    .modify_listener()
+                    .listener_arn(arn)
+                    .port(HTTPS_PORT as i32)
+                    .protocol(ProtocolEnum::Https)
+                    .certificates(ListenerCertificate::builder().certificate_arn(&certificate).build())
+                    .ssl_policy(&policy)
+                    .default_actions(forward_to(&tg))
+                    .send()
+                    .await
+                    .ctx("update the HTTPS listener", arn)
+            },
+        )
+        .await?;
+        Ok(out.listeners().first().cloned())
+    }
+
+    async fn destroy(&self, ctx: &Ctx, _line: &Line, live: ListenerObject) -> Result<Outcome, StackError> {
+        delete_listener(ctx, &live).await
     }
 }

@@ -2,7 +2,10 @@
 //! one list of what the stack is made of: adding a resource means a type in its module and a line
 //! here. Modules never call each other; `graph.rs` decides the order from what each declares.
 
+pub mod acm;
+pub mod certificate;
 pub mod cluster;
+pub mod dns;
 pub mod ec2;
 pub mod iam;
 pub mod load_balancer;
@@ -22,11 +25,37 @@ fn node<M: Managed>(m: M) -> Arc<dyn Resource> {
     Arc::new(Driven(m))
 }
 
+/// Which HTTPS resources a config's graph holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct HttpsNodes {
+    /// The HTTPS listener.
+    listener: bool,
+    /// The certificate requested for `https.domain`, its validation record, the wait for its
+    /// issue and the alias record.
+    requested: bool,
+    /// The HTTP listener redirects to HTTPS.
+    redirect: bool,
+}
+
+impl HttpsNodes {
+    fn of(config: &Config) -> HttpsNodes {
+        let https = config.https.as_ref();
+        let leftover = &config.leftover_https;
+        HttpsNodes {
+            listener: https.is_some() || leftover.listener,
+            requested: https.is_some_and(|h| h.domain.is_some()) || leftover.requested,
+            redirect: https.is_some_and(|h| h.redirect_http),
+        }
+    }
+}
+
 /// Every resource of the stack the config describes, in the order `status` lists them. With
-/// `waits`, also the waits `up` ends with (load balancer active, service healthy).
+/// `waits`, also the waits `up` ends with (load balancer active, service healthy). The wait for
+/// the certificate is there whenever a certificate is requested: the HTTPS listener needs it.
 pub fn stack(config: &Config, waits: bool) -> Result<Graph, GraphError> {
     let azs = config.network.az_count;
     let nats = config.network.nat_gateways;
+    let https = HttpsNodes::of(config);
     let mut nodes: Vec<Arc<dyn Resource>> =
         vec![node(network::Vpc { azs, nats }), node(security::DefaultGroup), node(network::InternetGateway { nats })];
     for i in 0..azs {
@@ -52,11 +81,22 @@ pub fn stack(config: &Config, waits: bool) -> Result<Graph, GraphError> {
         node(iam::Role::Task),
         node(cluster::Cluster),
         node(cluster::TaskDefinition),
-        node(load_balancer::TargetGroup),
-        node(load_balancer::LoadBalancer { azs }),
-        node(load_balancer::Listener),
+        node(load_balancer::TargetGroup { https: https.listener }),
+        node(load_balancer::LoadBalancer { azs, alias: https.requested }),
+        node(load_balancer::Listener { redirect: https.redirect }),
         node(cluster::Service { azs, nats }),
     ]);
+    if https.requested {
+        nodes.push(node(certificate::Certificate));
+        nodes.push(node(dns::ValidationRecord));
+        nodes.push(Arc::new(certificate::IssuedWait));
+    }
+    if https.listener {
+        nodes.push(node(load_balancer::ListenerHttps { requested: https.requested }));
+    }
+    if https.requested {
+        nodes.push(node(dns::AliasRecord));
+    }
     if waits {
         nodes.push(Arc::new(Waiting(load_balancer::ActiveWait)));
         nodes.push(Arc::new(Waiting(cluster::HealthyWait)));
@@ -85,6 +125,11 @@ pub fn covering(config: &Config, state: &State) -> Config {
         .nat_gateways
         .max(highest(|k| matches!(k, Key::NatGateway(_) | Key::ElasticIp(_) | Key::PrivateRouteTable(_))));
     network.az_count = network.az_count.max(network.nat_gateways);
+    // HTTPS resources recorded by a run whose config had [https], or another mode of it.
+    let recorded = |key: Key| state.get(&key.to_string()).is_some();
+    covering.leftover_https.listener |= recorded(Key::ListenerHttps);
+    covering.leftover_https.requested |=
+        [Key::Certificate, Key::ValidationRecord, Key::AliasRecord].into_iter().any(recorded);
     covering
 }
 
@@ -94,6 +139,9 @@ pub fn discovering(config: &Config) -> Config {
     let mut all = config.clone();
     all.network.az_count = MAX_INDEXED;
     all.network.nat_gateways = MAX_INDEXED;
+    // A listener on 443 is found on the load balancer; a certificate and its records only for the
+    // domain the config names (listing every certificate of the account would be costly).
+    all.leftover_https.listener = true;
     all
 }
 
@@ -123,6 +171,12 @@ impl SdkTag for aws_sdk_elasticloadbalancingv2::types::Tag {
 impl SdkTag for aws_sdk_dynamodb::types::Tag {
     fn tag(key: String, value: String) -> Self {
         Self::builder().key(key).value(value).build().expect("key and value are set")
+    }
+}
+
+impl SdkTag for aws_sdk_acm::types::Tag {
+    fn tag(key: String, value: String) -> Self {
+        Self::builder().key(key).value(value).build().expect("key is set")
     }
 }
 
@@ -219,6 +273,78 @@ mod tests {
                 assert!(edge.why.len() > 10, "{} after {}: {:?}", node.key(), edge.key, edge.why);
             }
         }
+    }
+
+    fn https(section: &str) -> Config {
+        Config::parse("t", &format!("{DEFAULT_TOML}\n[https]\n{section}\n")).unwrap()
+    }
+
+    const ARN: &str = "arn:aws:acm:us-east-1:123456789012:certificate/abc";
+    const HTTPS_KEYS: [Key; 5] =
+        [Key::Certificate, Key::ValidationRecord, Key::CertificateIssued, Key::ListenerHttps, Key::AliasRecord];
+
+    #[test]
+    fn https_on_a_domain_orders_certificate_validation_listener_and_alias() {
+        // Without waits too: the HTTPS listener cannot be created before the certificate is issued.
+        for waits in [true, false] {
+            let graph = stack(&https("domain = \"api.example.com\""), waits).unwrap();
+            for key in HTTPS_KEYS {
+                assert!(graph.get(key).is_some(), "{key}");
+            }
+            assert!(needs(&graph, Key::Certificate).is_empty(), "requested at once, beside the network");
+            assert_eq!(needs(&graph, Key::ValidationRecord), [Key::Certificate]);
+            assert_eq!(needs(&graph, Key::CertificateIssued), [Key::ValidationRecord]);
+            let listener = needs(&graph, Key::ListenerHttps);
+            for need in [Key::LoadBalancer, Key::TargetGroup, Key::CertificateIssued] {
+                assert!(listener.contains(&need), "{need}");
+            }
+            assert!(needs(&graph, Key::AliasRecord).contains(&Key::ListenerHttps));
+            // The HTTP listener redirects only once HTTPS answers; the service follows it.
+            assert!(needs(&graph, Key::Listener).contains(&Key::ListenerHttps));
+        }
+        let graph = stack(&https("domain = \"api.example.com\""), false).unwrap();
+        assert!(after(&graph, Key::AliasRecord).is_empty(), "the alias goes first");
+        assert_eq!(after(&graph, Key::Certificate), [Key::ListenerHttps], "ResourceInUseException");
+        assert_eq!(after(&graph, Key::ValidationRecord), [Key::Certificate]);
+        assert!(after(&graph, Key::LoadBalancer).contains(&Key::AliasRecord));
+        assert!(after(&graph, Key::TargetGroup).contains(&Key::ListenerHttps));
+    }
+
+    #[test]
+    fn https_with_a_given_certificate_has_no_certificate_or_dns_nodes() {
+        let graph = stack(&https(&format!("certificate_arn = \"{ARN}\"\nredirect_http = false")), true).unwrap();
+        assert!(graph.get(Key::ListenerHttps).is_some());
+        for key in [Key::Certificate, Key::ValidationRecord, Key::CertificateIssued, Key::AliasRecord] {
+            assert!(graph.get(key).is_none(), "{key}");
+        }
+        assert!(!needs(&graph, Key::ListenerHttps).contains(&Key::CertificateIssued));
+        assert!(!needs(&graph, Key::Listener).contains(&Key::ListenerHttps), "no redirect: HTTP forwards at once");
+        assert!(after(&graph, Key::LoadBalancer).is_empty());
+        let plain = stack(&config(&[]), true).unwrap();
+        for key in HTTPS_KEYS {
+            assert!(plain.get(key).is_none(), "{key}");
+        }
+    }
+
+    #[test]
+    fn covering_brings_back_recorded_https_resources_the_config_dropped() {
+        let mut state = State::new("simple-ecs-dev", "us-east-1");
+        for key in ["certificate", "dns-validation-record", "listener-https", "dns-alias-record"] {
+            state
+                .resources
+                .insert(key.into(), Recorded { kind: "x".into(), id: "i".into(), attrs: Default::default() });
+        }
+        for config in [config(&[]), https(&format!("certificate_arn = \"{ARN}\""))] {
+            let graph = stack(&covering(&config, &state), false).unwrap();
+            for key in [Key::Certificate, Key::ValidationRecord, Key::ListenerHttps, Key::AliasRecord] {
+                assert!(graph.get(key).is_some(), "{key}");
+            }
+        }
+        // What the config asks of the listeners is unchanged by what is only being deleted.
+        assert!(!needs(&stack(&covering(&config(&[]), &state), false).unwrap(), Key::Listener)
+            .contains(&Key::ListenerHttps));
+        let found = stack(&discovering(&config(&[])), false).unwrap();
+        assert!(found.get(Key::ListenerHttps).is_some() && found.get(Key::Certificate).is_none());
     }
 
     #[test]

@@ -278,12 +278,17 @@ async fn delete_group(ctx: &Ctx, line: &Line, id: &str) -> Result<(), StackError
 
 // ---------------------------------------------------------------- the load balancer's group
 
-/// HTTP from anywhere on the listener port; egress only to the task group (the rule itself is
+/// HTTP (and HTTPS) from anywhere on the listener ports; egress only to the task group (the rule itself is
 /// added by [`TaskGroup`], which is created after this group).
 pub struct AlbGroup;
 
+/// Exactly the ports that have listeners: HTTP, and HTTPS with [https].
 fn alb_ingress(ctx: &Ctx) -> Vec<Rule> {
-    vec![Rule::from_anywhere(ctx.config.load_balancer.listener_port)]
+    let mut rules = vec![Rule::from_anywhere(ctx.config.load_balancer.listener_port)];
+    if ctx.config.https.is_some() {
+        rules.push(Rule::from_anywhere(crate::config::HTTPS_PORT));
+    }
+    rules
 }
 
 fn alb_egress(ctx: &Ctx, task_group: &str) -> Rule {

@@ -452,7 +452,7 @@ impl Default for RealismOptions {
     }
 }
 
-fn venv_python() -> PathBuf {
+pub fn venv_python() -> PathBuf {
     moto_server().with_file_name("python")
 }
 
@@ -494,6 +494,11 @@ impl Realism {
     /// Execute the `n`th mutating call (counted since the layer started) but never answer it.
     pub fn freeze_after_mutations(&self, n: usize) {
         http(self.port, "POST", &format!("/realism/freeze?after={n}")).expect("freeze");
+    }
+
+    /// Execute the next mutating call of `action` but never answer it.
+    pub fn freeze_at(&self, action: &str) {
+        http(self.port, "POST", &format!("/realism/freeze?action={action}")).expect("freeze");
     }
 
     /// The action the layer froze on, once it has.

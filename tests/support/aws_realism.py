@@ -564,6 +564,7 @@ class Realism:
         self.rng = random.Random(cfg.get("fault_seed", 1))
         self.freeze_lock = threading.Lock()
         self.freeze_after = None
+        self.freeze_action = None
         self.frozen_action = None
         self.mutations = 0
         self.thawed = threading.Event()
@@ -732,15 +733,23 @@ class Realism:
     def control(self, method: str, path: str) -> Response:
         """`POST /realism/freeze?after=N`: the Nth mutating call (counted since start) is executed
         and logged but never answered, like a client killed before it read the response.
+        `POST /realism/freeze?action=A`: the same for the next mutating call of action A (counted from
+        now; `&nth=K` for its Kth one).
         `GET /realism/frozen` -> {"frozen": action or null}; `POST /realism/thaw` ends it."""
         parts = urllib.parse.urlsplit(path)
         query = urllib.parse.parse_qs(parts.query)
         with self.freeze_lock:
             if parts.path == "/realism/freeze" and method == "POST":
-                self.freeze_after = int(query["after"][0])
+                if "action" in query:
+                    self.freeze_after = None
+                    self.freeze_action = (query["action"][0], int(query.get("nth", ["1"])[0]))
+                else:
+                    self.freeze_after = int(query["after"][0])
+                    self.freeze_action = None
                 self.frozen_action = None
             elif parts.path == "/realism/thaw" and method == "POST":
                 self.freeze_after = None
+                self.freeze_action = None
                 self.frozen_action = None
                 self.thawed.set()
                 self.thawed = threading.Event()
@@ -750,7 +759,12 @@ class Realism:
     def hold_if_frozen(self, action: str):
         with self.freeze_lock:
             self.mutations += 1
-            if self.freeze_after is None or self.mutations != self.freeze_after:
+            if self.freeze_action is not None and self.freeze_action[0] == action:
+                name, nth = self.freeze_action
+                self.freeze_action = (name, nth - 1)
+                if nth != 1:
+                    return
+            elif self.freeze_after is None or self.mutations != self.freeze_after:
                 return
             self.frozen_action = action
             thawed = self.thawed

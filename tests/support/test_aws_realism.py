@@ -856,6 +856,36 @@ class LogAndFaultTests(unittest.TestCase):
         self.assertEqual([(e["action"], e["status"]) for e in read_log(log)],
                          [("CreateBucket", 200), ("HeadBucket", 200), ("PutObject", 200)])
 
+    def test_freeze_at_a_named_action(self):
+        url, log = start_proxy(MOTO)
+        port = int(url.rsplit(":", 1)[1])
+
+        def control(method, path):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            conn.request(method, path)
+            out = json.loads(conn.getresponse().read())
+            conn.close()
+            return out
+        c = clients(url)
+        control("POST", "/realism/freeze?action=CreateLogGroup&nth=2")
+        c["logs"].create_log_group(logGroupName=name("/frz-a"))  # its 1st: answered
+        second = name("/frz-b")
+        done = []
+        worker = __import__("threading").Thread(
+            target=lambda: done.append(c["logs"].create_log_group(logGroupName=second)), daemon=True)
+        worker.start()
+        wait_for(lambda: control("GET", "/realism/frozen")["frozen"] == "CreateLogGroup")
+        self.assertEqual(done, [])  # carried out, never answered
+        direct = boto3.client("logs", endpoint_url=MOTO, region_name="us-east-1", aws_access_key_id="testing",
+                              aws_secret_access_key="testing")
+        self.assertEqual([g["logGroupName"] for g in direct.describe_log_groups(logGroupNamePrefix=second)["logGroups"]],
+                         [second])
+        control("POST", "/realism/thaw")
+        worker.join(5)
+        # Thawed: nothing is held any more.
+        c["logs"].create_log_group(logGroupName=name("/frz-c"))
+        self.assertIsNone(control("GET", "/realism/frozen")["frozen"])
+
     def test_fault_filters(self):
         url, log = start_proxy(MOTO, "--fault-rate", "1.0", config={"fault_services": ["logs"], "fault_actions": ["DescribeLogGroups", "ec2:DescribeVpcs"]})
         c = clients(url)

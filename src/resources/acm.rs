@@ -1,0 +1,115 @@
+//! What the resources that deal with ACM certificates share (the certificate, its validation
+//! record, the HTTPS listener): describing a certificate, the certificates of a domain, and the
+//! domain the stack requests its certificate for.
+
+use aws_sdk_acm::types::{CertificateDetail, CertificateStatus, CertificateType};
+
+use crate::context::Ctx;
+use crate::error::{found, AwsContext, StackError};
+use crate::model::Key;
+
+/// Every status, so that ListCertificates leaves none out.
+const ALL_STATUSES: &[CertificateStatus] = &[
+    CertificateStatus::PendingValidation,
+    CertificateStatus::Issued,
+    CertificateStatus::Inactive,
+    CertificateStatus::Expired,
+    CertificateStatus::ValidationTimedOut,
+    CertificateStatus::Revoked,
+    CertificateStatus::Failed,
+];
+
+/// The domain the stack requests its certificate for: the config's, else (a config that no
+/// longer asks for it) the one recorded with the certificate.
+pub fn requested_domain(ctx: &Ctx) -> Option<String> {
+    ctx.config.https.as_ref().and_then(|h| h.domain.clone()).or_else(|| ctx.attr(Key::Certificate, "domain"))
+}
+
+pub async fn describe(ctx: &Ctx, arn: &str) -> Result<Option<CertificateDetail>, StackError> {
+    let out =
+        found(ctx.aws.acm.describe_certificate().certificate_arn(arn).send().await.ctx("describe certificate", arn))?;
+    Ok(out.and_then(|o| o.certificate().cloned()))
+}
+
+/// The validation CNAME ACM asks for: (name, value), once ACM shows it.
+pub fn validation_record(detail: &CertificateDetail) -> Option<(String, String)> {
+    let domain = detail.domain_name()?;
+    let option = detail.domain_validation_options().iter().find(|o| o.domain_name() == domain)?;
+    let record = option.resource_record()?;
+    Some((record.name().to_string(), record.value().to_string()))
+}
+
+/// Certificates of this account and region whose domain is `domain`, by ARN.
+pub async fn certificates_for(ctx: &Ctx, domain: &str) -> Result<Vec<String>, StackError> {
+    let mut arns = vec![];
+    let mut next = None;
+    loop {
+        let out = ctx
+            .aws
+            .acm
+            .list_certificates()
+            .set_certificate_statuses(Some(ALL_STATUSES.to_vec()))
+            .set_next_token(next)
+            .send()
+            .await
+            .ctx("list certificates for", domain)?;
+        for summary in out.certificate_summary_list() {
+            if summary.domain_name() == Some(domain) {
+                arns.push(summary.certificate_arn().unwrap_or_default().to_string());
+            }
+        }
+        next = out.next_token().map(str::to_string);
+        if next.is_none() {
+            return Ok(arns);
+        }
+    }
+}
+
+/// Other certificates of this account and region that ACM validates (and renews) with the same
+/// CNAME as `domain`'s: those it issues for the domain itself or its wildcard, pending or issued.
+pub async fn others_validated_by(ctx: &Ctx, domain: &str, ours: Option<&str>) -> Result<Vec<String>, StackError> {
+    let wildcard = format!("*.{domain}");
+    let named = |names: &[&str]| names.iter().any(|n| *n == domain || *n == wildcard);
+    // Imported certificates are not validated (nor renewed) by ACM.
+    let validated = |t: Option<&CertificateType>| t == Some(&CertificateType::AmazonIssued);
+    let mut others = vec![];
+    let mut next = None;
+    loop {
+        let out = ctx
+            .aws
+            .acm
+            .list_certificates()
+            .certificate_statuses(CertificateStatus::Issued)
+            .certificate_statuses(CertificateStatus::PendingValidation)
+            .set_next_token(next)
+            .send()
+            .await
+            .ctx("list certificates for", domain)?;
+        for summary in out.certificate_summary_list() {
+            let arn = summary.certificate_arn().unwrap_or_default();
+            if Some(arn) == ours {
+                continue;
+            }
+            let mut names: Vec<&str> = summary.domain_name().into_iter().collect();
+            names.extend(summary.subject_alternative_name_summaries().iter().map(String::as_str));
+            let more_names = summary.has_additional_subject_alternative_names() == Some(true);
+            // The summary decides when it says it all; else the full description does.
+            let relies = match (summary.r#type(), more_names) {
+                (Some(t), false) => named(&names) && validated(Some(t)),
+                _ if !named(&names) && !more_names => false,
+                _ => describe(ctx, arn).await?.is_some_and(|d| {
+                    let mut all: Vec<&str> = d.domain_name().into_iter().collect();
+                    all.extend(d.subject_alternative_names().iter().map(String::as_str));
+                    named(&all) && validated(d.r#type())
+                }),
+            };
+            if relies {
+                others.push(arn.to_string());
+            }
+        }
+        next = out.next_token().map(str::to_string);
+        if next.is_none() {
+            return Ok(others);
+        }
+    }
+}

@@ -1,0 +1,618 @@
+//! Route 53: the hosted zone of `https.domain` (found, never created or deleted), the CNAME that
+//! validates the certificate, and the alias A record that points the domain at the load balancer.
+//!
+//! Records carry no tags. A record is the stack's when the state records it (and it still holds
+//! what fargate-stack wrote), or, to adopt one, when it holds exactly what fargate-stack would
+//! write. A record of the same name holding anything else is never overwritten nor deleted: `up`
+//! refuses before any change.
+
+use async_trait::async_trait;
+use aws_sdk_route53::types::{
+    AliasTarget, Change as RecordChange, ChangeAction, ChangeBatch, ChangeStatus, ResourceRecord, ResourceRecordSet,
+    RrType,
+};
+
+use crate::context::Ctx;
+use crate::error::{AwsContext, StackError};
+use crate::model::{after, Change, Diff, Edge, Key, Managed, Outcome, Record};
+use crate::progress::Line;
+use crate::resources::acm;
+use crate::wait::{self, budget, Poll};
+
+/// TTL of the validation CNAME (what ACM's console writes).
+const VALIDATION_TTL: i64 = 300;
+
+/// A public hosted zone: its ID (without `/hostedzone/`) and its name (a lower-case FQDN).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Zone {
+    pub id: String,
+    pub name: String,
+}
+
+/// A name as Route 53 lists it: lower case, with the trailing dot, `\052` read as `*`.
+pub fn fqdn(name: &str) -> String {
+    let name = name.trim().to_ascii_lowercase().replace("\\052", "*");
+    if name.ends_with('.') {
+        name
+    } else {
+        format!("{name}.")
+    }
+}
+
+/// An alias target's DNS name compared as AWS means it (`dualstack.` is the same load balancer).
+fn alias_name(dns: &str) -> String {
+    let name = fqdn(dns);
+    name.strip_prefix("dualstack.").map(str::to_string).unwrap_or(name)
+}
+
+/// Is `name` inside `zone` (or its apex)?
+fn within(name: &str, zone: &str) -> bool {
+    name == zone || name.ends_with(&format!(".{zone}"))
+}
+
+fn zone_id(id: &str) -> String {
+    id.trim_start_matches("/hostedzone/").to_string()
+}
+
+/// The hosted zone the stack's records go in: `https.hosted_zone_id`, else the public zone whose
+/// name is the longest suffix of `https.domain`. Looked up once per run; none, several, a private
+/// zone or one that does not hold the domain is `Blocked` (before any change).
+pub async fn zone(ctx: &Ctx, domain: &str) -> Result<Zone, StackError> {
+    ctx.hosted_zone.get_or_try_init(|| resolve_zone(ctx, domain)).await.cloned()
+}
+
+async fn resolve_zone(ctx: &Ctx, domain: &str) -> Result<Zone, StackError> {
+    let name = fqdn(domain);
+    let blocked = |reason: String| StackError::Blocked { resource: format!("https.domain {domain}"), reason };
+    if let Some(id) = ctx.config.https.as_ref().and_then(|h| h.hosted_zone_id.as_deref()) {
+        let out = ctx.aws.route53.get_hosted_zone().id(id).send().await.ctx("describe hosted zone", id);
+        let out = match out {
+            Err(e) if e.has_code(&["NoSuchHostedZone"]) => {
+                return Err(blocked(format!("https.hosted_zone_id {id}: no such hosted zone in this account")))
+            }
+            other => other?,
+        };
+        let zone = out.hosted_zone().ok_or_else(|| blocked(format!("hosted zone {id}: not described")))?;
+        let zone_name = fqdn(zone.name());
+        if zone.config().is_some_and(|c| c.private_zone()) {
+            return Err(blocked(format!(
+                "https.hosted_zone_id {id} ({zone_name}) is a private zone: ACM validates through public DNS"
+            )));
+        }
+        if !within(&name, &zone_name) {
+            return Err(blocked(format!("https.hosted_zone_id {id} is {zone_name}, which does not hold {name}")));
+        }
+        return Ok(Zone { id: zone_id(zone.id()), name: zone_name });
+    }
+    let labels: Vec<&str> = name.trim_end_matches('.').split('.').collect();
+    for start in 0..labels.len() {
+        let suffix = format!("{}.", labels[start..].join("."));
+        let zones = public_zones_named(ctx, &suffix).await?;
+        match zones.len() {
+            0 => continue,
+            1 => return Ok(zones.into_iter().next().expect("one")),
+            _ => {
+                return Err(blocked(format!(
+                    "{} public hosted zones are named {suffix} ({}): set https.hosted_zone_id to the one to use",
+                    zones.len(),
+                    zones.iter().map(|z| z.id.as_str()).collect::<Vec<_>>().join(", ")
+                )))
+            }
+        }
+    }
+    Err(blocked(format!(
+        "no public hosted zone of this account is named {name} or a parent of it: create one (and delegate \
+         the domain to it), or set https.hosted_zone_id"
+    )))
+}
+
+/// The public zones named exactly `name` (zones are listed in name order from `name` on).
+async fn public_zones_named(ctx: &Ctx, name: &str) -> Result<Vec<Zone>, StackError> {
+    let mut zones = vec![];
+    let mut next: Option<(String, Option<String>)> = None;
+    loop {
+        let call = ctx.aws.route53.list_hosted_zones_by_name().max_items(100);
+        let call = match &next {
+            Some((dns, id)) => call.dns_name(dns).set_hosted_zone_id(id.clone()),
+            None => call.dns_name(name),
+        };
+        let out = call.send().await.ctx("list hosted zones named", name)?;
+        let mut past = false;
+        for zone in out.hosted_zones() {
+            if fqdn(zone.name()) != name {
+                past = true;
+                break;
+            }
+            if !zone.config().is_some_and(|c| c.private_zone()) {
+                zones.push(Zone { id: zone_id(zone.id()), name: name.to_string() });
+            }
+        }
+        if past || !out.is_truncated() {
+            return Ok(zones);
+        }
+        match out.next_dns_name() {
+            Some(dns) => next = Some((dns.to_string(), out.next_hosted_zone_id().map(str::to_string))),
+            None => return Ok(zones),
+        }
+    }
+}
+
+/// Every record set of exactly `name` in the zone (none if the zone itself is gone).
+async fn record_sets(ctx: &Ctx, zone: &str, name: &str) -> Result<Vec<ResourceRecordSet>, StackError> {
+    let out = ctx
+        .aws
+        .route53
+        .list_resource_record_sets()
+        .hosted_zone_id(zone)
+        .start_record_name(name)
+        .max_items(20)
+        .send()
+        .await
+        .ctx("list the records of", name);
+    match out {
+        Err(e) if e.has_code(&["NoSuchHostedZone"]) => Ok(vec![]),
+        Err(e) => Err(e),
+        Ok(out) => Ok(out.resource_record_sets().iter().filter(|s| fqdn(s.name()) == name).cloned().collect()),
+    }
+}
+
+/// The simple (no routing policy) record of `name` and `rtype`, if any.
+fn simple<'a>(sets: &'a [ResourceRecordSet], rtype: &RrType) -> Option<&'a ResourceRecordSet> {
+    sets.iter().find(|s| s.r#type() == rtype && s.set_identifier().is_none())
+}
+
+fn values(set: &ResourceRecordSet) -> Vec<String> {
+    set.resource_records().iter().map(|r| fqdn(r.value())).collect()
+}
+
+/// What a record holds, for messages: its values or its alias target.
+fn shown(set: &ResourceRecordSet) -> String {
+    match set.alias_target() {
+        Some(alias) => format!("an alias to {} (zone {})", fqdn(alias.dns_name()), alias.hosted_zone_id()),
+        None => values(set).join(", "),
+    }
+}
+
+fn build_error(what: &str, e: impl std::fmt::Display) -> StackError {
+    StackError::Failed { resource: what.to_string(), message: format!("cannot build the change: {e}") }
+}
+
+/// Send one change to the zone; returns the change ID to wait on.
+async fn change(
+    ctx: &Ctx,
+    line: &Line,
+    zone: &str,
+    action: ChangeAction,
+    set: ResourceRecordSet,
+) -> Result<String, StackError> {
+    let what = format!("{} {} record {}", action.as_str(), set.r#type().as_str(), set.name());
+    let change =
+        RecordChange::builder().action(action).resource_record_set(set).build().map_err(|e| build_error(&what, e))?;
+    let batch = ChangeBatch::builder()
+        .comment(format!("fargate-stack {}", ctx.stack()))
+        .changes(change)
+        .build()
+        .map_err(|e| build_error(&what, e))?;
+    // Route 53 takes one change at a time per zone: PriorRequestNotComplete means "again shortly".
+    let out = wait::retry_codes(line, &what, budget::PROPAGATION, &["PriorRequestNotComplete"], || async {
+        ctx.aws
+            .route53
+            .change_resource_record_sets()
+            .hosted_zone_id(zone)
+            .change_batch(batch.clone())
+            .send()
+            .await
+            .ctx("change", &what)
+    })
+    .await?;
+    Ok(out.change_info().map(|c| c.id().to_string()).unwrap_or_default())
+}
+
+/// Wait until the change reached every Route 53 name server.
+async fn in_sync(ctx: &Ctx, line: &Line, change_id: &str, name: &str) -> Result<(), StackError> {
+    if change_id.is_empty() {
+        return Ok(());
+    }
+    wait::until(line, name, "be in sync on Route 53's name servers", budget::DNS_CHANGE, || async {
+        let out = ctx.aws.route53.get_change().id(change_id).send().await.ctx("check Route 53 change", change_id)?;
+        Ok(match out.change_info().map(|c| c.status()) {
+            Some(ChangeStatus::Insync) => Poll::Ready(()),
+            _ => Poll::Pending("Route 53 change pending".into()),
+        })
+    })
+    .await
+}
+
+/// A record cannot move to another zone: a zone named in the config other than the record's is a
+/// replacement.
+fn moved(ctx: &Ctx, diff: &mut Diff, live: &RecordLive) {
+    if let Some(zone) = ctx.config.https.as_ref().and_then(|h| h.hosted_zone_id.as_deref()) {
+        diff.replace("https.hosted_zone_id", live.zone.as_str(), zone);
+    }
+}
+
+/// A DELETE whose record is already gone (or changed meanwhile) answers InvalidChangeBatch.
+fn already_gone(e: &StackError) -> bool {
+    e.has_code(&["InvalidChangeBatch"]) && e.message().is_some_and(|m| m.contains("not found"))
+}
+
+/// A record the stack owns or would own.
+pub struct RecordLive {
+    zone: String,
+    set: ResourceRecordSet,
+    /// It still holds what fargate-stack wrote (or would write): deleting it harms no one.
+    ours: bool,
+}
+
+// ---------------------------------------------------------------- the validation record
+
+/// The CNAME ACM asks for. On AWS it is the same for every certificate of the account for the
+/// domain, so another certificate may rely on it too: `down` deletes it only if `up` created it
+/// and no other certificate of the domain still needs it.
+pub struct ValidationRecord;
+
+/// The record ACM asks for: (name, value), recorded with the certificate once ACM shows it.
+fn wanted_validation(ctx: &Ctx) -> Option<(String, String)> {
+    let name = ctx.attr(Key::Certificate, "validation_name")?;
+    let value = ctx.attr(Key::Certificate, "validation_value")?;
+    Some((fqdn(&name), fqdn(&value)))
+}
+
+fn validation_set(name: &str, value: &str) -> ResourceRecordSet {
+    ResourceRecordSet::builder()
+        .name(name)
+        .r#type(RrType::Cname)
+        .ttl(VALIDATION_TTL)
+        .resource_records(ResourceRecord::builder().value(value).build().expect("value is set"))
+        .build()
+        .expect("name and type are set")
+}
+
+impl ValidationRecord {
+    /// The record at `name` in `zone`, judged against the recorded or wanted value.
+    async fn look(
+        ctx: &Ctx,
+        zone: &str,
+        name: &str,
+        recorded: Option<String>,
+    ) -> Result<Option<RecordLive>, StackError> {
+        let sets = record_sets(ctx, zone, name).await?;
+        let Some(set) = simple(&sets, &RrType::Cname) else { return Ok(None) };
+        let have = values(set);
+        let wanted = wanted_validation(ctx).map(|(_, v)| v);
+        let ours = [recorded.as_deref().map(fqdn), wanted.clone()].iter().flatten().any(|v| have == [v.clone()]);
+        if !ours && recorded.is_none() {
+            return Err(ctx.not_ours(
+                format!("route53:record {name} CNAME"),
+                format!(
+                    "it holds {}, not the certificate's validation value {}",
+                    have.join(", "),
+                    wanted.unwrap_or_default()
+                ),
+            ));
+        }
+        Ok(Some(RecordLive { zone: zone.to_string(), set: set.clone(), ours }))
+    }
+}
+
+#[async_trait]
+impl Managed for ValidationRecord {
+    type Live = RecordLive;
+
+    fn key(&self) -> Key {
+        Key::ValidationRecord
+    }
+
+    fn needs(&self) -> Vec<Key> {
+        vec![Key::Certificate]
+    }
+
+    fn teardown_after(&self) -> Vec<Edge> {
+        vec![after(
+            Key::Certificate,
+            "ACM validates the certificate (and renews it) through this record while it exists",
+        )]
+    }
+
+    async fn find(&self, ctx: &Ctx) -> Result<Option<RecordLive>, StackError> {
+        let key = self.key();
+        if let (Some(name), Some(zone)) = (ctx.id(key), ctx.attr(key, "zone")) {
+            if let Some(live) = Self::look(ctx, &zone, &fqdn(&name), ctx.attr(key, "value")).await? {
+                return Ok(Some(live));
+            }
+        }
+        let (Some((name, _)), Some(domain)) = (wanted_validation(ctx), acm::requested_domain(ctx)) else {
+            return Ok(None);
+        };
+        let zone = zone(ctx, &domain).await?;
+        Self::look(ctx, &zone.id, &name, None).await
+    }
+
+    fn record(&self, _ctx: &Ctx, live: &RecordLive) -> Record {
+        let mut record = Record::id(fqdn(live.set.name())).with("zone", &live.zone).with("type", "CNAME");
+        // What someone else wrote over it is not what fargate-stack wrote.
+        if live.ours {
+            record = record.with("value", values(&live.set).join(","));
+        }
+        record
+    }
+
+    fn diff(&self, ctx: &Ctx, live: &RecordLive) -> Result<Vec<Change>, StackError> {
+        let mut diff = Diff::new();
+        moved(ctx, &mut diff, live);
+        if let Some((_, value)) = wanted_validation(ctx) {
+            diff.field("value", &values(&live.set).join(", "), &value);
+        }
+        Ok(diff.into_changes())
+    }
+
+    async fn create(&self, ctx: &Ctx, line: &Line) -> Result<RecordLive, StackError> {
+        let key = self.key();
+        let (name, value) = wanted_validation(ctx).ok_or_else(|| StackError::MissingDependency {
+            needed: "certificate.validation_name".into(),
+            by: key.to_string(),
+        })?;
+        let domain = acm::requested_domain(ctx)
+            .ok_or_else(|| StackError::MissingDependency { needed: "https.domain".into(), by: key.to_string() })?;
+        let zone = zone(ctx, &domain).await?;
+        // ACM shows the record only after the request, so it is first looked for here. One that
+        // is already there with this value validates other certificates too: adopted, not ours
+        // to delete.
+        if let Some(existing) = Self::look(ctx, &zone.id, &name, None).await? {
+            return Ok(existing);
+        }
+        // Recorded as created before it is written: a run killed in between finds it again and
+        // knows that `down` may delete it.
+        ctx.record(
+            key,
+            &Record::id(&name)
+                .with("zone", &zone.id)
+                .with("type", "CNAME")
+                .with("value", &value)
+                .with("created", "true"),
+        )
+        .await?;
+        let set = validation_set(&name, &value);
+        match change(ctx, line, &zone.id, ChangeAction::Create, set.clone()).await {
+            Ok(_) => {}
+            // Written meanwhile (by a run that was killed): the same value is the same record.
+            Err(e) if e.message().is_some_and(|m| m.contains("already exists")) => {
+                return Self::look(ctx, &zone.id, &name, Some(value)).await?.ok_or(e);
+            }
+            Err(e) => return Err(e),
+        }
+        Ok(RecordLive { zone: zone.id, set, ours: true })
+    }
+
+    async fn update(
+        &self,
+        ctx: &Ctx,
+        line: &Line,
+        live: &RecordLive,
+        _changes: &[Change],
+    ) -> Result<Option<RecordLive>, StackError> {
+        let (name, value) = wanted_validation(ctx).ok_or_else(|| StackError::MissingDependency {
+            needed: "certificate.validation_name".into(),
+            by: self.key().to_string(),
+        })?;
+        let set = validation_set(&name, &value);
+        change(ctx, line, &live.zone, ChangeAction::Upsert, set.clone()).await?;
+        Ok(Some(RecordLive { zone: live.zone.clone(), set, ours: true }))
+    }
+
+    async fn destroy(&self, ctx: &Ctx, line: &Line, live: RecordLive) -> Result<Outcome, StackError> {
+        let name = fqdn(live.set.name());
+        if !live.ours {
+            ctx.warn(format!("left DNS record {name} alone: it no longer holds the value fargate-stack wrote"));
+            return Ok(Outcome::LeftAlone);
+        }
+        if ctx.attr(self.key(), "created").as_deref() != Some("true") {
+            ctx.note(format!(
+                "kept DNS record {name}: it existed before this stack used it (ACM validates every certificate of \
+                 this account for the domain with it)"
+            ));
+            return Ok(Outcome::LeftAlone);
+        }
+        let domain = name.trim_end_matches('.').split_once('.').map(|(_, d)| d.to_string()).unwrap_or_default();
+        let others = acm::others_validated_by(ctx, &domain, ctx.id(Key::Certificate).as_deref()).await?;
+        if !others.is_empty() {
+            ctx.note(format!(
+                "kept DNS record {name}: certificate {} of this account still validates (and renews) through it",
+                others.join(", ")
+            ));
+            return Ok(Outcome::LeftAlone);
+        }
+        match change(ctx, line, &live.zone, ChangeAction::Delete, live.set.clone()).await {
+            Err(e) if already_gone(&e) => {}
+            other => drop(other?),
+        }
+        Ok(Outcome::Deleted)
+    }
+}
+
+// ---------------------------------------------------------------- the alias record
+
+/// `https.domain` → the load balancer: an alias A record (the load balancer is IPv4-only).
+pub struct AliasRecord;
+
+/// (DNS name, canonical hosted zone) of the stack's load balancer.
+fn wanted_alias(ctx: &Ctx) -> Option<(String, String)> {
+    let dns = ctx.attr(Key::LoadBalancer, "dns_name")?;
+    let zone = ctx.attr(Key::LoadBalancer, "canonical_zone")?;
+    Some((alias_name(&dns), zone))
+}
+
+fn alias_of(set: &ResourceRecordSet) -> Option<(String, String)> {
+    set.alias_target().map(|a| (alias_name(a.dns_name()), a.hosted_zone_id().to_string()))
+}
+
+fn alias_set(name: &str, dns: &str, zone: &str) -> Result<ResourceRecordSet, StackError> {
+    let target = AliasTarget::builder()
+        .dns_name(dns)
+        .hosted_zone_id(zone)
+        .evaluate_target_health(false)
+        .build()
+        .map_err(|e| build_error(name, e))?;
+    ResourceRecordSet::builder()
+        .name(name)
+        .r#type(RrType::A)
+        .alias_target(target)
+        .build()
+        .map_err(|e| build_error(name, e))
+}
+
+#[async_trait]
+impl Managed for AliasRecord {
+    type Live = RecordLive;
+
+    fn key(&self) -> Key {
+        Key::AliasRecord
+    }
+
+    fn needs(&self) -> Vec<Key> {
+        // The name resolves once the load balancer answers HTTPS on it.
+        vec![Key::LoadBalancer, Key::ListenerHttps]
+    }
+
+    async fn find(&self, ctx: &Ctx) -> Result<Option<RecordLive>, StackError> {
+        let key = self.key();
+        let recorded_target = ctx.attr(key, "target").zip(ctx.attr(key, "target_zone"));
+        if let (Some(name), Some(zone)) = (ctx.id(key), ctx.attr(key, "zone")) {
+            let sets = record_sets(ctx, &zone, &fqdn(&name)).await?;
+            if let Some(set) = simple(&sets, &RrType::A) {
+                let have = alias_of(set);
+                let ours = have.is_some() && (have == recorded_target || have == wanted_alias(ctx));
+                return Ok(Some(RecordLive { zone, set: set.clone(), ours }));
+            }
+        }
+        let Some(domain) = acm::requested_domain(ctx) else { return Ok(None) };
+        let name = fqdn(&domain);
+        let zone = zone(ctx, &domain).await?;
+        let sets = record_sets(ctx, &zone.id, &name).await?;
+        let not_ours = |set: &ResourceRecordSet| {
+            ctx.not_ours(
+                format!("route53:record {name} {}", set.r#type().as_str()),
+                format!("it points to {}, not this stack's load balancer", shown(set)),
+            )
+        };
+        // A CNAME (or a routing-policy record) of the name would answer instead of ours.
+        if let Some(set) = sets.iter().find(|s| s.r#type() == &RrType::Cname || s.set_identifier().is_some()) {
+            return Err(not_ours(set));
+        }
+        if let Some(set) = sets.iter().find(|s| s.r#type() == &RrType::Aaaa) {
+            if alias_of(set).is_none() || alias_of(set) != wanted_alias(ctx) {
+                return Err(not_ours(set));
+            }
+        }
+        match simple(&sets, &RrType::A) {
+            None => Ok(None),
+            Some(set) if alias_of(set).is_some() && alias_of(set) == wanted_alias(ctx) => {
+                Ok(Some(RecordLive { zone: zone.id, set: set.clone(), ours: true }))
+            }
+            Some(set) => Err(not_ours(set)),
+        }
+    }
+
+    fn record(&self, _ctx: &Ctx, live: &RecordLive) -> Record {
+        let mut record = Record::id(fqdn(live.set.name())).with("zone", &live.zone).with("type", "A");
+        if let (true, Some((dns, zone))) = (live.ours, alias_of(&live.set)) {
+            record = record.with("target", dns).with("target_zone", zone);
+        }
+        record
+    }
+
+    fn diff(&self, ctx: &Ctx, live: &RecordLive) -> Result<Vec<Change>, StackError> {
+        let dns = ctx.need_attr(Key::LoadBalancer, "dns_name", self.key())?;
+        let zone = ctx.need_attr(Key::LoadBalancer, "canonical_zone", self.key())?;
+        let mut diff = Diff::new();
+        moved(ctx, &mut diff, live);
+        if let Some(domain) = ctx.config.https.as_ref().and_then(|h| h.domain.as_deref()) {
+            diff.replace("https.domain", &fqdn(live.set.name()), &fqdn(domain));
+        }
+        diff.field("alias target", &shown(&live.set), &format!("an alias to {} (zone {zone})", alias_name(&dns)));
+        Ok(diff.into_changes())
+    }
+
+    async fn create(&self, ctx: &Ctx, line: &Line) -> Result<RecordLive, StackError> {
+        let key = self.key();
+        let domain = acm::requested_domain(ctx)
+            .ok_or_else(|| StackError::MissingDependency { needed: "https.domain".into(), by: key.to_string() })?;
+        let dns = ctx.need_attr(Key::LoadBalancer, "dns_name", key)?;
+        let target_zone = ctx.need_attr(Key::LoadBalancer, "canonical_zone", key)?;
+        let zone = zone(ctx, &domain).await?;
+        let name = fqdn(&domain);
+        let set = alias_set(&name, &fqdn(&dns), &target_zone)?;
+        // CREATE, not UPSERT: a record someone wrote since the check is never overwritten.
+        let change_id = change(ctx, line, &zone.id, ChangeAction::Create, set.clone()).await?;
+        let live = RecordLive { zone: zone.id, set, ours: true };
+        ctx.record(key, &self.record(ctx, &live)).await?;
+        in_sync(ctx, line, &change_id, &name).await?;
+        Ok(live)
+    }
+
+    async fn update(
+        &self,
+        ctx: &Ctx,
+        line: &Line,
+        live: &RecordLive,
+        _changes: &[Change],
+    ) -> Result<Option<RecordLive>, StackError> {
+        let key = self.key();
+        let dns = ctx.need_attr(Key::LoadBalancer, "dns_name", key)?;
+        let target_zone = ctx.need_attr(Key::LoadBalancer, "canonical_zone", key)?;
+        let name = fqdn(live.set.name());
+        let set = alias_set(&name, &fqdn(&dns), &target_zone)?;
+        let change_id = change(ctx, line, &live.zone, ChangeAction::Upsert, set.clone()).await?;
+        let live = RecordLive { zone: live.zone.clone(), set, ours: true };
+        ctx.record(key, &self.record(ctx, &live)).await?;
+        in_sync(ctx, line, &change_id, &name).await?;
+        Ok(Some(live))
+    }
+
+    async fn destroy(&self, ctx: &Ctx, line: &Line, live: RecordLive) -> Result<Outcome, StackError> {
+        let name = fqdn(live.set.name());
+        if !live.ours {
+            ctx.warn(format!(
+                "left DNS record {name} alone: it now points to {}, not what fargate-stack wrote",
+                shown(&live.set)
+            ));
+            return Ok(Outcome::LeftAlone);
+        }
+        match change(ctx, line, &live.zone, ChangeAction::Delete, live.set.clone()).await {
+            Err(e) if already_gone(&e) => {}
+            other => drop(other?),
+        }
+        Ok(Outcome::Deleted)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_compare_as_route53_lists_them() {
+        assert_eq!(fqdn("API.Example.com"), "api.example.com.");
+        assert_eq!(fqdn("api.example.com."), "api.example.com.");
+        assert_eq!(fqdn("\\052.example.com."), "*.example.com.");
+        assert_eq!(
+            alias_name("dualstack.app-alb-1.us-east-1.elb.amazonaws.com"),
+            "app-alb-1.us-east-1.elb.amazonaws.com."
+        );
+        assert!(within("api.example.com.", "example.com."));
+        assert!(within("example.com.", "example.com."));
+        assert!(!within("api.badexample.com.", "example.com."), "a suffix of labels, not of characters");
+        assert_eq!(zone_id("/hostedzone/Z123"), "Z123");
+    }
+
+    #[test]
+    fn a_record_set_shows_what_it_holds() {
+        let cname = validation_set("_a.api.example.com.", "_b.acm-validations.aws.");
+        assert_eq!(values(&cname), ["_b.acm-validations.aws."]);
+        let alias = alias_set("api.example.com.", "app-alb-1.us-east-1.elb.amazonaws.com.", "Z35SXDOTRQ7X7K").unwrap();
+        assert_eq!(shown(&alias), "an alias to app-alb-1.us-east-1.elb.amazonaws.com. (zone Z35SXDOTRQ7X7K)");
+        assert_eq!(alias_of(&alias), Some(("app-alb-1.us-east-1.elb.amazonaws.com.".into(), "Z35SXDOTRQ7X7K".into())));
+        assert!(simple(std::slice::from_ref(&cname), &RrType::A).is_none());
+        assert!(simple(&[cname], &RrType::Cname).is_some());
+    }
+}
