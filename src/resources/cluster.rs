@@ -281,46 +281,63 @@ impl Managed for TaskDefinition {
     /// Deregister every active revision of the family, then delete them all.
     async fn destroy(&self, ctx: &Ctx, line: &Line, live: Definition) -> Result<Outcome, StackError> {
         let family = live.family().map_or_else(|| family(ctx), str::to_string);
-        let mut deregistered = vec![];
-        for status in [TaskDefinitionStatus::Active, TaskDefinitionStatus::Inactive] {
-            let mut pages = ctx
-                .aws
-                .ecs
-                .list_task_definitions()
-                .family_prefix(&family)
-                .status(status.clone())
-                .into_paginator()
-                .send();
-            while let Some(page) = pages.next().await {
-                let page = page.ctx("list the task definitions of", &family)?;
-                // family_prefix also matches longer families: keep ours only.
-                for arn in page.task_definition_arns().iter().filter(|arn| family_of(arn) == Some(family.as_str())) {
-                    if status == TaskDefinitionStatus::Active {
-                        line.start("deregistering");
-                        ctx.aws
-                            .ecs
-                            .deregister_task_definition()
-                            .task_definition(arn)
-                            .send()
-                            .await
-                            .ctx("deregister", arn)?;
-                    }
-                    deregistered.push(arn.clone());
-                }
-            }
+        let active = revisions(ctx, &family, TaskDefinitionStatus::Active).await?;
+        for arn in &active {
+            line.start("deregistering");
+            ctx.aws.ecs.deregister_task_definition().task_definition(arn).send().await.ctx("deregister", arn)?;
         }
-        // Deregistered revisions stay listed until deleted.
-        for chunk in deregistered.chunks(10) {
-            ctx.aws
-                .ecs
-                .delete_task_definitions()
-                .set_task_definitions(Some(chunk.to_vec()))
-                .send()
-                .await
-                .ctx("delete the task definitions of", &family)?;
-        }
+        let inactive = revisions(ctx, &family, TaskDefinitionStatus::Inactive).await?;
+        delete_revisions(ctx, &family, active.into_iter().chain(inactive).collect()).await?;
         Ok(Outcome::Deleted)
     }
+
+    /// No active revision is left, but a `down` killed between deregistering and deleting
+    /// leaves INACTIVE revisions, which AWS keeps (and lists) until they are deleted.
+    async fn settle_gone(&self, ctx: &Ctx, line: &Line) -> Result<(), StackError> {
+        let family = ctx.attr(Key::TaskDefinition, "family").unwrap_or_else(|| family(ctx));
+        let recorded = ctx.id(Key::TaskDefinition);
+        let mut ours = vec![];
+        for arn in revisions(ctx, &family, TaskDefinitionStatus::Inactive).await? {
+            // A recorded revision was checked when it was recorded; any other one is checked now.
+            if recorded.as_deref() != Some(arn.as_str()) {
+                let Some((_, tags)) = describe_definition(ctx, &arn).await? else { continue };
+                if let Err(e) = owned(ctx, Key::TaskDefinition, &arn, &tags) {
+                    ctx.warn(e.to_string());
+                    continue;
+                }
+            }
+            ours.push(arn);
+        }
+        if !ours.is_empty() {
+            line.start("deleting inactive revisions");
+        }
+        delete_revisions(ctx, &family, ours).await
+    }
+}
+
+/// The revisions of exactly this family (`family_prefix` also matches longer families).
+async fn revisions(ctx: &Ctx, family: &str, status: TaskDefinitionStatus) -> Result<Vec<String>, StackError> {
+    let mut pages = ctx.aws.ecs.list_task_definitions().family_prefix(family).status(status).into_paginator().send();
+    let mut arns = vec![];
+    while let Some(page) = pages.next().await {
+        let page = page.ctx("list the task definitions of", family)?;
+        arns.extend(page.task_definition_arns().iter().filter(|arn| family_of(arn) == Some(family)).cloned());
+    }
+    Ok(arns)
+}
+
+/// Deregistered revisions stay listed until deleted; AWS takes ten per call.
+async fn delete_revisions(ctx: &Ctx, family: &str, arns: Vec<String>) -> Result<(), StackError> {
+    for chunk in arns.chunks(10) {
+        ctx.aws
+            .ecs
+            .delete_task_definitions()
+            .set_task_definitions(Some(chunk.to_vec()))
+            .send()
+            .await
+            .ctx("delete the task definitions of", family)?;
+    }
+    Ok(())
 }
 
 /// `arn:...:task-definition/<family>:<revision>` -> family.
