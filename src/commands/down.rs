@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::cli::DownArgs;
 use crate::commands::{check_steps, confirm, inspect, summary, CommandError, Setup};
+use crate::config::Config;
 use crate::context::{DownOptions, TablePlan};
 use crate::graph::{Direction, StepReport};
 use crate::model::{Health, Key};
@@ -84,6 +85,10 @@ pub async fn run(setup: &Setup, args: &DownArgs) -> Result<ExitCode, CommandErro
             report::emit(setup.format, &report);
             return Ok(ExitCode::SUCCESS);
         }
+    };
+    let graph_config = match &recorded {
+        Some(state) => with_unrecorded_scaling(setup, graph_config, state).await?,
+        None => graph_config,
     };
     let graph = resources::stack(&graph_config, false)?;
     let options =
@@ -173,4 +178,19 @@ pub async fn run(setup: &Setup, args: &DownArgs) -> Result<ExitCode, CommandErro
     .await;
     ctx.store().release().await;
     result
+}
+
+/// Also the service's scalable target when the state does not record one but AWS has it (a run
+/// killed right after registering it, and the config's `[autoscaling]` removed since): it would
+/// outlive the service in Application Auto Scaling.
+async fn with_unrecorded_scaling(setup: &Setup, config: Config, state: &State) -> Result<Config, CommandError> {
+    if config.autoscaling.is_some() || state.get(&Key::Service.to_string()).is_none() {
+        return Ok(config);
+    }
+    let mut probe = config.clone();
+    resources::with_autoscaling(&mut probe, false);
+    let graph = resources::stack(&probe, false)?;
+    let target = graph.get(Key::ScalableTarget).expect("the probe has a scalable target");
+    let found = target.inspect(&setup.read_only(state.clone())).await?.status != Health::Missing;
+    Ok(if found { probe } else { config })
 }
