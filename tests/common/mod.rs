@@ -96,14 +96,19 @@ impl Emulator {
     }
 
     pub async fn sdk(&self) -> Sdk {
-        let config = aws_config::defaults(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .endpoint_url(self.url())
-            .credentials_provider(aws_sdk_ec2::config::Credentials::new("testing", "testing", None, None, "tests"))
-            .load()
-            .await;
-        Sdk::new(&config)
+        sdk_at(&self.url()).await
     }
+}
+
+/// SDK clients for `endpoint` (the emulator, or the realism layer in front of it).
+pub async fn sdk_at(endpoint: &str) -> Sdk {
+    let config = aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(aws_sdk_ec2::config::Credentials::new("testing", "testing", None, None, "tests"))
+        .load()
+        .await;
+    Sdk::new(&config)
 }
 
 impl Drop for Emulator {
