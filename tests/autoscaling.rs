@@ -236,10 +236,7 @@ async fn the_autoscalers_count_is_never_reset_inside_the_range_and_is_clamped_ou
     assert_eq!(status.code, 3, "{}", status.stdout);
     let service = row(&status.json(), "resources", "service").clone();
     assert_eq!(service["status"], "drifted", "{service}");
-    assert!(service["detail"]
-        .as_str()
-        .unwrap()
-        .contains("desired count (autoscaling.min_count..=max_count = 2..=6): 9 → 6"));
+    assert!(service["detail"].as_str().unwrap().contains("desired count (autoscaling range 2..=6): 9 → 6"));
     let plan = cli.run(&["--output", "json", "up", "--dry-run"]).ok().json();
     let planned = row(&plan, "resources", "service");
     assert_eq!((planned["action"].as_str(), planned["changes"][0]["to"].as_str()), (Some("update"), Some("6")));

@@ -670,7 +670,7 @@ fn wanted_desired_count(ctx: &Ctx, have: u32) -> u32 {
 /// How a desired count change reads: against the config's count, or the autoscaling range.
 fn desired_count_field(ctx: &Ctx) -> String {
     match &ctx.config.autoscaling {
-        Some(s) => format!("desired count (autoscaling.min_count..=max_count = {}..={})", s.min_count, s.max_count),
+        Some(s) => format!("desired count (autoscaling range {}..={})", s.min_count, s.max_count),
         None => "service.desired_count".to_string(),
     }
 }
