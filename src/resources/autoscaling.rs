@@ -360,20 +360,27 @@ impl Policy {
         }
     }
 
+    /// The value the policy holds its metric at, if the config asks for this policy.
+    fn target_value(self, scaling: &AutoscalingConfig) -> Option<u32> {
+        match self {
+            Policy::Cpu => Some(scaling.cpu_target_percent),
+            Policy::Requests => scaling.requests_per_target,
+        }
+    }
+
     /// What the config asks for; `None` when it no longer asks for this policy.
     fn wanted(self, ctx: &Ctx) -> Result<Option<PolicyShape>, StackError> {
         let Some(scaling) = &ctx.config.autoscaling else { return Ok(None) };
-        let (target, label) = match self {
-            Policy::Cpu => (scaling.cpu_target_percent, "none".to_string()),
+        let Some(target) = self.target_value(scaling) else { return Ok(None) };
+        let label = match self {
+            Policy::Cpu => "none".to_string(),
             Policy::Requests => {
-                let Some(requests) = scaling.requests_per_target else { return Ok(None) };
                 let lb = ctx.need(Key::LoadBalancer, self.key())?;
                 let tg = ctx.need(Key::TargetGroup, self.key())?;
-                let label = resource_label(&lb, &tg).ok_or_else(|| StackError::Failed {
+                resource_label(&lb, &tg).ok_or_else(|| StackError::Failed {
                     resource: self.key().to_string(),
                     message: format!("cannot name the request count of load balancer {lb} and target group {tg}"),
-                })?;
-                (requests, label)
+                })?
             }
         };
         Ok(Some(PolicyShape {
@@ -425,10 +432,7 @@ impl Policy {
         if want.label != "none" {
             metric = metric.resource_label(&want.label);
         }
-        let target = match self {
-            Policy::Cpu => scaling.cpu_target_percent,
-            Policy::Requests => scaling.requests_per_target.unwrap_or_default(),
-        };
+        let target = self.target_value(scaling).ok_or_else(|| self.unwanted(ctx))?;
         let tracking = TargetTrackingScalingPolicyConfiguration::builder()
             .target_value(target as f64)
             .predefined_metric_specification(metric.build().expect("the metric type is set"))
