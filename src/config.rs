@@ -279,6 +279,9 @@ impl AutoscalingConfig {
     }
 }
 
+/// Builds the error for a key: (key, value as written, what is allowed).
+type Invalid<'a> = dyn Fn(&'static str, String, String) -> ConfigError + 'a;
+
 /// The subnet layout derived from the VPC CIDR: `az_count` public /24s, then as many private ones.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SubnetPlan {
@@ -334,6 +337,16 @@ impl Config {
             value,
             reason,
         };
+        self.validate_identity(&invalid)?;
+        self.validate_network(&invalid)?;
+        self.validate_service(&invalid)?;
+        self.validate_table(&invalid)?;
+        self.validate_logs_and_load_balancer(&invalid)?;
+        self.validate_autoscaling(&invalid)
+    }
+
+    /// The stack name and the region.
+    fn validate_identity(&self, invalid: &Invalid) -> Result<(), ConfigError> {
         let name_ok = !self.name.is_empty()
             && self.name.len() <= 20
             && self.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
@@ -355,6 +368,11 @@ impl Config {
                 ));
             }
         }
+        Ok(())
+    }
+
+    /// `[network]`: the CIDR, zones and NAT gateways.
+    fn validate_network(&self, invalid: &Invalid) -> Result<(), ConfigError> {
         let net = &self.network;
         if net.az_count < 2 || net.az_count > MAX_AZS {
             return Err(invalid(
@@ -394,6 +412,11 @@ impl Config {
                 ),
             ));
         }
+        Ok(())
+    }
+
+    /// `[service]` (and the listener port): image, ports, count, Fargate size, health check path, environment.
+    fn validate_service(&self, invalid: &Invalid) -> Result<(), ConfigError> {
         let svc = &self.service;
         validate_image(&svc.image).map_err(|reason| invalid("service.image", format!("{:?}", svc.image), reason))?;
         check_port("service.container_port", svc.container_port)
@@ -454,6 +477,11 @@ impl Config {
                 ));
             }
         }
+        Ok(())
+    }
+
+    /// `[table]`: the key attributes.
+    fn validate_table(&self, invalid: &Invalid) -> Result<(), ConfigError> {
         for (key, attr) in
             [("table.partition_key", Some(&self.table.partition_key)), ("table.sort_key", self.table.sort_key.as_ref())]
         {
@@ -479,6 +507,11 @@ impl Config {
                 ));
             }
         }
+        Ok(())
+    }
+
+    /// `[logs]` and `[load_balancer]`: retention, health checks, deregistration delay.
+    fn validate_logs_and_load_balancer(&self, invalid: &Invalid) -> Result<(), ConfigError> {
         if !LOG_RETENTION_DAYS.contains(&self.logs.retention_days) {
             return Err(invalid(
                 "logs.retention_days",
@@ -509,10 +542,17 @@ impl Config {
                 "must be less than load_balancer.health_check_interval_seconds".into(),
             ));
         }
-        if let Some(scaling) = &self.autoscaling {
-            scaling.validate(svc.desired_count).map_err(|(key, value, reason)| invalid(key, value, reason))?;
-        }
         Ok(())
+    }
+
+    /// `[autoscaling]`, and `service.desired_count` against its range.
+    fn validate_autoscaling(&self, invalid: &Invalid) -> Result<(), ConfigError> {
+        match &self.autoscaling {
+            Some(scaling) => {
+                scaling.validate(self.service.desired_count).map_err(|(key, value, reason)| invalid(key, value, reason))
+            }
+            None => Ok(()),
+        }
     }
 
     /// The same stack under another name (validated like the config's `name`).

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use crate::config::{AutoscalingConfig, Config};
 use crate::graph::{Graph, GraphError};
-use crate::model::{Driven, Key, Managed, Resource, MAX_INDEXED};
+use crate::model::{Driven, Key, Managed, Resource, Waiting, MAX_INDEXED};
 use crate::state::State;
 
 fn node<M: Managed>(m: M) -> Arc<dyn Resource> {
@@ -69,8 +69,8 @@ pub fn stack(config: &Config, waits: bool) -> Result<Graph, GraphError> {
         nodes.extend(policies.into_iter().map(node));
     }
     if waits {
-        nodes.push(Arc::new(load_balancer::ActiveWait));
-        nodes.push(Arc::new(cluster::HealthyWait));
+        nodes.push(Arc::new(Waiting(load_balancer::ActiveWait)));
+        nodes.push(Arc::new(Waiting(cluster::HealthyWait)));
     }
     Graph::new(nodes)
 }
