@@ -472,5 +472,9 @@ async fn stacks_keep_to_their_own_targets_and_leave_anyone_elses_alone() {
     assert_eq!(app2.run(&["status"]).code, 0);
     app2.run(&["down", "--yes"]).ok();
     assert!(targets(&sdk).await.is_empty());
-    assert!(leftovers(&emulator.sdk().await, "app").await.is_empty());
+    let moto = emulator.sdk().await;
+    for name in ["app", "app-2"] {
+        let left = leftovers(&moto, name).await;
+        assert!(left.is_empty(), "{name} left {left:#?}");
+    }
 }

@@ -363,6 +363,19 @@ pub async fn leftovers(sdk: &Sdk, stack: &str) -> Vec<String> {
             left.push(format!("target group {}", tg.target_group_name().unwrap()));
         }
     }
+    // Application Auto Scaling: the service's scalable target and its policies outlive the service.
+    let service = format!("service/{stack}-cluster/{stack}-service");
+    let ecs = aws_sdk_applicationautoscaling::types::ServiceNamespace::Ecs;
+    let targets =
+        sdk.autoscaling.describe_scalable_targets().service_namespace(ecs.clone()).resource_ids(&service).send().await;
+    for t in targets.unwrap().scalable_targets().iter().filter(|t| t.resource_id() == service) {
+        left.push(format!("scalable target {}", t.resource_id()));
+    }
+    let policies =
+        sdk.autoscaling.describe_scaling_policies().service_namespace(ecs).resource_id(&service).send().await;
+    for p in policies.unwrap().scaling_policies().iter().filter(|p| p.resource_id() == service) {
+        left.push(format!("scaling policy {}", p.policy_name()));
+    }
     left
 }
 
