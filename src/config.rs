@@ -30,6 +30,10 @@ pub const MAX_AZS: u8 = 6;
 /// Environment variable that always carries the table name into the container.
 pub const TABLE_ENV_VAR: &str = "DYNAMODB_MESSAGES_TABLE";
 
+/// Most tasks `[autoscaling]` may scale the service to: fargate-stack's own cap, so that a runaway
+/// metric cannot outgrow the account's Fargate vCPU quota or the bill (see the README).
+pub const MAX_SCALED_TASKS: u32 = 100;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
@@ -60,6 +64,9 @@ pub struct Config {
     /// search) may hold that this config does not ask for, so that they can be found and deleted.
     #[serde(skip)]
     pub leftover_https: LeftoverHttps,
+    /// Absent: the service runs a fixed `service.desired_count`.
+    #[serde(default)]
+    pub autoscaling: Option<AutoscalingConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -213,6 +220,35 @@ pub const SSL_POLICIES: &[&str] = &[
     "ELBSecurityPolicy-2015-05",
 ];
 
+/// Target-tracking autoscaling of the service's desired count (Application Auto Scaling).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AutoscalingConfig {
+    pub min_count: u32,
+    pub max_count: u32,
+    /// ECSServiceAverageCPUUtilization target, percent.
+    #[serde(default = "defaults::cpu_target_percent")]
+    pub cpu_target_percent: u32,
+    /// ALBRequestCountPerTarget target (requests per task per minute); absent: no such policy.
+    #[serde(default)]
+    pub requests_per_target: Option<u32>,
+    #[serde(default = "defaults::scale_in_cooldown")]
+    pub scale_in_cooldown_seconds: u32,
+    #[serde(default = "defaults::scale_out_cooldown")]
+    pub scale_out_cooldown_seconds: u32,
+}
+
+impl AutoscalingConfig {
+    /// The nearest count inside `[min_count, max_count]`.
+    pub fn clamp(&self, count: u32) -> u32 {
+        count.clamp(self.min_count, self.max_count)
+    }
+
+    pub fn contains(&self, count: u32) -> bool {
+        (self.min_count..=self.max_count).contains(&count)
+    }
+}
+
 mod defaults {
     pub fn az_count() -> u8 {
         2
@@ -258,6 +294,66 @@ mod defaults {
     }
     pub fn ssl_policy() -> String {
         "ELBSecurityPolicy-TLS13-1-2-2021-06".into()
+    }
+    pub fn cpu_target_percent() -> u32 {
+        60
+    }
+    pub fn scale_in_cooldown() -> u32 {
+        300
+    }
+    pub fn scale_out_cooldown() -> u32 {
+        60
+    }
+}
+
+impl AutoscalingConfig {
+    /// The first bad key, its value and why.
+    fn validate(&self, desired_count: u32) -> Result<(), (&'static str, String, String)> {
+        let bad = |key, value: u32, reason: String| Err((key, value.to_string(), reason));
+        if self.max_count < 1 || self.max_count > MAX_SCALED_TASKS {
+            return bad(
+                "autoscaling.max_count",
+                self.max_count,
+                format!("must be between 1 and {MAX_SCALED_TASKS} (the most tasks fargate-stack scales a service to)"),
+            );
+        }
+        if self.min_count < 1 || self.min_count > self.max_count {
+            return bad(
+                "autoscaling.min_count",
+                self.min_count,
+                format!("must be between 1 and autoscaling.max_count ({})", self.max_count),
+            );
+        }
+        if !(10..=90).contains(&self.cpu_target_percent) {
+            return bad("autoscaling.cpu_target_percent", self.cpu_target_percent, "must be between 10 and 90".into());
+        }
+        if self.requests_per_target == Some(0) {
+            return bad(
+                "autoscaling.requests_per_target",
+                0,
+                "must be at least 1 (leave it out for no such policy)".into(),
+            );
+        }
+        for (key, value) in [
+            ("autoscaling.scale_in_cooldown_seconds", self.scale_in_cooldown_seconds),
+            ("autoscaling.scale_out_cooldown_seconds", self.scale_out_cooldown_seconds),
+        ] {
+            if value > 3600 {
+                return bad(key, value, "must be between 0 and 3600".into());
+            }
+        }
+        if !self.contains(desired_count) {
+            return bad(
+                "service.desired_count",
+                desired_count,
+                format!(
+                    "with [autoscaling] it is the count a new service starts with, and must lie within \
+                     autoscaling.min_count..=max_count ({}..={})",
+                    self.min_count, self.max_count
+                ),
+            );
+        }
+        Ok(())
     }
 }
 
@@ -324,10 +420,10 @@ impl Config {
         self.validate_service(&invalid)?;
         self.validate_table(&invalid)?;
         self.validate_logs_and_load_balancer(&invalid)?;
-        match &self.https {
-            Some(https) => self.validate_https(https, &invalid),
-            None => Ok(()),
+        if let Some(https) = &self.https {
+            self.validate_https(https, &invalid)?;
         }
+        self.validate_autoscaling(&invalid)
     }
 
     /// The stack name and the region.
@@ -604,6 +700,16 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// `[autoscaling]`, and `service.desired_count` against its range.
+    fn validate_autoscaling(&self, invalid: &Invalid) -> Result<(), ConfigError> {
+        match &self.autoscaling {
+            Some(scaling) => {
+                scaling.validate(self.service.desired_count).map_err(|(key, value, reason)| invalid(key, value, reason))
+            }
+            None => Ok(()),
+        }
     }
 
     /// The same stack under another name (validated like the config's `name`).
@@ -1038,6 +1144,78 @@ mod tests {
             ),
         );
         assert!(other_region.unwrap_err().to_string().contains("its own region"));
+    }
+
+    fn scaled(section: &str) -> Result<Config, ConfigError> {
+        Config::parse("test", &format!("{DEFAULT_TOML}\n[autoscaling]\n{section}\n"))
+    }
+
+    fn scaling_err(section: &str) -> String {
+        scaled(section).expect_err(section).to_string()
+    }
+
+    #[test]
+    fn autoscaling_is_off_unless_configured_and_has_defaults() {
+        assert_eq!(Config::parse("t", DEFAULT_TOML).unwrap().autoscaling, None);
+        let a = scaled("min_count = 2\nmax_count = 10").unwrap().autoscaling.unwrap();
+        assert_eq!((a.min_count, a.max_count, a.cpu_target_percent), (2, 10, 60));
+        assert_eq!((a.scale_in_cooldown_seconds, a.scale_out_cooldown_seconds), (300, 60));
+        assert_eq!(a.requests_per_target, None);
+        let full = "min_count = 1\nmax_count = 100\ncpu_target_percent = 90\nrequests_per_target = 1\n\
+                    scale_in_cooldown_seconds = 0\nscale_out_cooldown_seconds = 3600";
+        let config = Config::parse(
+            "t",
+            &format!("{}\n[autoscaling]\n{full}\n", DEFAULT_TOML.replace("desired_count = 2", "desired_count = 1")),
+        );
+        assert_eq!(config.unwrap().autoscaling.unwrap().requests_per_target, Some(1));
+        assert_eq!((a.clamp(1), a.clamp(5), a.clamp(11)), (2, 5, 10));
+    }
+
+    #[test]
+    fn the_documented_autoscaling_section_is_valid() {
+        let section: String = DEFAULT_TOML
+            .lines()
+            .skip_while(|l| !l.starts_with("# [autoscaling]"))
+            .map(|l| l.strip_prefix("# ").unwrap_or(l))
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(section.starts_with("[autoscaling]"), "config/default.toml documents [autoscaling] last");
+        let scaling = Config::parse("t", &format!("{DEFAULT_TOML}\n{section}\n")).unwrap().autoscaling.unwrap();
+        assert_eq!((scaling.min_count, scaling.max_count, scaling.requests_per_target), (2, 10, Some(1000)));
+    }
+
+    #[test]
+    fn autoscaling_values_are_checked_naming_the_key() {
+        for (section, needle) in [
+            (
+                "min_count = 5\nmax_count = 3",
+                "`autoscaling.min_count` = 5: must be between 1 and autoscaling.max_count (3)",
+            ),
+            ("min_count = 0\nmax_count = 3", "`autoscaling.min_count` = 0"),
+            ("min_count = 2\nmax_count = 101", "`autoscaling.max_count` = 101: must be between 1 and 100"),
+            ("min_count = 2\nmax_count = 4\ncpu_target_percent = 9", "`autoscaling.cpu_target_percent` = 9"),
+            ("min_count = 2\nmax_count = 4\ncpu_target_percent = 91", "between 10 and 90"),
+            ("min_count = 2\nmax_count = 4\nrequests_per_target = 0", "`autoscaling.requests_per_target` = 0"),
+            (
+                "min_count = 2\nmax_count = 4\nscale_in_cooldown_seconds = 3601",
+                "`autoscaling.scale_in_cooldown_seconds`",
+            ),
+            (
+                "min_count = 2\nmax_count = 4\nscale_out_cooldown_seconds = 3601",
+                "`autoscaling.scale_out_cooldown_seconds`",
+            ),
+            (
+                "min_count = 3\nmax_count = 4",
+                "`service.desired_count` = 2: with [autoscaling] it is the count a new service starts with",
+            ),
+            ("min_count = 1\nmax_count = 1", "`service.desired_count` = 2"),
+            ("min_count = 2\nmax_count = 4\ntarget = 5", "unknown field `target`"),
+            ("min_count = 2", "missing field `max_count`"),
+            ("min_count = 2\nmax_count = -1", "`autoscaling.max_count` = -1"),
+        ] {
+            let e = scaling_err(section);
+            assert!(e.contains(needle), "{section:?}: {e}");
+        }
     }
 
     #[test]

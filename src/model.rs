@@ -42,6 +42,12 @@ pub enum Key {
     LoadBalancer,
     Listener,
     Service,
+    /// The service registered with Application Auto Scaling (ecs:service:DesiredCount).
+    ScalableTarget,
+    /// Target tracking on the service's average CPU.
+    CpuScalingPolicy,
+    /// Target tracking on the load balancer's requests per target.
+    RequestsScalingPolicy,
     /// Wait: the load balancer left `provisioning`.
     LoadBalancerActive,
     /// Wait: the service's rollout completed with every target healthy.
@@ -76,6 +82,9 @@ const PLAIN: &[(Key, &str)] = &[
     (Key::LoadBalancer, "load-balancer"),
     (Key::Listener, "listener"),
     (Key::Service, "service"),
+    (Key::ScalableTarget, "scalable-target"),
+    (Key::CpuScalingPolicy, "scaling-policy-cpu"),
+    (Key::RequestsScalingPolicy, "scaling-policy-requests"),
     (Key::LoadBalancerActive, "load-balancer-active"),
     (Key::ServiceHealthy, "service-healthy"),
     (Key::Certificate, "certificate"),
@@ -118,6 +127,8 @@ impl Key {
             Key::Service => Kind::Service,
             Key::Certificate => Kind::Certificate,
             Key::ValidationRecord | Key::AliasRecord => Kind::Record,
+            Key::ScalableTarget => Kind::ScalableTarget,
+            Key::CpuScalingPolicy | Key::RequestsScalingPolicy => Kind::ScalingPolicy,
             Key::LoadBalancerActive | Key::ServiceHealthy | Key::CertificateIssued => Kind::Wait,
         }
     }
@@ -196,6 +207,8 @@ pub enum Kind {
     Service,
     Certificate,
     Record,
+    ScalableTarget,
+    ScalingPolicy,
     Wait,
 }
 
@@ -220,6 +233,8 @@ impl Kind {
             Kind::Service => "ecs:service",
             Kind::Certificate => "acm:certificate",
             Kind::Record => "route53:record",
+            Kind::ScalableTarget => "application-autoscaling:scalable-target",
+            Kind::ScalingPolicy => "application-autoscaling:scaling-policy",
             Kind::Wait => "wait",
         }
     }
@@ -687,6 +702,9 @@ mod tests {
         assert_eq!(Key::NatGateway(0).kind().label(), "ec2:nat-gateway");
         assert_eq!(Key::ServiceHealthy.kind(), Kind::Wait);
         assert_eq!(serde_json::to_string(&Key::ElasticIp(2)).unwrap(), "\"elastic-ip-3\"");
+        assert_eq!(Key::ScalableTarget.kind().label(), "application-autoscaling:scalable-target");
+        assert_eq!(Key::RequestsScalingPolicy.to_string(), "scaling-policy-requests");
+        assert_eq!(Key::CpuScalingPolicy.kind().label(), "application-autoscaling:scaling-policy");
     }
 
     #[test]

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::cli::DownArgs;
 use crate::commands::{check_steps, confirm, inspect, summary, CommandError, Setup, StackState};
+use crate::config::Config;
 use crate::context::{Ctx, DownOptions, TablePlan};
 use crate::graph::{Direction, Graph, StepReport};
 use crate::model::{Health, Key};
@@ -68,6 +69,10 @@ pub async fn run(setup: &Setup, args: &DownArgs) -> Result<ExitCode, CommandErro
             report::emit(setup.format, &DownReport::nothing_recorded(setup));
             return Ok(ExitCode::SUCCESS);
         }
+    };
+    let graph_config = match &recorded {
+        Some(state) => with_unrecorded_scaling(setup, graph_config, state).await?,
+        None => graph_config,
     };
     let graph = resources::stack(&graph_config, false)?;
     let options =
@@ -196,4 +201,19 @@ async fn teardown(setup: &Setup, graph: &Graph, ctx: &Arc<Ctx>) -> Result<ExitCo
     };
     report::emit(setup.format, &report);
     result.map(|()| ExitCode::SUCCESS)
+}
+
+/// Also the service's scalable target when the state does not record one but AWS has it (a run
+/// killed right after registering it, and the config's `[autoscaling]` removed since): it would
+/// outlive the service in Application Auto Scaling.
+async fn with_unrecorded_scaling(setup: &Setup, config: Config, state: &State) -> Result<Config, CommandError> {
+    if config.autoscaling.is_some() || state.get(&Key::Service.to_string()).is_none() {
+        return Ok(config);
+    }
+    let mut probe = config.clone();
+    resources::with_autoscaling(&mut probe, false);
+    let graph = resources::stack(&probe, false)?;
+    let target = graph.get(Key::ScalableTarget).expect("the probe has a scalable target");
+    let found = target.inspect(&setup.read_only(state.clone())).await?.status != Health::Missing;
+    Ok(if found { probe } else { config })
 }

@@ -22,10 +22,28 @@ pub struct ServiceSummary {
     pub healthy_targets: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rollout: Option<String>,
+    /// The range Application Auto Scaling keeps `desired` in, when the service is registered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub autoscaling: Option<ScalingRange>,
+}
+
+#[derive(Debug, Serialize, Clone, Copy, PartialEq, Eq)]
+pub struct ScalingRange {
+    pub min: u32,
+    pub max: u32,
+}
+
+impl ScalingRange {
+    /// The registered range, from the live check of the scalable target in `rows`.
+    fn of(ctx: &Ctx, rows: &[ResourceRow]) -> Option<ScalingRange> {
+        rows.iter().find(|r| r.name == Key::ScalableTarget && r.status != Health::Missing)?;
+        let bound = |attr: &str| ctx.attr(Key::ScalableTarget, attr)?.parse().ok();
+        Some(ScalingRange { min: bound("min_count")?, max: bound("max_count")? })
+    }
 }
 
 impl ServiceSummary {
-    pub async fn of(ctx: &Ctx) -> Result<Option<ServiceSummary>, CommandError> {
+    pub async fn of(ctx: &Ctx, rows: &[ResourceRow]) -> Result<Option<ServiceSummary>, CommandError> {
         if ctx.id(Key::Service).is_none() {
             return Ok(None);
         }
@@ -42,6 +60,7 @@ impl ServiceSummary {
             pending: view.pending,
             healthy_targets,
             rollout: view.rollout,
+            autoscaling: ScalingRange::of(ctx, rows),
         }))
     }
 }
@@ -78,8 +97,9 @@ impl Report for StatusReport {
         }
         if let Some(s) = &self.service {
             text.line(String::new());
+            let range = s.autoscaling.map(|r| format!(" (autoscaling {}..={})", r.min, r.max)).unwrap_or_default();
             text.line(format!(
-                "service: desired {}, running {}, pending {}, healthy targets {}{}",
+                "service: desired {}{range}, running {}, pending {}, healthy targets {}{}",
                 s.desired,
                 s.running,
                 s.pending,
@@ -159,7 +179,7 @@ pub async fn status(setup: &Setup) -> Result<StatusReport, CommandError> {
     if !tracked {
         rows.retain(|r| r.status != Health::Missing);
     }
-    let service = if retained { None } else { ServiceSummary::of(&ctx).await? };
+    let service = if retained { None } else { ServiceSummary::of(&ctx, &rows).await? };
     let certificate = if retained { None } else { certificate::summary(&ctx).await? };
     let (state, hint) = if retained {
         let table = ctx.id(Key::Table).unwrap_or_default();

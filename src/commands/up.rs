@@ -109,6 +109,13 @@ pub struct Plan {
     pub config_switch: Option<ConfigSwitch>,
 }
 
+/// Removed from the config and deleted before the up pass, not after it: while the service is
+/// registered with Application Auto Scaling, the autoscaler moves the desired count that the up
+/// pass puts back to `service.desired_count`.
+fn deleted_before_the_up_pass(key: Key) -> bool {
+    matches!(key.kind(), Kind::ScalableTarget | Kind::ScalingPolicy)
+}
+
 /// Config changes that remove a part of the network: refused, like any replacement.
 fn removal_refused(key: Key, setup: &Setup) -> Option<Change> {
     let net = &setup.config.network;
@@ -423,11 +430,18 @@ async fn execute(
     plan: &Plan,
     state: &State,
 ) -> Result<Vec<StepReport>, CommandError> {
-    let mut steps = graph.execute(Direction::Up, ctx.clone(), progress, setup.max_concurrency, &|_| true).await;
     let deletable: Vec<Key> = plan.resources.iter().filter(|r| r.action == Action::Delete).map(|r| r.name).collect();
-    if !deletable.is_empty() && check_steps(&steps).is_ok() {
-        let beyond = resources::stack(&resources::covering(&setup.config, state), false)?;
-        let only = |n: &dyn crate::model::Resource| deletable.contains(&n.key());
+    let beyond = resources::stack(&resources::covering(&setup.config, state), false)?;
+    let (first, last): (Vec<Key>, Vec<Key>) = deletable.into_iter().partition(|k| deleted_before_the_up_pass(*k));
+    let mut steps = vec![];
+    if !first.is_empty() {
+        let only = |n: &dyn crate::model::Resource| first.contains(&n.key());
+        steps.extend(beyond.execute(Direction::Down, ctx.clone(), progress, setup.max_concurrency, &only).await);
+    }
+    steps.extend(graph.execute(Direction::Up, ctx.clone(), progress, setup.max_concurrency, &|_| true).await);
+    // The rest of what the config no longer has goes once everything else is in place.
+    if !last.is_empty() && check_steps(&steps).is_ok() {
+        let only = |n: &dyn crate::model::Resource| last.contains(&n.key());
         steps.extend(beyond.execute(Direction::Down, ctx.clone(), progress, setup.max_concurrency, &only).await);
     }
     Ok(steps)

@@ -401,6 +401,8 @@ async fn register(ctx: &Ctx) -> Result<Definition, StackError> {
 pub struct Service {
     pub azs: u8,
     pub nats: u8,
+    /// Registered with Application Auto Scaling (the graph has its scalable target).
+    pub autoscaled: bool,
 }
 
 /// The service and what `status` needs to judge it.
@@ -465,6 +467,17 @@ impl Managed for Service {
         needs
     }
 
+    fn teardown_after(&self) -> Vec<Edge> {
+        if !self.autoscaled {
+            return vec![];
+        }
+        vec![after(
+            Key::ScalableTarget,
+            "deregistered first: the autoscaler would scale the service up again while it drains, and a \
+             target outlives its deleted service in Application Auto Scaling",
+        )]
+    }
+
     /// The ACTIVE service (one that is DRAINING from an earlier delete is on its way out).
     async fn find(&self, ctx: &Ctx) -> Result<Option<ServiceLive>, StackError> {
         let tg = ctx.id(Key::TargetGroup);
@@ -489,13 +502,9 @@ impl Managed for Service {
 
     fn diff(&self, ctx: &Ctx, live: &ServiceLive) -> Result<Vec<Change>, StackError> {
         let task_definition = ctx.need(Key::TaskDefinition, Key::Service)?;
+        let have = live.service.desired_count().max(0) as u32;
         let mut diff = Diff::new();
-        diff.field(
-            "service.desired_count",
-            &live.service.desired_count().to_string(),
-            &ctx.config.service.desired_count.to_string(),
-        )
-        .field(
+        diff.field(&desired_count_field(ctx), &have.to_string(), &wanted_desired_count(ctx, have).to_string()).field(
             "task definition",
             revision(live.service.task_definition().unwrap_or("none")),
             revision(&task_definition),
@@ -604,7 +613,10 @@ impl Managed for Service {
         let mut update = ctx.aws.ecs.update_service().cluster(&cluster).service(&name);
         for change in changes {
             match change.field.as_str() {
-                "service.desired_count" => update = update.desired_count(ctx.config.service.desired_count as i32),
+                field if field == desired_count_field(ctx) => {
+                    let have = live.service.desired_count().max(0) as u32;
+                    update = update.desired_count(wanted_desired_count(ctx, have) as i32);
+                }
                 "task definition" => update = update.task_definition(ctx.need(Key::TaskDefinition, Key::Service)?),
                 _ => {}
             }
@@ -664,6 +676,24 @@ impl Managed for Service {
             wait_service_gone(ctx, line).await?;
         }
         Ok(())
+    }
+}
+
+/// The desired count the service should have now. With `[autoscaling]` the autoscaler owns it
+/// inside `[min_count, max_count]` and only a count outside is brought back, to the nearest bound;
+/// without, it is `service.desired_count`.
+fn wanted_desired_count(ctx: &Ctx, have: u32) -> u32 {
+    match &ctx.config.autoscaling {
+        Some(scaling) => scaling.clamp(have),
+        None => ctx.config.service.desired_count,
+    }
+}
+
+/// How a desired count change reads: against the config's count, or the autoscaling range.
+fn desired_count_field(ctx: &Ctx) -> String {
+    match &ctx.config.autoscaling {
+        Some(s) => format!("desired count (autoscaling range {}..={})", s.min_count, s.max_count),
+        None => "service.desired_count".to_string(),
     }
 }
 

@@ -3,6 +3,7 @@
 //! here. Modules never call each other; `graph.rs` decides the order from what each declares.
 
 pub mod acm;
+pub mod autoscaling;
 pub mod certificate;
 pub mod cluster;
 pub mod dns;
@@ -16,7 +17,7 @@ pub mod table;
 
 use std::sync::Arc;
 
-use crate::config::Config;
+use crate::config::{AutoscalingConfig, Config};
 use crate::graph::{Graph, GraphError};
 use crate::model::{Driven, Key, Managed, Resource, Waiting, MAX_INDEXED};
 use crate::state::State;
@@ -56,6 +57,7 @@ pub fn stack(config: &Config, waits: bool) -> Result<Graph, GraphError> {
     let azs = config.network.az_count;
     let nats = config.network.nat_gateways;
     let https = HttpsNodes::of(config);
+    let scaling = config.autoscaling.as_ref();
     let mut nodes: Vec<Arc<dyn Resource>> =
         vec![node(network::Vpc { azs, nats }), node(security::DefaultGroup), node(network::InternetGateway { nats })];
     for i in 0..azs {
@@ -84,7 +86,7 @@ pub fn stack(config: &Config, waits: bool) -> Result<Graph, GraphError> {
         node(load_balancer::TargetGroup { https: https.listener }),
         node(load_balancer::LoadBalancer { azs, alias: https.requested }),
         node(load_balancer::Listener { redirect: https.redirect }),
-        node(cluster::Service { azs, nats }),
+        node(cluster::Service { azs, nats, autoscaled: scaling.is_some() }),
     ]);
     if https.requested {
         nodes.push(node(certificate::Certificate));
@@ -96,6 +98,15 @@ pub fn stack(config: &Config, waits: bool) -> Result<Graph, GraphError> {
     }
     if https.requested {
         nodes.push(node(dns::AliasRecord));
+    }
+    if let Some(scaling) = scaling {
+        let mut policies = vec![autoscaling::Policy::Cpu];
+        if scaling.requests_per_target.is_some() {
+            policies.push(autoscaling::Policy::Requests);
+        }
+        let keys = policies.iter().map(Managed::key).collect();
+        nodes.push(node(autoscaling::ScalableTarget { policies: keys }));
+        nodes.extend(policies.into_iter().map(node));
     }
     if waits {
         nodes.push(Arc::new(Waiting(load_balancer::ActiveWait)));
@@ -130,7 +141,27 @@ pub fn covering(config: &Config, state: &State) -> Config {
     covering.leftover_https.listener |= recorded(Key::ListenerHttps);
     covering.leftover_https.requested |=
         [Key::Certificate, Key::ValidationRecord, Key::AliasRecord].into_iter().any(recorded);
+    if [Key::ScalableTarget, Key::CpuScalingPolicy, Key::RequestsScalingPolicy].into_iter().any(recorded) {
+        with_autoscaling(&mut covering, recorded(Key::RequestsScalingPolicy));
+    }
     covering
+}
+
+/// Give `config` the autoscaling resources (and the requests policy if `requests`), keeping what
+/// it configures. Only for graphs: a covering or discovering config gives the graph its shape, the
+/// resources compare against the user's config.
+pub fn with_autoscaling(config: &mut Config, requests: bool) {
+    let scaling = config.autoscaling.get_or_insert(AutoscalingConfig {
+        min_count: 1,
+        max_count: 1,
+        cpu_target_percent: 60,
+        requests_per_target: None,
+        scale_in_cooldown_seconds: 0,
+        scale_out_cooldown_seconds: 0,
+    });
+    if requests && scaling.requests_per_target.is_none() {
+        scaling.requests_per_target = Some(1);
+    }
 }
 
 /// A config whose graph reaches every resource a stack can have, to find them by tag and name
@@ -142,6 +173,7 @@ pub fn discovering(config: &Config) -> Config {
     // A listener on 443 is found on the load balancer; a certificate and its records only for the
     // domain the config names (listing every certificate of the account would be costly).
     all.leftover_https.listener = true;
+    with_autoscaling(&mut all, true);
     all
 }
 
@@ -345,6 +377,56 @@ mod tests {
             .contains(&Key::ListenerHttps));
         let found = stack(&discovering(&config(&[])), false).unwrap();
         assert!(found.get(Key::ListenerHttps).is_some() && found.get(Key::Certificate).is_none());
+    }
+
+    fn scaled(requests: bool) -> Config {
+        let requests = if requests { "requests_per_target = 500\n" } else { "" };
+        let text = format!("{DEFAULT_TOML}\n[autoscaling]\nmin_count = 2\nmax_count = 6\n{requests}");
+        Config::parse("t", &text).unwrap()
+    }
+
+    #[test]
+    fn autoscaling_follows_the_service_up_and_goes_before_it_down() {
+        assert!(stack(&config(&[]), false).unwrap().get(Key::ScalableTarget).is_none(), "off unless configured");
+        assert!(after(&stack(&config(&[]), false).unwrap(), Key::Service).is_empty());
+        let graph = stack(&scaled(true), true).unwrap();
+        assert_eq!(graph.nodes().len(), 25 + 3);
+        assert_eq!(needs(&graph, Key::ScalableTarget), [Key::Service]);
+        assert_eq!(needs(&graph, Key::CpuScalingPolicy), [Key::ScalableTarget]);
+        let requests = needs(&graph, Key::RequestsScalingPolicy);
+        for key in [Key::ScalableTarget, Key::LoadBalancer, Key::TargetGroup, Key::Listener] {
+            assert!(requests.contains(&key), "{key}: its ResourceLabel names the load balancer's target group");
+        }
+        assert_eq!(after(&graph, Key::Service), [Key::ScalableTarget], "deregistered before the service goes");
+        assert_eq!(after(&graph, Key::ScalableTarget), [Key::CpuScalingPolicy, Key::RequestsScalingPolicy]);
+        let cpu_only = stack(&scaled(false), false).unwrap();
+        assert!(cpu_only.get(Key::RequestsScalingPolicy).is_none());
+        assert_eq!(after(&cpu_only, Key::ScalableTarget), [Key::CpuScalingPolicy]);
+    }
+
+    #[test]
+    fn a_removed_autoscaling_section_is_still_covered_while_the_state_records_it() {
+        let mut state = State::new("simple-ecs-dev", "us-east-1");
+        let unscaled = config(&[]);
+        assert!(covering(&unscaled, &state).autoscaling.is_none());
+        for key in ["scalable-target", "scaling-policy-cpu"] {
+            state
+                .resources
+                .insert(key.into(), Recorded { kind: "x".into(), id: "i".into(), attrs: Default::default() });
+        }
+        let graph = stack(&covering(&unscaled, &state), false).unwrap();
+        assert!(graph.get(Key::ScalableTarget).is_some() && graph.get(Key::CpuScalingPolicy).is_some());
+        assert!(graph.get(Key::RequestsScalingPolicy).is_none());
+        state.resources.insert(
+            "scaling-policy-requests".into(),
+            Recorded { kind: "x".into(), id: "i".into(), attrs: Default::default() },
+        );
+        // requests_per_target removed, the rest kept: the config's own values stay.
+        let covered = covering(&scaled(false), &state);
+        assert_eq!(covered.autoscaling.as_ref().map(|a| (a.min_count, a.max_count)), Some((2, 6)));
+        assert!(stack(&covered, false).unwrap().get(Key::RequestsScalingPolicy).is_some());
+        let all = stack(&discovering(&unscaled), false).unwrap();
+        assert!(all.get(Key::RequestsScalingPolicy).is_some(), "down --name finds them too");
     }
 
     #[test]

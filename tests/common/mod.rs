@@ -96,14 +96,19 @@ impl Emulator {
     }
 
     pub async fn sdk(&self) -> Sdk {
-        let config = aws_config::defaults(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .endpoint_url(self.url())
-            .credentials_provider(aws_sdk_ec2::config::Credentials::new("testing", "testing", None, None, "tests"))
-            .load()
-            .await;
-        Sdk::new(&config)
+        sdk_at(&self.url()).await
     }
+}
+
+/// SDK clients for `endpoint` (the emulator, or the realism layer in front of it).
+pub async fn sdk_at(endpoint: &str) -> Sdk {
+    let config = aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(aws_sdk_ec2::config::Credentials::new("testing", "testing", None, None, "tests"))
+        .load()
+        .await;
+    Sdk::new(&config)
 }
 
 impl Drop for Emulator {
@@ -357,6 +362,19 @@ pub async fn leftovers(sdk: &Sdk, stack: &str) -> Vec<String> {
         if ours(tg.target_group_name().unwrap_or_default()) {
             left.push(format!("target group {}", tg.target_group_name().unwrap()));
         }
+    }
+    // Application Auto Scaling: the service's scalable target and its policies outlive the service.
+    let service = format!("service/{stack}-cluster/{stack}-service");
+    let ecs = aws_sdk_applicationautoscaling::types::ServiceNamespace::Ecs;
+    let targets =
+        sdk.autoscaling.describe_scalable_targets().service_namespace(ecs.clone()).resource_ids(&service).send().await;
+    for t in targets.unwrap().scalable_targets().iter().filter(|t| t.resource_id() == service) {
+        left.push(format!("scalable target {}", t.resource_id()));
+    }
+    let policies =
+        sdk.autoscaling.describe_scaling_policies().service_namespace(ecs).resource_id(&service).send().await;
+    for p in policies.unwrap().scaling_policies().iter().filter(|p| p.resource_id() == service) {
+        left.push(format!("scaling policy {}", p.policy_name()));
     }
     left
 }

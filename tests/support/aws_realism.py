@@ -75,6 +75,7 @@ DEFAULTS: dict = {
     "route53_prior_request_share": 0.25,
     "aas_service_visible_s": 5.0,
     "aas_create_service_linked_role": True,
+    "aas_target_visible_s": 2.0,
     "s3_region_mismatch": "redirect",
     "s3_aws_defaults": True,
     "s3_conditional_conflict_rate": 0.0,
@@ -84,7 +85,7 @@ DURATION_KEYS = {
     "task_start_s", "iam_propagation_s", "eni_linger_s", "task_eni_linger_s", "default_deregistration_delay_s",
     "default_health_check_interval_s", "client_token_window_s", "acm_record_delay_s", "acm_validation_s",
     "acm_validation_timeout_s", "acm_idempotency_window_s", "acm_release_s", "route53_change_s",
-    "aas_service_visible_s",
+    "aas_service_visible_s", "aas_target_visible_s",
 }
 S3_REGION_MISMATCH = ("redirect", "malformed", "off")
 
@@ -597,6 +598,7 @@ class Realism:
             self.aas_tags: dict = {}
             self.aas_targets: dict = {}
             self.aas_policy_arns: dict = {}
+            self.aas_registered_at: dict = {}
             # S3
             self.bucket_regions: dict = {}
 
@@ -2486,7 +2488,16 @@ class Realism:
         lo, hi = req.get("MinCapacity"), req.get("MaxCapacity")
         if isinstance(lo, int) and isinstance(hi, int) and lo > hi:
             raise Reject("ValidationException", "Minimum capacity cannot be greater than maximum capacity")
+        ctx.extra["aas_new"] = self.moto_scalable_target(ctx, self.aas_key(req)) is None
         return None
+
+    def moto_scalable_target(self, ctx: Ctx, key):
+        try:
+            doc = self.call_json(ctx, "application-autoscaling", "DescribeScalableTargets",
+                                 {"ServiceNamespace": key[0], "ResourceIds": [key[1]], "ScalableDimension": key[2]})
+        except UpstreamError:
+            return None
+        return next((t for t in doc.get("ScalableTargets") or [] if self.aas_key(t) == key), None)
 
     def error_aas_RegisterScalableTarget(self, ctx: Ctx, resp: Response):
         if error_code_of(resp.status, resp.headers, resp.body) == "ClusterNotFoundException":
@@ -2503,6 +2514,34 @@ class Realism:
                 self.aas_tags.setdefault(arn, {}).update(ctx.json.get("Tags") or {})
         if (key[0] == "ecs" and not ctx.json.get("RoleARN") and self.cfg.get("aas_create_service_linked_role")):
             self.ensure_ecs_slr(ctx)
+        if ctx.extra.get("aas_new"):
+            self.aas_registered_at[key] = ctx.now
+        self.clamp_ecs_desired_count(ctx, key)
+
+    def clamp_ecs_desired_count(self, ctx: Ctx, key):
+        """AWS: registering (or updating) a target of an active resource moves its current capacity into
+        [MinCapacity, MaxCapacity] at once; moto leaves the service's desiredCount as it was."""
+        m = re.fullmatch(r"service/([^/]+)/([^/]+)", str(key[1] or ""))
+        if key[0] != "ecs" or key[2] != "ecs:service:DesiredCount" or not m:
+            return
+        rec = self.find_service(m.group(1), m.group(2))
+        target = self.moto_scalable_target(ctx, key)
+        if rec is None or target is None or self.svc_status(rec, ctx.now) != "ACTIVE":
+            return
+        lo, hi = target.get("MinCapacity"), target.get("MaxCapacity")
+        if not isinstance(lo, int) or not isinstance(hi, int):
+            return
+        wanted = min(max(rec["desired"], lo), hi)
+        if wanted == rec["desired"]:
+            return
+        try:
+            self.call_json(ctx, "ecs", "UpdateService", {"cluster": m.group(1), "service": m.group(2),
+                                                         "desiredCount": wanted})
+        except UpstreamError:
+            return
+        self.svc_view(ctx, rec)  # settles the current deployment's rollout state first
+        rec["desired"] = wanted
+        self.reconcile(ctx, rec, ctx.now)
 
     def ensure_ecs_slr(self, ctx: Ctx):
         """AWS creates the service-linked role at the first ECS registration; moto does not (and its
@@ -2536,6 +2575,7 @@ class Realism:
     def post_aas_DeregisterScalableTarget(self, ctx: Ctx, resp: Response):
         """AWS deletes the target's scaling policies with it; moto keeps them."""
         key = self.aas_key(ctx.json)
+        self.aas_registered_at.pop(key, None)
         arn = self.aas_targets.pop(key, None)
         self.aas_tags.pop(arn, None)
         for pkey in [k for k in self.aas_policy_arns if k[:3] == key]:
@@ -2570,7 +2610,9 @@ class Realism:
         key = self.aas_key(req)
         found = self.call_json(ctx, "application-autoscaling", "DescribeScalableTargets",
                                {"ServiceNamespace": key[0], "ResourceIds": [key[1]], "ScalableDimension": key[2]})
-        if not any(self.aas_key(t) == key for t in found.get("ScalableTargets") or []):
+        # A target registered a moment ago is not yet visible to PutScalingPolicy (eventual consistency).
+        young = ctx.now < self.aas_registered_at.get(key, float("-inf")) + self.d("aas_target_visible_s")
+        if young or not any(self.aas_key(t) == key for t in found.get("ScalableTargets") or []):
             raise Reject("ObjectNotFoundException", f"No scalable target registered for service namespace: {key[0]}, "
                                                     f"resource ID: {key[1]}, scalable dimension: {key[2]}")
         spec = ((req.get("TargetTrackingScalingPolicyConfiguration") or {}).get("PredefinedMetricSpecification") or {})

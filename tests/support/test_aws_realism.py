@@ -38,7 +38,8 @@ import aws_realism  # noqa: E402  (stdlib only: its pure helpers are tested dire
 SCALE = 0.01
 # Windows stretched (in AWS seconds) so that a test can see them reliably at SCALE.
 CONFIG = {"task_eni_linger_s": 120, "table_creating_s": 50, "table_deleting_s": 50, "iam_propagation_s": 50, "acm_record_delay_s": 10,
-          "acm_validation_s": 30, "acm_release_s": 20, "route53_change_s": 20, "aas_service_visible_s": 10}
+          "acm_validation_s": 30, "acm_release_s": 20, "route53_change_s": 20, "aas_service_visible_s": 10,
+          "aas_target_visible_s": 0}
 TOL = 0.06  # seconds of slack on lower bounds
 
 _procs = []
@@ -1288,8 +1289,9 @@ class AutoScalingTests(unittest.TestCase):
         self.assertEqual(code_of(aas.put_scaling_policy, **req(alb.lb.split(":loadbalancer/")[1] + "/" + lonely.split(":")[-1])), "ValidationException")
         aas.put_scaling_policy(**req(label))
         self.assertEqual([p["PolicyName"] for p in aas.describe_scaling_policies(ServiceNamespace="ecs", ResourceId=rid, PolicyNames=["cpu"])["ScalingPolicies"]], ["cpu"])
-        # the target and its policies outlive the service until deregistered
-        ecs.delete_service(cluster=app.cluster, service=svc)
+        # the target and its policies outlive the service until deregistered (force: registering with
+        # MinCapacity=1 scaled the service from 0 to 1)
+        ecs.delete_service(cluster=app.cluster, service=svc, force=True)
         wait_for(lambda: describe_service(C, app.cluster, svc)["status"] == "INACTIVE")
         self.assertEqual(len(aas.describe_scalable_targets(ServiceNamespace="ecs", ResourceIds=[rid])["ScalableTargets"]), 1)
         self.assertEqual(code_of(aas.register_scalable_target, MinCapacity=1, MaxCapacity=4, **self.target(rid)), "ValidationException")
@@ -1387,11 +1389,65 @@ class S3Tests(unittest.TestCase):
                       b"'us-east-1' is wrong; expecting 'eu-west-1'</Message><Region>eu-west-1</Region>", body)
 
 
+class AutoScalingEcsTests(unittest.TestCase):
+    """What registering does to the service, and what a target just registered can and cannot do yet."""
+
+    target = AutoScalingTests.target
+
+    def service(self, desired):
+        net = Net(C, with_lb=False)
+        app = Ecs(C)
+        svc = name("svc")
+        C["ecs"].create_service(**app.service_args(net, svc, desired=desired, lb=False))
+        time.sleep(CONFIG["aas_service_visible_s"] * SCALE + TOL)
+        return app.cluster, svc
+
+    def test_registration_moves_the_desired_count_into_the_range(self):
+        aas = C["application-autoscaling"]
+        cluster, svc = self.service(desired=2)
+        rid = f"service/{cluster}/{svc}"
+        desired = lambda: describe_service(C, cluster, svc)["desiredCount"]
+        aas.register_scalable_target(MinCapacity=3, MaxCapacity=6, **self.target(rid))
+        self.assertEqual(desired(), 3)
+        out = describe_service(C, cluster, svc)
+        self.assertEqual(out["pendingCount"] + out["runningCount"], 3, "the new task is starting")
+        aas.register_scalable_target(MinCapacity=1, MaxCapacity=10, **self.target(rid))
+        self.assertEqual(desired(), 3, "inside the range: left alone")
+        C["ecs"].update_service(cluster=cluster, service=svc, desiredCount=9)
+        aas.register_scalable_target(MinCapacity=1, MaxCapacity=4, **self.target(rid))
+        self.assertEqual(desired(), 4)
+        # Only on registration: a count set outside the range afterwards stays until something scales.
+        C["ecs"].update_service(cluster=cluster, service=svc, desiredCount=7)
+        self.assertEqual(desired(), 7)
+        aas.deregister_scalable_target(**self.target(rid))
+
+    def test_a_new_target_is_not_visible_to_put_scaling_policy_at_once(self):
+        cluster, svc = self.service(desired=1)
+        url, _ = start_proxy(MOTO, "--time-scale", str(SCALE), config={"aas_target_visible_s": 30})
+        aas = clients(url)["application-autoscaling"]
+        rid = f"service/{cluster}/{svc}"
+        policy = dict(PolicyName="cpu", PolicyType="TargetTrackingScaling", **self.target(rid),
+                      TargetTrackingScalingPolicyConfiguration={"TargetValue": 50.0, "PredefinedMetricSpecification": {
+                          "PredefinedMetricType": "ECSServiceAverageCPUUtilization"}})
+        registered = time.time()
+        aas.register_scalable_target(MinCapacity=1, MaxCapacity=3, **self.target(rid))
+        self.assertEqual(code_of(aas.put_scaling_policy, **policy), "ObjectNotFoundException")
+        self.assertLess(time.time(), registered + 30 * SCALE, "refused inside the window")
+        # An update of the target does not open the window again.
+        time.sleep(max(0.0, registered + 30 * SCALE + TOL - time.time()))
+        aas.register_scalable_target(MinCapacity=1, MaxCapacity=4, **self.target(rid))
+        self.assertTrue(aas.put_scaling_policy(**policy)["PolicyARN"])
+        aas.deregister_scalable_target(**self.target(rid))
+        aas.register_scalable_target(MinCapacity=1, MaxCapacity=3, **self.target(rid))
+        self.assertEqual(code_of(aas.put_scaling_policy, **policy), "ObjectNotFoundException", "registered anew")
+        aas.deregister_scalable_target(**self.target(rid))
+
+
 def load_tests(loader, tests, pattern):
     # the reset test clears moto for everybody: run it last
     suite, last = unittest.TestSuite(), []
     for group in (WireTests, NewServiceWireTests, StateTests, EcsServiceTests, CheckTests, AcmTests,
-                  Route53Tests, AutoScalingTests, S3Tests, LogAndFaultTests):
+                  Route53Tests, AutoScalingTests, AutoScalingEcsTests, S3Tests, LogAndFaultTests):
         for t in loader.loadTestsFromTestCase(group):
             (last.append if "reset" in t.id() else suite.addTest)(t)
     suite.addTests(last)

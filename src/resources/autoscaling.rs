@@ -1,0 +1,638 @@
+//! Application Auto Scaling of the service: the scalable target (the service's desired count,
+//! between `autoscaling.min_count` and `max_count`) and one target-tracking policy per metric the
+//! config names. The autoscaler owns the desired count inside that range; `cluster::Service` only
+//! brings it back when it is outside.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use aws_sdk_applicationautoscaling::types::{
+    MetricType, PolicyType, PredefinedMetricSpecification, ScalableDimension, ScalableTarget as Target, ScalingPolicy,
+    ServiceNamespace, SuspendedState, TargetTrackingScalingPolicyConfiguration,
+};
+
+use crate::config::AutoscalingConfig;
+use crate::context::Ctx;
+use crate::error::{found, ignore_not_found, AwsContext, StackError};
+use crate::model::{after, Change, Diff, Edge, Key, Managed, Outcome, Record};
+use crate::progress::Line;
+use crate::resources::cluster::{cluster_name, service_name};
+use crate::wait::{self, budget, Poll};
+
+const NAMESPACE: ServiceNamespace = ServiceNamespace::Ecs;
+const DIMENSION: ScalableDimension = ScalableDimension::EcsServiceDesiredCount;
+
+/// `service/<cluster>/<service>`: the service as Application Auto Scaling names it.
+pub fn resource_id(ctx: &Ctx) -> String {
+    let cluster = ctx.id(Key::Cluster).unwrap_or_else(|| cluster_name(ctx));
+    format!("service/{cluster}/{}", service_name(ctx))
+}
+
+/// `up` creates these only from a config with `[autoscaling]`.
+fn required(ctx: &Ctx, key: Key) -> Result<&AutoscalingConfig, StackError> {
+    ctx.config.autoscaling.as_ref().ok_or_else(|| StackError::Failed {
+        resource: key.to_string(),
+        message: "cannot be created without [autoscaling] in the config".into(),
+    })
+}
+
+// ---------------------------------------------------------------- scalable target
+
+/// The service's desired count, registered with Application Auto Scaling.
+pub struct ScalableTarget {
+    /// The policies in the graph: each goes before its target.
+    pub policies: Vec<Key>,
+}
+
+pub struct TargetLive {
+    arn: String,
+    resource_id: String,
+    min: i32,
+    max: i32,
+    /// Which scaling activities someone suspended (`in`, `out`, `scheduled`).
+    suspended: Vec<&'static str>,
+}
+
+impl TargetLive {
+    fn of(target: &Target) -> TargetLive {
+        let state = target.suspended_state();
+        let on = |f: fn(&SuspendedState) -> Option<bool>| state.and_then(f).unwrap_or(false);
+        let suspended = [
+            (on(SuspendedState::dynamic_scaling_in_suspended), "in"),
+            (on(SuspendedState::dynamic_scaling_out_suspended), "out"),
+            (on(SuspendedState::scheduled_scaling_suspended), "scheduled"),
+        ]
+        .into_iter()
+        .filter_map(|(set, what)| set.then_some(what))
+        .collect();
+        TargetLive {
+            arn: target.scalable_target_arn().unwrap_or_default().to_string(),
+            resource_id: target.resource_id().to_string(),
+            min: target.min_capacity(),
+            max: target.max_capacity(),
+            suspended,
+        }
+    }
+
+    fn suspended(&self) -> String {
+        if self.suspended.is_empty() {
+            "none".into()
+        } else {
+            self.suspended.join(", ")
+        }
+    }
+}
+
+/// The registered target of the stack's service, whoever registered it.
+async fn describe_target(ctx: &Ctx, resource_id: &str) -> Result<Option<Target>, StackError> {
+    let out = ctx
+        .aws
+        .autoscaling
+        .describe_scalable_targets()
+        .service_namespace(NAMESPACE)
+        .resource_ids(resource_id)
+        .scalable_dimension(DIMENSION)
+        .send()
+        .await
+        .ctx("describe the scalable target of", resource_id)?;
+    // The filter is AWS's: checked again here.
+    Ok(out
+        .scalable_targets()
+        .iter()
+        .find(|t| {
+            t.resource_id() == resource_id
+                && t.scalable_dimension() == &DIMENSION
+                && t.service_namespace() == &NAMESPACE
+        })
+        .cloned())
+}
+
+/// Its tags, or `None` when AWS no longer knows the ARN.
+async fn target_tags(ctx: &Ctx, arn: &str) -> Result<Option<HashMap<String, String>>, StackError> {
+    let out = ctx.aws.autoscaling.list_tags_for_resource().resource_arn(arn).send().await;
+    Ok(found(out.ctx("list the tags of", arn))?.map(|o| o.tags().cloned().unwrap_or_default()))
+}
+
+fn check_tags(ctx: &Ctx, live: &TargetLive, tags: Option<HashMap<String, String>>) -> Result<(), StackError> {
+    let what = format!("{} of {}", Key::ScalableTarget.kind(), live.resource_id);
+    // Targets registered before ARNs existed (2023) cannot carry tags: not registered by this tool.
+    if live.arn.is_empty() {
+        return Err(ctx.not_ours(what, "no ARN, so no tags".into()));
+    }
+    let tags = tags.unwrap_or_default();
+    ctx.owns(Key::ScalableTarget, tags.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .map_err(|why| ctx.not_ours(what, why))
+}
+
+/// Register (or update) the target: the range, and scaling resumed if someone suspended it. Just
+/// after CreateService, Application Auto Scaling may not see the service yet; the first
+/// registration in an account also creates its service-linked role, which takes a moment.
+async fn register(
+    ctx: &Ctx,
+    line: &Line,
+    want: &AutoscalingConfig,
+    tags: Option<HashMap<String, String>>,
+) -> Result<String, StackError> {
+    let resource_id = resource_id(ctx);
+    let resumed = SuspendedState::builder()
+        .dynamic_scaling_in_suspended(false)
+        .dynamic_scaling_out_suspended(false)
+        .scheduled_scaling_suspended(false)
+        .build();
+    let not_yet = |e: &StackError| {
+        e.has_code(&["ValidationException"])
+            && e.message()
+                .is_some_and(|m| m.contains("ECS service doesn't exist") || m.contains("Unable to assume IAM role"))
+    };
+    let out = wait::retry_while(line, &resource_id, budget::IAM_PROPAGATION, not_yet, || async {
+        ctx.aws
+            .autoscaling
+            .register_scalable_target()
+            .service_namespace(NAMESPACE)
+            .resource_id(&resource_id)
+            .scalable_dimension(DIMENSION)
+            .min_capacity(want.min_count as i32)
+            .max_capacity(want.max_count as i32)
+            .suspended_state(resumed.clone())
+            // Tags only when it is created: AWS ignores them on an update.
+            .set_tags(tags.clone())
+            .send()
+            .await
+            .ctx("register the scalable target", &resource_id)
+    })
+    .await?;
+    Ok(out.scalable_target_arn().unwrap_or_default().to_string())
+}
+
+#[async_trait]
+impl Managed for ScalableTarget {
+    type Live = TargetLive;
+
+    fn key(&self) -> Key {
+        Key::ScalableTarget
+    }
+
+    fn needs(&self) -> Vec<Key> {
+        vec![Key::Service]
+    }
+
+    fn teardown_after(&self) -> Vec<Edge> {
+        self.policies
+            .iter()
+            .map(|&policy| {
+                after(
+                    policy,
+                    "a policy belongs to its target: DeregisterScalableTarget deletes it too, so it is deleted \
+                     (and forgotten) first",
+                )
+            })
+            .collect()
+    }
+
+    /// By the service's resource ID (there is at most one target per service and dimension), then
+    /// this stack's tag on its ARN.
+    async fn find(&self, ctx: &Ctx) -> Result<Option<TargetLive>, StackError> {
+        let resource_id = resource_id(ctx);
+        let recorded = ctx.id(Key::ScalableTarget);
+        // Recorded: describe and tags in one round. Otherwise the tags of what the describe finds.
+        let (target, tags) = match &recorded {
+            Some(arn) => {
+                let (target, tags) = tokio::join!(describe_target(ctx, &resource_id), target_tags(ctx, arn));
+                (target?, Some(tags))
+            }
+            None => (describe_target(ctx, &resource_id).await?, None),
+        };
+        let Some(target) = target else { return Ok(None) };
+        let live = TargetLive::of(&target);
+        let tags = match tags {
+            Some(tags) if recorded.as_deref() == Some(live.arn.as_str()) => tags?,
+            _ if live.arn.is_empty() => None,
+            _ => target_tags(ctx, &live.arn).await?,
+        };
+        check_tags(ctx, &live, tags)?;
+        Ok(Some(live))
+    }
+
+    fn record(&self, _ctx: &Ctx, live: &TargetLive) -> Record {
+        Record::id(&live.arn)
+            .with("resource_id", &live.resource_id)
+            .with("min_count", live.min.to_string())
+            .with("max_count", live.max.to_string())
+    }
+
+    fn diff(&self, ctx: &Ctx, live: &TargetLive) -> Result<Vec<Change>, StackError> {
+        let Some(want) = &ctx.config.autoscaling else {
+            return Ok(vec![Change {
+                field: "[autoscaling]".into(),
+                from: format!("min {}, max {}", live.min, live.max),
+                to: "absent (`up` deregisters the service)".into(),
+                replace: false,
+            }]);
+        };
+        let mut diff = Diff::new();
+        diff.field("autoscaling.min_count", &live.min.to_string(), &want.min_count.to_string())
+            .field("autoscaling.max_count", &live.max.to_string(), &want.max_count.to_string())
+            .field("suspended scaling", live.suspended().as_str(), "none");
+        Ok(diff.into_changes())
+    }
+
+    async fn create(&self, ctx: &Ctx, line: &Line) -> Result<TargetLive, StackError> {
+        let want = required(ctx, Key::ScalableTarget)?;
+        ctx.need(Key::Service, Key::ScalableTarget)?;
+        let tags = ctx.tags(Key::ScalableTarget, &ctx.name("service-scaling")).into_iter().collect();
+        let arn = register(ctx, line, want, Some(tags)).await?;
+        Ok(TargetLive {
+            arn,
+            resource_id: resource_id(ctx),
+            min: want.min_count as i32,
+            max: want.max_count as i32,
+            suspended: vec![],
+        })
+    }
+
+    async fn update(
+        &self,
+        ctx: &Ctx,
+        line: &Line,
+        _live: &TargetLive,
+        _changes: &[Change],
+    ) -> Result<Option<TargetLive>, StackError> {
+        register(ctx, line, required(ctx, Key::ScalableTarget)?, None).await?;
+        Ok(None)
+    }
+
+    /// Deregister (its policies and their alarms go with it), and wait until AWS no longer lists
+    /// it, so that nothing of the stack is left in Application Auto Scaling.
+    async fn destroy(&self, ctx: &Ctx, line: &Line, live: TargetLive) -> Result<Outcome, StackError> {
+        let resource_id = &live.resource_id;
+        ignore_not_found(
+            ctx.aws
+                .autoscaling
+                .deregister_scalable_target()
+                .service_namespace(NAMESPACE)
+                .resource_id(resource_id)
+                .scalable_dimension(DIMENSION)
+                .send()
+                .await
+                .ctx("deregister the scalable target", resource_id)
+                .map(drop),
+        )?;
+        wait::until(line, resource_id, "be deregistered", budget::PROPAGATION, || async {
+            Ok(match describe_target(ctx, resource_id).await? {
+                Some(_) => Poll::Pending("deregistering".into()),
+                None => Poll::Ready(()),
+            })
+        })
+        .await?;
+        Ok(Outcome::Deleted)
+    }
+}
+
+// ---------------------------------------------------------------- scaling policies
+
+/// A target-tracking policy on one metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    /// ECSServiceAverageCPUUtilization at `autoscaling.cpu_target_percent`.
+    Cpu,
+    /// ALBRequestCountPerTarget of the stack's target group at `autoscaling.requests_per_target`.
+    Requests,
+}
+
+/// A policy as AWS has it, in comparable words.
+pub struct PolicyLive {
+    arn: String,
+    shape: PolicyShape,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct PolicyShape {
+    policy_type: String,
+    metric: String,
+    /// `app/<lb>/<id>/targetgroup/<tg>/<id>` for the requests metric, else "none".
+    label: String,
+    target: String,
+    scale_in_cooldown: String,
+    scale_out_cooldown: String,
+    scale_in: &'static str,
+}
+
+/// A target value as a user writes it: `60`, not `60.0`.
+fn number(value: f64) -> String {
+    if value.fract() == 0.0 && value.abs() < 1e15 {
+        format!("{}", value as i64)
+    } else {
+        value.to_string()
+    }
+}
+
+/// `arn:...:loadbalancer/app/<name>/<id>` and `arn:...:targetgroup/<name>/<id>` ->
+/// `app/<name>/<id>/targetgroup/<name>/<id>`: how CloudWatch names the pair's request count.
+pub fn resource_label(lb_arn: &str, tg_arn: &str) -> Option<String> {
+    let lb = lb_arn.split_once(":loadbalancer/")?.1;
+    let tg = tg_arn.rsplit_once(':')?.1;
+    (lb.starts_with("app/") && tg.starts_with("targetgroup/")).then(|| format!("{lb}/{tg}"))
+}
+
+impl Policy {
+    fn suffix(self) -> &'static str {
+        match self {
+            Policy::Cpu => "cpu",
+            Policy::Requests => "requests",
+        }
+    }
+
+    fn name(self, ctx: &Ctx) -> String {
+        ctx.name(self.suffix())
+    }
+
+    fn metric(self) -> MetricType {
+        match self {
+            Policy::Cpu => MetricType::EcsServiceAverageCpuUtilization,
+            Policy::Requests => MetricType::AlbRequestCountPerTarget,
+        }
+    }
+
+    fn target_key(self) -> &'static str {
+        match self {
+            Policy::Cpu => "autoscaling.cpu_target_percent",
+            Policy::Requests => "autoscaling.requests_per_target",
+        }
+    }
+
+    /// The value the policy holds its metric at, if the config asks for this policy.
+    fn target_value(self, scaling: &AutoscalingConfig) -> Option<u32> {
+        match self {
+            Policy::Cpu => Some(scaling.cpu_target_percent),
+            Policy::Requests => scaling.requests_per_target,
+        }
+    }
+
+    /// What the config asks for; `None` when it no longer asks for this policy.
+    fn wanted(self, ctx: &Ctx) -> Result<Option<PolicyShape>, StackError> {
+        let Some(scaling) = &ctx.config.autoscaling else { return Ok(None) };
+        let Some(target) = self.target_value(scaling) else { return Ok(None) };
+        let label = match self {
+            Policy::Cpu => "none".to_string(),
+            Policy::Requests => {
+                let lb = ctx.need(Key::LoadBalancer, self.key())?;
+                let tg = ctx.need(Key::TargetGroup, self.key())?;
+                resource_label(&lb, &tg).ok_or_else(|| StackError::Failed {
+                    resource: self.key().to_string(),
+                    message: format!("cannot name the request count of load balancer {lb} and target group {tg}"),
+                })?
+            }
+        };
+        Ok(Some(PolicyShape {
+            policy_type: PolicyType::TargetTrackingScaling.as_str().to_string(),
+            metric: self.metric().as_str().to_string(),
+            label,
+            target: target.to_string(),
+            scale_in_cooldown: scaling.scale_in_cooldown_seconds.to_string(),
+            scale_out_cooldown: scaling.scale_out_cooldown_seconds.to_string(),
+            scale_in: "enabled",
+        }))
+    }
+
+    /// The config no longer asks for it.
+    fn unwanted(self, ctx: &Ctx) -> StackError {
+        StackError::Failed {
+            resource: self.key().to_string(),
+            message: match ctx.config.autoscaling {
+                None => "the config has no [autoscaling]".into(),
+                Some(_) => "the config has no autoscaling.requests_per_target".into(),
+            },
+        }
+    }
+
+    fn shape_of(policy: &ScalingPolicy) -> PolicyShape {
+        let tracking = policy.target_tracking_scaling_policy_configuration();
+        let spec = tracking.and_then(|t| t.predefined_metric_specification());
+        let seconds = |v: Option<i32>| v.map_or("none".to_string(), |v| v.to_string());
+        PolicyShape {
+            policy_type: policy.policy_type().as_str().to_string(),
+            metric: spec
+                .map_or_else(|| "custom or none".to_string(), |s| s.predefined_metric_type().as_str().to_string()),
+            label: spec.and_then(|s| s.resource_label()).unwrap_or("none").to_string(),
+            target: tracking.map_or("none".to_string(), |t| number(t.target_value())),
+            scale_in_cooldown: seconds(tracking.and_then(|t| t.scale_in_cooldown())),
+            scale_out_cooldown: seconds(tracking.and_then(|t| t.scale_out_cooldown())),
+            scale_in: if tracking.and_then(|t| t.disable_scale_in()).unwrap_or(false) { "disabled" } else { "enabled" },
+        }
+    }
+
+    /// Create or replace the policy (PutScalingPolicy is both). Right after its target is
+    /// registered AWS may not see the target yet, and the alarms it creates for the policy need the
+    /// service-linked role's permissions to have propagated.
+    async fn put(self, ctx: &Ctx, line: &Line, want: &PolicyShape) -> Result<String, StackError> {
+        let scaling = required(ctx, self.key())?;
+        let name = self.name(ctx);
+        let resource_id = resource_id(ctx);
+        let mut metric = PredefinedMetricSpecification::builder().predefined_metric_type(self.metric());
+        if want.label != "none" {
+            metric = metric.resource_label(&want.label);
+        }
+        let target = self.target_value(scaling).ok_or_else(|| self.unwanted(ctx))?;
+        let tracking = TargetTrackingScalingPolicyConfiguration::builder()
+            .target_value(target as f64)
+            .predefined_metric_specification(metric.build().expect("the metric type is set"))
+            .scale_in_cooldown(scaling.scale_in_cooldown_seconds as i32)
+            .scale_out_cooldown(scaling.scale_out_cooldown_seconds as i32)
+            .disable_scale_in(false)
+            .build()
+            .expect("the target value is set");
+        let not_yet = |e: &StackError| {
+            e.has_code(&["ObjectNotFoundException"])
+                || (e.has_code(&["FailedResourceAccessException"])
+                    && e.message().is_some_and(|m| {
+                        m.contains("is not authorized") || m.contains("Rate exceeded") || m.contains("token included")
+                    }))
+        };
+        let out = wait::retry_while(line, &name, budget::IAM_PROPAGATION, not_yet, || async {
+            ctx.aws
+                .autoscaling
+                .put_scaling_policy()
+                .policy_name(&name)
+                .service_namespace(NAMESPACE)
+                .resource_id(&resource_id)
+                .scalable_dimension(DIMENSION)
+                .policy_type(PolicyType::TargetTrackingScaling)
+                .target_tracking_scaling_policy_configuration(tracking.clone())
+                .send()
+                .await
+                .ctx("put scaling policy", &name)
+        })
+        .await?;
+        Ok(out.policy_arn().to_string())
+    }
+}
+
+#[async_trait]
+impl Managed for Policy {
+    type Live = PolicyLive;
+
+    fn key(&self) -> Key {
+        match self {
+            Policy::Cpu => Key::CpuScalingPolicy,
+            Policy::Requests => Key::RequestsScalingPolicy,
+        }
+    }
+
+    fn needs(&self) -> Vec<Key> {
+        match self {
+            Policy::Cpu => vec![Key::ScalableTarget],
+            // Its metric is the request count of the target group behind the load balancer, which
+            // exists only once a listener forwards to it.
+            Policy::Requests => vec![Key::ScalableTarget, Key::LoadBalancer, Key::TargetGroup, Key::Listener],
+        }
+    }
+
+    /// By name under the stack's scalable target (policies carry no tags: the target's were checked).
+    async fn find(&self, ctx: &Ctx) -> Result<Option<PolicyLive>, StackError> {
+        if ctx.id(Key::ScalableTarget).is_none() {
+            return Ok(None);
+        }
+        let name = self.name(ctx);
+        let resource_id = resource_id(ctx);
+        let mut pages = ctx
+            .aws
+            .autoscaling
+            .describe_scaling_policies()
+            .service_namespace(NAMESPACE)
+            .resource_id(&resource_id)
+            .scalable_dimension(DIMENSION)
+            .policy_names(&name)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.ctx("describe scaling policy", &name)?;
+            // The filters are AWS's (and moto ignores the name): checked again here.
+            let policy = page.scaling_policies().iter().find(|p| {
+                p.policy_name() == name && p.resource_id() == resource_id && p.scalable_dimension() == &DIMENSION
+            });
+            if let Some(policy) = policy {
+                return Ok(Some(PolicyLive { arn: policy.policy_arn().to_string(), shape: Policy::shape_of(policy) }));
+            }
+        }
+        Ok(None)
+    }
+
+    fn record(&self, ctx: &Ctx, live: &PolicyLive) -> Record {
+        Record::id(&live.arn)
+            .with("name", self.name(ctx))
+            .with("metric", &live.shape.metric)
+            .with("target", &live.shape.target)
+    }
+
+    fn diff(&self, ctx: &Ctx, live: &PolicyLive) -> Result<Vec<Change>, StackError> {
+        let have = &live.shape;
+        let Some(want) = self.wanted(ctx)? else {
+            let field = if ctx.config.autoscaling.is_none() { "[autoscaling]" } else { self.target_key() };
+            return Ok(vec![Change {
+                field: field.into(),
+                from: format!("{} {}", have.metric, have.target),
+                to: "absent (`up` removes the policy)".into(),
+                replace: false,
+            }]);
+        };
+        let mut diff = Diff::new();
+        diff.field("policy type", &have.policy_type, &want.policy_type)
+            .field("metric", &have.metric, &want.metric)
+            .field("load balancer and target group", &have.label, &want.label)
+            .field(self.target_key(), &have.target, &want.target)
+            .field("autoscaling.scale_in_cooldown_seconds", &have.scale_in_cooldown, &want.scale_in_cooldown)
+            .field("autoscaling.scale_out_cooldown_seconds", &have.scale_out_cooldown, &want.scale_out_cooldown)
+            .field("scale-in", have.scale_in, want.scale_in);
+        Ok(diff.into_changes())
+    }
+
+    async fn create(&self, ctx: &Ctx, line: &Line) -> Result<PolicyLive, StackError> {
+        ctx.need(Key::ScalableTarget, self.key())?;
+        let want = self.wanted(ctx)?.ok_or_else(|| self.unwanted(ctx))?;
+        let arn = self.put(ctx, line, &want).await?;
+        Ok(PolicyLive { arn, shape: want })
+    }
+
+    async fn update(
+        &self,
+        ctx: &Ctx,
+        line: &Line,
+        live: &PolicyLive,
+        _changes: &[Change],
+    ) -> Result<Option<PolicyLive>, StackError> {
+        let want = self.wanted(ctx)?.ok_or_else(|| self.unwanted(ctx))?;
+        let arn = self.put(ctx, line, &want).await?;
+        Ok((arn != live.arn).then_some(PolicyLive { arn, shape: want }))
+    }
+
+    /// Delete it (and the alarms AWS made for it).
+    async fn destroy(&self, ctx: &Ctx, _line: &Line, _live: PolicyLive) -> Result<Outcome, StackError> {
+        let name = self.name(ctx);
+        let resource_id = resource_id(ctx);
+        ignore_not_found(
+            ctx.aws
+                .autoscaling
+                .delete_scaling_policy()
+                .policy_name(&name)
+                .service_namespace(NAMESPACE)
+                .resource_id(&resource_id)
+                .scalable_dimension(DIMENSION)
+                .send()
+                .await
+                .ctx("delete scaling policy", &name)
+                .map(drop),
+        )?;
+        Ok(Outcome::Deleted)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_request_metric_names_the_load_balancer_and_its_target_group() {
+        let lb = "arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/app-alb/50dc6c495c0c9188";
+        let tg = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/app-tg/943f017f100becff";
+        assert_eq!(
+            resource_label(lb, tg).as_deref(),
+            Some("app/app-alb/50dc6c495c0c9188/targetgroup/app-tg/943f017f100becff")
+        );
+        assert_eq!(
+            resource_label("arn:x:loadbalancer/net/n/1", tg),
+            None,
+            "network load balancers have no such metric"
+        );
+        assert_eq!(resource_label("nonsense", tg), None);
+    }
+
+    #[test]
+    fn target_values_read_as_written() {
+        assert_eq!(number(60.0), "60");
+        assert_eq!(number(1000.0), "1000");
+        assert_eq!(number(62.5), "62.5");
+    }
+
+    #[test]
+    fn a_stack_owns_only_its_own_target() {
+        let app = crate::context::tests_support::ctx_named("app");
+        let live = |arn: &str| TargetLive {
+            arn: arn.into(),
+            resource_id: "service/app-cluster/app-service".into(),
+            min: 1,
+            max: 2,
+            suspended: vec![],
+        };
+        let tags = |stack: &str| {
+            Some(HashMap::from([
+                ("fargate-stack:stack".to_string(), stack.to_string()),
+                ("fargate-stack:resource".to_string(), "scalable-target".to_string()),
+            ]))
+        };
+        assert!(check_tags(&app, &live("arn:t"), tags("app")).is_ok());
+        assert!(matches!(check_tags(&app, &live("arn:t"), tags("app-2")), Err(StackError::NotOurs { .. })));
+        assert!(check_tags(&app, &live("arn:t"), None).is_err(), "untagged: registered by someone else");
+        assert!(check_tags(&app, &live(""), tags("app")).is_err(), "no ARN: registered before tags existed");
+        assert_eq!(resource_id(&app), "service/app-cluster/app-service");
+    }
+}
