@@ -2173,6 +2173,10 @@ class Realism:
 
     def pre_logs_FilterLogEvents(self, ctx: Ctx):
         self.write_container_logs(ctx)
+        # AWS interleaves the streams by time whatever `interleaved` says (ignored since 2019); moto
+        # only when asked, else it returns one stream after the other.
+        if not ctx.json.get("interleaved"):
+            ctx.set_json_body(dict(ctx.json, interleaved=True))
         return None
 
     def pre_logs_GetLogEvents(self, ctx: Ctx):

@@ -694,6 +694,21 @@ class EcsOperateTests(unittest.TestCase):
             cluster=app.cluster, serviceName=svc, desiredStatus="STOPPED")["taskArns"])["tasks"]
         self.assertTrue(any(t["stoppedReason"].startswith("Task failed ELB health checks in (target-group") for t in stopped))
 
+    def test_21_filter_log_events_interleaves_streams_by_time(self):
+        logs = C["logs"]
+        group = "/ecs/" + name("g")
+        logs.create_log_group(logGroupName=group)
+        t0 = int(time.time() * 1000) - 60_000
+        for s, offset in (("a", 0), ("b", 5)):
+            logs.create_log_stream(logGroupName=group, logStreamName=s)
+            logs.put_log_events(logGroupName=group, logStreamName=s,
+                                logEvents=[{"timestamp": t0 + offset + 10 * i, "message": f"{s}{i}"} for i in range(3)])
+        events = logs.filter_log_events(logGroupName=group)["events"]
+        self.assertEqual([e["message"] for e in events], ["a0", "b0", "a1", "b1", "a2", "b2"])
+        page = logs.filter_log_events(logGroupName=group, limit=4)
+        rest = logs.filter_log_events(logGroupName=group, limit=4, nextToken=page["nextToken"])
+        self.assertEqual([e["message"] for e in page["events"] + rest["events"]], ["a0", "b0", "a1", "b1", "a2", "b2"])
+
     def test_20_containers_write_their_logs(self):
         ecs, logs = C["ecs"], C["logs"]
         net = Net(C)
