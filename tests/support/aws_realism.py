@@ -1519,9 +1519,11 @@ class Realism:
         tg = rec["tgs"][0]["arn"] if rec["tgs"] else None
         info = self.tg_info(ctx, tg) if tg else None
         checks = (info["interval"] * info["threshold"] if info else 30) * float(self.cfg["time_scale"])
-        if now < rec["deploy_started"] + self.d("task_start_s") + 2 * checks:
+        at = rec["deploy_started"] + self.d("task_start_s") + 2 * checks
+        if now < at:
             return
-        self.trip(ctx, rec, now, "tasks failed ELB health checks")
+        # It happened then, whenever it is seen.
+        self.trip(ctx, rec, at, "tasks failed ELB health checks")
 
     def trip(self, ctx: Ctx, rec: dict, now: float, why: str):
         failed, failed_dep = rec["taskdef"], rec["dep_id"]
