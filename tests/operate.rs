@@ -184,6 +184,12 @@ async fn logs_print_every_event_oldest_first_with_its_task_across_pages_and_only
     let late = json_lines(&since.stdout);
     assert_eq!(late.len(), 50 + 1, "the last 50 requests and `stopping`");
     assert!(late.iter().all(|e| e["timestamp_ms"].as_i64().unwrap() >= start + 100_000));
+    // On a terminal (forced here, as CLICOLOR_FORCE does), each task keeps a colour of its own.
+    let coloured = app.command(&["logs", "--since", &from]).env("CLICOLOR_FORCE", "1").output().unwrap();
+    let coloured = String::from_utf8(coloured.stdout).unwrap();
+    let line_of = |task: &str| coloured.lines().find(|l| l.contains(task)).unwrap().to_string();
+    assert!(line_of(&one).contains(&format!("\u{1b}[36m{one}\u{1b}[0m")), "{:?}", line_of(&one));
+    assert!(line_of(&two).contains(&format!("\u{1b}[35m{two}\u{1b}[0m")), "{:?}", line_of(&two));
     // --since as a duration: nothing in the last second.
     let recent = app.run(&["logs", "--since", "1s"]).ok();
     assert!(recent.stdout.is_empty());

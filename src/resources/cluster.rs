@@ -893,7 +893,8 @@ pub async fn roll_service(ctx: &Ctx, task_definition: &str, force: bool) -> Resu
 }
 
 /// The service's recently stopped tasks (ECS keeps them about an hour), newest first: why a task
-/// did not start or stopped (CannotPullContainerError, failed health checks...).
+/// did not start or stopped (CannotPullContainerError, failed health checks...). Tasks the
+/// scheduler replaced in a deploy or a scale-in are routine and left out.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct StoppedTask {
     pub task_id: String,
@@ -937,6 +938,11 @@ pub async fn stopped_tasks(ctx: &Ctx, limit: usize) -> Result<Vec<StoppedTask>, 
             .ctx("describe the stopped tasks of", &name)?;
         for t in out.tasks() {
             // The task's reason, else its container's (CannotPullContainerError is often there).
+            let routine = t.stop_code() == Some(&aws_sdk_ecs::types::TaskStopCode::ServiceSchedulerInitiated)
+                && t.stopped_reason().is_some_and(|r| r.starts_with("Scaling activity initiated by"));
+            if routine {
+                continue;
+            }
             let container_reason = t.containers().iter().find_map(|c| c.reason()).map(str::to_string);
             let reason = match (t.stopped_reason(), container_reason) {
                 (Some(task), Some(container)) if !task.contains(&container) => format!("{task}: {container}"),
