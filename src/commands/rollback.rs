@@ -27,10 +27,18 @@ impl Report for RollbackReport {
     }
 }
 
-/// The revision to go back to from `current`, and the history that ends with it: the completed
-/// revision before `current` (or the last completed one, if `current` never completed).
-pub fn target(history: &[String], current: &str) -> Option<(String, Vec<String>)> {
-    let before = match history.iter().rposition(|r| r == current) {
+/// The revision to go back to, and the history that ends with it. `recorded` is the revision the
+/// state records, `service_runs` the one the service is set to run.
+///
+/// Normally the completed revision before the recorded one (or the last completed one, if the
+/// recorded one never completed: a deploy that failed or is still rolling out). But a recorded
+/// revision that is the last completed one while the service runs another is a rollback that was
+/// interrupted before the service moved: it is finished, not skipped.
+pub fn target(history: &[String], recorded: &str, service_runs: &str) -> Option<(String, Vec<String>)> {
+    if recorded != service_runs && history.last().map(String::as_str) == Some(recorded) {
+        return Some((recorded.to_string(), history.to_vec()));
+    }
+    let before = match history.iter().rposition(|r| r == recorded) {
         Some(i) => &history[..i],
         None => history,
     };
@@ -43,7 +51,7 @@ pub async fn run(setup: &Setup, args: &RollbackArgs) -> Result<ExitCode, Command
     let result = async {
         let (snapshot, base, service_runs) = rollout::current(setup, &ctx).await?;
         let history = cluster::completed_revisions(&ctx);
-        let Some((to, history)) = target(&history, &snapshot.id) else {
+        let Some((to, history)) = target(&history, &snapshot.id, &service_runs) else {
             let known: Vec<&str> = history.iter().map(|r| revision(r)).collect();
             return Err(CommandError::Refused(format!(
                 "nothing to roll back to: no revision before {} completed a rollout (completed: {}). `up`, \
@@ -82,12 +90,16 @@ mod tests {
     #[test]
     fn rollback_goes_to_the_completed_revision_before_the_current_one() {
         let history = h(&["r1", "r2", "r3"]);
-        assert_eq!(target(&history, "r3"), Some(("r2".into(), h(&["r1", "r2"]))));
+        assert_eq!(target(&history, "r3", "r3"), Some(("r2".into(), h(&["r1", "r2"]))));
         // Twice: one further back each time.
-        assert_eq!(target(&h(&["r1", "r2"]), "r2"), Some(("r1".into(), h(&["r1"]))));
-        assert_eq!(target(&h(&["r1"]), "r1"), None, "nothing before the first");
-        // The current revision never completed (a failed or unwaited deploy): the last that did.
-        assert_eq!(target(&history, "r4"), Some(("r3".into(), history.clone())));
-        assert_eq!(target(&[], "r1"), None);
+        assert_eq!(target(&h(&["r1", "r2"]), "r2", "r2"), Some(("r1".into(), h(&["r1"]))));
+        assert_eq!(target(&h(&["r1"]), "r1", "r1"), None, "nothing before the first");
+        assert_eq!(target(&[], "r1", "r1"), None);
+        // The recorded revision never completed (a deploy that failed, or one still rolling out):
+        // the last that did, whatever the service runs now.
+        assert_eq!(target(&history, "r4", "r4"), Some(("r3".into(), history.clone())));
+        assert_eq!(target(&history, "r4", "r3"), Some(("r3".into(), history.clone())), "circuit breaker went back");
+        // A rollback to r2 killed before the service moved (it still runs r3): finished, not skipped.
+        assert_eq!(target(&h(&["r1", "r2"]), "r2", "r3"), Some(("r2".into(), h(&["r1", "r2"]))));
     }
 }

@@ -202,6 +202,7 @@ pub async fn roll(
         keys.push(Key::ServiceHealthy);
     }
     let progress = setup.progress(&keys);
+    setup.report_interrupted(ctx.store(), &progress);
     let mut steps = Steps::new(&progress, &keys);
     let target_image = match &mv {
         Move::Deploy { image } => image.clone(),
