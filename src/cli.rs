@@ -1,4 +1,4 @@
-//! The command line: global flags and the three subcommands.
+//! The command line: global flags and the subcommands.
 
 use std::path::PathBuf;
 
@@ -9,6 +9,9 @@ Examples:
   fargate-stack up                          # create the built-in stack in your default region
   fargate-stack --region eu-west-1 status   # what is running, checked live
   fargate-stack --config prod.toml up --dry-run
+  fargate-stack deploy --image nginx:1.28   # ship an image (what CI does on every commit)
+  fargate-stack logs --follow               # the service's logs, as they come
+  fargate-stack rollback                    # back to the previous revision that rolled out
   fargate-stack down --yes                  # delete it all (refuses if the table holds items)
 
 Against a local emulator:
@@ -74,10 +77,34 @@ pub enum Command {
         after_help = "Example:\n  fargate-stack down                 # asks for confirmation on a terminal\n  fargate-stack down --yes --retain-table\n\nA table that holds items is never deleted unless --delete-data is given (a backup is made first\nunless --no-backup); --retain-table keeps it with deletion protection on."
     )]
     Down(DownArgs),
-    /// Show every resource's live status and the stack's outputs. Exit 0 when all is ok, 3 when
-    /// something is missing or drifted, 1 on error.
-    #[command(after_help = "Example:\n  fargate-stack status\n  fargate-stack status --output json | jq .outputs.url")]
-    Status,
+    /// Show every resource's live status, the service's rollout and last events, and the stack's
+    /// outputs. Exit 0 when all is ok, 3 when something is missing or drifted, 1 on error.
+    #[command(
+        after_help = "Examples:\n  fargate-stack status\n  fargate-stack status --events 20     # why did the last deploy fail?\n  fargate-stack status --output json | jq .outputs.url"
+    )]
+    Status(StatusArgs),
+    /// Print the service's log events (CloudWatch Logs), oldest first: `time  task-id  message`.
+    #[command(
+        after_help = "Examples:\n  fargate-stack logs                          # the last 10 minutes\n  fargate-stack logs --since 2h --filter ERROR\n  fargate-stack logs --since 2026-11-25T17:00:00Z\n  fargate-stack logs --follow                 # keep printing new events until Ctrl-C\n  fargate-stack logs --output json | jq -r .message"
+    )]
+    Logs(LogsArgs),
+    /// Ship an image: register a task definition revision equal to the running one but for the
+    /// image, roll the service onto it and wait until it is healthy. A later `up` keeps it unless
+    /// the config's service.image changes.
+    #[command(
+        after_help = "Examples:\n  fargate-stack deploy --image 123456789012.dkr.ecr.eu-west-1.amazonaws.com/web:$GIT_SHA\n  fargate-stack deploy --image nginx:1.28 --no-wait\n  fargate-stack deploy --image nginx:latest --force   # start new tasks to pull a tag that moved\n\nA deployment the circuit breaker rolls back is a failure (exit 1); the stack keeps running\nthe previous revision and the state says so."
+    )]
+    Deploy(DeployArgs),
+    /// Roll the service back to the previous task definition revision that completed a rollout.
+    #[command(
+        after_help = "Examples:\n  fargate-stack rollback\n  fargate-stack rollback --no-wait\n\nEach rollback goes one completed revision further back; `deploy --image` goes forward again."
+    )]
+    Rollback(RollbackArgs),
+    /// Print a shell completion script.
+    #[command(
+        after_help = "Examples:\n  fargate-stack completions bash > ~/.local/share/bash-completion/completions/fargate-stack\n  fargate-stack completions zsh > \"${fpath[1]}/_fargate-stack\"\n  fargate-stack completions fish > ~/.config/fish/completions/fargate-stack.fish"
+    )]
+    Completions(CompletionsArgs),
 }
 
 impl Command {
@@ -86,7 +113,77 @@ impl Command {
             Command::Up(args) if args.dry_run => "plan",
             Command::Up(_) => "up",
             Command::Down(_) => "down",
-            Command::Status => "status",
+            Command::Status(_) => "status",
+            Command::Logs(_) => "logs",
+            Command::Deploy(_) => "deploy",
+            Command::Rollback(_) => "rollback",
+            Command::Completions(_) => "completions",
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// How many of the service's latest events to show.
+    #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u16).range(0..=100))]
+    pub events: u16,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Events from this long ago (30s, 10m, 2h, 7d) or since this time (2026-11-25T17:00:00Z, a
+    /// date-time without zone is UTC, or a date).
+    #[arg(long, value_name = "WHEN", default_value = "10m", value_parser = since)]
+    pub since: Since,
+    /// Keep printing new events (polling about every 2 s) until Ctrl-C.
+    #[arg(long, short)]
+    pub follow: bool,
+    /// Only events matching this CloudWatch Logs filter pattern (e.g. ERROR, "GET /api", or a
+    /// JSON pattern such as { $.level = "error" }).
+    #[arg(long, value_name = "PATTERN")]
+    pub filter: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// The image to run, e.g. nginx:1.28 or 123456789012.dkr.ecr.eu-west-1.amazonaws.com/web:1a2b3c.
+    #[arg(long, value_name = "REF", value_parser = image)]
+    pub image: String,
+    /// Return once the service is updated; don't wait for the new tasks to be healthy.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Start new tasks even if the service already runs this image (a moved tag is pulled again).
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// Return once the service is updated; don't wait for the tasks to be healthy.
+    #[arg(long)]
+    pub no_wait: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete in.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// Where `logs` starts: a while ago, or a moment in time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Since {
+    Ago(std::time::Duration),
+    At(chrono::DateTime<chrono::Utc>),
+}
+
+impl Since {
+    /// The start, in milliseconds since the epoch, as of `now`.
+    pub fn start_ms(self, now: chrono::DateTime<chrono::Utc>) -> i64 {
+        match self {
+            Since::Ago(d) => now.timestamp_millis() - d.as_millis() as i64,
+            Since::At(t) => t.timestamp_millis(),
         }
     }
 }
@@ -126,6 +223,44 @@ pub struct DownArgs {
 
 pub fn parse() -> Cli {
     Cli::parse()
+}
+
+/// `30s`, `10m`, `2h`, `7d`, or an ISO-8601 date-time (with a zone, or UTC) or date.
+fn since(value: &str) -> Result<Since, String> {
+    use chrono::{NaiveDate, NaiveDateTime, TimeZone, Utc};
+    const EXPECTED: &str =
+        "expected a duration such as 30s, 10m, 2h or 7d, or an ISO-8601 time such as 2026-11-25T17:00:00Z";
+    let value = value.trim();
+    if let Some(unit) = value.chars().last().filter(|c| c.is_ascii_alphabetic()) {
+        if let Ok(n) = value[..value.len() - 1].parse::<u64>() {
+            let seconds = match unit {
+                's' => 1,
+                'm' => 60,
+                'h' => 3600,
+                'd' => 86_400,
+                'w' => 7 * 86_400,
+                _ => return Err(EXPECTED.into()),
+            };
+            return Ok(Since::Ago(std::time::Duration::from_secs(n.saturating_mul(seconds))));
+        }
+    }
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(value) {
+        return Ok(Since::At(t.with_timezone(&Utc)));
+    }
+    for format in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%d %H:%M"] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(value, format) {
+            return Ok(Since::At(Utc.from_utc_datetime(&t)));
+        }
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(value, "%Y-%m-%d") {
+        return Ok(Since::At(Utc.from_utc_datetime(&d.and_hms_opt(0, 0, 0).expect("midnight exists"))));
+    }
+    Err(EXPECTED.into())
+}
+
+/// An image reference, checked like the config's `service.image`.
+fn image(value: &str) -> Result<String, String> {
+    crate::config::validate_image(value).map(|()| value.to_string())
 }
 
 fn region(value: &str) -> Result<String, String> {
@@ -174,6 +309,41 @@ mod tests {
         for good in ["http://127.0.0.1:5000", "https://example.com", "http://localhost:4566/"] {
             assert!(Cli::try_parse_from(["fargate-stack", "--endpoint-url", good, "status"]).is_ok(), "{good}");
         }
+    }
+
+    #[test]
+    fn since_reads_durations_and_times() {
+        use chrono::TimeZone;
+        let ago = |s: u64| Since::Ago(std::time::Duration::from_secs(s));
+        assert_eq!(since("30s"), Ok(ago(30)));
+        assert_eq!(since("10m"), Ok(ago(600)));
+        assert_eq!(since("2h"), Ok(ago(7200)));
+        assert_eq!(since("7d"), Ok(ago(7 * 86_400)));
+        let at = |h: u32, m: u32| Since::At(chrono::Utc.with_ymd_and_hms(2026, 11, 25, h, m, 0).unwrap());
+        assert_eq!(since("2026-11-25T17:00:00Z"), Ok(at(17, 0)));
+        assert_eq!(since("2026-11-25T18:00:00+01:00"), Ok(at(17, 0)), "zones are honoured");
+        assert_eq!(since("2026-11-25T17:00:00"), Ok(at(17, 0)), "no zone: UTC");
+        assert_eq!(since("2026-11-25"), Ok(at(0, 0)));
+        for bad in ["", "10", "m", "10x", "-5m", "yesterday", "2026-13-01"] {
+            assert!(since(bad).is_err(), "{bad}");
+        }
+        let now = chrono::Utc.with_ymd_and_hms(2026, 11, 25, 17, 10, 0).unwrap();
+        assert_eq!(ago(600).start_ms(now), at(17, 0).start_ms(now));
+    }
+
+    #[test]
+    fn operating_commands_parse() {
+        let cli = Cli::try_parse_from(["fargate-stack", "logs", "--since", "2h", "-f", "--filter", "ERROR"]).unwrap();
+        let Command::Logs(args) = cli.command else { panic!("logs") };
+        assert!(args.follow && args.filter.as_deref() == Some("ERROR"));
+        let cli = Cli::try_parse_from(["fargate-stack", "status"]).unwrap();
+        assert!(matches!(cli.command, Command::Status(StatusArgs { events: 5 })));
+        assert!(Cli::try_parse_from(["fargate-stack", "status", "--events", "101"]).is_err());
+        assert!(Cli::try_parse_from(["fargate-stack", "deploy"]).is_err(), "--image is required");
+        assert!(Cli::try_parse_from(["fargate-stack", "deploy", "--image", "nginx latest"]).is_err());
+        assert!(Cli::try_parse_from(["fargate-stack", "deploy", "--image", "nginx:1.28", "--no-wait"]).is_ok());
+        assert!(Cli::try_parse_from(["fargate-stack", "completions", "fish"]).is_ok());
+        assert!(Cli::try_parse_from(["fargate-stack", "completions", "tcsh"]).is_err());
     }
 
     #[test]

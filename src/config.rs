@@ -856,7 +856,8 @@ pub fn is_region_name(region: &str) -> bool {
 }
 
 /// A Docker image reference: `[registry[:port]/]path[:tag][@sha256:digest]`, lower-case path.
-fn validate_image(image: &str) -> Result<(), String> {
+/// An image reference as Docker reads it: `[registry/]path[:tag][@sha256:digest]`.
+pub fn validate_image(image: &str) -> Result<(), String> {
     const HINT: &str = "expected an image reference such as \"nginx:latest\" or \"123456789012.dkr.ecr.us-east-1.amazonaws.com/app:1.2\"";
     if image.is_empty() || image.len() > 255 || image.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(HINT.into());

@@ -166,6 +166,44 @@ impl Ctx {
             .await
     }
 
+    /// The state's whole record of a resource.
+    pub fn recorded(&self, key: Key) -> Option<crate::state::Recorded> {
+        self.store.read(|s| s.get(&key.to_string()).cloned())
+    }
+
+    /// Set a resource's whole record (id and attributes exactly so) in one persisted change: to
+    /// put back one taken with [`Ctx::recorded`], or to change several attributes at once.
+    pub async fn put_record(&self, key: Key, recorded: crate::state::Recorded) -> Result<(), StateError> {
+        self.store
+            .update(|state| {
+                let name = key.to_string();
+                if state.resources.get(&name) == Some(&recorded) {
+                    return false;
+                }
+                state.resources.insert(name, recorded);
+                true
+            })
+            .await
+    }
+
+    /// Set several attributes of a recorded resource in one persisted change (`None` removes one),
+    /// so that a run killed in between never leaves half of them.
+    pub async fn set_attrs(&self, key: Key, attrs: &[(&str, Option<String>)]) -> Result<(), StateError> {
+        self.store
+            .update(|state| {
+                let Some(r) = state.resources.get_mut(&key.to_string()) else { return false };
+                let before = r.attrs.clone();
+                for (attr, value) in attrs {
+                    match value {
+                        Some(v) => r.attrs.insert(attr.to_string(), v.clone()),
+                        None => r.attrs.remove(*attr),
+                    };
+                }
+                r.attrs != before
+            })
+            .await
+    }
+
     /// Forget a resource confirmed gone; persisted before this returns.
     pub async fn forget(&self, key: Key) -> Result<(), StateError> {
         self.store.update(|state| state.resources.remove(&key.to_string()).is_some()).await

@@ -1,7 +1,12 @@
 //! The commands, each a flow on top of the resource model (`resources::stack`), the graph and the
 //! state, ending in one report.
 
+pub mod completions;
+pub mod deploy;
 pub mod down;
+pub mod logs;
+pub mod rollback;
+pub mod rollout;
 pub mod status;
 pub mod up;
 
@@ -44,6 +49,12 @@ pub enum CommandError {
     Steps { failed: usize, total: usize, details: String },
     #[error("{0}")]
     Refused(String),
+    /// The command needs a deployed stack (a state recording it, or its log group).
+    #[error("{0}")]
+    NotDeployed(String),
+    /// Already reported in the command's own result document; the message is for stderr.
+    #[error("{0}")]
+    Reported(String),
 }
 
 impl From<StackError> for CommandError {
@@ -68,6 +79,8 @@ impl CommandError {
             CommandError::NoRegion | CommandError::Usage(_) => ("usage", None),
             CommandError::Steps { .. } => ("steps", None),
             CommandError::Refused(_) => ("refused", None),
+            CommandError::NotDeployed(_) => ("not_deployed", None),
+            CommandError::Reported(_) => ("failed", None),
         };
         ErrorBody { kind, message: self.to_string(), code }
     }
@@ -174,18 +187,26 @@ impl Setup {
 pub async fn run(cli: Cli) -> Result<ExitCode, CommandError> {
     let command = cli.command.name();
     let format = cli.output;
+    // Needs no config, no region, no AWS.
+    if let Command::Completions(args) = &cli.command {
+        return completions::run(format, args);
+    }
     let result = async {
         let setup = Setup::new(&cli).await?;
         match &cli.command {
             Command::Up(args) => up::run(&setup, args).await,
             Command::Down(args) => down::run(&setup, args).await,
-            Command::Status => status::run(&setup).await,
+            Command::Status(args) => status::run(&setup, args).await,
+            Command::Logs(args) => logs::run(&setup, args).await,
+            Command::Deploy(args) => deploy::run(&setup, args).await,
+            Command::Rollback(args) => rollback::run(&setup, args).await,
+            Command::Completions(_) => unreachable!("handled above"),
         }
     }
     .await;
     // A failed step is already in the command's own report.
     if let (Err(e), OutputFormat::Json) = (&result, format) {
-        if !matches!(e, CommandError::Steps { .. }) {
+        if !matches!(e, CommandError::Steps { .. } | CommandError::Reported(_)) {
             report::emit_error(command, e.body());
         }
     }

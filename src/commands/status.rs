@@ -6,12 +6,14 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use crate::cli::StatusArgs;
 use crate::commands::{inspect, CommandError, Outputs, ResourceRow, Setup, StackState, EXIT_ATTENTION};
 use crate::context::Ctx;
 use crate::model::{Health, Key};
 use crate::report::{self, Report, Text};
 use crate::resources::certificate::{self, CertificateSummary};
-use crate::resources::{self, cluster, load_balancer};
+use crate::resources::cluster::{DeploymentView, EventView, StoppedTask};
+use crate::resources::{self, cluster, image, load_balancer};
 use crate::state::State;
 
 #[derive(Debug, Serialize, Default)]
@@ -20,11 +22,27 @@ pub struct ServiceSummary {
     pub running: i32,
     pub pending: i32,
     pub healthy_targets: u32,
+    /// The PRIMARY deployment's rollout state (IN_PROGRESS, COMPLETED, FAILED).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rollout: Option<String>,
     /// The range Application Auto Scaling keeps `desired` in, when the service is registered.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub autoscaling: Option<ScalingRange>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollout_reason: Option<String>,
+    /// The image the PRIMARY deployment runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Which image the stack wants and why (the config's, or one `deploy` shipped).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image_choice: Option<image::Choice>,
+    /// PRIMARY first, then ACTIVE deployments still running older tasks.
+    pub deployments: Vec<DeploymentView>,
+    /// The last `--events N` service events, oldest first.
+    pub events: Vec<EventView>,
+    /// The last few stopped tasks (ECS keeps them about an hour) with why they stopped.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stopped_tasks: Vec<StoppedTask>,
 }
 
 #[derive(Debug, Serialize, Clone, Copy, PartialEq, Eq)]
@@ -42,8 +60,11 @@ impl ScalingRange {
     }
 }
 
+/// How many stopped tasks `status` shows.
+const STOPPED_TASKS: usize = 3;
+
 impl ServiceSummary {
-    pub async fn of(ctx: &Ctx, rows: &[ResourceRow]) -> Result<Option<ServiceSummary>, CommandError> {
+    pub async fn of(ctx: &Ctx, rows: &[ResourceRow], events: usize) -> Result<Option<ServiceSummary>, CommandError> {
         if ctx.id(Key::Service).is_none() {
             return Ok(None);
         }
@@ -53,15 +74,99 @@ impl ServiceSummary {
                 None => 0,
             }
         };
-        let (view, healthy_targets) = tokio::join!(cluster::service_view(ctx), health);
-        Ok(view?.map(|view| ServiceSummary {
+        let stopped = async {
+            if events > 0 {
+                cluster::stopped_tasks(ctx, STOPPED_TASKS).await
+            } else {
+                Ok(vec![])
+            }
+        };
+        let (view, healthy_targets, stopped) = tokio::join!(cluster::service_view(ctx), health, stopped);
+        let Some(view) = view? else { return Ok(None) };
+        let mut deployments = view.deployments.clone();
+        // The image of each deployment's revision (usually one or two revisions).
+        let images =
+            futures::future::join_all(deployments.iter().map(|d| cluster::definition(ctx, &d.task_definition_arn)))
+                .await;
+        for (d, def) in deployments.iter_mut().zip(images) {
+            d.image = def?.map(|def| cluster::image_of(&def));
+        }
+        let image = deployments.iter().find(|d| d.status == "PRIMARY").and_then(|d| d.image.clone());
+        let choice = image::wanted(ctx);
+        Ok(Some(ServiceSummary {
             desired: view.desired,
             running: view.running,
             pending: view.pending,
             healthy_targets,
-            rollout: view.rollout,
+            rollout: view.rollout.clone(),
+            rollout_reason: view.rollout_reason.clone(),
+            image,
+            image_choice: ctx.id(Key::TaskDefinition).map(|_| choice),
+            events: view.last_events(events),
+            deployments,
+            stopped_tasks: stopped?,
             autoscaling: ScalingRange::of(ctx, rows),
         }))
+    }
+
+    fn render(&self, text: &mut Text) {
+        let range = self.autoscaling.map(|r| format!(" (autoscaling {}..={})", r.min, r.max)).unwrap_or_default();
+        text.line(format!(
+            "service: desired {}{range}, running {}, pending {}, healthy targets {}{}",
+            self.desired,
+            self.running,
+            self.pending,
+            self.healthy_targets,
+            self.rollout.as_deref().map(|r| format!(", rollout {}", r.to_lowercase())).unwrap_or_default()
+        ));
+        if let Some(image) = &self.image {
+            let note = self
+                .image_choice
+                .as_ref()
+                .and_then(image::Choice::note)
+                .map(|n| format!("  ({n})"))
+                .unwrap_or_default();
+            text.line(format!("  image: {image}{note}"));
+        }
+        if !self.deployments.is_empty() {
+            text.line("  deployments:");
+            let rows: Vec<Vec<String>> = self
+                .deployments
+                .iter()
+                .map(|d| {
+                    vec![
+                        format!("    {}", d.status),
+                        d.task_definition.clone(),
+                        d.image.clone().unwrap_or_else(|| "-".into()),
+                        format!("running {}/{}, pending {}, failed {}", d.running, d.desired, d.pending, d.failed),
+                        match (&d.rollout, &d.rollout_reason) {
+                            (Some(state), Some(reason)) => format!("{state}: {reason}"),
+                            (Some(state), None) => state.clone(),
+                            _ => String::new(),
+                        },
+                    ]
+                })
+                .collect();
+            text.table(&rows);
+        }
+        if !self.events.is_empty() {
+            text.line("  last events:");
+            for e in &self.events {
+                text.line(format!("    {}  {}", e.at, e.message));
+            }
+        }
+        if !self.stopped_tasks.is_empty() {
+            text.line("  stopped tasks:");
+            for t in &self.stopped_tasks {
+                text.line(format!(
+                    "    {}  {}  {}  {}",
+                    t.stopped_at.as_deref().unwrap_or("-"),
+                    t.task_id,
+                    t.task_definition,
+                    t.reason
+                ));
+            }
+        }
     }
 }
 
@@ -97,15 +202,7 @@ impl Report for StatusReport {
         }
         if let Some(s) = &self.service {
             text.line(String::new());
-            let range = s.autoscaling.map(|r| format!(" (autoscaling {}..={})", r.min, r.max)).unwrap_or_default();
-            text.line(format!(
-                "service: desired {}{range}, running {}, pending {}, healthy targets {}{}",
-                s.desired,
-                s.running,
-                s.pending,
-                s.healthy_targets,
-                s.rollout.as_deref().map(|r| format!(", rollout {}", r.to_lowercase())).unwrap_or_default()
-            ));
+            s.render(text);
         }
         if let Some(c) = &self.certificate {
             text.line(String::new());
@@ -153,13 +250,13 @@ pub fn render_rows(text: &mut Text, rows: &[ResourceRow]) {
     text.table(&table);
 }
 
-pub async fn run(setup: &Setup) -> Result<ExitCode, CommandError> {
-    let report = status(setup).await?;
+pub async fn run(setup: &Setup, args: &StatusArgs) -> Result<ExitCode, CommandError> {
+    let report = status(setup, args.events as usize).await?;
     report::emit(setup.format, &report);
     Ok(if report.state.needs_attention() { ExitCode::from(EXIT_ATTENTION) } else { ExitCode::SUCCESS })
 }
 
-pub async fn status(setup: &Setup) -> Result<StatusReport, CommandError> {
+pub async fn status(setup: &Setup, events: usize) -> Result<StatusReport, CommandError> {
     let state = setup.read_state()?.unwrap_or_else(|| State::new(&setup.config.name, &setup.region));
     let tracked = !state.resources.is_empty();
     // Only the table, kept on purpose by `down --retain-table`: a finished state.
@@ -179,7 +276,7 @@ pub async fn status(setup: &Setup) -> Result<StatusReport, CommandError> {
     if !tracked {
         rows.retain(|r| r.status != Health::Missing);
     }
-    let service = if retained { None } else { ServiceSummary::of(&ctx, &rows).await? };
+    let service = if retained { None } else { ServiceSummary::of(&ctx, &rows, events).await? };
     let certificate = if retained { None } else { certificate::summary(&ctx).await? };
     let (state, hint) = if retained {
         let table = ctx.id(Key::Table).unwrap_or_default();

@@ -15,7 +15,7 @@ use crate::context::{Ctx, DownOptions};
 use crate::graph::{Direction, Graph, StepReport, StepResult};
 use crate::model::{Change, Health, Key, Kind, Outcome};
 use crate::report::{self, Report, Text};
-use crate::resources;
+use crate::resources::{self, cluster, image};
 use crate::state::{Applied, State, Store};
 
 /// What `up` would do to one resource.
@@ -107,6 +107,9 @@ pub struct Plan {
     pub blocked: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub config_switch: Option<ConfigSwitch>,
+    /// Which image the task definition gets, when a `deploy` is involved (see `resources::image`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
 }
 
 /// Removed from the config and deleted before the up pass, not after it: while the service is
@@ -139,7 +142,13 @@ fn removal_refused(key: Key, setup: &Setup) -> Option<Change> {
 impl Plan {
     /// The plan from the live rows of the config's graph, the resources the state records that
     /// the config no longer has, and the config last applied.
-    fn new(setup: &Setup, rows: &[ResourceRow], orphans: &[ResourceRow], applied: Option<&Applied>) -> Plan {
+    fn new(
+        setup: &Setup,
+        rows: &[ResourceRow],
+        orphans: &[ResourceRow],
+        applied: Option<&Applied>,
+        image: Option<String>,
+    ) -> Plan {
         let mut resources: Vec<PlanRow> = rows
             .iter()
             .map(|r| PlanRow {
@@ -190,7 +199,7 @@ impl Plan {
                     now: setup.source.path.clone(),
                 }
             });
-        Plan { resources, counts, rollout, refused, blocked, config_switch }
+        Plan { resources, counts, rollout, refused, blocked, config_switch, image }
     }
 
     fn count(&self, action: Action) -> usize {
@@ -212,6 +221,9 @@ impl Plan {
             }
         }
         text.table(&table);
+        if let Some(image) = &self.image {
+            text.line(format!("image: {image}"));
+        }
         if let Some(rollout) = &self.rollout {
             text.line(format!("rollout: {rollout}"));
         }
@@ -334,7 +346,7 @@ async fn dry_run(setup: &Setup) -> Result<PlanReport, CommandError> {
     let graph = resources::stack(&setup.config, false)?;
     let ctx = setup.read_only(state.clone());
     let (rows, orphans) = check(setup, &graph, &ctx, &state).await?;
-    let plan = Plan::new(setup, &rows, &orphans, state.applied.as_ref());
+    let plan = Plan::new(setup, &rows, &orphans, state.applied.as_ref(), image::wanted(&ctx).note());
     Ok(PlanReport { stack: setup.config.name.clone(), region: setup.region.clone(), dry_run: true, plan })
 }
 
@@ -350,7 +362,10 @@ async fn apply(setup: &Setup, args: &UpArgs, ctx: &Arc<Ctx>) -> Result<ExitCode,
     let (zones, checked) = tokio::join!(ctx.availability_zones(), check(setup, &graph, ctx, &state));
     zones?;
     let (rows, orphans) = checked?;
-    let plan = Plan::new(setup, &rows, &orphans, state.applied.as_ref());
+    let plan = Plan::new(setup, &rows, &orphans, state.applied.as_ref(), image::wanted(ctx).note());
+    if let Some(image) = &plan.image {
+        progress.note(&format!("image: {image}"));
+    }
     if !plan.blocked.is_empty() {
         return Err(CommandError::Refused(format!(
             "nothing was changed: {}. fargate-stack never overwrites or deletes what is not the stack's",
@@ -376,6 +391,13 @@ async fn apply(setup: &Setup, args: &UpArgs, ctx: &Arc<Ctx>) -> Result<ExitCode,
         switch.confirm(&setup.config.name)?;
     }
     let steps = if converged {
+        // A service that is ok runs the recorded revision with every target healthy: its rollout
+        // completed, even if no wait saw it (`--no-wait` runs). Remember it for `rollback`.
+        if rows.iter().any(|r| r.name == Key::Service && r.status == Health::Ok) {
+            if let Some(arn) = ctx.id(Key::TaskDefinition) {
+                cluster::note_completed(ctx, &arn).await?;
+            }
+        }
         let unchanged = |key| StepReport {
             key,
             result: StepResult::Done { outcome: Outcome::Unchanged },

@@ -14,7 +14,9 @@ use crate::error::{found, AwsContext, StackError};
 use crate::model::{after, Change, Diff, Edge, Key, Managed, Outcome, Record, Wait};
 use crate::progress::Line;
 use crate::resources::ec2::{filter, wait_enis_released};
+use crate::resources::image::{self, Source};
 use crate::resources::load_balancer::target_health;
+use crate::state::StateError;
 use crate::wait::{self, budget, Poll};
 
 pub const CONTAINER_NAME: &str = "app";
@@ -148,7 +150,7 @@ impl Shape {
         let by = Key::TaskDefinition;
         let table = ctx.need(Key::Table, by)?;
         Ok(Shape {
-            image: ctx.config.service.image.clone(),
+            image: image::wanted(ctx).image,
             cpu: ctx.config.service.cpu.to_string(),
             memory: ctx.config.service.memory.to_string(),
             port: ctx.config.service.container_port.to_string(),
@@ -256,6 +258,7 @@ impl Managed for TaskDefinition {
     fn record(&self, ctx: &Ctx, live: &Definition) -> Record {
         Record::id(live.task_definition_arn().unwrap_or_default())
             .with("family", live.family().map_or_else(|| family(ctx), str::to_string))
+            .with("image", Shape::of(live).image)
     }
 
     fn diff(&self, ctx: &Ctx, live: &Definition) -> Result<Vec<Change>, StackError> {
@@ -276,6 +279,22 @@ impl Managed for TaskDefinition {
     ) -> Result<Option<Definition>, StackError> {
         line.start("registering");
         Ok(Some(register(ctx).await?))
+    }
+
+    /// `up` applied the task definition: remember the config's image it applied, and forget a
+    /// deployed image the config's change replaced (see `resources::image`).
+    async fn ready(&self, ctx: &Ctx, _line: &Line, _live: &Definition) -> Result<(), StackError> {
+        let choice = image::wanted(ctx);
+        let deployed = match choice.source {
+            Source::Deploy => choice.deployed_image,
+            Source::Config => None,
+        };
+        ctx.set_attrs(
+            Key::TaskDefinition,
+            &[(image::CONFIG_IMAGE, Some(choice.config_image)), (image::DEPLOYED_IMAGE, deployed)],
+        )
+        .await?;
+        Ok(())
     }
 
     /// Deregister every active revision of the family, then delete them all.
@@ -394,6 +413,91 @@ async fn register(ctx: &Ctx) -> Result<Definition, StackError> {
     out.task_definition()
         .cloned()
         .ok_or_else(|| StackError::Failed { resource: family, message: "register returned nothing".into() })
+}
+
+/// The image of the app container of a task definition.
+pub fn image_of(def: &Definition) -> String {
+    Shape::of(def).image
+}
+
+/// A task definition revision, if ECS still has it (ACTIVE or INACTIVE).
+pub async fn definition(ctx: &Ctx, arn: &str) -> Result<Option<Definition>, StackError> {
+    Ok(describe_definition(ctx, arn).await?.map(|(def, _)| def))
+}
+
+/// Register a revision equal to `base` but for the app container's image: what `deploy` ships.
+pub async fn register_with_image(ctx: &Ctx, base: &Definition, image: &str) -> Result<Definition, StackError> {
+    let family = base.family().map_or_else(|| family(ctx), str::to_string);
+    let containers: Vec<ContainerDefinition> = base
+        .container_definitions()
+        .iter()
+        .map(|c| {
+            if c.name() == Some(CONTAINER_NAME) {
+                let mut c = c.clone();
+                c.image = Some(image.to_string());
+                c
+            } else {
+                c.clone()
+            }
+        })
+        .collect();
+    if !base.container_definitions().iter().any(|c| c.name() == Some(CONTAINER_NAME)) {
+        return Err(StackError::Failed {
+            resource: family,
+            message: format!("has no container named {CONTAINER_NAME:?} to give the image"),
+        });
+    }
+    let out = ctx
+        .aws
+        .ecs
+        .register_task_definition()
+        .family(&family)
+        .set_requires_compatibilities(Some(base.requires_compatibilities().to_vec()))
+        .set_network_mode(base.network_mode().cloned())
+        .set_cpu(base.cpu().map(str::to_string))
+        .set_memory(base.memory().map(str::to_string))
+        .set_execution_role_arn(base.execution_role_arn().map(str::to_string))
+        .set_task_role_arn(base.task_role_arn().map(str::to_string))
+        .set_container_definitions(Some(containers))
+        .set_volumes(Some(base.volumes().to_vec()))
+        .set_placement_constraints(Some(base.placement_constraints().to_vec()))
+        .set_runtime_platform(base.runtime_platform().cloned())
+        .set_ephemeral_storage(base.ephemeral_storage().cloned())
+        .set_tags(Some(ctx.sdk_tags(Key::TaskDefinition, &family)))
+        .send()
+        .await
+        .ctx("register task definition", &family)?;
+    out.task_definition()
+        .cloned()
+        .ok_or_else(|| StackError::Failed { resource: family, message: "register returned nothing".into() })
+}
+
+/// The task definition attribute listing, oldest first, the revisions whose rollout completed
+/// (space-separated ARNs): what `rollback` goes back to.
+pub const COMPLETED_REVISIONS: &str = "completed_revisions";
+
+/// How many completed revisions the state remembers.
+const HISTORY: usize = 20;
+
+pub fn completed_revisions(ctx: &Ctx) -> Vec<String> {
+    ctx.attr(Key::TaskDefinition, COMPLETED_REVISIONS)
+        .map(|v| v.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
+/// `history` with `arn` last (once), at most [`HISTORY`] long, as the attribute's value.
+pub fn with_completed(mut history: Vec<String>, arn: &str) -> String {
+    if history.last().map(String::as_str) != Some(arn) {
+        history.push(arn.to_string());
+    }
+    let skip = history.len().saturating_sub(HISTORY);
+    history[skip..].join(" ")
+}
+
+/// A rollout of `arn` completed: remember it for `rollback`.
+pub async fn note_completed(ctx: &Ctx, arn: &str) -> Result<(), StateError> {
+    let value = with_completed(completed_revisions(ctx), arn);
+    ctx.set_attr(Key::TaskDefinition, COMPLETED_REVISIONS, &value).await
 }
 
 // ---------------------------------------------------------------- service
@@ -698,8 +802,40 @@ fn desired_count_field(ctx: &Ctx) -> String {
 }
 
 /// `arn:...:task-definition/app-server:7` -> `app-server:7`.
-fn revision(arn: &str) -> &str {
+pub fn revision(arn: &str) -> &str {
     arn.rsplit_once('/').map_or(arn, |(_, r)| r)
+}
+
+/// One deployment of the service: PRIMARY is the newest; ACTIVE ones still run older tasks.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct DeploymentView {
+    pub id: String,
+    pub status: String,
+    /// `family:revision`.
+    pub task_definition: String,
+    #[serde(skip)]
+    pub task_definition_arn: String,
+    /// The app container's image (filled in by `status`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    pub desired: i32,
+    pub running: i32,
+    pub pending: i32,
+    pub failed: i32,
+    /// IN_PROGRESS, COMPLETED or FAILED.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollout_reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<String>,
+}
+
+/// A service event, as ECS words it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct EventView {
+    pub at: String,
+    pub message: String,
 }
 
 /// What the service is doing, for the rollout wait and `status`.
@@ -715,32 +851,217 @@ pub struct ServiceView {
     pub primary_task_definition: String,
     /// The task definition the service is set to run (what the last create/update asked for).
     pub task_definition: String,
-    pub deployments: usize,
+    /// PRIMARY first, then the ACTIVE ones still running older tasks.
+    pub deployments: Vec<DeploymentView>,
+    /// Newest first, as ECS returns them (at most 100).
+    pub events: Vec<EventView>,
 }
 
-pub async fn service_view(ctx: &Ctx) -> Result<Option<ServiceView>, StackError> {
-    Ok(describe_service(ctx).await?.filter(is_live).map(|s| {
-        let primary = s.deployments().iter().find(|d| d.status() == Some("PRIMARY"));
+/// RFC 3339 in UTC to the millisecond, as `logs` prints times.
+fn timestamp(t: Option<&aws_smithy_types::DateTime>) -> Option<String> {
+    let t = t?;
+    let utc = chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos())?;
+    Some(utc.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+}
+
+impl ServiceView {
+    fn of(s: &ServiceObject) -> ServiceView {
+        let mut deployments: Vec<DeploymentView> = s
+            .deployments()
+            .iter()
+            .map(|d| DeploymentView {
+                id: d.id().unwrap_or_default().to_string(),
+                status: d.status().unwrap_or_default().to_string(),
+                task_definition: revision(d.task_definition().unwrap_or_default()).to_string(),
+                task_definition_arn: d.task_definition().unwrap_or_default().to_string(),
+                image: None,
+                desired: d.desired_count(),
+                running: d.running_count(),
+                pending: d.pending_count(),
+                failed: d.failed_tasks(),
+                rollout: d.rollout_state().map(|r| r.as_str().to_string()),
+                rollout_reason: d.rollout_state_reason().map(str::to_string),
+                created_at: timestamp(d.created_at()),
+            })
+            .collect();
+        // PRIMARY first, then the others newest first.
+        deployments.sort_by(|a, b| {
+            (b.status == "PRIMARY").cmp(&(a.status == "PRIMARY")).then(b.created_at.cmp(&a.created_at))
+        });
+        let primary = deployments.iter().find(|d| d.status == "PRIMARY");
         ServiceView {
             status: s.status().unwrap_or_default().to_string(),
             desired: s.desired_count(),
             running: s.running_count(),
             pending: s.pending_count(),
-            rollout: primary.and_then(|d| d.rollout_state()).map(|r| r.as_str().to_string()),
-            rollout_reason: primary.and_then(|d| d.rollout_state_reason()).map(str::to_string),
+            rollout: primary.and_then(|d| d.rollout.clone()),
+            rollout_reason: primary.and_then(|d| d.rollout_reason.clone()),
             primary_task_definition: primary
-                .and_then(|d| d.task_definition())
-                .or(s.task_definition())
-                .unwrap_or_default()
-                .to_string(),
-            deployments: s.deployments().len(),
+                .map(|d| d.task_definition_arn.clone())
+                .filter(|t| !t.is_empty())
+                .or(s.task_definition().map(str::to_string))
+                .unwrap_or_default(),
             task_definition: s.task_definition().unwrap_or_default().to_string(),
+            events: s
+                .events()
+                .iter()
+                .map(|e| EventView {
+                    at: timestamp(e.created_at()).unwrap_or_default(),
+                    message: e.message().unwrap_or_default().to_string(),
+                })
+                .collect(),
+            deployments,
         }
-    }))
+    }
+
+    /// The newest `n` events, oldest first (they read as a story that ends now).
+    pub fn last_events(&self, n: usize) -> Vec<EventView> {
+        let mut events: Vec<EventView> = self.events.iter().take(n).cloned().collect();
+        events.reverse();
+        events
+    }
+}
+
+pub async fn service_view(ctx: &Ctx) -> Result<Option<ServiceView>, StackError> {
+    Ok(describe_service(ctx).await?.filter(is_live).map(|s| ServiceView::of(&s)))
+}
+
+/// Point the service at a task definition revision (`force`: start new tasks even if it is the
+/// one it runs, e.g. to pull a tag that moved).
+pub async fn roll_service(ctx: &Ctx, task_definition: &str, force: bool) -> Result<(), StackError> {
+    let cluster = ctx.need(Key::Cluster, Key::Service)?;
+    let name = service_name(ctx);
+    ctx.aws
+        .ecs
+        .update_service()
+        .cluster(&cluster)
+        .service(&name)
+        .task_definition(task_definition)
+        .force_new_deployment(force)
+        .send()
+        .await
+        .ctx("update service", &name)?;
+    Ok(())
+}
+
+/// The service's recently stopped tasks (ECS keeps them about an hour), newest first: why a task
+/// did not start or stopped (CannotPullContainerError, failed health checks...). Tasks the
+/// scheduler replaced in a deploy or a scale-in are routine and left out.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StoppedTask {
+    pub task_id: String,
+    pub task_definition: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stop_code: Option<String>,
+    pub reason: String,
+}
+
+pub async fn stopped_tasks(ctx: &Ctx, limit: usize) -> Result<Vec<StoppedTask>, StackError> {
+    let cluster = ctx.id(Key::Cluster).unwrap_or_else(|| cluster_name(ctx));
+    let name = service_name(ctx);
+    let listed = found(
+        ctx.aws
+            .ecs
+            .list_tasks()
+            .cluster(&cluster)
+            .service_name(&name)
+            .desired_status(aws_sdk_ecs::types::DesiredStatus::Stopped)
+            .max_results(100)
+            .send()
+            .await
+            .ctx("list the stopped tasks of", &name),
+    )?;
+    let arns: Vec<String> = listed.map(|l| l.task_arns().to_vec()).unwrap_or_default();
+    if arns.is_empty() {
+        return Ok(vec![]);
+    }
+    let mut tasks = vec![];
+    for chunk in arns.chunks(100) {
+        let out = ctx
+            .aws
+            .ecs
+            .describe_tasks()
+            .cluster(&cluster)
+            .set_tasks(Some(chunk.to_vec()))
+            .send()
+            .await
+            .ctx("describe the stopped tasks of", &name)?;
+        for t in out.tasks() {
+            // The task's reason, else its container's (CannotPullContainerError is often there).
+            let routine = t.stop_code() == Some(&aws_sdk_ecs::types::TaskStopCode::ServiceSchedulerInitiated)
+                && t.stopped_reason().is_some_and(|r| r.starts_with("Scaling activity initiated by"));
+            if routine {
+                continue;
+            }
+            let container_reason = t.containers().iter().find_map(|c| c.reason()).map(str::to_string);
+            let reason = match (t.stopped_reason(), container_reason) {
+                (Some(task), Some(container)) if !task.contains(&container) => format!("{task}: {container}"),
+                (Some(task), _) => task.to_string(),
+                (None, Some(container)) => container,
+                (None, None) => "no reason given".to_string(),
+            };
+            tasks.push(StoppedTask {
+                task_id: t.task_arn().and_then(|a| a.rsplit('/').next()).unwrap_or_default().to_string(),
+                task_definition: revision(t.task_definition_arn().unwrap_or_default()).to_string(),
+                stopped_at: timestamp(t.stopped_at().or(t.stopping_at())),
+                stop_code: t.stop_code().map(|c| c.as_str().to_string()),
+                reason,
+            });
+        }
+    }
+    tasks.sort_by(|a, b| b.stopped_at.cmp(&a.stopped_at));
+    tasks.truncate(limit);
+    Ok(tasks)
+}
+
+/// Wait until the service's rollout onto the recorded task definition completed, every task
+/// runs and every target is healthy; then remember the revision as completed (for `rollback`).
+/// A deployment the circuit breaker rolled back is a failure, even though the service is stable.
+pub async fn wait_rollout(ctx: &Ctx, line: &Line) -> Result<(), StackError> {
+    let by = Key::ServiceHealthy;
+    let name = service_name(ctx);
+    let wanted_definition = ctx.need(Key::TaskDefinition, by)?;
+    let target_group = ctx.need(Key::TargetGroup, by)?;
+    wait::until(line, &name, "run every task with healthy targets", budget::SERVICE, || async {
+        let Some(view) = service_view(ctx).await? else {
+            return Err(StackError::Failed { resource: name.clone(), message: "disappeared".into() });
+        };
+        if view.rollout.as_deref() == Some("FAILED") || view.primary_task_definition != wanted_definition {
+            let reason = view.rollout_reason.as_deref().unwrap_or("no reason given");
+            let message = if view.primary_task_definition != wanted_definition {
+                format!(
+                    "deployment of {} failed and was rolled back to {} by the circuit breaker: {reason}",
+                    revision(&wanted_definition),
+                    revision(&view.primary_task_definition)
+                )
+            } else {
+                format!("deployment of {} failed: {reason}", revision(&wanted_definition))
+            };
+            return Err(StackError::Failed { resource: name.clone(), message });
+        }
+        let (healthy, _) = target_health(ctx, &target_group).await?;
+        let desired = view.desired.max(0) as u32;
+        let completed = view.rollout.as_deref().is_none_or(|r| r == "COMPLETED") && view.deployments.len() <= 1;
+        if completed && view.running >= view.desired && healthy >= desired {
+            return Ok(Poll::Ready(()));
+        }
+        Ok(Poll::Pending(format!(
+            "running {}/{}, healthy {}/{}, rollout {}",
+            view.running,
+            view.desired,
+            healthy,
+            desired,
+            view.rollout.as_deref().unwrap_or("unknown").to_lowercase()
+        )))
+    })
+    .await?;
+    note_completed(ctx, &wanted_definition).await?;
+    Ok(())
 }
 
 /// Wait until the primary deployment completed, every task runs and every target is healthy.
-/// A deployment the circuit breaker rolled back is a failure, even though the service is stable.
 pub struct HealthyWait;
 
 #[async_trait]
@@ -754,38 +1075,7 @@ impl Wait for HealthyWait {
     }
 
     async fn wait(&self, ctx: &Ctx, line: &Line) -> Result<(), StackError> {
-        let name = service_name(ctx);
-        let wanted_definition = ctx.need(Key::TaskDefinition, self.key())?;
-        let target_group = ctx.need(Key::TargetGroup, self.key())?;
-        wait::until(line, &name, "run every task with healthy targets", budget::SERVICE, || async {
-            let Some(view) = service_view(ctx).await? else {
-                return Err(StackError::Failed { resource: name.clone(), message: "disappeared".into() });
-            };
-            if view.rollout.as_deref() == Some("FAILED") || view.primary_task_definition != wanted_definition {
-                return Err(StackError::Failed {
-                    resource: name.clone(),
-                    message: format!(
-                        "deployment failed and was rolled back by the circuit breaker: {}",
-                        view.rollout_reason.as_deref().unwrap_or("no reason given")
-                    ),
-                });
-            }
-            let (healthy, _) = target_health(ctx, &target_group).await?;
-            let desired = view.desired.max(0) as u32;
-            let completed = view.rollout.as_deref().is_none_or(|r| r == "COMPLETED") && view.deployments <= 1;
-            if completed && view.running >= view.desired && healthy >= desired {
-                return Ok(Poll::Ready(()));
-            }
-            Ok(Poll::Pending(format!(
-                "running {}/{}, healthy {}/{}, rollout {}",
-                view.running,
-                view.desired,
-                healthy,
-                desired,
-                view.rollout.as_deref().unwrap_or("unknown").to_lowercase()
-            )))
-        })
-        .await
+        wait_rollout(ctx, line).await
     }
 }
 

@@ -123,7 +123,8 @@ fn wanted_policy(ctx: &Ctx, role: Role) -> Result<(Value, String), StackError> {
     };
     let account = partition_and_account(&source_arn).map(|(_, a)| a).unwrap_or_default();
     let policy = match role {
-        Role::Execution => execution_policy(&ctx.config.service.image, &source_arn),
+        // The image the stack runs: a `deploy` may have shipped one from another ECR repository.
+        Role::Execution => execution_policy(&crate::resources::image::wanted(ctx).image, &source_arn),
         Role::Task => task_policy(&source_arn),
     };
     Ok((policy, account))

@@ -9,6 +9,7 @@ pub mod cluster;
 pub mod dns;
 pub mod ec2;
 pub mod iam;
+pub mod image;
 pub mod load_balancer;
 pub mod logs;
 pub mod network;

@@ -66,6 +66,9 @@ DEFAULTS: dict = {
     "upstream_timeout_s": 60.0,
     "latency_ms": 0.0,
     "failing_image_marker": "fails-health-checks",
+    "unpullable_image_marker": "no-such-tag",
+    "circuit_breaker_min_failed_tasks": 3,
+    "container_logs": True,
     "acm_record_delay_s": 5.0,
     "acm_validation_s": 120.0,
     "acm_validation_timeout_s": 259200.0,
@@ -586,6 +589,7 @@ class Realism:
             self.route_changes: dict = {}
             self.assoc_changes: dict = {}
             self.task_seq = 0
+            self.event_seq = 0
             # ACM and listeners
             self.certs: dict = {}
             self.cert_tokens: dict = {}
@@ -1348,6 +1352,7 @@ class Realism:
             "initial": ("Elb.RegistrationInProgress", "Target registration is in progress"),
             "draining": ("Target.DeregistrationInProgress", "Target deregistration is in progress"),
             "unused": ("Target.NotInUse", "Target group is not configured to receive traffic from the load balancer"),
+            "unhealthy": ("Target.ResponseCodeMismatch", "Health checks failed with these codes: [502]"),
         }
         for task, lbspec, state in entries:
             if only and task["ip"] not in only:
@@ -1433,45 +1438,83 @@ class Realism:
             self.ip_next[sid] = n + 1
             ip, az = str(net.network_address + n), info["az"]
         return {"id": uuid.uuid4().hex, "subnet": sid, "ip": ip, "az": az, "requested": now,
-                "run_at": None, "stop_at": None, "gone_at": None}
+                "run_at": None, "stop_at": None, "gone_at": None, "fail_at": None,
+                "taskdef": rec["taskdef"], "deployment": rec["dep_id"],
+                "stop_reason": None, "stop_code": None, "noted": set()}
 
-    def stop_task(self, ctx: Ctx, rec: dict, task: dict, now: float):
+    def start_tasks(self, ctx: Ctx, rec: dict, count: int, at: float) -> list:
+        tasks = [self.new_task(ctx, rec, at) for _ in range(count)]
+        rec["tasks"].extend(tasks)
+        if tasks:
+            ids = " ".join(f"(task {t['id']})" for t in tasks)
+            self.event(rec, at, f"(service {rec['name']}) has started {len(tasks)} tasks: {ids}.")
+        return tasks
+
+    def stop_task(self, ctx: Ctx, rec: dict, task: dict, now: float, reason: str | None = None,
+                  code: str = "ServiceSchedulerInitiated"):
+        was_running = self.task_running(task, now)
         task["stop_at"] = now
-        if self.task_running(task, now) and rec["tgs"]:
+        task["stop_reason"] = reason or f"Scaling activity initiated by (deployment {rec['dep_id']})"
+        task["stop_code"] = code
+        if was_running and rec["tgs"]:
             task["gone_at"] = now + max(self.dereg_delay(ctx, t["arn"]) for t in rec["tgs"])
         else:
             task["gone_at"] = now
             if task["run_at"] is not None and task["run_at"] > now:
                 task["run_at"] = None
+        return was_running
+
+    def stop_tasks(self, ctx: Ctx, rec: dict, tasks: list, now: float, reason: str | None = None):
+        """Stop these tasks; ECS tells of the running ones in one event."""
+        stopped = [t for t in tasks if t["stop_at"] is None and self.stop_task(ctx, rec, t, now, reason)]
+        if stopped:
+            ids = " ".join(f"(task {t['id']})" for t in stopped)
+            self.event(rec, now, f"(service {rec['name']}) has stopped {len(stopped)} running tasks: {ids}.")
+
+    def event(self, rec: dict, at: float, message: str):
+        """A service event, as DescribeServices shows them (newest first, at most 100)."""
+        self.event_seq += 1
+        rec["events"].append({"id": str(uuid.uuid4()), "createdAt": at, "message": message, "seq": self.event_seq})
+
+    def new_deployment(self, rec: dict, now: float, taskdef: str):
+        """A new deployment becomes PRIMARY; the old one stays ACTIVE while its tasks drain."""
+        rec["old_deps"].append({"id": rec["dep_id"], "taskdef": rec["taskdef"], "created": rec["dep_created"]})
+        rec["dep_id"] = f"ecs-svc/{random.randrange(10 ** 18, 10 ** 19)}"
+        rec["dep_created"] = now
+        rec["dep_failed"] = 0
+        rec["taskdef"] = taskdef
+        rec["completed_at"] = None
+        rec["deploy_started"] = now
 
     def assign_run(self, ctx: Ctx, rec: dict):
         for task in rec["tasks"]:
-            if task["run_at"] is None and task["stop_at"] is None and task["subnet"]:
+            if task["run_at"] is None and task["fail_at"] is None and task["stop_at"] is None and task["subnet"]:
                 try:
                     ready = self.subnet_ready_at(ctx, task["subnet"], rec["public_ip"])
                 except UpstreamError:
                     ready = None
                 if ready is not None:
-                    task["run_at"] = max(task["requested"], ready) + self.d("task_start_s")
+                    at = max(task["requested"], ready) + self.d("task_start_s")
+                    if self.image_unpullable(ctx, task["taskdef"]):
+                        task["fail_at"] = at
+                    else:
+                        task["run_at"] = at
 
     def reconcile(self, ctx: Ctx, rec: dict, now: float):
         self.assign_run(ctx, rec)
         live = [t for t in rec["tasks"] if t["stop_at"] is None]
-        while len(live) < rec["desired"]:
-            task = self.new_task(ctx, rec, now)
-            rec["tasks"].append(task)
-            live.append(task)
+        if len(live) < rec["desired"]:
+            live += self.start_tasks(ctx, rec, rec["desired"] - len(live), now)
         extra = len(live) - rec["desired"]
         if extra > 0:
             order = sorted(live, key=lambda t: (self.task_running(t, now), -t["requested"]))
-            for task in order[:extra]:
-                self.stop_task(ctx, rec, task, now)
-        # forget tasks long gone
+            self.stop_tasks(ctx, rec, order[:extra], now)
+        self.assign_run(ctx, rec)
+        # forget tasks long gone (ECS shows stopped tasks for about an hour)
         rec["tasks"] = [t for t in rec["tasks"] if t["gone_at"] is None or t["gone_at"] > now - 3600]
 
-    def image_fails(self, ctx: Ctx, taskdef: str | None) -> bool:
-        """Tasks of an image whose name has the marker start but never pass a health check."""
-        marker = self.cfg.get("failing_image_marker")
+    def image_has(self, ctx: Ctx, taskdef: str | None, marker_key: str) -> bool:
+        marker = self.cfg.get(marker_key)
         if not marker or not taskdef:
             return False
         try:
@@ -1479,6 +1522,52 @@ class Realism:
         except UpstreamError:
             return False
         return any(marker in (c.get("image") or "") for c in td.get("containerDefinitions") or [])
+
+    def image_fails(self, ctx: Ctx, taskdef: str | None) -> bool:
+        """Tasks of an image whose name has the marker start but never pass a health check."""
+        return self.image_has(ctx, taskdef, "failing_image_marker")
+
+    def image_unpullable(self, ctx: Ctx, taskdef: str | None) -> bool:
+        """Tasks of an image whose name has this marker never start: the pull finds no such image."""
+        return self.image_has(ctx, taskdef, "unpullable_image_marker")
+
+    @staticmethod
+    def image_ref(td: dict) -> str:
+        image = next((c.get("image") or "" for c in td.get("containerDefinitions") or []), "")
+        first = image.split("/", 1)[0]
+        if "/" not in image:
+            return f"docker.io/library/{image}"
+        if "." not in first and ":" not in first and first != "localhost":
+            return f"docker.io/{image}"
+        return image
+
+    def fail_tasks(self, ctx: Ctx, rec: dict, now: float):
+        """Tasks whose image cannot be pulled stop when the pull gives up; ECS starts others, and the
+        circuit breaker trips once enough of the deployment's tasks failed."""
+        for _ in range(1000):
+            due = sorted((t for t in rec["tasks"] if t["fail_at"] is not None and t["stop_at"] is None
+                          and t["fail_at"] <= now), key=lambda t: t["fail_at"])
+            if not due:
+                return
+            for task in due:
+                at = task["fail_at"]
+                try:
+                    ref = self.image_ref(self.resolve_taskdef(ctx, task["taskdef"]))
+                except UpstreamError:
+                    ref = "the image"
+                self.stop_task(ctx, rec, task, at, code="TaskFailedToStart",
+                               reason=(f"CannotPullContainerError: pull image manifest has been retried 7 time(s): "
+                                       f"failed to resolve ref {ref}: {ref}: not found"))
+                if task["deployment"] != rec["dep_id"]:
+                    continue
+                rec["dep_failed"] += 1
+                threshold = max(int(self.cfg["circuit_breaker_min_failed_tasks"]), (rec["desired"] + 1) // 2)
+                if rec["dep_failed"] >= threshold and rec["completed_at"] is None and not rec.get("rollout_failed"):
+                    self.trip(ctx, rec, at, "tasks failed to start")
+                    break
+                if self.svc_status(rec, at) == "ACTIVE":
+                    self.start_tasks(ctx, rec, 1, at)
+            self.assign_run(ctx, rec)
 
     def circuit_breaker(self, ctx: Ctx, rec: dict, now: float):
         """The deployment circuit breaker: a deployment whose tasks keep failing health checks is
@@ -1489,28 +1578,54 @@ class Realism:
         tg = rec["tgs"][0]["arn"] if rec["tgs"] else None
         info = self.tg_info(ctx, tg) if tg else None
         checks = (info["interval"] * info["threshold"] if info else 30) * float(self.cfg["time_scale"])
-        if now < rec["deploy_started"] + self.d("task_start_s") + 2 * checks:
+        at = rec["deploy_started"] + self.d("task_start_s") + 2 * checks
+        if now < at:
             return
-        failed = rec["taskdef"]
+        # It happened then, whenever it is seen.
+        self.trip(ctx, rec, at, "tasks failed ELB health checks")
+
+    def trip(self, ctx: Ctx, rec: dict, now: float, why: str):
+        failed, failed_dep = rec["taskdef"], rec["dep_id"]
+        self.event(rec, now, f"(service {rec['name']}) (deployment {failed_dep}) deployment failed: {why}.")
         if not rec["previous_taskdef"]:  # nothing to roll back to: the deployment just fails
             rec["rollout_failed"] = True
-            rec["rollback_reason"] = f"tasks of {failed} failed ELB health checks; deployment failed"
+            rec["rollback_reason"] = f"{why} ({failed}); deployment failed"
             return
-        rec["rollback_reason"] = (f"tasks failed ELB health checks; the deployment circuit breaker rolled back from "
+        rec["rollback_reason"] = (f"{why}; the deployment circuit breaker rolled back from "
                                   f"{failed} to {rec['previous_taskdef']}")
-        for task in rec["tasks"]:
-            if task["stop_at"] is None:
-                self.stop_task(ctx, rec, task, now)
-        if rec["previous_taskdef"]:
-            rec["taskdef"] = rec["previous_taskdef"]
+        tg = rec["tgs"][0]["arn"] if rec["tgs"] else None
+        reason = f"Task failed ELB health checks in (target-group {tg})" if "health" in why and tg else None
+        self.stop_tasks(ctx, rec, [t for t in rec["tasks"] if t["stop_at"] is None], now, reason)
+        self.new_deployment(rec, now, rec["previous_taskdef"])
         rec["previous_taskdef"] = None
-        rec["deploy_started"] = now
+        self.event(rec, now, f"(service {rec['name']}) rolling back to deployment {rec['dep_id']}.")
         self.reconcile(ctx, rec, now)
+
+    def notice(self, ctx: Ctx, rec: dict, now: float):
+        """The events ECS writes as time passes: targets registered, targets unhealthy, steady state."""
+        tg = rec["tgs"][0] if rec["tgs"] else None
+        for task in rec["tasks"]:
+            if task["run_at"] is None or task["run_at"] > now:
+                continue
+            if tg and "registered" not in task["noted"] and (task["stop_at"] is None or task["stop_at"] > task["run_at"]):
+                task["noted"].add("registered")
+                self.event(rec, task["run_at"], f"(service {rec['name']}) registered 1 targets in (target-group {tg['arn']})")
+            if tg and "unhealthy" not in task["noted"] and self.image_fails(ctx, task["taskdef"]):
+                info = self.tg_info(ctx, tg["arn"])
+                at = task["run_at"] + 2 * (info["interval"] if info else 30) * float(self.cfg["time_scale"])
+                if at <= now and (task["stop_at"] is None or task["stop_at"] > at):
+                    task["noted"].add("unhealthy")
+                    self.event(rec, at, f"(service {rec['name']}) (task {task['id']}) (port {tg['port']}) is unhealthy in "
+                                        f"(target-group {tg['arn']}) due to (reason Health checks failed with these codes: [502]).")
+        if rec["completed_at"] is not None and rec.get("noted_complete") != rec["dep_id"]:
+            rec["noted_complete"] = rec["dep_id"]
+            self.event(rec, rec["completed_at"], f"(service {rec['name']}) deployment {rec['dep_id']} deployment completed.")
+            self.event(rec, rec["completed_at"], f"(service {rec['name']}) has reached a steady state.")
 
     def healthy_at(self, ctx: Ctx, rec: dict, task: dict):
         if task["run_at"] is None:
             return None
-        if self.image_fails(ctx, rec["taskdef"]):
+        if self.image_fails(ctx, task["taskdef"]):
             return None
         at = task["run_at"]
         for spec in rec["tgs"]:
@@ -1535,10 +1650,14 @@ class Realism:
         if info is not None and not info["lbs"]:
             return "unused"
         h = self.healthy_at(ctx, rec, task)
+        if h is None and info is not None and self.image_fails(ctx, task["taskdef"]):
+            return "unhealthy" if now >= task["run_at"] + 2 * info["interval"] * float(self.cfg["time_scale"]) else "initial"
         return "healthy" if h is not None and h <= now else "initial"
 
     def svc_view(self, ctx: Ctx, rec: dict) -> dict:
         now = ctx.now
+        self.assign_run(ctx, rec)
+        self.fail_tasks(ctx, rec, now)
         self.circuit_breaker(ctx, rec, now)
         self.assign_run(ctx, rec)
         status = self.svc_status(rec, now)
@@ -1555,6 +1674,7 @@ class Realism:
                     break
             if steady:
                 rec["completed_at"] = now
+        self.notice(ctx, rec, now)
         rollout = "COMPLETED" if rec["completed_at"] is not None else "IN_PROGRESS"
         if rec.get("rollout_failed"):
             rollout = "FAILED"
@@ -1573,20 +1693,114 @@ class Realism:
             svc["desiredCount"] = 0
         # moto keeps the first deployment forever; the PRIMARY one runs the current task definition.
         svc["taskDefinition"] = rec["taskdef"]
+        primary = None
         for dep in svc.get("deployments") or []:
             if dep.get("status") != "PRIMARY":
                 continue
+            primary = dep
+            dep["id"] = rec["dep_id"]
+            dep["createdAt"] = rec["dep_created"]
             dep["taskDefinition"] = rec["taskdef"]
             dep["desiredCount"] = rec["desired"] if view["status"] == "ACTIVE" else 0
             dep["runningCount"] = view["live_running"]
             dep["pendingCount"] = view["pending"]
-            dep["failedTasks"] = 0
+            dep["failedTasks"] = rec["dep_failed"]
             dep["rolloutState"] = view["rollout"]
             word = "completed" if view["rollout"] == "COMPLETED" else "in progress"
-            dep["rolloutStateReason"] = f"ECS deployment {dep.get('id', '')} {word}."
+            dep["rolloutStateReason"] = f"ECS deployment {rec['dep_id']} {word}."
             if rec.get("rollback_reason"):
                 dep["rolloutStateReason"] = rec["rollback_reason"]
+        # Older deployments stay ACTIVE while their tasks still run (draining).
+        now = ctx.now
+        rec["old_deps"] = [d for d in rec["old_deps"]
+                           if any(t["deployment"] == d["id"] and self.task_running(t, now) for t in rec["tasks"])]
+        if primary is not None:
+            svc["deployments"] = [primary] + [
+                {"id": d["id"], "status": "ACTIVE", "taskDefinition": d["taskdef"], "desiredCount": 0, "pendingCount": 0,
+                 "runningCount": sum(1 for t in rec["tasks"] if t["deployment"] == d["id"] and self.task_running(t, now)),
+                 "failedTasks": 0, "createdAt": d["created"], "updatedAt": now, "launchType": primary.get("launchType"),
+                 "rolloutState": "COMPLETED", "rolloutStateReason": f"ECS deployment {d['id']} completed."}
+                for d in reversed(rec["old_deps"])]
+        events = sorted(rec["events"], key=lambda e: (e["createdAt"], e["seq"]), reverse=True)[:100]
+        svc["events"] = [{"id": e["id"], "createdAt": e["createdAt"], "message": e["message"]} for e in events]
         return True
+
+    def task_doc(self, ctx: Ctx, rec: dict, task: dict) -> dict:
+        """A task as DescribeTasks shows it."""
+        now = ctx.now
+        arn_prefix = rec["arn"].split(":service/")[0]
+        cluster = self.cluster_name(rec["cluster"])
+        if task["stop_at"] is not None and (task["gone_at"] is None or task["gone_at"] <= now):
+            last = "STOPPED"
+        elif task["stop_at"] is not None:
+            last = "DEPROVISIONING"
+        elif self.task_running(task, now):
+            last = "RUNNING"
+        else:
+            last = "PENDING"
+        try:
+            td = self.resolve_taskdef(ctx, task["taskdef"])
+        except UpstreamError:
+            td = {}
+        container = next(iter(td.get("containerDefinitions") or []), {})
+        doc = {
+            "taskArn": f"{arn_prefix}:task/{cluster}/{task['id']}",
+            "clusterArn": f"{arn_prefix}:cluster/{cluster}",
+            "taskDefinitionArn": task["taskdef"],
+            "group": f"service:{rec['name']}",
+            "startedBy": task["deployment"],
+            "launchType": "FARGATE",
+            "lastStatus": last,
+            "desiredStatus": "STOPPED" if task["stop_at"] is not None else "RUNNING",
+            "availabilityZone": task["az"] or "",
+            "createdAt": task["requested"],
+            "containers": [{"name": container.get("name", "app"), "image": container.get("image", ""),
+                            "lastStatus": last if last != "DEPROVISIONING" else "RUNNING",
+                            "networkInterfaces": [{"privateIpv4Address": task["ip"]}]}],
+        }
+        if task["run_at"] is not None and task["run_at"] <= now:
+            doc["startedAt"] = task["run_at"]
+        if task["stop_at"] is not None:
+            doc["stoppingAt"] = task["stop_at"]
+            doc["stopCode"] = task["stop_code"]
+            doc["stoppedReason"] = task["stop_reason"]
+            if task["stop_code"] == "TaskFailedToStart":
+                doc["containers"][0]["reason"] = task["stop_reason"]
+            if last == "STOPPED":
+                doc["stoppedAt"] = task["gone_at"]
+        return doc
+
+    def pre_ecs_ListTasks(self, ctx: Ctx):
+        """The overlay's tasks of a service (moto has none): RUNNING by default, or STOPPED."""
+        name = ctx.json.get("serviceName")
+        rec = self.find_service(ctx.json.get("cluster"), name) if name else None
+        if rec is None:
+            return None
+        self.svc_view(ctx, rec)
+        stopped = ctx.json.get("desiredStatus") == "STOPPED"
+        tasks = [t for t in rec["tasks"] if (t["stop_at"] is not None) == stopped]
+        arns = [self.task_doc(ctx, rec, t)["taskArn"] for t in sorted(tasks, key=lambda t: t["requested"], reverse=True)]
+        body = json.dumps({"taskArns": arns[: int(ctx.json.get("maxResults") or 100)]}).encode()
+        return Response(200, [("Content-Type", "application/x-amz-json-1.1"), ("x-amzn-RequestId", str(uuid.uuid4()))],
+                        body, injected=True)
+
+    def pre_ecs_DescribeTasks(self, ctx: Ctx):
+        wanted = [t.split("/")[-1] for t in ctx.json.get("tasks") or []]
+        found, failures = [], []
+        for tid in wanted:
+            for rec in self.services.values():
+                task = next((t for t in rec["tasks"] if t["id"] == tid), None)
+                if task is not None:
+                    self.svc_view(ctx, rec)
+                    found.append(self.task_doc(ctx, rec, task))
+                    break
+            else:
+                failures.append({"arn": tid, "reason": "MISSING"})
+        if not found:
+            return None
+        body = json.dumps({"tasks": found, "failures": failures}).encode()
+        return Response(200, [("Content-Type", "application/x-amz-json-1.1"), ("x-amzn-RequestId", str(uuid.uuid4()))],
+                        body, injected=True)
 
     def resolve_taskdef(self, ctx: Ctx, name: str):
         if name in self.taskdefs:
@@ -1717,6 +1931,9 @@ class Realism:
             "fingerprint": json.dumps({k: v for k, v in req.items() if k != "clientToken"}, sort_keys=True),
             "tasks": [], "rr": 0, "completed_at": None, "vpc": None,
             "deploy_started": ctx.now, "previous_taskdef": None, "rollback_reason": None,
+            "dep_id": next((d.get("id") for d in svc.get("deployments") or [] if d.get("id")),
+                           f"ecs-svc/{random.randrange(10 ** 18, 10 ** 19)}"),
+            "dep_created": ctx.now, "dep_failed": 0, "old_deps": [], "events": [],
         }
         if rec["subnets"]:
             try:
@@ -1745,13 +1962,9 @@ class Realism:
         self.svc_view(ctx, rec)  # settles the current deployment's rollout state first
         new_td = req.get("taskDefinition")
         if (new_td and svc.get("taskDefinition") != rec["taskdef"]) or req.get("forceNewDeployment"):
-            for task in rec["tasks"]:
-                if task["stop_at"] is None:
-                    self.stop_task(ctx, rec, task, ctx.now)
             rec["previous_taskdef"] = rec["taskdef"] if rec["completed_at"] is not None else rec["previous_taskdef"]
-            rec["taskdef"] = svc.get("taskDefinition")
-            rec["completed_at"] = None
-            rec["deploy_started"] = ctx.now
+            self.new_deployment(rec, ctx.now, svc.get("taskDefinition"))
+            self.stop_tasks(ctx, rec, [t for t in rec["tasks"] if t["stop_at"] is None], ctx.now)
             rec["rollback_reason"] = None
             rec["rollout_failed"] = False
         if "desiredCount" in req:
@@ -1773,9 +1986,7 @@ class Realism:
             return
         now = ctx.now
         rec["desired"] = 0
-        for task in rec["tasks"]:
-            if task["stop_at"] is None:
-                self.stop_task(ctx, rec, task, now)
+        self.stop_tasks(ctx, rec, [t for t in rec["tasks"] if t["stop_at"] is None], now)
         dereg = max([self.dereg_delay(ctx, t["arn"]) for t in rec["tgs"]] or [0.0])
         rec["deleted_at"] = now
         rec["drain_end"] = max([now + dereg] + [t["gone_at"] for t in rec["tasks"] if t["gone_at"] is not None])
@@ -1949,6 +2160,89 @@ class Realism:
             raise Reject("InvalidParameterException",
                          f"1 validation error detected: Value '{days}' at 'retentionInDays' failed to satisfy "
                          f"constraint: Member must satisfy enum value set: [{', '.join(map(str, RETENTION_DAYS))}]")
+        return None
+
+    # ---- what the containers write (awslogs driver) -------------------------------------------
+
+    def container_lines(self, ctx: Ctx, rec: dict, task: dict) -> list:
+        """The log lines an nginx-like container writes, as (time, message): start-up, the load
+        balancer's first health checks (the ones that make a target healthy, or unhealthy for a
+        failing image), and the shutdown."""
+        if task["run_at"] is None:
+            return []
+        stamp = lambda t: time.strftime("%Y/%m/%d %H:%M:%S", time.gmtime(t))  # noqa: E731
+        clf = lambda t: time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(t))  # noqa: E731
+        t0 = task["run_at"]
+        lines = [
+            (t0, "/docker-entrypoint.sh: /docker-entrypoint.d/ is not empty, will attempt to perform configuration"),
+            (t0, "/docker-entrypoint.sh: Looking for shell scripts in /docker-entrypoint.d/"),
+            (t0, "/docker-entrypoint.sh: Configuration complete; ready for start up"),
+            (t0, f"{stamp(t0)} [notice] 1#1: using the \"epoll\" event method"),
+            (t0, f"{stamp(t0)} [notice] 1#1: start worker processes"),
+        ]
+        tg = rec["tgs"][0] if rec["tgs"] else None
+        info = self.tg_info(ctx, tg["arn"]) if tg else None
+        if info is not None and info["lbs"]:
+            fails = self.image_fails(ctx, task["taskdef"])
+            interval = info["interval"] * float(self.cfg["time_scale"])
+            start = max(t0, max(self.lb_active_at(lb) for lb in info["lbs"]))
+            status = 502 if fails else 200
+            for k in range(1, (2 if fails else info["threshold"]) + 1):
+                at = start + k * interval
+                lines.append((at, f'10.0.0.{(self.task_seq % 200) + 20} - - [{clf(at)}] "GET / HTTP/1.1" {status} '
+                                  f'{157 if fails else 615} "-" "ELB-HealthChecker/2.0" "-"'))
+        if task["stop_at"] is not None and task["stop_at"] >= t0:
+            t1 = task["stop_at"]
+            lines.append((t1, f"{stamp(t1)} [notice] 1#1: signal 3 (SIGQUIT) received, shutting down"))
+            lines.append((t1, f"{stamp(t1)} [notice] 29#29: gracefully shutting down"))
+        end = task["stop_at"] if task["stop_at"] is not None else float("inf")
+        return [(t, m) for t, m in lines if t <= ctx.now and (t <= end or "shutting down" in m)]
+
+    def write_container_logs(self, ctx: Ctx):
+        """Before a read of CloudWatch Logs: put what the overlay's running tasks have written by now
+        in their awslogs streams `<prefix>/<container>/<task-id>`, as the awslogs driver would."""
+        if not self.cfg.get("container_logs"):
+            return
+        for rec in self.services.values():
+            self.svc_view(ctx, rec)
+            for task in rec["tasks"]:
+                lines = self.container_lines(ctx, rec, task)
+                done = task.setdefault("logged", 0)
+                if len(lines) <= done:
+                    continue
+                try:
+                    td = self.resolve_taskdef(ctx, task["taskdef"])
+                    container = next(iter(td.get("containerDefinitions") or []), {})
+                    opts = (container.get("logConfiguration") or {}).get("options") or {}
+                    group, prefix = opts.get("awslogs-group"), opts.get("awslogs-stream-prefix")
+                    if not group or not prefix:
+                        task["logged"] = len(lines)
+                        continue
+                    stream = f"{prefix}/{container.get('name', 'app')}/{task['id']}"
+                    if not task.get("stream"):
+                        try:
+                            self.call_json(ctx, "logs", "CreateLogStream", {"logGroupName": group, "logStreamName": stream})
+                        except UpstreamError as e:
+                            if e.code != "ResourceAlreadyExistsException":
+                                raise
+                        task["stream"] = stream
+                    events = [{"timestamp": int(t * 1000), "message": m} for t, m in lines[done:]]
+                    self.call_json(ctx, "logs", "PutLogEvents",
+                                   {"logGroupName": group, "logStreamName": stream, "logEvents": events})
+                    task["logged"] = len(lines)
+                except UpstreamError:
+                    pass  # the group is gone (or not there yet): nothing to write to
+
+    def pre_logs_FilterLogEvents(self, ctx: Ctx):
+        self.write_container_logs(ctx)
+        # AWS interleaves the streams by time whatever `interleaved` says (ignored since 2019); moto
+        # only when asked, else it returns one stream after the other.
+        if not ctx.json.get("interleaved"):
+            ctx.set_json_body(dict(ctx.json, interleaved=True))
+        return None
+
+    def pre_logs_GetLogEvents(self, ctx: Ctx):
+        self.write_container_logs(ctx)
         return None
 
 

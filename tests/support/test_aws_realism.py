@@ -620,6 +620,121 @@ class EcsServiceTests(unittest.TestCase):
         self.assertGreaterEqual(time.time() - app.roles_created, CONFIG["iam_propagation_s"] * SCALE - TOL)
 
 
+class EcsOperateTests(unittest.TestCase):
+    """What an operator sees: deployments, service events, stopped tasks, and the containers' logs."""
+
+    def image_revision(self, app, image, group=None):
+        td = C["ecs"].describe_task_definition(taskDefinition=app.td)["taskDefinition"]
+        container = dict(td["containerDefinitions"][0], image=image)
+        if group:
+            container["logConfiguration"] = {"logDriver": "awslogs", "options": {
+                "awslogs-group": group, "awslogs-region": "us-east-1", "awslogs-stream-prefix": "w"}}
+        return C["ecs"].register_task_definition(
+            family=td["family"], requiresCompatibilities=["FARGATE"], networkMode="awsvpc", cpu="256", memory="512",
+            executionRoleArn=td["executionRoleArn"], containerDefinitions=[container])["taskDefinition"]["taskDefinitionArn"]
+
+    def messages(self, app, svc):
+        return [e["message"] for e in describe_service(C, app.cluster, svc)["events"]]
+
+    def test_18_deployments_events_and_a_pull_that_fails(self):
+        ecs = C["ecs"]
+        net = Net(C, dereg=60)
+        app = Ecs(C)
+        svc = name("svc")
+        ecs.create_service(**app.service_args(net, svc, desired=2))
+        wait_for(lambda: describe_service(C, app.cluster, svc)["deployments"][0]["rolloutState"] == "COMPLETED")
+        events = self.messages(app, svc)
+        self.assertEqual(events[0], f"(service {svc}) has reached a steady state.")  # newest first
+        self.assertTrue(events[-1].startswith(f"(service {svc}) has started 2 tasks: (task "), events)
+        self.assertEqual(sum("registered 1 targets in (target-group" in e for e in events), 2, events)
+        first = describe_service(C, app.cluster, svc)["deployments"][0]["id"]
+
+        # An image that does not exist: tasks stop with CannotPullContainerError, others are started,
+        # and the circuit breaker rolls back to the completed revision.
+        bad = self.image_revision(app, "nginx:no-such-tag")
+        t0 = time.time()
+        ecs.update_service(cluster=app.cluster, service=svc, taskDefinition=bad)
+        s = describe_service(C, app.cluster, svc)
+        self.assertEqual([d["status"] for d in s["deployments"]], ["PRIMARY", "ACTIVE"])
+        self.assertEqual((s["deployments"][1]["id"], s["deployments"][1]["taskDefinition"]), (first, app.td))
+        self.assertEqual(s["deployments"][1]["runningCount"], 2)  # the old tasks drain
+        self.assertNotEqual(s["deployments"][0]["id"], first)
+        stopped = wait_for(lambda: [t for t in ecs.describe_tasks(cluster=app.cluster, tasks=ecs.list_tasks(
+            cluster=app.cluster, serviceName=svc, desiredStatus="STOPPED")["taskArns"] or ["none"])["tasks"]
+            if t["stopCode"] == "TaskFailedToStart"])
+        self.assertGreaterEqual(time.time() - t0, 30 * SCALE - TOL)
+        self.assertTrue(stopped[0]["stoppedReason"].startswith("CannotPullContainerError: "), stopped[0])
+        self.assertIn("docker.io/library/nginx:no-such-tag: not found", stopped[0]["stoppedReason"])
+        self.assertEqual((stopped[0]["lastStatus"], stopped[0]["taskDefinitionArn"]), ("STOPPED", bad))
+        wait_for(lambda: any("deployment failed: tasks failed to start." in e for e in self.messages(app, svc)))
+        s = describe_service(C, app.cluster, svc)
+        self.assertEqual(s["taskDefinition"], app.td)
+        self.assertIn("rolled back", s["deployments"][0]["rolloutStateReason"])
+        self.assertTrue(any(e.startswith(f"(service {svc}) rolling back to deployment ecs-svc/") for e in self.messages(app, svc)))
+        wait_for(lambda: describe_service(C, app.cluster, svc)["deployments"][0]["rolloutState"] == "COMPLETED")
+        running = ecs.list_tasks(cluster=app.cluster, serviceName=svc)["taskArns"]
+        described = ecs.describe_tasks(cluster=app.cluster, tasks=running)["tasks"]
+        self.assertEqual({t["taskDefinitionArn"] for t in described}, {app.td})
+        self.assertEqual(len([t for t in described if t["lastStatus"] == "RUNNING"]), 2)
+
+    def test_19_failing_health_checks_are_told(self):
+        ecs = C["ecs"]
+        net = Net(C, interval=10, threshold=2)
+        app = Ecs(C)
+        svc = name("svc")
+        ecs.create_service(**app.service_args(net, svc, desired=1))
+        wait_for(lambda: describe_service(C, app.cluster, svc)["deployments"][0]["rolloutState"] == "COMPLETED")
+        ecs.update_service(cluster=app.cluster, service=svc, taskDefinition=self.image_revision(app, "nginx:fails-health-checks"))
+        wait_for(lambda: "unhealthy" in target_states(C, net.tg))
+        health = C["elbv2"].describe_target_health(TargetGroupArn=net.tg)["TargetHealthDescriptions"]
+        reason = [d["TargetHealth"]["Reason"] for d in health if d["TargetHealth"]["State"] == "unhealthy"]
+        self.assertEqual(reason, ["Target.ResponseCodeMismatch"])
+        wait_for(lambda: any("is unhealthy in (target-group" in e for e in self.messages(app, svc)))
+        wait_for(lambda: any("deployment failed: tasks failed ELB health checks." in e for e in self.messages(app, svc)))
+        stopped = ecs.describe_tasks(cluster=app.cluster, tasks=ecs.list_tasks(
+            cluster=app.cluster, serviceName=svc, desiredStatus="STOPPED")["taskArns"])["tasks"]
+        self.assertTrue(any(t["stoppedReason"].startswith("Task failed ELB health checks in (target-group") for t in stopped))
+
+    def test_21_filter_log_events_interleaves_streams_by_time(self):
+        logs = C["logs"]
+        group = "/ecs/" + name("g")
+        logs.create_log_group(logGroupName=group)
+        t0 = int(time.time() * 1000) - 60_000
+        for s, offset in (("a", 0), ("b", 5)):
+            logs.create_log_stream(logGroupName=group, logStreamName=s)
+            logs.put_log_events(logGroupName=group, logStreamName=s,
+                                logEvents=[{"timestamp": t0 + offset + 10 * i, "message": f"{s}{i}"} for i in range(3)])
+        events = logs.filter_log_events(logGroupName=group)["events"]
+        self.assertEqual([e["message"] for e in events], ["a0", "b0", "a1", "b1", "a2", "b2"])
+        page = logs.filter_log_events(logGroupName=group, limit=4)
+        rest = logs.filter_log_events(logGroupName=group, limit=4, nextToken=page["nextToken"])
+        self.assertEqual([e["message"] for e in page["events"] + rest["events"]], ["a0", "b0", "a1", "b1", "a2", "b2"])
+
+    def test_20_containers_write_their_logs(self):
+        ecs, logs = C["ecs"], C["logs"]
+        net = Net(C)
+        app = Ecs(C)
+        group = "/ecs/" + name("g")
+        logs.create_log_group(logGroupName=group)
+        svc = name("svc")
+        args = app.service_args(net, svc, desired=2)
+        args["taskDefinition"] = self.image_revision(app, "nginx:1.27", group=group)
+        ecs.create_service(**args)
+        wait_for(lambda: describe_service(C, app.cluster, svc)["deployments"][0]["rolloutState"] == "COMPLETED")
+        events = logs.filter_log_events(logGroupName=group)["events"]
+        streams = {e["logStreamName"] for e in events}
+        self.assertEqual(len(streams), 2, streams)
+        task_ids = {t.split("/")[-1] for t in ecs.list_tasks(cluster=app.cluster, serviceName=svc)["taskArns"]}
+        self.assertEqual(streams, {f"w/web/{t}" for t in task_ids})  # <prefix>/<container>/<task-id>
+        self.assertTrue(any("ready for start up" in e["message"] for e in events))
+        self.assertTrue(any("ELB-HealthChecker/2.0" in e["message"] for e in events))
+        # Written when read: ingested after the fact, as the awslogs driver's batches are.
+        self.assertTrue(all(e["ingestionTime"] >= e["timestamp"] for e in events))
+        # Nothing twice on a second read.
+        again = logs.filter_log_events(logGroupName=group)["events"]
+        self.assertEqual(len(again), len(events))
+
+
 class CheckTests(unittest.TestCase):
 
     def test_05_alb_needs_two_azs(self):

@@ -1,0 +1,54 @@
+//! `deploy --image REF`: what CI runs on every commit. Registers a task definition revision equal
+//! to the recorded one but for the image, rolls the service onto it and waits as `up` does. The
+//! state records the deployed image, so a later `up` keeps it unless the config's `service.image`
+//! changed since it was last applied (see `resources::image`).
+
+use std::process::ExitCode;
+
+use serde::Serialize;
+
+use crate::cli::DeployArgs;
+use crate::commands::rollout::{self, Move, Options, Rolled};
+use crate::commands::{CommandError, Setup};
+use crate::context::DownOptions;
+use crate::report::{self, Report, Text};
+
+#[derive(Debug, Serialize)]
+pub struct DeployReport(pub Rolled);
+
+impl Report for DeployReport {
+    const COMMAND: &'static str = "deploy";
+
+    fn render(&self, text: &mut Text) {
+        self.0.render(text, "deploy");
+    }
+}
+
+/// A state that records something, or why there is nothing to deploy to.
+pub fn require_state(setup: &Setup) -> Result<(), CommandError> {
+    match setup.read_state()? {
+        Some(state) if !state.resources.is_empty() => Ok(()),
+        _ => Err(CommandError::NotDeployed(format!(
+            "stack {} is not deployed in {} (no state at {}); run `fargate-stack up` first",
+            setup.config.name,
+            setup.region,
+            setup.location()
+        ))),
+    }
+}
+
+pub async fn run(setup: &Setup, args: &DeployArgs) -> Result<ExitCode, CommandError> {
+    require_state(setup)?;
+    let ctx = setup.context(setup.open_state()?, DownOptions::default());
+    let result = async {
+        let (snapshot, base, service_runs) = rollout::current(setup, &ctx).await?;
+        let options = Options { force: args.force, no_wait: args.no_wait };
+        let mv = Move::Deploy { image: args.image.clone() };
+        let (rolled, result) = rollout::roll(setup, &ctx, snapshot, &base, &service_runs, mv, options).await;
+        report::emit(setup.format, &DeployReport(rolled));
+        result.map(|()| ExitCode::SUCCESS)
+    }
+    .await;
+    ctx.store().release().await;
+    result
+}
