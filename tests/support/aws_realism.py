@@ -3,9 +3,13 @@
 
 It forwards every request unchanged to moto, except where real AWS would answer differently:
 resources take time to become ready (NAT gateways, load balancers, DynamoDB tables, ECS tasks and
-their load-balancer targets), AWS makes checks that moto skips (DependencyViolation, duplicate
-listeners, Fargate cpu/memory pairs, IAM propagation, ...), and the service throttles or fails
-now and then (fault injection). See README.md beside this file.
+their load-balancer targets, ACM certificates, Route 53 changes), AWS makes checks that moto skips
+(DependencyViolation, duplicate listeners, Fargate cpu/memory pairs, IAM propagation, certificates
+that are not issued, Route 53 change batches, S3 regions and bucket names, ...), and the service
+throttles or fails now and then (fault injection). See README.md beside this file.
+
+Services: ec2, elasticloadbalancing, iam, sts (query protocols); ecs, dynamodb, logs, acm,
+application-autoscaling (JSON protocols); route53 and s3 (REST-XML).
 
 Python 3.11 standard library only.
 
@@ -18,6 +22,7 @@ Prints `READY <port>` once listening, then serves until killed.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import http.client
 import http.server
 import ipaddress
@@ -60,12 +65,27 @@ DEFAULTS: dict = {
     "upstream_timeout_s": 60.0,
     "latency_ms": 0.0,
     "failing_image_marker": "fails-health-checks",
+    "acm_record_delay_s": 5.0,
+    "acm_validation_s": 120.0,
+    "acm_validation_timeout_s": 259200.0,
+    "acm_idempotency_window_s": 3600.0,
+    "acm_release_s": 10.0,
+    "route53_change_s": 40.0,
+    "route53_prior_request_share": 0.25,
+    "aas_service_visible_s": 5.0,
+    "aas_create_service_linked_role": True,
+    "s3_region_mismatch": "redirect",
+    "s3_aws_defaults": True,
+    "s3_conditional_conflict_rate": 0.0,
 }
 DURATION_KEYS = {
     "nat_pending_s", "nat_deleting_s", "alb_provisioning_s", "table_creating_s", "table_deleting_s",
     "task_start_s", "iam_propagation_s", "eni_linger_s", "default_deregistration_delay_s",
-    "default_health_check_interval_s", "client_token_window_s",
+    "default_health_check_interval_s", "client_token_window_s", "acm_record_delay_s", "acm_validation_s",
+    "acm_validation_timeout_s", "acm_idempotency_window_s", "acm_release_s", "route53_change_s",
+    "aas_service_visible_s",
 }
+S3_REGION_MISMATCH = ("redirect", "malformed", "off")
 
 EC2_NS = "http://ec2.amazonaws.com/doc/2016-11-15"
 QUERY_NS = {
@@ -78,20 +98,32 @@ JSON_TARGET = {
     "ecs": "AmazonEC2ContainerServiceV20141113",
     "dynamodb": "DynamoDB_20120810",
     "logs": "Logs_20140328",
+    "acm": "CertificateManager",
+    "application-autoscaling": "AnyScaleFrontendService",
 }
-JSON_CT = {"dynamodb": "application/x-amz-json-1.0", "ecs": "application/x-amz-json-1.1", "logs": "application/x-amz-json-1.1"}
+JSON_CT = {"dynamodb": "application/x-amz-json-1.0", "ecs": "application/x-amz-json-1.1", "logs": "application/x-amz-json-1.1",
+           "acm": "application/x-amz-json-1.1", "application-autoscaling": "application/x-amz-json-1.1"}
 PROTOCOL = {
     "ec2": "ec2", "elasticloadbalancing": "query", "iam": "query", "sts": "query",
-    "ecs": "json", "dynamodb": "json", "logs": "json",
+    "ecs": "json", "dynamodb": "json", "logs": "json", "acm": "json", "application-autoscaling": "json",
+    "route53": "rest-xml", "s3": "s3",
 }
+HOOK_KEY = {"elasticloadbalancing": "elb", "application-autoscaling": "aas"}
 THROTTLE_CODE = {
     "ec2": "RequestLimitExceeded", "elasticloadbalancing": "Throttling", "iam": "Throttling", "sts": "Throttling",
     "ecs": "ThrottlingException", "logs": "ThrottlingException", "dynamodb": "ThrottlingException",
+    "acm": "ThrottlingException", "application-autoscaling": "ThrottlingException", "route53": "Throttling",
+    "s3": "SlowDown",
 }
 THROTTLE_MESSAGE = {
     "ec2": "Request limit exceeded.",
     "dynamodb": "Rate of requests exceeds the allowed throughput.",
+    "s3": "Please reduce your request rate.",
 }
+ROUTE53_NS = "https://route53.amazonaws.com/doc/2013-04-01/"
+S3_NS = "http://s3.amazonaws.com/doc/2006-03-01/"
+# HEAD answers carry no body: the status is the error.
+STATUS_ONLY_CODE = {301: "PermanentRedirect", 400: "BadRequest", 403: "Forbidden", 404: "NotFound", 412: "PreconditionFailed"}
 RETENTION_DAYS = [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653]
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization",
               "te", "trailer", "trailers", "transfer-encoding", "upgrade", "expect", "content-length"}
@@ -142,9 +174,9 @@ def parse_memory(value) -> int | None:
 class Reject(Exception):
     """A request the proxy answers with an AWS error instead of forwarding it."""
 
-    def __init__(self, code: str, message: str, status: int = 400):
+    def __init__(self, code: str, message: str, status: int = 400, extra: dict | None = None, headers: list | None = None):
         super().__init__(f"{code}: {message}")
-        self.code, self.message, self.status = code, message, status
+        self.code, self.message, self.status, self.extra, self.headers = code, message, status, extra, headers
 
 
 class UpstreamError(Exception):
@@ -235,13 +267,19 @@ def indexed(params: dict, prefix: str) -> list:
     return [v for _, v in sorted(out)]
 
 
+def dns_norm(name) -> str:
+    """A DNS name as Route 53 compares it: lower case, one trailing dot, \\052 read as *."""
+    name = str(name or "").strip().replace("\\052", "*").lower()
+    return name if name.endswith(".") else name + "."
+
+
 def is_mutating(action: str) -> bool:
     """Calls that change something: everything but reads."""
-    return not action.startswith(("Describe", "List", "Get", "Scan", "Query", "BatchGet"))
+    return not action.startswith(("Describe", "List", "Get", "Head", "Scan", "Query", "BatchGet"))
 
 
 def error_code_of(status: int, headers: list, body: bytes) -> str | None:
-    if status < 400:
+    if status < 400 and status != 301:
         return None
     for k, v in headers:
         if k.lower() == "x-amzn-errortype" and v:
@@ -257,15 +295,149 @@ def error_code_of(status: int, headers: list, body: bytes) -> str | None:
             return str(code).split("#")[-1]
     except Exception:
         pass
+    if not text.strip() and status in STATUS_ONLY_CODE:
+        return STATUS_ONLY_CODE[status]
     return f"HTTP{status}"
 
 
-def error_response(service: str | None, code: str, message: str, status: int = 400, json_ct: str | None = None) -> Response:
+# ---------------------------------------------------------------------------------------------
+# REST operations: the action name from the method, the path and the query.
+
+ROUTE53_ROUTES = [
+    # (method, path pattern after /2013-04-01, action)
+    ("GET", r"hostedzone", "ListHostedZones"), ("POST", r"hostedzone", "CreateHostedZone"),
+    ("GET", r"hostedzone/[^/]+", "GetHostedZone"), ("DELETE", r"hostedzone/[^/]+", "DeleteHostedZone"),
+    ("POST", r"hostedzone/[^/]+", "UpdateHostedZoneComment"),
+    ("GET", r"hostedzone/[^/]+/rrset", "ListResourceRecordSets"),
+    ("POST", r"hostedzone/[^/]+/rrset", "ChangeResourceRecordSets"),
+    ("POST", r"hostedzone/[^/]+/associatevpc", "AssociateVPCWithHostedZone"),
+    ("POST", r"hostedzone/[^/]+/disassociatevpc", "DisassociateVPCFromHostedZone"),
+    ("GET", r"hostedzone/[^/]+/dnssec", "GetDNSSEC"),
+    ("POST", r"hostedzone/[^/]+/enable-dnssec", "EnableHostedZoneDNSSEC"),
+    ("POST", r"hostedzone/[^/]+/disable-dnssec", "DisableHostedZoneDNSSEC"),
+    ("GET", r"hostedzone/[^/]+/authorizevpcassociation", "ListVPCAssociationAuthorizations"),
+    ("POST", r"hostedzone/[^/]+/authorizevpcassociation", "CreateVPCAssociationAuthorization"),
+    ("POST", r"hostedzone/[^/]+/deauthorizevpcassociation", "DeleteVPCAssociationAuthorization"),
+    ("POST", r"hostedzone/[^/]+/features", "UpdateHostedZoneFeatures"),
+    ("GET", r"hostedzonesbyname", "ListHostedZonesByName"), ("GET", r"hostedzonesbyvpc", "ListHostedZonesByVPC"),
+    ("GET", r"hostedzonecount", "GetHostedZoneCount"), ("GET", r"hostedzonelimit/[^/]+/[^/]+", "GetHostedZoneLimit"),
+    ("GET", r"change/[^/]+", "GetChange"),
+    ("GET", r"tags/[^/]+/[^/]+", "ListTagsForResource"), ("POST", r"tags/[^/]+/[^/]+", "ChangeTagsForResource"),
+    ("POST", r"tags/[^/]+", "ListTagsForResources"),
+    ("GET", r"healthcheck", "ListHealthChecks"), ("POST", r"healthcheck", "CreateHealthCheck"),
+    ("GET", r"healthcheck/[^/]+", "GetHealthCheck"), ("DELETE", r"healthcheck/[^/]+", "DeleteHealthCheck"),
+    ("POST", r"healthcheck/[^/]+", "UpdateHealthCheck"), ("GET", r"healthcheck/[^/]+/status", "GetHealthCheckStatus"),
+    ("GET", r"healthcheck/[^/]+/lastfailurereason", "GetHealthCheckLastFailureReason"),
+    ("GET", r"healthcheckcount", "GetHealthCheckCount"),
+    ("GET", r"delegationset", "ListReusableDelegationSets"), ("POST", r"delegationset", "CreateReusableDelegationSet"),
+    ("GET", r"delegationset/[^/]+", "GetReusableDelegationSet"),
+    ("DELETE", r"delegationset/[^/]+", "DeleteReusableDelegationSet"),
+    ("GET", r"checkeripranges", "GetCheckerIpRanges"), ("GET", r"accountlimit/[^/]+", "GetAccountLimit"),
+    ("GET", r"geolocation", "GetGeoLocation"), ("GET", r"geolocations", "ListGeoLocations"),
+    ("GET", r"testdnsanswer", "TestDNSAnswer"),
+    ("GET", r"queryloggingconfig", "ListQueryLoggingConfigs"), ("POST", r"queryloggingconfig", "CreateQueryLoggingConfig"),
+    ("GET", r"queryloggingconfig/[^/]+", "GetQueryLoggingConfig"),
+    ("DELETE", r"queryloggingconfig/[^/]+", "DeleteQueryLoggingConfig"),
+]
+
+
+def route53_action(method: str, path: str) -> str:
+    rest = re.sub(r"^/\d{4}-\d{2}-\d{2}/", "", urllib.parse.urlsplit(path).path).strip("/")
+    for m, pattern, action in ROUTE53_ROUTES:
+        if m == method and re.fullmatch(pattern, rest):
+            return action
+    first = rest.split("/")[0] if rest else "root"
+    return method.capitalize() + "".join(w.capitalize() for w in re.split(r"[^A-Za-z0-9]+", first) if w)
+
+
+S3_BUCKET_SUB = {  # sub-resource -> the name that follows Get/Put/Delete
+    "versioning": "BucketVersioning", "encryption": "BucketEncryption", "publicAccessBlock": "PublicAccessBlock",
+    "policy": "BucketPolicy", "tagging": "BucketTagging", "acl": "BucketAcl", "cors": "BucketCors",
+    "lifecycle": "BucketLifecycleConfiguration", "website": "BucketWebsite", "logging": "BucketLogging",
+    "notification": "BucketNotificationConfiguration", "ownershipControls": "BucketOwnershipControls",
+    "replication": "BucketReplication", "object-lock": "ObjectLockConfiguration",
+    "accelerate": "BucketAccelerateConfiguration", "requestPayment": "BucketRequestPayment",
+    "policyStatus": "BucketPolicyStatus", "analytics": "BucketAnalyticsConfiguration",
+    "metrics": "BucketMetricsConfiguration", "inventory": "BucketInventoryConfiguration",
+    "intelligent-tiering": "BucketIntelligentTieringConfiguration",
+}
+S3_OBJECT_SUB = {"tagging": "ObjectTagging", "acl": "ObjectAcl", "retention": "ObjectRetention",
+                 "legal-hold": "ObjectLegalHold"}
+
+
+def s3_split(path: str):
+    """Path-style '/bucket/key' -> (bucket or None, key or None)."""
+    raw = urllib.parse.urlsplit(path).path
+    parts = raw.lstrip("/").split("/", 1)
+    bucket = urllib.parse.unquote(parts[0]) if parts[0] else None
+    key = urllib.parse.unquote(parts[1]) if len(parts) > 1 and parts[1] != "" else None
+    return bucket, key
+
+
+def s3_action(method: str, path: str, params: dict, headers) -> str:
+    if params.get("x-id"):  # the Rust SDK names most object operations itself
+        return params["x-id"]
+    bucket, key = s3_split(path)
+    copy = any(k.lower() == "x-amz-copy-source" for k, _ in headers)
+    verb = {"GET": "Get", "PUT": "Put", "DELETE": "Delete", "HEAD": "Head", "POST": "Post"}.get(method, method.capitalize())
+    if bucket is None:
+        return "ListBuckets" if method == "GET" else verb + "Root"
+    if key is None:
+        if method == "GET" and "location" in params:
+            return "GetBucketLocation"
+        if method == "GET" and "uploads" in params:
+            return "ListMultipartUploads"
+        if method == "GET" and "versions" in params:
+            return "ListObjectVersions"
+        if method == "POST" and "delete" in params:
+            return "DeleteObjects"
+        for sub, name in S3_BUCKET_SUB.items():
+            if sub in params:
+                return verb + name
+        return {"GET": "ListObjectsV2" if params.get("list-type") == "2" else "ListObjects", "PUT": "CreateBucket",
+                "HEAD": "HeadBucket", "DELETE": "DeleteBucket"}.get(method, verb + "Bucket")
+    if "uploadId" in params:
+        if method == "PUT":
+            return "UploadPartCopy" if copy else "UploadPart"
+        return {"POST": "CompleteMultipartUpload", "DELETE": "AbortMultipartUpload", "GET": "ListParts"}.get(method, verb + "Upload")
+    if method == "POST" and "uploads" in params:
+        return "CreateMultipartUpload"
+    if method == "POST" and "restore" in params:
+        return "RestoreObject"
+    if method == "GET" and "attributes" in params:
+        return "GetObjectAttributes"
+    for sub, name in S3_OBJECT_SUB.items():
+        if sub in params:
+            return verb + name
+    if method == "PUT":
+        return "CopyObject" if copy else "PutObject"
+    return verb + "Object"
+
+
+def error_response(service: str | None, code: str, message: str, status: int = 400, json_ct: str | None = None,
+                   extra: dict | None = None, headers: list | None = None) -> Response:
+    """An AWS error in the service's own format. `extra` adds elements to the XML error (S3's <Bucket>,
+    <Endpoint>, <Condition>, ...); `headers` adds response headers."""
     rid = str(uuid.uuid4())
     proto = PROTOCOL.get(service or "")
     if proto is None:
         proto = "json" if json_ct else "query"
-    headers = [("x-amzn-RequestId", rid), ("Date", formatdate(usegmt=True))]
+    headers = [("x-amzn-RequestId", rid), ("Date", formatdate(usegmt=True))] + list(headers or [])
+    more = "".join(f"<{k}>{esc(v)}</{k}>" for k, v in (extra or {}).items())
+    if proto == "s3":
+        rid = uuid.uuid4().hex[:16].upper()
+        host_id = uuid.uuid4().hex + uuid.uuid4().hex
+        body = ('<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>%s</Code><Message>%s</Message>%s<RequestId>%s</RequestId>'
+                '<HostId>%s</HostId></Error>' % (esc(code), esc(message), more, rid, host_id))
+        headers = [(k, v) for k, v in headers if k != "x-amzn-RequestId"]
+        headers += [("x-amz-request-id", rid), ("x-amz-id-2", host_id), ("Content-Type", "application/xml")]
+        return Response(status, headers, body.encode(), injected=True, error=code)
+    if proto == "rest-xml":
+        kind = "Sender" if status < 500 else "Receiver"
+        body = ('<?xml version="1.0"?>\n<ErrorResponse xmlns="%s"><Error><Type>%s</Type><Code>%s</Code><Message>%s</Message>%s'
+                '</Error><RequestId>%s</RequestId></ErrorResponse>' % (ROUTE53_NS, kind, esc(code), esc(message), more, rid))
+        headers.append(("Content-Type", "text/xml"))
+        return Response(status, headers, body.encode(), injected=True, error=code)
     if proto == "ec2":
         body = ('<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error><Code>%s</Code><Message>%s</Message>'
                 '</Error></Errors><RequestID>%s</RequestID></Response>' % (esc(code), esc(message), rid))
@@ -273,8 +445,8 @@ def error_response(service: str | None, code: str, message: str, status: int = 4
     elif proto == "query":
         kind = "Sender" if status < 500 else "Receiver"
         ns = QUERY_NS.get(service or "", "")
-        body = ('<ErrorResponse xmlns="%s"><Error><Type>%s</Type><Code>%s</Code><Message>%s</Message></Error>'
-                '<RequestId>%s</RequestId></ErrorResponse>' % (ns, kind, esc(code), esc(message), rid))
+        body = ('<ErrorResponse xmlns="%s"><Error><Type>%s</Type><Code>%s</Code><Message>%s</Message>%s</Error>'
+                '<RequestId>%s</RequestId></ErrorResponse>' % (ns, kind, esc(code), esc(message), more, rid))
         headers.append(("Content-Type", "text/xml"))
     else:
         body = json.dumps({"__type": code, "message": message})
@@ -300,7 +472,27 @@ class Ctx:
         self.json: dict = {}
         self.action = None
         target = self.header("x-amz-target")
-        if target:
+        if self.service is None:
+            if target and "." in target:
+                prefix = target.split(".", 1)[0]
+                for svc, p in JSON_TARGET.items():
+                    if p == prefix:
+                        self.service = svc
+            elif re.match(r"^/\d{4}-\d{2}-\d{2}/", urllib.parse.urlsplit(path).path):
+                self.service = "route53"
+        self.protocol = PROTOCOL.get(self.service or "")
+        query = urllib.parse.urlsplit(path).query
+        if self.protocol in ("rest-xml", "s3"):
+            # REST: the body is the payload (XML, JSON or object bytes), the query holds parameters.
+            self.pairs = urllib.parse.parse_qsl(query, keep_blank_values=True) if query else []
+            for k, v in self.pairs:
+                self.params.setdefault(k, v)
+            if self.protocol == "s3":
+                self.bucket, self.key = s3_split(path)
+                self.action = s3_action(method, path, self.params, headers)
+            else:
+                self.action = route53_action(method, path)
+        elif target:
             self.action = target.rsplit(".", 1)[-1]
             try:
                 doc = json.loads(body.decode("utf-8")) if body.strip() else {}
@@ -308,7 +500,6 @@ class Ctx:
             except Exception:
                 self.json = {}
         else:
-            query = urllib.parse.urlsplit(path).query
             text = body.decode("utf-8", "replace") if "json" not in self.content_type else ""
             try:
                 self.pairs = urllib.parse.parse_qsl(text, keep_blank_values=True) if text else []
@@ -320,13 +511,6 @@ class Ctx:
             for k, v in self.pairs:
                 self.params.setdefault(k, v)
             self.action = self.params.get("Action")
-        if self.service is None:
-            if target and "." in target:
-                prefix = target.split(".", 1)[0]
-                for svc, p in JSON_TARGET.items():
-                    if p == prefix:
-                        self.service = svc
-        self.protocol = PROTOCOL.get(self.service or "")
 
     def header(self, name: str):
         for k, v in self.headers:
@@ -348,6 +532,19 @@ class Ctx:
     def set_form(self, pairs: list):
         self.pairs = pairs
         self.body = urllib.parse.urlencode(pairs).encode()
+
+    def set_json_body(self, doc: dict):
+        self.json = doc
+        self.body = json.dumps(doc).encode()
+
+    def set_query(self, pairs: list):
+        """Replace a REST request's query string."""
+        parts = urllib.parse.urlsplit(self.path)
+        self.path = urllib.parse.urlunsplit(("", "", parts.path, urllib.parse.urlencode(pairs), ""))
+
+    def error(self, code: str, message: str, status: int = 400, **kw) -> Response:
+        return error_response(self.service, code, message, status,
+                              self.content_type if "json" in self.content_type else None, **kw)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -386,6 +583,20 @@ class Realism:
             self.route_changes: dict = {}
             self.assoc_changes: dict = {}
             self.task_seq = 0
+            # ACM and listeners
+            self.certs: dict = {}
+            self.cert_tokens: dict = {}
+            self.listener_certs: dict = {}
+            self.cert_released: dict = {}
+            # Route 53
+            self.r53_changes: dict = {}
+            self.r53_seen: dict = {}
+            # Application Auto Scaling
+            self.aas_tags: dict = {}
+            self.aas_targets: dict = {}
+            self.aas_policy_arns: dict = {}
+            # S3
+            self.bucket_regions: dict = {}
 
     def d(self, key: str) -> float:
         return float(self.cfg[key]) * float(self.cfg["time_scale"])
@@ -411,40 +622,61 @@ class Realism:
             conn.endheaders(body if body else None)
             r = conn.getresponse()
             data = r.read()
-            out_headers = [(k, v) for k, v in r.getheaders() if k.lower() not in HOP_BY_HOP]
+            # A HEAD answer keeps its Content-Length: it is the size of the object, not of the (empty) body.
+            out_headers = [(k, v) for k, v in r.getheaders()
+                           if k.lower() not in HOP_BY_HOP or (method == "HEAD" and k.lower() == "content-length")]
             return r.status, out_headers, data
         finally:
             conn.close()
 
-    def _auth(self, ctx: Ctx, service: str) -> list:
+    def _auth(self, ctx: Ctx, service: str, region: str | None = None) -> list:
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         return [
             ("Host", f"{self.up_host}:{self.up_port}"),
             ("X-Amz-Date", stamp),
-            ("Authorization", f"AWS4-HMAC-SHA256 Credential={ctx.akid}/{stamp[:8]}/{ctx.region}/{service}/aws4_request, "
+            ("Authorization", f"AWS4-HMAC-SHA256 Credential={ctx.akid}/{stamp[:8]}/{region or ctx.region}/{service}/aws4_request, "
                               f"SignedHeaders=content-type;host;x-amz-date, Signature={'0' * 64}"),
         ]
 
-    def query(self, ctx: Ctx, service: str, action: str, params=None):
+    def query(self, ctx: Ctx, service: str, action: str, params=None, region: str | None = None):
         """An internal awsQuery/ec2Query call to moto; returns the namespace-stripped XML root."""
         pairs = [("Action", action), ("Version", QUERY_VERSION[service])]
         if params:
             pairs += list(params.items()) if isinstance(params, dict) else list(params)
         body = urllib.parse.urlencode(pairs).encode()
-        headers = self._auth(ctx, service) + [("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")]
+        headers = self._auth(ctx, service, region) + [("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")]
         status, rh, data = self.send_upstream("POST", "/", headers, body)
         if status >= 300:
             raise UpstreamError(status, error_code_of(status, rh, data), data)
         return xml_parse(data)[0]
 
-    def call_json(self, ctx: Ctx, service: str, action: str, payload: dict):
+    def call_json(self, ctx: Ctx, service: str, action: str, payload: dict, region: str | None = None):
         body = json.dumps(payload).encode()
-        headers = self._auth(ctx, service) + [("Content-Type", JSON_CT[service]),
+        headers = self._auth(ctx, service, region) + [("Content-Type", JSON_CT[service]),
                                               ("X-Amz-Target", f"{JSON_TARGET[service]}.{action}")]
         status, rh, data = self.send_upstream("POST", "/", headers, body)
         if status >= 300:
             raise UpstreamError(status, error_code_of(status, rh, data), data)
         return json.loads(data.decode() or "{}")
+
+    def rest(self, ctx: Ctx, service: str, method: str, path: str, body: bytes = b"", region: str | None = None,
+             headers: list | None = None):
+        """An internal REST call (route53, s3) to moto: (status, headers, body)."""
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        auth = [("Host", f"{self.up_host}:{self.up_port}"), ("X-Amz-Date", stamp),
+                ("Authorization", f"AWS4-HMAC-SHA256 Credential={ctx.akid}/{stamp[:8]}/{region or ctx.region}/{service}/"
+                                  f"aws4_request, SignedHeaders=host;x-amz-date, Signature={'0' * 64}")]
+        if service == "s3":
+            auth.append(("x-amz-content-sha256", "UNSIGNED-PAYLOAD"))
+        if body and not any(k.lower() == "content-type" for k, _ in headers or []):
+            auth.append(("Content-Type", "application/xml"))
+        return self.send_upstream(method, path, auth + list(headers or []), body)
+
+    def rest_xml(self, ctx: Ctx, service: str, method: str, path: str, body: bytes = b""):
+        status, rh, data = self.rest(ctx, service, method, path, body)
+        if status >= 300:
+            raise UpstreamError(status, error_code_of(status, rh, data), data)
+        return xml_parse(data)[0] if data.strip() else None
 
     def cached(self, ctx: Ctx, key, fn):
         if key not in ctx.cache:
@@ -524,35 +756,45 @@ class Realism:
         thawed.wait(3600)
 
     def _handle(self, ctx: Ctx) -> Response:
-        key = (ctx.service or "").replace("elasticloadbalancing", "elb")
+        key = HOOK_KEY.get(ctx.service or "", ctx.service or "")
         pre = getattr(self, f"pre_{key}_{ctx.action}", None) if ctx.action else None
         if pre is None and ctx.service == "dynamodb" and ctx.action in DDB_TABLE_OPS | DDB_MULTI_OPS | DDB_CHANGE_OPS:
             pre = self.dynamodb_table_check
         post = getattr(self, f"post_{key}_{ctx.action}", None) if ctx.action else None
+        on_error = getattr(self, f"error_{key}_{ctx.action}", None) if ctx.action else None
         synthesized = None
-        if pre:
+        checks = [self.s3_region_check] if ctx.service == "s3" else []
+        for check in checks + ([pre] if pre else []):
             try:
-                synthesized = pre(ctx)
+                synthesized = check(ctx)
             except Reject as r:
-                return error_response(ctx.service, r.code, r.message, r.status, ctx.content_type if "json" in ctx.content_type else None)
+                return ctx.error(r.code, r.message, r.status, extra=r.extra, headers=r.headers)
             except UpstreamError:
                 pass  # the checking query failed: let moto answer the real request
             except Exception:
                 traceback.print_exc()
+            if synthesized is not None:
+                break
         fault = self.maybe_fault(ctx)
         if fault is not None:
             return fault
         if synthesized is not None:
+            if ctx.extra.get("commit"):
+                ctx.extra["commit"]()  # a synthesized change takes effect only if no fault came first
             return synthesized
         try:
             status, rh, data = self.send_upstream(ctx.method, ctx.path, ctx.headers, ctx.body)
         except Exception as e:
-            return error_response(ctx.service, "ServiceUnavailable", f"realism proxy: upstream unreachable: {e}", 503,
-                                  ctx.content_type if "json" in ctx.content_type else None)
+            return ctx.error("ServiceUnavailable", f"realism proxy: upstream unreachable: {e}", 503)
         resp = Response(status, rh, data)
-        if post and 200 <= status < 300:
+        hook = post if 200 <= status < 300 else on_error if status >= 300 else None
+        if hook:
             try:
-                post(ctx, resp)
+                replaced = hook(ctx, resp)
+                if isinstance(replaced, Response):
+                    resp = replaced
+            except Reject as r:
+                resp = ctx.error(r.code, r.message, r.status, extra=r.extra, headers=r.headers)
             except Exception:
                 traceback.print_exc()
         return resp
@@ -569,15 +811,16 @@ class Realism:
             return None
         if self.rng.random() >= rate:
             return None
-        json_ct = ctx.content_type if "json" in ctx.content_type else None
         if self.rng.random() < float(self.cfg["fault_throttle_share"]):
             code = THROTTLE_CODE.get(ctx.service or "", "Throttling")
-            status = int(self.cfg["ec2_throttle_status"]) if ctx.service == "ec2" else 400
+            status = {"ec2": int(self.cfg["ec2_throttle_status"]), "s3": 503}.get(ctx.service or "", 400)
             msg = THROTTLE_MESSAGE.get(ctx.service or "", "Rate exceeded")
-            return error_response(ctx.service, code, msg, status, json_ct)
+            if ctx.service == "route53" and self.rng.random() < float(self.cfg["route53_prior_request_share"]):
+                code, msg = "PriorRequestNotComplete", "The request was rejected because Route 53 was still processing a prior request."
+            return ctx.error(code, msg, status)
         if self.rng.random() < 0.5:
-            return error_response(ctx.service, "InternalError", "We encountered an internal error. Please try again.", 500, json_ct)
-        return error_response(ctx.service, "ServiceUnavailable", "Service is unavailable. Please try again shortly.", 503, json_ct)
+            return ctx.error("InternalError", "We encountered an internal error. Please try again.", 500)
+        return ctx.error("ServiceUnavailable", "Service is unavailable. Please try again shortly.", 503)
 
     # =========================================================================================
     # EC2 facts from moto
@@ -971,6 +1214,10 @@ class Realism:
                                     "subnets": set(lb["subnets"]), "vpc": lb["vpc"],
                                     "public": lb["scheme"] == "internet-facing", "why": f"load balancer {lb['arn']}"})
         self.lbs.pop(ctx.params.get("LoadBalancerArn"), None)
+        for arn, rec in list(self.listener_certs.items()):  # its listeners go with it
+            if rec["lb"] == ctx.params.get("LoadBalancerArn"):
+                self.release_certs(rec["lb"], rec["certs"], ctx.now)
+                del self.listener_certs[arn]
 
     @staticmethod
     def _actions_key(pairs):
@@ -978,6 +1225,10 @@ class Realism:
 
     def pre_elb_CreateListener(self, ctx: Ctx):
         arn, port = ctx.params.get("LoadBalancerArn"), ctx.params.get("Port")
+        protocol, certs = ctx.params.get("Protocol"), self.request_certs(ctx)
+        if protocol in ("HTTPS", "TLS") and not certs:
+            raise Reject("ValidationError", f"A certificate must be specified for {protocol} listeners")
+        self.check_listener_certs(ctx, certs)
         if not arn or not port:
             return None
         root = self.query(ctx, "elasticloadbalancing", "DescribeListeners", {"LoadBalancerArn": arn})
@@ -996,8 +1247,9 @@ class Realism:
             for a in m.findall("./DefaultActions/member"):
                 tgs = [xt(a, "TargetGroupArn")] + [xt(t, "TargetGroupArn") for t in a.findall("./ForwardConfig/TargetGroups/member")]
                 have.append((xt(a, "Type"), tgs))
+            have_certs = sorted(xt(c, "CertificateArn") or "" for c in m.findall("./Certificates/member"))
             same = (xt(m, "Protocol") == ctx.params.get("Protocol", xt(m, "Protocol"))
-                    and self._actions_key(have) == self._actions_key(wanted))
+                    and self._actions_key(have) == self._actions_key(wanted) and have_certs == sorted(certs))
             if not same:
                 raise Reject("DuplicateListener", f"A listener already exists on this port for this load balancer '{arn}'")
             # Identical settings: CreateListener is idempotent on AWS and returns the existing listener.
@@ -1640,6 +1892,853 @@ class Realism:
         return None
 
 
+    # =========================================================================================
+    # ACM (19-21) and the listeners that use certificates (22)
+
+    @staticmethod
+    def acm_record(account: str, domain: str):
+        """The validation CNAME of a domain: the same for every certificate of the account, as on AWS."""
+        base = domain[2:] if domain.startswith("*.") else domain
+        h1 = hashlib.md5(f"name:{account}:{base.lower()}".encode()).hexdigest()
+        h2 = hashlib.md5(f"value:{account}:{base.lower()}".encode()).hexdigest()
+        letters = "".join(chr(97 + int(c, 16) % 26) for c in h2[:10])
+        return dns_norm(f"_{h1}.{base}"), f"_{h2}.{letters}.acm-validations.aws."
+
+    def acm_status(self, ctx: Ctx, rec: dict) -> str:
+        """PENDING_VALIDATION until every domain's CNAME is in a hosted zone of the emulator, then ISSUED
+        acm_validation_s after the last record appeared; VALIDATION_TIMED_OUT after acm_validation_timeout_s."""
+        if rec["issued_at"] is not None:
+            return "ISSUED"
+        if rec["method"] == "DNS":
+            times = [self.acm_record_seen(ctx, rec, d) for d in rec["bases"]]
+            if times and all(t is not None for t in times):
+                ready = max(times) + self.d("acm_validation_s")
+                if ctx.now >= ready:
+                    rec["issued_at"] = ready
+                    return "ISSUED"
+        if ctx.now >= rec["requested"] + self.d("acm_validation_timeout_s"):
+            return "VALIDATION_TIMED_OUT"
+        return "PENDING_VALIDATION"
+
+    def acm_record_seen(self, ctx: Ctx, rec: dict, base: str):
+        """When the validation record of `base` appeared (None while it is missing)."""
+        name, value = self.acm_record(rec["account"], base)
+        found = False
+        for zid, zname in self.r53_zones(ctx):
+            if dns_norm(base) == zname or dns_norm(base).endswith("." + zname):
+                for r in self.r53_records(ctx, zid):
+                    if r["name"] == name and r["type"] == "CNAME" and value in [dns_norm(v) for v in r["values"]]:
+                        found = True
+        if not found:
+            rec["seen"].pop(base, None)
+            return None
+        return rec["seen"].setdefault(base, self.r53_seen.get((name, value), ctx.now))
+
+    def cert_in_use(self, arn: str, now: float) -> list:
+        """Load balancers whose listeners use the certificate, or did until less than acm_release_s ago."""
+        lbs = {rec["lb"] for rec in self.listener_certs.values() if arn in rec["certs"]}
+        lbs |= {lb for (c, lb), at in self.cert_released.items() if c == arn and now < at + self.d("acm_release_s")}
+        return sorted(x for x in lbs if x)
+
+    def pre_acm_RequestCertificate(self, ctx: Ctx):
+        token = ctx.json.get("IdempotencyToken")
+        if not token:
+            return None
+        domain = str(ctx.json.get("DomainName", "")).lower()
+        known = self.cert_tokens.get((token, domain))
+        if known and ctx.now - known["at"] < self.d("acm_idempotency_window_s") and known["arn"] in self.certs:
+            return Response(200, [("Content-Type", "application/x-amz-json-1.1"), ("x-amzn-RequestId", str(uuid.uuid4()))],
+                            json.dumps({"CertificateArn": known["arn"]}).encode(), injected=True)
+        # moto matches tokens on tags alone (and ignores the domain): the proxy keeps the tokens itself.
+        doc = dict(ctx.json)
+        doc.pop("IdempotencyToken")
+        ctx.set_json_body(doc)
+        ctx.extra["token"] = (token, domain)
+        return None
+
+    def post_acm_RequestCertificate(self, ctx: Ctx, resp: Response):
+        arn = json.loads(resp.body or b"{}").get("CertificateArn")
+        if not arn:
+            return
+        req = ctx.json
+        domains = [req.get("DomainName", "")] + [d for d in req.get("SubjectAlternativeNames") or [] if d != req.get("DomainName")]
+        bases = []
+        for d in domains:
+            base = d[2:] if d.startswith("*.") else d
+            if base not in bases:
+                bases.append(base)
+        self.certs[arn] = {"arn": arn, "domains": domains, "bases": bases, "account": arn.split(":")[4],
+                           # from the answer: moto takes a while to make the key
+                           "method": req.get("ValidationMethod") or "EMAIL", "requested": time.time(), "issued_at": None,
+                           "seen": {}}
+        if ctx.extra.get("token"):
+            self.cert_tokens[ctx.extra["token"]] = {"arn": arn, "at": ctx.now}
+
+    def post_acm_DescribeCertificate(self, ctx: Ctx, resp: Response):
+        doc = json.loads(resp.body or b"{}")
+        cert = doc.get("Certificate") or {}
+        arn = cert.get("CertificateArn")
+        cert["InUseBy"] = self.cert_in_use(arn, ctx.now)  # AWS lists load balancers; moto lists listeners, forever
+        rec = self.certs.get(arn)
+        if rec is not None:
+            status = self.acm_status(ctx, rec)
+            cert["Status"] = status
+            options = []
+            for d in rec["domains"]:
+                base = d[2:] if d.startswith("*.") else d
+                seen = rec["seen"].get(base)
+                if status == "ISSUED" or (seen is not None and ctx.now >= seen + self.d("acm_validation_s")):
+                    vstatus = "SUCCESS"
+                else:
+                    vstatus = "FAILED" if status == "VALIDATION_TIMED_OUT" else "PENDING_VALIDATION"
+                option = {"DomainName": d, "ValidationDomain": d, "ValidationStatus": vstatus, "ValidationMethod": rec["method"]}
+                if rec["method"] == "DNS" and ctx.now >= rec["requested"] + self.d("acm_record_delay_s"):
+                    name, value = self.acm_record(rec["account"], d)
+                    option["ResourceRecord"] = {"Name": name, "Type": "CNAME", "Value": value}
+                options.append(option)
+            cert["DomainValidationOptions"] = options
+            if status == "ISSUED":
+                cert["IssuedAt"] = rec["issued_at"]
+            else:
+                for k in ("IssuedAt", "NotBefore", "NotAfter", "Serial", "Issuer"):
+                    cert.pop(k, None)
+        resp.set_json(doc)
+
+    def pre_acm_ListCertificates(self, ctx: Ctx):
+        wanted = ctx.json.get("CertificateStatuses")
+        if wanted:
+            doc = dict(ctx.json)
+            doc.pop("CertificateStatuses")
+            ctx.set_json_body(doc)
+            ctx.extra["statuses"] = set(wanted)
+        return None
+
+    def post_acm_ListCertificates(self, ctx: Ctx, resp: Response):
+        doc = json.loads(resp.body or b"{}")
+        wanted = ctx.extra.get("statuses")
+        kept = []
+        for summary in doc.get("CertificateSummaryList") or []:
+            arn = summary.get("CertificateArn")
+            summary["InUse"] = bool(self.cert_in_use(arn, ctx.now))
+            rec = self.certs.get(arn)
+            if rec is not None:
+                summary["Status"] = self.acm_status(ctx, rec)
+                if summary["Status"] == "ISSUED":
+                    summary["IssuedAt"] = rec["issued_at"]
+                else:
+                    for k in ("IssuedAt", "NotBefore", "NotAfter"):
+                        summary.pop(k, None)
+            if wanted is None or summary.get("Status") in wanted:
+                kept.append(summary)
+        doc["CertificateSummaryList"] = kept
+        resp.set_json(doc)
+
+    def pre_acm_DeleteCertificate(self, ctx: Ctx):
+        arn = ctx.json.get("CertificateArn", "")
+        if self.cert_in_use(arn, ctx.now):
+            account = arn.split(":")[4] if arn.count(":") >= 5 else "123456789012"
+            raise Reject("ResourceInUseException", f"Certificate {arn} in account {account} is in use.")
+        return None
+
+    def post_acm_DeleteCertificate(self, ctx: Ctx, resp: Response):
+        arn = ctx.json.get("CertificateArn")
+        self.certs.pop(arn, None)
+        for key in [k for k, v in self.cert_tokens.items() if v["arn"] == arn]:
+            del self.cert_tokens[key]
+
+    # ---- listeners and their certificates -------------------------------------------------------
+
+    def cert_status_any(self, ctx: Ctx, arn: str):
+        rec = self.certs.get(arn)
+        if rec is not None:
+            return self.acm_status(ctx, rec)
+        try:
+            return self.call_json(ctx, "acm", "DescribeCertificate", {"CertificateArn": arn}).get("Certificate", {}).get("Status")
+        except UpstreamError:
+            return None  # moto reports the unknown certificate
+
+    def check_listener_certs(self, ctx: Ctx, certs: list):
+        for arn in certs:
+            if ":acm:" not in arn:
+                continue
+            status = self.cert_status_any(ctx, arn)
+            if status is not None and status != "ISSUED":
+                raise Reject("UnsupportedCertificate", f"The certificate '{arn}' must have a fully-qualified domain name, "
+                                                       "a supported signature, and a supported key size.")
+
+    @staticmethod
+    def request_certs(ctx: Ctx) -> list:
+        return [v for k, v in sorted(ctx.params.items()) if re.match(r"^Certificates\.member\.\d+\.CertificateArn$", k)]
+
+    def release_certs(self, lb: str, certs, now: float):
+        for c in certs:
+            self.cert_released[(c, lb)] = now
+
+    def _remember_listener(self, m, lb: str | None = None):
+        arn = xt(m, "ListenerArn")
+        if not arn:
+            return
+        rec = self.listener_certs.setdefault(arn, {"lb": lb or xt(m, "LoadBalancerArn"), "certs": set()})
+        rec["lb"] = xt(m, "LoadBalancerArn") or rec["lb"]
+        return rec
+
+    def post_elb_CreateListener(self, ctx: Ctx, resp: Response):
+        root, _ = xml_parse(resp.body)
+        for m in root.findall("./CreateListenerResult/Listeners/member"):
+            rec = self._remember_listener(m)
+            if rec is not None:
+                rec["certs"] = {xt(c, "CertificateArn") for c in m.findall("./Certificates/member") if xt(c, "CertificateArn")}
+
+    def pre_elb_ModifyListener(self, ctx: Ctx):
+        self.check_listener_certs(ctx, self.request_certs(ctx))
+        return None
+
+    def post_elb_ModifyListener(self, ctx: Ctx, resp: Response):
+        root, _ = xml_parse(resp.body)
+        for m in root.findall("./ModifyListenerResult/Listeners/member"):
+            rec = self._remember_listener(m)
+            if rec is None:
+                continue
+            if xt(m, "Protocol") in ("HTTPS", "TLS"):
+                new = {xt(c, "CertificateArn") for c in m.findall("./Certificates/member") if xt(c, "CertificateArn")}
+                new = new if self.request_certs(ctx) else rec["certs"] | new
+            else:
+                new = set()
+            self.release_certs(rec["lb"], rec["certs"] - new, ctx.now)
+            rec["certs"] = new
+
+    def pre_elb_AddListenerCertificates(self, ctx: Ctx):
+        self.check_listener_certs(ctx, self.request_certs(ctx))
+        return None
+
+    def _listener_rec(self, ctx: Ctx, arn: str):
+        rec = self.listener_certs.get(arn)
+        if rec is None:
+            try:
+                root = self.query(ctx, "elasticloadbalancing", "DescribeListeners", {"ListenerArns.member.1": arn})
+            except UpstreamError:
+                return None
+            m = root.find("./DescribeListenersResult/Listeners/member")
+            rec = self._remember_listener(m) if m is not None else None
+        return rec
+
+    def post_elb_AddListenerCertificates(self, ctx: Ctx, resp: Response):
+        rec = self._listener_rec(ctx, ctx.params.get("ListenerArn", ""))
+        if rec is not None:
+            rec["certs"] |= set(self.request_certs(ctx))
+
+    def post_elb_RemoveListenerCertificates(self, ctx: Ctx, resp: Response):
+        rec = self.listener_certs.get(ctx.params.get("ListenerArn", ""))
+        if rec is not None:
+            gone = set(self.request_certs(ctx)) & rec["certs"]
+            rec["certs"] -= gone
+            self.release_certs(rec["lb"], gone, ctx.now)
+
+    def post_elb_DeleteListener(self, ctx: Ctx, resp: Response):
+        rec = self.listener_certs.pop(ctx.params.get("ListenerArn", ""), None)
+        if rec is not None:
+            self.release_certs(rec["lb"], rec["certs"], ctx.now)
+
+    # =========================================================================================
+    # Route 53 (23-27)
+
+    def r53_zones(self, ctx: Ctx) -> list:
+        """[(zone id without /hostedzone/, normalized name)] of every hosted zone in moto."""
+        def fetch():
+            out, marker = [], None
+            for _ in range(100):
+                root = self.rest_xml(ctx, "route53", "GET", "/2013-04-01/hostedzone?maxitems=100"
+                                     + (f"&marker={urllib.parse.quote(marker)}" if marker else ""))
+                for z in root.findall("./HostedZones/HostedZone"):
+                    out.append((xt(z, "Id", "").split("/")[-1], dns_norm(xt(z, "Name"))))
+                marker = xt(root, "NextMarker")
+                if xt(root, "IsTruncated") != "true" or not marker:
+                    break
+            return out
+        return self.cached(ctx, "r53zones", fetch)
+
+    @staticmethod
+    def r53_parse_rrset(el) -> dict:
+        alias = el.find("AliasTarget")
+        return {
+            "name": dns_norm(xt(el, "Name")), "raw_name": xt(el, "Name"), "type": xt(el, "Type"),
+            "setid": xt(el, "SetIdentifier", ""), "ttl": xt(el, "TTL"),
+            "values": [xt(v, "Value", "") for v in el.findall("./ResourceRecords/ResourceRecord")],
+            "alias": None if alias is None else (dns_norm(xt(alias, "DNSName")), xt(alias, "HostedZoneId", ""),
+                                                 (xt(alias, "EvaluateTargetHealth", "false") or "").lower() == "true"),
+            "el": el,
+        }
+
+    def r53_records(self, ctx: Ctx, zid: str) -> list:
+        def fetch():
+            out, start = [], ""
+            for _ in range(100):
+                root = self.rest_xml(ctx, "route53", "GET", f"/2013-04-01/hostedzone/{zid}/rrset" + start)
+                out += [self.r53_parse_rrset(el) for el in root.findall("./ResourceRecordSets/ResourceRecordSet")]
+                if xt(root, "IsTruncated") != "true" or not xt(root, "NextRecordName"):
+                    break
+                start = "?" + urllib.parse.urlencode({"name": xt(root, "NextRecordName"), "type": xt(root, "NextRecordType", "")})
+            return out
+        return self.cached(ctx, ("r53records", zid), fetch)
+
+    @staticmethod
+    def r53_zone_of(path: str) -> str:
+        m = re.search(r"/hostedzone/([^/?]+)", urllib.parse.urlsplit(path).path)
+        return m.group(1) if m else ""
+
+    def r53_new_change(self, ctx: Ctx, info, comment: str | None = None):
+        """moto answers every change with the same INSYNC id: give it a PENDING id of its own."""
+        if info is None:
+            return
+        cid = "C" + uuid.uuid4().hex.upper()[:20]
+        self.r53_changes[cid] = {"submitted": ctx.now, "comment": comment}
+        set_child(info, "Id", f"/change/{cid}")
+        set_child(info, "Status", "PENDING" if self.d("route53_change_s") > 0 else "INSYNC")
+        if comment:
+            set_child(info, "Comment", comment)
+
+    def pre_route53_GetChange(self, ctx: Ctx):
+        cid = urllib.parse.unquote(urllib.parse.urlsplit(ctx.path).path.rstrip("/").split("/")[-1])
+        change = self.r53_changes.get(cid)
+        if change is None:
+            raise Reject("NoSuchChange", f"A change with the specified change ID {cid} does not exist.", 404)
+        status = "INSYNC" if ctx.now >= change["submitted"] + self.d("route53_change_s") else "PENDING"
+        root = ET.Element("GetChangeResponse")
+        info = ET.SubElement(root, "ChangeInfo")
+        ET.SubElement(info, "Id").text = f"/change/{cid}"
+        ET.SubElement(info, "Status").text = status
+        ET.SubElement(info, "SubmittedAt").text = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(change["submitted"]))
+        if change["comment"]:
+            ET.SubElement(info, "Comment").text = change["comment"]
+        return Response(200, [("Content-Type", "text/xml"), ("x-amzn-RequestId", str(uuid.uuid4()))],
+                        xml_dump(root, ROUTE53_NS), injected=True)
+
+    def pre_route53_CreateHostedZone(self, ctx: Ctx):
+        """moto makes a second zone for a CallerReference it has seen; AWS refuses."""
+        try:
+            ref = xt(xml_parse(ctx.body)[0], "CallerReference")
+        except ET.ParseError:
+            return None
+        marker = None
+        for _ in range(100):
+            root = self.rest_xml(ctx, "route53", "GET", "/2013-04-01/hostedzone?maxitems=100"
+                                 + (f"&marker={urllib.parse.quote(marker)}" if marker else ""))
+            if any(xt(z, "CallerReference") == ref for z in root.findall("./HostedZones/HostedZone")):
+                raise Reject("HostedZoneAlreadyExists", "A hosted zone has already been created with the specified "
+                                                        "caller reference.", 409)
+            marker = xt(root, "NextMarker")
+            if xt(root, "IsTruncated") != "true" or not marker:
+                break
+        return None
+
+    def post_route53_CreateHostedZone(self, ctx: Ctx, resp: Response):
+        root, ns = xml_parse(resp.body)
+        self.r53_new_change(ctx, root.find("ChangeInfo"))
+        resp.set_xml(root, ns)
+
+    post_route53_DeleteHostedZone = post_route53_CreateHostedZone
+
+    def r53_conflicts(self, state: dict, new: dict, zone: str) -> list:
+        name, typ = new["name"], new["type"]
+        if typ == "CNAME" and name == zone:
+            return [f"RRSet of type CNAME with DNS name {name} is not permitted at apex in zone {zone}"]
+        others = {t for (n, t, _) in state if n == name}
+        if typ == "CNAME" and others - {"CNAME"}:
+            return [f"RRSet of type CNAME with DNS name {name} is not permitted as it conflicts with other records "
+                    f"with the same DNS name in zone {zone}"]
+        if typ != "CNAME" and "CNAME" in others:
+            return [f"RRSet of type {typ} with DNS name {name} is not permitted because a conflicting RRSet of type "
+                    f"CNAME with the same DNS name already exists in zone {zone}"]
+        return []
+
+    def r53_alias_errors(self, ctx: Ctx, new: dict, zid: str, state: dict) -> list:
+        if not new["alias"]:
+            return []
+        dns, target_zone, _ = new["alias"]
+        head = f"Tried to create an alias that targets {dns}, type {new['type']} in zone {target_zone}"
+        m = re.match(r"^(?:dualstack\.)?(.+\.([a-z0-9-]+)\.elb\.amazonaws\.com\.)$", dns)
+        if m:
+            try:
+                lbs = self.cached(ctx, ("lbs-dns", m.group(2)), lambda: self.query(
+                    ctx, "elasticloadbalancing", "DescribeLoadBalancers", region=m.group(2)).findall(
+                    "./DescribeLoadBalancersResult/LoadBalancers/member"))
+            except UpstreamError:
+                return []
+            for lb in lbs:
+                if dns_norm(xt(lb, "DNSName")) == m.group(1):
+                    if xt(lb, "CanonicalHostedZoneId") != target_zone:
+                        return [f"{head}, but the alias target name does not lie within the target zone"]
+                    return []
+            return [f"{head}, but that target was not found"]
+        if target_zone == zid and not any(n == dns for (n, _, _) in state):
+            return [f"{head}, but that target was not found"]
+        return []
+
+    @staticmethod
+    def r53_same(cur: dict, new: dict) -> bool:
+        if (cur["alias"] is None) != (new["alias"] is None):
+            return False
+        if cur["alias"]:
+            return cur["alias"] == new["alias"]
+        return str(cur["ttl"]) == str(new["ttl"]) and sorted(cur["values"]) == sorted(new["values"])
+
+    def pre_route53_ChangeResourceRecordSets(self, ctx: Ctx):
+        """Judge the batch as AWS does (moto misses duplicates, CNAME conflicts, mismatched DELETEs and alias
+        targets), all changes together; then send moto a batch its journal-based checks accept."""
+        try:
+            root, ns = xml_parse(ctx.body)
+        except ET.ParseError:
+            return None
+        ctx.extra["comment"] = xt(root, "ChangeBatch/Comment")
+        zid = self.r53_zone_of(ctx.path)
+        zone = dict(self.r53_zones(ctx)).get(zid)
+        if zone is None:
+            return None  # moto: NoSuchHostedZone
+        state = {(r["name"], r["type"], r["setid"]): r for r in self.r53_records(ctx, zid)}
+        errors = []
+        for change in root.findall("./ChangeBatch/Changes/Change"):
+            action, el = xt(change, "Action"), change.find("ResourceRecordSet")
+            if el is None or action not in ("CREATE", "UPSERT", "DELETE"):
+                return None
+            new = self.r53_parse_rrset(el)
+            if not (new["name"] == zone or new["name"].endswith("." + zone)):
+                return None  # moto: not permitted in zone
+            key = (new["name"], new["type"], new["setid"])
+            desc = f"[name='{new['name']}', type='{new['type']}'" + (f", set-identifier='{new['setid']}'" if new["setid"] else "") + "]"
+            cur = state.get(key)
+            if action == "DELETE":
+                if cur is None:
+                    errors.append(f"Tried to delete resource record set {desc} but it was not found")
+                elif not self.r53_same(cur, new):
+                    errors.append(f"Tried to delete resource record set {desc} but the values provided do not match the current values")
+                else:
+                    change.remove(el)  # moto compares with its journal, case- and order-sensitively: the stored form
+                    change.append(cur["el"])
+                    del state[key]
+                continue
+            if action == "CREATE" and cur is not None:
+                errors.append(f"Tried to create resource record set {desc} but it already exists")
+                continue
+            errors += self.r53_conflicts({k: v for k, v in state.items() if k != key}, new, zone)
+            errors += self.r53_alias_errors(ctx, new, zid, state)
+            if cur is not None:
+                set_child(el, "Name", cur["raw_name"])  # moto's UPSERT is case-sensitive
+            set_child(change, "Action", "UPSERT")  # moto's CREATE misjudges a record that was deleted before
+            state[key] = new
+        if errors:
+            raise Reject("InvalidChangeBatch", "[" + ", ".join(errors) + "]")
+        ctx.body = xml_dump(root, ns or ROUTE53_NS)
+        return None
+
+    def post_route53_ChangeResourceRecordSets(self, ctx: Ctx, resp: Response):
+        root, ns = xml_parse(resp.body)
+        self.r53_new_change(ctx, root.find("ChangeInfo"), ctx.extra.get("comment"))
+        resp.set_xml(root, ns)
+        try:
+            req, _ = xml_parse(ctx.body)
+        except ET.ParseError:
+            return
+        for change in req.findall("./ChangeBatch/Changes/Change"):
+            el = change.find("ResourceRecordSet")
+            if xt(change, "Action") in ("CREATE", "UPSERT") and el is not None and xt(el, "Type") == "CNAME":
+                for v in el.findall("./ResourceRecords/ResourceRecord"):
+                    self.r53_seen.setdefault((dns_norm(xt(el, "Name")), dns_norm(xt(v, "Value"))), ctx.now)
+
+    def post_route53_ListResourceRecordSets(self, ctx: Ctx, resp: Response):
+        """AWS returns * as \\052, alias targets in lower case with a trailing dot, and a plain SOA value."""
+        root, ns = xml_parse(resp.body)
+        for el in root.findall("./ResourceRecordSets/ResourceRecordSet"):
+            name = xt(el, "Name", "")
+            if "*" in name:
+                set_child(el, "Name", name.replace("*", "\\052"))
+            alias = el.find("AliasTarget")
+            if alias is not None and xt(alias, "DNSName"):
+                set_child(alias, "DNSName", dns_norm(xt(alias, "DNSName")))
+            for v in el.findall("./ResourceRecords/ResourceRecord/Value"):
+                m = re.fullmatch(r"\{'Value': '(.*)'\}", v.text or "")
+                if m:
+                    v.text = m.group(1)
+        resp.set_xml(root, ns)
+
+    def pre_route53_ListHostedZonesByName(self, ctx: Ctx):
+        """moto keeps only zones named exactly DNSName and ignores MaxItems; AWS lists from DNSName on, in order."""
+        ctx.extra["byname"] = {k: ctx.params.get(k) for k in ("dnsname", "hostedzoneid", "maxitems")}
+        ctx.set_query([])
+        return None
+
+    def post_route53_ListHostedZonesByName(self, ctx: Ctx, resp: Response):
+        root, ns = xml_parse(resp.body)
+        want = ctx.extra.get("byname") or {}
+        holder = root.find("HostedZones")
+        zones = list(holder) if holder is not None else []
+
+        def order(z):
+            name = dns_norm(xt(z, "Name")).rstrip(".")
+            return (".".join(reversed(name.split("."))), xt(z, "Id", "").split("/")[-1])
+        zones.sort(key=order)
+        if want.get("dnsname"):
+            start = (".".join(reversed(dns_norm(want["dnsname"]).rstrip(".").split("."))), want.get("hostedzoneid") or "")
+            zones = [z for z in zones if order(z) >= start]
+        try:
+            limit = max(1, int(want.get("maxitems") or 100))
+        except ValueError:
+            limit = 100
+        out = ET.Element("ListHostedZonesByNameResponse")
+        box = ET.SubElement(out, "HostedZones")
+        for z in zones[:limit]:
+            box.append(z)
+        if want.get("dnsname"):
+            ET.SubElement(out, "DNSName").text = dns_norm(want["dnsname"])
+        if want.get("hostedzoneid"):
+            ET.SubElement(out, "HostedZoneId").text = want["hostedzoneid"]
+        ET.SubElement(out, "IsTruncated").text = "true" if len(zones) > limit else "false"
+        if len(zones) > limit:
+            ET.SubElement(out, "NextDNSName").text = xt(zones[limit], "Name")
+            ET.SubElement(out, "NextHostedZoneId").text = xt(zones[limit], "Id", "").split("/")[-1]
+        ET.SubElement(out, "MaxItems").text = str(limit)
+        resp.set_xml(out, ns or ROUTE53_NS)
+
+    # =========================================================================================
+    # Application Auto Scaling (28-32)
+
+    SLR_NAME = "AWSServiceRoleForApplicationAutoScaling_ECSService"
+    SLR_PATH = "/aws-service-role/ecs.application-autoscaling.amazonaws.com/"
+
+    def slr_arn(self, ctx: Ctx) -> str:
+        account = "123456789012"
+        for arn in list(self.aas_targets.values()):
+            if arn and arn.count(":") >= 5:
+                account = arn.split(":")[4]
+        return f"arn:aws:iam::{account}:role{self.SLR_PATH}{self.SLR_NAME}"
+
+    @staticmethod
+    def aas_key(doc: dict):
+        return (doc.get("ServiceNamespace"), doc.get("ResourceId"), doc.get("ScalableDimension"))
+
+    def pre_aas_RegisterScalableTarget(self, ctx: Ctx):
+        req = ctx.json
+        rid = str(req.get("ResourceId") or "")
+        m = re.fullmatch(r"service/([^/]+)/([^/]+)", rid)
+        if req.get("ServiceNamespace") == "ecs" and m:
+            rec = self.find_service(m.group(1), m.group(2))
+            # Just after CreateService, and once the service is draining or gone, AWS does not see it.
+            if rec is not None and (self.svc_status(rec, ctx.now) != "ACTIVE"
+                                    or ctx.now < rec["created"] + self.d("aas_service_visible_s")):
+                raise Reject("ValidationException", f"ECS service doesn't exist: {rid}")
+        lo, hi = req.get("MinCapacity"), req.get("MaxCapacity")
+        if isinstance(lo, int) and isinstance(hi, int) and lo > hi:
+            raise Reject("ValidationException", "Minimum capacity cannot be greater than maximum capacity")
+        return None
+
+    def error_aas_RegisterScalableTarget(self, ctx: Ctx, resp: Response):
+        if error_code_of(resp.status, resp.headers, resp.body) == "ClusterNotFoundException":
+            return ctx.error("ValidationException", f"ECS service doesn't exist: {ctx.json.get('ResourceId')}")
+        return None
+
+    def post_aas_RegisterScalableTarget(self, ctx: Ctx, resp: Response):
+        arn = json.loads(resp.body or b"{}").get("ScalableTargetARN")
+        key = self.aas_key(ctx.json)
+        if arn:
+            new = key not in self.aas_targets
+            self.aas_targets[key] = arn
+            if new or ctx.json.get("Tags"):
+                self.aas_tags.setdefault(arn, {}).update(ctx.json.get("Tags") or {})
+        if (key[0] == "ecs" and not ctx.json.get("RoleARN") and self.cfg.get("aas_create_service_linked_role")):
+            self.ensure_ecs_slr(ctx)
+
+    def ensure_ecs_slr(self, ctx: Ctx):
+        """AWS creates the service-linked role at the first ECS registration; moto does not (and its
+        CreateServiceLinkedRole misnames this role)."""
+        try:
+            self.query(ctx, "iam", "GetRole", {"RoleName": self.SLR_NAME})
+            return
+        except UpstreamError as e:
+            if e.code != "NoSuchEntity":
+                return
+        trust = json.dumps({"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Principal": {"Service": "ecs.application-autoscaling.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
+        try:
+            self.query(ctx, "iam", "CreateRole", {"RoleName": self.SLR_NAME, "Path": self.SLR_PATH,
+                                                  "AssumeRolePolicyDocument": trust,
+                                                  "Description": "Service-linked role for Application Auto Scaling of ECS services"})
+        except UpstreamError:
+            pass
+
+    def post_aas_DescribeScalableTargets(self, ctx: Ctx, resp: Response):
+        doc = json.loads(resp.body or b"{}")
+        for t in doc.get("ScalableTargets") or []:
+            if t.get("ScalableTargetARN"):
+                self.aas_targets[self.aas_key(t)] = t["ScalableTargetARN"]
+            if t.get("ServiceNamespace") == "ecs" and not t.get("RoleARN"):
+                t["RoleARN"] = self.slr_arn(ctx)
+            t.setdefault("SuspendedState", {"DynamicScalingInSuspended": False, "DynamicScalingOutSuspended": False,
+                                            "ScheduledScalingSuspended": False})
+        resp.set_json(doc)
+
+    def post_aas_DeregisterScalableTarget(self, ctx: Ctx, resp: Response):
+        """AWS deletes the target's scaling policies with it; moto keeps them."""
+        key = self.aas_key(ctx.json)
+        arn = self.aas_targets.pop(key, None)
+        self.aas_tags.pop(arn, None)
+        for pkey in [k for k in self.aas_policy_arns if k[:3] == key]:
+            del self.aas_policy_arns[pkey]
+        try:
+            doc = self.call_json(ctx, "application-autoscaling", "DescribeScalingPolicies",
+                                 {"ServiceNamespace": key[0], "ResourceId": key[1], "ScalableDimension": key[2]})
+            for pol in doc.get("ScalingPolicies") or []:
+                if self.aas_key(pol) == key:
+                    self.call_json(ctx, "application-autoscaling", "DeleteScalingPolicy",
+                                   {"PolicyName": pol["PolicyName"], "ServiceNamespace": key[0], "ResourceId": key[1],
+                                    "ScalableDimension": key[2]})
+        except UpstreamError:
+            pass
+
+    def _aas_not_found(self, ctx: Ctx, resp: Response):
+        """moto says ValidationException where AWS says ObjectNotFoundException."""
+        text = resp.body.decode("utf-8", "replace")
+        if error_code_of(resp.status, resp.headers, resp.body) == "ValidationException" and "No scal" in text:
+            try:
+                message = json.loads(text).get("message")
+            except ValueError:
+                message = "No scalable target found"
+            return ctx.error("ObjectNotFoundException", message)
+        return None
+
+    error_aas_DeregisterScalableTarget = _aas_not_found
+    error_aas_DeleteScalingPolicy = _aas_not_found
+
+    def pre_aas_PutScalingPolicy(self, ctx: Ctx):
+        req = ctx.json
+        key = self.aas_key(req)
+        found = self.call_json(ctx, "application-autoscaling", "DescribeScalableTargets",
+                               {"ServiceNamespace": key[0], "ResourceIds": [key[1]], "ScalableDimension": key[2]})
+        if not any(self.aas_key(t) == key for t in found.get("ScalableTargets") or []):
+            raise Reject("ObjectNotFoundException", f"No scalable target registered for service namespace: {key[0]}, "
+                                                    f"resource ID: {key[1]}, scalable dimension: {key[2]}")
+        spec = ((req.get("TargetTrackingScalingPolicyConfiguration") or {}).get("PredefinedMetricSpecification") or {})
+        if spec.get("PredefinedMetricType") == "ALBRequestCountPerTarget":
+            self.check_resource_label(ctx, spec.get("ResourceLabel"))
+        return None
+
+    def check_resource_label(self, ctx: Ctx, label):
+        """app/<lb-name>/<lb-id>/targetgroup/<tg-name>/<tg-id>, naming a target group that the load balancer uses."""
+        if not label:
+            raise Reject("ValidationException", "Resource label should be specified for predefined metric type "
+                                                "ALBRequestCountPerTarget")
+        m = re.fullmatch(r"(app/[^/]+/[0-9a-f]+)/(targetgroup/[^/]+/[0-9a-f]+)", label)
+        if not m:
+            raise Reject("ValidationException", f"Invalid resource label: {label}. The resource label must have the "
+                                                "format app/<load-balancer-name>/<load-balancer-id>/targetgroup/"
+                                                "<target-group-name>/<target-group-id>")
+        try:
+            lbs = self.query(ctx, "elasticloadbalancing", "DescribeLoadBalancers").findall(
+                "./DescribeLoadBalancersResult/LoadBalancers/member")
+            tgs = self.query(ctx, "elasticloadbalancing", "DescribeTargetGroups").findall(
+                "./DescribeTargetGroupsResult/TargetGroups/member")
+        except UpstreamError:
+            return
+        lb = next((x for x in lbs if (xt(x, "LoadBalancerArn") or "").endswith(":loadbalancer/" + m.group(1))), None)
+        tg = next((x for x in tgs if (xt(x, "TargetGroupArn") or "").endswith(":" + m.group(2))), None)
+        if lb is None or tg is None:
+            raise Reject("ValidationException", f"Invalid resource label: {label}. "
+                                                f"{'Load balancer' if lb is None else 'Target group'} not found.")
+        if xt(lb, "LoadBalancerArn") not in [e.text for e in tg.findall("./LoadBalancerArns/member")]:
+            raise Reject("ValidationException", f"Invalid resource label: {label}. Target group {xt(tg, 'TargetGroupArn')} "
+                                                f"is not attached to load balancer {xt(lb, 'LoadBalancerArn')}.")
+
+    def post_aas_PutScalingPolicy(self, ctx: Ctx, resp: Response):
+        """Updating a policy keeps its ARN on AWS (alarms act on it); moto makes a new one each time."""
+        doc = json.loads(resp.body or b"{}")
+        key = self.aas_key(ctx.json) + (ctx.json.get("PolicyName"),)
+        arn = self.aas_policy_arns.setdefault(key, doc.get("PolicyARN"))
+        if arn and doc.get("PolicyARN") != arn:
+            doc["PolicyARN"] = arn
+            resp.set_json(doc)
+
+    def post_aas_DeleteScalingPolicy(self, ctx: Ctx, resp: Response):
+        self.aas_policy_arns.pop(self.aas_key(ctx.json) + (ctx.json.get("PolicyName"),), None)
+
+    def post_aas_DescribeScalingPolicies(self, ctx: Ctx, resp: Response):
+        """moto ignores the PolicyNames filter."""
+        names = ctx.json.get("PolicyNames")
+        doc = json.loads(resp.body or b"{}")
+        policies = [p for p in doc.get("ScalingPolicies") or [] if not names or p.get("PolicyName") in names]
+        for pol in policies:
+            pol["PolicyARN"] = self.aas_policy_arns.get(self.aas_key(pol) + (pol.get("PolicyName"),), pol.get("PolicyARN"))
+        doc["ScalingPolicies"] = policies
+        resp.set_json(doc)
+
+    def aas_known_arn(self, ctx: Ctx, arn: str) -> bool:
+        if arn in self.aas_targets.values():
+            return True
+        for ns in ("ecs", "dynamodb"):
+            try:
+                doc = self.call_json(ctx, "application-autoscaling", "DescribeScalableTargets", {"ServiceNamespace": ns})
+            except UpstreamError:
+                continue
+            for t in doc.get("ScalableTargets") or []:
+                self.aas_targets[self.aas_key(t)] = t.get("ScalableTargetARN")
+        return arn in self.aas_targets.values()
+
+    def _aas_json(self, doc: dict) -> Response:
+        return Response(200, [("Content-Type", "application/x-amz-json-1.1"), ("x-amzn-RequestId", str(uuid.uuid4()))],
+                        json.dumps(doc).encode(), injected=True)
+
+    def _aas_tag_target(self, ctx: Ctx) -> str:
+        arn = ctx.json.get("ResourceARN", "")
+        if not self.aas_known_arn(ctx, arn):
+            raise Reject("ResourceNotFoundException", f"No scalable target found for ARN: {arn}")
+        return arn
+
+    # moto answers the tagging calls with HTTP 500: the proxy keeps the tags.
+    def pre_aas_TagResource(self, ctx: Ctx):
+        arn = self._aas_tag_target(ctx)
+        ctx.extra["commit"] = lambda: self.aas_tags.setdefault(arn, {}).update(ctx.json.get("Tags") or {})
+        return self._aas_json({})
+
+    def pre_aas_UntagResource(self, ctx: Ctx):
+        arn = self._aas_tag_target(ctx)
+
+        def commit():
+            for k in ctx.json.get("TagKeys") or []:
+                self.aas_tags.get(arn, {}).pop(k, None)
+        ctx.extra["commit"] = commit
+        return self._aas_json({})
+
+    def pre_aas_ListTagsForResource(self, ctx: Ctx):
+        arn = self._aas_tag_target(ctx)
+        return self._aas_json({"Tags": dict(self.aas_tags.get(arn, {}))})
+
+    # =========================================================================================
+    # S3 (33-37)
+
+    @staticmethod
+    def s3_bucket_name_ok(name: str) -> bool:
+        """The naming rules of general purpose buckets."""
+        return (3 <= len(name) <= 63 and re.fullmatch(r"[a-z0-9][a-z0-9.-]*[a-z0-9]", name) is not None
+                and ".." not in name and not re.fullmatch(r"\d+\.\d+\.\d+\.\d+", name)
+                and not name.startswith(("xn--", "sthree-", "amzn-s3-demo-"))
+                and not name.endswith(("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")))
+
+    def bucket_region(self, ctx: Ctx, bucket: str):
+        if bucket not in self.bucket_regions:
+            status, rh, _ = self.rest(ctx, "s3", "HEAD", "/" + urllib.parse.quote(bucket))
+            if status >= 400 and status != 403:
+                return None
+            self.bucket_regions[bucket] = dict((k.lower(), v) for k, v in rh).get("x-amz-bucket-region", "us-east-1")
+        return self.bucket_regions[bucket]
+
+    def s3_region_check(self, ctx: Ctx):
+        """A request signed for another region than the bucket's: AWS answers 301 PermanentRedirect (or, for a
+        regional endpoint of the wrong region, 400 AuthorizationHeaderMalformed); moto serves it."""
+        mode = self.cfg.get("s3_region_mismatch")
+        if mode == "off" or not ctx.bucket or ctx.action in ("CreateBucket", "ListBuckets", "GetBucketLocation"):
+            return None
+        region = self.bucket_region(ctx, ctx.bucket)
+        if region is None or region == ctx.region:
+            return None
+        headers = [("x-amz-bucket-region", region)]
+        if mode == "malformed":
+            raise Reject("AuthorizationHeaderMalformed", f"The authorization header is malformed; the region "
+                                                         f"'{ctx.region}' is wrong; expecting '{region}'", 400,
+                         extra={"Region": region}, headers=headers)
+        raise Reject("PermanentRedirect", "The bucket you are attempting to access must be addressed using the specified "
+                                          "endpoint. Please send all future requests to this endpoint.", 301,
+                     extra={"Endpoint": f"{ctx.bucket}.s3.{region}.amazonaws.com", "Bucket": ctx.bucket}, headers=headers)
+
+    def pre_s3_CreateBucket(self, ctx: Ctx):
+        bucket = ctx.bucket or ""
+        if not self.s3_bucket_name_ok(bucket):
+            raise Reject("InvalidBucketName", "The specified bucket is not valid.", extra={"BucketName": bucket})
+        constraint = None
+        if ctx.body.strip():
+            try:
+                constraint = xt(xml_parse(ctx.body)[0], "LocationConstraint")
+            except ET.ParseError:
+                return None
+        if constraint and ctx.region != "us-east-1" and constraint != ctx.region:
+            raise Reject("IllegalLocationConstraintException", f"The {constraint} location constraint is incompatible for "
+                                                               "the region specific endpoint this request was sent to.")
+        ctx.extra["existed"] = self.bucket_region(ctx, bucket) is not None
+        ctx.extra["region"] = constraint or ctx.region
+        return None
+
+    def post_s3_CreateBucket(self, ctx: Ctx, resp: Response):
+        bucket = ctx.bucket or ""
+        self.bucket_regions[bucket] = ctx.extra.get("region") or ctx.region
+        if ctx.extra.get("existed") or not self.cfg.get("s3_aws_defaults"):
+            return
+        # New buckets have Block Public Access on (AWS default since April 2023).
+        body = ('<PublicAccessBlockConfiguration xmlns="%s"><BlockPublicAcls>true</BlockPublicAcls><IgnorePublicAcls>true'
+                '</IgnorePublicAcls><BlockPublicPolicy>true</BlockPublicPolicy><RestrictPublicBuckets>true'
+                '</RestrictPublicBuckets></PublicAccessBlockConfiguration>' % S3_NS).encode()
+        self.rest(ctx, "s3", "PUT", f"/{urllib.parse.quote(bucket)}?publicAccessBlock", body,
+                  region=self.bucket_regions[bucket])
+
+    def post_s3_DeleteBucket(self, ctx: Ctx, resp: Response):
+        self.bucket_regions.pop(ctx.bucket, None)
+
+    def error_s3_GetBucketEncryption(self, ctx: Ctx, resp: Response):
+        """Every bucket has SSE-S3 default encryption on AWS (since January 2023); moto has none."""
+        if self.cfg.get("s3_aws_defaults") and error_code_of(resp.status, resp.headers, resp.body) == \
+                "ServerSideEncryptionConfigurationNotFoundError":
+            body = ('<?xml version="1.0" encoding="UTF-8"?>\n<ServerSideEncryptionConfiguration xmlns="%s"><Rule>'
+                    '<ApplyServerSideEncryptionByDefault><SSEAlgorithm>AES256</SSEAlgorithm>'
+                    '</ApplyServerSideEncryptionByDefault><BucketKeyEnabled>false</BucketKeyEnabled></Rule>'
+                    '</ServerSideEncryptionConfiguration>' % S3_NS).encode()
+            return Response(200, [("Content-Type", "application/xml"), ("x-amz-request-id", uuid.uuid4().hex[:16].upper())],
+                            body, injected=True)
+        return None
+
+    def post_s3_PutObject(self, ctx: Ctx, resp: Response):
+        if self.cfg.get("s3_aws_defaults") and resp.header("x-amz-server-side-encryption") is None:
+            resp.set_header("x-amz-server-side-encryption", "AES256")
+            resp.injected = True
+
+    post_s3_GetObject = post_s3_HeadObject = post_s3_CopyObject = post_s3_PutObject
+
+    def pre_s3_PutObject(self, ctx: Ctx):
+        inm = ctx.header("if-none-match")
+        if inm is not None and inm.strip() != "*":
+            raise Reject("NotImplemented", "A header you provided implies functionality that is not implemented", 501,
+                         extra={"Header": "If-None-Match"})
+        return self.conditional_conflict(ctx)
+
+    def conditional_conflict(self, ctx: Ctx):
+        """A conditional write that races another one on the same key gets 409 ConditionalRequestConflict on
+        AWS (retry it); the proxy handles one request at a time, so it makes them up at s3_conditional_conflict_rate."""
+        rate = float(self.cfg.get("s3_conditional_conflict_rate") or 0.0)
+        if rate > 0 and (ctx.header("if-none-match") or ctx.header("if-match")) and self.rng.random() < rate:
+            raise Reject("ConditionalRequestConflict", "A conflicting conditional operation is currently in progress "
+                                                       "against this resource. Please try again.", 409)
+        return None
+
+    pre_s3_DeleteObject = conditional_conflict
+
+    def pre_s3_PutBucketPolicy(self, ctx: Ctx):
+        text = ctx.body.decode("utf-8", "replace")
+        try:
+            doc = json.loads(text)
+        except ValueError:
+            doc = None
+        if not isinstance(doc, dict) or not text.lstrip().startswith("{"):
+            raise Reject("MalformedPolicy", "Policies must be valid JSON and the first byte must be '{'")
+        statements = doc.get("Statement") or []
+        statements = statements if isinstance(statements, list) else [statements]
+
+        def public(st):
+            principal = st.get("Principal")
+            anyone = principal == "*" or (isinstance(principal, dict) and principal.get("AWS") in ("*", ["*"]))
+            return st.get("Effect") == "Allow" and anyone and not st.get("Condition")
+        if not any(isinstance(st, dict) and public(st) for st in statements):
+            return None
+        status, _, data = self.rest(ctx, "s3", "GET", f"/{urllib.parse.quote(ctx.bucket or '')}?publicAccessBlock")
+        if status == 200 and re.search(rb"<BlockPublicPolicy>true</BlockPublicPolicy>", data):
+            raise Reject("AccessDenied", f"User: arn:aws:iam::123456789012:user/{ctx.akid} is not authorized to perform: "
+                                         f"s3:PutBucketPolicy on resource: \"arn:aws:s3:::{ctx.bucket}\" because public "
+                                         "policies are blocked by the BlockPublicPolicy block public access setting.", 403)
+        return None
+
 # ---------------------------------------------------------------------------------------------
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -1699,7 +2798,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         for k, v in resp.headers:
             if k.lower() not in HOP_BY_HOP:
                 lines.append(f"{k}: {v}")
-        lines.append(f"Content-Length: {len(resp.body)}")
+        length = resp.header("content-length") if self.command == "HEAD" else None
+        lines.append(f"Content-Length: {length if length is not None else len(resp.body)}")
         if self.close_connection:
             lines.append("Connection: close")
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace")
@@ -1728,6 +2828,8 @@ def load_config(args) -> dict:
         for key in DURATION_KEYS:
             if not isinstance(cfg[key], (int, float)) or cfg[key] < 0:
                 raise SystemExit(f"aws_realism: config key {key} must be a number >= 0")
+        if cfg["s3_region_mismatch"] not in S3_REGION_MISMATCH:
+            raise SystemExit(f"aws_realism: config key s3_region_mismatch must be one of {', '.join(S3_REGION_MISMATCH)}")
     for key, value in (("time_scale", args.time_scale), ("fault_rate", args.fault_rate), ("fault_seed", args.fault_seed),
                        ("latency_ms", args.latency_ms)):
         if value is not None:
