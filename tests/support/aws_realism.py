@@ -77,6 +77,7 @@ DEFAULTS: dict = {
     "s3_region_mismatch": "redirect",
     "s3_aws_defaults": True,
     "s3_conditional_conflict_rate": 0.0,
+    "s3_denied_buckets": [],
 }
 DURATION_KEYS = {
     "nat_pending_s", "nat_deleting_s", "alb_provisioning_s", "table_creating_s", "table_deleting_s",
@@ -763,7 +764,7 @@ class Realism:
         post = getattr(self, f"post_{key}_{ctx.action}", None) if ctx.action else None
         on_error = getattr(self, f"error_{key}_{ctx.action}", None) if ctx.action else None
         synthesized = None
-        checks = [self.s3_region_check] if ctx.service == "s3" else []
+        checks = [self.s3_access_check, self.s3_region_check] if ctx.service == "s3" else []
         for check in checks + ([pre] if pre else []):
             try:
                 synthesized = check(ctx)
@@ -2645,6 +2646,21 @@ class Realism:
         raise Reject("PermanentRedirect", "The bucket you are attempting to access must be addressed using the specified "
                                           "endpoint. Please send all future requests to this endpoint.", 301,
                      extra={"Endpoint": f"{ctx.bucket}.s3.{region}.amazonaws.com", "Bucket": ctx.bucket}, headers=headers)
+
+    def s3_access_check(self, ctx: Ctx):
+        """A bucket the caller has no permission on (another account's, or a policy that denies it): every
+        request gets 403 AccessDenied (a HEAD only the status). moto knows one account and no IAM."""
+        if ctx.bucket and ctx.bucket in (self.cfg.get("s3_denied_buckets") or []):
+            raise Reject("AccessDenied", "Access Denied", 403)
+        return None
+
+    def post_s3_GetBucketVersioning(self, ctx: Ctx, resp: Response):
+        """S3 answers <VersioningConfiguration>; moto names the root <GetBucketVersioningResponse>, which the
+        Rust SDK refuses to parse."""
+        if b"<GetBucketVersioningResponse" in resp.body:
+            resp.body = resp.body.replace(b"<GetBucketVersioningResponse", b"<VersioningConfiguration", 1).replace(
+                b"</GetBucketVersioningResponse>", b"</VersioningConfiguration>", 1)
+            resp.injected = True
 
     def pre_s3_CreateBucket(self, ctx: Ctx):
         bucket = ctx.bucket or ""
