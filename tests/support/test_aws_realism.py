@@ -1316,6 +1316,25 @@ class S3Tests(unittest.TestCase):
         self.assertRegex(body.decode(), r"<VersioningConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
                                         r"<Status>Enabled</Status></VersioningConfiguration>$")
 
+    def test_a_tls_only_policy_lets_requests_through(self):
+        s3 = C["s3"]
+        bucket = name("tls")
+        s3.create_bucket(Bucket=bucket)
+        tls_only = {"Version": "2012-10-17", "Statement": [{"Sid": "TLS", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+                                                            "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
+                                                            "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]}
+        s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(tls_only))
+        s3.put_object(Bucket=bucket, Key="state.json", Body=b"{}", IfNoneMatch="*")  # moto alone: AccessDenied
+        self.assertEqual(s3.get_object(Bucket=bucket, Key="state.json")["Body"].read(), b"{}")
+        self.assertEqual(json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"]), tls_only)
+        # A policy without conditions still goes to moto whole (and replaces the kept one).
+        deny_all = {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Principal": "*", "Action": "s3:GetObject",
+                                                            "Resource": f"arn:aws:s3:::{bucket}/*"}]}
+        s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(deny_all))
+        self.assertIn(code_of(s3.get_object, Bucket=bucket, Key="state.json"), ("AccessDenied", "403"))
+        s3.delete_bucket_policy(Bucket=bucket)
+        self.assertEqual(code_of(s3.get_bucket_policy, Bucket=bucket), "NoSuchBucketPolicy")
+
     def test_denied_buckets_answer_403(self):
         url, log = start_proxy(MOTO, config={"s3_denied_buckets": ["theirs-state"]})
         s3 = clients(url)["s3"]
