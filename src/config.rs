@@ -48,6 +48,10 @@ pub struct Config {
     pub name: String,
     #[serde(default)]
     pub region: Option<String>,
+    /// Where the state lives: a file path (relative to the config file) or `s3://BUCKET/KEY`.
+    /// `--state` and `FARGATE_STACK_STATE` take precedence.
+    #[serde(default)]
+    pub state: Option<String>,
     pub network: NetworkConfig,
     pub service: ServiceConfig,
     pub table: TableConfig,
@@ -238,18 +242,7 @@ impl Config {
             value,
             reason,
         };
-        let name_ok = !self.name.is_empty()
-            && self.name.len() <= 20
-            && self.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-            && !self.name.starts_with('-')
-            && !self.name.ends_with('-');
-        if !name_ok {
-            return Err(invalid(
-                "name",
-                format!("{:?}", self.name),
-                "use 1-20 characters of a-z, 0-9 and '-', not starting or ending with '-'".into(),
-            ));
-        }
+        Config::valid_name(&self.name).map_err(|reason| invalid("name", format!("{:?}", self.name), reason))?;
         if let Some(region) = &self.region {
             if !is_region_name(region) {
                 return Err(invalid(
@@ -258,6 +251,12 @@ impl Config {
                     "expected an AWS region name such as \"us-east-1\"".into(),
                 ));
             }
+        }
+        if let Some(state) = &self.state {
+            crate::state::StateLocation::parse(state, &self.name, None).map_err(|e| match e {
+                crate::state::StateError::BadLocation { reason, .. } => invalid("state", format!("{state:?}"), reason),
+                other => invalid("state", format!("{state:?}"), other.to_string()),
+            })?;
         }
         let net = &self.network;
         if net.az_count < 2 || net.az_count > MAX_AZS {
@@ -414,6 +413,20 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// A stack name: it prefixes every resource name and is the value of the stack tag.
+    pub fn valid_name(name: &str) -> Result<(), String> {
+        let ok = !name.is_empty()
+            && name.len() <= 20
+            && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !name.starts_with('-')
+            && !name.ends_with('-');
+        if ok {
+            Ok(())
+        } else {
+            Err("use 1-20 characters of a-z, 0-9 and '-', not starting or ending with '-'".into())
+        }
     }
 
     /// The same stack under another name (validated like the config's `name`).
@@ -650,6 +663,17 @@ mod tests {
         assert!(err("name = \"this-name-is-far-too-long\"").contains("1-20"));
         assert!(err("name = \"-x\"").contains("`name`"));
         assert!(with("name = \"a-1\"").is_ok());
+    }
+
+    #[test]
+    fn state_locations_are_checked_with_the_config() {
+        let state = |line: &str| DEFAULT_TOML.replace("# region = \"us-east-1\"", line);
+        let c = Config::parse("x.toml", &state("state = \"s3://team-state/stacks/\"")).unwrap();
+        assert_eq!(c.state.as_deref(), Some("s3://team-state/stacks/"));
+        let e = Config::parse("x.toml", &state("state = \"s3://Team_State/x.json\"")).unwrap_err().to_string();
+        assert!(e.contains("`state` = \"s3://Team_State/x.json\"") && e.contains("a-z, 0-9"), "{e}");
+        assert!(!e.contains('\n'), "{e}");
+        assert!(Config::parse("x.toml", DEFAULT_TOML).unwrap().state.is_none());
     }
 
     #[test]

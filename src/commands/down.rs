@@ -56,7 +56,7 @@ impl Report for DownReport {
 }
 
 pub async fn run(setup: &Setup, args: &DownArgs) -> Result<ExitCode, CommandError> {
-    let recorded = setup.read_state()?.filter(|s| !s.resources.is_empty());
+    let recorded = setup.read_state().await?.filter(|s| !s.resources.is_empty());
     // With no state, `--name` asks to find the stack's resources by tag and name.
     let discover = recorded.is_none() && args.name.is_some();
     let graph_config = match &recorded {
@@ -120,7 +120,20 @@ pub async fn run(setup: &Setup, args: &DownArgs) -> Result<ExitCode, CommandErro
             &format!("refusing to delete without confirmation: stdin is not a terminal; pass --yes\n{listing}"),
         )?;
     }
-    let store = setup.open_state()?;
+    let store = setup.open_state().await?;
+    // What the state records once it is locked: another run may have changed it since it was read.
+    let locked = store.snapshot();
+    let graph = if locked.resources.is_empty() || Some(&locked) == recorded.as_ref() {
+        graph
+    } else {
+        match resources::stack(&resources::covering(&setup.config, &locked), false) {
+            Ok(graph) => graph,
+            Err(e) => {
+                store.release().await;
+                return Err(e.into());
+            }
+        }
+    };
     let ctx = setup.context(store, options);
     let result = async {
         let progress = setup.progress(&graph.keys());

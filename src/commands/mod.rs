@@ -2,10 +2,13 @@
 //! state, ending in one report.
 
 pub mod down;
+pub mod list;
+pub mod state_command;
 pub mod status;
+pub mod unlock;
 pub mod up;
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -20,7 +23,8 @@ use crate::graph::{GraphError, StepReport, StepResult};
 use crate::model::{Health, Inspection, Key, Kind};
 use crate::progress::{Mode, Progress};
 use crate::report::{self, ErrorBody};
-use crate::state::{self, LocalBackend, State, StateError, Store};
+use crate::state::s3::Bucket;
+use crate::state::{self, LocalBackend, S3Backend, State, StateError, StateLocation, Store};
 
 /// Exit codes: 0 ok, 1 error, 2 usage (clap), 3 `status` found the stack missing parts, drifted,
 /// or deployed without a state here.
@@ -78,7 +82,11 @@ pub struct Setup {
     pub source: ConfigSource,
     pub region: String,
     pub clients: Clients,
-    pub state_path: PathBuf,
+    /// Where the stack's state lives: `--state` > `FARGATE_STACK_STATE` > the config's `state` >
+    /// `.fargate-stack/<name>.json`.
+    pub state: StateLocation,
+    /// The command, as a lock names it.
+    pub command: &'static str,
     pub mode: Mode,
     pub format: OutputFormat,
     pub max_concurrency: usize,
@@ -109,14 +117,14 @@ impl Setup {
         };
         let sdk = aws::sdk_config(&target, config.region.as_deref()).await;
         let region = sdk.region().map(|r| r.to_string()).ok_or(CommandError::NoRegion)?;
-        let state_path =
-            cli.state.clone().unwrap_or_else(|| PathBuf::from(".fargate-stack").join(format!("{}.json", config.name)));
+        let state = state_location(cli.state.as_deref(), &config, &source)?;
         Ok(Setup {
             clients: Clients::new(&sdk),
             config,
             source,
             region,
-            state_path,
+            state,
+            command: cli.command.name(),
             mode: Mode::detect(cli.output == OutputFormat::Json),
             format: cli.output,
             max_concurrency: cli.max_concurrency as usize,
@@ -124,12 +132,21 @@ impl Setup {
     }
 
     pub fn location(&self) -> String {
-        self.state_path.display().to_string()
+        self.state.to_string()
+    }
+
+    /// The bucket of an S3 state location, in this run's region.
+    pub fn bucket(&self, name: &str) -> Bucket {
+        Bucket::new(&self.clients.s3, name, &self.region)
     }
 
     /// The recorded state, unlocked, for commands that change nothing. None when there is none.
-    pub fn read_state(&self) -> Result<Option<State>, CommandError> {
-        let Some(state) = state::local::read(&self.state_path)? else { return Ok(None) };
+    pub async fn read_state(&self) -> Result<Option<State>, CommandError> {
+        let state = match &self.state {
+            StateLocation::Local(path) => state::local::read(path)?,
+            StateLocation::S3 { bucket, key } => self.bucket(bucket).read_state(key).await?.map(|(state, _)| state),
+        };
+        let Some(state) = state else { return Ok(None) };
         state.check_matches(&self.location(), &self.config.name, &self.region)?;
         Ok(Some(state))
     }
@@ -140,9 +157,18 @@ impl Setup {
     }
 
     /// The state, locked for this run, written after every change.
-    pub fn open_state(&self) -> Result<Store, CommandError> {
-        let (backend, state, interrupted) = LocalBackend::open(&self.state_path, &self.config.name, &self.region)?;
-        Ok(Store::writable(Arc::new(backend), state, interrupted))
+    pub async fn open_state(&self) -> Result<Store, CommandError> {
+        match &self.state {
+            StateLocation::Local(path) => {
+                let (backend, state, interrupted) = LocalBackend::open(path, &self.config.name, &self.region)?;
+                Ok(Store::writable(Arc::new(backend), state, interrupted))
+            }
+            StateLocation::S3 { bucket, key } => {
+                let (backend, state) =
+                    S3Backend::open(self.bucket(bucket), key, &self.config.name, self.command).await?;
+                Ok(Store::writable(Arc::new(backend), state, None))
+            }
+        }
     }
 
     pub fn context(&self, store: Store, down: DownOptions) -> Arc<Ctx> {
@@ -169,19 +195,58 @@ impl Setup {
     }
 }
 
-/// Run the command; under `--output json` an error is a JSON document on stdout as well.
+/// `--state` (or `FARGATE_STACK_STATE`), else the config's `state` (a relative path is relative to
+/// the config file), else the default local file.
+fn state_location(given: Option<&str>, config: &Config, source: &ConfigSource) -> Result<StateLocation, StateError> {
+    if let Some(value) = given.filter(|v| !v.is_empty()) {
+        return StateLocation::parse(value, &config.name, None);
+    }
+    match &config.state {
+        Some(value) => {
+            let config_dir =
+                (source.path != crate::config::BUILT_IN).then(|| Path::new(&source.path)).and_then(Path::parent);
+            StateLocation::parse(value, &config.name, config_dir)
+        }
+        None => Ok(StateLocation::default_for(&config.name)),
+    }
+}
+
+/// Run the command; under `--output json` an error is a JSON document on stdout as well. Ctrl-C or
+/// SIGTERM stops it as a kill would (the state holds everything done so far), but first gives up
+/// the S3 lock, so that the next run need not `unlock`.
 pub async fn run(cli: Cli) -> Result<ExitCode, CommandError> {
     let command = cli.command.name();
     let format = cli.output;
-    let result = async {
+    let work = async {
         let setup = Setup::new(&cli).await?;
         match &cli.command {
             Command::Up(args) => up::run(&setup, args).await,
             Command::Down(args) => down::run(&setup, args).await,
             Command::Status => status::run(&setup).await,
+            Command::List => list::run(&setup).await,
+            Command::Unlock(args) => unlock::run(&setup, args).await,
+            Command::State(command) => state_command::run(&setup, command).await,
         }
-    }
-    .await;
+    };
+    tokio::pin!(work);
+    let result = tokio::select! {
+        result = &mut work => result,
+        signal = interrupted() => {
+            for location in state::s3::release_held_locks().await {
+                eprintln!("interrupted by {signal}: released the lock on {location}");
+            }
+            let message = format!(
+                "interrupted by {signal}: stopped; the state records everything done so far: run the command again to continue"
+            );
+            if format == OutputFormat::Json {
+                report::emit_error(command, ErrorBody { kind: "interrupted", message: message.clone(), code: None });
+            }
+            eprintln!("{message}");
+            // Exit here, as a kill would: a local lock file keeps the holder's name, so the next
+            // run says this one did not finish.
+            std::process::exit(130);
+        }
+    };
     // A failed step is already in the command's own report.
     if let (Err(e), OutputFormat::Json) = (&result, format) {
         if !matches!(e, CommandError::Steps { .. }) {
@@ -189,6 +254,28 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CommandError> {
         }
     }
     result
+}
+
+/// Ctrl-C, or SIGTERM (how CI systems cancel a job).
+async fn interrupted() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = int.recv() => "SIGINT",
+            _ = term.recv() => "SIGTERM",
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        match tokio::signal::ctrl_c().await {
+            Ok(()) => "Ctrl-C",
+            Err(_) => std::future::pending().await,
+        }
+    }
 }
 
 /// The overall state of a stack, one spelling everywhere.

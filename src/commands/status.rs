@@ -118,7 +118,7 @@ pub async fn run(setup: &Setup) -> Result<ExitCode, CommandError> {
 }
 
 pub async fn status(setup: &Setup) -> Result<StatusReport, CommandError> {
-    let state = setup.read_state()?.unwrap_or_else(|| State::new(&setup.config.name, &setup.region));
+    let state = setup.read_state().await?.unwrap_or_else(|| State::new(&setup.config.name, &setup.region));
     let tracked = !state.resources.is_empty();
     // Only the table, kept on purpose by `down --retain-table`: a finished state.
     let retained = state.resources.len() == 1 && state.attr(&Key::Table.to_string(), "retained").is_some();
