@@ -56,13 +56,23 @@ impl Report for DownReport {
 }
 
 pub async fn run(setup: &Setup, args: &DownArgs) -> Result<ExitCode, CommandError> {
-    let recorded = setup.read_state().await?.filter(|s| !s.resources.is_empty());
+    let read = setup.read_state().await?;
+    // A state that records nothing: a `down` that was stopped between its last write and the
+    // state's deletion (two calls apart with the state in S3).
+    let empty = read.as_ref().is_some_and(|s| s.resources.is_empty());
+    let recorded = read.filter(|s| !s.resources.is_empty());
     // With no state, `--name` asks to find the stack's resources by tag and name.
     let discover = recorded.is_none() && args.name.is_some();
     let graph_config = match &recorded {
         Some(state) => resources::covering(&setup.config, state),
         None if discover => resources::discovering(&setup.config),
         None => {
+            if empty {
+                let store = setup.open_state().await?;
+                let removed = store.remove_if_empty().await;
+                store.release().await;
+                removed?;
+            }
             let report = DownReport {
                 event: "result",
                 stack: setup.config.name.clone(),
@@ -75,8 +85,9 @@ pub async fn run(setup: &Setup, args: &DownArgs) -> Result<ExitCode, CommandErro
                 warnings: vec![],
                 error: None,
                 hint: Some(format!(
-                    "nothing to delete (no state at {}; `fargate-stack status` looks for it by tag, and \
+                    "nothing to delete ({} at {}; `fargate-stack status` looks for it by tag, and \
                      `down --name {}` finds a stack's resources by tag and name)",
+                    if empty { "the state recorded nothing and was removed" } else { "no state" },
                     setup.location(),
                     setup.config.name
                 )),
