@@ -451,3 +451,40 @@ pub fn confirm(question: &str, expected: &str, refusal: &str) -> Result<(), Comm
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::DEFAULT_TOML;
+
+    #[test]
+    fn the_state_location_is_the_flag_then_the_environment_then_the_config_then_the_default() {
+        let config = |state: Option<&str>| {
+            let mut c = Config::parse("t", DEFAULT_TOML).unwrap();
+            c.state = state.map(str::to_string);
+            c
+        };
+        let file = ConfigSource { path: "/repo/infra/prod.toml".into(), sha256: String::new() };
+        let built_in = ConfigSource { path: crate::config::BUILT_IN.into(), sha256: String::new() };
+        let s3 = |key: &str| StateLocation::S3 { bucket: "team-state".into(), key: key.into() };
+        // --state or FARGATE_STACK_STATE (clap folds the two) wins over the config.
+        let given = state_location(Some("s3://team-state/x.json"), &config(Some("local.json")), &file).unwrap();
+        assert_eq!(given, s3("x.json"));
+        // An empty variable counts as unset.
+        assert_eq!(
+            state_location(Some(""), &config(Some("s3://team-state/")), &file).unwrap(),
+            s3("simple-ecs-dev.json")
+        );
+        // A relative path in the config is relative to the config file.
+        assert_eq!(
+            state_location(None, &config(Some("states/")), &file).unwrap(),
+            StateLocation::Local("/repo/infra/states/simple-ecs-dev.json".into())
+        );
+        assert_eq!(
+            state_location(None, &config(Some("states/")), &built_in).unwrap(),
+            StateLocation::Local("states/simple-ecs-dev.json".into())
+        );
+        assert_eq!(state_location(None, &config(None), &file).unwrap(), StateLocation::default_for("simple-ecs-dev"));
+        assert!(state_location(Some("s3://"), &config(None), &file).is_err());
+    }
+}
