@@ -629,7 +629,7 @@ mod tests {
     #[test]
     fn type_and_syntax_errors_name_the_key_the_value_and_the_line() {
         let e = Config::parse("x.toml", &DEFAULT_TOML.replace("10.0.0.0/16", "10.0.0.0/33")).unwrap_err().to_string();
-        assert!(e.contains("line 7") && e.contains("`network.cidr` = \"10.0.0.0/33\""), "{e}");
+        assert!(e.contains("line 9") && e.contains("`network.cidr` = \"10.0.0.0/33\""), "{e}");
         assert!(e.contains("invalid"), "{e}");
         let e = Config::parse("x.toml", &DEFAULT_TOML.replace("cpu = 256", "cpu = \"256\"")).unwrap_err().to_string();
         assert!(e.contains("`service.cpu` = \"256\"") && e.contains("expected u32"), "{e}");
