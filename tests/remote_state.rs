@@ -139,6 +139,9 @@ async fn a_killed_up_keeps_its_lock_and_another_directory_resumes_after_unlock()
     assert!(line.contains(&format!("(pid {pid})")) && line.contains(&format!("(lock ID {id})")), "{line}");
     assert!(line.contains(&format!("`fargate-stack --state s3://{BUCKET}/{KEY} unlock {id}`")), "{line}");
     assert_eq!(lock_id_in(&blocked.stderr), id);
+    // A dry run reads past the lock.
+    let plan = second.run(&["--output", "json", "up", "--dry-run"]).ok().json();
+    assert!(plan["counts"]["create"].as_u64().unwrap() > 0, "{plan}");
     // `status` reads past the lock, and shows it.
     let status = second.run(&["--output", "json", "status"]).json();
     assert_eq!((status["tracked"].as_bool(), status["lock"]["lock_id"].as_str()), (Some(true), Some(id.as_str())));
@@ -476,8 +479,9 @@ async fn state_push_and_pull_move_a_state_and_never_overwrite_a_different_one() 
     let again = laptop.run(&["--state", LOCATION, "state", "push"]);
     assert!(one_line(&again).contains("nothing to push"), "{}", again.stderr);
 
-    // A teammate works from the S3 state.
-    let teammate = Cli::with_state(&realism.url(), LOCATION);
+    // A teammate works from the S3 state, named in the stack's config.
+    let teammate = Cli::at(&realism.url());
+    teammate.write_config(&config_with(&[("name", &format!("name = \"{STACK}\"\nstate = \"{LOCATION}\""))]));
     let status = teammate.run(&["--output", "json", "status"]).json();
     assert_eq!(status["tracked"], true, "{status}");
     teammate.run(&["up", "--no-wait"]).ok();
@@ -504,7 +508,9 @@ async fn state_push_and_pull_move_a_state_and_never_overwrite_a_different_one() 
     let nothing = teammate.run(&["state", "pull"]);
     assert!(one_line(&nothing).contains("nothing to pull"), "{}", nothing.stderr);
 
-    Cli { state_location: None, ..teammate }.run(&["down", "--yes"]).ok();
+    // --state wins over the config's `state`.
+    let local_file = teammate.state_path().display().to_string();
+    teammate.run(&["--state", &local_file, "down", "--yes"]).ok();
     assert!(leftovers(&sdk, STACK).await.is_empty());
 }
 
