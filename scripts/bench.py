@@ -1,11 +1,14 @@
 """Benchmark fargate-stack against the emulator behind the AWS realism layer.
 
-Runs `up`, a no-op `up`, `status` and `down`, first with the default concurrency and then with
-`--max-concurrency 1`, and prints for each: wall time, AWS calls, mutating calls, peak concurrent
-calls and the ratio of wall time to the critical path (the longest chain of the layer's own waits,
-plus one call latency per dependent call on that chain). Prints figures; asserts nothing.
+Runs `up`, a no-op `up`, `status` and `down` (with the default concurrency, and with
+`--max-concurrency 1` unless `--modes concurrent`), and prints for each: wall time, AWS calls
+(and in how many sequential rounds), mutating calls, peak concurrent calls, and the ratio of
+wall time to the critical path of AWS's own waits. Two models of `down`'s critical path are printed:
+the reverse of `up` (what a tool that tears down in reverse creation order can reach at best) and
+AWS's hard constraints only (what `down` follows). Prints figures; asserts nothing.
 
-Usage: scripts/bench [--time-scale 0.05] [--latency-ms 30] [--runs 1]
+Usage: scripts/bench [--time-scale 0.05] [--latency-ms 30] [--modes concurrent,sequential]
+                     [--binary target/debug/fargate-stack]
 """
 
 import argparse
@@ -20,38 +23,50 @@ import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PY = os.path.join(ROOT, ".venv", "bin", "python")
-BIN = os.path.join(ROOT, "target", "debug", "fargate-stack")
 
-# The realism layer's AWS durations (tests/support/README.md) and the stack's own settings
-# (config/default.toml) that make up the critical paths.
-LAYER = {"nat_pending_s": 90, "nat_deleting_s": 60, "alb_provisioning_s": 150, "task_start_s": 30, "eni_linger_s": 120}
+# The AWS world of the benchmark (AWS seconds, scaled by --time-scale), passed to the realism layer:
+# NAT gateways take 90 s to come up and 60 s to go, load balancers 150 s to provision, their ENIs
+# linger 60 s after they are deleted, tasks start 30 s after their NAT route works and their ENIs
+# linger 30 s after they stop.
+WORLD = {"nat_pending_s": 90, "nat_deleting_s": 60, "alb_provisioning_s": 150, "task_start_s": 30,
+         "eni_linger_s": 60, "task_eni_linger_s": 30}
+# The stack's own settings (config/default.toml) on the critical paths.
 HEALTH_S = 10 * 2  # health_check_interval_seconds x healthy_threshold
 DEREGISTRATION_S = 30  # deregistration_delay_seconds
 
 
 def critical_paths(scale, latency):
-    """Seconds of the longest dependency chains, waits scaled, `latency` per dependent call."""
-    s = {k: v * scale for k, v in LAYER.items()}
-    health = HEALTH_S * scale
-    # up, load balancer chain: CreateVpc -> CreateInternetGateway -> AttachInternetGateway ->
-    # CreateLoadBalancer, provisioning, then health checks once a task runs.
-    alb_active = 4 * latency + s["alb_provisioning_s"]
-    # up, task chain: CreateVpc -> CreateInternetGateway -> AttachInternetGateway -> CreateNatGateway,
-    # pending -> CreateRouteTable -> CreateRoute -> AssociateRouteTable -> CreateService, task start.
-    task_running = 4 * latency + s["nat_pending_s"] + 4 * latency + s["task_start_s"]
-    up = max(alb_active, task_running) + health + latency  # + the describe that sees it healthy
-    # down, service chain: UpdateService(0) -> DeleteService, draining -> DeleteListener ->
-    # DeleteLoadBalancer, ENIs linger -> DeleteSecurityGroup / DeleteSubnet -> DeleteVpc.
-    service_chain = 2 * latency + DEREGISTRATION_S * scale + 2 * latency + s["eni_linger_s"] + 2 * latency
-    # down, NAT chain (after the service: its route table goes first): DeleteRouteTable ->
-    # DeleteNatGateway, deleting -> DetachInternetGateway -> DeleteInternetGateway -> DeleteVpc.
-    nat_chain = 2 * latency + DEREGISTRATION_S * scale + 2 * latency + s["nat_deleting_s"] + 3 * latency
-    down = max(service_chain, nat_chain)
-    return {"up": up, "down": down}
+    """Seconds of the longest dependency chains: waits scaled, `latency` per dependent call."""
+    w = {k: v * scale for k, v in WORLD.items()}
+    health, drain = HEALTH_S * scale, DEREGISTRATION_S * scale
+    # up. Load balancer chain: CreateVpc -> CreateInternetGateway -> AttachInternetGateway ->
+    # CreateLoadBalancer, provisioning. Task chain: the same three -> CreateNatGateway, pending ->
+    # CreateRouteTable -> CreateRoute -> AssociateRouteTable -> CreateService, task start. Health
+    # checks pass once both are done; one describe sees it.
+    alb_active = 4 * latency + w["alb_provisioning_s"]
+    task_running = 4 * latency + w["nat_pending_s"] + 4 * latency + w["task_start_s"]
+    up = max(alb_active, task_running) + health + latency
+    # down, AWS's hard constraints: three chains start at once.
+    #   service: UpdateService(0) -> DeleteService, draining -> task ENIs released -> DeleteSecurityGroup
+    #            (task, then the ALB's) -> DeleteVpc
+    #   load balancer: DeleteLoadBalancer, ENIs released -> DeleteSubnet / DetachInternetGateway ->
+    #            DeleteInternetGateway -> DeleteVpc
+    #   NAT: DeleteNatGateway, deleting -> DetachInternetGateway -> DeleteInternetGateway -> DeleteVpc
+    service = 2 * latency + drain + w["task_eni_linger_s"] + 3 * latency
+    balancer = latency + w["eni_linger_s"] + 3 * latency
+    nat = latency + w["nat_deleting_s"] + 3 * latency
+    down_hard = max(service, balancer, nat)
+    # down, the reverse of up: the listener, the load balancer and the private route tables (so the
+    # NAT gateway) wait for the service to be gone; the load balancer's ENIs and the NAT then start.
+    service_gone = 2 * latency + drain
+    down_reverse = max(service_gone + w["task_eni_linger_s"] + 3 * latency,
+                       service_gone + 2 * latency + w["eni_linger_s"] + 3 * latency,
+                       service_gone + 2 * latency + w["nat_deleting_s"] + 3 * latency)
+    return {"up": up, "down": down_hard, "down_reverse": down_reverse}
 
 
 def is_mutating(action):
-    return not action.startswith(("Describe", "List", "Get", "Scan", "Query", "BatchGet"))
+    return not action.startswith(("Describe", "List", "Get", "Scan", "Query", "BatchGet", "Head"))
 
 
 def start_servers(work, scale, latency_ms):
@@ -59,9 +74,12 @@ def start_servers(work, scale, latency_ms):
     out = subprocess.run([os.path.join(ROOT, "scripts", "start-emulator")], env=env, check=True, capture_output=True, text=True)
     moto_port, moto_pid = out.stdout.split()
     call_log = os.path.join(work, "calls.jsonl")
+    config = os.path.join(work, "world.json")
+    with open(config, "w", encoding="utf-8") as f:
+        json.dump(WORLD, f)
     proxy = subprocess.Popen(
         [PY, os.path.join(ROOT, "tests", "support", "aws_realism.py"), "--upstream", f"http://127.0.0.1:{moto_port}",
-         "--time-scale", str(scale), "--latency-ms", str(latency_ms), "--call-log", call_log],
+         "--time-scale", str(scale), "--latency-ms", str(latency_ms), "--call-log", call_log, "--config", config],
         stdout=subprocess.PIPE, text=True)
     line = proxy.stdout.readline().split()
     assert line and line[0] == "READY", line
@@ -82,18 +100,6 @@ def peak_concurrency(calls):
     return peak
 
 
-def run_phase(name, args, port, call_log, env):
-    before = len(read_calls(call_log))
-    t0 = time.time()
-    p = subprocess.run([BIN, "--endpoint-url", f"http://127.0.0.1:{port}", *args], env=env, capture_output=True, text=True)
-    wall = time.time() - t0
-    if p.returncode not in (0, 3):
-        sys.exit(f"{name} failed ({p.returncode}):\n{p.stderr}")
-    calls = read_calls(call_log)[before:]
-    return {"wall": wall, "calls": len(calls), "mutating": sum(is_mutating(c["action"]) for c in calls),
-            "peak": peak_concurrency(calls), "rounds": rounds(calls)}
-
-
 def rounds(calls):
     """How many sequential rounds the calls needed: chains of calls that did not overlap."""
     n, end = 0, 0.0
@@ -106,12 +112,27 @@ def rounds(calls):
     return n
 
 
+def run_phase(binary, name, args, port, call_log, env):
+    before = len(read_calls(call_log))
+    t0 = time.time()
+    p = subprocess.run([binary, "--endpoint-url", f"http://127.0.0.1:{port}", *args], env=env, capture_output=True, text=True)
+    wall = time.time() - t0
+    if p.returncode not in (0, 3):
+        sys.exit(f"{name} failed ({p.returncode}):\n{p.stderr}")
+    calls = read_calls(call_log)[before:]
+    return {"wall": wall, "calls": len(calls), "rounds": rounds(calls), "mutating": sum(is_mutating(c["action"]) for c in calls),
+            "refused": sum(1 for c in calls if c["error"] and is_mutating(c["action"])), "peak": peak_concurrency(calls)}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--time-scale", type=float, default=0.05)
     ap.add_argument("--latency-ms", type=float, default=30)
+    ap.add_argument("--modes", default="concurrent,sequential")
+    ap.add_argument("--binary", default=os.path.join(ROOT, "target", "debug", "fargate-stack"))
     args = ap.parse_args()
-    subprocess.run(["cargo", "build", "--quiet"], cwd=ROOT, check=True)
+    if args.binary == os.path.join(ROOT, "target", "debug", "fargate-stack"):
+        subprocess.run(["cargo", "build", "--quiet"], cwd=ROOT, check=True)
     work = tempfile.mkdtemp(prefix="fargate-stack-bench-")
     moto_port, moto_pid, proxy, port, call_log = start_servers(work, args.time_scale, args.latency_ms)
     env = dict(os.environ, AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench", AWS_REGION="us-east-1",
@@ -119,36 +140,43 @@ def main():
     env.pop("AWS_PROFILE", None)
     latency = args.latency_ms / 1000
     paths = critical_paths(args.time_scale, latency)
+    binary = args.binary
     try:
         # moto's first answer per service takes seconds: warm it up outside the measurements.
         state = os.path.join(work, "warm.json")
-        subprocess.run([BIN, "--endpoint-url", f"http://127.0.0.1:{port}", "--state", state, "up", "--no-wait"], env=env,
-                       capture_output=True, check=True)
-        subprocess.run([BIN, "--endpoint-url", f"http://127.0.0.1:{port}", "--state", state, "down", "--yes"], env=env,
-                       capture_output=True, check=True)
-        print(f"time scale {args.time_scale} (NAT {LAYER['nat_pending_s'] * args.time_scale:.1f} s, "
-              f"ALB {LAYER['alb_provisioning_s'] * args.time_scale:.1f} s, ENIs {LAYER['eni_linger_s'] * args.time_scale:.1f} s), "
-              f"{args.latency_ms:.0f} ms per call")
-        print(f"{'mode':<12} {'command':<10} {'wall s':>7} {'critical s':>10} {'ratio':>6} {'calls':>6} {'mutating':>8} "
-              f"{'peak':>5} {'rounds':>6}")
+        for cmd in (["up", "--no-wait"], ["down", "--yes"]):
+            subprocess.run([binary, "--endpoint-url", f"http://127.0.0.1:{port}", "--state", state, *cmd], env=env,
+                           capture_output=True, check=True)
+        s = args.time_scale
+        print(f"time scale {s}: NAT up {WORLD['nat_pending_s'] * s:.1f} s / down {WORLD['nat_deleting_s'] * s:.1f} s, "
+              f"ALB {WORLD['alb_provisioning_s'] * s:.1f} s, ALB ENIs {WORLD['eni_linger_s'] * s:.1f} s, "
+              f"tasks start {WORLD['task_start_s'] * s:.1f} s, task ENIs {WORLD['task_eni_linger_s'] * s:.1f} s, "
+              f"drain {DEREGISTRATION_S * s:.1f} s, health {HEALTH_S * s:.1f} s; {args.latency_ms:.0f} ms per call")
+        print(f"critical path of up: {paths['up']:.2f} s; of down: {paths['down']:.2f} s along AWS's hard constraints, "
+              f"{paths['down_reverse']:.2f} s along the reverse of up")
+        print(f"{'mode':<12} {'command':<10} {'wall s':>7} {'critical s':>10} {'ratio':>6} {'calls':>6} {'rounds':>6} "
+              f"{'mutating':>8} {'refused':>7} {'peak':>5}")
         results = {}
-        for mode, extra in [("concurrent", []), ("sequential", ["--max-concurrency", "1"])]:
+        for mode in args.modes.split(","):
+            extra = ["--max-concurrency", "1"] if mode == "sequential" else []
             urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{port}/moto-api/reset", method="POST")).read()
             state = os.path.join(work, f"{mode}.json")
             phases = [("up", ["up"]), ("no-op up", ["up"]), ("status", ["status"]), ("down", ["down", "--yes"])]
             for name, cmd in phases:
-                r = run_phase(name, ["--state", state, *extra, *cmd], port, call_log, env)
+                r = run_phase(binary, name, ["--state", state, *extra, *cmd], port, call_log, env)
                 results[(mode, name)] = r
                 if name in ("up", "down"):
                     path, ratio = f"{paths[name]:>10.2f}", f"{r['wall'] / paths[name]:>6.2f}"
                 else:
                     path, ratio = f"{'-':>10}", f"{'-':>6}"
-                print(f"{mode:<12} {name:<10} {r['wall']:>7.2f} {path} {ratio} {r['calls']:>6} "
-                      f"{r['mutating']:>8} {r['peak']:>5} {r['rounds']:>6}")
-        for name in ("up", "down"):
-            gain = results[("sequential", name)]["wall"] / results[("concurrent", name)]["wall"]
-            print(f"{name}: concurrent is {gain:.2f}x faster than --max-concurrency 1")
-        print("(wall time includes process start; the critical path counts one latency per dependent call)")
+                print(f"{mode:<12} {name:<10} {r['wall']:>7.2f} {path} {ratio} {r['calls']:>6} {r['rounds']:>6} "
+                      f"{r['mutating']:>8} {r['refused']:>7} {r['peak']:>5}")
+        if ("sequential", "up") in results and ("concurrent", "up") in results:
+            for name in ("up", "down"):
+                gain = results[("sequential", name)]["wall"] / results[("concurrent", name)]["wall"]
+                print(f"{name}: concurrent is {gain:.2f}x faster than --max-concurrency 1")
+        print("(wall time includes process start; rounds = sequential rounds of calls; refused = mutating calls AWS"
+              " refused, e.g. DependencyViolation)")
     finally:
         proxy.kill()
         os.kill(moto_pid, 9)

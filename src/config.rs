@@ -187,6 +187,9 @@ mod defaults {
     }
 }
 
+/// Builds the error for a key: (key, value as written, what is allowed).
+type Invalid<'a> = dyn Fn(&'static str, String, String) -> ConfigError + 'a;
+
 /// The subnet layout derived from the VPC CIDR: `az_count` public /24s, then as many private ones.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SubnetPlan {
@@ -242,6 +245,15 @@ impl Config {
             value,
             reason,
         };
+        self.validate_identity(&invalid)?;
+        self.validate_network(&invalid)?;
+        self.validate_service(&invalid)?;
+        self.validate_table(&invalid)?;
+        self.validate_logs_and_load_balancer(&invalid)
+    }
+
+    /// The stack name, the region and where the state lives.
+    fn validate_identity(&self, invalid: &Invalid) -> Result<(), ConfigError> {
         Config::valid_name(&self.name).map_err(|reason| invalid("name", format!("{:?}", self.name), reason))?;
         if let Some(region) = &self.region {
             if !is_region_name(region) {
@@ -258,6 +270,11 @@ impl Config {
                 other => invalid("state", format!("{state:?}"), other.to_string()),
             })?;
         }
+        Ok(())
+    }
+
+    /// `[network]`: the CIDR, zones and NAT gateways.
+    fn validate_network(&self, invalid: &Invalid) -> Result<(), ConfigError> {
         let net = &self.network;
         if net.az_count < 2 || net.az_count > MAX_AZS {
             return Err(invalid(
@@ -297,6 +314,11 @@ impl Config {
                 ),
             ));
         }
+        Ok(())
+    }
+
+    /// `[service]` (and the listener port): image, ports, count, Fargate size, health check path, environment.
+    fn validate_service(&self, invalid: &Invalid) -> Result<(), ConfigError> {
         let svc = &self.service;
         validate_image(&svc.image).map_err(|reason| invalid("service.image", format!("{:?}", svc.image), reason))?;
         check_port("service.container_port", svc.container_port)
@@ -357,6 +379,11 @@ impl Config {
                 ));
             }
         }
+        Ok(())
+    }
+
+    /// `[table]`: the key attributes.
+    fn validate_table(&self, invalid: &Invalid) -> Result<(), ConfigError> {
         for (key, attr) in
             [("table.partition_key", Some(&self.table.partition_key)), ("table.sort_key", self.table.sort_key.as_ref())]
         {
@@ -382,6 +409,11 @@ impl Config {
                 ));
             }
         }
+        Ok(())
+    }
+
+    /// `[logs]` and `[load_balancer]`: retention, health checks, deregistration delay.
+    fn validate_logs_and_load_balancer(&self, invalid: &Invalid) -> Result<(), ConfigError> {
         if !LOG_RETENTION_DAYS.contains(&self.logs.retention_days) {
             return Err(invalid(
                 "logs.retention_days",

@@ -468,6 +468,51 @@ pub trait Resource: Send + Sync {
     async fn delete(&self, ctx: &Ctx, line: &Line) -> Result<Outcome, StackError>;
 }
 
+/// A wait that ends `up` (or lets what needs it start): nothing to inspect or delete.
+#[async_trait]
+pub trait Wait: Send + Sync + 'static {
+    fn key(&self) -> Key;
+    fn needs(&self) -> Vec<Key>;
+    /// Wait until AWS is ready; the error says what was last seen.
+    async fn wait(&self, ctx: &Ctx, line: &Line) -> Result<(), StackError>;
+}
+
+/// Drives a [`Wait`] as a graph node.
+pub struct Waiting<W>(pub W);
+
+#[async_trait]
+impl<W: Wait> Resource for Waiting<W> {
+    fn key(&self) -> Key {
+        self.0.key()
+    }
+
+    fn needs(&self) -> Vec<Key> {
+        self.0.needs()
+    }
+
+    fn teardown_after(&self) -> Vec<Edge> {
+        vec![]
+    }
+
+    fn is_wait(&self) -> bool {
+        true
+    }
+
+    async fn inspect(&self, _ctx: &Ctx) -> Result<Inspection, StackError> {
+        Ok(Inspection::missing(None, false, "a wait"))
+    }
+
+    async fn ensure(&self, ctx: &Ctx, line: &Line) -> Result<Outcome, StackError> {
+        line.start("checking");
+        self.0.wait(ctx, line).await?;
+        Ok(Outcome::Waited)
+    }
+
+    async fn delete(&self, _ctx: &Ctx, _line: &Line) -> Result<Outcome, StackError> {
+        Ok(Outcome::Absent)
+    }
+}
+
 /// Drives a [`Managed`] resource through the three verbs.
 pub struct Driven<M>(pub M);
 

@@ -93,7 +93,11 @@ impl Progress {
         match self.shared.mode {
             Mode::Tty => self.shared.multi.suspend(|| eprintln!("{message}")),
             Mode::Plain => eprintln!("{message}"),
-            Mode::Json => crate::output::json(&serde_json::json!({"event": "note", "message": message})),
+            Mode::Json => crate::output::json(&serde_json::json!({
+                "schema_version": crate::report::SCHEMA_VERSION,
+                "event": "note",
+                "message": message,
+            })),
             Mode::Hidden => {}
         }
     }
@@ -196,6 +200,7 @@ impl Line {
                 width = inner.shared.width
             ),
             Mode::Json => crate::output::json(&serde_json::json!({
+                "schema_version": crate::report::SCHEMA_VERSION,
                 "event": "resource",
                 "resource": inner.name,
                 "phase": phase,

@@ -73,14 +73,33 @@ async fn full_cycle_waits_for_what_aws_needs_and_leaves_nothing() {
     assert_eq!(down.code, 0, "{}\n{}", down.stdout, down.stderr);
     let left = leftovers(&sdk, STACK).await;
     assert!(left.is_empty(), "left behind: {left:#?}");
-    // Teardown met AWS's lingering dependencies and retried through them.
+    // Teardown followed AWS's hard constraints: the load balancer and the NAT gateway went while the
+    // service drained, and each delete waited for the ENIs that block it (read calls) instead of
+    // being refused and retried.
     let down_calls = &realism.calls()[before_down..];
     let errors = errors_by_action(down_calls);
     assert!(
-        errors.keys().any(|k| k.ends_with(":DependencyViolation") || k.ends_with(":InvalidIPAddress.InUse")),
-        "expected lingering-dependency refusals during down: {errors:?}"
+        !errors.keys().any(|k| k.ends_with(":DependencyViolation") || k.ends_with(":InvalidIPAddress.InUse")),
+        "a delete ran before what blocks it was gone: {errors:?}"
     );
-    assert!(count(down_calls, "DeleteVpc", None) >= 1);
+    assert!(count(down_calls, "DescribeNetworkInterfaces", None) >= 2, "waited for the ENIs");
+    let first = |action: &str| {
+        down_calls
+            .iter()
+            .find(|c| c["action"] == action)
+            .map(|c| c["start"].as_f64().unwrap())
+            .unwrap_or_else(|| panic!("no {action}"))
+    };
+    let drained = down_calls
+        .iter()
+        .filter(|c| c["action"] == "DeleteSubnet")
+        .map(|c| c["start"].as_f64().unwrap())
+        .fold(f64::INFINITY, f64::min);
+    assert!(
+        first("DeleteLoadBalancer") < drained && first("DeleteNatGateway") < drained,
+        "started with the service's drain"
+    );
+    assert_eq!(count(down_calls, "DeleteVpc", None), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::cli::UpArgs;
-use crate::commands::{check_steps, confirm, inspect, summary, CommandError, Outputs, ResourceRow, Setup};
+use crate::commands::{check_steps, confirm, inspect, summary, CommandError, Outputs, ResourceRow, Setup, StackState};
 use crate::config::ConfigSource;
 use crate::context::{Ctx, DownOptions};
 use crate::graph::{Direction, Graph, StepReport, StepResult};
@@ -245,6 +245,8 @@ pub struct UpReport {
     pub region: String,
     pub state_file: String,
     pub ok: bool,
+    /// The stack after the run: `up`, `deploying` (not waited for), or `partial` (a step failed).
+    pub state: StackState,
     pub elapsed_ms: u64,
     pub nothing_to_change: bool,
     pub steps: Vec<StepReport>,
@@ -317,12 +319,8 @@ async fn apply(setup: &Setup, args: &UpArgs, ctx: &Arc<Ctx>) -> Result<ExitCode,
     let state = ctx.snapshot();
     let graph = resources::stack(&setup.config, !args.no_wait)?;
     let progress = setup.progress(&graph.keys());
-    progress.note(&format!(
-        "fargate-stack up: stack {} in {} (state {})",
-        setup.config.name,
-        setup.region,
-        setup.location()
-    ));
+    let location = setup.location();
+    progress.note(&format!("fargate-stack up: stack {} in {} (state {location})", setup.config.name, setup.region));
     setup.report_interrupted(ctx.store(), &progress);
     // Before any change: one round of concurrent describe calls says what would happen; beside
     // it, an az_count the region cannot hold is refused.
@@ -340,37 +338,17 @@ async fn apply(setup: &Setup, args: &UpArgs, ctx: &Arc<Ctx>) -> Result<ExitCode,
     let started = std::time::Instant::now();
     let converged = plan.converged(args.no_wait);
     if let Some(switch) = plan.config_switch.as_ref().filter(|_| !converged && !args.yes) {
-        let question = format!(
-            "This run uses {}, but {} was applied last ({}). Apply {} anyway? Type the stack name to confirm: ",
-            switch.now, switch.last_applied, switch.last_applied_at, switch.now
-        );
-        let refusal = format!(
-            "refusing to apply {} over {} (applied last, {}) without confirmation: pass the same --config, or --yes",
-            switch.now, switch.last_applied, switch.last_applied_at
-        );
-        confirm(&question, &setup.config.name, &refusal)?;
+        switch.confirm(&setup.config.name)?;
     }
     let steps = if converged {
-        graph
-            .keys()
-            .into_iter()
-            .map(|key| StepReport {
-                key,
-                result: StepResult::Done { outcome: Outcome::Unchanged },
-                elapsed: Default::default(),
-            })
-            .collect()
+        let unchanged = |key| StepReport {
+            key,
+            result: StepResult::Done { outcome: Outcome::Unchanged },
+            elapsed: Default::default(),
+        };
+        graph.keys().into_iter().map(unchanged).collect()
     } else {
-        let mut steps = graph.execute(Direction::Up, ctx.clone(), &progress, setup.max_concurrency, &|_| true).await;
-        // What the config no longer has goes once the rest is in place.
-        let deletable: Vec<Key> =
-            plan.resources.iter().filter(|r| r.action == Action::Delete).map(|r| r.name).collect();
-        if !deletable.is_empty() && check_steps(&steps).is_ok() {
-            let beyond = resources::stack(&resources::covering(&setup.config, &state), false)?;
-            let only = |n: &dyn crate::model::Resource| deletable.contains(&n.key());
-            steps.extend(beyond.execute(Direction::Down, ctx.clone(), &progress, setup.max_concurrency, &only).await);
-        }
-        steps
+        execute(setup, &graph, ctx, &progress, &plan, &state).await?
     };
     let result = check_steps(&steps);
     if result.is_ok() {
@@ -378,20 +356,23 @@ async fn apply(setup: &Setup, args: &UpArgs, ctx: &Arc<Ctx>) -> Result<ExitCode,
     }
     let elapsed = if converged { started.elapsed() } else { progress.elapsed() };
     let what = if converged { "nothing to change".to_string() } else { summary(&steps) };
-    progress.note(&format!(
-        "{} in {:.1}s: {what}",
-        if result.is_ok() { "done" } else { "failed" },
-        elapsed.as_secs_f64()
-    ));
+    let verdict = if result.is_ok() { "done" } else { "failed" };
+    progress.note(&format!("{verdict} in {:.1}s: {what}", elapsed.as_secs_f64()));
     for warning in ctx.warnings() {
         progress.note(&format!("warning: {warning}"));
     }
+    let all_unchanged = plan.resources.iter().all(|r| r.action == Action::Unchanged);
     let report = UpReport {
         event: "result",
         stack: setup.config.name.clone(),
         region: setup.region.clone(),
-        state_file: setup.location(),
+        state_file: location,
         ok: result.is_ok(),
+        state: match (&result, args.no_wait) {
+            (Err(_), _) => StackState::Partial,
+            (Ok(()), true) if !all_unchanged => StackState::Deploying,
+            (Ok(()), _) => StackState::Up,
+        },
         elapsed_ms: elapsed.as_millis() as u64,
         nothing_to_change: converged,
         steps,
@@ -402,6 +383,41 @@ async fn apply(setup: &Setup, args: &UpArgs, ctx: &Arc<Ctx>) -> Result<ExitCode,
     };
     report::emit(setup.format, &report);
     result.map(|()| ExitCode::SUCCESS)
+}
+
+/// The up pass over the config's graph; then what the config no longer has goes, once the rest is
+/// in place.
+async fn execute(
+    setup: &Setup,
+    graph: &Graph,
+    ctx: &Arc<Ctx>,
+    progress: &crate::progress::Progress,
+    plan: &Plan,
+    state: &State,
+) -> Result<Vec<StepReport>, CommandError> {
+    let mut steps = graph.execute(Direction::Up, ctx.clone(), progress, setup.max_concurrency, &|_| true).await;
+    let deletable: Vec<Key> = plan.resources.iter().filter(|r| r.action == Action::Delete).map(|r| r.name).collect();
+    if !deletable.is_empty() && check_steps(&steps).is_ok() {
+        let beyond = resources::stack(&resources::covering(&setup.config, state), false)?;
+        let only = |n: &dyn crate::model::Resource| deletable.contains(&n.key());
+        steps.extend(beyond.execute(Direction::Down, ctx.clone(), progress, setup.max_concurrency, &only).await);
+    }
+    Ok(steps)
+}
+
+impl ConfigSwitch {
+    /// Ask on a terminal before applying another config than the last one; refuse off one.
+    fn confirm(&self, stack: &str) -> Result<(), CommandError> {
+        let question = format!(
+            "This run uses {}, but {} was applied last ({}). Apply {} anyway? Type the stack name to confirm: ",
+            self.now, self.last_applied, self.last_applied_at, self.now
+        );
+        let refusal = format!(
+            "refusing to apply {} over {} (applied last, {}) without confirmation: pass the same --config, or --yes",
+            self.now, self.last_applied, self.last_applied_at
+        );
+        confirm(&question, stack, &refusal)
+    }
 }
 
 async fn record_applied(store: &Store, source: &ConfigSource) -> Result<(), CommandError> {

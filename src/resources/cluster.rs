@@ -11,8 +11,9 @@ use aws_sdk_ecs::types::{
 
 use crate::context::Ctx;
 use crate::error::{found, AwsContext, StackError};
-use crate::model::{after, Change, Diff, Edge, Inspection, Key, Managed, Outcome, Record, Resource};
+use crate::model::{after, Change, Diff, Edge, Key, Managed, Outcome, Record, Wait};
 use crate::progress::Line;
+use crate::resources::ec2::{filter, wait_enis_released};
 use crate::resources::load_balancer::target_health;
 use crate::wait::{self, budget, Poll};
 
@@ -631,6 +632,10 @@ impl Managed for Service {
         .await;
         found(deleted)?;
         wait_service_gone(ctx, line).await?;
+        // The private subnets and the task group wait for the tasks' network interfaces to go.
+        if let (Some(group), Some(vpc)) = (ctx.id(Key::TaskSecurityGroup), ctx.id(Key::Vpc)) {
+            wait_enis_released(ctx, line, &name, vec![filter("group-id", &group), filter("vpc-id", &vpc)]).await;
+        }
         Ok(Outcome::Deleted)
     }
 
@@ -692,7 +697,7 @@ pub async fn service_view(ctx: &Ctx) -> Result<Option<ServiceView>, StackError> 
 pub struct HealthyWait;
 
 #[async_trait]
-impl Resource for HealthyWait {
+impl Wait for HealthyWait {
     fn key(&self) -> Key {
         Key::ServiceHealthy
     }
@@ -701,20 +706,7 @@ impl Resource for HealthyWait {
         vec![Key::Service, Key::LoadBalancerActive]
     }
 
-    fn teardown_after(&self) -> Vec<Edge> {
-        vec![]
-    }
-
-    fn is_wait(&self) -> bool {
-        true
-    }
-
-    async fn inspect(&self, _ctx: &Ctx) -> Result<Inspection, StackError> {
-        Ok(Inspection::missing(None, false, "a wait"))
-    }
-
-    async fn ensure(&self, ctx: &Ctx, line: &Line) -> Result<Outcome, StackError> {
-        line.start("checking");
+    async fn wait(&self, ctx: &Ctx, line: &Line) -> Result<(), StackError> {
         let name = service_name(ctx);
         let wanted_definition = ctx.need(Key::TaskDefinition, self.key())?;
         let target_group = ctx.need(Key::TargetGroup, self.key())?;
@@ -746,12 +738,7 @@ impl Resource for HealthyWait {
                 view.rollout.as_deref().unwrap_or("unknown").to_lowercase()
             )))
         })
-        .await?;
-        Ok(Outcome::Waited)
-    }
-
-    async fn delete(&self, _ctx: &Ctx, _line: &Line) -> Result<Outcome, StackError> {
-        Ok(Outcome::Absent)
+        .await
     }
 }
 

@@ -9,8 +9,10 @@ use aws_sdk_ec2::types::{
 };
 
 use crate::context::{Ctx, RESOURCE_TAG, STACK_TAG};
-use crate::error::{found, StackError};
+use crate::error::{found, AwsContext, StackError};
 use crate::model::Key;
+use crate::progress::Line;
+use crate::wait::{self, budget, Poll};
 
 pub const ANYWHERE: &str = "0.0.0.0/0";
 
@@ -72,6 +74,29 @@ pub enum Scope {
     StackVpc,
 }
 
+/// Wait until no network interface matches `filters` (those of a deleted load balancer, or of
+/// stopped tasks, are released minutes later and block their subnets and security groups). Read
+/// calls only: what waits for this can then delete at the first try. Best effort: past the budget
+/// those deletes retry on their own.
+pub async fn wait_enis_released(ctx: &Ctx, line: &Line, owner: &str, filters: Vec<Filter>) {
+    let released = wait::until(line, owner, "release its network interfaces", budget::PROPAGATION, || async {
+        let out = ctx
+            .aws
+            .ec2
+            .describe_network_interfaces()
+            .set_filters(Some(filters.clone()))
+            .send()
+            .await
+            .ctx("describe the network interfaces of", owner)?;
+        let left = out.network_interfaces().len();
+        Ok(if left == 0 { Poll::Ready(()) } else { Poll::Pending(format!("{left} network interfaces left")) })
+    })
+    .await;
+    if let Err(e) = released {
+        tracing::warn!("{e}; continuing, the deletes that wait for them retry");
+    }
+}
+
 /// Why `object` is not this stack's resource `key`, if it is not.
 pub fn check(ctx: &Ctx, key: Key, scope: Scope, object: &impl Ec2Object) -> Result<(), String> {
     ctx.owns(key, object.tag_pairs())?;
@@ -115,9 +140,7 @@ where
             )),
             // Another resource of this stack: the filter was not applied, nothing to report.
             Err(_) if ctx.owns(key, object.tag_pairs()).is_err() && is_ours_elsewhere(ctx, &object) => {}
-            Err(why) => {
-                ctx.warn(format!("ignored {} {} while looking for {key}: {why}", key.kind(), object.object_id()))
-            }
+            Err(why) => ctx.warn(format!("ignored {} {}: {why}", key.kind(), object.object_id())),
         }
     }
     Ok(ours)

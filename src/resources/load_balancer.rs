@@ -1,6 +1,8 @@
 //! The internet-facing application load balancer, its target group (type ip, for awsvpc tasks)
 //! and the HTTP listener.
 
+use std::future::Future;
+
 use async_trait::async_trait;
 use aws_sdk_elasticloadbalancingv2::types::{
     Action, ActionTypeEnum, IpAddressType, Listener as ListenerObject, LoadBalancer as Lb, LoadBalancerAttribute,
@@ -10,9 +12,9 @@ use aws_sdk_elasticloadbalancingv2::types::{
 
 use crate::context::Ctx;
 use crate::error::{found, ignore_not_found, AwsContext, StackError};
-use crate::model::{after, Change, Diff, Edge, Inspection, Key, Managed, Outcome, Record, Resource};
+use crate::model::{after, Change, Diff, Edge, Key, Managed, Outcome, Record, Wait};
 use crate::progress::Line;
-use crate::resources::ec2::filter;
+use crate::resources::ec2::{filter, wait_enis_released};
 use crate::wait::{self, budget, Poll};
 
 /// Load balancer attributes we set: drop malformed headers (request smuggling), and nothing else.
@@ -45,6 +47,46 @@ fn check_vpc(ctx: &Ctx, key: Key, vpc: Option<&str>, what: &str) -> Result<(), S
         }
         _ => Ok(()),
     }
+}
+
+/// A load balancer or target group: by its recorded ARN (described, tag-checked and its attributes
+/// read in one round), else by name; then checked to carry this stack's tag and sit in its VPC.
+/// `describe(Some(arn))` / `describe(None)` look it up; `ids` gives its ARN and VPC; `read` its extras.
+async fn find_elb<T, A, D, DF, R, RF>(
+    ctx: &Ctx,
+    key: Key,
+    name: &str,
+    describe: D,
+    ids: fn(&T) -> (String, Option<String>),
+    read: R,
+) -> Result<Option<(T, A)>, StackError>
+where
+    D: Fn(Option<String>) -> DF,
+    DF: Future<Output = Result<Option<T>, StackError>>,
+    R: Fn(String) -> RF,
+    RF: Future<Output = Result<A, StackError>>,
+{
+    let recorded = ctx.id(key);
+    let (found, early) = match &recorded {
+        Some(arn) => {
+            let (found, checked, extra) =
+                tokio::join!(describe(Some(arn.clone())), check_tags(ctx, key, arn, name), read(arn.clone()));
+            match found? {
+                Some(found) => (Some(found), Some((checked, extra))),
+                None => (describe(None).await?, None),
+            }
+        }
+        None => (describe(None).await?, None),
+    };
+    let Some(found) = found else { return Ok(None) };
+    let (arn, vpc) = ids(&found);
+    let (checked, extra) = match early {
+        Some(early) if recorded.as_deref() == Some(arn.as_str()) => early,
+        _ => tokio::join!(check_tags(ctx, key, &arn, name), read(arn.clone())),
+    };
+    checked?;
+    check_vpc(ctx, key, vpc.as_deref(), name)?;
+    Ok(Some((found, extra?)))
 }
 
 // ---------------------------------------------------------------- target group
@@ -102,31 +144,17 @@ impl Managed for TargetGroup {
 
     async fn find(&self, ctx: &Ctx) -> Result<Option<TgLive>, StackError> {
         let name = ctx.attr(Key::TargetGroup, "name").unwrap_or_else(|| target_group_name(ctx));
-        let recorded = ctx.id(Key::TargetGroup);
-        // Recorded: describe, tags and attributes in one round. Otherwise by name, then the rest.
-        let (tg, checked, delay) = match &recorded {
-            Some(arn) => {
-                let (tg, checked, delay) = tokio::join!(
-                    describe_tg(ctx, Some(arn), &name),
-                    check_tags(ctx, Key::TargetGroup, arn, &name),
-                    deregistration_delay(ctx, arn)
-                );
-                match tg? {
-                    Some(tg) => (Some(tg), Some(checked), Some(delay)),
-                    None => (describe_tg(ctx, None, &name).await?, None, None),
-                }
-            }
-            None => (describe_tg(ctx, None, &name).await?, None, None),
-        };
-        let Some(tg) = tg else { return Ok(None) };
-        let arn = tg.target_group_arn().unwrap_or_default().to_string();
-        let (checked, delay) = match (checked, delay) {
-            (Some(checked), Some(delay)) if recorded.as_deref() == Some(arn.as_str()) => (checked, delay),
-            _ => tokio::join!(check_tags(ctx, Key::TargetGroup, &arn, &name), deregistration_delay(ctx, &arn)),
-        };
-        checked?;
-        check_vpc(ctx, Key::TargetGroup, tg.vpc_id(), &name)?;
-        Ok(Some(TgLive { tg, deregistration_delay: delay? }))
+        let name = name.as_str();
+        let found = find_elb(
+            ctx,
+            Key::TargetGroup,
+            name,
+            |arn: Option<String>| async move { describe_tg(ctx, arn.as_deref(), name).await },
+            |tg: &Tg| (tg.target_group_arn().unwrap_or_default().to_string(), tg.vpc_id().map(str::to_string)),
+            |arn| async move { deregistration_delay(ctx, &arn).await },
+        )
+        .await?;
+        Ok(found.map(|(tg, deregistration_delay)| TgLive { tg, deregistration_delay }))
     }
 
     fn record(&self, _ctx: &Ctx, live: &TgLive) -> Record {
@@ -341,30 +369,17 @@ impl Managed for LoadBalancer {
 
     async fn find(&self, ctx: &Ctx) -> Result<Option<LbLive>, StackError> {
         let name = ctx.attr(Key::LoadBalancer, "name").unwrap_or_else(|| load_balancer_name(ctx));
-        let recorded = ctx.id(Key::LoadBalancer);
-        let (lb, checked, attributes) = match &recorded {
-            Some(arn) => {
-                let (lb, checked, attributes) = tokio::join!(
-                    describe_lb(ctx, Some(arn), &name),
-                    check_tags(ctx, Key::LoadBalancer, arn, &name),
-                    lb_attributes(ctx, arn)
-                );
-                match lb? {
-                    Some(lb) => (Some(lb), Some(checked), Some(attributes)),
-                    None => (describe_lb(ctx, None, &name).await?, None, None),
-                }
-            }
-            None => (describe_lb(ctx, None, &name).await?, None, None),
-        };
-        let Some(lb) = lb else { return Ok(None) };
-        let arn = lb.load_balancer_arn().unwrap_or_default().to_string();
-        let (checked, attributes) = match (checked, attributes) {
-            (Some(c), Some(a)) if recorded.as_deref() == Some(arn.as_str()) => (c, a),
-            _ => tokio::join!(check_tags(ctx, Key::LoadBalancer, &arn, &name), lb_attributes(ctx, &arn)),
-        };
-        checked?;
-        check_vpc(ctx, Key::LoadBalancer, lb.vpc_id(), &name)?;
-        Ok(Some(LbLive { lb, attributes: attributes? }))
+        let name = name.as_str();
+        let found = find_elb(
+            ctx,
+            Key::LoadBalancer,
+            name,
+            |arn: Option<String>| async move { describe_lb(ctx, arn.as_deref(), name).await },
+            |lb: &Lb| (lb.load_balancer_arn().unwrap_or_default().to_string(), lb.vpc_id().map(str::to_string)),
+            |arn| async move { lb_attributes(ctx, &arn).await },
+        )
+        .await?;
+        Ok(found.map(|(lb, attributes)| LbLive { lb, attributes }))
     }
 
     fn record(&self, _ctx: &Ctx, live: &LbLive) -> Record {
@@ -464,24 +479,8 @@ impl Managed for LoadBalancer {
         })
         .await?;
         ctx.forget(Key::LoadBalancer).await?;
-        // Best effort: the deletes that wait for these retry anyway.
         let description = format!("ELB {}", arn.split_once(":loadbalancer/").map(|(_, s)| s).unwrap_or(name));
-        let released = wait::until(line, name, "release its network interfaces", budget::PROPAGATION, || async {
-            let out = ctx
-                .aws
-                .ec2
-                .describe_network_interfaces()
-                .filters(filter("description", &description))
-                .send()
-                .await
-                .ctx("describe the network interfaces of", name)?;
-            let left = out.network_interfaces().len();
-            Ok(if left == 0 { Poll::Ready(()) } else { Poll::Pending(format!("{left} network interfaces left")) })
-        })
-        .await;
-        if let Err(e) = released {
-            tracing::warn!("{e}; continuing, later deletes retry");
-        }
+        wait_enis_released(ctx, line, name, vec![filter("description", &description)]).await;
         Ok(Outcome::Deleted)
     }
 }
@@ -491,7 +490,7 @@ impl Managed for LoadBalancer {
 pub struct ActiveWait;
 
 #[async_trait]
-impl Resource for ActiveWait {
+impl Wait for ActiveWait {
     fn key(&self) -> Key {
         Key::LoadBalancerActive
     }
@@ -500,22 +499,9 @@ impl Resource for ActiveWait {
         vec![Key::LoadBalancer]
     }
 
-    fn teardown_after(&self) -> Vec<Edge> {
-        vec![]
-    }
-
-    fn is_wait(&self) -> bool {
-        true
-    }
-
-    async fn inspect(&self, _ctx: &Ctx) -> Result<Inspection, StackError> {
-        Ok(Inspection::missing(None, false, "a wait"))
-    }
-
-    async fn ensure(&self, ctx: &Ctx, line: &Line) -> Result<Outcome, StackError> {
+    async fn wait(&self, ctx: &Ctx, line: &Line) -> Result<(), StackError> {
         let arn = ctx.need(Key::LoadBalancer, self.key())?;
         let name = load_balancer_name(ctx);
-        line.start("checking");
         wait::until(line, &name, "become active", budget::ALB_ACTIVE, || async {
             let lb = describe_lb(ctx, Some(&arn), &name).await?;
             match lb.as_ref().map(lb_state) {
@@ -532,12 +518,7 @@ impl Resource for ActiveWait {
                 None => Err(StackError::Failed { resource: name.clone(), message: "disappeared".into() }),
             }
         })
-        .await?;
-        Ok(Outcome::Waited)
-    }
-
-    async fn delete(&self, _ctx: &Ctx, _line: &Line) -> Result<Outcome, StackError> {
-        Ok(Outcome::Absent)
+        .await
     }
 }
 

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::graph::{Graph, GraphError};
-use crate::model::{Driven, Key, Managed, Resource, MAX_INDEXED};
+use crate::model::{Driven, Key, Managed, Resource, Waiting, MAX_INDEXED};
 use crate::state::State;
 
 fn node<M: Managed>(m: M) -> Arc<dyn Resource> {
@@ -58,8 +58,8 @@ pub fn stack(config: &Config, waits: bool) -> Result<Graph, GraphError> {
         node(cluster::Service { azs, nats }),
     ]);
     if waits {
-        nodes.push(Arc::new(load_balancer::ActiveWait));
-        nodes.push(Arc::new(cluster::HealthyWait));
+        nodes.push(Arc::new(Waiting(load_balancer::ActiveWait)));
+        nodes.push(Arc::new(Waiting(cluster::HealthyWait)));
     }
     Graph::new(nodes)
 }

@@ -231,46 +231,101 @@ pub fn ec2_tag_filter(stack: &str) -> aws_sdk_ec2::types::Filter {
     aws_sdk_ec2::types::Filter::builder().name(format!("tag:{STACK_TAG}")).values(stack).build()
 }
 
-/// Everything of the stack that describe/list calls still find, by tag or by name. Empty when
-/// `down` left nothing. (The tagging API is not used: it misses EIPs, roles, listeners, log groups.)
+/// Does an EC2 tag list name `stack` exactly? (The emulator ignores some tag filters, and stack
+/// names can be prefixes of each other: `app` and `app-2`.)
+pub fn tagged(tags: &[aws_sdk_ec2::types::Tag], stack: &str) -> bool {
+    tags.iter().any(|t| t.key() == Some(STACK_TAG) && t.value() == Some(stack))
+}
+
+/// The names a stack's named resources have.
+pub fn named(stack: &str) -> Vec<String> {
+    ["messages", "execution-role", "task-role", "cluster", "alb", "tg", "service"]
+        .iter()
+        .map(|s| format!("{stack}-{s}"))
+        .chain([format!("/ecs/{stack}")])
+        .collect()
+}
+
+/// Everything of the stack that describe/list calls still find, by tag or by exact name. Empty
+/// when `down` left nothing. (The tagging API is not used: it misses EIPs, roles, listeners, log
+/// groups.)
 pub async fn leftovers(sdk: &Sdk, stack: &str) -> Vec<String> {
     let mut left = vec![];
+    let names = named(stack);
+    let ours = |name: &str| names.iter().any(|n| n == name);
     let f = || ec2_tag_filter(stack);
-    for v in sdk.ec2.describe_vpcs().filters(f()).send().await.unwrap().vpcs() {
+    for v in
+        sdk.ec2.describe_vpcs().filters(f()).send().await.unwrap().vpcs().iter().filter(|v| tagged(v.tags(), stack))
+    {
         left.push(format!("vpc {}", v.vpc_id().unwrap()));
     }
-    for s in sdk.ec2.describe_subnets().filters(f()).send().await.unwrap().subnets() {
+    for s in sdk
+        .ec2
+        .describe_subnets()
+        .filters(f())
+        .send()
+        .await
+        .unwrap()
+        .subnets()
+        .iter()
+        .filter(|s| tagged(s.tags(), stack))
+    {
         left.push(format!("subnet {}", s.subnet_id().unwrap()));
     }
-    for g in sdk.ec2.describe_internet_gateways().filters(f()).send().await.unwrap().internet_gateways() {
+    let igws = sdk.ec2.describe_internet_gateways().filters(f()).send().await.unwrap();
+    for g in igws.internet_gateways().iter().filter(|g| tagged(g.tags(), stack)) {
         left.push(format!("igw {}", g.internet_gateway_id().unwrap()));
     }
-    for t in sdk.ec2.describe_route_tables().filters(f()).send().await.unwrap().route_tables() {
+    let tables = sdk.ec2.describe_route_tables().filters(f()).send().await.unwrap();
+    for t in tables.route_tables().iter().filter(|t| tagged(t.tags(), stack)) {
         left.push(format!("route table {}", t.route_table_id().unwrap()));
     }
-    for g in sdk.ec2.describe_security_groups().filters(f()).send().await.unwrap().security_groups() {
+    let groups = sdk.ec2.describe_security_groups().filters(f()).send().await.unwrap();
+    for g in groups.security_groups().iter().filter(|g| tagged(g.tags(), stack)) {
         left.push(format!("security group {}", g.group_id().unwrap()));
     }
-    for a in sdk.ec2.describe_addresses().filters(f()).send().await.unwrap().addresses() {
+    for a in sdk
+        .ec2
+        .describe_addresses()
+        .filters(f())
+        .send()
+        .await
+        .unwrap()
+        .addresses()
+        .iter()
+        .filter(|a| tagged(a.tags(), stack))
+    {
         left.push(format!("elastic ip {}", a.allocation_id().unwrap()));
     }
-    for n in sdk.ec2.describe_nat_gateways().filter(f()).send().await.unwrap().nat_gateways() {
+    for n in sdk
+        .ec2
+        .describe_nat_gateways()
+        .filter(f())
+        .send()
+        .await
+        .unwrap()
+        .nat_gateways()
+        .iter()
+        .filter(|n| tagged(n.tags(), stack))
+    {
         if n.state().map(|s| s.as_str()) != Some("deleted") {
             left.push(format!("nat gateway {}", n.nat_gateway_id().unwrap()));
         }
     }
     for t in sdk.dynamodb.list_tables().send().await.unwrap().table_names() {
-        if t.starts_with(stack) {
+        if ours(t) {
             left.push(format!("table {t}"));
         }
     }
     for g in
         sdk.logs.describe_log_groups().log_group_name_prefix(format!("/ecs/{stack}")).send().await.unwrap().log_groups()
     {
-        left.push(format!("log group {}", g.log_group_name().unwrap()));
+        if ours(g.log_group_name().unwrap()) {
+            left.push(format!("log group {}", g.log_group_name().unwrap()));
+        }
     }
     for r in sdk.iam.list_roles().send().await.unwrap().roles() {
-        if r.role_name().starts_with(stack) {
+        if ours(r.role_name()) {
             left.push(format!("role {}", r.role_name()));
         }
     }
@@ -279,16 +334,20 @@ pub async fn leftovers(sdk: &Sdk, stack: &str) -> Vec<String> {
         let described =
             sdk.ecs.describe_clusters().set_clusters(Some(clusters.cluster_arns().to_vec())).send().await.unwrap();
         for c in described.clusters() {
-            if c.status() == Some("ACTIVE") && c.cluster_name().unwrap_or_default().starts_with(stack) {
+            if c.status() == Some("ACTIVE") && ours(c.cluster_name().unwrap_or_default()) {
                 left.push(format!("cluster {}", c.cluster_name().unwrap()));
             }
         }
     }
     for status in [aws_sdk_ecs::types::TaskDefinitionStatus::Active, aws_sdk_ecs::types::TaskDefinitionStatus::Inactive]
     {
-        let defs =
-            sdk.ecs.list_task_definitions().family_prefix(format!("{stack}-")).status(status).send().await.unwrap();
-        for d in defs.task_definition_arns() {
+        let family = format!("{stack}-server");
+        let defs = sdk.ecs.list_task_definitions().family_prefix(&family).status(status).send().await.unwrap();
+        for d in defs
+            .task_definition_arns()
+            .iter()
+            .filter(|d| d.rsplit_once('/').is_some_and(|(_, r)| r.rsplit_once(':').is_some_and(|(f, _)| f == family)))
+        {
             let described = sdk.ecs.describe_task_definition().task_definition(d).send().await.unwrap();
             let st = described
                 .task_definition()
@@ -301,7 +360,7 @@ pub async fn leftovers(sdk: &Sdk, stack: &str) -> Vec<String> {
         }
     }
     for lb in sdk.elb.describe_load_balancers().send().await.unwrap().load_balancers() {
-        if lb.load_balancer_name().unwrap_or_default().starts_with(stack) {
+        if ours(lb.load_balancer_name().unwrap_or_default()) {
             left.push(format!("load balancer {}", lb.load_balancer_name().unwrap()));
             let listeners =
                 sdk.elb.describe_listeners().load_balancer_arn(lb.load_balancer_arn().unwrap()).send().await.unwrap();
@@ -311,7 +370,7 @@ pub async fn leftovers(sdk: &Sdk, stack: &str) -> Vec<String> {
         }
     }
     for tg in sdk.elb.describe_target_groups().send().await.unwrap().target_groups() {
-        if tg.target_group_name().unwrap_or_default().starts_with(stack) {
+        if ours(tg.target_group_name().unwrap_or_default()) {
             left.push(format!("target group {}", tg.target_group_name().unwrap()));
         }
     }
@@ -334,40 +393,56 @@ pub fn config_with(edits: &[(&str, &str)]) -> String {
 
 /// Exactly one of each of the stack's resources exists (no duplicates after retries or kills).
 pub async fn assert_exactly_one_stack(sdk: &Sdk) {
-    let f = || ec2_tag_filter(STACK);
-    assert_eq!(sdk.ec2.describe_vpcs().filters(f()).send().await.unwrap().vpcs().len(), 1, "VPCs");
-    assert_eq!(sdk.ec2.describe_subnets().filters(f()).send().await.unwrap().subnets().len(), 4, "subnets");
-    assert_eq!(
-        sdk.ec2.describe_internet_gateways().filters(f()).send().await.unwrap().internet_gateways().len(),
-        1,
-        "IGWs"
-    );
-    assert_eq!(
-        sdk.ec2.describe_route_tables().filters(f()).send().await.unwrap().route_tables().len(),
-        2,
-        "route tables"
-    );
-    assert_eq!(sdk.ec2.describe_security_groups().filters(f()).send().await.unwrap().security_groups().len(), 2, "SGs");
-    assert_eq!(sdk.ec2.describe_addresses().filters(f()).send().await.unwrap().addresses().len(), 1, "EIPs");
+    assert_exactly_one_of(sdk, STACK).await
+}
+
+/// Exactly one of each of `stack`'s resources exists, whatever else is in the emulator.
+pub async fn assert_exactly_one_of(sdk: &Sdk, stack: &str) {
+    let f = || ec2_tag_filter(stack);
+    let vpcs = sdk.ec2.describe_vpcs().filters(f()).send().await.unwrap();
+    assert_eq!(vpcs.vpcs().iter().filter(|v| tagged(v.tags(), stack)).count(), 1, "{stack}: VPCs");
+    let subnets = sdk.ec2.describe_subnets().filters(f()).send().await.unwrap();
+    assert_eq!(subnets.subnets().iter().filter(|s| tagged(s.tags(), stack)).count(), 4, "{stack}: subnets");
+    let igws = sdk.ec2.describe_internet_gateways().filters(f()).send().await.unwrap();
+    assert_eq!(igws.internet_gateways().iter().filter(|g| tagged(g.tags(), stack)).count(), 1, "{stack}: IGWs");
+    let tables = sdk.ec2.describe_route_tables().filters(f()).send().await.unwrap();
+    assert_eq!(tables.route_tables().iter().filter(|t| tagged(t.tags(), stack)).count(), 2, "{stack}: route tables");
+    let groups = sdk.ec2.describe_security_groups().filters(f()).send().await.unwrap();
+    assert_eq!(groups.security_groups().iter().filter(|g| tagged(g.tags(), stack)).count(), 2, "{stack}: SGs");
+    let eips = sdk.ec2.describe_addresses().filters(f()).send().await.unwrap();
+    assert_eq!(eips.addresses().iter().filter(|a| tagged(a.tags(), stack)).count(), 1, "{stack}: EIPs");
     let nats = sdk.ec2.describe_nat_gateways().filter(f()).send().await.unwrap();
-    let live = nats.nat_gateways().iter().filter(|n| n.state().map(|s| s.as_str()) != Some("deleted")).count();
-    assert_eq!(live, 1, "NAT gateways");
+    let live = nats
+        .nat_gateways()
+        .iter()
+        .filter(|n| tagged(n.tags(), stack) && n.state().map(|s| s.as_str()) != Some("deleted"))
+        .count();
+    assert_eq!(live, 1, "{stack}: NAT gateways");
+    let names = named(stack);
     let lbs = sdk.elb.describe_load_balancers().send().await.unwrap();
-    assert_eq!(lbs.load_balancers().len(), 1, "load balancers");
-    let listeners = sdk
-        .elb
-        .describe_listeners()
-        .load_balancer_arn(lbs.load_balancers()[0].load_balancer_arn().unwrap())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(listeners.listeners().len(), 1, "listeners");
-    assert_eq!(sdk.elb.describe_target_groups().send().await.unwrap().target_groups().len(), 1, "target groups");
-    let defs = sdk.ecs.list_task_definitions().family_prefix("simple-ecs-dev-server").send().await.unwrap();
-    assert_eq!(defs.task_definition_arns().len(), 1, "task definition revisions");
-    let services = sdk.ecs.list_services().cluster("simple-ecs-dev-cluster").send().await.unwrap();
-    assert_eq!(services.service_arns().len(), 1, "services");
-    assert_eq!(sdk.iam.list_roles().send().await.unwrap().roles().len(), 2, "roles");
+    let lbs: Vec<_> = lbs
+        .load_balancers()
+        .iter()
+        .filter(|l| names.iter().any(|n| Some(n.as_str()) == l.load_balancer_name()))
+        .collect();
+    assert_eq!(lbs.len(), 1, "{stack}: load balancers");
+    let listeners =
+        sdk.elb.describe_listeners().load_balancer_arn(lbs[0].load_balancer_arn().unwrap()).send().await.unwrap();
+    assert_eq!(listeners.listeners().len(), 1, "{stack}: listeners");
+    let tgs = sdk.elb.describe_target_groups().send().await.unwrap();
+    assert_eq!(
+        tgs.target_groups().iter().filter(|t| names.iter().any(|n| Some(n.as_str()) == t.target_group_name())).count(),
+        1,
+        "{stack}: target groups"
+    );
+    let family = format!("{stack}-server");
+    let defs = sdk.ecs.list_task_definitions().family_prefix(&family).send().await.unwrap();
+    let revisions = defs.task_definition_arns().iter().filter(|d| d.contains(&format!("/{family}:"))).count();
+    assert_eq!(revisions, 1, "{stack}: task definition revisions");
+    let services = sdk.ecs.list_services().cluster(format!("{stack}-cluster")).send().await.unwrap();
+    assert_eq!(services.service_arns().len(), 1, "{stack}: services");
+    let roles = sdk.iam.list_roles().send().await.unwrap();
+    assert_eq!(roles.roles().iter().filter(|r| names.iter().any(|n| n == r.role_name())).count(), 2, "{stack}: roles");
 }
 
 /// The AWS realism layer (tests/support/aws_realism.py) in front of a moto server: AWS's timings

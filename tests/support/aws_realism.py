@@ -51,6 +51,7 @@ DEFAULTS: dict = {
     "task_start_s": 30.0,
     "iam_propagation_s": 10.0,
     "eni_linger_s": 120.0,
+    "task_eni_linger_s": 30.0,
     "default_deregistration_delay_s": 300.0,
     "default_health_check_interval_s": 30.0,
     "default_healthy_threshold_count": 5,
@@ -81,7 +82,7 @@ DEFAULTS: dict = {
 }
 DURATION_KEYS = {
     "nat_pending_s", "nat_deleting_s", "alb_provisioning_s", "table_creating_s", "table_deleting_s",
-    "task_start_s", "iam_propagation_s", "eni_linger_s", "default_deregistration_delay_s",
+    "task_start_s", "iam_propagation_s", "eni_linger_s", "task_eni_linger_s", "default_deregistration_delay_s",
     "default_health_check_interval_s", "client_token_window_s", "acm_record_delay_s", "acm_validation_s",
     "acm_validation_timeout_s", "acm_idempotency_window_s", "acm_release_s", "route53_change_s",
     "aas_service_visible_s",
@@ -1083,11 +1084,52 @@ class Realism:
         out = [e for e in self.eni_linger if e["until"] > now]
         for rec in self.services.values():
             status = self.svc_status(rec, now)
-            if status in ("ACTIVE", "DRAINING") or now < (rec["drain_end"] or 0) + self.d("eni_linger_s"):
+            if status in ("ACTIVE", "DRAINING") or now < (rec["drain_end"] or 0) + self.d("task_eni_linger_s"):
                 out.append({"until": None, "sgs": set(rec["sgs"]), "subnets": set(rec["subnets"]),
                             "vpc": rec.get("vpc"), "public": rec["public_ip"],
-                            "why": f"ECS service {rec['name']} ({status.lower()})"})
+                            "why": f"ECS service {rec['name']} ({status.lower()})",
+                            "description": f"arn:aws:ecs:us-east-1:123456789012:attachment/{rec['name']}"})
         return out
+
+    ENI_FILTERS = {"description", "group-id", "subnet-id", "vpc-id"}
+
+    def post_ec2_DescribeNetworkInterfaces(self, ctx: Ctx, resp: Response):
+        """AWS lists the network interfaces that load balancers and ECS tasks hold (until they are
+        released, minutes after their owner is gone); moto has none. Add them, so that a client
+        can wait for them to go instead of retrying the deletes they block."""
+        if any(k.startswith("NetworkInterfaceId.") for k, _ in ctx.pairs):
+            return
+        filters: dict = {}
+        names: dict = {}
+        for k, v in ctx.pairs:
+            m = re.match(r"^Filter\.(\d+)\.(Name|Value\.\d+)$", k)
+            if m and m.group(2) == "Name":
+                names[m.group(1)] = v
+            elif m:
+                filters.setdefault(m.group(1), []).append(v)
+        wanted = {names[i]: set(vals) for i, vals in filters.items() if i in names}
+        if any(name not in self.ENI_FILTERS for name in wanted):
+            return
+        root, ns = xml_parse(resp.body)
+        eni_set = root.find("networkInterfaceSet")
+        if eni_set is None:
+            eni_set = ET.SubElement(root, "networkInterfaceSet")
+        for e in self.live_linger(ctx.now):
+            for subnet in sorted(e["subnets"]):
+                fields = {"description": {e.get("description", "")}, "group-id": set(e["sgs"]),
+                          "subnet-id": {subnet}, "vpc-id": {e.get("vpc") or ""}}
+                if any(not (fields[name] & values) for name, values in wanted.items()):
+                    continue
+                item = ET.SubElement(eni_set, "item")
+                digest = zlib.crc32(f"{e.get('description')}/{subnet}".encode())
+                for tag, text in [("networkInterfaceId", f"eni-{digest:08x}{digest:09x}"[:21]), ("subnetId", subnet),
+                                  ("vpcId", e.get("vpc") or ""), ("description", e.get("description", "")),
+                                  ("status", "in-use"), ("interfaceType", "interface"), ("requesterManaged", "true")]:
+                    set_child(item, tag, text)
+                groups = ET.SubElement(item, "groupSet")
+                for sg in sorted(e["sgs"]):
+                    set_child(ET.SubElement(groups, "item"), "groupId", sg)
+        resp.set_xml(root, ns)
 
     def pre_ec2_DeleteSecurityGroup(self, ctx: Ctx):
         sg = ctx.params.get("GroupId")
@@ -1214,7 +1256,8 @@ class Realism:
         if lb:
             self.eni_linger.append({"until": ctx.now + self.d("eni_linger_s"), "sgs": set(lb["sgs"]),
                                     "subnets": set(lb["subnets"]), "vpc": lb["vpc"],
-                                    "public": lb["scheme"] == "internet-facing", "why": f"load balancer {lb['arn']}"})
+                                    "public": lb["scheme"] == "internet-facing", "why": f"load balancer {lb['arn']}",
+                                    "description": "ELB " + lb["arn"].split(":loadbalancer/", 1)[-1]})
         self.lbs.pop(ctx.params.get("LoadBalancerArn"), None)
         for arn, rec in list(self.listener_certs.items()):  # its listeners go with it
             if rec["lb"] == ctx.params.get("LoadBalancerArn"):
@@ -1639,9 +1682,10 @@ class Realism:
         req = ctx.json
         old = self.services.get(arn)
         if old is not None:  # replaced an INACTIVE one: its task ENIs keep lingering
-            self.eni_linger.append({"until": (old["drain_end"] or ctx.now) + self.d("eni_linger_s"), "sgs": set(old["sgs"]),
+            self.eni_linger.append({"until": (old["drain_end"] or ctx.now) + self.d("task_eni_linger_s"), "sgs": set(old["sgs"]),
                                     "subnets": set(old["subnets"]), "vpc": old.get("vpc"), "public": old["public_ip"],
-                                    "why": f"ECS service {old['name']} (inactive)"})
+                                    "why": f"ECS service {old['name']} (inactive)",
+                                    "description": f"arn:aws:ecs:us-east-1:123456789012:attachment/{old['name']}"})
         net = (svc.get("networkConfiguration") or req.get("networkConfiguration") or {}).get("awsvpcConfiguration") or {}
         tgs = []
         for spec in svc.get("loadBalancers") or req.get("loadBalancers") or []:

@@ -37,7 +37,7 @@ import aws_realism  # noqa: E402  (stdlib only: its pure helpers are tested dire
 
 SCALE = 0.01
 # Windows stretched (in AWS seconds) so that a test can see them reliably at SCALE.
-CONFIG = {"table_creating_s": 50, "table_deleting_s": 50, "iam_propagation_s": 50, "acm_record_delay_s": 10,
+CONFIG = {"task_eni_linger_s": 120, "table_creating_s": 50, "table_deleting_s": 50, "iam_propagation_s": 50, "acm_record_delay_s": 10,
           "acm_validation_s": 30, "acm_release_s": 20, "route53_change_s": 20, "aas_service_visible_s": 10}
 TOL = 0.06  # seconds of slack on lower bounds
 
@@ -403,8 +403,8 @@ class StateTests(unittest.TestCase):
         wait_for(lambda: state() == "available")
         self.assertGreaterEqual(time.time() - t0, 90 * SCALE - TOL)
         self.assertIn(nat, ids("available"))
-        ec2.delete_nat_gateway(NatGatewayId=nat)
         t1 = time.time()
+        ec2.delete_nat_gateway(NatGatewayId=nat)
         self.assertEqual(state(), "deleting")
         wait_for(lambda: state() == "deleted")
         self.assertGreaterEqual(time.time() - t1, 60 * SCALE - TOL)
@@ -451,8 +451,8 @@ class StateTests(unittest.TestCase):
         self.assertEqual(code_of(ddb.delete_table, TableName=t), "ResourceInUseException")
         wait_for(lambda: status() == "ACTIVE")
         self.assertGreaterEqual(time.time() - t0, CONFIG["table_creating_s"] * SCALE - TOL)
-        ddb.put_item(TableName=t, Item={"k": {"S": "a"}})
         t1 = time.time()
+        ddb.put_item(TableName=t, Item={"k": {"S": "a"}})
         out = ddb.delete_table(TableName=t)
         self.assertEqual(out["TableDescription"]["TableStatus"], "DELETING")
         self.assertEqual(status(), "DELETING")
@@ -511,16 +511,16 @@ class EcsServiceTests(unittest.TestCase):
         wait_for(lambda: describe_service(C, app.cluster, svc)["runningCount"] == 3)
         wait_for(lambda: target_states(C, net.tg) == ["healthy"] * 3)
         # scale to zero: targets drain for the deregistration delay (100 s here)
+        t0 = time.time()  # before the call: the drain starts when the proxy sees it
         ecs.update_service(cluster=app.cluster, service=svc, desiredCount=0)
-        t0 = time.time()
         self.assertEqual(target_states(C, net.tg), ["draining"] * 3)
         self.assertEqual(describe_service(C, app.cluster, svc)["status"], "ACTIVE")
         wait_for(lambda: describe_service(C, app.cluster, svc)["runningCount"] == 0)
         self.assertGreaterEqual(time.time() - t0, 100 * SCALE - TOL)
         self.assertEqual(target_states(C, net.tg), [])
         # delete: DRAINING for the deregistration delay, then INACTIVE
-        ecs.delete_service(cluster=app.cluster, service=svc)
         t1 = time.time()
+        ecs.delete_service(cluster=app.cluster, service=svc)
         self.assertEqual(describe_service(C, app.cluster, svc)["status"], "DRAINING")
         self.assertEqual(code_of(ecs.delete_cluster, cluster=app.cluster), "ClusterContainsServicesException")
         self.assertEqual(code_of(ecs.create_service, **app.service_args(net, svc)), "InvalidParameterException")
@@ -531,7 +531,7 @@ class EcsServiceTests(unittest.TestCase):
         self.assertGreaterEqual(t2 - t1, 100 * SCALE - TOL)
         self.assertNotIn(svc, " ".join(ecs.list_services(cluster=app.cluster)["serviceArns"]))
         ecs.delete_cluster(cluster=app.cluster)
-        # 15: the task ENIs linger eni_linger_s after the service went INACTIVE
+        # 15: the task ENIs linger task_eni_linger_s after the service went INACTIVE
         self.assertEqual(code_of(ec2.delete_security_group, GroupId=net.task_sg), "DependencyViolation")
         self.assertEqual(code_of(ec2.delete_subnet, SubnetId=net.private[0]), "DependencyViolation")
         wait_for(lambda: code_of(ec2.delete_security_group, GroupId=net.task_sg) is None)
@@ -549,8 +549,8 @@ class EcsServiceTests(unittest.TestCase):
         time.sleep(max(0.0, net.nat_created + (90 + 30) * SCALE + 0.2 - time.time()))
         s = describe_service(C, app.cluster, svc)
         self.assertEqual((s["runningCount"], s["pendingCount"]), (0, 1))  # no route out: image pull impossible
-        ec2.create_route(RouteTableId=rtb, DestinationCidrBlock="0.0.0.0/0", NatGatewayId=net.nat)
         t0 = time.time()
+        ec2.create_route(RouteTableId=rtb, DestinationCidrBlock="0.0.0.0/0", NatGatewayId=net.nat)
         wait_for(lambda: describe_service(C, app.cluster, svc)["runningCount"] == 1)
         self.assertGreaterEqual(time.time() - t0, 30 * SCALE - TOL)
         wait_for(lambda: describe_service(C, app.cluster, svc)["deployments"][0]["rolloutState"] == "COMPLETED")
@@ -709,13 +709,33 @@ class CheckTests(unittest.TestCase):
         self.assertEqual(code_of(ec2.delete_security_group, GroupId=net.lb_sg), "DependencyViolation")  # LB uses it
         self.assertEqual(code_of(ec2.delete_subnet, SubnetId=net.public[1]), "DependencyViolation")
         elb.delete_listener(ListenerArn=net.listener)
-        elb.delete_load_balancer(LoadBalancerArn=net.lb)
         t0 = time.time()
+        elb.delete_load_balancer(LoadBalancerArn=net.lb)
         self.assertEqual(code_of(ec2.delete_security_group, GroupId=net.lb_sg), "DependencyViolation")
         self.assertEqual(code_of(ec2.delete_subnet, SubnetId=net.public[1]), "DependencyViolation")
         wait_for(lambda: code_of(ec2.delete_security_group, GroupId=net.lb_sg) is None)
         self.assertGreaterEqual(time.time() - t0, 120 * SCALE - TOL)
         ec2.delete_subnet(SubnetId=net.public[1])
+
+    def test_15b_lingering_enis_are_listed_until_released(self):
+        ec2, elb = C["ec2"], C["elbv2"]
+        net = Net(C)
+        description = "ELB " + net.lb.split(":loadbalancer/", 1)[1]
+        by_description = lambda: ec2.describe_network_interfaces(  # noqa: E731
+            Filters=[{"Name": "description", "Values": [description]}])["NetworkInterfaces"]
+        by_group = lambda: ec2.describe_network_interfaces(  # noqa: E731
+            Filters=[{"Name": "group-id", "Values": [net.lb_sg]}, {"Name": "vpc-id", "Values": [net.vpc]}])["NetworkInterfaces"]
+        self.assertEqual(by_description(), [], "a live load balancer's ENIs are not modelled")
+        elb.delete_listener(ListenerArn=net.listener)
+        elb.delete_load_balancer(LoadBalancerArn=net.lb)
+        enis = by_description()
+        self.assertEqual(sorted(e["SubnetId"] for e in enis), sorted(net.public))
+        self.assertEqual(enis[0]["Groups"][0]["GroupId"], net.lb_sg)
+        self.assertEqual(len(by_group()), 2)
+        other = ec2.describe_network_interfaces(Filters=[{"Name": "description", "Values": ["ELB app/other/1"]}])
+        self.assertEqual(other["NetworkInterfaces"], [])
+        wait_for(lambda: by_description() == [])
+        self.assertIsNone(code_of(ec2.delete_security_group, GroupId=net.lb_sg), "listed ENIs and blocked deletes agree")
 
     def test_16_detach_igw_and_release_address_wait_for_nat(self):
         ec2 = C["ec2"]
@@ -1087,8 +1107,8 @@ class AcmTests(unittest.TestCase):
         self.assertEqual(code_of(elb.add_listener_certificates, ListenerArn=lis, Certificates=[{"CertificateArn": pending}]),
                          "UnsupportedCertificate")
         other = issued_cert(C)
-        elb.modify_listener(ListenerArn=lis, Certificates=[{"CertificateArn": other}])
         t0 = time.time()
+        elb.modify_listener(ListenerArn=lis, Certificates=[{"CertificateArn": other}])
         self.assertEqual(cert_of(C, other)["InUseBy"], [alb.lb])
         self.assertEqual(code_of(acm.delete_certificate, CertificateArn=arn), "ResourceInUseException")  # released just now
         wait_for(lambda: code_of(acm.delete_certificate, CertificateArn=arn) is None)

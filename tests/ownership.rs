@@ -1,0 +1,125 @@
+//! Never touch what isn't ours: two stacks in one account whose names are prefixes of each other
+//! (`app`, `app-2`), through every path that finds resources without a state (adoption by `up`,
+//! `down --name`, `status` and the plan without a state). The emulator ignores tag filters on
+//! DescribeNatGateways, so a tool that trusted the server-side filter would take the other
+//! stack's NAT gateway.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+fn named_config(name: &str) -> String {
+    config_with(&[("name", &format!("name = \"{name}\""))])
+}
+
+fn cli_for(emulator: &Emulator, name: &str) -> Cli {
+    let cli = Cli::new(emulator);
+    cli.write_config(&named_config(name));
+    cli
+}
+
+fn state_of(cli: &Cli, name: &str) -> Value {
+    let path = cli.dir.path().join(".fargate-stack").join(format!("{name}.json"));
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn ids(state: &Value) -> Vec<String> {
+    state["resources"].as_object().unwrap().values().map(|r| r["id"].as_str().unwrap().to_string()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stacks_whose_names_are_prefixes_of_each_other_never_touch_each_other() {
+    let emulator = Emulator::start();
+    let sdk = emulator.sdk().await;
+    let app2 = cli_for(&emulator, "app-2");
+    app2.run(&["up", "--no-wait"]).ok();
+    let app2_ids = ids(&state_of(&app2, "app-2"));
+
+    // `down` of a stack that does not exist finds nothing, deletes nothing.
+    let stranger = Cli::new(&emulator);
+    let nothing = stranger.run(&["--output", "json", "down", "--name", "nosuch", "--yes"]).ok().json();
+    assert!(nothing["steps"].as_array().unwrap().iter().all(|s| s["outcome"] == "absent"), "{nothing}");
+    assert_exactly_one_of(&sdk, "app-2").await;
+    let warnings = nothing["warnings"].as_array().unwrap();
+    assert_eq!(warnings.len(), 1, "reported once: {warnings:?}");
+
+    // `up` of `app` (a prefix of `app-2`) builds its own stack and adopts nothing of app-2.
+    let app = cli_for(&emulator, "app");
+    let up = app.run(&["--output", "json", "up", "--no-wait"]).ok().json();
+    let adopted: Vec<&Value> = up["steps"].as_array().unwrap().iter().filter(|s| s["outcome"] == "unchanged").collect();
+    assert!(adopted.is_empty(), "a new stack adopts nothing: {adopted:?}");
+    assert_exactly_one_of(&sdk, "app").await;
+    assert_exactly_one_of(&sdk, "app-2").await;
+    let app_state = state_of(&app, "app");
+    for id in ids(&app_state) {
+        assert!(!app2_ids.contains(&id), "app recorded app-2's {id}");
+    }
+    // Its private route goes through its own NAT gateway, in its own VPC.
+    let resources = &app_state["resources"];
+    let (vpc, nat, table) = (
+        resources["vpc"]["id"].as_str().unwrap(),
+        resources["nat-gateway-1"]["id"].as_str().unwrap(),
+        resources["route-table-private-1"]["id"].as_str().unwrap(),
+    );
+    let described = sdk.ec2.describe_nat_gateways().nat_gateway_ids(nat).send().await.unwrap();
+    assert_eq!(described.nat_gateways()[0].vpc_id(), Some(vpc));
+    let routes = sdk.ec2.describe_route_tables().route_table_ids(table).send().await.unwrap();
+    let default =
+        routes.route_tables()[0].routes().iter().find(|r| r.destination_cidr_block() == Some("0.0.0.0/0")).unwrap();
+    assert_eq!(default.nat_gateway_id(), Some(nat));
+    // The other stack's gateway, handed back by a filter the emulator did not apply, was reported.
+    let warnings = up["warnings"].as_array().cloned().unwrap_or_default();
+    assert!(warnings.iter().any(|w| w.as_str().unwrap().contains("app-2")), "{up}");
+    assert_eq!(app.run(&["status"]).code, 0);
+
+    // Without a state, `status` and the plan find `app` by tag, and only `app`.
+    let elsewhere = cli_for(&emulator, "app");
+    let status = elsewhere.run(&["--output", "json", "status"]);
+    assert_eq!(status.code, 3, "deployed but not tracked here: {}", status.stdout);
+    let doc = status.json();
+    assert_eq!(doc["state"], "untracked");
+    let found: Vec<String> =
+        doc["resources"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_string()).collect();
+    assert_eq!(found.len(), 23, "{found:?}");
+    for id in &found {
+        assert!(!app2_ids.contains(id), "status of app found app-2's {id}");
+    }
+    let plan = elsewhere.run(&["--output", "json", "up", "--dry-run"]).ok().json();
+    let actions: Vec<&str> =
+        plan["resources"].as_array().unwrap().iter().map(|r| r["action"].as_str().unwrap()).collect();
+    assert!(actions.iter().all(|a| *a == "adopt"), "{actions:?}");
+
+    // `down --name app` with no state deletes app, and nothing of app-2.
+    let no_state = Cli::new(&emulator);
+    no_state.run(&["down", "--name", "app", "--yes"]).ok();
+    let left = leftovers(&sdk, "app").await;
+    assert!(left.is_empty(), "left of app: {left:#?}");
+    assert_exactly_one_of(&sdk, "app-2").await;
+    assert_eq!(app2.run(&["status"]).code, 0, "app-2 is intact");
+
+    app2.run(&["down", "--yes"]).ok();
+    assert!(leftovers(&sdk, "app-2").await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recorded_resource_that_is_not_ours_is_left_alone() {
+    let emulator = Emulator::start();
+    let sdk = emulator.sdk().await;
+    let app2 = cli_for(&emulator, "app-2");
+    app2.run(&["up", "--no-wait"]).ok();
+    let app = cli_for(&emulator, "app");
+    app.run(&["up", "--no-wait"]).ok();
+    // A state file edited (or copied) to point at another stack's NAT gateway.
+    let path = app.dir.path().join(".fargate-stack/app.json");
+    let mut state = state_of(&app, "app");
+    let theirs = state_of(&app2, "app-2")["resources"]["nat-gateway-1"]["id"].clone();
+    state["resources"]["nat-gateway-1"]["id"] = theirs.clone();
+    std::fs::write(&path, serde_json::to_string_pretty(&state).unwrap()).unwrap();
+    let down = app.run(&["down", "--yes"]);
+    assert_eq!(down.code, 1, "{}", down.stderr);
+    assert!(down.stderr.contains("is not stack app's") && down.stderr.contains("left alone"), "{}", down.stderr);
+    let nat = sdk.ec2.describe_nat_gateways().nat_gateway_ids(theirs.as_str().unwrap()).send().await.unwrap();
+    assert_eq!(nat.nat_gateways()[0].state().map(|s| s.as_str()), Some("available"), "app-2's NAT untouched");
+    assert_exactly_one_of(&sdk, "app-2").await;
+}

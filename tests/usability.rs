@@ -1,0 +1,257 @@
+//! The rough edges a first user hits (issue 9): an honest status without a state, a closed pipe,
+//! another config than the one last applied, lock files, endpoint/profile/region mistakes,
+//! located config errors, a plan that reads like a diff, a retained table, and JSON documents.
+
+mod common;
+
+use std::io::Read;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+fn lock_files(cli: &Cli) -> Vec<String> {
+    let dir = cli.dir.path().join(".fargate-stack");
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".lock"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_state_status_and_the_plan_say_what_exists() {
+    let emulator = Emulator::start();
+    let cli = Cli::new(&emulator);
+    cli.run(&["up", "--no-wait"]).ok();
+    std::fs::remove_file(cli.state_path()).unwrap();
+    let status = cli.run(&["--output", "json", "status"]);
+    assert_eq!(status.code, 3, "{}", status.stdout);
+    let doc = status.json();
+    assert_eq!(doc["state"], "untracked");
+    assert_eq!(doc["tracked"], false);
+    assert_eq!(doc["resources"].as_array().unwrap().len(), 23);
+    assert!(doc["hint"].as_str().unwrap().contains("down --name simple-ecs-dev"), "{doc}");
+    let text = cli.run(&["status"]);
+    assert!(
+        text.stdout.contains("untracked") && text.stdout.contains("run `fargate-stack up` to adopt"),
+        "{}",
+        text.stdout
+    );
+    let plan = cli.run(&["up", "--dry-run"]).ok();
+    assert!(plan.stdout.contains("plan: 0 to create, 23 to adopt"), "{}", plan.stdout);
+    assert!(cli.state().is_none(), "read-only");
+}
+
+#[test]
+fn a_closed_pipe_ends_the_output_quietly() {
+    let emulator = Emulator::start();
+    let cli = Cli::new(&emulator);
+    for args in [&["status"][..], &["--output", "json", "status"][..], &["up", "--dry-run"][..]] {
+        let mut child = cli.command(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        // The reader goes away before anything is written: every write meets a closed pipe.
+        drop(child.stdout.take());
+        let mut stderr = String::new();
+        child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked") && !stderr.contains("Broken pipe"), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn another_config_than_the_one_last_applied_is_shown_and_must_be_confirmed() {
+    let emulator = Emulator::start();
+    let cli = Cli::new(&emulator);
+    let prod = cli.dir.path().join("prod.toml");
+    std::fs::write(&prod, config_with(&[("desired_count", "desired_count = 3")])).unwrap();
+    cli.run(&["--config", prod.to_str().unwrap(), "up", "--no-wait"]).ok();
+    assert_eq!(cli.state().unwrap()["applied"]["config"], prod.display().to_string());
+    // Forgetting --config: the built-in default would scale the service back to 2.
+    let plan = cli.run(&["up", "--dry-run"]).ok();
+    assert!(plan.stdout.contains("service.desired_count: 3 → 2"), "{}", plan.stdout);
+    assert!(plan.stdout.contains(&format!("but {} was applied last", prod.display())), "{}", plan.stdout);
+    let refused = cli.run(&["up", "--no-wait"]);
+    assert_eq!(refused.code, 1);
+    assert!(refused.stderr.contains("without confirmation") && refused.stderr.contains("--yes"), "{}", refused.stderr);
+    assert_eq!(cli.run(&["--config", prod.to_str().unwrap(), "status"]).code, 0, "nothing changed");
+    // The same config again needs no confirmation; --yes applies the other one.
+    cli.run(&["--config", prod.to_str().unwrap(), "up", "--no-wait"]).ok();
+    cli.run(&["up", "--no-wait", "--yes"]).ok();
+    assert_eq!(cli.state().unwrap()["applied"]["config"], "(built-in default)");
+}
+
+#[test]
+fn lock_files_go_when_a_run_ends_and_a_clean_failure_is_not_reported_as_a_crash() {
+    let emulator = Emulator::start();
+    let cli = Cli::new(&emulator);
+    std::fs::create_dir_all(cli.state_path().parent().unwrap()).unwrap();
+    std::fs::write(cli.state_path(), "{not json").unwrap();
+    assert_eq!(cli.run(&["up", "--no-wait"]).code, 1);
+    assert!(lock_files(&cli).is_empty(), "{:?}", lock_files(&cli));
+    std::fs::remove_file(cli.state_path()).unwrap();
+    let up = cli.run(&["up", "--no-wait"]).ok();
+    assert!(!up.stderr.contains("did not finish"), "{}", up.stderr);
+    cli.run(&["status"]).ok();
+    Cli::new(&emulator).run(&["down", "--name", "nosuch", "--yes"]).ok();
+    cli.run(&["down", "--yes"]).ok();
+    assert!(lock_files(&cli).is_empty(), "{:?}", lock_files(&cli));
+}
+
+#[test]
+fn endpoint_profile_and_region_mistakes_are_named_at_once() {
+    let emulator = Emulator::start();
+    let cli = Cli::new(&emulator);
+    let bad_url = Cli::at("127.0.0.1:5000").run(&["status"]);
+    assert_eq!(bad_url.code, 2);
+    assert!(
+        bad_url.stderr.contains("expected http://HOST[:PORT]") && !bad_url.stderr.contains("credentials"),
+        "{}",
+        bad_url.stderr
+    );
+    let started = Instant::now();
+    let profile = cli.run(&["--profile", "nosuch", "status"]);
+    assert_eq!(profile.code, 1);
+    assert!(profile.stderr.contains("AWS profile \"nosuch\" does not exist"), "{}", profile.stderr);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let region = cli.run(&["--region", "nowhere-9", "status"]);
+    assert_eq!(region.code, 2);
+    assert!(region.stderr.contains("expected an AWS region name"), "{}", region.stderr);
+}
+
+#[test]
+fn a_dead_network_shows_its_retries() {
+    // Accepts connections and closes them at once: the SDK retries, and says so.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            drop(stream);
+        }
+    });
+    let cli = Cli::at(&url);
+    let mut child = cli.command(&["status"]).stderr(Stdio::piped()).spawn().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut seen = String::new();
+        let mut buf = [0u8; 256];
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(10) && !seen.contains("retrying") {
+            match stderr.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => seen.push_str(&String::from_utf8_lossy(&buf[..n])),
+            }
+        }
+        seen
+    });
+    let seen = reader.join().unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(seen.contains("cannot reach AWS") && seen.contains("retrying, attempt 2 of 10"), "{seen}");
+}
+
+#[test]
+fn config_errors_name_the_key_the_value_and_the_line() {
+    let emulator = Emulator::start();
+    let cli = Cli::new(&emulator);
+    for (edit, needle) in [
+        (("cidr", "cidr = \"10.0.0.0/33\""), "line 9: `network.cidr` = \"10.0.0.0/33\""),
+        (("cpu", "cpu = \"256\""), "`service.cpu` = \"256\": invalid type: string \"256\", expected u32"),
+    ] {
+        cli.write_config(&config_with(&[edit]));
+        let run = cli.run(&["status"]);
+        assert_eq!(run.code, 1);
+        assert!(run.stderr.contains(needle), "{needle}: {}", run.stderr);
+        let json = cli.run(&["--output", "json", "status"]);
+        let doc = json.json();
+        assert_eq!((doc["schema_version"].clone(), doc["ok"].clone()), (Value::from(1), Value::from(false)));
+        assert_eq!(doc["error"]["kind"], "config");
+        assert!(doc["error"]["message"].as_str().unwrap().contains(needle), "{doc}");
+    }
+}
+
+#[test]
+fn the_plan_reads_like_a_diff_and_down_lists_what_it_deletes() {
+    let emulator = Emulator::start();
+    let cli = Cli::new(&emulator);
+    cli.run(&["up", "--no-wait"]).ok();
+    cli.write_config(&config_with(&[("image", "image = \"nginx:1.27\""), ("desired_count", "desired_count = 3")]));
+    let plan = cli.run(&["up", "--dry-run"]).ok();
+    for needle in [
+        "service.image: nginx:latest → nginx:1.27",
+        "service.desired_count: 2 → 3",
+        "rollout: the service rolls onto a new task definition revision (service.image: nginx:latest → nginx:1.27)",
+        "plan: 0 to create, 0 to adopt, 2 to update",
+    ] {
+        assert!(plan.stdout.contains(needle), "{needle}: {}", plan.stdout);
+    }
+    let json = cli.run(&["--output", "json", "up", "--dry-run"]).ok().json();
+    assert_eq!(json["counts"]["update"], 2, "{json}");
+    let service = json["resources"].as_array().unwrap().iter().find(|r| r["name"] == "service").unwrap().clone();
+    assert_eq!(service["changes"][0], serde_json::json!({"field": "service.desired_count", "from": "2", "to": "3"}));
+    // Off a terminal `down` refuses, and says what it would have deleted.
+    let down = cli.run(&["down"]);
+    assert_eq!(down.code, 1);
+    assert!(
+        down.stderr.contains("pass --yes") && down.stderr.contains("23 resources of stack simple-ecs-dev"),
+        "{}",
+        down.stderr
+    );
+    assert!(down.stderr.contains("load-balancer arn:"), "{}", down.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retained_table_is_a_finished_state() {
+    let emulator = Emulator::start();
+    let sdk = emulator.sdk().await;
+    let cli = Cli::new(&emulator);
+    cli.run(&["up", "--no-wait"]).ok();
+    let item = [
+        ("id".to_string(), aws_sdk_dynamodb::types::AttributeValue::S("1".into())),
+        ("created_at".to_string(), aws_sdk_dynamodb::types::AttributeValue::N("1".into())),
+    ];
+    sdk.dynamodb.put_item().table_name("simple-ecs-dev-messages").set_item(Some(item.into())).send().await.unwrap();
+    let down = cli.run(&["--output", "json", "down", "--yes", "--retain-table"]).ok().json();
+    assert_eq!(down["state"], "retained");
+    let status = cli.run(&["--output", "json", "status"]);
+    assert_eq!(status.code, 0, "{}", status.stdout);
+    let doc = status.json();
+    assert_eq!(doc["state"], "retained");
+    assert_eq!(doc["resources"].as_array().unwrap().len(), 1, "{doc}");
+    assert_eq!(doc["resources"][0]["status"], "ok");
+    let text = cli.run(&["status"]).ok();
+    assert!(
+        text.stdout.contains("retained") && text.stdout.contains("kept by `down --retain-table`"),
+        "{}",
+        text.stdout
+    );
+}
+
+#[test]
+fn every_json_document_has_a_schema_version_and_a_state() {
+    let emulator = Emulator::start();
+    let cli = Cli::new(&emulator);
+    let up = cli.run(&["--output", "json", "up", "--no-wait"]).ok();
+    let lines: Vec<Value> = up.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(lines.len() > 20, "progress events and a result");
+    for doc in &lines {
+        assert_eq!(doc["schema_version"], 1, "{doc}");
+    }
+    let result = lines.last().unwrap();
+    assert_eq!((result["command"].as_str(), result["state"].as_str()), (Some("up"), Some("deploying")));
+    let events: Vec<&str> = lines.iter().filter_map(|d| d["event"].as_str()).collect();
+    assert!(events.contains(&"resource") && events.contains(&"note") && events.contains(&"result"), "{events:?}");
+    for phase in lines.iter().filter(|d| d["event"] == "resource").filter_map(|d| d["phase"].as_str()) {
+        assert!(!phase.is_empty());
+    }
+    let plan = cli.run(&["--output", "json", "up", "--dry-run"]).ok().json();
+    assert_eq!((plan["schema_version"].clone(), plan["command"].clone()), (Value::from(1), Value::from("plan")));
+    let status = cli.run(&["--output", "json", "status"]).json();
+    assert_eq!((status["command"].as_str(), status["state"].as_str()), (Some("status"), Some("deploying")));
+    let down = cli.run(&["--output", "json", "down", "--yes"]).ok().json();
+    assert_eq!((down["command"].as_str(), down["state"].as_str()), (Some("down"), Some("not_deployed")));
+}
