@@ -14,6 +14,12 @@ Examples:
   fargate-stack rollback                    # back to the previous revision that rolled out
   fargate-stack down --yes                  # delete it all (refuses if the table holds items)
 
+A team sharing stacks (state in S3, locked with conditional writes):
+  fargate-stack state init s3://my-team-state     # once: a versioned, encrypted, private bucket
+  export FARGATE_STACK_STATE=s3://my-team-state/stacks/
+  fargate-stack up                          # state at s3://my-team-state/stacks/<name>.json
+  fargate-stack list                        # every stack in the region, found by its tag
+
 Against a local emulator:
   fargate-stack --endpoint-url http://127.0.0.1:5000 up --no-wait";
 
@@ -27,9 +33,11 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
-    /// State file recording what the stack owns. Default: .fargate-stack/<name>.json
-    #[arg(long, global = true, value_name = "FILE")]
-    pub state: Option<PathBuf>,
+    /// Where the state recording what the stack owns lives: a file, or s3://BUCKET/KEY (shared,
+    /// locked). s3://BUCKET[/PREFIX/] keeps it at <PREFIX>/<name>.json. Default: the config's
+    /// `state`, else .fargate-stack/<name>.json
+    #[arg(long, global = true, value_name = "FILE|S3_URI", env = "FARGATE_STACK_STATE")]
+    pub state: Option<String>,
 
     /// Send every AWS call to this endpoint (an emulator). AWS_ENDPOINT_URL works too.
     #[arg(long, global = true, value_name = "URL", value_parser = endpoint_url)]
@@ -105,6 +113,60 @@ pub enum Command {
         after_help = "Examples:\n  fargate-stack completions bash > ~/.local/share/bash-completion/completions/fargate-stack\n  fargate-stack completions zsh > \"${fpath[1]}/_fargate-stack\"\n  fargate-stack completions fish > ~/.config/fish/completions/fargate-stack.fish"
     )]
     Completions(CompletionsArgs),
+    /// Every fargate-stack stack in the region, found by its `fargate-stack:stack` tag (no state
+    /// needed): name, status (up, deploying, partial, drifted, retained), URL and creation time.
+    #[command(
+        after_help = "Example:\n  fargate-stack --region eu-west-1 list\n  fargate-stack list --output json | jq -r '.stacks[].name'"
+    )]
+    List,
+    /// Remove the lock a run that died left on an S3 state, after showing who held it. Only the
+    /// lock with this ID is removed.
+    #[command(
+        after_help = "Example:\n  fargate-stack --state s3://my-team-state/stacks/app.json unlock 8c1d2f3a-...\n\nThe ID is in the error of the run that found the state locked. Make sure the holder is not running."
+    )]
+    Unlock(UnlockArgs),
+    /// Set up and move state: `state init` (an S3 bucket for states), `state push` / `state pull`
+    /// (move a local state to S3 and back).
+    #[command(subcommand)]
+    State(StateCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct UnlockArgs {
+    /// The lock ID, as printed by the run that found the state locked.
+    #[arg(value_name = "LOCK_ID")]
+    pub lock_id: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StateCommand {
+    /// Create an S3 bucket for states (versioning, default encryption, public access blocked, TLS
+    /// only) in the run's region; for a bucket that exists, only check those settings and say
+    /// what is missing (exit 3). Nothing in an existing bucket is changed.
+    #[command(after_help = "Example:\n  fargate-stack --region eu-west-1 state init s3://my-team-state/stacks")]
+    Init(InitArgs),
+    /// Move the local state of the stack to the S3 location (--state, FARGATE_STACK_STATE or the
+    /// config's `state`), under both locks. Refuses to overwrite a different state there.
+    #[command(after_help = "Example:\n  fargate-stack --state s3://my-team-state/stacks/ state push")]
+    Push(MoveArgs),
+    /// Move the stack's state from the S3 location back to a local file, under both locks.
+    /// Refuses to overwrite a different local state.
+    #[command(after_help = "Example:\n  fargate-stack --state s3://my-team-state/stacks/ state pull")]
+    Pull(MoveArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// s3://BUCKET or s3://BUCKET/PREFIX
+    #[arg(value_name = "S3_URI")]
+    pub uri: String,
+}
+
+#[derive(Debug, Args)]
+pub struct MoveArgs {
+    /// The local state file. Default: .fargate-stack/<name>.json
+    #[arg(long, value_name = "FILE")]
+    pub local: Option<PathBuf>,
 }
 
 impl Command {
@@ -118,6 +180,11 @@ impl Command {
             Command::Deploy(_) => "deploy",
             Command::Rollback(_) => "rollback",
             Command::Completions(_) => "completions",
+            Command::List => "list",
+            Command::Unlock(_) => "unlock",
+            Command::State(StateCommand::Init(_)) => "state init",
+            Command::State(StateCommand::Push(_)) => "state push",
+            Command::State(StateCommand::Pull(_)) => "state pull",
         }
     }
 }
@@ -354,5 +421,18 @@ mod tests {
         let cli =
             Cli::try_parse_from(["fargate-stack", "status", "--output", "json", "--region", "us-west-2"]).unwrap();
         assert_eq!(cli.output, OutputFormat::Json);
+    }
+
+    #[test]
+    fn state_commands_parse() {
+        let cli = Cli::try_parse_from(["fargate-stack", "--state", "s3://b/k.json", "unlock", "abc"]).unwrap();
+        assert_eq!(cli.state.as_deref(), Some("s3://b/k.json"));
+        assert!(matches!(cli.command, Command::Unlock(UnlockArgs { ref lock_id }) if lock_id == "abc"));
+        assert!(Cli::try_parse_from(["fargate-stack", "unlock"]).is_err(), "the lock ID is required");
+        let cli = Cli::try_parse_from(["fargate-stack", "state", "init", "s3://b"]).unwrap();
+        assert_eq!(cli.command.name(), "state init");
+        let cli = Cli::try_parse_from(["fargate-stack", "state", "push", "--local", "x.json"]).unwrap();
+        assert_eq!(cli.command.name(), "state push");
+        assert_eq!(Cli::try_parse_from(["fargate-stack", "list"]).unwrap().command.name(), "list");
     }
 }

@@ -52,6 +52,10 @@ pub struct Config {
     pub name: String,
     #[serde(default)]
     pub region: Option<String>,
+    /// Where the state lives: a file path (relative to the config file) or `s3://BUCKET/KEY`.
+    /// `--state` and `FARGATE_STACK_STATE` take precedence.
+    #[serde(default)]
+    pub state: Option<String>,
     pub network: NetworkConfig,
     pub service: ServiceConfig,
     pub table: TableConfig,
@@ -426,20 +430,9 @@ impl Config {
         self.validate_autoscaling(&invalid)
     }
 
-    /// The stack name and the region.
+    /// The stack name, the region and where the state lives.
     fn validate_identity(&self, invalid: &Invalid) -> Result<(), ConfigError> {
-        let name_ok = !self.name.is_empty()
-            && self.name.len() <= 20
-            && self.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-            && !self.name.starts_with('-')
-            && !self.name.ends_with('-');
-        if !name_ok {
-            return Err(invalid(
-                "name",
-                format!("{:?}", self.name),
-                "use 1-20 characters of a-z, 0-9 and '-', not starting or ending with '-'".into(),
-            ));
-        }
+        Config::valid_name(&self.name).map_err(|reason| invalid("name", format!("{:?}", self.name), reason))?;
         if let Some(region) = &self.region {
             if !is_region_name(region) {
                 return Err(invalid(
@@ -448,6 +441,12 @@ impl Config {
                     "expected an AWS region name such as \"us-east-1\"".into(),
                 ));
             }
+        }
+        if let Some(state) = &self.state {
+            crate::state::StateLocation::parse(state, &self.name, None).map_err(|e| match e {
+                crate::state::StateError::BadLocation { reason, .. } => invalid("state", format!("{state:?}"), reason),
+                other => invalid("state", format!("{state:?}"), other.to_string()),
+            })?;
         }
         Ok(())
     }
@@ -712,6 +711,20 @@ impl Config {
         }
     }
 
+    /// A stack name: it prefixes every resource name and is the value of the stack tag.
+    pub fn valid_name(name: &str) -> Result<(), String> {
+        let ok = !name.is_empty()
+            && name.len() <= 20
+            && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !name.starts_with('-')
+            && !name.ends_with('-');
+        if ok {
+            Ok(())
+        } else {
+            Err("use 1-20 characters of a-z, 0-9 and '-', not starting or ending with '-'".into())
+        }
+    }
+
     /// The same stack under another name (validated like the config's `name`).
     pub fn with_name(&self, name: &str) -> Result<Config, ConfigError> {
         let renamed = Config { name: name.to_string(), ..self.clone() };
@@ -969,7 +982,7 @@ mod tests {
     #[test]
     fn type_and_syntax_errors_name_the_key_the_value_and_the_line() {
         let e = Config::parse("x.toml", &DEFAULT_TOML.replace("10.0.0.0/16", "10.0.0.0/33")).unwrap_err().to_string();
-        assert!(e.contains("line 7") && e.contains("`network.cidr` = \"10.0.0.0/33\""), "{e}");
+        assert!(e.contains("line 9") && e.contains("`network.cidr` = \"10.0.0.0/33\""), "{e}");
         assert!(e.contains("invalid"), "{e}");
         let e = Config::parse("x.toml", &DEFAULT_TOML.replace("cpu = 256", "cpu = \"256\"")).unwrap_err().to_string();
         assert!(e.contains("`service.cpu` = \"256\"") && e.contains("expected u32"), "{e}");
@@ -1003,6 +1016,17 @@ mod tests {
         assert!(err("name = \"this-name-is-far-too-long\"").contains("1-20"));
         assert!(err("name = \"-x\"").contains("`name`"));
         assert!(with("name = \"a-1\"").is_ok());
+    }
+
+    #[test]
+    fn state_locations_are_checked_with_the_config() {
+        let state = |line: &str| DEFAULT_TOML.replace("# region = \"us-east-1\"", line);
+        let c = Config::parse("x.toml", &state("state = \"s3://team-state/stacks/\"")).unwrap();
+        assert_eq!(c.state.as_deref(), Some("s3://team-state/stacks/"));
+        let e = Config::parse("x.toml", &state("state = \"s3://Team_State/x.json\"")).unwrap_err().to_string();
+        assert!(e.contains("`state` = \"s3://Team_State/x.json\"") && e.contains("a-z, 0-9"), "{e}");
+        assert!(!e.contains('\n'), "{e}");
+        assert!(Config::parse("x.toml", DEFAULT_TOML).unwrap().state.is_none());
     }
 
     #[test]

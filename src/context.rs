@@ -39,6 +39,9 @@ pub struct Ctx {
     pub aws: Clients,
     pub down: DownOptions,
     pub table_plan: Mutex<TablePlan>,
+    /// False when the config is not the stack's own (`list` looking at other stacks): inspections
+    /// then say what exists and what is settling, and judge no drift.
+    pub compares_config: bool,
     store: Store,
     notes: Mutex<Vec<String>>,
     warnings: Mutex<Vec<String>>,
@@ -55,6 +58,7 @@ impl Ctx {
             aws,
             down,
             table_plan: Mutex::new(TablePlan::Absent),
+            compares_config: true,
             store,
             notes: Mutex::new(vec![]),
             warnings: Mutex::new(vec![]),

@@ -108,7 +108,7 @@ async fn autoscale(sdk: &Sdk, name: &str, count: i32) {
 /// The realism layer at `time_scale` with `config` over its defaults, and SDK clients through it.
 async fn world(emulator: &Emulator, time_scale: f64, config: Value) -> (Realism, Sdk) {
     let realism = Realism::start(emulator, RealismOptions { time_scale, config, ..Default::default() });
-    let sdk = sdk_at(&realism.url()).await;
+    let sdk = sdk_at(&realism.url(), "us-east-1").await;
     (realism, sdk)
 }
 
@@ -347,7 +347,7 @@ async fn a_killed_up_resumes_with_one_target_and_one_policy_per_metric_and_down_
         ..Default::default()
     };
     let realism = Realism::start(&emulator, options);
-    let sdk = sdk_at(&realism.url()).await;
+    let sdk = sdk_at(&realism.url(), "us-east-1").await;
     let cli = Cli::at(&realism.url());
     let (plain, scaled) = (config(STACK, None, &[]), config(STACK, Some(SCALING), &[]));
     cli.write_config(&plain);

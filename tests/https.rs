@@ -26,17 +26,6 @@ fn with_https(edits: &[(&str, &str)], section: &str) -> String {
     format!("{}\n[https]\n{section}\n", config_with(edits))
 }
 
-/// Clients pointed at `url` (the realism layer, to request a certificate as a user would).
-async fn sdk_at(url: &str) -> Sdk {
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .endpoint_url(url)
-        .credentials_provider(aws_sdk_ec2::config::Credentials::new("testing", "testing", None, None, "tests"))
-        .load()
-        .await;
-    Sdk::new(&config)
-}
-
 /// A public hosted zone; its ID without `/hostedzone/`.
 async fn make_zone(sdk: &Sdk, name: &str, reference: &str) -> String {
     let out = sdk.route53.create_hosted_zone().name(name).caller_reference(reference).send().await.unwrap();
@@ -207,7 +196,7 @@ async fn a_domain_gets_a_validated_certificate_https_a_redirect_and_an_alias_and
     let described = sdk.elb.describe_load_balancers().load_balancer_arns(&lb).send().await.unwrap();
     let alb = &described.load_balancers()[0];
     // The record as ACM (the layer) shows it: moto alone gives every domain the same one.
-    let acm = sdk_at(&realism.url()).await;
+    let acm = sdk_at(&realism.url(), "us-east-1").await;
     let detail = acm.acm.describe_certificate().certificate_arn(&cert).send().await.unwrap();
     let validation = detail.certificate().unwrap().domain_validation_options()[0].resource_record().unwrap().clone();
     let mut in_zone = records(&sdk, &zone).await;
@@ -551,7 +540,7 @@ async fn a_validation_record_another_certificate_relies_on_is_kept() {
     let sdk = emulator.sdk().await;
     let zone = make_zone(&sdk, "example.com", "zone-1").await;
     let realism = realism(&emulator);
-    let user = sdk_at(&realism.url()).await;
+    let user = sdk_at(&realism.url(), "us-east-1").await;
     let cli = Cli::at(&realism.url());
 
     // The user's own certificate for the domain, validated already: on AWS every certificate of

@@ -115,12 +115,50 @@ async fn service_creation_rides_out_iam_propagation() {
     assert_eq!(count(&calls, "CreateService", None), 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn up_and_down_pass_with_a_tenth_of_calls_throttled() {
+/// Where a test keeps the stack's state.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Backend {
+    Local,
+    /// `s3://STATE_BUCKET/stacks/<name>.json`, locked with conditional writes.
+    S3,
+}
+
+const STATE_BUCKET: &str = "realism-state";
+const STATE_KEY: &str = "stacks/simple-ecs-dev.json";
+
+/// A CLI at `url` keeping its state where `backend` says (the bucket is made here, in moto).
+async fn cli_for(backend: Backend, emulator: &Emulator, url: &str) -> Cli {
+    match backend {
+        Backend::Local => Cli::at(url),
+        Backend::S3 => {
+            create_bucket(&emulator.sdk().await, STATE_BUCKET).await;
+            Cli::with_state(url, &format!("s3://{STATE_BUCKET}/stacks/"))
+        }
+    }
+}
+
+/// Run `args`; if the state is locked by a run that died, `unlock` it (with the ID the error
+/// names) and run again, as a user would.
+fn run_unlocking(cli: &Cli, args: &[&str]) -> Run {
+    let run = cli.run(args);
+    if !run.stderr.contains("is locked by another fargate-stack run") {
+        return run;
+    }
+    let id = run.stderr.split(" unlock ").nth(1).and_then(|rest| rest.split('`').next()).expect("a lock ID");
+    cli.run(&["unlock", id]).ok();
+    cli.run(args)
+}
+
+async fn throttled_up_and_down(backend: Backend) {
     let emulator = Emulator::start();
-    let options = RealismOptions { fault_rate: 0.1, ..Default::default() };
+    // With the state in S3, a fifth of its conditional writes also meet a racing one (409).
+    let config = match backend {
+        Backend::Local => json!({}),
+        Backend::S3 => json!({"s3_conditional_conflict_rate": 0.2}),
+    };
+    let options = RealismOptions { fault_rate: 0.1, config, ..Default::default() };
     let realism = Realism::start(&emulator, options);
-    let cli = Cli::at(&realism.url());
+    let cli = cli_for(backend, &emulator, &realism.url()).await;
     let sdk = emulator.sdk().await;
     let up = cli.run(&["up"]);
     assert_eq!(up.code, 0, "{}", up.stderr);
@@ -130,13 +168,34 @@ async fn up_and_down_pass_with_a_tenth_of_calls_throttled() {
     let calls = realism.calls();
     let injected = calls.iter().filter(|c| c["injected"] == true && !c["error"].is_null()).count();
     assert!(injected * 100 >= calls.len() * 5, "{injected} faults in {} calls", calls.len());
+    if backend == Backend::S3 {
+        let s3_faults = |code: &str| calls.iter().filter(|c| c["service"] == "s3" && c["error"] == code).count();
+        assert!(
+            s3_faults("SlowDown") + s3_faults("InternalError") + s3_faults("ServiceUnavailable") > 0,
+            "no S3 faults"
+        );
+        assert!(s3_faults("ConditionalRequestConflict") > 0, "no conditional-write races");
+        assert!(s3_json(&sdk, STATE_BUCKET, STATE_KEY).await.is_none(), "down removes the state");
+        assert!(s3_json(&sdk, STATE_BUCKET, &format!("{STATE_KEY}.lock")).await.is_none(), "no lock left");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_and_down_pass_with_a_tenth_of_calls_throttled() {
+    throttled_up_and_down(Backend::Local).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_and_down_pass_with_a_tenth_of_calls_throttled_and_the_state_in_s3() {
+    throttled_up_and_down(Backend::S3).await;
 }
 
 /// Kill `up`, then `down`, at every mutating call: the layer executes the Nth mutating call in
 /// the emulator and never answers it, so the resource exists but the tool never learns its ID.
-/// The next run must find it again by tag or name, and after `down` nothing may remain.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn killed_after_any_mutating_call_the_next_run_adopts_and_nothing_leaks() {
+/// The next run must find it again by tag or name, and after `down` nothing may remain. With the
+/// state in S3, the state writes and the lock's own calls are kill points too: a killed run keeps
+/// its lock, which the next run reports and `unlock` removes.
+async fn killed_after_any_mutating_call(backend: Backend) {
     let emulator = Emulator::start();
     let sdk = emulator.sdk().await;
     let options = RealismOptions { time_scale: 0.001, ..Default::default() };
@@ -146,7 +205,7 @@ async fn killed_after_any_mutating_call_the_next_run_adopts_and_nothing_leaks() 
         for n in 1.. {
             emulator.reset();
             let realism = Realism::start(&emulator, options.clone());
-            let cli = Cli::at(&realism.url());
+            let cli = cli_for(backend, &emulator, &realism.url()).await;
             if command == "down" {
                 cli.run(&["up", "--no-wait"]).ok();
             }
@@ -178,17 +237,30 @@ async fn killed_after_any_mutating_call_the_next_run_adopts_and_nothing_leaks() 
             killed.push(action.clone());
             realism.thaw();
             if command == "up" {
-                cli.run(&["up", "--no-wait"]).ok();
+                run_unlocking(&cli, &["up", "--no-wait"]).ok();
                 assert_exactly_one_stack(&sdk).await;
             }
-            cli.run(&["down", "--yes"]).ok();
+            run_unlocking(&cli, &["down", "--yes"]).ok();
             let left = leftovers(&sdk, STACK).await;
             assert!(left.is_empty(), "{command} killed after mutating call {n} ({action}): left {left:#?}");
+            if backend == Backend::S3 {
+                assert!(s3_json(&sdk, STATE_BUCKET, STATE_KEY).await.is_none(), "{command} killed at {n}: state left");
+            }
         }
         let min = if command == "up" { 30 } else { 20 };
         assert!(killed.len() >= min, "{command}: only {} kill points: {killed:?}", killed.len());
-        eprintln!("{command}: killed after each of {} mutating calls: {killed:?}", killed.len());
+        eprintln!("{command} ({backend:?}): killed after each of {} mutating calls: {killed:?}", killed.len());
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_after_any_mutating_call_the_next_run_adopts_and_nothing_leaks() {
+    killed_after_any_mutating_call(Backend::Local).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_after_any_mutating_call_with_the_state_in_s3_the_next_run_unlocks_and_resumes() {
+    killed_after_any_mutating_call(Backend::S3).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

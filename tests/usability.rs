@@ -159,7 +159,7 @@ fn config_errors_name_the_key_the_value_and_the_line() {
     let emulator = Emulator::start();
     let cli = Cli::new(&emulator);
     for (edit, needle) in [
-        (("cidr", "cidr = \"10.0.0.0/33\""), "line 7: `network.cidr` = \"10.0.0.0/33\""),
+        (("cidr", "cidr = \"10.0.0.0/33\""), "line 9: `network.cidr` = \"10.0.0.0/33\""),
         (("cpu", "cpu = \"256\""), "`service.cpu` = \"256\": invalid type: string \"256\", expected u32"),
     ] {
         cli.write_config(&config_with(&[edit]));

@@ -25,8 +25,8 @@ impl Report for DeployReport {
 }
 
 /// A state that records something, or why there is nothing to deploy to.
-pub fn require_state(setup: &Setup) -> Result<(), CommandError> {
-    match setup.read_state()? {
+pub async fn require_state(setup: &Setup) -> Result<(), CommandError> {
+    match setup.read_state().await? {
         Some(state) if !state.resources.is_empty() => Ok(()),
         _ => Err(CommandError::NotDeployed(format!(
             "stack {} is not deployed in {} (no state at {}); run `fargate-stack up` first",
@@ -38,8 +38,8 @@ pub fn require_state(setup: &Setup) -> Result<(), CommandError> {
 }
 
 pub async fn run(setup: &Setup, args: &DeployArgs) -> Result<ExitCode, CommandError> {
-    require_state(setup)?;
-    let ctx = setup.context(setup.open_state()?, DownOptions::default());
+    require_state(setup).await?;
+    let ctx = setup.context(setup.open_state().await?, DownOptions::default());
     let result = async {
         let (snapshot, base, service_runs) = rollout::current(setup, &ctx).await?;
         let options = Options { force: args.force, no_wait: args.no_wait };

@@ -60,13 +60,23 @@ impl Report for DownReport {
 }
 
 pub async fn run(setup: &Setup, args: &DownArgs) -> Result<ExitCode, CommandError> {
-    let recorded = setup.read_state()?.filter(|s| !s.resources.is_empty());
+    let read = setup.read_state().await?;
+    // A state that records nothing: a `down` that was stopped between its last write and the
+    // state's deletion (two calls apart with the state in S3).
+    let empty = read.as_ref().is_some_and(|s| s.resources.is_empty());
+    let recorded = read.filter(|s| !s.resources.is_empty());
     // With no state, `--name` asks to find the stack's resources by tag and name.
     let graph_config = match &recorded {
         Some(state) => resources::covering(&setup.config, state),
         None if args.name.is_some() => resources::discovering(&setup.config),
         None => {
-            report::emit(setup.format, &DownReport::nothing_recorded(setup));
+            if empty {
+                let store = setup.open_state().await?;
+                let removed = store.remove_if_empty().await;
+                store.release().await;
+                removed?;
+            }
+            report::emit(setup.format, &DownReport::nothing_recorded(setup, empty));
             return Ok(ExitCode::SUCCESS);
         }
     };
@@ -78,17 +88,32 @@ pub async fn run(setup: &Setup, args: &DownArgs) -> Result<ExitCode, CommandErro
     let options =
         DownOptions { delete_data: args.delete_data, retain_table: args.retain_table, no_backup: args.no_backup };
     if !args.yes {
-        let state = recorded.unwrap_or_else(|| State::new(&setup.config.name, &setup.region));
+        let state = recorded.clone().unwrap_or_else(|| State::new(&setup.config.name, &setup.region));
         confirm_deletion(setup, &graph, state, &options).await?;
     }
-    let ctx = setup.context(setup.open_state()?, options);
+    let store = setup.open_state().await?;
+    // What the state records once it is locked: another run may have changed it since it was read.
+    let locked = store.snapshot();
+    let graph = if locked.resources.is_empty() || Some(&locked) == recorded.as_ref() {
+        graph
+    } else {
+        match resources::stack(&resources::covering(&setup.config, &locked), false) {
+            Ok(graph) => graph,
+            Err(e) => {
+                store.release().await;
+                return Err(e.into());
+            }
+        }
+    };
+    let ctx = setup.context(store, options);
     let result = teardown(setup, &graph, &ctx).await;
     ctx.store().release().await;
     result
 }
 
 impl DownReport {
-    fn nothing_recorded(setup: &Setup) -> DownReport {
+    /// `removed_empty`: the state recorded nothing and was deleted.
+    fn nothing_recorded(setup: &Setup, removed_empty: bool) -> DownReport {
         DownReport {
             event: "result",
             stack: setup.config.name.clone(),
@@ -102,8 +127,9 @@ impl DownReport {
             warnings: vec![],
             error: None,
             hint: Some(format!(
-                "nothing to delete (no state at {}; `fargate-stack status` looks for it by tag, and \
+                "nothing to delete ({} at {}; `fargate-stack status` looks for it by tag, and \
                  `down --name {}` finds a stack's resources by tag and name)",
+                if removed_empty { "the state recorded nothing and was removed" } else { "no state" },
                 setup.location(),
                 setup.config.name
             )),

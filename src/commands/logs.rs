@@ -235,7 +235,7 @@ pub async fn run(setup: &Setup, args: &LogsArgs) -> Result<ExitCode, CommandErro
     } else {
         None
     };
-    let state = setup.read_state()?;
+    let state = setup.read_state().await?;
     let recorded = state.as_ref().and_then(|s| s.id(&Key::LogGroup.to_string()));
     let ctx = setup.read_only(state.unwrap_or_else(|| State::new(&setup.config.name, &setup.region)));
     let group = match LogGroup.find(&ctx).await? {

@@ -4,13 +4,16 @@
 pub mod completions;
 pub mod deploy;
 pub mod down;
+pub mod list;
 pub mod logs;
 pub mod rollback;
 pub mod rollout;
+pub mod state_command;
 pub mod status;
+pub mod unlock;
 pub mod up;
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -25,7 +28,8 @@ use crate::graph::{GraphError, StepReport, StepResult};
 use crate::model::{Health, Inspection, Key, Kind};
 use crate::progress::{Mode, Progress};
 use crate::report::{self, ErrorBody};
-use crate::state::{self, LocalBackend, State, StateError, Store};
+use crate::state::s3::Bucket;
+use crate::state::{self, LocalBackend, S3Backend, State, StateError, StateLocation, Store};
 
 /// Exit codes: 0 ok, 1 error, 2 usage (clap), 3 `status` found the stack missing parts, drifted,
 /// or deployed without a state here.
@@ -92,7 +96,11 @@ pub struct Setup {
     pub source: ConfigSource,
     pub region: String,
     pub clients: Clients,
-    pub state_path: PathBuf,
+    /// Where the stack's state lives: `--state` > `FARGATE_STACK_STATE` > the config's `state` >
+    /// `.fargate-stack/<name>.json`.
+    pub state: StateLocation,
+    /// The command, as a lock names it.
+    pub command: &'static str,
     pub mode: Mode,
     pub format: OutputFormat,
     pub max_concurrency: usize,
@@ -123,14 +131,14 @@ impl Setup {
         };
         let sdk = aws::sdk_config(&target, config.region.as_deref()).await;
         let region = sdk.region().map(|r| r.to_string()).ok_or(CommandError::NoRegion)?;
-        let state_path =
-            cli.state.clone().unwrap_or_else(|| PathBuf::from(".fargate-stack").join(format!("{}.json", config.name)));
+        let state = state_location(cli.state.as_deref(), &config, &source)?;
         Ok(Setup {
             clients: Clients::new(&sdk),
             config,
             source,
             region,
-            state_path,
+            state,
+            command: cli.command.name(),
             mode: Mode::detect(cli.output == OutputFormat::Json),
             format: cli.output,
             max_concurrency: cli.max_concurrency as usize,
@@ -138,12 +146,21 @@ impl Setup {
     }
 
     pub fn location(&self) -> String {
-        self.state_path.display().to_string()
+        self.state.to_string()
+    }
+
+    /// The bucket of an S3 state location, in this run's region.
+    pub fn bucket(&self, name: &str) -> Bucket {
+        Bucket::new(&self.clients.s3, name, &self.region)
     }
 
     /// The recorded state, unlocked, for commands that change nothing. None when there is none.
-    pub fn read_state(&self) -> Result<Option<State>, CommandError> {
-        let Some(state) = state::local::read(&self.state_path)? else { return Ok(None) };
+    pub async fn read_state(&self) -> Result<Option<State>, CommandError> {
+        let state = match &self.state {
+            StateLocation::Local(path) => state::local::read(path)?,
+            StateLocation::S3 { bucket, key } => self.bucket(bucket).read_state(key).await?.map(|(state, _)| state),
+        };
+        let Some(state) = state else { return Ok(None) };
         state.check_matches(&self.location(), &self.config.name, &self.region)?;
         Ok(Some(state))
     }
@@ -154,9 +171,18 @@ impl Setup {
     }
 
     /// The state, locked for this run, written after every change.
-    pub fn open_state(&self) -> Result<Store, CommandError> {
-        let (backend, state, interrupted) = LocalBackend::open(&self.state_path, &self.config.name, &self.region)?;
-        Ok(Store::writable(Arc::new(backend), state, interrupted))
+    pub async fn open_state(&self) -> Result<Store, CommandError> {
+        match &self.state {
+            StateLocation::Local(path) => {
+                let (backend, state, interrupted) = LocalBackend::open(path, &self.config.name, &self.region)?;
+                Ok(Store::writable(Arc::new(backend), state, interrupted))
+            }
+            StateLocation::S3 { bucket, key } => {
+                let (backend, state) =
+                    S3Backend::open(self.bucket(bucket), key, &self.config.name, self.command).await?;
+                Ok(Store::writable(Arc::new(backend), state, None))
+            }
+        }
     }
 
     pub fn context(&self, store: Store, down: DownOptions) -> Arc<Ctx> {
@@ -183,7 +209,25 @@ impl Setup {
     }
 }
 
-/// Run the command; under `--output json` an error is a JSON document on stdout as well.
+/// `--state` (or `FARGATE_STACK_STATE`), else the config's `state` (a relative path is relative to
+/// the config file), else the default local file.
+fn state_location(given: Option<&str>, config: &Config, source: &ConfigSource) -> Result<StateLocation, StateError> {
+    if let Some(value) = given.filter(|v| !v.is_empty()) {
+        return StateLocation::parse(value, &config.name, None);
+    }
+    match &config.state {
+        Some(value) => {
+            let config_dir =
+                (source.path != crate::config::BUILT_IN).then(|| Path::new(&source.path)).and_then(Path::parent);
+            StateLocation::parse(value, &config.name, config_dir)
+        }
+        None => Ok(StateLocation::default_for(&config.name)),
+    }
+}
+
+/// Run the command; under `--output json` an error is a JSON document on stdout as well. Ctrl-C or
+/// SIGTERM stops it as a kill would (the state holds everything done so far), but first gives up
+/// the S3 lock, so that the next run need not `unlock`.
 pub async fn run(cli: Cli) -> Result<ExitCode, CommandError> {
     let command = cli.command.name();
     let format = cli.output;
@@ -191,7 +235,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CommandError> {
     if let Command::Completions(args) = &cli.command {
         return completions::run(format, args);
     }
-    let result = async {
+    let work = async {
         let setup = Setup::new(&cli).await?;
         match &cli.command {
             Command::Up(args) => up::run(&setup, args).await,
@@ -200,10 +244,31 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CommandError> {
             Command::Logs(args) => logs::run(&setup, args).await,
             Command::Deploy(args) => deploy::run(&setup, args).await,
             Command::Rollback(args) => rollback::run(&setup, args).await,
+            Command::List => list::run(&setup).await,
+            Command::Unlock(args) => unlock::run(&setup, args).await,
+            Command::State(command) => state_command::run(&setup, command).await,
             Command::Completions(_) => unreachable!("handled above"),
         }
-    }
-    .await;
+    };
+    tokio::pin!(work);
+    let result = tokio::select! {
+        result = &mut work => result,
+        signal = interrupted(&cli.command) => {
+            for location in state::s3::release_held_locks().await {
+                eprintln!("interrupted by {signal}: released the lock on {location}");
+            }
+            let message = format!(
+                "interrupted by {signal}: stopped; the state records everything done so far: run the command again to continue"
+            );
+            if format == OutputFormat::Json {
+                report::emit_error(command, ErrorBody { kind: "interrupted", message: message.clone(), code: None });
+            }
+            eprintln!("{message}");
+            // Exit here, as a kill would: a local lock file keeps the holder's name, so the next
+            // run says this one did not finish.
+            std::process::exit(130);
+        }
+    };
     // A failed step is already in the command's own report.
     if let (Err(e), OutputFormat::Json) = (&result, format) {
         if !matches!(e, CommandError::Steps { .. } | CommandError::Reported(_)) {
@@ -211,6 +276,32 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CommandError> {
         }
     }
     result
+}
+
+/// Ctrl-C, or SIGTERM (how CI systems cancel a job). `logs --follow` ends on them itself, with
+/// exit 0: for it they are not an interruption.
+async fn interrupted(command: &Command) -> &'static str {
+    if matches!(command, Command::Logs(_)) {
+        return std::future::pending().await;
+    }
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = int.recv() => "SIGINT",
+            _ = term.recv() => "SIGTERM",
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        match tokio::signal::ctrl_c().await {
+            Ok(()) => "Ctrl-C",
+            Err(_) => std::future::pending().await,
+        }
+    }
 }
 
 /// The overall state of a stack, one spelling everywhere.
@@ -392,4 +483,41 @@ pub fn confirm(question: &str, expected: &str, refusal: &str) -> Result<(), Comm
         return Err(CommandError::Refused("not confirmed; nothing was changed".into()));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::DEFAULT_TOML;
+
+    #[test]
+    fn the_state_location_is_the_flag_then_the_environment_then_the_config_then_the_default() {
+        let config = |state: Option<&str>| {
+            let mut c = Config::parse("t", DEFAULT_TOML).unwrap();
+            c.state = state.map(str::to_string);
+            c
+        };
+        let file = ConfigSource { path: "/repo/infra/prod.toml".into(), sha256: String::new() };
+        let built_in = ConfigSource { path: crate::config::BUILT_IN.into(), sha256: String::new() };
+        let s3 = |key: &str| StateLocation::S3 { bucket: "team-state".into(), key: key.into() };
+        // --state or FARGATE_STACK_STATE (clap folds the two) wins over the config.
+        let given = state_location(Some("s3://team-state/x.json"), &config(Some("local.json")), &file).unwrap();
+        assert_eq!(given, s3("x.json"));
+        // An empty variable counts as unset.
+        assert_eq!(
+            state_location(Some(""), &config(Some("s3://team-state/")), &file).unwrap(),
+            s3("simple-ecs-dev.json")
+        );
+        // A relative path in the config is relative to the config file.
+        assert_eq!(
+            state_location(None, &config(Some("states/")), &file).unwrap(),
+            StateLocation::Local("/repo/infra/states/simple-ecs-dev.json".into())
+        );
+        assert_eq!(
+            state_location(None, &config(Some("states/")), &built_in).unwrap(),
+            StateLocation::Local("states/simple-ecs-dev.json".into())
+        );
+        assert_eq!(state_location(None, &config(None), &file).unwrap(), StateLocation::default_for("simple-ecs-dev"));
+        assert!(state_location(Some("s3://"), &config(None), &file).is_err());
+    }
 }

@@ -46,8 +46,8 @@ pub fn target(history: &[String], recorded: &str, service_runs: &str) -> Option<
 }
 
 pub async fn run(setup: &Setup, args: &RollbackArgs) -> Result<ExitCode, CommandError> {
-    require_state(setup)?;
-    let ctx = setup.context(setup.open_state()?, DownOptions::default());
+    require_state(setup).await?;
+    let ctx = setup.context(setup.open_state().await?, DownOptions::default());
     let result = async {
         let (snapshot, base, service_runs) = rollout::current(setup, &ctx).await?;
         let history = cluster::completed_revisions(&ctx);

@@ -14,7 +14,8 @@ use crate::report::{self, Report, Text};
 use crate::resources::certificate::{self, CertificateSummary};
 use crate::resources::cluster::{DeploymentView, EventView, StoppedTask};
 use crate::resources::{self, cluster, image, load_balancer};
-use crate::state::State;
+use crate::state::s3::LockInfo;
+use crate::state::{State, StateLocation};
 
 #[derive(Debug, Serialize, Default)]
 pub struct ServiceSummary {
@@ -187,6 +188,9 @@ pub struct StatusReport {
     pub outputs: Outputs,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hint: Option<String>,
+    /// The lock on an S3 state: a run going on, or one that died (then `unlock` removes it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lock: Option<LockInfo>,
 }
 
 impl Report for StatusReport {
@@ -196,6 +200,14 @@ impl Report for StatusReport {
         text.line(format!("stack {} in {}: {}", self.stack, self.region, self.state.word()));
         if let Some(hint) = &self.hint {
             text.line(format!("  {hint}"));
+        }
+        if let Some(lock) = &self.lock {
+            text.line(format!(
+                "  locked by {} (lock ID {}): a run is going on, or died (then `unlock {}` removes its lock)",
+                lock.describe(),
+                lock.lock_id,
+                lock.lock_id
+            ));
         }
         if !self.resources.is_empty() {
             render_rows(text, &self.resources);
@@ -257,7 +269,16 @@ pub async fn run(setup: &Setup, args: &StatusArgs) -> Result<ExitCode, CommandEr
 }
 
 pub async fn status(setup: &Setup, events: usize) -> Result<StatusReport, CommandError> {
-    let state = setup.read_state()?.unwrap_or_else(|| State::new(&setup.config.name, &setup.region));
+    // The lock is read beside the state, without taking it.
+    let (state, lock) = tokio::try_join!(setup.read_state(), async {
+        match &setup.state {
+            StateLocation::S3 { bucket, key } => {
+                Ok(setup.bucket(bucket).read_lock(key).await?.and_then(|(info, _)| info))
+            }
+            StateLocation::Local(_) => Ok::<_, CommandError>(None),
+        }
+    })?;
+    let state = state.unwrap_or_else(|| State::new(&setup.config.name, &setup.region));
     let tracked = !state.resources.is_empty();
     // Only the table, kept on purpose by `down --retain-table`: a finished state.
     let retained = state.resources.len() == 1 && state.attr(&Key::Table.to_string(), "retained").is_some();
@@ -321,5 +342,6 @@ pub async fn status(setup: &Setup, events: usize) -> Result<StatusReport, Comman
         service,
         certificate,
         hint,
+        lock,
     })
 }

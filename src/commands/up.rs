@@ -315,7 +315,7 @@ pub async fn run(setup: &Setup, args: &UpArgs) -> Result<ExitCode, CommandError>
         report::emit(setup.format, &report);
         return Ok(ExitCode::SUCCESS);
     }
-    let store = setup.open_state()?;
+    let store = setup.open_state().await?;
     let ctx = setup.context(store, DownOptions::default());
     let result = apply(setup, args, &ctx).await;
     ctx.store().release().await;
@@ -342,7 +342,7 @@ async fn check(
 }
 
 async fn dry_run(setup: &Setup) -> Result<PlanReport, CommandError> {
-    let state = setup.read_state()?.unwrap_or_else(|| State::new(&setup.config.name, &setup.region));
+    let state = setup.read_state().await?.unwrap_or_else(|| State::new(&setup.config.name, &setup.region));
     let graph = resources::stack(&setup.config, false)?;
     let ctx = setup.read_only(state.clone());
     let (rows, orphans) = check(setup, &graph, &ctx, &state).await?;

@@ -38,6 +38,28 @@ impl LocalBackend {
     }
 }
 
+impl LocalBackend {
+    /// Is there a state file (rather than a state that starts empty)?
+    pub fn exists(&self) -> bool {
+        self.path.exists()
+    }
+
+    /// Move the state file aside to `<file>.<suffix>` (after `state push`): kept as a backup, read
+    /// by nothing.
+    pub fn set_aside(&self, suffix: &str) -> Result<PathBuf, StateError> {
+        let mut name = self.path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+        name.push(format!(".{suffix}"));
+        let to = self.path.with_file_name(name);
+        let io = |action| {
+            let path = self.path.clone();
+            move |source| StateError::Io { action, path, source }
+        };
+        fs::rename(&self.path, &to).map_err(io("move aside"))?;
+        File::open(parent_dir(&self.path)).and_then(|d| d.sync_all()).map_err(io("fsync the directory of"))?;
+        Ok(to)
+    }
+}
+
 #[async_trait]
 impl Backend for LocalBackend {
     fn location(&self) -> String {

@@ -1,11 +1,14 @@
 //! The state: which AWS resources the stack owns. Only this module reads and writes it.
 //!
-//! A [`Store`] holds the state in memory and persists it through a [`Backend`] (a local file
-//! today) after every creation or deletion, before the call that recorded it returns. Concurrent
-//! steps that finish together share one write (group commit): a write in flight carries every
-//! change made before it started, and the steps that queued behind it only wait for it.
+//! A [`Store`] holds the state in memory and persists it through a [`Backend`] (a local file, or
+//! an S3 object shared by a team: [`StateLocation`]) after every creation or deletion, before the
+//! call that recorded it returns. Concurrent steps that finish together share one write (group
+//! commit): a write in flight carries every change made before it started, and the steps that
+//! queued behind it only wait for it.
 
 pub mod local;
+pub mod location;
+pub mod s3;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -15,6 +18,8 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 pub use local::LocalBackend;
+pub use location::StateLocation;
+pub use s3::S3Backend;
 
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -30,6 +35,41 @@ pub enum StateError {
     OtherStack { path: String, found: String, found_region: String, expected: String, expected_region: String },
     #[error("state file {path} is locked by another fargate-stack run ({holder}); wait for it to finish")]
     Locked { path: String, holder: String },
+    #[error("invalid state location {value:?}: {reason}")]
+    BadLocation { value: String, reason: String },
+    #[error(
+        "state {location} is locked by another fargate-stack run: {holder} (lock ID {lock_id}). If that run is \
+         still going, wait for it; if it died, remove its lock with `fargate-stack --state {location} unlock {lock_id}`"
+    )]
+    RemoteLocked { location: String, holder: String, lock_id: String },
+    #[error(
+        "state {location} was changed by someone else since this run read it (was this run's lock removed with \
+         `unlock` while it was going?); stopped without overwriting it: run again to continue from the newer state"
+    )]
+    Conflict { location: String },
+    #[error(
+        "S3 bucket {bucket} does not exist (state {location}): create it with `fargate-stack state init s3://{bucket}`, \
+         or check the name"
+    )]
+    NoBucket { bucket: String, location: String },
+    #[error(
+        "no permission to {action} {object} (AccessDenied): fargate-stack needs {permission} (see \"Working as a \
+         team\" in the README for the policy)"
+    )]
+    Denied { action: &'static str, object: String, permission: &'static str },
+    #[error(
+        "S3 bucket {bucket} is in {bucket_region}, but this run is in {region}: keep a stack's state in a bucket of \
+         its region (`fargate-stack --region {region} state init s3://BUCKET`), or run in the bucket's region"
+    )]
+    WrongRegion { bucket: String, bucket_region: String, region: String },
+    #[error("cannot {action} {object}: {message}")]
+    Remote { action: &'static str, object: String, message: String },
+    #[error(transparent)]
+    Aws(Box<crate::error::StackError>),
+    #[error("state {location} is not locked: nothing to unlock")]
+    NotLocked { location: String },
+    #[error("the lock on {location} has ID {lock_id} ({holder}), not {given}: nothing was removed")]
+    LockMismatch { location: String, given: String, lock_id: String, holder: String },
 }
 
 /// One AWS resource the stack owns.

@@ -96,19 +96,8 @@ impl Emulator {
     }
 
     pub async fn sdk(&self) -> Sdk {
-        sdk_at(&self.url()).await
+        sdk_at(&self.url(), "us-east-1").await
     }
-}
-
-/// SDK clients for `endpoint` (the emulator, or the realism layer in front of it).
-pub async fn sdk_at(endpoint: &str) -> Sdk {
-    let config = aws_config::defaults(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(endpoint)
-        .credentials_provider(aws_sdk_ec2::config::Credentials::new("testing", "testing", None, None, "tests"))
-        .load()
-        .await;
-    Sdk::new(&config)
 }
 
 impl Drop for Emulator {
@@ -121,10 +110,23 @@ impl Drop for Emulator {
 /// The tool's own clients, pointed at the emulator, to check what it made.
 pub use fargate_stack::aws::Clients as Sdk;
 
+/// Clients for `region` at an endpoint (the emulator, or the realism layer in front of it).
+pub async fn sdk_at(url: &str, region: &str) -> Sdk {
+    let config = aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new(region.to_string()))
+        .endpoint_url(url)
+        .credentials_provider(aws_sdk_ec2::config::Credentials::new("testing", "testing", None, None, "tests"))
+        .load()
+        .await;
+    Sdk::new(&config)
+}
+
 /// A working directory and the binary pointed at one emulator.
 pub struct Cli {
     pub dir: tempfile::TempDir,
     pub endpoint: String,
+    /// `FARGATE_STACK_STATE` for every run (e.g. `s3://bucket/stacks/`); unset when `None`.
+    pub state_location: Option<String>,
 }
 
 pub struct Run {
@@ -168,7 +170,12 @@ impl Cli {
         for f in ["aws-config", "aws-credentials"] {
             std::fs::write(dir.path().join(f), "").unwrap();
         }
-        Cli { dir, endpoint: endpoint.to_string() }
+        Cli { dir, endpoint: endpoint.to_string(), state_location: None }
+    }
+
+    /// A CLI whose runs keep the state at `location` (through `FARGATE_STACK_STATE`).
+    pub fn with_state(endpoint: &str, location: &str) -> Cli {
+        Cli { state_location: Some(location.to_string()), ..Cli::at(endpoint) }
     }
 
     pub fn command(&self, args: &[&str]) -> Command {
@@ -188,9 +195,13 @@ impl Cli {
             .env_remove("AWS_PROFILE")
             .env_remove("AWS_ENDPOINT_URL")
             .env_remove("AWS_SESSION_TOKEN")
+            .env_remove("FARGATE_STACK_STATE")
             .env("AWS_CONFIG_FILE", self.dir.path().join("aws-config"))
             .env("AWS_SHARED_CREDENTIALS_FILE", self.dir.path().join("aws-credentials"))
             .stdin(Stdio::null());
+        if let Some(location) = &self.state_location {
+            cmd.env("FARGATE_STACK_STATE", location);
+        }
         cmd
     }
 
@@ -556,9 +567,31 @@ impl Drop for Realism {
     }
 }
 
-/// Calls that change something (by action name: anything but Describe/List/Get/Scan/Query...).
+/// Calls that change something (by action name: anything but Describe/List/Get/Head/Scan/Query...),
+/// as the realism layer counts them for `freeze_after_mutations`.
 pub fn is_mutating(action: &str) -> bool {
-    !["Describe", "List", "Get", "Scan", "Query", "BatchGet"].iter().any(|p| action.starts_with(p))
+    !["Describe", "List", "Get", "Head", "Scan", "Query", "BatchGet"].iter().any(|p| action.starts_with(p))
+}
+
+/// Create an S3 bucket (in us-east-1) for states.
+pub async fn create_bucket(sdk: &Sdk, bucket: &str) {
+    sdk.s3.create_bucket().bucket(bucket).send().await.unwrap();
+}
+
+/// An S3 object as JSON, if it exists.
+pub async fn s3_json(sdk: &Sdk, bucket: &str, key: &str) -> Option<Value> {
+    let out = match sdk.s3.get_object().bucket(bucket).key(key).send().await {
+        Ok(out) => out,
+        Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => return None,
+        Err(e) => panic!("get s3://{bucket}/{key}: {e:?}"),
+    };
+    let bytes = out.body.collect().await.unwrap().into_bytes();
+    Some(serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("s3://{bucket}/{key} is not JSON: {e}")))
+}
+
+/// Resources an S3 state records (0 if there is none).
+pub async fn s3_recorded(sdk: &Sdk, bucket: &str, key: &str) -> usize {
+    s3_json(sdk, bucket, key).await.and_then(|s| s["resources"].as_object().map(|r| r.len())).unwrap_or(0)
 }
 
 pub trait SdkExt {

@@ -82,6 +82,7 @@ DEFAULTS: dict = {
     "s3_region_mismatch": "redirect",
     "s3_aws_defaults": True,
     "s3_conditional_conflict_rate": 0.0,
+    "s3_denied_buckets": [],
 }
 DURATION_KEYS = {
     "nat_pending_s", "nat_deleting_s", "alb_provisioning_s", "table_creating_s", "table_deleting_s",
@@ -605,6 +606,7 @@ class Realism:
             self.aas_registered_at: dict = {}
             # S3
             self.bucket_regions: dict = {}
+            self.bucket_policies: dict = {}
 
     def d(self, key: str) -> float:
         return float(self.cfg[key]) * float(self.cfg["time_scale"])
@@ -784,7 +786,7 @@ class Realism:
         post = getattr(self, f"post_{key}_{ctx.action}", None) if ctx.action else None
         on_error = getattr(self, f"error_{key}_{ctx.action}", None) if ctx.action else None
         synthesized = None
-        checks = [self.s3_region_check] if ctx.service == "s3" else []
+        checks = [self.s3_access_check, self.s3_region_check] if ctx.service == "s3" else []
         for check in checks + ([pre] if pre else []):
             try:
                 synthesized = check(ctx)
@@ -3040,6 +3042,59 @@ class Realism:
                                           "endpoint. Please send all future requests to this endpoint.", 301,
                      extra={"Endpoint": f"{ctx.bucket}.s3.{region}.amazonaws.com", "Bucket": ctx.bucket}, headers=headers)
 
+    def s3_access_check(self, ctx: Ctx):
+        """A bucket the caller has no permission on (another account's, or a policy that denies it): every
+        request gets 403 AccessDenied (a HEAD only the status). moto knows one account and no IAM."""
+        if ctx.bucket and ctx.bucket in (self.cfg.get("s3_denied_buckets") or []):
+            raise Reject("AccessDenied", "Access Denied", 403)
+        return None
+
+    def post_s3_PutBucketPolicy(self, ctx: Ctx, resp: Response):
+        """moto enforces bucket policies but ignores their Conditions, so a Deny with a condition (the usual
+        "deny requests without TLS") would deny everything. The proxy keeps the policy as given and leaves moto
+        only the statements without a Condition. The proxy stands for AWS's HTTPS endpoint: requests count as
+        made with TLS (aws:SecureTransport true), so such a Deny never applies to them."""
+        try:
+            doc = json.loads(ctx.body)
+        except ValueError:
+            return
+        statements = doc.get("Statement") or []
+        statements = statements if isinstance(statements, list) else [statements]
+        kept = [st for st in statements if not (isinstance(st, dict) and st.get("Condition"))]
+        if len(kept) == len(statements):
+            self.bucket_policies.pop(ctx.bucket, None)
+            return
+        self.bucket_policies[ctx.bucket] = ctx.body
+        path = f"/{urllib.parse.quote(ctx.bucket or '')}?policy"
+        if kept:
+            self.rest(ctx, "s3", "PUT", path, json.dumps(dict(doc, Statement=kept)).encode(),
+                      region=self.bucket_regions.get(ctx.bucket), headers=[("Content-Type", "application/json")])
+        else:
+            self.rest(ctx, "s3", "DELETE", path, region=self.bucket_regions.get(ctx.bucket))
+
+    def post_s3_GetBucketPolicy(self, ctx: Ctx, resp: Response):
+        if ctx.bucket in self.bucket_policies:
+            resp.body = self.bucket_policies[ctx.bucket]
+            resp.injected = True
+
+    def error_s3_GetBucketPolicy(self, ctx: Ctx, resp: Response):
+        if ctx.bucket in self.bucket_policies:  # moto holds none: every statement had a Condition
+            return Response(200, [("Content-Type", "application/json"),
+                                  ("x-amz-request-id", uuid.uuid4().hex[:16].upper())],
+                            self.bucket_policies[ctx.bucket], injected=True)
+        return None
+
+    def post_s3_DeleteBucketPolicy(self, ctx: Ctx, resp: Response):
+        self.bucket_policies.pop(ctx.bucket, None)
+
+    def post_s3_GetBucketVersioning(self, ctx: Ctx, resp: Response):
+        """S3 answers <VersioningConfiguration>; moto names the root <GetBucketVersioningResponse>, which the
+        Rust SDK refuses to parse."""
+        if b"<GetBucketVersioningResponse" in resp.body:
+            resp.body = resp.body.replace(b"<GetBucketVersioningResponse", b"<VersioningConfiguration", 1).replace(
+                b"</GetBucketVersioningResponse>", b"</VersioningConfiguration>", 1)
+            resp.injected = True
+
     def pre_s3_CreateBucket(self, ctx: Ctx):
         bucket = ctx.bucket or ""
         if not self.s3_bucket_name_ok(bucket):
@@ -3071,6 +3126,7 @@ class Realism:
 
     def post_s3_DeleteBucket(self, ctx: Ctx, resp: Response):
         self.bucket_regions.pop(ctx.bucket, None)
+        self.bucket_policies.pop(ctx.bucket, None)
 
     def error_s3_GetBucketEncryption(self, ctx: Ctx, resp: Response):
         """Every bucket has SSE-S3 default encryption on AWS (since January 2023); moto has none."""

@@ -1474,6 +1474,46 @@ class S3Tests(unittest.TestCase):
         etag = s3.head_object(Bucket=bucket, Key="plain")["ETag"]
         self.assertEqual(code_of(s3.delete_object, Bucket=bucket, Key="plain", IfMatch=etag), "ConditionalRequestConflict")
 
+    def test_versioning_answers_in_s3s_shape(self):
+        bucket = name("ver")
+        C["s3"].create_bucket(Bucket=bucket)
+        C["s3"].put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+        st, _, body = raw(PROXY_URL, "GET", f"/{bucket}?versioning", "s3")
+        self.assertEqual(st, 200)
+        self.assertRegex(body.decode(), r"<VersioningConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
+                                        r"<Status>Enabled</Status></VersioningConfiguration>$")
+
+    def test_a_tls_only_policy_lets_requests_through(self):
+        s3 = C["s3"]
+        bucket = name("tls")
+        s3.create_bucket(Bucket=bucket)
+        tls_only = {"Version": "2012-10-17", "Statement": [{"Sid": "TLS", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+                                                            "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
+                                                            "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]}
+        s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(tls_only))
+        s3.put_object(Bucket=bucket, Key="state.json", Body=b"{}", IfNoneMatch="*")  # moto alone: AccessDenied
+        self.assertEqual(s3.get_object(Bucket=bucket, Key="state.json")["Body"].read(), b"{}")
+        self.assertEqual(json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"]), tls_only)
+        # A policy without conditions still goes to moto whole (and replaces the kept one).
+        deny_all = {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Principal": "*", "Action": "s3:GetObject",
+                                                            "Resource": f"arn:aws:s3:::{bucket}/*"}]}
+        s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(deny_all))
+        self.assertIn(code_of(s3.get_object, Bucket=bucket, Key="state.json"), ("AccessDenied", "403"))
+        s3.delete_bucket_policy(Bucket=bucket)
+        self.assertEqual(code_of(s3.get_bucket_policy, Bucket=bucket), "NoSuchBucketPolicy")
+
+    def test_denied_buckets_answer_403(self):
+        url, log = start_proxy(MOTO, config={"s3_denied_buckets": ["theirs-state"]})
+        s3 = clients(url)["s3"]
+        C["s3"].create_bucket(Bucket="theirs-state")
+        for call, kwargs in ((s3.head_bucket, {}), (s3.get_object, {"Key": "k"}),
+                             (s3.put_object, {"Key": "k", "Body": b"x", "IfNoneMatch": "*"})):
+            self.assertIn(code_of(call, Bucket="theirs-state", **kwargs), ("AccessDenied", "403"), call)
+        st, _, body = raw(url, "HEAD", "/theirs-state", "s3")
+        self.assertEqual((st, body), (403, b""))
+        self.assertEqual(code_of(C["s3"].head_object, Bucket="theirs-state", Key="k"), "404")  # nothing was written
+        self.assertEqual(read_log(log)[-1]["error"], "AccessDenied")
+
     def test_requests_for_another_region(self):
         eu = boto3.client("s3", endpoint_url=PROXY_URL, region_name="eu-west-1", aws_access_key_id="testing",
                           aws_secret_access_key="testing", config=Config(s3={"addressing_style": "path"}, retries={"total_max_attempts": 1}))
