@@ -209,23 +209,7 @@ pub async fn roll(
         Move::Rollback { to, .. } => cluster::image_of(to),
     };
     let result: Result<(), CommandError> = async {
-        // The config's image at the last `up`, if no run recorded it yet: the recorded revision's,
-        // unless a deploy (which records it) came before.
-        let applied = snapshot.attrs.get(image::CONFIG_IMAGE).cloned().unwrap_or_else(|| {
-            if snapshot.attrs.contains_key(image::DEPLOYED_IMAGE) {
-                setup.config.service.image.clone()
-            } else {
-                base_image.clone()
-            }
-        });
-        let mut next = snapshot.clone();
-        next.attrs.insert(image::DEPLOYED_IMAGE.into(), target_image.clone());
-        next.attrs.insert(image::CONFIG_IMAGE.into(), applied);
-        if let Move::Rollback { to, history } = &mv {
-            next.id = to.task_definition_arn().unwrap_or_default().to_string();
-            next.attrs.insert("image".into(), target_image.clone());
-            next.attrs.insert(cluster::COMPLETED_REVISIONS.into(), history.clone());
-        }
+        let next = intended_record(&setup.config.service.image, &snapshot, &base_image, &target_image, &mv);
         // First in the state: the execution role's policy follows the image (an ECR repository
         // needs a pull grant), and a run killed from here on is completed by `up` or a rerun.
         ctx.put_record(Key::TaskDefinition, next).await?;
@@ -294,19 +278,53 @@ pub async fn roll(
     if result.is_ok() {
         rolled.note = image::wanted(ctx).note().map(|n| format!("a later `up`: {n}"));
     } else {
-        match settle_state(ctx, &snapshot).await {
-            Ok(restored) => rolled.restored = restored,
-            Err(e) => rolled.restored = Some(format!("could not put the state back: {e}")),
-        }
-        // Best effort: the failure is already known; these explain it.
-        if let Ok(Some(view)) = cluster::service_view(ctx).await {
-            rolled.events = view.last_events(5);
-        }
-        rolled.stopped_tasks = cluster::stopped_tasks(ctx, 3).await.unwrap_or_default();
-        rolled.task_definition = revision(&ctx.id(Key::TaskDefinition).unwrap_or_default()).to_string();
+        explain_failure(ctx, &snapshot, &mut rolled).await;
     }
     progress.note(&format!("{} in {:.1}s", if rolled.ok { "done" } else { "failed" }, started.elapsed().as_secs_f64()));
     (rolled, result)
+}
+
+/// What the state records for the task definition once the move is made: the image it runs and
+/// the config's image at the last `up` (so that `up` keeps what was deployed, see `image.rs`).
+fn intended_record(
+    config_image: &str,
+    snapshot: &Recorded,
+    base_image: &str,
+    target_image: &str,
+    mv: &Move,
+) -> Recorded {
+    // The config's image at the last `up`, if no run recorded it yet: the recorded revision's,
+    // unless a deploy (which records it) came before.
+    let applied = snapshot.attrs.get(image::CONFIG_IMAGE).cloned().unwrap_or_else(|| {
+        if snapshot.attrs.contains_key(image::DEPLOYED_IMAGE) {
+            config_image.to_string()
+        } else {
+            base_image.to_string()
+        }
+    });
+    let mut next = snapshot.clone();
+    next.attrs.insert(image::DEPLOYED_IMAGE.into(), target_image.to_string());
+    next.attrs.insert(image::CONFIG_IMAGE.into(), applied);
+    if let Move::Rollback { to, history } = mv {
+        next.id = to.task_definition_arn().unwrap_or_default().to_string();
+        next.attrs.insert("image".into(), target_image.to_string());
+        next.attrs.insert(cluster::COMPLETED_REVISIONS.into(), history.clone());
+    }
+    next
+}
+
+/// After a failed move: put the state back to what the service runs, and gather what explains
+/// the failure (best effort: the failure itself is already known).
+async fn explain_failure(ctx: &Ctx, snapshot: &Recorded, rolled: &mut Rolled) {
+    match settle_state(ctx, snapshot).await {
+        Ok(restored) => rolled.restored = restored,
+        Err(e) => rolled.restored = Some(format!("could not put the state back: {e}")),
+    }
+    if let Ok(Some(view)) = cluster::service_view(ctx).await {
+        rolled.events = view.last_events(5);
+    }
+    rolled.stopped_tasks = cluster::stopped_tasks(ctx, 3).await.unwrap_or_default();
+    rolled.task_definition = revision(&ctx.id(Key::TaskDefinition).unwrap_or_default()).to_string();
 }
 
 /// After a failure: make the state record what the service is set to run. Says what, if that
