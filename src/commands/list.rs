@@ -15,7 +15,7 @@ use aws_sdk_ec2::types::Filter;
 use futures::StreamExt;
 use serde::Serialize;
 
-use crate::commands::{inspect, CommandError, ResourceRow, Setup, StackState};
+use crate::commands::{inspect, CommandError, Outputs, ResourceRow, Setup, StackState};
 use crate::config::Config;
 use crate::context::{Ctx, DownOptions, RESOURCE_TAG, STACK_TAG};
 use crate::error::AwsContext;
@@ -390,6 +390,12 @@ async fn log_groups(setup: &Setup) -> Result<Vec<(String, Option<i64>)>, Command
 async fn inspect_stack(setup: &Setup, name: &str, found: Found) -> Result<StackRow, CommandError> {
     let own = name == setup.config.name;
     let mut config = if own { setup.config.clone() } else { setup.config.with_name(name)? };
+    if !own {
+        // Whether another stack has HTTPS or autoscaling is in its own config: judge the part
+        // every stack has, rather than call it partial for lacking what ours has.
+        config.https = None;
+        config.autoscaling = None;
+    }
     // The shape the stack was built with (at least what the config says for our own stack).
     let (min_azs, min_nats) = if own { (config.network.az_count, config.network.nat_gateways) } else { (2, 1) };
     config.network.nat_gateways = found.nats.max(min_nats);
@@ -423,12 +429,17 @@ async fn inspect_stack(setup: &Setup, name: &str, found: Found) -> Result<StackR
         StackState::Retained => "only the table is left (down --retain-table)".into(),
         _ => String::new(),
     };
-    let url = ctx.attr(Key::LoadBalancer, "dns_name").filter(|_| status != StackState::Retained).map(|dns| {
+    let http = ctx.attr(Key::LoadBalancer, "dns_name").map(|dns| {
         match ctx.attr(Key::Listener, "port").unwrap_or_else(|| "80".into()).as_str() {
             "80" => format!("http://{dns}"),
             port => format!("http://{dns}:{port}"),
         }
     });
+    let url = match status {
+        StackState::Retained => None,
+        _ if ctx.id(Key::ListenerHttps).is_some() => Outputs::of(&ctx).url,
+        _ => http,
+    };
     Ok(StackRow {
         name: name.to_string(),
         status,
