@@ -52,6 +52,8 @@ impl Emulator {
     pub fn start_with(env: &[(&str, &str)]) -> Emulator {
         let mut cmd = Command::new(moto_server());
         cmd.args(["-H", "127.0.0.1", "-p", "0"]).stdout(Stdio::null()).stderr(Stdio::piped());
+        // No stack has instances: skip loading moto's AMI catalogue at every (re)start of EC2.
+        cmd.env("MOTO_EC2_LOAD_DEFAULT_AMIS", "false");
         for (k, v) in env {
             cmd.env(k, v);
         }
