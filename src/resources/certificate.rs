@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::context::Ctx;
 use crate::error::{AwsContext, StackError};
-use crate::model::{after, Change, Diff, Edge, Inspection, Key, Managed, Outcome, Record, Resource};
+use crate::model::{after, Change, Diff, Edge, Key, Managed, Outcome, Record, Wait};
 use crate::progress::Line;
 use crate::resources::acm::{describe, requested_domain, validation_record};
 use crate::wait::{self, budget, Poll};
@@ -238,7 +238,7 @@ async fn visible(ctx: &Ctx, line: &Line, arn: &str) -> Result<Option<Certificate
 pub struct IssuedWait;
 
 #[async_trait]
-impl Resource for IssuedWait {
+impl Wait for IssuedWait {
     fn key(&self) -> Key {
         Key::CertificateIssued
     }
@@ -247,22 +247,9 @@ impl Resource for IssuedWait {
         vec![Key::ValidationRecord]
     }
 
-    fn teardown_after(&self) -> Vec<Edge> {
-        vec![]
-    }
-
-    fn is_wait(&self) -> bool {
-        true
-    }
-
-    async fn inspect(&self, _ctx: &Ctx) -> Result<Inspection, StackError> {
-        Ok(Inspection::missing(None, false, "a wait"))
-    }
-
-    async fn ensure(&self, ctx: &Ctx, line: &Line) -> Result<Outcome, StackError> {
+    async fn wait(&self, ctx: &Ctx, line: &Line) -> Result<(), StackError> {
         let arn = ctx.need(Key::Certificate, self.key())?;
         let domain = ctx.attr(Key::Certificate, "domain").unwrap_or_default();
-        line.start("checking");
         wait::until(line, &arn, "be issued", budget::CERTIFICATE_ISSUED, || async {
             let detail = describe(ctx, &arn).await?.ok_or_else(|| StackError::Failed {
                 resource: format!("certificate {arn}"),
@@ -283,12 +270,7 @@ impl Resource for IssuedWait {
                 }),
             }
         })
-        .await?;
-        Ok(Outcome::Waited)
-    }
-
-    async fn delete(&self, _ctx: &Ctx, _line: &Line) -> Result<Outcome, StackError> {
-        Ok(Outcome::Absent)
+        .await
     }
 }
 

@@ -92,7 +92,7 @@ pub fn stack(config: &Config, waits: bool) -> Result<Graph, GraphError> {
     if https.requested {
         nodes.push(node(certificate::Certificate));
         nodes.push(node(dns::ValidationRecord));
-        nodes.push(Arc::new(certificate::IssuedWait));
+        nodes.push(Arc::new(Waiting(certificate::IssuedWait)));
     }
     if https.listener {
         nodes.push(node(load_balancer::ListenerHttps { requested: https.requested }));
