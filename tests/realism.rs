@@ -190,72 +190,66 @@ async fn up_and_down_pass_with_a_tenth_of_calls_throttled_and_the_state_in_s3() 
     throttled_up_and_down(Backend::S3).await;
 }
 
-/// Kill `up`, then `down`, at every mutating call: the layer executes the Nth mutating call in
-/// the emulator and never answers it, so the resource exists but the tool never learns its ID.
+/// Kill `command` after each of its kill points (see `kill_points`): the layer executes that
+/// mutating call and never answers it, so what it made exists but the tool never learns its ID.
 /// The next run must find it again by tag or name, and after `down` nothing may remain. With the
-/// state in S3, the state writes and the lock's own calls are kill points too: a killed run keeps
-/// its lock, which the next run reports and `unlock` removes.
-async fn killed_after_any_mutating_call(backend: Backend) {
+/// state in S3 a killed run keeps its lock, which the next run reports and `unlock` removes. One
+/// test per command and backend, so that the four run side by side.
+async fn killed_after_any_mutating_call(backend: Backend, command: &str) {
     let emulator = Emulator::start();
     let sdk = emulator.sdk().await;
     let options = RealismOptions { time_scale: 0.001, ..Default::default() };
-    for command in ["up", "down"] {
-        // One step at a time, so that mutating call n is the same call in every run.
-        let args: &[&str] = if command == "up" {
-            &["--max-concurrency", "1", "up", "--no-wait"]
-        } else {
-            &["--max-concurrency", "1", "down", "--yes"]
-        };
-        let points = kill_points(backend, &emulator, command, args).await;
-        let mut killed = vec![];
-        for n in points {
-            emulator.reset();
-            let realism = Realism::start(&emulator, options.clone());
-            let cli = cli_for(backend, &emulator, &realism.url()).await;
-            if command == "down" {
-                cli.run(&["up", "--no-wait"]).ok();
-            }
-            let before = realism.calls().iter().filter(|c| is_mutating(c["action"].as_str().unwrap())).count();
-            realism.freeze_after_mutations(before + n);
-            let mut child = cli
-                .command(args)
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .unwrap();
-            let frozen = loop {
-                if let Some(action) = realism.wait_frozen(std::time::Duration::from_millis(50)) {
-                    break Some(action);
-                }
-                if child.try_wait().unwrap().is_some() {
-                    break None;
-                }
-            };
-            let _ = child.kill();
-            child.wait().unwrap();
-            let action = frozen.unwrap_or_else(|| panic!("{command}: mutating call {n} was never made"));
-            killed.push(action.clone());
-            realism.thaw();
-            if command == "up" {
-                run_unlocking(&cli, &["up", "--no-wait"]).ok();
-                assert_exactly_one_stack(&sdk).await;
-            }
-            run_unlocking(&cli, &["down", "--yes"]).ok();
-            let left = leftovers(&sdk, STACK).await;
-            assert!(left.is_empty(), "{command} killed after mutating call {n} ({action}): left {left:#?}");
-            if backend == Backend::S3 {
-                assert!(s3_json(&sdk, STATE_BUCKET, STATE_KEY).await.is_none(), "{command} killed at {n}: state left");
-            }
+    // One step at a time, so that mutating call n is the same call in every run.
+    let args: &[&str] = if command == "up" {
+        &["--max-concurrency", "1", "up", "--no-wait"]
+    } else {
+        &["--max-concurrency", "1", "down", "--yes"]
+    };
+    let points = kill_points(backend, &emulator, command, args).await;
+    let mut killed = vec![];
+    for n in points {
+        emulator.reset();
+        let realism = Realism::start(&emulator, options.clone());
+        let cli = cli_for(backend, &emulator, &realism.url()).await;
+        if command == "down" {
+            cli.run(&["up", "--no-wait"]).ok();
         }
-        let min = match (backend, command) {
-            (Backend::Local, "up") => 30,
-            (Backend::Local, _) => 20,
-            // The lock, a write per resource or group of them, the lock's removal.
-            (Backend::S3, _) => 15,
+        let before = realism.calls().iter().filter(|c| is_mutating(c["action"].as_str().unwrap())).count();
+        realism.freeze_after_mutations(before + n);
+        let mut child =
+            cli.command(args).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+        let frozen = loop {
+            if let Some(action) = realism.wait_frozen(std::time::Duration::from_millis(50)) {
+                break Some(action);
+            }
+            if child.try_wait().unwrap().is_some() {
+                break None;
+            }
         };
-        assert!(killed.len() >= min, "{command}: only {} kill points: {killed:?}", killed.len());
-        eprintln!("{command} ({backend:?}): killed after each of {} mutating calls: {killed:?}", killed.len());
+        let _ = child.kill();
+        child.wait().unwrap();
+        let action = frozen.unwrap_or_else(|| panic!("{command}: mutating call {n} was never made"));
+        killed.push(action.clone());
+        realism.thaw();
+        if command == "up" {
+            run_unlocking(&cli, &["up", "--no-wait"]).ok();
+            assert_exactly_one_stack(&sdk).await;
+        }
+        run_unlocking(&cli, &["down", "--yes"]).ok();
+        let left = leftovers(&sdk, STACK).await;
+        assert!(left.is_empty(), "{command} killed after mutating call {n} ({action}): left {left:#?}");
+        if backend == Backend::S3 {
+            assert!(s3_json(&sdk, STATE_BUCKET, STATE_KEY).await.is_none(), "{command} killed at {n}: state left");
+        }
     }
+    let min = match (backend, command) {
+        (Backend::Local, "up") => 30,
+        (Backend::Local, _) => 20,
+        // The lock, a write per resource or group of them, the lock's removal.
+        (Backend::S3, _) => 15,
+    };
+    assert!(killed.len() >= min, "{command}: only {} kill points: {killed:?}", killed.len());
+    eprintln!("{command} ({backend:?}): killed after each of {} mutating calls: {killed:?}", killed.len());
 }
 
 /// Which mutating calls of `args` to kill after, numbered as they come in an uninterrupted run.
@@ -285,13 +279,23 @@ async fn kill_points(backend: Backend, emulator: &Emulator, command: &str, args:
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn killed_after_any_mutating_call_the_next_run_adopts_and_nothing_leaks() {
-    killed_after_any_mutating_call(Backend::Local).await;
+async fn killed_after_any_mutating_call_of_up_the_next_run_adopts_and_nothing_leaks() {
+    killed_after_any_mutating_call(Backend::Local, "up").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn killed_after_any_mutating_call_with_the_state_in_s3_the_next_run_unlocks_and_resumes() {
-    killed_after_any_mutating_call(Backend::S3).await;
+async fn killed_after_any_mutating_call_of_down_the_next_down_finishes_and_nothing_leaks() {
+    killed_after_any_mutating_call(Backend::Local, "down").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_after_any_mutating_call_of_up_with_the_state_in_s3_the_next_run_unlocks_and_resumes() {
+    killed_after_any_mutating_call(Backend::S3, "up").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_after_any_mutating_call_of_down_with_the_state_in_s3_the_next_run_unlocks_and_finishes() {
+    killed_after_any_mutating_call(Backend::S3, "down").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
