@@ -2,7 +2,7 @@
 //! record, the HTTPS listener): describing a certificate, the certificates of a domain, and the
 //! domain the stack requests its certificate for.
 
-use aws_sdk_acm::types::{CertificateDetail, CertificateStatus, CertificateType};
+use aws_sdk_acm::types::{CertificateDetail, CertificateStatus, CertificateSummary, CertificateType};
 
 use crate::context::Ctx;
 use crate::error::{found, AwsContext, StackError};
@@ -39,30 +39,29 @@ pub fn validation_record(detail: &CertificateDetail) -> Option<(String, String)>
     Some((record.name().to_string(), record.value().to_string()))
 }
 
+/// Every page of the certificates in `statuses` (listed for `domain`, which names the error).
+async fn summaries(
+    ctx: &Ctx,
+    statuses: &[CertificateStatus],
+    domain: &str,
+) -> Result<Vec<CertificateSummary>, StackError> {
+    let mut pages =
+        ctx.aws.acm.list_certificates().set_certificate_statuses(Some(statuses.to_vec())).into_paginator().send();
+    let mut all = vec![];
+    while let Some(page) = pages.next().await {
+        all.extend(page.ctx("list certificates for", domain)?.certificate_summary_list().iter().cloned());
+    }
+    Ok(all)
+}
+
 /// Certificates of this account and region whose domain is `domain`, by ARN.
 pub async fn certificates_for(ctx: &Ctx, domain: &str) -> Result<Vec<String>, StackError> {
-    let mut arns = vec![];
-    let mut next = None;
-    loop {
-        let out = ctx
-            .aws
-            .acm
-            .list_certificates()
-            .set_certificate_statuses(Some(ALL_STATUSES.to_vec()))
-            .set_next_token(next)
-            .send()
-            .await
-            .ctx("list certificates for", domain)?;
-        for summary in out.certificate_summary_list() {
-            if summary.domain_name() == Some(domain) {
-                arns.push(summary.certificate_arn().unwrap_or_default().to_string());
-            }
-        }
-        next = out.next_token().map(str::to_string);
-        if next.is_none() {
-            return Ok(arns);
-        }
-    }
+    Ok(summaries(ctx, ALL_STATUSES, domain)
+        .await?
+        .iter()
+        .filter(|summary| summary.domain_name() == Some(domain))
+        .map(|summary| summary.certificate_arn().unwrap_or_default().to_string())
+        .collect())
 }
 
 /// Other certificates of this account and region that ACM validates (and renews) with the same
@@ -73,43 +72,28 @@ pub async fn others_validated_by(ctx: &Ctx, domain: &str, ours: Option<&str>) ->
     // Imported certificates are not validated (nor renewed) by ACM.
     let validated = |t: Option<&CertificateType>| t == Some(&CertificateType::AmazonIssued);
     let mut others = vec![];
-    let mut next = None;
-    loop {
-        let out = ctx
-            .aws
-            .acm
-            .list_certificates()
-            .certificate_statuses(CertificateStatus::Issued)
-            .certificate_statuses(CertificateStatus::PendingValidation)
-            .set_next_token(next)
-            .send()
-            .await
-            .ctx("list certificates for", domain)?;
-        for summary in out.certificate_summary_list() {
-            let arn = summary.certificate_arn().unwrap_or_default();
-            if Some(arn) == ours {
-                continue;
-            }
-            let mut names: Vec<&str> = summary.domain_name().into_iter().collect();
-            names.extend(summary.subject_alternative_name_summaries().iter().map(String::as_str));
-            let more_names = summary.has_additional_subject_alternative_names() == Some(true);
-            // The summary decides when it says it all; else the full description does.
-            let relies = match (summary.r#type(), more_names) {
-                (Some(t), false) => named(&names) && validated(Some(t)),
-                _ if !named(&names) && !more_names => false,
-                _ => describe(ctx, arn).await?.is_some_and(|d| {
-                    let mut all: Vec<&str> = d.domain_name().into_iter().collect();
-                    all.extend(d.subject_alternative_names().iter().map(String::as_str));
-                    named(&all) && validated(d.r#type())
-                }),
-            };
-            if relies {
-                others.push(arn.to_string());
-            }
+    let listed = summaries(ctx, &[CertificateStatus::Issued, CertificateStatus::PendingValidation], domain).await?;
+    for summary in &listed {
+        let arn = summary.certificate_arn().unwrap_or_default();
+        if Some(arn) == ours {
+            continue;
         }
-        next = out.next_token().map(str::to_string);
-        if next.is_none() {
-            return Ok(others);
+        let mut names: Vec<&str> = summary.domain_name().into_iter().collect();
+        names.extend(summary.subject_alternative_name_summaries().iter().map(String::as_str));
+        let more_names = summary.has_additional_subject_alternative_names() == Some(true);
+        // The summary decides when it says it all; else the full description does.
+        let relies = match (summary.r#type(), more_names) {
+            (Some(t), false) => named(&names) && validated(Some(t)),
+            _ if !named(&names) && !more_names => false,
+            _ => describe(ctx, arn).await?.is_some_and(|d| {
+                let mut all: Vec<&str> = d.domain_name().into_iter().collect();
+                all.extend(d.subject_alternative_names().iter().map(String::as_str));
+                named(&all) && validated(d.r#type())
+            }),
+        };
+        if relies {
+            others.push(arn.to_string());
         }
     }
+    Ok(others)
 }
