@@ -485,10 +485,12 @@ async fn a_failed_deploy_explains_itself_and_the_stack_keeps_its_good_revision()
     let (code, doc) = loop {
         let (code, doc) = status(&cli, &["--events", "20"]);
         let events = doc["service"]["events"].to_string();
-        if events.contains("deployment failed: tasks failed ELB health checks.") {
+        // The events and the service row come from separate describe calls: wait until both
+        // show the rollback, then check what each says.
+        if events.contains("deployment failed: tasks failed ELB health checks.") && code != 0 {
             break (code, doc);
         }
-        assert!(Instant::now() < deadline, "no circuit breaker: {doc:#}");
+        assert!(Instant::now() < deadline, "no circuit breaker, or status still 0: {doc:#}");
         std::thread::sleep(Duration::from_millis(200));
     };
     assert!(doc["service"]["events"].to_string().contains("is unhealthy in (target-group"), "{doc:#}");
