@@ -25,6 +25,14 @@ pub struct AwsTarget {
     pub endpoint_url: Option<String>,
 }
 
+/// `us-east-1`, `eu-central-2`, `us-gov-west-1`: what a region name looks like.
+pub fn is_region_name(region: &str) -> bool {
+    let parts: Vec<&str> = region.split('-').collect();
+    parts.len() >= 3
+        && parts.iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()))
+        && parts.last().is_some_and(|p| p.chars().all(|c| c.is_ascii_digit()))
+}
+
 /// Attempts per call: throttling, 5xx and connection errors are retried by the SDK.
 pub const MAX_ATTEMPTS: u32 = 10;
 

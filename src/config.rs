@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 
+pub use crate::aws::is_region_name;
+
 /// The built-in stack, compiled in so the binary works with no file at all.
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 
@@ -859,13 +861,6 @@ fn is_private(net: Ipv4Net) -> bool {
         .iter()
         .map(|s| s.parse::<Ipv4Net>().expect("static CIDR"))
         .any(|range| range.contains(&net))
-}
-
-pub fn is_region_name(region: &str) -> bool {
-    let parts: Vec<&str> = region.split('-').collect();
-    parts.len() >= 3
-        && parts.iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()))
-        && parts.last().is_some_and(|p| p.chars().all(|c| c.is_ascii_digit()))
 }
 
 /// A Docker image reference: `[registry[:port]/]path[:tag][@sha256:digest]`, lower-case path.

@@ -65,7 +65,7 @@ pub enum StateError {
     #[error("cannot {action} {object}: {message}")]
     Remote { action: &'static str, object: String, message: String },
     #[error(transparent)]
-    Aws(Box<crate::error::StackError>),
+    Aws(Box<crate::error::aws::AwsError>),
     #[error("state {location} is not locked: nothing to unlock")]
     NotLocked { location: String },
     #[error("the lock on {location} has ID {lock_id} ({holder}), not {given}: nothing was removed")]

@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use super::location::LOCK_SUFFIX;
 use super::{Backend, State, StateError};
-use crate::error::AwsContext;
+use crate::error::aws::AwsError;
 
 /// Retries of a conditional write that raced another one (409).
 const CONFLICT_RETRIES: u32 = 6;
@@ -307,10 +307,7 @@ where
             wrong_region(header_region.or_else(|| expected_region(&message)).expect("checked"))
         }
         ("PermanentRedirect", _) | (_, 301) => wrong_region("another region".into()),
-        _ => {
-            let stack_error = Err::<(), _>(err).ctx(&format!("{action} at"), object).unwrap_err();
-            Failure::Fatal(StateError::Aws(Box::new(stack_error)))
-        }
+        _ => Failure::Fatal(StateError::Aws(Box::new(AwsError::of(err, &format!("{action} at"), object)))),
     }
 }
 
@@ -324,7 +321,7 @@ async fn race_pause(attempt: u32) {
 fn expected_region(message: &str) -> Option<String> {
     let rest = message.split("expecting '").nth(1)?;
     let region = rest.split('\'').next()?;
-    crate::config::is_region_name(region).then(|| region.to_string())
+    crate::aws::is_region_name(region).then(|| region.to_string())
 }
 
 pub fn lock_key(key: &str) -> String {
