@@ -1,0 +1,154 @@
+//! The stack description: TOML in, a validated [`Config`] out, before any AWS call is made. One
+//! file per section, each with its types, defaults and checks; `load` reads the file.
+
+mod autoscaling;
+mod https;
+mod load;
+mod load_balancer;
+mod logs;
+mod network;
+mod service;
+mod table;
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+pub use crate::aws::is_region_name;
+pub use autoscaling::{AutoscalingConfig, MAX_SCALED_TASKS};
+pub use https::{check_domain, HttpsConfig, HTTPS_PORT, SSL_POLICIES};
+pub use load::{ConfigSource, BUILT_IN};
+pub use load_balancer::LoadBalancerConfig;
+pub use logs::{LogsConfig, LOG_RETENTION_DAYS};
+pub use network::{NetworkConfig, SubnetPlan, MAX_AZS};
+pub use service::{validate_image, ServiceConfig, TABLE_ENV_VAR};
+pub use table::{KeyAttribute, KeyType, TableConfig};
+
+/// The built-in stack, compiled in so the binary works with no file at all.
+pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
+
+/// File picked up from the working directory when `--config` is not given.
+pub const LOCAL_CONFIG_FILE: &str = "fargate-stack.toml";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("invalid config {origin}: {message}")]
+    Parse { origin: String, message: String },
+    #[error("invalid config {origin}, line {line}: `{key}` = {value}: {message}")]
+    Syntax { origin: String, line: usize, key: String, value: String, message: String },
+    #[error("invalid config {origin}: `{key}` = {value}: {reason}")]
+    Invalid { origin: String, key: &'static str, value: String, reason: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub name: String,
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Where the state lives: a file path (relative to the config file) or `s3://BUCKET/KEY`.
+    /// `--state` and `FARGATE_STACK_STATE` take precedence.
+    #[serde(default)]
+    pub state: Option<String>,
+    pub network: NetworkConfig,
+    pub service: ServiceConfig,
+    pub table: TableConfig,
+    pub logs: LogsConfig,
+    pub load_balancer: LoadBalancerConfig,
+    /// HTTPS on 443; absent: HTTP on `load_balancer.listener_port` only.
+    #[serde(default)]
+    pub https: Option<HttpsConfig>,
+    /// Set only by `resources::covering` and `resources::discovering`: HTTPS resources a state (or a
+    /// search) may hold that this config does not ask for, so that they can be found and deleted.
+    #[serde(skip)]
+    pub leftover_https: LeftoverHttps,
+    /// Absent: the service runs a fixed `service.desired_count`.
+    #[serde(default)]
+    pub autoscaling: Option<AutoscalingConfig>,
+}
+
+/// HTTPS resources to cover beyond what the config asks for (see [`Config::leftover_https`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LeftoverHttps {
+    /// The HTTPS listener.
+    pub listener: bool,
+    /// The requested certificate, its validation record, its wait and the alias record.
+    pub requested: bool,
+}
+
+/// Builds the error for a key: (key, value as written, what is allowed).
+type Invalid<'a> = dyn Fn(&'static str, String, String) -> ConfigError + 'a;
+
+impl Config {
+    pub fn parse(origin: &str, text: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| load::syntax_error(origin, text, &e))?;
+        config.validate(origin)?;
+        Ok(config)
+    }
+
+    fn validate(&self, origin: &str) -> Result<(), ConfigError> {
+        let invalid = |key: &'static str, value: String, reason: String| ConfigError::Invalid {
+            origin: origin.to_string(),
+            key,
+            value,
+            reason,
+        };
+        self.validate_identity(&invalid)?;
+        self.validate_network(&invalid)?;
+        self.validate_service(&invalid)?;
+        self.validate_table(&invalid)?;
+        self.validate_logs(&invalid)?;
+        self.validate_load_balancer(&invalid)?;
+        if let Some(https) = &self.https {
+            self.validate_https(https, &invalid)?;
+        }
+        self.validate_autoscaling(&invalid)
+    }
+
+    /// The stack name, the region and where the state lives.
+    fn validate_identity(&self, invalid: &Invalid) -> Result<(), ConfigError> {
+        Config::valid_name(&self.name).map_err(|reason| invalid("name", format!("{:?}", self.name), reason))?;
+        if let Some(region) = &self.region {
+            if !is_region_name(region) {
+                return Err(invalid(
+                    "region",
+                    format!("{region:?}"),
+                    "expected an AWS region name such as \"us-east-1\"".into(),
+                ));
+            }
+        }
+        if let Some(state) = &self.state {
+            crate::state::StateLocation::parse(state, &self.name, None).map_err(|e| match e {
+                crate::state::StateError::BadLocation { reason, .. } => invalid("state", format!("{state:?}"), reason),
+                other => invalid("state", format!("{state:?}"), other.to_string()),
+            })?;
+        }
+        Ok(())
+    }
+
+    /// A stack name: it prefixes every resource name and is the value of the stack tag.
+    pub fn valid_name(name: &str) -> Result<(), String> {
+        let ok = !name.is_empty()
+            && name.len() <= 20
+            && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !name.starts_with('-')
+            && !name.ends_with('-');
+        if ok {
+            Ok(())
+        } else {
+            Err("use 1-20 characters of a-z, 0-9 and '-', not starting or ending with '-'".into())
+        }
+    }
+
+    /// The same stack under another name (validated like the config's `name`).
+    pub fn with_name(&self, name: &str) -> Result<Config, ConfigError> {
+        let renamed = Config { name: name.to_string(), ..self.clone() };
+        renamed.validate("--name")?;
+        Ok(renamed)
+    }
+}
+
+#[cfg(test)]
+mod tests;

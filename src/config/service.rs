@@ -1,0 +1,192 @@
+//! `[service]`: the image, its port, how many tasks of which Fargate size, the health check path
+//! and the environment.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Config, ConfigError, Invalid};
+
+/// Fargate task sizes AWS accepts: cpu units -> allowed memory in MiB.
+const FARGATE_SIZES: &[(u32, &[u32])] = &[
+    (256, &[512, 1024, 2048]),
+    (512, &[1024, 2048, 3072, 4096]),
+    (1024, &[2048, 3072, 4096, 5120, 6144, 7168, 8192]),
+    (2048, &[4096, 5120, 6144, 7168, 8192, 9216, 10240, 11264, 12288, 13312, 14336, 15360, 16384]),
+];
+
+/// Environment variable that always carries the table name into the container.
+pub const TABLE_ENV_VAR: &str = "DYNAMODB_MESSAGES_TABLE";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceConfig {
+    pub image: String,
+    #[serde(default = "defaults::port")]
+    pub container_port: u32,
+    #[serde(default = "defaults::desired_count")]
+    pub desired_count: u32,
+    #[serde(default = "defaults::cpu")]
+    pub cpu: u32,
+    #[serde(default = "defaults::memory")]
+    pub memory: u32,
+    #[serde(default = "defaults::health_check_path")]
+    pub health_check_path: String,
+    #[serde(default)]
+    pub environment: BTreeMap<String, String>,
+}
+
+mod defaults {
+    pub fn port() -> u32 {
+        80
+    }
+    pub fn desired_count() -> u32 {
+        2
+    }
+    pub fn cpu() -> u32 {
+        256
+    }
+    pub fn memory() -> u32 {
+        512
+    }
+    pub fn health_check_path() -> String {
+        "/".into()
+    }
+}
+
+impl Config {
+    /// `[service]` (and the listener port): image, ports, count, Fargate size, health check path, environment.
+    pub(super) fn validate_service(&self, invalid: &Invalid) -> Result<(), ConfigError> {
+        let svc = &self.service;
+        validate_image(&svc.image).map_err(|reason| invalid("service.image", format!("{:?}", svc.image), reason))?;
+        check_port("service.container_port", svc.container_port)
+            .map_err(|r| invalid("service.container_port", svc.container_port.to_string(), r))?;
+        check_port("load_balancer.listener_port", self.load_balancer.listener_port)
+            .map_err(|r| invalid("load_balancer.listener_port", self.load_balancer.listener_port.to_string(), r))?;
+        if svc.desired_count > 1000 {
+            return Err(invalid(
+                "service.desired_count",
+                svc.desired_count.to_string(),
+                "must be between 0 and 1000".into(),
+            ));
+        }
+        match FARGATE_SIZES.iter().find(|(cpu, _)| *cpu == svc.cpu) {
+            None => {
+                return Err(invalid(
+                    "service.cpu",
+                    svc.cpu.to_string(),
+                    format!(
+                        "Fargate accepts cpu {}",
+                        FARGATE_SIZES.iter().map(|(c, _)| c.to_string()).collect::<Vec<_>>().join(", ")
+                    ),
+                ))
+            }
+            Some((_, memories)) if !memories.contains(&svc.memory) => {
+                return Err(invalid(
+                    "service.memory",
+                    svc.memory.to_string(),
+                    format!(
+                        "with cpu {} Fargate accepts memory {}",
+                        svc.cpu,
+                        memories.iter().map(|m| m.to_string()).collect::<Vec<_>>().join(", ")
+                    ),
+                ))
+            }
+            Some(_) => {}
+        }
+        if !svc.health_check_path.starts_with('/') || svc.health_check_path.len() > 1024 {
+            return Err(invalid(
+                "service.health_check_path",
+                format!("{:?}", svc.health_check_path),
+                "must start with '/' and be at most 1024 characters".into(),
+            ));
+        }
+        for key in svc.environment.keys() {
+            let ok = !key.is_empty()
+                && !key.starts_with(|c: char| c.is_ascii_digit())
+                && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !ok || key == TABLE_ENV_VAR {
+                return Err(invalid(
+                    "service.environment",
+                    format!("{key:?}"),
+                    if key == TABLE_ENV_VAR {
+                        format!("{TABLE_ENV_VAR} is set by fargate-stack to the table name")
+                    } else {
+                        "names are letters, digits and '_', not starting with a digit".into()
+                    },
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The container environment: the user's variables plus the table name.
+    pub fn container_environment(&self, table_name: &str) -> BTreeMap<String, String> {
+        let mut env = self.service.environment.clone();
+        env.insert(TABLE_ENV_VAR.to_string(), table_name.to_string());
+        env
+    }
+}
+
+fn check_port(_key: &str, port: u32) -> Result<(), String> {
+    if (1..=65535).contains(&port) {
+        Ok(())
+    } else {
+        Err("must be between 1 and 65535".into())
+    }
+}
+
+/// A Docker image reference: `[registry[:port]/]path[:tag][@sha256:digest]`, lower-case path.
+/// An image reference as Docker reads it: `[registry/]path[:tag][@sha256:digest]`.
+pub fn validate_image(image: &str) -> Result<(), String> {
+    const HINT: &str = "expected an image reference such as \"nginx:latest\" or \"123456789012.dkr.ecr.us-east-1.amazonaws.com/app:1.2\"";
+    if image.is_empty() || image.len() > 255 || image.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(HINT.into());
+    }
+    let (rest, digest) = match image.split_once('@') {
+        Some((rest, digest)) => (rest, Some(digest)),
+        None => (image, None),
+    };
+    if let Some(digest) = digest {
+        let ok = digest
+            .strip_prefix("sha256:")
+            .is_some_and(|hex| hex.len() == 64 && hex.chars().all(|c| c.is_ascii_hexdigit()));
+        if !ok {
+            return Err(format!("invalid digest; {HINT}"));
+        }
+    }
+    // A tag is after the last ':' that follows the last '/'.
+    let last_slash = rest.rfind('/').map_or(0, |i| i + 1);
+    let (path, tag) = match rest[last_slash..].rfind(':') {
+        Some(i) => (&rest[..last_slash + i], Some(&rest[last_slash + i + 1..])),
+        None => (rest, None),
+    };
+    if let Some(tag) = tag {
+        let ok = !tag.is_empty()
+            && tag.len() <= 128
+            && !tag.starts_with(['.', '-'])
+            && tag.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+        if !ok {
+            return Err(format!("invalid tag {tag:?}; {HINT}"));
+        }
+    }
+    let mut components: Vec<&str> = path.split('/').collect();
+    // The first component is a registry host when it has a '.' or ':' or is localhost.
+    if components.len() > 1 && (components[0].contains(['.', ':']) || components[0] == "localhost") {
+        let host = components.remove(0);
+        let ok = host.chars().all(|c| c.is_ascii_alphanumeric() || ".-:".contains(c));
+        if !ok {
+            return Err(format!("invalid registry {host:?}; {HINT}"));
+        }
+    }
+    for component in components {
+        let ok = !component.is_empty()
+            && component.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c))
+            && component.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && component.ends_with(|c: char| c.is_ascii_alphanumeric());
+        if !ok {
+            return Err(format!("invalid repository name {path:?}; {HINT}"));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,321 @@
+//! The config's checks: each bad value is named with its key and what is allowed.
+
+use ipnet::Ipv4Net;
+
+use super::*;
+
+fn with(edit: &str) -> Result<Config, ConfigError> {
+    // Replace one `key = value` line of the default, or append a section.
+    let (key, _) = edit.split_once('=').expect("key = value");
+    let key = key.trim();
+    let mut replaced = false;
+    let text: String = DEFAULT_TOML
+        .lines()
+        .map(|line| {
+            if !replaced && line.trim_start().starts_with(&format!("{key} ")) {
+                replaced = true;
+                edit.to_string()
+            } else {
+                line.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(replaced, "no line for {key}");
+    Config::parse("test", &text)
+}
+
+fn err(edit: &str) -> String {
+    with(edit).expect_err(edit).to_string()
+}
+
+#[test]
+fn default_config_is_the_reference_stack() {
+    let c = Config::parse("default", DEFAULT_TOML).unwrap();
+    assert_eq!(c.name, "simple-ecs-dev");
+    assert_eq!(c.network.cidr.to_string(), "10.0.0.0/16");
+    assert_eq!((c.network.az_count, c.network.nat_gateways), (2, 1));
+    assert_eq!((c.service.cpu, c.service.memory, c.service.container_port), (256, 512, 80));
+    assert_eq!(c.service.desired_count, 2);
+    assert_eq!(c.table.partition_key.kind, KeyType::S);
+    assert_eq!(c.table.sort_key.as_ref().unwrap().name, "created_at");
+    assert_eq!(c.service.environment["APP_ID"], "nginx-ecs-server");
+    let plan = c.subnet_plan().unwrap();
+    let s = |v: &[Ipv4Net]| v.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+    assert_eq!(s(&plan.public), ["10.0.0.0/24", "10.0.1.0/24"]);
+    assert_eq!(s(&plan.private), ["10.0.2.0/24", "10.0.3.0/24"]);
+    let env = c.container_environment("t1");
+    assert_eq!(env[TABLE_ENV_VAR], "t1");
+}
+
+#[test]
+fn unknown_key_is_named() {
+    let e = Config::parse("x.toml", &format!("{DEFAULT_TOML}\n[extra]\nfoo = 1\n")).unwrap_err();
+    assert!(e.to_string().contains("extra"), "{e}");
+    let e = Config::parse("x.toml", &DEFAULT_TOML.replace("az_count = 2", "az_count = 2\nazs = 3")).unwrap_err();
+    assert!(e.to_string().contains("unknown field `azs`"), "{e}");
+}
+
+#[test]
+fn type_and_syntax_errors_name_the_key_the_value_and_the_line() {
+    let e = Config::parse("x.toml", &DEFAULT_TOML.replace("10.0.0.0/16", "10.0.0.0/33")).unwrap_err().to_string();
+    assert!(e.contains("line 9") && e.contains("`network.cidr` = \"10.0.0.0/33\""), "{e}");
+    assert!(e.contains("invalid"), "{e}");
+    let e = Config::parse("x.toml", &DEFAULT_TOML.replace("cpu = 256", "cpu = \"256\"")).unwrap_err().to_string();
+    assert!(e.contains("`service.cpu` = \"256\"") && e.contains("expected u32"), "{e}");
+    let e = Config::parse("x.toml", &DEFAULT_TOML.replace("type = \"N\"", "type = \"X\"")).unwrap_err().to_string();
+    assert!(e.contains("`table.sort_key`") && e.contains("\"X\""), "{e}");
+    assert!(!e.contains('\n'), "{e}");
+}
+
+#[test]
+fn the_source_names_the_file_and_hashes_its_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("prod.toml");
+    std::fs::write(&path, DEFAULT_TOML).unwrap();
+    let (_, source) = Config::load(Some(&path)).unwrap();
+    assert_eq!(source.path, path.display().to_string());
+    assert_eq!(source.sha256.len(), 64);
+    assert_eq!(source.sha256, ConfigSource::of(BUILT_IN.into(), DEFAULT_TOML).sha256);
+}
+
+#[test]
+fn malformed_toml_is_one_line() {
+    let e = Config::parse("x.toml", "name = \n").unwrap_err().to_string();
+    assert!(!e.contains('\n'), "{e}");
+    assert!(e.starts_with("invalid config x.toml"), "{e}");
+}
+
+#[test]
+fn names() {
+    assert!(err("name = \"Bad_Name\"").contains("`name`"));
+    assert!(err("name = \"\"").contains("`name`"));
+    assert!(err("name = \"this-name-is-far-too-long\"").contains("1-20"));
+    assert!(err("name = \"-x\"").contains("`name`"));
+    assert!(with("name = \"a-1\"").is_ok());
+}
+
+#[test]
+fn state_locations_are_checked_with_the_config() {
+    let state = |line: &str| DEFAULT_TOML.replace("# region = \"us-east-1\"", line);
+    let c = Config::parse("x.toml", &state("state = \"s3://team-state/stacks/\"")).unwrap();
+    assert_eq!(c.state.as_deref(), Some("s3://team-state/stacks/"));
+    let e = Config::parse("x.toml", &state("state = \"s3://Team_State/x.json\"")).unwrap_err().to_string();
+    assert!(e.contains("`state` = \"s3://Team_State/x.json\"") && e.contains("a-z, 0-9"), "{e}");
+    assert!(!e.contains('\n'), "{e}");
+    assert!(Config::parse("x.toml", DEFAULT_TOML).unwrap().state.is_none());
+}
+
+#[test]
+fn cidr() {
+    assert!(err("cidr = \"10.0.0.0/25\"").contains("network.cidr"));
+    assert!(err("cidr = \"10.0.0.0/23\"").contains("/24 subnets"));
+    assert!(with("cidr = \"10.0.0.0/22\"").is_ok());
+    assert!(err("cidr = \"10.0.0.0/8\"").contains("network.cidr"));
+    assert!(err("cidr = \"10.0.0.1/16\"").contains("host bits"));
+    assert!(err("cidr = \"8.8.0.0/16\"").contains("private range"));
+    assert!(err("cidr = \"not-a-cidr\"").contains("invalid config"));
+}
+
+#[test]
+fn az_and_nat_counts() {
+    assert!(err("az_count = 1").contains("network.az_count"));
+    assert!(err("az_count = 7").contains("network.az_count"));
+    assert!(err("nat_gateways = 0").contains("network.nat_gateways"));
+    assert!(err("nat_gateways = 3").contains("between 1 and network.az_count (2)"));
+    assert!(with("nat_gateways = 2").is_ok());
+}
+
+#[test]
+fn fargate_sizes() {
+    assert!(err("cpu = 300").contains("Fargate accepts cpu 256, 512"));
+    assert!(err("memory = 4096").contains("with cpu 256 Fargate accepts memory 512, 1024, 2048"));
+    assert!(with("memory = 2048").is_ok());
+}
+
+#[test]
+fn ports() {
+    assert!(err("container_port = 0").contains("service.container_port"));
+    assert!(err("container_port = 65536").contains("between 1 and 65535"));
+    assert!(err("listener_port = 0").contains("load_balancer.listener_port"));
+}
+
+#[test]
+fn retention() {
+    assert!(err("retention_days = 10").contains("CloudWatch accepts 1, 3, 5, 7, 14"));
+    assert!(with("retention_days = 30").is_ok());
+}
+
+#[test]
+fn images() {
+    for good in [
+        "nginx",
+        "nginx:latest",
+        "library/nginx:1.27-alpine",
+        "public.ecr.aws/nginx/nginx:1.27",
+        "123456789012.dkr.ecr.us-east-1.amazonaws.com/app:v1.2",
+        "localhost:5000/app",
+        "nginx@sha256:0000000000000000000000000000000000000000000000000000000000000000",
+    ] {
+        assert!(validate_image(good).is_ok(), "{good}");
+    }
+    for bad in ["", "Nginx", "nginx:", "nginx: latest", "ngi nx", "nginx@sha256:abc", "a//b", "-x"] {
+        assert!(validate_image(bad).is_err(), "{bad:?}");
+    }
+    assert!(err("image = \"NGINX\"").contains("service.image"));
+}
+
+#[test]
+fn environment_and_keys() {
+    let e = Config::parse("t", &DEFAULT_TOML.replace("APP_ID =", "DYNAMODB_MESSAGES_TABLE =")).unwrap_err();
+    assert!(e.to_string().contains("set by fargate-stack"), "{e}");
+    let e = Config::parse("t", &DEFAULT_TOML.replace("APP_ID =", "\"1BAD\" =")).unwrap_err();
+    assert!(e.to_string().contains("service.environment"), "{e}");
+    let e = Config::parse("t", &DEFAULT_TOML.replace("type = \"N\"", "type = \"X\"")).unwrap_err();
+    assert!(e.to_string().contains("invalid config"), "{e}");
+    let e = Config::parse("t", &DEFAULT_TOML.replace("\"created_at\"", "\"id\"")).unwrap_err();
+    assert!(e.to_string().contains("table.sort_key"), "{e}");
+}
+
+#[test]
+fn health_checks() {
+    assert!(err("health_check_path = \"health\"").contains("service.health_check_path"));
+    assert!(err("health_check_interval_seconds = 4").contains("between 5 and 300"));
+    assert!(err("health_check_timeout_seconds = 10").contains("less than"));
+    assert!(err("healthy_threshold = 1").contains("load_balancer.healthy_threshold"));
+}
+
+fn https(section: &str) -> Result<Config, ConfigError> {
+    Config::parse("t", &format!("{DEFAULT_TOML}\n[https]\n{section}\n"))
+}
+
+#[test]
+fn https_takes_exactly_one_of_certificate_arn_and_domain() {
+    let arn = "arn:aws:acm:us-east-1:123456789012:certificate/0a1b2c3d-1111-2222-3333-444455556666";
+    let both = https(&format!("certificate_arn = \"{arn}\"\ndomain = \"api.example.com\"")).unwrap_err().to_string();
+    assert!(both.contains("https.certificate_arn") && both.contains("https.domain"), "{both}");
+    let neither = https("redirect_http = false").unwrap_err().to_string();
+    assert!(neither.contains("https.certificate_arn") && neither.contains("https.domain"), "{neither}");
+    let c = https("domain = \"api.example.com\"").unwrap();
+    let h = c.https.unwrap();
+    assert_eq!(h.domain.as_deref(), Some("api.example.com"));
+    assert!(h.redirect_http, "redirect is the default");
+    assert_eq!(h.ssl_policy, "ELBSecurityPolicy-TLS13-1-2-2021-06");
+    assert!(https(&format!("certificate_arn = \"{arn}\"\nredirect_http = false")).is_ok());
+    assert!(Config::parse("t", DEFAULT_TOML).unwrap().https.is_none(), "absent: HTTP only");
+}
+
+#[test]
+fn https_values_are_checked() {
+    for (section, needle) in [
+        ("certificate_arn = \"arn:aws:iam::123456789012:server-certificate/x\"", "https.certificate_arn"),
+        ("certificate_arn = \"arn:aws:acm:us-east-1:1234:certificate/x\"", "ACM certificate ARN"),
+        ("domain = \"API.example.com\"", "lower case"),
+        ("domain = \"*.example.com\"", "wildcard"),
+        ("domain = \"example\"", "fully qualified"),
+        ("domain = \"api..example.com\"", "fully qualified"),
+        ("domain = \"-api.example.com\"", "fully qualified"),
+        ("domain = \"api.example.com.\"", "trailing dot"),
+        ("domain = \"a.example.com\"\nhosted_zone_id = \"/hostedzone/Z1\"", "https.hosted_zone_id"),
+        ("domain = \"a.example.com\"\nssl_policy = \"TLS1.3\"", "https.ssl_policy"),
+        ("domain = \"a.example.com\"\nunknown = 1", "unknown field `unknown`"),
+    ] {
+        let e = https(section).unwrap_err().to_string();
+        assert!(e.contains(needle), "{section}: {e}");
+    }
+    let long = format!("{}.example.com", "a".repeat(60));
+    assert!(https(&format!("domain = \"{long}\"")).unwrap_err().to_string().contains("64"));
+    let zone_without_domain =
+        https("certificate_arn = \"arn:aws:acm:us-east-1:123456789012:certificate/abc\"\nhosted_zone_id = \"Z1\"");
+    assert!(zone_without_domain.unwrap_err().to_string().contains("only with `https.domain`"));
+    assert!(https("domain = \"a.example.com\"\nhosted_zone_id = \"Z0123ABC\"").is_ok());
+    let port = Config::parse(
+        "t",
+        &format!(
+            "{}\n[https]\ndomain = \"a.example.com\"\n",
+            DEFAULT_TOML.replace("listener_port = 80", "listener_port = 443")
+        ),
+    );
+    assert!(port.unwrap_err().to_string().contains("load_balancer.listener_port"));
+    let other_region = Config::parse(
+        "t",
+        &format!(
+            "{}\n[https]\ncertificate_arn = \"arn:aws:acm:eu-west-1:123456789012:certificate/abc\"\n",
+            DEFAULT_TOML.replace("# region = \"us-east-1\"", "region = \"us-east-1\"")
+        ),
+    );
+    assert!(other_region.unwrap_err().to_string().contains("its own region"));
+}
+
+fn scaled(section: &str) -> Result<Config, ConfigError> {
+    Config::parse("test", &format!("{DEFAULT_TOML}\n[autoscaling]\n{section}\n"))
+}
+
+fn scaling_err(section: &str) -> String {
+    scaled(section).expect_err(section).to_string()
+}
+
+#[test]
+fn autoscaling_is_off_unless_configured_and_has_defaults() {
+    assert_eq!(Config::parse("t", DEFAULT_TOML).unwrap().autoscaling, None);
+    let a = scaled("min_count = 2\nmax_count = 10").unwrap().autoscaling.unwrap();
+    assert_eq!((a.min_count, a.max_count, a.cpu_target_percent), (2, 10, 60));
+    assert_eq!((a.scale_in_cooldown_seconds, a.scale_out_cooldown_seconds), (300, 60));
+    assert_eq!(a.requests_per_target, None);
+    let full = "min_count = 1\nmax_count = 100\ncpu_target_percent = 90\nrequests_per_target = 1\n\
+                scale_in_cooldown_seconds = 0\nscale_out_cooldown_seconds = 3600";
+    let config = Config::parse(
+        "t",
+        &format!("{}\n[autoscaling]\n{full}\n", DEFAULT_TOML.replace("desired_count = 2", "desired_count = 1")),
+    );
+    assert_eq!(config.unwrap().autoscaling.unwrap().requests_per_target, Some(1));
+    assert_eq!((a.clamp(1), a.clamp(5), a.clamp(11)), (2, 5, 10));
+}
+
+#[test]
+fn the_documented_autoscaling_section_is_valid() {
+    let section: String = DEFAULT_TOML
+        .lines()
+        .skip_while(|l| !l.starts_with("# [autoscaling]"))
+        .map(|l| l.strip_prefix("# ").unwrap_or(l))
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(section.starts_with("[autoscaling]"), "config/default.toml documents [autoscaling] last");
+    let scaling = Config::parse("t", &format!("{DEFAULT_TOML}\n{section}\n")).unwrap().autoscaling.unwrap();
+    assert_eq!((scaling.min_count, scaling.max_count, scaling.requests_per_target), (2, 10, Some(1000)));
+}
+
+#[test]
+fn autoscaling_values_are_checked_naming_the_key() {
+    for (section, needle) in [
+        (
+            "min_count = 5\nmax_count = 3",
+            "`autoscaling.min_count` = 5: must be between 1 and autoscaling.max_count (3)",
+        ),
+        ("min_count = 0\nmax_count = 3", "`autoscaling.min_count` = 0"),
+        ("min_count = 2\nmax_count = 101", "`autoscaling.max_count` = 101: must be between 1 and 100"),
+        ("min_count = 2\nmax_count = 4\ncpu_target_percent = 9", "`autoscaling.cpu_target_percent` = 9"),
+        ("min_count = 2\nmax_count = 4\ncpu_target_percent = 91", "between 10 and 90"),
+        ("min_count = 2\nmax_count = 4\nrequests_per_target = 0", "`autoscaling.requests_per_target` = 0"),
+        ("min_count = 2\nmax_count = 4\nscale_in_cooldown_seconds = 3601", "`autoscaling.scale_in_cooldown_seconds`"),
+        ("min_count = 2\nmax_count = 4\nscale_out_cooldown_seconds = 3601", "`autoscaling.scale_out_cooldown_seconds`"),
+        (
+            "min_count = 3\nmax_count = 4",
+            "`service.desired_count` = 2: with [autoscaling] it is the count a new service starts with",
+        ),
+        ("min_count = 1\nmax_count = 1", "`service.desired_count` = 2"),
+        ("min_count = 2\nmax_count = 4\ntarget = 5", "unknown field `target`"),
+        ("min_count = 2", "missing field `max_count`"),
+        ("min_count = 2\nmax_count = -1", "`autoscaling.max_count` = -1"),
+    ] {
+        let e = scaling_err(section);
+        assert!(e.contains(needle), "{section:?}: {e}");
+    }
+}
+
+#[test]
+fn region() {
+    assert!(Config::parse("t", &DEFAULT_TOML.replace("# region = \"us-east-1\"", "region = \"us-west-2\"")).is_ok());
+    let e = Config::parse("t", &DEFAULT_TOML.replace("# region = \"us-east-1\"", "region = \"mars\"")).unwrap_err();
+    assert!(e.to_string().contains("`region`"), "{e}");
+}
