@@ -14,7 +14,7 @@ use crate::commands::rollout::{self, Move, Options, Rolled};
 use crate::commands::{CommandError, Setup};
 use crate::context::DownOptions;
 use crate::report::{self, Report, Text};
-use crate::resources::cluster::{self, revision};
+use crate::resources::task_definition::{self, revision};
 
 #[derive(Debug, Serialize)]
 pub struct RollbackReport(pub Rolled);
@@ -50,7 +50,7 @@ pub async fn run(setup: &Setup, args: &RollbackArgs) -> Result<ExitCode, Command
     let ctx = setup.context(setup.open_state().await?, DownOptions::default());
     let result = async {
         let (snapshot, base, service_runs) = rollout::current(setup, &ctx).await?;
-        let history = cluster::completed_revisions(&ctx);
+        let history = task_definition::completed_revisions(&ctx);
         let Some((to, history)) = target(&history, &snapshot.id, &service_runs) else {
             let known: Vec<&str> = history.iter().map(|r| revision(r)).collect();
             return Err(CommandError::Refused(format!(
@@ -61,7 +61,7 @@ pub async fn run(setup: &Setup, args: &RollbackArgs) -> Result<ExitCode, Command
             )));
         };
         let definition =
-            cluster::definition(&ctx, &to).await?.filter(|d| d.status() == Some(&TaskDefinitionStatus::Active));
+            task_definition::definition(&ctx, &to).await?.filter(|d| d.status() == Some(&TaskDefinitionStatus::Active));
         let Some(definition) = definition else {
             return Err(CommandError::Refused(format!(
                 "cannot roll back to {}: it was deregistered outside fargate-stack",

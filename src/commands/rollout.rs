@@ -17,7 +17,9 @@ use crate::graph::{StepReport, StepResult};
 use crate::model::{Driven, Key, Outcome, Record, Resource};
 use crate::progress::{Line, Progress};
 use crate::report::Text;
-use crate::resources::cluster::{self, revision, EventView, StoppedTask};
+use crate::resources::service;
+use crate::resources::service::status::{self as status_view, EventView, StoppedTask};
+use crate::resources::task_definition::{self, revision};
 use crate::resources::{iam, image};
 use crate::state::Recorded;
 
@@ -123,12 +125,12 @@ pub async fn current(setup: &Setup, ctx: &Ctx) -> Result<(Recorded, Definition, 
     if ctx.id(Key::Service).is_none() {
         return Err(not_up(&format!("no service is recorded in {}", setup.location())));
     }
-    let base = cluster::definition(ctx, &recorded.id)
+    let base = task_definition::definition(ctx, &recorded.id)
         .await?
         .ok_or_else(|| not_up(&format!("task definition {} no longer exists", revision(&recorded.id))))?;
-    let view = cluster::service_view(ctx)
+    let view = status_view::service_view(ctx)
         .await?
-        .ok_or_else(|| not_up(&format!("service {} no longer exists", cluster::service_name(ctx))))?;
+        .ok_or_else(|| not_up(&format!("service {} no longer exists", service::service_name(ctx))))?;
     Ok((recorded, base, view.task_definition))
 }
 
@@ -196,7 +198,7 @@ pub async fn roll(
     options: Options,
 ) -> (Rolled, Result<(), CommandError>) {
     let started = Instant::now();
-    let base_image = cluster::image_of(base);
+    let base_image = task_definition::image_of(base);
     let mut keys = vec![Key::ExecutionRole, Key::TaskDefinition, Key::Service];
     if !options.no_wait {
         keys.push(Key::ServiceHealthy);
@@ -206,7 +208,7 @@ pub async fn roll(
     let mut steps = Steps::new(&progress, &keys);
     let target_image = match &mv {
         Move::Deploy { image } => image.clone(),
-        Move::Rollback { to, .. } => cluster::image_of(to),
+        Move::Rollback { to, .. } => task_definition::image_of(to),
     };
     let result: Result<(), CommandError> = async {
         let next = intended_record(&setup.config.service.image, &snapshot, &base_image, &target_image, &mv);
@@ -223,7 +225,7 @@ pub async fn roll(
                     return Ok(Outcome::Unchanged);
                 }
                 line.start("registering");
-                let def = cluster::register_with_image(ctx, base, image).await?;
+                let def = task_definition::register_with_image(ctx, base, image).await?;
                 let family = def.family().unwrap_or_default().to_string();
                 let record = Record::id(def.task_definition_arn().unwrap_or_default())
                     .with("family", family)
@@ -240,7 +242,7 @@ pub async fn roll(
                     return Ok(Outcome::Unchanged);
                 }
                 line.start("updating");
-                cluster::roll_service(ctx, &target, options.force).await?;
+                service::roll_service(ctx, &target, options.force).await?;
                 Ok(Outcome::Updated)
             })
             .await;
@@ -249,7 +251,7 @@ pub async fn roll(
             steps
                 .run(Key::ServiceHealthy, async {
                     line.start("checking");
-                    cluster::wait_rollout(ctx, &line).await?;
+                    service::wait_rollout(ctx, &line).await?;
                     Ok(Outcome::Waited)
                 })
                 .await;
@@ -308,7 +310,7 @@ fn intended_record(
     if let Move::Rollback { to, history } = mv {
         next.id = to.task_definition_arn().unwrap_or_default().to_string();
         next.attrs.insert("image".into(), target_image.to_string());
-        next.attrs.insert(cluster::COMPLETED_REVISIONS.into(), history.clone());
+        next.attrs.insert(task_definition::COMPLETED_REVISIONS.into(), history.clone());
     }
     next
 }
@@ -320,10 +322,10 @@ async fn explain_failure(ctx: &Ctx, snapshot: &Recorded, rolled: &mut Rolled) {
         Ok(restored) => rolled.restored = restored,
         Err(e) => rolled.restored = Some(format!("could not put the state back: {e}")),
     }
-    if let Ok(Some(view)) = cluster::service_view(ctx).await {
+    if let Ok(Some(view)) = status_view::service_view(ctx).await {
         rolled.events = view.last_events(5);
     }
-    rolled.stopped_tasks = cluster::stopped_tasks(ctx, 3).await.unwrap_or_default();
+    rolled.stopped_tasks = status_view::stopped_tasks(ctx, 3).await.unwrap_or_default();
     rolled.task_definition = revision(&ctx.id(Key::TaskDefinition).unwrap_or_default()).to_string();
 }
 
@@ -331,7 +333,7 @@ async fn explain_failure(ctx: &Ctx, snapshot: &Recorded, rolled: &mut Rolled) {
 /// differs from what was being rolled out.
 async fn settle_state(ctx: &Ctx, snapshot: &Recorded) -> Result<Option<String>, StackError> {
     let wanted = ctx.id(Key::TaskDefinition).unwrap_or_default();
-    let Some(view) = cluster::service_view(ctx).await? else { return Ok(None) };
+    let Some(view) = status_view::service_view(ctx).await? else { return Ok(None) };
     let runs = view.task_definition;
     if runs == wanted {
         return Ok(None);
@@ -341,7 +343,8 @@ async fn settle_state(ctx: &Ctx, snapshot: &Recorded) -> Result<Option<String>, 
         snapshot.attrs.get("image").cloned().unwrap_or_default()
     } else {
         // The circuit breaker went back further than the recorded revision.
-        let image = cluster::definition(ctx, &runs).await?.map(|d| cluster::image_of(&d)).unwrap_or_default();
+        let image =
+            task_definition::definition(ctx, &runs).await?.map(|d| task_definition::image_of(&d)).unwrap_or_default();
         let mut record = snapshot.clone();
         record.id = runs.clone();
         record.attrs.insert("image".into(), image.clone());

@@ -12,8 +12,9 @@ use crate::context::Ctx;
 use crate::model::{Health, Key};
 use crate::report::{self, Report, Text};
 use crate::resources::certificate::{self, CertificateSummary};
-use crate::resources::cluster::{DeploymentView, EventView, StoppedTask};
-use crate::resources::{self, cluster, image, load_balancer};
+use crate::resources::service::status as status_view;
+use crate::resources::service::status::{DeploymentView, EventView, StoppedTask};
+use crate::resources::{self, image, load_balancer, task_definition};
 use crate::state::s3::LockInfo;
 use crate::state::{State, StateLocation};
 
@@ -77,20 +78,21 @@ impl ServiceSummary {
         };
         let stopped = async {
             if events > 0 {
-                cluster::stopped_tasks(ctx, STOPPED_TASKS).await
+                status_view::stopped_tasks(ctx, STOPPED_TASKS).await
             } else {
                 Ok(vec![])
             }
         };
-        let (view, healthy_targets, stopped) = tokio::join!(cluster::service_view(ctx), health, stopped);
+        let (view, healthy_targets, stopped) = tokio::join!(status_view::service_view(ctx), health, stopped);
         let Some(view) = view? else { return Ok(None) };
         let mut deployments = view.deployments.clone();
         // The image of each deployment's revision (usually one or two revisions).
-        let images =
-            futures::future::join_all(deployments.iter().map(|d| cluster::definition(ctx, &d.task_definition_arn)))
-                .await;
+        let images = futures::future::join_all(
+            deployments.iter().map(|d| task_definition::definition(ctx, &d.task_definition_arn)),
+        )
+        .await;
         for (d, def) in deployments.iter_mut().zip(images) {
-            d.image = def?.map(|def| cluster::image_of(&def));
+            d.image = def?.map(|def| task_definition::image_of(&def));
         }
         let image = deployments.iter().find(|d| d.status == "PRIMARY").and_then(|d| d.image.clone());
         let choice = image::wanted(ctx);

@@ -15,7 +15,7 @@ use crate::context::{Ctx, DownOptions};
 use crate::graph::{Direction, Graph, StepReport, StepResult};
 use crate::model::{Change, Health, Key, Kind, Outcome};
 use crate::report::{self, Report, Text};
-use crate::resources::{self, cluster, image};
+use crate::resources::{self, image, task_definition};
 use crate::state::{Applied, State, Store};
 
 /// What `up` would do to one resource.
@@ -395,7 +395,7 @@ async fn apply(setup: &Setup, args: &UpArgs, ctx: &Arc<Ctx>) -> Result<ExitCode,
         // completed, even if no wait saw it (`--no-wait` runs). Remember it for `rollback`.
         if rows.iter().any(|r| r.name == Key::Service && r.status == Health::Ok) {
             if let Some(arn) = ctx.id(Key::TaskDefinition) {
-                cluster::note_completed(ctx, &arn).await?;
+                task_definition::note_completed(ctx, &arn).await?;
             }
         }
         let unchanged = |key| StepReport {

@@ -16,7 +16,8 @@ use crate::context::Ctx;
 use crate::error::{found, ignore_not_found, AwsContext, StackError};
 use crate::model::{after, Change, Diff, Edge, Key, Managed, Outcome, Record};
 use crate::progress::Line;
-use crate::resources::cluster::{cluster_name, service_name};
+use crate::resources::cluster::cluster_name;
+use crate::resources::service::service_name;
 use crate::wait::{self, budget, Poll};
 
 const NAMESPACE: ServiceNamespace = ServiceNamespace::Ecs;

@@ -14,7 +14,9 @@ pub mod load_balancer;
 pub mod logs;
 pub mod network;
 pub mod security;
+pub mod service;
 pub mod table;
+pub mod task_definition;
 
 use std::sync::Arc;
 
@@ -83,11 +85,11 @@ pub fn stack(config: &Config, waits: bool) -> Result<Graph, GraphError> {
         node(iam::Role::Execution),
         node(iam::Role::Task),
         node(cluster::Cluster),
-        node(cluster::TaskDefinition),
+        node(task_definition::TaskDefinition),
         node(load_balancer::TargetGroup { https: https.listener }),
         node(load_balancer::LoadBalancer { azs, alias: https.requested }),
         node(load_balancer::Listener { redirect: https.redirect }),
-        node(cluster::Service { azs, nats, autoscaled: scaling.is_some() }),
+        node(service::Service { azs, nats, autoscaled: scaling.is_some() }),
     ]);
     if https.requested {
         nodes.push(node(certificate::Certificate));
@@ -111,7 +113,7 @@ pub fn stack(config: &Config, waits: bool) -> Result<Graph, GraphError> {
     }
     if waits {
         nodes.push(Arc::new(Waiting(load_balancer::ActiveWait)));
-        nodes.push(Arc::new(Waiting(cluster::HealthyWait)));
+        nodes.push(Arc::new(Waiting(service::HealthyWait)));
     }
     Graph::new(nodes)
 }

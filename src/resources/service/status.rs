@@ -1,0 +1,203 @@
+//! What the service is doing, as `status`, the rollout wait and `deploy` show it: its deployments,
+//! its events, and why tasks stopped.
+
+use aws_sdk_ecs::types::Service as ServiceObject;
+
+use super::{describe_service, is_live, service_name};
+use crate::context::Ctx;
+use crate::error::{found, AwsContext, StackError};
+use crate::model::Key;
+use crate::resources::cluster::cluster_name;
+use crate::resources::task_definition::revision;
+
+/// One deployment of the service: PRIMARY is the newest; ACTIVE ones still run older tasks.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct DeploymentView {
+    pub id: String,
+    pub status: String,
+    /// `family:revision`.
+    pub task_definition: String,
+    #[serde(skip)]
+    pub task_definition_arn: String,
+    /// The app container's image (filled in by `status`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    pub desired: i32,
+    pub running: i32,
+    pub pending: i32,
+    pub failed: i32,
+    /// IN_PROGRESS, COMPLETED or FAILED.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollout_reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<String>,
+}
+
+/// A service event, as ECS words it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct EventView {
+    pub at: String,
+    pub message: String,
+}
+
+/// What the service is doing, for the rollout wait and `status`.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ServiceView {
+    pub status: String,
+    pub desired: i32,
+    pub running: i32,
+    pub pending: i32,
+    /// The rollout state of the PRIMARY deployment (IN_PROGRESS, COMPLETED, FAILED).
+    pub rollout: Option<String>,
+    pub rollout_reason: Option<String>,
+    pub primary_task_definition: String,
+    /// The task definition the service is set to run (what the last create/update asked for).
+    pub task_definition: String,
+    /// PRIMARY first, then the ACTIVE ones still running older tasks.
+    pub deployments: Vec<DeploymentView>,
+    /// Newest first, as ECS returns them (at most 100).
+    pub events: Vec<EventView>,
+}
+
+/// RFC 3339 in UTC to the millisecond, as `logs` prints times.
+fn timestamp(t: Option<&aws_smithy_types::DateTime>) -> Option<String> {
+    let t = t?;
+    let utc = chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos())?;
+    Some(utc.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+}
+
+impl ServiceView {
+    fn of(s: &ServiceObject) -> ServiceView {
+        let mut deployments: Vec<DeploymentView> = s
+            .deployments()
+            .iter()
+            .map(|d| DeploymentView {
+                id: d.id().unwrap_or_default().to_string(),
+                status: d.status().unwrap_or_default().to_string(),
+                task_definition: revision(d.task_definition().unwrap_or_default()).to_string(),
+                task_definition_arn: d.task_definition().unwrap_or_default().to_string(),
+                image: None,
+                desired: d.desired_count(),
+                running: d.running_count(),
+                pending: d.pending_count(),
+                failed: d.failed_tasks(),
+                rollout: d.rollout_state().map(|r| r.as_str().to_string()),
+                rollout_reason: d.rollout_state_reason().map(str::to_string),
+                created_at: timestamp(d.created_at()),
+            })
+            .collect();
+        // PRIMARY first, then the others newest first.
+        deployments.sort_by(|a, b| {
+            (b.status == "PRIMARY").cmp(&(a.status == "PRIMARY")).then(b.created_at.cmp(&a.created_at))
+        });
+        let primary = deployments.iter().find(|d| d.status == "PRIMARY");
+        ServiceView {
+            status: s.status().unwrap_or_default().to_string(),
+            desired: s.desired_count(),
+            running: s.running_count(),
+            pending: s.pending_count(),
+            rollout: primary.and_then(|d| d.rollout.clone()),
+            rollout_reason: primary.and_then(|d| d.rollout_reason.clone()),
+            primary_task_definition: primary
+                .map(|d| d.task_definition_arn.clone())
+                .filter(|t| !t.is_empty())
+                .or(s.task_definition().map(str::to_string))
+                .unwrap_or_default(),
+            task_definition: s.task_definition().unwrap_or_default().to_string(),
+            events: s
+                .events()
+                .iter()
+                .map(|e| EventView {
+                    at: timestamp(e.created_at()).unwrap_or_default(),
+                    message: e.message().unwrap_or_default().to_string(),
+                })
+                .collect(),
+            deployments,
+        }
+    }
+
+    /// The newest `n` events, oldest first (they read as a story that ends now).
+    pub fn last_events(&self, n: usize) -> Vec<EventView> {
+        let mut events: Vec<EventView> = self.events.iter().take(n).cloned().collect();
+        events.reverse();
+        events
+    }
+}
+
+pub async fn service_view(ctx: &Ctx) -> Result<Option<ServiceView>, StackError> {
+    Ok(describe_service(ctx).await?.filter(is_live).map(|s| ServiceView::of(&s)))
+}
+
+/// The service's recently stopped tasks (ECS keeps them about an hour), newest first: why a task
+/// did not start or stopped (CannotPullContainerError, failed health checks...). Tasks the
+/// scheduler replaced in a deploy or a scale-in are routine and left out.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StoppedTask {
+    pub task_id: String,
+    pub task_definition: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stop_code: Option<String>,
+    pub reason: String,
+}
+
+pub async fn stopped_tasks(ctx: &Ctx, limit: usize) -> Result<Vec<StoppedTask>, StackError> {
+    let cluster = ctx.id(Key::Cluster).unwrap_or_else(|| cluster_name(ctx));
+    let name = service_name(ctx);
+    let listed = found(
+        ctx.aws
+            .ecs
+            .list_tasks()
+            .cluster(&cluster)
+            .service_name(&name)
+            .desired_status(aws_sdk_ecs::types::DesiredStatus::Stopped)
+            .max_results(100)
+            .send()
+            .await
+            .ctx("list the stopped tasks of", &name),
+    )?;
+    let arns: Vec<String> = listed.map(|l| l.task_arns().to_vec()).unwrap_or_default();
+    if arns.is_empty() {
+        return Ok(vec![]);
+    }
+    let mut tasks = vec![];
+    for chunk in arns.chunks(100) {
+        let out = ctx
+            .aws
+            .ecs
+            .describe_tasks()
+            .cluster(&cluster)
+            .set_tasks(Some(chunk.to_vec()))
+            .send()
+            .await
+            .ctx("describe the stopped tasks of", &name)?;
+        for t in out.tasks() {
+            // The task's reason, else its container's (CannotPullContainerError is often there).
+            let routine = t.stop_code() == Some(&aws_sdk_ecs::types::TaskStopCode::ServiceSchedulerInitiated)
+                && t.stopped_reason().is_some_and(|r| r.starts_with("Scaling activity initiated by"));
+            if routine {
+                continue;
+            }
+            let container_reason = t.containers().iter().find_map(|c| c.reason()).map(str::to_string);
+            let reason = match (t.stopped_reason(), container_reason) {
+                (Some(task), Some(container)) if !task.contains(&container) => format!("{task}: {container}"),
+                (Some(task), _) => task.to_string(),
+                (None, Some(container)) => container,
+                (None, None) => "no reason given".to_string(),
+            };
+            tasks.push(StoppedTask {
+                task_id: t.task_arn().and_then(|a| a.rsplit('/').next()).unwrap_or_default().to_string(),
+                task_definition: revision(t.task_definition_arn().unwrap_or_default()).to_string(),
+                stopped_at: timestamp(t.stopped_at().or(t.stopping_at())),
+                stop_code: t.stop_code().map(|c| c.as_str().to_string()),
+                reason,
+            });
+        }
+    }
+    tasks.sort_by(|a, b| b.stopped_at.cmp(&a.stopped_at));
+    tasks.truncate(limit);
+    Ok(tasks)
+}

@@ -1,0 +1,427 @@
+//! The Fargate task definition: the app container's image, size, port, environment, roles and
+//! log group; a new revision whenever one of them changes. Also the revisions `deploy` registers
+//! and the history of completed rollouts `rollback` goes back through.
+
+use async_trait::async_trait;
+use aws_sdk_ecs::types::{
+    Compatibility, ContainerDefinition, KeyValuePair, LogConfiguration, LogDriver, NetworkMode, PortMapping,
+    TaskDefinition as Definition, TaskDefinitionField, TaskDefinitionStatus, TransportProtocol,
+};
+
+use crate::context::Ctx;
+use crate::error::{AwsContext, StackError};
+use crate::model::{Change, Diff, Key, Managed, Outcome, Record};
+use crate::progress::Line;
+use crate::resources::cluster::owned;
+use crate::resources::image::{self, Source};
+use crate::state::StateError;
+
+pub const CONTAINER_NAME: &str = "app";
+
+pub fn family(ctx: &Ctx) -> String {
+    ctx.name("server")
+}
+
+/// The task definition's fields that the config decides, as comparable, printable values.
+#[derive(Debug, Clone, PartialEq)]
+struct Shape {
+    image: String,
+    cpu: String,
+    memory: String,
+    port: String,
+    environment: String,
+    execution_role: String,
+    task_role: String,
+    log_group: String,
+}
+
+impl Shape {
+    fn wanted(ctx: &Ctx) -> Result<Shape, StackError> {
+        let by = Key::TaskDefinition;
+        let table = ctx.need(Key::Table, by)?;
+        Ok(Shape {
+            image: image::wanted(ctx).image,
+            cpu: ctx.config.service.cpu.to_string(),
+            memory: ctx.config.service.memory.to_string(),
+            port: ctx.config.service.container_port.to_string(),
+            environment: show_environment(ctx.config.container_environment(&table).into_iter()),
+            execution_role: ctx.need_attr(Key::ExecutionRole, "arn", by)?,
+            task_role: ctx.need_attr(Key::TaskRole, "arn", by)?,
+            log_group: ctx.need(Key::LogGroup, by)?,
+        })
+    }
+
+    fn of(def: &Definition) -> Shape {
+        let container = def.container_definitions().iter().find(|c| c.name() == Some(CONTAINER_NAME));
+        let mut environment: Vec<(String, String)> = container
+            .map(|c| {
+                c.environment()
+                    .iter()
+                    .map(|kv| (kv.name().unwrap_or_default().to_string(), kv.value().unwrap_or_default().to_string()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        environment.sort();
+        Shape {
+            image: container.and_then(|c| c.image()).unwrap_or_default().to_string(),
+            cpu: def.cpu().unwrap_or_default().to_string(),
+            memory: def.memory().unwrap_or_default().to_string(),
+            port: container
+                .and_then(|c| c.port_mappings().first())
+                .and_then(|p| p.container_port())
+                .map(|p| p.to_string())
+                .unwrap_or_default(),
+            environment: show_environment(environment.into_iter()),
+            execution_role: def.execution_role_arn().unwrap_or_default().to_string(),
+            task_role: def.task_role_arn().unwrap_or_default().to_string(),
+            log_group: container
+                .and_then(|c| c.log_configuration())
+                .and_then(|l| l.options())
+                .and_then(|o| o.get("awslogs-group"))
+                .cloned()
+                .unwrap_or_default(),
+        }
+    }
+
+    fn diff(&self, want: &Shape) -> Vec<Change> {
+        let mut diff = Diff::new();
+        diff.field("service.image", &self.image, &want.image)
+            .field("service.cpu", &self.cpu, &want.cpu)
+            .field("service.memory", &self.memory, &want.memory)
+            .field("service.container_port", &self.port, &want.port)
+            .field("service.environment", &self.environment, &want.environment)
+            .field("execution role", &self.execution_role, &want.execution_role)
+            .field("task role", &self.task_role, &want.task_role)
+            .field("log group", &self.log_group, &want.log_group);
+        diff.into_changes()
+    }
+}
+
+fn show_environment(vars: impl Iterator<Item = (String, String)>) -> String {
+    let mut vars: Vec<String> = vars.map(|(k, v)| format!("{k}={v}")).collect();
+    vars.sort();
+    format!("{{{}}}", vars.join(", "))
+}
+
+async fn describe_definition(
+    ctx: &Ctx,
+    id: &str,
+) -> Result<Option<(Definition, Vec<aws_sdk_ecs::types::Tag>)>, StackError> {
+    let out =
+        ctx.aws.ecs.describe_task_definition().task_definition(id).include(TaskDefinitionField::Tags).send().await;
+    match out.ctx("describe task definition", id) {
+        Ok(out) => Ok(out.task_definition().cloned().map(|d| (d, out.tags().to_vec()))),
+        // ECS answers ClientException for an unknown family or revision.
+        Err(e) if e.is_not_found() || e.has_code(&["ClientException"]) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+pub struct TaskDefinition;
+
+#[async_trait]
+impl Managed for TaskDefinition {
+    type Live = Definition;
+
+    fn key(&self) -> Key {
+        Key::TaskDefinition
+    }
+
+    fn needs(&self) -> Vec<Key> {
+        vec![Key::ExecutionRole, Key::TaskRole, Key::LogGroup, Key::Table]
+    }
+
+    /// The recorded revision, else the family's latest (left by an interrupted run).
+    async fn find(&self, ctx: &Ctx) -> Result<Option<Definition>, StackError> {
+        let family = ctx.attr(Key::TaskDefinition, "family").unwrap_or_else(|| family(ctx));
+        for candidate in ctx.id(Key::TaskDefinition).into_iter().chain([family]) {
+            if let Some((def, tags)) = describe_definition(ctx, &candidate).await? {
+                if def.status() == Some(&TaskDefinitionStatus::Active) {
+                    owned(ctx, Key::TaskDefinition, &candidate, &tags)?;
+                    return Ok(Some(def));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    fn record(&self, ctx: &Ctx, live: &Definition) -> Record {
+        Record::id(live.task_definition_arn().unwrap_or_default())
+            .with("family", live.family().map_or_else(|| family(ctx), str::to_string))
+            .with("image", Shape::of(live).image)
+    }
+
+    fn diff(&self, ctx: &Ctx, live: &Definition) -> Result<Vec<Change>, StackError> {
+        Ok(Shape::of(live).diff(&Shape::wanted(ctx)?))
+    }
+
+    async fn create(&self, ctx: &Ctx, _line: &Line) -> Result<Definition, StackError> {
+        register(ctx).await
+    }
+
+    /// A task definition revision never changes: a new one is registered.
+    async fn update(
+        &self,
+        ctx: &Ctx,
+        line: &Line,
+        _live: &Definition,
+        _changes: &[Change],
+    ) -> Result<Option<Definition>, StackError> {
+        line.start("registering");
+        Ok(Some(register(ctx).await?))
+    }
+
+    /// `up` applied the task definition: remember the config's image it applied, and forget a
+    /// deployed image the config's change replaced (see `resources::image`).
+    async fn ready(&self, ctx: &Ctx, _line: &Line, _live: &Definition) -> Result<(), StackError> {
+        let choice = image::wanted(ctx);
+        let deployed = match choice.source {
+            Source::Deploy => choice.deployed_image,
+            Source::Config => None,
+        };
+        ctx.set_attrs(
+            Key::TaskDefinition,
+            &[(image::CONFIG_IMAGE, Some(choice.config_image)), (image::DEPLOYED_IMAGE, deployed)],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Deregister every active revision of the family, then delete them all.
+    async fn destroy(&self, ctx: &Ctx, line: &Line, live: Definition) -> Result<Outcome, StackError> {
+        let family = live.family().map_or_else(|| family(ctx), str::to_string);
+        let active = revisions(ctx, &family, TaskDefinitionStatus::Active).await?;
+        for arn in &active {
+            line.start("deregistering");
+            ctx.aws.ecs.deregister_task_definition().task_definition(arn).send().await.ctx("deregister", arn)?;
+        }
+        let inactive = revisions(ctx, &family, TaskDefinitionStatus::Inactive).await?;
+        delete_revisions(ctx, &family, active.into_iter().chain(inactive).collect()).await?;
+        Ok(Outcome::Deleted)
+    }
+
+    /// No active revision is left, but a `down` killed between deregistering and deleting
+    /// leaves INACTIVE revisions, which AWS keeps (and lists) until they are deleted.
+    async fn settle_gone(&self, ctx: &Ctx, line: &Line) -> Result<(), StackError> {
+        let family = ctx.attr(Key::TaskDefinition, "family").unwrap_or_else(|| family(ctx));
+        let recorded = ctx.id(Key::TaskDefinition);
+        let mut ours = vec![];
+        for arn in revisions(ctx, &family, TaskDefinitionStatus::Inactive).await? {
+            // A recorded revision was checked when it was recorded; any other one is checked now.
+            if recorded.as_deref() != Some(arn.as_str()) {
+                let Some((_, tags)) = describe_definition(ctx, &arn).await? else { continue };
+                if let Err(e) = owned(ctx, Key::TaskDefinition, &arn, &tags) {
+                    ctx.warn(e.to_string());
+                    continue;
+                }
+            }
+            ours.push(arn);
+        }
+        if !ours.is_empty() {
+            line.start("deleting inactive revisions");
+        }
+        delete_revisions(ctx, &family, ours).await
+    }
+}
+
+/// The revisions of exactly this family (`family_prefix` also matches longer families).
+async fn revisions(ctx: &Ctx, family: &str, status: TaskDefinitionStatus) -> Result<Vec<String>, StackError> {
+    let mut pages = ctx.aws.ecs.list_task_definitions().family_prefix(family).status(status).into_paginator().send();
+    let mut arns = vec![];
+    while let Some(page) = pages.next().await {
+        let page = page.ctx("list the task definitions of", family)?;
+        arns.extend(page.task_definition_arns().iter().filter(|arn| family_of(arn) == Some(family)).cloned());
+    }
+    Ok(arns)
+}
+
+/// Deregistered revisions stay listed until deleted; AWS takes ten per call.
+async fn delete_revisions(ctx: &Ctx, family: &str, arns: Vec<String>) -> Result<(), StackError> {
+    for chunk in arns.chunks(10) {
+        ctx.aws
+            .ecs
+            .delete_task_definitions()
+            .set_task_definitions(Some(chunk.to_vec()))
+            .send()
+            .await
+            .ctx("delete the task definitions of", family)?;
+    }
+    Ok(())
+}
+
+/// `arn:...:task-definition/<family>:<revision>` -> family.
+fn family_of(arn: &str) -> Option<&str> {
+    arn.rsplit_once('/').and_then(|(_, rev)| rev.rsplit_once(':')).map(|(family, _)| family)
+}
+
+async fn register(ctx: &Ctx) -> Result<Definition, StackError> {
+    let want = Shape::wanted(ctx)?;
+    let table = ctx.need(Key::Table, Key::TaskDefinition)?;
+    let environment = ctx
+        .config
+        .container_environment(&table)
+        .into_iter()
+        .map(|(name, value)| KeyValuePair::builder().name(name).value(value).build())
+        .collect();
+    let logs = LogConfiguration::builder()
+        .log_driver(LogDriver::Awslogs)
+        .options("awslogs-group", &want.log_group)
+        .options("awslogs-region", &ctx.region)
+        .options("awslogs-stream-prefix", ctx.stack())
+        .build()
+        .expect("log driver is set");
+    let container = ContainerDefinition::builder()
+        .name(CONTAINER_NAME)
+        .image(&want.image)
+        .essential(true)
+        .port_mappings(
+            PortMapping::builder()
+                .container_port(ctx.config.service.container_port as i32)
+                .protocol(TransportProtocol::Tcp)
+                .build(),
+        )
+        .set_environment(Some(environment))
+        .log_configuration(logs)
+        .build();
+    let family = family(ctx);
+    let out = ctx
+        .aws
+        .ecs
+        .register_task_definition()
+        .family(&family)
+        .requires_compatibilities(Compatibility::Fargate)
+        .network_mode(NetworkMode::Awsvpc)
+        .cpu(&want.cpu)
+        .memory(&want.memory)
+        .execution_role_arn(&want.execution_role)
+        .task_role_arn(&want.task_role)
+        .container_definitions(container)
+        .set_tags(Some(ctx.sdk_tags(Key::TaskDefinition, &family)))
+        .send()
+        .await
+        .ctx("register task definition", &family)?;
+    out.task_definition()
+        .cloned()
+        .ok_or_else(|| StackError::Failed { resource: family, message: "register returned nothing".into() })
+}
+
+/// The image of the app container of a task definition.
+pub fn image_of(def: &Definition) -> String {
+    Shape::of(def).image
+}
+
+/// A task definition revision, if ECS still has it (ACTIVE or INACTIVE).
+pub async fn definition(ctx: &Ctx, arn: &str) -> Result<Option<Definition>, StackError> {
+    Ok(describe_definition(ctx, arn).await?.map(|(def, _)| def))
+}
+
+/// Register a revision equal to `base` but for the app container's image: what `deploy` ships.
+pub async fn register_with_image(ctx: &Ctx, base: &Definition, image: &str) -> Result<Definition, StackError> {
+    let family = base.family().map_or_else(|| family(ctx), str::to_string);
+    let containers: Vec<ContainerDefinition> = base
+        .container_definitions()
+        .iter()
+        .map(|c| {
+            if c.name() == Some(CONTAINER_NAME) {
+                let mut c = c.clone();
+                c.image = Some(image.to_string());
+                c
+            } else {
+                c.clone()
+            }
+        })
+        .collect();
+    if !base.container_definitions().iter().any(|c| c.name() == Some(CONTAINER_NAME)) {
+        return Err(StackError::Failed {
+            resource: family,
+            message: format!("has no container named {CONTAINER_NAME:?} to give the image"),
+        });
+    }
+    let out = ctx
+        .aws
+        .ecs
+        .register_task_definition()
+        .family(&family)
+        .set_requires_compatibilities(Some(base.requires_compatibilities().to_vec()))
+        .set_network_mode(base.network_mode().cloned())
+        .set_cpu(base.cpu().map(str::to_string))
+        .set_memory(base.memory().map(str::to_string))
+        .set_execution_role_arn(base.execution_role_arn().map(str::to_string))
+        .set_task_role_arn(base.task_role_arn().map(str::to_string))
+        .set_container_definitions(Some(containers))
+        .set_volumes(Some(base.volumes().to_vec()))
+        .set_placement_constraints(Some(base.placement_constraints().to_vec()))
+        .set_runtime_platform(base.runtime_platform().cloned())
+        .set_ephemeral_storage(base.ephemeral_storage().cloned())
+        .set_tags(Some(ctx.sdk_tags(Key::TaskDefinition, &family)))
+        .send()
+        .await
+        .ctx("register task definition", &family)?;
+    out.task_definition()
+        .cloned()
+        .ok_or_else(|| StackError::Failed { resource: family, message: "register returned nothing".into() })
+}
+
+/// The task definition attribute listing, oldest first, the revisions whose rollout completed
+/// (space-separated ARNs): what `rollback` goes back to.
+pub const COMPLETED_REVISIONS: &str = "completed_revisions";
+
+/// How many completed revisions the state remembers.
+const HISTORY: usize = 20;
+
+pub fn completed_revisions(ctx: &Ctx) -> Vec<String> {
+    ctx.attr(Key::TaskDefinition, COMPLETED_REVISIONS)
+        .map(|v| v.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
+/// `history` with `arn` last (once), at most [`HISTORY`] long, as the attribute's value.
+pub fn with_completed(mut history: Vec<String>, arn: &str) -> String {
+    if history.last().map(String::as_str) != Some(arn) {
+        history.push(arn.to_string());
+    }
+    let skip = history.len().saturating_sub(HISTORY);
+    history[skip..].join(" ")
+}
+
+/// A rollout of `arn` completed: remember it for `rollback`.
+pub async fn note_completed(ctx: &Ctx, arn: &str) -> Result<(), StateError> {
+    let value = with_completed(completed_revisions(ctx), arn);
+    ctx.set_attr(Key::TaskDefinition, COMPLETED_REVISIONS, &value).await
+}
+
+/// `arn:...:task-definition/app-server:7` -> `app-server:7`.
+pub fn revision(arn: &str) -> &str {
+    arn.rsplit_once('/').map_or(arn, |(_, r)| r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn task_definition_changes_read_old_to_new() {
+        let have = Shape {
+            image: "nginx:latest".into(),
+            cpu: "256".into(),
+            memory: "512".into(),
+            port: "80".into(),
+            environment: "{A=1}".into(),
+            execution_role: "r1".into(),
+            task_role: "r2".into(),
+            log_group: "/ecs/s".into(),
+        };
+        let want = Shape { image: "nginx:1.27".into(), environment: "{A=2}".into(), ..have.clone() };
+        let text: Vec<String> = have.diff(&want).iter().map(|c| c.to_string()).collect();
+        assert_eq!(text, ["service.image: nginx:latest → nginx:1.27", "service.environment: {A=1} → {A=2}"]);
+        assert!(have.diff(&have.clone()).is_empty());
+    }
+
+    #[test]
+    fn families_and_revisions_are_read_from_arns() {
+        let arn = "arn:aws:ecs:us-east-1:123456789012:task-definition/app-server:7";
+        assert_eq!(family_of(arn), Some("app-server"));
+        assert_eq!(revision(arn), "app-server:7");
+        assert_eq!(family_of("arn:aws:ecs:us-east-1:1:task-definition/app-server-x:1"), Some("app-server-x"));
+    }
+}
