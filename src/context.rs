@@ -1,13 +1,13 @@
 //! The shared context every resource works on: config, clients, the state, and what the run has
 //! to tell the user at the end.
 
-use std::sync::Mutex;
-
-use tokio::sync::OnceCell;
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use crate::aws::Clients;
 use crate::config::Config;
-use crate::error::{AwsContext, StackError};
+use crate::error::StackError;
 use crate::model::{Key, Record};
 use crate::state::{State, StateError, Store};
 
@@ -16,55 +16,45 @@ pub const STACK_TAG: &str = "fargate-stack:stack";
 /// Tag on every resource: which logical resource of the stack it is (the state file key).
 pub const RESOURCE_TAG: &str = "fargate-stack:resource";
 
-/// Options of `down` that resources need.
-#[derive(Debug, Clone, Default)]
-pub struct DownOptions {
-    pub delete_data: bool,
-    pub retain_table: bool,
-    pub no_backup: bool,
-}
-
-/// What `down` does with the table; decided before anything is deleted.
-#[derive(Debug, Clone, PartialEq)]
-pub enum TablePlan {
-    Absent,
-    DeleteEmpty,
-    DeleteWithData { items: u64, backup: bool },
-    Retain,
-}
-
 pub struct Ctx {
     pub config: Config,
     pub region: String,
     pub aws: Clients,
-    pub down: DownOptions,
-    pub table_plan: Mutex<TablePlan>,
     /// False when the config is not the stack's own (`list` looking at other stacks): inspections
     /// then say what exists and what is settling, and judge no drift.
     pub compares_config: bool,
     store: Store,
     notes: Mutex<Vec<String>>,
     warnings: Mutex<Vec<String>>,
-    availability_zones: OnceCell<Vec<String>>,
-    /// The hosted zone of `https.domain`, looked up once per run.
-    pub hosted_zone: OnceCell<crate::resources::dns::Zone>,
+    /// What modules keep for the run, one value per type (see [`Ctx::run`]).
+    run: Mutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>>>,
 }
 
 impl Ctx {
-    pub fn new(config: Config, region: String, aws: Clients, store: Store, down: DownOptions) -> Ctx {
+    pub fn new(config: Config, region: String, aws: Clients, store: Store) -> Ctx {
         Ctx {
             config,
             region,
             aws,
-            down,
-            table_plan: Mutex::new(TablePlan::Absent),
             compares_config: true,
             store,
             notes: Mutex::new(vec![]),
             warnings: Mutex::new(vec![]),
-            availability_zones: OnceCell::new(),
-            hosted_zone: OnceCell::new(),
+            run: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// This run's value of `T`, a type a module keeps for the run (the hosted zone looked up once,
+    /// what `down` decided about the table): the default until someone sets it.
+    pub fn run<T: Default + Any + Send + Sync>(&self) -> Arc<T> {
+        let mut run = self.run.lock().expect("run lock");
+        let value = run.entry(TypeId::of::<T>()).or_insert_with(|| Arc::new(T::default()));
+        value.clone().downcast::<T>().expect("stored under its own type")
+    }
+
+    /// Set this run's value of `T` (a command's options a module reads).
+    pub fn set_run<T: Any + Send + Sync>(&self, value: T) {
+        self.run.lock().expect("run lock").insert(TypeId::of::<T>(), Arc::new(value));
     }
 
     pub fn stack(&self) -> &str {
@@ -83,11 +73,6 @@ impl Ctx {
             (RESOURCE_TAG.to_string(), key.to_string()),
             ("Name".to_string(), name.to_string()),
         ]
-    }
-
-    /// The tags in an SDK's own type.
-    pub fn sdk_tags<T: crate::resources::SdkTag>(&self, key: Key, name: &str) -> Vec<T> {
-        self.tags(key, name).into_iter().map(|(k, v)| T::tag(k, v)).collect()
     }
 
     /// Is a resource with these tags this stack's resource `key`? Checked on our side whatever
@@ -124,16 +109,6 @@ impl Ctx {
 
     pub fn attr(&self, key: Key, attr: &str) -> Option<String> {
         self.store.read(|s| s.attr(&key.to_string(), attr))
-    }
-
-    /// The ID of a resource that must already exist for `by`.
-    pub fn need(&self, key: Key, by: Key) -> Result<String, StackError> {
-        self.id(key).ok_or_else(|| StackError::MissingDependency { needed: key.to_string(), by: by.to_string() })
-    }
-
-    pub fn need_attr(&self, key: Key, attr: &str, by: Key) -> Result<String, StackError> {
-        self.attr(key, attr)
-            .ok_or_else(|| StackError::MissingDependency { needed: format!("{key}.{attr}"), by: by.to_string() })
     }
 
     /// Record a resource (its attributes merged over what is recorded); persisted before this returns.
@@ -234,40 +209,6 @@ impl Ctx {
     pub fn warnings(&self) -> Vec<String> {
         self.warnings.lock().expect("warnings lock").clone()
     }
-
-    /// The first `az_count` available zones of the region, looked up once.
-    pub async fn availability_zones(&self) -> Result<&Vec<String>, StackError> {
-        self.availability_zones
-            .get_or_try_init(|| async {
-                let out = self
-                    .aws
-                    .ec2
-                    .describe_availability_zones()
-                    .filters(aws_sdk_ec2::types::Filter::builder().name("state").values("available").build())
-                    .send()
-                    .await
-                    .ctx("describe availability zones of", &self.region)?;
-                let mut zones: Vec<String> = out
-                    .availability_zones()
-                    .iter()
-                    .filter(|z| z.zone_type().is_none_or(|t| t == "availability-zone"))
-                    .filter_map(|z| z.zone_name().map(str::to_string))
-                    .collect();
-                zones.sort();
-                let wanted = self.config.network.az_count as usize;
-                if zones.len() < wanted {
-                    return Err(StackError::Refused(format!(
-                        "network.az_count = {wanted} but region {} has {} available zones ({})",
-                        self.region,
-                        zones.len(),
-                        zones.join(", ")
-                    )));
-                }
-                zones.truncate(wanted);
-                Ok(zones)
-            })
-            .await
-    }
 }
 
 /// A context for unit tests: the default config under `name`, clients that are never called, a
@@ -281,7 +222,7 @@ pub(crate) mod tests_support {
         let config = Config::parse("t", &DEFAULT_TOML.replace("simple-ecs-dev", name)).unwrap();
         let sdk = aws_config::SdkConfig::builder().behavior_version(aws_config::BehaviorVersion::latest()).build();
         let store = Store::read_only("t".into(), State::new(name, "us-east-1"));
-        Ctx::new(config, "us-east-1".into(), Clients::new(&sdk), store, DownOptions::default())
+        Ctx::new(config, "us-east-1".into(), Clients::new(&sdk), store)
     }
 
     pub fn ctx() -> Ctx {
@@ -293,27 +234,44 @@ pub(crate) mod tests_support {
 mod tests {
     use super::tests_support::ctx_named as ctx;
     use super::*;
+    use crate::model::{Attr, Indexed, Kind};
+
+    const NAT: Indexed = Indexed::new("nat-gateway-", Kind::new("ec2:nat-gateway"));
+    const VPC: Key = Key::new("vpc", Kind::new("ec2:vpc"));
 
     #[test]
     fn ownership_is_exact_on_the_stack_and_the_resource() {
         let app = ctx("app");
         let tags = |stack: &'static str, key: &'static str| vec![(STACK_TAG, stack), (RESOURCE_TAG, key)];
-        assert!(app.owns(Key::NatGateway(0), tags("app", "nat-gateway-1")).is_ok());
+        assert!(app.owns(NAT.at(0), tags("app", "nat-gateway-1")).is_ok());
         // A stack whose name has ours as a prefix is another stack.
-        assert!(app.owns(Key::NatGateway(0), tags("app-2", "nat-gateway-1")).unwrap_err().contains("app-2"));
-        assert!(ctx("app-2").owns(Key::NatGateway(0), tags("app", "nat-gateway-1")).is_err());
-        assert!(app.owns(Key::NatGateway(0), tags("app", "nat-gateway-2")).is_err());
-        assert!(app.owns(Key::Vpc, vec![("Name", "app-vpc")]).unwrap_err().contains("no fargate-stack:stack tag"));
+        assert!(app.owns(NAT.at(0), tags("app-2", "nat-gateway-1")).unwrap_err().contains("app-2"));
+        assert!(ctx("app-2").owns(NAT.at(0), tags("app", "nat-gateway-1")).is_err());
+        assert!(app.owns(NAT.at(0), tags("app", "nat-gateway-2")).is_err());
+        assert!(app.owns(VPC, vec![("Name", "app-vpc")]).unwrap_err().contains("no fargate-stack:stack tag"));
     }
 
     #[tokio::test]
     async fn record_merges_attributes_and_keeps_the_kind_from_the_key() {
         let c = ctx("app");
-        c.record(Key::Vpc, &Record::id("vpc-1").with("cidr", "10.0.0.0/16").with("az_count", "2")).await.unwrap();
-        c.record(Key::Vpc, &Record::id("vpc-1").with("cidr", "10.0.0.0/16")).await.unwrap();
-        assert_eq!(c.attr(Key::Vpc, "az_count").as_deref(), Some("2"));
+        let (cidr, azs) = (Attr::new(VPC, "cidr"), Attr::new(VPC, "az_count"));
+        c.record(VPC, &Record::id("vpc-1").with(cidr, "10.0.0.0/16").with(azs, "2")).await.unwrap();
+        c.record(VPC, &Record::id("vpc-1").with(cidr, "10.0.0.0/16")).await.unwrap();
+        assert_eq!(c.attr(VPC, "az_count").as_deref(), Some("2"));
         assert_eq!(c.snapshot().resources["vpc"].kind, "ec2:vpc");
-        c.forget(Key::Vpc).await.unwrap();
-        assert_eq!(c.id(Key::Vpc), None);
+        c.forget(VPC).await.unwrap();
+        assert_eq!(c.id(VPC), None);
+    }
+
+    #[derive(Default)]
+    struct Counter(std::sync::atomic::AtomicUsize);
+
+    #[test]
+    fn a_module_keeps_one_value_per_type_for_the_run() {
+        let c = ctx("app");
+        c.run::<Counter>().0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(c.run::<Counter>().0.load(std::sync::atomic::Ordering::SeqCst), 1);
+        c.set_run(Counter::default());
+        assert_eq!(c.run::<Counter>().0.load(std::sync::atomic::Ordering::SeqCst), 0);
     }
 }

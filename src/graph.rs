@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::context::Ctx;
 use crate::error::StackError;
-use crate::model::{Inspection, Key, Kind, Outcome, Resource};
+use crate::model::{Dep, Inspection, Key, Kind, Nodes, Outcome, Resource};
 use crate::progress::{Line, Progress};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -35,24 +35,105 @@ pub enum Direction {
 pub struct Graph {
     nodes: Vec<Arc<dyn Resource>>,
     index: HashMap<Key, usize>,
+    /// For each node, the nodes that must be done before it: up along `needs`, down along the
+    /// teardown edges (its own `teardown_after`, and the `gone_before` of others), with the reason.
+    up: Vec<Vec<usize>>,
+    down: Vec<Vec<(usize, &'static str)>>,
+    /// Nodes present only to be looked for (see `Nodes::probe`).
+    probes: Vec<Key>,
 }
 
 impl Graph {
     /// Validate: every key once, every dependency (both directions) declared, no cycle.
     pub fn new(nodes: Vec<Arc<dyn Resource>>) -> Result<Graph, GraphError> {
+        Graph::build(Nodes { list: nodes, probes: vec![] })
+    }
+
+    /// The graph of a shape's nodes (see `resources::stack`).
+    pub fn build(nodes: Nodes) -> Result<Graph, GraphError> {
+        let Nodes { list: nodes, probes } = nodes;
         let mut index = HashMap::new();
         for (i, node) in nodes.iter().enumerate() {
             if index.insert(node.key(), i).is_some() {
                 return Err(GraphError::Duplicate(node.key()));
             }
         }
-        let graph = Graph { nodes, index };
+        let mut graph = Graph { nodes, index, up: vec![], down: vec![], probes };
+        graph.up = (0..graph.nodes.len())
+            .map(|i| {
+                let node = &graph.nodes[i];
+                let resolved =
+                    node.needs().into_iter().map(|d| graph.resolve(node.key(), d)).collect::<Result<Vec<_>, _>>()?;
+                Ok(dedup(resolved.into_iter().flatten().collect()))
+            })
+            .collect::<Result<_, GraphError>>()?;
+        for (j, node) in graph.nodes.iter().enumerate() {
+            for dep in node.needed_by() {
+                for i in graph.resolve(node.key(), dep)? {
+                    if !graph.up[i].contains(&j) {
+                        graph.up[i].push(j);
+                    }
+                }
+            }
+        }
+        graph.down = graph.teardown()?;
+        let keys: Vec<Key> = graph.nodes.iter().map(|n| n.key()).collect();
         for direction in [Direction::Up, Direction::Down] {
-            let keys: Vec<Key> = graph.nodes.iter().map(|n| n.key()).collect();
-            let edges = graph.edges(direction, &|_| true)?;
-            check_acyclic(&keys, &edges)?;
+            check_acyclic(&keys, &graph.edges(direction, &|_| true))?;
         }
         Ok(graph)
+    }
+
+    /// Nodes run one after the other in the order given, each after all the ones before it (a
+    /// command's declared sequence): a failure blocks the rest, which name the first failure.
+    pub fn sequence(nodes: Vec<Arc<dyn Resource>>) -> Result<Graph, GraphError> {
+        let mut graph = Graph::new(vec![])?;
+        for (i, node) in nodes.into_iter().enumerate() {
+            if graph.index.insert(node.key(), i).is_some() {
+                return Err(GraphError::Duplicate(node.key()));
+            }
+            graph.nodes.push(node);
+            graph.up.push((0..i).collect());
+            graph.down.push(vec![]);
+        }
+        Ok(graph)
+    }
+
+    /// The positions `dep` of `node` names; an unknown key is an error unless it may be absent.
+    fn resolve(&self, node: Key, dep: Dep) -> Result<Vec<usize>, GraphError> {
+        Ok(match dep {
+            Dep::One(key) => vec![*self.index.get(&key).ok_or(GraphError::Unknown { node, dep: key })?],
+            Dep::IfPresent(key) => self.index.get(&key).copied().into_iter().collect(),
+            Dep::Every(family) => (0..self.nodes.len()).filter(|&i| family.contains(self.nodes[i].key())).collect(),
+        })
+    }
+
+    /// Each node's teardown edges: its own `teardown_after`, then the `gone_before` of the others
+    /// that name it.
+    fn teardown(&self) -> Result<Vec<Vec<(usize, &'static str)>>, GraphError> {
+        let mut down: Vec<Vec<(usize, &'static str)>> = vec![vec![]; self.nodes.len()];
+        for (i, node) in self.nodes.iter().enumerate() {
+            for edge in node.teardown_after() {
+                down[i].extend(self.resolve(node.key(), edge.dep)?.into_iter().map(|d| (d, edge.why)));
+            }
+        }
+        for (j, node) in self.nodes.iter().enumerate() {
+            for edge in node.gone_before() {
+                for i in self.resolve(node.key(), edge.dep)? {
+                    down[i].push((j, edge.why));
+                }
+            }
+        }
+        for edges in &mut down {
+            let mut unique: Vec<(usize, &'static str)> = vec![];
+            for edge in edges.drain(..) {
+                if !unique.iter().any(|(d, _)| *d == edge.0) {
+                    unique.push(edge);
+                }
+            }
+            *edges = unique;
+        }
+        Ok(down)
     }
 
     pub fn nodes(&self) -> &[Arc<dyn Resource>] {
@@ -67,33 +148,49 @@ impl Graph {
         self.nodes.iter().map(|n| n.key()).collect()
     }
 
+    /// The resources in it (its waits left out).
+    pub fn resources(&self) -> impl Iterator<Item = &Arc<dyn Resource>> {
+        self.nodes.iter().filter(|n| !n.is_wait())
+    }
+
+    /// What `key` waits for on `up`.
+    pub fn needs_of(&self, key: Key) -> Vec<Key> {
+        self.index.get(&key).map(|&i| self.up[i].iter().map(|&d| self.nodes[d].key()).collect()).unwrap_or_default()
+    }
+
+    /// What must be gone before `key` is deleted, with the reasons.
+    pub fn teardown_edges(&self, key: Key) -> Vec<(Key, &'static str)> {
+        self.index
+            .get(&key)
+            .map(|&i| self.down[i].iter().map(|&(d, why)| (self.nodes[d].key(), why)).collect())
+            .unwrap_or_default()
+    }
+
+    /// What must be gone before `key` is deleted.
+    pub fn teardown_after(&self, key: Key) -> Vec<Key> {
+        self.teardown_edges(key).into_iter().map(|(k, _)| k).collect()
+    }
+
+    /// Nodes present only to be looked for: each is kept only if found.
+    pub fn probes(&self) -> &[Key] {
+        &self.probes
+    }
+
     /// `waits_for[i]`: positions (among the included nodes) that must finish before node `i`.
-    fn edges(
-        &self,
-        direction: Direction,
-        include: &dyn Fn(&dyn Resource) -> bool,
-    ) -> Result<Vec<Vec<usize>>, GraphError> {
+    fn edges(&self, direction: Direction, include: &dyn Fn(&dyn Resource) -> bool) -> Vec<Vec<usize>> {
         let included: Vec<usize> = (0..self.nodes.len()).filter(|&i| include(self.nodes[i].as_ref())).collect();
-        let position: HashMap<Key, usize> =
-            included.iter().enumerate().map(|(p, &i)| (self.nodes[i].key(), p)).collect();
-        let mut waits_for = vec![vec![]; included.len()];
-        for (p, &i) in included.iter().enumerate() {
-            let node = &self.nodes[i];
-            let deps: Vec<Key> = match direction {
-                Direction::Up => node.needs(),
-                Direction::Down => node.teardown_after().iter().map(|e| e.key).collect(),
-            };
-            for dep in deps {
-                if !self.index.contains_key(&dep) {
-                    return Err(GraphError::Unknown { node: node.key(), dep });
-                }
+        let position: HashMap<usize, usize> = included.iter().enumerate().map(|(p, &i)| (i, p)).collect();
+        included
+            .iter()
+            .map(|&i| {
+                let deps: Vec<usize> = match direction {
+                    Direction::Up => self.up[i].clone(),
+                    Direction::Down => self.down[i].iter().map(|(d, _)| *d).collect(),
+                };
                 // A dependency on a node left out of this run (a wait, in `down`) is met.
-                if let Some(&d) = position.get(&dep) {
-                    waits_for[p].push(d);
-                }
-            }
-        }
-        Ok(waits_for)
+                deps.iter().filter_map(|d| position.get(d).copied()).collect()
+            })
+            .collect()
     }
 
     /// Run `ensure` (up) or `delete` (down) on every included node, each once what it waits for
@@ -107,7 +204,7 @@ impl Graph {
         include: &dyn Fn(&dyn Resource) -> bool,
     ) -> Vec<StepReport> {
         let nodes: Vec<Arc<dyn Resource>> = self.nodes.iter().filter(|n| include(n.as_ref())).cloned().collect();
-        let waits_for = self.edges(direction, include).expect("validated when built");
+        let waits_for = self.edges(direction, include);
         let keys: Vec<Key> = nodes.iter().map(|n| n.key()).collect();
         run_steps(&keys, &waits_for, progress, max_concurrency, |i, line| {
             let (node, ctx) = (nodes[i].clone(), ctx.clone());
@@ -140,7 +237,7 @@ impl Graph {
         } else {
             let found: Found = Arc::new(Mutex::new((0..nodes.len()).map(|_| None).collect()));
             let include = |n: &dyn Resource| !n.is_wait();
-            let waits_for = self.edges(Direction::Up, &include).expect("validated when built");
+            let waits_for = self.edges(Direction::Up, &include);
             let keys: Vec<Key> = nodes.iter().map(|n| n.key()).collect();
             let reports = run_steps(&keys, &waits_for, &Progress::hidden(), max_concurrency, |i, _| {
                 let (node, ctx, found) = (nodes[i].clone(), ctx.clone(), found.clone());
@@ -158,6 +255,17 @@ impl Graph {
         };
         nodes.iter().zip(results).map(|(n, r)| (n.key(), n.key().kind(), r)).collect()
     }
+}
+
+/// `positions` without repeats, in their order.
+fn dedup(positions: Vec<usize>) -> Vec<usize> {
+    let mut out = vec![];
+    for p in positions {
+        if !out.contains(&p) {
+            out.push(p);
+        }
+    }
+    out
 }
 
 /// Inspections collected by concurrent steps, by node position.
@@ -334,11 +442,15 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    const A: Key = Key::Vpc;
-    const B: Key = Key::InternetGateway;
-    const C: Key = Key::PublicRouteTable;
-    const D: Key = Key::Table;
-    const E: Key = Key::Cluster;
+    use crate::model::{Declared, Edge, Indexed};
+
+    const TEST: Kind = Kind::new("test:node");
+    const A: Key = Key::new("a", TEST);
+    const B: Key = Key::new("b", TEST);
+    const C: Key = Key::new("c", TEST);
+    const D: Key = Key::new("d", TEST);
+    const E: Key = Key::new("e", TEST);
+    const NUMBERED: Indexed = Indexed::new("n-", TEST);
 
     fn failed(code: &str) -> StackError {
         StackError::Failed { resource: "x".into(), message: code.into() }
@@ -419,8 +531,9 @@ mod tests {
     /// A fake resource with declared edges, for graph validation and direction.
     struct Fake {
         key: Key,
-        needs: Vec<Key>,
-        after: Vec<Key>,
+        needs: Vec<Dep>,
+        after: Vec<Dep>,
+        before: Vec<Dep>,
         log: Arc<Mutex<Vec<(Key, Direction)>>>,
     }
 
@@ -429,11 +542,14 @@ mod tests {
         fn key(&self) -> Key {
             self.key
         }
-        fn needs(&self) -> Vec<Key> {
-            self.needs.clone()
+        fn declared(&self) -> Declared {
+            Declared { needs: self.needs.clone(), ..Declared::default() }
         }
-        fn teardown_after(&self) -> Vec<crate::model::Edge> {
-            self.after.iter().map(|&k| crate::model::after(k, "test")).collect()
+        fn teardown_after(&self) -> Vec<Edge> {
+            self.after.iter().map(|&d| crate::model::after(d, "test")).collect()
+        }
+        fn gone_before(&self) -> Vec<Edge> {
+            self.before.iter().map(|&d| crate::model::before(d, "test")).collect()
         }
         async fn inspect(&self, _: &Ctx) -> Result<Inspection, StackError> {
             unreachable!()
@@ -448,8 +564,44 @@ mod tests {
         }
     }
 
-    fn fake(key: Key, needs: &[Key], after: &[Key], log: &Arc<Mutex<Vec<(Key, Direction)>>>) -> Arc<dyn Resource> {
-        Arc::new(Fake { key, needs: needs.to_vec(), after: after.to_vec(), log: log.clone() })
+    type Log = Arc<Mutex<Vec<(Key, Direction)>>>;
+
+    fn fake(key: Key, needs: &[Key], after: &[Key], log: &Log) -> Arc<dyn Resource> {
+        let deps = |keys: &[Key]| keys.iter().map(|&k| Dep::One(k)).collect();
+        Arc::new(Fake { key, needs: deps(needs), after: deps(after), before: vec![], log: log.clone() })
+    }
+
+    fn fake_deps(key: Key, needs: Vec<Dep>, before: Vec<Dep>, log: &Log) -> Arc<dyn Resource> {
+        Arc::new(Fake { key, needs, after: vec![], before, log: log.clone() })
+    }
+
+    #[test]
+    fn a_family_dependency_names_every_member_present_and_gone_before_adds_teardown_edges() {
+        let log = Arc::new(Mutex::new(vec![]));
+        let graph = Graph::new(vec![
+            fake(NUMBERED.at(0), &[], &[], &log),
+            fake(NUMBERED.at(2), &[], &[], &log),
+            fake_deps(A, vec![Dep::Every(NUMBERED), Dep::IfPresent(E)], vec![Dep::Every(NUMBERED)], &log),
+            fake_deps(B, vec![], vec![Dep::One(A)], &log),
+        ])
+        .unwrap();
+        assert_eq!(graph.needs_of(A), [NUMBERED.at(0), NUMBERED.at(2)], "E is absent: no edge");
+        assert_eq!(graph.teardown_after(NUMBERED.at(2)), [A]);
+        assert_eq!(graph.teardown_after(A), [B]);
+        let unknown = Graph::new(vec![fake_deps(A, vec![], vec![Dep::One(C)], &log)]).err();
+        assert_eq!(unknown, Some(GraphError::Unknown { node: A, dep: C }));
+    }
+
+    #[tokio::test]
+    async fn a_sequence_runs_in_order_and_a_failure_blocks_the_rest_naming_it() {
+        let log = Arc::new(Mutex::new(vec![]));
+        let graph =
+            Graph::sequence(vec![fake(C, &[], &[], &log), fake(A, &[], &[], &log), fake(B, &[], &[], &log)]).unwrap();
+        let ctx = Arc::new(crate::context::tests_support::ctx());
+        graph.execute(Direction::Up, ctx, &Progress::hidden(), 8, &|_| true).await;
+        let order: Vec<Key> = log.lock().unwrap().iter().map(|(k, _)| *k).collect();
+        assert_eq!(order, [C, A, B]);
+        assert_eq!(graph.needs_of(B), [C, A]);
     }
 
     #[test]

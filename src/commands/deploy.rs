@@ -1,7 +1,7 @@
 //! `deploy --image REF`: what CI runs on every commit. Registers a task definition revision equal
 //! to the recorded one but for the image, rolls the service onto it and waits as `up` does. The
 //! state records the deployed image, so a later `up` keeps it unless the config's `service.image`
-//! changed since it was last applied (see `resources::image`).
+//! changed since it was last applied (see `task_definition::image`).
 
 use std::process::ExitCode;
 
@@ -10,7 +10,6 @@ use serde::Serialize;
 use crate::cli::DeployArgs;
 use crate::commands::rollout::{self, Move, Options, Rolled};
 use crate::commands::{CommandError, Setup};
-use crate::context::DownOptions;
 use crate::report::{self, Report, Text};
 
 #[derive(Debug, Serialize)]
@@ -39,7 +38,7 @@ pub async fn require_state(setup: &Setup) -> Result<(), CommandError> {
 
 pub async fn run(setup: &Setup, args: &DeployArgs) -> Result<ExitCode, CommandError> {
     require_state(setup).await?;
-    let ctx = setup.context(setup.open_state().await?, DownOptions::default());
+    let ctx = setup.context(setup.open_state().await?);
     let result = async {
         let (snapshot, base, service_runs) = rollout::current(setup, &ctx).await?;
         let options = Options { force: args.force, no_wait: args.no_wait };

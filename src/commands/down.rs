@@ -9,12 +9,11 @@ use serde::Serialize;
 
 use crate::cli::DownArgs;
 use crate::commands::{check_steps, confirm, inspect, summary, CommandError, Setup, StackState};
-use crate::config::Config;
-use crate::context::{Ctx, DownOptions, TablePlan};
+use crate::context::Ctx;
 use crate::graph::{Direction, Graph, StepReport};
-use crate::model::{Health, Key};
+use crate::model::{Health, Shape};
 use crate::report::{self, Report, Text};
-use crate::resources::{self, table};
+use crate::resources::{self, table::DataPolicy};
 use crate::state::{State, Store};
 
 #[derive(Debug, Serialize)]
@@ -29,6 +28,9 @@ pub struct DownReport {
     pub steps: Vec<StepReport>,
     /// What the state still records (the table, with `--retain-table`).
     pub retained: Vec<String>,
+    /// How each resource kept on purpose says so.
+    #[serde(skip)]
+    pub kept: Vec<&'static str>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -50,8 +52,8 @@ impl Report for DownReport {
         if self.ok {
             text.line(format!("stack {} is down in {}", self.stack, self.region));
         }
-        if self.retained.iter().any(|k| k == "table") {
-            text.line("  the table was kept (deletion protection on); the state file records it");
+        for kept in &self.kept {
+            text.line(format!("  {kept}"));
         }
         for note in &self.notes {
             text.line(format!("  {note}"));
@@ -66,9 +68,9 @@ pub async fn run(setup: &Setup, args: &DownArgs) -> Result<ExitCode, CommandErro
     let empty = read.as_ref().is_some_and(|s| s.resources.is_empty());
     let recorded = read.filter(|s| !s.resources.is_empty());
     // With no state, `--name` asks to find the stack's resources by tag and name.
-    let graph_config = match &recorded {
-        Some(state) => resources::covering(&setup.config, state),
-        None if args.name.is_some() => resources::discovering(&setup.config),
+    let graph = match &recorded {
+        Some(state) => with_probes(setup, state).await?,
+        None if args.name.is_some() => resources::stack(&Shape::discovering(&setup.config))?,
         None => {
             if empty {
                 let store = setup.open_state().await?;
@@ -80,13 +82,8 @@ pub async fn run(setup: &Setup, args: &DownArgs) -> Result<ExitCode, CommandErro
             return Ok(ExitCode::SUCCESS);
         }
     };
-    let graph_config = match &recorded {
-        Some(state) => with_unrecorded_scaling(setup, graph_config, state).await?,
-        None => graph_config,
-    };
-    let graph = resources::stack(&graph_config, false)?;
     let options =
-        DownOptions { delete_data: args.delete_data, retain_table: args.retain_table, no_backup: args.no_backup };
+        DataPolicy { delete_data: args.delete_data, retain_table: args.retain_table, no_backup: args.no_backup };
     if !args.yes {
         let state = recorded.clone().unwrap_or_else(|| State::new(&setup.config.name, &setup.region));
         confirm_deletion(setup, &graph, state, &options).await?;
@@ -97,7 +94,7 @@ pub async fn run(setup: &Setup, args: &DownArgs) -> Result<ExitCode, CommandErro
     let graph = if locked.resources.is_empty() || Some(&locked) == recorded.as_ref() {
         graph
     } else {
-        match resources::stack(&resources::covering(&setup.config, &locked), false) {
+        match resources::stack(&Shape::covering(&setup.config, &locked)) {
             Ok(graph) => graph,
             Err(e) => {
                 store.release().await;
@@ -105,7 +102,8 @@ pub async fn run(setup: &Setup, args: &DownArgs) -> Result<ExitCode, CommandErro
             }
         }
     };
-    let ctx = setup.context(store, options);
+    let ctx = setup.context(store);
+    ctx.set_run(options);
     let result = teardown(setup, &graph, &ctx).await;
     ctx.store().release().await;
     result
@@ -123,6 +121,7 @@ impl DownReport {
             elapsed_ms: 0,
             steps: vec![],
             retained: vec![],
+            kept: vec![],
             notes: vec![],
             warnings: vec![],
             error: None,
@@ -143,10 +142,11 @@ async fn confirm_deletion(
     setup: &Setup,
     graph: &Graph,
     state: State,
-    options: &DownOptions,
+    options: &DataPolicy,
 ) -> Result<(), CommandError> {
-    let preview = setup.context(Store::read_only(setup.location(), state), options.clone());
-    let table_plan = table::plan_delete(&preview).await?;
+    let preview = setup.context(Store::read_only(setup.location(), state));
+    preview.set_run(options.clone());
+    let prepared = prepare(graph, &preview).await?;
     let rows = inspect(setup, graph, preview.clone()).await?;
     let existing: Vec<String> = rows
         .iter()
@@ -160,13 +160,8 @@ async fn confirm_deletion(
         setup.region,
         existing.join("\n")
     );
-    match table_plan {
-        TablePlan::DeleteWithData { items, backup } => listing.push_str(&format!(
-            "\nthe table holds {items} items and will be deleted {}",
-            if backup { "after an on-demand backup" } else { "WITHOUT a backup" }
-        )),
-        TablePlan::Retain => listing.push_str("\nthe table is kept (--retain-table)"),
-        _ => {}
+    for line in prepared.iter().filter_map(|p| p.confirm.as_ref()) {
+        listing.push_str(&format!("\n{line}"));
     }
     confirm(
         &format!("{listing}\nDelete them? Type the stack name to confirm: "),
@@ -180,21 +175,17 @@ async fn teardown(setup: &Setup, graph: &Graph, ctx: &Arc<Ctx>) -> Result<ExitCo
     let progress = setup.progress(&graph.keys());
     progress.note(&format!("fargate-stack down: stack {} in {}", setup.config.name, setup.region));
     setup.report_interrupted(ctx.store(), &progress);
-    // Found by tag first, so that what sits in it can be checked to be in the stack's VPC. The
-    // certificate's validation record is found through the certificate, so both are found before
-    // the certificate goes.
-    for anchor in [Key::Vpc, Key::LoadBalancer, Key::Certificate, Key::ValidationRecord, Key::AliasRecord] {
-        if let (None, Some(node)) = (ctx.id(anchor), graph.get(anchor)) {
+    // Found by tag first what others are checked against or found through (the VPC, the
+    // certificate for its validation record), when the state does not record them.
+    for node in graph.nodes().iter().filter(|n| n.lifecycle().found_first) {
+        if ctx.id(node.key()).is_none() {
             node.inspect(ctx).await?;
         }
     }
-    // Decide about the table before deleting anything: a refusal must leave the stack whole.
-    let table_plan = table::plan_delete(ctx).await?;
-    if let TablePlan::DeleteWithData { items, backup } = &table_plan {
-        let how = if *backup { "after an on-demand backup" } else { "without a backup (--no-backup)" };
-        progress.note(&format!("the table holds {items} items; deleting it {how} (--delete-data)"));
+    // Decide what needs deciding before deleting anything: a refusal must leave the stack whole.
+    for note in prepare(graph, ctx).await?.into_iter().filter_map(|p| p.progress) {
+        progress.note(&note);
     }
-    *ctx.table_plan.lock().expect("table plan") = table_plan;
     let steps = graph.execute(Direction::Down, ctx.clone(), &progress, setup.max_concurrency, &|n| !n.is_wait()).await;
     let result = check_steps(&steps);
     if result.is_ok() {
@@ -220,6 +211,12 @@ async fn teardown(setup: &Setup, graph: &Graph, ctx: &Arc<Ctx>) -> Result<ExitCo
         elapsed_ms: progress.elapsed().as_millis() as u64,
         steps,
         retained: left.keys().cloned().collect(),
+        kept: graph
+            .nodes()
+            .iter()
+            .filter(|n| left.contains_key(&n.key().to_string()))
+            .filter_map(|n| n.lifecycle().retention.map(|r| r.kept))
+            .collect(),
         notes: ctx.notes(),
         warnings: ctx.warnings(),
         error: result.as_ref().err().map(|e| e.to_string()),
@@ -229,17 +226,28 @@ async fn teardown(setup: &Setup, graph: &Graph, ctx: &Arc<Ctx>) -> Result<ExitCo
     result.map(|()| ExitCode::SUCCESS)
 }
 
-/// Also the service's scalable target when the state does not record one but AWS has it (a run
-/// killed right after registering it, and the config's `[autoscaling]` removed since): it would
-/// outlive the service in Application Auto Scaling.
-async fn with_unrecorded_scaling(setup: &Setup, config: Config, state: &State) -> Result<Config, CommandError> {
-    if config.autoscaling.is_some() || state.get(&Key::Service.to_string()).is_none() {
-        return Ok(config);
+/// What each resource decided before `down` deletes anything (the table with data: refused
+/// unless the flags say what to do with it).
+async fn prepare(graph: &Graph, ctx: &Arc<Ctx>) -> Result<Vec<crate::model::Prepared>, CommandError> {
+    let mut prepared = vec![];
+    for node in graph.nodes() {
+        prepared.extend(node.prepare_teardown(ctx).await?);
     }
-    let mut probe = config.clone();
-    resources::with_autoscaling(&mut probe, false);
-    let graph = resources::stack(&probe, false)?;
-    let target = graph.get(Key::ScalableTarget).expect("the probe has a scalable target");
-    let found = target.inspect(&setup.read_only(state.clone())).await?.status != Health::Missing;
-    Ok(if found { probe } else { config })
+    Ok(prepared)
+}
+
+/// The graph covering what the state records, and what AWS has though no state records it (a run
+/// killed right after making it, and the config changed since): each such probe is looked for,
+/// and kept only if found, since it would outlive what it belongs to.
+async fn with_probes(setup: &Setup, state: &State) -> Result<Graph, CommandError> {
+    let probing = resources::stack(&Shape::covering(&setup.config, state).probing())?;
+    let ctx = setup.read_only(state.clone());
+    let mut found = vec![];
+    for &key in probing.probes() {
+        let node = probing.get(key).expect("a probe is a node");
+        if node.inspect(&ctx).await?.status != Health::Missing {
+            found.push(key);
+        }
+    }
+    Ok(resources::stack(&Shape::covering(&setup.config, state).with_found(found))?)
 }

@@ -15,13 +15,20 @@ use aws_sdk_ec2::types::Filter;
 use futures::StreamExt;
 use serde::Serialize;
 
-use crate::commands::{inspect, CommandError, Outputs, ResourceRow, Setup, StackState};
+use crate::commands::{inspect, CommandError, ResourceRow, Setup, StackState};
 use crate::config::Config;
-use crate::context::{Ctx, DownOptions, RESOURCE_TAG, STACK_TAG};
+use crate::context::{Ctx, STACK_TAG};
 use crate::error::AwsContext;
-use crate::model::{Health, Key};
+use crate::model::{owner_tags, Health, Indexed, Key, Shape};
 use crate::report::{self, Report, Text};
-use crate::resources;
+use crate::resources::cluster::{cluster_name, CLUSTER};
+use crate::resources::listener_https::LISTENER_HTTPS;
+use crate::resources::load_balancer::{self, load_balancer_name, DNS_NAME, LISTENER_PORT, LOAD_BALANCER};
+use crate::resources::logs::log_group_name;
+use crate::resources::network::{ELASTIC_IP, NAT_GATEWAY, PRIVATE_SUBNET, PUBLIC_SUBNET, VPC};
+use crate::resources::table::{table_name, TABLE};
+use crate::resources::tags::TagPairs;
+use crate::resources::{self, dns};
 use crate::state::{State, Store};
 
 /// Stacks inspected at once (each inspection is itself concurrent).
@@ -90,9 +97,8 @@ impl Report for ListReport {
 /// What the region tells about one stack before it is inspected.
 #[derive(Debug, Default)]
 struct Found {
-    /// How many AZs and NAT gateways its tagged subnets and NAT gateways show.
-    azs: u8,
-    nats: u8,
+    /// Its tagged subnets, NAT gateways and elastic IPs: how many AZs and NAT gateways it has.
+    parts: Vec<Key>,
     created: Option<i64>,
 }
 
@@ -102,20 +108,6 @@ impl Found {
             self.created = Some(self.created.map_or(secs, |c| c.min(secs)));
         }
     }
-}
-
-/// The stack and resource tags among `tags`.
-fn stack_tags<'a>(tags: impl IntoIterator<Item = (&'a str, &'a str)>) -> (Option<String>, Option<String>) {
-    let mut stack = None;
-    let mut resource = None;
-    for (k, v) in tags {
-        match k {
-            STACK_TAG => stack = Some(v.to_string()),
-            RESOURCE_TAG => resource = Some(v.to_string()),
-            _ => {}
-        }
-    }
-    (stack, resource)
 }
 
 /// A candidate anchor: `(stack, resource)` tags, checked on our side to be the stack's `key`
@@ -186,16 +178,11 @@ async fn discover(setup: &Setup) -> Result<(BTreeMap<String, Found>, Vec<String>
     // Shape and age from the parts of stacks found above (a NAT alone does not make a stack).
     for (stack, key, created) in subnets.into_iter().chain(nats).chain(addresses) {
         let Some(f) = found.get_mut(&stack) else { continue };
-        let n = key.index().map_or(0, |i| i as u8 + 1);
-        match key {
-            Key::PublicSubnet(_) | Key::PrivateSubnet(_) => f.azs = f.azs.max(n),
-            Key::NatGateway(_) | Key::ElasticIp(_) => f.nats = f.nats.max(n),
-            _ => {}
-        }
+        f.parts.push(key);
         f.created_at(created);
     }
     for (name, created) in log_groups {
-        if let Some(f) = name.strip_prefix("/ecs/").and_then(|stack| found.get_mut(stack)) {
+        if let Some(f) = found.iter_mut().find(|(stack, _)| log_group_name(stack) == name).map(|(_, f)| f) {
             f.created_at(created);
         }
     }
@@ -213,9 +200,8 @@ async fn vpcs(setup: &Setup) -> Result<Vec<Sighting>, CommandError> {
         .ctx("describe", "tagged VPCs")?
         .iter()
         .map(|v| {
-            let (stack, resource) =
-                stack_tags(v.tags().iter().map(|t| (t.key().unwrap_or_default(), t.value().unwrap_or_default())));
-            Sighting { stack, resource, key: Key::Vpc, name: None, name_of: |s| s.to_string(), created: None }
+            let (stack, resource) = owner_tags(v.tags().pairs());
+            Sighting { stack, resource, key: VPC, name: None, name_of: |s| s.to_string(), created: None }
         })
         .collect())
 }
@@ -228,11 +214,15 @@ async fn shapes(setup: &Setup) -> Result<Vec<(String, Key, Option<i64>)>, Comman
         .ctx("describe", "tagged subnets")?
         .iter()
         .filter_map(|s| {
-            let (stack, resource) =
-                stack_tags(s.tags().iter().map(|t| (t.key().unwrap_or_default(), t.value().unwrap_or_default())));
-            Some((stack?, resource?.parse::<Key>().ok()?, None))
+            let (stack, resource) = owner_tags(s.tags().pairs());
+            Some((stack?, part(&resource?, &[PUBLIC_SUBNET, PRIVATE_SUBNET])?, None))
         })
         .collect())
+}
+
+/// The key of the families named `resource`, if it is one.
+fn part(resource: &str, families: &[Indexed]) -> Option<Key> {
+    families.iter().find_map(|f| f.parse(resource))
 }
 
 async fn nat_gateways(setup: &Setup) -> Result<Vec<(String, Key, Option<i64>)>, CommandError> {
@@ -243,9 +233,8 @@ async fn nat_gateways(setup: &Setup) -> Result<Vec<(String, Key, Option<i64>)>, 
         .iter()
         .filter(|n| !matches!(n.state().map(|s| s.as_str()), Some("deleted" | "deleting")))
         .filter_map(|n| {
-            let (stack, resource) =
-                stack_tags(n.tags().iter().map(|t| (t.key().unwrap_or_default(), t.value().unwrap_or_default())));
-            Some((stack?, resource?.parse::<Key>().ok()?, secs(n.create_time())))
+            let (stack, resource) = owner_tags(n.tags().pairs());
+            Some((stack?, part(&resource?, &[NAT_GATEWAY])?, secs(n.create_time())))
         })
         .collect())
 }
@@ -257,9 +246,8 @@ async fn addresses(setup: &Setup) -> Result<Vec<(String, Key, Option<i64>)>, Com
         .addresses()
         .iter()
         .filter_map(|a| {
-            let (stack, resource) =
-                stack_tags(a.tags().iter().map(|t| (t.key().unwrap_or_default(), t.value().unwrap_or_default())));
-            Some((stack?, resource?.parse::<Key>().ok()?, None))
+            let (stack, resource) = owner_tags(a.tags().pairs());
+            Some((stack?, part(&resource?, &[ELASTIC_IP])?, None))
         })
         .collect())
 }
@@ -278,14 +266,13 @@ async fn clusters(setup: &Setup) -> Result<Vec<Sighting>, CommandError> {
             .await
             .ctx("describe", "ECS clusters")?;
         for c in out.clusters().iter().filter(|c| c.status() == Some("ACTIVE")) {
-            let (stack, resource) =
-                stack_tags(c.tags().iter().map(|t| (t.key().unwrap_or_default(), t.value().unwrap_or_default())));
+            let (stack, resource) = owner_tags(c.tags().pairs());
             sightings.push(Sighting {
                 stack,
                 resource,
-                key: Key::Cluster,
+                key: CLUSTER,
                 name: c.cluster_name().map(str::to_string),
-                name_of: |s| format!("{s}-cluster"),
+                name_of: cluster_name,
                 created: None,
             });
         }
@@ -298,7 +285,7 @@ async fn tables(setup: &Setup) -> Result<Vec<Sighting>, CommandError> {
     let dynamodb = &setup.clients.dynamodb;
     let names =
         dynamodb.list_tables().into_paginator().items().send().try_collect().await.ctx("list", "DynamoDB tables")?;
-    let candidates: Vec<String> = names.into_iter().filter(|n| n.ends_with("-messages")).collect();
+    let candidates: Vec<String> = names.into_iter().filter(|n| n.ends_with(&table_name(""))).collect();
     let checks = candidates.into_iter().map(|name| async move {
         let described =
             crate::error::found(dynamodb.describe_table().table_name(&name).send().await.ctx("describe table", &name))?;
@@ -308,13 +295,13 @@ async fn tables(setup: &Setup) -> Result<Vec<Sighting>, CommandError> {
             dynamodb.list_tags_of_resource().resource_arn(arn).send().await.ctx("list the tags of", &name),
         )?;
         let tags = tags.map(|t| t.tags().to_vec()).unwrap_or_default();
-        let (stack, resource) = stack_tags(tags.iter().map(|t| (t.key(), t.value())));
+        let (stack, resource) = owner_tags(tags.pairs());
         Ok::<_, CommandError>(Some(Sighting {
             stack,
             resource,
-            key: Key::Table,
+            key: TABLE,
             name: Some(name),
-            name_of: |s| format!("{s}-messages"),
+            name_of: table_name,
             created: secs(table.creation_date_time()),
         }))
     });
@@ -334,8 +321,10 @@ async fn load_balancers(setup: &Setup) -> Result<Vec<Sighting>, CommandError> {
         .try_collect()
         .await
         .ctx("describe", "load balancers")?;
-    let candidates: Vec<_> =
-        all.into_iter().filter(|lb| lb.load_balancer_name().is_some_and(|n| n.ends_with("-alb"))).collect();
+    let candidates: Vec<_> = all
+        .into_iter()
+        .filter(|lb| lb.load_balancer_name().is_some_and(|n| n.ends_with(&load_balancer_name(""))))
+        .collect();
     let mut sightings = vec![];
     // DescribeTags takes at most 20 ARNs.
     for chunk in candidates.chunks(20) {
@@ -353,14 +342,13 @@ async fn load_balancers(setup: &Setup) -> Result<Vec<Sighting>, CommandError> {
                 .find(|d| d.resource_arn() == lb.load_balancer_arn())
                 .map(|d| d.tags().to_vec())
                 .unwrap_or_default();
-            let (stack, resource) =
-                stack_tags(tags.iter().map(|t| (t.key().unwrap_or_default(), t.value().unwrap_or_default())));
+            let (stack, resource) = owner_tags(tags.pairs());
             sightings.push(Sighting {
                 stack,
                 resource,
-                key: Key::LoadBalancer,
+                key: LOAD_BALANCER,
                 name: lb.load_balancer_name().map(str::to_string),
-                name_of: |s| format!("{s}-alb"),
+                name_of: load_balancer_name,
                 created: secs(lb.created_time()),
             });
         }
@@ -373,7 +361,7 @@ async fn log_groups(setup: &Setup) -> Result<Vec<(String, Option<i64>)>, Command
     let logs = &setup.clients.logs;
     let all = logs
         .describe_log_groups()
-        .log_group_name_prefix("/ecs/")
+        .log_group_name_prefix(log_group_name(""))
         .into_paginator()
         .items()
         .send()
@@ -391,18 +379,18 @@ async fn inspect_stack(setup: &Setup, name: &str, found: Found) -> Result<StackR
     let own = name == setup.config.name;
     let mut config = if own { setup.config.clone() } else { setup.config.with_name(name)? };
     if !own {
-        // Whether another stack has HTTPS or autoscaling is in its own config: judge the part
-        // every stack has, rather than call it partial for lacking what ours has.
+        // Whether another stack has HTTPS or autoscaling, and how many AZs and NAT gateways it
+        // was built with, is in its own config: judge the part every stack has (and the parts
+        // found), rather than call it partial for lacking what ours has.
         config.https = None;
         config.autoscaling = None;
+        config.network.az_count = 2;
+        config.network.nat_gateways = 1;
     }
-    // The shape the stack was built with (at least what the config says for our own stack).
-    let (min_azs, min_nats) = if own { (config.network.az_count, config.network.nat_gateways) } else { (2, 1) };
-    config.network.nat_gateways = found.nats.max(min_nats);
-    config.network.az_count = found.azs.max(min_azs).max(config.network.nat_gateways);
-    let graph = resources::stack(&config, false)?;
+    // The shape the stack was built with: at least what the config says, and what was found.
+    let graph = resources::stack(&Shape::of(&config).with_found(found.parts.iter().copied()))?;
     let store = Store::read_only(setup.location(), State::new(name, &setup.region));
-    let mut ctx = Ctx::new(config, setup.region.clone(), setup.clients.clone(), store, DownOptions::default());
+    let mut ctx = Ctx::new(config, setup.region.clone(), setup.clients.clone(), store);
     ctx.compares_config = own;
     let ctx = Arc::new(ctx);
     let mut rows: Vec<ResourceRow> = inspect(setup, &graph, ctx.clone()).await?;
@@ -412,33 +400,16 @@ async fn inspect_stack(setup: &Setup, name: &str, found: Found) -> Result<StackR
         rows = inspect(setup, &graph, ctx.clone()).await?;
     }
     let present: Vec<&ResourceRow> = rows.iter().filter(|r| r.status != Health::Missing).collect();
-    let status =
-        if present.len() == 1 && present[0].name == Key::Table { StackState::Retained } else { StackState::of(&rows) };
-    let detail = match status {
-        StackState::Partial => {
-            let missing: Vec<String> =
-                rows.iter().filter(|r| r.status == Health::Missing).map(|r| r.name.to_string()).collect();
-            format!("missing: {}", missing.join(", "))
-        }
-        StackState::Deploying | StackState::Drifted => rows
-            .iter()
-            .filter(|r| matches!(r.status, Health::Pending | Health::Drifted))
-            .map(|r| format!("{}: {}", r.name, r.detail))
-            .collect::<Vec<_>>()
-            .join("; "),
-        StackState::Retained => "only the table is left (down --retain-table)".into(),
-        _ => String::new(),
-    };
-    let http = ctx.attr(Key::LoadBalancer, "dns_name").map(|dns| {
-        match ctx.attr(Key::Listener, "port").unwrap_or_else(|| "80".into()).as_str() {
-            "80" => format!("http://{dns}"),
-            port => format!("http://{dns}:{port}"),
-        }
-    });
+    // Only what `down` keeps on purpose is left (the table, `--retain-table`).
+    let kept: Vec<&'static str> = present
+        .iter()
+        .map(|r| graph.get(r.name).and_then(|n| n.lifecycle().retention).map(|k| k.list))
+        .collect::<Option<_>>()
+        .unwrap_or_default();
+    let status = if !kept.is_empty() { StackState::Retained } else { StackState::of(&rows) };
     let url = match status {
         StackState::Retained => None,
-        _ if ctx.id(Key::ListenerHttps).is_some() => Outputs::of(&ctx).url,
-        _ => http,
+        _ => stack_url(&ctx),
     };
     Ok(StackRow {
         name: name.to_string(),
@@ -451,8 +422,36 @@ async fn inspect_stack(setup: &Setup, name: &str, found: Found) -> Result<StackR
         resources: present.len(),
         expected: rows.len(),
         drift_checked: own,
-        detail,
+        detail: detail(status, &rows, &kept),
     })
+}
+
+/// What `list` says beside a stack's status.
+fn detail(status: StackState, rows: &[ResourceRow], kept: &[&str]) -> String {
+    match status {
+        StackState::Partial => {
+            let missing: Vec<String> =
+                rows.iter().filter(|r| r.status == Health::Missing).map(|r| r.name.to_string()).collect();
+            format!("missing: {}", missing.join(", "))
+        }
+        StackState::Deploying | StackState::Drifted => rows
+            .iter()
+            .filter(|r| matches!(r.status, Health::Pending | Health::Drifted))
+            .map(|r| format!("{}: {}", r.name, r.detail))
+            .collect::<Vec<_>>()
+            .join("; "),
+        StackState::Retained => kept.join("; "),
+        _ => String::new(),
+    }
+}
+
+/// Where a stack found by `list` answers, from what its inspection recorded (the listener's port
+/// as found, since another stack's config is not at hand).
+fn stack_url(ctx: &Ctx) -> Option<String> {
+    let view = ctx.scope();
+    let port = view.attr(LISTENER_PORT).and_then(|p| p.parse().ok()).unwrap_or(80);
+    let https = view.id(LISTENER_HTTPS).is_some();
+    load_balancer::url(view.attr(DNS_NAME).as_deref(), port, https, view.id(dns::ALIAS_RECORD).as_deref())
 }
 
 #[cfg(test)]
@@ -471,8 +470,9 @@ mod tests {
 
     #[test]
     fn stack_tags_are_read_exactly() {
-        let tags = [(STACK_TAG, "app"), (RESOURCE_TAG, "vpc"), ("Name", "app-vpc"), ("fargate-stack:stackx", "no")];
-        assert_eq!(stack_tags(tags), (Some("app".into()), Some("vpc".into())));
-        assert_eq!(stack_tags([("Name", "x")]), (None, None));
+        let resource = crate::context::RESOURCE_TAG;
+        let tags = [(STACK_TAG, "app"), (resource, "vpc"), ("Name", "app-vpc"), ("fargate-stack:stackx", "no")];
+        assert_eq!(owner_tags(tags), (Some("app".into()), Some("vpc".into())));
+        assert_eq!(owner_tags([("Name", "x")]), (None, None));
     }
 }

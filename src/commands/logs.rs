@@ -20,10 +20,10 @@ use crate::cli::{LogsArgs, OutputFormat};
 use crate::commands::{CommandError, Setup};
 use crate::context::Ctx;
 use crate::error::{AwsContext, StackError};
-use crate::model::{Key, Managed};
+use crate::model::{Declared, Managed};
 use crate::output;
 use crate::report::{self, Report, Text};
-use crate::resources::logs::{log_group_name, LogGroup};
+use crate::resources::logs::{log_group_name, LogGroup, LOG_GROUP};
 use crate::state::State;
 
 /// How often `--follow` asks for new events.
@@ -236,12 +236,12 @@ pub async fn run(setup: &Setup, args: &LogsArgs) -> Result<ExitCode, CommandErro
         None
     };
     let state = setup.read_state().await?;
-    let recorded = state.as_ref().and_then(|s| s.id(&Key::LogGroup.to_string()));
+    let recorded = state.as_ref().and_then(|s| s.id(&LOG_GROUP.to_string()));
     let ctx = setup.read_only(state.unwrap_or_else(|| State::new(&setup.config.name, &setup.region)));
-    let group = match LogGroup.find(&ctx).await? {
+    let group = match LogGroup.find(&ctx.scope_of(LOG_GROUP, Declared::default())).await? {
         Some(group) => group.log_group_name().unwrap_or_default().to_string(),
         None => {
-            let name = recorded.clone().unwrap_or_else(|| log_group_name(&ctx));
+            let name = recorded.clone().unwrap_or_else(|| log_group_name(ctx.stack()));
             return Err(CommandError::NotDeployed(match recorded {
                 Some(_) => format!(
                     "stack {}: log group {name} is recorded in {} but no longer exists (deleted outside \

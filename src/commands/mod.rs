@@ -22,12 +22,13 @@ use serde::Serialize;
 use crate::aws::{self, AwsTarget, Clients};
 use crate::cli::{Cli, Command, DownArgs, OutputFormat};
 use crate::config::{Config, ConfigSource};
-use crate::context::{Ctx, DownOptions};
+use crate::context::Ctx;
 use crate::error::StackError;
 use crate::graph::{GraphError, StepReport, StepResult};
 use crate::model::{Health, Inspection, Key, Kind};
 use crate::progress::{Mode, Progress};
 use crate::report::{self, ErrorBody};
+pub use crate::resources::outputs::Outputs;
 use crate::state::s3::Bucket;
 use crate::state::{self, LocalBackend, S3Backend, State, StateError, StateLocation, Store};
 
@@ -167,7 +168,7 @@ impl Setup {
 
     /// A read-only context over `state`: lookups may record what they find, in memory only.
     pub fn read_only(&self, state: State) -> Arc<Ctx> {
-        self.context(Store::read_only(self.location(), state), DownOptions::default())
+        self.context(Store::read_only(self.location(), state))
     }
 
     /// The state, locked for this run, written after every change.
@@ -185,8 +186,8 @@ impl Setup {
         }
     }
 
-    pub fn context(&self, store: Store, down: DownOptions) -> Arc<Ctx> {
-        Arc::new(Ctx::new(self.config.clone(), self.region.clone(), self.clients.clone(), store, down))
+    pub fn context(&self, store: Store) -> Arc<Ctx> {
+        Arc::new(Ctx::new(self.config.clone(), self.region.clone(), self.clients.clone(), store))
     }
 
     /// Progress for a run over `keys`, with AWS retries shown on it.
@@ -385,56 +386,6 @@ pub async fn inspect(
         rows.push(ResourceRow { name, kind, inspection: result? });
     }
     Ok(rows)
-}
-
-/// The stack's outputs, from the state and the config.
-#[derive(Debug, Clone, Serialize, Default)]
-pub struct Outputs {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub url: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub alb_dns_name: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub table_name: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cluster_name: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub service_name: Option<String>,
-}
-
-impl Outputs {
-    pub fn of(ctx: &Ctx) -> Outputs {
-        let dns = ctx.attr(Key::LoadBalancer, "dns_name");
-        let port = ctx.config.load_balancer.listener_port;
-        let http = dns.as_ref().map(|d| if port == 80 { format!("http://{d}") } else { format!("http://{d}:{port}") });
-        // HTTPS once its listener exists: on the domain once the alias points it at the ALB.
-        let url = match (ctx.id(Key::AliasRecord), ctx.id(Key::ListenerHttps)) {
-            (Some(name), Some(_)) => Some(format!("https://{}", name.trim_end_matches('.'))),
-            (None, Some(_)) => dns.as_ref().map(|d| format!("https://{d}")),
-            _ => http,
-        };
-        Outputs {
-            url,
-            alb_dns_name: dns,
-            table_name: ctx.id(Key::Table),
-            cluster_name: ctx.id(Key::Cluster),
-            service_name: ctx.attr(Key::Service, "name"),
-        }
-    }
-
-    pub fn render(&self, text: &mut report::Text) {
-        let rows: Vec<Vec<String>> = [
-            ("url", &self.url),
-            ("alb_dns_name", &self.alb_dns_name),
-            ("table_name", &self.table_name),
-            ("cluster_name", &self.cluster_name),
-            ("service_name", &self.service_name),
-        ]
-        .into_iter()
-        .filter_map(|(name, value)| value.as_ref().map(|v| vec![format!("  {name}"), v.clone()]))
-        .collect();
-        text.table(&rows);
-    }
 }
 
 /// Turn failed steps into one error listing each root cause (not what they blocked).

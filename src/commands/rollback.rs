@@ -12,7 +12,6 @@ use crate::cli::RollbackArgs;
 use crate::commands::deploy::require_state;
 use crate::commands::rollout::{self, Move, Options, Rolled};
 use crate::commands::{CommandError, Setup};
-use crate::context::DownOptions;
 use crate::report::{self, Report, Text};
 use crate::resources::task_definition::{self, revision};
 
@@ -47,10 +46,10 @@ pub fn target(history: &[String], recorded: &str, service_runs: &str) -> Option<
 
 pub async fn run(setup: &Setup, args: &RollbackArgs) -> Result<ExitCode, CommandError> {
     require_state(setup).await?;
-    let ctx = setup.context(setup.open_state().await?, DownOptions::default());
+    let ctx = setup.context(setup.open_state().await?);
     let result = async {
         let (snapshot, base, service_runs) = rollout::current(setup, &ctx).await?;
-        let history = task_definition::completed_revisions(&ctx);
+        let history = task_definition::completed_revisions(&ctx.scope());
         let Some((to, history)) = target(&history, &snapshot.id, &service_runs) else {
             let known: Vec<&str> = history.iter().map(|r| revision(r)).collect();
             return Err(CommandError::Refused(format!(
@@ -60,8 +59,9 @@ pub async fn run(setup: &Setup, args: &RollbackArgs) -> Result<ExitCode, Command
                 if known.is_empty() { "none".to_string() } else { known.join(", ") }
             )));
         };
-        let definition =
-            task_definition::definition(&ctx, &to).await?.filter(|d| d.status() == Some(&TaskDefinitionStatus::Active));
+        let definition = task_definition::definition(&ctx.scope(), &to)
+            .await?
+            .filter(|d| d.status() == Some(&TaskDefinitionStatus::Active));
         let Some(definition) = definition else {
             return Err(CommandError::Refused(format!(
                 "cannot roll back to {}: it was deregistered outside fargate-stack",

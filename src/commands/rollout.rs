@@ -13,14 +13,12 @@ use serde::Serialize;
 use crate::commands::{check_steps, CommandError, Setup};
 use crate::context::Ctx;
 use crate::error::StackError;
-use crate::graph::{StepReport, StepResult};
-use crate::model::{Driven, Key, Outcome, Record, Resource};
-use crate::progress::{Line, Progress};
+use crate::graph::{Direction, Graph, StepReport};
+use crate::model::{Driven, Resource, Stepping, Waiting};
 use crate::report::Text;
-use crate::resources::service;
 use crate::resources::service::status::{self as status_view, EventView, StoppedTask};
-use crate::resources::task_definition::{self, revision};
-use crate::resources::{iam, image};
+use crate::resources::task_definition::{self, image, revision, TASK_DEFINITION};
+use crate::resources::{iam, service};
 use crate::state::Recorded;
 
 /// What the service moves to.
@@ -69,6 +67,28 @@ pub struct Rolled {
 }
 
 impl Rolled {
+    /// A move that could not start (its sequence is not a valid graph: an internal error).
+    fn failed(setup: &Setup, e: &CommandError) -> Rolled {
+        Rolled {
+            event: "result",
+            stack: setup.config.name.clone(),
+            region: setup.region.clone(),
+            ok: false,
+            elapsed_ms: 0,
+            image: String::new(),
+            task_definition: String::new(),
+            previous_image: String::new(),
+            previous_task_definition: String::new(),
+            waited: false,
+            steps: vec![],
+            restored: None,
+            events: vec![],
+            stopped_tasks: vec![],
+            error: Some(e.to_string()),
+            note: None,
+        }
+    }
+
     /// `deploy` or `rollback`, for the summary line.
     pub fn render(&self, text: &mut Text, command: &str) {
         if self.ok {
@@ -120,70 +140,38 @@ pub async fn current(setup: &Setup, ctx: &Ctx) -> Result<(Recorded, Definition, 
         ))
     };
     let recorded = ctx
-        .recorded(Key::TaskDefinition)
+        .recorded(TASK_DEFINITION)
         .ok_or_else(|| not_up(&format!("no task definition is recorded in {}", setup.location())))?;
-    if ctx.id(Key::Service).is_none() {
+    if ctx.id(service::SERVICE).is_none() {
         return Err(not_up(&format!("no service is recorded in {}", setup.location())));
     }
-    let base = task_definition::definition(ctx, &recorded.id)
+    let view = ctx.scope();
+    let base = task_definition::definition(&view, &recorded.id)
         .await?
         .ok_or_else(|| not_up(&format!("task definition {} no longer exists", revision(&recorded.id))))?;
-    let view = status_view::service_view(ctx)
+    let service = status_view::service_view(&view)
         .await?
-        .ok_or_else(|| not_up(&format!("service {} no longer exists", service::service_name(ctx))))?;
-    Ok((recorded, base, view.task_definition))
+        .ok_or_else(|| not_up(&format!("service {} no longer exists", service::service_name(ctx.stack()))))?;
+    Ok((recorded, base, service.task_definition))
 }
 
-/// Steps run one after the other, each with its progress line; after a failure the rest are
-/// reported blocked.
-struct Steps {
-    lines: Vec<(Key, Line)>,
-    reports: Vec<StepReport>,
-}
-
-impl Steps {
-    fn new(progress: &Progress, keys: &[Key]) -> Steps {
-        Steps { lines: keys.iter().map(|k| (*k, progress.line(&k.to_string()))).collect(), reports: vec![] }
+/// The move as one declared sequence of graph nodes, run in order (a failure blocks the rest):
+/// the execution role (its policy follows the image), the revision, the service rolled onto it,
+/// and (unless `no_wait`) the wait for the rollout.
+fn sequence(base: &Definition, service_runs: &str, mv: &Move, options: &Options) -> Result<Graph, CommandError> {
+    let image = match mv {
+        Move::Deploy { image } => Some(image.clone()),
+        Move::Rollback { .. } => None,
+    };
+    let mut nodes: Vec<Arc<dyn Resource>> = vec![
+        Arc::new(Driven(iam::Role::Execution)),
+        Arc::new(Stepping(task_definition::Deploy { base: base.clone(), image })),
+        Arc::new(Stepping(service::Roll { runs: service_runs.to_string(), force: options.force })),
+    ];
+    if !options.no_wait {
+        nodes.push(Arc::new(Waiting(service::HealthyWait)));
     }
-
-    fn line(&self, key: Key) -> Line {
-        self.lines.iter().find(|(k, _)| *k == key).map(|(_, l)| l.clone()).expect("a line per step")
-    }
-
-    /// Run one step unless an earlier one failed. True if it succeeded.
-    async fn run<F>(&mut self, key: Key, step: F) -> bool
-    where
-        F: std::future::Future<Output = Result<Outcome, StackError>>,
-    {
-        let line = self.line(key);
-        if let Some(failed) = self.reports.iter().find(|r| !matches!(r.result, StepResult::Done { .. })) {
-            let waits_for = match failed.result {
-                StepResult::Blocked { waits_for } => waits_for,
-                _ => failed.key,
-            };
-            line.skipped(&format!("waits for {waits_for}"));
-            self.reports.push(StepReport {
-                key,
-                result: StepResult::Blocked { waits_for },
-                elapsed: Default::default(),
-            });
-            return false;
-        }
-        let started = Instant::now();
-        let result = match step.await {
-            Ok(outcome) => {
-                line.done(outcome.word(), "");
-                StepResult::Done { outcome }
-            }
-            Err(e) => {
-                line.failed(&e.to_string());
-                StepResult::Failed { error: e.to_string() }
-            }
-        };
-        let ok = matches!(result, StepResult::Done { .. });
-        self.reports.push(StepReport { key, result, elapsed: started.elapsed() });
-        ok
-    }
+    Ok(Graph::sequence(nodes)?)
 }
 
 /// Move the service to the revision `mv` describes, from the recorded `snapshot` (revision `base`,
@@ -199,64 +187,24 @@ pub async fn roll(
 ) -> (Rolled, Result<(), CommandError>) {
     let started = Instant::now();
     let base_image = task_definition::image_of(base);
-    let mut keys = vec![Key::ExecutionRole, Key::TaskDefinition, Key::Service];
-    if !options.no_wait {
-        keys.push(Key::ServiceHealthy);
-    }
-    let progress = setup.progress(&keys);
-    setup.report_interrupted(ctx.store(), &progress);
-    let mut steps = Steps::new(&progress, &keys);
     let target_image = match &mv {
         Move::Deploy { image } => image.clone(),
         Move::Rollback { to, .. } => task_definition::image_of(to),
     };
+    let graph = match sequence(base, service_runs, &mv, &options) {
+        Ok(graph) => graph,
+        Err(e) => return (Rolled::failed(setup, &e), Err(e)),
+    };
+    let progress = setup.progress(&graph.keys());
+    setup.report_interrupted(ctx.store(), &progress);
+    let mut steps = vec![];
     let result: Result<(), CommandError> = async {
         let next = intended_record(&setup.config.service.image, &snapshot, &base_image, &target_image, &mv);
         // First in the state: the execution role's policy follows the image (an ECR repository
         // needs a pull grant), and a run killed from here on is completed by `up` or a rerun.
-        ctx.put_record(Key::TaskDefinition, next).await?;
-        let line = steps.line(Key::ExecutionRole);
-        steps.run(Key::ExecutionRole, async { Driven(iam::Role::Execution).ensure(ctx, &line).await }).await;
-        let line = steps.line(Key::TaskDefinition);
-        steps
-            .run(Key::TaskDefinition, async {
-                let Move::Deploy { image } = &mv else { return Ok(Outcome::Updated) };
-                if *image == base_image {
-                    return Ok(Outcome::Unchanged);
-                }
-                line.start("registering");
-                let def = task_definition::register_with_image(ctx, base, image).await?;
-                let family = def.family().unwrap_or_default().to_string();
-                let record = Record::id(def.task_definition_arn().unwrap_or_default())
-                    .with("family", family)
-                    .with("image", image.clone());
-                ctx.record(Key::TaskDefinition, &record).await?;
-                Ok(Outcome::Created)
-            })
-            .await;
-        let line = steps.line(Key::Service);
-        steps
-            .run(Key::Service, async {
-                let target = ctx.need(Key::TaskDefinition, Key::Service)?;
-                if target == service_runs && !options.force {
-                    return Ok(Outcome::Unchanged);
-                }
-                line.start("updating");
-                service::roll_service(ctx, &target, options.force).await?;
-                Ok(Outcome::Updated)
-            })
-            .await;
-        if !options.no_wait {
-            let line = steps.line(Key::ServiceHealthy);
-            steps
-                .run(Key::ServiceHealthy, async {
-                    line.start("checking");
-                    service::wait_rollout(ctx, &line).await?;
-                    Ok(Outcome::Waited)
-                })
-                .await;
-        }
-        check_steps(&steps.reports)
+        ctx.put_record(TASK_DEFINITION, next).await?;
+        steps = graph.execute(Direction::Up, ctx.clone(), &progress, setup.max_concurrency, &|_| true).await;
+        check_steps(&steps)
     }
     .await;
     let mut rolled = Rolled {
@@ -266,11 +214,11 @@ pub async fn roll(
         ok: result.is_ok(),
         elapsed_ms: started.elapsed().as_millis() as u64,
         image: target_image,
-        task_definition: revision(&ctx.id(Key::TaskDefinition).unwrap_or_default()).to_string(),
+        task_definition: revision(&ctx.id(TASK_DEFINITION).unwrap_or_default()).to_string(),
         previous_image: base_image,
         previous_task_definition: revision(&snapshot.id).to_string(),
         waited: !options.no_wait,
-        steps: steps.reports,
+        steps,
         restored: None,
         events: vec![],
         stopped_tasks: vec![],
@@ -278,7 +226,7 @@ pub async fn roll(
         note: None,
     };
     if result.is_ok() {
-        rolled.note = image::wanted(ctx).note().map(|n| format!("a later `up`: {n}"));
+        rolled.note = image::wanted(&ctx.scope()).note().map(|n| format!("a later `up`: {n}"));
     } else {
         explain_failure(ctx, &snapshot, &mut rolled).await;
     }
@@ -297,20 +245,20 @@ fn intended_record(
 ) -> Recorded {
     // The config's image at the last `up`, if no run recorded it yet: the recorded revision's,
     // unless a deploy (which records it) came before.
-    let applied = snapshot.attrs.get(image::CONFIG_IMAGE).cloned().unwrap_or_else(|| {
-        if snapshot.attrs.contains_key(image::DEPLOYED_IMAGE) {
+    let applied = snapshot.attrs.get(image::CONFIG_IMAGE.name).cloned().unwrap_or_else(|| {
+        if snapshot.attrs.contains_key(image::DEPLOYED_IMAGE.name) {
             config_image.to_string()
         } else {
             base_image.to_string()
         }
     });
     let mut next = snapshot.clone();
-    next.attrs.insert(image::DEPLOYED_IMAGE.into(), target_image.to_string());
-    next.attrs.insert(image::CONFIG_IMAGE.into(), applied);
+    next.attrs.insert(image::DEPLOYED_IMAGE.name.into(), target_image.to_string());
+    next.attrs.insert(image::CONFIG_IMAGE.name.into(), applied);
     if let Move::Rollback { to, history } = mv {
         next.id = to.task_definition_arn().unwrap_or_default().to_string();
-        next.attrs.insert("image".into(), target_image.to_string());
-        next.attrs.insert(task_definition::COMPLETED_REVISIONS.into(), history.clone());
+        next.attrs.insert(task_definition::IMAGE.name.into(), target_image.to_string());
+        next.attrs.insert(task_definition::COMPLETED_REVISIONS.name.into(), history.clone());
     }
     next
 }
@@ -322,34 +270,36 @@ async fn explain_failure(ctx: &Ctx, snapshot: &Recorded, rolled: &mut Rolled) {
         Ok(restored) => rolled.restored = restored,
         Err(e) => rolled.restored = Some(format!("could not put the state back: {e}")),
     }
-    if let Ok(Some(view)) = status_view::service_view(ctx).await {
-        rolled.events = view.last_events(5);
+    let view = ctx.scope();
+    if let Ok(Some(service)) = status_view::service_view(&view).await {
+        rolled.events = service.last_events(5);
     }
-    rolled.stopped_tasks = status_view::stopped_tasks(ctx, 3).await.unwrap_or_default();
-    rolled.task_definition = revision(&ctx.id(Key::TaskDefinition).unwrap_or_default()).to_string();
+    rolled.stopped_tasks = status_view::stopped_tasks(&view, 3).await.unwrap_or_default();
+    rolled.task_definition = revision(&ctx.id(TASK_DEFINITION).unwrap_or_default()).to_string();
 }
 
 /// After a failure: make the state record what the service is set to run. Says what, if that
 /// differs from what was being rolled out.
 async fn settle_state(ctx: &Ctx, snapshot: &Recorded) -> Result<Option<String>, StackError> {
-    let wanted = ctx.id(Key::TaskDefinition).unwrap_or_default();
-    let Some(view) = status_view::service_view(ctx).await? else { return Ok(None) };
-    let runs = view.task_definition;
+    let wanted = ctx.id(TASK_DEFINITION).unwrap_or_default();
+    let view = ctx.scope();
+    let Some(service) = status_view::service_view(&view).await? else { return Ok(None) };
+    let runs = service.task_definition;
     if runs == wanted {
         return Ok(None);
     }
     let image = if runs == snapshot.id {
-        ctx.put_record(Key::TaskDefinition, snapshot.clone()).await?;
-        snapshot.attrs.get("image").cloned().unwrap_or_default()
+        ctx.put_record(TASK_DEFINITION, snapshot.clone()).await?;
+        snapshot.attrs.get(task_definition::IMAGE.name).cloned().unwrap_or_default()
     } else {
         // The circuit breaker went back further than the recorded revision.
         let image =
-            task_definition::definition(ctx, &runs).await?.map(|d| task_definition::image_of(&d)).unwrap_or_default();
+            task_definition::definition(&view, &runs).await?.map(|d| task_definition::image_of(&d)).unwrap_or_default();
         let mut record = snapshot.clone();
         record.id = runs.clone();
-        record.attrs.insert("image".into(), image.clone());
-        record.attrs.insert(image::DEPLOYED_IMAGE.into(), image.clone());
-        ctx.put_record(Key::TaskDefinition, record).await?;
+        record.attrs.insert(task_definition::IMAGE.name.into(), image.clone());
+        record.attrs.insert(image::DEPLOYED_IMAGE.name.into(), image.clone());
+        ctx.put_record(TASK_DEFINITION, record).await?;
         image
     };
     Ok(Some(format!(

@@ -9,166 +9,71 @@ use serde::Serialize;
 use crate::cli::StatusArgs;
 use crate::commands::{inspect, CommandError, Outputs, ResourceRow, Setup, StackState, EXIT_ATTENTION};
 use crate::context::Ctx;
-use crate::model::{Health, Key};
+use crate::model::{Health, Key, Shape, RETAINED};
 use crate::report::{self, Report, Text};
-use crate::resources::certificate::{self, CertificateSummary};
-use crate::resources::service::status as status_view;
-use crate::resources::service::status::{DeploymentView, EventView, StoppedTask};
-use crate::resources::{self, image, load_balancer, task_definition};
+use crate::resources::listener_https::{self, CertificateSummary};
+use crate::resources::service::status::ServiceSummary;
+use crate::resources::task_definition::image;
+use crate::resources::{self, autoscaling};
 use crate::state::s3::LockInfo;
 use crate::state::{State, StateLocation};
-
-#[derive(Debug, Serialize, Default)]
-pub struct ServiceSummary {
-    pub desired: i32,
-    pub running: i32,
-    pub pending: i32,
-    pub healthy_targets: u32,
-    /// The PRIMARY deployment's rollout state (IN_PROGRESS, COMPLETED, FAILED).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub rollout: Option<String>,
-    /// The range Application Auto Scaling keeps `desired` in, when the service is registered.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub autoscaling: Option<ScalingRange>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub rollout_reason: Option<String>,
-    /// The image the PRIMARY deployment runs.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub image: Option<String>,
-    /// Which image the stack wants and why (the config's, or one `deploy` shipped).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub image_choice: Option<image::Choice>,
-    /// PRIMARY first, then ACTIVE deployments still running older tasks.
-    pub deployments: Vec<DeploymentView>,
-    /// The last `--events N` service events, oldest first.
-    pub events: Vec<EventView>,
-    /// The last few stopped tasks (ECS keeps them about an hour) with why they stopped.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub stopped_tasks: Vec<StoppedTask>,
-}
-
-#[derive(Debug, Serialize, Clone, Copy, PartialEq, Eq)]
-pub struct ScalingRange {
-    pub min: u32,
-    pub max: u32,
-}
-
-impl ScalingRange {
-    /// The registered range, from the live check of the scalable target in `rows`.
-    fn of(ctx: &Ctx, rows: &[ResourceRow]) -> Option<ScalingRange> {
-        rows.iter().find(|r| r.name == Key::ScalableTarget && r.status != Health::Missing)?;
-        let bound = |attr: &str| ctx.attr(Key::ScalableTarget, attr)?.parse().ok();
-        Some(ScalingRange { min: bound("min_count")?, max: bound("max_count")? })
-    }
-}
 
 /// How many stopped tasks `status` shows.
 const STOPPED_TASKS: usize = 3;
 
-impl ServiceSummary {
-    pub async fn of(ctx: &Ctx, rows: &[ResourceRow], events: usize) -> Result<Option<ServiceSummary>, CommandError> {
-        if ctx.id(Key::Service).is_none() {
-            return Ok(None);
-        }
-        let health = async {
-            match ctx.id(Key::TargetGroup) {
-                Some(arn) => load_balancer::target_health(ctx, &arn).await.map(|(h, _)| h).unwrap_or(0),
-                None => 0,
-            }
-        };
-        let stopped = async {
-            if events > 0 {
-                status_view::stopped_tasks(ctx, STOPPED_TASKS).await
-            } else {
-                Ok(vec![])
-            }
-        };
-        let (view, healthy_targets, stopped) = tokio::join!(status_view::service_view(ctx), health, stopped);
-        let Some(view) = view? else { return Ok(None) };
-        let mut deployments = view.deployments.clone();
-        // The image of each deployment's revision (usually one or two revisions).
-        let images = futures::future::join_all(
-            deployments.iter().map(|d| task_definition::definition(ctx, &d.task_definition_arn)),
-        )
-        .await;
-        for (d, def) in deployments.iter_mut().zip(images) {
-            d.image = def?.map(|def| task_definition::image_of(&def));
-        }
-        let image = deployments.iter().find(|d| d.status == "PRIMARY").and_then(|d| d.image.clone());
-        let choice = image::wanted(ctx);
-        Ok(Some(ServiceSummary {
-            desired: view.desired,
-            running: view.running,
-            pending: view.pending,
-            healthy_targets,
-            rollout: view.rollout.clone(),
-            rollout_reason: view.rollout_reason.clone(),
-            image,
-            image_choice: ctx.id(Key::TaskDefinition).map(|_| choice),
-            events: view.last_events(events),
-            deployments,
-            stopped_tasks: stopped?,
-            autoscaling: ScalingRange::of(ctx, rows),
-        }))
+/// The service's part of `status`.
+fn render_service(summary: &ServiceSummary, text: &mut Text) {
+    let range = summary.autoscaling.map(|r| format!(" (autoscaling {}..={})", r.min, r.max)).unwrap_or_default();
+    text.line(format!(
+        "service: desired {}{range}, running {}, pending {}, healthy targets {}{}",
+        summary.desired,
+        summary.running,
+        summary.pending,
+        summary.healthy_targets,
+        summary.rollout.as_deref().map(|r| format!(", rollout {}", r.to_lowercase())).unwrap_or_default()
+    ));
+    if let Some(image) = &summary.image {
+        let note =
+            summary.image_choice.as_ref().and_then(image::Choice::note).map(|n| format!("  ({n})")).unwrap_or_default();
+        text.line(format!("  image: {image}{note}"));
     }
-
-    fn render(&self, text: &mut Text) {
-        let range = self.autoscaling.map(|r| format!(" (autoscaling {}..={})", r.min, r.max)).unwrap_or_default();
-        text.line(format!(
-            "service: desired {}{range}, running {}, pending {}, healthy targets {}{}",
-            self.desired,
-            self.running,
-            self.pending,
-            self.healthy_targets,
-            self.rollout.as_deref().map(|r| format!(", rollout {}", r.to_lowercase())).unwrap_or_default()
-        ));
-        if let Some(image) = &self.image {
-            let note = self
-                .image_choice
-                .as_ref()
-                .and_then(image::Choice::note)
-                .map(|n| format!("  ({n})"))
-                .unwrap_or_default();
-            text.line(format!("  image: {image}{note}"));
+    if !summary.deployments.is_empty() {
+        text.line("  deployments:");
+        let rows: Vec<Vec<String>> = summary
+            .deployments
+            .iter()
+            .map(|d| {
+                vec![
+                    format!("    {}", d.status),
+                    d.task_definition.clone(),
+                    d.image.clone().unwrap_or_else(|| "-".into()),
+                    format!("running {}/{}, pending {}, failed {}", d.running, d.desired, d.pending, d.failed),
+                    match (&d.rollout, &d.rollout_reason) {
+                        (Some(state), Some(reason)) => format!("{state}: {reason}"),
+                        (Some(state), None) => state.clone(),
+                        _ => String::new(),
+                    },
+                ]
+            })
+            .collect();
+        text.table(&rows);
+    }
+    if !summary.events.is_empty() {
+        text.line("  last events:");
+        for e in &summary.events {
+            text.line(format!("    {}  {}", e.at, e.message));
         }
-        if !self.deployments.is_empty() {
-            text.line("  deployments:");
-            let rows: Vec<Vec<String>> = self
-                .deployments
-                .iter()
-                .map(|d| {
-                    vec![
-                        format!("    {}", d.status),
-                        d.task_definition.clone(),
-                        d.image.clone().unwrap_or_else(|| "-".into()),
-                        format!("running {}/{}, pending {}, failed {}", d.running, d.desired, d.pending, d.failed),
-                        match (&d.rollout, &d.rollout_reason) {
-                            (Some(state), Some(reason)) => format!("{state}: {reason}"),
-                            (Some(state), None) => state.clone(),
-                            _ => String::new(),
-                        },
-                    ]
-                })
-                .collect();
-            text.table(&rows);
-        }
-        if !self.events.is_empty() {
-            text.line("  last events:");
-            for e in &self.events {
-                text.line(format!("    {}  {}", e.at, e.message));
-            }
-        }
-        if !self.stopped_tasks.is_empty() {
-            text.line("  stopped tasks:");
-            for t in &self.stopped_tasks {
-                text.line(format!(
-                    "    {}  {}  {}  {}",
-                    t.stopped_at.as_deref().unwrap_or("-"),
-                    t.task_id,
-                    t.task_definition,
-                    t.reason
-                ));
-            }
+    }
+    if !summary.stopped_tasks.is_empty() {
+        text.line("  stopped tasks:");
+        for t in &summary.stopped_tasks {
+            text.line(format!(
+                "    {}  {}  {}  {}",
+                t.stopped_at.as_deref().unwrap_or("-"),
+                t.task_id,
+                t.task_definition,
+                t.reason
+            ));
         }
     }
 }
@@ -216,7 +121,7 @@ impl Report for StatusReport {
         }
         if let Some(s) = &self.service {
             text.line(String::new());
-            s.render(text);
+            render_service(s, text);
         }
         if let Some(c) = &self.certificate {
             text.line(String::new());
@@ -242,6 +147,19 @@ impl Report for StatusReport {
             self.outputs.render(text);
         }
     }
+}
+
+/// The service's and the certificate's parts of `status`.
+async fn summaries(
+    ctx: &Ctx,
+    rows: &[ResourceRow],
+    events: usize,
+) -> Result<(Option<ServiceSummary>, Option<CertificateSummary>), CommandError> {
+    let view = ctx.scope();
+    let found = |key: Key| rows.iter().any(|r| r.name == key && r.status != Health::Missing);
+    let range = autoscaling::range(&view, &found);
+    let service = ServiceSummary::of(&view, events, STOPPED_TASKS, range).await?;
+    Ok((service, listener_https::summary(&view).await?))
 }
 
 pub fn render_rows(text: &mut Text, rows: &[ResourceRow]) {
@@ -282,31 +200,32 @@ pub async fn status(setup: &Setup, events: usize) -> Result<StatusReport, Comman
     })?;
     let state = state.unwrap_or_else(|| State::new(&setup.config.name, &setup.region));
     let tracked = !state.resources.is_empty();
-    // Only the table, kept on purpose by `down --retain-table`: a finished state.
-    let retained = state.resources.len() == 1 && state.attr(&Key::Table.to_string(), "retained").is_some();
+    // Only what `down` kept on purpose (the table, with `--retain-table`): a finished state.
+    let retained = tracked && state.resources.values().all(|r| r.attrs.contains_key(RETAINED));
     // With a state: every resource it records and the config asks for. Without: every resource a
     // stack of this name could have, looked for by tag and name.
-    let graph_config =
-        if tracked { resources::covering(&setup.config, &state) } else { resources::discovering(&setup.config) };
-    let graph = resources::stack(&graph_config, false)?;
-    let ctx: Arc<Ctx> = setup.read_only(state);
+    let shape = if tracked { Shape::covering(&setup.config, &state) } else { Shape::discovering(&setup.config) };
+    let graph = resources::stack(&shape)?;
+    let ctx: Arc<Ctx> = setup.read_only(state.clone());
     let mut rows = if retained {
-        let table = graph.get(Key::Table).expect("every stack has a table");
-        vec![ResourceRow { name: Key::Table, kind: Key::Table.kind(), inspection: table.inspect(&ctx).await? }]
+        let mut rows = vec![];
+        for node in graph.resources().filter(|n| state.get(&n.key().to_string()).is_some()) {
+            rows.push(ResourceRow { name: node.key(), kind: node.key().kind(), inspection: node.inspect(&ctx).await? });
+        }
+        rows
     } else {
         inspect(setup, &graph, ctx.clone()).await?
     };
     if !tracked {
         rows.retain(|r| r.status != Health::Missing);
     }
-    let service = if retained { None } else { ServiceSummary::of(&ctx, &rows, events).await? };
-    let certificate = if retained { None } else { certificate::summary(&ctx).await? };
+    let (service, certificate) = if retained { (None, None) } else { summaries(&ctx, &rows, events).await? };
     let (state, hint) = if retained {
-        let table = ctx.id(Key::Table).unwrap_or_default();
-        (
-            StackState::Retained,
-            Some(format!("only table {table} is left, kept by `down --retain-table` (deletion protection on)")),
-        )
+        let kept: Vec<String> = graph
+            .resources()
+            .filter_map(|n| Some(n.lifecycle().retention?.status.replace("{id}", &ctx.id(n.key())?)))
+            .collect();
+        (StackState::Retained, Some(kept.join("; ")))
     } else if !tracked && rows.is_empty() {
         (
             StackState::NotDeployed,

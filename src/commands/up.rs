@@ -11,11 +11,12 @@ use serde::Serialize;
 use crate::cli::UpArgs;
 use crate::commands::{check_steps, confirm, inspect, summary, CommandError, Outputs, ResourceRow, Setup, StackState};
 use crate::config::ConfigSource;
-use crate::context::{Ctx, DownOptions};
+use crate::context::Ctx;
 use crate::graph::{Direction, Graph, StepReport, StepResult};
-use crate::model::{Change, Health, Key, Kind, Outcome};
+use crate::model::{Change, Health, Key, Kind, Outcome, Removal, Resource, Shape};
 use crate::report::{self, Report, Text};
-use crate::resources::{self, image, task_definition};
+use crate::resources;
+use crate::resources::task_definition::image;
 use crate::state::{Applied, State, Store};
 
 /// What `up` would do to one resource.
@@ -107,36 +108,27 @@ pub struct Plan {
     pub blocked: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub config_switch: Option<ConfigSwitch>,
-    /// Which image the task definition gets, when a `deploy` is involved (see `resources::image`).
+    /// Which image the task definition gets, when a `deploy` is involved (see `task_definition::image`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
 }
 
-/// Removed from the config and deleted before the up pass, not after it: while the service is
-/// registered with Application Auto Scaling, the autoscaler moves the desired count that the up
-/// pass puts back to `service.desired_count`.
-fn deleted_before_the_up_pass(key: Key) -> bool {
-    matches!(key.kind(), Kind::ScalableTarget | Kind::ScalingPolicy)
+/// The config's graph and the one that also covers what the state records beyond it.
+struct Graphs {
+    config: Graph,
+    covering: Graph,
 }
 
-/// Config changes that remove a part of the network: refused, like any replacement.
-fn removal_refused(key: Key, setup: &Setup) -> Option<Change> {
-    let net = &setup.config.network;
-    let change = |field: &str, to: u8| {
-        Some(Change {
-            field: field.into(),
-            from: format!("{} or more", key.index()? + 1),
-            to: to.to_string(),
-            replace: true,
-        })
-    };
-    match key {
-        Key::PublicSubnet(_) | Key::PrivateSubnet(_) => change("network.az_count", net.az_count),
-        Key::NatGateway(_) | Key::ElasticIp(_) | Key::PrivateRouteTable(_) => {
-            change("network.nat_gateways", net.nat_gateways)
-        }
-        _ => None,
+impl Graphs {
+    fn node(&self, key: Key) -> Option<&std::sync::Arc<dyn Resource>> {
+        self.config.get(key).or_else(|| self.covering.get(key))
     }
+}
+
+/// What `up` does about a resource the config no longer has: refused (a part of the network) or
+/// deleted, before or after the up pass.
+fn removal(graphs: &Graphs, key: Key, setup: &Setup) -> Removal {
+    graphs.node(key).map_or(Removal::AfterUp, |n| n.removal(&setup.config))
 }
 
 impl Plan {
@@ -144,8 +136,8 @@ impl Plan {
     /// the config no longer has, and the config last applied.
     fn new(
         setup: &Setup,
-        rows: &[ResourceRow],
-        orphans: &[ResourceRow],
+        graphs: &Graphs,
+        (rows, orphans): (&[ResourceRow], &[ResourceRow]),
         applied: Option<&Applied>,
         image: Option<String>,
     ) -> Plan {
@@ -162,7 +154,10 @@ impl Plan {
             .collect();
         let blocked: Vec<String> = rows.iter().filter_map(|r| r.blocked.clone()).collect();
         for orphan in orphans {
-            let refused = removal_refused(orphan.name, setup);
+            let refused = match removal(graphs, orphan.name, setup) {
+                Removal::Refused(change) => Some(change),
+                _ => None,
+            };
             resources.push(PlanRow {
                 name: orphan.name,
                 kind: orphan.kind,
@@ -184,13 +179,9 @@ impl Plan {
                 format!("{}: {}", r.name, why.join("; "))
             })
             .collect();
-        // A new task definition revision rolls the running service onto it.
-        let definition = resources.iter().find(|r| r.name == Key::TaskDefinition && r.action == Action::Update);
-        let service_runs = resources.iter().any(|r| r.name == Key::Service && r.action != Action::Create);
-        let rollout = definition.filter(|_| service_runs).map(|d| {
-            let changes: Vec<String> = d.changes.iter().map(Change::to_string).collect();
-            format!("the service rolls onto a new task definition revision ({})", changes.join("; "))
-        });
+        // What the changes cause elsewhere (a new task definition revision rolls the service).
+        let other = |key: Key| rows.iter().find(|r| r.name == key).map(|r| r.inspection.clone());
+        let rollout = rows.iter().find_map(|r| graphs.node(r.name).and_then(|n| n.plan_note(&r.inspection, &other)));
         let config_switch =
             applied.filter(|a| a.config != setup.source.path && a.sha256 != setup.source.sha256).map(|a| {
                 ConfigSwitch {
@@ -200,6 +191,24 @@ impl Plan {
                 }
             });
         Plan { resources, counts, rollout, refused, blocked, config_switch, image }
+    }
+
+    /// What to do about the refused replacements: the advice their resources give, when they all
+    /// give the same one, else `down` then `up`.
+    fn advice(&self, graphs: &Graphs) -> &'static str {
+        let advice: Vec<Option<&'static str>> = self
+            .resources
+            .iter()
+            .filter(|r| r.action == Action::Replace)
+            .map(|r| graphs.node(r.name).and_then(|n| n.lifecycle().advice))
+            .collect();
+        match advice.first() {
+            Some(Some(first)) if advice.iter().all(|a| *a == Some(*first)) => first,
+            _ => {
+                "These replace resources (and their data): run `fargate-stack down` (with --retain-table to keep \
+                 the table's data), then `up`"
+            }
+        }
     }
 
     fn count(&self, action: Action) -> usize {
@@ -316,53 +325,71 @@ pub async fn run(setup: &Setup, args: &UpArgs) -> Result<ExitCode, CommandError>
         return Ok(ExitCode::SUCCESS);
     }
     let store = setup.open_state().await?;
-    let ctx = setup.context(store, DownOptions::default());
+    let ctx = setup.context(store);
     let result = apply(setup, args, &ctx).await;
     ctx.store().release().await;
     result
 }
 
+/// The graphs of `up`: the config's (with its waits, unless `no_wait`), and the one covering what
+/// the state records beyond it.
+fn graphs(setup: &Setup, state: &State, waits: bool) -> Result<Graphs, CommandError> {
+    Ok(Graphs {
+        config: resources::stack(&Shape::of(&setup.config).with_waits(waits))?,
+        covering: resources::stack(&Shape::covering(&setup.config, state))?,
+    })
+}
+
 /// The live rows of the config's graph, and of what the state records beyond it.
 async fn check(
     setup: &Setup,
-    graph: &Graph,
+    graphs: &Graphs,
     ctx: &Arc<Ctx>,
     state: &State,
 ) -> Result<(Vec<ResourceRow>, Vec<ResourceRow>), CommandError> {
-    let rows = inspect(setup, graph, ctx.clone()).await?;
-    let beyond = resources::stack(&resources::covering(&setup.config, state), false)?;
-    let extra: Vec<Key> =
-        beyond.keys().into_iter().filter(|k| graph.get(*k).is_none() && state.get(&k.to_string()).is_some()).collect();
+    let rows = inspect(setup, &graphs.config, ctx.clone()).await?;
     let mut orphans = vec![];
-    for key in extra {
-        let node = beyond.get(key).expect("covering graph has it");
-        orphans.push(ResourceRow { name: key, kind: key.kind(), inspection: node.inspect(ctx).await? });
+    for node in graphs.covering.resources() {
+        let key = node.key();
+        if graphs.config.get(key).is_none() && state.get(&key.to_string()).is_some() {
+            orphans.push(ResourceRow { name: key, kind: key.kind(), inspection: node.inspect(ctx).await? });
+        }
     }
     Ok((rows, orphans))
 }
 
+/// What AWS would refuse later (a region without enough zones for `az_count`), before any change.
+async fn preflight(graph: &Graph, ctx: &Arc<Ctx>) -> Result<(), CommandError> {
+    let checks = graph.nodes().iter().map(|n| n.preflight(ctx));
+    futures::future::try_join_all(checks).await?;
+    Ok(())
+}
+
 async fn dry_run(setup: &Setup) -> Result<PlanReport, CommandError> {
     let state = setup.read_state().await?.unwrap_or_else(|| State::new(&setup.config.name, &setup.region));
-    let graph = resources::stack(&setup.config, false)?;
+    let graphs = graphs(setup, &state, false)?;
     let ctx = setup.read_only(state.clone());
-    let (rows, orphans) = check(setup, &graph, &ctx, &state).await?;
-    let plan = Plan::new(setup, &rows, &orphans, state.applied.as_ref(), image::wanted(&ctx).note());
+    let (rows, orphans) = check(setup, &graphs, &ctx, &state).await?;
+    let image = image::wanted(&ctx.scope()).note();
+    let plan = Plan::new(setup, &graphs, (&rows, &orphans), state.applied.as_ref(), image);
     Ok(PlanReport { stack: setup.config.name.clone(), region: setup.region.clone(), dry_run: true, plan })
 }
 
 async fn apply(setup: &Setup, args: &UpArgs, ctx: &Arc<Ctx>) -> Result<ExitCode, CommandError> {
     let state = ctx.snapshot();
-    let graph = resources::stack(&setup.config, !args.no_wait)?;
+    let graphs = graphs(setup, &state, !args.no_wait)?;
+    let graph = &graphs.config;
     let progress = setup.progress(&graph.keys());
     let location = setup.location();
     progress.note(&format!("fargate-stack up: stack {} in {} (state {location})", setup.config.name, setup.region));
     setup.report_interrupted(ctx.store(), &progress);
     // Before any change: one round of concurrent describe calls says what would happen; beside
-    // it, an az_count the region cannot hold is refused.
-    let (zones, checked) = tokio::join!(ctx.availability_zones(), check(setup, &graph, ctx, &state));
-    zones?;
+    // it, what AWS would refuse later is refused now.
+    let (preflight, checked) = tokio::join!(preflight(graph, ctx), check(setup, &graphs, ctx, &state));
+    preflight?;
     let (rows, orphans) = checked?;
-    let plan = Plan::new(setup, &rows, &orphans, state.applied.as_ref(), image::wanted(ctx).note());
+    let image = image::wanted(&ctx.scope()).note();
+    let plan = Plan::new(setup, &graphs, (&rows, &orphans), state.applied.as_ref(), image);
     if let Some(image) = &plan.image {
         progress.note(&format!("image: {image}"));
     }
@@ -373,16 +400,7 @@ async fn apply(setup: &Setup, args: &UpArgs, ctx: &Arc<Ctx>) -> Result<ExitCode,
         )));
     }
     if !plan.refused.is_empty() {
-        // HTTPS can move without the rest of the stack: through a run without it.
-        let https_only = plan.refused.iter().all(|r| r.contains("https."));
-        let how = if https_only {
-            "A certificate's domain and a record's zone cannot change: to move HTTPS, remove [https] (or switch \
-             to certificate_arn) and run `up`, which deletes the certificate and records, then set the new \
-             values and run `up` again"
-        } else {
-            "These replace resources (and their data): run `fargate-stack down` (with --retain-table to keep \
-             the table's data), then `up`"
-        };
+        let how = plan.advice(&graphs);
         return Err(CommandError::Refused(format!("nothing was changed: {}. {how}", plan.refused.join("; "))));
     }
     let started = std::time::Instant::now();
@@ -391,11 +409,10 @@ async fn apply(setup: &Setup, args: &UpArgs, ctx: &Arc<Ctx>) -> Result<ExitCode,
         switch.confirm(&setup.config.name)?;
     }
     let steps = if converged {
-        // A service that is ok runs the recorded revision with every target healthy: its rollout
-        // completed, even if no wait saw it (`--no-wait` runs). Remember it for `rollback`.
-        if rows.iter().any(|r| r.name == Key::Service && r.status == Health::Ok) {
-            if let Some(arn) = ctx.id(Key::TaskDefinition) {
-                task_definition::note_completed(ctx, &arn).await?;
+        // What a finished run would have noted (a service that is ok completed its rollout).
+        for row in &rows {
+            if let Some(node) = graph.get(row.name) {
+                node.converged(ctx, &row.inspection).await?;
             }
         }
         let unchanged = |key| StepReport {
@@ -405,7 +422,7 @@ async fn apply(setup: &Setup, args: &UpArgs, ctx: &Arc<Ctx>) -> Result<ExitCode,
         };
         graph.keys().into_iter().map(unchanged).collect()
     } else {
-        execute(setup, &graph, ctx, &progress, &plan, &state).await?
+        execute(setup, &graphs, ctx, &progress, &plan).await?
     };
     let result = check_steps(&steps);
     if result.is_ok() {
@@ -446,15 +463,15 @@ async fn apply(setup: &Setup, args: &UpArgs, ctx: &Arc<Ctx>) -> Result<ExitCode,
 /// in place.
 async fn execute(
     setup: &Setup,
-    graph: &Graph,
+    graphs: &Graphs,
     ctx: &Arc<Ctx>,
     progress: &crate::progress::Progress,
     plan: &Plan,
-    state: &State,
 ) -> Result<Vec<StepReport>, CommandError> {
     let deletable: Vec<Key> = plan.resources.iter().filter(|r| r.action == Action::Delete).map(|r| r.name).collect();
-    let beyond = resources::stack(&resources::covering(&setup.config, state), false)?;
-    let (first, last): (Vec<Key>, Vec<Key>) = deletable.into_iter().partition(|k| deleted_before_the_up_pass(*k));
+    let (graph, beyond) = (&graphs.config, &graphs.covering);
+    let (first, last): (Vec<Key>, Vec<Key>) =
+        deletable.into_iter().partition(|k| removal(graphs, *k, setup) == Removal::BeforeUp);
     let mut steps = vec![];
     if !first.is_empty() {
         let only = |n: &dyn crate::model::Resource| first.contains(&n.key());

@@ -35,6 +35,9 @@ pub enum StackError {
     Blocked { resource: String, reason: String },
     #[error(transparent)]
     State(#[from] StateError),
+    /// A resource touched what it does not declare (a bug in its declaration, caught by tests).
+    #[error("internal error: {by} {what}, which it does not declare (needs, reads or writes)")]
+    Undeclared { by: String, what: String },
 }
 
 impl StackError {
@@ -96,6 +99,11 @@ impl From<aws::AwsError> for StackError {
         let aws::AwsError { action, resource, code, message, detail } = e;
         StackError::Aws { action, resource, code, message, detail }
     }
+}
+
+/// What a create (or register) call answered with, or the error for an answer without it.
+pub fn returned<T>(value: Option<T>, resource: impl Into<String>, message: &str) -> Result<T, StackError> {
+    value.ok_or_else(|| StackError::Failed { resource: resource.into(), message: message.to_string() })
 }
 
 /// Treat "not found" as success: for deletes.

@@ -1,12 +1,11 @@
 //! What the resources that deal with ACM certificates share (the certificate, its validation
 //! record, the HTTPS listener): describing a certificate, the certificates of a domain, and the
-//! domain the stack requests its certificate for.
+//! others of the account a validation record serves.
 
 use aws_sdk_acm::types::{CertificateDetail, CertificateStatus, CertificateSummary, CertificateType};
 
-use crate::context::Ctx;
 use crate::error::{found, AwsContext, StackError};
-use crate::model::Key;
+use crate::model::Scope;
 
 /// Every status, so that ListCertificates leaves none out.
 const ALL_STATUSES: &[CertificateStatus] = &[
@@ -19,13 +18,7 @@ const ALL_STATUSES: &[CertificateStatus] = &[
     CertificateStatus::Failed,
 ];
 
-/// The domain the stack requests its certificate for: the config's, else (a config that no
-/// longer asks for it) the one recorded with the certificate.
-pub fn requested_domain(ctx: &Ctx) -> Option<String> {
-    ctx.config.https.as_ref().and_then(|h| h.domain.clone()).or_else(|| ctx.attr(Key::Certificate, "domain"))
-}
-
-pub async fn describe(ctx: &Ctx, arn: &str) -> Result<Option<CertificateDetail>, StackError> {
+pub async fn describe(ctx: &Scope<'_>, arn: &str) -> Result<Option<CertificateDetail>, StackError> {
     let out =
         found(ctx.aws.acm.describe_certificate().certificate_arn(arn).send().await.ctx("describe certificate", arn))?;
     Ok(out.and_then(|o| o.certificate().cloned()))
@@ -41,7 +34,7 @@ pub fn validation_record(detail: &CertificateDetail) -> Option<(String, String)>
 
 /// Every page of the certificates in `statuses` (listed for `domain`, which names the error).
 async fn summaries(
-    ctx: &Ctx,
+    ctx: &Scope<'_>,
     statuses: &[CertificateStatus],
     domain: &str,
 ) -> Result<Vec<CertificateSummary>, StackError> {
@@ -55,7 +48,7 @@ async fn summaries(
 }
 
 /// Certificates of this account and region whose domain is `domain`, by ARN.
-pub async fn certificates_for(ctx: &Ctx, domain: &str) -> Result<Vec<String>, StackError> {
+pub async fn certificates_for(ctx: &Scope<'_>, domain: &str) -> Result<Vec<String>, StackError> {
     Ok(summaries(ctx, ALL_STATUSES, domain)
         .await?
         .iter()
@@ -66,7 +59,7 @@ pub async fn certificates_for(ctx: &Ctx, domain: &str) -> Result<Vec<String>, St
 
 /// Other certificates of this account and region that ACM validates (and renews) with the same
 /// CNAME as `domain`'s: those it issues for the domain itself or its wildcard, pending or issued.
-pub async fn others_validated_by(ctx: &Ctx, domain: &str, ours: Option<&str>) -> Result<Vec<String>, StackError> {
+pub async fn others_validated_by(ctx: &Scope<'_>, domain: &str, ours: Option<&str>) -> Result<Vec<String>, StackError> {
     let wildcard = format!("*.{domain}");
     let named = |names: &[&str]| names.iter().any(|n| *n == domain || *n == wildcard);
     // Imported certificates are not validated (nor renewed) by ACM.

@@ -11,26 +11,75 @@ use aws_sdk_applicationautoscaling::types::{
     ServiceNamespace, SuspendedState, TargetTrackingScalingPolicyConfiguration,
 };
 
-use crate::config::AutoscalingConfig;
-use crate::context::Ctx;
+use crate::config::{AutoscalingConfig, Config};
 use crate::error::{found, ignore_not_found, AwsContext, StackError};
-use crate::model::{after, Change, Diff, Edge, Key, Managed, Outcome, Record};
+use crate::model::{
+    after, before, Attr, Changed, Dep, Diff, Edge, Field, Key, Kind, Managed, Nodes, Outcome, Record, Removal, Scope,
+    Shape,
+};
 use crate::progress::Line;
-use crate::resources::cluster::cluster_name;
-use crate::resources::service::service_name;
+use crate::resources::cluster::{stack_cluster, CLUSTER};
+use crate::resources::load_balancer::{LISTENER, LOAD_BALANCER, TARGET_GROUP};
+use crate::resources::service::status::ScalingRange;
+use crate::resources::service::{service_name, SERVICE};
+use crate::resources::tags::TagPairs;
 use crate::wait::{self, budget, Poll};
+
+/// The service registered with Application Auto Scaling (ecs:service:DesiredCount).
+pub const SCALABLE_TARGET: Key = Key::new("scalable-target", Kind::new("application-autoscaling:scalable-target"));
+const SCALING_POLICY: Kind = Kind::new("application-autoscaling:scaling-policy");
+/// Target tracking on the service's average CPU.
+pub const CPU_POLICY: Key = Key::new("scaling-policy-cpu", SCALING_POLICY);
+/// Target tracking on the load balancer's requests per target.
+pub const REQUESTS_POLICY: Key = Key::new("scaling-policy-requests", SCALING_POLICY);
+
+const RESOURCE_ID: Attr = Attr::new(SCALABLE_TARGET, "resource_id");
+pub const MIN_COUNT: Attr = Attr::new(SCALABLE_TARGET, "min_count");
+pub const MAX_COUNT: Attr = Attr::new(SCALABLE_TARGET, "max_count");
+
+/// The scalable target and its policies, with `[autoscaling]`, or while the state records them (or
+/// they may be found). Without either, a `down` that may meet a target no state recorded (a run
+/// killed right after registering it) looks for it.
+pub fn declare(shape: &Shape, nodes: &mut Nodes) {
+    let config = shape.config().autoscaling.as_ref();
+    let everything = shape.discovering_all();
+    if config.is_none() && !everything && !shape.holds_any(&[SCALABLE_TARGET, CPU_POLICY, REQUESTS_POLICY]) {
+        if shape.probes() && shape.records(SERVICE) {
+            nodes.probe(ScalableTarget { policies: vec![] });
+        }
+        return;
+    }
+    let mut policies = vec![Policy::Cpu];
+    if config.is_some_and(|a| a.requests_per_target.is_some()) || everything || shape.holds(REQUESTS_POLICY) {
+        policies.push(Policy::Requests);
+    }
+    let keys = policies.iter().map(Managed::key).collect();
+    nodes.managed(ScalableTarget { policies: keys });
+    for policy in policies {
+        nodes.managed(policy);
+    }
+}
 
 const NAMESPACE: ServiceNamespace = ServiceNamespace::Ecs;
 const DIMENSION: ScalableDimension = ScalableDimension::EcsServiceDesiredCount;
 
 /// `service/<cluster>/<service>`: the service as Application Auto Scaling names it.
-pub fn resource_id(ctx: &Ctx) -> String {
-    let cluster = ctx.id(Key::Cluster).unwrap_or_else(|| cluster_name(ctx));
-    format!("service/{cluster}/{}", service_name(ctx))
+pub fn resource_id(ctx: &Scope<'_>) -> String {
+    format!("service/{}/{}", stack_cluster(ctx), service_name(ctx.stack()))
+}
+
+/// The range Application Auto Scaling keeps the service's desired count in, as recorded when its
+/// target was found (`found` says whether a live check found a resource).
+pub fn range(ctx: &Scope<'_>, found: &dyn Fn(Key) -> bool) -> Option<ScalingRange> {
+    if !found(SCALABLE_TARGET) {
+        return None;
+    }
+    let bound = |attr| ctx.attr(attr)?.parse().ok();
+    Some(ScalingRange { min: bound(MIN_COUNT)?, max: bound(MAX_COUNT)? })
 }
 
 /// `up` creates these only from a config with `[autoscaling]`.
-fn required(ctx: &Ctx, key: Key) -> Result<&AutoscalingConfig, StackError> {
+fn required<'a>(ctx: &Scope<'a>, key: Key) -> Result<&'a AutoscalingConfig, StackError> {
     ctx.config.autoscaling.as_ref().ok_or_else(|| StackError::Failed {
         resource: key.to_string(),
         message: "cannot be created without [autoscaling] in the config".into(),
@@ -85,7 +134,7 @@ impl TargetLive {
 }
 
 /// The registered target of the stack's service, whoever registered it.
-async fn describe_target(ctx: &Ctx, resource_id: &str) -> Result<Option<Target>, StackError> {
+async fn describe_target(ctx: &Scope<'_>, resource_id: &str) -> Result<Option<Target>, StackError> {
     let out = ctx
         .aws
         .autoscaling
@@ -109,27 +158,26 @@ async fn describe_target(ctx: &Ctx, resource_id: &str) -> Result<Option<Target>,
 }
 
 /// Its tags, or `None` when AWS no longer knows the ARN.
-async fn target_tags(ctx: &Ctx, arn: &str) -> Result<Option<HashMap<String, String>>, StackError> {
+async fn target_tags(ctx: &Scope<'_>, arn: &str) -> Result<Option<HashMap<String, String>>, StackError> {
     let out = ctx.aws.autoscaling.list_tags_for_resource().resource_arn(arn).send().await;
     Ok(found(out.ctx("list the tags of", arn))?.map(|o| o.tags().cloned().unwrap_or_default()))
 }
 
-fn check_tags(ctx: &Ctx, live: &TargetLive, tags: Option<HashMap<String, String>>) -> Result<(), StackError> {
-    let what = format!("{} of {}", Key::ScalableTarget.kind(), live.resource_id);
+fn check_tags(ctx: &Scope<'_>, live: &TargetLive, tags: Option<HashMap<String, String>>) -> Result<(), StackError> {
+    let what = format!("{} of {}", SCALABLE_TARGET.kind(), live.resource_id);
     // Targets registered before ARNs existed (2023) cannot carry tags: not registered by this tool.
     if live.arn.is_empty() {
         return Err(ctx.not_ours(what, "no ARN, so no tags".into()));
     }
     let tags = tags.unwrap_or_default();
-    ctx.owns(Key::ScalableTarget, tags.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .map_err(|why| ctx.not_ours(what, why))
+    ctx.owned(SCALABLE_TARGET, what, tags.pairs())
 }
 
 /// Register (or update) the target: the range, and scaling resumed if someone suspended it. Just
 /// after CreateService, Application Auto Scaling may not see the service yet; the first
 /// registration in an account also creates its service-linked role, which takes a moment.
 async fn register(
-    ctx: &Ctx,
+    ctx: &Scope<'_>,
     line: &Line,
     want: &AutoscalingConfig,
     tags: Option<HashMap<String, String>>,
@@ -165,16 +213,62 @@ async fn register(
     Ok(out.scalable_target_arn().unwrap_or_default().to_string())
 }
 
+/// What the scalable target can differ in.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TargetField {
+    MinCount,
+    MaxCount,
+    Suspended,
+    /// The config no longer has `[autoscaling]`.
+    Removed,
+}
+
+impl Field for TargetField {
+    fn label(&self) -> String {
+        match self {
+            TargetField::MinCount => "autoscaling.min_count",
+            TargetField::MaxCount => "autoscaling.max_count",
+            TargetField::Suspended => "suspended scaling",
+            TargetField::Removed => "[autoscaling]",
+        }
+        .into()
+    }
+}
+
+/// Removed from the config: deleted before the up pass, not after it, since while the service is
+/// registered with Application Auto Scaling the autoscaler moves the desired count that the up
+/// pass puts back to `service.desired_count`.
+fn removed_first(_config: &Config) -> Removal {
+    Removal::BeforeUp
+}
+
 #[async_trait]
 impl Managed for ScalableTarget {
     type Live = TargetLive;
+    type Field = TargetField;
 
     fn key(&self) -> Key {
-        Key::ScalableTarget
+        SCALABLE_TARGET
     }
 
-    fn needs(&self) -> Vec<Key> {
-        vec![Key::Service]
+    fn needs(&self) -> Vec<Dep> {
+        vec![SERVICE.into()]
+    }
+
+    fn reads(&self) -> Vec<Dep> {
+        vec![CLUSTER.into()]
+    }
+
+    fn gone_before(&self) -> Vec<Edge> {
+        vec![before(
+            SERVICE,
+            "deregistered first: the autoscaler would scale the service up again while it drains, and a \
+             target outlives its deleted service in Application Auto Scaling",
+        )]
+    }
+
+    fn removal(&self, config: &Config) -> Removal {
+        removed_first(config)
     }
 
     fn teardown_after(&self) -> Vec<Edge> {
@@ -192,9 +286,9 @@ impl Managed for ScalableTarget {
 
     /// By the service's resource ID (there is at most one target per service and dimension), then
     /// this stack's tag on its ARN.
-    async fn find(&self, ctx: &Ctx) -> Result<Option<TargetLive>, StackError> {
+    async fn find(&self, ctx: &Scope<'_>) -> Result<Option<TargetLive>, StackError> {
         let resource_id = resource_id(ctx);
-        let recorded = ctx.id(Key::ScalableTarget);
+        let recorded = ctx.id(SCALABLE_TARGET);
         // Recorded: describe and tags in one round. Otherwise the tags of what the describe finds.
         let (target, tags) = match &recorded {
             Some(arn) => {
@@ -214,33 +308,29 @@ impl Managed for ScalableTarget {
         Ok(Some(live))
     }
 
-    fn record(&self, _ctx: &Ctx, live: &TargetLive) -> Record {
+    fn record(&self, _ctx: &Scope<'_>, live: &TargetLive) -> Record {
         Record::id(&live.arn)
-            .with("resource_id", &live.resource_id)
-            .with("min_count", live.min.to_string())
-            .with("max_count", live.max.to_string())
+            .with(RESOURCE_ID, &live.resource_id)
+            .with(MIN_COUNT, live.min.to_string())
+            .with(MAX_COUNT, live.max.to_string())
     }
 
-    fn diff(&self, ctx: &Ctx, live: &TargetLive) -> Result<Vec<Change>, StackError> {
+    fn diff(&self, ctx: &Scope<'_>, live: &TargetLive) -> Result<Vec<Changed<TargetField>>, StackError> {
         let Some(want) = &ctx.config.autoscaling else {
-            return Ok(vec![Change {
-                field: "[autoscaling]".into(),
-                from: format!("min {}, max {}", live.min, live.max),
-                to: "absent (`up` deregisters the service)".into(),
-                replace: false,
-            }]);
+            let from = format!("min {}, max {}", live.min, live.max);
+            return Ok(vec![Changed::new(TargetField::Removed, from, "absent (`up` deregisters the service)", false)]);
         };
         let mut diff = Diff::new();
-        diff.field("autoscaling.min_count", &live.min.to_string(), &want.min_count.to_string())
-            .field("autoscaling.max_count", &live.max.to_string(), &want.max_count.to_string())
-            .field("suspended scaling", live.suspended().as_str(), "none");
+        diff.field(TargetField::MinCount, &live.min.to_string(), &want.min_count.to_string())
+            .field(TargetField::MaxCount, &live.max.to_string(), &want.max_count.to_string())
+            .field(TargetField::Suspended, live.suspended().as_str(), "none");
         Ok(diff.into_changes())
     }
 
-    async fn create(&self, ctx: &Ctx, line: &Line) -> Result<TargetLive, StackError> {
-        let want = required(ctx, Key::ScalableTarget)?;
-        ctx.need(Key::Service, Key::ScalableTarget)?;
-        let tags = ctx.tags(Key::ScalableTarget, &ctx.name("service-scaling")).into_iter().collect();
+    async fn create(&self, ctx: &Scope<'_>, line: &Line) -> Result<TargetLive, StackError> {
+        let want = required(ctx, SCALABLE_TARGET)?;
+        ctx.need(SERVICE)?;
+        let tags = ctx.tags(&ctx.name("service-scaling")).into_iter().collect();
         let arn = register(ctx, line, want, Some(tags)).await?;
         Ok(TargetLive {
             arn,
@@ -253,18 +343,18 @@ impl Managed for ScalableTarget {
 
     async fn update(
         &self,
-        ctx: &Ctx,
+        ctx: &Scope<'_>,
         line: &Line,
         _live: &TargetLive,
-        _changes: &[Change],
+        _changes: &[Changed<TargetField>],
     ) -> Result<Option<TargetLive>, StackError> {
-        register(ctx, line, required(ctx, Key::ScalableTarget)?, None).await?;
+        register(ctx, line, required(ctx, SCALABLE_TARGET)?, None).await?;
         Ok(None)
     }
 
     /// Deregister (its policies and their alarms go with it), and wait until AWS no longer lists
     /// it, so that nothing of the stack is left in Application Auto Scaling.
-    async fn destroy(&self, ctx: &Ctx, line: &Line, live: TargetLive) -> Result<Outcome, StackError> {
+    async fn destroy(&self, ctx: &Scope<'_>, line: &Line, live: TargetLive) -> Result<Outcome, StackError> {
         let resource_id = &live.resource_id;
         ignore_not_found(
             ctx.aws
@@ -343,7 +433,13 @@ impl Policy {
         }
     }
 
-    fn name(self, ctx: &Ctx) -> String {
+    /// Its recorded name, metric and target value.
+    fn attrs(self) -> (Attr, Attr, Attr) {
+        let key = self.key();
+        (Attr::new(key, "name"), Attr::new(key, "metric"), Attr::new(key, "target"))
+    }
+
+    fn name(self, ctx: &Scope<'_>) -> String {
         ctx.name(self.suffix())
     }
 
@@ -354,7 +450,7 @@ impl Policy {
         }
     }
 
-    fn target_key(self) -> &'static str {
+    fn target_config_key(self) -> &'static str {
         match self {
             Policy::Cpu => "autoscaling.cpu_target_percent",
             Policy::Requests => "autoscaling.requests_per_target",
@@ -370,14 +466,14 @@ impl Policy {
     }
 
     /// What the config asks for; `None` when it no longer asks for this policy.
-    fn wanted(self, ctx: &Ctx) -> Result<Option<PolicyShape>, StackError> {
+    fn wanted(self, ctx: &Scope<'_>) -> Result<Option<PolicyShape>, StackError> {
         let Some(scaling) = &ctx.config.autoscaling else { return Ok(None) };
         let Some(target) = self.target_value(scaling) else { return Ok(None) };
         let label = match self {
             Policy::Cpu => "none".to_string(),
             Policy::Requests => {
-                let lb = ctx.need(Key::LoadBalancer, self.key())?;
-                let tg = ctx.need(Key::TargetGroup, self.key())?;
+                let lb = ctx.need(LOAD_BALANCER)?;
+                let tg = ctx.need(TARGET_GROUP)?;
                 resource_label(&lb, &tg).ok_or_else(|| StackError::Failed {
                     resource: self.key().to_string(),
                     message: format!("cannot name the request count of load balancer {lb} and target group {tg}"),
@@ -396,7 +492,7 @@ impl Policy {
     }
 
     /// The config no longer asks for it.
-    fn unwanted(self, ctx: &Ctx) -> StackError {
+    fn unwanted(self, ctx: &Scope<'_>) -> StackError {
         StackError::Failed {
             resource: self.key().to_string(),
             message: match ctx.config.autoscaling {
@@ -425,7 +521,7 @@ impl Policy {
     /// Create or replace the policy (PutScalingPolicy is both). Right after its target is
     /// registered AWS may not see the target yet, and the alarms it creates for the policy need the
     /// service-linked role's permissions to have propagated.
-    async fn put(self, ctx: &Ctx, line: &Line, want: &PolicyShape) -> Result<String, StackError> {
+    async fn put(self, ctx: &Scope<'_>, line: &Line, want: &PolicyShape) -> Result<String, StackError> {
         let scaling = required(ctx, self.key())?;
         let name = self.name(ctx);
         let resource_id = resource_id(ctx);
@@ -468,29 +564,70 @@ impl Policy {
     }
 }
 
+/// What a policy can differ in.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PolicyField {
+    PolicyType,
+    Metric,
+    Label,
+    /// The config key of its target value.
+    Target(&'static str),
+    ScaleInCooldown,
+    ScaleOutCooldown,
+    ScaleIn,
+    /// The config no longer asks for it: `[autoscaling]` or its target key is gone.
+    Removed(&'static str),
+}
+
+impl Field for PolicyField {
+    fn label(&self) -> String {
+        match self {
+            PolicyField::PolicyType => "policy type",
+            PolicyField::Metric => "metric",
+            PolicyField::Label => "load balancer and target group",
+            PolicyField::Target(key) | PolicyField::Removed(key) => key,
+            PolicyField::ScaleInCooldown => "autoscaling.scale_in_cooldown_seconds",
+            PolicyField::ScaleOutCooldown => "autoscaling.scale_out_cooldown_seconds",
+            PolicyField::ScaleIn => "scale-in",
+        }
+        .into()
+    }
+}
+
 #[async_trait]
 impl Managed for Policy {
     type Live = PolicyLive;
+    type Field = PolicyField;
 
     fn key(&self) -> Key {
         match self {
-            Policy::Cpu => Key::CpuScalingPolicy,
-            Policy::Requests => Key::RequestsScalingPolicy,
+            Policy::Cpu => CPU_POLICY,
+            Policy::Requests => REQUESTS_POLICY,
         }
     }
 
-    fn needs(&self) -> Vec<Key> {
+    fn needs(&self) -> Vec<Dep> {
         match self {
-            Policy::Cpu => vec![Key::ScalableTarget],
+            Policy::Cpu => vec![SCALABLE_TARGET.into()],
             // Its metric is the request count of the target group behind the load balancer, which
             // exists only once a listener forwards to it.
-            Policy::Requests => vec![Key::ScalableTarget, Key::LoadBalancer, Key::TargetGroup, Key::Listener],
+            Policy::Requests => {
+                vec![SCALABLE_TARGET.into(), LOAD_BALANCER.into(), TARGET_GROUP.into(), LISTENER.into()]
+            }
         }
+    }
+
+    fn reads(&self) -> Vec<Dep> {
+        vec![CLUSTER.into()]
+    }
+
+    fn removal(&self, config: &Config) -> Removal {
+        removed_first(config)
     }
 
     /// By name under the stack's scalable target (policies carry no tags: the target's were checked).
-    async fn find(&self, ctx: &Ctx) -> Result<Option<PolicyLive>, StackError> {
-        if ctx.id(Key::ScalableTarget).is_none() {
+    async fn find(&self, ctx: &Scope<'_>) -> Result<Option<PolicyLive>, StackError> {
+        if ctx.id(SCALABLE_TARGET).is_none() {
             return Ok(None);
         }
         let name = self.name(ctx);
@@ -518,37 +655,35 @@ impl Managed for Policy {
         Ok(None)
     }
 
-    fn record(&self, ctx: &Ctx, live: &PolicyLive) -> Record {
+    fn record(&self, ctx: &Scope<'_>, live: &PolicyLive) -> Record {
+        let (name, metric, target) = self.attrs();
         Record::id(&live.arn)
-            .with("name", self.name(ctx))
-            .with("metric", &live.shape.metric)
-            .with("target", &live.shape.target)
+            .with(name, self.name(ctx))
+            .with(metric, &live.shape.metric)
+            .with(target, &live.shape.target)
     }
 
-    fn diff(&self, ctx: &Ctx, live: &PolicyLive) -> Result<Vec<Change>, StackError> {
+    fn diff(&self, ctx: &Scope<'_>, live: &PolicyLive) -> Result<Vec<Changed<PolicyField>>, StackError> {
+        use PolicyField as F;
         let have = &live.shape;
         let Some(want) = self.wanted(ctx)? else {
-            let field = if ctx.config.autoscaling.is_none() { "[autoscaling]" } else { self.target_key() };
-            return Ok(vec![Change {
-                field: field.into(),
-                from: format!("{} {}", have.metric, have.target),
-                to: "absent (`up` removes the policy)".into(),
-                replace: false,
-            }]);
+            let gone = if ctx.config.autoscaling.is_none() { "[autoscaling]" } else { self.target_config_key() };
+            let from = format!("{} {}", have.metric, have.target);
+            return Ok(vec![Changed::new(F::Removed(gone), from, "absent (`up` removes the policy)", false)]);
         };
         let mut diff = Diff::new();
-        diff.field("policy type", &have.policy_type, &want.policy_type)
-            .field("metric", &have.metric, &want.metric)
-            .field("load balancer and target group", &have.label, &want.label)
-            .field(self.target_key(), &have.target, &want.target)
-            .field("autoscaling.scale_in_cooldown_seconds", &have.scale_in_cooldown, &want.scale_in_cooldown)
-            .field("autoscaling.scale_out_cooldown_seconds", &have.scale_out_cooldown, &want.scale_out_cooldown)
-            .field("scale-in", have.scale_in, want.scale_in);
+        diff.field(F::PolicyType, &have.policy_type, &want.policy_type)
+            .field(F::Metric, &have.metric, &want.metric)
+            .field(F::Label, &have.label, &want.label)
+            .field(F::Target(self.target_config_key()), &have.target, &want.target)
+            .field(F::ScaleInCooldown, &have.scale_in_cooldown, &want.scale_in_cooldown)
+            .field(F::ScaleOutCooldown, &have.scale_out_cooldown, &want.scale_out_cooldown)
+            .field(F::ScaleIn, have.scale_in, want.scale_in);
         Ok(diff.into_changes())
     }
 
-    async fn create(&self, ctx: &Ctx, line: &Line) -> Result<PolicyLive, StackError> {
-        ctx.need(Key::ScalableTarget, self.key())?;
+    async fn create(&self, ctx: &Scope<'_>, line: &Line) -> Result<PolicyLive, StackError> {
+        ctx.need(SCALABLE_TARGET)?;
         let want = self.wanted(ctx)?.ok_or_else(|| self.unwanted(ctx))?;
         let arn = self.put(ctx, line, &want).await?;
         Ok(PolicyLive { arn, shape: want })
@@ -556,10 +691,10 @@ impl Managed for Policy {
 
     async fn update(
         &self,
-        ctx: &Ctx,
+        ctx: &Scope<'_>,
         line: &Line,
         live: &PolicyLive,
-        _changes: &[Change],
+        _changes: &[Changed<PolicyField>],
     ) -> Result<Option<PolicyLive>, StackError> {
         let want = self.wanted(ctx)?.ok_or_else(|| self.unwanted(ctx))?;
         let arn = self.put(ctx, line, &want).await?;
@@ -567,7 +702,7 @@ impl Managed for Policy {
     }
 
     /// Delete it (and the alarms AWS made for it).
-    async fn destroy(&self, ctx: &Ctx, _line: &Line, _live: PolicyLive) -> Result<Outcome, StackError> {
+    async fn destroy(&self, ctx: &Scope<'_>, _line: &Line, _live: PolicyLive) -> Result<Outcome, StackError> {
         let name = self.name(ctx);
         let resource_id = resource_id(ctx);
         ignore_not_found(
@@ -630,10 +765,10 @@ mod tests {
                 ("fargate-stack:resource".to_string(), "scalable-target".to_string()),
             ]))
         };
-        assert!(check_tags(&app, &live("arn:t"), tags("app")).is_ok());
-        assert!(matches!(check_tags(&app, &live("arn:t"), tags("app-2")), Err(StackError::NotOurs { .. })));
-        assert!(check_tags(&app, &live("arn:t"), None).is_err(), "untagged: registered by someone else");
-        assert!(check_tags(&app, &live(""), tags("app")).is_err(), "no ARN: registered before tags existed");
-        assert_eq!(resource_id(&app), "service/app-cluster/app-service");
+        assert!(check_tags(&app.scope(), &live("arn:t"), tags("app")).is_ok());
+        assert!(matches!(check_tags(&app.scope(), &live("arn:t"), tags("app-2")), Err(StackError::NotOurs { .. })));
+        assert!(check_tags(&app.scope(), &live("arn:t"), None).is_err(), "untagged: registered by someone else");
+        assert!(check_tags(&app.scope(), &live(""), tags("app")).is_err(), "no ARN: registered before tags existed");
+        assert_eq!(resource_id(&app.scope()), "service/app-cluster/app-service");
     }
 }

@@ -1,20 +1,56 @@
-//! The ACM certificate requested for `https.domain` (DNS validation), the wait until ACM issues it,
-//! and what `status` says about the stack's certificate (requested or given by ARN).
+//! The ACM certificate requested for `https.domain` (DNS validation), and the wait until ACM
+//! issues it.
 
 use async_trait::async_trait;
 use aws_sdk_acm::types::{CertificateDetail, CertificateStatus, ValidationMethod};
-use serde::Serialize;
 
-use crate::context::Ctx;
 use crate::error::{AwsContext, StackError};
-use crate::model::{after, Change, Diff, Edge, Key, Managed, Outcome, Record, Wait};
+use crate::model::{
+    Attr, Changed, Dep, Diff, Field, Key, Kind, Lifecycle, Managed, Nodes, Outcome, Record, Scope, Shape, Wait,
+};
 use crate::progress::Line;
-use crate::resources::acm::{describe, requested_domain, validation_record};
+use crate::resources::acm::{certificates_for, describe, validation_record};
+use crate::resources::load_balancer::{load_balancer_name, LOAD_BALANCER, LOAD_BALANCER_NAME};
+use crate::resources::tags::TagPairs;
 use crate::wait::{self, budget, Poll};
 
-/// `status` warns when the certificate expires within this many days (ACM renews DNS-validated
-/// certificates from 60 days before; still unrenewed at 30 means renewal is failing).
-pub const EXPIRY_WARNING_DAYS: i64 = 30;
+pub const CERTIFICATE: Key = Key::new("certificate", Kind::new("acm:certificate"));
+/// Wait: ACM issued the certificate (minutes on AWS).
+pub const CERTIFICATE_ISSUED: Key = Key::new("certificate-issued", Kind::WAIT);
+pub const DOMAIN: Attr = Attr::new(CERTIFICATE, "domain");
+/// The validation CNAME ACM asks for, recorded once ACM shows it.
+pub const VALIDATION_NAME: Attr = Attr::new(CERTIFICATE, "validation_name");
+pub const VALIDATION_VALUE: Attr = Attr::new(CERTIFICATE, "validation_value");
+
+/// What to do about a refused change of a certificate's domain or a record's zone.
+pub const MOVE_HTTPS: &str = "A certificate's domain and a record's zone cannot change: to move HTTPS, remove \
+     [https] (or switch to certificate_arn) and run `up`, which deletes the certificate and records, then set the \
+     new values and run `up` again";
+
+/// A certificate is requested for `https.domain`, or one is recorded that must be deleted.
+pub fn requested(shape: &Shape) -> bool {
+    shape.config().https.as_ref().is_some_and(|h| h.domain.is_some()) || shape.holds(CERTIFICATE)
+}
+
+/// The certificate requested for `https.domain`, first: validation takes minutes, beside the network.
+pub fn declare(shape: &Shape, nodes: &mut Nodes) {
+    if requested(shape) {
+        nodes.managed(Certificate);
+    }
+}
+
+/// The wait for its issue, whenever a certificate is requested: the HTTPS listener needs it.
+pub fn issued(shape: &Shape, nodes: &mut Nodes) {
+    if requested(shape) {
+        nodes.wait(IssuedWait);
+    }
+}
+
+/// The domain the stack requests its certificate for: the config's, else (a config that no
+/// longer asks for it) the one recorded with the certificate.
+pub fn requested_domain(ctx: &Scope<'_>) -> Option<String> {
+    ctx.config.https.as_ref().and_then(|h| h.domain.clone()).or_else(|| ctx.attr(DOMAIN))
+}
 
 /// RequestCertificate's idempotency token: the same for a stack, domain and region, so a retried
 /// or resumed request within AWS's hour gets the same certificate. 32 hex characters (the API's
@@ -25,9 +61,9 @@ pub fn idempotency_token(stack: &str, domain: &str, region: &str) -> String {
     digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
 }
 
-async fn owned(ctx: &Ctx, arn: &str) -> Result<Result<(), String>, StackError> {
+async fn owned(ctx: &Scope<'_>, arn: &str) -> Result<Result<(), String>, StackError> {
     let out = ctx.aws.acm.list_tags_for_certificate().certificate_arn(arn).send().await.ctx("list the tags of", arn)?;
-    Ok(ctx.owns(Key::Certificate, out.tags().iter().map(|t| (t.key(), t.value().unwrap_or_default()))))
+    Ok(ctx.owns(CERTIFICATE, out.tags().pairs()))
 }
 
 fn status_of(detail: &CertificateDetail) -> &str {
@@ -38,27 +74,48 @@ fn status_of(detail: &CertificateDetail) -> &str {
 
 pub struct Certificate;
 
+/// What the certificate can differ in.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CertificateField {
+    Domain,
+}
+
+impl Field for CertificateField {
+    fn label(&self) -> String {
+        "https.domain".into()
+    }
+}
+
 #[async_trait]
 impl Managed for Certificate {
     type Live = CertificateDetail;
+    type Field = CertificateField;
 
     fn key(&self) -> Key {
-        Key::Certificate
+        CERTIFICATE
     }
 
-    fn needs(&self) -> Vec<Key> {
+    fn needs(&self) -> Vec<Dep> {
         // Requested at once: validation takes minutes, in parallel with the network.
         vec![]
     }
 
-    fn teardown_after(&self) -> Vec<Edge> {
-        vec![after(Key::ListenerHttps, "DeleteCertificate fails with ResourceInUseException while a listener uses it")]
+    /// Which load balancer may use it (in its `destroy`).
+    fn reads(&self) -> Vec<Dep> {
+        vec![LOAD_BALANCER.into()]
+    }
+
+    // The HTTPS listener, which uses it, says it goes first.
+
+    fn lifecycle(&self) -> Lifecycle {
+        // Its validation record is found through it.
+        Lifecycle { found_first: true, advice: Some(MOVE_HTTPS), ..Lifecycle::default() }
     }
 
     /// The recorded certificate, else one for the domain carrying this stack's tags (a request
     /// whose answer a killed run never read).
-    async fn find(&self, ctx: &Ctx) -> Result<Option<CertificateDetail>, StackError> {
-        if let Some(arn) = ctx.id(Key::Certificate) {
+    async fn find(&self, ctx: &Scope<'_>) -> Result<Option<CertificateDetail>, StackError> {
+        if let Some(arn) = ctx.id(CERTIFICATE) {
             if let Some(detail) = describe(ctx, &arn).await? {
                 owned(ctx, &arn).await?.map_err(|why| ctx.not_ours(format!("acm:certificate {arn}"), why))?;
                 return Ok(Some(detail));
@@ -67,7 +124,7 @@ impl Managed for Certificate {
         // Without a domain there is nothing to look for (a config that never asked for one).
         let Some(domain) = requested_domain(ctx) else { return Ok(None) };
         let mut ours: Vec<CertificateDetail> = vec![];
-        for arn in crate::resources::acm::certificates_for(ctx, &domain).await? {
+        for arn in certificates_for(ctx, &domain).await? {
             match owned(ctx, &arn).await? {
                 Ok(()) => ours.extend(describe(ctx, &arn).await?),
                 Err(why) if why.starts_with("tagged") => {
@@ -96,25 +153,25 @@ impl Managed for Certificate {
         Ok(chosen)
     }
 
-    fn record(&self, _ctx: &Ctx, live: &CertificateDetail) -> Record {
-        let mut record = Record::id(live.certificate_arn().unwrap_or_default())
-            .with("domain", live.domain_name().unwrap_or_default());
+    fn record(&self, _ctx: &Scope<'_>, live: &CertificateDetail) -> Record {
+        let mut record =
+            Record::id(live.certificate_arn().unwrap_or_default()).with(DOMAIN, live.domain_name().unwrap_or_default());
         if let Some((name, value)) = validation_record(live) {
-            record = record.with("validation_name", name).with("validation_value", value);
+            record = record.with(VALIDATION_NAME, name).with(VALIDATION_VALUE, value);
         }
         record
     }
 
-    fn diff(&self, ctx: &Ctx, live: &CertificateDetail) -> Result<Vec<Change>, StackError> {
+    fn diff(&self, ctx: &Scope<'_>, live: &CertificateDetail) -> Result<Vec<Changed<CertificateField>>, StackError> {
         let mut diff = Diff::new();
         if let Some(wanted) = ctx.config.https.as_ref().and_then(|h| h.domain.as_deref()) {
             // A certificate's names are fixed when it is requested.
-            diff.replace("https.domain", live.domain_name().unwrap_or_default(), wanted);
+            diff.replace(CertificateField::Domain, live.domain_name().unwrap_or_default(), wanted);
         }
         Ok(diff.into_changes())
     }
 
-    fn pending(&self, _ctx: &Ctx, live: &CertificateDetail) -> Option<String> {
+    fn pending(&self, _ctx: &Scope<'_>, live: &CertificateDetail) -> Option<String> {
         match live.status() {
             Some(CertificateStatus::Issued) => None,
             Some(CertificateStatus::PendingValidation) => Some("pending validation".into()),
@@ -122,10 +179,10 @@ impl Managed for Certificate {
         }
     }
 
-    async fn create(&self, ctx: &Ctx, line: &Line) -> Result<CertificateDetail, StackError> {
+    async fn create(&self, ctx: &Scope<'_>, line: &Line) -> Result<CertificateDetail, StackError> {
         let domain = requested_domain(ctx)
             .ok_or_else(|| StackError::MissingDependency { needed: "https.domain".into(), by: "certificate".into() })?;
-        let arn = request(ctx, &domain, &idempotency_token(ctx.stack(), &domain, &ctx.region)).await?;
+        let arn = request(ctx, &domain, &idempotency_token(ctx.stack(), &domain, ctx.region)).await?;
         match visible(ctx, line, &arn).await? {
             Some(detail) => Ok(detail),
             // The token answered with a certificate that no longer exists (deleted within the
@@ -143,7 +200,7 @@ impl Managed for Certificate {
 
     /// Usable once ACM shows the validation record (a few seconds after the request), which the
     /// next step writes into the zone.
-    async fn ready(&self, ctx: &Ctx, line: &Line, live: &CertificateDetail) -> Result<(), StackError> {
+    async fn ready(&self, ctx: &Scope<'_>, line: &Line, live: &CertificateDetail) -> Result<(), StackError> {
         if validation_record(live).is_some() || live.status() == Some(&CertificateStatus::Issued) {
             return Ok(());
         }
@@ -159,14 +216,14 @@ impl Managed for Certificate {
             })
         })
         .await?;
-        ctx.set_attr(Key::Certificate, "validation_name", &name).await?;
-        ctx.set_attr(Key::Certificate, "validation_value", &value).await?;
+        ctx.set_attr(VALIDATION_NAME, &name).await?;
+        ctx.set_attr(VALIDATION_VALUE, &value).await?;
         Ok(())
     }
 
-    async fn destroy(&self, ctx: &Ctx, line: &Line, live: CertificateDetail) -> Result<Outcome, StackError> {
+    async fn destroy(&self, ctx: &Scope<'_>, line: &Line, live: CertificateDetail) -> Result<Outcome, StackError> {
         let arn = live.certificate_arn().unwrap_or_default();
-        let lb_name = ctx.attr(Key::LoadBalancer, "name").unwrap_or_else(|| ctx.name("alb"));
+        let lb_name = ctx.attr(LOAD_BALANCER_NAME).unwrap_or_else(|| load_balancer_name(ctx.stack()));
         let ours = format!("/app/{lb_name}/");
         let elsewhere: Vec<&String> = live.in_use_by().iter().filter(|user| !user.contains(&ours)).collect();
         if !elsewhere.is_empty() {
@@ -196,8 +253,8 @@ impl Managed for Certificate {
     }
 }
 
-async fn request(ctx: &Ctx, domain: &str, token: &str) -> Result<String, StackError> {
-    let tags = ctx.sdk_tags::<aws_sdk_acm::types::Tag>(Key::Certificate, &ctx.name("certificate"));
+async fn request(ctx: &Scope<'_>, domain: &str, token: &str) -> Result<String, StackError> {
+    let tags = ctx.sdk_tags::<aws_sdk_acm::types::Tag>(&ctx.name("certificate"));
     let out = ctx
         .aws
         .acm
@@ -216,7 +273,7 @@ async fn request(ctx: &Ctx, domain: &str, token: &str) -> Result<String, StackEr
 }
 
 /// The certificate, once DescribeCertificate knows it; None if it stays unknown.
-async fn visible(ctx: &Ctx, line: &Line, arn: &str) -> Result<Option<CertificateDetail>, StackError> {
+async fn visible(ctx: &Scope<'_>, line: &Line, arn: &str) -> Result<Option<CertificateDetail>, StackError> {
     let seen = wait::until(line, arn, "become visible", budget::CERTIFICATE_VISIBLE, || async {
         Ok(match describe(ctx, arn).await? {
             Some(detail) => Poll::Ready(detail),
@@ -240,16 +297,21 @@ pub struct IssuedWait;
 #[async_trait]
 impl Wait for IssuedWait {
     fn key(&self) -> Key {
-        Key::CertificateIssued
+        CERTIFICATE_ISSUED
     }
 
-    fn needs(&self) -> Vec<Key> {
-        vec![Key::ValidationRecord]
+    /// ACM validates through the validation record, which says it comes first.
+    fn needs(&self) -> Vec<Dep> {
+        vec![]
     }
 
-    async fn wait(&self, ctx: &Ctx, line: &Line) -> Result<(), StackError> {
-        let arn = ctx.need(Key::Certificate, self.key())?;
-        let domain = ctx.attr(Key::Certificate, "domain").unwrap_or_default();
+    fn reads(&self) -> Vec<Dep> {
+        vec![CERTIFICATE.into()]
+    }
+
+    async fn wait(&self, ctx: &Scope<'_>, line: &Line) -> Result<(), StackError> {
+        let arn = ctx.need(CERTIFICATE)?;
+        let domain = ctx.attr(DOMAIN).unwrap_or_default();
         wait::until(line, &arn, "be issued", budget::CERTIFICATE_ISSUED, || async {
             let detail = describe(ctx, &arn).await?.ok_or_else(|| StackError::Failed {
                 resource: format!("certificate {arn}"),
@@ -274,108 +336,6 @@ impl Wait for IssuedWait {
     }
 }
 
-// ---------------------------------------------------------------- what status says
-
-/// The stack's certificate as `status` reports it.
-#[derive(Debug, Clone, Serialize)]
-pub struct CertificateSummary {
-    pub arn: String,
-    /// `requested` (by fargate-stack, for `https.domain`) or `given` (`https.certificate_arn`).
-    pub source: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub domain: Option<String>,
-    pub status: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub not_after: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub days_left: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub renewal: Option<String>,
-    /// The stack's HTTPS listener serves it.
-    pub in_use_by_listener: bool,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub warnings: Vec<String>,
-    /// Something `up` cannot fix by itself: the stack needs attention.
-    #[serde(skip)]
-    pub problem: bool,
-}
-
-/// Warnings about a certificate, and whether one of them is a problem: not issued, expiring
-/// soon, not served by the stack's listener.
-pub fn assess(status: &str, days_left: Option<i64>, in_use: bool, listener_exists: bool) -> (Vec<String>, bool) {
-    let mut warnings = vec![];
-    let mut problem = false;
-    match status {
-        "ISSUED" => {}
-        "PENDING_VALIDATION" => warnings.push("not issued yet: ACM is validating the domain".into()),
-        other => {
-            warnings.push(format!("{other}: a listener cannot use it"));
-            problem = true;
-        }
-    }
-    if let Some(days) = days_left {
-        if days < 0 {
-            warnings.push(format!("expired {} days ago", -days));
-            problem = true;
-        } else if days < EXPIRY_WARNING_DAYS {
-            warnings.push(format!("expires in {days} days"));
-        }
-    }
-    if listener_exists && !in_use && status == "ISSUED" {
-        warnings.push("the stack's HTTPS listener does not use it".into());
-        problem = true;
-    }
-    (warnings, problem)
-}
-
-/// The certificate the stack's HTTPS listener should serve, checked live; None without [https].
-pub async fn summary(ctx: &Ctx) -> Result<Option<CertificateSummary>, StackError> {
-    let given = ctx.config.https.as_ref().and_then(|h| h.certificate_arn.clone());
-    let (arn, source) = match (ctx.id(Key::Certificate), given) {
-        (_, Some(arn)) => (arn, "given"),
-        (Some(arn), None) => (arn, "requested"),
-        (None, None) => return Ok(None),
-    };
-    let Some(detail) = describe(ctx, &arn).await? else {
-        return Ok(Some(CertificateSummary {
-            arn,
-            source,
-            domain: None,
-            status: "NOT_FOUND".into(),
-            not_after: None,
-            days_left: None,
-            renewal: None,
-            in_use_by_listener: false,
-            warnings: vec!["ACM does not know this certificate".into()],
-            problem: true,
-        }));
-    };
-    let now = chrono::Utc::now().timestamp();
-    let days_left = detail.not_after().map(|t| (t.secs() - now).div_euclid(86_400));
-    let not_after = detail
-        .not_after()
-        .and_then(|t| chrono::DateTime::from_timestamp(t.secs(), 0))
-        .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string());
-    // AWS lists the load balancers using it (moto: the listeners).
-    let users: Vec<Option<String>> = vec![ctx.id(Key::LoadBalancer), ctx.id(Key::ListenerHttps)];
-    let in_use = detail.in_use_by().iter().any(|u| users.iter().flatten().any(|ours| ours == u));
-    let listener_exists = ctx.id(Key::ListenerHttps).is_some();
-    let status = status_of(&detail).to_string();
-    let (warnings, problem) = assess(&status, days_left, in_use, listener_exists);
-    Ok(Some(CertificateSummary {
-        arn,
-        source,
-        domain: detail.domain_name().map(str::to_string),
-        status,
-        not_after,
-        days_left,
-        renewal: detail.renewal_summary().map(|r| r.renewal_status().as_str().to_string()),
-        in_use_by_listener: in_use,
-        warnings,
-        problem,
-    }))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -389,20 +349,5 @@ mod tests {
         assert_ne!(t, idempotency_token("app-2", "api.example.com", "us-east-1"));
         assert_ne!(t, idempotency_token("app", "www.example.com", "us-east-1"));
         assert_ne!(t, idempotency_token("app", "api.example.com", "eu-west-1"));
-    }
-
-    #[test]
-    fn assessment_warns_on_expiry_and_flags_what_up_cannot_fix() {
-        assert_eq!(assess("ISSUED", Some(300), true, true), (vec![], false));
-        let (w, problem) = assess("ISSUED", Some(12), true, true);
-        assert_eq!(w, ["expires in 12 days"]);
-        assert!(!problem, "a warning, not a failure");
-        assert!(assess("ISSUED", Some(29), true, true).0.len() == 1);
-        assert!(assess("ISSUED", Some(30), true, true).0.is_empty());
-        assert!(assess("EXPIRED", Some(-3), true, true).1);
-        assert!(assess("ISSUED", Some(200), false, true).1, "not served by our listener");
-        assert!(!assess("ISSUED", Some(200), false, false).1, "no listener yet: nothing to serve it");
-        let (w, problem) = assess("PENDING_VALIDATION", None, false, false);
-        assert!(!problem && w[0].contains("validating"), "{w:?}");
     }
 }

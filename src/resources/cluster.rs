@@ -3,51 +3,48 @@
 use async_trait::async_trait;
 use aws_sdk_ecs::types::Cluster as ClusterObject;
 
-use crate::context::Ctx;
-use crate::error::{found, AwsContext, StackError};
-use crate::model::{after, Edge, Key, Managed, Outcome, Record};
+use crate::error::{found, returned, AwsContext, StackError};
+use crate::model::{Attr, Dep, Key, Kind, Managed, NoField, Nodes, Outcome, Record, Scope, Shape};
 use crate::progress::Line;
+use crate::resources::tags::TagPairs;
 use crate::wait::{self, budget};
 
-pub fn cluster_name(ctx: &Ctx) -> String {
-    ctx.name("cluster")
+pub const CLUSTER: Key = Key::new("cluster", Kind::new("ecs:cluster"));
+const CLUSTER_ARN: Attr = Attr::new(CLUSTER, "arn");
+
+pub fn declare(_shape: &Shape, nodes: &mut Nodes) {
+    nodes.managed(Cluster);
 }
 
-pub(crate) fn owned<'a>(
-    ctx: &Ctx,
-    key: Key,
-    what: &str,
-    tags: impl IntoIterator<Item = &'a aws_sdk_ecs::types::Tag>,
-) -> Result<(), StackError> {
-    let tags = tags.into_iter().map(|t| (t.key().unwrap_or_default(), t.value().unwrap_or_default()));
-    ctx.owns(key, tags).map_err(|why| ctx.not_ours(format!("{} {what}", key.kind()), why))
+/// The cluster's name: `<stack>-cluster`.
+pub fn cluster_name(stack: &str) -> String {
+    format!("{stack}-cluster")
 }
 
-// ---------------------------------------------------------------- cluster
+/// The stack's cluster: the recorded one, else the one its name gives.
+pub fn stack_cluster(ctx: &Scope<'_>) -> String {
+    ctx.id(CLUSTER).unwrap_or_else(|| cluster_name(ctx.stack()))
+}
 
 pub struct Cluster;
 
 #[async_trait]
 impl Managed for Cluster {
     type Live = ClusterObject;
+    type Field = NoField;
 
     fn key(&self) -> Key {
-        Key::Cluster
+        CLUSTER
     }
 
-    fn needs(&self) -> Vec<Key> {
+    fn needs(&self) -> Vec<Dep> {
         vec![]
     }
 
-    fn teardown_after(&self) -> Vec<Edge> {
-        vec![after(
-            Key::Service,
-            "DeleteCluster fails with ClusterContainsServicesException while a service is active or draining",
-        )]
-    }
+    // DeleteCluster fails while a service is active or draining: the service says so itself.
 
-    async fn find(&self, ctx: &Ctx) -> Result<Option<ClusterObject>, StackError> {
-        let name = ctx.id(Key::Cluster).unwrap_or_else(|| cluster_name(ctx));
+    async fn find(&self, ctx: &Scope<'_>) -> Result<Option<ClusterObject>, StackError> {
+        let name = stack_cluster(ctx);
         let out = ctx
             .aws
             .ecs
@@ -63,36 +60,34 @@ impl Managed for Cluster {
             .find(|c| c.cluster_name() == Some(name.as_str()) && matches!(c.status(), Some("ACTIVE" | "PROVISIONING")))
             .cloned();
         if let Some(cluster) = &cluster {
-            owned(ctx, Key::Cluster, &name, cluster.tags())?;
+            ctx.owned(CLUSTER, format!("{} {name}", CLUSTER.kind()), cluster.tags().pairs())?;
         }
         Ok(cluster)
     }
 
-    fn record(&self, _ctx: &Ctx, live: &ClusterObject) -> Record {
-        Record::id(live.cluster_name().unwrap_or_default()).with("arn", live.cluster_arn().unwrap_or_default())
+    fn record(&self, _ctx: &Scope<'_>, live: &ClusterObject) -> Record {
+        Record::id(live.cluster_name().unwrap_or_default()).with(CLUSTER_ARN, live.cluster_arn().unwrap_or_default())
     }
 
-    fn pending(&self, _ctx: &Ctx, live: &ClusterObject) -> Option<String> {
+    fn pending(&self, _ctx: &Scope<'_>, live: &ClusterObject) -> Option<String> {
         (live.status() == Some("PROVISIONING")).then(|| "provisioning".to_string())
     }
 
-    async fn create(&self, ctx: &Ctx, _line: &Line) -> Result<ClusterObject, StackError> {
-        let name = cluster_name(ctx);
+    async fn create(&self, ctx: &Scope<'_>, _line: &Line) -> Result<ClusterObject, StackError> {
+        let name = cluster_name(ctx.stack());
         let out = ctx
             .aws
             .ecs
             .create_cluster()
             .cluster_name(&name)
-            .set_tags(Some(ctx.sdk_tags(Key::Cluster, &name)))
+            .set_tags(Some(ctx.sdk_tags(&name)))
             .send()
             .await
             .ctx("create cluster", &name)?;
-        out.cluster()
-            .cloned()
-            .ok_or_else(|| StackError::Failed { resource: name, message: "create returned no cluster".into() })
+        returned(out.cluster().cloned(), name, "create returned no cluster")
     }
 
-    async fn destroy(&self, ctx: &Ctx, line: &Line, live: ClusterObject) -> Result<Outcome, StackError> {
+    async fn destroy(&self, ctx: &Scope<'_>, line: &Line, live: ClusterObject) -> Result<Outcome, StackError> {
         let name = live.cluster_name().unwrap_or_default();
         // Refused while a service is still draining or its tasks are stopping.
         let busy = [

@@ -12,12 +12,80 @@ use aws_sdk_route53::types::{
     RrType,
 };
 
-use crate::context::Ctx;
 use crate::error::{AwsContext, StackError};
-use crate::model::{after, Change, Diff, Edge, Key, Managed, Outcome, Record};
+use crate::model::{
+    after, before, Attr, Changed, Dep, Diff, Edge, Field, Key, Kind, Lifecycle, Managed, Nodes, Outcome, Record, Scope,
+    Shape,
+};
 use crate::progress::Line;
 use crate::resources::acm;
+use crate::resources::certificate::{
+    self, requested_domain, CERTIFICATE, CERTIFICATE_ISSUED, MOVE_HTTPS, VALIDATION_NAME, VALIDATION_VALUE,
+};
+use crate::resources::listener_https::LISTENER_HTTPS;
+use crate::resources::load_balancer::{CANONICAL_ZONE, DNS_NAME, LOAD_BALANCER};
 use crate::wait::{self, budget, Poll};
+
+const RECORD: Kind = Kind::new("route53:record");
+/// The CNAME that proves to ACM that the domain is ours.
+pub const VALIDATION_RECORD: Key = Key::new("dns-validation-record", RECORD);
+/// The alias A record from `https.domain` to the load balancer.
+pub const ALIAS_RECORD: Key = Key::new("dns-alias-record", RECORD);
+
+const VALIDATION_ZONE: Attr = Attr::new(VALIDATION_RECORD, "zone");
+const VALIDATION_TYPE: Attr = Attr::new(VALIDATION_RECORD, "type");
+const VALIDATION_WRITTEN: Attr = Attr::new(VALIDATION_RECORD, "value");
+/// Set when `up` wrote it (rather than adopting one that validates other certificates too).
+const VALIDATION_CREATED: Attr = Attr::new(VALIDATION_RECORD, "created");
+pub const ALIAS_ZONE: Attr = Attr::new(ALIAS_RECORD, "zone");
+const ALIAS_TYPE: Attr = Attr::new(ALIAS_RECORD, "type");
+const ALIAS_TARGET: Attr = Attr::new(ALIAS_RECORD, "target");
+const ALIAS_TARGET_ZONE: Attr = Attr::new(ALIAS_RECORD, "target_zone");
+
+/// The records go with a requested certificate, and stay in the graph while the state records
+/// them.
+fn present(shape: &Shape) -> bool {
+    certificate::requested(shape) || shape.holds_any(&[VALIDATION_RECORD, ALIAS_RECORD])
+}
+
+/// The certificate's validation record (after the certificate).
+pub fn validation(shape: &Shape, nodes: &mut Nodes) {
+    if present(shape) {
+        nodes.managed(ValidationRecord);
+    }
+}
+
+/// The alias record (after the HTTPS listener).
+pub fn alias(shape: &Shape, nodes: &mut Nodes) {
+    if present(shape) {
+        nodes.managed(AliasRecord);
+    }
+}
+
+/// What a record can differ in.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RecordField {
+    HostedZone,
+    Domain,
+    Value,
+    AliasTarget,
+}
+
+impl Field for RecordField {
+    fn label(&self) -> String {
+        match self {
+            RecordField::HostedZone => "https.hosted_zone_id",
+            RecordField::Domain => "https.domain",
+            RecordField::Value => "value",
+            RecordField::AliasTarget => "alias target",
+        }
+        .into()
+    }
+}
+
+/// The hosted zone of `https.domain`, looked up once per run.
+#[derive(Default)]
+struct HostedZone(tokio::sync::OnceCell<Zone>);
 
 /// TTL of the validation CNAME (what ACM's console writes).
 const VALIDATION_TTL: i64 = 300;
@@ -57,11 +125,11 @@ fn zone_id(id: &str) -> String {
 /// The hosted zone the stack's records go in: `https.hosted_zone_id`, else the public zone whose
 /// name is the longest suffix of `https.domain`. Looked up once per run; none, several, a private
 /// zone or one that does not hold the domain is `Blocked` (before any change).
-pub async fn zone(ctx: &Ctx, domain: &str) -> Result<Zone, StackError> {
-    ctx.hosted_zone.get_or_try_init(|| resolve_zone(ctx, domain)).await.cloned()
+pub async fn zone(ctx: &Scope<'_>, domain: &str) -> Result<Zone, StackError> {
+    ctx.run::<HostedZone>().0.get_or_try_init(|| resolve_zone(ctx, domain)).await.cloned()
 }
 
-async fn resolve_zone(ctx: &Ctx, domain: &str) -> Result<Zone, StackError> {
+async fn resolve_zone(ctx: &Scope<'_>, domain: &str) -> Result<Zone, StackError> {
     let name = fqdn(domain);
     let blocked = |reason: String| StackError::Blocked { resource: format!("https.domain {domain}"), reason };
     if let Some(id) = ctx.config.https.as_ref().and_then(|h| h.hosted_zone_id.as_deref()) {
@@ -107,7 +175,7 @@ async fn resolve_zone(ctx: &Ctx, domain: &str) -> Result<Zone, StackError> {
 }
 
 /// The public zones named exactly `name` (zones are listed in name order from `name` on).
-async fn public_zones_named(ctx: &Ctx, name: &str) -> Result<Vec<Zone>, StackError> {
+async fn public_zones_named(ctx: &Scope<'_>, name: &str) -> Result<Vec<Zone>, StackError> {
     let mut zones = vec![];
     let mut next: Option<(String, Option<String>)> = None;
     loop {
@@ -138,7 +206,7 @@ async fn public_zones_named(ctx: &Ctx, name: &str) -> Result<Vec<Zone>, StackErr
 }
 
 /// Every record set of exactly `name` in the zone (none if the zone itself is gone).
-async fn record_sets(ctx: &Ctx, zone: &str, name: &str) -> Result<Vec<ResourceRecordSet>, StackError> {
+async fn record_sets(ctx: &Scope<'_>, zone: &str, name: &str) -> Result<Vec<ResourceRecordSet>, StackError> {
     let out = ctx
         .aws
         .route53
@@ -179,7 +247,7 @@ fn build_error(what: &str, e: impl std::fmt::Display) -> StackError {
 
 /// Send one change to the zone; returns the change ID to wait on.
 async fn change(
-    ctx: &Ctx,
+    ctx: &Scope<'_>,
     line: &Line,
     zone: &str,
     action: ChangeAction,
@@ -209,7 +277,7 @@ async fn change(
 }
 
 /// Wait until the change reached every Route 53 name server.
-async fn in_sync(ctx: &Ctx, line: &Line, change_id: &str, name: &str) -> Result<(), StackError> {
+async fn in_sync(ctx: &Scope<'_>, line: &Line, change_id: &str, name: &str) -> Result<(), StackError> {
     if change_id.is_empty() {
         return Ok(());
     }
@@ -225,9 +293,9 @@ async fn in_sync(ctx: &Ctx, line: &Line, change_id: &str, name: &str) -> Result<
 
 /// A record cannot move to another zone: a zone named in the config other than the record's is a
 /// replacement.
-fn moved(ctx: &Ctx, diff: &mut Diff, live: &RecordLive) {
+fn moved(ctx: &Scope<'_>, diff: &mut Diff<RecordField>, live: &RecordLive) {
     if let Some(zone) = ctx.config.https.as_ref().and_then(|h| h.hosted_zone_id.as_deref()) {
-        diff.replace("https.hosted_zone_id", live.zone.as_str(), zone);
+        diff.replace(RecordField::HostedZone, live.zone.as_str(), zone);
     }
 }
 
@@ -252,9 +320,9 @@ pub struct RecordLive {
 pub struct ValidationRecord;
 
 /// The record ACM asks for: (name, value), recorded with the certificate once ACM shows it.
-fn wanted_validation(ctx: &Ctx) -> Option<(String, String)> {
-    let name = ctx.attr(Key::Certificate, "validation_name")?;
-    let value = ctx.attr(Key::Certificate, "validation_value")?;
+fn wanted_validation(ctx: &Scope<'_>) -> Option<(String, String)> {
+    let name = ctx.attr(VALIDATION_NAME)?;
+    let value = ctx.attr(VALIDATION_VALUE)?;
     Some((fqdn(&name), fqdn(&value)))
 }
 
@@ -271,7 +339,7 @@ fn validation_set(name: &str, value: &str) -> ResourceRecordSet {
 impl ValidationRecord {
     /// The record at `name` in `zone`, judged against the recorded or wanted value.
     async fn look(
-        ctx: &Ctx,
+        ctx: &Scope<'_>,
         zone: &str,
         name: &str,
         recorded: Option<String>,
@@ -298,61 +366,72 @@ impl ValidationRecord {
 #[async_trait]
 impl Managed for ValidationRecord {
     type Live = RecordLive;
+    type Field = RecordField;
 
     fn key(&self) -> Key {
-        Key::ValidationRecord
+        VALIDATION_RECORD
     }
 
-    fn needs(&self) -> Vec<Key> {
-        vec![Key::Certificate]
+    fn needs(&self) -> Vec<Dep> {
+        vec![Dep::IfPresent(CERTIFICATE)]
+    }
+
+    /// ACM validates through it: the wait for the certificate's issue comes after it.
+    fn needed_by(&self) -> Vec<Dep> {
+        vec![Dep::IfPresent(CERTIFICATE_ISSUED)]
     }
 
     fn teardown_after(&self) -> Vec<Edge> {
         vec![after(
-            Key::Certificate,
+            Dep::IfPresent(CERTIFICATE),
             "ACM validates the certificate (and renews it) through this record while it exists",
         )]
     }
 
-    async fn find(&self, ctx: &Ctx) -> Result<Option<RecordLive>, StackError> {
+    fn lifecycle(&self) -> Lifecycle {
+        Lifecycle { found_first: true, advice: Some(MOVE_HTTPS), ..Lifecycle::default() }
+    }
+
+    async fn find(&self, ctx: &Scope<'_>) -> Result<Option<RecordLive>, StackError> {
         let key = self.key();
-        if let (Some(name), Some(zone)) = (ctx.id(key), ctx.attr(key, "zone")) {
-            if let Some(live) = Self::look(ctx, &zone, &fqdn(&name), ctx.attr(key, "value")).await? {
+        if let (Some(name), Some(zone)) = (ctx.id(key), ctx.attr(VALIDATION_ZONE)) {
+            if let Some(live) = Self::look(ctx, &zone, &fqdn(&name), ctx.attr(VALIDATION_WRITTEN)).await? {
                 return Ok(Some(live));
             }
         }
-        let (Some((name, _)), Some(domain)) = (wanted_validation(ctx), acm::requested_domain(ctx)) else {
+        let (Some((name, _)), Some(domain)) = (wanted_validation(ctx), requested_domain(ctx)) else {
             return Ok(None);
         };
         let zone = zone(ctx, &domain).await?;
         Self::look(ctx, &zone.id, &name, None).await
     }
 
-    fn record(&self, _ctx: &Ctx, live: &RecordLive) -> Record {
-        let mut record = Record::id(fqdn(live.set.name())).with("zone", &live.zone).with("type", "CNAME");
+    fn record(&self, _ctx: &Scope<'_>, live: &RecordLive) -> Record {
+        let mut record =
+            Record::id(fqdn(live.set.name())).with(VALIDATION_ZONE, &live.zone).with(VALIDATION_TYPE, "CNAME");
         // What someone else wrote over it is not what fargate-stack wrote.
         if live.ours {
-            record = record.with("value", values(&live.set).join(","));
+            record = record.with(VALIDATION_WRITTEN, values(&live.set).join(","));
         }
         record
     }
 
-    fn diff(&self, ctx: &Ctx, live: &RecordLive) -> Result<Vec<Change>, StackError> {
+    fn diff(&self, ctx: &Scope<'_>, live: &RecordLive) -> Result<Vec<Changed<RecordField>>, StackError> {
         let mut diff = Diff::new();
         moved(ctx, &mut diff, live);
         if let Some((_, value)) = wanted_validation(ctx) {
-            diff.field("value", &values(&live.set).join(", "), &value);
+            diff.field(RecordField::Value, &values(&live.set).join(", "), &value);
         }
         Ok(diff.into_changes())
     }
 
-    async fn create(&self, ctx: &Ctx, line: &Line) -> Result<RecordLive, StackError> {
+    async fn create(&self, ctx: &Scope<'_>, line: &Line) -> Result<RecordLive, StackError> {
         let key = self.key();
         let (name, value) = wanted_validation(ctx).ok_or_else(|| StackError::MissingDependency {
             needed: "certificate.validation_name".into(),
             by: key.to_string(),
         })?;
-        let domain = acm::requested_domain(ctx)
+        let domain = requested_domain(ctx)
             .ok_or_else(|| StackError::MissingDependency { needed: "https.domain".into(), by: key.to_string() })?;
         let zone = zone(ctx, &domain).await?;
         // ACM shows the record only after the request, so it is first looked for here. One that
@@ -364,12 +443,11 @@ impl Managed for ValidationRecord {
         // Recorded as created before it is written: a run killed in between finds it again and
         // knows that `down` may delete it.
         ctx.record(
-            key,
             &Record::id(&name)
-                .with("zone", &zone.id)
-                .with("type", "CNAME")
-                .with("value", &value)
-                .with("created", "true"),
+                .with(VALIDATION_ZONE, &zone.id)
+                .with(VALIDATION_TYPE, "CNAME")
+                .with(VALIDATION_WRITTEN, &value)
+                .with(VALIDATION_CREATED, "true"),
         )
         .await?;
         let set = validation_set(&name, &value);
@@ -386,10 +464,10 @@ impl Managed for ValidationRecord {
 
     async fn update(
         &self,
-        ctx: &Ctx,
+        ctx: &Scope<'_>,
         line: &Line,
         live: &RecordLive,
-        _changes: &[Change],
+        _changes: &[Changed<RecordField>],
     ) -> Result<Option<RecordLive>, StackError> {
         let (name, value) = wanted_validation(ctx).ok_or_else(|| StackError::MissingDependency {
             needed: "certificate.validation_name".into(),
@@ -400,13 +478,13 @@ impl Managed for ValidationRecord {
         Ok(Some(RecordLive { zone: live.zone.clone(), set, ours: true }))
     }
 
-    async fn destroy(&self, ctx: &Ctx, line: &Line, live: RecordLive) -> Result<Outcome, StackError> {
+    async fn destroy(&self, ctx: &Scope<'_>, line: &Line, live: RecordLive) -> Result<Outcome, StackError> {
         let name = fqdn(live.set.name());
         if !live.ours {
             ctx.warn(format!("left DNS record {name} alone: it no longer holds the value fargate-stack wrote"));
             return Ok(Outcome::LeftAlone);
         }
-        if ctx.attr(self.key(), "created").as_deref() != Some("true") {
+        if ctx.attr(VALIDATION_CREATED).as_deref() != Some("true") {
             ctx.note(format!(
                 "kept DNS record {name}: it existed before this stack used it (ACM validates every certificate of \
                  this account for the domain with it)"
@@ -414,7 +492,7 @@ impl Managed for ValidationRecord {
             return Ok(Outcome::LeftAlone);
         }
         let domain = name.trim_end_matches('.').split_once('.').map(|(_, d)| d.to_string()).unwrap_or_default();
-        let others = acm::others_validated_by(ctx, &domain, ctx.id(Key::Certificate).as_deref()).await?;
+        let others = acm::others_validated_by(ctx, &domain, ctx.id(CERTIFICATE).as_deref()).await?;
         if !others.is_empty() {
             ctx.note(format!(
                 "kept DNS record {name}: certificate {} of this account still validates (and renews) through it",
@@ -436,9 +514,9 @@ impl Managed for ValidationRecord {
 pub struct AliasRecord;
 
 /// (DNS name, canonical hosted zone) of the stack's load balancer.
-fn wanted_alias(ctx: &Ctx) -> Option<(String, String)> {
-    let dns = ctx.attr(Key::LoadBalancer, "dns_name")?;
-    let zone = ctx.attr(Key::LoadBalancer, "canonical_zone")?;
+fn wanted_alias(ctx: &Scope<'_>) -> Option<(String, String)> {
+    let dns = ctx.attr(DNS_NAME)?;
+    let zone = ctx.attr(CANONICAL_ZONE)?;
     Some((alias_name(&dns), zone))
 }
 
@@ -464,20 +542,36 @@ fn alias_set(name: &str, dns: &str, zone: &str) -> Result<ResourceRecordSet, Sta
 #[async_trait]
 impl Managed for AliasRecord {
     type Live = RecordLive;
+    type Field = RecordField;
 
     fn key(&self) -> Key {
-        Key::AliasRecord
+        ALIAS_RECORD
     }
 
-    fn needs(&self) -> Vec<Key> {
+    fn needs(&self) -> Vec<Dep> {
         // The name resolves once the load balancer answers HTTPS on it.
-        vec![Key::LoadBalancer, Key::ListenerHttps]
+        vec![LOAD_BALANCER.into(), LISTENER_HTTPS.into()]
     }
 
-    async fn find(&self, ctx: &Ctx) -> Result<Option<RecordLive>, StackError> {
+    /// The domain it is for, recorded with the certificate when the config no longer names it.
+    fn reads(&self) -> Vec<Dep> {
+        vec![Dep::IfPresent(CERTIFICATE)]
+    }
+
+    /// Not an AWS constraint: the domain must never point at a load balancer that is gone (its
+    /// DNS name would dangle).
+    fn gone_before(&self) -> Vec<Edge> {
+        vec![before(LOAD_BALANCER, "the domain's alias record points at it until it is removed")]
+    }
+
+    fn lifecycle(&self) -> Lifecycle {
+        Lifecycle { found_first: true, advice: Some(MOVE_HTTPS), ..Lifecycle::default() }
+    }
+
+    async fn find(&self, ctx: &Scope<'_>) -> Result<Option<RecordLive>, StackError> {
         let key = self.key();
-        let recorded_target = ctx.attr(key, "target").zip(ctx.attr(key, "target_zone"));
-        if let (Some(name), Some(zone)) = (ctx.id(key), ctx.attr(key, "zone")) {
+        let recorded_target = ctx.attr(ALIAS_TARGET).zip(ctx.attr(ALIAS_TARGET_ZONE));
+        if let (Some(name), Some(zone)) = (ctx.id(key), ctx.attr(ALIAS_ZONE)) {
             let sets = record_sets(ctx, &zone, &fqdn(&name)).await?;
             if let Some(set) = simple(&sets, &RrType::A) {
                 let have = alias_of(set);
@@ -485,7 +579,7 @@ impl Managed for AliasRecord {
                 return Ok(Some(RecordLive { zone, set: set.clone(), ours }));
             }
         }
-        let Some(domain) = acm::requested_domain(ctx) else { return Ok(None) };
+        let Some(domain) = requested_domain(ctx) else { return Ok(None) };
         let name = fqdn(&domain);
         let zone = zone(ctx, &domain).await?;
         let sets = record_sets(ctx, &zone.id, &name).await?;
@@ -513,63 +607,63 @@ impl Managed for AliasRecord {
         }
     }
 
-    fn record(&self, _ctx: &Ctx, live: &RecordLive) -> Record {
-        let mut record = Record::id(fqdn(live.set.name())).with("zone", &live.zone).with("type", "A");
+    fn record(&self, _ctx: &Scope<'_>, live: &RecordLive) -> Record {
+        let mut record = Record::id(fqdn(live.set.name())).with(ALIAS_ZONE, &live.zone).with(ALIAS_TYPE, "A");
         if let (true, Some((dns, zone))) = (live.ours, alias_of(&live.set)) {
-            record = record.with("target", dns).with("target_zone", zone);
+            record = record.with(ALIAS_TARGET, dns).with(ALIAS_TARGET_ZONE, zone);
         }
         record
     }
 
-    fn diff(&self, ctx: &Ctx, live: &RecordLive) -> Result<Vec<Change>, StackError> {
-        let dns = ctx.need_attr(Key::LoadBalancer, "dns_name", self.key())?;
-        let zone = ctx.need_attr(Key::LoadBalancer, "canonical_zone", self.key())?;
+    fn diff(&self, ctx: &Scope<'_>, live: &RecordLive) -> Result<Vec<Changed<RecordField>>, StackError> {
+        let dns = ctx.need_attr(DNS_NAME)?;
+        let zone = ctx.need_attr(CANONICAL_ZONE)?;
         let mut diff = Diff::new();
         moved(ctx, &mut diff, live);
         if let Some(domain) = ctx.config.https.as_ref().and_then(|h| h.domain.as_deref()) {
-            diff.replace("https.domain", &fqdn(live.set.name()), &fqdn(domain));
+            diff.replace(RecordField::Domain, &fqdn(live.set.name()), &fqdn(domain));
         }
-        diff.field("alias target", &shown(&live.set), &format!("an alias to {} (zone {zone})", alias_name(&dns)));
+        let target = format!("an alias to {} (zone {zone})", alias_name(&dns));
+        diff.field(RecordField::AliasTarget, &shown(&live.set), &target);
         Ok(diff.into_changes())
     }
 
-    async fn create(&self, ctx: &Ctx, line: &Line) -> Result<RecordLive, StackError> {
+    async fn create(&self, ctx: &Scope<'_>, line: &Line) -> Result<RecordLive, StackError> {
         let key = self.key();
-        let domain = acm::requested_domain(ctx)
+        let domain = requested_domain(ctx)
             .ok_or_else(|| StackError::MissingDependency { needed: "https.domain".into(), by: key.to_string() })?;
-        let dns = ctx.need_attr(Key::LoadBalancer, "dns_name", key)?;
-        let target_zone = ctx.need_attr(Key::LoadBalancer, "canonical_zone", key)?;
+        let dns = ctx.need_attr(DNS_NAME)?;
+        let target_zone = ctx.need_attr(CANONICAL_ZONE)?;
         let zone = zone(ctx, &domain).await?;
         let name = fqdn(&domain);
         let set = alias_set(&name, &fqdn(&dns), &target_zone)?;
         // CREATE, not UPSERT: a record someone wrote since the check is never overwritten.
         let change_id = change(ctx, line, &zone.id, ChangeAction::Create, set.clone()).await?;
         let live = RecordLive { zone: zone.id, set, ours: true };
-        ctx.record(key, &self.record(ctx, &live)).await?;
+        ctx.record(&self.record(ctx, &live)).await?;
         in_sync(ctx, line, &change_id, &name).await?;
         Ok(live)
     }
 
     async fn update(
         &self,
-        ctx: &Ctx,
+        ctx: &Scope<'_>,
         line: &Line,
         live: &RecordLive,
-        _changes: &[Change],
+        _changes: &[Changed<RecordField>],
     ) -> Result<Option<RecordLive>, StackError> {
-        let key = self.key();
-        let dns = ctx.need_attr(Key::LoadBalancer, "dns_name", key)?;
-        let target_zone = ctx.need_attr(Key::LoadBalancer, "canonical_zone", key)?;
+        let dns = ctx.need_attr(DNS_NAME)?;
+        let target_zone = ctx.need_attr(CANONICAL_ZONE)?;
         let name = fqdn(live.set.name());
         let set = alias_set(&name, &fqdn(&dns), &target_zone)?;
         let change_id = change(ctx, line, &live.zone, ChangeAction::Upsert, set.clone()).await?;
         let live = RecordLive { zone: live.zone.clone(), set, ours: true };
-        ctx.record(key, &self.record(ctx, &live)).await?;
+        ctx.record(&self.record(ctx, &live)).await?;
         in_sync(ctx, line, &change_id, &name).await?;
         Ok(Some(live))
     }
 
-    async fn destroy(&self, ctx: &Ctx, line: &Line, live: RecordLive) -> Result<Outcome, StackError> {
+    async fn destroy(&self, ctx: &Scope<'_>, line: &Line, live: RecordLive) -> Result<Outcome, StackError> {
         let name = fqdn(live.set.name());
         if !live.ours {
             ctx.warn(format!(

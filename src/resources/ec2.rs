@@ -8,21 +8,22 @@ use aws_sdk_ec2::types::{
     Vpc,
 };
 
-use crate::context::{Ctx, RESOURCE_TAG, STACK_TAG};
+use crate::context::{RESOURCE_TAG, STACK_TAG};
 use crate::error::{found, AwsContext, StackError};
-use crate::model::Key;
+use crate::model::{Key, Scope};
 use crate::progress::Line;
+use crate::resources::tags::TagPairs;
 use crate::wait::{self, budget, Poll};
 
 pub const ANYWHERE: &str = "0.0.0.0/0";
 
 /// The tag specification for a create call: the resource is findable by tag from its first instant.
-pub fn tag_spec(ctx: &Ctx, rtype: ResourceType, key: Key, name: &str) -> TagSpecification {
-    TagSpecification::builder().resource_type(rtype).set_tags(Some(ctx.sdk_tags(key, name))).build()
+pub fn tag_spec(ctx: &Scope<'_>, rtype: ResourceType, name: &str) -> TagSpecification {
+    TagSpecification::builder().resource_type(rtype).set_tags(Some(ctx.sdk_tags(name))).build()
 }
 
 /// Filters that ask EC2 for the resource `key` of this stack (a hint: the answer is checked).
-pub fn tag_filters(ctx: &Ctx, key: Key) -> Vec<Filter> {
+pub fn tag_filters(ctx: &Scope<'_>, key: Key) -> Vec<Filter> {
     vec![filter(&format!("tag:{STACK_TAG}"), ctx.stack()), filter(&format!("tag:{RESOURCE_TAG}"), &key.to_string())]
 }
 
@@ -47,7 +48,7 @@ macro_rules! ec2_object {
                 self.$id().unwrap_or_default()
             }
             fn tag_pairs(&self) -> Vec<(&str, &str)> {
-                self.tags().iter().map(|t| (t.key().unwrap_or_default(), t.value().unwrap_or_default())).collect()
+                self.tags().pairs()
             }
             fn vpc_of(&self) -> Option<&str> {
                 let vpc: fn(&Self) -> Option<&str> = $vpc;
@@ -66,19 +67,19 @@ ec2_object!(Address, allocation_id, |_| None);
 ec2_object!(InternetGateway, internet_gateway_id, |_| None);
 
 /// Where an object must be to be ours.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scope {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Within {
     /// Not in a VPC (elastic IPs, the internet gateway): the tags decide.
     Tags,
-    /// In this stack's VPC, and tagged.
-    StackVpc,
+    /// In this stack's VPC (its recorded ID, if known), and tagged.
+    Vpc(Option<String>),
 }
 
 /// Wait until no network interface matches `filters` (those of a deleted load balancer, or of
 /// stopped tasks, are released minutes later and block their subnets and security groups). Read
 /// calls only: what waits for this can then delete at the first try. Best effort: past the budget
 /// those deletes retry on their own.
-pub async fn wait_enis_released(ctx: &Ctx, line: &Line, owner: &str, filters: Vec<Filter>) {
+pub async fn wait_enis_released(ctx: &Scope<'_>, line: &Line, owner: &str, filters: Vec<Filter>) {
     let released = wait::until(line, owner, "release its network interfaces", budget::PROPAGATION, || async {
         let out = ctx
             .aws
@@ -98,10 +99,10 @@ pub async fn wait_enis_released(ctx: &Ctx, line: &Line, owner: &str, filters: Ve
 }
 
 /// Why `object` is not this stack's resource `key`, if it is not.
-pub fn check(ctx: &Ctx, key: Key, scope: Scope, object: &impl Ec2Object) -> Result<(), String> {
+pub fn check(ctx: &Scope<'_>, key: Key, within: &Within, object: &impl Ec2Object) -> Result<(), String> {
     ctx.owns(key, object.tag_pairs())?;
-    if scope == Scope::StackVpc {
-        let ours = ctx.id(Key::Vpc).ok_or("the stack's VPC is not known")?;
+    if let Within::Vpc(ours) = within {
+        let ours = ours.as_deref().ok_or("the stack's VPC is not known")?;
         match object.vpc_of() {
             Some(vpc) if vpc == ours => {}
             Some(vpc) => return Err(format!("in {vpc}, not the stack's {ours}")),
@@ -115,7 +116,7 @@ pub fn check(ctx: &Ctx, key: Key, scope: Scope, object: &impl Ec2Object) -> Resu
 /// `describe(ids, filters)` lists candidates; each one is checked here. A recorded object that
 /// fails the check is an error; a tagged candidate that fails (a filter EC2 did not apply) is
 /// reported and skipped.
-pub async fn locate<T, F, Fut>(ctx: &Ctx, key: Key, scope: Scope, describe: F) -> Result<Option<T>, StackError>
+pub async fn locate<T, F, Fut>(ctx: &Scope<'_>, key: Key, within: Within, describe: F) -> Result<Option<T>, StackError>
 where
     T: Ec2Object,
     F: Fn(Vec<String>, Vec<Filter>) -> Fut,
@@ -124,14 +125,14 @@ where
     if let Some(id) = ctx.id(key) {
         let recorded = found(describe(vec![id.clone()], vec![]).await)?.unwrap_or_default();
         if let Some(object) = recorded.into_iter().find(|o| o.object_id() == id) {
-            check(ctx, key, scope, &object).map_err(|why| ctx.not_ours(format!("{} {id}", key.kind()), why))?;
+            check(ctx, key, &within, &object).map_err(|why| ctx.not_ours(format!("{} {id}", key.kind()), why))?;
             return Ok(Some(object));
         }
     }
     let candidates = found(describe(vec![], tag_filters(ctx, key)).await)?.unwrap_or_default();
     let mut ours = None;
     for object in candidates {
-        match check(ctx, key, scope, &object) {
+        match check(ctx, key, &within, &object) {
             Ok(()) if ours.is_none() => ours = Some(object),
             Ok(()) => ctx.warn(format!(
                 "{key}: {} also carries this stack's tags; using {}",
@@ -147,7 +148,7 @@ where
 }
 
 /// Tagged as another resource of this same stack.
-fn is_ours_elsewhere(ctx: &Ctx, object: &impl Ec2Object) -> bool {
+fn is_ours_elsewhere(ctx: &Scope<'_>, object: &impl Ec2Object) -> bool {
     object.tag_pairs().iter().any(|(k, v)| *k == STACK_TAG && *v == ctx.stack())
 }
 
@@ -156,6 +157,7 @@ mod tests {
     use super::*;
     use crate::context::tests_support::ctx_named;
     use crate::model::Record;
+    use crate::resources::network::{NAT_GATEWAY, VPC};
     use aws_sdk_ec2::types::Tag;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -182,35 +184,37 @@ mod tests {
     #[tokio::test]
     async fn a_filter_that_was_not_applied_never_hands_us_another_stacks_resource() {
         let app = ctx_named("app");
-        app.record(Key::Vpc, &Record::id("vpc-app")).await.unwrap();
+        app.record(VPC, &Record::id("vpc-app")).await.unwrap();
+        let within = || Within::Vpc(Some("vpc-app".into()));
         let world = vec![
             nat("nat-other", "vpc-app2", "app-2", "nat-gateway-1"),
             nat("nat-second", "vpc-app", "app", "nat-gateway-2"),
             nat("nat-mine", "vpc-app", "app", "nat-gateway-1"),
         ];
-        let found = locate(&app, Key::NatGateway(0), Scope::StackVpc, all(world.clone())).await.unwrap();
+        let found = locate(&app.scope(), NAT_GATEWAY.at(0), within(), all(world.clone())).await.unwrap();
         assert_eq!(found.unwrap().object_id(), "nat-mine");
         let warnings = app.warnings();
         assert_eq!(warnings.len(), 1, "{warnings:?}");
         assert!(warnings[0].contains("nat-other") && warnings[0].contains("app-2"), "{warnings:?}");
         // Tagged ours, but in another VPC: not ours either.
         let moved = vec![nat("nat-moved", "vpc-elsewhere", "app", "nat-gateway-1")];
-        assert!(locate(&app, Key::NatGateway(0), Scope::StackVpc, all(moved)).await.unwrap().is_none());
+        assert!(locate(&app.scope(), NAT_GATEWAY.at(0), within(), all(moved)).await.unwrap().is_none());
         // Nothing of ours at all: app-2's gateway is not adopted.
         let only_other = vec![nat("nat-other", "vpc-app2", "app-2", "nat-gateway-1")];
-        assert!(locate(&app, Key::NatGateway(0), Scope::StackVpc, all(only_other)).await.unwrap().is_none());
+        assert!(locate(&app.scope(), NAT_GATEWAY.at(0), within(), all(only_other)).await.unwrap().is_none());
     }
 
     #[tokio::test]
     async fn a_recorded_object_that_is_not_ours_is_an_error_and_a_gone_one_is_looked_for_by_tag() {
         let app = ctx_named("app");
-        app.record(Key::Vpc, &Record::id("vpc-app")).await.unwrap();
-        app.record(Key::NatGateway(0), &Record::id("nat-other")).await.unwrap();
+        app.record(VPC, &Record::id("vpc-app")).await.unwrap();
+        let within = || Within::Vpc(Some("vpc-app".into()));
+        app.record(NAT_GATEWAY.at(0), &Record::id("nat-other")).await.unwrap();
         let world = vec![nat("nat-other", "vpc-app2", "app-2", "nat-gateway-1")];
-        let err = locate(&app, Key::NatGateway(0), Scope::StackVpc, all(world)).await.unwrap_err();
+        let err = locate(&app.scope(), NAT_GATEWAY.at(0), within(), all(world)).await.unwrap_err();
         assert!(matches!(err, StackError::NotOurs { .. }), "{err}");
         let calls = AtomicUsize::new(0);
-        let gone = locate(&app, Key::NatGateway(0), Scope::StackVpc, |ids: Vec<String>, _| {
+        let gone = locate(&app.scope(), NAT_GATEWAY.at(0), within(), |ids: Vec<String>, _| {
             calls.fetch_add(1, Ordering::SeqCst);
             let list = if ids.is_empty() { vec![nat("nat-new", "vpc-app", "app", "nat-gateway-1")] } else { vec![] };
             std::future::ready(Ok::<_, StackError>(list))

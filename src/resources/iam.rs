@@ -4,10 +4,24 @@
 use async_trait::async_trait;
 use serde_json::{json, Value};
 
-use crate::context::Ctx;
 use crate::error::{found, ignore_not_found, AwsContext, StackError};
-use crate::model::{after, Change, Diff, Edge, Key, Managed, Outcome, Record};
+use crate::model::{Attr, Changed, Dep, Diff, Field, Key, Kind, Managed, Nodes, Outcome, Record, Scope, Shape};
 use crate::progress::Line;
+use crate::resources::logs::LOG_GROUP_ARN;
+use crate::resources::table::TABLE_ARN;
+use crate::resources::tags::TagPairs;
+use crate::resources::task_definition::image::{self, TASK_DEFINITION};
+
+const ROLE: Kind = Kind::new("iam:role");
+pub const EXECUTION_ROLE: Key = Key::new("role-execution", ROLE);
+pub const TASK_ROLE: Key = Key::new("role-task", ROLE);
+pub const EXECUTION_ROLE_ARN: Attr = Attr::new(EXECUTION_ROLE, "arn");
+pub const TASK_ROLE_ARN: Attr = Attr::new(TASK_ROLE, "arn");
+
+pub fn declare(_shape: &Shape, nodes: &mut Nodes) {
+    nodes.managed(Role::Execution);
+    nodes.managed(Role::Task);
+}
 
 pub const POLICY_NAME: &str = "fargate-stack";
 
@@ -35,15 +49,16 @@ pub enum Role {
 impl Role {
     fn role_key(self) -> Key {
         match self {
-            Role::Execution => Key::ExecutionRole,
-            Role::Task => Key::TaskRole,
+            Role::Execution => EXECUTION_ROLE,
+            Role::Task => TASK_ROLE,
         }
     }
 
-    pub fn name(self, ctx: &Ctx) -> String {
+    /// The role's name: `<stack>-execution-role` or `<stack>-task-role`.
+    pub fn name(self, stack: &str) -> String {
         match self {
-            Role::Execution => ctx.name("execution-role"),
-            Role::Task => ctx.name("task-role"),
+            Role::Execution => format!("{stack}-execution-role"),
+            Role::Task => format!("{stack}-task-role"),
         }
     }
 }
@@ -115,16 +130,15 @@ pub fn task_policy(table_arn: &str) -> Value {
 
 /// The inline policy and the account (for the trust policy) this role should have, from what
 /// the state already holds.
-fn wanted_policy(ctx: &Ctx, role: Role) -> Result<(Value, String), StackError> {
-    let key = role.role_key();
+fn wanted_policy(ctx: &Scope<'_>, role: Role) -> Result<(Value, String), StackError> {
     let source_arn = match role {
-        Role::Execution => ctx.need_attr(Key::LogGroup, "arn", key)?,
-        Role::Task => ctx.need_attr(Key::Table, "arn", key)?,
+        Role::Execution => ctx.need_attr(LOG_GROUP_ARN)?,
+        Role::Task => ctx.need_attr(TABLE_ARN)?,
     };
     let account = partition_and_account(&source_arn).map(|(_, a)| a).unwrap_or_default();
     let policy = match role {
         // The image the stack runs: a `deploy` may have shipped one from another ECR repository.
-        Role::Execution => execution_policy(&crate::resources::image::wanted(ctx).image, &source_arn),
+        Role::Execution => execution_policy(&image::wanted(ctx).image, &source_arn),
         Role::Task => task_policy(&source_arn),
     };
     Ok((policy, account))
@@ -144,9 +158,24 @@ pub struct RoleLive {
     managed: Vec<String>,
 }
 
-const INLINE_POLICY: &str = "inline policy";
-const TRUST_POLICY: &str = "trust policy";
-const MANAGED_POLICIES: &str = "managed policies";
+/// What a role can differ in.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RoleField {
+    InlinePolicy,
+    TrustPolicy,
+    ManagedPolicies,
+}
+
+impl Field for RoleField {
+    fn label(&self) -> String {
+        match self {
+            RoleField::InlinePolicy => "inline policy",
+            RoleField::TrustPolicy => "trust policy",
+            RoleField::ManagedPolicies => "managed policies",
+        }
+        .into()
+    }
+}
 
 fn differs(have: Option<&Value>, want: &Value) -> (&'static str, &'static str) {
     match have {
@@ -156,7 +185,7 @@ fn differs(have: Option<&Value>, want: &Value) -> (&'static str, &'static str) {
     }
 }
 
-async fn read_role(ctx: &Ctx, role: Role, name: &str) -> Result<Option<RoleLive>, StackError> {
+async fn read_role(ctx: &Scope<'_>, role: Role, name: &str) -> Result<Option<RoleLive>, StackError> {
     let iam = &ctx.aws.iam;
     let (described, policy, managed) = tokio::join!(
         iam.get_role().role_name(name).send(),
@@ -165,8 +194,7 @@ async fn read_role(ctx: &Ctx, role: Role, name: &str) -> Result<Option<RoleLive>
     );
     let Some(described) = found(described.ctx("read role", name))? else { return Ok(None) };
     let Some(r) = described.role() else { return Ok(None) };
-    let tags = r.tags().iter().map(|t| (t.key(), t.value()));
-    ctx.owns(role.role_key(), tags).map_err(|why| ctx.not_ours(format!("role {name}"), why))?;
+    ctx.owned(role.role_key(), format!("role {name}"), r.tags().pairs())?;
     let policy = found(policy.ctx("read the policy of role", name))?.and_then(|p| decode_document(p.policy_document()));
     let managed = found(managed.ctx("list the managed policies of role", name))?
         .map(|m| m.attached_policies().iter().filter_map(|p| p.policy_arn().map(str::to_string)).collect())
@@ -183,46 +211,57 @@ async fn read_role(ctx: &Ctx, role: Role, name: &str) -> Result<Option<RoleLive>
 #[async_trait]
 impl Managed for Role {
     type Live = RoleLive;
+    type Field = RoleField;
 
     fn key(&self) -> Key {
         self.role_key()
     }
 
-    fn needs(&self) -> Vec<Key> {
+    fn needs(&self) -> Vec<Dep> {
         match self {
-            Role::Execution => vec![Key::LogGroup],
-            Role::Task => vec![Key::Table],
+            Role::Execution => vec![crate::resources::logs::LOG_GROUP.into()],
+            Role::Task => vec![crate::resources::table::TABLE.into()],
         }
     }
 
-    fn teardown_after(&self) -> Vec<Edge> {
-        vec![after(Key::Service, "the tasks run with this role until they stop (image pulls, logs, the table)")]
+    /// The execution role's policy follows the image the stack runs (see `task_definition::image`).
+    fn reads(&self) -> Vec<Dep> {
+        match self {
+            Role::Execution => vec![TASK_DEFINITION.into()],
+            Role::Task => vec![],
+        }
     }
 
-    async fn find(&self, ctx: &Ctx) -> Result<Option<RoleLive>, StackError> {
-        let name = ctx.id(self.role_key()).unwrap_or_else(|| self.name(ctx));
+    // The tasks run with it until they stop (image pulls, logs, the table): the service says so.
+
+    async fn find(&self, ctx: &Scope<'_>) -> Result<Option<RoleLive>, StackError> {
+        let name = ctx.id(self.role_key()).unwrap_or_else(|| self.name(ctx.stack()));
         read_role(ctx, *self, &name).await
     }
 
-    fn record(&self, _ctx: &Ctx, live: &RoleLive) -> Record {
-        Record::id(&live.name).with("arn", &live.arn)
+    fn record(&self, _ctx: &Scope<'_>, live: &RoleLive) -> Record {
+        let arn = match self {
+            Role::Execution => EXECUTION_ROLE_ARN,
+            Role::Task => TASK_ROLE_ARN,
+        };
+        Record::id(&live.name).with(arn, &live.arn)
     }
 
-    fn diff(&self, ctx: &Ctx, live: &RoleLive) -> Result<Vec<Change>, StackError> {
+    fn diff(&self, ctx: &Scope<'_>, live: &RoleLive) -> Result<Vec<Changed<RoleField>>, StackError> {
         let (policy, account) = wanted_policy(ctx, *self)?;
         let mut diff = Diff::new();
         let (have, want) = differs(live.policy.as_ref(), &policy);
-        diff.field(INLINE_POLICY, have, want);
+        diff.field(RoleField::InlinePolicy, have, want);
         let (have, want) = differs(live.trust.as_ref(), &trust_policy(&account));
-        diff.field(TRUST_POLICY, have, want);
+        diff.field(RoleField::TrustPolicy, have, want);
         let managed = if live.managed.is_empty() { "none".to_string() } else { live.managed.join(", ") };
-        diff.field(MANAGED_POLICIES, managed.as_str(), "none");
+        diff.field(RoleField::ManagedPolicies, managed.as_str(), "none");
         Ok(diff.into_changes())
     }
 
-    async fn create(&self, ctx: &Ctx, _line: &Line) -> Result<RoleLive, StackError> {
+    async fn create(&self, ctx: &Scope<'_>, _line: &Line) -> Result<RoleLive, StackError> {
         let key = self.role_key();
-        let name = self.name(ctx);
+        let name = self.name(ctx.stack());
         let (_, account) = wanted_policy(ctx, *self)?;
         let created = ctx
             .aws
@@ -231,7 +270,7 @@ impl Managed for Role {
             .role_name(&name)
             .description(format!("fargate-stack {}: {key}", ctx.stack()))
             .assume_role_policy_document(trust_policy(&account).to_string())
-            .set_tags(Some(ctx.sdk_tags(key, &name)))
+            .set_tags(Some(ctx.sdk_tags(&name)))
             .send()
             .await
             .ctx("create role", &name);
@@ -251,17 +290,17 @@ impl Managed for Role {
 
     async fn update(
         &self,
-        ctx: &Ctx,
+        ctx: &Scope<'_>,
         _line: &Line,
         live: &RoleLive,
-        changes: &[Change],
+        changes: &[Changed<RoleField>],
     ) -> Result<Option<RoleLive>, StackError> {
         let (policy, account) = wanted_policy(ctx, *self)?;
         let name = &live.name;
         let iam = &ctx.aws.iam;
         for change in changes {
-            match change.field.as_str() {
-                INLINE_POLICY => {
+            match change.field {
+                RoleField::InlinePolicy => {
                     iam.put_role_policy()
                         .role_name(name)
                         .policy_name(POLICY_NAME)
@@ -270,7 +309,7 @@ impl Managed for Role {
                         .await
                         .ctx("write the policy of role", name)?;
                 }
-                TRUST_POLICY => {
+                RoleField::TrustPolicy => {
                     iam.update_assume_role_policy()
                         .role_name(name)
                         .policy_document(trust_policy(&account).to_string())
@@ -278,14 +317,13 @@ impl Managed for Role {
                         .await
                         .ctx("write the trust policy of role", name)?;
                 }
-                MANAGED_POLICIES => detach_managed(ctx, name, &live.managed).await?,
-                _ => {}
+                RoleField::ManagedPolicies => detach_managed(ctx, name, &live.managed).await?,
             }
         }
         Ok(None)
     }
 
-    async fn destroy(&self, ctx: &Ctx, _line: &Line, live: RoleLive) -> Result<Outcome, StackError> {
+    async fn destroy(&self, ctx: &Scope<'_>, _line: &Line, live: RoleLive) -> Result<Outcome, StackError> {
         let name = &live.name;
         let iam = &ctx.aws.iam;
         // IAM refuses to delete a role that still has policies: list them all, and fail loudly
@@ -311,7 +349,7 @@ impl Managed for Role {
     }
 }
 
-async fn detach_managed(ctx: &Ctx, name: &str, arns: &[String]) -> Result<(), StackError> {
+async fn detach_managed(ctx: &Scope<'_>, name: &str, arns: &[String]) -> Result<(), StackError> {
     for arn in arns {
         ignore_not_found(
             ctx.aws

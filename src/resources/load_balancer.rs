@@ -1,50 +1,94 @@
-//! The internet-facing application load balancer, its target group (type ip, for awsvpc tasks),
-//! the HTTP listener (forwarding, or redirecting to HTTPS) and the HTTPS listener.
+//! The internet-facing application load balancer, its target group (type ip, for awsvpc tasks)
+//! and the HTTP listener (forwarding, or redirecting to HTTPS). The HTTPS listener is in
+//! `listener_https`.
 
 use std::future::Future;
 
 use async_trait::async_trait;
 use aws_sdk_elasticloadbalancingv2::types::{
-    Action, ActionTypeEnum, Certificate as ListenerCertificate, IpAddressType, Listener as ListenerObject,
-    LoadBalancer as Lb, LoadBalancerAttribute, LoadBalancerSchemeEnum, LoadBalancerStateEnum, LoadBalancerTypeEnum,
-    Matcher, ProtocolEnum, RedirectActionConfig, RedirectActionStatusCodeEnum, TargetGroup as Tg, TargetGroupAttribute,
-    TargetHealthStateEnum, TargetTypeEnum,
+    Action, ActionTypeEnum, IpAddressType, Listener as ListenerObject, LoadBalancer as Lb, LoadBalancerAttribute,
+    LoadBalancerSchemeEnum, LoadBalancerStateEnum, LoadBalancerTypeEnum, Matcher, ProtocolEnum, RedirectActionConfig,
+    RedirectActionStatusCodeEnum, TargetGroup as Tg, TargetGroupAttribute, TargetHealthStateEnum, TargetTypeEnum,
 };
 
 use crate::config::HTTPS_PORT;
-use crate::context::Ctx;
-use crate::error::{found, ignore_not_found, AwsContext, StackError};
-use crate::model::{after, Change, Diff, Edge, Key, Managed, Outcome, Record, Wait};
+use crate::error::{found, ignore_not_found, returned, AwsContext, StackError};
+use crate::model::{
+    after, before, Attr, Changed, Dep, Diff, Edge, Field, Key, Kind, Managed, Nodes, Outcome, Record, Scope, Shape,
+    Wait,
+};
 use crate::progress::Line;
-use crate::resources::acm;
 use crate::resources::ec2::{filter, wait_enis_released};
+use crate::resources::network::{INTERNET_GATEWAY, PUBLIC_SUBNET, VPC};
+use crate::resources::security::ALB_SECURITY_GROUP;
+use crate::resources::tags::TagPairs;
 use crate::wait::{self, budget, Poll};
+
+pub const TARGET_GROUP: Key = Key::new("target-group", Kind::new("elbv2:target-group"));
+pub const LOAD_BALANCER: Key = Key::new("load-balancer", Kind::new("elbv2:load-balancer"));
+pub(crate) const LISTENER_KIND: Kind = Kind::new("elbv2:listener");
+pub const LISTENER: Key = Key::new("listener", LISTENER_KIND);
+/// Wait: the load balancer left `provisioning`.
+pub const LOAD_BALANCER_ACTIVE: Key = Key::new("load-balancer-active", Kind::WAIT);
+
+const TARGET_GROUP_NAME: Attr = Attr::new(TARGET_GROUP, "name");
+const TARGET_GROUP_PORT: Attr = Attr::new(TARGET_GROUP, "port");
+pub const LOAD_BALANCER_NAME: Attr = Attr::new(LOAD_BALANCER, "name");
+pub const DNS_NAME: Attr = Attr::new(LOAD_BALANCER, "dns_name");
+pub const CANONICAL_ZONE: Attr = Attr::new(LOAD_BALANCER, "canonical_zone");
+pub const LISTENER_PORT: Attr = Attr::new(LISTENER, "port");
+
+/// The target group, the load balancer and the HTTP listener.
+pub fn declare(_shape: &Shape, nodes: &mut Nodes) {
+    nodes.managed(TargetGroup);
+    nodes.managed(LoadBalancer);
+    nodes.managed(Listener);
+}
+
+/// The wait for the load balancer to be active, which the service's health waits for.
+pub fn active(shape: &Shape, nodes: &mut Nodes) {
+    if shape.waits() {
+        nodes.wait(ActiveWait);
+    }
+}
 
 /// Load balancer attributes we set: drop malformed headers (request smuggling), and nothing else.
 const LB_ATTRIBUTES: &[(&str, &str)] = &[("routing.http.drop_invalid_header_fields.enabled", "true")];
 const HEALTHY_HTTP_CODES: &str = "200-399";
 const DEREGISTRATION_DELAY: &str = "deregistration_delay.timeout_seconds";
 
-pub fn load_balancer_name(ctx: &Ctx) -> String {
-    ctx.name("alb")
+/// The load balancer's name: `<stack>-alb`.
+pub fn load_balancer_name(stack: &str) -> String {
+    format!("{stack}-alb")
 }
 
-pub fn target_group_name(ctx: &Ctx) -> String {
-    ctx.name("tg")
+/// The target group's name: `<stack>-tg`.
+pub fn target_group_name(stack: &str) -> String {
+    format!("{stack}-tg")
+}
+
+/// The stack's address: HTTPS on its domain once the alias record points it at the load balancer
+/// (`alias`, the recorded name), HTTPS on the load balancer's name once its HTTPS listener exists,
+/// else HTTP on `port`.
+pub fn url(dns_name: Option<&str>, port: u32, https_listener: bool, alias: Option<&str>) -> Option<String> {
+    match (alias, https_listener) {
+        (Some(name), true) => Some(format!("https://{}", name.trim_end_matches('.'))),
+        (None, true) => dns_name.map(|d| format!("https://{d}")),
+        _ => dns_name.map(|d| if port == 80 { format!("http://{d}") } else { format!("http://{d}:{port}") }),
+    }
 }
 
 /// Check the tags of an ELB resource (one DescribeTags call), on our side.
-async fn check_tags(ctx: &Ctx, key: Key, arn: &str, what: &str) -> Result<(), StackError> {
+pub(crate) async fn check_tags(ctx: &Scope<'_>, key: Key, arn: &str, what: &str) -> Result<(), StackError> {
     let out = ctx.aws.elb.describe_tags().resource_arns(arn).send().await.ctx("describe the tags of", what)?;
     let description = out.tag_descriptions().iter().find(|d| d.resource_arn() == Some(arn));
     let tags = description.map(|d| d.tags()).unwrap_or_default();
-    ctx.owns(key, tags.iter().map(|t| (t.key().unwrap_or_default(), t.value().unwrap_or_default())))
-        .map_err(|why| ctx.not_ours(format!("{} {what}", key.kind()), why))
+    ctx.owned(key, format!("{} {what}", key.kind()), tags.pairs())
 }
 
 /// In this stack's VPC?
-fn check_vpc(ctx: &Ctx, key: Key, vpc: Option<&str>, what: &str) -> Result<(), StackError> {
-    match (ctx.id(Key::Vpc), vpc) {
+fn check_vpc(ctx: &Scope<'_>, key: Key, vpc: Option<&str>, what: &str) -> Result<(), StackError> {
+    match (ctx.id(VPC), vpc) {
         (Some(ours), Some(theirs)) if ours != theirs => {
             Err(ctx.not_ours(format!("{} {what}", key.kind()), format!("in {theirs}, not the stack's {ours}")))
         }
@@ -56,7 +100,7 @@ fn check_vpc(ctx: &Ctx, key: Key, vpc: Option<&str>, what: &str) -> Result<(), S
 /// read in one round), else by name; then checked to carry this stack's tag and sit in its VPC.
 /// `describe(Some(arn))` / `describe(None)` look it up; `ids` gives its ARN and VPC; `read` its extras.
 async fn find_elb<T, A, D, DF, R, RF>(
-    ctx: &Ctx,
+    ctx: &Scope<'_>,
     key: Key,
     name: &str,
     describe: D,
@@ -94,9 +138,35 @@ where
 
 // ---------------------------------------------------------------- target group
 
-pub struct TargetGroup {
-    /// The stack has an HTTPS listener forwarding to it.
-    pub https: bool,
+pub struct TargetGroup;
+
+/// What the target group can differ in.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TargetGroupField {
+    ContainerPort,
+    TargetType,
+    HealthCheckPath,
+    HealthCheckInterval,
+    HealthCheckTimeout,
+    HealthyThreshold,
+    UnhealthyThreshold,
+    DeregistrationDelay,
+}
+
+impl Field for TargetGroupField {
+    fn label(&self) -> String {
+        match self {
+            TargetGroupField::ContainerPort => "service.container_port",
+            TargetGroupField::TargetType => "target type",
+            TargetGroupField::HealthCheckPath => "service.health_check_path",
+            TargetGroupField::HealthCheckInterval => "load_balancer.health_check_interval_seconds",
+            TargetGroupField::HealthCheckTimeout => "load_balancer.health_check_timeout_seconds",
+            TargetGroupField::HealthyThreshold => "load_balancer.healthy_threshold",
+            TargetGroupField::UnhealthyThreshold => "load_balancer.unhealthy_threshold",
+            TargetGroupField::DeregistrationDelay => "load_balancer.deregistration_delay_seconds",
+        }
+        .into()
+    }
 }
 
 pub struct TgLive {
@@ -104,7 +174,7 @@ pub struct TgLive {
     deregistration_delay: Option<String>,
 }
 
-async fn describe_tg(ctx: &Ctx, arn: Option<&str>, name: &str) -> Result<Option<Tg>, StackError> {
+async fn describe_tg(ctx: &Scope<'_>, arn: Option<&str>, name: &str) -> Result<Option<Tg>, StackError> {
     let call = ctx.aws.elb.describe_target_groups();
     let call = match arn {
         Some(arn) => call.target_group_arns(arn),
@@ -113,7 +183,7 @@ async fn describe_tg(ctx: &Ctx, arn: Option<&str>, name: &str) -> Result<Option<
     Ok(found(call.send().await.ctx("describe target group", name))?.and_then(|o| o.target_groups().first().cloned()))
 }
 
-async fn deregistration_delay(ctx: &Ctx, arn: &str) -> Result<Option<String>, StackError> {
+async fn deregistration_delay(ctx: &Scope<'_>, arn: &str) -> Result<Option<String>, StackError> {
     let out = ctx
         .aws
         .elb
@@ -132,35 +202,31 @@ async fn deregistration_delay(ctx: &Ctx, arn: &str) -> Result<Option<String>, St
 #[async_trait]
 impl Managed for TargetGroup {
     type Live = TgLive;
+    type Field = TargetGroupField;
 
     fn key(&self) -> Key {
-        Key::TargetGroup
+        TARGET_GROUP
     }
 
-    fn needs(&self) -> Vec<Key> {
-        vec![Key::Vpc]
+    fn needs(&self) -> Vec<Dep> {
+        vec![VPC.into()]
     }
 
+    /// What else forwards to it or drains from it (the HTTPS listener, the service) says so itself.
     fn teardown_after(&self) -> Vec<Edge> {
-        let mut edges = vec![
-            after(Key::Listener, "DeleteTargetGroup fails with ResourceInUse while a listener forwards to it"),
-            after(Key::Service, "the service's targets drain from it until the tasks stop"),
-        ];
-        if self.https {
-            edges.push(after(
-                Key::ListenerHttps,
-                "DeleteTargetGroup fails with ResourceInUse while a listener forwards to it",
-            ));
-        }
-        edges
+        vec![after(LISTENER, "DeleteTargetGroup fails with ResourceInUse while a listener forwards to it")]
     }
 
-    async fn find(&self, ctx: &Ctx) -> Result<Option<TgLive>, StackError> {
-        let name = ctx.attr(Key::TargetGroup, "name").unwrap_or_else(|| target_group_name(ctx));
+    fn gone_before(&self) -> Vec<Edge> {
+        vec![before(VPC, "a target group is bound to its VPC")]
+    }
+
+    async fn find(&self, ctx: &Scope<'_>) -> Result<Option<TgLive>, StackError> {
+        let name = ctx.attr(TARGET_GROUP_NAME).unwrap_or_else(|| target_group_name(ctx.stack()));
         let name = name.as_str();
         let found = find_elb(
             ctx,
-            Key::TargetGroup,
+            TARGET_GROUP,
             name,
             |arn: Option<String>| async move { describe_tg(ctx, arn.as_deref(), name).await },
             |tg: &Tg| (tg.target_group_arn().unwrap_or_default().to_string(), tg.vpc_id().map(str::to_string)),
@@ -170,54 +236,47 @@ impl Managed for TargetGroup {
         Ok(found.map(|(tg, deregistration_delay)| TgLive { tg, deregistration_delay }))
     }
 
-    fn record(&self, _ctx: &Ctx, live: &TgLive) -> Record {
+    fn record(&self, _ctx: &Scope<'_>, live: &TgLive) -> Record {
         Record::id(live.tg.target_group_arn().unwrap_or_default())
-            .with("name", live.tg.target_group_name().unwrap_or_default())
-            .with("port", live.tg.port().unwrap_or_default().to_string())
+            .with(TARGET_GROUP_NAME, live.tg.target_group_name().unwrap_or_default())
+            .with(TARGET_GROUP_PORT, live.tg.port().unwrap_or_default().to_string())
     }
 
-    fn diff(&self, ctx: &Ctx, live: &TgLive) -> Result<Vec<Change>, StackError> {
+    fn diff(&self, ctx: &Scope<'_>, live: &TgLive) -> Result<Vec<Changed<TargetGroupField>>, StackError> {
+        use TargetGroupField as F;
         let (tg, lb) = (&live.tg, &ctx.config.load_balancer);
         let n = |v: Option<i32>| v.map_or("none".into(), |v| v.to_string());
         let mut diff = Diff::new();
-        diff.replace("service.container_port", &n(tg.port()), &ctx.config.service.container_port.to_string())
-            .replace("target type", tg.target_type().map_or("none", |t| t.as_str()), "ip")
+        diff.replace(F::ContainerPort, &n(tg.port()), &ctx.config.service.container_port.to_string())
+            .replace(F::TargetType, tg.target_type().map_or("none", |t| t.as_str()), "ip")
             .field(
-                "service.health_check_path",
+                F::HealthCheckPath,
                 tg.health_check_path().unwrap_or("none"),
                 ctx.config.service.health_check_path.as_str(),
             )
             .field(
-                "load_balancer.health_check_interval_seconds",
+                F::HealthCheckInterval,
                 &n(tg.health_check_interval_seconds()),
                 &lb.health_check_interval_seconds.to_string(),
             )
             .field(
-                "load_balancer.health_check_timeout_seconds",
+                F::HealthCheckTimeout,
                 &n(tg.health_check_timeout_seconds()),
                 &lb.health_check_timeout_seconds.to_string(),
             )
+            .field(F::HealthyThreshold, &n(tg.healthy_threshold_count()), &lb.healthy_threshold.to_string())
+            .field(F::UnhealthyThreshold, &n(tg.unhealthy_threshold_count()), &lb.unhealthy_threshold.to_string())
             .field(
-                "load_balancer.healthy_threshold",
-                &n(tg.healthy_threshold_count()),
-                &lb.healthy_threshold.to_string(),
-            )
-            .field(
-                "load_balancer.unhealthy_threshold",
-                &n(tg.unhealthy_threshold_count()),
-                &lb.unhealthy_threshold.to_string(),
-            )
-            .field(
-                "load_balancer.deregistration_delay_seconds",
+                F::DeregistrationDelay,
                 live.deregistration_delay.as_deref().unwrap_or("none"),
                 lb.deregistration_delay_seconds.to_string().as_str(),
             );
         Ok(diff.into_changes())
     }
 
-    async fn create(&self, ctx: &Ctx, _line: &Line) -> Result<TgLive, StackError> {
-        let name = target_group_name(ctx);
-        let vpc = ctx.need(Key::Vpc, Key::TargetGroup)?;
+    async fn create(&self, ctx: &Scope<'_>, _line: &Line) -> Result<TgLive, StackError> {
+        let name = target_group_name(ctx.stack());
+        let vpc = ctx.need(VPC)?;
         let lb = &ctx.config.load_balancer;
         let out = ctx
             .aws
@@ -235,27 +294,26 @@ impl Managed for TargetGroup {
             .healthy_threshold_count(lb.healthy_threshold as i32)
             .unhealthy_threshold_count(lb.unhealthy_threshold as i32)
             .matcher(Matcher::builder().http_code(HEALTHY_HTTP_CODES).build())
-            .set_tags(Some(ctx.sdk_tags(Key::TargetGroup, &name)))
+            .set_tags(Some(ctx.sdk_tags(&name)))
             .send()
             .await
             .ctx("create target group", &name)?;
-        let tg = out.target_groups().first().cloned();
-        let tg =
-            tg.ok_or_else(|| StackError::Failed { resource: name, message: "create returned no target group".into() })?;
+        let tg = returned(out.target_groups().first().cloned(), name, "create returned no target group")?;
         // AWS's default delay until the update sets ours.
         Ok(TgLive { tg, deregistration_delay: Some("300".into()) })
     }
 
     async fn update(
         &self,
-        ctx: &Ctx,
+        ctx: &Scope<'_>,
         _line: &Line,
         live: &TgLive,
-        changes: &[Change],
+        changes: &[Changed<TargetGroupField>],
     ) -> Result<Option<TgLive>, StackError> {
         let arn = live.tg.target_group_arn().unwrap_or_default();
         let lb = &ctx.config.load_balancer;
-        if changes.iter().any(|c| c.field != "load_balancer.deregistration_delay_seconds") {
+        let delay = |c: &Changed<TargetGroupField>| c.field == TargetGroupField::DeregistrationDelay;
+        if !changes.iter().all(delay) {
             ctx.aws
                 .elb
                 .modify_target_group()
@@ -269,7 +327,7 @@ impl Managed for TargetGroup {
                 .await
                 .ctx("update the health check of", arn)?;
         }
-        if changes.iter().any(|c| c.field == "load_balancer.deregistration_delay_seconds") {
+        if changes.iter().any(delay) {
             ctx.aws
                 .elb
                 .modify_target_group_attributes()
@@ -287,7 +345,7 @@ impl Managed for TargetGroup {
         Ok(None)
     }
 
-    async fn destroy(&self, ctx: &Ctx, line: &Line, live: TgLive) -> Result<Outcome, StackError> {
+    async fn destroy(&self, ctx: &Scope<'_>, line: &Line, live: TgLive) -> Result<Outcome, StackError> {
         let arn = live.tg.target_group_arn().unwrap_or_default();
         // ResourceInUse until the listener (and the load balancer) is gone.
         wait::retry_codes(line, arn, budget::PROPAGATION, &["ResourceInUse"], || async {
@@ -308,7 +366,7 @@ impl Managed for TargetGroup {
 }
 
 /// (healthy targets, registered targets) of the target group.
-pub async fn target_health(ctx: &Ctx, arn: &str) -> Result<(u32, u32), StackError> {
+pub async fn target_health(ctx: &Scope<'_>, arn: &str) -> Result<(u32, u32), StackError> {
     let out = ctx
         .aws
         .elb
@@ -327,10 +385,19 @@ pub async fn target_health(ctx: &Ctx, arn: &str) -> Result<(u32, u32), StackErro
 
 // ---------------------------------------------------------------- load balancer
 
-pub struct LoadBalancer {
-    pub azs: u8,
-    /// A DNS alias record points at it.
-    pub alias: bool,
+pub struct LoadBalancer;
+
+/// What the load balancer can differ in: the attributes fargate-stack sets.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LoadBalancerField {
+    Attribute(&'static str),
+}
+
+impl Field for LoadBalancerField {
+    fn label(&self) -> String {
+        let LoadBalancerField::Attribute(key) = self;
+        key.to_string()
+    }
 }
 
 pub struct LbLive {
@@ -338,7 +405,7 @@ pub struct LbLive {
     attributes: Vec<(String, String)>,
 }
 
-async fn describe_lb(ctx: &Ctx, arn: Option<&str>, name: &str) -> Result<Option<Lb>, StackError> {
+async fn describe_lb(ctx: &Scope<'_>, arn: Option<&str>, name: &str) -> Result<Option<Lb>, StackError> {
     let call = ctx.aws.elb.describe_load_balancers();
     let call = match arn {
         Some(arn) => call.load_balancer_arns(arn),
@@ -347,7 +414,7 @@ async fn describe_lb(ctx: &Ctx, arn: Option<&str>, name: &str) -> Result<Option<
     Ok(found(call.send().await.ctx("describe load balancer", name))?.and_then(|o| o.load_balancers().first().cloned()))
 }
 
-async fn lb_attributes(ctx: &Ctx, arn: &str) -> Result<Vec<(String, String)>, StackError> {
+async fn lb_attributes(ctx: &Scope<'_>, arn: &str) -> Result<Vec<(String, String)>, StackError> {
     let out = ctx
         .aws
         .elb
@@ -370,33 +437,47 @@ fn lb_state(lb: &Lb) -> Option<&LoadBalancerStateEnum> {
 #[async_trait]
 impl Managed for LoadBalancer {
     type Live = LbLive;
+    type Field = LoadBalancerField;
 
     fn key(&self) -> Key {
-        Key::LoadBalancer
+        LOAD_BALANCER
     }
 
-    fn needs(&self) -> Vec<Key> {
+    fn needs(&self) -> Vec<Dep> {
         // An internet-facing load balancer needs an attached internet gateway.
-        let mut needs = vec![Key::AlbSecurityGroup, Key::InternetGateway];
-        needs.extend((0..self.azs).map(Key::PublicSubnet));
-        needs
+        vec![ALB_SECURITY_GROUP.into(), INTERNET_GATEWAY.into(), PUBLIC_SUBNET.into()]
     }
 
-    fn teardown_after(&self) -> Vec<Edge> {
-        if !self.alias {
-            return vec![];
-        }
-        // Not an AWS constraint: the domain must never point at a load balancer that is gone (its
-        // DNS name would dangle).
-        vec![after(Key::AliasRecord, "the domain's alias record points at it until it is removed")]
+    fn reads(&self) -> Vec<Dep> {
+        vec![VPC.into()]
     }
 
-    async fn find(&self, ctx: &Ctx) -> Result<Option<LbLive>, StackError> {
-        let name = ctx.attr(Key::LoadBalancer, "name").unwrap_or_else(|| load_balancer_name(ctx));
+    fn lifecycle(&self) -> crate::model::Lifecycle {
+        // Its listeners are found on it.
+        crate::model::Lifecycle { found_first: true, ..Default::default() }
+    }
+
+    /// Its network interfaces and public addresses hold the subnets, its group and the gateway.
+    fn gone_before(&self) -> Vec<Edge> {
+        vec![
+            before(
+                INTERNET_GATEWAY,
+                "DetachInternetGateway fails while an internet-facing load balancer's public addresses are mapped",
+            ),
+            before(
+                PUBLIC_SUBNET,
+                "the load balancer's network interfaces sit in it until they are released, minutes after the load balancer",
+            ),
+            before(ALB_SECURITY_GROUP, "the load balancer's network interfaces use it until they are released"),
+        ]
+    }
+
+    async fn find(&self, ctx: &Scope<'_>) -> Result<Option<LbLive>, StackError> {
+        let name = ctx.attr(LOAD_BALANCER_NAME).unwrap_or_else(|| load_balancer_name(ctx.stack()));
         let name = name.as_str();
         let found = find_elb(
             ctx,
-            Key::LoadBalancer,
+            LOAD_BALANCER,
             name,
             |arn: Option<String>| async move { describe_lb(ctx, arn.as_deref(), name).await },
             |lb: &Lb| (lb.load_balancer_arn().unwrap_or_default().to_string(), lb.vpc_id().map(str::to_string)),
@@ -406,35 +487,34 @@ impl Managed for LoadBalancer {
         Ok(found.map(|(lb, attributes)| LbLive { lb, attributes }))
     }
 
-    fn record(&self, _ctx: &Ctx, live: &LbLive) -> Record {
+    fn record(&self, _ctx: &Scope<'_>, live: &LbLive) -> Record {
         Record::id(live.lb.load_balancer_arn().unwrap_or_default())
-            .with("name", live.lb.load_balancer_name().unwrap_or_default())
-            .with("dns_name", live.lb.dns_name().unwrap_or_default())
-            .with("canonical_zone", live.lb.canonical_hosted_zone_id().unwrap_or_default())
+            .with(LOAD_BALANCER_NAME, live.lb.load_balancer_name().unwrap_or_default())
+            .with(DNS_NAME, live.lb.dns_name().unwrap_or_default())
+            .with(CANONICAL_ZONE, live.lb.canonical_hosted_zone_id().unwrap_or_default())
     }
 
-    fn diff(&self, _ctx: &Ctx, live: &LbLive) -> Result<Vec<Change>, StackError> {
+    fn diff(&self, _ctx: &Scope<'_>, live: &LbLive) -> Result<Vec<Changed<LoadBalancerField>>, StackError> {
         let mut diff = Diff::new();
         for (key, want) in LB_ATTRIBUTES {
             let have = live.attributes.iter().find(|(k, _)| k == key).map_or("unset", |(_, v)| v.as_str());
-            diff.field(key, have, *want);
+            diff.field(LoadBalancerField::Attribute(key), have, *want);
         }
         Ok(diff.into_changes())
     }
 
-    fn pending(&self, _ctx: &Ctx, live: &LbLive) -> Option<String> {
+    fn pending(&self, _ctx: &Scope<'_>, live: &LbLive) -> Option<String> {
         match lb_state(&live.lb) {
             Some(LoadBalancerStateEnum::Active) | None => None,
             Some(state) => Some(state.as_str().to_string()),
         }
     }
 
-    async fn create(&self, ctx: &Ctx, _line: &Line) -> Result<LbLive, StackError> {
-        let name = load_balancer_name(ctx);
-        let subnets = (0..ctx.config.network.az_count)
-            .map(|i| ctx.need(Key::PublicSubnet(i), Key::LoadBalancer))
-            .collect::<Result<Vec<_>, _>>()?;
-        let group = ctx.need(Key::AlbSecurityGroup, Key::LoadBalancer)?;
+    async fn create(&self, ctx: &Scope<'_>, _line: &Line) -> Result<LbLive, StackError> {
+        let name = load_balancer_name(ctx.stack());
+        let subnets =
+            (0..ctx.config.network.az_count).map(|i| ctx.need(PUBLIC_SUBNET.at(i))).collect::<Result<Vec<_>, _>>()?;
+        let group = ctx.need(ALB_SECURITY_GROUP)?;
         let out = ctx
             .aws
             .elb
@@ -445,27 +525,25 @@ impl Managed for LoadBalancer {
             .scheme(LoadBalancerSchemeEnum::InternetFacing)
             .r#type(LoadBalancerTypeEnum::Application)
             .ip_address_type(IpAddressType::Ipv4)
-            .set_tags(Some(ctx.sdk_tags(Key::LoadBalancer, &name)))
+            .set_tags(Some(ctx.sdk_tags(&name)))
             .send()
             .await
             .ctx("create load balancer", &name)?;
-        let lb = out.load_balancers().first().cloned();
-        let lb = lb
-            .ok_or_else(|| StackError::Failed { resource: name, message: "create returned no load balancer".into() })?;
+        let lb = returned(out.load_balancers().first().cloned(), name, "create returned no load balancer")?;
         Ok(LbLive { lb, attributes: vec![] })
     }
 
     async fn update(
         &self,
-        ctx: &Ctx,
+        ctx: &Scope<'_>,
         _line: &Line,
         live: &LbLive,
-        changes: &[Change],
+        changes: &[Changed<LoadBalancerField>],
     ) -> Result<Option<LbLive>, StackError> {
         let arn = live.lb.load_balancer_arn().unwrap_or_default();
         let attributes = changes
             .iter()
-            .filter_map(|c| LB_ATTRIBUTES.iter().find(|(k, _)| *k == c.field))
+            .filter_map(|c| LB_ATTRIBUTES.iter().find(|(k, _)| c.field == LoadBalancerField::Attribute(k)))
             .map(|(k, v)| LoadBalancerAttribute::builder().key(*k).value(*v).build())
             .collect();
         ctx.aws
@@ -481,7 +559,7 @@ impl Managed for LoadBalancer {
 
     /// Delete it and wait until it is gone and its network interfaces are released: the public
     /// subnets, the ALB group and the internet gateway wait for that.
-    async fn destroy(&self, ctx: &Ctx, line: &Line, live: LbLive) -> Result<Outcome, StackError> {
+    async fn destroy(&self, ctx: &Scope<'_>, line: &Line, live: LbLive) -> Result<Outcome, StackError> {
         let arn = live.lb.load_balancer_arn().unwrap_or_default();
         let name = live.lb.load_balancer_name().unwrap_or_default();
         ignore_not_found(
@@ -503,7 +581,7 @@ impl Managed for LoadBalancer {
             })
         })
         .await?;
-        ctx.forget(Key::LoadBalancer).await?;
+        ctx.forget().await?;
         let description = format!("ELB {}", arn.split_once(":loadbalancer/").map(|(_, s)| s).unwrap_or(name));
         wait_enis_released(ctx, line, name, vec![filter("description", &description)]).await;
         Ok(Outcome::Deleted)
@@ -517,16 +595,16 @@ pub struct ActiveWait;
 #[async_trait]
 impl Wait for ActiveWait {
     fn key(&self) -> Key {
-        Key::LoadBalancerActive
+        LOAD_BALANCER_ACTIVE
     }
 
-    fn needs(&self) -> Vec<Key> {
-        vec![Key::LoadBalancer]
+    fn needs(&self) -> Vec<Dep> {
+        vec![LOAD_BALANCER.into()]
     }
 
-    async fn wait(&self, ctx: &Ctx, line: &Line) -> Result<(), StackError> {
-        let arn = ctx.need(Key::LoadBalancer, self.key())?;
-        let name = load_balancer_name(ctx);
+    async fn wait(&self, ctx: &Scope<'_>, line: &Line) -> Result<(), StackError> {
+        let arn = ctx.need(LOAD_BALANCER)?;
+        let name = load_balancer_name(ctx.stack());
         wait::until(line, &name, "become active", budget::ALB_ACTIVE, || async {
             let lb = describe_lb(ctx, Some(&arn), &name).await?;
             match lb.as_ref().map(lb_state) {
@@ -551,15 +629,16 @@ impl Wait for ActiveWait {
 
 /// The HTTP listener on `load_balancer.listener_port`: it forwards to the target group, or, with
 /// `https.redirect_http`, answers 301 to the same URL on HTTPS.
-pub struct Listener {
-    /// It redirects to HTTPS, so it waits for the HTTPS listener: redirecting before HTTPS answers
-    /// would break HTTP, and the service needs a listener that forwards to its target group.
-    pub redirect: bool,
-}
+pub struct Listener;
 
 /// The stack's listener on `port`: the recorded one (whose port the config may have changed),
 /// else the one on the port.
-async fn find_listener(ctx: &Ctx, key: Key, lb_arn: &str, port: u32) -> Result<Option<ListenerObject>, StackError> {
+pub(crate) async fn find_listener(
+    ctx: &Scope<'_>,
+    key: Key,
+    lb_arn: &str,
+    port: u32,
+) -> Result<Option<ListenerObject>, StackError> {
     let out = found(
         ctx.aws
             .elb
@@ -579,7 +658,7 @@ async fn find_listener(ctx: &Ctx, key: Key, lb_arn: &str, port: u32) -> Result<O
     Ok(listener.cloned())
 }
 
-fn forward_to(tg_arn: &str) -> Action {
+pub(crate) fn forward_to(tg_arn: &str) -> Action {
     Action::builder().r#type(ActionTypeEnum::Forward).target_group_arn(tg_arn).build()
 }
 
@@ -597,7 +676,7 @@ fn redirect_to_https() -> Action {
 }
 
 /// A default action as the plan shows it.
-fn show_action(action: Option<&Action>) -> String {
+pub(crate) fn show_action(action: Option<&Action>) -> String {
     let Some(action) = action else { return "none".into() };
     match action.r#type() {
         Some(ActionTypeEnum::Forward) => format!("forward to {}", action.target_group_arn().unwrap_or("nothing")),
@@ -618,12 +697,12 @@ fn show_action(action: Option<&Action>) -> String {
     }
 }
 
-fn default_action(listener: &ListenerObject) -> Option<&Action> {
+pub(crate) fn default_action(listener: &ListenerObject) -> Option<&Action> {
     listener.default_actions().iter().min_by_key(|a| a.order().unwrap_or(0))
 }
 
 /// What the HTTP listener should do.
-fn http_action(ctx: &Ctx, tg_arn: &str) -> Action {
+fn http_action(ctx: &Scope<'_>, tg_arn: &str) -> Action {
     if ctx.config.https.as_ref().is_some_and(|h| h.redirect_http) {
         redirect_to_https()
     } else {
@@ -631,54 +710,70 @@ fn http_action(ctx: &Ctx, tg_arn: &str) -> Action {
     }
 }
 
+/// What the HTTP listener can differ in.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ListenerField {
+    Port,
+    DefaultAction,
+}
+
+impl Field for ListenerField {
+    fn label(&self) -> String {
+        match self {
+            ListenerField::Port => "load_balancer.listener_port",
+            ListenerField::DefaultAction => "default action",
+        }
+        .into()
+    }
+}
+
 #[async_trait]
 impl Managed for Listener {
     type Live = ListenerObject;
+    type Field = ListenerField;
 
     fn key(&self) -> Key {
-        Key::Listener
+        LISTENER
     }
 
-    fn needs(&self) -> Vec<Key> {
-        let mut needs = vec![Key::LoadBalancer, Key::TargetGroup];
-        if self.redirect {
-            needs.push(Key::ListenerHttps);
-        }
-        needs
+    /// With a redirect, the HTTPS listener it redirects to comes first (it says so itself).
+    fn needs(&self) -> Vec<Dep> {
+        vec![LOAD_BALANCER.into(), TARGET_GROUP.into()]
     }
 
-    async fn find(&self, ctx: &Ctx) -> Result<Option<ListenerObject>, StackError> {
-        let Some(lb) = ctx.id(Key::LoadBalancer) else { return Ok(None) };
+    async fn find(&self, ctx: &Scope<'_>) -> Result<Option<ListenerObject>, StackError> {
+        let Some(lb) = ctx.id(LOAD_BALANCER) else { return Ok(None) };
         let port = ctx.config.load_balancer.listener_port;
-        let Some(listener) = find_listener(ctx, Key::Listener, &lb, port).await? else { return Ok(None) };
+        let Some(listener) = find_listener(ctx, LISTENER, &lb, port).await? else { return Ok(None) };
         let arn = listener.listener_arn().unwrap_or_default();
-        check_tags(ctx, Key::Listener, arn, arn).await?;
+        check_tags(ctx, LISTENER, arn, arn).await?;
         Ok(Some(listener))
     }
 
-    fn record(&self, _ctx: &Ctx, live: &ListenerObject) -> Record {
-        Record::id(live.listener_arn().unwrap_or_default()).with("port", live.port().unwrap_or_default().to_string())
+    fn record(&self, _ctx: &Scope<'_>, live: &ListenerObject) -> Record {
+        Record::id(live.listener_arn().unwrap_or_default())
+            .with(LISTENER_PORT, live.port().unwrap_or_default().to_string())
     }
 
-    fn diff(&self, ctx: &Ctx, live: &ListenerObject) -> Result<Vec<Change>, StackError> {
-        let tg = ctx.need(Key::TargetGroup, Key::Listener)?;
+    fn diff(&self, ctx: &Scope<'_>, live: &ListenerObject) -> Result<Vec<Changed<ListenerField>>, StackError> {
+        let tg = ctx.need(TARGET_GROUP)?;
         let mut diff = Diff::new();
         diff.field(
-            "load_balancer.listener_port",
+            ListenerField::Port,
             &live.port().unwrap_or_default().to_string(),
             &ctx.config.load_balancer.listener_port.to_string(),
         )
         .field(
-            "default action",
+            ListenerField::DefaultAction,
             &show_action(default_action(live)),
             &show_action(Some(&http_action(ctx, &tg))),
         );
         Ok(diff.into_changes())
     }
 
-    async fn create(&self, ctx: &Ctx, _line: &Line) -> Result<ListenerObject, StackError> {
-        let lb = ctx.need(Key::LoadBalancer, Key::Listener)?;
-        let tg = ctx.need(Key::TargetGroup, Key::Listener)?;
+    async fn create(&self, ctx: &Scope<'_>, _line: &Line) -> Result<ListenerObject, StackError> {
+        let lb = ctx.need(LOAD_BALANCER)?;
+        let tg = ctx.need(TARGET_GROUP)?;
         let port = ctx.config.load_balancer.listener_port as i32;
         let out = ctx
             .aws
@@ -688,25 +783,22 @@ impl Managed for Listener {
             .protocol(ProtocolEnum::Http)
             .port(port)
             .default_actions(http_action(ctx, &tg))
-            .set_tags(Some(ctx.sdk_tags(Key::Listener, &ctx.name(&format!("listener-{port}")))))
+            .set_tags(Some(ctx.sdk_tags(&ctx.name(&format!("listener-{port}")))))
             .send()
             .await
-            .ctx("create listener on", &load_balancer_name(ctx))?;
-        out.listeners().first().cloned().ok_or_else(|| StackError::Failed {
-            resource: "listener".into(),
-            message: "create returned nothing".into(),
-        })
+            .ctx("create listener on", &load_balancer_name(ctx.stack()))?;
+        returned(out.listeners().first().cloned(), "listener", "create returned nothing")
     }
 
     async fn update(
         &self,
-        ctx: &Ctx,
+        ctx: &Scope<'_>,
         _line: &Line,
         live: &ListenerObject,
-        _changes: &[Change],
+        _changes: &[Changed<ListenerField>],
     ) -> Result<Option<ListenerObject>, StackError> {
         let arn = live.listener_arn().unwrap_or_default();
-        let tg = ctx.need(Key::TargetGroup, Key::Listener)?;
+        let tg = ctx.need(TARGET_GROUP)?;
         let out = ctx
             .aws
             .elb
@@ -720,197 +812,15 @@ impl Managed for Listener {
         Ok(out.listeners().first().cloned())
     }
 
-    async fn destroy(&self, ctx: &Ctx, _line: &Line, live: ListenerObject) -> Result<Outcome, StackError> {
+    async fn destroy(&self, ctx: &Scope<'_>, _line: &Line, live: ListenerObject) -> Result<Outcome, StackError> {
         delete_listener(ctx, &live).await
     }
 }
 
-async fn delete_listener(ctx: &Ctx, live: &ListenerObject) -> Result<Outcome, StackError> {
+pub(crate) async fn delete_listener(ctx: &Scope<'_>, live: &ListenerObject) -> Result<Outcome, StackError> {
     let arn = live.listener_arn().unwrap_or_default();
     ignore_not_found(
         ctx.aws.elb.delete_listener().listener_arn(arn).send().await.ctx("delete listener", arn).map(drop),
     )?;
     Ok(Outcome::Deleted)
-}
-
-// ---------------------------------------------------------------- HTTPS listener
-
-/// HTTPS on 443 with the stack's certificate (requested for `https.domain`, or given by ARN) and
-/// `https.ssl_policy`, forwarding to the target group.
-pub struct ListenerHttps {
-    /// The certificate is requested by the stack: the listener waits until ACM issues it.
-    pub requested: bool,
-}
-
-/// The certificate the HTTPS listener should serve.
-fn wanted_certificate(ctx: &Ctx) -> Result<String, StackError> {
-    match ctx.config.https.as_ref().and_then(|h| h.certificate_arn.clone()) {
-        Some(given) => Ok(given),
-        None => ctx.need(Key::Certificate, Key::ListenerHttps),
-    }
-}
-
-fn served_certificate(listener: &ListenerObject) -> Option<&str> {
-    listener.certificates().iter().find(|c| c.is_default() != Some(false)).and_then(|c| c.certificate_arn())
-}
-
-/// Why a listener cannot use the certificate given by `https.certificate_arn`, if it cannot.
-async fn given_certificate_problem(ctx: &Ctx, arn: &str) -> Result<Option<String>, StackError> {
-    let region = arn.split(':').nth(3).unwrap_or_default();
-    if region != ctx.region {
-        return Ok(Some(format!(
-            "it is in {region} and the stack in {}: a load balancer uses certificates of its own region",
-            ctx.region
-        )));
-    }
-    Ok(match acm::describe(ctx, arn).await? {
-        None => Some("ACM has no such certificate in this account".into()),
-        Some(detail) => match detail.status().map(|s| s.as_str()) {
-            Some("ISSUED") => None,
-            other => {
-                Some(format!("it is {}: a listener needs an ISSUED certificate", other.unwrap_or("of unknown status")))
-            }
-        },
-    })
-}
-
-#[async_trait]
-impl Managed for ListenerHttps {
-    type Live = ListenerObject;
-
-    fn key(&self) -> Key {
-        Key::ListenerHttps
-    }
-
-    fn needs(&self) -> Vec<Key> {
-        let mut needs = vec![Key::LoadBalancer, Key::TargetGroup];
-        if self.requested {
-            // AWS refuses a certificate that is not issued yet (UnsupportedCertificate).
-            needs.push(Key::CertificateIssued);
-        }
-        needs
-    }
-
-    async fn find(&self, ctx: &Ctx) -> Result<Option<ListenerObject>, StackError> {
-        let given = ctx.config.https.as_ref().and_then(|h| h.certificate_arn.clone());
-        let problem = async {
-            match &given {
-                Some(arn) => given_certificate_problem(ctx, arn).await,
-                None => Ok(None),
-            }
-        };
-        let listener = async {
-            match ctx.id(Key::LoadBalancer) {
-                Some(lb) => find_listener(ctx, Key::ListenerHttps, &lb, HTTPS_PORT).await,
-                None => Ok(None),
-            }
-        };
-        let (problem, listener) = tokio::join!(problem, listener);
-        let listener = listener?;
-        if let Some(listener) = &listener {
-            let arn = listener.listener_arn().unwrap_or_default();
-            check_tags(ctx, Key::ListenerHttps, arn, arn).await?;
-        }
-        // Checked before any change: a listener that does not serve it yet could not be given it.
-        if let (Some(problem), Some(arn)) = (problem?, &given) {
-            if listener.as_ref().and_then(served_certificate) != Some(arn.as_str()) {
-                return Err(StackError::Blocked { resource: format!("https.certificate_arn {arn}"), reason: problem });
-            }
-        }
-        Ok(listener)
-    }
-
-    fn record(&self, _ctx: &Ctx, live: &ListenerObject) -> Record {
-        Record::id(live.listener_arn().unwrap_or_default())
-            .with("port", live.port().unwrap_or_default().to_string())
-            .with("certificate", served_certificate(live).unwrap_or_default())
-    }
-
-    fn diff(&self, ctx: &Ctx, live: &ListenerObject) -> Result<Vec<Change>, StackError> {
-        // Only being deleted (the config no longer has [https]): nothing to compare with.
-        let Some(https) = &ctx.config.https else { return Ok(vec![]) };
-        let tg = ctx.need(Key::TargetGroup, self.key())?;
-        let certificate = wanted_certificate(ctx)?;
-        let mut diff = Diff::new();
-        diff.field("port", &live.port().unwrap_or_default().to_string(), &HTTPS_PORT.to_string())
-            .field("protocol", live.protocol().map_or("none", |p| p.as_str()), "HTTPS")
-            .field("certificate", served_certificate(live).unwrap_or("none"), certificate.as_str())
-            .field("https.ssl_policy", live.ssl_policy().unwrap_or("none"), https.ssl_policy.as_str())
-            .field("default action", &show_action(default_action(live)), &show_action(Some(&forward_to(&tg))));
-        Ok(diff.into_changes())
-    }
-
-    async fn create(&self, ctx: &Ctx, line: &Line) -> Result<ListenerObject, StackError> {
-        let lb = ctx.need(Key::LoadBalancer, self.key())?;
-        let tg = ctx.need(Key::TargetGroup, self.key())?;
-        let certificate = wanted_certificate(ctx)?;
-        let policy = ctx.config.https.as_ref().map(|h| h.ssl_policy.clone()).unwrap_or_default();
-        let name = ctx.name(&format!("listener-{HTTPS_PORT}"));
-        // ELB sees a newly issued ACM certificate a little after ACM says ISSUED.
-        let out = wait::retry_codes(
-            line,
-            &name,
-            budget::PROPAGATION,
-            &["CertificateNotFound", "UnsupportedCertificate"],
-            || async {
-                ctx.aws
-                    .elb
-                    .create_listener()
-                    .load_balancer_arn(&lb)
-                    .protocol(ProtocolEnum::Https)
-                    .port(HTTPS_PORT as i32)
-                    .certificates(ListenerCertificate::builder().certificate_arn(&certificate).build())
-                    .ssl_policy(&policy)
-                    .default_actions(forward_to(&tg))
-                    .set_tags(Some(ctx.sdk_tags(Key::ListenerHttps, &name)))
-                    .send()
-                    .await
-                    .ctx("create the HTTPS listener on", &load_balancer_name(ctx))
-            },
-        )
-        .await?;
-        out.listeners().first().cloned().ok_or_else(|| StackError::Failed {
-            resource: "listener-https".into(),
-            message: "create returned nothing".into(),
-        })
-    }
-
-    async fn update(
-        &self,
-        ctx: &Ctx,
-        line: &Line,
-        live: &ListenerObject,
-        _changes: &[Change],
-    ) -> Result<Option<ListenerObject>, StackError> {
-        let arn = live.listener_arn().unwrap_or_default();
-        let tg = ctx.need(Key::TargetGroup, self.key())?;
-        let certificate = wanted_certificate(ctx)?;
-        let policy = ctx.config.https.as_ref().map(|h| h.ssl_policy.clone()).unwrap_or_default();
-        let out = wait::retry_codes(
-            line,
-            arn,
-            budget::PROPAGATION,
-            &["CertificateNotFound", "UnsupportedCertificate"],
-            || async {
-                ctx.aws
-                    .elb
-                    .modify_listener()
-                    .listener_arn(arn)
-                    .port(HTTPS_PORT as i32)
-                    .protocol(ProtocolEnum::Https)
-                    .certificates(ListenerCertificate::builder().certificate_arn(&certificate).build())
-                    .ssl_policy(&policy)
-                    .default_actions(forward_to(&tg))
-                    .send()
-                    .await
-                    .ctx("update the HTTPS listener", arn)
-            },
-        )
-        .await?;
-        Ok(out.listeners().first().cloned())
-    }
-
-    async fn destroy(&self, ctx: &Ctx, _line: &Line, live: ListenerObject) -> Result<Outcome, StackError> {
-        delete_listener(ctx, &live).await
-    }
 }

@@ -3,16 +3,24 @@
 use async_trait::async_trait;
 use aws_sdk_cloudwatchlogs::types::LogGroup as Group;
 
-use crate::context::Ctx;
 use crate::error::{found, ignore_not_found, AwsContext, StackError};
-use crate::model::{after, Change, Diff, Edge, Key, Managed, Outcome, Record};
+use crate::model::{Attr, Changed, Dep, Diff, Field, Key, Kind, Managed, Nodes, Outcome, Record, Scope, Shape};
 use crate::progress::Line;
+use crate::resources::tags::TagPairs;
 
-pub fn log_group_name(ctx: &Ctx) -> String {
-    format!("/ecs/{}", ctx.stack())
+pub const LOG_GROUP: Key = Key::new("log-group", Kind::new("logs:log-group"));
+pub const LOG_GROUP_ARN: Attr = Attr::new(LOG_GROUP, "arn");
+
+pub fn declare(_shape: &Shape, nodes: &mut Nodes) {
+    nodes.managed(LogGroup);
 }
 
-async fn describe(ctx: &Ctx, name: &str) -> Result<Option<Group>, StackError> {
+/// The log group's name: `/ecs/<stack>`.
+pub fn log_group_name(stack: &str) -> String {
+    format!("/ecs/{stack}")
+}
+
+async fn describe(ctx: &Scope<'_>, name: &str) -> Result<Option<Group>, StackError> {
     let out =
         ctx.aws.logs.describe_log_groups().log_group_name_prefix(name).send().await.ctx("describe log group", name)?;
     // The prefix also matches other stacks' groups (`/ecs/app` and `/ecs/app-2`): exact name only.
@@ -34,24 +42,35 @@ fn retention(days: Option<i32>) -> String {
 
 pub struct LogGroup;
 
+/// What the log group can differ in.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LogsField {
+    Retention,
+}
+
+impl Field for LogsField {
+    fn label(&self) -> String {
+        "logs.retention_days".into()
+    }
+}
+
 #[async_trait]
 impl Managed for LogGroup {
     type Live = Group;
+    type Field = LogsField;
 
     fn key(&self) -> Key {
-        Key::LogGroup
+        LOG_GROUP
     }
 
-    fn needs(&self) -> Vec<Key> {
+    fn needs(&self) -> Vec<Dep> {
         vec![]
     }
 
-    fn teardown_after(&self) -> Vec<Edge> {
-        vec![after(Key::Service, "the tasks write their last logs until they stop")]
-    }
+    // The tasks, which write their last logs until they stop, say so themselves (the service).
 
-    async fn find(&self, ctx: &Ctx) -> Result<Option<Group>, StackError> {
-        let name = ctx.id(Key::LogGroup).unwrap_or_else(|| log_group_name(ctx));
+    async fn find(&self, ctx: &Scope<'_>) -> Result<Option<Group>, StackError> {
+        let name = ctx.id(LOG_GROUP).unwrap_or_else(|| log_group_name(ctx.stack()));
         let Some(group) = describe(ctx, &name).await? else { return Ok(None) };
         let arn = arn_of(&group);
         let tags = found(
@@ -64,28 +83,27 @@ impl Managed for LogGroup {
                 .ctx("list the tags of log group", &name),
         )?;
         let tags = tags.and_then(|t| t.tags().cloned()).unwrap_or_default();
-        ctx.owns(Key::LogGroup, tags.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .map_err(|why| ctx.not_ours(format!("log group {name}"), why))?;
+        ctx.owned(LOG_GROUP, format!("log group {name}"), tags.pairs())?;
         Ok(Some(group))
     }
 
-    fn record(&self, _ctx: &Ctx, live: &Group) -> Record {
-        Record::id(live.log_group_name().unwrap_or_default()).with("arn", arn_of(live))
+    fn record(&self, _ctx: &Scope<'_>, live: &Group) -> Record {
+        Record::id(live.log_group_name().unwrap_or_default()).with(LOG_GROUP_ARN, arn_of(live))
     }
 
-    fn diff(&self, ctx: &Ctx, live: &Group) -> Result<Vec<Change>, StackError> {
+    fn diff(&self, ctx: &Scope<'_>, live: &Group) -> Result<Vec<Changed<LogsField>>, StackError> {
         let mut diff = Diff::new();
         diff.field(
-            "logs.retention_days",
+            LogsField::Retention,
             &retention(live.retention_in_days()),
             &retention(Some(ctx.config.logs.retention_days as i32)),
         );
         Ok(diff.into_changes())
     }
 
-    async fn create(&self, ctx: &Ctx, _line: &Line) -> Result<Group, StackError> {
-        let name = log_group_name(ctx);
-        let tags = ctx.tags(Key::LogGroup, &name).into_iter().collect();
+    async fn create(&self, ctx: &Scope<'_>, _line: &Line) -> Result<Group, StackError> {
+        let name = log_group_name(ctx.stack());
+        let tags = ctx.tags(&name).into_iter().collect();
         match ctx
             .aws
             .logs
@@ -107,10 +125,10 @@ impl Managed for LogGroup {
 
     async fn update(
         &self,
-        ctx: &Ctx,
+        ctx: &Scope<'_>,
         _line: &Line,
         live: &Group,
-        _changes: &[Change],
+        _changes: &[Changed<LogsField>],
     ) -> Result<Option<Group>, StackError> {
         let name = live.log_group_name().unwrap_or_default();
         ctx.aws
@@ -124,7 +142,7 @@ impl Managed for LogGroup {
         Ok(None)
     }
 
-    async fn destroy(&self, ctx: &Ctx, _line: &Line, live: Group) -> Result<Outcome, StackError> {
+    async fn destroy(&self, ctx: &Scope<'_>, _line: &Line, live: Group) -> Result<Outcome, StackError> {
         let name = live.log_group_name().unwrap_or_default();
         ignore_not_found(
             ctx.aws.logs.delete_log_group().log_group_name(name).send().await.ctx("delete log group", name).map(drop),

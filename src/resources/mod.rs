@@ -1,6 +1,9 @@
-//! One module per AWS concern, each declaring its resources as [`Managed`] types. [`stack`] is the
-//! one list of what the stack is made of: adding a resource means a type in its module and a line
-//! here. Modules never call each other; `graph.rs` decides the order from what each declares.
+//! One module per AWS concern, each declaring its resources as [`Managed`] types with their keys.
+//! [`stack`] is the one list of what the stack is made of: each line declares the nodes of a
+//! family (or of a part of one, so that `status` lists them as it always has) for a [`Shape`].
+//! Modules never call each other's verbs; `graph.rs` decides the order from what each declares.
+//! A module names only what it uses or sits in (the used never names its users), so the modules
+//! import each other one way.
 
 pub mod acm;
 pub mod autoscaling;
@@ -9,238 +12,105 @@ pub mod cluster;
 pub mod dns;
 pub mod ec2;
 pub mod iam;
-pub mod image;
+pub mod listener_https;
 pub mod load_balancer;
 pub mod logs;
 pub mod network;
+pub mod outputs;
 pub mod security;
 pub mod service;
 pub mod table;
+pub mod tags;
 pub mod task_definition;
 
-use std::sync::Arc;
-
-use crate::config::{AutoscalingConfig, Config};
 use crate::graph::{Graph, GraphError};
-use crate::model::{Driven, Key, Managed, Resource, Waiting, MAX_INDEXED};
-use crate::state::State;
+use crate::model::{Nodes, Shape};
 
-fn node<M: Managed>(m: M) -> Arc<dyn Resource> {
-    Arc::new(Driven(m))
-}
+/// Declares some of the stack's nodes for a shape.
+type Declare = fn(&Shape, &mut Nodes);
 
-/// Which HTTPS resources a config's graph holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct HttpsNodes {
-    /// The HTTPS listener.
-    listener: bool,
-    /// The certificate requested for `https.domain`, its validation record, the wait for its
-    /// issue and the alias record.
-    requested: bool,
-    /// The HTTP listener redirects to HTTPS.
-    redirect: bool,
-}
+/// The stack, in the order `status` lists it. A new resource family adds its line (at the end, or
+/// where its rows belong).
+const STACK: &[Declare] = &[
+    network::vpc,
+    security::vpc_default_group,
+    network::network,
+    security::groups,
+    table::declare,
+    logs::declare,
+    iam::declare,
+    cluster::declare,
+    task_definition::declare,
+    load_balancer::declare,
+    service::declare,
+    certificate::declare,
+    dns::validation,
+    certificate::issued,
+    listener_https::declare,
+    dns::alias,
+    autoscaling::declare,
+    load_balancer::active,
+    service::healthy,
+];
 
-impl HttpsNodes {
-    fn of(config: &Config) -> HttpsNodes {
-        let https = config.https.as_ref();
-        let leftover = &config.leftover_https;
-        HttpsNodes {
-            listener: https.is_some() || leftover.listener,
-            requested: https.is_some_and(|h| h.domain.is_some()) || leftover.requested,
-            redirect: https.is_some_and(|h| h.redirect_http),
-        }
+/// Every resource of the stack the shape holds, in the order `status` lists them. With waits
+/// (`Shape::with_waits`), also the waits `up` ends with (load balancer active, service healthy).
+pub fn stack(shape: &Shape) -> Result<Graph, GraphError> {
+    let mut nodes = Nodes::default();
+    for declare in STACK {
+        declare(shape, &mut nodes);
     }
-}
-
-/// Every resource of the stack the config describes, in the order `status` lists them. With
-/// `waits`, also the waits `up` ends with (load balancer active, service healthy). The wait for
-/// the certificate is there whenever a certificate is requested: the HTTPS listener needs it.
-pub fn stack(config: &Config, waits: bool) -> Result<Graph, GraphError> {
-    let azs = config.network.az_count;
-    let nats = config.network.nat_gateways;
-    let https = HttpsNodes::of(config);
-    let scaling = config.autoscaling.as_ref();
-    let mut nodes: Vec<Arc<dyn Resource>> =
-        vec![node(network::Vpc { azs, nats }), node(security::DefaultGroup), node(network::InternetGateway { nats })];
-    for i in 0..azs {
-        nodes.push(node(network::Subnet { public: true, index: i, nats }));
-    }
-    for i in 0..azs {
-        nodes.push(node(network::Subnet { public: false, index: i, nats }));
-    }
-    nodes.push(node(network::RouteTable::public(azs)));
-    for i in 0..nats {
-        nodes.push(node(network::ElasticIp { index: i }));
-        nodes.push(node(network::NatGateway { index: i }));
-    }
-    for j in 0..nats {
-        nodes.push(node(network::RouteTable::private(j, azs, nats)));
-    }
-    nodes.extend([
-        node(security::AlbGroup),
-        node(security::TaskGroup),
-        node(table::Table),
-        node(logs::LogGroup),
-        node(iam::Role::Execution),
-        node(iam::Role::Task),
-        node(cluster::Cluster),
-        node(task_definition::TaskDefinition),
-        node(load_balancer::TargetGroup { https: https.listener }),
-        node(load_balancer::LoadBalancer { azs, alias: https.requested }),
-        node(load_balancer::Listener { redirect: https.redirect }),
-        node(service::Service { azs, nats, autoscaled: scaling.is_some() }),
-    ]);
-    if https.requested {
-        nodes.push(node(certificate::Certificate));
-        nodes.push(node(dns::ValidationRecord));
-        nodes.push(Arc::new(Waiting(certificate::IssuedWait)));
-    }
-    if https.listener {
-        nodes.push(node(load_balancer::ListenerHttps { requested: https.requested }));
-    }
-    if https.requested {
-        nodes.push(node(dns::AliasRecord));
-    }
-    if let Some(scaling) = scaling {
-        let mut policies = vec![autoscaling::Policy::Cpu];
-        if scaling.requests_per_target.is_some() {
-            policies.push(autoscaling::Policy::Requests);
-        }
-        let keys = policies.iter().map(Managed::key).collect();
-        nodes.push(node(autoscaling::ScalableTarget { policies: keys }));
-        nodes.extend(policies.into_iter().map(node));
-    }
-    if waits {
-        nodes.push(Arc::new(Waiting(load_balancer::ActiveWait)));
-        nodes.push(Arc::new(Waiting(service::HealthyWait)));
-    }
-    Graph::new(nodes)
-}
-
-/// A config whose graph covers every resource the state records: the config may have fewer AZs or
-/// NAT gateways than when `up` ran, and `down` must still delete them all.
-pub fn covering(config: &Config, state: &State) -> Config {
-    let highest = |matches: fn(Key) -> bool| {
-        state
-            .resources
-            .keys()
-            .filter_map(|k| k.parse::<Key>().ok())
-            .filter(|k| matches(*k))
-            .filter_map(|k| k.index())
-            .map(|i| i as u8 + 1)
-            .max()
-            .unwrap_or(0)
-    };
-    let mut covering = config.clone();
-    let network = &mut covering.network;
-    network.az_count = network.az_count.max(highest(|k| matches!(k, Key::PublicSubnet(_) | Key::PrivateSubnet(_))));
-    network.nat_gateways = network
-        .nat_gateways
-        .max(highest(|k| matches!(k, Key::NatGateway(_) | Key::ElasticIp(_) | Key::PrivateRouteTable(_))));
-    network.az_count = network.az_count.max(network.nat_gateways);
-    // HTTPS resources recorded by a run whose config had [https], or another mode of it.
-    let recorded = |key: Key| state.get(&key.to_string()).is_some();
-    covering.leftover_https.listener |= recorded(Key::ListenerHttps);
-    covering.leftover_https.requested |=
-        [Key::Certificate, Key::ValidationRecord, Key::AliasRecord].into_iter().any(recorded);
-    if [Key::ScalableTarget, Key::CpuScalingPolicy, Key::RequestsScalingPolicy].into_iter().any(recorded) {
-        with_autoscaling(&mut covering, recorded(Key::RequestsScalingPolicy));
-    }
-    covering
-}
-
-/// Give `config` the autoscaling resources (and the requests policy if `requests`), keeping what
-/// it configures. Only for graphs: a covering or discovering config gives the graph its shape, the
-/// resources compare against the user's config.
-pub fn with_autoscaling(config: &mut Config, requests: bool) {
-    let scaling = config.autoscaling.get_or_insert(AutoscalingConfig {
-        min_count: 1,
-        max_count: 1,
-        cpu_target_percent: 60,
-        requests_per_target: None,
-        scale_in_cooldown_seconds: 0,
-        scale_out_cooldown_seconds: 0,
-    });
-    if requests && scaling.requests_per_target.is_none() {
-        scaling.requests_per_target = Some(1);
-    }
-}
-
-/// A config whose graph reaches every resource a stack can have, to find them by tag and name
-/// when there is no state file.
-pub fn discovering(config: &Config) -> Config {
-    let mut all = config.clone();
-    all.network.az_count = MAX_INDEXED;
-    all.network.nat_gateways = MAX_INDEXED;
-    // A listener on 443 is found on the load balancer; a certificate and its records only for the
-    // domain the config names (listing every certificate of the account would be costly).
-    all.leftover_https.listener = true;
-    with_autoscaling(&mut all, true);
-    all
-}
-
-/// Tag types of the SDKs, built from a key and a value.
-pub trait SdkTag {
-    fn tag(key: String, value: String) -> Self;
-}
-
-impl SdkTag for aws_sdk_ec2::types::Tag {
-    fn tag(key: String, value: String) -> Self {
-        Self::builder().key(key).value(value).build()
-    }
-}
-
-impl SdkTag for aws_sdk_ecs::types::Tag {
-    fn tag(key: String, value: String) -> Self {
-        Self::builder().key(key).value(value).build()
-    }
-}
-
-impl SdkTag for aws_sdk_elasticloadbalancingv2::types::Tag {
-    fn tag(key: String, value: String) -> Self {
-        Self::builder().key(key).value(value).build()
-    }
-}
-
-impl SdkTag for aws_sdk_dynamodb::types::Tag {
-    fn tag(key: String, value: String) -> Self {
-        Self::builder().key(key).value(value).build().expect("key and value are set")
-    }
-}
-
-impl SdkTag for aws_sdk_acm::types::Tag {
-    fn tag(key: String, value: String) -> Self {
-        Self::builder().key(key).value(value).build().expect("key is set")
-    }
-}
-
-impl SdkTag for aws_sdk_iam::types::Tag {
-    fn tag(key: String, value: String) -> Self {
-        Self::builder().key(key).value(value).build().expect("key and value are set")
-    }
+    Graph::build(nodes)
 }
 
 #[cfg(test)]
 mod tests {
+    use super::autoscaling::{CPU_POLICY, REQUESTS_POLICY, SCALABLE_TARGET};
+    use super::certificate::{CERTIFICATE, CERTIFICATE_ISSUED};
+    use super::cluster::CLUSTER;
+    use super::dns::{ALIAS_RECORD, VALIDATION_RECORD};
+    use super::iam::{EXECUTION_ROLE, TASK_ROLE};
+    use super::listener_https::LISTENER_HTTPS;
+    use super::load_balancer::{LISTENER, LOAD_BALANCER, LOAD_BALANCER_ACTIVE, TARGET_GROUP};
+    use super::logs::LOG_GROUP;
+    use super::network::*;
+    use super::security::{ALB_SECURITY_GROUP, TASK_SECURITY_GROUP};
+    use super::service::{SERVICE, SERVICE_HEALTHY};
+    use super::table::TABLE;
+    use super::task_definition::TASK_DEFINITION;
     use super::*;
-    use crate::config::DEFAULT_TOML;
-    use crate::state::Recorded;
+    use crate::config::{Config, DEFAULT_TOML};
+    use crate::model::Key;
+    use crate::state::{Recorded, State};
 
     fn config(edit: &[(&str, &str)]) -> Config {
         let mut text = DEFAULT_TOML.to_string();
         for (from, to) in edit {
+            assert!(text.contains(from), "the default config has no {from:?}");
             text = text.replace(from, to);
         }
         Config::parse("t", &text).unwrap()
     }
 
-    fn needs(graph: &Graph, key: Key) -> Vec<Key> {
-        graph.get(key).unwrap().needs()
+    fn with_waits(c: &Config) -> Graph {
+        stack(&Shape::of(c).with_waits(true)).unwrap()
     }
 
-    fn after(graph: &Graph, key: Key) -> Vec<Key> {
-        graph.get(key).unwrap().teardown_after().iter().map(|e| e.key).collect()
+    fn plain(c: &Config) -> Graph {
+        stack(&Shape::of(c)).unwrap()
+    }
+
+    fn covering(c: &Config, state: &State) -> Graph {
+        stack(&Shape::covering(c, state)).unwrap()
+    }
+
+    fn recording(keys: &[Key]) -> State {
+        let mut state = State::new("simple-ecs-dev", "us-east-1");
+        for key in keys {
+            let entry = Recorded { kind: key.kind().label().into(), id: "i".into(), attrs: Default::default() };
+            state.resources.insert(key.to_string(), entry);
+        }
+        state
     }
 
     #[test]
@@ -250,62 +120,68 @@ mod tests {
                 let c = config(&[
                     ("az_count = 2", &format!("az_count = {azs}")),
                     ("nat_gateways = 1", &format!("nat_gateways = {nats}")),
-                    ("10.0.0.0/16", "10.0.0.0/16"),
                 ]);
-                let graph = stack(&c, true).unwrap_or_else(|e| panic!("{azs} AZs, {nats} NATs: {e}"));
+                let graph = stack(&Shape::of(&c).with_waits(true)).unwrap_or_else(|e| panic!("{azs}/{nats}: {e}"));
                 assert_eq!(graph.nodes().len(), 18 + 2 * azs as usize + 3 * nats as usize, "{azs}/{nats}");
+                let private: Vec<Key> = (0..azs).map(|i| PRIVATE_SUBNET.at(i)).collect();
+                assert!(private.iter().all(|k| graph.needs_of(SERVICE).contains(k)), "every private subnet");
             }
         }
-        let all = stack(&discovering(&config(&[])), false).unwrap();
-        assert!(all.get(Key::NatGateway(5)).is_some());
+        let all = stack(&Shape::discovering(&config(&[]))).unwrap();
+        assert!(all.get(NAT_GATEWAY.at(5)).is_some());
     }
 
     #[test]
     fn up_orders_what_aws_requires() {
-        let graph = stack(&config(&[]), true).unwrap();
+        let graph = with_waits(&config(&[]));
         assert_eq!(graph.nodes().len(), 25);
-        assert!(
-            needs(&graph, Key::NatGateway(0)).contains(&Key::InternetGateway),
-            "a NAT fails without an attached IGW"
-        );
-        assert!(
-            needs(&graph, Key::Service).contains(&Key::Listener),
-            "the service needs a listener on its target group"
-        );
-        assert!(needs(&graph, Key::Service).contains(&Key::PrivateRouteTable(0)), "tasks pull through the NAT route");
-        assert_eq!(needs(&graph, Key::ServiceHealthy), [Key::Service, Key::LoadBalancerActive]);
-        for independent in [Key::Table, Key::LogGroup, Key::Cluster, Key::ElasticIp(0)] {
-            assert!(needs(&graph, independent).is_empty(), "{independent}");
+        assert!(graph.needs_of(NAT_GATEWAY.at(0)).contains(&INTERNET_GATEWAY), "a NAT fails without an attached IGW");
+        assert!(graph.needs_of(SERVICE).contains(&LISTENER), "the service needs a listener on its target group");
+        assert!(graph.needs_of(SERVICE).contains(&PRIVATE_ROUTE_TABLE.at(0)), "tasks pull through the NAT route");
+        assert_eq!(graph.needs_of(SERVICE_HEALTHY), [SERVICE, LOAD_BALANCER_ACTIVE]);
+        for independent in [TABLE, LOG_GROUP, CLUSTER, ELASTIC_IP.at(0)] {
+            assert!(graph.needs_of(independent).is_empty(), "{independent}");
         }
     }
 
     #[test]
     fn down_waits_only_for_hard_constraints() {
-        let graph = stack(&config(&[]), false).unwrap();
+        let graph = plain(&config(&[]));
+        let after = |key| graph.teardown_after(key);
         // The slow deletes start at once, in parallel with the service's drain.
-        for first in [Key::Service, Key::LoadBalancer, Key::NatGateway(0), Key::Listener, Key::TaskDefinition] {
-            assert!(after(&graph, first).is_empty(), "{first} waits for {:?}", after(&graph, first));
+        for first in [SERVICE, LOAD_BALANCER, NAT_GATEWAY.at(0), LISTENER, TASK_DEFINITION] {
+            assert!(after(first).is_empty(), "{first} waits for {:?}", after(first));
         }
-        assert_eq!(after(&graph, Key::ElasticIp(0)), [Key::NatGateway(0)], "an EIP is released once its NAT is gone");
-        let igw = after(&graph, Key::InternetGateway);
-        assert!(igw.contains(&Key::NatGateway(0)) && igw.contains(&Key::LoadBalancer), "{igw:?}");
-        assert!(after(&graph, Key::PrivateSubnet(0)).contains(&Key::Service), "task ENIs");
-        let public = after(&graph, Key::PublicSubnet(0));
-        assert!(public.contains(&Key::LoadBalancer) && public.contains(&Key::NatGateway(0)), "{public:?}");
-        assert!(!after(&graph, Key::PublicSubnet(1)).contains(&Key::NatGateway(0)), "no NAT in the second AZ");
-        let alb = after(&graph, Key::AlbSecurityGroup);
-        assert!(alb.contains(&Key::LoadBalancer) && alb.contains(&Key::TaskSecurityGroup), "{alb:?}");
-        assert!(after(&graph, Key::TaskSecurityGroup).contains(&Key::Service));
-        assert!(after(&graph, Key::Cluster).contains(&Key::Service), "ClusterContainsServicesException");
-        assert!(after(&graph, Key::TargetGroup).contains(&Key::Listener), "ResourceInUse while a listener forwards");
-        let vpc = after(&graph, Key::Vpc);
-        for inside in [Key::PublicSubnet(1), Key::PrivateSubnet(1), Key::InternetGateway, Key::AlbSecurityGroup] {
+        assert_eq!(after(ELASTIC_IP.at(0)), [NAT_GATEWAY.at(0)], "an EIP is released once its NAT is gone");
+        let igw = after(INTERNET_GATEWAY);
+        assert!(igw.contains(&NAT_GATEWAY.at(0)) && igw.contains(&LOAD_BALANCER), "{igw:?}");
+        assert!(after(PRIVATE_SUBNET.at(0)).contains(&SERVICE), "task ENIs");
+        let public = after(PUBLIC_SUBNET.at(0));
+        assert!(public.contains(&LOAD_BALANCER) && public.contains(&NAT_GATEWAY.at(0)), "{public:?}");
+        assert!(!after(PUBLIC_SUBNET.at(1)).contains(&NAT_GATEWAY.at(0)), "no NAT in the second AZ");
+        let alb = after(ALB_SECURITY_GROUP);
+        assert!(alb.contains(&LOAD_BALANCER) && alb.contains(&TASK_SECURITY_GROUP), "{alb:?}");
+        assert!(after(TASK_SECURITY_GROUP).contains(&SERVICE));
+        assert!(after(CLUSTER).contains(&SERVICE), "ClusterContainsServicesException");
+        assert!(after(TARGET_GROUP).contains(&LISTENER), "ResourceInUse while a listener forwards");
+        for used in [EXECUTION_ROLE, TASK_ROLE, TABLE, LOG_GROUP] {
+            assert_eq!(after(used), [SERVICE], "{used}: the tasks use it until they stop");
+        }
+        let vpc = after(VPC);
+        for inside in [
+            PUBLIC_SUBNET.at(1),
+            PRIVATE_SUBNET.at(1),
+            INTERNET_GATEWAY,
+            ALB_SECURITY_GROUP,
+            TASK_SECURITY_GROUP,
+            TARGET_GROUP,
+        ] {
             assert!(vpc.contains(&inside), "{inside}");
         }
         // Every edge says why.
         for node in graph.nodes() {
-            for edge in node.teardown_after() {
-                assert!(edge.why.len() > 10, "{} after {}: {:?}", node.key(), edge.key, edge.why);
+            for (key, why) in graph.teardown_edges(node.key()) {
+                assert!(why.len() > 10, "{} after {key}: {why:?}", node.key());
             }
         }
     }
@@ -315,47 +191,46 @@ mod tests {
     }
 
     const ARN: &str = "arn:aws:acm:us-east-1:123456789012:certificate/abc";
-    const HTTPS_KEYS: [Key; 5] =
-        [Key::Certificate, Key::ValidationRecord, Key::CertificateIssued, Key::ListenerHttps, Key::AliasRecord];
+    const HTTPS_KEYS: [Key; 5] = [CERTIFICATE, VALIDATION_RECORD, CERTIFICATE_ISSUED, LISTENER_HTTPS, ALIAS_RECORD];
 
     #[test]
     fn https_on_a_domain_orders_certificate_validation_listener_and_alias() {
         // Without waits too: the HTTPS listener cannot be created before the certificate is issued.
         for waits in [true, false] {
-            let graph = stack(&https("domain = \"api.example.com\""), waits).unwrap();
+            let graph = stack(&Shape::of(&https("domain = \"api.example.com\"")).with_waits(waits)).unwrap();
             for key in HTTPS_KEYS {
                 assert!(graph.get(key).is_some(), "{key}");
             }
-            assert!(needs(&graph, Key::Certificate).is_empty(), "requested at once, beside the network");
-            assert_eq!(needs(&graph, Key::ValidationRecord), [Key::Certificate]);
-            assert_eq!(needs(&graph, Key::CertificateIssued), [Key::ValidationRecord]);
-            let listener = needs(&graph, Key::ListenerHttps);
-            for need in [Key::LoadBalancer, Key::TargetGroup, Key::CertificateIssued] {
+            assert!(graph.needs_of(CERTIFICATE).is_empty(), "requested at once, beside the network");
+            assert_eq!(graph.needs_of(VALIDATION_RECORD), [CERTIFICATE]);
+            assert_eq!(graph.needs_of(CERTIFICATE_ISSUED), [VALIDATION_RECORD]);
+            let listener = graph.needs_of(LISTENER_HTTPS);
+            for need in [LOAD_BALANCER, TARGET_GROUP, CERTIFICATE_ISSUED] {
                 assert!(listener.contains(&need), "{need}");
             }
-            assert!(needs(&graph, Key::AliasRecord).contains(&Key::ListenerHttps));
+            assert!(graph.needs_of(ALIAS_RECORD).contains(&LISTENER_HTTPS));
             // The HTTP listener redirects only once HTTPS answers; the service follows it.
-            assert!(needs(&graph, Key::Listener).contains(&Key::ListenerHttps));
+            assert!(graph.needs_of(LISTENER).contains(&LISTENER_HTTPS));
         }
-        let graph = stack(&https("domain = \"api.example.com\""), false).unwrap();
-        assert!(after(&graph, Key::AliasRecord).is_empty(), "the alias goes first");
-        assert_eq!(after(&graph, Key::Certificate), [Key::ListenerHttps], "ResourceInUseException");
-        assert_eq!(after(&graph, Key::ValidationRecord), [Key::Certificate]);
-        assert!(after(&graph, Key::LoadBalancer).contains(&Key::AliasRecord));
-        assert!(after(&graph, Key::TargetGroup).contains(&Key::ListenerHttps));
+        let graph = plain(&https("domain = \"api.example.com\""));
+        assert!(graph.teardown_after(ALIAS_RECORD).is_empty(), "the alias goes first");
+        assert_eq!(graph.teardown_after(CERTIFICATE), [LISTENER_HTTPS], "ResourceInUseException");
+        assert_eq!(graph.teardown_after(VALIDATION_RECORD), [CERTIFICATE]);
+        assert!(graph.teardown_after(LOAD_BALANCER).contains(&ALIAS_RECORD));
+        assert!(graph.teardown_after(TARGET_GROUP).contains(&LISTENER_HTTPS));
     }
 
     #[test]
     fn https_with_a_given_certificate_has_no_certificate_or_dns_nodes() {
-        let graph = stack(&https(&format!("certificate_arn = \"{ARN}\"\nredirect_http = false")), true).unwrap();
-        assert!(graph.get(Key::ListenerHttps).is_some());
-        for key in [Key::Certificate, Key::ValidationRecord, Key::CertificateIssued, Key::AliasRecord] {
+        let graph = with_waits(&https(&format!("certificate_arn = \"{ARN}\"\nredirect_http = false")));
+        assert!(graph.get(LISTENER_HTTPS).is_some());
+        for key in [CERTIFICATE, VALIDATION_RECORD, CERTIFICATE_ISSUED, ALIAS_RECORD] {
             assert!(graph.get(key).is_none(), "{key}");
         }
-        assert!(!needs(&graph, Key::ListenerHttps).contains(&Key::CertificateIssued));
-        assert!(!needs(&graph, Key::Listener).contains(&Key::ListenerHttps), "no redirect: HTTP forwards at once");
-        assert!(after(&graph, Key::LoadBalancer).is_empty());
-        let plain = stack(&config(&[]), true).unwrap();
+        assert!(!graph.needs_of(LISTENER_HTTPS).contains(&CERTIFICATE_ISSUED));
+        assert!(!graph.needs_of(LISTENER).contains(&LISTENER_HTTPS), "no redirect: HTTP forwards at once");
+        assert!(graph.teardown_after(LOAD_BALANCER).is_empty());
+        let plain = with_waits(&config(&[]));
         for key in HTTPS_KEYS {
             assert!(plain.get(key).is_none(), "{key}");
         }
@@ -363,23 +238,17 @@ mod tests {
 
     #[test]
     fn covering_brings_back_recorded_https_resources_the_config_dropped() {
-        let mut state = State::new("simple-ecs-dev", "us-east-1");
-        for key in ["certificate", "dns-validation-record", "listener-https", "dns-alias-record"] {
-            state
-                .resources
-                .insert(key.into(), Recorded { kind: "x".into(), id: "i".into(), attrs: Default::default() });
-        }
+        let state = recording(&[CERTIFICATE, VALIDATION_RECORD, LISTENER_HTTPS, ALIAS_RECORD]);
         for config in [config(&[]), https(&format!("certificate_arn = \"{ARN}\""))] {
-            let graph = stack(&covering(&config, &state), false).unwrap();
-            for key in [Key::Certificate, Key::ValidationRecord, Key::ListenerHttps, Key::AliasRecord] {
+            let graph = covering(&config, &state);
+            for key in [CERTIFICATE, VALIDATION_RECORD, LISTENER_HTTPS, ALIAS_RECORD] {
                 assert!(graph.get(key).is_some(), "{key}");
             }
         }
         // What the config asks of the listeners is unchanged by what is only being deleted.
-        assert!(!needs(&stack(&covering(&config(&[]), &state), false).unwrap(), Key::Listener)
-            .contains(&Key::ListenerHttps));
-        let found = stack(&discovering(&config(&[])), false).unwrap();
-        assert!(found.get(Key::ListenerHttps).is_some() && found.get(Key::Certificate).is_none());
+        assert!(!covering(&config(&[]), &state).needs_of(LISTENER).contains(&LISTENER_HTTPS));
+        let found = stack(&Shape::discovering(&config(&[]))).unwrap();
+        assert!(found.get(LISTENER_HTTPS).is_some() && found.get(CERTIFICATE).is_none());
     }
 
     fn scaled(requests: bool) -> Config {
@@ -390,60 +259,57 @@ mod tests {
 
     #[test]
     fn autoscaling_follows_the_service_up_and_goes_before_it_down() {
-        assert!(stack(&config(&[]), false).unwrap().get(Key::ScalableTarget).is_none(), "off unless configured");
-        assert!(after(&stack(&config(&[]), false).unwrap(), Key::Service).is_empty());
-        let graph = stack(&scaled(true), true).unwrap();
+        assert!(plain(&config(&[])).get(SCALABLE_TARGET).is_none(), "off unless configured");
+        assert!(plain(&config(&[])).teardown_after(SERVICE).is_empty());
+        let graph = with_waits(&scaled(true));
         assert_eq!(graph.nodes().len(), 25 + 3);
-        assert_eq!(needs(&graph, Key::ScalableTarget), [Key::Service]);
-        assert_eq!(needs(&graph, Key::CpuScalingPolicy), [Key::ScalableTarget]);
-        let requests = needs(&graph, Key::RequestsScalingPolicy);
-        for key in [Key::ScalableTarget, Key::LoadBalancer, Key::TargetGroup, Key::Listener] {
+        assert_eq!(graph.needs_of(SCALABLE_TARGET), [SERVICE]);
+        assert_eq!(graph.needs_of(CPU_POLICY), [SCALABLE_TARGET]);
+        let requests = graph.needs_of(REQUESTS_POLICY);
+        for key in [SCALABLE_TARGET, LOAD_BALANCER, TARGET_GROUP, LISTENER] {
             assert!(requests.contains(&key), "{key}: its ResourceLabel names the load balancer's target group");
         }
-        assert_eq!(after(&graph, Key::Service), [Key::ScalableTarget], "deregistered before the service goes");
-        assert_eq!(after(&graph, Key::ScalableTarget), [Key::CpuScalingPolicy, Key::RequestsScalingPolicy]);
-        let cpu_only = stack(&scaled(false), false).unwrap();
-        assert!(cpu_only.get(Key::RequestsScalingPolicy).is_none());
-        assert_eq!(after(&cpu_only, Key::ScalableTarget), [Key::CpuScalingPolicy]);
+        assert_eq!(graph.teardown_after(SERVICE), [SCALABLE_TARGET], "deregistered before the service goes");
+        assert_eq!(graph.teardown_after(SCALABLE_TARGET), [CPU_POLICY, REQUESTS_POLICY]);
+        let cpu_only = plain(&scaled(false));
+        assert!(cpu_only.get(REQUESTS_POLICY).is_none());
+        assert_eq!(cpu_only.teardown_after(SCALABLE_TARGET), [CPU_POLICY]);
     }
 
     #[test]
     fn a_removed_autoscaling_section_is_still_covered_while_the_state_records_it() {
-        let mut state = State::new("simple-ecs-dev", "us-east-1");
         let unscaled = config(&[]);
-        assert!(covering(&unscaled, &state).autoscaling.is_none());
-        for key in ["scalable-target", "scaling-policy-cpu"] {
-            state
-                .resources
-                .insert(key.into(), Recorded { kind: "x".into(), id: "i".into(), attrs: Default::default() });
-        }
-        let graph = stack(&covering(&unscaled, &state), false).unwrap();
-        assert!(graph.get(Key::ScalableTarget).is_some() && graph.get(Key::CpuScalingPolicy).is_some());
-        assert!(graph.get(Key::RequestsScalingPolicy).is_none());
-        state.resources.insert(
-            "scaling-policy-requests".into(),
-            Recorded { kind: "x".into(), id: "i".into(), attrs: Default::default() },
-        );
-        // requests_per_target removed, the rest kept: the config's own values stay.
-        let covered = covering(&scaled(false), &state);
-        assert_eq!(covered.autoscaling.as_ref().map(|a| (a.min_count, a.max_count)), Some((2, 6)));
-        assert!(stack(&covered, false).unwrap().get(Key::RequestsScalingPolicy).is_some());
-        let all = stack(&discovering(&unscaled), false).unwrap();
-        assert!(all.get(Key::RequestsScalingPolicy).is_some(), "down --name finds them too");
+        assert!(covering(&unscaled, &recording(&[])).get(SCALABLE_TARGET).is_none());
+        let graph = covering(&unscaled, &recording(&[SCALABLE_TARGET, CPU_POLICY]));
+        assert!(graph.get(SCALABLE_TARGET).is_some() && graph.get(CPU_POLICY).is_some());
+        assert!(graph.get(REQUESTS_POLICY).is_none());
+        // requests_per_target removed, the rest kept.
+        let covered = covering(&scaled(false), &recording(&[SCALABLE_TARGET, CPU_POLICY, REQUESTS_POLICY]));
+        assert!(covered.get(REQUESTS_POLICY).is_some());
+        let all = stack(&Shape::discovering(&unscaled)).unwrap();
+        assert!(all.get(REQUESTS_POLICY).is_some(), "down --name finds them too");
+    }
+
+    #[test]
+    fn a_target_no_state_records_is_looked_for_only_beside_a_recorded_service() {
+        let unscaled = config(&[]);
+        let state = recording(&[SERVICE]);
+        let probing = stack(&Shape::covering(&unscaled, &state).probing()).unwrap();
+        assert_eq!(probing.probes(), [SCALABLE_TARGET]);
+        assert!(probing.get(CPU_POLICY).is_none());
+        let found = stack(&Shape::covering(&unscaled, &state).with_found([SCALABLE_TARGET])).unwrap();
+        assert!(found.get(SCALABLE_TARGET).is_some() && found.get(CPU_POLICY).is_some(), "found: both go");
+        assert!(stack(&Shape::covering(&unscaled, &recording(&[])).probing()).unwrap().probes().is_empty());
+        assert!(stack(&Shape::covering(&scaled(false), &state).probing()).unwrap().probes().is_empty());
     }
 
     #[test]
     fn down_covers_what_the_state_records_even_if_the_config_shrank() {
-        let c = config(&[]);
-        let mut state = State::new("simple-ecs-dev", "us-east-1");
-        for key in ["subnet-public-3", "subnet-private-3", "nat-gateway-2", "elastic-ip-2", "route-table-private-2"] {
-            state
-                .resources
-                .insert(key.into(), Recorded { kind: "x".into(), id: "i".into(), attrs: Default::default() });
-        }
-        let graph = stack(&covering(&c, &state), false).unwrap();
-        for key in ["subnet-public-3", "subnet-private-3", "nat-gateway-2", "elastic-ip-2", "route-table-private-2"] {
-            assert!(graph.get(key.parse().unwrap()).is_some(), "{key}");
+        let keys =
+            [PUBLIC_SUBNET.at(2), PRIVATE_SUBNET.at(2), NAT_GATEWAY.at(1), ELASTIC_IP.at(1), PRIVATE_ROUTE_TABLE.at(1)];
+        let graph = covering(&config(&[]), &recording(&keys));
+        for key in keys {
+            assert!(graph.get(key).is_some(), "{key}");
         }
     }
 }

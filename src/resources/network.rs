@@ -6,19 +6,124 @@ use aws_sdk_ec2::types::{
     ResourceType, RouteTable as Rt, Subnet as Sn, Vpc as VpcObject, VpcAttributeName,
 };
 
-use crate::context::Ctx;
-use crate::error::{found, ignore_not_found, AwsContext, StackError};
-use crate::model::{after, Change, Diff, Edge, Key, Managed, Outcome, Record};
+use crate::config::Config;
+use crate::error::{found, ignore_not_found, returned, AwsContext, StackError};
+use crate::model::{
+    after, Attr, Change, Changed, Dep, Diff, Edge, Field, Indexed, Key, Kind, Lifecycle, Managed, NoField, Nodes,
+    Outcome, Record, Removal, Scope, Shape,
+};
 use crate::progress::Line;
-use crate::resources::ec2::{check, filter, locate, tag_filters, tag_spec, Ec2Object, Scope, ANYWHERE};
+use crate::resources::ec2::{check, filter, locate, tag_filters, tag_spec, Ec2Object, Within, ANYWHERE};
 use crate::wait::{self, budget, Poll};
 
-/// Describe EC2 objects by IDs or filters: `describe!(ctx, describe_vpcs, set_vpc_ids, vpcs)`.
+pub const VPC: Key = Key::new("vpc", Kind::new("ec2:vpc"));
+pub const INTERNET_GATEWAY: Key = Key::new("internet-gateway", Kind::new("ec2:internet-gateway"));
+const SUBNET: Kind = Kind::new("ec2:subnet");
+pub const PUBLIC_SUBNET: Indexed = Indexed::new("subnet-public-", SUBNET);
+pub const PRIVATE_SUBNET: Indexed = Indexed::new("subnet-private-", SUBNET);
+const ROUTE_TABLE: Kind = Kind::new("ec2:route-table");
+pub const PUBLIC_ROUTE_TABLE: Key = Key::new("route-table-public", ROUTE_TABLE);
+pub const PRIVATE_ROUTE_TABLE: Indexed = Indexed::new("route-table-private-", ROUTE_TABLE);
+pub const ELASTIC_IP: Indexed = Indexed::new("elastic-ip-", Kind::new("ec2:elastic-ip"));
+pub const NAT_GATEWAY: Indexed = Indexed::new("nat-gateway-", Kind::new("ec2:nat-gateway"));
+
+/// The VPC's CIDR and the number of AZs it was built for (a changed `az_count` is refused).
+pub const VPC_CIDR: Attr = Attr::new(VPC, "cidr");
+pub const VPC_AZ_COUNT: Attr = Attr::new(VPC, "az_count");
+
+/// How many AZs and NAT gateways the shape holds (the config's, or more that `down` must still
+/// delete).
+fn counts(shape: &Shape) -> (u8, u8) {
+    let net = &shape.config().network;
+    let nats = shape.count(net.nat_gateways, &[NAT_GATEWAY, ELASTIC_IP, PRIVATE_ROUTE_TABLE]);
+    let azs = shape.count(net.az_count, &[PUBLIC_SUBNET, PRIVATE_SUBNET]).max(nats);
+    (azs, nats)
+}
+
+/// The VPC (first: everything else is in it).
+pub fn vpc(shape: &Shape, nodes: &mut Nodes) {
+    let (azs, nats) = counts(shape);
+    nodes.managed(Vpc { azs, nats });
+}
+
+/// The internet gateway, the subnets, the NAT gateways with their addresses, the route tables.
+pub fn network(shape: &Shape, nodes: &mut Nodes) {
+    let (azs, nats) = counts(shape);
+    nodes.managed(InternetGateway { nats });
+    for i in 0..azs {
+        nodes.managed(Subnet { public: true, index: i, nats });
+    }
+    for i in 0..azs {
+        nodes.managed(Subnet { public: false, index: i, nats });
+    }
+    nodes.managed(RouteTable::public(azs));
+    for i in 0..nats {
+        nodes.managed(ElasticIp { index: i });
+        nodes.managed(NatGateway { index: i });
+    }
+    for j in 0..nats {
+        nodes.managed(RouteTable::private(j, azs, nats));
+    }
+}
+
+/// The stack's VPC, as what sits in it is checked against.
+pub fn in_stack_vpc(ctx: &Scope<'_>) -> Within {
+    Within::Vpc(ctx.id(VPC))
+}
+
+/// A part of the network the config no longer has: refused like a replacement (the number of AZs
+/// or NAT gateways cannot shrink in place).
+fn removed(key: Key, field: &str, to: u8) -> Removal {
+    let from = key.index().map_or(0, |i| i + 1);
+    Removal::Refused(Change { field: field.into(), from: format!("{from} or more"), to: to.to_string(), replace: true })
+}
+
+/// The region's available zones, looked up once per run.
+#[derive(Default)]
+struct Zones(tokio::sync::OnceCell<Vec<String>>);
+
+/// The first `az_count` available zones of the region, looked up once per run.
+pub async fn availability_zones(ctx: &Scope<'_>) -> Result<Vec<String>, StackError> {
+    let zones = ctx.run::<Zones>();
+    let found = zones
+        .0
+        .get_or_try_init(|| async {
+            let out = ctx
+                .aws
+                .ec2
+                .describe_availability_zones()
+                .filters(filter("state", "available"))
+                .send()
+                .await
+                .ctx("describe availability zones of", ctx.region)?;
+            let mut zones: Vec<String> = out
+                .availability_zones()
+                .iter()
+                .filter(|z| z.zone_type().is_none_or(|t| t == "availability-zone"))
+                .filter_map(|z| z.zone_name().map(str::to_string))
+                .collect();
+            zones.sort();
+            let wanted = ctx.config.network.az_count as usize;
+            if zones.len() < wanted {
+                return Err(StackError::Refused(format!(
+                    "network.az_count = {wanted} but region {} has {} available zones ({})",
+                    ctx.region,
+                    zones.len(),
+                    zones.join(", ")
+                )));
+            }
+            zones.truncate(wanted);
+            Ok(zones)
+        })
+        .await?;
+    Ok(found.clone())
+}
+
+/// Describe EC2 objects by IDs or filters: `describe!(ctx.aws.ec2.describe_vpcs(), set_vpc_ids, vpcs, "VPC")`.
 macro_rules! describe {
-    ($ctx:expr, $call:ident, $ids:ident, $list:ident, $what:expr) => {
+    ($call:expr, $ids:ident, $list:ident, $what:expr) => {
         |ids: Vec<String>, filters: Vec<Filter>| async move {
-            let out =
-                $ctx.aws.ec2.$call().$ids(Some(ids)).set_filters(Some(filters)).send().await.ctx("describe", $what)?;
+            let out = $call.$ids(Some(ids)).set_filters(Some(filters)).send().await.ctx("describe", $what)?;
             Ok(out.$list().to_vec())
         }
     };
@@ -37,7 +142,7 @@ pub struct VpcLive {
     dns_hostnames: bool,
 }
 
-async fn dns_setting(ctx: &Ctx, id: &str, attribute: VpcAttributeName) -> Result<bool, StackError> {
+async fn dns_setting(ctx: &Scope<'_>, id: &str, attribute: VpcAttributeName) -> Result<bool, StackError> {
     let out = ctx
         .aws
         .ec2
@@ -54,7 +159,7 @@ async fn dns_setting(ctx: &Ctx, id: &str, attribute: VpcAttributeName) -> Result
     Ok(value.and_then(|v| v.value()).unwrap_or(false))
 }
 
-async fn dns_settings(ctx: &Ctx, id: &str) -> Result<(bool, bool), StackError> {
+async fn dns_settings(ctx: &Scope<'_>, id: &str) -> Result<(bool, bool), StackError> {
     tokio::try_join!(
         dns_setting(ctx, id, VpcAttributeName::EnableDnsSupport),
         dns_setting(ctx, id, VpcAttributeName::EnableDnsHostnames)
@@ -69,46 +174,73 @@ fn on_off(value: bool) -> &'static str {
     }
 }
 
-const DNS_SUPPORT: &str = "dns support";
-const DNS_HOSTNAMES: &str = "dns hostnames";
+/// What the VPC can differ in.
+#[derive(Debug, Clone, PartialEq)]
+pub enum VpcField {
+    Cidr,
+    AzCount,
+    DnsSupport,
+    DnsHostnames,
+}
+
+impl Field for VpcField {
+    fn label(&self) -> String {
+        match self {
+            VpcField::Cidr => "network.cidr",
+            VpcField::AzCount => "network.az_count",
+            VpcField::DnsSupport => "dns support",
+            VpcField::DnsHostnames => "dns hostnames",
+        }
+        .into()
+    }
+}
 
 #[async_trait]
 impl Managed for Vpc {
     type Live = VpcLive;
+    type Field = VpcField;
 
     fn key(&self) -> Key {
-        Key::Vpc
+        VPC
     }
 
-    fn needs(&self) -> Vec<Key> {
+    fn needs(&self) -> Vec<Dep> {
         vec![]
+    }
+
+    fn lifecycle(&self) -> Lifecycle {
+        // What sits in it is checked to be in it.
+        Lifecycle { found_first: true, ..Lifecycle::default() }
+    }
+
+    /// An `az_count` the region cannot hold is refused before any change.
+    async fn preflight(&self, ctx: &Scope<'_>) -> Result<(), StackError> {
+        availability_zones(ctx).await.map(drop)
     }
 
     fn teardown_after(&self) -> Vec<Edge> {
         const INSIDE: &str = "DeleteVpc fails with DependencyViolation while anything is left in the VPC";
         let mut edges = vec![];
         for i in 0..self.azs {
-            edges.push(after(Key::PublicSubnet(i), INSIDE));
-            edges.push(after(Key::PrivateSubnet(i), INSIDE));
+            edges.push(after(PUBLIC_SUBNET.at(i), INSIDE));
+            edges.push(after(PRIVATE_SUBNET.at(i), INSIDE));
         }
         for j in 0..self.nats {
-            edges.push(after(Key::PrivateRouteTable(j), INSIDE));
+            edges.push(after(PRIVATE_ROUTE_TABLE.at(j), INSIDE));
         }
+        // What else sits in it (security groups, the target group) says so itself.
         edges.extend([
-            after(Key::PublicRouteTable, INSIDE),
-            after(Key::InternetGateway, "DeleteVpc fails while an internet gateway is attached"),
-            after(Key::AlbSecurityGroup, INSIDE),
-            after(Key::TaskSecurityGroup, INSIDE),
-            after(Key::TargetGroup, "a target group is bound to its VPC"),
+            after(PUBLIC_ROUTE_TABLE, INSIDE),
+            after(INTERNET_GATEWAY, "DeleteVpc fails while an internet gateway is attached"),
         ]);
         edges
     }
 
-    async fn find(&self, ctx: &Ctx) -> Result<Option<VpcLive>, StackError> {
+    async fn find(&self, ctx: &Scope<'_>) -> Result<Option<VpcLive>, StackError> {
         // With a recorded ID, the DNS settings are read in the same round as the VPC.
-        let recorded = ctx.id(Key::Vpc);
+        let recorded = ctx.id(VPC);
         let (vpc, settings) = tokio::join!(
-            locate(ctx, Key::Vpc, Scope::Tags, describe!(ctx, describe_vpcs, set_vpc_ids, vpcs, "VPC")),
+            locate(ctx, VPC, Within::Tags, describe!(ctx.aws.ec2.describe_vpcs(), set_vpc_ids, vpcs, "VPC")),
             async {
                 match &recorded {
                     Some(id) => Some(found(dns_settings(ctx, id).await)),
@@ -124,57 +256,57 @@ impl Managed for Vpc {
         Ok(Some(VpcLive { vpc, dns_support, dns_hostnames }))
     }
 
-    fn record(&self, ctx: &Ctx, live: &VpcLive) -> Record {
+    fn record(&self, ctx: &Scope<'_>, live: &VpcLive) -> Record {
         // What the VPC was built for, kept from its creation (a changed az_count is refused).
-        let azs = ctx.attr(Key::Vpc, "az_count").unwrap_or_else(|| ctx.config.network.az_count.to_string());
-        Record::id(live.vpc.object_id()).with("cidr", live.vpc.cidr_block().unwrap_or_default()).with("az_count", azs)
+        let azs = ctx.attr(VPC_AZ_COUNT).unwrap_or_else(|| ctx.config.network.az_count.to_string());
+        Record::id(live.vpc.object_id())
+            .with(VPC_CIDR, live.vpc.cidr_block().unwrap_or_default())
+            .with(VPC_AZ_COUNT, azs)
     }
 
-    fn diff(&self, ctx: &Ctx, live: &VpcLive) -> Result<Vec<Change>, StackError> {
+    fn diff(&self, ctx: &Scope<'_>, live: &VpcLive) -> Result<Vec<Changed<VpcField>>, StackError> {
         let net = &ctx.config.network;
-        let built_for = ctx.attr(Key::Vpc, "az_count").unwrap_or_else(|| net.az_count.to_string());
+        let built_for = ctx.attr(VPC_AZ_COUNT).unwrap_or_else(|| net.az_count.to_string());
         let mut diff = Diff::new();
-        diff.replace("network.cidr", live.vpc.cidr_block().unwrap_or_default(), &net.cidr.to_string())
-            .replace("network.az_count", &built_for, &net.az_count.to_string())
+        diff.replace(VpcField::Cidr, live.vpc.cidr_block().unwrap_or_default(), &net.cidr.to_string())
+            .replace(VpcField::AzCount, &built_for, &net.az_count.to_string())
             // Fargate tasks resolve the registry and DynamoDB through the VPC's DNS.
-            .field(DNS_SUPPORT, on_off(live.dns_support), "on")
-            .field(DNS_HOSTNAMES, on_off(live.dns_hostnames), "on");
+            .field(VpcField::DnsSupport, on_off(live.dns_support), "on")
+            .field(VpcField::DnsHostnames, on_off(live.dns_hostnames), "on");
         Ok(diff.into_changes())
     }
 
-    async fn create(&self, ctx: &Ctx, _line: &Line) -> Result<VpcLive, StackError> {
+    async fn create(&self, ctx: &Scope<'_>, _line: &Line) -> Result<VpcLive, StackError> {
         let out = ctx
             .aws
             .ec2
             .create_vpc()
             .cidr_block(ctx.config.network.cidr.to_string())
-            .tag_specifications(tag_spec(ctx, ResourceType::Vpc, Key::Vpc, &ctx.name("vpc")))
+            .tag_specifications(tag_spec(ctx, ResourceType::Vpc, &ctx.name("vpc")))
             .send()
             .await
             .ctx("create", "VPC")?;
-        let vpc = out
-            .vpc()
-            .cloned()
-            .ok_or_else(|| StackError::Failed { resource: "VPC".into(), message: "create returned no VPC".into() })?;
+        let vpc = returned(out.vpc().cloned(), "VPC", "create returned no VPC")?;
         // A new VPC resolves names but gives no DNS hostnames.
         Ok(VpcLive { vpc, dns_support: true, dns_hostnames: false })
     }
 
     async fn update(
         &self,
-        ctx: &Ctx,
+        ctx: &Scope<'_>,
         line: &Line,
         live: &VpcLive,
-        changes: &[Change],
+        changes: &[Changed<VpcField>],
     ) -> Result<Option<VpcLive>, StackError> {
         let id = live.vpc.object_id();
         for change in changes {
             let call = ctx.aws.ec2.modify_vpc_attribute().vpc_id(id);
             let on = Some(AttributeBooleanValue::builder().value(true).build());
-            let call = match change.field.as_str() {
-                DNS_SUPPORT => call.set_enable_dns_support(on),
-                DNS_HOSTNAMES => call.set_enable_dns_hostnames(on),
-                _ => continue,
+            let call = match change.field {
+                VpcField::DnsSupport => call.set_enable_dns_support(on),
+                VpcField::DnsHostnames => call.set_enable_dns_hostnames(on),
+                // Replacements: refused before any update.
+                VpcField::Cidr | VpcField::AzCount => continue,
             };
             // A VPC created a moment ago may not be visible to every EC2 endpoint yet.
             wait::retry_while(line, id, budget::PROPAGATION, StackError::is_not_found, || async {
@@ -185,7 +317,7 @@ impl Managed for Vpc {
         Ok(None)
     }
 
-    async fn destroy(&self, ctx: &Ctx, line: &Line, live: VpcLive) -> Result<Outcome, StackError> {
+    async fn destroy(&self, ctx: &Scope<'_>, line: &Line, live: VpcLive) -> Result<Outcome, StackError> {
         let id = live.vpc.object_id();
         wait::retry_codes(line, id, budget::NETWORK, &["DependencyViolation"], || async {
             ignore_not_found(ctx.aws.ec2.delete_vpc().vpc_id(id).send().await.ctx("delete", id).map(drop))
@@ -206,52 +338,53 @@ pub struct Subnet {
 #[async_trait]
 impl Managed for Subnet {
     type Live = Sn;
+    type Field = NoField;
 
     fn key(&self) -> Key {
         if self.public {
-            Key::PublicSubnet(self.index)
+            PUBLIC_SUBNET.at(self.index)
         } else {
-            Key::PrivateSubnet(self.index)
+            PRIVATE_SUBNET.at(self.index)
         }
     }
 
-    fn needs(&self) -> Vec<Key> {
-        vec![Key::Vpc]
+    fn needs(&self) -> Vec<Dep> {
+        vec![VPC.into()]
     }
 
+    /// What runs in it (the load balancer, the tasks) says so itself.
     fn teardown_after(&self) -> Vec<Edge> {
-        if !self.public {
-            return vec![after(
-                Key::Service,
-                "the tasks' network interfaces sit in it until they stop and are released",
-            )];
+        if self.public && self.index < self.nats {
+            return vec![after(NAT_GATEWAY.at(self.index), "the NAT gateway sits in it until it is deleted")];
         }
-        let mut edges = vec![after(
-            Key::LoadBalancer,
-            "the load balancer's network interfaces sit in it until they are released, minutes after the load balancer",
-        )];
-        if self.index < self.nats {
-            edges.push(after(Key::NatGateway(self.index), "the NAT gateway sits in it until it is deleted"));
-        }
-        edges
+        vec![]
     }
 
-    async fn find(&self, ctx: &Ctx) -> Result<Option<Sn>, StackError> {
-        locate(ctx, self.key(), Scope::StackVpc, describe!(ctx, describe_subnets, set_subnet_ids, subnets, "subnet"))
-            .await
+    fn removal(&self, config: &Config) -> Removal {
+        removed(self.key(), "network.az_count", config.network.az_count)
     }
 
-    fn record(&self, _ctx: &Ctx, live: &Sn) -> Record {
+    async fn find(&self, ctx: &Scope<'_>) -> Result<Option<Sn>, StackError> {
+        locate(
+            ctx,
+            self.key(),
+            in_stack_vpc(ctx),
+            describe!(ctx.aws.ec2.describe_subnets(), set_subnet_ids, subnets, "subnet"),
+        )
+        .await
+    }
+
+    fn record(&self, _ctx: &Scope<'_>, live: &Sn) -> Record {
         Record::id(live.object_id())
-            .with("az", live.availability_zone().unwrap_or_default())
-            .with("cidr", live.cidr_block().unwrap_or_default())
+            .with_fact("az", live.availability_zone().unwrap_or_default())
+            .with_fact("cidr", live.cidr_block().unwrap_or_default())
     }
 
-    async fn create(&self, ctx: &Ctx, _line: &Line) -> Result<Sn, StackError> {
+    async fn create(&self, ctx: &Scope<'_>, _line: &Line) -> Result<Sn, StackError> {
         let key = self.key();
-        let vpc = ctx.need(Key::Vpc, key)?;
+        let vpc = ctx.need(VPC)?;
         let i = self.index as usize;
-        let az = ctx.availability_zones().await?[i].clone();
+        let az = availability_zones(ctx).await?[i].clone();
         let plan = ctx.config.subnet_plan().expect("validated config has a subnet plan");
         let cidr = if self.public { plan.public[i] } else { plan.private[i] }.to_string();
         let out = ctx
@@ -261,17 +394,14 @@ impl Managed for Subnet {
             .vpc_id(&vpc)
             .cidr_block(&cidr)
             .availability_zone(&az)
-            .tag_specifications(tag_spec(ctx, ResourceType::Subnet, key, &ctx.name(&format!("{key}-{az}"))))
+            .tag_specifications(tag_spec(ctx, ResourceType::Subnet, &ctx.name(&format!("{key}-{az}"))))
             .send()
             .await
             .ctx("create", &key.to_string())?;
-        out.subnet().cloned().ok_or_else(|| StackError::Failed {
-            resource: key.to_string(),
-            message: "create returned no subnet".into(),
-        })
+        returned(out.subnet().cloned(), key.to_string(), "create returned no subnet")
     }
 
-    async fn destroy(&self, ctx: &Ctx, line: &Line, live: Sn) -> Result<Outcome, StackError> {
+    async fn destroy(&self, ctx: &Scope<'_>, line: &Line, live: Sn) -> Result<Outcome, StackError> {
         let id = live.object_id();
         wait::retry_codes(line, id, budget::NETWORK, &["DependencyViolation"], || async {
             ignore_not_found(ctx.aws.ec2.delete_subnet().subnet_id(id).send().await.ctx("delete", id).map(drop))
@@ -294,43 +424,55 @@ fn attached_vpc(igw: &Igw) -> Option<&str> {
         .find_map(|a| a.vpc_id())
 }
 
-const ATTACHED_TO: &str = "attached to";
+/// What the internet gateway can differ in.
+#[derive(Debug, Clone, PartialEq)]
+pub enum IgwField {
+    AttachedTo,
+}
+
+impl Field for IgwField {
+    fn label(&self) -> String {
+        "attached to".into()
+    }
+}
 
 #[async_trait]
 impl Managed for InternetGateway {
     type Live = Igw;
+    type Field = IgwField;
 
     fn key(&self) -> Key {
-        Key::InternetGateway
+        INTERNET_GATEWAY
     }
 
-    fn needs(&self) -> Vec<Key> {
-        vec![Key::Vpc]
+    fn needs(&self) -> Vec<Dep> {
+        vec![VPC.into()]
     }
 
+    /// An internet-facing load balancer's addresses say so themselves.
     fn teardown_after(&self) -> Vec<Edge> {
-        let mut edges: Vec<Edge> = (0..self.nats)
+        (0..self.nats)
             .map(|j| {
-                after(Key::NatGateway(j), "DetachInternetGateway fails while a NAT gateway's public address is mapped")
+                after(NAT_GATEWAY.at(j), "DetachInternetGateway fails while a NAT gateway's public address is mapped")
             })
-            .collect();
-        edges.push(after(
-            Key::LoadBalancer,
-            "DetachInternetGateway fails while an internet-facing load balancer's public addresses are mapped",
-        ));
-        edges
+            .collect()
     }
 
-    async fn find(&self, ctx: &Ctx) -> Result<Option<Igw>, StackError> {
+    async fn find(&self, ctx: &Scope<'_>) -> Result<Option<Igw>, StackError> {
         let igw = locate(
             ctx,
-            Key::InternetGateway,
-            Scope::Tags,
-            describe!(ctx, describe_internet_gateways, set_internet_gateway_ids, internet_gateways, "internet gateway"),
+            INTERNET_GATEWAY,
+            Within::Tags,
+            describe!(
+                ctx.aws.ec2.describe_internet_gateways(),
+                set_internet_gateway_ids,
+                internet_gateways,
+                "internet gateway"
+            ),
         )
         .await?;
         // Attached to another VPC than ours: not the stack's gateway any more.
-        if let (Some(igw), Some(vpc)) = (&igw, ctx.id(Key::Vpc)) {
+        if let (Some(igw), Some(vpc)) = (&igw, ctx.id(VPC)) {
             if let Some(other) = attached_vpc(igw).filter(|v| *v != vpc) {
                 return Err(
                     ctx.not_ours(format!("internet gateway {}", igw.object_id()), format!("attached to {other}"))
@@ -340,34 +482,37 @@ impl Managed for InternetGateway {
         Ok(igw)
     }
 
-    fn record(&self, _ctx: &Ctx, live: &Igw) -> Record {
+    fn record(&self, _ctx: &Scope<'_>, live: &Igw) -> Record {
         Record::id(live.object_id())
     }
 
-    fn diff(&self, ctx: &Ctx, live: &Igw) -> Result<Vec<Change>, StackError> {
-        let vpc = ctx.need(Key::Vpc, Key::InternetGateway)?;
+    fn diff(&self, ctx: &Scope<'_>, live: &Igw) -> Result<Vec<Changed<IgwField>>, StackError> {
+        let vpc = ctx.need(VPC)?;
         let mut diff = Diff::new();
-        diff.field(ATTACHED_TO, attached_vpc(live).unwrap_or("nothing"), vpc.as_str());
+        diff.field(IgwField::AttachedTo, attached_vpc(live).unwrap_or("nothing"), vpc.as_str());
         Ok(diff.into_changes())
     }
 
-    async fn create(&self, ctx: &Ctx, _line: &Line) -> Result<Igw, StackError> {
+    async fn create(&self, ctx: &Scope<'_>, _line: &Line) -> Result<Igw, StackError> {
         let out = ctx
             .aws
             .ec2
             .create_internet_gateway()
-            .tag_specifications(tag_spec(ctx, ResourceType::InternetGateway, Key::InternetGateway, &ctx.name("igw")))
+            .tag_specifications(tag_spec(ctx, ResourceType::InternetGateway, &ctx.name("igw")))
             .send()
             .await
             .ctx("create", "internet gateway")?;
-        out.internet_gateway().cloned().ok_or_else(|| StackError::Failed {
-            resource: "internet gateway".into(),
-            message: "create returned nothing".into(),
-        })
+        returned(out.internet_gateway().cloned(), "internet gateway", "create returned nothing")
     }
 
-    async fn update(&self, ctx: &Ctx, line: &Line, live: &Igw, _changes: &[Change]) -> Result<Option<Igw>, StackError> {
-        let (id, vpc) = (live.object_id(), ctx.need(Key::Vpc, Key::InternetGateway)?);
+    async fn update(
+        &self,
+        ctx: &Scope<'_>,
+        line: &Line,
+        live: &Igw,
+        _changes: &[Changed<IgwField>],
+    ) -> Result<Option<Igw>, StackError> {
+        let (id, vpc) = (live.object_id(), ctx.need(VPC)?);
         line.start("attaching");
         wait::retry_while(line, id, budget::PROPAGATION, StackError::is_not_found, || async {
             ctx.aws.ec2.attach_internet_gateway().internet_gateway_id(id).vpc_id(&vpc).send().await.ctx("attach", id)
@@ -376,7 +521,7 @@ impl Managed for InternetGateway {
         Ok(None)
     }
 
-    async fn destroy(&self, ctx: &Ctx, line: &Line, live: Igw) -> Result<Outcome, StackError> {
+    async fn destroy(&self, ctx: &Scope<'_>, line: &Line, live: Igw) -> Result<Outcome, StackError> {
         let id = live.object_id();
         if let Some(vpc) = attached_vpc(&live) {
             // DependencyViolation while a NAT gateway's or the load balancer's public address is mapped.
@@ -416,34 +561,39 @@ pub struct ElasticIp {
 #[async_trait]
 impl Managed for ElasticIp {
     type Live = Address;
+    type Field = NoField;
 
     fn key(&self) -> Key {
-        Key::ElasticIp(self.index)
+        ELASTIC_IP.at(self.index)
     }
 
-    fn needs(&self) -> Vec<Key> {
+    fn needs(&self) -> Vec<Dep> {
         vec![]
     }
 
     fn teardown_after(&self) -> Vec<Edge> {
-        vec![after(Key::NatGateway(self.index), "ReleaseAddress fails while the NAT gateway holding it is not deleted")]
+        vec![after(NAT_GATEWAY.at(self.index), "ReleaseAddress fails while the NAT gateway holding it is not deleted")]
     }
 
-    async fn find(&self, ctx: &Ctx) -> Result<Option<Address>, StackError> {
+    fn removal(&self, config: &Config) -> Removal {
+        removed(self.key(), "network.nat_gateways", config.network.nat_gateways)
+    }
+
+    async fn find(&self, ctx: &Scope<'_>) -> Result<Option<Address>, StackError> {
         locate(
             ctx,
             self.key(),
-            Scope::Tags,
-            describe!(ctx, describe_addresses, set_allocation_ids, addresses, "elastic IP"),
+            Within::Tags,
+            describe!(ctx.aws.ec2.describe_addresses(), set_allocation_ids, addresses, "elastic IP"),
         )
         .await
     }
 
-    fn record(&self, _ctx: &Ctx, live: &Address) -> Record {
-        Record::id(live.object_id()).with("public_ip", live.public_ip().unwrap_or_default())
+    fn record(&self, _ctx: &Scope<'_>, live: &Address) -> Record {
+        Record::id(live.object_id()).with_fact("public_ip", live.public_ip().unwrap_or_default())
     }
 
-    async fn create(&self, ctx: &Ctx, _line: &Line) -> Result<Address, StackError> {
+    async fn create(&self, ctx: &Scope<'_>, _line: &Line) -> Result<Address, StackError> {
         let key = self.key();
         let out = ctx
             .aws
@@ -453,7 +603,6 @@ impl Managed for ElasticIp {
             .tag_specifications(tag_spec(
                 ctx,
                 ResourceType::ElasticIp,
-                key,
                 &ctx.name(&format!("nat-eip-{}", self.index + 1)),
             ))
             .send()
@@ -465,7 +614,7 @@ impl Managed for ElasticIp {
             .build())
     }
 
-    async fn destroy(&self, ctx: &Ctx, line: &Line, live: Address) -> Result<Outcome, StackError> {
+    async fn destroy(&self, ctx: &Scope<'_>, line: &Line, live: Address) -> Result<Outcome, StackError> {
         let id = live.object_id();
         // Its NAT gateway is deleted by now, but for a short while EC2 may still see the address as
         // in use by it (InvalidIPAddress.InUse), or as held by the NAT service (AuthFailure).
@@ -499,7 +648,7 @@ fn nat_state(nat: &Nat) -> &str {
     nat.state().map(|s| s.as_str()).unwrap_or("unknown")
 }
 
-async fn describe_nats(ctx: &Ctx, ids: Vec<String>, filters: Vec<Filter>) -> Result<Vec<Nat>, StackError> {
+async fn describe_nats(ctx: &Scope<'_>, ids: Vec<String>, filters: Vec<Filter>) -> Result<Vec<Nat>, StackError> {
     let out = ctx
         .aws
         .ec2
@@ -515,42 +664,52 @@ async fn describe_nats(ctx: &Ctx, ids: Vec<String>, filters: Vec<Filter>) -> Res
 #[async_trait]
 impl Managed for NatGateway {
     type Live = Nat;
+    type Field = NoField;
 
     fn key(&self) -> Key {
-        Key::NatGateway(self.index)
+        NAT_GATEWAY.at(self.index)
     }
 
-    fn needs(&self) -> Vec<Key> {
-        vec![Key::ElasticIp(self.index), Key::PublicSubnet(self.index), Key::InternetGateway]
+    fn needs(&self) -> Vec<Dep> {
+        vec![ELASTIC_IP.at(self.index).into(), PUBLIC_SUBNET.at(self.index).into(), INTERNET_GATEWAY.into()]
+    }
+
+    fn reads(&self) -> Vec<Dep> {
+        vec![VPC.into()]
+    }
+
+    fn removal(&self, config: &Config) -> Removal {
+        removed(self.key(), "network.nat_gateways", config.network.nat_gateways)
     }
 
     /// Only gateways that are or will be available count; a failed one is replaced.
-    async fn find(&self, ctx: &Ctx) -> Result<Option<Nat>, StackError> {
-        locate(ctx, self.key(), Scope::StackVpc, |ids, filters| async move {
+    async fn find(&self, ctx: &Scope<'_>) -> Result<Option<Nat>, StackError> {
+        locate(ctx, self.key(), in_stack_vpc(ctx), |ids, filters| async move {
             Ok(describe_nats(ctx, ids, filters).await?.into_iter().filter(nat_alive).collect())
         })
         .await
     }
 
-    fn record(&self, _ctx: &Ctx, live: &Nat) -> Record {
+    fn record(&self, _ctx: &Scope<'_>, live: &Nat) -> Record {
         Record::id(live.object_id())
     }
 
-    fn pending(&self, _ctx: &Ctx, live: &Nat) -> Option<String> {
+    fn pending(&self, _ctx: &Scope<'_>, live: &Nat) -> Option<String> {
         (live.state() != Some(&NatGatewayState::Available)).then(|| nat_state(live).to_string())
     }
 
-    async fn create(&self, ctx: &Ctx, _line: &Line) -> Result<Nat, StackError> {
+    async fn create(&self, ctx: &Scope<'_>, _line: &Line) -> Result<Nat, StackError> {
         let key = self.key();
-        let subnet = ctx.need(Key::PublicSubnet(self.index), key)?;
-        let allocation = ctx.need(Key::ElasticIp(self.index), key)?;
-        let vpc = ctx.need(Key::Vpc, key)?;
+        let subnet = ctx.need(PUBLIC_SUBNET.at(self.index))?;
+        let allocation = ctx.need(ELASTIC_IP.at(self.index))?;
+        let vpc = ctx.need(VPC)?;
+        let within = in_stack_vpc(ctx);
         // A failed gateway is terminal; its replacement needs a new client token (the old one
         // would return the failed gateway).
         let tagged = describe_nats(ctx, vec![], tag_filters(ctx, key)).await?;
         let failed = tagged
             .iter()
-            .filter(|n| n.state() == Some(&NatGatewayState::Failed) && check(ctx, key, Scope::StackVpc, *n).is_ok())
+            .filter(|n| n.state() == Some(&NatGatewayState::Failed) && check(ctx, key, &within, *n).is_ok())
             .count();
         let out = ctx
             .aws
@@ -560,22 +719,15 @@ impl Managed for NatGateway {
             .allocation_id(&allocation)
             // The same token on a retried create (in this VPC) returns the same gateway.
             .client_token(format!("{}-{key}-{vpc}-{failed}", ctx.stack()))
-            .tag_specifications(tag_spec(
-                ctx,
-                ResourceType::Natgateway,
-                key,
-                &ctx.name(&format!("nat-{}", self.index + 1)),
-            ))
+            .tag_specifications(tag_spec(ctx, ResourceType::Natgateway, &ctx.name(&format!("nat-{}", self.index + 1))))
             .send()
             .await
             .ctx("create", &key.to_string())?;
-        out.nat_gateway()
-            .cloned()
-            .ok_or_else(|| StackError::Failed { resource: key.to_string(), message: "create returned nothing".into() })
+        returned(out.nat_gateway().cloned(), key.to_string(), "create returned nothing")
     }
 
     /// A private route through a NAT gateway that is not available black-holes the image pulls.
-    async fn ready(&self, ctx: &Ctx, line: &Line, live: &Nat) -> Result<(), StackError> {
+    async fn ready(&self, ctx: &Scope<'_>, line: &Line, live: &Nat) -> Result<(), StackError> {
         let id = live.object_id();
         wait::until(line, id, "become available", budget::NAT_AVAILABLE, || async {
             match describe_nats(ctx, vec![id.to_string()], vec![]).await?.into_iter().next() {
@@ -602,11 +754,12 @@ impl Managed for NatGateway {
 
     /// Deletes this gateway and any earlier (failed) one of the same key, and waits until they
     /// are gone: the elastic IP and the internet gateway wait for that.
-    async fn destroy(&self, ctx: &Ctx, line: &Line, live: Nat) -> Result<Outcome, StackError> {
+    async fn destroy(&self, ctx: &Scope<'_>, line: &Line, live: Nat) -> Result<Outcome, StackError> {
         let key = self.key();
         let mut ids = vec![live.object_id().to_string()];
+        let within = in_stack_vpc(ctx);
         for nat in describe_nats(ctx, vec![], tag_filters(ctx, key)).await? {
-            let owned = check(ctx, key, Scope::StackVpc, &nat).is_ok();
+            let owned = check(ctx, key, &within, &nat).is_ok();
             if owned && nat.state() != Some(&NatGatewayState::Deleted) && !ids.iter().any(|i| i == nat.object_id()) {
                 ids.push(nat.object_id().to_string());
             }
@@ -652,24 +805,38 @@ pub struct RouteTable {
 impl RouteTable {
     pub fn public(azs: u8) -> RouteTable {
         RouteTable {
-            key: Key::PublicRouteTable,
-            target: Key::InternetGateway,
-            subnets: (0..azs).map(Key::PublicSubnet).collect(),
+            key: PUBLIC_ROUTE_TABLE,
+            target: INTERNET_GATEWAY,
+            subnets: (0..azs).map(|i| PUBLIC_SUBNET.at(i)).collect(),
             suffix: "public-rt".into(),
         }
     }
 
     pub fn private(j: u8, azs: u8, nats: u8) -> RouteTable {
         RouteTable {
-            key: Key::PrivateRouteTable(j),
-            target: Key::NatGateway(j),
-            subnets: (0..azs).filter(|i| i % nats == j).map(Key::PrivateSubnet).collect(),
+            key: PRIVATE_ROUTE_TABLE.at(j),
+            target: NAT_GATEWAY.at(j),
+            subnets: (0..azs).filter(|i| i % nats == j).map(|i| PRIVATE_SUBNET.at(i)).collect(),
             suffix: format!("private-rt-{}", j + 1),
         }
     }
 }
 
-const DEFAULT_ROUTE: &str = "route 0.0.0.0/0";
+/// What a route table can differ in.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RouteField {
+    DefaultRoute,
+    Association(Key),
+}
+
+impl Field for RouteField {
+    fn label(&self) -> String {
+        match self {
+            RouteField::DefaultRoute => "route 0.0.0.0/0".into(),
+            RouteField::Association(subnet) => format!("{subnet} association"),
+        }
+    }
+}
 
 fn default_route(table: &Rt) -> Option<&aws_sdk_ec2::types::Route> {
     table.routes().iter().find(|r| r.destination_cidr_block() == Some(ANYWHERE))
@@ -686,74 +853,85 @@ fn route_target(table: &Rt) -> String {
     }
 }
 
-fn association_field(subnet: Key) -> String {
-    format!("{subnet} association")
-}
-
 #[async_trait]
 impl Managed for RouteTable {
     type Live = Rt;
+    type Field = RouteField;
 
     fn key(&self) -> Key {
         self.key
     }
 
-    fn needs(&self) -> Vec<Key> {
-        let mut needs = vec![self.target];
-        needs.extend(&self.subnets);
+    fn needs(&self) -> Vec<Dep> {
+        let mut needs = vec![self.target.into()];
+        needs.extend(self.subnets.iter().map(|&s| Dep::from(s)));
         needs
     }
 
-    async fn find(&self, ctx: &Ctx) -> Result<Option<Rt>, StackError> {
+    fn reads(&self) -> Vec<Dep> {
+        vec![VPC.into()]
+    }
+
+    fn removal(&self, config: &Config) -> Removal {
+        match self.key.index() {
+            Some(_) => removed(self.key, "network.nat_gateways", config.network.nat_gateways),
+            None => Removal::AfterUp,
+        }
+    }
+
+    async fn find(&self, ctx: &Scope<'_>) -> Result<Option<Rt>, StackError> {
         locate(
             ctx,
             self.key,
-            Scope::StackVpc,
-            describe!(ctx, describe_route_tables, set_route_table_ids, route_tables, "route table"),
+            in_stack_vpc(ctx),
+            describe!(ctx.aws.ec2.describe_route_tables(), set_route_table_ids, route_tables, "route table"),
         )
         .await
     }
 
-    fn record(&self, _ctx: &Ctx, live: &Rt) -> Record {
+    fn record(&self, _ctx: &Scope<'_>, live: &Rt) -> Record {
         Record::id(live.object_id())
     }
 
-    fn diff(&self, ctx: &Ctx, live: &Rt) -> Result<Vec<Change>, StackError> {
-        let target = ctx.need(self.target, self.key)?;
+    fn diff(&self, ctx: &Scope<'_>, live: &Rt) -> Result<Vec<Changed<RouteField>>, StackError> {
+        let target = ctx.need(self.target)?;
         let mut diff = Diff::new();
-        diff.field(DEFAULT_ROUTE, &route_target(live), &target);
+        diff.field(RouteField::DefaultRoute, &route_target(live), &target);
         let associated: Vec<&str> = live.associations().iter().filter_map(|a| a.subnet_id()).collect();
         for &subnet in &self.subnets {
             if let Some(id) = ctx.id(subnet) {
                 let have = if associated.contains(&id.as_str()) { "yes" } else { "no" };
-                diff.field(&association_field(subnet), have, "yes");
+                diff.field(RouteField::Association(subnet), have, "yes");
             }
         }
         Ok(diff.into_changes())
     }
 
-    async fn create(&self, ctx: &Ctx, _line: &Line) -> Result<Rt, StackError> {
-        let vpc = ctx.need(Key::Vpc, self.key)?;
+    async fn create(&self, ctx: &Scope<'_>, _line: &Line) -> Result<Rt, StackError> {
+        let vpc = ctx.need(VPC)?;
         let out = ctx
             .aws
             .ec2
             .create_route_table()
             .vpc_id(&vpc)
-            .tag_specifications(tag_spec(ctx, ResourceType::RouteTable, self.key, &ctx.name(&self.suffix)))
+            .tag_specifications(tag_spec(ctx, ResourceType::RouteTable, &ctx.name(&self.suffix)))
             .send()
             .await
             .ctx("create", &self.key.to_string())?;
-        out.route_table().cloned().ok_or_else(|| StackError::Failed {
-            resource: self.key.to_string(),
-            message: "create returned nothing".into(),
-        })
+        returned(out.route_table().cloned(), self.key.to_string(), "create returned nothing")
     }
 
-    async fn update(&self, ctx: &Ctx, line: &Line, live: &Rt, changes: &[Change]) -> Result<Option<Rt>, StackError> {
+    async fn update(
+        &self,
+        ctx: &Scope<'_>,
+        line: &Line,
+        live: &Rt,
+        changes: &[Changed<RouteField>],
+    ) -> Result<Option<Rt>, StackError> {
         let id = live.object_id();
-        if changes.iter().any(|c| c.field == DEFAULT_ROUTE) {
-            let target = ctx.need(self.target, self.key)?;
-            let via_nat = matches!(self.target, Key::NatGateway(_));
+        if changes.iter().any(|c| c.field == RouteField::DefaultRoute) {
+            let target = ctx.need(self.target)?;
+            let via_nat = NAT_GATEWAY.contains(self.target);
             let replace = default_route(live).is_some();
             line.start("routing");
             // The target was created a moment ago: retry while it propagates.
@@ -774,10 +952,10 @@ impl Managed for RouteTable {
             .await?;
         }
         for &subnet_key in &self.subnets {
-            if !changes.iter().any(|c| c.field == association_field(subnet_key)) {
+            if !changes.iter().any(|c| c.field == RouteField::Association(subnet_key)) {
                 continue;
             }
-            let subnet = ctx.need(subnet_key, self.key)?;
+            let subnet = ctx.need(subnet_key)?;
             line.start("associating");
             // A subnet is associated with one table at most: move it if it sits elsewhere.
             let elsewhere = ctx
@@ -820,7 +998,7 @@ impl Managed for RouteTable {
         Ok(None)
     }
 
-    async fn destroy(&self, ctx: &Ctx, line: &Line, live: Rt) -> Result<Outcome, StackError> {
+    async fn destroy(&self, ctx: &Scope<'_>, line: &Line, live: Rt) -> Result<Outcome, StackError> {
         let id = live.object_id();
         for association in live.associations().iter().filter(|a| a.main() != Some(true)) {
             if let Some(association_id) = association.route_table_association_id() {
@@ -873,21 +1051,23 @@ mod tests {
     async fn a_route_table_diff_names_the_route_target_and_each_missing_association() {
         let c = ctx();
         for (key, id) in
-            [(Key::NatGateway(0), "nat-new"), (Key::PrivateSubnet(0), "subnet-a"), (Key::PrivateSubnet(1), "subnet-b")]
+            [(NAT_GATEWAY.at(0), "nat-new"), (PRIVATE_SUBNET.at(0), "subnet-a"), (PRIVATE_SUBNET.at(1), "subnet-b")]
         {
             c.record(key, &Record::id(id)).await.unwrap();
         }
         let rt = RouteTable::private(0, 2, 1);
+        let c = c.scope_of(rt.key(), crate::model::Declared { needs: rt.needs(), ..Default::default() });
         assert!(rt.diff(&c, &table(Some(("nat-new", "active")), &["subnet-a", "subnet-b"])).unwrap().is_empty());
         let changes = rt.diff(&c, &table(Some(("nat-old", "blackhole")), &["subnet-a"])).unwrap();
-        let text: Vec<String> = changes.iter().map(|c| c.to_string()).collect();
+        assert_eq!(changes[1].field, RouteField::Association(PRIVATE_SUBNET.at(1)), "update dispatches on it");
+        let text: Vec<String> = changes.iter().map(|c| c.change.to_string()).collect();
         assert_eq!(text, ["route 0.0.0.0/0: nat-old (blackhole) → nat-new", "subnet-private-2 association: no → yes"]);
-        assert_eq!(rt.diff(&c, &table(None, &[])).unwrap()[0].to_string(), "route 0.0.0.0/0: none → nat-new");
+        assert_eq!(rt.diff(&c, &table(None, &[])).unwrap()[0].change.to_string(), "route 0.0.0.0/0: none → nat-new");
     }
 
     #[test]
     fn private_tables_route_their_own_azs_subnets() {
-        assert_eq!(RouteTable::private(1, 4, 2).subnets, [Key::PrivateSubnet(1), Key::PrivateSubnet(3)]);
+        assert_eq!(RouteTable::private(1, 4, 2).subnets, [PRIVATE_SUBNET.at(1), PRIVATE_SUBNET.at(3)]);
         assert_eq!(RouteTable::private(0, 3, 1).subnets.len(), 3);
     }
 }

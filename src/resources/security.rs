@@ -9,12 +9,52 @@ use aws_sdk_ec2::types::{
     IpPermission, IpRange, Ipv6Range, PrefixListId, ResourceType, SecurityGroup, UserIdGroupPair,
 };
 
-use crate::context::Ctx;
 use crate::error::{found, ignore_not_found, AwsContext, StackError};
-use crate::model::{after, Change, Diff, Edge, Key, Managed, Outcome, Record};
+use crate::model::{
+    after, before, Changed, Dep, Diff, Edge, Field, Key, Kind, Managed, Nodes, Outcome, Record, Scope, Shape,
+};
 use crate::progress::Line;
-use crate::resources::ec2::{filter, locate, tag_spec, Ec2Object, Scope, ANYWHERE};
+use crate::resources::ec2::{filter, locate, tag_spec, Ec2Object, ANYWHERE};
+use crate::resources::network::{in_stack_vpc, VPC};
 use crate::wait::{self, budget, Poll};
+
+const SECURITY_GROUP: Kind = Kind::new("ec2:security-group");
+pub const DEFAULT_SECURITY_GROUP: Key = Key::new("default-security-group", SECURITY_GROUP);
+pub const ALB_SECURITY_GROUP: Key = Key::new("security-group-alb", SECURITY_GROUP);
+pub const TASK_SECURITY_GROUP: Key = Key::new("security-group-task", SECURITY_GROUP);
+
+/// The VPC's default group, emptied (right after the VPC).
+pub fn vpc_default_group(_shape: &Shape, nodes: &mut Nodes) {
+    nodes.managed(DefaultGroup);
+}
+
+/// The load balancer's group and the tasks' group.
+pub fn groups(_shape: &Shape, nodes: &mut Nodes) {
+    nodes.managed(AlbGroup);
+    nodes.managed(TaskGroup);
+}
+
+/// What a group's rules can differ in.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RulesField {
+    Ingress,
+    Egress,
+    /// The load balancer group's egress rule to the tasks' group, which the tasks' group owns.
+    AlbEgress,
+}
+
+impl Field for RulesField {
+    fn label(&self) -> String {
+        match self {
+            RulesField::Ingress => "ingress",
+            RulesField::Egress => "egress",
+            RulesField::AlbEgress => "load balancer egress",
+        }
+        .into()
+    }
+}
+
+const INSIDE_THE_VPC: &str = "DeleteVpc fails with DependencyViolation while anything is left in the VPC";
 
 /// A rule reduced to what identifies it: comparable, printable, and sendable back to EC2.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -134,7 +174,7 @@ impl Flow {
         })
     }
 
-    async fn revoke(self, ctx: &Ctx, id: &str, rules: &[Rule]) -> Result<(), StackError> {
+    async fn revoke(self, ctx: &Scope<'_>, id: &str, rules: &[Rule]) -> Result<(), StackError> {
         if rules.is_empty() {
             return Ok(());
         }
@@ -167,7 +207,7 @@ impl Flow {
         }
     }
 
-    async fn authorize(self, ctx: &Ctx, id: &str, rule: &Rule) -> Result<(), StackError> {
+    async fn authorize(self, ctx: &Scope<'_>, id: &str, rule: &Rule) -> Result<(), StackError> {
         let result = match self {
             Flow::Ingress => ctx
                 .aws
@@ -197,7 +237,7 @@ impl Flow {
     }
 
     /// Make the group's rules in this direction exactly `wanted`.
-    async fn converge(self, ctx: &Ctx, group: &SecurityGroup, wanted: &[Rule]) -> Result<(), StackError> {
+    async fn converge(self, ctx: &Scope<'_>, group: &SecurityGroup, wanted: &[Rule]) -> Result<(), StackError> {
         let id = group.object_id();
         let current = self.current(group);
         let unwanted: Vec<Rule> = current.iter().filter(|r| !wanted.contains(r)).cloned().collect();
@@ -210,19 +250,19 @@ impl Flow {
 }
 
 /// Record `flow` of `group` as a change if it is not exactly `wanted`.
-fn compare(diff: &mut Diff, field: &str, flow: Flow, group: &SecurityGroup, wanted: &[Rule]) {
+fn compare(diff: &mut Diff<RulesField>, field: RulesField, flow: Flow, group: &SecurityGroup, wanted: &[Rule]) {
     let mut wanted = wanted.to_vec();
     wanted.sort();
     diff.field(field, &show(&flow.current(group)), &show(&wanted));
 }
 
-async fn describe_group(ctx: &Ctx, id: &str) -> Result<Option<SecurityGroup>, StackError> {
+async fn describe_group(ctx: &Scope<'_>, id: &str) -> Result<Option<SecurityGroup>, StackError> {
     let out = found(ctx.aws.ec2.describe_security_groups().group_ids(id).send().await.ctx("describe", id))?;
     Ok(out.and_then(|o| o.security_groups().first().cloned()))
 }
 
-async fn find_group(ctx: &Ctx, key: Key) -> Result<Option<SecurityGroup>, StackError> {
-    locate(ctx, key, Scope::StackVpc, |ids, filters| async move {
+async fn find_group(ctx: &Scope<'_>, key: Key) -> Result<Option<SecurityGroup>, StackError> {
+    locate(ctx, key, in_stack_vpc(ctx), |ids, filters| async move {
         let out = ctx
             .aws
             .ec2
@@ -238,13 +278,13 @@ async fn find_group(ctx: &Ctx, key: Key) -> Result<Option<SecurityGroup>, StackE
 }
 
 async fn create_group(
-    ctx: &Ctx,
+    ctx: &Scope<'_>,
     line: &Line,
-    key: Key,
     suffix: &str,
     description: &str,
 ) -> Result<SecurityGroup, StackError> {
-    let vpc = ctx.need(Key::Vpc, key)?;
+    let key = ctx.key();
+    let vpc = ctx.need(VPC)?;
     let name = ctx.name(suffix);
     let out = ctx
         .aws
@@ -253,7 +293,7 @@ async fn create_group(
         .group_name(&name)
         .description(description)
         .vpc_id(&vpc)
-        .tag_specifications(tag_spec(ctx, ResourceType::SecurityGroup, key, &name))
+        .tag_specifications(tag_spec(ctx, ResourceType::SecurityGroup, &name))
         .send()
         .await
         .ctx("create", &key.to_string())?;
@@ -268,7 +308,7 @@ async fn create_group(
     .await
 }
 
-async fn delete_group(ctx: &Ctx, line: &Line, id: &str) -> Result<(), StackError> {
+async fn delete_group(ctx: &Scope<'_>, line: &Line, id: &str) -> Result<(), StackError> {
     // DependencyViolation while ENIs of the ALB or the tasks linger (up to ~15 minutes on AWS).
     wait::retry_codes(line, id, budget::SECURITY_GROUP, &["DependencyViolation", "InvalidGroup.InUse"], || async {
         ignore_not_found(ctx.aws.ec2.delete_security_group().group_id(id).send().await.ctx("delete", id).map(drop))
@@ -283,7 +323,7 @@ async fn delete_group(ctx: &Ctx, line: &Line, id: &str) -> Result<(), StackError
 pub struct AlbGroup;
 
 /// Exactly the ports that have listeners: HTTP, and HTTPS with [https].
-fn alb_ingress(ctx: &Ctx) -> Vec<Rule> {
+fn alb_ingress(ctx: &Scope<'_>) -> Vec<Rule> {
     let mut rules = vec![Rule::from_anywhere(ctx.config.load_balancer.listener_port)];
     if ctx.config.https.is_some() {
         rules.push(Rule::from_anywhere(crate::config::HTTPS_PORT));
@@ -291,74 +331,81 @@ fn alb_ingress(ctx: &Ctx) -> Vec<Rule> {
     rules
 }
 
-fn alb_egress(ctx: &Ctx, task_group: &str) -> Rule {
+fn alb_egress(ctx: &Scope<'_>, task_group: &str) -> Rule {
     Rule::with_group(ctx.config.service.container_port, task_group)
 }
 
 #[async_trait]
 impl Managed for AlbGroup {
     type Live = SecurityGroup;
+    type Field = RulesField;
 
     fn key(&self) -> Key {
-        Key::AlbSecurityGroup
+        ALB_SECURITY_GROUP
     }
 
-    fn needs(&self) -> Vec<Key> {
-        vec![Key::Vpc]
+    fn needs(&self) -> Vec<Dep> {
+        vec![VPC.into()]
     }
 
+    fn reads(&self) -> Vec<Dep> {
+        vec![TASK_SECURITY_GROUP.into()]
+    }
+
+    /// The load balancer, whose network interfaces use it, says so itself.
     fn teardown_after(&self) -> Vec<Edge> {
-        vec![
-            after(Key::LoadBalancer, "the load balancer's network interfaces use it until they are released"),
-            after(
-                Key::TaskSecurityGroup,
-                "the task group's ingress rule references it, and EC2 refuses to delete a referenced group",
-            ),
-        ]
+        vec![after(
+            TASK_SECURITY_GROUP,
+            "the task group's ingress rule references it, and EC2 refuses to delete a referenced group",
+        )]
     }
 
-    async fn find(&self, ctx: &Ctx) -> Result<Option<SecurityGroup>, StackError> {
+    fn gone_before(&self) -> Vec<Edge> {
+        vec![before(VPC, INSIDE_THE_VPC)]
+    }
+
+    async fn find(&self, ctx: &Scope<'_>) -> Result<Option<SecurityGroup>, StackError> {
         find_group(ctx, self.key()).await
     }
 
-    fn record(&self, _ctx: &Ctx, live: &SecurityGroup) -> Record {
+    fn record(&self, _ctx: &Scope<'_>, live: &SecurityGroup) -> Record {
         Record::id(live.object_id())
     }
 
-    fn diff(&self, ctx: &Ctx, live: &SecurityGroup) -> Result<Vec<Change>, StackError> {
-        let egress: Vec<Rule> = ctx.id(Key::TaskSecurityGroup).map(|task| alb_egress(ctx, &task)).into_iter().collect();
+    fn diff(&self, ctx: &Scope<'_>, live: &SecurityGroup) -> Result<Vec<Changed<RulesField>>, StackError> {
+        let egress: Vec<Rule> = ctx.id(TASK_SECURITY_GROUP).map(|task| alb_egress(ctx, &task)).into_iter().collect();
         let mut diff = Diff::new();
-        compare(&mut diff, "ingress", Flow::Ingress, live, &alb_ingress(ctx));
-        compare(&mut diff, "egress", Flow::Egress, live, &egress);
+        compare(&mut diff, RulesField::Ingress, Flow::Ingress, live, &alb_ingress(ctx));
+        compare(&mut diff, RulesField::Egress, Flow::Egress, live, &egress);
         Ok(diff.into_changes())
     }
 
-    async fn create(&self, ctx: &Ctx, line: &Line) -> Result<SecurityGroup, StackError> {
-        create_group(ctx, line, self.key(), "alb", "fargate-stack load balancer: HTTP from the internet").await
+    async fn create(&self, ctx: &Scope<'_>, line: &Line) -> Result<SecurityGroup, StackError> {
+        create_group(ctx, line, "alb", "fargate-stack load balancer: HTTP from the internet").await
     }
 
     async fn update(
         &self,
-        ctx: &Ctx,
+        ctx: &Scope<'_>,
         _line: &Line,
         live: &SecurityGroup,
-        changes: &[Change],
+        changes: &[Changed<RulesField>],
     ) -> Result<Option<SecurityGroup>, StackError> {
         for change in changes {
-            match change.field.as_str() {
-                "ingress" => Flow::Ingress.converge(ctx, live, &alb_ingress(ctx)).await?,
-                "egress" => {
+            match change.field {
+                RulesField::Ingress => Flow::Ingress.converge(ctx, live, &alb_ingress(ctx)).await?,
+                RulesField::Egress => {
                     let egress: Vec<Rule> =
-                        ctx.id(Key::TaskSecurityGroup).map(|t| alb_egress(ctx, &t)).into_iter().collect();
+                        ctx.id(TASK_SECURITY_GROUP).map(|t| alb_egress(ctx, &t)).into_iter().collect();
                     Flow::Egress.converge(ctx, live, &egress).await?
                 }
-                _ => {}
+                RulesField::AlbEgress => {}
             }
         }
         Ok(None)
     }
 
-    async fn destroy(&self, ctx: &Ctx, line: &Line, live: SecurityGroup) -> Result<Outcome, StackError> {
+    async fn destroy(&self, ctx: &Scope<'_>, line: &Line, live: SecurityGroup) -> Result<Outcome, StackError> {
         delete_group(ctx, line, live.object_id()).await?;
         Ok(Outcome::Deleted)
     }
@@ -375,31 +422,35 @@ pub struct TaskGroupLive {
     alb: Option<SecurityGroup>,
 }
 
-const ALB_EGRESS: &str = "load balancer egress";
-
-fn task_ingress(ctx: &Ctx, alb: &str) -> Vec<Rule> {
+fn task_ingress(ctx: &Scope<'_>, alb: &str) -> Vec<Rule> {
     vec![Rule::with_group(ctx.config.service.container_port, alb)]
 }
 
 #[async_trait]
 impl Managed for TaskGroup {
     type Live = TaskGroupLive;
+    type Field = RulesField;
 
     fn key(&self) -> Key {
-        Key::TaskSecurityGroup
+        TASK_SECURITY_GROUP
     }
 
-    fn needs(&self) -> Vec<Key> {
-        vec![Key::AlbSecurityGroup]
+    fn needs(&self) -> Vec<Dep> {
+        vec![ALB_SECURITY_GROUP.into()]
     }
 
-    fn teardown_after(&self) -> Vec<Edge> {
-        vec![after(Key::Service, "the tasks' network interfaces use it until they stop and are released")]
+    fn reads(&self) -> Vec<Dep> {
+        vec![VPC.into()]
     }
 
-    async fn find(&self, ctx: &Ctx) -> Result<Option<TaskGroupLive>, StackError> {
+    /// The service, whose tasks' network interfaces use it, says so itself.
+    fn gone_before(&self) -> Vec<Edge> {
+        vec![before(VPC, INSIDE_THE_VPC)]
+    }
+
+    async fn find(&self, ctx: &Scope<'_>) -> Result<Option<TaskGroupLive>, StackError> {
         let alb = async {
-            match ctx.id(Key::AlbSecurityGroup) {
+            match ctx.id(ALB_SECURITY_GROUP) {
                 Some(id) => describe_group(ctx, &id).await,
                 None => Ok(None),
             }
@@ -408,52 +459,46 @@ impl Managed for TaskGroup {
         Ok(group?.map(|group| TaskGroupLive { group, alb: alb.ok().flatten() }))
     }
 
-    fn record(&self, _ctx: &Ctx, live: &TaskGroupLive) -> Record {
+    fn record(&self, _ctx: &Scope<'_>, live: &TaskGroupLive) -> Record {
         Record::id(live.group.object_id())
     }
 
-    fn diff(&self, ctx: &Ctx, live: &TaskGroupLive) -> Result<Vec<Change>, StackError> {
-        let alb = ctx.need(Key::AlbSecurityGroup, self.key())?;
+    fn diff(&self, ctx: &Scope<'_>, live: &TaskGroupLive) -> Result<Vec<Changed<RulesField>>, StackError> {
+        let alb = ctx.need(ALB_SECURITY_GROUP)?;
         let mut diff = Diff::new();
-        compare(&mut diff, "ingress", Flow::Ingress, &live.group, &task_ingress(ctx, &alb));
-        compare(&mut diff, "egress", Flow::Egress, &live.group, &[Rule::all_traffic_anywhere()]);
+        compare(&mut diff, RulesField::Ingress, Flow::Ingress, &live.group, &task_ingress(ctx, &alb));
+        compare(&mut diff, RulesField::Egress, Flow::Egress, &live.group, &[Rule::all_traffic_anywhere()]);
         if let Some(alb_group) = &live.alb {
-            compare(&mut diff, ALB_EGRESS, Flow::Egress, alb_group, &[alb_egress(ctx, live.group.object_id())]);
+            let wanted = [alb_egress(ctx, live.group.object_id())];
+            compare(&mut diff, RulesField::AlbEgress, Flow::Egress, alb_group, &wanted);
         }
         Ok(diff.into_changes())
     }
 
-    async fn create(&self, ctx: &Ctx, line: &Line) -> Result<TaskGroupLive, StackError> {
-        let group = create_group(
-            ctx,
-            line,
-            self.key(),
-            "task",
-            "fargate-stack tasks: container port from the load balancer only",
-        )
-        .await?;
-        let alb = describe_group(ctx, &ctx.need(Key::AlbSecurityGroup, self.key())?).await?;
+    async fn create(&self, ctx: &Scope<'_>, line: &Line) -> Result<TaskGroupLive, StackError> {
+        let group =
+            create_group(ctx, line, "task", "fargate-stack tasks: container port from the load balancer only").await?;
+        let alb = describe_group(ctx, &ctx.need(ALB_SECURITY_GROUP)?).await?;
         Ok(TaskGroupLive { group, alb })
     }
 
     async fn update(
         &self,
-        ctx: &Ctx,
+        ctx: &Scope<'_>,
         _line: &Line,
         live: &TaskGroupLive,
-        changes: &[Change],
+        changes: &[Changed<RulesField>],
     ) -> Result<Option<TaskGroupLive>, StackError> {
-        let alb = ctx.need(Key::AlbSecurityGroup, self.key())?;
+        let alb = ctx.need(ALB_SECURITY_GROUP)?;
         for change in changes {
-            match change.field.as_str() {
-                "ingress" => Flow::Ingress.converge(ctx, &live.group, &task_ingress(ctx, &alb)).await?,
-                "egress" => Flow::Egress.converge(ctx, &live.group, &[Rule::all_traffic_anywhere()]).await?,
-                ALB_EGRESS => {
+            match change.field {
+                RulesField::Ingress => Flow::Ingress.converge(ctx, &live.group, &task_ingress(ctx, &alb)).await?,
+                RulesField::Egress => Flow::Egress.converge(ctx, &live.group, &[Rule::all_traffic_anywhere()]).await?,
+                RulesField::AlbEgress => {
                     if let Some(alb_group) = &live.alb {
                         Flow::Egress.converge(ctx, alb_group, &[alb_egress(ctx, live.group.object_id())]).await?;
                     }
                 }
-                _ => {}
             }
         }
         Ok(None)
@@ -461,7 +506,7 @@ impl Managed for TaskGroup {
 
     /// AWS refuses to delete a group another group's rule references: the ALB group's egress
     /// rule to this one goes first.
-    async fn destroy(&self, ctx: &Ctx, line: &Line, live: TaskGroupLive) -> Result<Outcome, StackError> {
+    async fn destroy(&self, ctx: &Scope<'_>, line: &Line, live: TaskGroupLive) -> Result<Outcome, StackError> {
         let id = live.group.object_id();
         if let Some(alb) = &live.alb {
             let referencing: Vec<Rule> = Flow::Egress.current(alb).into_iter().filter(|r| r.references(id)).collect();
@@ -478,7 +523,7 @@ impl Managed for TaskGroup {
 /// placed in it by mistake is reachable.
 pub struct DefaultGroup;
 
-async fn default_group(ctx: &Ctx, vpc: &str) -> Result<Option<SecurityGroup>, StackError> {
+async fn default_group(ctx: &Scope<'_>, vpc: &str) -> Result<Option<SecurityGroup>, StackError> {
     let out = ctx
         .aws
         .ec2
@@ -495,36 +540,37 @@ async fn default_group(ctx: &Ctx, vpc: &str) -> Result<Option<SecurityGroup>, St
 #[async_trait]
 impl Managed for DefaultGroup {
     type Live = SecurityGroup;
+    type Field = RulesField;
 
     fn key(&self) -> Key {
-        Key::DefaultSecurityGroup
+        DEFAULT_SECURITY_GROUP
     }
 
-    fn needs(&self) -> Vec<Key> {
-        vec![Key::Vpc]
+    fn needs(&self) -> Vec<Dep> {
+        vec![VPC.into()]
     }
 
-    async fn find(&self, ctx: &Ctx) -> Result<Option<SecurityGroup>, StackError> {
-        match ctx.id(Key::Vpc) {
+    async fn find(&self, ctx: &Scope<'_>) -> Result<Option<SecurityGroup>, StackError> {
+        match ctx.id(VPC) {
             Some(vpc) => default_group(ctx, &vpc).await,
             None => Ok(None),
         }
     }
 
-    fn record(&self, _ctx: &Ctx, live: &SecurityGroup) -> Record {
+    fn record(&self, _ctx: &Scope<'_>, live: &SecurityGroup) -> Record {
         Record::id(live.object_id())
     }
 
-    fn diff(&self, _ctx: &Ctx, live: &SecurityGroup) -> Result<Vec<Change>, StackError> {
+    fn diff(&self, _ctx: &Scope<'_>, live: &SecurityGroup) -> Result<Vec<Changed<RulesField>>, StackError> {
         let mut diff = Diff::new();
-        compare(&mut diff, "ingress", Flow::Ingress, live, &[]);
-        compare(&mut diff, "egress", Flow::Egress, live, &[]);
+        compare(&mut diff, RulesField::Ingress, Flow::Ingress, live, &[]);
+        compare(&mut diff, RulesField::Egress, Flow::Egress, live, &[]);
         Ok(diff.into_changes())
     }
 
     /// Nothing to create: wait until EC2 shows the group it made with the VPC.
-    async fn create(&self, ctx: &Ctx, line: &Line) -> Result<SecurityGroup, StackError> {
-        let vpc = ctx.need(Key::Vpc, self.key())?;
+    async fn create(&self, ctx: &Scope<'_>, line: &Line) -> Result<SecurityGroup, StackError> {
+        let vpc = ctx.need(VPC)?;
         line.start("checking");
         let group = wait::until(line, &vpc, "show its default security group", budget::PROPAGATION, || async {
             Ok(match default_group(ctx, &vpc).await? {
@@ -538,10 +584,10 @@ impl Managed for DefaultGroup {
 
     async fn update(
         &self,
-        ctx: &Ctx,
+        ctx: &Scope<'_>,
         line: &Line,
         live: &SecurityGroup,
-        _changes: &[Change],
+        _changes: &[Changed<RulesField>],
     ) -> Result<Option<SecurityGroup>, StackError> {
         line.start("removing rules");
         for flow in [Flow::Ingress, Flow::Egress] {
@@ -551,7 +597,7 @@ impl Managed for DefaultGroup {
     }
 
     /// It goes with its VPC.
-    async fn destroy(&self, _ctx: &Ctx, _line: &Line, _live: SecurityGroup) -> Result<Outcome, StackError> {
+    async fn destroy(&self, _ctx: &Scope<'_>, _line: &Line, _live: SecurityGroup) -> Result<Outcome, StackError> {
         Ok(Outcome::Absent)
     }
 }
@@ -583,14 +629,14 @@ mod tests {
         let ssh = Rule::from_anywhere(22).permission();
         let group = described(vec![Rule::from_anywhere(80).permission(), ssh]);
         let mut diff = Diff::new();
-        compare(&mut diff, "ingress", Flow::Ingress, &group, &[Rule::from_anywhere(80)]);
+        compare(&mut diff, RulesField::Ingress, Flow::Ingress, &group, &[Rule::from_anywhere(80)]);
         let changes = diff.into_changes();
         assert_eq!(changes.len(), 1);
-        assert_eq!(changes[0].to_string(), "ingress: tcp 22 0.0.0.0/0, tcp 80 0.0.0.0/0 → tcp 80 0.0.0.0/0");
+        assert_eq!(changes[0].change.to_string(), "ingress: tcp 22 0.0.0.0/0, tcp 80 0.0.0.0/0 → tcp 80 0.0.0.0/0");
         let mut same = Diff::new();
         compare(
             &mut same,
-            "ingress",
+            RulesField::Ingress,
             Flow::Ingress,
             &described(vec![Rule::from_anywhere(80).permission()]),
             &[Rule::from_anywhere(80)],

@@ -1,5 +1,7 @@
 //! The DynamoDB table: on-demand, deletion protection on, never dropped silently with data in it.
 
+use std::sync::Mutex;
+
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType as DynamoKeyType, ScalarAttributeType, Select,
@@ -7,17 +9,57 @@ use aws_sdk_dynamodb::types::{
 };
 
 use crate::config::{Config, KeyAttribute};
-use crate::context::{Ctx, TablePlan};
-use crate::error::{found, ignore_not_found, AwsContext, StackError};
-use crate::model::{after, Change, Diff, Edge, Key, Managed, Outcome, Record};
+use crate::error::{found, ignore_not_found, returned, AwsContext, StackError};
+use crate::model::{
+    Attr, Changed, Dep, Diff, Field, Key, Kind, Lifecycle, Managed, Nodes, Outcome, Prepared, Record, Retention, Scope,
+    Shape, RETAINED,
+};
 use crate::progress::Line;
+use crate::resources::tags::TagPairs;
 use crate::wait::{self, budget, Poll};
 
-pub fn table_name(ctx: &Ctx) -> String {
-    ctx.name("messages")
+pub const TABLE: Key = Key::new("table", Kind::new("dynamodb:table"));
+pub const TABLE_ARN: Attr = Attr::new(TABLE, "arn");
+const KEY_SIGNATURE: Attr = Attr::new(TABLE, "keys");
+/// Set when `down --retain-table` kept it.
+const TABLE_RETAINED: Attr = Attr::new(TABLE, RETAINED);
+const BACKUP_ARN: Attr = Attr::new(TABLE, "backup_arn");
+
+pub fn declare(_shape: &Shape, nodes: &mut Nodes) {
+    nodes.managed(Table);
 }
 
-async fn describe(ctx: &Ctx, name: &str) -> Result<Option<TableDescription>, StackError> {
+/// The table's name: `<stack>-messages`.
+pub fn table_name(stack: &str) -> String {
+    format!("{stack}-messages")
+}
+
+/// What `down` was asked to do with the data (its flags), set by the command for the run.
+#[derive(Debug, Clone, Default)]
+pub struct DataPolicy {
+    pub delete_data: bool,
+    pub retain_table: bool,
+    pub no_backup: bool,
+}
+
+/// What `down` does with the table; decided before anything is deleted.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum TablePlan {
+    #[default]
+    Absent,
+    DeleteEmpty,
+    DeleteWithData {
+        items: u64,
+        backup: bool,
+    },
+    Retain,
+}
+
+/// This run's decision, kept from `prepare_teardown` to `destroy`.
+#[derive(Default)]
+struct Decided(Mutex<TablePlan>);
+
+async fn describe(ctx: &Scope<'_>, name: &str) -> Result<Option<TableDescription>, StackError> {
     Ok(found(ctx.aws.dynamodb.describe_table().table_name(name).send().await.ctx("describe table", name))?
         .and_then(|out| out.table().cloned()))
 }
@@ -62,33 +104,55 @@ pub struct TableLive {
     table: TableDescription,
 }
 
-const KEYS: &str = "table keys";
-const PROTECTION: &str = "deletion protection";
-const BILLING: &str = "billing";
+/// What the table can differ in.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TableField {
+    Keys,
+    Protection,
+    Billing,
+}
+
+impl Field for TableField {
+    fn label(&self) -> String {
+        match self {
+            TableField::Keys => "table keys",
+            TableField::Protection => "deletion protection",
+            TableField::Billing => "billing",
+        }
+        .into()
+    }
+}
 
 #[async_trait]
 impl Managed for Table {
     type Live = TableLive;
+    type Field = TableField;
 
     fn key(&self) -> Key {
-        Key::Table
+        TABLE
     }
 
-    fn needs(&self) -> Vec<Key> {
+    fn needs(&self) -> Vec<Dep> {
         vec![]
     }
 
-    fn teardown_after(&self) -> Vec<Edge> {
-        vec![after(
-            Key::Service,
-            "the tasks may write items until they stop; the table is deleted only once nothing can",
-        )]
+    // The tasks, which may write items until they stop, say so themselves (the service).
+
+    fn lifecycle(&self) -> Lifecycle {
+        Lifecycle {
+            retention: Some(Retention {
+                kept: "the table was kept (deletion protection on); the state file records it",
+                status: "only table {id} is left, kept by `down --retain-table` (deletion protection on)",
+                list: "only the table is left (down --retain-table)",
+            }),
+            ..Lifecycle::default()
+        }
     }
 
-    async fn find(&self, ctx: &Ctx) -> Result<Option<TableLive>, StackError> {
-        let name = ctx.id(Key::Table).unwrap_or_else(|| table_name(ctx));
+    async fn find(&self, ctx: &Scope<'_>) -> Result<Option<TableLive>, StackError> {
+        let name = ctx.id(TABLE).unwrap_or_else(|| table_name(ctx.stack()));
         // With the ARN recorded, the tags are read in the same round as the table.
-        let recorded_arn = ctx.attr(Key::Table, "arn");
+        let recorded_arn = ctx.attr(TABLE_ARN);
         let tags_of = |arn: String| async move {
             let out = ctx
                 .aws
@@ -114,27 +178,30 @@ impl Managed for Table {
             Some(Ok(Some(tags))) if recorded_arn.as_deref() == Some(arn.as_str()) => tags,
             _ => tags_of(arn).await?,
         };
-        ctx.owns(Key::Table, tags.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .map_err(|why| ctx.not_ours(format!("table {name}"), why))?;
+        ctx.owned(TABLE, format!("table {name}"), tags.pairs())?;
         Ok(Some(TableLive { name, table }))
     }
 
-    fn record(&self, _ctx: &Ctx, live: &TableLive) -> Record {
+    fn record(&self, _ctx: &Scope<'_>, live: &TableLive) -> Record {
         Record::id(&live.name)
-            .with("arn", live.table.table_arn().unwrap_or_default())
-            .with("keys", live_signature(&live.table))
+            .with(TABLE_ARN, live.table.table_arn().unwrap_or_default())
+            .with(KEY_SIGNATURE, live_signature(&live.table))
     }
 
-    fn diff(&self, ctx: &Ctx, live: &TableLive) -> Result<Vec<Change>, StackError> {
+    fn diff(&self, ctx: &Scope<'_>, live: &TableLive) -> Result<Vec<Changed<TableField>>, StackError> {
         let protected = live.table.deletion_protection_enabled() == Some(true);
         let mut diff = Diff::new();
-        diff.replace(KEYS, &live_signature(&live.table), &wanted_signature(&ctx.config))
-            .field(PROTECTION, if protected { "on" } else { "off" }, "on")
-            .field(BILLING, if is_on_demand(&live.table) { "on-demand" } else { "provisioned" }, "on-demand");
+        diff.replace(TableField::Keys, &live_signature(&live.table), &wanted_signature(ctx.config))
+            .field(TableField::Protection, if protected { "on" } else { "off" }, "on")
+            .field(
+                TableField::Billing,
+                if is_on_demand(&live.table) { "on-demand" } else { "provisioned" },
+                "on-demand",
+            );
         Ok(diff.into_changes())
     }
 
-    fn pending(&self, _ctx: &Ctx, live: &TableLive) -> Option<String> {
+    fn pending(&self, _ctx: &Scope<'_>, live: &TableLive) -> Option<String> {
         match live.table.table_status() {
             Some(TableStatus::Active) => None,
             Some(status) => Some(status.as_str().to_lowercase()),
@@ -142,8 +209,8 @@ impl Managed for Table {
         }
     }
 
-    async fn create(&self, ctx: &Ctx, _line: &Line) -> Result<TableLive, StackError> {
-        let name = table_name(ctx);
+    async fn create(&self, ctx: &Scope<'_>, _line: &Line) -> Result<TableLive, StackError> {
+        let name = table_name(ctx.stack());
         let keys = [(&ctx.config.table.partition_key, DynamoKeyType::Hash)]
             .into_iter()
             .chain(ctx.config.table.sort_key.as_ref().map(|k| (k, DynamoKeyType::Range)));
@@ -173,7 +240,7 @@ impl Managed for Table {
             .set_key_schema(Some(schema))
             .billing_mode(BillingMode::PayPerRequest)
             .deletion_protection_enabled(true)
-            .set_tags(Some(ctx.sdk_tags(Key::Table, &name)))
+            .set_tags(Some(ctx.sdk_tags(&name)))
             .send()
             .await
             .ctx("create table", &name);
@@ -183,33 +250,33 @@ impl Managed for Table {
             Err(e) if e.has_code(&["ResourceInUseException"]) => return self.find(ctx).await?.ok_or(e),
             Err(e) => return Err(e),
         };
-        let table = table
-            .ok_or_else(|| StackError::Failed { resource: name.clone(), message: "create returned no table".into() })?;
+        let table = returned(table, name.clone(), "create returned no table")?;
         Ok(TableLive { name, table })
     }
 
     async fn update(
         &self,
-        ctx: &Ctx,
+        ctx: &Scope<'_>,
         line: &Line,
         live: &TableLive,
-        changes: &[Change],
+        changes: &[Changed<TableField>],
     ) -> Result<Option<TableLive>, StackError> {
         // UpdateTable is refused while the table is CREATING.
         self.ready(ctx, line, live).await?;
         let mut call = ctx.aws.dynamodb.update_table().table_name(&live.name);
         for change in changes {
-            match change.field.as_str() {
-                PROTECTION => call = call.deletion_protection_enabled(true),
-                BILLING => call = call.billing_mode(BillingMode::PayPerRequest),
-                _ => {}
+            match change.field {
+                TableField::Protection => call = call.deletion_protection_enabled(true),
+                TableField::Billing => call = call.billing_mode(BillingMode::PayPerRequest),
+                // A replacement: refused before any update.
+                TableField::Keys => {}
             }
         }
         call.send().await.ctx("update table", &live.name)?;
         Ok(None)
     }
 
-    async fn ready(&self, ctx: &Ctx, line: &Line, live: &TableLive) -> Result<(), StackError> {
+    async fn ready(&self, ctx: &Scope<'_>, line: &Line, live: &TableLive) -> Result<(), StackError> {
         let name = &live.name;
         wait::until(line, name, "become ACTIVE", budget::TABLE, || async {
             Ok(match describe(ctx, name).await?.as_ref().and_then(|t| t.table_status()) {
@@ -221,13 +288,22 @@ impl Managed for Table {
         .await
     }
 
+    /// Decided before anything is deleted: a table with data is refused unless `--delete-data`
+    /// (or `--retain-table`) says what to do with it.
+    async fn prepare_teardown(&self, ctx: &Scope<'_>) -> Result<Option<Prepared>, StackError> {
+        let plan = plan_delete(ctx).await?;
+        let prepared = prepared(&plan);
+        *ctx.run::<Decided>().0.lock().expect("table plan") = plan;
+        Ok(prepared)
+    }
+
     /// What `down` does here was decided before anything was deleted ([`plan_delete`]).
-    async fn destroy(&self, ctx: &Ctx, line: &Line, live: TableLive) -> Result<Outcome, StackError> {
+    async fn destroy(&self, ctx: &Scope<'_>, line: &Line, live: TableLive) -> Result<Outcome, StackError> {
         let name = &live.name;
-        let plan = ctx.table_plan.lock().expect("table plan").clone();
+        let plan = ctx.run::<Decided>().0.lock().expect("table plan").clone();
         match plan {
             TablePlan::Retain => {
-                ctx.set_attr(Key::Table, "retained", "true").await?;
+                ctx.set_attr(TABLE_RETAINED, "true").await?;
                 line.done("retained", "deletion protection stays on");
                 return Ok(Outcome::Retained);
             }
@@ -244,7 +320,7 @@ impl Managed for Table {
                     .await
                     .ctx("back up table", name)?;
                 let arn = out.backup_details().map(|d| d.backup_arn().to_string()).unwrap_or_default();
-                ctx.set_attr(Key::Table, "backup_arn", &arn).await?;
+                ctx.set_attr(BACKUP_ARN, &arn).await?;
                 line.done("backed up", &arn);
                 ctx.note(format!("table backup: {arn}"));
             }
@@ -293,7 +369,7 @@ impl Managed for Table {
 }
 
 /// Items in the table: the count, and whether it is exact (a scan cut off gives a lower bound).
-pub async fn count_items(ctx: &Ctx, name: &str) -> Result<(u64, bool), StackError> {
+pub async fn count_items(ctx: &Scope<'_>, name: &str) -> Result<(u64, bool), StackError> {
     let mut count = 0u64;
     let mut start = None;
     for _page in 0..1000 {
@@ -318,22 +394,23 @@ pub async fn count_items(ctx: &Ctx, name: &str) -> Result<(u64, bool), StackErro
 
 /// What `down` will do with the table; decided before anything is deleted, so that a refusal
 /// leaves the stack whole.
-pub async fn plan_delete(ctx: &Ctx) -> Result<TablePlan, StackError> {
+pub async fn plan_delete(ctx: &Scope<'_>) -> Result<TablePlan, StackError> {
     let live = match Table.find(ctx).await {
         Ok(live) => live,
         // Someone else's table of that name: `down` leaves it alone.
-        Err(StackError::NotOurs { .. }) if ctx.id(Key::Table).is_none() => None,
+        Err(StackError::NotOurs { .. }) if ctx.id(TABLE).is_none() => None,
         Err(e) => return Err(e),
     };
     let Some(live) = live else { return Ok(TablePlan::Absent) };
-    if ctx.down.retain_table {
+    let policy = ctx.run::<DataPolicy>();
+    if policy.retain_table {
         return Ok(TablePlan::Retain);
     }
     let (items, exact) = count_items(ctx, &live.name).await?;
     if items == 0 {
         return Ok(TablePlan::DeleteEmpty);
     }
-    if !ctx.down.delete_data {
+    if !policy.delete_data {
         let count = if exact { items.to_string() } else { format!("at least {items}") };
         return Err(StackError::Refused(format!(
             "table {} holds {count} items; nothing was deleted. Run `down --delete-data` to back it up and delete it \
@@ -341,7 +418,27 @@ pub async fn plan_delete(ctx: &Ctx) -> Result<TablePlan, StackError> {
             live.name
         )));
     }
-    Ok(TablePlan::DeleteWithData { items, backup: !ctx.down.no_backup })
+    Ok(TablePlan::DeleteWithData { items, backup: !policy.no_backup })
+}
+
+/// What the plan adds to `down`'s confirmation and progress.
+fn prepared(plan: &TablePlan) -> Option<Prepared> {
+    match plan {
+        TablePlan::DeleteWithData { items, backup } => Some(Prepared {
+            confirm: Some(format!(
+                "the table holds {items} items and will be deleted {}",
+                if *backup { "after an on-demand backup" } else { "WITHOUT a backup" }
+            )),
+            progress: Some(format!(
+                "the table holds {items} items; deleting it {} (--delete-data)",
+                if *backup { "after an on-demand backup" } else { "without a backup (--no-backup)" }
+            )),
+        }),
+        TablePlan::Retain => {
+            Some(Prepared { confirm: Some("the table is kept (--retain-table)".into()), progress: None })
+        }
+        _ => None,
+    }
 }
 
 #[cfg(test)]

@@ -3,32 +3,78 @@
 use async_trait::async_trait;
 use aws_sdk_ecs::types::{
     AssignPublicIp, AwsVpcConfiguration, DeploymentCircuitBreaker, DeploymentConfiguration, LaunchType, LoadBalancer,
-    NetworkConfiguration, PropagateTags, Service as ServiceObject, ServiceField,
+    NetworkConfiguration, PropagateTags, Service as ServiceObject, ServiceField as Include,
 };
 
-use crate::context::Ctx;
-use crate::error::{found, AwsContext, StackError};
-use crate::model::{after, Change, Diff, Edge, Key, Managed, Outcome, Record, Wait};
-use crate::progress::Line;
-use crate::resources::cluster::{cluster_name, owned};
-use crate::resources::ec2::{filter, wait_enis_released};
-use crate::resources::load_balancer::target_health;
 pub mod status;
 
-use crate::resources::task_definition::{note_completed, revision, CONTAINER_NAME};
+use crate::error::{found, returned, AwsContext, StackError};
+use crate::model::{
+    before, Attr, Changed, Declared, Dep, Diff, Edge, Field, Health, Inspection, Key, Kind, Managed, Nodes, Outcome,
+    Record, Scope, Shape, Step, Wait,
+};
+use crate::progress::Line;
+use crate::resources::cluster::{stack_cluster, CLUSTER};
+use crate::resources::ec2::{filter, wait_enis_released};
+use crate::resources::iam::{EXECUTION_ROLE, TASK_ROLE};
+use crate::resources::load_balancer::{target_health, LISTENER, LOAD_BALANCER_ACTIVE, TARGET_GROUP};
+use crate::resources::logs::LOG_GROUP;
+use crate::resources::network::{PRIVATE_ROUTE_TABLE, PRIVATE_SUBNET, VPC};
+use crate::resources::security::TASK_SECURITY_GROUP;
+use crate::resources::table::TABLE;
+use crate::resources::tags::TagPairs;
+use crate::resources::task_definition::{note_completed, revision, CONTAINER_NAME, TASK_DEFINITION};
 use crate::wait::{self, budget, Poll};
 use status::service_view;
 
-pub fn service_name(ctx: &Ctx) -> String {
-    ctx.name("service")
+pub const SERVICE: Key = Key::new("service", Kind::new("ecs:service"));
+/// Wait: the service's rollout completed with every target healthy.
+pub const SERVICE_HEALTHY: Key = Key::new("service-healthy", Kind::WAIT);
+pub const SERVICE_NAME: Attr = Attr::new(SERVICE, "name");
+const SERVICE_CLUSTER: Attr = Attr::new(SERVICE, "cluster");
+
+pub fn declare(_shape: &Shape, nodes: &mut Nodes) {
+    nodes.managed(Service);
 }
 
-pub struct Service {
-    pub azs: u8,
-    pub nats: u8,
-    /// Registered with Application Auto Scaling (the graph has its scalable target).
-    pub autoscaled: bool,
+/// The wait `up` ends with: the rollout completed, every target healthy.
+pub fn healthy(shape: &Shape, nodes: &mut Nodes) {
+    if shape.waits() {
+        nodes.wait(HealthyWait);
+    }
 }
+
+/// The service's name: `<stack>-service`.
+pub fn service_name(stack: &str) -> String {
+    format!("{stack}-service")
+}
+
+pub struct Service;
+
+/// What the service can differ in.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ServiceField {
+    /// Against the config's count, or (with `[autoscaling]`) outside its range.
+    DesiredCount {
+        range: Option<(u32, u32)>,
+    },
+    TaskDefinition,
+}
+
+impl Field for ServiceField {
+    fn label(&self) -> String {
+        match self {
+            ServiceField::DesiredCount { range: Some((min, max)) } => {
+                format!("desired count (autoscaling range {min}..={max})")
+            }
+            ServiceField::DesiredCount { range: None } => "service.desired_count".into(),
+            ServiceField::TaskDefinition => "task definition".into(),
+        }
+    }
+}
+
+/// Why each thing the tasks use must wait for the service to be gone.
+const TASKS_RUN_WITH_IT: &str = "the tasks run with this role until they stop (image pulls, logs, the table)";
 
 /// The service and what `status` needs to judge it.
 pub struct ServiceLive {
@@ -37,16 +83,16 @@ pub struct ServiceLive {
 }
 
 /// The stack's service as ECS describes it, whatever its status.
-pub(crate) async fn describe_service(ctx: &Ctx) -> Result<Option<ServiceObject>, StackError> {
-    let cluster = ctx.id(Key::Cluster).unwrap_or_else(|| cluster_name(ctx));
-    let name = service_name(ctx);
+pub(crate) async fn describe_service(ctx: &Scope<'_>) -> Result<Option<ServiceObject>, StackError> {
+    let cluster = stack_cluster(ctx);
+    let name = service_name(ctx.stack());
     let out = found(
         ctx.aws
             .ecs
             .describe_services()
             .cluster(&cluster)
             .services(&name)
-            .include(ServiceField::Tags)
+            .include(Include::Tags)
             .send()
             .await
             .ctx("describe service", &name),
@@ -59,15 +105,15 @@ pub(crate) fn is_live(service: &ServiceObject) -> bool {
 }
 
 /// A deterministic client token, so a create retried after a lost response returns the same service.
-fn client_token(ctx: &Ctx, task_definition: &str) -> String {
+fn client_token(ctx: &Scope<'_>, task_definition: &str) -> String {
     use sha2::{Digest, Sha256};
     let digest = Sha256::digest(format!("{}\n{}\n{task_definition}", ctx.stack(), ctx.region));
     format!("fargate-stack-{}", digest.iter().take(12).map(|b| format!("{b:02x}")).collect::<String>())
 }
 
 /// Wait until the stack's service is INACTIVE or gone (DRAINING lasts the deregistration delay).
-async fn wait_service_gone(ctx: &Ctx, line: &Line) -> Result<(), StackError> {
-    wait::until(line, &service_name(ctx), "be deleted", budget::SERVICE, || async {
+async fn wait_service_gone(ctx: &Scope<'_>, line: &Line) -> Result<(), StackError> {
+    wait::until(line, &service_name(ctx.stack()), "be deleted", budget::SERVICE, || async {
         Ok(match describe_service(ctx).await? {
             Some(s) if is_live(&s) => Poll::Pending(s.status().unwrap_or_default().to_lowercase()),
             _ => Poll::Ready(()),
@@ -79,33 +125,63 @@ async fn wait_service_gone(ctx: &Ctx, line: &Line) -> Result<(), StackError> {
 #[async_trait]
 impl Managed for Service {
     type Live = ServiceLive;
+    type Field = ServiceField;
 
     fn key(&self) -> Key {
-        Key::Service
+        SERVICE
     }
 
-    fn needs(&self) -> Vec<Key> {
-        let mut needs = vec![Key::Cluster, Key::TaskDefinition, Key::TaskSecurityGroup, Key::Listener];
-        needs.extend((0..self.azs).map(Key::PrivateSubnet));
+    fn needs(&self) -> Vec<Dep> {
         // Tasks in private subnets pull their image through the NAT route.
-        needs.extend((0..self.nats).map(Key::PrivateRouteTable));
-        needs
+        vec![
+            CLUSTER.into(),
+            TASK_DEFINITION.into(),
+            TASK_SECURITY_GROUP.into(),
+            LISTENER.into(),
+            PRIVATE_SUBNET.into(),
+            PRIVATE_ROUTE_TABLE.into(),
+        ]
     }
 
-    fn teardown_after(&self) -> Vec<Edge> {
-        if !self.autoscaled {
-            return vec![];
-        }
-        vec![after(
-            Key::ScalableTarget,
-            "deregistered first: the autoscaler would scale the service up again while it drains, and a \
-             target outlives its deleted service in Application Auto Scaling",
-        )]
+    fn reads(&self) -> Vec<Dep> {
+        vec![TARGET_GROUP.into(), VPC.into()]
+    }
+
+    /// It remembers a revision whose rollout completed (for `rollback`) on the task definition.
+    fn writes(&self) -> Vec<Key> {
+        vec![TASK_DEFINITION]
+    }
+
+    /// What the tasks use or sit in waits until they are gone.
+    fn gone_before(&self) -> Vec<Edge> {
+        const ENIS: &str = "the tasks' network interfaces sit in it until they stop and are released";
+        vec![
+            before(PRIVATE_SUBNET, ENIS),
+            before(TASK_SECURITY_GROUP, "the tasks' network interfaces use it until they stop and are released"),
+            before(
+                CLUSTER,
+                "DeleteCluster fails with ClusterContainsServicesException while a service is active or draining",
+            ),
+            before(TARGET_GROUP, "the service's targets drain from it until the tasks stop"),
+            before(EXECUTION_ROLE, TASKS_RUN_WITH_IT),
+            before(TASK_ROLE, TASKS_RUN_WITH_IT),
+            before(TABLE, "the tasks may write items until they stop; the table is deleted only once nothing can"),
+            before(LOG_GROUP, "the tasks write their last logs until they stop"),
+        ]
+    }
+
+    /// A new task definition revision rolls the running service onto it.
+    fn plan_note(&self, found: &Inspection, other: &dyn Fn(Key) -> Option<Inspection>) -> Option<String> {
+        let definition = other(TASK_DEFINITION).filter(Inspection::is_update)?;
+        found.exists().then(|| {
+            let changes: Vec<String> = definition.changes.iter().map(ToString::to_string).collect();
+            format!("the service rolls onto a new task definition revision ({})", changes.join("; "))
+        })
     }
 
     /// The ACTIVE service (one that is DRAINING from an earlier delete is on its way out).
-    async fn find(&self, ctx: &Ctx) -> Result<Option<ServiceLive>, StackError> {
-        let tg = ctx.id(Key::TargetGroup);
+    async fn find(&self, ctx: &Scope<'_>) -> Result<Option<ServiceLive>, StackError> {
+        let tg = ctx.id(TARGET_GROUP);
         let health = async {
             match &tg {
                 Some(arn) => target_health(ctx, arn).await.map(|(healthy, _)| healthy).unwrap_or(0),
@@ -114,30 +190,30 @@ impl Managed for Service {
         };
         let (service, healthy_targets) = tokio::join!(describe_service(ctx), health);
         let Some(service) = service?.filter(|s| s.status() == Some("ACTIVE")) else { return Ok(None) };
-        owned(ctx, Key::Service, &service_name(ctx), service.tags())?;
+        let name = service_name(ctx.stack());
+        ctx.owned(SERVICE, format!("{} {name}", SERVICE.kind()), service.tags().pairs())?;
         Ok(Some(ServiceLive { service, healthy_targets }))
     }
 
-    fn record(&self, ctx: &Ctx, live: &ServiceLive) -> Record {
-        let cluster = ctx.id(Key::Cluster).unwrap_or_else(|| cluster_name(ctx));
+    fn record(&self, ctx: &Scope<'_>, live: &ServiceLive) -> Record {
         Record::id(live.service.service_arn().unwrap_or_default())
-            .with("name", service_name(ctx))
-            .with("cluster", cluster)
+            .with(SERVICE_NAME, service_name(ctx.stack()))
+            .with(SERVICE_CLUSTER, stack_cluster(ctx))
     }
 
-    fn diff(&self, ctx: &Ctx, live: &ServiceLive) -> Result<Vec<Change>, StackError> {
-        let task_definition = ctx.need(Key::TaskDefinition, Key::Service)?;
+    fn diff(&self, ctx: &Scope<'_>, live: &ServiceLive) -> Result<Vec<Changed<ServiceField>>, StackError> {
+        let task_definition = ctx.need(TASK_DEFINITION)?;
         let have = live.service.desired_count().max(0) as u32;
         let mut diff = Diff::new();
-        diff.field(&desired_count_field(ctx), &have.to_string(), &wanted_desired_count(ctx, have).to_string()).field(
-            "task definition",
+        diff.field(desired_count_field(ctx), &have.to_string(), &wanted_desired_count(ctx, have).to_string()).field(
+            ServiceField::TaskDefinition,
             revision(live.service.task_definition().unwrap_or("none")),
             revision(&task_definition),
         );
         Ok(diff.into_changes())
     }
 
-    fn pending(&self, _ctx: &Ctx, live: &ServiceLive) -> Option<String> {
+    fn pending(&self, _ctx: &Scope<'_>, live: &ServiceLive) -> Option<String> {
         let s = &live.service;
         let desired = s.desired_count().max(0) as u32;
         if s.running_count() < s.desired_count() || s.deployments().len() > 1 {
@@ -150,20 +226,19 @@ impl Managed for Service {
         }
     }
 
-    async fn create(&self, ctx: &Ctx, line: &Line) -> Result<ServiceLive, StackError> {
-        let key = Key::Service;
+    async fn create(&self, ctx: &Scope<'_>, line: &Line) -> Result<ServiceLive, StackError> {
         // DRAINING from an earlier delete: a new service of the same name must wait for it.
         if describe_service(ctx).await?.as_ref().is_some_and(is_live) {
             wait_service_gone(ctx, line).await?;
             line.start("creating");
         }
-        let cluster = ctx.need(Key::Cluster, key)?;
-        let task_definition = ctx.need(Key::TaskDefinition, key)?;
-        let name = service_name(ctx);
+        let cluster = ctx.need(CLUSTER)?;
+        let task_definition = ctx.need(TASK_DEFINITION)?;
+        let name = service_name(ctx.stack());
         let private_subnets =
-            (0..self.azs).map(|i| ctx.need(Key::PrivateSubnet(i), key)).collect::<Result<Vec<_>, _>>()?;
-        let task_group = ctx.need(Key::TaskSecurityGroup, key)?;
-        let target_group = ctx.need(Key::TargetGroup, key)?;
+            (0..ctx.config.network.az_count).map(|i| ctx.need(PRIVATE_SUBNET.at(i))).collect::<Result<Vec<_>, _>>()?;
+        let task_group = ctx.need(TASK_SECURITY_GROUP)?;
+        let target_group = ctx.need(TARGET_GROUP)?;
         let lb = &ctx.config.load_balancer;
         // Time for a new task to pass its first health checks before ECS judges it.
         let grace = (lb.health_check_interval_seconds * lb.healthy_threshold + 10) as i32;
@@ -203,7 +278,7 @@ impl Managed for Service {
                 .health_check_grace_period_seconds(grace)
                 .propagate_tags(PropagateTags::Service)
                 .enable_ecs_managed_tags(true)
-                .set_tags(Some(ctx.sdk_tags(key, &name)))
+                .set_tags(Some(ctx.sdk_tags(&name)))
                 .client_token(client_token(ctx, &task_definition))
                 .send()
                 .await
@@ -219,31 +294,27 @@ impl Managed for Service {
                 })
         };
         let out = wait::retry_while(line, &name, budget::IAM_PROPAGATION, propagating, create).await?;
-        let service = out
-            .service()
-            .cloned()
-            .ok_or_else(|| StackError::Failed { resource: name, message: "create returned no service".into() })?;
+        let service = returned(out.service().cloned(), name, "create returned no service")?;
         Ok(ServiceLive { service, healthy_targets: 0 })
     }
 
     async fn update(
         &self,
-        ctx: &Ctx,
+        ctx: &Scope<'_>,
         _line: &Line,
         live: &ServiceLive,
-        changes: &[Change],
+        changes: &[Changed<ServiceField>],
     ) -> Result<Option<ServiceLive>, StackError> {
-        let cluster = ctx.need(Key::Cluster, Key::Service)?;
-        let name = service_name(ctx);
+        let cluster = ctx.need(CLUSTER)?;
+        let name = service_name(ctx.stack());
         let mut update = ctx.aws.ecs.update_service().cluster(&cluster).service(&name);
         for change in changes {
-            match change.field.as_str() {
-                field if field == desired_count_field(ctx) => {
+            match change.field {
+                ServiceField::DesiredCount { .. } => {
                     let have = live.service.desired_count().max(0) as u32;
                     update = update.desired_count(wanted_desired_count(ctx, have) as i32);
                 }
-                "task definition" => update = update.task_definition(ctx.need(Key::TaskDefinition, Key::Service)?),
-                _ => {}
+                ServiceField::TaskDefinition => update = update.task_definition(ctx.need(TASK_DEFINITION)?),
             }
         }
         let out = update.send().await.ctx("update service", &name)?;
@@ -251,9 +322,9 @@ impl Managed for Service {
     }
 
     /// Scale to 0, delete, and wait until it is gone: draining lasts the deregistration delay.
-    async fn destroy(&self, ctx: &Ctx, line: &Line, live: ServiceLive) -> Result<Outcome, StackError> {
-        let cluster = ctx.id(Key::Cluster).unwrap_or_else(|| cluster_name(ctx));
-        let name = service_name(ctx);
+    async fn destroy(&self, ctx: &Scope<'_>, line: &Line, live: ServiceLive) -> Result<Outcome, StackError> {
+        let cluster = stack_cluster(ctx);
+        let name = service_name(ctx.stack());
         if live.service.desired_count() > 0 {
             found(
                 ctx.aws
@@ -287,7 +358,7 @@ impl Managed for Service {
         found(deleted)?;
         wait_service_gone(ctx, line).await?;
         // The private subnets and the task group wait for the tasks' network interfaces to go.
-        if let (Some(group), Some(vpc)) = (ctx.id(Key::TaskSecurityGroup), ctx.id(Key::Vpc)) {
+        if let (Some(group), Some(vpc)) = (ctx.id(TASK_SECURITY_GROUP), ctx.id(VPC)) {
             wait_enis_released(ctx, line, &name, vec![filter("group-id", &group), filter("vpc-id", &vpc)]).await;
         }
         Ok(Outcome::Deleted)
@@ -295,10 +366,21 @@ impl Managed for Service {
 
     /// Not ACTIVE, but maybe still DRAINING from an earlier `down`: what waits for the service to
     /// be gone (its subnets, its security group) must wait for that too.
-    async fn settle_gone(&self, ctx: &Ctx, line: &Line) -> Result<(), StackError> {
+    async fn settle_gone(&self, ctx: &Scope<'_>, line: &Line) -> Result<(), StackError> {
         if describe_service(ctx).await?.as_ref().is_some_and(is_live) {
             line.start("deleting");
             wait_service_gone(ctx, line).await?;
+        }
+        Ok(())
+    }
+
+    /// Ok runs the recorded revision with every target healthy: its rollout completed, even if no
+    /// wait saw it (`--no-wait` runs). Remembered for `rollback`.
+    async fn converged(&self, ctx: &Scope<'_>, found: &Inspection) -> Result<(), StackError> {
+        if found.status == Health::Ok {
+            if let Some(arn) = ctx.id(TASK_DEFINITION) {
+                note_completed(ctx, &arn).await?;
+            }
         }
         Ok(())
     }
@@ -307,7 +389,7 @@ impl Managed for Service {
 /// The desired count the service should have now. With `[autoscaling]` the autoscaler owns it
 /// inside `[min_count, max_count]` and only a count outside is brought back, to the nearest bound;
 /// without, it is `service.desired_count`.
-fn wanted_desired_count(ctx: &Ctx, have: u32) -> u32 {
+fn wanted_desired_count(ctx: &Scope<'_>, have: u32) -> u32 {
     match &ctx.config.autoscaling {
         Some(scaling) => scaling.clamp(have),
         None => ctx.config.service.desired_count,
@@ -315,17 +397,15 @@ fn wanted_desired_count(ctx: &Ctx, have: u32) -> u32 {
 }
 
 /// How a desired count change reads: against the config's count, or the autoscaling range.
-fn desired_count_field(ctx: &Ctx) -> String {
-    match &ctx.config.autoscaling {
-        Some(s) => format!("desired count (autoscaling range {}..={})", s.min_count, s.max_count),
-        None => "service.desired_count".to_string(),
-    }
+fn desired_count_field(ctx: &Scope<'_>) -> ServiceField {
+    ServiceField::DesiredCount { range: ctx.config.autoscaling.as_ref().map(|s| (s.min_count, s.max_count)) }
 }
+
 /// Point the service at a task definition revision (`force`: start new tasks even if it is the
 /// one it runs, e.g. to pull a tag that moved).
-pub async fn roll_service(ctx: &Ctx, task_definition: &str, force: bool) -> Result<(), StackError> {
-    let cluster = ctx.need(Key::Cluster, Key::Service)?;
-    let name = service_name(ctx);
+async fn roll_service(ctx: &Scope<'_>, task_definition: &str, force: bool) -> Result<(), StackError> {
+    let cluster = ctx.need(CLUSTER)?;
+    let name = service_name(ctx.stack());
     ctx.aws
         .ecs
         .update_service()
@@ -342,11 +422,10 @@ pub async fn roll_service(ctx: &Ctx, task_definition: &str, force: bool) -> Resu
 /// Wait until the service's rollout onto the recorded task definition completed, every task
 /// runs and every target is healthy; then remember the revision as completed (for `rollback`).
 /// A deployment the circuit breaker rolled back is a failure, even though the service is stable.
-pub async fn wait_rollout(ctx: &Ctx, line: &Line) -> Result<(), StackError> {
-    let by = Key::ServiceHealthy;
-    let name = service_name(ctx);
-    let wanted_definition = ctx.need(Key::TaskDefinition, by)?;
-    let target_group = ctx.need(Key::TargetGroup, by)?;
+async fn wait_rollout(ctx: &Scope<'_>, line: &Line) -> Result<(), StackError> {
+    let name = service_name(ctx.stack());
+    let wanted_definition = ctx.need(TASK_DEFINITION)?;
+    let target_group = ctx.need(TARGET_GROUP)?;
     wait::until(line, &name, "run every task with healthy targets", budget::SERVICE, || async {
         let Some(view) = service_view(ctx).await? else {
             return Err(StackError::Failed { resource: name.clone(), message: "disappeared".into() });
@@ -390,14 +469,53 @@ pub struct HealthyWait;
 #[async_trait]
 impl Wait for HealthyWait {
     fn key(&self) -> Key {
-        Key::ServiceHealthy
+        SERVICE_HEALTHY
     }
 
-    fn needs(&self) -> Vec<Key> {
-        vec![Key::Service, Key::LoadBalancerActive]
+    fn needs(&self) -> Vec<Dep> {
+        vec![SERVICE.into(), LOAD_BALANCER_ACTIVE.into()]
     }
 
-    async fn wait(&self, ctx: &Ctx, line: &Line) -> Result<(), StackError> {
+    fn reads(&self) -> Vec<Dep> {
+        vec![TASK_DEFINITION.into(), TARGET_GROUP.into(), CLUSTER.into()]
+    }
+
+    /// A revision whose rollout completed is remembered on the task definition, for `rollback`.
+    fn writes(&self) -> Vec<Key> {
+        vec![TASK_DEFINITION]
+    }
+
+    async fn wait(&self, ctx: &Scope<'_>, line: &Line) -> Result<(), StackError> {
         wait_rollout(ctx, line).await
+    }
+}
+
+/// `deploy`'s and `rollback`'s step after the task definition: the service rolled onto the
+/// recorded revision (unless it already runs it, and no `--force`).
+pub struct Roll {
+    /// The revision the service is set to run now.
+    pub runs: String,
+    /// Start new tasks even if it is the revision the service runs.
+    pub force: bool,
+}
+
+#[async_trait]
+impl Step for Roll {
+    fn key(&self) -> Key {
+        SERVICE
+    }
+
+    fn declared(&self) -> Declared {
+        Declared { needs: vec![TASK_DEFINITION.into(), CLUSTER.into()], ..Declared::default() }
+    }
+
+    async fn run(&self, ctx: &Scope<'_>, line: &Line) -> Result<Outcome, StackError> {
+        let target = ctx.need(TASK_DEFINITION)?;
+        if target == self.runs && !self.force {
+            return Ok(Outcome::Unchanged);
+        }
+        line.start("updating");
+        roll_service(ctx, &target, self.force).await?;
+        Ok(Outcome::Updated)
     }
 }

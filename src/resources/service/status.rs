@@ -3,12 +3,15 @@
 
 use aws_sdk_ecs::types::Service as ServiceObject;
 
-use super::{describe_service, is_live, service_name};
-use crate::context::Ctx;
+use serde::Serialize;
+
+use super::{describe_service, is_live, service_name, SERVICE};
 use crate::error::{found, AwsContext, StackError};
-use crate::model::Key;
-use crate::resources::cluster::cluster_name;
-use crate::resources::task_definition::revision;
+use crate::model::Scope;
+use crate::resources::cluster::stack_cluster;
+use crate::resources::load_balancer::{target_health, TARGET_GROUP};
+use crate::resources::task_definition::image::{self, Choice};
+use crate::resources::task_definition::{definition, image_of, revision, TASK_DEFINITION};
 
 /// One deployment of the service: PRIMARY is the newest; ACTIVE ones still run older tasks.
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -126,7 +129,7 @@ impl ServiceView {
     }
 }
 
-pub async fn service_view(ctx: &Ctx) -> Result<Option<ServiceView>, StackError> {
+pub async fn service_view(ctx: &Scope<'_>) -> Result<Option<ServiceView>, StackError> {
     Ok(describe_service(ctx).await?.filter(is_live).map(|s| ServiceView::of(&s)))
 }
 
@@ -144,9 +147,9 @@ pub struct StoppedTask {
     pub reason: String,
 }
 
-pub async fn stopped_tasks(ctx: &Ctx, limit: usize) -> Result<Vec<StoppedTask>, StackError> {
-    let cluster = ctx.id(Key::Cluster).unwrap_or_else(|| cluster_name(ctx));
-    let name = service_name(ctx);
+pub async fn stopped_tasks(ctx: &Scope<'_>, limit: usize) -> Result<Vec<StoppedTask>, StackError> {
+    let cluster = stack_cluster(ctx);
+    let name = service_name(ctx.stack());
     let listed = found(
         ctx.aws
             .ecs
@@ -200,4 +203,92 @@ pub async fn stopped_tasks(ctx: &Ctx, limit: usize) -> Result<Vec<StoppedTask>, 
     tasks.sort_by(|a, b| b.stopped_at.cmp(&a.stopped_at));
     tasks.truncate(limit);
     Ok(tasks)
+}
+
+#[derive(Debug, Serialize, Default)]
+pub struct ServiceSummary {
+    pub desired: i32,
+    pub running: i32,
+    pub pending: i32,
+    pub healthy_targets: u32,
+    /// The PRIMARY deployment's rollout state (IN_PROGRESS, COMPLETED, FAILED).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<String>,
+    /// The range Application Auto Scaling keeps `desired` in, when the service is registered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub autoscaling: Option<ScalingRange>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollout_reason: Option<String>,
+    /// The image the PRIMARY deployment runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Which image the stack wants and why (the config's, or one `deploy` shipped).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image_choice: Option<Choice>,
+    /// PRIMARY first, then ACTIVE deployments still running older tasks.
+    pub deployments: Vec<DeploymentView>,
+    /// The last `--events N` service events, oldest first.
+    pub events: Vec<EventView>,
+    /// The last few stopped tasks (ECS keeps them about an hour) with why they stopped.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stopped_tasks: Vec<StoppedTask>,
+}
+
+#[derive(Debug, Serialize, Clone, Copy, PartialEq, Eq)]
+pub struct ScalingRange {
+    pub min: u32,
+    pub max: u32,
+}
+
+impl ServiceSummary {
+    /// What the service is doing, with the last `events` events and up to `stopped` stopped
+    /// tasks (none without events); `autoscaling` is the range its desired count is kept in.
+    pub async fn of(
+        ctx: &Scope<'_>,
+        events: usize,
+        stopped: usize,
+        autoscaling: Option<ScalingRange>,
+    ) -> Result<Option<ServiceSummary>, StackError> {
+        if ctx.id(SERVICE).is_none() {
+            return Ok(None);
+        }
+        let health = async {
+            match ctx.id(TARGET_GROUP) {
+                Some(arn) => target_health(ctx, &arn).await.map(|(h, _)| h).unwrap_or(0),
+                None => 0,
+            }
+        };
+        let stopped = async {
+            if events > 0 {
+                stopped_tasks(ctx, stopped).await
+            } else {
+                Ok(vec![])
+            }
+        };
+        let (view, healthy_targets, stopped) = tokio::join!(service_view(ctx), health, stopped);
+        let Some(view) = view? else { return Ok(None) };
+        let mut deployments = view.deployments.clone();
+        // The image of each deployment's revision (usually one or two revisions).
+        let images =
+            futures::future::join_all(deployments.iter().map(|d| definition(ctx, &d.task_definition_arn))).await;
+        for (d, def) in deployments.iter_mut().zip(images) {
+            d.image = def?.map(|def| image_of(&def));
+        }
+        let image = deployments.iter().find(|d| d.status == "PRIMARY").and_then(|d| d.image.clone());
+        let choice = image::wanted(ctx);
+        Ok(Some(ServiceSummary {
+            desired: view.desired,
+            running: view.running,
+            pending: view.pending,
+            healthy_targets,
+            rollout: view.rollout.clone(),
+            rollout_reason: view.rollout_reason.clone(),
+            image,
+            image_choice: ctx.id(TASK_DEFINITION).map(|_| choice),
+            events: view.last_events(events),
+            deployments,
+            stopped_tasks: stopped?,
+            autoscaling,
+        }))
+    }
 }

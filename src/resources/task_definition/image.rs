@@ -9,16 +9,20 @@
 //! Recorded as attributes of the task definition in the state: [`DEPLOYED_IMAGE`] (set by
 //! `deploy`/`rollback`, cleared when `up` applies the config's image) and [`CONFIG_IMAGE`] (the
 //! config's `service.image` when `up` last applied the task definition).
+//!
+//! The task definition's key is declared here, in the leaf of its family: the execution role reads
+//! the choice (its policy follows the image) while the task definition needs the roles.
 
 use serde::Serialize;
 
-use crate::context::Ctx;
-use crate::model::Key;
+use crate::model::{Attr, Key, Kind, Scope};
+
+pub const TASK_DEFINITION: Key = Key::new("task-definition", Kind::new("ecs:task-definition"));
 
 /// The image `deploy` or `rollback` put in place (empty or absent: none).
-pub const DEPLOYED_IMAGE: &str = "deployed_image";
+pub const DEPLOYED_IMAGE: Attr = Attr::new(TASK_DEFINITION, "deployed_image");
 /// The config's `service.image` the last time `up` applied the task definition.
-pub const CONFIG_IMAGE: &str = "config_image";
+pub const CONFIG_IMAGE: Attr = Attr::new(TASK_DEFINITION, "config_image");
 
 /// Where the wanted image comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -86,12 +90,8 @@ impl Choice {
 }
 
 /// The image the stack should run now.
-pub fn wanted(ctx: &Ctx) -> Choice {
-    Choice::decide(
-        &ctx.config.service.image,
-        ctx.attr(Key::TaskDefinition, DEPLOYED_IMAGE),
-        ctx.attr(Key::TaskDefinition, CONFIG_IMAGE),
-    )
+pub fn wanted(ctx: &Scope<'_>) -> Choice {
+    Choice::decide(&ctx.config.service.image, ctx.attr(DEPLOYED_IMAGE), ctx.attr(CONFIG_IMAGE))
 }
 
 #[cfg(test)]

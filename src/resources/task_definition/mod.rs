@@ -8,23 +8,69 @@ use aws_sdk_ecs::types::{
     TaskDefinition as Definition, TaskDefinitionField, TaskDefinitionStatus, TransportProtocol,
 };
 
-use crate::context::Ctx;
-use crate::error::{AwsContext, StackError};
-use crate::model::{Change, Diff, Key, Managed, Outcome, Record};
+pub mod image;
+
+use crate::error::{returned, AwsContext, StackError};
+use crate::model::{
+    Attr, Changed, Declared, Dep, Diff, Field, Key, Managed, Nodes, Outcome, Record, Scope, Shape, Step,
+};
 use crate::progress::Line;
-use crate::resources::cluster::owned;
-use crate::resources::image::{self, Source};
+use crate::resources::iam::{EXECUTION_ROLE, EXECUTION_ROLE_ARN, TASK_ROLE, TASK_ROLE_ARN};
+use crate::resources::logs::LOG_GROUP;
+use crate::resources::table::TABLE;
+use crate::resources::tags::TagPairs;
 use crate::state::StateError;
+use image::Source;
+pub use image::TASK_DEFINITION;
 
 pub const CONTAINER_NAME: &str = "app";
 
-pub fn family(ctx: &Ctx) -> String {
-    ctx.name("server")
+/// The revision's family, recorded so a renamed stack still finds its revisions.
+const FAMILY: Attr = Attr::new(TASK_DEFINITION, "family");
+/// The app container's image in the recorded revision.
+pub const IMAGE: Attr = Attr::new(TASK_DEFINITION, "image");
+
+pub fn declare(_shape: &Shape, nodes: &mut Nodes) {
+    nodes.managed(TaskDefinition);
+}
+
+/// The task definition family: `<stack>-server`.
+pub fn family(stack: &str) -> String {
+    format!("{stack}-server")
+}
+
+/// What the task definition can differ in: any of it registers a new revision.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DefinitionField {
+    Image,
+    Cpu,
+    Memory,
+    Port,
+    Environment,
+    ExecutionRole,
+    TaskRole,
+    LogGroup,
+}
+
+impl Field for DefinitionField {
+    fn label(&self) -> String {
+        match self {
+            DefinitionField::Image => "service.image",
+            DefinitionField::Cpu => "service.cpu",
+            DefinitionField::Memory => "service.memory",
+            DefinitionField::Port => "service.container_port",
+            DefinitionField::Environment => "service.environment",
+            DefinitionField::ExecutionRole => "execution role",
+            DefinitionField::TaskRole => "task role",
+            DefinitionField::LogGroup => "log group",
+        }
+        .into()
+    }
 }
 
 /// The task definition's fields that the config decides, as comparable, printable values.
 #[derive(Debug, Clone, PartialEq)]
-struct Shape {
+struct Spec {
     image: String,
     cpu: String,
     memory: String,
@@ -35,23 +81,22 @@ struct Shape {
     log_group: String,
 }
 
-impl Shape {
-    fn wanted(ctx: &Ctx) -> Result<Shape, StackError> {
-        let by = Key::TaskDefinition;
-        let table = ctx.need(Key::Table, by)?;
-        Ok(Shape {
+impl Spec {
+    fn wanted(ctx: &Scope<'_>) -> Result<Spec, StackError> {
+        let table = ctx.need(TABLE)?;
+        Ok(Spec {
             image: image::wanted(ctx).image,
             cpu: ctx.config.service.cpu.to_string(),
             memory: ctx.config.service.memory.to_string(),
             port: ctx.config.service.container_port.to_string(),
             environment: show_environment(ctx.config.container_environment(&table).into_iter()),
-            execution_role: ctx.need_attr(Key::ExecutionRole, "arn", by)?,
-            task_role: ctx.need_attr(Key::TaskRole, "arn", by)?,
-            log_group: ctx.need(Key::LogGroup, by)?,
+            execution_role: ctx.need_attr(EXECUTION_ROLE_ARN)?,
+            task_role: ctx.need_attr(TASK_ROLE_ARN)?,
+            log_group: ctx.need(LOG_GROUP)?,
         })
     }
 
-    fn of(def: &Definition) -> Shape {
+    fn of(def: &Definition) -> Spec {
         let container = def.container_definitions().iter().find(|c| c.name() == Some(CONTAINER_NAME));
         let mut environment: Vec<(String, String)> = container
             .map(|c| {
@@ -62,7 +107,7 @@ impl Shape {
             })
             .unwrap_or_default();
         environment.sort();
-        Shape {
+        Spec {
             image: container.and_then(|c| c.image()).unwrap_or_default().to_string(),
             cpu: def.cpu().unwrap_or_default().to_string(),
             memory: def.memory().unwrap_or_default().to_string(),
@@ -83,16 +128,16 @@ impl Shape {
         }
     }
 
-    fn diff(&self, want: &Shape) -> Vec<Change> {
+    fn diff(&self, want: &Spec) -> Vec<Changed<DefinitionField>> {
         let mut diff = Diff::new();
-        diff.field("service.image", &self.image, &want.image)
-            .field("service.cpu", &self.cpu, &want.cpu)
-            .field("service.memory", &self.memory, &want.memory)
-            .field("service.container_port", &self.port, &want.port)
-            .field("service.environment", &self.environment, &want.environment)
-            .field("execution role", &self.execution_role, &want.execution_role)
-            .field("task role", &self.task_role, &want.task_role)
-            .field("log group", &self.log_group, &want.log_group);
+        diff.field(DefinitionField::Image, &self.image, &want.image)
+            .field(DefinitionField::Cpu, &self.cpu, &want.cpu)
+            .field(DefinitionField::Memory, &self.memory, &want.memory)
+            .field(DefinitionField::Port, &self.port, &want.port)
+            .field(DefinitionField::Environment, &self.environment, &want.environment)
+            .field(DefinitionField::ExecutionRole, &self.execution_role, &want.execution_role)
+            .field(DefinitionField::TaskRole, &self.task_role, &want.task_role)
+            .field(DefinitionField::LogGroup, &self.log_group, &want.log_group);
         diff.into_changes()
     }
 }
@@ -104,7 +149,7 @@ fn show_environment(vars: impl Iterator<Item = (String, String)>) -> String {
 }
 
 async fn describe_definition(
-    ctx: &Ctx,
+    ctx: &Scope<'_>,
     id: &str,
 ) -> Result<Option<(Definition, Vec<aws_sdk_ecs::types::Tag>)>, StackError> {
     let out =
@@ -119,25 +164,31 @@ async fn describe_definition(
 
 pub struct TaskDefinition;
 
+/// The ownership check of a revision, by its tags.
+fn owned(ctx: &Scope<'_>, what: &str, tags: &[aws_sdk_ecs::types::Tag]) -> Result<(), StackError> {
+    ctx.owned(TASK_DEFINITION, format!("{} {what}", TASK_DEFINITION.kind()), tags.pairs())
+}
+
 #[async_trait]
 impl Managed for TaskDefinition {
     type Live = Definition;
+    type Field = DefinitionField;
 
     fn key(&self) -> Key {
-        Key::TaskDefinition
+        TASK_DEFINITION
     }
 
-    fn needs(&self) -> Vec<Key> {
-        vec![Key::ExecutionRole, Key::TaskRole, Key::LogGroup, Key::Table]
+    fn needs(&self) -> Vec<Dep> {
+        vec![EXECUTION_ROLE.into(), TASK_ROLE.into(), LOG_GROUP.into(), TABLE.into()]
     }
 
     /// The recorded revision, else the family's latest (left by an interrupted run).
-    async fn find(&self, ctx: &Ctx) -> Result<Option<Definition>, StackError> {
-        let family = ctx.attr(Key::TaskDefinition, "family").unwrap_or_else(|| family(ctx));
-        for candidate in ctx.id(Key::TaskDefinition).into_iter().chain([family]) {
+    async fn find(&self, ctx: &Scope<'_>) -> Result<Option<Definition>, StackError> {
+        let family = ctx.attr(FAMILY).unwrap_or_else(|| family(ctx.stack()));
+        for candidate in ctx.id(TASK_DEFINITION).into_iter().chain([family]) {
             if let Some((def, tags)) = describe_definition(ctx, &candidate).await? {
                 if def.status() == Some(&TaskDefinitionStatus::Active) {
-                    owned(ctx, Key::TaskDefinition, &candidate, &tags)?;
+                    owned(ctx, &candidate, &tags)?;
                     return Ok(Some(def));
                 }
             }
@@ -145,51 +196,47 @@ impl Managed for TaskDefinition {
         Ok(None)
     }
 
-    fn record(&self, ctx: &Ctx, live: &Definition) -> Record {
+    fn record(&self, ctx: &Scope<'_>, live: &Definition) -> Record {
         Record::id(live.task_definition_arn().unwrap_or_default())
-            .with("family", live.family().map_or_else(|| family(ctx), str::to_string))
-            .with("image", Shape::of(live).image)
+            .with(FAMILY, live.family().map_or_else(|| family(ctx.stack()), str::to_string))
+            .with(IMAGE, Spec::of(live).image)
     }
 
-    fn diff(&self, ctx: &Ctx, live: &Definition) -> Result<Vec<Change>, StackError> {
-        Ok(Shape::of(live).diff(&Shape::wanted(ctx)?))
+    fn diff(&self, ctx: &Scope<'_>, live: &Definition) -> Result<Vec<Changed<DefinitionField>>, StackError> {
+        Ok(Spec::of(live).diff(&Spec::wanted(ctx)?))
     }
 
-    async fn create(&self, ctx: &Ctx, _line: &Line) -> Result<Definition, StackError> {
+    async fn create(&self, ctx: &Scope<'_>, _line: &Line) -> Result<Definition, StackError> {
         register(ctx).await
     }
 
     /// A task definition revision never changes: a new one is registered.
     async fn update(
         &self,
-        ctx: &Ctx,
+        ctx: &Scope<'_>,
         line: &Line,
         _live: &Definition,
-        _changes: &[Change],
+        _changes: &[Changed<DefinitionField>],
     ) -> Result<Option<Definition>, StackError> {
         line.start("registering");
         Ok(Some(register(ctx).await?))
     }
 
     /// `up` applied the task definition: remember the config's image it applied, and forget a
-    /// deployed image the config's change replaced (see `resources::image`).
-    async fn ready(&self, ctx: &Ctx, _line: &Line, _live: &Definition) -> Result<(), StackError> {
+    /// deployed image the config's change replaced (see `task_definition::image`).
+    async fn ready(&self, ctx: &Scope<'_>, _line: &Line, _live: &Definition) -> Result<(), StackError> {
         let choice = image::wanted(ctx);
         let deployed = match choice.source {
             Source::Deploy => choice.deployed_image,
             Source::Config => None,
         };
-        ctx.set_attrs(
-            Key::TaskDefinition,
-            &[(image::CONFIG_IMAGE, Some(choice.config_image)), (image::DEPLOYED_IMAGE, deployed)],
-        )
-        .await?;
+        ctx.set_attrs(&[(image::CONFIG_IMAGE, Some(choice.config_image)), (image::DEPLOYED_IMAGE, deployed)]).await?;
         Ok(())
     }
 
     /// Deregister every active revision of the family, then delete them all.
-    async fn destroy(&self, ctx: &Ctx, line: &Line, live: Definition) -> Result<Outcome, StackError> {
-        let family = live.family().map_or_else(|| family(ctx), str::to_string);
+    async fn destroy(&self, ctx: &Scope<'_>, line: &Line, live: Definition) -> Result<Outcome, StackError> {
+        let family = live.family().map_or_else(|| family(ctx.stack()), str::to_string);
         let active = revisions(ctx, &family, TaskDefinitionStatus::Active).await?;
         for arn in &active {
             line.start("deregistering");
@@ -202,15 +249,15 @@ impl Managed for TaskDefinition {
 
     /// No active revision is left, but a `down` killed between deregistering and deleting
     /// leaves INACTIVE revisions, which AWS keeps (and lists) until they are deleted.
-    async fn settle_gone(&self, ctx: &Ctx, line: &Line) -> Result<(), StackError> {
-        let family = ctx.attr(Key::TaskDefinition, "family").unwrap_or_else(|| family(ctx));
-        let recorded = ctx.id(Key::TaskDefinition);
+    async fn settle_gone(&self, ctx: &Scope<'_>, line: &Line) -> Result<(), StackError> {
+        let family = ctx.attr(FAMILY).unwrap_or_else(|| family(ctx.stack()));
+        let recorded = ctx.id(TASK_DEFINITION);
         let mut ours = vec![];
         for arn in revisions(ctx, &family, TaskDefinitionStatus::Inactive).await? {
             // A recorded revision was checked when it was recorded; any other one is checked now.
             if recorded.as_deref() != Some(arn.as_str()) {
                 let Some((_, tags)) = describe_definition(ctx, &arn).await? else { continue };
-                if let Err(e) = owned(ctx, Key::TaskDefinition, &arn, &tags) {
+                if let Err(e) = owned(ctx, &arn, &tags) {
                     ctx.warn(e.to_string());
                     continue;
                 }
@@ -225,7 +272,7 @@ impl Managed for TaskDefinition {
 }
 
 /// The revisions of exactly this family (`family_prefix` also matches longer families).
-async fn revisions(ctx: &Ctx, family: &str, status: TaskDefinitionStatus) -> Result<Vec<String>, StackError> {
+async fn revisions(ctx: &Scope<'_>, family: &str, status: TaskDefinitionStatus) -> Result<Vec<String>, StackError> {
     let mut pages = ctx.aws.ecs.list_task_definitions().family_prefix(family).status(status).into_paginator().send();
     let mut arns = vec![];
     while let Some(page) = pages.next().await {
@@ -236,7 +283,7 @@ async fn revisions(ctx: &Ctx, family: &str, status: TaskDefinitionStatus) -> Res
 }
 
 /// Deregistered revisions stay listed until deleted; AWS takes ten per call.
-async fn delete_revisions(ctx: &Ctx, family: &str, arns: Vec<String>) -> Result<(), StackError> {
+async fn delete_revisions(ctx: &Scope<'_>, family: &str, arns: Vec<String>) -> Result<(), StackError> {
     for chunk in arns.chunks(10) {
         ctx.aws
             .ecs
@@ -254,9 +301,9 @@ fn family_of(arn: &str) -> Option<&str> {
     arn.rsplit_once('/').and_then(|(_, rev)| rev.rsplit_once(':')).map(|(family, _)| family)
 }
 
-async fn register(ctx: &Ctx) -> Result<Definition, StackError> {
-    let want = Shape::wanted(ctx)?;
-    let table = ctx.need(Key::Table, Key::TaskDefinition)?;
+async fn register(ctx: &Scope<'_>) -> Result<Definition, StackError> {
+    let want = Spec::wanted(ctx)?;
+    let table = ctx.need(TABLE)?;
     let environment = ctx
         .config
         .container_environment(&table)
@@ -266,7 +313,7 @@ async fn register(ctx: &Ctx) -> Result<Definition, StackError> {
     let logs = LogConfiguration::builder()
         .log_driver(LogDriver::Awslogs)
         .options("awslogs-group", &want.log_group)
-        .options("awslogs-region", &ctx.region)
+        .options("awslogs-region", ctx.region)
         .options("awslogs-stream-prefix", ctx.stack())
         .build()
         .expect("log driver is set");
@@ -283,7 +330,7 @@ async fn register(ctx: &Ctx) -> Result<Definition, StackError> {
         .set_environment(Some(environment))
         .log_configuration(logs)
         .build();
-    let family = family(ctx);
+    let family = family(ctx.stack());
     let out = ctx
         .aws
         .ecs
@@ -296,28 +343,26 @@ async fn register(ctx: &Ctx) -> Result<Definition, StackError> {
         .execution_role_arn(&want.execution_role)
         .task_role_arn(&want.task_role)
         .container_definitions(container)
-        .set_tags(Some(ctx.sdk_tags(Key::TaskDefinition, &family)))
+        .set_tags(Some(ctx.sdk_tags(&family)))
         .send()
         .await
         .ctx("register task definition", &family)?;
-    out.task_definition()
-        .cloned()
-        .ok_or_else(|| StackError::Failed { resource: family, message: "register returned nothing".into() })
+    returned(out.task_definition().cloned(), family, "register returned nothing")
 }
 
 /// The image of the app container of a task definition.
 pub fn image_of(def: &Definition) -> String {
-    Shape::of(def).image
+    Spec::of(def).image
 }
 
 /// A task definition revision, if ECS still has it (ACTIVE or INACTIVE).
-pub async fn definition(ctx: &Ctx, arn: &str) -> Result<Option<Definition>, StackError> {
+pub async fn definition(ctx: &Scope<'_>, arn: &str) -> Result<Option<Definition>, StackError> {
     Ok(describe_definition(ctx, arn).await?.map(|(def, _)| def))
 }
 
 /// Register a revision equal to `base` but for the app container's image: what `deploy` ships.
-pub async fn register_with_image(ctx: &Ctx, base: &Definition, image: &str) -> Result<Definition, StackError> {
-    let family = base.family().map_or_else(|| family(ctx), str::to_string);
+async fn register_with_image(ctx: &Scope<'_>, base: &Definition, image: &str) -> Result<Definition, StackError> {
+    let family = base.family().map_or_else(|| family(ctx.stack()), str::to_string);
     let containers: Vec<ContainerDefinition> = base
         .container_definitions()
         .iter()
@@ -353,26 +398,55 @@ pub async fn register_with_image(ctx: &Ctx, base: &Definition, image: &str) -> R
         .set_placement_constraints(Some(base.placement_constraints().to_vec()))
         .set_runtime_platform(base.runtime_platform().cloned())
         .set_ephemeral_storage(base.ephemeral_storage().cloned())
-        .set_tags(Some(ctx.sdk_tags(Key::TaskDefinition, &family)))
+        .set_tags(Some(ctx.sdk_tags(&family)))
         .send()
         .await
         .ctx("register task definition", &family)?;
-    out.task_definition()
-        .cloned()
-        .ok_or_else(|| StackError::Failed { resource: family, message: "register returned nothing".into() })
+    returned(out.task_definition().cloned(), family, "register returned nothing")
+}
+
+/// `deploy`'s first step after the execution role: a revision equal to the recorded one (`base`)
+/// but for the image, recorded at once. For `rollback`, whose revision exists, nothing.
+pub struct Deploy {
+    pub base: Definition,
+    /// The image to register; `None` for a rollback.
+    pub image: Option<String>,
+}
+
+#[async_trait]
+impl Step for Deploy {
+    fn key(&self) -> Key {
+        TASK_DEFINITION
+    }
+
+    fn declared(&self) -> Declared {
+        Declared { needs: vec![EXECUTION_ROLE.into()], ..Declared::default() }
+    }
+
+    async fn run(&self, ctx: &Scope<'_>, line: &Line) -> Result<Outcome, StackError> {
+        let Some(image) = &self.image else { return Ok(Outcome::Updated) };
+        if *image == image_of(&self.base) {
+            return Ok(Outcome::Unchanged);
+        }
+        line.start("registering");
+        let def = register_with_image(ctx, &self.base, image).await?;
+        let family = def.family().unwrap_or_default().to_string();
+        let record =
+            Record::id(def.task_definition_arn().unwrap_or_default()).with(FAMILY, family).with(IMAGE, image.clone());
+        ctx.record(&record).await?;
+        Ok(Outcome::Created)
+    }
 }
 
 /// The task definition attribute listing, oldest first, the revisions whose rollout completed
 /// (space-separated ARNs): what `rollback` goes back to.
-pub const COMPLETED_REVISIONS: &str = "completed_revisions";
+pub const COMPLETED_REVISIONS: Attr = Attr::new(TASK_DEFINITION, "completed_revisions");
 
 /// How many completed revisions the state remembers.
 const HISTORY: usize = 20;
 
-pub fn completed_revisions(ctx: &Ctx) -> Vec<String> {
-    ctx.attr(Key::TaskDefinition, COMPLETED_REVISIONS)
-        .map(|v| v.split_whitespace().map(str::to_string).collect())
-        .unwrap_or_default()
+pub fn completed_revisions(ctx: &Scope<'_>) -> Vec<String> {
+    ctx.attr(COMPLETED_REVISIONS).map(|v| v.split_whitespace().map(str::to_string).collect()).unwrap_or_default()
 }
 
 /// `history` with `arn` last (once), at most [`HISTORY`] long, as the attribute's value.
@@ -385,9 +459,9 @@ pub fn with_completed(mut history: Vec<String>, arn: &str) -> String {
 }
 
 /// A rollout of `arn` completed: remember it for `rollback`.
-pub async fn note_completed(ctx: &Ctx, arn: &str) -> Result<(), StateError> {
+pub async fn note_completed(ctx: &Scope<'_>, arn: &str) -> Result<(), StateError> {
     let value = with_completed(completed_revisions(ctx), arn);
-    ctx.set_attr(Key::TaskDefinition, COMPLETED_REVISIONS, &value).await
+    ctx.set_attr(COMPLETED_REVISIONS, &value).await
 }
 
 /// `arn:...:task-definition/app-server:7` -> `app-server:7`.
@@ -401,7 +475,7 @@ mod tests {
 
     #[test]
     fn task_definition_changes_read_old_to_new() {
-        let have = Shape {
+        let have = Spec {
             image: "nginx:latest".into(),
             cpu: "256".into(),
             memory: "512".into(),
@@ -411,8 +485,8 @@ mod tests {
             task_role: "r2".into(),
             log_group: "/ecs/s".into(),
         };
-        let want = Shape { image: "nginx:1.27".into(), environment: "{A=2}".into(), ..have.clone() };
-        let text: Vec<String> = have.diff(&want).iter().map(|c| c.to_string()).collect();
+        let want = Spec { image: "nginx:1.27".into(), environment: "{A=2}".into(), ..have.clone() };
+        let text: Vec<String> = have.diff(&want).iter().map(|c| c.change.to_string()).collect();
         assert_eq!(text, ["service.image: nginx:latest → nginx:1.27", "service.environment: {A=1} → {A=2}"]);
         assert!(have.diff(&have.clone()).is_empty());
     }
