@@ -545,6 +545,12 @@ mod tests {
         fn declared(&self) -> Declared {
             Declared { needs: self.needs.clone(), ..Declared::default() }
         }
+        fn permissions(&self) -> Vec<crate::access::Permission> {
+            vec![]
+        }
+        fn declared_by(&self) -> &'static str {
+            "a fake"
+        }
         fn teardown_after(&self) -> Vec<Edge> {
             self.after.iter().map(|&d| crate::model::after(d, "test")).collect()
         }

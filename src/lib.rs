@@ -2,7 +2,9 @@
 //! AWS SDK. The binary (`main.rs`) only parses the command line and maps the outcome to an exit
 //! code; everything else is here, so that the tests use the same clients and types.
 
+pub mod access;
 pub mod aws;
+pub mod bill;
 pub mod cli;
 pub mod commands;
 pub mod config;

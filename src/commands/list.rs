@@ -15,6 +15,7 @@ use aws_sdk_ec2::types::Filter;
 use futures::StreamExt;
 use serde::Serialize;
 
+use crate::access::{self, Permission};
 use crate::commands::{inspect, CommandError, ResourceRow, Setup, StackState};
 use crate::config::Config;
 use crate::context::{Ctx, STACK_TAG};
@@ -123,6 +124,26 @@ struct Sighting {
 
 fn tag_key_filter() -> Filter {
     Filter::builder().name("tag-key").values(STACK_TAG).build()
+}
+
+/// What `list` calls to find the stacks of the region; it then inspects each as `status` does
+/// (every resource's `Find`, for every stack name: `{stack}` is `*`).
+pub fn permissions() -> Vec<Permission> {
+    let table = access::arn("dynamodb", &format!("table/{}", table_name("*")));
+    vec![
+        Permission::inspect("ec2:DescribeVpcs"),
+        Permission::inspect("ec2:DescribeSubnets"),
+        Permission::inspect("ec2:DescribeNatGateways"),
+        Permission::inspect("ec2:DescribeAddresses"),
+        Permission::inspect("ecs:ListClusters"),
+        Permission::inspect("ecs:DescribeClusters").on(access::arn("ecs", "cluster/*")),
+        Permission::inspect("dynamodb:ListTables"),
+        Permission::inspect("dynamodb:DescribeTable").on(table.clone()),
+        Permission::inspect("dynamodb:ListTagsOfResource").on(table),
+        Permission::inspect("elasticloadbalancing:DescribeLoadBalancers"),
+        Permission::inspect("elasticloadbalancing:DescribeTags"),
+        Permission::inspect("logs:DescribeLogGroups"),
+    ]
 }
 
 pub async fn run(setup: &Setup) -> Result<ExitCode, CommandError> {

@@ -16,6 +16,7 @@ use std::time::Duration;
 use anstyle::{AnsiColor, Style};
 use serde::Serialize;
 
+use crate::access::{self, Permission};
 use crate::cli::{LogsArgs, OutputFormat};
 use crate::commands::{CommandError, Setup};
 use crate::context::Ctx;
@@ -226,6 +227,12 @@ impl Stop {
             _ = self.terminate.recv() => {}
         }
     }
+}
+
+/// What `logs` calls beyond finding the log group (the log group's own `Find`).
+pub fn permissions() -> Vec<Permission> {
+    let group = access::arn("logs", &format!("log-group:{}:*", log_group_name(access::STACK)));
+    vec![Permission::inspect("logs:FilterLogEvents").on(group)]
 }
 
 pub async fn run(setup: &Setup, args: &LogsArgs) -> Result<ExitCode, CommandError> {

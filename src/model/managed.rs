@@ -5,6 +5,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use crate::access::Permission;
+use crate::bill::Charge;
 use crate::config::Config;
 use crate::context::Ctx;
 use crate::error::StackError;
@@ -64,6 +66,13 @@ pub trait Managed: Send + Sync + 'static {
     type Field: Field;
 
     fn key(&self) -> Key;
+
+    /// Every IAM action its verbs call, with the resources and conditions that keep each to the
+    /// stack (see `access`): a test checks that every SDK call in its module is declared.
+    fn permissions(&self) -> Vec<Permission>;
+
+    /// What it bills each month with this config (see `bill`); empty when it bills nothing.
+    fn billing(&self, config: &Config) -> Vec<Charge>;
 
     /// What must be up before it is created (and recorded before it can be compared).
     fn needs(&self) -> Vec<Dep>;
@@ -181,6 +190,12 @@ pub trait Managed: Send + Sync + 'static {
 pub trait Resource: Send + Sync {
     fn key(&self) -> Key;
     fn declared(&self) -> Declared;
+    fn permissions(&self) -> Vec<Permission>;
+    fn billing(&self, _config: &Config) -> Vec<Charge> {
+        vec![]
+    }
+    /// The type that declares it (`fargate_stack::resources::network::Vpc`): where its calls are.
+    fn declared_by(&self) -> &'static str;
     fn needs(&self) -> Vec<Dep> {
         self.declared().needs
     }
@@ -245,6 +260,8 @@ impl Nodes {
 #[async_trait]
 pub trait Wait: Send + Sync + 'static {
     fn key(&self) -> Key;
+    /// The IAM actions its waiting calls.
+    fn permissions(&self) -> Vec<Permission>;
     fn needs(&self) -> Vec<Dep>;
     fn reads(&self) -> Vec<Dep> {
         vec![]
@@ -263,6 +280,14 @@ pub struct Waiting<W>(pub W);
 impl<W: Wait> Resource for Waiting<W> {
     fn key(&self) -> Key {
         self.0.key()
+    }
+
+    fn permissions(&self) -> Vec<Permission> {
+        self.0.permissions()
+    }
+
+    fn declared_by(&self) -> &'static str {
+        std::any::type_name::<W>()
     }
 
     fn declared(&self) -> Declared {
@@ -304,6 +329,8 @@ impl<W: Wait> Resource for Waiting<W> {
 pub trait Step: Send + Sync + 'static {
     fn key(&self) -> Key;
     fn declared(&self) -> Declared;
+    /// The IAM actions it calls.
+    fn permissions(&self) -> Vec<Permission>;
     async fn run(&self, ctx: &Scope<'_>, line: &Line) -> Result<Outcome, StackError>;
 }
 
@@ -314,6 +341,14 @@ pub struct Stepping<S>(pub S);
 impl<S: Step> Resource for Stepping<S> {
     fn key(&self) -> Key {
         self.0.key()
+    }
+
+    fn permissions(&self) -> Vec<Permission> {
+        self.0.permissions()
+    }
+
+    fn declared_by(&self) -> &'static str {
+        std::any::type_name::<S>()
     }
 
     fn declared(&self) -> Declared {
@@ -459,6 +494,18 @@ impl<M: Managed> Resource for Driven<M> {
         self.0.key()
     }
 
+    fn permissions(&self) -> Vec<Permission> {
+        self.0.permissions()
+    }
+
+    fn billing(&self, config: &Config) -> Vec<Charge> {
+        self.0.billing(config)
+    }
+
+    fn declared_by(&self) -> &'static str {
+        std::any::type_name::<M>()
+    }
+
     fn declared(&self) -> Declared {
         Declared { needs: self.0.needs(), reads: self.0.reads(), writes: self.0.writes() }
     }
@@ -521,5 +568,81 @@ impl<M: Managed> Resource for Driven<M> {
         let scope = self.scope(ctx);
         let noted = self.0.converged(&scope, found).await;
         scope.checked(noted)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::context::tests_support::ctx;
+    use crate::model::{Attr, Kind, NoField};
+    use crate::progress::Line;
+
+    const THING: Kind = Kind::new("test:thing");
+    const MINE: Key = Key::new("mine", THING);
+    const NEEDED: Key = Key::new("needed", THING);
+    const OTHER: Key = Key::new("other", THING);
+
+    /// Reads `reads` in `find`, declaring only that it needs NEEDED.
+    struct Reader {
+        reads: Key,
+    }
+
+    #[async_trait]
+    impl Managed for Reader {
+        type Live = String;
+        type Field = NoField;
+
+        fn key(&self) -> Key {
+            MINE
+        }
+
+        fn permissions(&self) -> Vec<Permission> {
+            vec![]
+        }
+
+        fn billing(&self, _config: &Config) -> Vec<Charge> {
+            vec![]
+        }
+
+        fn needs(&self) -> Vec<Dep> {
+            vec![NEEDED.into()]
+        }
+
+        async fn find(&self, ctx: &Scope<'_>) -> Result<Option<String>, StackError> {
+            Ok(ctx.attr(Attr::new(self.reads, "arn")).or(Some("x".into())))
+        }
+
+        fn record(&self, _ctx: &Scope<'_>, live: &String) -> Record {
+            Record::id(live)
+        }
+
+        async fn create(&self, _ctx: &Scope<'_>, _line: &Line) -> Result<String, StackError> {
+            Ok("x".into())
+        }
+
+        async fn destroy(&self, _ctx: &Scope<'_>, _line: &Line, _live: String) -> Result<Outcome, StackError> {
+            Ok(Outcome::Deleted)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_resource_reads_what_it_declares_and_an_undeclared_read_fails_its_step() {
+        let c = ctx();
+        for key in [NEEDED, OTHER] {
+            c.record(key, &Record::id("i").with(Attr::new(key, "arn"), "arn:x")).await.unwrap();
+        }
+        assert!(Driven(Reader { reads: NEEDED }).inspect(&c).await.is_ok());
+        assert!(Driven(Reader { reads: MINE }).inspect(&c).await.is_ok(), "its own record");
+        let err = Driven(Reader { reads: OTHER }).inspect(&c).await.unwrap_err();
+        assert!(matches!(err, StackError::Undeclared { .. }), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "internal error: mine reads other, which it does not declare (needs, reads or writes)"
+        );
+        let err = Driven(Reader { reads: OTHER }).ensure(&c, &Line::hidden()).await.unwrap_err();
+        assert!(matches!(err, StackError::Undeclared { .. }), "up fails the step too: {err}");
+        // A command's scope reads anything.
+        assert_eq!(c.scope().attr(Attr::new(OTHER, "arn")).as_deref(), Some("arn:x"));
     }
 }

@@ -11,6 +11,8 @@ use aws_sdk_applicationautoscaling::types::{
     ServiceNamespace, SuspendedState, TargetTrackingScalingPolicyConfiguration,
 };
 
+use crate::access::{self, arn, global_arn, Condition, Permission, Verb};
+use crate::bill::{items, Charge, Quantity, Unit};
 use crate::config::{AutoscalingConfig, Config};
 use crate::error::{found, ignore_not_found, AwsContext, StackError};
 use crate::model::{
@@ -246,6 +248,29 @@ fn removed_first(_config: &Config) -> Removal {
 impl Managed for ScalableTarget {
     type Live = TargetLive;
     type Field = TargetField;
+
+    fn permissions(&self) -> Vec<Permission> {
+        let target = arn("application-autoscaling", "scalable-target/*");
+        vec![
+            Permission::find("application-autoscaling:DescribeScalableTargets"),
+            Permission::find("application-autoscaling:ListTagsForResource").on(target.clone()),
+            Permission::create("application-autoscaling:RegisterScalableTarget").on(target.clone()).tagging(),
+            access::tags_with("application-autoscaling:TagResource", target.clone()),
+            // The first registration of an account makes its service-linked role, through which
+            // Application Auto Scaling reads and updates the service.
+            Permission::create("iam:CreateServiceLinkedRole")
+                .on(global_arn("iam", true, "role/aws-service-role/ecs.application-autoscaling.amazonaws.com/*"))
+                .when(Condition::ServiceLinked("ecs.application-autoscaling.amazonaws.com"))
+                .implied(),
+            Permission::update("application-autoscaling:RegisterScalableTarget").on(target.clone()).tagged(),
+            Permission::delete("application-autoscaling:DeregisterScalableTarget").on(target).tagged(),
+            Permission::delete("application-autoscaling:DescribeScalableTargets"),
+        ]
+    }
+
+    fn billing(&self, _config: &Config) -> Vec<Charge> {
+        vec![]
+    }
 
     fn key(&self) -> Key {
         SCALABLE_TARGET
@@ -598,6 +623,28 @@ impl Field for PolicyField {
 impl Managed for Policy {
     type Live = PolicyLive;
     type Field = PolicyField;
+
+    fn permissions(&self) -> Vec<Permission> {
+        let target = arn("application-autoscaling", "scalable-target/*");
+        // Target tracking makes (and deletes) its CloudWatch alarms with the caller's permissions.
+        let alarms = arn("cloudwatch", "alarm:TargetTracking-*");
+        let mut permissions = vec![Permission::find("application-autoscaling:DescribeScalingPolicies")];
+        for verb in [Verb::Create, Verb::Update] {
+            permissions
+                .push(Permission::new(verb, "application-autoscaling:PutScalingPolicy").on(target.clone()).tagged());
+            permissions.push(Permission::new(verb, "cloudwatch:PutMetricAlarm").on(alarms.clone()).implied());
+            permissions.push(Permission::new(verb, "cloudwatch:DescribeAlarms").implied());
+        }
+        permissions.push(Permission::delete("application-autoscaling:DeleteScalingPolicy").on(target).tagged());
+        permissions.push(Permission::delete("cloudwatch:DeleteAlarms").on(alarms).implied());
+        permissions
+    }
+
+    /// The two alarms (high and low) target tracking keeps for the policy.
+    fn billing(&self, _config: &Config) -> Vec<Charge> {
+        let what = format!("CloudWatch alarms of {}", self.key());
+        vec![Charge::running(items::CLOUDWATCH_ALARM, Unit::Month, Quantity::fixed(2.0), what)]
+    }
 
     fn key(&self) -> Key {
         match self {

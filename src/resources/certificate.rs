@@ -4,6 +4,9 @@
 use async_trait::async_trait;
 use aws_sdk_acm::types::{CertificateDetail, CertificateStatus, ValidationMethod};
 
+use crate::access::{self, arn, Permission};
+use crate::bill::Charge;
+use crate::config::Config;
 use crate::error::{AwsContext, StackError};
 use crate::model::{
     Attr, Changed, Dep, Diff, Field, Key, Kind, Lifecycle, Managed, Nodes, Outcome, Record, Scope, Shape, Wait,
@@ -90,6 +93,24 @@ impl Field for CertificateField {
 impl Managed for Certificate {
     type Live = CertificateDetail;
     type Field = CertificateField;
+
+    fn permissions(&self) -> Vec<Permission> {
+        let certificate = arn("acm", "certificate/*");
+        vec![
+            Permission::find("acm:DescribeCertificate").on(certificate.clone()),
+            Permission::find("acm:ListTagsForCertificate").on(certificate.clone()),
+            Permission::find("acm:ListCertificates"),
+            Permission::create("acm:RequestCertificate").tagging(),
+            access::tags_with("acm:AddTagsToCertificate", certificate.clone()),
+            Permission::create("acm:DescribeCertificate").on(certificate.clone()),
+            Permission::delete("acm:DeleteCertificate").on(certificate).tagged(),
+        ]
+    }
+
+    /// A public ACM certificate costs nothing.
+    fn billing(&self, _config: &Config) -> Vec<Charge> {
+        vec![]
+    }
 
     fn key(&self) -> Key {
         CERTIFICATE
@@ -296,6 +317,9 @@ pub struct IssuedWait;
 
 #[async_trait]
 impl Wait for IssuedWait {
+    fn permissions(&self) -> Vec<Permission> {
+        vec![Permission::create("acm:DescribeCertificate").on(arn("acm", "certificate/*"))]
+    }
     fn key(&self) -> Key {
         CERTIFICATE_ISSUED
     }

@@ -3,6 +3,9 @@
 use async_trait::async_trait;
 use aws_sdk_ecs::types::Cluster as ClusterObject;
 
+use crate::access::{self, arn, global_arn, Condition, Permission, STACK};
+use crate::bill::Charge;
+use crate::config::Config;
 use crate::error::{found, returned, AwsContext, StackError};
 use crate::model::{Attr, Dep, Key, Kind, Managed, NoField, Nodes, Outcome, Record, Scope, Shape};
 use crate::progress::Line;
@@ -32,6 +35,25 @@ pub struct Cluster;
 impl Managed for Cluster {
     type Live = ClusterObject;
     type Field = NoField;
+
+    fn permissions(&self) -> Vec<Permission> {
+        let cluster = arn("ecs", &format!("cluster/{}", cluster_name(STACK)));
+        vec![
+            Permission::find("ecs:DescribeClusters").on(cluster.clone()),
+            Permission::create("ecs:CreateCluster").tagging(),
+            access::tags_on_create("ecs:TagResource", "CreateCluster", cluster.clone()),
+            // ECS makes its service-linked role on an account's first cluster.
+            Permission::create("iam:CreateServiceLinkedRole")
+                .on(global_arn("iam", true, "role/aws-service-role/ecs.amazonaws.com/*"))
+                .when(Condition::ServiceLinked("ecs.amazonaws.com"))
+                .implied(),
+            Permission::delete("ecs:DeleteCluster").on(cluster).tagged(),
+        ]
+    }
+
+    fn billing(&self, _config: &Config) -> Vec<Charge> {
+        vec![]
+    }
 
     fn key(&self) -> Key {
         CLUSTER

@@ -12,6 +12,9 @@ use aws_sdk_route53::types::{
     RrType,
 };
 
+use crate::access::{arn, global_arn, Permission};
+use crate::bill::{items, Charge, Unit};
+use crate::config::Config;
 use crate::error::{AwsContext, StackError};
 use crate::model::{
     after, before, Attr, Changed, Dep, Diff, Edge, Field, Key, Kind, Lifecycle, Managed, Nodes, Outcome, Record, Scope,
@@ -81,6 +84,19 @@ impl Field for RecordField {
         }
         .into()
     }
+}
+
+/// What a record calls: its zone found (never created), its record set listed and changed.
+fn record_permissions() -> Vec<Permission> {
+    let zone = global_arn("route53", false, "hostedzone/*");
+    vec![
+        Permission::find("route53:ListHostedZonesByName"),
+        Permission::find("route53:GetHostedZone").on(zone.clone()),
+        Permission::find("route53:ListResourceRecordSets").on(zone.clone()),
+        Permission::create("route53:ChangeResourceRecordSets").on(zone.clone()),
+        Permission::update("route53:ChangeResourceRecordSets").on(zone.clone()),
+        Permission::delete("route53:ChangeResourceRecordSets").on(zone),
+    ]
 }
 
 /// The hosted zone of `https.domain`, looked up once per run.
@@ -368,6 +384,19 @@ impl Managed for ValidationRecord {
     type Live = RecordLive;
     type Field = RecordField;
 
+    fn permissions(&self) -> Vec<Permission> {
+        let mut permissions = record_permissions();
+        // Kept while another certificate of the account still validates through it.
+        permissions.push(Permission::delete("acm:ListCertificates"));
+        permissions.push(Permission::delete("acm:DescribeCertificate").on(arn("acm", "certificate/*")));
+        permissions
+    }
+
+    /// Queried by ACM to validate and renew the certificate.
+    fn billing(&self, _config: &Config) -> Vec<Charge> {
+        vec![Charge::usage(items::ROUTE53_QUERIES, Unit::MillionRequests, "DNS queries of the validation record")]
+    }
+
     fn key(&self) -> Key {
         VALIDATION_RECORD
     }
@@ -543,6 +572,20 @@ fn alias_set(name: &str, dns: &str, zone: &str) -> Result<ResourceRecordSet, Sta
 impl Managed for AliasRecord {
     type Live = RecordLive;
     type Field = RecordField;
+
+    fn permissions(&self) -> Vec<Permission> {
+        let change = global_arn("route53", false, "change/*");
+        let mut permissions = record_permissions();
+        // Waits until the change reached every name server.
+        permissions.push(Permission::create("route53:GetChange").on(change.clone()));
+        permissions.push(Permission::update("route53:GetChange").on(change));
+        permissions
+    }
+
+    /// Alias queries to a load balancer are free.
+    fn billing(&self, _config: &Config) -> Vec<Charge> {
+        vec![]
+    }
 
     fn key(&self) -> Key {
         ALIAS_RECORD

@@ -4,6 +4,9 @@
 use async_trait::async_trait;
 use serde_json::{json, Value};
 
+use crate::access::{self, global_arn, Permission, STACK};
+use crate::bill::Charge;
+use crate::config::Config;
 use crate::error::{found, ignore_not_found, AwsContext, StackError};
 use crate::model::{Attr, Changed, Dep, Diff, Field, Key, Kind, Managed, Nodes, Outcome, Record, Scope, Shape};
 use crate::progress::Line;
@@ -212,6 +215,28 @@ async fn read_role(ctx: &Scope<'_>, role: Role, name: &str) -> Result<Option<Rol
 impl Managed for Role {
     type Live = RoleLive;
     type Field = RoleField;
+
+    fn permissions(&self) -> Vec<Permission> {
+        let role = global_arn("iam", true, &format!("role/{}", self.name(STACK)));
+        vec![
+            Permission::find("iam:GetRole").on(role.clone()),
+            Permission::find("iam:GetRolePolicy").on(role.clone()),
+            Permission::find("iam:ListAttachedRolePolicies").on(role.clone()),
+            Permission::create("iam:CreateRole").on(role.clone()).tagging(),
+            access::tags_with("iam:TagRole", role.clone()),
+            Permission::update("iam:PutRolePolicy").on(role.clone()).tagged(),
+            Permission::update("iam:UpdateAssumeRolePolicy").on(role.clone()).tagged(),
+            Permission::update("iam:DetachRolePolicy").on(role.clone()).tagged(),
+            Permission::delete("iam:ListRolePolicies").on(role.clone()),
+            Permission::delete("iam:DeleteRolePolicy").on(role.clone()).tagged(),
+            Permission::delete("iam:DetachRolePolicy").on(role.clone()).tagged(),
+            Permission::delete("iam:DeleteRole").on(role).tagged(),
+        ]
+    }
+
+    fn billing(&self, _config: &Config) -> Vec<Charge> {
+        vec![]
+    }
 
     fn key(&self) -> Key {
         self.role_key()

@@ -7,6 +7,9 @@ use aws_sdk_elasticloadbalancingv2::types::{
 };
 use serde::Serialize;
 
+use crate::access::{arn, Permission};
+use crate::bill::Charge;
+use crate::config::Config;
 use crate::config::HTTPS_PORT;
 use crate::error::{returned, AwsContext, StackError};
 use crate::model::{before, Attr, Changed, Dep, Diff, Edge, Field, Key, Managed, Nodes, Outcome, Record, Scope, Shape};
@@ -14,8 +17,8 @@ use crate::progress::Line;
 use crate::resources::acm;
 use crate::resources::certificate::{CERTIFICATE, CERTIFICATE_ISSUED};
 use crate::resources::load_balancer::{
-    check_tags, default_action, delete_listener, find_listener, forward_to, load_balancer_name, show_action, LISTENER,
-    LISTENER_KIND, LOAD_BALANCER, TARGET_GROUP,
+    check_tags, default_action, delete_listener, find_listener, forward_to, listener_permissions, load_balancer_name,
+    show_action, LISTENER, LISTENER_KIND, LOAD_BALANCER, TARGET_GROUP,
 };
 use crate::wait::{self, budget};
 
@@ -103,6 +106,19 @@ async fn given_certificate_problem(ctx: &Scope<'_>, arn: &str) -> Result<Option<
 impl Managed for ListenerHttps {
     type Live = ListenerObject;
     type Field = HttpsField;
+
+    fn permissions(&self) -> Vec<Permission> {
+        let mut permissions = listener_permissions();
+        // A certificate given by ARN is checked (issued, in the region) before any change, and
+        // `status` reports the one it serves.
+        permissions.push(Permission::find("acm:DescribeCertificate").on(arn("acm", "certificate/*")));
+        permissions.push(Permission::inspect("acm:DescribeCertificate").on(arn("acm", "certificate/*")));
+        permissions
+    }
+
+    fn billing(&self, _config: &Config) -> Vec<Charge> {
+        vec![]
+    }
 
     fn key(&self) -> Key {
         LISTENER_HTTPS

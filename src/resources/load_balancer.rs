@@ -11,6 +11,9 @@ use aws_sdk_elasticloadbalancingv2::types::{
     RedirectActionStatusCodeEnum, TargetGroup as Tg, TargetGroupAttribute, TargetHealthStateEnum, TargetTypeEnum,
 };
 
+use crate::access::{self, arn, global_arn, Condition, Permission, STACK};
+use crate::bill::{items, Charge, Quantity, Unit};
+use crate::config::Config;
 use crate::config::HTTPS_PORT;
 use crate::error::{found, ignore_not_found, returned, AwsContext, StackError};
 use crate::model::{
@@ -76,6 +79,26 @@ pub fn url(dns_name: Option<&str>, port: u32, https_listener: bool, alias: Optio
         (None, true) => dns_name.map(|d| format!("https://{d}")),
         _ => dns_name.map(|d| if port == 80 { format!("http://{d}") } else { format!("http://{d}:{port}") }),
     }
+}
+
+/// The load balancer's ARN pattern.
+fn load_balancer_arn() -> String {
+    arn("elasticloadbalancing", &format!("loadbalancer/app/{}/*", load_balancer_name(STACK)))
+}
+
+/// What a listener (HTTP or HTTPS) calls: found on the load balancer, created on it with the
+/// stack's tags, changed and deleted by its own ARN.
+pub(crate) fn listener_permissions() -> Vec<Permission> {
+    let listener = arn("elasticloadbalancing", &format!("listener/app/{}/*/*", load_balancer_name(STACK)));
+    vec![
+        Permission::find("elasticloadbalancing:DescribeListeners"),
+        Permission::find("elasticloadbalancing:DescribeTags"),
+        Permission::create("elasticloadbalancing:CreateListener").on(load_balancer_arn()).tagged(),
+        Permission::create("elasticloadbalancing:CreateListener").on(listener.clone()).tagging(),
+        access::tags_on_create("elasticloadbalancing:AddTags", "CreateListener", listener.clone()),
+        Permission::update("elasticloadbalancing:ModifyListener").on(listener.clone()).tagged(),
+        Permission::delete("elasticloadbalancing:DeleteListener").on(listener).tagged(),
+    ]
 }
 
 /// Check the tags of an ELB resource (one DescribeTags call), on our side.
@@ -203,6 +226,26 @@ async fn deregistration_delay(ctx: &Scope<'_>, arn: &str) -> Result<Option<Strin
 impl Managed for TargetGroup {
     type Live = TgLive;
     type Field = TargetGroupField;
+
+    fn permissions(&self) -> Vec<Permission> {
+        let tg = arn("elasticloadbalancing", &format!("targetgroup/{}/*", target_group_name(STACK)));
+        vec![
+            Permission::find("elasticloadbalancing:DescribeTargetGroups"),
+            Permission::find("elasticloadbalancing:DescribeTags"),
+            Permission::find("elasticloadbalancing:DescribeTargetGroupAttributes"),
+            // Its targets' health, which the service's checks and the rollout wait read.
+            Permission::find("elasticloadbalancing:DescribeTargetHealth"),
+            Permission::create("elasticloadbalancing:CreateTargetGroup").on(tg.clone()).tagging(),
+            access::tags_on_create("elasticloadbalancing:AddTags", "CreateTargetGroup", tg.clone()),
+            Permission::update("elasticloadbalancing:ModifyTargetGroup").on(tg.clone()).tagged(),
+            Permission::update("elasticloadbalancing:ModifyTargetGroupAttributes").on(tg.clone()).tagged(),
+            Permission::delete("elasticloadbalancing:DeleteTargetGroup").on(tg).tagged(),
+        ]
+    }
+
+    fn billing(&self, _config: &Config) -> Vec<Charge> {
+        vec![]
+    }
 
     fn key(&self) -> Key {
         TARGET_GROUP
@@ -439,6 +482,43 @@ impl Managed for LoadBalancer {
     type Live = LbLive;
     type Field = LoadBalancerField;
 
+    fn permissions(&self) -> Vec<Permission> {
+        let lb = load_balancer_arn();
+        vec![
+            Permission::find("elasticloadbalancing:DescribeLoadBalancers"),
+            Permission::find("elasticloadbalancing:DescribeTags"),
+            Permission::find("elasticloadbalancing:DescribeLoadBalancerAttributes"),
+            Permission::create("elasticloadbalancing:CreateLoadBalancer").on(lb.clone()).tagging(),
+            access::tags_on_create("elasticloadbalancing:AddTags", "CreateLoadBalancer", lb.clone()),
+            // ELB makes its service-linked role on an account's first load balancer.
+            Permission::create("iam:CreateServiceLinkedRole")
+                .on(global_arn("iam", true, "role/aws-service-role/elasticloadbalancing.amazonaws.com/*"))
+                .when(Condition::ServiceLinked("elasticloadbalancing.amazonaws.com"))
+                .implied(),
+            Permission::update("elasticloadbalancing:ModifyLoadBalancerAttributes").on(lb.clone()).tagged(),
+            Permission::delete("elasticloadbalancing:DeleteLoadBalancer").on(lb).tagged(),
+            Permission::delete("elasticloadbalancing:DescribeLoadBalancers"),
+            // Its network interfaces, released before its subnets, group and gateway go.
+            Permission::delete("ec2:DescribeNetworkInterfaces"),
+        ]
+    }
+
+    /// By the hour and by capacity units; and, as every public IPv4 address bills by the hour, one
+    /// per AZ it spans.
+    fn billing(&self, config: &Config) -> Vec<Charge> {
+        let azs = config.network.az_count as f64;
+        vec![
+            Charge::running(items::ALB_HOUR, Unit::Hour, Quantity::fixed(1.0), "application load balancer"),
+            Charge::usage(items::ALB_LCU, Unit::LcuHour, "load balancer capacity units"),
+            Charge::running(
+                items::PUBLIC_IPV4_HOUR,
+                Unit::Hour,
+                Quantity::fixed(azs),
+                "public IPv4 addresses of the load balancer (one per AZ)",
+            ),
+        ]
+    }
+
     fn key(&self) -> Key {
         LOAD_BALANCER
     }
@@ -594,6 +674,9 @@ pub struct ActiveWait;
 
 #[async_trait]
 impl Wait for ActiveWait {
+    fn permissions(&self) -> Vec<Permission> {
+        vec![Permission::create("elasticloadbalancing:DescribeLoadBalancers")]
+    }
     fn key(&self) -> Key {
         LOAD_BALANCER_ACTIVE
     }
@@ -731,6 +814,14 @@ impl Field for ListenerField {
 impl Managed for Listener {
     type Live = ListenerObject;
     type Field = ListenerField;
+
+    fn permissions(&self) -> Vec<Permission> {
+        listener_permissions()
+    }
+
+    fn billing(&self, _config: &Config) -> Vec<Charge> {
+        vec![]
+    }
 
     fn key(&self) -> Key {
         LISTENER

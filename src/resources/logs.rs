@@ -3,6 +3,9 @@
 use async_trait::async_trait;
 use aws_sdk_cloudwatchlogs::types::LogGroup as Group;
 
+use crate::access::{self, arn, Permission, STACK};
+use crate::bill::{items, Charge, Unit};
+use crate::config::Config;
 use crate::error::{found, ignore_not_found, AwsContext, StackError};
 use crate::model::{Attr, Changed, Dep, Diff, Field, Key, Kind, Managed, Nodes, Outcome, Record, Scope, Shape};
 use crate::progress::Line;
@@ -58,6 +61,26 @@ impl Field for LogsField {
 impl Managed for LogGroup {
     type Live = Group;
     type Field = LogsField;
+
+    fn permissions(&self) -> Vec<Permission> {
+        let group = arn("logs", &format!("log-group:{}", log_group_name(STACK)));
+        vec![
+            Permission::find("logs:DescribeLogGroups"),
+            Permission::find("logs:ListTagsForResource").on(group.clone()),
+            Permission::create("logs:CreateLogGroup").on(group.clone()).tagging(),
+            access::tags_with("logs:TagResource", group.clone()),
+            Permission::update("logs:PutRetentionPolicy").on(group.clone()),
+            Permission::delete("logs:DeleteLogGroup").on(group),
+        ]
+    }
+
+    /// Ingestion and storage by use.
+    fn billing(&self, _config: &Config) -> Vec<Charge> {
+        vec![
+            Charge::usage(items::LOGS_INGESTION, Unit::Gb, "logs ingested"),
+            Charge::usage(items::LOGS_STORAGE, Unit::GbMonth, "logs stored"),
+        ]
+    }
 
     fn key(&self) -> Key {
         LOG_GROUP

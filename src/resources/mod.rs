@@ -23,6 +23,9 @@ pub mod table;
 pub mod tags;
 pub mod task_definition;
 
+#[cfg(test)]
+mod declarations;
+
 use crate::graph::{Graph, GraphError};
 use crate::model::{Nodes, Shape};
 

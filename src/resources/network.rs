@@ -6,6 +6,8 @@ use aws_sdk_ec2::types::{
     ResourceType, RouteTable as Rt, Subnet as Sn, Vpc as VpcObject, VpcAttributeName,
 };
 
+use crate::access::{self, arn, Permission};
+use crate::bill::{items, Charge, Quantity, Unit};
 use crate::config::Config;
 use crate::error::{found, ignore_not_found, returned, AwsContext, StackError};
 use crate::model::{
@@ -200,6 +202,24 @@ impl Managed for Vpc {
     type Live = VpcLive;
     type Field = VpcField;
 
+    fn permissions(&self) -> Vec<Permission> {
+        let vpc = arn("ec2", "vpc/*");
+        vec![
+            Permission::find("ec2:DescribeVpcs"),
+            Permission::find("ec2:DescribeVpcAttribute"),
+            // The preflight of `up`, and the zones the subnets go in.
+            Permission::create("ec2:DescribeAvailabilityZones"),
+            Permission::create("ec2:CreateVpc").on(vpc.clone()).tagging(),
+            access::tags_on_create("ec2:CreateTags", "CreateVpc", vpc.clone()),
+            Permission::update("ec2:ModifyVpcAttribute").on(vpc.clone()).tagged(),
+            Permission::delete("ec2:DeleteVpc").on(vpc).tagged(),
+        ]
+    }
+
+    fn billing(&self, _config: &Config) -> Vec<Charge> {
+        vec![]
+    }
+
     fn key(&self) -> Key {
         VPC
     }
@@ -340,6 +360,21 @@ impl Managed for Subnet {
     type Live = Sn;
     type Field = NoField;
 
+    fn permissions(&self) -> Vec<Permission> {
+        let subnet = arn("ec2", "subnet/*");
+        vec![
+            Permission::find("ec2:DescribeSubnets"),
+            Permission::create("ec2:CreateSubnet").on(subnet.clone()).tagging(),
+            Permission::create("ec2:CreateSubnet").on(arn("ec2", "vpc/*")).tagged(),
+            access::tags_on_create("ec2:CreateTags", "CreateSubnet", subnet.clone()),
+            Permission::delete("ec2:DeleteSubnet").on(subnet).tagged(),
+        ]
+    }
+
+    fn billing(&self, _config: &Config) -> Vec<Charge> {
+        vec![]
+    }
+
     fn key(&self) -> Key {
         if self.public {
             PUBLIC_SUBNET.at(self.index)
@@ -440,6 +475,24 @@ impl Field for IgwField {
 impl Managed for InternetGateway {
     type Live = Igw;
     type Field = IgwField;
+
+    fn permissions(&self) -> Vec<Permission> {
+        let igw = arn("ec2", "internet-gateway/*");
+        vec![
+            Permission::find("ec2:DescribeInternetGateways"),
+            Permission::create("ec2:CreateInternetGateway").on(igw.clone()).tagging(),
+            access::tags_on_create("ec2:CreateTags", "CreateInternetGateway", igw.clone()),
+            Permission::update("ec2:AttachInternetGateway").on(igw.clone()).tagged(),
+            Permission::update("ec2:AttachInternetGateway").on(arn("ec2", "vpc/*")).tagged(),
+            Permission::delete("ec2:DetachInternetGateway").on(igw.clone()).tagged(),
+            Permission::delete("ec2:DetachInternetGateway").on(arn("ec2", "vpc/*")).tagged(),
+            Permission::delete("ec2:DeleteInternetGateway").on(igw).tagged(),
+        ]
+    }
+
+    fn billing(&self, _config: &Config) -> Vec<Charge> {
+        vec![]
+    }
 
     fn key(&self) -> Key {
         INTERNET_GATEWAY
@@ -563,6 +616,22 @@ impl Managed for ElasticIp {
     type Live = Address;
     type Field = NoField;
 
+    fn permissions(&self) -> Vec<Permission> {
+        let eip = arn("ec2", "elastic-ip/*");
+        vec![
+            Permission::find("ec2:DescribeAddresses"),
+            Permission::create("ec2:AllocateAddress").on(eip.clone()).tagging(),
+            access::tags_on_create("ec2:CreateTags", "AllocateAddress", eip.clone()),
+            Permission::delete("ec2:ReleaseAddress").on(eip).tagged(),
+        ]
+    }
+
+    /// A public IPv4 address bills by the hour whether or not it is in use.
+    fn billing(&self, _config: &Config) -> Vec<Charge> {
+        let what = format!("public IPv4 address of NAT gateway {}", self.index + 1);
+        vec![Charge::running(items::PUBLIC_IPV4_HOUR, Unit::Hour, Quantity::fixed(1.0), what)]
+    }
+
     fn key(&self) -> Key {
         ELASTIC_IP.at(self.index)
     }
@@ -665,6 +734,26 @@ async fn describe_nats(ctx: &Scope<'_>, ids: Vec<String>, filters: Vec<Filter>) 
 impl Managed for NatGateway {
     type Live = Nat;
     type Field = NoField;
+
+    fn permissions(&self) -> Vec<Permission> {
+        let nat = arn("ec2", "natgateway/*");
+        vec![
+            Permission::find("ec2:DescribeNatGateways"),
+            Permission::create("ec2:CreateNatGateway").on(nat.clone()).tagging(),
+            Permission::create("ec2:CreateNatGateway").on(arn("ec2", "subnet/*")).tagged(),
+            Permission::create("ec2:CreateNatGateway").on(arn("ec2", "elastic-ip/*")).tagged(),
+            access::tags_on_create("ec2:CreateTags", "CreateNatGateway", nat.clone()),
+            Permission::delete("ec2:DeleteNatGateway").on(nat).tagged(),
+        ]
+    }
+
+    fn billing(&self, _config: &Config) -> Vec<Charge> {
+        let what = format!("NAT gateway {}", self.index + 1);
+        vec![
+            Charge::running(items::NAT_GATEWAY_HOUR, Unit::Hour, Quantity::fixed(1.0), what.clone()),
+            Charge::usage(items::NAT_GATEWAY_DATA, Unit::Gb, format!("data processed by {what}")),
+        ]
+    }
 
     fn key(&self) -> Key {
         NAT_GATEWAY.at(self.index)
@@ -857,6 +946,27 @@ fn route_target(table: &Rt) -> String {
 impl Managed for RouteTable {
     type Live = Rt;
     type Field = RouteField;
+
+    fn permissions(&self) -> Vec<Permission> {
+        let table = arn("ec2", "route-table/*");
+        vec![
+            Permission::find("ec2:DescribeRouteTables"),
+            Permission::create("ec2:CreateRouteTable").on(table.clone()).tagging(),
+            Permission::create("ec2:CreateRouteTable").on(arn("ec2", "vpc/*")).tagged(),
+            access::tags_on_create("ec2:CreateTags", "CreateRouteTable", table.clone()),
+            Permission::update("ec2:CreateRoute").on(table.clone()).tagged(),
+            Permission::update("ec2:ReplaceRoute").on(table.clone()).tagged(),
+            Permission::update("ec2:AssociateRouteTable").on(table.clone()).tagged(),
+            Permission::update("ec2:AssociateRouteTable").on(arn("ec2", "subnet/*")).tagged(),
+            Permission::update("ec2:ReplaceRouteTableAssociation").on(table.clone()).tagged(),
+            Permission::delete("ec2:DisassociateRouteTable").on(table.clone()).tagged(),
+            Permission::delete("ec2:DeleteRouteTable").on(table).tagged(),
+        ]
+    }
+
+    fn billing(&self, _config: &Config) -> Vec<Charge> {
+        vec![]
+    }
 
     fn key(&self) -> Key {
         self.key

@@ -9,6 +9,9 @@ use aws_sdk_ec2::types::{
     IpPermission, IpRange, Ipv6Range, PrefixListId, ResourceType, SecurityGroup, UserIdGroupPair,
 };
 
+use crate::access::{arn, Permission};
+use crate::bill::Charge;
+use crate::config::Config;
 use crate::error::{found, ignore_not_found, AwsContext, StackError};
 use crate::model::{
     after, before, Changed, Dep, Diff, Edge, Field, Key, Kind, Managed, Nodes, Outcome, Record, Scope, Shape,
@@ -52,6 +55,25 @@ impl Field for RulesField {
         }
         .into()
     }
+}
+
+/// What the groups call: the same for the three (the VPC's default group is only emptied, but
+/// it is looked for, emptied and found with the same calls).
+fn group_permissions() -> Vec<Permission> {
+    let group = arn("ec2", "security-group/*");
+    vec![
+        Permission::find("ec2:DescribeSecurityGroups"),
+        Permission::create("ec2:CreateSecurityGroup").on(group.clone()).tagging(),
+        Permission::create("ec2:CreateSecurityGroup").on(arn("ec2", "vpc/*")).tagged(),
+        crate::access::tags_on_create("ec2:CreateTags", "CreateSecurityGroup", group.clone()),
+        Permission::update("ec2:AuthorizeSecurityGroupIngress").on(group.clone()).tagged(),
+        Permission::update("ec2:AuthorizeSecurityGroupEgress").on(group.clone()).tagged(),
+        Permission::update("ec2:RevokeSecurityGroupIngress").on(group.clone()).tagged(),
+        Permission::update("ec2:RevokeSecurityGroupEgress").on(group.clone()).tagged(),
+        // The task group's delete first removes the load balancer group's egress rule to it.
+        Permission::delete("ec2:RevokeSecurityGroupEgress").on(group.clone()).tagged(),
+        Permission::delete("ec2:DeleteSecurityGroup").on(group).tagged(),
+    ]
 }
 
 const INSIDE_THE_VPC: &str = "DeleteVpc fails with DependencyViolation while anything is left in the VPC";
@@ -340,6 +362,14 @@ impl Managed for AlbGroup {
     type Live = SecurityGroup;
     type Field = RulesField;
 
+    fn permissions(&self) -> Vec<Permission> {
+        group_permissions()
+    }
+
+    fn billing(&self, _config: &Config) -> Vec<Charge> {
+        vec![]
+    }
+
     fn key(&self) -> Key {
         ALB_SECURITY_GROUP
     }
@@ -430,6 +460,14 @@ fn task_ingress(ctx: &Scope<'_>, alb: &str) -> Vec<Rule> {
 impl Managed for TaskGroup {
     type Live = TaskGroupLive;
     type Field = RulesField;
+
+    fn permissions(&self) -> Vec<Permission> {
+        group_permissions()
+    }
+
+    fn billing(&self, _config: &Config) -> Vec<Charge> {
+        vec![]
+    }
 
     fn key(&self) -> Key {
         TASK_SECURITY_GROUP
@@ -541,6 +579,14 @@ async fn default_group(ctx: &Scope<'_>, vpc: &str) -> Result<Option<SecurityGrou
 impl Managed for DefaultGroup {
     type Live = SecurityGroup;
     type Field = RulesField;
+
+    fn permissions(&self) -> Vec<Permission> {
+        group_permissions()
+    }
+
+    fn billing(&self, _config: &Config) -> Vec<Charge> {
+        vec![]
+    }
 
     fn key(&self) -> Key {
         DEFAULT_SECURITY_GROUP

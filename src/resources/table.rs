@@ -8,6 +8,8 @@ use aws_sdk_dynamodb::types::{
     TableDescription, TableStatus,
 };
 
+use crate::access::{self, arn, Permission, STACK};
+use crate::bill::{items, Charge, Unit};
 use crate::config::{Config, KeyAttribute};
 use crate::error::{found, ignore_not_found, returned, AwsContext, StackError};
 use crate::model::{
@@ -127,6 +129,32 @@ impl Field for TableField {
 impl Managed for Table {
     type Live = TableLive;
     type Field = TableField;
+
+    fn permissions(&self) -> Vec<Permission> {
+        let table = arn("dynamodb", &format!("table/{}", table_name(STACK)));
+        vec![
+            Permission::find("dynamodb:DescribeTable").on(table.clone()),
+            Permission::find("dynamodb:ListTagsOfResource").on(table.clone()),
+            Permission::create("dynamodb:CreateTable").on(table.clone()).tagging(),
+            access::tags_with("dynamodb:TagResource", table.clone()),
+            Permission::update("dynamodb:UpdateTable").on(table.clone()).tagged(),
+            // `down` counts the items before it deletes anything, and again once the tasks stopped.
+            Permission::delete("dynamodb:Scan").on(table.clone()).tagged(),
+            Permission::delete("dynamodb:CreateBackup").on(table.clone()).tagged(),
+            Permission::delete("dynamodb:UpdateTable").on(table.clone()).tagged(),
+            Permission::delete("dynamodb:DeleteTable").on(table).tagged(),
+        ]
+    }
+
+    /// On demand: requests and storage by use, and the backups `down --delete-data` makes.
+    fn billing(&self, _config: &Config) -> Vec<Charge> {
+        vec![
+            Charge::usage(items::DYNAMODB_WRITES, Unit::MillionRequests, "table writes"),
+            Charge::usage(items::DYNAMODB_READS, Unit::MillionRequests, "table reads"),
+            Charge::usage(items::DYNAMODB_STORAGE, Unit::GbMonth, "table storage"),
+            Charge::usage(items::DYNAMODB_BACKUP, Unit::GbMonth, "backups made by `down --delete-data`"),
+        ]
+    }
 
     fn key(&self) -> Key {
         TABLE

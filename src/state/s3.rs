@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use super::location::LOCK_SUFFIX;
 use super::{Backend, State, StateError};
+use crate::access::{Permission, Verb};
 use crate::error::aws::AwsError;
 
 /// Retries of a conditional write that raced another one (409).
@@ -534,6 +535,17 @@ pub async fn unlock(bucket: &Bucket, key: &str, lock_id: &str) -> Result<LockInf
             message: "the lock changed while it was being removed (another run took it?); nothing was removed".into(),
         }),
     }
+}
+
+/// What a state in S3 needs: the state object and its lock object, read, written (conditionally)
+/// and deleted.
+pub fn permissions() -> Vec<Permission> {
+    let objects = "arn:{partition}:s3:::{state_bucket}/{state_key}*";
+    vec![
+        Permission::new(Verb::State, "s3:GetObject").on(objects),
+        Permission::new(Verb::State, "s3:PutObject").on(objects),
+        Permission::new(Verb::State, "s3:DeleteObject").on(objects),
+    ]
 }
 
 #[cfg(test)]

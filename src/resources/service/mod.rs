@@ -8,13 +8,16 @@ use aws_sdk_ecs::types::{
 
 pub mod status;
 
+use crate::access::{self, arn, Permission, STACK};
+use crate::bill::{items, Charge, Quantity, Unit};
+use crate::config::Config;
 use crate::error::{found, returned, AwsContext, StackError};
 use crate::model::{
     before, Attr, Changed, Declared, Dep, Diff, Edge, Field, Health, Inspection, Key, Kind, Managed, Nodes, Outcome,
     Record, Scope, Shape, Step, Wait,
 };
 use crate::progress::Line;
-use crate::resources::cluster::{stack_cluster, CLUSTER};
+use crate::resources::cluster::{cluster_name, stack_cluster, CLUSTER};
 use crate::resources::ec2::{filter, wait_enis_released};
 use crate::resources::iam::{EXECUTION_ROLE, TASK_ROLE};
 use crate::resources::load_balancer::{target_health, LISTENER, LOAD_BALANCER_ACTIVE, TARGET_GROUP};
@@ -73,6 +76,21 @@ impl Field for ServiceField {
     }
 }
 
+/// The service's ARN pattern.
+fn service_arn() -> String {
+    arn("ecs", &format!("service/{}/{}", cluster_name(STACK), service_name(STACK)))
+}
+
+/// What the wait for a rollout reads: the service, its targets, (on success) nothing else.
+fn rollout_permissions() -> Vec<Permission> {
+    vec![
+        Permission::create("ecs:DescribeServices").on(service_arn()),
+        Permission::create("elasticloadbalancing:DescribeTargetHealth"),
+        Permission::update("ecs:DescribeServices").on(service_arn()),
+        Permission::update("elasticloadbalancing:DescribeTargetHealth"),
+    ]
+}
+
 /// Why each thing the tasks use must wait for the service to be gone.
 const TASKS_RUN_WITH_IT: &str = "the tasks run with this role until they stop (image pulls, logs, the table)";
 
@@ -126,6 +144,47 @@ async fn wait_service_gone(ctx: &Scope<'_>, line: &Line) -> Result<(), StackErro
 impl Managed for Service {
     type Live = ServiceLive;
     type Field = ServiceField;
+
+    fn permissions(&self) -> Vec<Permission> {
+        let service = service_arn();
+        vec![
+            Permission::find("ecs:DescribeServices").on(service.clone()),
+            Permission::find("elasticloadbalancing:DescribeTargetHealth"),
+            Permission::create("ecs:DescribeServices").on(service.clone()),
+            Permission::create("ecs:CreateService").on(service.clone()).tagging(),
+            access::tags_on_create("ecs:TagResource", "CreateService", service.clone()),
+            Permission::update("ecs:UpdateService").on(service.clone()).tagged(),
+            Permission::delete("ecs:UpdateService").on(service.clone()).tagged(),
+            Permission::delete("ecs:DeleteService").on(service.clone()).tagged(),
+            Permission::delete("ecs:DescribeServices").on(service),
+            // The tasks' network interfaces, released before their subnets and group go.
+            Permission::delete("ec2:DescribeNetworkInterfaces"),
+            // What `status`, `deploy` and `rollback` show: why tasks stopped.
+            Permission::inspect("ecs:ListTasks"),
+            Permission::inspect("ecs:DescribeTasks").on(arn("ecs", &format!("task/{}/*", cluster_name(STACK)))),
+        ]
+    }
+
+    /// Fargate by the vCPU-hour and GB-hour, for every task: the desired count, or the range
+    /// `[autoscaling]` keeps it in. The tasks have no public address (private subnets, NAT).
+    fn billing(&self, config: &Config) -> Vec<Charge> {
+        let service = &config.service;
+        let tasks = match &config.autoscaling {
+            Some(scaling) => Quantity { min: scaling.min_count as f64, max: scaling.max_count as f64 },
+            None => Quantity::fixed(service.desired_count as f64),
+        };
+        let per_task =
+            |size: u32| Quantity { min: tasks.min * size as f64 / 1024.0, max: tasks.max * size as f64 / 1024.0 };
+        vec![
+            Charge::running(items::FARGATE_VCPU_X86, Unit::VcpuHour, per_task(service.cpu), "Fargate vCPU (x86_64)"),
+            Charge::running(
+                items::FARGATE_MEMORY_X86,
+                Unit::GbHour,
+                per_task(service.memory),
+                "Fargate memory (x86_64)",
+            ),
+        ]
+    }
 
     fn key(&self) -> Key {
         SERVICE
@@ -468,6 +527,9 @@ pub struct HealthyWait;
 
 #[async_trait]
 impl Wait for HealthyWait {
+    fn permissions(&self) -> Vec<Permission> {
+        rollout_permissions()
+    }
     fn key(&self) -> Key {
         SERVICE_HEALTHY
     }
@@ -501,6 +563,9 @@ pub struct Roll {
 
 #[async_trait]
 impl Step for Roll {
+    fn permissions(&self) -> Vec<Permission> {
+        vec![Permission::update("ecs:UpdateService").on(service_arn()).tagged()]
+    }
     fn key(&self) -> Key {
         SERVICE
     }

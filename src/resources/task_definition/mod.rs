@@ -10,6 +10,9 @@ use aws_sdk_ecs::types::{
 
 pub mod image;
 
+use crate::access::{self, arn, global_arn, Condition, Permission, Verb, STACK};
+use crate::bill::Charge;
+use crate::config::Config;
 use crate::error::{returned, AwsContext, StackError};
 use crate::model::{
     Attr, Changed, Declared, Dep, Diff, Field, Key, Managed, Nodes, Outcome, Record, Scope, Shape, Step,
@@ -164,6 +167,17 @@ async fn describe_definition(
 
 pub struct TaskDefinition;
 
+/// Registering a revision: the call, its tags, and passing the stack's roles to ECS tasks.
+fn definition_permissions(verb: Verb) -> Vec<Permission> {
+    let revisions = arn("ecs", &format!("task-definition/{}:*", family(STACK)));
+    let roles = global_arn("iam", true, &format!("role/{STACK}-*-role"));
+    vec![
+        Permission::new(verb, "ecs:RegisterTaskDefinition").tagging(),
+        access::tags_on_create("ecs:TagResource", "RegisterTaskDefinition", revisions),
+        Permission::new(verb, "iam:PassRole").on(roles).when(Condition::PassedTo("ecs-tasks.amazonaws.com")).implied(),
+    ]
+}
+
 /// The ownership check of a revision, by its tags.
 fn owned(ctx: &Scope<'_>, what: &str, tags: &[aws_sdk_ecs::types::Tag]) -> Result<(), StackError> {
     ctx.owned(TASK_DEFINITION, format!("{} {what}", TASK_DEFINITION.kind()), tags.pairs())
@@ -173,6 +187,24 @@ fn owned(ctx: &Scope<'_>, what: &str, tags: &[aws_sdk_ecs::types::Tag]) -> Resul
 impl Managed for TaskDefinition {
     type Live = Definition;
     type Field = DefinitionField;
+
+    fn permissions(&self) -> Vec<Permission> {
+        definition_permissions(Verb::Create)
+            .into_iter()
+            .chain(definition_permissions(Verb::Update))
+            .chain([
+                Permission::find("ecs:DescribeTaskDefinition"),
+                Permission::delete("ecs:ListTaskDefinitions"),
+                Permission::delete("ecs:DeregisterTaskDefinition"),
+                Permission::delete("ecs:DeleteTaskDefinitions")
+                    .on(arn("ecs", &format!("task-definition/{}:*", family(STACK)))),
+            ])
+            .collect()
+    }
+
+    fn billing(&self, _config: &Config) -> Vec<Charge> {
+        vec![]
+    }
 
     fn key(&self) -> Key {
         TASK_DEFINITION
@@ -415,6 +447,9 @@ pub struct Deploy {
 
 #[async_trait]
 impl Step for Deploy {
+    fn permissions(&self) -> Vec<Permission> {
+        definition_permissions(Verb::Update)
+    }
     fn key(&self) -> Key {
         TASK_DEFINITION
     }

@@ -1,0 +1,332 @@
+//! The declarations every resource makes, checked against the source and against each other: the
+//! keys and kinds (the state file's names), the IAM actions (every SDK call in a module is
+//! declared by it, every tagged create declares its tagging action), and the monthly bill's basis.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::access::{Condition, Permission};
+use crate::config::{Config, DEFAULT_TOML};
+use crate::graph::Graph;
+use crate::model::{Resource, Shape, Stepping};
+use crate::resources::{service, stack, task_definition};
+
+/// A config that asks for everything (HTTPS on a domain, both scaling policies).
+fn everything_config() -> Config {
+    let text = format!(
+        "{DEFAULT_TOML}\n[https]\ndomain = \"api.example.com\"\n\n[autoscaling]\nmin_count = 2\nmax_count = 6\n\
+         requests_per_target = 500\n"
+    );
+    Config::parse("t", &text).unwrap()
+}
+
+/// Every node any stack can have, and the steps `deploy` and `rollback` run.
+fn catalog() -> Vec<Arc<dyn Resource>> {
+    let config = everything_config();
+    let graph: Graph = stack(&Shape::everything(&config)).unwrap();
+    let mut nodes = graph.nodes().to_vec();
+    let base = aws_sdk_ecs::types::TaskDefinition::builder().build();
+    nodes.push(Arc::new(Stepping(task_definition::Deploy { base, image: Some("nginx".into()) })));
+    nodes.push(Arc::new(Stepping(service::Roll { runs: String::new(), force: false })));
+    nodes
+}
+
+/// `fargate_stack::resources::network::Vpc` -> `src/resources/network.rs` (or `.../mod.rs`).
+fn source_of(type_name: &str) -> String {
+    let path: Vec<&str> = type_name.split("::").collect();
+    let module = path[1..path.len() - 1].join("/");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    if root.join(format!("{module}.rs")).exists() {
+        format!("src/{module}.rs")
+    } else {
+        format!("src/{module}/mod.rs")
+    }
+}
+
+const CLIENTS: &[(&str, &str)] = &[
+    ("ec2", "ec2"),
+    ("ecs", "ecs"),
+    ("elb", "elasticloadbalancing"),
+    ("dynamodb", "dynamodb"),
+    ("iam", "iam"),
+    ("logs", "logs"),
+    ("autoscaling", "application-autoscaling"),
+    ("acm", "acm"),
+    ("route53", "route53"),
+    ("s3", "s3"),
+];
+
+/// The IAM action of an SDK operation: the service's prefix and the operation in PascalCase.
+fn action(client: &str, op: &str) -> String {
+    let prefix = CLIENTS.iter().find(|(c, _)| *c == client).map(|(_, p)| *p).expect("a known client");
+    let name: String = op
+        .split('_')
+        .map(|w| {
+            let mut chars = w.chars();
+            chars.next().map(|c| c.to_ascii_uppercase().to_string() + chars.as_str()).unwrap_or_default()
+        })
+        .collect();
+    format!("{prefix}:{name}")
+}
+
+/// The SDK calls in a source file (outside its tests), as IAM actions: `x.aws.<client>.<op>(`,
+/// `x.clients.<client>.<op>(`, a client bound to a name (`let iam = &ctx.aws.iam;`), and the S3
+/// backend's own client.
+fn calls(path: &str) -> BTreeSet<String> {
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(path)).unwrap();
+    let text = text.split("#[cfg(test)]\nmod tests").next().unwrap_or_default();
+    let clients = CLIENTS.iter().map(|(c, _)| *c).collect::<Vec<_>>().join("|");
+    let direct = regex_lite::Regex::new(&format!(r"\b(?:aws|clients)\s*\.\s*({clients})\s*\.\s*(\w+)\s*\(")).unwrap();
+    let bound =
+        regex_lite::Regex::new(&format!(r"let\s+(\w+)\s*=\s*&\s*[\w.]*?(?:aws|clients)\s*\.\s*({clients})\s*;"))
+            .unwrap();
+    let mut found = BTreeSet::new();
+    for c in direct.captures_iter(text) {
+        found.insert(action(&c[1], &c[2]));
+    }
+    for c in bound.captures_iter(text) {
+        let (name, client) = (&c[1], &c[2]);
+        let uses = regex_lite::Regex::new(&format!(r"\b{name}\s*\.\s*(\w+)\s*\(")).unwrap();
+        for u in uses.captures_iter(text) {
+            found.insert(action(client, &u[1]));
+        }
+    }
+    if path.starts_with("src/state/") {
+        for c in regex_lite::Regex::new(r"\.client\s*\.\s*(\w+)\s*\(").unwrap().captures_iter(text) {
+            found.insert(action("s3", &c[1]));
+        }
+    }
+    found
+}
+
+/// Every Rust file below `dir`.
+fn files(dir: &str) -> Vec<String> {
+    let mut out = vec![];
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut stack = vec![root.join(dir)];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path.strip_prefix(root).unwrap().to_string_lossy().into_owned());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The declared actions by source file: each node's, and the commands' and state backend's own.
+fn declared() -> BTreeMap<String, Vec<Permission>> {
+    let mut by_file: BTreeMap<String, Vec<Permission>> = BTreeMap::new();
+    for node in catalog() {
+        by_file.entry(source_of(node.declared_by())).or_default().extend(node.permissions());
+    }
+    by_file.entry("src/commands/list.rs".into()).or_default().extend(crate::commands::list::permissions());
+    by_file.entry("src/commands/logs.rs".into()).or_default().extend(crate::commands::logs::permissions());
+    by_file.entry("src/state/s3.rs".into()).or_default().extend(crate::state::s3::permissions());
+    by_file
+}
+
+#[test]
+fn every_sdk_call_is_declared_by_the_module_that_makes_it() {
+    let declared = declared();
+    let all: BTreeSet<&str> = declared.values().flatten().map(|p| p.action).collect();
+    let mut sources = files("src/resources");
+    sources.extend(["src/commands/list.rs", "src/commands/logs.rs", "src/state/s3.rs"].map(String::from));
+    let mut missing = vec![];
+    let mut everywhere = BTreeSet::new();
+    for file in &sources {
+        let made = calls(file);
+        everywhere.extend(made.iter().cloned());
+        match declared.get(file) {
+            // A module that declares resources declares every call it makes.
+            Some(own) => {
+                let own: BTreeSet<&str> = own.iter().map(|p| p.action).collect();
+                missing.extend(made.iter().filter(|a| !own.contains(a.as_str())).map(|a| format!("{file}: {a}")));
+            }
+            // Helpers (`ec2`, `acm`): declared by the resources that call them.
+            None => {
+                missing.extend(made.iter().filter(|a| !all.contains(a.as_str())).map(|a| format!("{file}: {a}")));
+            }
+        }
+    }
+    assert!(missing.is_empty(), "calls no resource declares: {missing:#?}");
+    // And nothing is declared that no code calls (but what AWS checks on our behalf); a resource
+    // may call through another module's helpers (the listeners' lookup, the targets' health).
+    let mut stale = vec![];
+    for (file, permissions) in &declared {
+        for p in permissions.iter().filter(|p| !p.implied && !everywhere.contains(p.action)) {
+            stale.push(format!("{file}: {p}"));
+        }
+    }
+    assert!(stale.is_empty(), "declared but never called: {stale:#?}");
+}
+
+#[test]
+fn every_create_that_sends_tags_declares_its_tagging_action_and_every_role_passed_its_service() {
+    const TAGGING: &[(&str, &str)] = &[
+        ("ec2", "ec2:CreateTags"),
+        ("ecs", "ecs:TagResource"),
+        ("elasticloadbalancing", "elasticloadbalancing:AddTags"),
+        ("iam", "iam:TagRole"),
+        ("logs", "logs:TagResource"),
+        ("dynamodb", "dynamodb:TagResource"),
+        ("acm", "acm:AddTagsToCertificate"),
+        ("application-autoscaling", "application-autoscaling:TagResource"),
+    ];
+    for (file, permissions) in declared() {
+        let actions: BTreeSet<&str> = permissions.iter().map(|p| p.action).collect();
+        for p in permissions.iter().filter(|p| p.condition == Condition::RequestTag && !p.implied) {
+            let service = p.action.split(':').next().unwrap();
+            let (_, tagging) = TAGGING.iter().find(|(s, _)| *s == service).unwrap_or_else(|| panic!("{p}"));
+            assert!(actions.contains(tagging), "{file}: {} sends tags but {tagging} is not declared", p.action);
+        }
+        for p in permissions.iter().filter(|p| p.action == "iam:PassRole") {
+            assert!(matches!(p.condition, Condition::PassedTo(_)), "{file}: {p}");
+        }
+    }
+}
+
+#[test]
+fn actions_are_service_prefixed_pascal_case_and_patterns_use_known_placeholders() {
+    let prefixes: Vec<&str> = CLIENTS.iter().map(|(_, p)| *p).chain(["cloudwatch"]).collect();
+    for permission in declared().values().flatten() {
+        let (service, name) = permission.action.split_once(':').unwrap_or_else(|| panic!("{permission}"));
+        assert!(prefixes.contains(&service), "{permission}");
+        assert!(name.starts_with(|c: char| c.is_ascii_uppercase()) && name.chars().all(char::is_alphanumeric));
+        if let crate::access::On::Arn(arn) = &permission.on {
+            let stripped = ["{partition}", "{region}", "{account}", "{stack}", "{state_bucket}", "{state_key}"]
+                .iter()
+                .fold(arn.clone(), |a, p| a.replace(p, ""));
+            assert!(!stripped.contains(['{', '}']), "{permission}");
+            assert!(arn.starts_with("arn:{partition}:"), "{permission}");
+        }
+    }
+}
+
+#[test]
+fn keys_and_kinds_are_the_state_files_names_declared_once_in_status_order() {
+    let config = everything_config();
+    let graph = stack(&Shape::of(&config).with_waits(true)).unwrap();
+    let names: Vec<(String, &str)> = graph.keys().iter().map(|k| (k.to_string(), k.kind().label())).collect();
+    // Typed here, not taken from the declarations: existing state files hold these names.
+    let expected = [
+        ("vpc", "ec2:vpc"),
+        ("default-security-group", "ec2:security-group"),
+        ("internet-gateway", "ec2:internet-gateway"),
+        ("subnet-public-1", "ec2:subnet"),
+        ("subnet-public-2", "ec2:subnet"),
+        ("subnet-private-1", "ec2:subnet"),
+        ("subnet-private-2", "ec2:subnet"),
+        ("route-table-public", "ec2:route-table"),
+        ("elastic-ip-1", "ec2:elastic-ip"),
+        ("nat-gateway-1", "ec2:nat-gateway"),
+        ("route-table-private-1", "ec2:route-table"),
+        ("security-group-alb", "ec2:security-group"),
+        ("security-group-task", "ec2:security-group"),
+        ("table", "dynamodb:table"),
+        ("log-group", "logs:log-group"),
+        ("role-execution", "iam:role"),
+        ("role-task", "iam:role"),
+        ("cluster", "ecs:cluster"),
+        ("task-definition", "ecs:task-definition"),
+        ("target-group", "elbv2:target-group"),
+        ("load-balancer", "elbv2:load-balancer"),
+        ("listener", "elbv2:listener"),
+        ("service", "ecs:service"),
+        ("certificate", "acm:certificate"),
+        ("dns-validation-record", "route53:record"),
+        ("certificate-issued", "wait"),
+        ("listener-https", "elbv2:listener"),
+        ("dns-alias-record", "route53:record"),
+        ("scalable-target", "application-autoscaling:scalable-target"),
+        ("scaling-policy-cpu", "application-autoscaling:scaling-policy"),
+        ("scaling-policy-requests", "application-autoscaling:scaling-policy"),
+        ("load-balancer-active", "wait"),
+        ("service-healthy", "wait"),
+    ];
+    let expected: Vec<(String, &str)> = expected.iter().map(|(n, k)| (n.to_string(), *k)).collect();
+    assert_eq!(names, expected);
+    // Every name once, among every key any stack can have; numbered ones count from 1 to 6.
+    let all = stack(&Shape::everything(&config)).unwrap().keys();
+    let unique: BTreeSet<String> = all.iter().map(ToString::to_string).collect();
+    assert_eq!(unique.len(), all.len(), "{all:?}");
+    for family in [
+        crate::resources::network::PUBLIC_SUBNET,
+        crate::resources::network::PRIVATE_SUBNET,
+        crate::resources::network::ELASTIC_IP,
+        crate::resources::network::NAT_GATEWAY,
+        crate::resources::network::PRIVATE_ROUTE_TABLE,
+    ] {
+        let numbered: Vec<String> = all.iter().filter(|k| family.contains(**k)).map(ToString::to_string).collect();
+        assert_eq!(numbered.len(), 6, "{numbered:?}");
+        for name in numbered {
+            assert_eq!(family.parse(&name).map(|k| k.to_string()), Some(name.clone()));
+        }
+    }
+}
+
+/// The month of the hourly items, as AWS bills it.
+const HOURS_PER_MONTH: f64 = 730.0;
+
+#[test]
+fn the_default_stacks_monthly_bill_follows_from_the_declarations() {
+    use crate::bill::{items, Unit};
+    // us-east-1 prices as the cost issue quotes them (the price table is not part of the model).
+    let prices = [
+        (items::NAT_GATEWAY_HOUR, 0.045),
+        (items::ALB_HOUR, 0.0225),
+        (items::PUBLIC_IPV4_HOUR, 0.005),
+        (items::FARGATE_VCPU_X86, 0.04048),
+        (items::FARGATE_MEMORY_X86, 0.004445),
+    ];
+    let bill = |config: &Config| {
+        let graph = stack(&Shape::of(config)).unwrap();
+        let charges: Vec<_> = graph.nodes().iter().flat_map(|n| n.billing(config)).collect();
+        let monthly = |pick: fn(&crate::bill::Quantity) -> f64| -> f64 {
+            charges
+                .iter()
+                .filter_map(|c| Some((c, c.quantity?)))
+                .map(|(c, q)| {
+                    let price = prices.iter().find(|(item, _)| *item == c.item).map(|(_, p)| *p);
+                    let price = price.unwrap_or_else(|| panic!("no test price for {}", c.item));
+                    assert!(matches!(c.unit, Unit::Hour | Unit::VcpuHour | Unit::GbHour), "{c:?}");
+                    pick(&q) * price * HOURS_PER_MONTH
+                })
+                .sum()
+        };
+        let usage: BTreeSet<&str> = charges.iter().filter(|c| c.quantity.is_none()).map(|c| c.item).collect();
+        (monthly(|q| q.min), monthly(|q| q.max), usage)
+    };
+    let config = Config::parse("t", DEFAULT_TOML).unwrap();
+    let (total, max, usage) = bill(&config);
+    // NAT 32.85 + load balancer 16.43 + three public IPv4 addresses 10.95 + two tasks 18.02.
+    assert!((total - 78.245).abs() < 0.005, "{total}");
+    assert_eq!(total, max, "no autoscaling: one figure");
+    for item in [items::NAT_GATEWAY_DATA, items::ALB_LCU, items::LOGS_INGESTION, items::DYNAMODB_WRITES] {
+        assert!(usage.contains(item), "{item} is named as usage-based");
+    }
+    // With autoscaling, the range of the tasks (2 to 6) and the alarms of its policies.
+    let scaled = Config::parse("t", &format!("{DEFAULT_TOML}\n[autoscaling]\nmin_count = 2\nmax_count = 6\n")).unwrap();
+    let graph = stack(&Shape::of(&scaled)).unwrap();
+    let alarms: f64 = graph
+        .nodes()
+        .iter()
+        .flat_map(|n| n.billing(&scaled))
+        .filter(|c| c.item == items::CLOUDWATCH_ALARM)
+        .filter_map(|c| c.quantity.map(|q| q.min))
+        .sum();
+    assert_eq!(alarms, 2.0, "one CPU policy: its two alarms");
+    let vcpu: Vec<_> = graph
+        .nodes()
+        .iter()
+        .flat_map(|n| n.billing(&scaled))
+        .filter(|c| c.item == items::FARGATE_VCPU_X86)
+        .filter_map(|c| c.quantity)
+        .collect();
+    assert_eq!((vcpu[0].min, vcpu[0].max), (0.5, 1.5), "2 to 6 tasks of 0.25 vCPU");
+}
