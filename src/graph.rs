@@ -351,6 +351,34 @@ impl StepResult {
     }
 }
 
+/// Mark blocked (to a fixed point) every unstarted node that waits on a failed or blocked one.
+fn block_waiting(
+    keys: &[Key],
+    waits_for: &[Vec<usize>],
+    lines: &[Line],
+    results: &mut [Option<StepResult>],
+    started: &mut [bool],
+) {
+    let mut changed = true;
+    while changed {
+        changed = false;
+        for i in 0..keys.len() {
+            if started[i] {
+                continue;
+            }
+            let blocker = waits_for[i]
+                .iter()
+                .find(|&&d| matches!(results[d], Some(StepResult::Failed { .. } | StepResult::Blocked { .. })));
+            if let Some(&d) = blocker {
+                lines[i].skipped(&format!("waits for {}", keys[d]));
+                results[i] = Some(StepResult::Blocked { waits_for: keys[d] });
+                started[i] = true;
+                changed = true;
+            }
+        }
+    }
+}
+
 /// Run `run(i, line)` for every node `i`, each once the nodes in `waits_for[i]` are done, at most
 /// `max_concurrency` at once. A failure blocks only what waits on it (transitively); everything
 /// else still runs. Every node gets a report, in the order given.
@@ -372,25 +400,8 @@ where
     let mut running = FuturesUnordered::new();
     let limit = max_concurrency.max(1);
     loop {
-        // Block what waits on a failure (to a fixed point); start what is ready.
-        let mut changed = true;
-        while changed {
-            changed = false;
-            for i in 0..keys.len() {
-                if started[i] {
-                    continue;
-                }
-                let blocker = waits_for[i]
-                    .iter()
-                    .find(|&&d| matches!(results[d], Some(StepResult::Failed { .. } | StepResult::Blocked { .. })));
-                if let Some(&d) = blocker {
-                    lines[i].skipped(&format!("waits for {}", keys[d]));
-                    results[i] = Some(StepResult::Blocked { waits_for: keys[d] });
-                    started[i] = true;
-                    changed = true;
-                }
-            }
-        }
+        // Block what waits on a failure; start what is ready.
+        block_waiting(keys, waits_for, &lines, &mut results, &mut started);
         for i in 0..keys.len() {
             if running.len() >= limit {
                 break;

@@ -132,7 +132,9 @@ async fn up_registers_the_service_with_a_policy_per_metric_and_down_deregisters_
         assert_eq!((r["action"].as_str(), r["kind"].as_str()), (Some("create"), Some(kind)), "{r}");
     }
     let text = cli.run(&["up", "--dry-run"]).ok().stdout;
-    assert!(text.contains("plan: 26 to create"), "{text}");
+    let scaled = fargate_stack::config::Config::parse("t", &config(STACK, Some(SCALING), &[])).unwrap();
+    assert_eq!(resources_of(&scaled), default_resources() + 3, "a target and two policies");
+    assert!(text.contains(&format!("plan: {} to create", resources_of(&scaled))), "{text}");
 
     let up = cli.run(&["--output", "json", "up"]);
     assert_eq!(up.code, 0, "{}\n{}", up.stdout, up.stderr);

@@ -16,7 +16,7 @@ async fn lost_state_is_adopted_by_up_and_cleaned_by_down_name() {
     let again = cli.run(&["--output", "json", "up", "--no-wait"]).ok().json();
     assert_exactly_one_stack(&sdk).await;
     assert_eq!(cli.state().unwrap()["resources"]["vpc"]["id"], vpc_before, "adopted, not recreated");
-    assert_eq!(cli.state().unwrap()["resources"].as_object().unwrap().len(), 23);
+    assert_eq!(cli.state().unwrap()["resources"].as_object().unwrap().len(), default_resources());
     let created: Vec<_> = again["steps"].as_array().unwrap().iter().filter(|s| s["outcome"] == "created").collect();
     assert!(created.is_empty(), "nothing created: {created:?}");
 
@@ -163,13 +163,14 @@ async fn dry_run_changes_nothing() {
     let plan = cli.run(&["--output", "json", "up", "--dry-run"]).ok().json();
     assert_eq!(plan["dry_run"], true);
     let steps = plan["resources"].as_array().unwrap();
-    assert_eq!(steps.len(), 23);
+    assert_eq!(steps.len(), default_resources());
     assert!(steps.iter().all(|s| s["action"] == "create"), "{plan}");
     assert!(cli.state().is_none(), "no state written");
     assert!(leftovers(&sdk, STACK).await.is_empty(), "nothing created");
     let text = cli.run(&["up", "--dry-run"]).ok();
     assert!(
-        text.stdout.contains("create") && text.stdout.contains("plan: 23 to create, 0 to adopt, 0 to update"),
+        text.stdout.contains("create")
+            && text.stdout.contains(&format!("plan: {} to create, 0 to adopt, 0 to update", default_resources())),
         "{}",
         text.stdout
     );

@@ -81,7 +81,7 @@ async fn stacks_whose_names_are_prefixes_of_each_other_never_touch_each_other() 
     assert_eq!(doc["state"], "untracked");
     let found: Vec<String> =
         doc["resources"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_string()).collect();
-    assert_eq!(found.len(), 23, "{found:?}");
+    assert_eq!(found.len(), default_resources(), "{found:?}");
     for id in &found {
         assert!(!app2_ids.contains(id), "status of app found app-2's {id}");
     }

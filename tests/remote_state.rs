@@ -86,7 +86,7 @@ async fn two_concurrent_ups_from_two_directories_one_wins_at_once_and_down_runs_
     let puts = calls.iter().filter(|c| c["action"] == "PutObject" && c["error"].is_null()).count();
     let refused = calls.iter().filter(|c| c["action"] == "PutObject" && c["error"] == "PreconditionFailed").count();
     let recorded = s3_recorded(&sdk, BUCKET, KEY).await;
-    assert_eq!(recorded, 23);
+    assert_eq!(recorded, default_resources());
     assert_eq!(refused, 1, "the losing run's lock attempt");
     eprintln!(
         "up with the state in S3: {puts} PutObject calls (1 lock + {} state writes) for {recorded} resources",
@@ -168,7 +168,7 @@ async fn a_killed_up_keeps_its_lock_and_another_directory_resumes_after_unlock()
     // The next run resumes from the state the killed one wrote: nothing twice.
     second.run(&["up", "--no-wait"]).ok();
     assert_exactly_one_stack(&sdk).await;
-    assert_eq!(s3_recorded(&sdk, BUCKET, KEY).await, 23);
+    assert_eq!(s3_recorded(&sdk, BUCKET, KEY).await, default_resources());
     assert!(s3_json(&sdk, BUCKET, LOCK).await.is_none(), "a run that ends removes its lock");
 
     Cli::with_state(&emulator.url(), LOCATION).run(&["down", "--yes"]).ok();
@@ -295,12 +295,14 @@ async fn list_finds_every_stack_by_its_tag_with_its_status() {
     assert_eq!(names, ["app", "app-2", "app-20"], "{doc:#}");
     let by = |name: &str| stacks.iter().find(|s| s["name"] == name).unwrap().clone();
     let (up, partial, deploying) = (by("app"), by("app-2"), by("app-20"));
+    let all = default_resources() as u64;
     assert_eq!(
         (up["status"].as_str(), up["resources"].as_u64(), up["expected"].as_u64()),
-        (Some("up"), Some(23), Some(23))
+        (Some("up"), Some(all), Some(all))
     );
     assert!(up["url"].as_str().unwrap().starts_with("http://app-alb"), "{up}");
-    assert_eq!((partial["status"].as_str(), partial["resources"].as_u64()), (Some("partial"), Some(22)), "{partial}");
+    let partial_row = (partial["status"].as_str(), partial["resources"].as_u64());
+    assert_eq!(partial_row, (Some("partial"), Some(all - 1)), "{partial}");
     assert!(partial["detail"].as_str().unwrap().contains("log-group"), "{partial}");
     assert_eq!(deploying["status"].as_str(), Some("deploying"), "{deploying}");
     assert!(deploying["detail"].as_str().unwrap().contains("running"), "{deploying}");
@@ -470,7 +472,7 @@ async fn state_push_and_pull_move_a_state_and_never_overwrite_a_different_one() 
     laptop.run(&["state", "init", "s3://team-state"]).ok();
 
     let pushed = laptop.run(&["--state", LOCATION, "state", "push"]).ok();
-    assert!(pushed.stdout.contains("(23 resources) moved"), "{}", pushed.stdout);
+    assert!(pushed.stdout.contains(&format!("({} resources) moved", default_resources())), "{}", pushed.stdout);
     assert_eq!(s3_json(&sdk, BUCKET, KEY).await.unwrap(), local);
     assert!(laptop.state().is_none(), "the local file is moved aside");
     let aside = laptop.state_path().with_file_name("simple-ecs-dev.json.pushed");

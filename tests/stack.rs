@@ -373,7 +373,7 @@ async fn up_builds_the_reference_stack_status_reports_it_and_down_removes_it() {
     assert_eq!(doc["state"], "deploying", "the emulator never runs the tasks");
     assert_eq!(doc["outputs"], result["outputs"]);
     let resources = doc["resources"].as_array().unwrap();
-    assert_eq!(resources.len(), 23);
+    assert_eq!(resources.len(), default_resources());
     for r in resources {
         let expected = if r["name"] == "service" { "pending" } else { "ok" };
         assert_eq!(r["status"], expected, "{r}");
@@ -450,7 +450,7 @@ async fn down_never_deletes_a_table_with_items_silently() {
     // --retain-table: everything else goes, the table stays protected and recorded.
     cli.run(&["down", "--yes", "--retain-table"]).ok();
     let left = leftovers(&sdk, STACK).await;
-    assert_eq!(left, ["table simple-ecs-dev-messages"]);
+    assert_eq!(left, ["dynamodb:table simple-ecs-dev-messages"]);
     let table = sdk.dynamodb.describe_table().table_name("simple-ecs-dev-messages").send().await.unwrap();
     assert_eq!(table.table().unwrap().deletion_protection_enabled(), Some(true));
     let state = cli.state().unwrap();

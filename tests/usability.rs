@@ -34,7 +34,7 @@ async fn without_a_state_status_and_the_plan_say_what_exists() {
     let doc = status.json();
     assert_eq!(doc["state"], "untracked");
     assert_eq!(doc["tracked"], false);
-    assert_eq!(doc["resources"].as_array().unwrap().len(), 23);
+    assert_eq!(doc["resources"].as_array().unwrap().len(), default_resources());
     assert!(doc["hint"].as_str().unwrap().contains("down --name simple-ecs-dev"), "{doc}");
     let text = cli.run(&["status"]);
     assert!(
@@ -43,7 +43,7 @@ async fn without_a_state_status_and_the_plan_say_what_exists() {
         text.stdout
     );
     let plan = cli.run(&["up", "--dry-run"]).ok();
-    assert!(plan.stdout.contains("plan: 0 to create, 23 to adopt"), "{}", plan.stdout);
+    assert!(plan.stdout.contains(&format!("plan: 0 to create, {} to adopt", default_resources())), "{}", plan.stdout);
     assert!(cli.state().is_none(), "read-only");
 }
 
@@ -197,7 +197,8 @@ fn the_plan_reads_like_a_diff_and_down_lists_what_it_deletes() {
     let down = cli.run(&["down"]);
     assert_eq!(down.code, 1);
     assert!(
-        down.stderr.contains("pass --yes") && down.stderr.contains("23 resources of stack simple-ecs-dev"),
+        down.stderr.contains("pass --yes")
+            && down.stderr.contains(&format!("{} resources of stack simple-ecs-dev", default_resources())),
         "{}",
         down.stderr
     );

@@ -11,7 +11,6 @@ use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use aws_sdk_ec2::types::Filter;
 use futures::StreamExt;
 use serde::Serialize;
 
@@ -19,16 +18,14 @@ use crate::access::{self, Permission};
 use crate::commands::{inspect, CommandError, ResourceRow, Setup, StackState};
 use crate::config::Config;
 use crate::context::{Ctx, STACK_TAG};
-use crate::error::AwsContext;
-use crate::model::{owner_tags, Health, Indexed, Key, Shape};
+use crate::model::{Health, Indexed, Key, Kind, Shape, Sighting};
 use crate::report::{self, Report, Text};
 use crate::resources::cluster::{cluster_name, CLUSTER};
 use crate::resources::listener_https::LISTENER_HTTPS;
 use crate::resources::load_balancer::{self, load_balancer_name, DNS_NAME, LISTENER_PORT, LOAD_BALANCER};
-use crate::resources::logs::log_group_name;
+use crate::resources::logs::LOG_GROUP;
 use crate::resources::network::{ELASTIC_IP, NAT_GATEWAY, PRIVATE_SUBNET, PUBLIC_SUBNET, VPC};
 use crate::resources::table::{table_name, TABLE};
-use crate::resources::tags::TagPairs;
 use crate::resources::{self, dns};
 use crate::state::{State, Store};
 
@@ -111,23 +108,9 @@ impl Found {
     }
 }
 
-/// A candidate anchor: `(stack, resource)` tags, checked on our side to be the stack's `key`
-/// whose name is `name_of(stack)` (when the resource has a name).
-struct Sighting {
-    stack: Option<String>,
-    resource: Option<String>,
-    key: Key,
-    name: Option<String>,
-    name_of: fn(&str) -> String,
-    created: Option<i64>,
-}
-
-fn tag_key_filter() -> Filter {
-    Filter::builder().name("tag-key").values(STACK_TAG).build()
-}
-
-/// What `list` calls to find the stacks of the region; it then inspects each as `status` does
-/// (every resource's `Find`, for every stack name: `{stack}` is `*`).
+/// What `list` calls to find the stacks of the region (the sweeps of its anchors' and parts'
+/// kinds); it then inspects each as `status` does (every resource's `Find`, for every stack name:
+/// `{stack}` is `*`).
 pub fn permissions() -> Vec<Permission> {
     let table = access::arn("dynamodb", &format!("table/{}", table_name("*")));
     vec![
@@ -163,236 +146,68 @@ pub async fn list(setup: &Setup) -> Result<ListReport, CommandError> {
     Ok(ListReport { region: setup.region.clone(), stacks, warnings })
 }
 
+/// How a stack's resource is named, from the stack's name.
+type NameOf = fn(&str) -> String;
+
+/// What finds a stack: its VPC (by tag), its cluster, table and load balancer (by name and tag),
+/// each checked on our side to be the stack's resource of that key and name.
+const ANCHORS: &[(Key, Option<NameOf>)] =
+    &[(VPC, None), (CLUSTER, Some(cluster_name)), (TABLE, Some(table_name)), (LOAD_BALANCER, Some(load_balancer_name))];
+
+/// What shows a found stack's shape: how many AZs and NAT gateways its tagged parts have.
+const PARTS: &[Indexed] = &[PUBLIC_SUBNET, PRIVATE_SUBNET, NAT_GATEWAY, ELASTIC_IP];
+
 /// Every stack name the region's tagged anchors carry, with the shape and age they show.
 async fn discover(setup: &Setup) -> Result<(BTreeMap<String, Found>, Vec<String>), CommandError> {
-    let (vpcs, subnets, nats, addresses, clusters, tables, balancers, log_groups) = tokio::try_join!(
-        vpcs(setup),
-        shapes(setup),
-        nat_gateways(setup),
-        addresses(setup),
-        clusters(setup),
-        tables(setup),
-        load_balancers(setup),
-        log_groups(setup),
-    )?;
+    let mut kinds: Vec<Kind> = ANCHORS.iter().map(|(k, _)| k.kind()).collect();
+    kinds.extend(PARTS.iter().map(|f| f.kind()));
+    kinds.push(LOG_GROUP.kind());
+    let sightings = resources::sightings(&setup.clients, &kinds).await?;
     let mut found: BTreeMap<String, Found> = BTreeMap::new();
     let mut warnings = vec![];
-    for s in vpcs.into_iter().chain(clusters).chain(tables).chain(balancers) {
-        let Some(stack) = s.stack.clone() else { continue };
-        let what = format!("{} {}", s.key.kind(), s.name.clone().unwrap_or_default()).trim().to_string();
-        if Config::valid_name(&stack).is_err() {
-            warnings.push(format!("{what} is tagged {STACK_TAG}={stack:?}, which is not a stack name; left out"));
-            continue;
+    for (key, name_of) in ANCHORS {
+        for s in sightings.iter().filter(|s| s.kind == key.kind()) {
+            match anchor(s, *key, *name_of) {
+                Ok(Some(stack)) => found.entry(stack).or_default().created_at(s.created),
+                Ok(None) => {}
+                Err(warning) => warnings.push(warning),
+            }
         }
-        if s.resource.as_deref() != Some(s.key.to_string().as_str()) {
-            continue;
-        }
-        if s.name.as_ref().is_some_and(|n| *n != (s.name_of)(&stack)) {
-            warnings.push(format!(
-                "{what} is tagged {STACK_TAG}={stack} but is not named {}; left out",
-                (s.name_of)(&stack)
-            ));
-            continue;
-        }
-        found.entry(stack).or_default().created_at(s.created);
     }
     // Shape and age from the parts of stacks found above (a NAT alone does not make a stack).
-    for (stack, key, created) in subnets.into_iter().chain(nats).chain(addresses) {
-        let Some(f) = found.get_mut(&stack) else { continue };
-        f.parts.push(key);
-        f.created_at(created);
+    for s in sightings.iter().filter(|s| s.active) {
+        let (Some(stack), Some(resource)) = (&s.stack, &s.resource) else { continue };
+        let Some(part) = PARTS.iter().filter(|f| f.kind() == s.kind).find_map(|f| f.parse(resource)) else { continue };
+        if let Some(f) = found.get_mut(stack) {
+            f.parts.push(part);
+            f.created_at(s.created);
+        }
     }
-    for (name, created) in log_groups {
-        if let Some(f) = found.iter_mut().find(|(stack, _)| log_group_name(stack) == name).map(|(_, f)| f) {
-            f.created_at(created);
+    for s in sightings.iter().filter(|s| s.kind == LOG_GROUP.kind()) {
+        if let Some(f) = s.named_for.as_ref().and_then(|stack| found.get_mut(stack)) {
+            f.created_at(s.created);
         }
     }
     Ok((found, warnings))
 }
 
-fn secs(t: Option<&aws_smithy_types::DateTime>) -> Option<i64> {
-    t.map(|t| t.secs())
-}
-
-async fn vpcs(setup: &Setup) -> Result<Vec<Sighting>, CommandError> {
-    let ec2 = &setup.clients.ec2;
-    let all = ec2.describe_vpcs().filters(tag_key_filter()).into_paginator().items().send().try_collect().await;
-    Ok(all
-        .ctx("describe", "tagged VPCs")?
-        .iter()
-        .map(|v| {
-            let (stack, resource) = owner_tags(v.tags().pairs());
-            Sighting { stack, resource, key: VPC, name: None, name_of: |s| s.to_string(), created: None }
-        })
-        .collect())
-}
-
-/// (stack, key, created) of every tagged subnet: how many AZs each stack spans.
-async fn shapes(setup: &Setup) -> Result<Vec<(String, Key, Option<i64>)>, CommandError> {
-    let ec2 = &setup.clients.ec2;
-    let all = ec2.describe_subnets().filters(tag_key_filter()).into_paginator().items().send().try_collect().await;
-    Ok(all
-        .ctx("describe", "tagged subnets")?
-        .iter()
-        .filter_map(|s| {
-            let (stack, resource) = owner_tags(s.tags().pairs());
-            Some((stack?, part(&resource?, &[PUBLIC_SUBNET, PRIVATE_SUBNET])?, None))
-        })
-        .collect())
-}
-
-/// The key of the families named `resource`, if it is one.
-fn part(resource: &str, families: &[Indexed]) -> Option<Key> {
-    families.iter().find_map(|f| f.parse(resource))
-}
-
-async fn nat_gateways(setup: &Setup) -> Result<Vec<(String, Key, Option<i64>)>, CommandError> {
-    let ec2 = &setup.clients.ec2;
-    let all = ec2.describe_nat_gateways().filter(tag_key_filter()).into_paginator().items().send().try_collect().await;
-    Ok(all
-        .ctx("describe", "tagged NAT gateways")?
-        .iter()
-        .filter(|n| !matches!(n.state().map(|s| s.as_str()), Some("deleted" | "deleting")))
-        .filter_map(|n| {
-            let (stack, resource) = owner_tags(n.tags().pairs());
-            Some((stack?, part(&resource?, &[NAT_GATEWAY])?, secs(n.create_time())))
-        })
-        .collect())
-}
-
-async fn addresses(setup: &Setup) -> Result<Vec<(String, Key, Option<i64>)>, CommandError> {
-    let out = setup.clients.ec2.describe_addresses().filters(tag_key_filter()).send().await;
-    Ok(out
-        .ctx("describe", "tagged Elastic IPs")?
-        .addresses()
-        .iter()
-        .filter_map(|a| {
-            let (stack, resource) = owner_tags(a.tags().pairs());
-            Some((stack?, part(&resource?, &[ELASTIC_IP])?, None))
-        })
-        .collect())
-}
-
-async fn clusters(setup: &Setup) -> Result<Vec<Sighting>, CommandError> {
-    let ecs = &setup.clients.ecs;
-    let arns = ecs.list_clusters().into_paginator().items().send().try_collect().await.ctx("list", "ECS clusters")?;
-    let mut sightings = vec![];
-    // DescribeClusters takes at most 100 clusters.
-    for chunk in arns.chunks(100) {
-        let out = ecs
-            .describe_clusters()
-            .set_clusters(Some(chunk.to_vec()))
-            .include(aws_sdk_ecs::types::ClusterField::Tags)
-            .send()
-            .await
-            .ctx("describe", "ECS clusters")?;
-        for c in out.clusters().iter().filter(|c| c.status() == Some("ACTIVE")) {
-            let (stack, resource) = owner_tags(c.tags().pairs());
-            sightings.push(Sighting {
-                stack,
-                resource,
-                key: CLUSTER,
-                name: c.cluster_name().map(str::to_string),
-                name_of: cluster_name,
-                created: None,
-            });
-        }
+/// The stack `s` is an anchor of, if it is `key` of a stack named as `name_of` says; `Err`: a
+/// warning about a tag that cannot be right.
+fn anchor(s: &Sighting, key: Key, name_of: Option<NameOf>) -> Result<Option<String>, String> {
+    let Some(stack) = s.stack.clone() else { return Ok(None) };
+    let what = format!("{} {}", key.kind(), s.name.clone().unwrap_or_default()).trim().to_string();
+    if Config::valid_name(&stack).is_err() {
+        return Err(format!("{what} is tagged {STACK_TAG}={stack:?}, which is not a stack name; left out"));
     }
-    Ok(sightings)
-}
-
-/// Tables named as a stack's table, with their tags and creation time.
-async fn tables(setup: &Setup) -> Result<Vec<Sighting>, CommandError> {
-    let dynamodb = &setup.clients.dynamodb;
-    let names =
-        dynamodb.list_tables().into_paginator().items().send().try_collect().await.ctx("list", "DynamoDB tables")?;
-    let candidates: Vec<String> = names.into_iter().filter(|n| n.ends_with(&table_name(""))).collect();
-    let checks = candidates.into_iter().map(|name| async move {
-        let described =
-            crate::error::found(dynamodb.describe_table().table_name(&name).send().await.ctx("describe table", &name))?;
-        let Some(table) = described.and_then(|d| d.table().cloned()) else { return Ok(None) };
-        let Some(arn) = table.table_arn() else { return Ok(None) };
-        let tags = crate::error::found(
-            dynamodb.list_tags_of_resource().resource_arn(arn).send().await.ctx("list the tags of", &name),
-        )?;
-        let tags = tags.map(|t| t.tags().to_vec()).unwrap_or_default();
-        let (stack, resource) = owner_tags(tags.pairs());
-        Ok::<_, CommandError>(Some(Sighting {
-            stack,
-            resource,
-            key: TABLE,
-            name: Some(name),
-            name_of: table_name,
-            created: secs(table.creation_date_time()),
-        }))
-    });
-    let results: Vec<Result<Option<Sighting>, CommandError>> =
-        futures::stream::iter(checks).buffer_unordered(setup.max_concurrency.max(1)).collect().await;
-    Ok(results.into_iter().collect::<Result<Vec<_>, _>>()?.into_iter().flatten().collect())
-}
-
-/// Load balancers named as a stack's, with their tags and creation time.
-async fn load_balancers(setup: &Setup) -> Result<Vec<Sighting>, CommandError> {
-    let elb = &setup.clients.elb;
-    let all = elb
-        .describe_load_balancers()
-        .into_paginator()
-        .items()
-        .send()
-        .try_collect()
-        .await
-        .ctx("describe", "load balancers")?;
-    let candidates: Vec<_> = all
-        .into_iter()
-        .filter(|lb| lb.load_balancer_name().is_some_and(|n| n.ends_with(&load_balancer_name(""))))
-        .collect();
-    let mut sightings = vec![];
-    // DescribeTags takes at most 20 ARNs.
-    for chunk in candidates.chunks(20) {
-        let arns: Vec<String> = chunk.iter().filter_map(|lb| lb.load_balancer_arn().map(str::to_string)).collect();
-        let out = elb
-            .describe_tags()
-            .set_resource_arns(Some(arns))
-            .send()
-            .await
-            .ctx("describe the tags of", "load balancers")?;
-        for lb in chunk {
-            let tags = out
-                .tag_descriptions()
-                .iter()
-                .find(|d| d.resource_arn() == lb.load_balancer_arn())
-                .map(|d| d.tags().to_vec())
-                .unwrap_or_default();
-            let (stack, resource) = owner_tags(tags.pairs());
-            sightings.push(Sighting {
-                stack,
-                resource,
-                key: LOAD_BALANCER,
-                name: lb.load_balancer_name().map(str::to_string),
-                name_of: load_balancer_name,
-                created: secs(lb.created_time()),
-            });
-        }
+    if s.resource.as_deref() != Some(key.to_string().as_str()) {
+        return Ok(None);
     }
-    Ok(sightings)
-}
-
-/// `/ecs/*` log groups and their creation times (for the stacks' age).
-async fn log_groups(setup: &Setup) -> Result<Vec<(String, Option<i64>)>, CommandError> {
-    let logs = &setup.clients.logs;
-    let all = logs
-        .describe_log_groups()
-        .log_group_name_prefix(log_group_name(""))
-        .into_paginator()
-        .items()
-        .send()
-        .try_collect()
-        .await
-        .ctx("describe", "log groups")?;
-    Ok(all
-        .iter()
-        .filter_map(|g| Some((g.log_group_name()?.to_string(), g.creation_time().map(|ms| ms / 1000))))
-        .collect())
+    match name_of {
+        Some(name_of) if s.name.as_ref().is_some_and(|n| *n != name_of(&stack)) => {
+            Err(format!("{what} is tagged {STACK_TAG}={stack} but is not named {}; left out", name_of(&stack)))
+        }
+        _ => Ok(Some(stack)),
+    }
 }
 
 /// One stack, inspected live as `status` does without a state.
@@ -493,7 +308,22 @@ mod tests {
     fn stack_tags_are_read_exactly() {
         let resource = crate::context::RESOURCE_TAG;
         let tags = [(STACK_TAG, "app"), (resource, "vpc"), ("Name", "app-vpc"), ("fargate-stack:stackx", "no")];
-        assert_eq!(owner_tags(tags), (Some("app".into()), Some("vpc".into())));
-        assert_eq!(owner_tags([("Name", "x")]), (None, None));
+        assert_eq!(crate::model::owner_tags(tags), (Some("app".into()), Some("vpc".into())));
+        assert_eq!(crate::model::owner_tags([("Name", "x")]), (None, None));
+    }
+
+    #[test]
+    fn an_anchor_is_a_stacks_resource_of_its_key_and_name() {
+        let sighting = |stack: &str, resource: &str, name: &str| {
+            Sighting::new(TABLE.kind(), name).named(name, |_| None).owned((Some(stack.into()), Some(resource.into())))
+        };
+        assert_eq!(anchor(&sighting("app", "table", "app-messages"), TABLE, Some(table_name)), Ok(Some("app".into())));
+        assert_eq!(anchor(&sighting("app", "log-group", "app-messages"), TABLE, Some(table_name)), Ok(None));
+        assert!(anchor(&sighting("app", "table", "other-messages"), TABLE, Some(table_name))
+            .unwrap_err()
+            .contains("not named app-messages"));
+        assert!(anchor(&sighting("Not A Name", "table", "x"), TABLE, Some(table_name))
+            .unwrap_err()
+            .contains("not a stack name"));
     }
 }

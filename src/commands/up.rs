@@ -409,18 +409,7 @@ async fn apply(setup: &Setup, args: &UpArgs, ctx: &Arc<Ctx>) -> Result<ExitCode,
         switch.confirm(&setup.config.name)?;
     }
     let steps = if converged {
-        // What a finished run would have noted (a service that is ok completed its rollout).
-        for row in &rows {
-            if let Some(node) = graph.get(row.name) {
-                node.converged(ctx, &row.inspection).await?;
-            }
-        }
-        let unchanged = |key| StepReport {
-            key,
-            result: StepResult::Done { outcome: Outcome::Unchanged },
-            elapsed: Default::default(),
-        };
-        graph.keys().into_iter().map(unchanged).collect()
+        unchanged(graph, ctx, &rows).await?
     } else {
         execute(setup, &graphs, ctx, &progress, &plan).await?
     };
@@ -457,6 +446,19 @@ async fn apply(setup: &Setup, args: &UpArgs, ctx: &Arc<Ctx>) -> Result<ExitCode,
     };
     report::emit(setup.format, &report);
     result.map(|()| ExitCode::SUCCESS)
+}
+
+/// A run with nothing to change: every step unchanged, after what a finished run would have noted
+/// (a service that is ok completed its rollout).
+async fn unchanged(graph: &Graph, ctx: &Arc<Ctx>, rows: &[ResourceRow]) -> Result<Vec<StepReport>, CommandError> {
+    for row in rows {
+        if let Some(node) = graph.get(row.name) {
+            node.converged(ctx, &row.inspection).await?;
+        }
+    }
+    let unchanged =
+        |key| StepReport { key, result: StepResult::Done { outcome: Outcome::Unchanged }, elapsed: Default::default() };
+    Ok(graph.keys().into_iter().map(unchanged).collect())
 }
 
 /// The up pass over the config's graph; then what the config no longer has goes, once the rest is

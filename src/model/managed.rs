@@ -10,7 +10,7 @@ use crate::bill::Charge;
 use crate::config::Config;
 use crate::context::Ctx;
 use crate::error::StackError;
-use crate::model::{Change, Changed, Declared, Dep, Edge, Field, Inspection, Key, Outcome, Record, Scope};
+use crate::model::{Change, Changed, Declared, Dep, Edge, Field, Inspection, Key, Outcome, Record, Scope, Sweep};
 use crate::progress::Line;
 
 /// What `up` does with a resource the config no longer asks for (but the state records).
@@ -73,6 +73,9 @@ pub trait Managed: Send + Sync + 'static {
 
     /// What it bills each month with this config (see `bill`); empty when it bills nothing.
     fn billing(&self, config: &Config) -> Vec<Charge>;
+
+    /// How what AWS has of its kind is listed for every stack (see `model::Sweep`).
+    fn sweep(&self) -> Sweep;
 
     /// What must be up before it is created (and recorded before it can be compared).
     fn needs(&self) -> Vec<Dep>;
@@ -196,6 +199,10 @@ pub trait Resource: Send + Sync {
     }
     /// The type that declares it (`fargate_stack::resources::network::Vpc`): where its calls are.
     fn declared_by(&self) -> &'static str;
+    /// How its kind is listed (a resource's; a wait or step has none).
+    fn sweep(&self) -> Option<Sweep> {
+        None
+    }
     fn needs(&self) -> Vec<Dep> {
         self.declared().needs
     }
@@ -502,6 +509,10 @@ impl<M: Managed> Resource for Driven<M> {
         self.0.billing(config)
     }
 
+    fn sweep(&self) -> Option<Sweep> {
+        Some(self.0.sweep())
+    }
+
     fn declared_by(&self) -> &'static str {
         std::any::type_name::<M>()
     }
@@ -603,6 +614,10 @@ mod tests {
 
         fn billing(&self, _config: &Config) -> Vec<Charge> {
             vec![]
+        }
+
+        fn sweep(&self) -> Sweep {
+            Sweep::Unlisted("a test")
         }
 
         fn needs(&self) -> Vec<Dep> {

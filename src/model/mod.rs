@@ -10,6 +10,7 @@ mod key;
 mod managed;
 mod scope;
 mod shape;
+mod sweep;
 
 use std::fmt;
 
@@ -21,6 +22,7 @@ pub use managed::{
 };
 pub use scope::{owner_tags, Declared, Scope, SdkTag};
 pub use shape::Shape;
+pub use sweep::{made_for, Sighting, Sweep, SweepFn};
 
 /// The attribute a resource kept on purpose by `down` carries (the table, with `--retain-table`).
 pub const RETAINED: &str = "retained";

@@ -32,6 +32,18 @@ pub fn validation_record(detail: &CertificateDetail) -> Option<(String, String)>
     Some((record.name().to_string(), record.value().to_string()))
 }
 
+/// The ARN of every certificate of the account and region, whatever its status.
+pub async fn every_certificate(c: &crate::aws::Clients) -> Result<Vec<String>, StackError> {
+    let mut pages =
+        c.acm.list_certificates().set_certificate_statuses(Some(ALL_STATUSES.to_vec())).into_paginator().send();
+    let mut arns = vec![];
+    while let Some(page) = pages.next().await {
+        let page = page.ctx("list", "certificates")?;
+        arns.extend(page.certificate_summary_list().iter().filter_map(|c| c.certificate_arn().map(str::to_string)));
+    }
+    Ok(arns)
+}
+
 /// Every page of the certificates in `statuses` (listed for `domain`, which names the error).
 async fn summaries(
     ctx: &Scope<'_>,

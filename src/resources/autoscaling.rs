@@ -10,14 +10,16 @@ use aws_sdk_applicationautoscaling::types::{
     MetricType, PolicyType, PredefinedMetricSpecification, ScalableDimension, ScalableTarget as Target, ScalingPolicy,
     ServiceNamespace, SuspendedState, TargetTrackingScalingPolicyConfiguration,
 };
+use futures::future::BoxFuture;
 
 use crate::access::{self, arn, global_arn, Condition, Permission, Verb};
+use crate::aws::Clients;
 use crate::bill::{items, Charge, Quantity, Unit};
 use crate::config::{AutoscalingConfig, Config};
 use crate::error::{found, ignore_not_found, AwsContext, StackError};
 use crate::model::{
-    after, before, Attr, Changed, Dep, Diff, Edge, Field, Key, Kind, Managed, Nodes, Outcome, Record, Removal, Scope,
-    Shape,
+    after, before, made_for, Attr, Changed, Dep, Diff, Edge, Field, Key, Kind, Managed, Nodes, Outcome, Record,
+    Removal, Scope, Shape, Sighting, Sweep,
 };
 use crate::progress::Line;
 use crate::resources::cluster::{stack_cluster, CLUSTER};
@@ -78,6 +80,49 @@ pub fn range(ctx: &Scope<'_>, found: &dyn Fn(Key) -> bool) -> Option<ScalingRang
     }
     let bound = |attr| ctx.attr(attr)?.parse().ok();
     Some(ScalingRange { min: bound(MIN_COUNT)?, max: bound(MAX_COUNT)? })
+}
+
+/// The stack of a service's resource ID, `service/<stack>-cluster/<stack>-service`.
+fn stack_of(resource_id: &str) -> Option<String> {
+    let (_, service) = resource_id.strip_prefix("service/")?.split_once('/')?;
+    made_for(service, service_name)
+}
+
+/// Every scalable target of an ECS service (registered by anyone), named for the stack of its
+/// service.
+fn sweep_targets(c: &Clients) -> BoxFuture<'_, Result<Vec<Sighting>, StackError>> {
+    Box::pin(async move {
+        let call = c.autoscaling.describe_scalable_targets().service_namespace(NAMESPACE);
+        let all = call.into_paginator().items().send().try_collect().await.ctx("describe", "scalable targets")?;
+        Ok(all
+            .iter()
+            .filter_map(|t| {
+                let sighting = Sighting::new(SCALABLE_TARGET.kind(), t.resource_id());
+                let named_for = stack_of(t.resource_id())?;
+                Some(Sighting { named_for: Some(named_for), resource: Some(SCALABLE_TARGET.to_string()), ..sighting })
+            })
+            .collect())
+    })
+}
+
+/// Every scaling policy of an ECS service, named for the stack of its service.
+fn sweep_policies(c: &Clients) -> BoxFuture<'_, Result<Vec<Sighting>, StackError>> {
+    Box::pin(async move {
+        let call = c.autoscaling.describe_scaling_policies().service_namespace(NAMESPACE);
+        let all = call.into_paginator().items().send().try_collect().await.ctx("describe", "scaling policies")?;
+        Ok(all
+            .iter()
+            .filter_map(|p| {
+                let stack = stack_of(p.resource_id())?;
+                let key = [Policy::Cpu, Policy::Requests]
+                    .into_iter()
+                    .find(|policy| p.policy_name() == format!("{stack}-{}", policy.suffix()))
+                    .map(|policy| policy.key().to_string());
+                let sighting = Sighting::new(SCALING_POLICY, p.policy_name());
+                Some(Sighting { named_for: Some(stack), resource: key, ..sighting })
+            })
+            .collect())
+    })
 }
 
 /// `up` creates these only from a config with `[autoscaling]`.
@@ -248,6 +293,10 @@ fn removed_first(_config: &Config) -> Removal {
 impl Managed for ScalableTarget {
     type Live = TargetLive;
     type Field = TargetField;
+
+    fn sweep(&self) -> Sweep {
+        Sweep::Listed(sweep_targets)
+    }
 
     fn permissions(&self) -> Vec<Permission> {
         let target = arn("application-autoscaling", "scalable-target/*");
@@ -623,6 +672,10 @@ impl Field for PolicyField {
 impl Managed for Policy {
     type Live = PolicyLive;
     type Field = PolicyField;
+
+    fn sweep(&self) -> Sweep {
+        Sweep::Listed(sweep_policies)
+    }
 
     fn permissions(&self) -> Vec<Permission> {
         let target = arn("application-autoscaling", "scalable-target/*");

@@ -3,16 +3,19 @@
 
 use async_trait::async_trait;
 use aws_sdk_acm::types::{CertificateDetail, CertificateStatus, ValidationMethod};
+use futures::future::BoxFuture;
 
 use crate::access::{self, arn, Permission};
+use crate::aws::Clients;
 use crate::bill::Charge;
 use crate::config::Config;
 use crate::error::{AwsContext, StackError};
 use crate::model::{
-    Attr, Changed, Dep, Diff, Field, Key, Kind, Lifecycle, Managed, Nodes, Outcome, Record, Scope, Shape, Wait,
+    owner_tags, Attr, Changed, Dep, Diff, Field, Key, Kind, Lifecycle, Managed, Nodes, Outcome, Record, Scope, Shape,
+    Sighting, Sweep, Wait,
 };
 use crate::progress::Line;
-use crate::resources::acm::{certificates_for, describe, validation_record};
+use crate::resources::acm::{certificates_for, describe, every_certificate, validation_record};
 use crate::resources::load_balancer::{load_balancer_name, LOAD_BALANCER, LOAD_BALANCER_NAME};
 use crate::resources::tags::TagPairs;
 use crate::wait::{self, budget, Poll};
@@ -55,6 +58,20 @@ pub fn requested_domain(ctx: &Scope<'_>) -> Option<String> {
     ctx.config.https.as_ref().and_then(|h| h.domain.clone()).or_else(|| ctx.attr(DOMAIN))
 }
 
+/// Every certificate of the account and region (any status), with its tags.
+fn sweep_certificates(c: &Clients) -> BoxFuture<'_, Result<Vec<Sighting>, StackError>> {
+    Box::pin(async move {
+        let mut sightings = vec![];
+        for arn in every_certificate(c).await? {
+            let tags = c.acm.list_tags_for_certificate().certificate_arn(&arn).send().await;
+            let tags = crate::error::found(tags.ctx("list the tags of", &arn))?;
+            let tags = tags.map(|t| t.tags().to_vec()).unwrap_or_default();
+            sightings.push(Sighting::new(CERTIFICATE.kind(), &arn).owned(owner_tags(tags.pairs())));
+        }
+        Ok(sightings)
+    })
+}
+
 /// RequestCertificate's idempotency token: the same for a stack, domain and region, so a retried
 /// or resumed request within AWS's hour gets the same certificate. 32 hex characters (the API's
 /// limit, `\w+`).
@@ -93,6 +110,10 @@ impl Field for CertificateField {
 impl Managed for Certificate {
     type Live = CertificateDetail;
     type Field = CertificateField;
+
+    fn sweep(&self) -> Sweep {
+        Sweep::Listed(sweep_certificates)
+    }
 
     fn permissions(&self) -> Vec<Permission> {
         let certificate = arn("acm", "certificate/*");

@@ -2,12 +2,16 @@
 
 use async_trait::async_trait;
 use aws_sdk_ecs::types::Cluster as ClusterObject;
+use futures::future::BoxFuture;
 
 use crate::access::{self, arn, global_arn, Condition, Permission, STACK};
+use crate::aws::Clients;
 use crate::bill::Charge;
 use crate::config::Config;
 use crate::error::{found, returned, AwsContext, StackError};
-use crate::model::{Attr, Dep, Key, Kind, Managed, NoField, Nodes, Outcome, Record, Scope, Shape};
+use crate::model::{
+    made_for, owner_tags, Attr, Dep, Key, Kind, Managed, NoField, Nodes, Outcome, Record, Scope, Shape, Sighting, Sweep,
+};
 use crate::progress::Line;
 use crate::resources::tags::TagPairs;
 use crate::wait::{self, budget};
@@ -24,6 +28,34 @@ pub fn cluster_name(stack: &str) -> String {
     format!("{stack}-cluster")
 }
 
+/// Every active cluster, with its tags.
+fn sweep_clusters(c: &Clients) -> BoxFuture<'_, Result<Vec<Sighting>, StackError>> {
+    Box::pin(async move {
+        let arns =
+            c.ecs.list_clusters().into_paginator().items().send().try_collect().await.ctx("list", "ECS clusters")?;
+        let mut sightings = vec![];
+        // DescribeClusters takes at most 100 clusters.
+        for chunk in arns.chunks(100) {
+            let out = c
+                .ecs
+                .describe_clusters()
+                .set_clusters(Some(chunk.to_vec()))
+                .include(aws_sdk_ecs::types::ClusterField::Tags)
+                .send()
+                .await
+                .ctx("describe", "ECS clusters")?;
+            for cluster in out.clusters().iter().filter(|c| c.status() == Some("ACTIVE")) {
+                let name = cluster.cluster_name().unwrap_or_default();
+                let sighting = Sighting::new(CLUSTER.kind(), name)
+                    .named(name, |n| made_for(n, cluster_name))
+                    .owned(owner_tags(cluster.tags().pairs()));
+                sightings.push(sighting);
+            }
+        }
+        Ok(sightings)
+    })
+}
+
 /// The stack's cluster: the recorded one, else the one its name gives.
 pub fn stack_cluster(ctx: &Scope<'_>) -> String {
     ctx.id(CLUSTER).unwrap_or_else(|| cluster_name(ctx.stack()))
@@ -36,10 +68,17 @@ impl Managed for Cluster {
     type Live = ClusterObject;
     type Field = NoField;
 
+    fn sweep(&self) -> Sweep {
+        Sweep::Listed(sweep_clusters)
+    }
+
     fn permissions(&self) -> Vec<Permission> {
         let cluster = arn("ecs", &format!("cluster/{}", cluster_name(STACK)));
         vec![
             Permission::find("ecs:DescribeClusters").on(cluster.clone()),
+            // The clusters of the region (`list`, the leak check).
+            Permission::inspect("ecs:ListClusters"),
+            Permission::inspect("ecs:DescribeClusters").on(arn("ecs", "cluster/*")),
             Permission::create("ecs:CreateCluster").tagging(),
             access::tags_on_create("ecs:TagResource", "CreateCluster", cluster.clone()),
             // ECS makes its service-linked role on an account's first cluster.

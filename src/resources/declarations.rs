@@ -70,20 +70,21 @@ fn action(client: &str, op: &str) -> String {
     format!("{prefix}:{name}")
 }
 
-/// The SDK calls in a source file (outside its tests), as IAM actions: `x.aws.<client>.<op>(`,
-/// `x.clients.<client>.<op>(`, a client bound to a name (`let iam = &ctx.aws.iam;`), and the S3
-/// backend's own client.
+/// The SDK calls in a source file (outside its tests), as IAM actions: `<...>.<client>.<op>(`
+/// (`ctx.aws.ec2.describe_vpcs(`, `c.dynamodb.list_tables(`), a client bound to a name
+/// (`let iam = &ctx.aws.iam;`), and the S3 backend's own client.
 fn calls(path: &str) -> BTreeSet<String> {
     let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(path)).unwrap();
     let text = text.split("#[cfg(test)]\nmod tests").next().unwrap_or_default();
     let clients = CLIENTS.iter().map(|(c, _)| *c).collect::<Vec<_>>().join("|");
-    let direct = regex_lite::Regex::new(&format!(r"\b(?:aws|clients)\s*\.\s*({clients})\s*\.\s*(\w+)\s*\(")).unwrap();
+    let direct = regex_lite::Regex::new(&format!(r"(\w+)\s*\.\s*({clients})\s*\.\s*(\w+)\s*\(")).unwrap();
     let bound =
         regex_lite::Regex::new(&format!(r"let\s+(\w+)\s*=\s*&\s*[\w.]*?(?:aws|clients)\s*\.\s*({clients})\s*;"))
             .unwrap();
     let mut found = BTreeSet::new();
-    for c in direct.captures_iter(text) {
-        found.insert(action(&c[1], &c[2]));
+    // `config.autoscaling.as_ref()` is the config's section, not the client.
+    for c in direct.captures_iter(text).filter(|c| &c[1] != "config") {
+        found.insert(action(&c[2], &c[3]));
     }
     for c in bound.captures_iter(text) {
         let (name, client) = (&c[1], &c[2]);

@@ -18,7 +18,7 @@ use crate::config::Config;
 use crate::error::{AwsContext, StackError};
 use crate::model::{
     after, before, Attr, Changed, Dep, Diff, Edge, Field, Key, Kind, Lifecycle, Managed, Nodes, Outcome, Record, Scope,
-    Shape,
+    Shape, Sweep,
 };
 use crate::progress::Line;
 use crate::resources::acm;
@@ -384,6 +384,10 @@ impl Managed for ValidationRecord {
     type Live = RecordLive;
     type Field = RecordField;
 
+    fn sweep(&self) -> Sweep {
+        Sweep::Unlisted("a record carries no tag and its domain is in the config: the HTTPS tests check the zone")
+    }
+
     fn permissions(&self) -> Vec<Permission> {
         let mut permissions = record_permissions();
         // Kept while another certificate of the account still validates through it.
@@ -572,6 +576,10 @@ fn alias_set(name: &str, dns: &str, zone: &str) -> Result<ResourceRecordSet, Sta
 impl Managed for AliasRecord {
     type Live = RecordLive;
     type Field = RecordField;
+
+    fn sweep(&self) -> Sweep {
+        Sweep::Unlisted("a record carries no tag and its domain is in the config: the HTTPS tests check the zone")
+    }
 
     fn permissions(&self) -> Vec<Permission> {
         let change = global_arn("route53", false, "change/*");

@@ -10,7 +10,7 @@ use aws_sdk_ec2::types::{
 
 use crate::context::{RESOURCE_TAG, STACK_TAG};
 use crate::error::{found, AwsContext, StackError};
-use crate::model::{Key, Scope};
+use crate::model::{owner_tags, Key, Kind, Scope, Sighting};
 use crate::progress::Line;
 use crate::resources::tags::TagPairs;
 use crate::wait::{self, budget, Poll};
@@ -25,6 +25,16 @@ pub fn tag_spec(ctx: &Scope<'_>, rtype: ResourceType, name: &str) -> TagSpecific
 /// Filters that ask EC2 for the resource `key` of this stack (a hint: the answer is checked).
 pub fn tag_filters(ctx: &Scope<'_>, key: Key) -> Vec<Filter> {
     vec![filter(&format!("tag:{STACK_TAG}"), ctx.stack()), filter(&format!("tag:{RESOURCE_TAG}"), &key.to_string())]
+}
+
+/// Objects carrying a stack's tag, whichever stack's (for sweeps, and `list`).
+pub fn any_stack() -> Filter {
+    Filter::builder().name("tag-key").values(STACK_TAG).build()
+}
+
+/// EC2 objects as sightings of `kind`, with what their tags say of their owner.
+pub fn sightings<T: Ec2Object>(kind: Kind, objects: &[T]) -> Vec<Sighting> {
+    objects.iter().map(|o| Sighting::new(kind, o.object_id()).owned(owner_tags(o.tag_pairs()))).collect()
 }
 
 pub fn filter(name: &str, value: &str) -> Filter {

@@ -2,13 +2,18 @@
 //! grants are exactly what is written here).
 
 use async_trait::async_trait;
+use futures::future::BoxFuture;
 use serde_json::{json, Value};
 
 use crate::access::{self, global_arn, Permission, STACK};
+use crate::aws::Clients;
 use crate::bill::Charge;
 use crate::config::Config;
 use crate::error::{found, ignore_not_found, AwsContext, StackError};
-use crate::model::{Attr, Changed, Dep, Diff, Field, Key, Kind, Managed, Nodes, Outcome, Record, Scope, Shape};
+use crate::model::{
+    made_for, Attr, Changed, Dep, Diff, Field, Key, Kind, Managed, Nodes, Outcome, Record, Scope, Shape, Sighting,
+    Sweep,
+};
 use crate::progress::Line;
 use crate::resources::logs::LOG_GROUP_ARN;
 use crate::resources::table::TABLE_ARN;
@@ -64,6 +69,28 @@ impl Role {
             Role::Task => format!("{stack}-task-role"),
         }
     }
+}
+
+/// Every role named as a stack's execution or task role.
+fn sweep_roles(c: &Clients) -> BoxFuture<'_, Result<Vec<Sighting>, StackError>> {
+    Box::pin(async move {
+        let all = c.iam.list_roles().into_paginator().items().send().try_collect().await.ctx("list", "IAM roles")?;
+        let mut sightings = vec![];
+        for role in all {
+            for kind in [Role::Execution, Role::Task] {
+                let make: fn(&str) -> String = match kind {
+                    Role::Execution => |s| Role::Execution.name(s),
+                    Role::Task => |s| Role::Task.name(s),
+                };
+                if let Some(stack) = made_for(role.role_name(), make) {
+                    let sighting =
+                        Sighting::new(ROLE, role.role_name()).named(role.role_name(), |_| Some(stack.clone()));
+                    sightings.push(Sighting { resource: Some(kind.role_key().to_string()), ..sighting });
+                }
+            }
+        }
+        Ok(sightings)
+    })
 }
 
 /// `arn:<partition>:<service>:<region>:<account>:...` -> (partition, account).
@@ -216,12 +243,18 @@ impl Managed for Role {
     type Live = RoleLive;
     type Field = RoleField;
 
+    fn sweep(&self) -> Sweep {
+        Sweep::Listed(sweep_roles)
+    }
+
     fn permissions(&self) -> Vec<Permission> {
         let role = global_arn("iam", true, &format!("role/{}", self.name(STACK)));
         vec![
             Permission::find("iam:GetRole").on(role.clone()),
             Permission::find("iam:GetRolePolicy").on(role.clone()),
             Permission::find("iam:ListAttachedRolePolicies").on(role.clone()),
+            // The roles named as stacks' (the leak check).
+            Permission::inspect("iam:ListRoles"),
             Permission::create("iam:CreateRole").on(role.clone()).tagging(),
             access::tags_with("iam:TagRole", role.clone()),
             Permission::update("iam:PutRolePolicy").on(role.clone()).tagged(),

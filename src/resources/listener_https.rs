@@ -12,13 +12,15 @@ use crate::bill::Charge;
 use crate::config::Config;
 use crate::config::HTTPS_PORT;
 use crate::error::{returned, AwsContext, StackError};
-use crate::model::{before, Attr, Changed, Dep, Diff, Edge, Field, Key, Managed, Nodes, Outcome, Record, Scope, Shape};
+use crate::model::{
+    before, Attr, Changed, Dep, Diff, Edge, Field, Key, Managed, Nodes, Outcome, Record, Scope, Shape, Sweep,
+};
 use crate::progress::Line;
 use crate::resources::acm;
 use crate::resources::certificate::{CERTIFICATE, CERTIFICATE_ISSUED};
 use crate::resources::load_balancer::{
     check_tags, default_action, delete_listener, find_listener, forward_to, listener_permissions, load_balancer_name,
-    show_action, LISTENER, LISTENER_KIND, LOAD_BALANCER, TARGET_GROUP,
+    show_action, sweep_listeners, LISTENER, LISTENER_KIND, LOAD_BALANCER, TARGET_GROUP,
 };
 use crate::wait::{self, budget};
 
@@ -106,6 +108,10 @@ async fn given_certificate_problem(ctx: &Scope<'_>, arn: &str) -> Result<Option<
 impl Managed for ListenerHttps {
     type Live = ListenerObject;
     type Field = HttpsField;
+
+    fn sweep(&self) -> Sweep {
+        Sweep::Listed(sweep_listeners)
+    }
 
     fn permissions(&self) -> Vec<Permission> {
         let mut permissions = listener_permissions();

@@ -10,15 +10,17 @@ use aws_sdk_elasticloadbalancingv2::types::{
     LoadBalancerSchemeEnum, LoadBalancerStateEnum, LoadBalancerTypeEnum, Matcher, ProtocolEnum, RedirectActionConfig,
     RedirectActionStatusCodeEnum, TargetGroup as Tg, TargetGroupAttribute, TargetHealthStateEnum, TargetTypeEnum,
 };
+use futures::future::BoxFuture;
 
 use crate::access::{self, arn, global_arn, Condition, Permission, STACK};
+use crate::aws::Clients;
 use crate::bill::{items, Charge, Quantity, Unit};
 use crate::config::Config;
 use crate::config::HTTPS_PORT;
 use crate::error::{found, ignore_not_found, returned, AwsContext, StackError};
 use crate::model::{
-    after, before, Attr, Changed, Dep, Diff, Edge, Field, Key, Kind, Managed, Nodes, Outcome, Record, Scope, Shape,
-    Wait,
+    after, before, made_for, owner_tags, Attr, Changed, Dep, Diff, Edge, Field, Key, Kind, Managed, Nodes, Outcome,
+    Record, Scope, Shape, Sighting, Sweep, Wait,
 };
 use crate::progress::Line;
 use crate::resources::ec2::{filter, wait_enis_released};
@@ -79,6 +81,100 @@ pub fn url(dns_name: Option<&str>, port: u32, https_listener: bool, alias: Optio
         (None, true) => dns_name.map(|d| format!("https://{d}")),
         _ => dns_name.map(|d| if port == 80 { format!("http://{d}") } else { format!("http://{d}:{port}") }),
     }
+}
+
+/// The tags of ELB resources by ARN (DescribeTags takes at most 20 ARNs).
+async fn tags_of(
+    c: &Clients,
+    arns: Vec<String>,
+    what: &str,
+) -> Result<Vec<(String, Vec<(String, String)>)>, StackError> {
+    let mut all = vec![];
+    for chunk in arns.chunks(20) {
+        let out = c.elb.describe_tags().set_resource_arns(Some(chunk.to_vec())).send().await;
+        for d in out.ctx("describe the tags of", what)?.tag_descriptions() {
+            let tags = d.tags().pairs().into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            all.push((d.resource_arn().unwrap_or_default().to_string(), tags));
+        }
+    }
+    Ok(all)
+}
+
+/// Sightings of `kind` for (ARN, name, created) triples, with their tags.
+async fn tagged_sightings(
+    c: &Clients,
+    kind: Kind,
+    found: Vec<(String, String, Option<i64>)>,
+    name_of: fn(&str) -> String,
+    what: &str,
+) -> Result<Vec<Sighting>, StackError> {
+    let tags = tags_of(c, found.iter().map(|(arn, _, _)| arn.clone()).collect(), what).await?;
+    Ok(found
+        .into_iter()
+        .map(|(arn, name, created)| {
+            let own = tags.iter().find(|(a, _)| *a == arn).map(|(_, t)| t.as_slice()).unwrap_or_default();
+            Sighting::new(kind, &name)
+                .named(&name, |n| made_for(n, name_of))
+                .owned(owner_tags(own.pairs()))
+                .created(created)
+        })
+        .collect())
+}
+
+/// Every load balancer named as a stack's, with its tags and when it was created.
+fn sweep_load_balancers(c: &Clients) -> BoxFuture<'_, Result<Vec<Sighting>, StackError>> {
+    Box::pin(async move {
+        let all = c.elb.describe_load_balancers().into_paginator().items().send().try_collect().await;
+        let found = all
+            .ctx("describe", "load balancers")?
+            .into_iter()
+            .filter(|lb| lb.load_balancer_name().is_some_and(|n| made_for(n, load_balancer_name).is_some()))
+            .map(|lb| {
+                let name = lb.load_balancer_name().unwrap_or_default().to_string();
+                (lb.load_balancer_arn().unwrap_or_default().to_string(), name, lb.created_time().map(|t| t.secs()))
+            })
+            .collect();
+        tagged_sightings(c, LOAD_BALANCER.kind(), found, load_balancer_name, "load balancers").await
+    })
+}
+
+/// Every target group named as a stack's, with its tags.
+fn sweep_target_groups(c: &Clients) -> BoxFuture<'_, Result<Vec<Sighting>, StackError>> {
+    Box::pin(async move {
+        let all = c.elb.describe_target_groups().into_paginator().items().send().try_collect().await;
+        let found = all
+            .ctx("describe", "target groups")?
+            .into_iter()
+            .filter(|tg| tg.target_group_name().is_some_and(|n| made_for(n, target_group_name).is_some()))
+            .map(|tg| {
+                let name = tg.target_group_name().unwrap_or_default().to_string();
+                (tg.target_group_arn().unwrap_or_default().to_string(), name, None)
+            })
+            .collect();
+        tagged_sightings(c, TARGET_GROUP.kind(), found, target_group_name, "target groups").await
+    })
+}
+
+/// Every listener of a load balancer named as a stack's, with its tags; named for that stack.
+pub(crate) fn sweep_listeners(c: &Clients) -> BoxFuture<'_, Result<Vec<Sighting>, StackError>> {
+    Box::pin(async move {
+        let all = c.elb.describe_load_balancers().into_paginator().items().send().try_collect().await;
+        let mut sightings = vec![];
+        for lb in all.ctx("describe", "load balancers")? {
+            let Some(stack) = lb.load_balancer_name().and_then(|n| made_for(n, load_balancer_name)) else { continue };
+            let arn = lb.load_balancer_arn().unwrap_or_default();
+            let out = found(
+                c.elb.describe_listeners().load_balancer_arn(arn).send().await.ctx("describe the listeners of", arn),
+            )?;
+            let arns: Vec<String> =
+                out.iter().flat_map(|o| o.listeners()).filter_map(|l| l.listener_arn().map(str::to_string)).collect();
+            for (listener, tags) in tags_of(c, arns, "listeners").await? {
+                let sighting = Sighting::new(LISTENER_KIND, &listener).owned(owner_tags(tags.pairs()));
+                sightings.push(Sighting { named_for: Some(stack.clone()), ..sighting });
+            }
+        }
+        Ok(sightings)
+    })
 }
 
 /// The load balancer's ARN pattern.
@@ -226,6 +322,10 @@ async fn deregistration_delay(ctx: &Scope<'_>, arn: &str) -> Result<Option<Strin
 impl Managed for TargetGroup {
     type Live = TgLive;
     type Field = TargetGroupField;
+
+    fn sweep(&self) -> Sweep {
+        Sweep::Listed(sweep_target_groups)
+    }
 
     fn permissions(&self) -> Vec<Permission> {
         let tg = arn("elasticloadbalancing", &format!("targetgroup/{}/*", target_group_name(STACK)));
@@ -481,6 +581,10 @@ fn lb_state(lb: &Lb) -> Option<&LoadBalancerStateEnum> {
 impl Managed for LoadBalancer {
     type Live = LbLive;
     type Field = LoadBalancerField;
+
+    fn sweep(&self) -> Sweep {
+        Sweep::Listed(sweep_load_balancers)
+    }
 
     fn permissions(&self) -> Vec<Permission> {
         let lb = load_balancer_arn();
@@ -814,6 +918,10 @@ impl Field for ListenerField {
 impl Managed for Listener {
     type Live = ListenerObject;
     type Field = ListenerField;
+
+    fn sweep(&self) -> Sweep {
+        Sweep::Listed(sweep_listeners)
+    }
 
     fn permissions(&self) -> Vec<Permission> {
         listener_permissions()

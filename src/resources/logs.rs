@@ -2,12 +2,17 @@
 
 use async_trait::async_trait;
 use aws_sdk_cloudwatchlogs::types::LogGroup as Group;
+use futures::future::BoxFuture;
 
 use crate::access::{self, arn, Permission, STACK};
+use crate::aws::Clients;
 use crate::bill::{items, Charge, Unit};
 use crate::config::Config;
 use crate::error::{found, ignore_not_found, AwsContext, StackError};
-use crate::model::{Attr, Changed, Dep, Diff, Field, Key, Kind, Managed, Nodes, Outcome, Record, Scope, Shape};
+use crate::model::{
+    made_for, Attr, Changed, Dep, Diff, Field, Key, Kind, Managed, Nodes, Outcome, Record, Scope, Shape, Sighting,
+    Sweep,
+};
 use crate::progress::Line;
 use crate::resources::tags::TagPairs;
 
@@ -21,6 +26,33 @@ pub fn declare(_shape: &Shape, nodes: &mut Nodes) {
 /// The log group's name: `/ecs/<stack>`.
 pub fn log_group_name(stack: &str) -> String {
     format!("/ecs/{stack}")
+}
+
+/// Every log group named as a stack's, with when it was created.
+fn sweep_groups(c: &Clients) -> BoxFuture<'_, Result<Vec<Sighting>, StackError>> {
+    Box::pin(async move {
+        let all = c
+            .logs
+            .describe_log_groups()
+            .log_group_name_prefix(log_group_name(""))
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await;
+        Ok(all
+            .ctx("describe", "log groups")?
+            .iter()
+            .filter_map(|g| {
+                let name = g.log_group_name()?;
+                let sighting = Sighting::new(LOG_GROUP.kind(), name).named(name, |n| made_for(n, log_group_name));
+                Some(
+                    Sighting { resource: Some(LOG_GROUP.to_string()), ..sighting }
+                        .created(g.creation_time().map(|ms| ms / 1000)),
+                )
+            })
+            .collect())
+    })
 }
 
 async fn describe(ctx: &Scope<'_>, name: &str) -> Result<Option<Group>, StackError> {
@@ -61,6 +93,10 @@ impl Field for LogsField {
 impl Managed for LogGroup {
     type Live = Group;
     type Field = LogsField;
+
+    fn sweep(&self) -> Sweep {
+        Sweep::Listed(sweep_groups)
+    }
 
     fn permissions(&self) -> Vec<Permission> {
         let group = arn("logs", &format!("log-group:{}", log_group_name(STACK)));

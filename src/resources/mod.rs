@@ -26,8 +26,39 @@ pub mod task_definition;
 #[cfg(test)]
 mod declarations;
 
+/// How each kind any stack can have is listed, each kind once.
+fn sweeps() -> Vec<(Kind, SweepFn)> {
+    let config = Config::parse(BUILT_IN, DEFAULT_TOML).expect("the built-in config is valid");
+    let graph = stack(&Shape::everything(&config)).expect("the graph of everything is valid");
+    let mut sweeps: Vec<(Kind, SweepFn)> = vec![];
+    for node in graph.resources() {
+        let kind = node.key().kind();
+        if let (Some(Sweep::Listed(sweep)), false) = (node.sweep(), sweeps.iter().any(|(k, _)| *k == kind)) {
+            sweeps.push((kind, sweep));
+        }
+    }
+    sweeps
+}
+
+/// What AWS has of `kinds` (all kinds when empty), for every stack, listed concurrently.
+pub async fn sightings(clients: &Clients, kinds: &[Kind]) -> Result<Vec<Sighting>, StackError> {
+    let wanted = sweeps().into_iter().filter(|(k, _)| kinds.is_empty() || kinds.contains(k));
+    let lists = futures::future::try_join_all(wanted.map(|(_, sweep)| sweep(clients))).await?;
+    Ok(lists.into_iter().flatten().collect())
+}
+
+/// The resources of this config's stack that [`sightings`] lists: after `up`, each is there
+/// once; after `down`, none is.
+pub fn listed(config: &Config) -> Result<Vec<Key>, GraphError> {
+    let graph = stack(&Shape::of(config))?;
+    Ok(graph.resources().filter(|n| matches!(n.sweep(), Some(Sweep::Listed(_)))).map(|n| n.key()).collect())
+}
+
+use crate::aws::Clients;
+use crate::config::{Config, BUILT_IN, DEFAULT_TOML};
+use crate::error::StackError;
 use crate::graph::{Graph, GraphError};
-use crate::model::{Nodes, Shape};
+use crate::model::{Key, Kind, Nodes, Shape, Sighting, Sweep, SweepFn};
 
 /// Declares some of the stack's nodes for a shape.
 type Declare = fn(&Shape, &mut Nodes);

@@ -5,17 +5,21 @@ use aws_sdk_ec2::types::{
     Address, AttributeBooleanValue, DomainType, Filter, InternetGateway as Igw, NatGateway as Nat, NatGatewayState,
     ResourceType, RouteTable as Rt, Subnet as Sn, Vpc as VpcObject, VpcAttributeName,
 };
+use futures::future::BoxFuture;
 
 use crate::access::{self, arn, Permission};
+use crate::aws::Clients;
 use crate::bill::{items, Charge, Quantity, Unit};
 use crate::config::Config;
 use crate::error::{found, ignore_not_found, returned, AwsContext, StackError};
 use crate::model::{
     after, Attr, Change, Changed, Dep, Diff, Edge, Field, Indexed, Key, Kind, Lifecycle, Managed, NoField, Nodes,
-    Outcome, Record, Removal, Scope, Shape,
+    Outcome, Record, Removal, Scope, Shape, Sighting, Sweep,
 };
 use crate::progress::Line;
-use crate::resources::ec2::{check, filter, locate, tag_filters, tag_spec, Ec2Object, Within, ANYWHERE};
+use crate::resources::ec2::{
+    any_stack, check, filter, locate, sightings, tag_filters, tag_spec, Ec2Object, Within, ANYWHERE,
+};
 use crate::wait::{self, budget, Poll};
 
 pub const VPC: Key = Key::new("vpc", Kind::new("ec2:vpc"));
@@ -121,6 +125,46 @@ pub async fn availability_zones(ctx: &Scope<'_>) -> Result<Vec<String>, StackErr
     Ok(found.clone())
 }
 
+/// Every tagged object the paginated `describe` call lists, as sightings of `kind`.
+macro_rules! sweep {
+    ($name:ident, $call:ident, $filter:ident, $kind:expr, $what:expr) => {
+        fn $name(c: &Clients) -> BoxFuture<'_, Result<Vec<Sighting>, StackError>> {
+            Box::pin(async move {
+                let all = c.ec2.$call().$filter(any_stack()).into_paginator().items().send().try_collect().await;
+                Ok(sightings($kind, &all.ctx("describe", $what)?))
+            })
+        }
+    };
+}
+
+sweep!(sweep_vpcs, describe_vpcs, filters, VPC.kind(), "tagged VPCs");
+sweep!(sweep_subnets, describe_subnets, filters, SUBNET, "tagged subnets");
+sweep!(sweep_gateways, describe_internet_gateways, filters, INTERNET_GATEWAY.kind(), "tagged internet gateways");
+sweep!(sweep_route_tables, describe_route_tables, filters, ROUTE_TABLE, "tagged route tables");
+
+/// NAT gateways not yet deleted (a `deleting` one is not active), with when they were created.
+fn sweep_nat_gateways(c: &Clients) -> BoxFuture<'_, Result<Vec<Sighting>, StackError>> {
+    Box::pin(async move {
+        let all = c.ec2.describe_nat_gateways().filter(any_stack()).into_paginator().items().send().try_collect().await;
+        let all: Vec<Nat> = all.ctx("describe", "tagged NAT gateways")?;
+        let alive: Vec<Nat> = all.into_iter().filter(|n| n.state() != Some(&NatGatewayState::Deleted)).collect();
+        Ok(sightings(NAT_GATEWAY.kind(), &alive)
+            .into_iter()
+            .zip(&alive)
+            .map(|(s, n)| {
+                s.created(n.create_time().map(|t| t.secs())).active(n.state() != Some(&NatGatewayState::Deleting))
+            })
+            .collect())
+    })
+}
+
+fn sweep_addresses(c: &Clients) -> BoxFuture<'_, Result<Vec<Sighting>, StackError>> {
+    Box::pin(async move {
+        let out = c.ec2.describe_addresses().filters(any_stack()).send().await.ctx("describe", "tagged Elastic IPs")?;
+        Ok(sightings(ELASTIC_IP.kind(), out.addresses()))
+    })
+}
+
 /// Describe EC2 objects by IDs or filters: `describe!(ctx.aws.ec2.describe_vpcs(), set_vpc_ids, vpcs, "VPC")`.
 macro_rules! describe {
     ($call:expr, $ids:ident, $list:ident, $what:expr) => {
@@ -201,6 +245,10 @@ impl Field for VpcField {
 impl Managed for Vpc {
     type Live = VpcLive;
     type Field = VpcField;
+
+    fn sweep(&self) -> Sweep {
+        Sweep::Listed(sweep_vpcs)
+    }
 
     fn permissions(&self) -> Vec<Permission> {
         let vpc = arn("ec2", "vpc/*");
@@ -360,6 +408,10 @@ impl Managed for Subnet {
     type Live = Sn;
     type Field = NoField;
 
+    fn sweep(&self) -> Sweep {
+        Sweep::Listed(sweep_subnets)
+    }
+
     fn permissions(&self) -> Vec<Permission> {
         let subnet = arn("ec2", "subnet/*");
         vec![
@@ -475,6 +527,10 @@ impl Field for IgwField {
 impl Managed for InternetGateway {
     type Live = Igw;
     type Field = IgwField;
+
+    fn sweep(&self) -> Sweep {
+        Sweep::Listed(sweep_gateways)
+    }
 
     fn permissions(&self) -> Vec<Permission> {
         let igw = arn("ec2", "internet-gateway/*");
@@ -616,6 +672,10 @@ impl Managed for ElasticIp {
     type Live = Address;
     type Field = NoField;
 
+    fn sweep(&self) -> Sweep {
+        Sweep::Listed(sweep_addresses)
+    }
+
     fn permissions(&self) -> Vec<Permission> {
         let eip = arn("ec2", "elastic-ip/*");
         vec![
@@ -734,6 +794,10 @@ async fn describe_nats(ctx: &Scope<'_>, ids: Vec<String>, filters: Vec<Filter>) 
 impl Managed for NatGateway {
     type Live = Nat;
     type Field = NoField;
+
+    fn sweep(&self) -> Sweep {
+        Sweep::Listed(sweep_nat_gateways)
+    }
 
     fn permissions(&self) -> Vec<Permission> {
         let nat = arn("ec2", "natgateway/*");
@@ -946,6 +1010,10 @@ fn route_target(table: &Rt) -> String {
 impl Managed for RouteTable {
     type Live = Rt;
     type Field = RouteField;
+
+    fn sweep(&self) -> Sweep {
+        Sweep::Listed(sweep_route_tables)
+    }
 
     fn permissions(&self) -> Vec<Permission> {
         let table = arn("ec2", "route-table/*");

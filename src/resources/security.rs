@@ -8,16 +8,19 @@ use async_trait::async_trait;
 use aws_sdk_ec2::types::{
     IpPermission, IpRange, Ipv6Range, PrefixListId, ResourceType, SecurityGroup, UserIdGroupPair,
 };
+use futures::future::BoxFuture;
 
 use crate::access::{arn, Permission};
+use crate::aws::Clients;
 use crate::bill::Charge;
 use crate::config::Config;
 use crate::error::{found, ignore_not_found, AwsContext, StackError};
 use crate::model::{
-    after, before, Changed, Dep, Diff, Edge, Field, Key, Kind, Managed, Nodes, Outcome, Record, Scope, Shape,
+    after, before, Changed, Dep, Diff, Edge, Field, Key, Kind, Managed, Nodes, Outcome, Record, Scope, Shape, Sighting,
+    Sweep,
 };
 use crate::progress::Line;
-use crate::resources::ec2::{filter, locate, tag_spec, Ec2Object, ANYWHERE};
+use crate::resources::ec2::{any_stack, filter, locate, sightings, tag_spec, Ec2Object, ANYWHERE};
 use crate::resources::network::{in_stack_vpc, VPC};
 use crate::wait::{self, budget, Poll};
 
@@ -74,6 +77,15 @@ fn group_permissions() -> Vec<Permission> {
         Permission::delete("ec2:RevokeSecurityGroupEgress").on(group.clone()).tagged(),
         Permission::delete("ec2:DeleteSecurityGroup").on(group).tagged(),
     ]
+}
+
+/// Every group carrying a stack's tag (the VPCs' default groups carry none).
+fn sweep_groups(c: &Clients) -> BoxFuture<'_, Result<Vec<Sighting>, StackError>> {
+    Box::pin(async move {
+        let all =
+            c.ec2.describe_security_groups().filters(any_stack()).into_paginator().items().send().try_collect().await;
+        Ok(sightings(SECURITY_GROUP, &all.ctx("describe", "tagged security groups")?))
+    })
 }
 
 const INSIDE_THE_VPC: &str = "DeleteVpc fails with DependencyViolation while anything is left in the VPC";
@@ -362,6 +374,10 @@ impl Managed for AlbGroup {
     type Live = SecurityGroup;
     type Field = RulesField;
 
+    fn sweep(&self) -> Sweep {
+        Sweep::Listed(sweep_groups)
+    }
+
     fn permissions(&self) -> Vec<Permission> {
         group_permissions()
     }
@@ -460,6 +476,10 @@ fn task_ingress(ctx: &Scope<'_>, alb: &str) -> Vec<Rule> {
 impl Managed for TaskGroup {
     type Live = TaskGroupLive;
     type Field = RulesField;
+
+    fn sweep(&self) -> Sweep {
+        Sweep::Listed(sweep_groups)
+    }
 
     fn permissions(&self) -> Vec<Permission> {
         group_permissions()
@@ -579,6 +599,10 @@ async fn default_group(ctx: &Scope<'_>, vpc: &str) -> Result<Option<SecurityGrou
 impl Managed for DefaultGroup {
     type Live = SecurityGroup;
     type Field = RulesField;
+
+    fn sweep(&self) -> Sweep {
+        Sweep::Unlisted("AWS makes it with the VPC and deletes it with the VPC; it carries no tag")
+    }
 
     fn permissions(&self) -> Vec<Permission> {
         group_permissions()

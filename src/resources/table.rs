@@ -7,14 +7,17 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType as DynamoKeyType, ScalarAttributeType, Select,
     TableDescription, TableStatus,
 };
+use futures::future::BoxFuture;
+use futures::StreamExt;
 
 use crate::access::{self, arn, Permission, STACK};
+use crate::aws::Clients;
 use crate::bill::{items, Charge, Unit};
 use crate::config::{Config, KeyAttribute};
 use crate::error::{found, ignore_not_found, returned, AwsContext, StackError};
 use crate::model::{
-    Attr, Changed, Dep, Diff, Field, Key, Kind, Lifecycle, Managed, Nodes, Outcome, Prepared, Record, Retention, Scope,
-    Shape, RETAINED,
+    made_for, owner_tags, Attr, Changed, Dep, Diff, Field, Key, Kind, Lifecycle, Managed, Nodes, Outcome, Prepared,
+    Record, Retention, Scope, Shape, Sighting, Sweep, RETAINED,
 };
 use crate::progress::Line;
 use crate::resources::tags::TagPairs;
@@ -34,6 +37,30 @@ pub fn declare(_shape: &Shape, nodes: &mut Nodes) {
 /// The table's name: `<stack>-messages`.
 pub fn table_name(stack: &str) -> String {
     format!("{stack}-messages")
+}
+
+/// Every table named as a stack's, with its tags and when it was created.
+fn sweep_tables(c: &Clients) -> BoxFuture<'_, Result<Vec<Sighting>, StackError>> {
+    Box::pin(async move {
+        let names = c.dynamodb.list_tables().into_paginator().items().send().try_collect().await;
+        let names: Vec<String> = names.ctx("list", "DynamoDB tables")?;
+        let checks = names.into_iter().filter(|n| made_for(n, table_name).is_some()).map(|name| async move {
+            let described =
+                found(c.dynamodb.describe_table().table_name(&name).send().await.ctx("describe table", &name))?;
+            let Some(table) = described.and_then(|d| d.table().cloned()) else { return Ok(None) };
+            let Some(arn) = table.table_arn() else { return Ok(None) };
+            let tags = c.dynamodb.list_tags_of_resource().resource_arn(arn).send().await;
+            let tags = found(tags.ctx("list the tags of", &name))?.map(|t| t.tags().to_vec()).unwrap_or_default();
+            let sighting = Sighting::new(TABLE.kind(), &name)
+                .named(&name, |n| made_for(n, table_name))
+                .owned(owner_tags(tags.pairs()))
+                .created(table.creation_date_time().map(|t| t.secs()));
+            Ok::<_, StackError>(Some(sighting))
+        });
+        let all: Vec<Result<Option<Sighting>, StackError>> =
+            futures::stream::iter(checks).buffer_unordered(8).collect().await;
+        Ok(all.into_iter().collect::<Result<Vec<_>, _>>()?.into_iter().flatten().collect())
+    })
 }
 
 /// What `down` was asked to do with the data (its flags), set by the command for the run.
@@ -130,11 +157,17 @@ impl Managed for Table {
     type Live = TableLive;
     type Field = TableField;
 
+    fn sweep(&self) -> Sweep {
+        Sweep::Listed(sweep_tables)
+    }
+
     fn permissions(&self) -> Vec<Permission> {
         let table = arn("dynamodb", &format!("table/{}", table_name(STACK)));
         vec![
             Permission::find("dynamodb:DescribeTable").on(table.clone()),
             Permission::find("dynamodb:ListTagsOfResource").on(table.clone()),
+            // The tables named as stacks' (`list`, the leak check).
+            Permission::inspect("dynamodb:ListTables"),
             Permission::create("dynamodb:CreateTable").on(table.clone()).tagging(),
             access::tags_with("dynamodb:TagResource", table.clone()),
             Permission::update("dynamodb:UpdateTable").on(table.clone()).tagged(),

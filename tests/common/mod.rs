@@ -239,157 +239,30 @@ pub fn tagged(tags: &[aws_sdk_ec2::types::Tag], stack: &str) -> bool {
     tags.iter().any(|t| t.key() == Some(STACK_TAG) && t.value() == Some(stack))
 }
 
-/// The names a stack's named resources have.
-pub fn named(stack: &str) -> Vec<String> {
-    ["messages", "execution-role", "task-role", "cluster", "alb", "tg", "service"]
-        .iter()
-        .map(|s| format!("{stack}-{s}"))
-        .chain([format!("/ecs/{stack}")])
-        .collect()
+/// Everything of the stack that AWS still lists, by tag or by name (each resource kind listed as
+/// its module declares: `resources::sightings`). Empty when `down` left nothing.
+pub async fn leftovers(sdk: &Sdk, stack: &str) -> Vec<String> {
+    let all = fargate_stack::resources::sightings(sdk, &[]).await.expect("list what AWS has");
+    all.iter().filter(|s| s.belongs_to(stack)).map(|s| format!("{} {}", s.kind, s.id)).collect()
 }
 
-/// Everything of the stack that describe/list calls still find, by tag or by exact name. Empty
-/// when `down` left nothing. (The tagging API is not used: it misses EIPs, roles, listeners, log
-/// groups.)
-pub async fn leftovers(sdk: &Sdk, stack: &str) -> Vec<String> {
-    let mut left = vec![];
-    let names = named(stack);
-    let ours = |name: &str| names.iter().any(|n| n == name);
-    let f = || ec2_tag_filter(stack);
-    for v in
-        sdk.ec2.describe_vpcs().filters(f()).send().await.unwrap().vpcs().iter().filter(|v| tagged(v.tags(), stack))
-    {
-        left.push(format!("vpc {}", v.vpc_id().unwrap()));
-    }
-    for s in sdk
-        .ec2
-        .describe_subnets()
-        .filters(f())
-        .send()
-        .await
-        .unwrap()
-        .subnets()
-        .iter()
-        .filter(|s| tagged(s.tags(), stack))
-    {
-        left.push(format!("subnet {}", s.subnet_id().unwrap()));
-    }
-    let igws = sdk.ec2.describe_internet_gateways().filters(f()).send().await.unwrap();
-    for g in igws.internet_gateways().iter().filter(|g| tagged(g.tags(), stack)) {
-        left.push(format!("igw {}", g.internet_gateway_id().unwrap()));
-    }
-    let tables = sdk.ec2.describe_route_tables().filters(f()).send().await.unwrap();
-    for t in tables.route_tables().iter().filter(|t| tagged(t.tags(), stack)) {
-        left.push(format!("route table {}", t.route_table_id().unwrap()));
-    }
-    let groups = sdk.ec2.describe_security_groups().filters(f()).send().await.unwrap();
-    for g in groups.security_groups().iter().filter(|g| tagged(g.tags(), stack)) {
-        left.push(format!("security group {}", g.group_id().unwrap()));
-    }
-    for a in sdk
-        .ec2
-        .describe_addresses()
-        .filters(f())
-        .send()
-        .await
-        .unwrap()
-        .addresses()
-        .iter()
-        .filter(|a| tagged(a.tags(), stack))
-    {
-        left.push(format!("elastic ip {}", a.allocation_id().unwrap()));
-    }
-    for n in sdk
-        .ec2
-        .describe_nat_gateways()
-        .filter(f())
-        .send()
-        .await
-        .unwrap()
-        .nat_gateways()
-        .iter()
-        .filter(|n| tagged(n.tags(), stack))
-    {
-        if n.state().map(|s| s.as_str()) != Some("deleted") {
-            left.push(format!("nat gateway {}", n.nat_gateway_id().unwrap()));
-        }
-    }
-    for t in sdk.dynamodb.list_tables().send().await.unwrap().table_names() {
-        if ours(t) {
-            left.push(format!("table {t}"));
-        }
-    }
-    for g in
-        sdk.logs.describe_log_groups().log_group_name_prefix(format!("/ecs/{stack}")).send().await.unwrap().log_groups()
-    {
-        if ours(g.log_group_name().unwrap()) {
-            left.push(format!("log group {}", g.log_group_name().unwrap()));
-        }
-    }
-    for r in sdk.iam.list_roles().send().await.unwrap().roles() {
-        if ours(r.role_name()) {
-            left.push(format!("role {}", r.role_name()));
-        }
-    }
-    let clusters = sdk.ecs.list_clusters().send().await.unwrap();
-    if !clusters.cluster_arns().is_empty() {
-        let described =
-            sdk.ecs.describe_clusters().set_clusters(Some(clusters.cluster_arns().to_vec())).send().await.unwrap();
-        for c in described.clusters() {
-            if c.status() == Some("ACTIVE") && ours(c.cluster_name().unwrap_or_default()) {
-                left.push(format!("cluster {}", c.cluster_name().unwrap()));
-            }
-        }
-    }
-    for status in [aws_sdk_ecs::types::TaskDefinitionStatus::Active, aws_sdk_ecs::types::TaskDefinitionStatus::Inactive]
-    {
-        let family = format!("{stack}-server");
-        let defs = sdk.ecs.list_task_definitions().family_prefix(&family).status(status).send().await.unwrap();
-        for d in defs
-            .task_definition_arns()
-            .iter()
-            .filter(|d| d.rsplit_once('/').is_some_and(|(_, r)| r.rsplit_once(':').is_some_and(|(f, _)| f == family)))
-        {
-            let described = sdk.ecs.describe_task_definition().task_definition(d).send().await.unwrap();
-            let st = described
-                .task_definition()
-                .and_then(|t| t.status())
-                .map(|s| s.as_str().to_string())
-                .unwrap_or_default();
-            if st != "DELETE_IN_PROGRESS" {
-                left.push(format!("task definition {d} ({st})"));
-            }
-        }
-    }
-    for lb in sdk.elb.describe_load_balancers().send().await.unwrap().load_balancers() {
-        if ours(lb.load_balancer_name().unwrap_or_default()) {
-            left.push(format!("load balancer {}", lb.load_balancer_name().unwrap()));
-            let listeners =
-                sdk.elb.describe_listeners().load_balancer_arn(lb.load_balancer_arn().unwrap()).send().await.unwrap();
-            for l in listeners.listeners() {
-                left.push(format!("listener {}", l.listener_arn().unwrap()));
-            }
-        }
-    }
-    for tg in sdk.elb.describe_target_groups().send().await.unwrap().target_groups() {
-        if ours(tg.target_group_name().unwrap_or_default()) {
-            left.push(format!("target group {}", tg.target_group_name().unwrap()));
-        }
-    }
-    // Application Auto Scaling: the service's scalable target and its policies outlive the service.
-    let service = format!("service/{stack}-cluster/{stack}-service");
-    let ecs = aws_sdk_applicationautoscaling::types::ServiceNamespace::Ecs;
-    let targets =
-        sdk.autoscaling.describe_scalable_targets().service_namespace(ecs.clone()).resource_ids(&service).send().await;
-    for t in targets.unwrap().scalable_targets().iter().filter(|t| t.resource_id() == service) {
-        left.push(format!("scalable target {}", t.resource_id()));
-    }
-    let policies =
-        sdk.autoscaling.describe_scaling_policies().service_namespace(ecs).resource_id(&service).send().await;
-    for p in policies.unwrap().scaling_policies().iter().filter(|p| p.resource_id() == service) {
-        left.push(format!("scaling policy {}", p.policy_name()));
-    }
-    left
+/// The default config under `stack`'s name.
+pub fn default_config(stack: &str) -> fargate_stack::config::Config {
+    let text = include_str!("../../config/default.toml")
+        .replace(&format!("name = \"{STACK}\""), &format!("name = \"{stack}\""));
+    fargate_stack::config::Config::parse("test", &text).expect("the default config")
+}
+
+/// How many resources the stack of `config` has (its graph's, waits left out): what the state
+/// records after `up`, and the plan creates.
+pub fn resources_of(config: &fargate_stack::config::Config) -> usize {
+    let shape = fargate_stack::model::Shape::of(config);
+    fargate_stack::resources::stack(&shape).expect("the graph").resources().count()
+}
+
+/// How many resources the default stack has.
+pub fn default_resources() -> usize {
+    resources_of(&default_config(STACK))
 }
 
 /// The default config with one `key = value` line replaced.
@@ -411,53 +284,23 @@ pub async fn assert_exactly_one_stack(sdk: &Sdk) {
     assert_exactly_one_of(sdk, STACK).await
 }
 
-/// Exactly one of each of `stack`'s resources exists, whatever else is in the emulator.
+/// Exactly one of each of `stack`'s resources (the default stack's, each that AWS lists) exists,
+/// whatever else is in the emulator.
 pub async fn assert_exactly_one_of(sdk: &Sdk, stack: &str) {
-    let f = || ec2_tag_filter(stack);
-    let vpcs = sdk.ec2.describe_vpcs().filters(f()).send().await.unwrap();
-    assert_eq!(vpcs.vpcs().iter().filter(|v| tagged(v.tags(), stack)).count(), 1, "{stack}: VPCs");
-    let subnets = sdk.ec2.describe_subnets().filters(f()).send().await.unwrap();
-    assert_eq!(subnets.subnets().iter().filter(|s| tagged(s.tags(), stack)).count(), 4, "{stack}: subnets");
-    let igws = sdk.ec2.describe_internet_gateways().filters(f()).send().await.unwrap();
-    assert_eq!(igws.internet_gateways().iter().filter(|g| tagged(g.tags(), stack)).count(), 1, "{stack}: IGWs");
-    let tables = sdk.ec2.describe_route_tables().filters(f()).send().await.unwrap();
-    assert_eq!(tables.route_tables().iter().filter(|t| tagged(t.tags(), stack)).count(), 2, "{stack}: route tables");
-    let groups = sdk.ec2.describe_security_groups().filters(f()).send().await.unwrap();
-    assert_eq!(groups.security_groups().iter().filter(|g| tagged(g.tags(), stack)).count(), 2, "{stack}: SGs");
-    let eips = sdk.ec2.describe_addresses().filters(f()).send().await.unwrap();
-    assert_eq!(eips.addresses().iter().filter(|a| tagged(a.tags(), stack)).count(), 1, "{stack}: EIPs");
-    let nats = sdk.ec2.describe_nat_gateways().filter(f()).send().await.unwrap();
-    let live = nats
-        .nat_gateways()
-        .iter()
-        .filter(|n| tagged(n.tags(), stack) && n.state().map(|s| s.as_str()) != Some("deleted"))
-        .count();
-    assert_eq!(live, 1, "{stack}: NAT gateways");
-    let names = named(stack);
-    let lbs = sdk.elb.describe_load_balancers().send().await.unwrap();
-    let lbs: Vec<_> = lbs
-        .load_balancers()
-        .iter()
-        .filter(|l| names.iter().any(|n| Some(n.as_str()) == l.load_balancer_name()))
-        .collect();
-    assert_eq!(lbs.len(), 1, "{stack}: load balancers");
-    let listeners =
-        sdk.elb.describe_listeners().load_balancer_arn(lbs[0].load_balancer_arn().unwrap()).send().await.unwrap();
-    assert_eq!(listeners.listeners().len(), 1, "{stack}: listeners");
-    let tgs = sdk.elb.describe_target_groups().send().await.unwrap();
-    assert_eq!(
-        tgs.target_groups().iter().filter(|t| names.iter().any(|n| Some(n.as_str()) == t.target_group_name())).count(),
-        1,
-        "{stack}: target groups"
-    );
-    let family = format!("{stack}-server");
-    let defs = sdk.ecs.list_task_definitions().family_prefix(&family).send().await.unwrap();
-    let revisions = defs.task_definition_arns().iter().filter(|d| d.contains(&format!("/{family}:"))).count();
-    assert_eq!(revisions, 1, "{stack}: task definition revisions");
-    let services = sdk.ecs.list_services().cluster(format!("{stack}-cluster")).send().await.unwrap();
-    assert_eq!(services.service_arns().len(), 1, "{stack}: services");
-    let roles = sdk.iam.list_roles().send().await.unwrap();
-    assert_eq!(roles.roles().iter().filter(|r| names.iter().any(|n| n == r.role_name())).count(), 2, "{stack}: roles");
+    let all = fargate_stack::resources::sightings(sdk, &[]).await.expect("list what AWS has");
+    let ours: Vec<_> = all.iter().filter(|s| s.belongs_to(stack) && s.active).collect();
+    let keys = fargate_stack::resources::listed(&default_config(stack)).expect("the graph");
+    for key in &keys {
+        let found: Vec<&str> = ours
+            .iter()
+            .filter(|s| s.resource.as_deref() == Some(key.to_string().as_str()))
+            .map(|s| s.id.as_str())
+            .collect();
+        assert_eq!(found.len(), 1, "{stack}: {key}: {found:?}");
+    }
+    let unexpected: Vec<_> =
+        ours.iter().filter(|s| !keys.iter().any(|k| s.resource.as_deref() == Some(k.to_string().as_str()))).collect();
+    assert!(unexpected.is_empty(), "{stack}: {unexpected:#?}");
 }
 
 /// The AWS realism layer (tests/support/aws_realism.py) in front of a moto server: AWS's timings

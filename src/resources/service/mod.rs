@@ -5,16 +5,18 @@ use aws_sdk_ecs::types::{
     AssignPublicIp, AwsVpcConfiguration, DeploymentCircuitBreaker, DeploymentConfiguration, LaunchType, LoadBalancer,
     NetworkConfiguration, PropagateTags, Service as ServiceObject, ServiceField as Include,
 };
+use futures::future::BoxFuture;
 
 pub mod status;
 
 use crate::access::{self, arn, Permission, STACK};
+use crate::aws::Clients;
 use crate::bill::{items, Charge, Quantity, Unit};
 use crate::config::Config;
 use crate::error::{found, returned, AwsContext, StackError};
 use crate::model::{
-    before, Attr, Changed, Declared, Dep, Diff, Edge, Field, Health, Inspection, Key, Kind, Managed, Nodes, Outcome,
-    Record, Scope, Shape, Step, Wait,
+    before, made_for, owner_tags, Attr, Changed, Declared, Dep, Diff, Edge, Field, Health, Inspection, Key, Kind,
+    Managed, Nodes, Outcome, Record, Scope, Shape, Sighting, Step, Sweep, Wait,
 };
 use crate::progress::Line;
 use crate::resources::cluster::{cluster_name, stack_cluster, CLUSTER};
@@ -74,6 +76,36 @@ impl Field for ServiceField {
             ServiceField::TaskDefinition => "task definition".into(),
         }
     }
+}
+
+/// Every service (not yet inactive) of every cluster named as a stack's.
+fn sweep_services(c: &Clients) -> BoxFuture<'_, Result<Vec<Sighting>, StackError>> {
+    Box::pin(async move {
+        let clusters = c.ecs.list_clusters().into_paginator().items().send().try_collect().await;
+        let mut sightings = vec![];
+        for cluster in clusters.ctx("list", "ECS clusters")? {
+            let name = cluster.rsplit('/').next().unwrap_or_default();
+            if made_for(name, cluster_name).is_none() {
+                continue;
+            }
+            let arns = c.ecs.list_services().cluster(&cluster).into_paginator().items().send().try_collect().await;
+            let arns: Vec<String> = found(arns.ctx("list the services of", name))?.unwrap_or_default();
+            // DescribeServices takes at most 10 services.
+            for chunk in arns.chunks(10) {
+                let call = c.ecs.describe_services().cluster(&cluster).set_services(Some(chunk.to_vec()));
+                let out = call.include(Include::Tags).send().await.ctx("describe the services of", name)?;
+                for s in out.services().iter().filter(|s| is_live(s)) {
+                    let service = s.service_name().unwrap_or_default();
+                    let sighting = Sighting::new(SERVICE.kind(), service)
+                        .named(service, |n| made_for(n, service_name))
+                        .owned(owner_tags(s.tags().pairs()))
+                        .active(s.status() == Some("ACTIVE"));
+                    sightings.push(sighting);
+                }
+            }
+        }
+        Ok(sightings)
+    })
 }
 
 /// The service's ARN pattern.
@@ -145,6 +177,10 @@ impl Managed for Service {
     type Live = ServiceLive;
     type Field = ServiceField;
 
+    fn sweep(&self) -> Sweep {
+        Sweep::Listed(sweep_services)
+    }
+
     fn permissions(&self) -> Vec<Permission> {
         let service = service_arn();
         vec![
@@ -161,6 +197,10 @@ impl Managed for Service {
             Permission::delete("ec2:DescribeNetworkInterfaces"),
             // What `status`, `deploy` and `rollback` show: why tasks stopped.
             Permission::inspect("ecs:ListTasks"),
+            // The services of the clusters named as stacks' (the leak check).
+            Permission::inspect("ecs:ListClusters"),
+            Permission::inspect("ecs:ListServices"),
+            Permission::inspect("ecs:DescribeServices").on(arn("ecs", "service/*")),
             Permission::inspect("ecs:DescribeTasks").on(arn("ecs", &format!("task/{}/*", cluster_name(STACK)))),
         ]
     }

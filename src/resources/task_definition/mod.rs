@@ -7,15 +7,18 @@ use aws_sdk_ecs::types::{
     Compatibility, ContainerDefinition, KeyValuePair, LogConfiguration, LogDriver, NetworkMode, PortMapping,
     TaskDefinition as Definition, TaskDefinitionField, TaskDefinitionStatus, TransportProtocol,
 };
+use futures::future::BoxFuture;
 
 pub mod image;
 
 use crate::access::{self, arn, global_arn, Condition, Permission, Verb, STACK};
+use crate::aws::Clients;
 use crate::bill::Charge;
 use crate::config::Config;
 use crate::error::{returned, AwsContext, StackError};
 use crate::model::{
-    Attr, Changed, Declared, Dep, Diff, Field, Key, Managed, Nodes, Outcome, Record, Scope, Shape, Step,
+    made_for, owner_tags, Attr, Changed, Declared, Dep, Diff, Field, Key, Managed, Nodes, Outcome, Record, Scope,
+    Shape, Sighting, Step, Sweep,
 };
 use crate::progress::Line;
 use crate::resources::iam::{EXECUTION_ROLE, EXECUTION_ROLE_ARN, TASK_ROLE, TASK_ROLE_ARN};
@@ -178,6 +181,33 @@ fn definition_permissions(verb: Verb) -> Vec<Permission> {
     ]
 }
 
+/// Every revision (active or inactive, not being deleted) of a family named as a stack's.
+fn sweep_revisions(c: &Clients) -> BoxFuture<'_, Result<Vec<Sighting>, StackError>> {
+    Box::pin(async move {
+        let mut sightings = vec![];
+        for status in [TaskDefinitionStatus::Active, TaskDefinitionStatus::Inactive] {
+            let arns = c.ecs.list_task_definitions().status(status.clone()).into_paginator().send().try_collect().await;
+            let arns = arns.ctx("list", "task definitions")?;
+            for arn in arns.iter().flat_map(|page| page.task_definition_arns()) {
+                let Some(stack) = family_of(arn).and_then(|f| made_for(f, family)) else { continue };
+                let out =
+                    c.ecs.describe_task_definition().task_definition(arn).include(TaskDefinitionField::Tags).send();
+                let out = out.await.ctx("describe task definition", arn)?;
+                let state = out.task_definition().and_then(|d| d.status()).map(|s| s.as_str().to_string());
+                if state.as_deref() == Some("DELETE_IN_PROGRESS") {
+                    continue;
+                }
+                let sighting = Sighting::new(TASK_DEFINITION.kind(), format!("{arn} ({})", state.unwrap_or_default()))
+                    .named(revision(arn), |_| Some(stack.clone()))
+                    .owned(owner_tags(out.tags().pairs()))
+                    .active(status == TaskDefinitionStatus::Active);
+                sightings.push(sighting);
+            }
+        }
+        Ok(sightings)
+    })
+}
+
 /// The ownership check of a revision, by its tags.
 fn owned(ctx: &Scope<'_>, what: &str, tags: &[aws_sdk_ecs::types::Tag]) -> Result<(), StackError> {
     ctx.owned(TASK_DEFINITION, format!("{} {what}", TASK_DEFINITION.kind()), tags.pairs())
@@ -187,6 +217,10 @@ fn owned(ctx: &Scope<'_>, what: &str, tags: &[aws_sdk_ecs::types::Tag]) -> Resul
 impl Managed for TaskDefinition {
     type Live = Definition;
     type Field = DefinitionField;
+
+    fn sweep(&self) -> Sweep {
+        Sweep::Listed(sweep_revisions)
+    }
 
     fn permissions(&self) -> Vec<Permission> {
         definition_permissions(Verb::Create)
