@@ -60,22 +60,9 @@ pub struct Config {
     /// HTTPS on 443; absent: HTTP on `load_balancer.listener_port` only.
     #[serde(default)]
     pub https: Option<HttpsConfig>,
-    /// Set only by `resources::covering` and `resources::discovering`: HTTPS resources a state (or a
-    /// search) may hold that this config does not ask for, so that they can be found and deleted.
-    #[serde(skip)]
-    pub leftover_https: LeftoverHttps,
     /// Absent: the service runs a fixed `service.desired_count`.
     #[serde(default)]
     pub autoscaling: Option<AutoscalingConfig>,
-}
-
-/// HTTPS resources to cover beyond what the config asks for (see [`Config::leftover_https`]).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct LeftoverHttps {
-    /// The HTTPS listener.
-    pub listener: bool,
-    /// The requested certificate, its validation record, its wait and the alias record.
-    pub requested: bool,
 }
 
 /// Builds the error for a key: (key, value as written, what is allowed).
