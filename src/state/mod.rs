@@ -27,6 +27,10 @@ pub const SCHEMA_VERSION: u32 = 1;
 pub enum StateError {
     #[error("cannot {action} state file {path}: {source}")]
     Io { action: &'static str, path: PathBuf, source: std::io::Error },
+    /// A path of the local state that someone else could use to make a run write or read another
+    /// file: refused before anything is written.
+    #[error("refusing to use {}: {reason}", path.display())]
+    Unsafe { path: PathBuf, reason: String },
     #[error("state file {path} is not valid JSON: {message}")]
     Corrupt { path: String, message: String },
     #[error("state file {path} has schema version {found}, newer than this fargate-stack understands ({SCHEMA_VERSION}); upgrade fargate-stack")]
