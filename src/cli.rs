@@ -39,6 +39,11 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "FILE|S3_URI", env = "FARGATE_STACK_STATE")]
     pub state: Option<String>,
 
+    /// The AWS account an S3 state bucket must belong to; every S3 call names it, so a bucket of the
+    /// same name in another account is refused. Default: the account of the credentials in use.
+    #[arg(long, global = true, value_name = "ACCOUNT_ID", env = "FARGATE_STACK_STATE_BUCKET_OWNER", value_parser = account_id)]
+    pub state_bucket_owner: Option<String>,
+
     /// Send every AWS call to this endpoint (an emulator). AWS_ENDPOINT_URL works too.
     #[arg(long, global = true, value_name = "URL", value_parser = endpoint_url)]
     pub endpoint_url: Option<String>,
@@ -335,6 +340,15 @@ fn region(value: &str) -> Result<String, String> {
         Ok(value.to_string())
     } else {
         Err("expected an AWS region name such as us-east-1".into())
+    }
+}
+
+/// An AWS account ID: 12 digits.
+fn account_id(value: &str) -> Result<String, String> {
+    if value.len() == 12 && value.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(value.to_string())
+    } else {
+        Err("expected an AWS account ID: 12 digits, such as 123456789012".into())
     }
 }
 

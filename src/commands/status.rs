@@ -273,7 +273,7 @@ pub async fn status(setup: &Setup, events: usize) -> Result<StatusReport, Comman
     let (state, lock) = tokio::try_join!(setup.read_state(), async {
         match &setup.state {
             StateLocation::S3 { bucket, key } => {
-                Ok(setup.bucket(bucket).read_lock(key).await?.and_then(|(info, _)| info))
+                Ok(setup.bucket(bucket).await?.read_lock(key).await?.and_then(|(info, _)| info))
             }
             StateLocation::Local(_) => Ok::<_, CommandError>(None),
         }

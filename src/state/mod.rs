@@ -62,6 +62,13 @@ pub enum StateError {
     )]
     Denied { action: &'static str, object: String, permission: &'static str },
     #[error(
+        "S3 bucket {bucket} does not belong to account {owner}, the account its states are kept in (S3 refused \
+         the call naming that owner); nothing was read or written there. A bucket of that name in another account \
+         must never get the states: check the name, and where the bucket went; if it is meant to be another \
+         account's, give that account with --state-bucket-owner (or FARGATE_STACK_STATE_BUCKET_OWNER)"
+    )]
+    ForeignBucket { bucket: String, owner: String },
+    #[error(
         "S3 bucket {bucket} is in {bucket_region}, but this run is in {region}: keep a stack's state in a bucket of \
          its region (`fargate-stack --region {region} state init s3://BUCKET`), or run in the bucket's region"
     )]
