@@ -271,6 +271,11 @@ pub struct UpArgs {
     /// Return once everything is created; don't wait for the tasks to run and pass health checks.
     #[arg(long)]
     pub no_wait: bool,
+    /// Take over resources that carry the stack's tag but that no state records (the state was lost,
+    /// or is kept elsewhere): needed off a terminal, asked for on one. `--yes` does not imply it.
+    /// Resuming a run that did not finish needs neither.
+    #[arg(long)]
+    pub adopt: bool,
 }
 
 #[derive(Debug, Args)]

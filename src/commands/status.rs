@@ -312,7 +312,7 @@ pub async fn status(setup: &Setup, events: usize) -> Result<StatusReport, Comman
         )
     } else if !tracked {
         let hint = format!(
-            "{} resources exist but no state at {} records them: run `fargate-stack up` to adopt them, \
+            "{} resources exist but no state at {} records them: run `fargate-stack up --adopt` to adopt them, \
              or `fargate-stack down --name {}` to delete them",
             rows.len(),
             setup.location(),
