@@ -427,7 +427,7 @@ async fn apply(setup: &Setup, args: &UpArgs, ctx: &Arc<Ctx>) -> Result<ExitCode,
     let converged = plan.converged(args.no_wait);
     confirm_plan(setup, args, &plan, converged)?;
     // From here on what is made may be ahead of what is recorded: a run that changes anything is
-    // marked unfinished until it ends well, so that the next one takes back what it finds.
+    // marked unfinished until it ends, so that if it is killed the next one takes back what it finds.
     ctx.store().commit_held(Some(setup.command).filter(|_| !converged)).await?;
     let steps = if converged {
         // A service that is ok runs the recorded revision with every target healthy: its rollout
@@ -447,9 +447,7 @@ async fn apply(setup: &Setup, args: &UpArgs, ctx: &Arc<Ctx>) -> Result<ExitCode,
         execute(setup, &graph, ctx, &progress, &plan, &state).await?
     };
     let result = check_steps(&steps);
-    if result.is_ok() {
-        record_finished(ctx.store(), &setup.source).await?;
-    }
+    record_finished(ctx.store(), &setup.source, result.is_ok()).await?;
     let elapsed = if converged { started.elapsed() } else { progress.elapsed() };
     let what = if converged { "nothing to change".to_string() } else { summary(&steps) };
     let verdict = if result.is_ok() { "done" } else { "failed" };
@@ -557,9 +555,11 @@ fn confirm_adoption(stack: &str, adoptions: &[String]) -> Result<(), CommandErro
     confirm(&question, stack, &refusal)
 }
 
-/// The end of an `up` whose every step is done: the state no longer says a run did not finish, and
-/// records the config applied.
-async fn record_finished(store: &Store, source: &ConfigSource) -> Result<(), CommandError> {
+/// The end of an `up` that ran to its end: the state no longer says a run did not finish (a failed
+/// step's call either made nothing or AWS's answer was lost: what it made is then found by tag, and
+/// needs --adopt like anything else no state records), and, if every step is done, records the
+/// config applied.
+async fn record_finished(store: &Store, source: &ConfigSource, done: bool) -> Result<(), CommandError> {
     let applied = Applied {
         config: source.path.clone(),
         sha256: source.sha256.clone(),
@@ -569,7 +569,7 @@ async fn record_finished(store: &Store, source: &ConfigSource) -> Result<(), Com
         .update(|state| {
             let finished = state.unfinished.take().is_some();
             let same = state.applied.as_ref().is_some_and(|a| a.config == applied.config && a.sha256 == applied.sha256);
-            if same || state.resources.is_empty() {
+            if !done || same || state.resources.is_empty() {
                 return finished;
             }
             state.applied = Some(applied);

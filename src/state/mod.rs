@@ -113,9 +113,10 @@ pub struct State {
     pub region: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub applied: Option<Applied>,
-    /// Set by `up` before its first change, cleared when it ends with every step done: a state that
-    /// has it was left by a run that did not finish, whose last creations may not be recorded
-    /// (they are found by tag and taken back without asking). Names that run.
+    /// Set by `up` before its first change, cleared when it ends (with a failed step too, as a local
+    /// lock file is removed): a state that has it was left by a run that was killed or interrupted,
+    /// whose last creations may not be recorded (they are found by tag and taken back without
+    /// asking). Names that run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unfinished: Option<String>,
     #[serde(default)]
