@@ -48,6 +48,7 @@ pub struct Clients {
     pub acm: aws_sdk_acm::Client,
     pub route53: aws_sdk_route53::Client,
     pub s3: aws_sdk_s3::Client,
+    pub sts: aws_sdk_sts::Client,
 }
 
 macro_rules! client {
@@ -75,6 +76,7 @@ impl Clients {
                     .interceptor(RetryNotice)
                     .build(),
             ),
+            sts: client!(aws_sdk_sts, config),
         }
     }
 }

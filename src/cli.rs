@@ -39,6 +39,11 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "FILE|S3_URI", env = "FARGATE_STACK_STATE")]
     pub state: Option<String>,
 
+    /// The AWS account an S3 state bucket must belong to; every S3 call names it, so a bucket of the
+    /// same name in another account is refused. Default: the account of the credentials in use.
+    #[arg(long, global = true, value_name = "ACCOUNT_ID", env = "FARGATE_STACK_STATE_BUCKET_OWNER", value_parser = account_id)]
+    pub state_bucket_owner: Option<String>,
+
     /// Send every AWS call to this endpoint (an emulator). AWS_ENDPOINT_URL works too.
     #[arg(long, global = true, value_name = "URL", value_parser = endpoint_url)]
     pub endpoint_url: Option<String>,
@@ -266,6 +271,11 @@ pub struct UpArgs {
     /// Return once everything is created; don't wait for the tasks to run and pass health checks.
     #[arg(long)]
     pub no_wait: bool,
+    /// Take over resources that carry the stack's tag but that no state records (the state was lost,
+    /// or is kept elsewhere): needed off a terminal, asked for on one. `--yes` does not imply it.
+    /// Resuming a run that did not finish needs neither.
+    #[arg(long)]
+    pub adopt: bool,
 }
 
 #[derive(Debug, Args)]
@@ -335,6 +345,15 @@ fn region(value: &str) -> Result<String, String> {
         Ok(value.to_string())
     } else {
         Err("expected an AWS region name such as us-east-1".into())
+    }
+}
+
+/// An AWS account ID: 12 digits.
+fn account_id(value: &str) -> Result<String, String> {
+    if value.len() == 12 && value.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(value.to_string())
+    } else {
+        Err("expected an AWS account ID: 12 digits, such as 123456789012".into())
     }
 }
 

@@ -6,14 +6,30 @@ mod common;
 use common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn lost_state_is_adopted_by_up_and_cleaned_by_down_name() {
+async fn lost_state_is_adopted_by_up_adopt_only_and_cleaned_by_down_name() {
     let emulator = Emulator::start();
     let sdk = emulator.sdk().await;
     let cli = Cli::new(&emulator);
     cli.run(&["up", "--no-wait"]).ok();
     let vpc_before = cli.state().unwrap()["resources"]["vpc"]["id"].clone();
     std::fs::remove_file(cli.state_path()).unwrap();
-    let again = cli.run(&["--output", "json", "up", "--no-wait"]).ok().json();
+    // Taking over what carries the stack's tag is a decision: off a terminal, without --adopt, the
+    // run stops before any change, naming what it would adopt (anyone who can tag a resource could
+    // otherwise hand it to the stack, to be rewritten and deleted with it).
+    let plan = cli.run(&["up", "--dry-run"]).ok();
+    assert!(plan.stdout.contains("adopt: 23 resources carry the stack's tag") && plan.stdout.contains("--adopt"));
+    let refused = cli.run(&["up", "--no-wait"]);
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    let line = refused.stderr.lines().find(|l| l.starts_with("error:")).unwrap_or_default();
+    assert!(line.starts_with("error: refusing to adopt without --adopt"), "{line}");
+    assert!(
+        line.contains("23 resources carry stack simple-ecs-dev's tag")
+            && line.contains(&format!("vpc {}", vpc_before.as_str().unwrap())),
+        "{line}"
+    );
+    assert!(cli.state().is_none(), "nothing written");
+    assert_exactly_one_stack(&sdk).await;
+    let again = cli.run(&["--output", "json", "up", "--no-wait", "--adopt"]).ok().json();
     assert_exactly_one_stack(&sdk).await;
     assert_eq!(cli.state().unwrap()["resources"]["vpc"]["id"], vpc_before, "adopted, not recreated");
     assert_eq!(cli.state().unwrap()["resources"].as_object().unwrap().len(), default_resources());
@@ -25,7 +41,10 @@ async fn lost_state_is_adopted_by_up_and_cleaned_by_down_name() {
     let nothing = cli.run(&["down", "--yes"]).ok();
     assert!(nothing.stdout.contains("down --name simple-ecs-dev"), "{}", nothing.stdout);
     assert!(!leftovers(&sdk, STACK).await.is_empty());
-    // ...and `down --name` finds every resource by tag and name.
+    // ...and `down --name` finds every resource by tag and name, and says that is how it found them.
+    let asked = cli.run(&["down", "--name", STACK]);
+    assert_eq!(asked.code, 1, "off a terminal, --yes is needed");
+    assert!(asked.stderr.contains(" (found by tag or name; not in the state)"), "{}", asked.stderr);
     cli.run(&["down", "--yes", "--name", STACK]).ok();
     let left = leftovers(&sdk, STACK).await;
     assert!(left.is_empty(), "left behind: {left:#?}");

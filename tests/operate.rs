@@ -236,7 +236,7 @@ async fn follow_prints_new_and_late_events_once_and_exits_0_on_sigint() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn logs_say_so_when_the_stack_is_missing_or_its_group_is_empty() {
+async fn logs_say_so_when_the_stack_is_missing_or_its_group_is_empty_and_escape_control_characters() {
     let emulator = Emulator::start();
     let world = logs_world(&emulator);
     let cli = Cli::at(&world.url());
@@ -259,6 +259,30 @@ async fn logs_say_so_when_the_stack_is_missing_or_its_group_is_empty() {
     follow.wait_stderr("waiting for new ones (Ctrl-C to stop)", Duration::from_secs(30));
     let (code, rest) = follow.stop("TERM");
     assert_eq!((code, rest.len()), (Some(0), 0));
+
+    // A container that writes terminal escape sequences (a window title, clear screen, a carriage
+    // return over the line, a bell, C1's CSI, DEL, a right-to-left override) cannot act on the
+    // operator's terminal: text shows them escaped, piped or on a terminal; JSON keeps them exact.
+    let hostile = "ok\u{1b}]0;you have been pwned\u{7}\u{1b}[2J\u{1b}[H\rFAKE: deploy succeeded\u{9b}31m\u{7f}\u{202e}x\ttab\nline2";
+    let sdk = emulator.sdk().await;
+    put(&sdk, "/ecs/simple-ecs-dev", &stream(STACK, &task(9)), &[(now_ms() - 1000, hostile.to_string())]).await;
+    let escaped = "ok\\x1b]0;you have been pwned\\x07\\x1b[2J\\x1b[H\\rFAKE: deploy succeeded\\u{9b}31m\\x7f\\u{202e}x\ttab\\nline2";
+    let piped = cli.run(&["logs"]).ok();
+    assert!(piped.stdout.ends_with(&format!("  {}  {escaped}\n", task(9))), "{:?}", piped.stdout);
+    let coloured = cli.command(&["logs"]).env("CLICOLOR_FORCE", "1").output().unwrap();
+    let coloured = String::from_utf8(coloured.stdout).unwrap();
+    assert!(coloured.ends_with(&format!("  {escaped}\n")), "{coloured:?}");
+    for text in [&piped.stdout, &coloured] {
+        let controls: Vec<char> = text.chars().filter(|c| c.is_control() && !"\t\n\u{1b}".contains(*c)).collect();
+        assert!(controls.is_empty(), "{controls:?} in {text:?}");
+        assert_eq!(text.lines().count(), 1, "one event, one line: {text:?}");
+    }
+    // The only escape sequences on the terminal are the tool's own colours.
+    let sequences: BTreeSet<&str> =
+        coloured.split('\u{1b}').skip(1).map(|s| &s[..s.find('m').map_or(0, |i| i + 1)]).collect();
+    assert!(sequences.iter().all(|s| s.starts_with('[') && s.ends_with('m')), "{sequences:?}");
+    let json = cli.run(&["--output", "json", "logs"]).ok();
+    assert_eq!(json.json()["message"], hostile, "byte-exact in JSON");
 }
 
 fn realism(emulator: &Emulator) -> Realism {

@@ -187,7 +187,8 @@ async fn a_writer_that_lost_its_lock_cannot_overwrite_a_newer_state() {
     let emulator = Emulator::start();
     let sdk = emulator.sdk().await;
     create_bucket(&sdk, BUCKET).await;
-    let bucket = Bucket::new(&sdk.s3, BUCKET, "us-east-1");
+    // moto's default account, as GetCallerIdentity names it.
+    let bucket = Bucket::new(&sdk.s3, BUCKET, "us-east-1", "123456789012");
     let rec = |id: &str| Recorded { kind: "ec2:vpc".into(), id: id.into(), attrs: Default::default() };
 
     let (first, mut mine) = S3Backend::open(bucket.clone(), KEY, STACK, "up").await.unwrap();
@@ -343,6 +344,12 @@ async fn bad_state_locations_are_one_clear_line_and_change_nothing() {
         .send()
         .await
         .unwrap();
+    // A bucket of the team's name that another account owns (deleted and made again there): moto
+    // serves it to every account, as S3 does a bucket whose policy lets anyone in.
+    let in_another_account = |r: &mut aws_smithy_runtime_api::client::orchestrator::HttpRequest| {
+        r.headers_mut().insert("x-moto-account-id", "111111111111");
+    };
+    sdk.s3.create_bucket().bucket("moved-state").customize().mutate_request(in_another_account).send().await.unwrap();
     // A state object of another stack where this stack's would be.
     let foreign = json!({"schema_version": 1, "stack": "other", "region": "us-east-1", "resources": {}}).to_string();
     sdk.s3
@@ -361,6 +368,7 @@ async fn bad_state_locations_are_one_clear_line_and_change_nothing() {
         ("s3://Team_State/stacks/", "invalid state location \"s3://Team_State/stacks/\""),
         ("s3:/team-state/x.json", "expected s3://BUCKET/KEY"),
         ("s3://team-state/stacks/foreign.json", "belongs to stack \"other\""),
+        ("s3://moved-state/stacks/", "S3 bucket moved-state does not belong to account 123456789012"),
     ];
     for (location, needle) in cases {
         let cli = Cli::with_state(&realism.url(), location);
@@ -379,6 +387,14 @@ async fn bad_state_locations_are_one_clear_line_and_change_nothing() {
     let run = cli.run(&["status"]);
     assert!(one_line(&run).contains("`state` = \"s3://team-state//x.json\""), "{}", run.stderr);
     assert!(one_line(&Cli::at(&realism.url()).run(&["unlock", "x"])).contains("is a local file"));
+    // `state init` does not take the other account's bucket either; naming its owner is how to use
+    // a bucket of another account on purpose.
+    let moved = Cli::at(&realism.url());
+    assert!(one_line(&moved.run(&["state", "init", "s3://moved-state"])).contains("does not belong to account"));
+    let on_purpose = moved.run(&["--state", "s3://moved-state/", "--state-bucket-owner", "111111111111", "status"]);
+    assert!(!on_purpose.stderr.contains("does not belong") && on_purpose.code != 1, "{}", on_purpose.stderr);
+    let bad_owner = moved.run(&["--state-bucket-owner", "1234", "status"]);
+    assert!(bad_owner.code == 2 && bad_owner.stderr.contains("12 digits"), "{}", bad_owner.stderr);
     // The permission message names what is missing.
     let denied = Cli::with_state(&realism.url(), "s3://theirs-state/stacks/").run(&["up", "--no-wait"]);
     assert!(denied.stderr.contains("AccessDenied") && denied.stderr.contains("s3:PutObject"), "{}", denied.stderr);
@@ -399,6 +415,8 @@ async fn bad_state_locations_are_one_clear_line_and_change_nothing() {
     let keys = sdk.s3.list_objects_v2().bucket(BUCKET).send().await.unwrap();
     let keys: Vec<&str> = keys.contents().iter().filter_map(|o| o.key()).collect();
     assert_eq!(keys, ["stacks/foreign.json"], "a refused run leaves no lock behind");
+    let theirs = sdk.s3.list_objects_v2().bucket("moved-state").send().await.unwrap();
+    assert!(theirs.contents().is_empty(), "nothing went to the other account's bucket: {theirs:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

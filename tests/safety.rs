@@ -128,3 +128,71 @@ fn state_files_that_cannot_be_trusted_are_refused() {
         }
     }
 }
+
+/// Run `args` for at most `limit`; `None` if it was still running (then it is killed).
+fn run_at_most(cli: &Cli, args: &[&str], limit: Duration) -> Option<Run> {
+    let mut child =
+        cli.command(args).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            child.wait().unwrap();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let output = child.wait_with_output().unwrap();
+    Some(Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    })
+}
+
+#[cfg(unix)]
+#[test]
+fn a_link_planted_at_the_lock_or_the_state_is_refused_and_the_file_it_names_is_untouched() {
+    use std::os::unix::fs::{symlink, PermissionsExt};
+    // Refused before any AWS call: an endpoint that never answers would only hang a run that got further.
+    let (_listener, url) = silent_endpoint();
+    let cli = Cli::at(&url);
+    let dir = cli.state_path().parent().unwrap().to_path_buf();
+    std::fs::create_dir_all(&dir).unwrap();
+    let victim = cli.dir.path().join("victim.txt");
+    std::fs::write(&victim, "precious\n").unwrap();
+    let lock = dir.join(format!("{STACK}.json.lock"));
+    let refused = |what: &str, needle: &str| {
+        let run = run_at_most(&cli, &["up"], Duration::from_secs(10)).unwrap_or_else(|| panic!("{what}: not refused"));
+        assert_eq!(run.code, 1, "{what}: {}", run.stderr);
+        let line = run.stderr.trim();
+        assert_eq!(line.lines().count(), 1, "{what}: one line: {line}");
+        assert!(line.contains("refusing to use") && line.contains(needle), "{what}: {line}");
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n", "{what}: the victim is untouched");
+    };
+
+    symlink(&victim, &lock).unwrap();
+    let needle =
+        format!(".fargate-stack/{STACK}.json.lock: the lock file is a symbolic link (to {})", victim.display());
+    refused("a link at the lock", &needle);
+    std::fs::remove_file(&lock).unwrap();
+    // A link to a file that does not exist yet is refused too (it would be created through it).
+    symlink(cli.dir.path().join("created-through-the-link"), &lock).unwrap();
+    refused("a dangling link at the lock", "is a symbolic link");
+    assert!(!cli.dir.path().join("created-through-the-link").exists());
+    std::fs::remove_file(&lock).unwrap();
+    // A hard link is the victim itself under another name.
+    std::fs::hard_link(&victim, &lock).unwrap();
+    refused("a hard link at the lock", "has 2 hard links");
+    std::fs::remove_file(&lock).unwrap();
+    symlink(&victim, cli.state_path()).unwrap();
+    refused("a link at the state", "the state file is a symbolic link");
+    std::fs::remove_file(cli.state_path()).unwrap();
+    // A directory everyone may write to: anyone could plant the link.
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    refused("a world-writable directory", "writable by everyone (mode 777)");
+    assert!(!lock.exists(), "nothing created there");
+    // With the sticky bit (as /tmp), others cannot replace what is ours: the run goes ahead.
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    assert!(run_at_most(&cli, &["up"], Duration::from_secs(3)).is_none(), "a sticky directory is fine");
+}

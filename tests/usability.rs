@@ -38,7 +38,7 @@ async fn without_a_state_status_and_the_plan_say_what_exists() {
     assert!(doc["hint"].as_str().unwrap().contains("down --name simple-ecs-dev"), "{doc}");
     let text = cli.run(&["status"]);
     assert!(
-        text.stdout.contains("untracked") && text.stdout.contains("run `fargate-stack up` to adopt"),
+        text.stdout.contains("untracked") && text.stdout.contains("run `fargate-stack up --adopt` to adopt"),
         "{}",
         text.stdout
     );

@@ -151,7 +151,11 @@ async fn confirm_deletion(
     let existing: Vec<String> = rows
         .iter()
         .filter(|r| r.status != Health::Missing)
-        .map(|r| format!("  {} {}", r.name, r.id.clone().unwrap_or_default()))
+        .map(|r| {
+            // Anyone who can tag a resource can make it look like the stack's: say which are only that.
+            let found = if r.recorded { "" } else { " (found by tag or name; not in the state)" };
+            format!("  {} {}{found}", r.name, r.id.clone().unwrap_or_default())
+        })
         .collect();
     let mut listing = format!(
         "{} resources of stack {} in {}:\n{}",
@@ -188,8 +192,9 @@ async fn teardown(setup: &Setup, graph: &Graph, ctx: &Arc<Ctx>) -> Result<ExitCo
     }
     let steps = graph.execute(Direction::Down, ctx.clone(), &progress, setup.max_concurrency, &|n| !n.is_wait()).await;
     let result = check_steps(&steps);
-    if result.is_ok() {
-        ctx.store().remove_if_empty().await?;
+    // What an `up` that did not finish made is gone with the rest: its mark goes too.
+    if result.is_ok() && !ctx.store().remove_if_empty().await? {
+        ctx.store().update(|state| state.unfinished.take().is_some()).await?;
     }
     let verdict = if result.is_ok() { "done" } else { "failed" };
     progress.note(&format!("{verdict} in {:.1}s: {}", progress.elapsed().as_secs_f64(), summary(&steps)));

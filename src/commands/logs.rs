@@ -1,6 +1,8 @@
 //! `logs`: the service's log events from CloudWatch Logs, oldest first, one line each:
 //! `time  task-id  message`. The task definition sends the container's output to the stack's log
-//! group with the stream prefix `<stack>`, so ECS names the streams `<stack>/app/<task-id>`.
+//! group with the stream prefix `<stack>`, so ECS names the streams `<stack>/app/<task-id>`. That
+//! output is whatever the container wrote: text shows its control characters escaped
+//! ([`output::printable`]), `--output json` gives it byte for byte.
 //!
 //! `--follow` polls FilterLogEvents about every 2 s. Each poll re-reads a window before the newest
 //! event seen, because CloudWatch shows an event only once it is ingested, which may be after
@@ -22,7 +24,7 @@ use crate::commands::{CommandError, Setup};
 use crate::context::Ctx;
 use crate::error::{AwsContext, StackError};
 use crate::model::{Declared, Managed};
-use crate::output;
+use crate::output::{self, printable};
 use crate::report::{self, Report, Text};
 use crate::resources::logs::{log_group_name, LogGroup, LOG_GROUP};
 use crate::state::State;
@@ -52,7 +54,7 @@ impl Report for LogEvent {
     const COMMAND: &'static str = "logs";
 
     fn render(&self, text: &mut Text) {
-        text.line(format!("{}  {}  {}", self.time, self.task_id, self.message));
+        text.line(format!("{}  {}  {}", self.time, printable(&self.task_id), printable(&self.message)));
     }
 }
 
@@ -102,14 +104,18 @@ impl Printer {
         Printer { format, colour, tasks: HashMap::new(), printed: 0 }
     }
 
+    /// Text shows control characters as escapes, on a terminal and in a pipe alike (the text may
+    /// reach a terminal later: `less -R`, a CI log viewer, a file `cat` later); JSON keeps the
+    /// message byte-exact.
     fn print(&mut self, event: &LogEvent) {
         self.printed += 1;
         if self.format == OutputFormat::Json {
             report::emit(self.format, event);
             return;
         }
+        let (task_id, message) = (printable(&event.task_id), printable(&event.message));
         if !self.colour {
-            output::line(&format!("{}  {}  {}", event.time, event.task_id, event.message));
+            output::line(&format!("{}  {task_id}  {message}", event.time));
             return;
         }
         // Each task keeps the colour it was first seen with.
@@ -123,9 +129,9 @@ impl Printer {
             event.time,
             dim.render_reset(),
             style.render(),
-            event.task_id,
+            task_id,
             style.render_reset(),
-            event.message
+            message
         ));
     }
 }

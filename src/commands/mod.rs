@@ -23,7 +23,7 @@ use crate::aws::{self, AwsTarget, Clients};
 use crate::cli::{Cli, Command, DownArgs, OutputFormat};
 use crate::config::{Config, ConfigSource};
 use crate::context::Ctx;
-use crate::error::StackError;
+use crate::error::{AwsContext, StackError};
 use crate::graph::{GraphError, StepReport, StepResult};
 use crate::model::{Health, Inspection, Key, Kind};
 use crate::progress::{Mode, Progress};
@@ -105,6 +105,8 @@ pub struct Setup {
     pub mode: Mode,
     pub format: OutputFormat,
     pub max_concurrency: usize,
+    /// `--state-bucket-owner`, else (once asked for) the account of the credentials.
+    bucket_owner: tokio::sync::OnceCell<String>,
 }
 
 impl Setup {
@@ -143,6 +145,7 @@ impl Setup {
             mode: Mode::detect(cli.output == OutputFormat::Json),
             format: cli.output,
             max_concurrency: cli.max_concurrency as usize,
+            bucket_owner: tokio::sync::OnceCell::new_with(cli.state_bucket_owner.clone()),
         })
     }
 
@@ -150,16 +153,33 @@ impl Setup {
         self.state.to_string()
     }
 
-    /// The bucket of an S3 state location, in this run's region.
-    pub fn bucket(&self, name: &str) -> Bucket {
-        Bucket::new(&self.clients.s3, name, &self.region)
+    /// The bucket of an S3 state location, in this run's region, owned by the account states are
+    /// kept in.
+    pub async fn bucket(&self, name: &str) -> Result<Bucket, CommandError> {
+        Ok(Bucket::new(&self.clients.s3, name, &self.region, self.bucket_owner().await?))
+    }
+
+    /// The account state buckets must belong to: `--state-bucket-owner`, else the caller's own
+    /// (GetCallerIdentity, which needs no permission). Neither the bucket (whose owner would be
+    /// the one to trust) nor a file on this machine (absent on a fresh CI runner) is asked.
+    pub async fn bucket_owner(&self) -> Result<&str, CommandError> {
+        Ok(self.bucket_owner.get_or_try_init(|| self.caller_account()).await?)
+    }
+
+    /// The caller's own account, whatever `--state-bucket-owner` says.
+    pub async fn caller_account(&self) -> Result<String, CommandError> {
+        let me = self.clients.sts.get_caller_identity().send().await;
+        let me = me.ctx("find the account of", "the credentials in use (sts:GetCallerIdentity)")?;
+        Ok(me.account().unwrap_or_default().to_string())
     }
 
     /// The recorded state, unlocked, for commands that change nothing. None when there is none.
     pub async fn read_state(&self) -> Result<Option<State>, CommandError> {
         let state = match &self.state {
             StateLocation::Local(path) => state::local::read(path)?,
-            StateLocation::S3 { bucket, key } => self.bucket(bucket).read_state(key).await?.map(|(state, _)| state),
+            StateLocation::S3 { bucket, key } => {
+                self.bucket(bucket).await?.read_state(key).await?.map(|(state, _)| state)
+            }
         };
         let Some(state) = state else { return Ok(None) };
         state.check_matches(&self.location(), &self.config.name, &self.region)?;
@@ -180,7 +200,7 @@ impl Setup {
             }
             StateLocation::S3 { bucket, key } => {
                 let (backend, state) =
-                    S3Backend::open(self.bucket(bucket), key, &self.config.name, self.command).await?;
+                    S3Backend::open(self.bucket(bucket).await?, key, &self.config.name, self.command).await?;
                 Ok(Store::writable(Arc::new(backend), state, None))
             }
         }

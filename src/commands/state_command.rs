@@ -101,6 +101,8 @@ pub struct SettingCheck {
 pub struct InitReport {
     pub bucket: String,
     pub region: String,
+    /// The account the bucket belongs to, named in every state call (`ExpectedBucketOwner`).
+    pub owner: String,
     /// This run created the bucket (false: it existed and was only checked).
     pub created: bool,
     pub ok: bool,
@@ -131,6 +133,11 @@ impl Report for InitReport {
             })
             .collect();
         text.table(&rows);
+        text.line(format!(
+            "owner: account {} (every state call names it: should the bucket name ever be another account's, S3 \
+             refuses the call)",
+            self.owner
+        ));
         for s in self.settings.iter().filter(|s| !s.ok) {
             if let Some(fix) = &s.fix {
                 text.line(format!("to add {}: {fix}", s.setting.label()));
@@ -219,7 +226,8 @@ async fn init(setup: &Setup, args: &InitArgs) -> Result<ExitCode, CommandError> 
     let s3 = &setup.clients.s3;
     let region = setup.region.as_str();
     let uri = format!("s3://{bucket}");
-    let exists = match s3.head_bucket().bucket(&bucket).send().await {
+    let owner = setup.bucket_owner().await?.to_string();
+    let exists = match s3.head_bucket().bucket(&bucket).expected_bucket_owner(&owner).send().await {
         Ok(out) => match out.bucket_region() {
             Some(r) if r != region => {
                 return Err(StateError::WrongRegion {
@@ -233,6 +241,9 @@ async fn init(setup: &Setup, args: &InitArgs) -> Result<ExitCode, CommandError> 
         },
         Err(err) => match classify(err, &bucket, region, "check the bucket", &uri, "s3:ListBucket on the bucket") {
             Failure::Refused(Refused::Missing) => false,
+            Failure::Fatal(e @ StateError::Denied { .. }) => {
+                return Err(setup.bucket(&bucket).await?.foreign().await.unwrap_or(e).into())
+            }
             Failure::Fatal(e) => return Err(e.into()),
             Failure::Refused(Refused::Precondition) | Failure::Race => {
                 return Err(StateError::Remote {
@@ -246,10 +257,19 @@ async fn init(setup: &Setup, args: &InitArgs) -> Result<ExitCode, CommandError> 
     };
     let mut problems: Vec<(Setting, String)> = vec![];
     if !exists {
+        // A new bucket is the caller's: it cannot be the account named by --state-bucket-owner.
+        let caller = setup.caller_account().await?;
+        if caller != owner {
+            return Err(CommandError::Usage(format!(
+                "bucket {bucket} does not exist, and `state init` would create it in your account {caller}, not in \
+                 account {owner} (--state-bucket-owner): run it with credentials of account {owner}, or without \
+                 --state-bucket-owner"
+            )));
+        }
         create_bucket(setup, &bucket).await?;
         // Public access is blocked before the policy goes on, so the bucket is never open.
         for setting in Setting::ALL {
-            if let Err(e) = apply(setup, &bucket, setting).await {
+            if let Err(e) = apply(setup, &bucket, &owner, setting).await {
                 problems.push((setting, e));
             }
         }
@@ -258,13 +278,13 @@ async fn init(setup: &Setup, args: &InitArgs) -> Result<ExitCode, CommandError> 
     for setting in Setting::ALL {
         let (ok, detail) = match problems.iter().find(|(s, _)| *s == setting) {
             Some((_, why)) => (false, format!("could not be set: {why}")),
-            None => check(setup, &bucket, setting).await?,
+            None => check(setup, &bucket, &owner, setting).await?,
         };
         let fix = (!ok).then(|| setting.fix(&bucket, partition(region)));
         settings.push(SettingCheck { setting, ok, detail, fix });
     }
     let ok = settings.iter().all(|s| s.ok);
-    let report = InitReport { bucket, region: region.to_string(), created: !exists, ok, settings, state };
+    let report = InitReport { bucket, region: region.to_string(), owner, created: !exists, ok, settings, state };
     report::emit(setup.format, &report);
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(EXIT_ATTENTION) })
 }
@@ -298,12 +318,13 @@ async fn create_bucket(setup: &Setup, bucket: &str) -> Result<(), CommandError> 
 }
 
 /// Put one setting on a bucket this run created; the error as a line.
-async fn apply(setup: &Setup, bucket: &str, setting: Setting) -> Result<(), String> {
+async fn apply(setup: &Setup, bucket: &str, owner: &str, setting: Setting) -> Result<(), String> {
     let s3 = &setup.clients.s3;
     let sent = match setting {
         Setting::PublicAccessBlock => s3
             .put_public_access_block()
             .bucket(bucket)
+            .expected_bucket_owner(owner)
             .public_access_block_configuration(
                 PublicAccessBlockConfiguration::builder()
                     .block_public_acls(true)
@@ -319,6 +340,7 @@ async fn apply(setup: &Setup, bucket: &str, setting: Setting) -> Result<(), Stri
         Setting::Versioning => s3
             .put_bucket_versioning()
             .bucket(bucket)
+            .expected_bucket_owner(owner)
             .versioning_configuration(
                 VersioningConfiguration::builder().status(BucketVersioningStatus::Enabled).build(),
             )
@@ -337,6 +359,7 @@ async fn apply(setup: &Setup, bucket: &str, setting: Setting) -> Result<(), Stri
                 .expect("the rules are set");
             s3.put_bucket_encryption()
                 .bucket(bucket)
+                .expected_bucket_owner(owner)
                 .server_side_encryption_configuration(configuration)
                 .send()
                 .await
@@ -346,6 +369,7 @@ async fn apply(setup: &Setup, bucket: &str, setting: Setting) -> Result<(), Stri
         Setting::TlsOnlyPolicy => s3
             .put_bucket_policy()
             .bucket(bucket)
+            .expected_bucket_owner(owner)
             .policy(tls_policy(bucket, partition(&setup.region)))
             .send()
             .await
@@ -375,7 +399,7 @@ where
 }
 
 /// Whether the bucket has the setting, and what it has.
-async fn check(setup: &Setup, bucket: &str, setting: Setting) -> Result<(bool, String), CommandError> {
+async fn check(setup: &Setup, bucket: &str, owner: &str, setting: Setting) -> Result<(bool, String), CommandError> {
     let s3 = &setup.clients.s3;
     // A setting never configured answers with its own "not found" code; no permission to read it
     // is reported as unknown, not as an error of the whole check.
@@ -394,48 +418,55 @@ async fn check(setup: &Setup, bucket: &str, setting: Setting) -> Result<(bool, S
         }
     };
     match setting {
-        Setting::Versioning => match s3.get_bucket_versioning().bucket(bucket).send().await {
-            Ok(out) => {
-                let status = out.status().map_or("never enabled", |s| s.as_str()).to_string();
-                Ok((out.status() == Some(&BucketVersioningStatus::Enabled), status))
+        Setting::Versioning => {
+            match s3.get_bucket_versioning().bucket(bucket).expected_bucket_owner(owner).send().await {
+                Ok(out) => {
+                    let status = out.status().map_or("never enabled", |s| s.as_str()).to_string();
+                    Ok((out.status() == Some(&BucketVersioningStatus::Enabled), status))
+                }
+                Err(e) => unknown(e.code(), error_text(&e), "s3:GetBucketVersioning"),
             }
-            Err(e) => unknown(e.code(), error_text(&e), "s3:GetBucketVersioning"),
-        },
-        Setting::Encryption => match s3.get_bucket_encryption().bucket(bucket).send().await {
-            Ok(out) => {
-                let algorithms: Vec<String> = out
-                    .server_side_encryption_configuration()
-                    .map(|c| c.rules())
-                    .unwrap_or_default()
-                    .iter()
-                    .filter_map(|r| r.apply_server_side_encryption_by_default())
-                    .map(|d| d.sse_algorithm().as_str().to_string())
-                    .collect();
-                Ok((
-                    !algorithms.is_empty(),
-                    if algorithms.is_empty() { "no rule".into() } else { algorithms.join(", ") },
-                ))
+        }
+        Setting::Encryption => {
+            match s3.get_bucket_encryption().bucket(bucket).expected_bucket_owner(owner).send().await {
+                Ok(out) => {
+                    let algorithms: Vec<String> = out
+                        .server_side_encryption_configuration()
+                        .map(|c| c.rules())
+                        .unwrap_or_default()
+                        .iter()
+                        .filter_map(|r| r.apply_server_side_encryption_by_default())
+                        .map(|d| d.sse_algorithm().as_str().to_string())
+                        .collect();
+                    Ok((
+                        !algorithms.is_empty(),
+                        if algorithms.is_empty() { "no rule".into() } else { algorithms.join(", ") },
+                    ))
+                }
+                Err(e) => unknown(e.code(), error_text(&e), "s3:GetEncryptionConfiguration"),
             }
-            Err(e) => unknown(e.code(), error_text(&e), "s3:GetEncryptionConfiguration"),
-        },
-        Setting::PublicAccessBlock => match s3.get_public_access_block().bucket(bucket).send().await {
-            Ok(out) => {
-                let c = out.public_access_block_configuration();
-                let flags = [
-                    ("BlockPublicAcls", c.and_then(|c| c.block_public_acls())),
-                    ("IgnorePublicAcls", c.and_then(|c| c.ignore_public_acls())),
-                    ("BlockPublicPolicy", c.and_then(|c| c.block_public_policy())),
-                    ("RestrictPublicBuckets", c.and_then(|c| c.restrict_public_buckets())),
-                ];
-                let off: Vec<&str> = flags.iter().filter(|(_, v)| *v != Some(true)).map(|(n, _)| *n).collect();
-                Ok((
-                    off.is_empty(),
-                    if off.is_empty() { "all four on".into() } else { format!("off: {}", off.join(", ")) },
-                ))
+        }
+        Setting::PublicAccessBlock => {
+            match s3.get_public_access_block().bucket(bucket).expected_bucket_owner(owner).send().await {
+                Ok(out) => {
+                    let c = out.public_access_block_configuration();
+                    let flags = [
+                        ("BlockPublicAcls", c.and_then(|c| c.block_public_acls())),
+                        ("IgnorePublicAcls", c.and_then(|c| c.ignore_public_acls())),
+                        ("BlockPublicPolicy", c.and_then(|c| c.block_public_policy())),
+                        ("RestrictPublicBuckets", c.and_then(|c| c.restrict_public_buckets())),
+                    ];
+                    let off: Vec<&str> = flags.iter().filter(|(_, v)| *v != Some(true)).map(|(n, _)| *n).collect();
+                    Ok((
+                        off.is_empty(),
+                        if off.is_empty() { "all four on".into() } else { format!("off: {}", off.join(", ")) },
+                    ))
+                }
+                Err(e) => unknown(e.code(), error_text(&e), "s3:GetBucketPublicAccessBlock"),
             }
-            Err(e) => unknown(e.code(), error_text(&e), "s3:GetBucketPublicAccessBlock"),
-        },
-        Setting::TlsOnlyPolicy => match s3.get_bucket_policy().bucket(bucket).send().await {
+        }
+        Setting::TlsOnlyPolicy => match s3.get_bucket_policy().bucket(bucket).expected_bucket_owner(owner).send().await
+        {
             Ok(out) => {
                 let ok = out.policy().is_some_and(|p| denies_insecure_transport(p, bucket));
                 Ok((
@@ -548,7 +579,7 @@ async fn push(setup: &Setup, args: &MoveArgs) -> Result<ExitCode, CommandError> 
         eprintln!("note: the last run on {} ({holder}) did not finish; pushing what it recorded", path.display());
     }
     let result = async {
-        let (s3, existing) = S3Backend::open(setup.bucket(&bucket), &key, stack, setup.command).await?;
+        let (s3, existing) = S3Backend::open(setup.bucket(&bucket).await?, &key, stack, setup.command).await?;
         let moved = async {
             let written = if !s3.exists() {
                 s3.save(&state).await?;
@@ -590,7 +621,7 @@ async fn pull(setup: &Setup, args: &MoveArgs) -> Result<ExitCode, CommandError> 
     let (bucket, key) = remote(setup, "pull")?;
     let path = local_path(setup, args);
     let (stack, region) = (&setup.config.name, &setup.region);
-    let (s3, state) = S3Backend::open(setup.bucket(&bucket), &key, stack, setup.command).await?;
+    let (s3, state) = S3Backend::open(setup.bucket(&bucket).await?, &key, stack, setup.command).await?;
     let result = async {
         if !s3.exists() {
             return Err(CommandError::Usage(format!("no state at {}: nothing to pull", s3.location())));

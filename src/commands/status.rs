@@ -193,7 +193,7 @@ pub async fn status(setup: &Setup, events: usize) -> Result<StatusReport, Comman
     let (state, lock) = tokio::try_join!(setup.read_state(), async {
         match &setup.state {
             StateLocation::S3 { bucket, key } => {
-                Ok(setup.bucket(bucket).read_lock(key).await?.and_then(|(info, _)| info))
+                Ok(setup.bucket(bucket).await?.read_lock(key).await?.and_then(|(info, _)| info))
             }
             StateLocation::Local(_) => Ok::<_, CommandError>(None),
         }
@@ -233,7 +233,7 @@ pub async fn status(setup: &Setup, events: usize) -> Result<StatusReport, Comman
         )
     } else if !tracked {
         let hint = format!(
-            "{} resources exist but no state at {} records them: run `fargate-stack up` to adopt them, \
+            "{} resources exist but no state at {} records them: run `fargate-stack up --adopt` to adopt them, \
              or `fargate-stack down --name {}` to delete them",
             rows.len(),
             setup.location(),

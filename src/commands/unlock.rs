@@ -38,7 +38,7 @@ pub async fn run(setup: &Setup, args: &UnlockArgs) -> Result<ExitCode, CommandEr
             setup.location()
         )));
     };
-    let lock = s3::unlock(&setup.bucket(bucket), key, &args.lock_id).await?;
+    let lock = s3::unlock(&setup.bucket(bucket).await?, key, &args.lock_id).await?;
     report::emit(setup.format, &UnlockReport { state: setup.location(), removed: true, lock });
     Ok(ExitCode::SUCCESS)
 }

@@ -111,6 +111,10 @@ pub struct Plan {
     /// Which image the task definition gets, when a `deploy` is involved (see `task_definition::image`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
+    /// The `up` on this state that did not finish, if one did not: what it made but could not record
+    /// yet is taken back without asking. Otherwise every `adopt` needs `--adopt` (or a confirmation).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resuming: Option<String>,
 }
 
 /// The config's graph and the one that also covers what the state records beyond it.
@@ -140,6 +144,7 @@ impl Plan {
         (rows, orphans): (&[ResourceRow], &[ResourceRow]),
         applied: Option<&Applied>,
         image: Option<String>,
+        resuming: Option<&str>,
     ) -> Plan {
         let mut resources: Vec<PlanRow> = rows
             .iter()
@@ -190,7 +195,18 @@ impl Plan {
                     now: setup.source.path.clone(),
                 }
             });
-        Plan { resources, counts, rollout, refused, blocked, config_switch, image }
+        let resuming = resuming.map(str::to_string);
+        Plan { resources, counts, rollout, refused, blocked, config_switch, image, resuming }
+    }
+
+    /// The resources this run would take over (`key id`), if it needs leave to: none when it resumes
+    /// a run that did not finish.
+    fn adoptions(&self) -> Vec<String> {
+        if self.resuming.is_some() {
+            return vec![];
+        }
+        let adopted = self.resources.iter().filter(|r| r.action == Action::Adopt);
+        adopted.map(|r| format!("{} {}", r.name, r.id.as_deref().unwrap_or_default()).trim_end().to_string()).collect()
     }
 
     /// What to do about the refused replacements: the advice their resources give, when they all
@@ -255,6 +271,17 @@ impl Plan {
                 n => format!(", {n} blocked"),
             }
         ));
+        match (self.count(Action::Adopt), &self.resuming) {
+            (0, _) => {}
+            (_, Some(run)) => text.line(format!(
+                "adopt: the last run on this state did not finish ({run}): what it made but did not record yet is \
+                 taken back without asking"
+            )),
+            (n, None) => text.line(format!(
+                "adopt: {n} resources carry the stack's tag but no state records them; adopting makes `up` rewrite \
+                 them to the config and `down` delete them: `up` asks on a terminal, and needs --adopt off one"
+            )),
+        }
         for refusal in &self.refused {
             text.line(format!("refused: {refusal}"));
         }
@@ -371,7 +398,8 @@ async fn dry_run(setup: &Setup) -> Result<PlanReport, CommandError> {
     let ctx = setup.read_only(state.clone());
     let (rows, orphans) = check(setup, &graphs, &ctx, &state).await?;
     let image = image::wanted(&ctx.scope()).note();
-    let plan = Plan::new(setup, &graphs, (&rows, &orphans), state.applied.as_ref(), image);
+    let resuming = state.unfinished.as_deref();
+    let plan = Plan::new(setup, &graphs, (&rows, &orphans), state.applied.as_ref(), image, resuming);
     Ok(PlanReport { stack: setup.config.name.clone(), region: setup.region.clone(), dry_run: true, plan })
 }
 
@@ -384,12 +412,15 @@ async fn apply(setup: &Setup, args: &UpArgs, ctx: &Arc<Ctx>) -> Result<ExitCode,
     progress.note(&format!("fargate-stack up: stack {} in {} (state {location})", setup.config.name, setup.region));
     setup.report_interrupted(ctx.store(), &progress);
     // Before any change: one round of concurrent describe calls says what would happen; beside
-    // it, what AWS would refuse later is refused now.
+    // it, what AWS would refuse later is refused now. What it finds stays unwritten until the run
+    // may go on.
+    ctx.store().hold();
     let (preflight, checked) = tokio::join!(preflight(graph, ctx), check(setup, &graphs, ctx, &state));
     preflight?;
     let (rows, orphans) = checked?;
     let image = image::wanted(&ctx.scope()).note();
-    let plan = Plan::new(setup, &graphs, (&rows, &orphans), state.applied.as_ref(), image);
+    let resuming = ctx.store().interrupted().map(str::to_string);
+    let plan = Plan::new(setup, &graphs, (&rows, &orphans), state.applied.as_ref(), image, resuming.as_deref());
     if let Some(image) = &plan.image {
         progress.note(&format!("image: {image}"));
     }
@@ -405,18 +436,17 @@ async fn apply(setup: &Setup, args: &UpArgs, ctx: &Arc<Ctx>) -> Result<ExitCode,
     }
     let started = std::time::Instant::now();
     let converged = plan.converged(args.no_wait);
-    if let Some(switch) = plan.config_switch.as_ref().filter(|_| !converged && !args.yes) {
-        switch.confirm(&setup.config.name)?;
-    }
+    confirm_plan(setup, args, &plan, converged)?;
+    // From here on what is made may be ahead of what is recorded: a run that changes anything is
+    // marked unfinished until it ends, so that if it is killed the next one takes back what it finds.
+    ctx.store().commit_held(Some(setup.command).filter(|_| !converged)).await?;
     let steps = if converged {
         unchanged(graph, ctx, &rows).await?
     } else {
         execute(setup, &graphs, ctx, &progress, &plan).await?
     };
     let result = check_steps(&steps);
-    if result.is_ok() {
-        record_applied(ctx.store(), &setup.source).await?;
-    }
+    record_finished(ctx.store(), &setup.source, result.is_ok()).await?;
     let elapsed = if converged { started.elapsed() } else { progress.elapsed() };
     let what = if converged { "nothing to change".to_string() } else { summary(&steps) };
     let verdict = if result.is_ok() { "done" } else { "failed" };
@@ -503,7 +533,45 @@ impl ConfigSwitch {
     }
 }
 
-async fn record_applied(store: &Store, source: &ConfigSource) -> Result<(), CommandError> {
+/// What a person must agree to before the plan is applied: another config than the one applied
+/// last, and taking over what no state records.
+fn confirm_plan(setup: &Setup, args: &UpArgs, plan: &Plan, converged: bool) -> Result<(), CommandError> {
+    if let Some(switch) = plan.config_switch.as_ref().filter(|_| !converged && !args.yes) {
+        switch.confirm(&setup.config.name)?;
+    }
+    let adoptions = plan.adoptions();
+    if !adoptions.is_empty() && !args.adopt {
+        confirm_adoption(&setup.config.name, &adoptions)?;
+    }
+    Ok(())
+}
+
+/// Ask before taking over resources that carry the stack's tag but that no state records: anyone
+/// who can tag a resource could otherwise hand it to the stack, to be rewritten and later deleted.
+/// Off a terminal, `--adopt` is the only way.
+fn confirm_adoption(stack: &str, adoptions: &[String]) -> Result<(), CommandError> {
+    let what = format!(
+        "{} resources carry stack {stack}'s tag (fargate-stack:stack={stack}) but no state records them",
+        adoptions.len()
+    );
+    let effect = "adopting makes them the stack's: `up` rewrites them to the config (a role's trust and policies \
+                  included) and `down` deletes them";
+    let listing: Vec<String> = adoptions.iter().map(|a| format!("  {a}")).collect();
+    let question = format!("{what}:\n{}\n{effect}. Adopt them? Type the stack name to confirm: ", listing.join("\n"));
+    let refusal = format!(
+        "refusing to adopt without --adopt (stdin is not a terminal); nothing was changed. {what}: {}. {effect}. If \
+         they are this stack's (its state was lost, or is kept elsewhere: check --state), run again with --adopt; if \
+         not, find out who tagged them",
+        adoptions.join(", ")
+    );
+    confirm(&question, stack, &refusal)
+}
+
+/// The end of an `up` that ran to its end: the state no longer says a run did not finish (a failed
+/// step's call either made nothing or AWS's answer was lost: what it made is then found by tag, and
+/// needs --adopt like anything else no state records), and, if every step is done, records the
+/// config applied.
+async fn record_finished(store: &Store, source: &ConfigSource, done: bool) -> Result<(), CommandError> {
     let applied = Applied {
         config: source.path.clone(),
         sha256: source.sha256.clone(),
@@ -511,9 +579,10 @@ async fn record_applied(store: &Store, source: &ConfigSource) -> Result<(), Comm
     };
     store
         .update(|state| {
+            let finished = state.unfinished.take().is_some();
             let same = state.applied.as_ref().is_some_and(|a| a.config == applied.config && a.sha256 == applied.sha256);
-            if same || state.resources.is_empty() {
-                return false;
+            if !done || same || state.resources.is_empty() {
+                return finished;
             }
             state.applied = Some(applied);
             true

@@ -67,7 +67,12 @@ fn action(client: &str, op: &str) -> String {
             chars.next().map(|c| c.to_ascii_uppercase().to_string() + chars.as_str()).unwrap_or_default()
         })
         .collect();
-    format!("{prefix}:{name}")
+    // Operations authorised under another action's name.
+    match format!("{prefix}:{name}").as_str() {
+        "s3:HeadBucket" => "s3:ListBucket".into(),
+        "s3:HeadObject" => "s3:GetObject".into(),
+        other => other.into(),
+    }
 }
 
 /// The SDK calls in a source file (outside its tests), as IAM actions: `<...>.<client>.<op>(`

@@ -5,6 +5,12 @@
 //! ends, error or not) removes it; one that dies leaves it behind with its name, which is how the
 //! next run knows the last one did not finish. The OS drops the lock of a dead process, so a
 //! killed run never blocks the next one.
+//!
+//! Nothing is written or read through a link that someone else planted: the state directory must
+//! be the user's (or root's) and not writable by everyone (unless sticky, as /tmp); the lock file
+//! is opened without following a symbolic link and must be a regular file of the user's with one
+//! name; the state file is read the same way. (The state itself is only ever replaced by a rename
+//! of a fresh temporary file, never written in place.)
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, Write};
@@ -85,11 +91,21 @@ impl Backend for LocalBackend {
 
 /// Read a state file without locking (for commands that change nothing). `None` if absent.
 pub fn read(path: &Path) -> Result<Option<State>, StateError> {
-    match fs::read_to_string(path) {
-        Ok(text) => State::from_json(&path.display().to_string(), &text).map(Some),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(StateError::Io { action: "read", path: path.into(), source }),
-    }
+    let mut file = match open_no_follow(OpenOptions::new().read(true), path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(refused_link(path, "state file").unwrap_or(StateError::Io {
+                action: "read",
+                path: path.into(),
+                source,
+            }))
+        }
+    };
+    check_file(&file, path, "state file", false)?;
+    let mut text = String::new();
+    file.read_to_string(&mut text).map_err(|source| StateError::Io { action: "read", path: path.into(), source })?;
+    State::from_json(&path.display().to_string(), &text).map(Some)
 }
 
 fn write_atomic(path: &Path, state: &State) -> Result<(), StateError> {
@@ -154,17 +170,22 @@ impl LockGuard {
             let path = path.clone();
             move |source| StateError::Io { action, path, source }
         };
-        fs::create_dir_all(parent_dir(state_path)).map_err(io("create the directory of"))?;
+        let dir = parent_dir(state_path);
+        fs::create_dir_all(&dir).map_err(io("create the directory of"))?;
+        check_directory(&dir)?;
         // A run that ends removes the file; one that opened it just before may then lock the
         // removed file. It notices that the path no longer names what it locked, and tries again.
         for _ in 0..100 {
-            let mut file = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .open(&path)
-                .map_err(io("open"))?;
+            let mut options = OpenOptions::new();
+            options.read(true).write(true).create(true).truncate(false);
+            let mut file = open_no_follow(&mut options, &path).map_err(|source| {
+                refused_link(&path, "lock file").unwrap_or(StateError::Io {
+                    action: "open",
+                    path: path.clone(),
+                    source,
+                })
+            })?;
+            check_file(&file, &path, "lock file", true)?;
             match file.try_lock() {
                 Ok(()) => {}
                 Err(std::fs::TryLockError::WouldBlock) => {
@@ -208,7 +229,7 @@ impl LockGuard {
 #[cfg(unix)]
 fn same_file(file: &File, path: &Path) -> bool {
     use std::os::unix::fs::MetadataExt;
-    match (file.metadata(), fs::metadata(path)) {
+    match (file.metadata(), fs::symlink_metadata(path)) {
         (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
         _ => false,
     }
@@ -217,6 +238,116 @@ fn same_file(file: &File, path: &Path) -> bool {
 #[cfg(not(unix))]
 fn same_file(_file: &File, path: &Path) -> bool {
     path.exists()
+}
+
+/// Open `path` with `options`, never through a symbolic link at its last component (that open
+/// fails instead), and without blocking on a FIFO put in its place. A lock file created here is the
+/// user's alone.
+#[cfg(unix)]
+fn open_no_follow(options: &mut OpenOptions, path: &Path) -> std::io::Result<File> {
+    use rustix::fs::OFlags;
+    use std::os::unix::fs::OpenOptionsExt;
+    options.custom_flags((OFlags::NOFOLLOW | OFlags::NONBLOCK).bits() as i32).mode(0o600).open(path)
+}
+
+#[cfg(not(unix))]
+fn open_no_follow(options: &mut OpenOptions, path: &Path) -> std::io::Result<File> {
+    options.open(path)
+}
+
+/// The refusal for a path that is a symbolic link (why an open without following links failed).
+fn refused_link(path: &Path, what: &str) -> Option<StateError> {
+    let meta = fs::symlink_metadata(path).ok()?;
+    if !meta.file_type().is_symlink() {
+        return None;
+    }
+    let target = fs::read_link(path).map(|t| format!(" (to {})", t.display())).unwrap_or_default();
+    Some(StateError::Unsafe {
+        path: path.into(),
+        reason: format!(
+            "the {what} is a symbolic link{target}, and fargate-stack never writes or reads its state through one; \
+             remove the link if you did not make it (and check who else can write to {}), or point --state at the \
+             real file",
+            parent_dir(path).display()
+        ),
+    })
+}
+
+/// The user this process acts as.
+#[cfg(unix)]
+fn effective_uid() -> u32 {
+    rustix::process::geteuid().as_raw()
+}
+
+/// Refuse a file opened as the state or its lock that is not a regular file of the user's (or, for
+/// the lock, which is written in place, one with another name elsewhere: a hard link).
+#[cfg(unix)]
+fn check_file(file: &File, path: &Path, what: &str, single_link: bool) -> Result<(), StateError> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = file.metadata().map_err(|source| StateError::Io { action: "inspect", path: path.into(), source })?;
+    let refuse = |reason: String| Err(StateError::Unsafe { path: path.into(), reason });
+    if !meta.file_type().is_file() {
+        return refuse(format!(
+            "the {what} is not a regular file; remove it if you did not make it, or choose another --state"
+        ));
+    }
+    let me = effective_uid();
+    if meta.uid() != me {
+        return refuse(format!(
+            "the {what} belongs to uid {}, not to you (uid {me}); fargate-stack uses only its own files there: remove \
+             it if it is not yours, or run as its owner",
+            meta.uid()
+        ));
+    }
+    if single_link && meta.nlink() > 1 {
+        return refuse(format!(
+            "the {what} has {} hard links (another name for the same file, which the lock would overwrite); remove it \
+             and run again",
+            meta.nlink()
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_file(_file: &File, _path: &Path, _what: &str, _single_link: bool) -> Result<(), StateError> {
+    Ok(())
+}
+
+/// Refuse a state directory that is not the user's (or root's), or that everyone may write to
+/// without the sticky bit: whoever can write there can put a link where the lock or the state goes,
+/// or swap the state for another.
+#[cfg(unix)]
+fn check_directory(dir: &Path) -> Result<(), StateError> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = fs::metadata(dir).map_err(|source| StateError::Io {
+        action: "inspect the directory of",
+        path: dir.into(),
+        source,
+    })?;
+    let refuse = |reason: String| Err(StateError::Unsafe { path: dir.into(), reason });
+    let me = effective_uid();
+    if meta.uid() != me && meta.uid() != 0 {
+        return refuse(format!(
+            "the state directory belongs to uid {}, not to you (uid {me}); keep the state in a directory of your own \
+             (--state)",
+            meta.uid()
+        ));
+    }
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o002 != 0 && mode & 0o1000 == 0 {
+        return refuse(format!(
+            "the state directory is writable by everyone (mode {mode:o}), who could plant a link where the state or \
+             its lock goes; run `chmod o-w {}`, or keep the state elsewhere (--state)",
+            dir.display()
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_directory(_dir: &Path) -> Result<(), StateError> {
+    Ok(())
 }
 
 #[cfg(test)]
@@ -288,6 +419,49 @@ mod tests {
         fs::remove_file(&path).unwrap();
         let (_, _, interrupted) = LocalBackend::open(&path, "s", "r-1-1").unwrap();
         assert_eq!(interrupted, None);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn links_and_other_peoples_files_are_refused_and_nothing_is_written_through_them() {
+        use std::os::unix::fs::{symlink, PermissionsExt};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("stack.json");
+        let victim = dir.path().join("victim");
+        fs::write(&victim, "precious").unwrap();
+        let refused = |what: &str, needle: &str| {
+            let err = LocalBackend::open(&path, "s", "r-1-1").err().unwrap_or_else(|| panic!("{what}: opened"));
+            assert!(matches!(err, StateError::Unsafe { .. }) && err.to_string().contains(needle), "{what}: {err}");
+            assert_eq!(fs::read_to_string(&victim).unwrap(), "precious", "{what}");
+        };
+        symlink(&victim, lock_path(&path)).unwrap();
+        refused("linked lock", "the lock file is a symbolic link");
+        fs::remove_file(lock_path(&path)).unwrap();
+        // A FIFO where the state goes neither blocks the read nor is taken for a state.
+        rustix::fs::mknodat(rustix::fs::CWD, &path, rustix::fs::FileType::Fifo, 0o600.into(), 0).unwrap();
+        refused("fifo state", "the state file is not a regular file");
+        assert!(matches!(read(&path), Err(StateError::Unsafe { .. })), "read-only commands refuse it too");
+        fs::remove_file(&path).unwrap();
+        symlink(&victim, &path).unwrap();
+        assert!(read(&path).unwrap_err().to_string().contains("the state file is a symbolic link"));
+        fs::remove_file(&path).unwrap();
+        // Someone else's lock file (possible to set up only as root).
+        if effective_uid() == 0 {
+            fs::write(lock_path(&path), "").unwrap();
+            rustix::fs::chown(lock_path(&path), Some(rustix::process::Uid::from_raw(4242)), None).unwrap();
+            refused("another user's lock", "belongs to uid 4242, not to you");
+            fs::remove_file(lock_path(&path)).unwrap();
+            rustix::fs::chown(dir.path(), Some(rustix::process::Uid::from_raw(4242)), None).unwrap();
+            refused("another user's directory", "the state directory belongs to uid 4242");
+            rustix::fs::chown(dir.path(), Some(rustix::process::Uid::from_raw(0)), None).unwrap();
+        }
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o777)).unwrap();
+        refused("open directory", "writable by everyone (mode 777)");
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o1777)).unwrap();
+        let (backend, _, _) = LocalBackend::open(&path, "s", "r-1-1").expect("a sticky directory is fine");
+        let mode = fs::metadata(lock_path(&path)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "the lock file is the user's alone");
+        drop(backend);
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod s3;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -27,6 +28,10 @@ pub const SCHEMA_VERSION: u32 = 1;
 pub enum StateError {
     #[error("cannot {action} state file {path}: {source}")]
     Io { action: &'static str, path: PathBuf, source: std::io::Error },
+    /// A path of the local state that someone else could use to make a run write or read another
+    /// file: refused before anything is written.
+    #[error("refusing to use {}: {reason}", path.display())]
+    Unsafe { path: PathBuf, reason: String },
     #[error("state file {path} is not valid JSON: {message}")]
     Corrupt { path: String, message: String },
     #[error("state file {path} has schema version {found}, newer than this fargate-stack understands ({SCHEMA_VERSION}); upgrade fargate-stack")]
@@ -57,6 +62,13 @@ pub enum StateError {
          team\" in the README for the policy)"
     )]
     Denied { action: &'static str, object: String, permission: &'static str },
+    #[error(
+        "S3 bucket {bucket} does not belong to account {owner}, the account its states are kept in (S3 refused \
+         the call naming that owner); nothing was read or written there. A bucket of that name in another account \
+         must never get the states: check the name, and where the bucket went; if it is meant to be another \
+         account's, give that account with --state-bucket-owner (or FARGATE_STACK_STATE_BUCKET_OWNER)"
+    )]
+    ForeignBucket { bucket: String, owner: String },
     #[error(
         "S3 bucket {bucket} is in {bucket_region}, but this run is in {region}: keep a stack's state in a bucket of \
          its region (`fargate-stack --region {region} state init s3://BUCKET`), or run in the bucket's region"
@@ -101,6 +113,12 @@ pub struct State {
     pub region: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub applied: Option<Applied>,
+    /// Set by `up` before its first change, cleared when it ends (with a failed step too, as a local
+    /// lock file is removed): a state that has it was left by a run that was killed or interrupted,
+    /// whose last creations may not be recorded (they are found by tag and taken back without
+    /// asking). Names that run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unfinished: Option<String>,
     #[serde(default)]
     pub resources: BTreeMap<String, Recorded>,
 }
@@ -112,6 +130,7 @@ impl State {
             stack: stack.into(),
             region: region.into(),
             applied: None,
+            unfinished: None,
             resources: BTreeMap::new(),
         }
     }
@@ -186,6 +205,8 @@ pub struct Store {
     /// The version last written; held while a write is in flight.
     persisted: tokio::sync::Mutex<u64>,
     interrupted: Option<String>,
+    /// Changes stay in memory while set (see [`Store::hold`]).
+    holding: AtomicBool,
 }
 
 impl Store {
@@ -199,13 +220,43 @@ impl Store {
     }
 
     fn build(backend: Option<Arc<dyn Backend>>, location: String, state: State, interrupted: Option<String>) -> Store {
+        // A local lock file left by a run that died, else the mark of an `up` that did not finish.
+        let interrupted = interrupted.or_else(|| state.unfinished.clone());
         Store {
             backend,
             location,
             current: Mutex::new(Versioned { state, version: 0 }),
             persisted: tokio::sync::Mutex::new(0),
             interrupted,
+            holding: AtomicBool::new(false),
         }
+    }
+
+    /// Keep changes in memory until [`Store::commit_held`]: what `up`'s look before any change finds
+    /// by tag is the stack's only once the run may adopt it, so a refused run writes nothing.
+    pub fn hold(&self) {
+        self.holding.store(true, Ordering::SeqCst);
+    }
+
+    /// Write what was held (if anything changed), and every change from now on. `changing`: the
+    /// command that is about to change the stack, marked in the state as not finished (see
+    /// [`State::unfinished`]) until it says otherwise.
+    pub async fn commit_held(&self, changing: Option<&str>) -> Result<(), StateError> {
+        if let Some(command) = changing {
+            let run = format!(
+                "{command} (pid {} on {} since {})",
+                std::process::id(),
+                gethostname::gethostname().to_string_lossy(),
+                chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ")
+            );
+            let mut current = self.current.lock().expect("state lock");
+            if current.state.unfinished.replace(run).is_none() {
+                current.version += 1;
+            }
+        }
+        self.holding.store(false, Ordering::SeqCst);
+        let version = self.current.lock().expect("state lock").version;
+        self.persist(version).await
     }
 
     pub fn location(&self) -> &str {
@@ -236,6 +287,14 @@ impl Store {
             current.version += 1;
             current.version
         };
+        if self.holding.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        self.persist(mine).await
+    }
+
+    /// Write the state unless version `mine` (or a later one) is already written.
+    async fn persist(&self, mine: u64) -> Result<(), StateError> {
         let Some(backend) = &self.backend else { return Ok(()) };
         let mut persisted = self.persisted.lock().await;
         if *persisted >= mine {
@@ -332,6 +391,25 @@ mod tests {
         // No change, no write.
         store.update(|_| false).await.unwrap();
         assert_eq!(backend.writes.load(Ordering::SeqCst), writes);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn held_changes_are_written_only_when_committed_and_a_run_left_unfinished_is_reported() {
+        let backend = Arc::new(Slow { writes: AtomicUsize::new(0), last: Mutex::new(None) });
+        let store = Store::writable(backend.clone(), State::new("s", "r"), None);
+        store.hold();
+        store.update(put("a")).await.unwrap();
+        assert_eq!(backend.writes.load(Ordering::SeqCst), 0, "held: nothing written (a refused run)");
+        store.commit_held(Some("up")).await.unwrap();
+        assert_eq!(backend.writes.load(Ordering::SeqCst), 1, "one write for all that was held, and the mark");
+        let written = backend.last.lock().unwrap().clone().unwrap();
+        assert!(written.resources.contains_key("a") && written.unfinished.as_deref().unwrap().starts_with("up (pid "));
+        store.commit_held(None).await.unwrap();
+        assert_eq!(backend.writes.load(Ordering::SeqCst), 1, "nothing new, no write");
+        // The next run on that state knows the last one did not finish.
+        let next = Store::writable(backend.clone(), written, None);
+        assert!(next.interrupted().unwrap().starts_with("up (pid "));
+        assert_eq!(Store::writable(backend, State::new("s", "r"), None).interrupted(), None);
     }
 
     #[test]

@@ -128,17 +128,51 @@ impl Op {
     }
 }
 
-/// One bucket in one region, with the conditional object calls the state needs.
+/// One bucket in one region, owned by one account, with the conditional object calls the state
+/// needs. Every call names the owner (`ExpectedBucketOwner`): should the bucket's name ever belong
+/// to another account (deleted, then created there), S3 refuses the call instead of handing that
+/// account the states and locks.
 #[derive(Clone)]
 pub struct Bucket {
     client: Client,
     name: String,
     region: String,
+    owner: String,
 }
 
 impl Bucket {
-    pub fn new(client: &Client, name: &str, region: &str) -> Bucket {
-        Bucket { client: client.clone(), name: name.to_string(), region: region.to_string() }
+    pub fn new(client: &Client, name: &str, region: &str, owner: &str) -> Bucket {
+        Bucket { client: client.clone(), name: name.to_string(), region: region.to_string(), owner: owner.to_string() }
+    }
+
+    /// The account the bucket must belong to.
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+
+    /// Why S3 answered AccessDenied, when it is because the bucket belongs to another account: the
+    /// bucket answers HeadBucket, but not with our owner named. (Without s3:ListBucket both
+    /// answers are 403, and the permission error stands.)
+    pub async fn foreign(&self) -> Option<StateError> {
+        let head = |owner: Option<&str>| {
+            self.client.head_bucket().bucket(&self.name).set_expected_bucket_owner(owner.map(str::to_string)).send()
+        };
+        let denied = |e: &SdkError<_, HttpResponse>| e.raw_response().is_some_and(|r| r.status().as_u16() == 403);
+        match head(Some(&self.owner)).await {
+            Err(e) if denied(&e) => head(None)
+                .await
+                .ok()
+                .map(|_| StateError::ForeignBucket { bucket: self.name.clone(), owner: self.owner.clone() }),
+            _ => None,
+        }
+    }
+
+    /// A fatal failure, with AccessDenied explained when the bucket is another account's.
+    async fn explain(&self, error: StateError) -> StateError {
+        match error {
+            StateError::Denied { .. } => self.foreign().await.unwrap_or(error),
+            other => other,
+        }
     }
 
     pub fn uri(&self, key: &str) -> String {
@@ -154,13 +188,14 @@ impl Bucket {
 
     /// The object's bytes and ETag; `None` if there is none.
     async fn get(&self, key: &str, op: Op) -> Result<Option<(Vec<u8>, String)>, StateError> {
-        let result = self.client.get_object().bucket(&self.name).key(key).send().await;
+        let result =
+            self.client.get_object().bucket(&self.name).expected_bucket_owner(&self.owner).key(key).send().await;
         let out = match result {
             Ok(out) => out,
             Err(err) => {
                 return match self.failure(err, op, key) {
                     Failure::Refused(Refused::Missing) => Ok(None),
-                    Failure::Fatal(e) => Err(e),
+                    Failure::Fatal(e) => Err(self.explain(e).await),
                     Failure::Refused(Refused::Precondition) | Failure::Race => Err(StateError::Remote {
                         action: op.action(),
                         object: self.uri(key),
@@ -192,6 +227,7 @@ impl Bucket {
                 .client
                 .put_object()
                 .bucket(&self.name)
+                .expected_bucket_owner(&self.owner)
                 .key(key)
                 .content_type("application/json")
                 .body(ByteStream::from(body.to_vec()));
@@ -214,7 +250,7 @@ impl Bucket {
                     Failure::Race if attempt < CONFLICT_RETRIES => race_pause(attempt).await,
                     Failure::Race => return Err(self.race_lost(op, key)),
                     Failure::Refused(why) => return Ok(Err(why)),
-                    Failure::Fatal(e) => return Err(e),
+                    Failure::Fatal(e) => return Err(self.explain(e).await),
                 },
             }
         }
@@ -224,14 +260,15 @@ impl Bucket {
     /// Delete the object if its ETag is `if_match`.
     async fn delete(&self, key: &str, if_match: &str, op: Op) -> Result<Result<(), Refused>, StateError> {
         for attempt in 0.. {
-            let result = self.client.delete_object().bucket(&self.name).key(key).if_match(if_match).send().await;
+            let call = self.client.delete_object().bucket(&self.name).expected_bucket_owner(&self.owner);
+            let result = call.key(key).if_match(if_match).send().await;
             match result {
                 Ok(_) => return Ok(Ok(())),
                 Err(err) => match self.failure(err, op, key) {
                     Failure::Race if attempt < CONFLICT_RETRIES => race_pause(attempt).await,
                     Failure::Race => return Err(self.race_lost(op, key)),
                     Failure::Refused(why) => return Ok(Err(why)),
-                    Failure::Fatal(e) => return Err(e),
+                    Failure::Fatal(e) => return Err(self.explain(e).await),
                 },
             }
         }
@@ -545,6 +582,8 @@ pub fn permissions() -> Vec<Permission> {
         Permission::new(Verb::State, "s3:GetObject").on(objects),
         Permission::new(Verb::State, "s3:PutObject").on(objects),
         Permission::new(Verb::State, "s3:DeleteObject").on(objects),
+        // HeadBucket, asked only to tell a bucket of another account from a missing grant.
+        Permission::new(Verb::State, "s3:ListBucket").on("arn:{partition}:s3:::{state_bucket}"),
     ]
 }
 

@@ -786,7 +786,7 @@ class Realism:
         post = getattr(self, f"post_{key}_{ctx.action}", None) if ctx.action else None
         on_error = getattr(self, f"error_{key}_{ctx.action}", None) if ctx.action else None
         synthesized = None
-        checks = [self.s3_access_check, self.s3_region_check] if ctx.service == "s3" else []
+        checks = [self.s3_access_check, self.s3_owner_check, self.s3_region_check] if ctx.service == "s3" else []
         for check in checks + ([pre] if pre else []):
             try:
                 synthesized = check(ctx)
@@ -3046,6 +3046,25 @@ class Realism:
         """A bucket the caller has no permission on (another account's, or a policy that denies it): every
         request gets 403 AccessDenied (a HEAD only the status). moto knows one account and no IAM."""
         if ctx.bucket and ctx.bucket in (self.cfg.get("s3_denied_buckets") or []):
+            raise Reject("AccessDenied", "Access Denied", 403)
+        return None
+
+    def s3_owner_check(self, ctx: Ctx):
+        """A request naming an expected bucket owner (`x-amz-expected-bucket-owner`) that is not the bucket's
+        account gets 403 AccessDenied on AWS (a HEAD only the status); moto ignores the header. moto keeps each
+        account's buckets apart (the account of a request is its `x-moto-account-id` header, else moto's
+        default), so the bucket's owner is the account whose ListBuckets names it. A bucket that does not exist
+        is left to moto (NoSuchBucket)."""
+        expected = ctx.header("x-amz-expected-bucket-owner")
+        if not expected or not ctx.bucket or ctx.action in ("CreateBucket", "ListBuckets"):
+            return None
+        if self.bucket_region(ctx, ctx.bucket) is None:
+            return None
+        status, _, data = self.rest(ctx, "s3", "GET", "/", headers=[("x-moto-account-id", expected)])
+        if status >= 300:
+            return None
+        owned = {urllib.parse.unquote(n.decode()) for n in re.findall(rb"<Name>([^<]*)</Name>", data)}
+        if ctx.bucket not in owned:
             raise Reject("AccessDenied", "Access Denied", 403)
         return None
 

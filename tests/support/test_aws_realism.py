@@ -1514,6 +1514,27 @@ class S3Tests(unittest.TestCase):
         self.assertEqual(code_of(C["s3"].head_object, Bucket="theirs-state", Key="k"), "404")  # nothing was written
         self.assertEqual(read_log(log)[-1]["error"], "AccessDenied")
 
+    def test_a_wrong_expected_bucket_owner_answers_403(self):
+        theirs, ours = name("theirs"), name("ours")
+        st, _, _ = raw(PROXY_URL, "PUT", f"/{theirs}", "s3", headers={"x-moto-account-id": "111111111111"})
+        self.assertEqual(st, 200)
+        s3 = C["s3"]
+        s3.create_bucket(Bucket=ours)
+        me = C["sts"].get_caller_identity()["Account"]
+        self.assertNotEqual(me, "111111111111")
+        s3.put_object(Bucket=theirs, Key="k", Body=b"x")  # moto serves another account's bucket
+        for call, kwargs in ((s3.head_bucket, {}), (s3.get_object, {"Key": "k"}),
+                             (s3.put_object, {"Key": "k", "Body": b"y", "IfMatch": '"x"'}),
+                             (s3.delete_object, {"Key": "k"})):
+            self.assertIn(code_of(call, Bucket=theirs, ExpectedBucketOwner=me, **kwargs), ("AccessDenied", "403"), call)
+        st, _, body = raw(PROXY_URL, "HEAD", f"/{theirs}", "s3", headers={"x-amz-expected-bucket-owner": me})
+        self.assertEqual((st, body), (403, b""))
+        self.assertEqual(s3.get_object(Bucket=theirs, Key="k")["Body"].read(), b"x")  # untouched
+        self.assertEqual(s3.head_bucket(Bucket=theirs, ExpectedBucketOwner="111111111111")["ResponseMetadata"]["HTTPStatusCode"], 200)
+        s3.put_object(Bucket=ours, Key="k", Body=b"x", ExpectedBucketOwner=me)
+        self.assertEqual(code_of(s3.get_object, Bucket=ours, Key="k", ExpectedBucketOwner="111111111111"), "AccessDenied")
+        self.assertEqual(code_of(s3.head_bucket, Bucket=name("none"), ExpectedBucketOwner=me), "404")
+
     def test_requests_for_another_region(self):
         eu = boto3.client("s3", endpoint_url=PROXY_URL, region_name="eu-west-1", aws_access_key_id="testing",
                           aws_secret_access_key="testing", config=Config(s3={"addressing_style": "path"}, retries={"total_max_attempts": 1}))
