@@ -546,3 +546,89 @@ async fn an_interrupted_run_gives_up_its_lock() {
     cli.run(&["down", "--yes"]).ok();
     assert!(leftovers(&sdk, STACK).await.is_empty());
 }
+
+/// `--lock-timeout` (as Terraform's `-lock-timeout`): a run waits for a lock another run holds,
+/// showing the holder, and goes on once it is released; past the timeout it fails as without it.
+/// For the local file lock and the S3 lock. `down` of an empty state takes the lock and needs no
+/// other AWS call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_timeout_waits_for_the_holder_on_both_backends() {
+    let emulator = Emulator::start();
+    let sdk = emulator.sdk().await;
+    create_bucket(&sdk, BUCKET).await;
+    let empty = json!({"schema_version": 1, "stack": STACK, "region": "us-east-1", "resources": {}}).to_string();
+    // Reads the child's stderr until `needle`, then keeps draining it (a closed stderr would fail the run).
+    let wait_for = |child: &mut std::process::Child, needle: &str| {
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)).map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let mut seen = vec![];
+        while let Ok(line) = rx.recv_timeout(Duration::from_secs(30)) {
+            if line.contains(needle) {
+                return;
+            }
+            seen.push(line);
+        }
+        panic!("no {needle:?} on stderr: {seen:#?}");
+    };
+    // A `down` that waits for the lock, once it says so.
+    let waiting = |cli: &Cli, needle: &str| {
+        let mut child = cli
+            .command(&["--lock-timeout", "2m", "down", "--yes"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_for(&mut child, needle);
+        assert!(child.try_wait().unwrap().is_none(), "still waiting");
+        child
+    };
+
+    // Local: the test holds the OS lock on the state's lock file, as a running `up` would.
+    let cli = Cli::at(&emulator.url());
+    std::fs::create_dir_all(cli.state_path().parent().unwrap()).unwrap();
+    std::fs::write(cli.state_path(), &empty).unwrap();
+    let lock_path = cli.state_path().with_file_name(format!("{STACK}.json.lock"));
+    let held = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&lock_path).unwrap();
+    held.lock().unwrap();
+    std::io::Write::write_all(&mut &held, b"pid 4242 on build-7 since 2026-11-25T17:02:11Z").unwrap();
+    let started = Instant::now();
+    let timed_out = cli.run(&["--lock-timeout", "1s", "down", "--yes"]);
+    assert_eq!(timed_out.code, 1, "{}", timed_out.stderr);
+    assert!(started.elapsed() >= Duration::from_secs(1), "waited for the timeout");
+    assert!(timed_out.stderr.contains("waiting for it (up to 1s more"), "{}", timed_out.stderr);
+    assert!(
+        timed_out.stderr.contains("is locked by another fargate-stack run (pid 4242 on build-7"),
+        "{}",
+        timed_out.stderr
+    );
+    let child =
+        waiting(&cli, "locked by another fargate-stack run: pid 4242 on build-7 since 2026-11-25T17:02:11Z; waiting");
+    held.unlock().unwrap();
+    drop(held);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "goes on once the lock is released");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("recorded nothing and was removed"));
+    assert!(cli.state().is_none());
+
+    // S3: a lock object another run left.
+    let remote = Cli::with_state(&emulator.url(), LOCATION);
+    sdk.s3.put_object().bucket(BUCKET).key(KEY).body(empty.clone().into_bytes().into()).send().await.unwrap();
+    let holder = json!({"lock_id": "11111111-2222-3333-4444-555555555555", "holder": "alice", "host": "build-7",
+        "pid": 4242, "started": "2026-11-25T17:02:11Z", "command": "up", "version": "0.1.0"});
+    let lock_body = holder.to_string().into_bytes();
+    sdk.s3.put_object().bucket(BUCKET).key(LOCK).body(lock_body.into()).send().await.unwrap();
+    let timed_out = remote.run(&["--lock-timeout", "1s", "down", "--yes"]);
+    assert_eq!(timed_out.code, 1, "{}", timed_out.stderr);
+    assert!(timed_out.stderr.contains("gave up waiting for the lock"), "{}", timed_out.stderr);
+    assert!(timed_out.stderr.contains("(lock ID 11111111-2222-3333-4444-555555555555)"), "{}", timed_out.stderr);
+    let child = waiting(&remote, "up by alice on build-7 (pid 4242) since 2026-11-25T17:02:11Z; waiting for it");
+    sdk.s3.delete_object().bucket(BUCKET).key(LOCK).send().await.unwrap();
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()).await.unwrap();
+    assert_eq!(out.status.code(), Some(0), "goes on once the lock is released");
+    assert!(s3_json(&sdk, BUCKET, KEY).await.is_none() && s3_json(&sdk, BUCKET, LOCK).await.is_none());
+}

@@ -16,6 +16,7 @@ pub mod up;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -104,6 +105,8 @@ pub struct Setup {
     pub mode: Mode,
     pub format: OutputFormat,
     pub max_concurrency: usize,
+    /// `--lock-timeout`: how long to wait for a lock another run holds.
+    pub lock_timeout: Duration,
 }
 
 impl Setup {
@@ -142,6 +145,7 @@ impl Setup {
             mode: Mode::detect(cli.output == OutputFormat::Json),
             format: cli.output,
             max_concurrency: cli.max_concurrency as usize,
+            lock_timeout: cli.lock_timeout,
         })
     }
 
@@ -174,14 +178,56 @@ impl Setup {
     pub async fn open_state(&self) -> Result<Store, CommandError> {
         match &self.state {
             StateLocation::Local(path) => {
-                let (backend, state, interrupted) = LocalBackend::open(path, &self.config.name, &self.region)?;
+                let (backend, state, interrupted) = self
+                    .locking(&self.location(), || async { LocalBackend::open(path, &self.config.name, &self.region) })
+                    .await?;
                 Ok(Store::writable(Arc::new(backend), state, interrupted))
             }
             StateLocation::S3 { bucket, key } => {
-                let (backend, state) =
-                    S3Backend::open(self.bucket(bucket), key, &self.config.name, self.command).await?;
+                let (backend, state) = self
+                    .locking(&self.location(), || {
+                        S3Backend::open(self.bucket(bucket), key, &self.config.name, self.command)
+                    })
+                    .await?;
                 Ok(Store::writable(Arc::new(backend), state, None))
             }
+        }
+    }
+
+    /// Take a lock with `open`; while another run holds it, try again until `--lock-timeout`
+    /// has passed, saying who holds it (again whenever the holder changes).
+    pub async fn locking<T, F, Fut>(&self, location: &str, mut open: F) -> Result<T, StateError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, StateError>>,
+    {
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(250);
+        let mut shown: Option<String> = None;
+        loop {
+            let err = match open().await {
+                Err(e) if e.lock_holder().is_some() => e,
+                other => return other,
+            };
+            let holder = err.lock_holder().unwrap_or_default().to_string();
+            let left = self.lock_timeout.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                if shown.is_some() {
+                    let waited = started.elapsed().as_secs();
+                    eprintln!("gave up waiting for the lock on {location} after {waited}s (--lock-timeout)");
+                }
+                return Err(err);
+            }
+            if shown.as_deref() != Some(holder.as_str()) {
+                Progress::new(self.mode, &[]).note(&format!(
+                    "state {location} is locked by another fargate-stack run: {holder}; waiting for it (up to {}s more, \
+                     --lock-timeout)",
+                    left.as_secs_f64().ceil() as u64
+                ));
+                shown = Some(holder);
+            }
+            tokio::time::sleep(pause.min(left)).await;
+            pause = (pause * 2).min(Duration::from_secs(5));
         }
     }
 

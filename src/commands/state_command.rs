@@ -539,7 +539,9 @@ async fn push(setup: &Setup, args: &MoveArgs) -> Result<ExitCode, CommandError> 
     let (bucket, key) = remote(setup, "push")?;
     let path = local_path(setup, args);
     let (stack, region) = (&setup.config.name, &setup.region);
-    let (local, state, interrupted) = LocalBackend::open(&path, stack, region)?;
+    let local_location = path.display().to_string();
+    let (local, state, interrupted) =
+        setup.locking(&local_location, || async { LocalBackend::open(&path, stack, region) }).await?;
     if !local.exists() {
         local.release().await;
         return Err(CommandError::Usage(format!("no local state at {}: nothing to push", path.display())));
@@ -548,7 +550,9 @@ async fn push(setup: &Setup, args: &MoveArgs) -> Result<ExitCode, CommandError> 
         eprintln!("note: the last run on {} ({holder}) did not finish; pushing what it recorded", path.display());
     }
     let result = async {
-        let (s3, existing) = S3Backend::open(setup.bucket(&bucket), &key, stack, setup.command).await?;
+        let (s3, existing) = setup
+            .locking(&setup.location(), || S3Backend::open(setup.bucket(&bucket), &key, stack, setup.command))
+            .await?;
         let moved = async {
             let written = if !s3.exists() {
                 s3.save(&state).await?;
@@ -590,12 +594,15 @@ async fn pull(setup: &Setup, args: &MoveArgs) -> Result<ExitCode, CommandError> 
     let (bucket, key) = remote(setup, "pull")?;
     let path = local_path(setup, args);
     let (stack, region) = (&setup.config.name, &setup.region);
-    let (s3, state) = S3Backend::open(setup.bucket(&bucket), &key, stack, setup.command).await?;
+    let (s3, state) =
+        setup.locking(&setup.location(), || S3Backend::open(setup.bucket(&bucket), &key, stack, setup.command)).await?;
     let result = async {
         if !s3.exists() {
             return Err(CommandError::Usage(format!("no state at {}: nothing to pull", s3.location())));
         }
-        let (local, existing, _) = LocalBackend::open(&path, stack, region)?;
+        let local_location = path.display().to_string();
+        let (local, existing, _) =
+            setup.locking(&local_location, || async { LocalBackend::open(&path, stack, region) }).await?;
         let moved = async {
             let written = if !local.exists() {
                 local.save(&state).await?;

@@ -72,6 +72,16 @@ pub enum StateError {
     LockMismatch { location: String, given: String, lock_id: String, holder: String },
 }
 
+impl StateError {
+    /// Who holds the lock, when this is "locked by another run".
+    pub fn lock_holder(&self) -> Option<&str> {
+        match self {
+            StateError::Locked { holder, .. } | StateError::RemoteLocked { holder, .. } => Some(holder),
+            _ => None,
+        }
+    }
+}
+
 /// One AWS resource the stack owns.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Recorded {
