@@ -271,6 +271,10 @@ pub struct UpArgs {
     /// Return once everything is created; don't wait for the tasks to run and pass health checks.
     #[arg(long)]
     pub no_wait: bool,
+    /// With --dry-run, exit as Terraform's -detailed-exitcode: 0 no changes, 2 changes, 1 error
+    /// (a refused or blocked plan included).
+    #[arg(long, requires = "dry_run")]
+    pub detailed_exitcode: bool,
 }
 
 #[derive(Debug, Args)]
@@ -423,6 +427,8 @@ mod tests {
         assert!(Cli::try_parse_from(["fargate-stack", "deploy", "--image", "nginx:1.28", "--no-wait"]).is_ok());
         assert!(Cli::try_parse_from(["fargate-stack", "completions", "fish"]).is_ok());
         assert!(Cli::try_parse_from(["fargate-stack", "completions", "tcsh"]).is_err());
+        assert!(Cli::try_parse_from(["fargate-stack", "up", "--dry-run", "--detailed-exitcode"]).is_ok());
+        assert!(Cli::try_parse_from(["fargate-stack", "up", "--detailed-exitcode"]).is_err(), "a plan's exit code");
     }
 
     #[test]

@@ -18,6 +18,9 @@ use crate::report::{self, Report, Text};
 use crate::resources::{self, cluster, image};
 use crate::state::{Applied, State, Store};
 
+/// `up --dry-run --detailed-exitcode`: the plan has changes (as Terraform's 2).
+pub const EXIT_PLAN_CHANGES: u8 = 2;
+
 /// What `up` would do to one resource.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -202,6 +205,22 @@ impl Plan {
         Plan { resources, counts, rollout, refused, blocked, config_switch, image }
     }
 
+    /// A plan `up` would refuse is an error (exit 1), so that CI stops on it; with
+    /// `--detailed-exitcode`, as Terraform's: 0 no changes, 2 changes.
+    fn exit_code(&self, detailed: bool) -> Result<ExitCode, CommandError> {
+        let stops: Vec<&String> = self.refused.iter().chain(&self.blocked).collect();
+        if !stops.is_empty() {
+            return Err(CommandError::Reported(format!(
+                "`up` would change nothing and stop: {} (see the plan)",
+                stops.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("; ")
+            )));
+        }
+        let changes = self.resources.iter().any(|r| {
+            matches!(r.action, Action::Create | Action::Adopt | Action::Update | Action::Delete | Action::Replace)
+        });
+        Ok(if detailed && changes { ExitCode::from(EXIT_PLAN_CHANGES) } else { ExitCode::SUCCESS })
+    }
+
     fn count(&self, action: Action) -> usize {
         self.counts.get(&action).copied().unwrap_or(0)
     }
@@ -313,7 +332,7 @@ pub async fn run(setup: &Setup, args: &UpArgs) -> Result<ExitCode, CommandError>
     if args.dry_run {
         let report = dry_run(setup).await?;
         report::emit(setup.format, &report);
-        return Ok(ExitCode::SUCCESS);
+        return report.plan.exit_code(args.detailed_exitcode);
     }
     let store = setup.open_state().await?;
     let ctx = setup.context(store, DownOptions::default());
