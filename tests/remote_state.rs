@@ -472,12 +472,54 @@ async fn state_push_and_pull_move_a_state_and_never_overwrite_a_different_one() 
     let pushed = laptop.run(&["--state", LOCATION, "state", "push"]).ok();
     assert!(pushed.stdout.contains("(23 resources) moved"), "{}", pushed.stdout);
     assert_eq!(s3_json(&sdk, BUCKET, KEY).await.unwrap(), local);
-    assert!(laptop.state().is_none(), "the local file is moved aside");
+    let uri = format!("s3://{BUCKET}/{KEY}");
+    let pointer = laptop.state().unwrap();
+    assert_eq!((pointer["moved_to"].as_str(), pointer.get("resources")), (Some(uri.as_str()), None), "{pointer}");
     let aside = laptop.state_path().with_file_name("simple-ecs-dev.json.pushed");
     assert_eq!(serde_json::from_str::<Value>(&std::fs::read_to_string(aside).unwrap()).unwrap(), local);
     assert!(s3_json(&sdk, BUCKET, LOCK).await.is_none());
     let again = laptop.run(&["--state", LOCATION, "state", "push"]);
     assert!(one_line(&again).contains("nothing to push"), "{}", again.stderr);
+    let vpc_id = local["resources"]["vpc"]["id"].as_str().unwrap().to_string();
+    let state_tag = || async {
+        let vpcs = sdk.ec2.describe_vpcs().vpc_ids(&vpc_id).send().await.unwrap();
+        let tags = vpcs.vpcs()[0].tags().to_vec();
+        tags.iter().find(|t| t.key() == Some("fargate-stack:state")).and_then(|t| t.value()).map(str::to_string)
+    };
+    assert_eq!(state_tag().await.as_deref(), Some(uri.as_str()), "the stack's VPC says where its state lives");
+
+    // Plain runs in that directory follow the pointer to the S3 state: no second state.
+    let status = laptop.run(&["--output", "json", "status"]);
+    assert_eq!(status.code, 0, "{}", status.stdout);
+    let doc = status.json();
+    assert_eq!((doc["tracked"].as_bool(), doc["state_file"].as_str()), (Some(true), Some(uri.as_str())), "{doc}");
+    let up = laptop.run(&["up", "--no-wait"]).ok();
+    assert!(up.stderr.contains(&format!("(state {uri})")), "{}", up.stderr);
+    assert_eq!(laptop.state().unwrap()["moved_to"], uri.as_str(), "still the pointer");
+    assert_exactly_one_stack(&sdk).await;
+
+    // Another checkout (no pointer, no state): refused or told where the state is, never adopted.
+    let clone = Cli::at(&realism.url());
+    let refused = clone.run(&["up", "--no-wait"]);
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains(&format!("says its state lives at {uri}"))
+            && refused.stderr.contains(&format!("run with `--state {uri}`")),
+        "{}",
+        refused.stderr
+    );
+    assert!(clone.state().is_none(), "no second state");
+    let plan = clone.run(&["up", "--dry-run"]);
+    assert_eq!(plan.code, 1, "{}", plan.stdout);
+    assert!(plan.stdout.contains(&format!("blocked: stack simple-ecs-dev in us-east-1: its VPC {vpc_id} says")));
+    let status = clone.run(&["--output", "json", "status"]);
+    assert_eq!((status.code, status.json()["state_elsewhere"].as_str()), (3, Some(uri.as_str())), "{}", status.stdout);
+    let deploy = clone.run(&["--output", "json", "deploy", "--image", "nginx:1.28"]);
+    let error = &deploy.json()["error"];
+    assert_eq!((deploy.code, error["kind"].as_str()), (1, Some("state_elsewhere")), "{}", deploy.stdout);
+    assert!(error["message"].as_str().unwrap().contains(&uri), "{error}");
+    assert!(clone.run(&["down", "--yes", "--name", STACK]).stderr.contains(&uri), "down refuses too");
+    assert_exactly_one_stack(&sdk).await;
 
     // A teammate works from the S3 state, named in the stack's config.
     let teammate = Cli::at(&realism.url());
@@ -504,6 +546,9 @@ async fn state_push_and_pull_move_a_state_and_never_overwrite_a_different_one() 
     let pulled = teammate.run(&["state", "pull"]).ok();
     assert!(pulled.stdout.contains(&format!("{LOCATION}simple-ecs-dev.json → ")), "{}", pulled.stdout);
     assert_eq!(teammate.state().unwrap(), shared);
+    assert_eq!(state_tag().await.as_deref(), Some("local"), "the tag moves with the state");
+    let plan = Cli::with_state(&realism.url(), LOCATION).run(&["up", "--dry-run"]);
+    assert!(plan.code == 1 && plan.stdout.contains("says its state lives at local"), "{}", plan.stdout);
     assert!(s3_json(&sdk, BUCKET, KEY).await.is_none() && s3_json(&sdk, BUCKET, LOCK).await.is_none());
     let nothing = teammate.run(&["state", "pull"]);
     assert!(one_line(&nothing).contains("nothing to pull"), "{}", nothing.stderr);

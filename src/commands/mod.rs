@@ -9,11 +9,12 @@ pub mod logs;
 pub mod rollback;
 pub mod rollout;
 pub mod state_command;
+pub mod state_home;
 pub mod status;
 pub mod unlock;
 pub mod up;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -57,6 +58,9 @@ pub enum CommandError {
     /// The command needs a deployed stack (a state recording it, or its log group).
     #[error("{0}")]
     NotDeployed(String),
+    /// The stack's resources say its state lives at another location than this run's.
+    #[error("{0}")]
+    StateElsewhere(String),
     /// Already reported in the command's own result document; the message is for stderr.
     #[error("{0}")]
     Reported(String),
@@ -85,6 +89,7 @@ impl CommandError {
             CommandError::Steps { .. } => ("steps", None),
             CommandError::Refused(_) => ("refused", None),
             CommandError::NotDeployed(_) => ("not_deployed", None),
+            CommandError::StateElsewhere(_) => ("state_elsewhere", None),
             CommandError::Reported(_) => ("failed", None),
         };
         ErrorBody { kind, message: self.to_string(), code }
@@ -100,6 +105,8 @@ pub struct Setup {
     /// Where the stack's state lives: `--state` > `FARGATE_STACK_STATE` > the config's `state` >
     /// `.fargate-stack/<name>.json`.
     pub state: StateLocation,
+    /// The local file that pointed to `state` (left by `state push`), when it did.
+    pub pointer: Option<PathBuf>,
     /// The command, as a lock names it.
     pub command: &'static str,
     pub mode: Mode,
@@ -135,12 +142,14 @@ impl Setup {
         let sdk = aws::sdk_config(&target, config.region.as_deref()).await;
         let region = sdk.region().map(|r| r.to_string()).ok_or(CommandError::NoRegion)?;
         let state = state_location(cli.state.as_deref(), &config, &source)?;
+        let (state, pointer) = follow_pointer(state, &config.name, &region)?;
         Ok(Setup {
             clients: Clients::new(&sdk),
             config,
             source,
             region,
             state,
+            pointer,
             command: cli.command.name(),
             mode: Mode::detect(cli.output == OutputFormat::Json),
             format: cli.output,
@@ -269,6 +278,23 @@ fn state_location(given: Option<&str>, config: &Config, source: &ConfigSource) -
         }
         None => Ok(StateLocation::default_for(&config.name)),
     }
+}
+
+/// A local state location that holds the pointer `state push` left is the S3 location it names.
+fn follow_pointer(
+    location: StateLocation,
+    stack: &str,
+    region: &str,
+) -> Result<(StateLocation, Option<PathBuf>), StateError> {
+    let StateLocation::Local(path) = &location else { return Ok((location, None)) };
+    let Some(pointer) = state::pointer::read(path)? else { return Ok((location, None)) };
+    let origin = path.display().to_string();
+    pointer.check_matches(&origin, stack, region)?;
+    let to = StateLocation::parse(&pointer.moved_to, stack, None)?;
+    if !to.is_remote() {
+        return Err(StateError::Corrupt { path: origin, message: format!("it points to {to}, not to S3") });
+    }
+    Ok((to, Some(path.clone())))
 }
 
 /// Run the command; under `--output json` an error is a JSON document on stdout as well. Ctrl-C or

@@ -9,7 +9,9 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::cli::UpArgs;
-use crate::commands::{check_steps, confirm, inspect, summary, CommandError, Outputs, ResourceRow, Setup, StackState};
+use crate::commands::{
+    check_steps, confirm, inspect, state_home, summary, CommandError, Outputs, ResourceRow, Setup, StackState,
+};
 use crate::config::ConfigSource;
 use crate::context::{Ctx, DownOptions};
 use crate::graph::{Direction, Graph, StepReport, StepResult};
@@ -364,8 +366,14 @@ async fn dry_run(setup: &Setup) -> Result<PlanReport, CommandError> {
     let state = setup.read_state().await?.unwrap_or_else(|| State::new(&setup.config.name, &setup.region));
     let graph = resources::stack(&setup.config, false)?;
     let ctx = setup.read_only(state.clone());
-    let (rows, orphans) = check(setup, &graph, &ctx, &state).await?;
-    let plan = Plan::new(setup, &rows, &orphans, state.applied.as_ref(), image::wanted(&ctx).note());
+    let (home, checked) = tokio::join!(state_home::find(setup), check(setup, &graph, &ctx, &state));
+    let (rows, orphans) = checked?;
+    let mut plan = Plan::new(setup, &rows, &orphans, state.applied.as_ref(), image::wanted(&ctx).note());
+    if let Some(home) = home? {
+        if let Some(other) = home.elsewhere(setup) {
+            plan.blocked.push(state_home::refusal(setup, &home, other).to_string());
+        }
+    }
     Ok(PlanReport { stack: setup.config.name.clone(), region: setup.region.clone(), dry_run: true, plan })
 }
 
@@ -376,6 +384,11 @@ async fn apply(setup: &Setup, args: &UpArgs, ctx: &Arc<Ctx>) -> Result<ExitCode,
     let location = setup.location();
     progress.note(&format!("fargate-stack up: stack {} in {} (state {location})", setup.config.name, setup.region));
     setup.report_interrupted(ctx.store(), &progress);
+    // Before anything is looked up (looking up records what it finds): a stack whose state lives
+    // elsewhere is not adopted into a second state. A VPC made before the tag existed gets it.
+    if let Some(home) = state_home::check(setup).await?.filter(|h| h.tag.is_none()) {
+        state_home::set(setup, &home.vpc, &location).await?;
+    }
     // Before any change: one round of concurrent describe calls says what would happen; beside
     // it, an az_count the region cannot hold is refused.
     let (zones, checked) = tokio::join!(ctx.availability_zones(), check(setup, &graph, ctx, &state));

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{
     Address, AttributeBooleanValue, DomainType, Filter, InternetGateway as Igw, NatGateway as Nat, NatGatewayState,
-    ResourceType, RouteTable as Rt, Subnet as Sn, Vpc as VpcObject, VpcAttributeName,
+    ResourceType, RouteTable as Rt, Subnet as Sn, Tag, TagSpecification, Vpc as VpcObject, VpcAttributeName,
 };
 
 use crate::context::Ctx;
@@ -11,6 +11,7 @@ use crate::error::{found, ignore_not_found, AwsContext, StackError};
 use crate::model::{after, Change, Diff, Edge, Key, Managed, Outcome, Record};
 use crate::progress::Line;
 use crate::resources::ec2::{check, filter, locate, tag_filters, tag_spec, Ec2Object, Scope, ANYWHERE};
+use crate::state::location::{tag_value, STATE_TAG};
 use crate::wait::{self, budget, Poll};
 
 /// Describe EC2 objects by IDs or filters: `describe!(ctx, describe_vpcs, set_vpc_ids, vpcs)`.
@@ -148,7 +149,7 @@ impl Managed for Vpc {
             .ec2
             .create_vpc()
             .cidr_block(ctx.config.network.cidr.to_string())
-            .tag_specifications(tag_spec(ctx, ResourceType::Vpc, Key::Vpc, &ctx.name("vpc")))
+            .tag_specifications(vpc_tags(ctx))
             .send()
             .await
             .ctx("create", "VPC")?;
@@ -193,6 +194,14 @@ impl Managed for Vpc {
         .await?;
         Ok(Outcome::Deleted)
     }
+}
+
+/// The VPC's tags: the stack's, and where its state lives (see `state::location::STATE_TAG`).
+fn vpc_tags(ctx: &Ctx) -> TagSpecification {
+    let mut spec = tag_spec(ctx, ResourceType::Vpc, Key::Vpc, &ctx.name("vpc"));
+    let state = Tag::builder().key(STATE_TAG).value(tag_value(ctx.store().location())).build();
+    spec.tags.get_or_insert_with(Vec::new).push(state);
+    spec
 }
 
 // ---------------------------------------------------------------- subnets
