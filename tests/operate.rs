@@ -429,6 +429,16 @@ async fn a_failed_deploy_explains_itself_and_the_stack_keeps_its_good_revision()
     // An image that cannot be pulled: tasks fail to start, the circuit breaker rolls back.
     let failed = cli.run(&["--output", "json", "deploy", "--image", "nginx:no-such-tag"]);
     assert_eq!(failed.code, 1, "{}", failed.stderr);
+    // True the moment it is said: the rollback's deployment is done, not still starting tasks.
+    let (_, now) = status(&cli, &["--events", "0"]);
+    let service = &now["service"];
+    assert_eq!(service["deployments"].as_array().unwrap().len(), 1, "{service:#}");
+    assert_eq!(
+        (service["deployments"][0]["task_definition"].as_str(), service["rollout"].as_str()),
+        (Some("simple-ecs-dev-server:1"), Some("COMPLETED")),
+        "{service:#}"
+    );
+    assert_eq!((service["running"].clone(), service["healthy_targets"].clone()), (json!(2), json!(2)), "{service:#}");
     let doc = failed.json();
     assert_eq!((doc["command"].as_str(), doc["ok"].as_bool()), (Some("deploy"), Some(false)));
     assert!(
@@ -437,8 +447,10 @@ async fn a_failed_deploy_explains_itself_and_the_stack_keeps_its_good_revision()
     );
     assert_eq!(
         doc["restored"],
-        "the circuit breaker put the service back on simple-ecs-dev-server:1 (nginx:latest), and the state records it"
+        "the circuit breaker put the service back on simple-ecs-dev-server:1 (nginx:latest), and the state records \
+         it: it serves again (its deployment completed, every task runs, every target is healthy)"
     );
+
     let events: Vec<&str> = doc["events"].as_array().unwrap().iter().map(|e| e["message"].as_str().unwrap()).collect();
     assert!(events.iter().any(|e| e.ends_with("deployment failed: tasks failed to start.")), "{events:#?}");
     let stopped = doc["stopped_tasks"].as_array().unwrap();
