@@ -164,7 +164,8 @@ async fn confirm_deletion(
     );
     match table_plan {
         TablePlan::DeleteWithData { items, backup } => listing.push_str(&format!(
-            "\nthe table holds {items} items and will be deleted {}",
+            "\nthe table holds {} and will be deleted {}",
+            report::count(items, "item"),
             if backup { "after an on-demand backup" } else { "WITHOUT a backup" }
         )),
         TablePlan::Retain => listing.push_str("\nthe table is kept (--retain-table)"),
@@ -194,7 +195,7 @@ async fn teardown(setup: &Setup, graph: &Graph, ctx: &Arc<Ctx>) -> Result<ExitCo
     let table_plan = table::plan_delete(ctx).await?;
     if let TablePlan::DeleteWithData { items, backup } = &table_plan {
         let how = if *backup { "after an on-demand backup" } else { "without a backup (--no-backup)" };
-        progress.note(&format!("the table holds {items} items; deleting it {how} (--delete-data)"));
+        progress.note(&format!("the table holds {}; deleting it {how} (--delete-data)", report::count(*items, "item")));
     }
     *ctx.table_plan.lock().expect("table plan") = table_plan;
     let steps = graph.execute(Direction::Down, ctx.clone(), &progress, setup.max_concurrency, &|n| !n.is_wait()).await;

@@ -238,7 +238,7 @@ impl Plan {
             table.push(vec![format!("  {}", r.action.word()), r.name.to_string(), r.detail.clone()]);
             for change in &r.changes {
                 let note = if change.replace { "  (replaces it: refused)" } else { "" };
-                table.push(vec![String::new(), format!("  {change}{note}"), String::new()]);
+                table.push(vec![String::new(), format!("  {change}{note}")]);
             }
         }
         text.table(&table);
