@@ -129,7 +129,12 @@ impl Report for InitReport {
                 vec![
                     format!("  {}", s.setting.label()),
                     if s.ok { "ok".into() } else { "MISSING".into() },
-                    format!("{} ({})", s.detail, s.setting.why()),
+                    // What it does when on; what is lost when off.
+                    if s.ok {
+                        format!("{} ({})", s.detail, s.setting.why())
+                    } else {
+                        format!("{}: needed so that {}", s.detail, s.setting.why())
+                    },
                 ]
             })
             .collect();
@@ -139,10 +144,12 @@ impl Report for InitReport {
                 text.line(format!("to add {}: {fix}", s.setting.label()));
             }
         }
-        text.line(format!(
-            "use it with: --state {0}  (or FARGATE_STACK_STATE={0}, or state = \"{0}\" in the config)",
-            self.state
-        ));
+        let how = format!("--state {0}  (or FARGATE_STACK_STATE={0}, or state = \"{0}\" in the config)", self.state);
+        text.line(if self.ok {
+            format!("use it with: {how}")
+        } else {
+            format!("not ready for states: once the settings marked MISSING are added, use it with: {how}")
+        });
     }
 }
 
