@@ -199,6 +199,10 @@ pub struct StatusArgs {
     /// How many of the service's latest events to show.
     #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u16).range(0..=100))]
     pub events: u16,
+    /// The stack of this name (instead of the config's). With no state for it, its resources are
+    /// found by their `fargate-stack:stack` tag and their names, as `down --name` finds them.
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -420,7 +424,9 @@ mod tests {
         let Command::Logs(args) = cli.command else { panic!("logs") };
         assert!(args.follow && args.filter.as_deref() == Some("ERROR"));
         let cli = Cli::try_parse_from(["fargate-stack", "status"]).unwrap();
-        assert!(matches!(cli.command, Command::Status(StatusArgs { events: 5 })));
+        assert!(matches!(cli.command, Command::Status(StatusArgs { events: 5, name: None })));
+        let cli = Cli::try_parse_from(["fargate-stack", "status", "--name", "app-2"]).unwrap();
+        assert!(matches!(cli.command, Command::Status(StatusArgs { name: Some(ref n), .. }) if n == "app-2"));
         assert!(Cli::try_parse_from(["fargate-stack", "status", "--events", "101"]).is_err());
         assert!(Cli::try_parse_from(["fargate-stack", "deploy"]).is_err(), "--image is required");
         assert!(Cli::try_parse_from(["fargate-stack", "deploy", "--image", "nginx latest"]).is_err());

@@ -446,7 +446,9 @@ async fn state_init_makes_a_state_bucket_and_only_checks_one_that_exists() {
         assert!(row.contains("MISSING") && row.contains(": needed so that "), "{row}");
     }
     assert!(!plain.stdout.contains("\nuse it with"), "not ready, so not offered as is: {}", plain.stdout);
-    assert!(plain.stdout.contains("once the settings marked MISSING are added, use it with: --state s3://plain-state/"));
+    assert!(plain
+        .stdout
+        .contains("once the settings marked MISSING are added, use it with: --state s3://plain-state/"));
     assert!(plain.stdout.contains("aws s3api put-bucket-versioning --bucket plain-state"), "{}", plain.stdout);
     assert!(via.s3.get_bucket_versioning().bucket("plain-state").send().await.unwrap().status().is_none());
     assert!(via.s3.get_bucket_policy().bucket("plain-state").send().await.is_err(), "no policy was added");

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::aws::{self, AwsTarget, Clients};
-use crate::cli::{Cli, Command, DownArgs, OutputFormat};
+use crate::cli::{Cli, Command, DownArgs, OutputFormat, StatusArgs};
 use crate::config::{Config, ConfigSource};
 use crate::context::{Ctx, DownOptions};
 use crate::error::StackError;
@@ -120,7 +120,9 @@ impl Setup {
     pub async fn new(cli: &Cli) -> Result<Setup, CommandError> {
         // Config first: bad input fails before any AWS call.
         let (mut config, source) = Config::load(cli.config.as_deref())?;
-        if let Command::Down(DownArgs { name: Some(name), .. }) = &cli.command {
+        if let Command::Down(DownArgs { name: Some(name), .. }) | Command::Status(StatusArgs { name: Some(name), .. }) =
+            &cli.command
+        {
             config = config.with_name(name)?;
         }
         if let Some(profile) = &cli.profile {
