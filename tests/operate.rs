@@ -259,6 +259,26 @@ async fn logs_say_so_when_the_stack_is_missing_or_its_group_is_empty() {
     follow.wait_stderr("waiting for new ones (Ctrl-C to stop)", Duration::from_secs(30));
     let (code, rest) = follow.stop("TERM");
     assert_eq!((code, rest.len()), (Some(0), 0));
+
+    // `logs -f | head -1` while nothing new is logged: it notices that its reader went away.
+    let mut child = cli.command(&["logs", "--follow"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let waiting =
+        std::thread::spawn(move || stderr.lines().map_while(Result::ok).any(|l| l.contains("waiting for new ones")));
+    drop(child.stdout.take());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("`logs --follow` still running 10 s after its reader went away");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(0));
+    assert!(waiting.join().unwrap(), "it was following");
 }
 
 fn realism(emulator: &Emulator) -> Realism {

@@ -20,7 +20,10 @@ const LOCK: &str = "stacks/simple-ecs-dev.json.lock";
 /// Start `args` and SIGKILL it once the S3 state records at least `at` resources; the number
 /// recorded then.
 async fn kill_when_recorded(sdk: &Sdk, cli: &Cli, args: &[&str], at: usize) -> (usize, u32) {
-    let mut child = cli.command(args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    // No $USER, as in many CI containers: the lock names the uid's user all the same.
+    let mut command = cli.command(args);
+    command.env_remove("USER").env_remove("LOGNAME").env_remove("USERNAME");
+    let mut child = command.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
     let pid = child.id();
     let started = Instant::now();
     loop {
@@ -128,6 +131,8 @@ async fn a_killed_up_keeps_its_lock_and_another_directory_resumes_after_unlock()
     for field in ["lock_id", "holder", "host", "started"] {
         assert!(lock[field].as_str().is_some_and(|v| !v.is_empty()), "{field}: {lock}");
     }
+    let me = std::process::Command::new("id").arg("-un").output().unwrap();
+    assert_eq!(lock["holder"].as_str(), Some(String::from_utf8_lossy(&me.stdout).trim()), "the uid's name: {lock}");
     let id = lock["lock_id"].as_str().unwrap().to_string();
 
     let second = Cli::with_state(&emulator.url(), LOCATION);
