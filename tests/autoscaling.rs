@@ -133,6 +133,7 @@ async fn up_registers_the_service_with_a_policy_per_metric_and_down_deregisters_
     }
     let text = cli.run(&["up", "--dry-run"]).ok().stdout;
     assert!(text.contains("plan: 26 to create"), "{text}");
+    assert!(text.contains("note: with [autoscaling], Application Auto Scaling owns the running count"), "{text}");
 
     let up = cli.run(&["--output", "json", "up"]);
     assert_eq!(up.code, 0, "{}\n{}", up.stdout, up.stderr);

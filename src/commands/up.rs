@@ -115,6 +115,9 @@ pub struct Plan {
     /// Which image the task definition gets, when a `deploy` is involved (see `resources::image`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
+    /// With [autoscaling]: who owns the desired count.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scaling: Option<String>,
 }
 
 /// Removed from the config and deleted before the up pass, not after it: while the service is
@@ -204,7 +207,15 @@ impl Plan {
                     now: setup.source.path.clone(),
                 }
             });
-        Plan { resources, counts, rollout, refused, blocked, config_switch, image }
+        // With [autoscaling], a changed service.desired_count is no change: the autoscaler owns the count.
+        let scaling = setup.config.autoscaling.as_ref().map(|a| {
+            format!(
+                "with [autoscaling], Application Auto Scaling owns the running count ({}..={}): service.desired_count \
+                 ({}) is not applied to a running service",
+                a.min_count, a.max_count, setup.config.service.desired_count
+            )
+        });
+        Plan { resources, counts, rollout, refused, blocked, config_switch, image, scaling }
     }
 
     /// A plan `up` would refuse is an error (exit 1), so that CI stops on it; with
@@ -247,6 +258,9 @@ impl Plan {
         }
         if let Some(rollout) = &self.rollout {
             text.line(format!("rollout: {rollout}"));
+        }
+        if let Some(scaling) = &self.scaling {
+            text.line(format!("note: {scaling}"));
         }
         if let Some(switch) = &self.config_switch {
             text.line(format!(
