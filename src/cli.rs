@@ -68,6 +68,11 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "N", default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub max_concurrency: u16,
 
+    /// How long to wait for a state lock another run holds (30s, 5m, 1h), showing the holder while
+    /// waiting, as Terraform's -lock-timeout. Default 0s: fail at once.
+    #[arg(long, global = true, value_name = "DURATION", default_value = "0s", value_parser = duration)]
+    pub lock_timeout: std::time::Duration,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -199,6 +204,10 @@ pub struct StatusArgs {
     /// How many of the service's latest events to show.
     #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u16).range(0..=100))]
     pub events: u16,
+    /// The stack of this name (instead of the config's). With no state for it, its resources are
+    /// found by their `fargate-stack:stack` tag and their names, as `down --name` finds them.
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -276,6 +285,10 @@ pub struct UpArgs {
     /// Resuming a run that did not finish needs neither.
     #[arg(long)]
     pub adopt: bool,
+    /// With --dry-run, exit as Terraform's -detailed-exitcode: 0 no changes, 2 changes, 1 error
+    /// (a refused or blocked plan included).
+    #[arg(long, requires = "dry_run")]
+    pub detailed_exitcode: bool,
 }
 
 #[derive(Debug, Args)]
@@ -302,24 +315,31 @@ pub fn parse() -> Cli {
     Cli::parse()
 }
 
+/// `0s`, `30s`, `10m`, `2h`, `7d`, `1w`.
+fn duration(value: &str) -> Result<std::time::Duration, String> {
+    const EXPECTED: &str = "expected a duration such as 0s, 30s, 10m, 2h or 7d";
+    let value = value.trim();
+    let unit = value.chars().last().filter(|c| c.is_ascii_alphabetic()).ok_or(EXPECTED)?;
+    let n = value[..value.len() - 1].parse::<u64>().map_err(|_| EXPECTED)?;
+    let seconds = match unit {
+        's' => 1,
+        'm' => 60,
+        'h' => 3600,
+        'd' => 86_400,
+        'w' => 7 * 86_400,
+        _ => return Err(EXPECTED.into()),
+    };
+    Ok(std::time::Duration::from_secs(n.saturating_mul(seconds)))
+}
+
 /// `30s`, `10m`, `2h`, `7d`, or an ISO-8601 date-time (with a zone, or UTC) or date.
 fn since(value: &str) -> Result<Since, String> {
     use chrono::{NaiveDate, NaiveDateTime, TimeZone, Utc};
     const EXPECTED: &str =
         "expected a duration such as 30s, 10m, 2h or 7d, or an ISO-8601 time such as 2026-11-25T17:00:00Z";
     let value = value.trim();
-    if let Some(unit) = value.chars().last().filter(|c| c.is_ascii_alphabetic()) {
-        if let Ok(n) = value[..value.len() - 1].parse::<u64>() {
-            let seconds = match unit {
-                's' => 1,
-                'm' => 60,
-                'h' => 3600,
-                'd' => 86_400,
-                'w' => 7 * 86_400,
-                _ => return Err(EXPECTED.into()),
-            };
-            return Ok(Since::Ago(std::time::Duration::from_secs(n.saturating_mul(seconds))));
-        }
+    if let Ok(ago) = duration(value) {
+        return Ok(Since::Ago(ago));
     }
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(value) {
         return Ok(Since::At(t.with_timezone(&Utc)));
@@ -423,13 +443,17 @@ mod tests {
         let Command::Logs(args) = cli.command else { panic!("logs") };
         assert!(args.follow && args.filter.as_deref() == Some("ERROR"));
         let cli = Cli::try_parse_from(["fargate-stack", "status"]).unwrap();
-        assert!(matches!(cli.command, Command::Status(StatusArgs { events: 5 })));
+        assert!(matches!(cli.command, Command::Status(StatusArgs { events: 5, name: None })));
+        let cli = Cli::try_parse_from(["fargate-stack", "status", "--name", "app-2"]).unwrap();
+        assert!(matches!(cli.command, Command::Status(StatusArgs { name: Some(ref n), .. }) if n == "app-2"));
         assert!(Cli::try_parse_from(["fargate-stack", "status", "--events", "101"]).is_err());
         assert!(Cli::try_parse_from(["fargate-stack", "deploy"]).is_err(), "--image is required");
         assert!(Cli::try_parse_from(["fargate-stack", "deploy", "--image", "nginx latest"]).is_err());
         assert!(Cli::try_parse_from(["fargate-stack", "deploy", "--image", "nginx:1.28", "--no-wait"]).is_ok());
         assert!(Cli::try_parse_from(["fargate-stack", "completions", "fish"]).is_ok());
         assert!(Cli::try_parse_from(["fargate-stack", "completions", "tcsh"]).is_err());
+        assert!(Cli::try_parse_from(["fargate-stack", "up", "--dry-run", "--detailed-exitcode"]).is_ok());
+        assert!(Cli::try_parse_from(["fargate-stack", "up", "--detailed-exitcode"]).is_err(), "a plan's exit code");
     }
 
     #[test]
@@ -440,6 +464,17 @@ mod tests {
         let cli =
             Cli::try_parse_from(["fargate-stack", "status", "--output", "json", "--region", "us-west-2"]).unwrap();
         assert_eq!(cli.output, OutputFormat::Json);
+    }
+
+    #[test]
+    fn lock_timeouts_are_durations() {
+        let cli = Cli::try_parse_from(["fargate-stack", "up", "--lock-timeout", "5m"]).unwrap();
+        assert_eq!(cli.lock_timeout, std::time::Duration::from_secs(300));
+        let cli = Cli::try_parse_from(["fargate-stack", "status"]).unwrap();
+        assert_eq!(cli.lock_timeout, std::time::Duration::ZERO, "fails at once by default");
+        for bad in ["5", "5x", "-1s", "soon"] {
+            assert!(Cli::try_parse_from(["fargate-stack", "--lock-timeout", bad, "up"]).is_err(), "{bad}");
+        }
     }
 
     #[test]

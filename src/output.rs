@@ -64,6 +64,35 @@ pub fn closed() -> bool {
     CLOSED.load(Ordering::Relaxed)
 }
 
+/// Has the reader gone, even though nothing was written since (`logs -f | head -1` while nothing new
+/// is logged)? poll(2) reports the write end of a pipe whose reader closed it as POLLERR (POLLHUP
+/// for a socket); a terminal or a file never is.
+pub fn reader_gone() -> bool {
+    if closed() {
+        return true;
+    }
+    #[cfg(unix)]
+    {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        use std::os::fd::AsFd;
+        let stdout = std::io::stdout();
+        let mut fds = [PollFd::new(stdout.as_fd(), PollFlags::empty())];
+        let gone = PollFlags::POLLERR | PollFlags::POLLHUP;
+        if poll(&mut fds, PollTimeout::ZERO).is_ok() && fds[0].revents().is_some_and(|r| r.intersects(gone)) {
+            CLOSED.store(true, Ordering::Relaxed);
+            return true;
+        }
+    }
+    false
+}
+
+/// Returns once the reader has gone; checked a few times a second.
+pub async fn gone() {
+    while !reader_gone() {
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

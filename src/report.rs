@@ -24,11 +24,15 @@ impl Text {
         self.lines.push(line.into());
     }
 
-    /// Rows whose first columns are padded to a common width.
+    /// Rows whose first columns are padded to a common width. A row's last cell is never padded,
+    /// and does not widen its column for the other rows.
     pub fn table(&mut self, rows: &[Vec<String>]) {
         let columns = rows.iter().map(|r| r.len()).max().unwrap_or(0);
         let widths: Vec<usize> = (0..columns)
-            .map(|c| rows.iter().filter_map(|r| r.get(c)).map(|s| s.chars().count()).max().unwrap_or(0))
+            .map(|c| {
+                let padded = rows.iter().filter(|r| c + 1 < r.len()).filter_map(|r| r.get(c));
+                padded.map(|s| s.chars().count()).max().unwrap_or(0)
+            })
             .collect();
         for row in rows {
             let mut line = String::new();
@@ -41,6 +45,15 @@ impl Text {
             }
             self.line(line.trim_end().to_string());
         }
+    }
+}
+
+/// `1 item`, `2 items`: a count and its noun (plural with an `s`).
+pub fn count(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
     }
 }
 
@@ -127,6 +140,22 @@ mod tests {
         assert_eq!(doc["schema_version"], SCHEMA_VERSION);
         assert_eq!(doc["command"], "example");
         assert_eq!(doc["ok"], true);
+    }
+
+    #[test]
+    fn counts_agree_with_their_nouns() {
+        assert_eq!(
+            (count(0, "item"), count(1, "item"), count(2, "item")),
+            ("0 items".into(), "1 item".into(), "2 items".into())
+        );
+    }
+
+    #[test]
+    fn a_long_last_cell_does_not_pad_the_other_rows() {
+        let mut text = Text::default();
+        let long = "x".repeat(180);
+        text.table(&[vec!["  delete".into(), "listener-https".into(), "gone".into()], vec!["".into(), long.clone()]]);
+        assert_eq!(text.lines, ["  delete  listener-https  gone".to_string(), format!("          {long}")]);
     }
 
     #[test]

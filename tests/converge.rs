@@ -17,13 +17,14 @@ async fn lost_state_is_adopted_by_up_adopt_only_and_cleaned_by_down_name() {
     // run stops before any change, naming what it would adopt (anyone who can tag a resource could
     // otherwise hand it to the stack, to be rewritten and deleted with it).
     let plan = cli.run(&["up", "--dry-run"]).ok();
-    assert!(plan.stdout.contains("adopt: 23 resources carry the stack's tag") && plan.stdout.contains("--adopt"));
+    let adopt = format!("adopt: {} resources carry the stack's tag", default_resources());
+    assert!(plan.stdout.contains(&adopt) && plan.stdout.contains("--adopt"), "{}", plan.stdout);
     let refused = cli.run(&["up", "--no-wait"]);
     assert_eq!(refused.code, 1, "{}", refused.stderr);
     let line = refused.stderr.lines().find(|l| l.starts_with("error:")).unwrap_or_default();
     assert!(line.starts_with("error: refusing to adopt without --adopt"), "{line}");
     assert!(
-        line.contains("23 resources carry stack simple-ecs-dev's tag")
+        line.contains(&format!("{} resources carry stack simple-ecs-dev's tag", default_resources()))
             && line.contains(&format!("vpc {}", vpc_before.as_str().unwrap())),
         "{line}"
     );
@@ -193,6 +194,53 @@ async fn dry_run_changes_nothing() {
         "{}",
         text.stdout
     );
+    // CI can stop on a plan: --detailed-exitcode as Terraform's (2: changes), and a plan that `up`
+    // would refuse is an error with or without it.
+    assert_eq!(cli.run(&["up", "--dry-run", "--detailed-exitcode"]).code, 2);
+    let exit = |cli: &Cli, detailed: bool| {
+        let args: &[&str] = if detailed { &["up", "--dry-run", "--detailed-exitcode"] } else { &["up", "--dry-run"] };
+        let run = cli.run(args);
+        (run.code, run.stdout, run.stderr)
+    };
+    // Blocked: a domain in no hosted zone; a table of the stack's name that is not the stack's.
+    cli.write_config(&format!("{}\n[https]\ndomain = \"api.example.com\"\n", config_with(&[])));
+    let (code, stdout, stderr) = exit(&cli, false);
+    assert_eq!(code, 1, "{stdout}");
+    assert!(stdout.contains("blocked: ") && stderr.contains("no public hosted zone"), "{stdout}\n{stderr}");
+    assert_eq!(exit(&cli, true).0, 1);
+    std::fs::remove_file(cli.dir.path().join("fargate-stack.toml")).unwrap();
+    let id = aws_sdk_dynamodb::types::AttributeDefinition::builder()
+        .attribute_name("id")
+        .attribute_type(aws_sdk_dynamodb::types::ScalarAttributeType::S)
+        .build()
+        .unwrap();
+    let key = aws_sdk_dynamodb::types::KeySchemaElement::builder()
+        .attribute_name("id")
+        .key_type(aws_sdk_dynamodb::types::KeyType::Hash)
+        .build()
+        .unwrap();
+    let billing = aws_sdk_dynamodb::types::BillingMode::PayPerRequest;
+    let foreign = format!("{STACK}-messages");
+    let table = sdk.dynamodb.create_table().table_name(&foreign).attribute_definitions(id).key_schema(key);
+    table.billing_mode(billing).send().await.unwrap();
+    let (code, stdout, _) = exit(&cli, true);
+    assert_eq!(code, 1, "a foreign table: {stdout}");
+    assert!(stdout.contains("blocked: "), "{stdout}");
+    sdk.dynamodb.delete_table().table_name(&foreign).send().await.unwrap();
+
+    // Refused: a table key or CIDR change on a stack that exists; none: 0 either way.
+    cli.run(&["up", "--no-wait"]).ok();
+    assert_eq!(exit(&cli, true).0, 0, "no changes");
+    for edit in
+        [("partition_key", "partition_key = { name = \"pk\", type = \"S\" }"), ("cidr", "cidr = \"10.1.0.0/16\"")]
+    {
+        cli.write_config(&config_with(&[edit]));
+        let (code, stdout, stderr) = exit(&cli, false);
+        assert_eq!(code, 1, "{edit:?}: {stdout}");
+        assert!(stdout.contains("refused: ") && stderr.contains("`up` would change nothing"), "{stdout}\n{stderr}");
+    }
+    cli.write_config(&config_with(&[("desired_count", "desired_count = 3")]));
+    assert_eq!((exit(&cli, false).0, exit(&cli, true).0), (0, 2), "changes `up` can apply");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

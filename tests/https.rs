@@ -500,7 +500,9 @@ async fn a_record_that_is_not_ours_is_refused_before_any_change_and_never_delete
     let domain = with_https(&[], &format!("domain = \"{DOMAIN}\""));
     let plan = {
         cli.write_config(&domain);
-        cli.run(&["--output", "json", "up", "--dry-run"]).ok().json()
+        let run = cli.run(&["--output", "json", "up", "--dry-run"]);
+        assert_eq!(run.code, 1, "a blocked plan is an error: {}", run.stderr);
+        run.json()
     };
     assert_eq!(row(&plan, "resources", "dns-alias-record")["action"], "blocked", "{plan}");
     assert!(plan["blocked"][0].as_str().unwrap().contains("points to 192.0.2.10"), "{plan}");

@@ -283,6 +283,25 @@ async fn logs_say_so_when_the_stack_is_missing_or_its_group_is_empty_and_escape_
     assert!(sequences.iter().all(|s| s.starts_with('[') && s.ends_with('m')), "{sequences:?}");
     let json = cli.run(&["--output", "json", "logs"]).ok();
     assert_eq!(json.json()["message"], hostile, "byte-exact in JSON");
+    // `logs -f | head -1` while nothing new is logged: it notices that its reader went away.
+    let mut child = cli.command(&["logs", "--follow"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let waiting =
+        std::thread::spawn(move || stderr.lines().map_while(Result::ok).any(|l| l.contains("waiting for new ones")));
+    drop(child.stdout.take());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("`logs --follow` still running 10 s after its reader went away");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(0));
+    assert!(waiting.join().unwrap(), "it was following");
 }
 
 fn realism(emulator: &Emulator) -> Realism {
@@ -453,6 +472,16 @@ async fn a_failed_deploy_explains_itself_and_the_stack_keeps_its_good_revision()
     // An image that cannot be pulled: tasks fail to start, the circuit breaker rolls back.
     let failed = cli.run(&["--output", "json", "deploy", "--image", "nginx:no-such-tag"]);
     assert_eq!(failed.code, 1, "{}", failed.stderr);
+    // True the moment it is said: the rollback's deployment is done, not still starting tasks.
+    let (_, now) = status(&cli, &["--events", "0"]);
+    let service = &now["service"];
+    assert_eq!(service["deployments"].as_array().unwrap().len(), 1, "{service:#}");
+    assert_eq!(
+        (service["deployments"][0]["task_definition"].as_str(), service["rollout"].as_str()),
+        (Some("simple-ecs-dev-server:1"), Some("COMPLETED")),
+        "{service:#}"
+    );
+    assert_eq!((service["running"].clone(), service["healthy_targets"].clone()), (json!(2), json!(2)), "{service:#}");
     let doc = failed.json();
     assert_eq!((doc["command"].as_str(), doc["ok"].as_bool()), (Some("deploy"), Some(false)));
     assert!(
@@ -461,8 +490,10 @@ async fn a_failed_deploy_explains_itself_and_the_stack_keeps_its_good_revision()
     );
     assert_eq!(
         doc["restored"],
-        "the circuit breaker put the service back on simple-ecs-dev-server:1 (nginx:latest), and the state records it"
+        "the circuit breaker put the service back on simple-ecs-dev-server:1 (nginx:latest), and the state records \
+         it: it serves again (its deployment completed, every task runs, every target is healthy)"
     );
+
     let events: Vec<&str> = doc["events"].as_array().unwrap().iter().map(|e| e["message"].as_str().unwrap()).collect();
     assert!(events.iter().any(|e| e.ends_with("deployment failed: tasks failed to start.")), "{events:#?}");
     let stopped = doc["stopped_tasks"].as_array().unwrap();

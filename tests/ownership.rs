@@ -85,6 +85,14 @@ async fn stacks_whose_names_are_prefixes_of_each_other_never_touch_each_other() 
     for id in &found {
         assert!(!app2_ids.contains(id), "status of app found app-2's {id}");
     }
+    // `status --name`, with no state and no config of that name, finds the same, as `down --name` would.
+    let named = Cli::new(&emulator).run(&["--output", "json", "status", "--name", "app"]);
+    assert_eq!(named.code, 3, "{}", named.stderr);
+    let doc = named.json();
+    assert_eq!((doc["stack"].as_str(), doc["state"].as_str()), (Some("app"), Some("untracked")), "{doc}");
+    let ids: Vec<&str> = doc["resources"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), 23, "{ids:?}");
+    assert!(ids.iter().all(|id| !app2_ids.contains(&id.to_string())), "{ids:?}");
     let plan = elsewhere.run(&["--output", "json", "up", "--dry-run"]).ok().json();
     let actions: Vec<&str> =
         plan["resources"].as_array().unwrap().iter().map(|r| r["action"].as_str().unwrap()).collect();

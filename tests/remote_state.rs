@@ -20,7 +20,10 @@ const LOCK: &str = "stacks/simple-ecs-dev.json.lock";
 /// Start `args` and SIGKILL it once the S3 state records at least `at` resources; the number
 /// recorded then.
 async fn kill_when_recorded(sdk: &Sdk, cli: &Cli, args: &[&str], at: usize) -> (usize, u32) {
-    let mut child = cli.command(args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    // No $USER, as in many CI containers: the lock names the uid's user all the same.
+    let mut command = cli.command(args);
+    command.env_remove("USER").env_remove("LOGNAME").env_remove("USERNAME");
+    let mut child = command.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
     let pid = child.id();
     let started = Instant::now();
     loop {
@@ -128,6 +131,8 @@ async fn a_killed_up_keeps_its_lock_and_another_directory_resumes_after_unlock()
     for field in ["lock_id", "holder", "host", "started"] {
         assert!(lock[field].as_str().is_some_and(|v| !v.is_empty()), "{field}: {lock}");
     }
+    let me = std::process::Command::new("id").arg("-un").output().unwrap();
+    assert_eq!(lock["holder"].as_str(), Some(String::from_utf8_lossy(&me.stdout).trim()), "the uid's name: {lock}");
     let id = lock["lock_id"].as_str().unwrap().to_string();
 
     let second = Cli::with_state(&emulator.url(), LOCATION);
@@ -463,8 +468,12 @@ async fn state_init_makes_a_state_bucket_and_only_checks_one_that_exists() {
     assert!(plain.stdout.starts_with("bucket plain-state exists in us-east-1: checked it, changed nothing"));
     for missing in ["versioning", "public access blocked", "TLS-only bucket policy"] {
         let row = plain.stdout.lines().find(|l| l.trim_start().starts_with(missing)).unwrap();
-        assert!(row.contains("MISSING"), "{row}");
+        assert!(row.contains("MISSING") && row.contains(": needed so that "), "{row}");
     }
+    assert!(!plain.stdout.contains("\nuse it with"), "not ready, so not offered as is: {}", plain.stdout);
+    assert!(plain
+        .stdout
+        .contains("once the settings marked MISSING are added, use it with: --state s3://plain-state/"));
     assert!(plain.stdout.contains("aws s3api put-bucket-versioning --bucket plain-state"), "{}", plain.stdout);
     assert!(via.s3.get_bucket_versioning().bucket("plain-state").send().await.unwrap().status().is_none());
     assert!(via.s3.get_bucket_policy().bucket("plain-state").send().await.is_err(), "no policy was added");
@@ -492,12 +501,54 @@ async fn state_push_and_pull_move_a_state_and_never_overwrite_a_different_one() 
     let pushed = laptop.run(&["--state", LOCATION, "state", "push"]).ok();
     assert!(pushed.stdout.contains(&format!("({} resources) moved", default_resources())), "{}", pushed.stdout);
     assert_eq!(s3_json(&sdk, BUCKET, KEY).await.unwrap(), local);
-    assert!(laptop.state().is_none(), "the local file is moved aside");
+    let uri = format!("s3://{BUCKET}/{KEY}");
+    let pointer = laptop.state().unwrap();
+    assert_eq!((pointer["moved_to"].as_str(), pointer.get("resources")), (Some(uri.as_str()), None), "{pointer}");
     let aside = laptop.state_path().with_file_name("simple-ecs-dev.json.pushed");
     assert_eq!(serde_json::from_str::<Value>(&std::fs::read_to_string(aside).unwrap()).unwrap(), local);
     assert!(s3_json(&sdk, BUCKET, LOCK).await.is_none());
     let again = laptop.run(&["--state", LOCATION, "state", "push"]);
     assert!(one_line(&again).contains("nothing to push"), "{}", again.stderr);
+    let vpc_id = local["resources"]["vpc"]["id"].as_str().unwrap().to_string();
+    let state_tag = || async {
+        let vpcs = sdk.ec2.describe_vpcs().vpc_ids(&vpc_id).send().await.unwrap();
+        let tags = vpcs.vpcs()[0].tags().to_vec();
+        tags.iter().find(|t| t.key() == Some("fargate-stack:state")).and_then(|t| t.value()).map(str::to_string)
+    };
+    assert_eq!(state_tag().await.as_deref(), Some(uri.as_str()), "the stack's VPC says where its state lives");
+
+    // Plain runs in that directory follow the pointer to the S3 state: no second state.
+    let status = laptop.run(&["--output", "json", "status"]);
+    assert_eq!(status.code, 0, "{}", status.stdout);
+    let doc = status.json();
+    assert_eq!((doc["tracked"].as_bool(), doc["state_file"].as_str()), (Some(true), Some(uri.as_str())), "{doc}");
+    let up = laptop.run(&["up", "--no-wait"]).ok();
+    assert!(up.stderr.contains(&format!("(state {uri})")), "{}", up.stderr);
+    assert_eq!(laptop.state().unwrap()["moved_to"], uri.as_str(), "still the pointer");
+    assert_exactly_one_stack(&sdk).await;
+
+    // Another checkout (no pointer, no state): refused or told where the state is, never adopted.
+    let clone = Cli::at(&realism.url());
+    let refused = clone.run(&["up", "--no-wait"]);
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains(&format!("says its state lives at {uri}"))
+            && refused.stderr.contains(&format!("run with `--state {uri}`")),
+        "{}",
+        refused.stderr
+    );
+    assert!(clone.state().is_none(), "no second state");
+    let plan = clone.run(&["up", "--dry-run"]);
+    assert_eq!(plan.code, 1, "{}", plan.stdout);
+    assert!(plan.stdout.contains(&format!("blocked: stack simple-ecs-dev in us-east-1: its VPC {vpc_id} says")));
+    let status = clone.run(&["--output", "json", "status"]);
+    assert_eq!((status.code, status.json()["state_elsewhere"].as_str()), (3, Some(uri.as_str())), "{}", status.stdout);
+    let deploy = clone.run(&["--output", "json", "deploy", "--image", "nginx:1.28"]);
+    let error = &deploy.json()["error"];
+    assert_eq!((deploy.code, error["kind"].as_str()), (1, Some("state_elsewhere")), "{}", deploy.stdout);
+    assert!(error["message"].as_str().unwrap().contains(&uri), "{error}");
+    assert!(clone.run(&["down", "--yes", "--name", STACK]).stderr.contains(&uri), "down refuses too");
+    assert_exactly_one_stack(&sdk).await;
 
     // A teammate works from the S3 state, named in the stack's config.
     let teammate = Cli::at(&realism.url());
@@ -524,6 +575,9 @@ async fn state_push_and_pull_move_a_state_and_never_overwrite_a_different_one() 
     let pulled = teammate.run(&["state", "pull"]).ok();
     assert!(pulled.stdout.contains(&format!("{LOCATION}simple-ecs-dev.json → ")), "{}", pulled.stdout);
     assert_eq!(teammate.state().unwrap(), shared);
+    assert_eq!(state_tag().await.as_deref(), Some("local"), "the tag moves with the state");
+    let plan = Cli::with_state(&realism.url(), LOCATION).run(&["up", "--dry-run"]);
+    assert!(plan.code == 1 && plan.stdout.contains("says its state lives at local"), "{}", plan.stdout);
     assert!(s3_json(&sdk, BUCKET, KEY).await.is_none() && s3_json(&sdk, BUCKET, LOCK).await.is_none());
     let nothing = teammate.run(&["state", "pull"]);
     assert!(one_line(&nothing).contains("nothing to pull"), "{}", nothing.stderr);
@@ -565,4 +619,90 @@ async fn an_interrupted_run_gives_up_its_lock() {
     assert_exactly_one_stack(&sdk).await;
     cli.run(&["down", "--yes"]).ok();
     assert!(leftovers(&sdk, STACK).await.is_empty());
+}
+
+/// `--lock-timeout` (as Terraform's `-lock-timeout`): a run waits for a lock another run holds,
+/// showing the holder, and goes on once it is released; past the timeout it fails as without it.
+/// For the local file lock and the S3 lock. `down` of an empty state takes the lock and needs no
+/// other AWS call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_timeout_waits_for_the_holder_on_both_backends() {
+    let emulator = Emulator::start();
+    let sdk = emulator.sdk().await;
+    create_bucket(&sdk, BUCKET).await;
+    let empty = json!({"schema_version": 1, "stack": STACK, "region": "us-east-1", "resources": {}}).to_string();
+    // Reads the child's stderr until `needle`, then keeps draining it (a closed stderr would fail the run).
+    let wait_for = |child: &mut std::process::Child, needle: &str| {
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)).map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let mut seen = vec![];
+        while let Ok(line) = rx.recv_timeout(Duration::from_secs(30)) {
+            if line.contains(needle) {
+                return;
+            }
+            seen.push(line);
+        }
+        panic!("no {needle:?} on stderr: {seen:#?}");
+    };
+    // A `down` that waits for the lock, once it says so.
+    let waiting = |cli: &Cli, needle: &str| {
+        let mut child = cli
+            .command(&["--lock-timeout", "2m", "down", "--yes"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_for(&mut child, needle);
+        assert!(child.try_wait().unwrap().is_none(), "still waiting");
+        child
+    };
+
+    // Local: the test holds the OS lock on the state's lock file, as a running `up` would.
+    let cli = Cli::at(&emulator.url());
+    std::fs::create_dir_all(cli.state_path().parent().unwrap()).unwrap();
+    std::fs::write(cli.state_path(), &empty).unwrap();
+    let lock_path = cli.state_path().with_file_name(format!("{STACK}.json.lock"));
+    let held = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&lock_path).unwrap();
+    held.lock().unwrap();
+    std::io::Write::write_all(&mut &held, b"pid 4242 on build-7 since 2026-11-25T17:02:11Z").unwrap();
+    let started = Instant::now();
+    let timed_out = cli.run(&["--lock-timeout", "1s", "down", "--yes"]);
+    assert_eq!(timed_out.code, 1, "{}", timed_out.stderr);
+    assert!(started.elapsed() >= Duration::from_secs(1), "waited for the timeout");
+    assert!(timed_out.stderr.contains("waiting for it (up to 1s more"), "{}", timed_out.stderr);
+    assert!(
+        timed_out.stderr.contains("is locked by another fargate-stack run (pid 4242 on build-7"),
+        "{}",
+        timed_out.stderr
+    );
+    let child =
+        waiting(&cli, "locked by another fargate-stack run: pid 4242 on build-7 since 2026-11-25T17:02:11Z; waiting");
+    held.unlock().unwrap();
+    drop(held);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "goes on once the lock is released");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("recorded nothing and was removed"));
+    assert!(cli.state().is_none());
+
+    // S3: a lock object another run left.
+    let remote = Cli::with_state(&emulator.url(), LOCATION);
+    sdk.s3.put_object().bucket(BUCKET).key(KEY).body(empty.clone().into_bytes().into()).send().await.unwrap();
+    let holder = json!({"lock_id": "11111111-2222-3333-4444-555555555555", "holder": "alice", "host": "build-7",
+        "pid": 4242, "started": "2026-11-25T17:02:11Z", "command": "up", "version": "0.1.0"});
+    let lock_body = holder.to_string().into_bytes();
+    sdk.s3.put_object().bucket(BUCKET).key(LOCK).body(lock_body.into()).send().await.unwrap();
+    let timed_out = remote.run(&["--lock-timeout", "1s", "down", "--yes"]);
+    assert_eq!(timed_out.code, 1, "{}", timed_out.stderr);
+    assert!(timed_out.stderr.contains("gave up waiting for the lock"), "{}", timed_out.stderr);
+    assert!(timed_out.stderr.contains("(lock ID 11111111-2222-3333-4444-555555555555)"), "{}", timed_out.stderr);
+    let child = waiting(&remote, "up by alice on build-7 (pid 4242) since 2026-11-25T17:02:11Z; waiting for it");
+    sdk.s3.delete_object().bucket(BUCKET).key(LOCK).send().await.unwrap();
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()).await.unwrap();
+    assert_eq!(out.status.code(), Some(0), "goes on once the lock is released");
+    assert!(s3_json(&sdk, BUCKET, KEY).await.is_none() && s3_json(&sdk, BUCKET, LOCK).await.is_none());
 }

@@ -428,6 +428,10 @@ async fn down_never_deletes_a_table_with_items_silently() {
     let sdk = emulator.sdk().await;
     cli.run(&["up", "--no-wait"]).ok();
     for i in 0..3 {
+        if i == 1 {
+            let one = cli.run(&["down", "--yes"]);
+            assert!(one.stderr.contains("simple-ecs-dev-messages holds 1 item;"), "{}", one.stderr);
+        }
         sdk.dynamodb
             .put_item()
             .table_name("simple-ecs-dev-messages")

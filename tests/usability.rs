@@ -179,13 +179,26 @@ fn the_plan_reads_like_a_diff_and_down_lists_what_it_deletes() {
     let emulator = Emulator::start();
     let cli = Cli::new(&emulator);
     cli.run(&["up", "--no-wait"]).ok();
-    cli.write_config(&config_with(&[("image", "image = \"nginx:1.27\""), ("desired_count", "desired_count = 3")]));
+    let long = format!("APP_ID = \"{}\"", "v".repeat(150));
+    cli.write_config(&config_with(&[
+        ("image", "image = \"nginx:1.27\""),
+        ("desired_count", "desired_count = 3"),
+        ("APP_ID", &long),
+    ]));
+    // A row with a detail (the log group, deleted behind the tool's back) beside a long change line.
+    runtime().block_on(async {
+        let sdk = emulator.sdk().await;
+        sdk.logs.delete_log_group().log_group_name(format!("/ecs/{STACK}")).send().await.unwrap();
+    });
     let plan = cli.run(&["up", "--dry-run"]).ok();
+    // A long change line does not pad the other rows out to its width.
+    let padded: Vec<&str> = plan.stdout.lines().filter(|l| l.contains(&" ".repeat(40))).collect();
+    assert!(padded.is_empty(), "{padded:#?}");
     for needle in [
         "service.image: nginx:latest → nginx:1.27",
         "service.desired_count: 2 → 3",
-        "rollout: the service rolls onto a new task definition revision (service.image: nginx:latest → nginx:1.27)",
-        "plan: 0 to create, 0 to adopt, 2 to update",
+        "rollout: the service rolls onto a new task definition revision (service.image: nginx:latest → nginx:1.27;",
+        "plan: 1 to create, 0 to adopt, 2 to update",
     ] {
         assert!(plan.stdout.contains(needle), "{needle}: {}", plan.stdout);
     }
@@ -193,12 +206,12 @@ fn the_plan_reads_like_a_diff_and_down_lists_what_it_deletes() {
     assert_eq!(json["counts"]["update"], 2, "{json}");
     let service = json["resources"].as_array().unwrap().iter().find(|r| r["name"] == "service").unwrap().clone();
     assert_eq!(service["changes"][0], serde_json::json!({"field": "service.desired_count", "from": "2", "to": "3"}));
-    // Off a terminal `down` refuses, and says what it would have deleted.
+    // Off a terminal `down` refuses, and says what it would have deleted (all but the log group).
     let down = cli.run(&["down"]);
     assert_eq!(down.code, 1);
     assert!(
         down.stderr.contains("pass --yes")
-            && down.stderr.contains(&format!("{} resources of stack simple-ecs-dev", default_resources())),
+            && down.stderr.contains(&format!("{} resources of stack simple-ecs-dev", default_resources() - 1)),
         "{}",
         down.stderr
     );

@@ -9,8 +9,9 @@ use serde::Serialize;
 
 use crate::cli::DeployArgs;
 use crate::commands::rollout::{self, Move, Options, Rolled};
-use crate::commands::{CommandError, Setup};
+use crate::commands::{state_home, CommandError, Setup};
 use crate::report::{self, Report, Text};
+use crate::state::location::LOCAL_TAG_VALUE;
 
 #[derive(Debug, Serialize)]
 pub struct DeployReport(pub Rolled);
@@ -23,12 +24,29 @@ impl Report for DeployReport {
     }
 }
 
-/// A state that records something, or why there is nothing to deploy to.
+/// A state that records something, or why there is nothing to deploy to: the stack is not
+/// deployed, or it runs and its state is not here (then where it is).
 pub async fn require_state(setup: &Setup) -> Result<(), CommandError> {
-    match setup.read_state().await? {
-        Some(state) if !state.resources.is_empty() => Ok(()),
+    let (state, home) = tokio::try_join!(setup.read_state(), state_home::check(setup))?;
+    match (state, home) {
+        (Some(state), _) if !state.resources.is_empty() => Ok(()),
+        (_, Some(home)) => Err(CommandError::StateElsewhere(format!(
+            "stack {} runs in {} (its VPC {} found by its tags), but no state at {} records it: {}",
+            setup.config.name,
+            setup.region,
+            home.vpc,
+            setup.location(),
+            match home.tag.as_deref() {
+                Some(LOCAL_TAG_VALUE) => {
+                    "its VPC says its state is a local file: run where that file is (or, if it is lost, \
+                     `fargate-stack up` here adopts the stack first)"
+                }
+                _ => "no location is recorded on it: `fargate-stack up` here adopts the stack first",
+            }
+        ))),
         _ => Err(CommandError::NotDeployed(format!(
-            "stack {} is not deployed in {} (no state at {}); run `fargate-stack up` first",
+            "stack {} is not deployed in {} (no state at {}, no VPC tagged with its name); run `fargate-stack up` \
+             first",
             setup.config.name,
             setup.region,
             setup.location()

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::cli::DownArgs;
-use crate::commands::{check_steps, confirm, inspect, summary, CommandError, Setup, StackState};
+use crate::commands::{check_steps, confirm, inspect, state_home, summary, CommandError, Setup, StackState};
 use crate::context::Ctx;
 use crate::graph::{Direction, Graph, StepReport};
 use crate::model::{Health, Shape};
@@ -62,7 +62,9 @@ impl Report for DownReport {
 }
 
 pub async fn run(setup: &Setup, args: &DownArgs) -> Result<ExitCode, CommandError> {
-    let read = setup.read_state().await?;
+    // A stack whose state lives elsewhere is taken down from there, so that state does not go on
+    // recording what is gone.
+    let (read, _) = tokio::try_join!(setup.read_state(), state_home::check(setup))?;
     // A state that records nothing: a `down` that was stopped between its last write and the
     // state's deletion (two calls apart with the state in S3).
     let empty = read.as_ref().is_some_and(|s| s.resources.is_empty());

@@ -309,8 +309,10 @@ pub async fn run(setup: &Setup, args: &LogsArgs) -> Result<ExitCode, CommandErro
         if output::closed() {
             break;
         }
+        // Between polls too: nothing new may be written for a long time.
         tokio::select! {
             _ = tokio::time::sleep(POLL) => {}
+            _ = output::gone() => break,
             _ = stop.wait() => break,
         }
     }

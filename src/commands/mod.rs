@@ -9,18 +9,20 @@ pub mod logs;
 pub mod rollback;
 pub mod rollout;
 pub mod state_command;
+pub mod state_home;
 pub mod status;
 pub mod unlock;
 pub mod up;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
 use crate::aws::{self, AwsTarget, Clients};
-use crate::cli::{Cli, Command, DownArgs, OutputFormat};
+use crate::cli::{Cli, Command, DownArgs, OutputFormat, StatusArgs};
 use crate::config::{Config, ConfigSource};
 use crate::context::Ctx;
 use crate::error::{AwsContext, StackError};
@@ -57,6 +59,9 @@ pub enum CommandError {
     /// The command needs a deployed stack (a state recording it, or its log group).
     #[error("{0}")]
     NotDeployed(String),
+    /// The stack's resources say its state lives at another location than this run's.
+    #[error("{0}")]
+    StateElsewhere(String),
     /// Already reported in the command's own result document; the message is for stderr.
     #[error("{0}")]
     Reported(String),
@@ -85,6 +90,7 @@ impl CommandError {
             CommandError::Steps { .. } => ("steps", None),
             CommandError::Refused(_) => ("refused", None),
             CommandError::NotDeployed(_) => ("not_deployed", None),
+            CommandError::StateElsewhere(_) => ("state_elsewhere", None),
             CommandError::Reported(_) => ("failed", None),
         };
         ErrorBody { kind, message: self.to_string(), code }
@@ -100,6 +106,8 @@ pub struct Setup {
     /// Where the stack's state lives: `--state` > `FARGATE_STACK_STATE` > the config's `state` >
     /// `.fargate-stack/<name>.json`.
     pub state: StateLocation,
+    /// The local file that pointed to `state` (left by `state push`), when it did.
+    pub pointer: Option<PathBuf>,
     /// The command, as a lock names it.
     pub command: &'static str,
     pub mode: Mode,
@@ -107,13 +115,17 @@ pub struct Setup {
     pub max_concurrency: usize,
     /// `--state-bucket-owner`, else (once asked for) the account of the credentials.
     bucket_owner: tokio::sync::OnceCell<String>,
+    /// `--lock-timeout`: how long to wait for a lock another run holds.
+    pub lock_timeout: Duration,
 }
 
 impl Setup {
     pub async fn new(cli: &Cli) -> Result<Setup, CommandError> {
         // Config first: bad input fails before any AWS call.
         let (mut config, source) = Config::load(cli.config.as_deref())?;
-        if let Command::Down(DownArgs { name: Some(name), .. }) = &cli.command {
+        if let Command::Down(DownArgs { name: Some(name), .. }) | Command::Status(StatusArgs { name: Some(name), .. }) =
+            &cli.command
+        {
             config = config.with_name(name)?;
         }
         if let Some(profile) = &cli.profile {
@@ -135,17 +147,20 @@ impl Setup {
         let sdk = aws::sdk_config(&target, config.region.as_deref()).await;
         let region = sdk.region().map(|r| r.to_string()).ok_or(CommandError::NoRegion)?;
         let state = state_location(cli.state.as_deref(), &config, &source)?;
+        let (state, pointer) = follow_pointer(state, &config.name, &region)?;
         Ok(Setup {
             clients: Clients::new(&sdk),
             config,
             source,
             region,
             state,
+            pointer,
             command: cli.command.name(),
             mode: Mode::detect(cli.output == OutputFormat::Json),
             format: cli.output,
             max_concurrency: cli.max_concurrency as usize,
             bucket_owner: tokio::sync::OnceCell::new_with(cli.state_bucket_owner.clone()),
+            lock_timeout: cli.lock_timeout,
         })
     }
 
@@ -195,14 +210,55 @@ impl Setup {
     pub async fn open_state(&self) -> Result<Store, CommandError> {
         match &self.state {
             StateLocation::Local(path) => {
-                let (backend, state, interrupted) = LocalBackend::open(path, &self.config.name, &self.region)?;
+                let (backend, state, interrupted) = self
+                    .locking(&self.location(), || async { LocalBackend::open(path, &self.config.name, &self.region) })
+                    .await?;
                 Ok(Store::writable(Arc::new(backend), state, interrupted))
             }
             StateLocation::S3 { bucket, key } => {
-                let (backend, state) =
-                    S3Backend::open(self.bucket(bucket).await?, key, &self.config.name, self.command).await?;
+                let bucket = self.bucket(bucket).await?;
+                let (backend, state) = self
+                    .locking(&self.location(), || S3Backend::open(bucket.clone(), key, &self.config.name, self.command))
+                    .await?;
                 Ok(Store::writable(Arc::new(backend), state, None))
             }
+        }
+    }
+
+    /// Take a lock with `open`; while another run holds it, try again until `--lock-timeout`
+    /// has passed, saying who holds it (again whenever the holder changes).
+    pub async fn locking<T, F, Fut>(&self, location: &str, mut open: F) -> Result<T, StateError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, StateError>>,
+    {
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(250);
+        let mut shown: Option<String> = None;
+        loop {
+            let err = match open().await {
+                Err(e) if e.lock_holder().is_some() => e,
+                other => return other,
+            };
+            let holder = err.lock_holder().unwrap_or_default().to_string();
+            let left = self.lock_timeout.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                if shown.is_some() {
+                    let waited = started.elapsed().as_secs();
+                    eprintln!("gave up waiting for the lock on {location} after {waited}s (--lock-timeout)");
+                }
+                return Err(err);
+            }
+            if shown.as_deref() != Some(holder.as_str()) {
+                Progress::new(self.mode, &[]).note(&format!(
+                    "state {location} is locked by another fargate-stack run: {holder}; waiting for it (up to {}s more, \
+                     --lock-timeout)",
+                    left.as_secs_f64().ceil() as u64
+                ));
+                shown = Some(holder);
+            }
+            tokio::time::sleep(pause.min(left)).await;
+            pause = (pause * 2).min(Duration::from_secs(5));
         }
     }
 
@@ -244,6 +300,23 @@ fn state_location(given: Option<&str>, config: &Config, source: &ConfigSource) -
         }
         None => Ok(StateLocation::default_for(&config.name)),
     }
+}
+
+/// A local state location that holds the pointer `state push` left is the S3 location it names.
+fn follow_pointer(
+    location: StateLocation,
+    stack: &str,
+    region: &str,
+) -> Result<(StateLocation, Option<PathBuf>), StateError> {
+    let StateLocation::Local(path) = &location else { return Ok((location, None)) };
+    let Some(pointer) = state::pointer::read(path)? else { return Ok((location, None)) };
+    let origin = path.display().to_string();
+    pointer.check_matches(&origin, stack, region)?;
+    let to = StateLocation::parse(&pointer.moved_to, stack, None)?;
+    if !to.is_remote() {
+        return Err(StateError::Corrupt { path: origin, message: format!("it points to {to}, not to S3") });
+    }
+    Ok((to, Some(path.clone())))
 }
 
 /// Run the command; under `--output json` an error is a JSON document on stdout as well. Ctrl-C or

@@ -5,7 +5,7 @@
 //! put back to what the service runs, so `status` and the next `up` see the truth.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use aws_sdk_ecs::types::TaskDefinition as Definition;
 use serde::Serialize;
@@ -15,6 +15,7 @@ use crate::context::Ctx;
 use crate::error::StackError;
 use crate::graph::{Direction, Graph, StepReport};
 use crate::model::{Driven, Resource, Stepping, Waiting};
+use crate::progress::Progress;
 use crate::report::Text;
 use crate::resources::service::status::{self as status_view, EventView, StoppedTask};
 use crate::resources::task_definition::{self, image, revision, TASK_DEFINITION};
@@ -228,7 +229,8 @@ pub async fn roll(
     if result.is_ok() {
         rolled.note = image::wanted(&ctx.scope()).note().map(|n| format!("a later `up`: {n}"));
     } else {
-        explain_failure(ctx, &snapshot, &mut rolled).await;
+        let follow = (!options.no_wait).then_some(&progress);
+        explain_failure(ctx, &snapshot, &mut rolled, follow).await;
     }
     progress.note(&format!("{} in {:.1}s", if rolled.ok { "done" } else { "failed" }, started.elapsed().as_secs_f64()));
     (rolled, result)
@@ -263,24 +265,90 @@ fn intended_record(
     next
 }
 
-/// After a failed move: put the state back to what the service runs, and gather what explains
-/// the failure (best effort: the failure itself is already known).
-async fn explain_failure(ctx: &Ctx, snapshot: &Recorded, rolled: &mut Rolled) {
-    match settle_state(ctx, snapshot).await {
-        Ok(restored) => rolled.restored = restored,
-        Err(e) => rolled.restored = Some(format!("could not put the state back: {e}")),
-    }
+/// How long a failed `deploy` or `rollback` waits for the circuit breaker's rollback to serve the
+/// old revision again (a rollback is a deployment: tasks start, targets pass their health checks).
+const ROLLBACK_WAIT: Duration = Duration::from_secs(10 * 60);
+
+/// After a failed move: put the state back to what the service runs (and, when the run waits,
+/// wait until that serves again), and gather what explains the failure (best effort: the failure
+/// itself is already known).
+async fn explain_failure(ctx: &Ctx, snapshot: &Recorded, rolled: &mut Rolled, follow: Option<&Progress>) {
+    let settled = settle_state(ctx, snapshot).await;
+    // The events of the failure, before those of the rollback.
     let view = ctx.scope();
     if let Ok(Some(service)) = status_view::service_view(&view).await {
         rolled.events = service.last_events(5);
     }
     rolled.stopped_tasks = status_view::stopped_tasks(&view, 3).await.unwrap_or_default();
     rolled.task_definition = revision(&ctx.id(TASK_DEFINITION).unwrap_or_default()).to_string();
+    match settled {
+        Ok(Some(back)) => {
+            rolled.restored = Some(match follow {
+                Some(progress) => back.follow(ctx, progress).await,
+                None => back.says("is putting", "follow it with `fargate-stack status`"),
+            })
+        }
+        Ok(None) => {}
+        Err(e) => rolled.restored = Some(format!("could not put the state back: {e}")),
+    }
+}
+
+/// The revision the circuit breaker put the service back on (the state now records it).
+struct PutBack {
+    arn: String,
+    image: String,
+}
+
+impl PutBack {
+    fn says(&self, doing: &str, then: &str) -> String {
+        format!(
+            "the circuit breaker {doing} the service back on {} ({}), and the state records it: {then}",
+            revision(&self.arn),
+            self.image
+        )
+    }
+
+    /// Wait, within [`ROLLBACK_WAIT`], until the old revision serves again: its deployment
+    /// completed, every task running, every target healthy. Says how it ended.
+    async fn follow(&self, ctx: &Ctx, progress: &Progress) -> String {
+        let line = progress.line("service-rolled-back");
+        line.start("checking");
+        match tokio::time::timeout(ROLLBACK_WAIT, Waiting(service::HealthyWait).ensure(ctx, &line)).await {
+            Ok(Ok(_)) => {
+                line.done("ready", "");
+                self.says("put", "it serves again (its deployment completed, every task runs, every target is healthy)")
+            }
+            Ok(Err(e)) => {
+                line.failed(&e.to_string());
+                self.says("is putting", &format!("its rollback has not completed ({e}); see `fargate-stack status`"))
+            }
+            Err(_) => {
+                let seen = match status_view::service_view(&ctx.scope()).await {
+                    Ok(Some(v)) => format!(
+                        "running {}/{}, rollout {}",
+                        v.running,
+                        v.desired,
+                        v.rollout.as_deref().unwrap_or("unknown").to_lowercase()
+                    ),
+                    _ => "its state unknown".into(),
+                };
+                let waited = ROLLBACK_WAIT.as_secs() / 60;
+                line.failed(&format!("still rolling back after {waited} min ({seen})"));
+                self.says(
+                    "is putting",
+                    &format!(
+                        "still rolling back after {waited} min ({seen}); follow it with `fargate-stack status` until \
+                         the rollout is completed"
+                    ),
+                )
+            }
+        }
+    }
 }
 
 /// After a failure: make the state record what the service is set to run. Says what, if that
 /// differs from what was being rolled out.
-async fn settle_state(ctx: &Ctx, snapshot: &Recorded) -> Result<Option<String>, StackError> {
+async fn settle_state(ctx: &Ctx, snapshot: &Recorded) -> Result<Option<PutBack>, StackError> {
     let wanted = ctx.id(TASK_DEFINITION).unwrap_or_default();
     let view = ctx.scope();
     let Some(service) = status_view::service_view(&view).await? else { return Ok(None) };
@@ -302,8 +370,5 @@ async fn settle_state(ctx: &Ctx, snapshot: &Recorded) -> Result<Option<String>, 
         ctx.put_record(TASK_DEFINITION, record).await?;
         image
     };
-    Ok(Some(format!(
-        "the circuit breaker put the service back on {} ({image}), and the state records it",
-        revision(&runs)
-    )))
+    Ok(Some(PutBack { arn: runs, image }))
 }

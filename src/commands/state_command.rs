@@ -16,11 +16,14 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::cli::{InitArgs, MoveArgs, StateCommand};
-use crate::commands::{CommandError, Setup, EXIT_ATTENTION};
+use crate::commands::{state_home, CommandError, Setup, EXIT_ATTENTION};
 use crate::report::{self, Report, Text};
+use crate::resources::network;
 use crate::state::location::check_bucket_name;
+use crate::state::location::STATE_TAG;
+use crate::state::pointer::{self, Pointer};
 use crate::state::s3::{classify, Failure, Refused};
-use crate::state::{Backend, LocalBackend, S3Backend, StateError, StateLocation};
+use crate::state::{Backend, LocalBackend, S3Backend, State, StateError, StateLocation};
 
 pub async fn run(setup: &Setup, command: &StateCommand) -> Result<ExitCode, CommandError> {
     match command {
@@ -128,7 +131,12 @@ impl Report for InitReport {
                 vec![
                     format!("  {}", s.setting.label()),
                     if s.ok { "ok".into() } else { "MISSING".into() },
-                    format!("{} ({})", s.detail, s.setting.why()),
+                    // What it does when on; what is lost when off.
+                    if s.ok {
+                        format!("{} ({})", s.detail, s.setting.why())
+                    } else {
+                        format!("{}: needed so that {}", s.detail, s.setting.why())
+                    },
                 ]
             })
             .collect();
@@ -143,10 +151,12 @@ impl Report for InitReport {
                 text.line(format!("to add {}: {fix}", s.setting.label()));
             }
         }
-        text.line(format!(
-            "use it with: --state {0}  (or FARGATE_STACK_STATE={0}, or state = \"{0}\" in the config)",
-            self.state
-        ));
+        let how = format!("--state {0}  (or FARGATE_STACK_STATE={0}, or state = \"{0}\" in the config)", self.state);
+        text.line(if self.ok {
+            format!("use it with: {how}")
+        } else {
+            format!("not ready for states: once the settings marked MISSING are added, use it with: {how}")
+        });
     }
 }
 
@@ -497,8 +507,12 @@ pub struct MoveReport {
     /// Where the moved-away local file was kept (`state push`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub backup: Option<String>,
-    #[serde(skip)]
-    command: &'static str,
+    /// The pointer to the new location left at the local state's path (`state push`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pointer: Option<String>,
+    /// The stack's VPC, now tagged with where its state lives.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tagged: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -539,11 +553,15 @@ impl MoveReport {
         if let Some(backup) = &self.backup {
             text.line(format!("  the local file was kept as {backup} (read by nothing; delete it when you like)"));
         }
-        if self.command == "state push" {
+        if let Some(pointer) = &self.pointer {
             text.line(format!(
-                "  from now on run with --state {} (or FARGATE_STACK_STATE, or `state` in the config)",
+                "  {pointer} now points to {0}: runs in this directory use it; elsewhere run with --state {0} (or \
+                 FARGATE_STACK_STATE, or `state` in the config)",
                 self.to
             ));
+        }
+        if let Some(vpc) = &self.tagged {
+            text.line(format!("  the stack's VPC {vpc} now says its state lives at {} ({STATE_TAG})", self.to));
         }
     }
 }
@@ -566,11 +584,35 @@ fn local_path(setup: &Setup, args: &MoveArgs) -> PathBuf {
     })
 }
 
+/// Tag the stack's VPC (the recorded one, else the one found by tag) with the state's new home.
+async fn retag(setup: &Setup, state: &State, location: &str) -> Result<Option<String>, CommandError> {
+    let vpc = match state.id(&network::VPC.to_string()) {
+        Some(vpc) => Some(vpc),
+        None => state_home::find(setup).await?.map(|home| home.vpc),
+    };
+    let Some(vpc) = vpc else { return Ok(None) };
+    match state_home::set(setup, &vpc, location).await {
+        Ok(()) => Ok(Some(vpc)),
+        // A recorded VPC deleted outside the tool: nothing to tag.
+        Err(CommandError::Stack(e)) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 async fn push(setup: &Setup, args: &MoveArgs) -> Result<ExitCode, CommandError> {
     let (bucket, key) = remote(setup, "push")?;
     let path = local_path(setup, args);
     let (stack, region) = (&setup.config.name, &setup.region);
-    let (local, state, interrupted) = LocalBackend::open(&path, stack, region)?;
+    if let Some(pointer) = pointer::read(&path)? {
+        return Err(CommandError::Usage(format!(
+            "no local state at {}: nothing to push (it is the pointer to {} that `state push` left)",
+            path.display(),
+            pointer.moved_to
+        )));
+    }
+    let local_location = path.display().to_string();
+    let (local, state, interrupted) =
+        setup.locking(&local_location, || async { LocalBackend::open(&path, stack, region) }).await?;
     if !local.exists() {
         local.release().await;
         return Err(CommandError::Usage(format!("no local state at {}: nothing to push", path.display())));
@@ -579,7 +621,9 @@ async fn push(setup: &Setup, args: &MoveArgs) -> Result<ExitCode, CommandError> 
         eprintln!("note: the last run on {} ({holder}) did not finish; pushing what it recorded", path.display());
     }
     let result = async {
-        let (s3, existing) = S3Backend::open(setup.bucket(&bucket).await?, &key, stack, setup.command).await?;
+        let bucket = setup.bucket(&bucket).await?;
+        let (s3, existing) =
+            setup.locking(&setup.location(), || S3Backend::open(bucket.clone(), &key, stack, setup.command)).await?;
         let moved = async {
             let written = if !s3.exists() {
                 s3.save(&state).await?;
@@ -596,7 +640,10 @@ async fn push(setup: &Setup, args: &MoveArgs) -> Result<ExitCode, CommandError> 
                     state.resources.len()
                 )));
             };
+            // The stack's resources say where its state lives, before this directory stops holding it.
+            let tagged = retag(setup, &state, &s3.location()).await?;
             let backup = local.set_aside("pushed")?;
+            pointer::write(&path, &Pointer::new(stack, region, &s3.location()))?;
             Ok(MoveReport {
                 stack: stack.clone(),
                 from: path.display().to_string(),
@@ -604,7 +651,8 @@ async fn push(setup: &Setup, args: &MoveArgs) -> Result<ExitCode, CommandError> 
                 resources: state.resources.len(),
                 written,
                 backup: Some(backup.display().to_string()),
-                command: setup.command,
+                pointer: Some(path.display().to_string()),
+                tagged,
             })
         }
         .await;
@@ -621,12 +669,32 @@ async fn pull(setup: &Setup, args: &MoveArgs) -> Result<ExitCode, CommandError> 
     let (bucket, key) = remote(setup, "pull")?;
     let path = local_path(setup, args);
     let (stack, region) = (&setup.config.name, &setup.region);
-    let (s3, state) = S3Backend::open(setup.bucket(&bucket).await?, &key, stack, setup.command).await?;
+    let bucket = setup.bucket(&bucket).await?;
+    let (s3, state) =
+        setup.locking(&setup.location(), || S3Backend::open(bucket.clone(), &key, stack, setup.command)).await?;
     let result = async {
         if !s3.exists() {
             return Err(CommandError::Usage(format!("no state at {}: nothing to pull", s3.location())));
         }
-        let (local, existing, _) = LocalBackend::open(&path, stack, region)?;
+        // The pointer a push left here gives way to the state it points to.
+        if let Some(pointer) = pointer::read(&path)? {
+            if pointer.moved_to != s3.location() {
+                return Err(CommandError::Refused(format!(
+                    "{} points to {}, not {}: nothing was moved; pull from that location, or remove the pointer",
+                    path.display(),
+                    pointer.moved_to,
+                    s3.location()
+                )));
+            }
+            std::fs::remove_file(&path).map_err(|source| StateError::Io {
+                action: "remove",
+                path: path.clone(),
+                source,
+            })?;
+        }
+        let local_location = path.display().to_string();
+        let (local, existing, _) =
+            setup.locking(&local_location, || async { LocalBackend::open(&path, stack, region) }).await?;
         let moved = async {
             let written = if !local.exists() {
                 local.save(&state).await?;
@@ -643,6 +711,7 @@ async fn pull(setup: &Setup, args: &MoveArgs) -> Result<ExitCode, CommandError> 
                     state.resources.len()
                 )));
             };
+            let tagged = retag(setup, &state, &path.display().to_string()).await?;
             s3.remove().await?;
             Ok(MoveReport {
                 stack: stack.clone(),
@@ -651,7 +720,8 @@ async fn pull(setup: &Setup, args: &MoveArgs) -> Result<ExitCode, CommandError> 
                 resources: state.resources.len(),
                 written,
                 backup: None,
-                command: setup.command,
+                pointer: None,
+                tagged,
             })
         }
         .await;

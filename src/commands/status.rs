@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::cli::StatusArgs;
-use crate::commands::{inspect, CommandError, Outputs, ResourceRow, Setup, StackState, EXIT_ATTENTION};
+use crate::commands::{inspect, state_home, CommandError, Outputs, ResourceRow, Setup, StackState, EXIT_ATTENTION};
 use crate::context::Ctx;
 use crate::model::{Health, Key, Shape, RETAINED};
 use crate::report::{self, Report, Text};
@@ -98,6 +98,12 @@ pub struct StatusReport {
     /// The lock on an S3 state: a run going on, or one that died (then `unlock` removes it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lock: Option<LockInfo>,
+    /// Where the stack's VPC says its state lives, when that is not `state_file`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state_elsewhere: Option<String>,
+    /// The local file (left by `state push`) that led to `state_file`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state_pointer: Option<String>,
 }
 
 impl Report for StatusReport {
@@ -105,6 +111,12 @@ impl Report for StatusReport {
 
     fn render(&self, text: &mut Text) {
         text.line(format!("stack {} in {}: {}", self.stack, self.region, self.state.word()));
+        if let Some(pointer) = &self.state_pointer {
+            text.line(format!(
+                "  state: {} (the pointer {pointer} that `state push` left leads there)",
+                self.state_file
+            ));
+        }
         if let Some(hint) = &self.hint {
             text.line(format!("  {hint}"));
         }
@@ -185,19 +197,27 @@ pub fn render_rows(text: &mut Text, rows: &[ResourceRow]) {
 pub async fn run(setup: &Setup, args: &StatusArgs) -> Result<ExitCode, CommandError> {
     let report = status(setup, args.events as usize).await?;
     report::emit(setup.format, &report);
-    Ok(if report.state.needs_attention() { ExitCode::from(EXIT_ATTENTION) } else { ExitCode::SUCCESS })
+    let attention = report.state.needs_attention() || report.state_elsewhere.is_some();
+    Ok(if attention { ExitCode::from(EXIT_ATTENTION) } else { ExitCode::SUCCESS })
 }
 
 pub async fn status(setup: &Setup, events: usize) -> Result<StatusReport, CommandError> {
     // The lock is read beside the state, without taking it.
-    let (state, lock) = tokio::try_join!(setup.read_state(), async {
-        match &setup.state {
-            StateLocation::S3 { bucket, key } => {
-                Ok(setup.bucket(bucket).await?.read_lock(key).await?.and_then(|(info, _)| info))
+    let (state, lock, home) = tokio::try_join!(
+        setup.read_state(),
+        async {
+            match &setup.state {
+                StateLocation::S3 { bucket, key } => {
+                    Ok(setup.bucket(bucket).await?.read_lock(key).await?.and_then(|(info, _)| info))
+                }
+                StateLocation::Local(_) => Ok::<_, CommandError>(None),
             }
-            StateLocation::Local(_) => Ok::<_, CommandError>(None),
-        }
-    })?;
+        },
+        state_home::find(setup)
+    )?;
+    // The stack's resources say its state lives at another location than this run's.
+    let elsewhere = home.as_ref().and_then(|h| Some((h, h.elsewhere(setup)?)));
+    let state_elsewhere = elsewhere.map(|(_, other)| other.to_string());
     let state = state.unwrap_or_else(|| State::new(&setup.config.name, &setup.region));
     let tracked = !state.resources.is_empty();
     // Only what `down` kept on purpose (the table, with `--retain-table`): a finished state.
@@ -230,6 +250,11 @@ pub async fn status(setup: &Setup, events: usize) -> Result<StatusReport, Comman
         (
             StackState::NotDeployed,
             Some(format!("nothing of it found by tag or name, and no state at {}", setup.location())),
+        )
+    } else if let Some((home, other)) = elsewhere {
+        (
+            if tracked { StackState::of(&rows) } else { StackState::Untracked },
+            Some(state_home::refusal(setup, home, other).to_string()),
         )
     } else if !tracked {
         let hint = format!(
@@ -264,5 +289,7 @@ pub async fn status(setup: &Setup, events: usize) -> Result<StatusReport, Comman
         certificate,
         hint,
         lock,
+        state_elsewhere,
+        state_pointer: setup.pointer.as_ref().map(|p| p.display().to_string()),
     })
 }

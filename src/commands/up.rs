@@ -9,7 +9,9 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::cli::UpArgs;
-use crate::commands::{check_steps, confirm, inspect, summary, CommandError, Outputs, ResourceRow, Setup, StackState};
+use crate::commands::{
+    check_steps, confirm, inspect, state_home, summary, CommandError, Outputs, ResourceRow, Setup, StackState,
+};
 use crate::config::ConfigSource;
 use crate::context::Ctx;
 use crate::graph::{Direction, Graph, StepReport, StepResult};
@@ -18,6 +20,9 @@ use crate::report::{self, Report, Text};
 use crate::resources;
 use crate::resources::task_definition::image;
 use crate::state::{Applied, State, Store};
+
+/// `up --dry-run --detailed-exitcode`: the plan has changes (as Terraform's 2).
+pub const EXIT_PLAN_CHANGES: u8 = 2;
 
 /// What `up` would do to one resource.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -115,6 +120,9 @@ pub struct Plan {
     /// yet is taken back without asking. Otherwise every `adopt` needs `--adopt` (or a confirmation).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resuming: Option<String>,
+    /// With [autoscaling]: who owns the desired count.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scaling: Option<String>,
 }
 
 /// The config's graph and the one that also covers what the state records beyond it.
@@ -196,7 +204,15 @@ impl Plan {
                 }
             });
         let resuming = resuming.map(str::to_string);
-        Plan { resources, counts, rollout, refused, blocked, config_switch, image, resuming }
+        // With [autoscaling], a changed service.desired_count is no change: the autoscaler owns the count.
+        let scaling = setup.config.autoscaling.as_ref().map(|a| {
+            format!(
+                "with [autoscaling], Application Auto Scaling owns the running count ({}..={}): service.desired_count \
+                 ({}) is not applied to a running service",
+                a.min_count, a.max_count, setup.config.service.desired_count
+            )
+        });
+        Plan { resources, counts, rollout, refused, blocked, config_switch, image, resuming, scaling }
     }
 
     /// The resources this run would take over (`key id`), if it needs leave to: none when it resumes
@@ -227,6 +243,22 @@ impl Plan {
         }
     }
 
+    /// A plan `up` would refuse is an error (exit 1), so that CI stops on it; with
+    /// `--detailed-exitcode`, as Terraform's: 0 no changes, 2 changes.
+    fn exit_code(&self, detailed: bool) -> Result<ExitCode, CommandError> {
+        let stops: Vec<&String> = self.refused.iter().chain(&self.blocked).collect();
+        if !stops.is_empty() {
+            return Err(CommandError::Reported(format!(
+                "`up` would change nothing and stop: {} (see the plan)",
+                stops.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("; ")
+            )));
+        }
+        let changes = self.resources.iter().any(|r| {
+            matches!(r.action, Action::Create | Action::Adopt | Action::Update | Action::Delete | Action::Replace)
+        });
+        Ok(if detailed && changes { ExitCode::from(EXIT_PLAN_CHANGES) } else { ExitCode::SUCCESS })
+    }
+
     fn count(&self, action: Action) -> usize {
         self.counts.get(&action).copied().unwrap_or(0)
     }
@@ -242,7 +274,7 @@ impl Plan {
             table.push(vec![format!("  {}", r.action.word()), r.name.to_string(), r.detail.clone()]);
             for change in &r.changes {
                 let note = if change.replace { "  (replaces it: refused)" } else { "" };
-                table.push(vec![String::new(), format!("  {change}{note}"), String::new()]);
+                table.push(vec![String::new(), format!("  {change}{note}")]);
             }
         }
         text.table(&table);
@@ -251,6 +283,9 @@ impl Plan {
         }
         if let Some(rollout) = &self.rollout {
             text.line(format!("rollout: {rollout}"));
+        }
+        if let Some(scaling) = &self.scaling {
+            text.line(format!("note: {scaling}"));
         }
         if let Some(switch) = &self.config_switch {
             text.line(format!(
@@ -349,7 +384,7 @@ pub async fn run(setup: &Setup, args: &UpArgs) -> Result<ExitCode, CommandError>
     if args.dry_run {
         let report = dry_run(setup).await?;
         report::emit(setup.format, &report);
-        return Ok(ExitCode::SUCCESS);
+        return report.plan.exit_code(args.detailed_exitcode);
     }
     let store = setup.open_state().await?;
     let ctx = setup.context(store);
@@ -396,10 +431,16 @@ async fn dry_run(setup: &Setup) -> Result<PlanReport, CommandError> {
     let state = setup.read_state().await?.unwrap_or_else(|| State::new(&setup.config.name, &setup.region));
     let graphs = graphs(setup, &state, false)?;
     let ctx = setup.read_only(state.clone());
-    let (rows, orphans) = check(setup, &graphs, &ctx, &state).await?;
+    let (home, checked) = tokio::join!(state_home::find(setup), check(setup, &graphs, &ctx, &state));
+    let (rows, orphans) = checked?;
     let image = image::wanted(&ctx.scope()).note();
     let resuming = state.unfinished.as_deref();
-    let plan = Plan::new(setup, &graphs, (&rows, &orphans), state.applied.as_ref(), image, resuming);
+    let mut plan = Plan::new(setup, &graphs, (&rows, &orphans), state.applied.as_ref(), image, resuming);
+    if let Some(home) = home? {
+        if let Some(other) = home.elsewhere(setup) {
+            plan.blocked.push(state_home::refusal(setup, &home, other).to_string());
+        }
+    }
     Ok(PlanReport { stack: setup.config.name.clone(), region: setup.region.clone(), dry_run: true, plan })
 }
 
@@ -411,6 +452,11 @@ async fn apply(setup: &Setup, args: &UpArgs, ctx: &Arc<Ctx>) -> Result<ExitCode,
     let location = setup.location();
     progress.note(&format!("fargate-stack up: stack {} in {} (state {location})", setup.config.name, setup.region));
     setup.report_interrupted(ctx.store(), &progress);
+    // Before anything is looked up (looking up records what it finds): a stack whose state lives
+    // elsewhere is not adopted into a second state. A VPC made before the tag existed gets it.
+    if let Some(home) = state_home::check(setup).await?.filter(|h| h.tag.is_none()) {
+        state_home::set(setup, &home.vpc, &location).await?;
+    }
     // Before any change: one round of concurrent describe calls says what would happen; beside
     // it, what AWS would refuse later is refused now. What it finds stays unwritten until the run
     // may go on.

@@ -110,6 +110,11 @@ impl<'a> Scope<'a> {
     }
 
     /// `<stack>-<suffix>`: the name of a stack resource.
+    /// Where the run's state lives (a local path or an S3 URI), which the stack's VPC carries.
+    pub fn state_location(&self) -> String {
+        self.ctx.store().location().to_string()
+    }
+
     pub fn name(&self, suffix: &str) -> String {
         self.ctx.name(suffix)
     }

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{
     Address, AttributeBooleanValue, DomainType, Filter, InternetGateway as Igw, NatGateway as Nat, NatGatewayState,
-    ResourceType, RouteTable as Rt, Subnet as Sn, Vpc as VpcObject, VpcAttributeName,
+    ResourceType, RouteTable as Rt, Subnet as Sn, Tag, TagSpecification, Vpc as VpcObject, VpcAttributeName,
 };
 use futures::future::BoxFuture;
 
@@ -20,6 +20,7 @@ use crate::progress::Line;
 use crate::resources::ec2::{
     any_stack, check, filter, locate, sightings, tag_filters, tag_spec, Ec2Object, Within, ANYWHERE,
 };
+use crate::state::location::{tag_value, STATE_TAG};
 use crate::wait::{self, budget, Poll};
 
 pub const VPC: Key = Key::new("vpc", Kind::new("ec2:vpc"));
@@ -350,7 +351,7 @@ impl Managed for Vpc {
             .ec2
             .create_vpc()
             .cidr_block(ctx.config.network.cidr.to_string())
-            .tag_specifications(tag_spec(ctx, ResourceType::Vpc, &ctx.name("vpc")))
+            .tag_specifications(vpc_tags(ctx))
             .send()
             .await
             .ctx("create", "VPC")?;
@@ -393,6 +394,14 @@ impl Managed for Vpc {
         .await?;
         Ok(Outcome::Deleted)
     }
+}
+
+/// The VPC's tags: the stack's, and where its state lives (see `state::location::STATE_TAG`).
+fn vpc_tags(ctx: &Scope<'_>) -> TagSpecification {
+    let mut spec = tag_spec(ctx, ResourceType::Vpc, &ctx.name("vpc"));
+    let state = Tag::builder().key(STATE_TAG).value(tag_value(&ctx.state_location())).build();
+    spec.tags.get_or_insert_with(Vec::new).push(state);
+    spec
 }
 
 // ---------------------------------------------------------------- subnets

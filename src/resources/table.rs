@@ -391,8 +391,9 @@ impl Managed for Table {
                 let (items, _) = count_items(ctx, name).await?;
                 if items > 0 {
                     return Err(StackError::Refused(format!(
-                        "table {name} received {items} items while the service was stopping; it was not deleted. \
-                         Run `down --delete-data` to back it up and delete it, or `down --retain-table` to keep it"
+                        "table {name} received {} while the service was stopping; it was not deleted. \
+                         Run `down --delete-data` to back it up and delete it, or `down --retain-table` to keep it",
+                        crate::report::count(items, "item")
                     )));
                 }
             }
@@ -472,9 +473,10 @@ pub async fn plan_delete(ctx: &Scope<'_>) -> Result<TablePlan, StackError> {
         return Ok(TablePlan::DeleteEmpty);
     }
     if !policy.delete_data {
-        let count = if exact { items.to_string() } else { format!("at least {items}") };
+        let count = crate::report::count(items, "item");
+        let count = if exact { count } else { format!("at least {count}") };
         return Err(StackError::Refused(format!(
-            "table {} holds {count} items; nothing was deleted. Run `down --delete-data` to back it up and delete it \
+            "table {} holds {count}; nothing was deleted. Run `down --delete-data` to back it up and delete it \
              (add --no-backup to skip the backup), or `down --retain-table` to keep it",
             live.name
         )));

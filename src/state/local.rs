@@ -109,6 +109,11 @@ pub fn read(path: &Path) -> Result<Option<State>, StateError> {
 }
 
 fn write_atomic(path: &Path, state: &State) -> Result<(), StateError> {
+    write_bytes_atomic(path, &state.to_json())
+}
+
+/// Write `bytes` to `path` atomically with mode 0600 (a state, or the pointer `state push` leaves).
+pub(super) fn write_bytes_atomic(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
     let io = |action| move |source| StateError::Io { action, path: path.into(), source };
     let dir = parent_dir(path);
     fs::create_dir_all(&dir).map_err(io("create the directory of"))?;
@@ -117,7 +122,7 @@ fn write_atomic(path: &Path, state: &State) -> Result<(), StateError> {
         .permissions(owner_only())
         .tempfile_in(&dir)
         .map_err(io("create a temporary file for"))?;
-    tmp.write_all(&state.to_json()).map_err(io("write"))?;
+    tmp.write_all(bytes).map_err(io("write"))?;
     tmp.as_file().sync_all().map_err(io("fsync"))?;
     tmp.persist(path).map_err(|e| StateError::Io { action: "rename into", path: path.into(), source: e.error })?;
     // The rename is durable only once the directory entry is.

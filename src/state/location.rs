@@ -13,6 +13,29 @@ use super::StateError;
 /// Suffix of the lock object beside an S3 state (and of the lock file beside a local one).
 pub const LOCK_SUFFIX: &str = ".lock";
 
+/// Tag on the stack's VPC saying where its state lives: an S3 state's URI, or `local` for a local
+/// file (a path means nothing on another machine). `up` refuses to adopt the stack into a state
+/// elsewhere; `state push` / `pull` move it with the state. Tags are visible to anyone in the
+/// account: it holds a location, never a secret.
+pub const STATE_TAG: &str = "fargate-stack:state";
+
+/// The [`STATE_TAG`] value of a local state.
+pub const LOCAL_TAG_VALUE: &str = "local";
+
+/// The [`STATE_TAG`] value for a location as [`StateLocation`]'s `Display` writes it. EC2 tag
+/// values hold 256 characters: a longer S3 URI is kept as its SHA-256.
+pub fn tag_value(location: &str) -> String {
+    if !location.starts_with("s3://") {
+        return LOCAL_TAG_VALUE.to_string();
+    }
+    if location.chars().count() <= 256 {
+        return location.to_string();
+    }
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(location.as_bytes());
+    format!("sha256:{}", digest.iter().map(|b| format!("{b:02x}")).collect::<String>())
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StateLocation {
     Local(PathBuf),
@@ -190,6 +213,17 @@ mod tests {
             assert!(err.contains(needle), "{value}: {err}");
             assert!(err.contains("invalid state location"), "{err}");
         }
+    }
+
+    #[test]
+    fn the_state_tag_names_an_s3_state_and_says_local_for_a_file() {
+        assert_eq!(tag_value("s3://team-state/stacks/app.json"), "s3://team-state/stacks/app.json");
+        assert_eq!(tag_value(".fargate-stack/app.json"), "local");
+        assert_eq!(tag_value("/home/alice/app.json"), "local", "no path in a tag anyone can read");
+        let long = format!("s3://team-state/{}.json", "k".repeat(300));
+        let value = tag_value(&long);
+        assert!(value.starts_with("sha256:") && value.len() == 71, "{value}");
+        assert_eq!(value, tag_value(&long));
     }
 
     #[test]

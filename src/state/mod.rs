@@ -8,6 +8,7 @@
 
 pub mod local;
 pub mod location;
+pub mod pointer;
 pub mod s3;
 
 use std::collections::BTreeMap;
@@ -78,10 +79,25 @@ pub enum StateError {
     Remote { action: &'static str, object: String, message: String },
     #[error(transparent)]
     Aws(Box<crate::error::aws::AwsError>),
+    #[error(
+        "{path} is not a state but a pointer left by `state push`: the state of this stack lives at {to}; run with \
+         --state {to} (runs that use {path} as their default state follow it), or `state pull` it back"
+    )]
+    Moved { path: String, to: String },
     #[error("state {location} is not locked: nothing to unlock")]
     NotLocked { location: String },
     #[error("the lock on {location} has ID {lock_id} ({holder}), not {given}: nothing was removed")]
     LockMismatch { location: String, given: String, lock_id: String, holder: String },
+}
+
+impl StateError {
+    /// Who holds the lock, when this is "locked by another run".
+    pub fn lock_holder(&self) -> Option<&str> {
+        match self {
+            StateError::Locked { holder, .. } | StateError::RemoteLocked { holder, .. } => Some(holder),
+            _ => None,
+        }
+    }
 }
 
 /// One AWS resource the stack owns.
@@ -155,6 +171,9 @@ impl State {
         if found > SCHEMA_VERSION {
             return Err(StateError::NewerSchema { path: origin.into(), found });
         }
+        if let Some(to) = value.get(pointer::MOVED_TO).and_then(|v| v.as_str()) {
+            return Err(StateError::Moved { path: origin.into(), to: to.to_string() });
+        }
         serde_json::from_value(value).map_err(corrupt)
     }
 
@@ -166,17 +185,23 @@ impl State {
 
     /// Refuse a state of another stack or region.
     pub fn check_matches(&self, origin: &str, stack: &str, region: &str) -> Result<(), StateError> {
-        if self.stack != stack || self.region != region {
-            return Err(StateError::OtherStack {
-                path: origin.into(),
-                found: self.stack.clone(),
-                found_region: self.region.clone(),
-                expected: stack.into(),
-                expected_region: region.into(),
-            });
-        }
-        Ok(())
+        same_stack(origin, (&self.stack, &self.region), (stack, region))
     }
+}
+
+/// Refuse a state (or a pointer to one) of another stack or region: `found` and `expected` are
+/// (stack, region).
+pub fn same_stack(origin: &str, found: (&str, &str), expected: (&str, &str)) -> Result<(), StateError> {
+    if found != expected {
+        return Err(StateError::OtherStack {
+            path: origin.into(),
+            found: found.0.into(),
+            found_region: found.1.into(),
+            expected: expected.0.into(),
+            expected_region: expected.1.into(),
+        });
+    }
+    Ok(())
 }
 
 /// Where a state is kept.

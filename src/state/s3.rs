@@ -54,7 +54,7 @@ impl LockInfo {
         let user = ["USER", "LOGNAME", "USERNAME"]
             .iter()
             .find_map(|v| std::env::var(v).ok().filter(|u| !u.is_empty()))
-            .unwrap_or_else(|| "unknown user".into());
+            .unwrap_or_else(user_of_uid);
         LockInfo {
             lock_id: new_lock_id(),
             holder: user,
@@ -70,6 +70,22 @@ impl LockInfo {
     pub fn describe(&self) -> String {
         format!("{} by {} on {} (pid {}) since {}", self.command, self.holder, self.host, self.pid, self.started)
     }
+}
+
+/// The name of the user the process runs as, from the user database (CI containers often have no
+/// `$USER`); `uid N` when it has no entry.
+#[cfg(unix)]
+fn user_of_uid() -> String {
+    let uid = nix::unistd::getuid();
+    match nix::unistd::User::from_uid(uid) {
+        Ok(Some(user)) => user.name,
+        _ => format!("uid {uid}"),
+    }
+}
+
+#[cfg(not(unix))]
+fn user_of_uid() -> String {
+    "unknown user".into()
 }
 
 /// A random ID in the UUID layout; only its uniqueness matters.
