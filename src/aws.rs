@@ -4,7 +4,9 @@ use std::borrow::Cow;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use aws_config::environment::EnvironmentVariableRegionProvider;
 use aws_config::meta::region::RegionProviderChain;
+use aws_config::profile::ProfileFileRegionProvider;
 use aws_config::retry::{RetryConfig, RetryMode};
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
@@ -90,9 +92,13 @@ pub async fn sdk_config(target: &AwsTarget, config_region: Option<&str>) -> SdkC
     if let Some(profile) = &target.profile {
         loader = loader.profile_name(profile);
     }
-    let region = match explicit {
-        Some(region) => RegionProviderChain::first_try(region),
-        None => RegionProviderChain::default_provider(),
+    // `--profile` names the profile whose `region` applies (after the environment's, as the AWS
+    // CLI does); the default chain would read the default profile's.
+    let region = match (explicit, &target.profile) {
+        (Some(region), _) => RegionProviderChain::first_try(region),
+        (None, Some(profile)) => RegionProviderChain::first_try(EnvironmentVariableRegionProvider::new())
+            .or_else(ProfileFileRegionProvider::builder().profile_name(profile).build()),
+        (None, None) => RegionProviderChain::default_provider(),
     };
     loader = loader
         .region(region)

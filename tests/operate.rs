@@ -284,7 +284,14 @@ async fn logs_say_so_when_the_stack_is_missing_or_its_group_is_empty_and_escape_
     let json = cli.run(&["--output", "json", "logs"]).ok();
     assert_eq!(json.json()["message"], hostile, "byte-exact in JSON");
     // `logs -f | head -1` while nothing new is logged: it notices that its reader went away.
-    let mut child = cli.command(&["logs", "--follow"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    // (From a moment after the event above, so that nothing is printed before it waits.)
+    std::thread::sleep(Duration::from_secs(2));
+    let mut child = cli
+        .command(&["logs", "--follow", "--since", "1s"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
     let waiting =
         std::thread::spawn(move || stderr.lines().map_while(Result::ok).any(|l| l.contains("waiting for new ones")));

@@ -118,6 +118,11 @@ fn endpoint_profile_and_region_mistakes_are_named_at_once() {
     assert_eq!(profile.code, 1);
     assert!(profile.stderr.contains("AWS profile \"nosuch\" does not exist"), "{}", profile.stderr);
     assert!(started.elapsed() < Duration::from_secs(5));
+    // A named profile's region applies when neither --region nor the environment gives one.
+    std::fs::write(cli.dir.path().join("aws-config"), "[profile team]\nregion = eu-west-2\n").unwrap();
+    let out = cli.command(&["--output", "json", "--profile", "team", "status"]).env_remove("AWS_REGION").output();
+    let status = Run::from(out.unwrap());
+    assert_eq!(status.json()["region"], "eu-west-2", "{}{}", status.stdout, status.stderr);
     let region = cli.run(&["--region", "nowhere-9", "status"]);
     assert_eq!(region.code, 2);
     assert!(region.stderr.contains("expected an AWS region name"), "{}", region.stderr);

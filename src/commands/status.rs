@@ -201,20 +201,19 @@ pub async fn run(setup: &Setup, args: &StatusArgs) -> Result<ExitCode, CommandEr
     Ok(if attention { ExitCode::from(EXIT_ATTENTION) } else { ExitCode::SUCCESS })
 }
 
+/// Who holds the S3 state's lock, if anyone (a local state's lock is its own file's business).
+async fn read_lock(setup: &Setup) -> Result<Option<LockInfo>, CommandError> {
+    match &setup.state {
+        StateLocation::S3 { bucket, key } => {
+            Ok(setup.bucket(bucket).await?.read_lock(key).await?.and_then(|(info, _)| info))
+        }
+        StateLocation::Local(_) => Ok(None),
+    }
+}
+
 pub async fn status(setup: &Setup, events: usize) -> Result<StatusReport, CommandError> {
     // The lock is read beside the state, without taking it.
-    let (state, lock, home) = tokio::try_join!(
-        setup.read_state(),
-        async {
-            match &setup.state {
-                StateLocation::S3 { bucket, key } => {
-                    Ok(setup.bucket(bucket).await?.read_lock(key).await?.and_then(|(info, _)| info))
-                }
-                StateLocation::Local(_) => Ok::<_, CommandError>(None),
-            }
-        },
-        state_home::find(setup)
-    )?;
+    let (state, lock, home) = tokio::try_join!(setup.read_state(), read_lock(setup), state_home::find(setup))?;
     // The stack's resources say its state lives at another location than this run's.
     let elsewhere = home.as_ref().and_then(|h| Some((h, h.elsewhere(setup)?)));
     let state_elsewhere = elsewhere.map(|(_, other)| other.to_string());
