@@ -62,7 +62,7 @@ struct Streaming {
 
 impl Streaming {
     fn start(cli: &Cli, args: &[&str]) -> Streaming {
-        let mut child = cli.command(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let mut child = cli.spawn(args);
         let (tx, lines) = channel();
         let out = child.stdout.take().unwrap();
         std::thread::spawn(move || {
@@ -286,12 +286,7 @@ async fn logs_say_so_when_the_stack_is_missing_or_its_group_is_empty_and_escape_
     // `logs -f | head -1` while nothing new is logged: it notices that its reader went away.
     // (From a moment after the event above, so that nothing is printed before it waits.)
     std::thread::sleep(Duration::from_secs(2));
-    let mut child = cli
-        .command(&["logs", "--follow", "--since", "1s"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = cli.spawn(&["logs", "--follow", "--since", "1s"]);
     let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
     let waiting =
         std::thread::spawn(move || stderr.lines().map_while(Result::ok).any(|l| l.contains("waiting for new ones")));

@@ -651,12 +651,7 @@ async fn a_lock_timeout_waits_for_the_holder_on_both_backends() {
     };
     // A `down` that waits for the lock, once it says so.
     let waiting = |cli: &Cli, needle: &str| {
-        let mut child = cli
-            .command(&["--lock-timeout", "2m", "down", "--yes"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child = cli.spawn(&["--lock-timeout", "2m", "down", "--yes"]);
         wait_for(&mut child, needle);
         assert!(child.try_wait().unwrap().is_none(), "still waiting");
         child

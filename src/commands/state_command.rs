@@ -408,6 +408,30 @@ where
     }
 }
 
+/// Whether default encryption is configured, and with which algorithms.
+fn encryption(config: Option<&ServerSideEncryptionConfiguration>) -> (bool, String) {
+    let algorithms: Vec<String> = config
+        .map(|c| c.rules())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|r| r.apply_server_side_encryption_by_default())
+        .map(|d| d.sse_algorithm().as_str().to_string())
+        .collect();
+    (!algorithms.is_empty(), if algorithms.is_empty() { "no rule".into() } else { algorithms.join(", ") })
+}
+
+/// Whether all four public access blocks are on, else which are off.
+fn public_access_block(c: Option<&PublicAccessBlockConfiguration>) -> (bool, String) {
+    let flags = [
+        ("BlockPublicAcls", c.and_then(|c| c.block_public_acls())),
+        ("IgnorePublicAcls", c.and_then(|c| c.ignore_public_acls())),
+        ("BlockPublicPolicy", c.and_then(|c| c.block_public_policy())),
+        ("RestrictPublicBuckets", c.and_then(|c| c.restrict_public_buckets())),
+    ];
+    let off: Vec<&str> = flags.iter().filter(|(_, v)| *v != Some(true)).map(|(n, _)| *n).collect();
+    (off.is_empty(), if off.is_empty() { "all four on".into() } else { format!("off: {}", off.join(", ")) })
+}
+
 /// Whether the bucket has the setting, and what it has.
 async fn check(setup: &Setup, bucket: &str, owner: &str, setting: Setting) -> Result<(bool, String), CommandError> {
     let s3 = &setup.clients.s3;
@@ -439,39 +463,13 @@ async fn check(setup: &Setup, bucket: &str, owner: &str, setting: Setting) -> Re
         }
         Setting::Encryption => {
             match s3.get_bucket_encryption().bucket(bucket).expected_bucket_owner(owner).send().await {
-                Ok(out) => {
-                    let algorithms: Vec<String> = out
-                        .server_side_encryption_configuration()
-                        .map(|c| c.rules())
-                        .unwrap_or_default()
-                        .iter()
-                        .filter_map(|r| r.apply_server_side_encryption_by_default())
-                        .map(|d| d.sse_algorithm().as_str().to_string())
-                        .collect();
-                    Ok((
-                        !algorithms.is_empty(),
-                        if algorithms.is_empty() { "no rule".into() } else { algorithms.join(", ") },
-                    ))
-                }
+                Ok(out) => Ok(encryption(out.server_side_encryption_configuration())),
                 Err(e) => unknown(e.code(), error_text(&e), "s3:GetEncryptionConfiguration"),
             }
         }
         Setting::PublicAccessBlock => {
             match s3.get_public_access_block().bucket(bucket).expected_bucket_owner(owner).send().await {
-                Ok(out) => {
-                    let c = out.public_access_block_configuration();
-                    let flags = [
-                        ("BlockPublicAcls", c.and_then(|c| c.block_public_acls())),
-                        ("IgnorePublicAcls", c.and_then(|c| c.ignore_public_acls())),
-                        ("BlockPublicPolicy", c.and_then(|c| c.block_public_policy())),
-                        ("RestrictPublicBuckets", c.and_then(|c| c.restrict_public_buckets())),
-                    ];
-                    let off: Vec<&str> = flags.iter().filter(|(_, v)| *v != Some(true)).map(|(n, _)| *n).collect();
-                    Ok((
-                        off.is_empty(),
-                        if off.is_empty() { "all four on".into() } else { format!("off: {}", off.join(", ")) },
-                    ))
-                }
+                Ok(out) => Ok(public_access_block(out.public_access_block_configuration())),
                 Err(e) => unknown(e.code(), error_text(&e), "s3:GetBucketPublicAccessBlock"),
             }
         }

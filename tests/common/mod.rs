@@ -207,6 +207,11 @@ impl Cli {
         cmd
     }
 
+    /// A run left going, its stdout and stderr piped to the test.
+    pub fn spawn(&self, args: &[&str]) -> std::process::Child {
+        self.command(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start fargate-stack")
+    }
+
     pub fn run(&self, args: &[&str]) -> Run {
         Run::from(self.command(args).output().expect("run fargate-stack"))
     }
