@@ -9,6 +9,7 @@ use serde::Serialize;
 use crate::cli::StatusArgs;
 use crate::commands::{inspect, state_home, CommandError, Outputs, ResourceRow, Setup, StackState, EXIT_ATTENTION};
 use crate::context::Ctx;
+use crate::graph::Graph;
 use crate::model::{Health, Key, Shape, RETAINED};
 use crate::report::{self, Report, Text};
 use crate::resources::listener_https::{self, CertificateSummary};
@@ -201,6 +202,15 @@ pub async fn run(setup: &Setup, args: &StatusArgs) -> Result<ExitCode, CommandEr
     Ok(if attention { ExitCode::from(EXIT_ATTENTION) } else { ExitCode::SUCCESS })
 }
 
+/// The rows of what `down` kept on purpose, one at a time (there are few).
+async fn retained_rows(graph: &Graph, ctx: &Ctx, state: &State) -> Result<Vec<ResourceRow>, CommandError> {
+    let mut rows = vec![];
+    for node in graph.resources().filter(|n| state.get(&n.key().to_string()).is_some()) {
+        rows.push(ResourceRow { name: node.key(), kind: node.key().kind(), inspection: node.inspect(ctx).await? });
+    }
+    Ok(rows)
+}
+
 /// Who holds the S3 state's lock, if anyone (a local state's lock is its own file's business).
 async fn read_lock(setup: &Setup) -> Result<Option<LockInfo>, CommandError> {
     match &setup.state {
@@ -226,15 +236,8 @@ pub async fn status(setup: &Setup, events: usize) -> Result<StatusReport, Comman
     let shape = if tracked { Shape::covering(&setup.config, &state) } else { Shape::discovering(&setup.config) };
     let graph = resources::stack(&shape)?;
     let ctx: Arc<Ctx> = setup.read_only(state.clone());
-    let mut rows = if retained {
-        let mut rows = vec![];
-        for node in graph.resources().filter(|n| state.get(&n.key().to_string()).is_some()) {
-            rows.push(ResourceRow { name: node.key(), kind: node.key().kind(), inspection: node.inspect(&ctx).await? });
-        }
-        rows
-    } else {
-        inspect(setup, &graph, ctx.clone()).await?
-    };
+    let mut rows =
+        if retained { retained_rows(&graph, &ctx, &state).await? } else { inspect(setup, &graph, ctx.clone()).await? };
     if !tracked {
         rows.retain(|r| r.status != Health::Missing);
     }
