@@ -189,6 +189,7 @@ async fn a_stateless_down_by_name_finishes_and_leaves_nothing_next_to_a_stack_wh
     for group in ["security-group-task", "security-group-alb", "vpc"] {
         assert_eq!(outcome(group), Some("deleted".into()), "{group}: {doc}");
     }
+    assert_eq!(outcome("default-security-group"), Some("goes_with_vpc".into()), "not 'already gone': {doc}");
     let left = leftovers(&sdk, "probe").await;
     assert!(left.is_empty(), "left of probe: {left:#?}");
     assert_exactly_one_of(&sdk, "probe-2").await;

@@ -156,13 +156,27 @@ impl Plan {
     ) -> Plan {
         let mut resources: Vec<PlanRow> = rows
             .iter()
-            .map(|r| PlanRow {
-                name: r.name,
-                kind: r.kind,
-                action: Action::of(r),
-                id: r.id.clone(),
-                changes: r.changes.clone(),
-                detail: if r.changes.is_empty() { r.detail.clone() } else { String::new() },
+            .map(|r| {
+                let made_with = graphs.node(r.name).and_then(|n| n.lifecycle().made_with);
+                match (Action::of(r), made_with) {
+                    // Nothing to create: AWS makes it with its parent, and `up` configures it.
+                    (Action::Create, Some(parent)) => PlanRow {
+                        name: r.name,
+                        kind: r.kind,
+                        action: Action::Update,
+                        id: None,
+                        changes: vec![],
+                        detail: format!("AWS makes it with the {parent}; its rules are removed"),
+                    },
+                    (action, _) => PlanRow {
+                        name: r.name,
+                        kind: r.kind,
+                        action,
+                        id: r.id.clone(),
+                        changes: r.changes.clone(),
+                        detail: if r.changes.is_empty() { r.detail.clone() } else { String::new() },
+                    },
+                }
             })
             .collect();
         let blocked: Vec<String> = rows.iter().filter_map(|r| r.blocked.clone()).collect();

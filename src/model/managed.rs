@@ -45,6 +45,9 @@ pub struct Lifecycle {
     pub retention: Option<Retention>,
     /// What to do when `up` refuses a replacement of it (else: `down`, then `up`).
     pub advice: Option<&'static str>,
+    /// AWS makes it with this resource and deletes it with it (the VPC's default security group):
+    /// `up` only configures it, and `down` leaves it to go with that one.
+    pub made_with: Option<Key>,
 }
 
 /// What `down` decided about a resource before deleting anything.
@@ -455,7 +458,8 @@ impl<M: Managed> Driven<M> {
             }
         }
         self.0.ready(ctx, line, &live).await?;
-        Ok(if created {
+        let made_by_aws = self.0.lifecycle().made_with.is_some();
+        Ok(if created && !made_by_aws {
             Outcome::Created
         } else if changes.is_empty() {
             Outcome::Unchanged

@@ -16,8 +16,8 @@ use crate::bill::Charge;
 use crate::config::Config;
 use crate::error::{found, ignore_not_found, AwsContext, StackError};
 use crate::model::{
-    after, before, Changed, Dep, Diff, Edge, Field, Key, Kind, Managed, Nodes, Outcome, Record, Scope, Shape, Sighting,
-    Sweep,
+    after, before, Changed, Dep, Diff, Edge, Field, Key, Kind, Lifecycle, Managed, Nodes, Outcome, Record, Scope,
+    Shape, Sighting, Sweep,
 };
 use crate::progress::Line;
 use crate::resources::ec2::{
@@ -752,9 +752,13 @@ impl Managed for DefaultGroup {
         Ok(None)
     }
 
-    /// It goes with its VPC.
+    fn lifecycle(&self) -> Lifecycle {
+        Lifecycle { made_with: Some(VPC), ..Lifecycle::default() }
+    }
+
+    /// It goes with its VPC (DeleteSecurityGroup refuses a default group).
     async fn destroy(&self, _ctx: &Scope<'_>, _line: &Line, _live: SecurityGroup) -> Result<Outcome, StackError> {
-        Ok(Outcome::Absent)
+        Ok(Outcome::GoesWithVpc)
     }
 }
 
