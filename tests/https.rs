@@ -346,6 +346,9 @@ async fn switching_between_http_a_given_certificate_and_a_domain_is_an_update_in
     for key in ["certificate", "dns-validation-record", "dns-alias-record"] {
         assert_eq!(action(&plan, key), "delete", "{key}");
     }
+    // The plan says what deleting the alias record does to the name.
+    let alias = row(&plan, "resources", "dns-alias-record")["detail"].as_str().unwrap().to_string();
+    assert!(alias.contains(&format!("{DOMAIN} stops resolving once it is deleted")), "{alias}");
     assert_eq!(action(&plan, "listener-https"), "update");
     assert!(changes(&plan, "listener-https").contains(&given), "{plan}");
     let before = realism.calls().len();

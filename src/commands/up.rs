@@ -191,7 +191,10 @@ impl Plan {
                 action: if refused.is_some() { Action::Replace } else { Action::Delete },
                 id: orphan.id.clone(),
                 changes: refused.into_iter().collect(),
-                detail: "no longer in the config".into(),
+                detail: graphs
+                    .node(orphan.name)
+                    .and_then(|n| n.removal_note(&orphan.inspection))
+                    .unwrap_or_else(|| "no longer in the config".into()),
             });
         }
         let mut counts = BTreeMap::new();

@@ -124,6 +124,12 @@ pub trait Managed: Send + Sync + 'static {
         None
     }
 
+    /// What the plan says of deleting it when the config no longer has it (`found`: its check),
+    /// beyond "no longer in the config": what stops working.
+    fn removal_note(&self, _found: &Inspection) -> Option<String> {
+        None
+    }
+
     /// The live resource: the recorded one if AWS still has it, else one found by tag or name.
     /// Every candidate passes the ownership check here (this stack's tag, this stack's VPC);
     /// one that fails is reported and left alone, whatever filter AWS applied.
@@ -225,6 +231,9 @@ pub trait Resource: Send + Sync {
         Removal::AfterUp
     }
     fn plan_note(&self, _found: &Inspection, _other: &dyn Fn(Key) -> Option<Inspection>) -> Option<String> {
+        None
+    }
+    fn removal_note(&self, _found: &Inspection) -> Option<String> {
         None
     }
     async fn inspect(&self, ctx: &Ctx) -> Result<Inspection, StackError>;
@@ -543,6 +552,10 @@ impl<M: Managed> Resource for Driven<M> {
 
     fn removal(&self, config: &Config) -> Removal {
         self.0.removal(config)
+    }
+
+    fn removal_note(&self, found: &Inspection) -> Option<String> {
+        self.0.removal_note(found)
     }
 
     fn plan_note(&self, found: &Inspection, other: &dyn Fn(Key) -> Option<Inspection>) -> Option<String> {
