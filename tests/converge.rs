@@ -243,7 +243,22 @@ async fn dry_run_changes_nothing() {
         let (code, stdout, stderr) = exit(&cli, false);
         assert_eq!(code, 1, "{edit:?}: {stdout}");
         assert!(stdout.contains("refused: ") && stderr.contains("`up` would change nothing"), "{stdout}\n{stderr}");
+        // The advice never sends the stack down (that is an outage, and the next `up` refuses the same).
+        let refused = cli.run(&["up", "--yes"]);
+        assert_eq!(refused.code, 1);
+        assert!(!refused.stderr.contains("down"), "{}", refused.stderr);
+        let advice = if edit.0 == "partition_key" {
+            "A table's keys are fixed when DynamoDB creates it, and a new table would not hold the old one's items: \
+             `up` does not replace the table. Put table.partition_key and table.sort_key back"
+        } else {
+            "vpc: network.cidr: 10.0.0.0/16 → 10.1.0.0/16 (AWS cannot change this in place: it needs a new vpc). \
+             AWS cannot make these changes in place and `up` does not replace those resources: put the values back"
+        };
+        assert!(refused.stderr.contains(advice), "{}", refused.stderr);
     }
+    // Following it: the values put back, `up` has nothing to do and the stack runs on.
+    cli.write_config(&config_with(&[]));
+    assert_eq!(exit(&cli, true).0, 0, "no changes once the values are back");
     cli.write_config(&config_with(&[("desired_count", "desired_count = 3")]));
     assert_eq!((exit(&cli, false).0, exit(&cli, true).0), (0, 2), "changes `up` can apply");
 }

@@ -206,7 +206,7 @@ impl Plan {
             .filter(|r| r.action == Action::Replace)
             .map(|r| {
                 let why: Vec<String> = r.changes.iter().filter(|c| c.replace).map(Change::to_string).collect();
-                format!("{}: {}", r.name, why.join("; "))
+                format!("{}: {} (AWS cannot change this in place: it needs a new {})", r.name, why.join("; "), r.name)
             })
             .collect();
         // What the changes cause elsewhere (a new task definition revision rolls the service).
@@ -243,7 +243,8 @@ impl Plan {
     }
 
     /// What to do about the refused replacements: the advice their resources give, when they all
-    /// give the same one, else `down` then `up`.
+    /// give the same one, else to put the values back. Never `down`: that takes the service down, and
+    /// the next `up` would refuse the same change.
     fn advice(&self, graphs: &Graphs) -> &'static str {
         let advice: Vec<Option<&'static str>> = self
             .resources
@@ -254,8 +255,8 @@ impl Plan {
         match advice.first() {
             Some(Some(first)) if advice.iter().all(|a| *a == Some(*first)) => first,
             _ => {
-                "These replace resources (and their data): run `fargate-stack down` (with --retain-table to keep \
-                 the table's data), then `up`"
+                "AWS cannot make these changes in place and `up` does not replace those resources: put the values \
+                 back (nothing was changed; the stack keeps running)"
             }
         }
     }

@@ -404,8 +404,8 @@ pub struct Driven<M>(pub M);
 pub fn refusal(key: Key, changes: &[&Change]) -> StackError {
     let list = changes.iter().map(|c| c.to_string()).collect::<Vec<_>>().join("; ");
     StackError::Refused(format!(
-        "{key}: {list}: this replaces it (and what depends on it); run `fargate-stack down` \
-         (with --retain-table to keep the table's data), then `up`"
+        "{key}: {list}: AWS cannot change this in place, it would need a new {key}; `up` does not replace it \
+         (nothing was changed): put the value back"
     ))
 }
 
