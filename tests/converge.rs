@@ -138,7 +138,9 @@ async fn changes_that_replace_are_refused_and_change_nothing() {
         let run = cli.run(&["up", "--no-wait"]);
         assert_eq!(run.code, 1, "{needle}");
         assert!(run.stderr.contains(needle), "{needle}: {}", run.stderr);
-        assert!(run.stderr.contains("down"), "says how: {}", run.stderr);
+        // Says how, and never by taking the stack down (an outage, and the next `up` refuses the same).
+        let safe = !run.stderr.contains("down") && run.stderr.to_lowercase().contains("put ");
+        assert!(safe && run.stderr.contains("cannot"), "says how: {}", run.stderr);
     }
     assert_eq!(cli.state().unwrap()["resources"], before["resources"], "state unchanged");
     let defs = sdk.ecs.list_task_definitions().family_prefix("simple-ecs-dev-server").send().await.unwrap();
@@ -184,13 +186,18 @@ async fn dry_run_changes_nothing() {
     assert_eq!(plan["dry_run"], true);
     let steps = plan["resources"].as_array().unwrap();
     assert_eq!(steps.len(), default_resources());
-    assert!(steps.iter().all(|s| s["action"] == "create"), "{plan}");
+    // The VPC's default group is made by AWS with the VPC: `up` only empties it.
+    let made_by_aws = |s: &&serde_json::Value| s["name"] == "default-security-group";
+    assert!(steps.iter().filter(|s| !made_by_aws(s)).all(|s| s["action"] == "create"), "{plan}");
+    let default_group = steps.iter().find(made_by_aws).unwrap();
+    assert_eq!(default_group["action"], "update", "{default_group}");
+    assert_eq!(default_group["detail"], "AWS makes it with the vpc; its rules are removed");
     assert!(cli.state().is_none(), "no state written");
     assert!(leftovers(&sdk, STACK).await.is_empty(), "nothing created");
     let text = cli.run(&["up", "--dry-run"]).ok();
     assert!(
         text.stdout.contains("create")
-            && text.stdout.contains(&format!("plan: {} to create, 0 to adopt, 0 to update", default_resources())),
+            && text.stdout.contains(&format!("plan: {} to create, 0 to adopt, 1 to update", default_resources() - 1)),
         "{}",
         text.stdout
     );
@@ -238,7 +245,22 @@ async fn dry_run_changes_nothing() {
         let (code, stdout, stderr) = exit(&cli, false);
         assert_eq!(code, 1, "{edit:?}: {stdout}");
         assert!(stdout.contains("refused: ") && stderr.contains("`up` would change nothing"), "{stdout}\n{stderr}");
+        // The advice never sends the stack down (that is an outage, and the next `up` refuses the same).
+        let refused = cli.run(&["up", "--yes"]);
+        assert_eq!(refused.code, 1);
+        assert!(!refused.stderr.contains("down"), "{}", refused.stderr);
+        let advice = if edit.0 == "partition_key" {
+            "A table's keys are fixed when DynamoDB creates it, and a new table would not hold the old one's items: \
+             `up` does not replace the table. Put table.partition_key and table.sort_key back"
+        } else {
+            "vpc: network.cidr: 10.0.0.0/16 → 10.1.0.0/16 (AWS cannot change this in place: it needs a new vpc). \
+             AWS cannot make these changes in place and `up` does not replace those resources: put the values back"
+        };
+        assert!(refused.stderr.contains(advice), "{}", refused.stderr);
     }
+    // Following it: the values put back, `up` has nothing to do and the stack runs on.
+    cli.write_config(&config_with(&[]));
+    assert_eq!(exit(&cli, true).0, 0, "no changes once the values are back");
     cli.write_config(&config_with(&[("desired_count", "desired_count = 3")]));
     assert_eq!((exit(&cli, false).0, exit(&cli, true).0), (0, 2), "changes `up` can apply");
 }

@@ -346,6 +346,9 @@ async fn switching_between_http_a_given_certificate_and_a_domain_is_an_update_in
     for key in ["certificate", "dns-validation-record", "dns-alias-record"] {
         assert_eq!(action(&plan, key), "delete", "{key}");
     }
+    // The plan says what deleting the alias record does to the name.
+    let alias = row(&plan, "resources", "dns-alias-record")["detail"].as_str().unwrap().to_string();
+    assert!(alias.contains(&format!("{DOMAIN} stops resolving once it is deleted")), "{alias}");
     assert_eq!(action(&plan, "listener-https"), "update");
     assert!(changes(&plan, "listener-https").contains(&given), "{plan}");
     let before = realism.calls().len();
@@ -461,6 +464,42 @@ async fn a_second_stack_in_the_same_zone_is_left_untouched() {
     assert_eq!(before.len(), 4, "a validation record and an alias each: {before:?}");
     assert_eq!(certificates(&sdk).await.len(), 2);
 
+    // `list` judges each stack by what it carries, from whichever directory it runs in: one with
+    // [https] and one without.
+    let plain = Cli::at(&realism.url());
+    plain.write_config(&config_with(&[("name", "name = \"plain\"")]));
+    plain.run(&["up", "--no-wait"]).ok();
+    let listed = |cli: &Cli| -> Vec<(String, String, u64, u64)> {
+        let doc = cli.run(&["--output", "json", "list"]).ok().json();
+        doc["stacks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                let url = s["url"].as_str().unwrap_or("-").to_string();
+                (
+                    s["name"].as_str().unwrap().to_string(),
+                    url,
+                    s["resources"].as_u64().unwrap(),
+                    s["expected"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let from_https = listed(&app2);
+    let with_https = resources_of(
+        &fargate_stack::config::Config::parse("t", &with_https(&[], &format!("domain = \"{DOMAIN}\""))).unwrap(),
+    ) as u64;
+    for (name, url) in [("app", "https://app.example.com"), ("app-2", "https://app-2.example.com")] {
+        assert!(from_https.contains(&(name.into(), url.into(), with_https, with_https)), "{name}: {from_https:?}");
+    }
+    let row = from_https.iter().find(|s| s.0 == "plain").unwrap();
+    assert!(
+        row.1.starts_with("http://") && (row.2, row.3) == (default_resources() as u64, default_resources() as u64),
+        "{row:?}"
+    );
+    assert_eq!(listed(&plain), from_https, "the same from a directory without [https]");
+
     app.run(&["down", "--yes"]).ok();
     let left = records(&sdk, &zone).await;
     assert_eq!(left.len(), 2, "{left:?}");
@@ -476,6 +515,7 @@ async fn a_second_stack_in_the_same_zone_is_left_untouched() {
     assert_eq!(status.code, 0, "{}", status.stdout);
 
     app2.run(&["down", "--yes"]).ok();
+    plain.run(&["down", "--yes"]).ok();
     assert!(records(&sdk, &zone).await.is_empty());
     assert!(certificates(&sdk).await.is_empty());
     assert!(leftovers(&sdk, "app").await.is_empty(), "app and app-2");

@@ -131,3 +131,70 @@ async fn a_recorded_resource_that_is_not_ours_is_left_alone() {
     assert_eq!(nat.nat_gateways()[0].state().map(|s| s.as_str()), Some("available"), "app-2's NAT untouched");
     assert_exactly_one_of(&sdk, "app-2").await;
 }
+
+/// The documented recovery when the state is lost: `down --name` finds the stack by tag and takes it
+/// down at AWS's pace (the realism layer: lingering ENIs, a group referenced by another group's rule
+/// cannot be deleted), next to a stack whose name extends it, which stays whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stateless_down_by_name_finishes_and_leaves_nothing_next_to_a_stack_whose_name_extends_it() {
+    let emulator = Emulator::start();
+    let options = RealismOptions { config: serde_json::json!({"iam_propagation_s": 0}), ..Default::default() };
+    let realism = Realism::start(&emulator, options);
+    let sdk = emulator.sdk().await;
+    let at = |name: &str| {
+        let cli = Cli::at(&realism.url());
+        cli.write_config(&named_config(name));
+        cli
+    };
+    let extended = at("probe-2");
+    extended.run(&["up", "--no-wait"]).ok();
+    let probe = at("probe");
+    probe.run(&["up", "--no-wait"]).ok();
+
+    // Someone's group in the stack's VPC with a rule referencing the tasks' group: that does not
+    // go by waiting, so the run stops at once and names it.
+    let recorded = &state_of(&probe, "probe")["resources"];
+    let (vpc, task_group) =
+        (recorded["vpc"]["id"].as_str().unwrap(), recorded["security-group-task"]["id"].as_str().unwrap());
+    let theirs =
+        sdk.ec2.create_security_group().group_name("hand-made").description("x").vpc_id(vpc).send().await.unwrap();
+    let theirs = theirs.group_id().unwrap();
+    let pair = aws_sdk_ec2::types::UserIdGroupPair::builder().group_id(task_group).build();
+    let rule = aws_sdk_ec2::types::IpPermission::builder()
+        .ip_protocol("tcp")
+        .from_port(80)
+        .to_port(80)
+        .user_id_group_pairs(pair);
+    sdk.ec2.authorize_security_group_ingress().group_id(theirs).ip_permissions(rule.build()).send().await.unwrap();
+    let held =
+        Cli::at(&realism.url()).run_within(&["down", "--name", "probe", "--yes"], std::time::Duration::from_secs(120));
+    assert_eq!(held.code, 1, "{}", held.stderr);
+    let named =
+        format!("in use by ingress rule tcp 80 {task_group} of group {theirs} (hand-made, carrying no stack tag)");
+    assert!(held.stderr.contains(&named), "{}", held.stderr);
+    sdk.ec2.delete_security_group().group_id(theirs).send().await.unwrap();
+
+    // The state lost: a directory with none, and no config.
+    let started = std::time::Instant::now();
+    let down = Cli::at(&realism.url())
+        .run_within(&["--output", "json", "down", "--name", "probe", "--yes"], std::time::Duration::from_secs(240));
+    let took = started.elapsed();
+    assert_eq!(down.code, 0, "{}\n{}", down.stdout, down.stderr);
+    // AWS releases a deleted load balancer's and stopped tasks' ENIs within ~20 minutes (24 s at the
+    // layer's scale); the rest is the tool's polling.
+    assert!(took < std::time::Duration::from_secs(120), "took {took:?}");
+    let doc = down.json();
+    let outcome =
+        |name: &str| doc["steps"].as_array().unwrap().iter().find(|s| s["name"] == name).map(|s| s["outcome"].clone());
+    for group in ["security-group-task", "security-group-alb", "vpc"] {
+        assert_eq!(outcome(group), Some("deleted".into()), "{group}: {doc}");
+    }
+    assert_eq!(outcome("default-security-group"), Some("goes_with_vpc".into()), "not 'already gone': {doc}");
+    let left = leftovers(&sdk, "probe").await;
+    assert!(left.is_empty(), "left of probe: {left:#?}");
+    assert_exactly_one_of(&sdk, "probe-2").await;
+    assert_eq!(extended.run(&["status"]).code, 0, "probe-2 is whole");
+
+    extended.run(&["down", "--yes"]).ok();
+    assert!(leftovers(&sdk, "probe-2").await.is_empty());
+}

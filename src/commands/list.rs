@@ -5,7 +5,9 @@
 //! DynamoDB table and the load balancer by their names and tags), every candidate checked on our
 //! side. Each stack is then inspected as `status` would without a state: found by tag and name,
 //! with the ownership checks. Only the stack of the config at hand is compared with a config
-//! (drift); the others are judged on what exists and what AWS is still settling.
+//! (drift); the others are judged on what exists and what AWS is still settling, and on the facts
+//! their own resources carry (an HTTPS listener, a certificate requested for a domain), never on
+//! the config of the directory `list` runs in.
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -16,10 +18,12 @@ use serde::Serialize;
 
 use crate::access::{self, Permission};
 use crate::commands::{inspect, CommandError, ResourceRow, Setup, StackState};
-use crate::config::Config;
+use crate::config::{Config, HttpsConfig};
 use crate::context::{Ctx, STACK_TAG};
+use crate::error::AwsContext;
 use crate::model::{Health, Indexed, Key, Kind, Shape, Sighting};
 use crate::report::{self, Report, Text};
+use crate::resources::certificate::CERTIFICATE;
 use crate::resources::cluster::{cluster_name, CLUSTER};
 use crate::resources::listener_https::LISTENER_HTTPS;
 use crate::resources::load_balancer::{self, load_balancer_name, DNS_NAME, LISTENER_PORT, LOAD_BALANCER};
@@ -98,6 +102,8 @@ struct Found {
     /// Its tagged subnets, NAT gateways and elastic IPs: how many AZs and NAT gateways it has.
     parts: Vec<Key>,
     created: Option<i64>,
+    /// The ARN of its certificate (requested for `https.domain`), found by its tags.
+    certificate: Option<String>,
 }
 
 impl Found {
@@ -126,6 +132,11 @@ pub fn permissions() -> Vec<Permission> {
         Permission::inspect("elasticloadbalancing:DescribeLoadBalancers"),
         Permission::inspect("elasticloadbalancing:DescribeTags"),
         Permission::inspect("logs:DescribeLogGroups"),
+        // Whether a stack serves HTTPS, and for which domain: its listeners and certificate.
+        Permission::inspect("elasticloadbalancing:DescribeListeners"),
+        Permission::inspect("acm:ListCertificates"),
+        Permission::inspect("acm:ListTagsForCertificate").on(access::arn("acm", "certificate/*")),
+        Permission::inspect("acm:DescribeCertificate").on(access::arn("acm", "certificate/*")),
     ]
 }
 
@@ -161,7 +172,7 @@ const PARTS: &[Indexed] = &[PUBLIC_SUBNET, PRIVATE_SUBNET, NAT_GATEWAY, ELASTIC_
 async fn discover(setup: &Setup) -> Result<(BTreeMap<String, Found>, Vec<String>), CommandError> {
     let mut kinds: Vec<Kind> = ANCHORS.iter().map(|(k, _)| k.kind()).collect();
     kinds.extend(PARTS.iter().map(|f| f.kind()));
-    kinds.push(LOG_GROUP.kind());
+    kinds.extend([LOG_GROUP.kind(), LISTENER_HTTPS.kind(), CERTIFICATE.kind()]);
     let sightings = resources::sightings(&setup.clients, &kinds).await?;
     let mut found: BTreeMap<String, Found> = BTreeMap::new();
     let mut warnings = vec![];
@@ -181,6 +192,16 @@ async fn discover(setup: &Setup) -> Result<(BTreeMap<String, Found>, Vec<String>
         if let Some(f) = found.get_mut(stack) {
             f.parts.push(part);
             f.created_at(s.created);
+        }
+    }
+    // What the stack serves, as its own resources say.
+    for s in sightings.iter().filter(|s| s.active) {
+        let (Some(stack), Some(resource)) = (&s.stack, &s.resource) else { continue };
+        let Some(f) = found.get_mut(stack) else { continue };
+        if *resource == LISTENER_HTTPS.to_string() {
+            f.parts.push(LISTENER_HTTPS);
+        } else if *resource == CERTIFICATE.to_string() && s.kind == CERTIFICATE.kind() {
+            f.certificate = Some(s.id.clone());
         }
     }
     for s in sightings.iter().filter(|s| s.kind == LOG_GROUP.kind()) {
@@ -215,10 +236,14 @@ async fn inspect_stack(setup: &Setup, name: &str, found: Found) -> Result<StackR
     let own = name == setup.config.name;
     let mut config = if own { setup.config.clone() } else { setup.config.with_name(name)? };
     if !own {
-        // Whether another stack has HTTPS or autoscaling, and how many AZs and NAT gateways it
-        // was built with, is in its own config: judge the part every stack has (and the parts
-        // found), rather than call it partial for lacking what ours has.
-        config.https = None;
+        // Whether another stack has autoscaling, and how many AZs and NAT gateways it was built
+        // with, is in its own config: judge the part every stack has (and the parts found), rather
+        // than call it partial for lacking what ours has. HTTPS is judged by what it carries: a
+        // certificate requested for a domain (so its records are looked for too), an HTTPS listener.
+        config.https = match &found.certificate {
+            Some(arn) => certificate_domain(setup, arn).await?.map(HttpsConfig::for_domain),
+            None => None,
+        };
         config.autoscaling = None;
         config.network.az_count = 2;
         config.network.nat_gateways = 1;
@@ -260,6 +285,12 @@ async fn inspect_stack(setup: &Setup, name: &str, found: Found) -> Result<StackR
         drift_checked: own,
         detail: detail(status, &rows, &kept),
     })
+}
+
+/// The domain a stack's certificate was requested for (none if it is gone meanwhile).
+async fn certificate_domain(setup: &Setup, arn: &str) -> Result<Option<String>, CommandError> {
+    let out = setup.clients.acm.describe_certificate().certificate_arn(arn).send().await.ctx("describe", arn);
+    Ok(crate::error::found(out)?.and_then(|o| o.certificate().and_then(|c| c.domain_name()).map(str::to_string)))
 }
 
 /// What `list` says beside a stack's status.

@@ -156,13 +156,27 @@ impl Plan {
     ) -> Plan {
         let mut resources: Vec<PlanRow> = rows
             .iter()
-            .map(|r| PlanRow {
-                name: r.name,
-                kind: r.kind,
-                action: Action::of(r),
-                id: r.id.clone(),
-                changes: r.changes.clone(),
-                detail: if r.changes.is_empty() { r.detail.clone() } else { String::new() },
+            .map(|r| {
+                let made_with = graphs.node(r.name).and_then(|n| n.lifecycle().made_with);
+                match (Action::of(r), made_with) {
+                    // Nothing to create: AWS makes it with its parent, and `up` configures it.
+                    (Action::Create, Some(parent)) => PlanRow {
+                        name: r.name,
+                        kind: r.kind,
+                        action: Action::Update,
+                        id: None,
+                        changes: vec![],
+                        detail: format!("AWS makes it with the {parent}; its rules are removed"),
+                    },
+                    (action, _) => PlanRow {
+                        name: r.name,
+                        kind: r.kind,
+                        action,
+                        id: r.id.clone(),
+                        changes: r.changes.clone(),
+                        detail: if r.changes.is_empty() { r.detail.clone() } else { String::new() },
+                    },
+                }
             })
             .collect();
         let blocked: Vec<String> = rows.iter().filter_map(|r| r.blocked.clone()).collect();
@@ -177,7 +191,10 @@ impl Plan {
                 action: if refused.is_some() { Action::Replace } else { Action::Delete },
                 id: orphan.id.clone(),
                 changes: refused.into_iter().collect(),
-                detail: "no longer in the config".into(),
+                detail: graphs
+                    .node(orphan.name)
+                    .and_then(|n| n.removal_note(&orphan.inspection))
+                    .unwrap_or_else(|| "no longer in the config".into()),
             });
         }
         let mut counts = BTreeMap::new();
@@ -189,7 +206,7 @@ impl Plan {
             .filter(|r| r.action == Action::Replace)
             .map(|r| {
                 let why: Vec<String> = r.changes.iter().filter(|c| c.replace).map(Change::to_string).collect();
-                format!("{}: {}", r.name, why.join("; "))
+                format!("{}: {} (AWS cannot change this in place: it needs a new {})", r.name, why.join("; "), r.name)
             })
             .collect();
         // What the changes cause elsewhere (a new task definition revision rolls the service).
@@ -226,7 +243,8 @@ impl Plan {
     }
 
     /// What to do about the refused replacements: the advice their resources give, when they all
-    /// give the same one, else `down` then `up`.
+    /// give the same one, else to put the values back. Never `down`: that takes the service down, and
+    /// the next `up` would refuse the same change.
     fn advice(&self, graphs: &Graphs) -> &'static str {
         let advice: Vec<Option<&'static str>> = self
             .resources
@@ -237,8 +255,8 @@ impl Plan {
         match advice.first() {
             Some(Some(first)) if advice.iter().all(|a| *a == Some(*first)) => first,
             _ => {
-                "These replace resources (and their data): run `fargate-stack down` (with --retain-table to keep \
-                 the table's data), then `up`"
+                "AWS cannot make these changes in place and `up` does not replace those resources: put the values \
+                 back (nothing was changed; the stack keeps running)"
             }
         }
     }

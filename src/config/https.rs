@@ -22,6 +22,19 @@ pub struct HttpsConfig {
     pub ssl_policy: String,
 }
 
+impl HttpsConfig {
+    /// `[https]` with only `domain` set, the rest as defaulted (a stack judged by its certificate).
+    pub fn for_domain(domain: String) -> HttpsConfig {
+        HttpsConfig {
+            certificate_arn: None,
+            domain: Some(domain),
+            hosted_zone_id: None,
+            redirect_http: defaults::redirect_http(),
+            ssl_policy: defaults::ssl_policy(),
+        }
+    }
+}
+
 /// The HTTPS listener's port: fixed, it is what `https://` means.
 pub const HTTPS_PORT: u32 = 443;
 

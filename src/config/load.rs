@@ -49,34 +49,76 @@ fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// `FILE:LINE`, or `FILE` when there is no line (a value from the command line).
+pub(super) fn located(origin: &str, line: Option<usize>) -> String {
+    match line {
+        Some(line) => format!("{origin}:{line}"),
+        None => origin.to_string(),
+    }
+}
+
+/// The table header a line opens, if it is one (`[service]` → `service`; arrays of tables: none).
+fn header(line: &str) -> Option<String> {
+    let l = line.trim();
+    (l.starts_with('[') && !l.starts_with("[[")).then(|| l.trim_matches(|c| c == '[' || c == ']').trim().to_string())
+}
+
+/// The line of the dotted `key` in `text`: where it is set, else the header of its section (or
+/// of the section it names), else 1 (a key left to its default in a section not written).
+pub(super) fn line_of(text: &str, key: &str) -> usize {
+    let mut section = String::new();
+    let mut section_line = None;
+    for (n, line) in text.lines().enumerate() {
+        if let Some(h) = header(line) {
+            if h == key || key.starts_with(&format!("{h}.")) && section_line.is_none() {
+                section_line = Some(n + 1);
+            }
+            section = h;
+            continue;
+        }
+        let Some((name, _)) = line.split_once('=') else { continue };
+        let name = name.trim().trim_matches('"');
+        let dotted = if section.is_empty() { name.to_string() } else { format!("{section}.{name}") };
+        if dotted == key && !line.trim_start().starts_with('#') {
+            return n + 1;
+        }
+    }
+    section_line.unwrap_or(1)
+}
+
 /// A TOML or type error, located: the line, the dotted key (from the table header above it and
-/// the key on the line), and the value as written.
+/// the key on the line), and the value as written. A missing key or section is named as missing.
 pub(super) fn syntax_error(origin: &str, text: &str, e: &toml::de::Error) -> ConfigError {
     let message = one_line(e.message());
-    let Some(span) = e.span().filter(|s| s.start <= text.len()) else {
-        return ConfigError::Parse { origin: origin.to_string(), message };
+    let at = |line: usize, key: String, message: String| ConfigError::At {
+        origin: origin.to_string(),
+        line: Some(line),
+        key,
+        message,
     };
-    let line = text[..span.start].matches('\n').count() + 1;
+    let span = e.span().filter(|s| s.start <= text.len());
+    let line = span.as_ref().map_or(1, |s| text[..s.start].matches('\n').count() + 1);
     let line_text = text.lines().nth(line - 1).unwrap_or_default();
-    let section = text
-        .lines()
-        .take(line)
-        .filter_map(|l| {
-            let l = l.trim();
-            (l.starts_with('[') && !l.starts_with("[["))
-                .then(|| l.trim_matches(|c| c == '[' || c == ']').trim().to_string())
-        })
-        .last()
-        .filter(|_| !line_text.trim_start().starts_with('['));
-    let Some((key, _)) = line_text.split_once('=') else {
-        return ConfigError::Parse { origin: origin.to_string(), message: format!("line {line}: {message}") };
+    let section = text.lines().take(line).filter_map(header).last();
+    if let Some(missing) = message.strip_prefix("missing field `").and_then(|m| m.strip_suffix('`')) {
+        // Reported at the table that lacks it: its header, or the top of the file.
+        let within = header(line_text).or(section).filter(|s| !s.is_empty() && line > 1);
+        let key = within.map_or(missing.to_string(), |s| format!("{s}.{missing}"));
+        let what = if key.contains('.') { "key" } else { "section" };
+        return at(line, key, format!("missing: this {what} is required (README: \"Every key\")"));
+    }
+    let key_text = line_text.split_once('=').filter(|_| header(line_text).is_none()).map(|(k, _)| k);
+    let Some(key) = key_text else {
+        let key = header(line_text).or(section).unwrap_or_else(|| "(file)".into());
+        return at(line, key, message);
     };
     let key = key.trim().trim_matches('"');
     let key = match section {
         Some(section) if !section.is_empty() => format!("{section}.{key}"),
         _ => key.to_string(),
     };
-    let value = text.get(span.clone()).map(|v| one_line(v.trim())).filter(|v| !v.is_empty() && !v.contains('\n'));
+    let value =
+        span.and_then(|s| text.get(s)).map(|v| one_line(v.trim())).filter(|v| !v.is_empty() && !v.contains('\n'));
     let value = value.unwrap_or_else(|| one_line(line_text.split_once('=').map_or("", |(_, v)| v).trim()));
-    ConfigError::Syntax { origin: origin.to_string(), line, key, value, message }
+    at(line, key, format!("{value}: {message}"))
 }

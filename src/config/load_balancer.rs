@@ -21,6 +21,20 @@ pub struct LoadBalancerConfig {
     pub deregistration_delay_seconds: u32,
 }
 
+/// `[load_balancer]` absent: as an empty one.
+impl Default for LoadBalancerConfig {
+    fn default() -> LoadBalancerConfig {
+        LoadBalancerConfig {
+            listener_port: defaults::port(),
+            health_check_interval_seconds: defaults::health_check_interval(),
+            health_check_timeout_seconds: defaults::health_check_timeout(),
+            healthy_threshold: defaults::healthy_threshold(),
+            unhealthy_threshold: defaults::unhealthy_threshold(),
+            deregistration_delay_seconds: defaults::deregistration_delay(),
+        }
+    }
+}
+
 mod defaults {
     pub fn port() -> u32 {
         80

@@ -15,6 +15,13 @@ pub struct LogsConfig {
     pub retention_days: u32,
 }
 
+/// `[logs]` absent: as an empty one.
+impl Default for LogsConfig {
+    fn default() -> LogsConfig {
+        LogsConfig { retention_days: defaults::retention_days() }
+    }
+}
+
 mod defaults {
     pub fn retention_days() -> u32 {
         14

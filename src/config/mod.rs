@@ -34,12 +34,10 @@ pub const LOCAL_CONFIG_FILE: &str = "fargate-stack.toml";
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
     Read { path: PathBuf, source: std::io::Error },
-    #[error("invalid config {origin}: {message}")]
-    Parse { origin: String, message: String },
-    #[error("invalid config {origin}, line {line}: `{key}` = {value}: {message}")]
-    Syntax { origin: String, line: usize, key: String, value: String, message: String },
-    #[error("invalid config {origin}: `{key}` = {value}: {reason}")]
-    Invalid { origin: String, key: &'static str, value: String, reason: String },
+    /// Every error about the config's content, in one format: `FILE:LINE: key: message` (the line
+    /// of the key, else of its section; none for a value given on the command line).
+    #[error("{}: {key}: {message}", load::located(origin, *line))]
+    At { origin: String, line: Option<usize>, key: String, message: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -55,7 +53,11 @@ pub struct Config {
     pub network: NetworkConfig,
     pub service: ServiceConfig,
     pub table: TableConfig,
+    /// Absent: the defaults.
+    #[serde(default)]
     pub logs: LogsConfig,
+    /// Absent: the defaults.
+    #[serde(default)]
     pub load_balancer: LoadBalancerConfig,
     /// HTTPS on 443; absent: HTTP on `load_balancer.listener_port` only.
     #[serde(default)]
@@ -71,16 +73,17 @@ type Invalid<'a> = dyn Fn(&'static str, String, String) -> ConfigError + 'a;
 impl Config {
     pub fn parse(origin: &str, text: &str) -> Result<Config, ConfigError> {
         let config: Config = toml::from_str(text).map_err(|e| load::syntax_error(origin, text, &e))?;
-        config.validate(origin)?;
+        config.validate(origin, Some(text))?;
         Ok(config)
     }
 
-    fn validate(&self, origin: &str) -> Result<(), ConfigError> {
-        let invalid = |key: &'static str, value: String, reason: String| ConfigError::Invalid {
+    /// `text`: the config as written, to give each error the line of its key.
+    fn validate(&self, origin: &str, text: Option<&str>) -> Result<(), ConfigError> {
+        let invalid = |key: &'static str, value: String, reason: String| ConfigError::At {
             origin: origin.to_string(),
-            key,
-            value,
-            reason,
+            line: text.map(|t| load::line_of(t, key)),
+            key: key.to_string(),
+            message: format!("{value}: {reason}"),
         };
         self.validate_identity(&invalid)?;
         self.validate_network(&invalid)?;
@@ -132,7 +135,7 @@ impl Config {
     /// The same stack under another name (validated like the config's `name`).
     pub fn with_name(&self, name: &str) -> Result<Config, ConfigError> {
         let renamed = Config { name: name.to_string(), ..self.clone() };
-        renamed.validate("--name")?;
+        renamed.validate("--name", None)?;
         Ok(renamed)
     }
 }

@@ -56,16 +56,76 @@ fn unknown_key_is_named() {
     assert!(e.to_string().contains("unknown field `azs`"), "{e}");
 }
 
+/// The line of `key = ` in the default config.
+fn line_in_default(key: &str) -> usize {
+    DEFAULT_TOML.lines().position(|l| l.trim_start().starts_with(&format!("{key} "))).unwrap() + 1
+}
+
 #[test]
-fn type_and_syntax_errors_name_the_key_the_value_and_the_line() {
-    let e = Config::parse("x.toml", &DEFAULT_TOML.replace("10.0.0.0/16", "10.0.0.0/33")).unwrap_err().to_string();
-    assert!(e.contains("line 9") && e.contains("`network.cidr` = \"10.0.0.0/33\""), "{e}");
-    assert!(e.contains("invalid"), "{e}");
-    let e = Config::parse("x.toml", &DEFAULT_TOML.replace("cpu = 256", "cpu = \"256\"")).unwrap_err().to_string();
-    assert!(e.contains("`service.cpu` = \"256\"") && e.contains("expected u32"), "{e}");
-    let e = Config::parse("x.toml", &DEFAULT_TOML.replace("type = \"N\"", "type = \"X\"")).unwrap_err().to_string();
-    assert!(e.contains("`table.sort_key`") && e.contains("\"X\""), "{e}");
-    assert!(!e.contains('\n'), "{e}");
+fn every_error_is_file_line_key_message() {
+    let e = |text: String| Config::parse("x.toml", &text).unwrap_err().to_string();
+    let cidr = line_in_default("cidr");
+    let cpu = line_in_default("cpu");
+    let memory = line_in_default("memory");
+    let cases = [
+        // Syntax, type and value errors.
+        (
+            e(DEFAULT_TOML.replace("10.0.0.0/16", "10.0.0.0/33")),
+            format!("x.toml:{cidr}: network.cidr: \"10.0.0.0/33\": "),
+        ),
+        (
+            e(DEFAULT_TOML.replace("cpu = 256", "cpu = \"256\"")),
+            format!("x.toml:{cpu}: service.cpu: \"256\": invalid type"),
+        ),
+        (e(DEFAULT_TOML.replace("name = ", "name = = ")), "x.toml:".to_string()),
+        // Checks made after parsing: at the line of their key.
+        (e(DEFAULT_TOML.replace("memory = 512", "memory = 4096")), format!("x.toml:{memory}: service.memory: 4096: ")),
+        (e(DEFAULT_TOML.replace("cpu = 256", "cpu = 300")), format!("x.toml:{cpu}: service.cpu: 300: ")),
+        // Unknown keys.
+        (
+            e(DEFAULT_TOML.replace("az_count = 2", "az_count = 2\nazs = 3")),
+            format!("x.toml:{}: network.azs: ", cidr + 2),
+        ),
+        // A missing section, and a missing key.
+        (e(DEFAULT_TOML.replace("[table]", "[tables]")), "x.toml:".to_string()),
+        (e(DEFAULT_TOML.replace("image = ", "# image = ")), "x.toml:".to_string()),
+    ];
+    for (error, start) in &cases {
+        assert!(error.starts_with(start.as_str()), "{error} does not start with {start}");
+        assert!(!error.contains('\n'), "{error}");
+        let (file, rest) = error.split_once(':').unwrap();
+        let (line, rest) = rest.split_once(": ").unwrap();
+        let (key, message) = rest.split_once(": ").unwrap();
+        assert_eq!(file, "x.toml");
+        assert!(line.parse::<usize>().is_ok(), "{error}");
+        assert!(!key.is_empty() && !key.contains(' ') && !message.is_empty(), "{error}");
+    }
+    let missing = e(without("[table]"));
+    assert!(missing.starts_with("x.toml:1: table: missing: this section is required"), "{missing}");
+    let no_image = e(DEFAULT_TOML.replace("image = ", "# image = "));
+    assert!(no_image.contains(": service.image: missing: this key is required"), "{no_image}");
+}
+
+/// The default config without one section (its header and keys).
+fn without(section: &str) -> String {
+    let mut skipping = false;
+    let text: Vec<&str> = DEFAULT_TOML
+        .lines()
+        .filter(|l| {
+            if l.starts_with('[') {
+                skipping = l.trim() == section;
+            }
+            !skipping
+        })
+        .collect();
+    text.join("\n")
+}
+
+#[test]
+fn logs_and_load_balancer_default_when_absent() {
+    let full = Config::parse("x.toml", DEFAULT_TOML).unwrap();
+    assert_eq!(Config::parse("x.toml", &without("[logs]")).unwrap().logs, full.logs);
+    assert_eq!(Config::parse("x.toml", &without("[load_balancer]")).unwrap().load_balancer, full.load_balancer);
 }
 
 #[test]
@@ -83,15 +143,15 @@ fn the_source_names_the_file_and_hashes_its_text() {
 fn malformed_toml_is_one_line() {
     let e = Config::parse("x.toml", "name = \n").unwrap_err().to_string();
     assert!(!e.contains('\n'), "{e}");
-    assert!(e.starts_with("invalid config x.toml"), "{e}");
+    assert!(e.starts_with("x.toml:1: name: "), "{e}");
 }
 
 #[test]
 fn names() {
-    assert!(err("name = \"Bad_Name\"").contains("`name`"));
-    assert!(err("name = \"\"").contains("`name`"));
+    assert!(err("name = \"Bad_Name\"").contains(": name: "));
+    assert!(err("name = \"\"").contains(": name: "));
     assert!(err("name = \"this-name-is-far-too-long\"").contains("1-20"));
-    assert!(err("name = \"-x\"").contains("`name`"));
+    assert!(err("name = \"-x\"").contains(": name: "));
     assert!(with("name = \"a-1\"").is_ok());
 }
 
@@ -101,7 +161,7 @@ fn state_locations_are_checked_with_the_config() {
     let c = Config::parse("x.toml", &state("state = \"s3://team-state/stacks/\"")).unwrap();
     assert_eq!(c.state.as_deref(), Some("s3://team-state/stacks/"));
     let e = Config::parse("x.toml", &state("state = \"s3://Team_State/x.json\"")).unwrap_err().to_string();
-    assert!(e.contains("`state` = \"s3://Team_State/x.json\"") && e.contains("a-z, 0-9"), "{e}");
+    assert!(e.contains(": state: \"s3://Team_State/x.json\"") && e.contains("a-z, 0-9"), "{e}");
     assert!(!e.contains('\n'), "{e}");
     assert!(Config::parse("x.toml", DEFAULT_TOML).unwrap().state.is_none());
 }
@@ -114,7 +174,7 @@ fn cidr() {
     assert!(err("cidr = \"10.0.0.0/8\"").contains("network.cidr"));
     assert!(err("cidr = \"10.0.0.1/16\"").contains("host bits"));
     assert!(err("cidr = \"8.8.0.0/16\"").contains("private range"));
-    assert!(err("cidr = \"not-a-cidr\"").contains("invalid config"));
+    assert!(err("cidr = \"not-a-cidr\"").contains("test:"));
 }
 
 #[test]
@@ -172,7 +232,7 @@ fn environment_and_keys() {
     let e = Config::parse("t", &DEFAULT_TOML.replace("APP_ID =", "\"1BAD\" =")).unwrap_err();
     assert!(e.to_string().contains("service.environment"), "{e}");
     let e = Config::parse("t", &DEFAULT_TOML.replace("type = \"N\"", "type = \"X\"")).unwrap_err();
-    assert!(e.to_string().contains("invalid config"), "{e}");
+    assert!(e.to_string().starts_with("t:") && e.to_string().contains("table.sort_key"), "{e}");
     let e = Config::parse("t", &DEFAULT_TOML.replace("\"created_at\"", "\"id\"")).unwrap_err();
     assert!(e.to_string().contains("table.sort_key"), "{e}");
 }
@@ -288,25 +348,25 @@ fn the_documented_autoscaling_section_is_valid() {
 #[test]
 fn autoscaling_values_are_checked_naming_the_key() {
     for (section, needle) in [
-        (
-            "min_count = 5\nmax_count = 3",
-            "`autoscaling.min_count` = 5: must be between 1 and autoscaling.max_count (3)",
-        ),
-        ("min_count = 0\nmax_count = 3", "`autoscaling.min_count` = 0"),
-        ("min_count = 2\nmax_count = 101", "`autoscaling.max_count` = 101: must be between 1 and 100"),
-        ("min_count = 2\nmax_count = 4\ncpu_target_percent = 9", "`autoscaling.cpu_target_percent` = 9"),
+        ("min_count = 5\nmax_count = 3", ": autoscaling.min_count: 5: must be between 1 and autoscaling.max_count (3)"),
+        ("min_count = 0\nmax_count = 3", ": autoscaling.min_count: 0"),
+        ("min_count = 2\nmax_count = 101", ": autoscaling.max_count: 101: must be between 1 and 100"),
+        ("min_count = 2\nmax_count = 4\ncpu_target_percent = 9", ": autoscaling.cpu_target_percent: 9"),
         ("min_count = 2\nmax_count = 4\ncpu_target_percent = 91", "between 10 and 90"),
-        ("min_count = 2\nmax_count = 4\nrequests_per_target = 0", "`autoscaling.requests_per_target` = 0"),
-        ("min_count = 2\nmax_count = 4\nscale_in_cooldown_seconds = 3601", "`autoscaling.scale_in_cooldown_seconds`"),
-        ("min_count = 2\nmax_count = 4\nscale_out_cooldown_seconds = 3601", "`autoscaling.scale_out_cooldown_seconds`"),
+        ("min_count = 2\nmax_count = 4\nrequests_per_target = 0", ": autoscaling.requests_per_target: 0"),
+        ("min_count = 2\nmax_count = 4\nscale_in_cooldown_seconds = 3601", ": autoscaling.scale_in_cooldown_seconds: "),
+        (
+            "min_count = 2\nmax_count = 4\nscale_out_cooldown_seconds = 3601",
+            ": autoscaling.scale_out_cooldown_seconds: ",
+        ),
         (
             "min_count = 3\nmax_count = 4",
-            "`service.desired_count` = 2: with [autoscaling] it is the count a new service starts with",
+            ": service.desired_count: 2: with [autoscaling] it is the count a new service starts with",
         ),
-        ("min_count = 1\nmax_count = 1", "`service.desired_count` = 2"),
+        ("min_count = 1\nmax_count = 1", ": service.desired_count: 2"),
         ("min_count = 2\nmax_count = 4\ntarget = 5", "unknown field `target`"),
-        ("min_count = 2", "missing field `max_count`"),
-        ("min_count = 2\nmax_count = -1", "`autoscaling.max_count` = -1"),
+        ("min_count = 2", "autoscaling.max_count: missing: this key is required"),
+        ("min_count = 2\nmax_count = -1", ": autoscaling.max_count: -1"),
     ] {
         let e = scaling_err(section);
         assert!(e.contains(needle), "{section:?}: {e}");
@@ -317,5 +377,5 @@ fn autoscaling_values_are_checked_naming_the_key() {
 fn region() {
     assert!(Config::parse("t", &DEFAULT_TOML.replace("# region = \"us-east-1\"", "region = \"us-west-2\"")).is_ok());
     let e = Config::parse("t", &DEFAULT_TOML.replace("# region = \"us-east-1\"", "region = \"mars\"")).unwrap_err();
-    assert!(e.to_string().contains("`region`"), "{e}");
+    assert!(e.to_string().contains(":4: region: "), "{e}");
 }

@@ -45,6 +45,9 @@ pub struct Lifecycle {
     pub retention: Option<Retention>,
     /// What to do when `up` refuses a replacement of it (else: `down`, then `up`).
     pub advice: Option<&'static str>,
+    /// AWS makes it with this resource and deletes it with it (the VPC's default security group):
+    /// `up` only configures it, and `down` leaves it to go with that one.
+    pub made_with: Option<Key>,
 }
 
 /// What `down` decided about a resource before deleting anything.
@@ -118,6 +121,12 @@ pub trait Managed: Send + Sync + 'static {
     /// A line for the plan about what the changes cause here: `found` is this resource's check,
     /// `other` another's.
     fn plan_note(&self, _found: &Inspection, _other: &dyn Fn(Key) -> Option<Inspection>) -> Option<String> {
+        None
+    }
+
+    /// What the plan says of deleting it when the config no longer has it (`found`: its check),
+    /// beyond "no longer in the config": what stops working.
+    fn removal_note(&self, _found: &Inspection) -> Option<String> {
         None
     }
 
@@ -222,6 +231,9 @@ pub trait Resource: Send + Sync {
         Removal::AfterUp
     }
     fn plan_note(&self, _found: &Inspection, _other: &dyn Fn(Key) -> Option<Inspection>) -> Option<String> {
+        None
+    }
+    fn removal_note(&self, _found: &Inspection) -> Option<String> {
         None
     }
     async fn inspect(&self, ctx: &Ctx) -> Result<Inspection, StackError>;
@@ -392,8 +404,8 @@ pub struct Driven<M>(pub M);
 pub fn refusal(key: Key, changes: &[&Change]) -> StackError {
     let list = changes.iter().map(|c| c.to_string()).collect::<Vec<_>>().join("; ");
     StackError::Refused(format!(
-        "{key}: {list}: this replaces it (and what depends on it); run `fargate-stack down` \
-         (with --retain-table to keep the table's data), then `up`"
+        "{key}: {list}: AWS cannot change this in place, it would need a new {key}; `up` does not replace it \
+         (nothing was changed): put the value back"
     ))
 }
 
@@ -455,7 +467,8 @@ impl<M: Managed> Driven<M> {
             }
         }
         self.0.ready(ctx, line, &live).await?;
-        Ok(if created {
+        let made_by_aws = self.0.lifecycle().made_with.is_some();
+        Ok(if created && !made_by_aws {
             Outcome::Created
         } else if changes.is_empty() {
             Outcome::Unchanged
@@ -539,6 +552,10 @@ impl<M: Managed> Resource for Driven<M> {
 
     fn removal(&self, config: &Config) -> Removal {
         self.0.removal(config)
+    }
+
+    fn removal_note(&self, found: &Inspection) -> Option<String> {
+        self.0.removal_note(found)
     }
 
     fn plan_note(&self, found: &Inspection, other: &dyn Fn(Key) -> Option<Inspection>) -> Option<String> {

@@ -132,6 +132,8 @@ pub enum Outcome {
     Waited,
     /// Found by name but not carrying this stack's tag: not ours, not touched.
     LeftAlone,
+    /// AWS deletes it with the VPC it made it with (the VPC's default security group).
+    GoesWithVpc,
 }
 
 impl Outcome {
@@ -145,6 +147,7 @@ impl Outcome {
             Outcome::Retained => "retained",
             Outcome::Waited => "ready",
             Outcome::LeftAlone => "left alone",
+            Outcome::GoesWithVpc => "goes with the VPC",
         }
     }
 }

@@ -17,8 +17,8 @@ use crate::bill::{items, Charge, Unit};
 use crate::config::Config;
 use crate::error::{AwsContext, StackError};
 use crate::model::{
-    after, before, Attr, Changed, Dep, Diff, Edge, Field, Key, Kind, Lifecycle, Managed, Nodes, Outcome, Record, Scope,
-    Shape, Sweep,
+    after, before, Attr, Changed, Dep, Diff, Edge, Field, Inspection, Key, Kind, Lifecycle, Managed, Nodes, Outcome,
+    Record, Scope, Shape, Sweep,
 };
 use crate::progress::Line;
 use crate::resources::acm;
@@ -617,6 +617,15 @@ impl Managed for AliasRecord {
 
     fn lifecycle(&self) -> Lifecycle {
         Lifecycle { found_first: true, advice: Some(MOVE_HTTPS), ..Lifecycle::default() }
+    }
+
+    /// Deleting the alias record takes the name off the internet: the plan says so.
+    fn removal_note(&self, found: &Inspection) -> Option<String> {
+        let name = found.id.as_deref()?.trim_end_matches('.');
+        Some(format!(
+            "no longer in the config: {name} stops resolving once it is deleted (clients must use the load \
+             balancer's name); keep https.domain = \"{name}\" to keep it"
+        ))
     }
 
     async fn find(&self, ctx: &Scope<'_>) -> Result<Option<RecordLive>, StackError> {

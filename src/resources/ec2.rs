@@ -108,6 +108,59 @@ pub async fn wait_enis_released(ctx: &Scope<'_>, line: &Line, owner: &str, filte
     }
 }
 
+/// The network interfaces matching `filters`, each as `eni-… (description; type; requester)`: what
+/// a refused delete names once its wait is over, so that the user sees what holds the resource.
+pub async fn enis_holding(ctx: &Scope<'_>, filters: Vec<Filter>) -> Result<Vec<String>, StackError> {
+    let out = ctx
+        .aws
+        .ec2
+        .describe_network_interfaces()
+        .set_filters(Some(filters))
+        .send()
+        .await
+        .ctx("describe", "network interfaces")?;
+    Ok(out
+        .network_interfaces()
+        .iter()
+        .map(|eni| {
+            let mut about = vec![eni.description().unwrap_or("no description").to_string()];
+            about.extend(eni.interface_type().map(|t| format!("type {}", t.as_str())));
+            about.extend(eni.requester_id().map(|r| format!("requested by {r}")));
+            format!("network interface {} ({})", eni.network_interface_id().unwrap_or("?"), about.join("; "))
+        })
+        .collect())
+}
+
+/// A resource that AWS refuses to delete because something uses it: the error names what does
+/// (`after`: how long the run waited for it to go, if it did).
+pub fn held(what: &str, after: Option<std::time::Duration>, mut by: Vec<String>) -> StackError {
+    if by.is_empty() {
+        by.push("nothing EC2 lists now (an interface being released: run down again)".into());
+    }
+    let after = after.map(|d| format!(" after {}s", d.as_secs())).unwrap_or_default();
+    StackError::Failed {
+        resource: what.to_string(),
+        message: format!(
+            "cannot be deleted{after}: in use by {}; delete or change them, then run down again",
+            by.join(", ")
+        ),
+    }
+}
+
+/// A delete's wait on DependencyViolation that ran out of budget becomes an error naming the
+/// network interfaces (`filters`) that still hold `what`.
+pub async fn name_holders<T>(
+    ctx: &Scope<'_>,
+    what: &str,
+    filters: Vec<Filter>,
+    result: Result<T, StackError>,
+) -> Result<T, StackError> {
+    match result {
+        Err(StackError::Timeout { waited, .. }) => Err(held(what, Some(waited), enis_holding(ctx, filters).await?)),
+        other => other,
+    }
+}
+
 /// Why `object` is not this stack's resource `key`, if it is not.
 pub fn check(ctx: &Scope<'_>, key: Key, within: &Within, object: &impl Ec2Object) -> Result<(), String> {
     ctx.owns(key, object.tag_pairs())?;

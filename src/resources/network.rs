@@ -18,7 +18,7 @@ use crate::model::{
 };
 use crate::progress::Line;
 use crate::resources::ec2::{
-    any_stack, check, filter, locate, sightings, tag_filters, tag_spec, Ec2Object, Within, ANYWHERE,
+    any_stack, check, filter, locate, name_holders, sightings, tag_filters, tag_spec, Ec2Object, Within, ANYWHERE,
 };
 use crate::state::location::{tag_value, STATE_TAG};
 use crate::wait::{self, budget, Poll};
@@ -262,6 +262,8 @@ impl Managed for Vpc {
             access::tags_on_create("ec2:CreateTags", "CreateVpc", vpc.clone()),
             Permission::update("ec2:ModifyVpcAttribute").on(vpc.clone()).tagged(),
             Permission::delete("ec2:DeleteVpc").on(vpc).tagged(),
+            // A delete refused past its wait names the interfaces still in the VPC.
+            Permission::delete("ec2:DescribeNetworkInterfaces"),
         ]
     }
 
@@ -388,10 +390,11 @@ impl Managed for Vpc {
 
     async fn destroy(&self, ctx: &Scope<'_>, line: &Line, live: VpcLive) -> Result<Outcome, StackError> {
         let id = live.vpc.object_id();
-        wait::retry_codes(line, id, budget::NETWORK, &["DependencyViolation"], || async {
+        let deleted = wait::retry_codes(line, id, budget::NETWORK, &["DependencyViolation"], || async {
             ignore_not_found(ctx.aws.ec2.delete_vpc().vpc_id(id).send().await.ctx("delete", id).map(drop))
         })
-        .await?;
+        .await;
+        name_holders(ctx, &format!("VPC {id}"), vec![filter("vpc-id", id)], deleted).await?;
         Ok(Outcome::Deleted)
     }
 }
@@ -429,6 +432,8 @@ impl Managed for Subnet {
             Permission::create("ec2:CreateSubnet").on(arn("ec2", "vpc/*")).tagged(),
             access::tags_on_create("ec2:CreateTags", "CreateSubnet", subnet.clone()),
             Permission::delete("ec2:DeleteSubnet").on(subnet).tagged(),
+            // A delete refused past its wait names the interfaces still in the subnet.
+            Permission::delete("ec2:DescribeNetworkInterfaces"),
         ]
     }
 
@@ -499,10 +504,11 @@ impl Managed for Subnet {
 
     async fn destroy(&self, ctx: &Scope<'_>, line: &Line, live: Sn) -> Result<Outcome, StackError> {
         let id = live.object_id();
-        wait::retry_codes(line, id, budget::NETWORK, &["DependencyViolation"], || async {
+        let deleted = wait::retry_codes(line, id, budget::NETWORK, &["DependencyViolation"], || async {
             ignore_not_found(ctx.aws.ec2.delete_subnet().subnet_id(id).send().await.ctx("delete", id).map(drop))
         })
-        .await?;
+        .await;
+        name_holders(ctx, &format!("subnet {id}"), vec![filter("subnet-id", id)], deleted).await?;
         Ok(Outcome::Deleted)
     }
 }

@@ -16,11 +16,13 @@ use crate::bill::Charge;
 use crate::config::Config;
 use crate::error::{found, ignore_not_found, AwsContext, StackError};
 use crate::model::{
-    after, before, Changed, Dep, Diff, Edge, Field, Key, Kind, Managed, Nodes, Outcome, Record, Scope, Shape, Sighting,
-    Sweep,
+    after, before, Changed, Dep, Diff, Edge, Field, Key, Kind, Lifecycle, Managed, Nodes, Outcome, Record, Scope,
+    Shape, Sighting, Sweep,
 };
 use crate::progress::Line;
-use crate::resources::ec2::{any_stack, filter, locate, sightings, tag_spec, Ec2Object, ANYWHERE};
+use crate::resources::ec2::{
+    any_stack, check, enis_holding, filter, held, locate, sightings, tag_spec, Ec2Object, ANYWHERE,
+};
 use crate::resources::network::{in_stack_vpc, VPC};
 use crate::wait::{self, budget, Poll};
 
@@ -66,6 +68,8 @@ fn group_permissions() -> Vec<Permission> {
     let group = arn("ec2", "security-group/*");
     vec![
         Permission::find("ec2:DescribeSecurityGroups"),
+        // A delete refused past its wait names the interfaces that still use the group.
+        Permission::delete("ec2:DescribeNetworkInterfaces"),
         Permission::create("ec2:CreateSecurityGroup").on(group.clone()).tagging(),
         Permission::create("ec2:CreateSecurityGroup").on(arn("ec2", "vpc/*")).tagged(),
         crate::access::tags_on_create("ec2:CreateTags", "CreateSecurityGroup", group.clone()),
@@ -342,12 +346,87 @@ async fn create_group(
     .await
 }
 
+/// What EC2 answers while something still uses a group.
+const IN_USE: &[&str] = &["DependencyViolation", "InvalidGroup.InUse"];
+
+/// The groups (other than `id`) with a rule that references `id`, in either direction. The filters
+/// are a hint: the rules are checked on our side.
+async fn referencing_groups(ctx: &Scope<'_>, id: &str) -> Result<Vec<SecurityGroup>, StackError> {
+    let mut groups: Vec<SecurityGroup> = vec![];
+    for name in ["ip-permission.group-id", "egress.ip-permission.group-id"] {
+        let out = ctx
+            .aws
+            .ec2
+            .describe_security_groups()
+            .filters(filter(name, id))
+            .send()
+            .await
+            .ctx("find the rules that reference", id)?;
+        for group in out.security_groups() {
+            let new = groups.iter().all(|g| g.object_id() != group.object_id());
+            if group.object_id() != id && new && !referencing_rules(group, id).is_empty() {
+                groups.push(group.clone());
+            }
+        }
+    }
+    Ok(groups)
+}
+
+/// The rules of `group` that reference the group `id`.
+fn referencing_rules(group: &SecurityGroup, id: &str) -> Vec<(Flow, Rule)> {
+    [Flow::Ingress, Flow::Egress]
+        .into_iter()
+        .flat_map(|flow| flow.current(group).into_iter().filter(|r| r.references(id)).map(move |r| (flow, r)))
+        .collect()
+}
+
+/// Each rule that references `id`, named with its group and who owns that group.
+fn describe_references(groups: &[SecurityGroup], id: &str) -> Vec<String> {
+    let mut named = vec![];
+    for group in groups {
+        let owner = match group.tag_pairs().iter().find(|(k, _)| *k == crate::context::STACK_TAG) {
+            Some((_, stack)) => format!("stack {stack}'s"),
+            None => "carrying no stack tag".to_string(),
+        };
+        let name = group.group_name().unwrap_or_default();
+        for (flow, rule) in referencing_rules(group, id) {
+            let direction = if flow == Flow::Ingress { "ingress" } else { "egress" };
+            named.push(format!("{direction} rule {rule} of group {} ({name}, {owner})", group.object_id()));
+        }
+    }
+    named
+}
+
+/// Delete the group, waiting while AWS releases the network interfaces that use it (the load
+/// balancer's and the tasks', up to ~15 minutes after they go). A rule of another group that
+/// references it does not go by waiting: the run stops at once naming it; past the budget, it
+/// names the interfaces that still hold the group.
 async fn delete_group(ctx: &Scope<'_>, line: &Line, id: &str) -> Result<(), StackError> {
-    // DependencyViolation while ENIs of the ALB or the tasks linger (up to ~15 minutes on AWS).
-    wait::retry_codes(line, id, budget::SECURITY_GROUP, &["DependencyViolation", "InvalidGroup.InUse"], || async {
-        ignore_not_found(ctx.aws.ec2.delete_security_group().group_id(id).send().await.ctx("delete", id).map(drop))
+    let what = format!("security group {id}");
+    let deleted = wait::retry_codes(line, id, budget::SECURITY_GROUP, IN_USE, || async {
+        match ignore_not_found(
+            ctx.aws.ec2.delete_security_group().group_id(id).send().await.ctx("delete", id).map(drop),
+        ) {
+            Err(e) if e.has_code(IN_USE) => {
+                let rules = describe_references(&referencing_groups(ctx, id).await?, id);
+                if rules.is_empty() {
+                    Err(e)
+                } else {
+                    Err(held(&what, None, rules))
+                }
+            }
+            other => other,
+        }
     })
-    .await
+    .await;
+    match deleted {
+        Err(StackError::Timeout { waited, .. }) => {
+            let mut holders = enis_holding(ctx, vec![filter("group-id", id)]).await?;
+            holders.extend(describe_references(&referencing_groups(ctx, id).await?, id));
+            Err(held(&what, Some(waited), holders))
+        }
+        other => other,
+    }
 }
 
 // ---------------------------------------------------------------- the load balancer's group
@@ -564,11 +643,18 @@ impl Managed for TaskGroup {
 
     /// AWS refuses to delete a group another group's rule references: the ALB group's egress
     /// rule to this one goes first.
+    /// The group referencing it is found by its rules, not by the state: a `down` without a state
+    /// has not looked the load balancer's group up yet. Only the stack's own group is changed.
     async fn destroy(&self, ctx: &Scope<'_>, line: &Line, live: TaskGroupLive) -> Result<Outcome, StackError> {
         let id = live.group.object_id();
-        if let Some(alb) = &live.alb {
-            let referencing: Vec<Rule> = Flow::Egress.current(alb).into_iter().filter(|r| r.references(id)).collect();
-            Flow::Egress.revoke(ctx, alb.object_id(), &referencing).await?;
+        for holder in referencing_groups(ctx, id).await? {
+            if check(ctx, ALB_SECURITY_GROUP, &in_stack_vpc(ctx), &holder).is_err() {
+                continue;
+            }
+            for flow in [Flow::Ingress, Flow::Egress] {
+                let referencing: Vec<Rule> = flow.current(&holder).into_iter().filter(|r| r.references(id)).collect();
+                flow.revoke(ctx, holder.object_id(), &referencing).await?;
+            }
         }
         delete_group(ctx, line, id).await?;
         Ok(Outcome::Deleted)
@@ -666,9 +752,13 @@ impl Managed for DefaultGroup {
         Ok(None)
     }
 
-    /// It goes with its VPC.
+    fn lifecycle(&self) -> Lifecycle {
+        Lifecycle { made_with: Some(VPC), ..Lifecycle::default() }
+    }
+
+    /// It goes with its VPC (DeleteSecurityGroup refuses a default group).
     async fn destroy(&self, _ctx: &Scope<'_>, _line: &Line, _live: SecurityGroup) -> Result<Outcome, StackError> {
-        Ok(Outcome::Absent)
+        Ok(Outcome::GoesWithVpc)
     }
 }
 
@@ -692,6 +782,33 @@ mod tests {
         assert_eq!(Rule::from_anywhere(80).to_string(), "tcp 80 0.0.0.0/0");
         assert_eq!(Rule::all_traffic_anywhere().to_string(), "all traffic 0.0.0.0/0");
         assert_eq!(Rule::of(&Rule::with_group(80, "sg-9").permission()), Rule::with_group(80, "sg-9"));
+    }
+
+    #[test]
+    fn a_rule_that_holds_a_group_is_named_with_its_group_and_owner() {
+        let tag = aws_sdk_ec2::types::Tag::builder().key(crate::context::STACK_TAG).value("probe-2").build();
+        let holder = SecurityGroup::builder()
+            .group_id("sg-alb")
+            .group_name("probe-2-alb")
+            .tags(tag)
+            .ip_permissions_egress(Rule::with_group(80, "sg-task").permission())
+            .ip_permissions_egress(Rule::all_traffic_anywhere().permission())
+            .build();
+        let untagged = SecurityGroup::builder()
+            .group_id("sg-x")
+            .group_name("hand-made")
+            .ip_permissions(Rule::with_group(80, "sg-task").permission())
+            .build();
+        assert_eq!(
+            describe_references(&[holder.clone(), untagged], "sg-task"),
+            [
+                "egress rule tcp 80 sg-task of group sg-alb (probe-2-alb, stack probe-2's)",
+                "ingress rule tcp 80 sg-task of group sg-x (hand-made, carrying no stack tag)"
+            ]
+        );
+        assert!(referencing_rules(&holder, "sg-other").is_empty());
+        let error = held("security group sg-task", None, describe_references(&[holder], "sg-task")).to_string();
+        assert!(error.starts_with("security group sg-task cannot be deleted: in use by egress rule"), "{error}");
     }
 
     #[test]

@@ -30,6 +30,12 @@ const KEY_SIGNATURE: Attr = Attr::new(TABLE, "keys");
 const TABLE_RETAINED: Attr = Attr::new(TABLE, RETAINED);
 const BACKUP_ARN: Attr = Attr::new(TABLE, "backup_arn");
 
+/// What `up` says when the table's keys change: DynamoDB fixes them when the table is created, and
+/// a new table would not hold the items; `up` never replaces a table, and never advises `down`.
+const KEEP_THE_KEYS: &str = "A table's keys are fixed when DynamoDB creates it, and a new table would not hold \
+     the old one's items: `up` does not replace the table. Put table.partition_key and table.sort_key back as \
+     they were (nothing was changed; the service keeps running on the table)";
+
 pub fn declare(_shape: &Shape, nodes: &mut Nodes) {
     nodes.managed(Table);
 }
@@ -199,6 +205,7 @@ impl Managed for Table {
 
     // The tasks, which may write items until they stop, say so themselves (the service).
 
+    /// Never `down`: that would take the service down, and the next `up` would refuse the same.
     fn lifecycle(&self) -> Lifecycle {
         Lifecycle {
             retention: Some(Retention {
@@ -206,6 +213,7 @@ impl Managed for Table {
                 status: "only table {id} is left, kept by `down --retain-table` (deletion protection on)",
                 list: "only the table is left (down --retain-table)",
             }),
+            advice: Some(KEEP_THE_KEYS),
             ..Lifecycle::default()
         }
     }

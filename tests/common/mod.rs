@@ -216,6 +216,36 @@ impl Cli {
         Run::from(self.command(args).output().expect("run fargate-stack"))
     }
 
+    /// Run `args`, killed if it has not ended within `limit` (exit code -1 then): a run that
+    /// hangs fails its test instead of holding it for its own budgets.
+    pub fn run_within(&self, args: &[&str], limit: Duration) -> Run {
+        let mut child = self.command(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("run");
+        let (mut out, mut err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+        let stdout = std::thread::spawn(move || {
+            let mut s = String::new();
+            out.read_to_string(&mut s).ok();
+            s
+        });
+        let stderr = std::thread::spawn(move || {
+            let mut s = String::new();
+            err.read_to_string(&mut s).ok();
+            s
+        });
+        let started = Instant::now();
+        let code = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status.code().unwrap_or(-1);
+            }
+            if started.elapsed() > limit {
+                child.kill().ok();
+                child.wait().ok();
+                break -1;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        Run { code, stdout: stdout.join().unwrap(), stderr: stderr.join().unwrap() }
+    }
+
     pub fn state_path(&self) -> PathBuf {
         self.dir.path().join(".fargate-stack").join(format!("{STACK}.json"))
     }
