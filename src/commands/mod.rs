@@ -6,6 +6,7 @@ pub mod deploy;
 pub mod down;
 pub mod list;
 pub mod logs;
+pub mod policy;
 pub mod rollback;
 pub mod rollout;
 pub mod state_command;
@@ -339,6 +340,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CommandError> {
             Command::Deploy(args) => deploy::run(&setup, args).await,
             Command::Rollback(args) => rollback::run(&setup, args).await,
             Command::List => list::run(&setup).await,
+            Command::Policy(args) => policy::run(&setup, args).await,
             Command::Unlock(args) => unlock::run(&setup, args).await,
             Command::State(command) => state_command::run(&setup, command).await,
             Command::Completions(_) => unreachable!("handled above"),
