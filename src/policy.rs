@@ -114,17 +114,18 @@ impl Scope {
             Scope::Tagged(None) => "TaggedWithAnyStack".to_string(),
             Scope::CreateTagged(_) => "CreateWithStackTag".to_string(),
             Scope::TagOnCreate => "TagOnCreate".to_string(),
-            Scope::PassedTo(to) => format!("PassRoleTo{}", pascal(to.split('.').next().unwrap_or_default())),
+            Scope::PassedTo(to) => format!("PassRoleTo{}", pascal(to.trim_end_matches(".amazonaws.com"))),
             Scope::ServiceLinked(to) => {
-                format!("ServiceLinkedRoleFor{}", pascal(to.split('.').next().unwrap_or_default()))
+                format!("ServiceLinkedRoleFor{}", pascal(to.trim_end_matches(".amazonaws.com")))
             }
         }
     }
 }
 
-/// `application-autoscaling` -> `ApplicationAutoscaling`.
+/// `application-autoscaling` -> `ApplicationAutoscaling`, `ecs.application-autoscaling` ->
+/// `EcsApplicationAutoscaling`.
 fn pascal(name: &str) -> String {
-    name.split('-')
+    name.split(['-', '.'])
         .map(|w| {
             let mut c = w.chars();
             c.next().map(|f| f.to_ascii_uppercase().to_string() + c.as_str()).unwrap_or_default()

@@ -14,8 +14,14 @@ fn target(account: &str, state: Option<(&str, &str)>) -> Target {
     }
 }
 
+/// The config with everything (HTTPS on a domain, both scaling policies), named `shop-prod`.
 fn policy(commands: &[&str], target: &Target) -> Value {
-    let config = Config::parse("t", &DEFAULT_TOML.replace("simple-ecs-dev", "shop-prod")).unwrap();
+    let text = format!(
+        "{}\n[https]\ndomain = \"api.example.com\"\n\n[autoscaling]\nmin_count = 2\nmax_count = 6\n\
+         requests_per_target = 500\n",
+        DEFAULT_TOML.replace("simple-ecs-dev", "shop-prod")
+    );
+    let config = Config::parse("t", &text).unwrap();
     document(commands, &declarations(&config).unwrap(), target)
 }
 
