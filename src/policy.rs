@@ -158,6 +158,9 @@ fn grant(target: &Target, p: &Permission, stack: &str) -> Grant {
 /// `state` the S3 backend's.
 pub struct Declarations {
     pub resources: Vec<Permission>,
+    /// What `down` looks for beyond the config: every resource a stack of its name could have
+    /// (a config that shrank, a state that records more).
+    pub discoverable: Vec<Permission>,
     pub list: Vec<Permission>,
     pub logs: Vec<Permission>,
     pub state: Vec<Permission>,
@@ -173,7 +176,8 @@ pub fn document(commands: &[&str], declared: &Declarations, target: &Target) -> 
     for command in commands {
         let verbs = verbs(command);
         let stack = if *command == "list" { "*" } else { target.stack.as_str() };
-        let mut own: Vec<&Permission> = declared.resources.iter().filter(|p| verbs.contains(&p.verb)).collect();
+        let nodes = if *command == "down" { &declared.discoverable } else { &declared.resources };
+        let mut own: Vec<&Permission> = nodes.iter().filter(|p| verbs.contains(&p.verb)).collect();
         match *command {
             "list" => own.extend(&declared.list),
             "logs" => own.extend(&declared.logs),

@@ -18,7 +18,8 @@ const ACCOUNT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What the commands declare for this config: the stack's nodes as `up` builds them (with its
 /// waits, and what it probes for), the steps of `deploy` and `rollback`, the lookup and tag of
-/// the VPC naming the state's home, and the commands' own.
+/// the VPC naming the state's home, and the commands' own; for `down`, every resource a stack of
+/// the config's name could have.
 pub fn declarations(config: &Config) -> Result<Declarations, CommandError> {
     let graph = resources::stack(&Shape::of(config).with_waits(true).probing())?;
     let mut resources: Vec<Permission> = graph.nodes().iter().flat_map(|n| n.permissions()).collect();
@@ -30,7 +31,16 @@ pub fn declarations(config: &Config) -> Result<Declarations, CommandError> {
     logs.extend(
         Managed::permissions(&resources::logs::LogGroup).into_iter().filter(|p| p.verb == crate::access::Verb::Find),
     );
-    Ok(Declarations { resources, list: list::permissions(), logs, state: crate::state::s3::permissions() })
+    let discovering = resources::stack(&Shape::discovering(config).with_waits(true))?;
+    let mut discoverable: Vec<Permission> = discovering.nodes().iter().flat_map(|n| n.permissions()).collect();
+    discoverable.extend(state_home::permissions());
+    Ok(Declarations {
+        resources,
+        discoverable,
+        list: list::permissions(),
+        logs,
+        state: crate::state::s3::permissions(),
+    })
 }
 
 pub async fn run(setup: &Setup, args: &PolicyArgs) -> Result<ExitCode, CommandError> {
