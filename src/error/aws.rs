@@ -94,6 +94,13 @@ pub const DENIED: &[&str] = &["AccessDenied", "AccessDeniedException", "Unauthor
 /// What to do about a denied call, said with every denial.
 pub const POLICY_HINT: &str = "`fargate-stack policy` prints the IAM policy these commands need";
 
+/// The action a denial's message (as [`AwsError`] words it) names.
+pub fn denied_in(text: &str) -> Option<&str> {
+    const MARK: &str = "not allowed to perform ";
+    let rest = &text[text.find(MARK)? + MARK.len()..];
+    rest.split_whitespace().next().map(|a| a.trim_end_matches('.'))
+}
+
 /// The action (and resource) AWS names in a denial: "User: ARN is not authorized to perform: ACTION
 /// [on resource: R] because ..." (the EC2 form starts with "You are not authorized ...").
 pub fn denied_action(message: &str) -> Option<(String, Option<String>)> {
@@ -136,6 +143,9 @@ mod tests {
         assert_eq!(message, format!("Access Denied. {POLICY_HINT}"));
         assert!(!message.contains('\n'));
         assert_eq!(denied_action("something else"), None);
+        let line = format!("create VPC: UnauthorizedOperation: not allowed to perform ec2:CreateVpc. {POLICY_HINT}");
+        assert_eq!(denied_in(&line), Some("ec2:CreateVpc"));
+        assert_eq!(denied_in("DependencyViolation: in use"), None);
     }
 
     #[test]
