@@ -1,6 +1,7 @@
 //! `policy`: the least-privilege IAM policy document for some commands on this config (see
 //! `crate::policy`), with the account, region and partition of this run.
 
+use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -74,6 +75,8 @@ pub async fn run(setup: &Setup, args: &PolicyArgs) -> Result<ExitCode, CommandEr
     };
     let commands: Vec<&str> = args.commands.iter().map(String::as_str).collect();
     let document = policy::document(&commands, &declarations(&setup.config)?, &target);
-    println!("{}", serde_json::to_string_pretty(&document).expect("a JSON value prints"));
+    // A reader that stops early (`| head`) is no error.
+    let text = serde_json::to_string_pretty(&document).expect("a JSON value prints");
+    let _ = writeln!(std::io::stdout().lock(), "{text}");
     Ok(ExitCode::SUCCESS)
 }
