@@ -1,7 +1,8 @@
 //! Least privilege: the policy `fargate-stack policy` prints suffices. The realism layer enforces it
 //! at the action level for the CI key (tests/support/README.md, "Action-level IAM"): `up`, `status`,
 //! `deploy` and `down` all succeed with exactly its actions, nothing is denied, nothing leaks; with
-//! one action removed, `up` fails in one error line naming it and the next full run goes on.
+//! one action removed (a sample chain over up, deploy and down), a run fails in one error line naming
+//! it and the next run goes on.
 
 mod common;
 
@@ -48,8 +49,9 @@ fn the_printed_policy_suffices_for_up_status_deploy_and_down() {
     assert!(printed.stdout.contains(":123456789012:"), "{}", printed.stdout);
     std::fs::write(&policy_file, &printed.stdout).unwrap();
 
-    // With one action of it removed, `up` stops in one line naming it (the steps that do not need it
-    // go on); the next run with the whole policy goes on from there and finishes.
+    // With one action of it removed, a run stops in one error line naming it (the steps that do not
+    // need it go on); the next one with another action removed gets as far as that one, and a run
+    // with the whole policy finishes. One chain over one stack, each removal first used further on.
     let without = |removed: &str| {
         let mut narrowed = policy.clone();
         for statement in narrowed["Statement"].as_array_mut().unwrap() {
@@ -58,31 +60,47 @@ fn the_printed_policy_suffices_for_up_status_deploy_and_down() {
         narrowed["Statement"].as_array_mut().unwrap().retain(|s| !s["Action"].as_array().unwrap().is_empty());
         narrowed.to_string()
     };
-    std::fs::write(&policy_file, without("ec2:CreateSubnet")).unwrap();
-    let denied = as_ci(&cli, &["up", "--yes"]);
-    assert_ne!(denied.code, 0);
-    // (The progress shows each step that failed; the error is one line.)
-    let lines: Vec<&str> = denied.stderr.lines().filter(|l| l.starts_with("error")).collect();
-    assert_eq!(lines.len(), 1, "{}", denied.stderr);
-    assert!(lines[0].contains("not allowed to perform ec2:CreateSubnet ("), "{}", lines[0]);
-    assert!(lines[0].contains("`fargate-stack policy`"), "{}", lines[0]);
-    std::fs::write(&policy_file, &printed.stdout).unwrap();
+    let denied_at = |args: &[&str], removed: &str| {
+        std::fs::write(&policy_file, without(removed)).unwrap();
+        let run = as_ci(&cli, args);
+        assert_ne!(run.code, 0, "{args:?} without {removed}: {}", run.stderr);
+        // (The progress shows each step that failed; the error is one line.)
+        let lines: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("error")).collect();
+        assert_eq!(lines.len(), 1, "{}", run.stderr);
+        assert!(lines[0].contains(&format!("not allowed to perform {removed}")), "{}", lines[0]);
+        assert!(lines[0].contains("`fargate-stack policy`"), "{}", lines[0]);
+        std::fs::write(&policy_file, &printed.stdout).unwrap();
+    };
+    let up = ["up", "--yes"];
+    denied_at(&up, "ec2:CreateSubnet");
+    denied_at(&up, "elasticloadbalancing:CreateLoadBalancer");
+    denied_at(&up, "ecs:CreateService");
     let before = realism.calls().len();
-
-    as_ci(&cli, &["up", "--yes"]).ok();
+    as_ci(&cli, &up).ok();
     as_ci(&cli, &["status"]).ok();
-    as_ci(&cli, &["deploy", "--image", "nginx:1.28"]).ok();
-    as_ci(&cli, &["down", "--yes"]).ok();
+    let full_end = realism.calls().len();
+    let deploy = ["deploy", "--image", "nginx:1.28"];
+    denied_at(&deploy, "iam:PassRole");
+    denied_at(&deploy, "ecs:UpdateService");
+    as_ci(&cli, &deploy).ok();
+    let down = ["down", "--yes"];
+    denied_at(&down, "ecs:DeleteService");
+    let after_denials = realism.calls().len();
+    as_ci(&cli, &down).ok();
 
-    // Once the whole policy was back, nothing was denied.
-    let after: Vec<Value> = realism.calls()[before..]
-        .iter()
-        .filter(|c| {
-            matches!(c["error"].as_str(), Some("AccessDenied" | "AccessDeniedException" | "UnauthorizedOperation"))
-        })
-        .cloned()
-        .collect();
-    assert!(after.is_empty(), "denied with the printed policy: {after:#?}");
+    // The full policy's runs were denied nothing (the denials are the chain's only).
+    let calls = realism.calls();
+    let denials = |range: &[Value]| -> Vec<Value> {
+        range
+            .iter()
+            .filter(|c| {
+                matches!(c["error"].as_str(), Some("AccessDenied" | "AccessDeniedException" | "UnauthorizedOperation"))
+            })
+            .cloned()
+            .collect()
+    };
+    assert!(denials(&calls[after_denials..]).is_empty(), "{:#?}", denials(&calls[after_denials..]));
+    assert!(denials(&calls[before..full_end]).is_empty(), "{:#?}", denials(&calls[before..full_end]));
     let sdk = runtime().block_on(sdk_at(&emulator.url(), "us-east-1"));
     assert!(runtime().block_on(leftovers(&sdk, STACK)).is_empty(), "down left nothing");
     assert!(actions(&policy).contains("iam:PassRole"));
