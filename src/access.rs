@@ -26,6 +26,9 @@ pub enum Verb {
     Inspect,
     /// Reading, locking and writing the state (in S3).
     State,
+    /// `state init`, `push`, `pull`: setting up a state bucket, moving a state (no `policy` command
+    /// covers them; the README's "IAM permissions the state needs" lists them).
+    Admin,
 }
 
 /// The resources an action may act on.

@@ -129,6 +129,12 @@ pub enum Command {
         after_help = "Example:\n  fargate-stack --region eu-west-1 list\n  fargate-stack list --output json | jq -r '.stacks[].name'"
     )]
     List,
+    /// Print the least-privilege IAM policy document for the given commands on this config, built
+    /// from the actions each resource declares (attach it to the role CI runs fargate-stack with).
+    #[command(
+        after_help = "Examples:\n  fargate-stack policy > policy.json\n  fargate-stack policy --commands deploy,status --account 123456789012\n  aws iam put-role-policy --role-name ci-deployer --policy-name fargate-stack --policy-document file://policy.json\n\nThe account comes from --account, else from the credentials (sts:GetCallerIdentity, which needs no\npermission), else it is `*` with a notice on stderr."
+    )]
+    Policy(PolicyArgs),
     /// Remove the lock a run that died left on an S3 state, after showing who held it. Only the
     /// lock with this ID is removed.
     #[command(
@@ -191,12 +197,24 @@ impl Command {
             Command::Rollback(_) => "rollback",
             Command::Completions(_) => "completions",
             Command::List => "list",
+            Command::Policy(_) => "policy",
             Command::Unlock(_) => "unlock",
             Command::State(StateCommand::Init(_)) => "state init",
             Command::State(StateCommand::Push(_)) => "state push",
             Command::State(StateCommand::Pull(_)) => "state pull",
         }
     }
+}
+
+#[derive(Debug, Args)]
+pub struct PolicyArgs {
+    /// The commands the policy must suffice for (comma-separated).
+    #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = "up,down,status,deploy,rollback,logs,list",
+          value_parser = clap::builder::PossibleValuesParser::new(crate::policy::COMMANDS))]
+    pub commands: Vec<String>,
+    /// The account the stack lives in (12 digits); default: the credentials' account.
+    #[arg(long, value_name = "ID", value_parser = account_id)]
+    pub account: Option<String>,
 }
 
 #[derive(Debug, Args)]

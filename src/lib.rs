@@ -13,6 +13,7 @@ pub mod error;
 pub mod graph;
 pub mod model;
 pub mod output;
+pub mod policy;
 pub mod progress;
 pub mod report;
 pub mod resources;

@@ -6,6 +6,7 @@ pub mod deploy;
 pub mod down;
 pub mod list;
 pub mod logs;
+pub mod policy;
 pub mod rollback;
 pub mod rollout;
 pub mod state_command;
@@ -54,6 +55,13 @@ pub enum CommandError {
     Usage(String),
     #[error("{failed} of {total} steps failed:\n{details}")]
     Steps { failed: usize, total: usize, details: String },
+    /// Every failed step was denied by IAM: one line, the actions and what to do.
+    #[error(
+        "not allowed to perform {actions} ({steps}); nothing else failed and the state records what was done: \
+         the next run with the permission goes on from here. {hint}",
+        hint = crate::error::aws::POLICY_HINT
+    )]
+    Denied { actions: String, steps: String },
     #[error("{0}")]
     Refused(String),
     /// The command needs a deployed stack (a state recording it, or its log group).
@@ -88,6 +96,7 @@ impl CommandError {
             CommandError::Graph(_) => ("internal", None),
             CommandError::NoRegion | CommandError::Usage(_) => ("usage", None),
             CommandError::Steps { .. } => ("steps", None),
+            CommandError::Denied { .. } => ("denied", None),
             CommandError::Refused(_) => ("refused", None),
             CommandError::NotDeployed(_) => ("not_deployed", None),
             CommandError::StateElsewhere(_) => ("state_elsewhere", None),
@@ -339,6 +348,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CommandError> {
             Command::Deploy(args) => deploy::run(&setup, args).await,
             Command::Rollback(args) => rollback::run(&setup, args).await,
             Command::List => list::run(&setup).await,
+            Command::Policy(args) => policy::run(&setup, args).await,
             Command::Unlock(args) => unlock::run(&setup, args).await,
             Command::State(command) => state_command::run(&setup, command).await,
             Command::Completions(_) => unreachable!("handled above"),
@@ -365,7 +375,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CommandError> {
     };
     // A failed step is already in the command's own report.
     if let (Err(e), OutputFormat::Json) = (&result, format) {
-        if !matches!(e, CommandError::Steps { .. } | CommandError::Reported(_)) {
+        if !matches!(e, CommandError::Steps { .. } | CommandError::Denied { .. } | CommandError::Reported(_)) {
             report::emit_error(command, e.body());
         }
     }
@@ -483,16 +493,24 @@ pub async fn inspect(
 
 /// Turn failed steps into one error listing each root cause (not what they blocked).
 pub fn check_steps(steps: &[StepReport]) -> Result<(), CommandError> {
-    let failures: Vec<String> = steps
+    let failed: Vec<(&Key, &String)> = steps
         .iter()
         .filter_map(|s| match &s.result {
-            StepResult::Failed { error } => Some(format!("  {}: {error}", s.key)),
+            StepResult::Failed { error } => Some((&s.key, error)),
             _ => None,
         })
         .collect();
-    if failures.is_empty() {
+    if failed.is_empty() {
         return Ok(());
     }
+    let denied: Vec<&str> = failed.iter().filter_map(|(_, e)| crate::error::aws::denied_in(e)).collect();
+    if denied.len() == failed.len() {
+        let actions: std::collections::BTreeSet<&str> = denied.into_iter().collect();
+        let keys: Vec<String> = failed.iter().map(|(k, _)| k.to_string()).collect();
+        let steps = format!("{} of {} steps: {}", keys.len(), steps.len(), keys.join(", "));
+        return Err(CommandError::Denied { actions: actions.into_iter().collect::<Vec<_>>().join(", "), steps });
+    }
+    let failures: Vec<String> = failed.iter().map(|(key, error)| format!("  {key}: {error}")).collect();
     let blocked = steps.iter().filter(|s| matches!(s.result, StepResult::Blocked { .. })).count();
     let mut details = failures.join("\n");
     if blocked > 0 {
@@ -533,6 +551,28 @@ pub fn confirm(question: &str, expected: &str, refusal: &str) -> Result<(), Comm
 mod tests {
     use super::*;
     use crate::config::DEFAULT_TOML;
+
+    #[test]
+    fn steps_denied_by_iam_fail_in_one_line_naming_the_action() {
+        let report = |key: Key, error: &str| StepReport {
+            key,
+            result: StepResult::Failed { error: error.into() },
+            elapsed: Duration::ZERO,
+        };
+        let denied = format!(
+            "create subnet: UnauthorizedOperation: not allowed to perform ec2:CreateSubnet. {}",
+            crate::error::aws::POLICY_HINT
+        );
+        let vpc = crate::resources::network::VPC;
+        let table = crate::resources::table::TABLE;
+        let e = check_steps(&[report(vpc, &denied), report(table, &denied)]).unwrap_err().to_string();
+        assert_eq!(e.lines().count(), 1, "{e}");
+        assert!(e.starts_with("not allowed to perform ec2:CreateSubnet (2 of 2 steps: vpc, table)"), "{e}");
+        assert!(e.ends_with(crate::error::aws::POLICY_HINT), "{e}");
+        // With another failure among them, each is listed.
+        let e = check_steps(&[report(vpc, &denied), report(table, "create table: LimitExceeded: x")]).unwrap_err();
+        assert!(matches!(e, CommandError::Steps { failed: 2, .. }), "{e}");
+    }
 
     #[test]
     fn the_state_location_is_the_flag_then_the_environment_then_the_config_then_the_default() {

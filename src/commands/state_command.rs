@@ -732,6 +732,27 @@ async fn pull(setup: &Setup, args: &MoveArgs) -> Result<ExitCode, CommandError> 
     Ok(ExitCode::SUCCESS)
 }
 
+/// What `state init` calls on the bucket (HeadBucket is authorised as s3:ListBucket); `push` and
+/// `pull` use the S3 backend's and re-tag the VPC (`state_home`).
+pub fn permissions() -> Vec<crate::access::Permission> {
+    let bucket = "arn:{partition}:s3:::{state_bucket}";
+    [
+        "s3:ListBucket",
+        "s3:CreateBucket",
+        "s3:PutBucketPublicAccessBlock",
+        "s3:GetBucketPublicAccessBlock",
+        "s3:PutBucketVersioning",
+        "s3:GetBucketVersioning",
+        "s3:PutEncryptionConfiguration",
+        "s3:GetEncryptionConfiguration",
+        "s3:PutBucketPolicy",
+        "s3:GetBucketPolicy",
+    ]
+    .into_iter()
+    .map(|action| crate::access::Permission::new(crate::access::Verb::Admin, action).on(bucket))
+    .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,6 +2,7 @@
 //! `state::location::STATE_TAG`): read before `up` adopts anything, so that a stack whose state lives
 //! elsewhere never gets a second state; moved by `state push` / `pull`.
 
+use crate::access::{self, Permission};
 use crate::commands::{CommandError, Setup};
 use crate::context::{RESOURCE_TAG, STACK_TAG};
 use crate::error::AwsContext;
@@ -52,6 +53,16 @@ pub async fn find(setup: &Setup) -> Result<Option<Home>, CommandError> {
         .collect();
     let here = tag_value(&setup.location());
     Ok(homes.iter().find(|h| h.tag.as_deref().is_some_and(|t| t != here)).or(homes.first()).cloned())
+}
+
+/// What finding the stack's VPC and tagging it with the state's location call: `up`, `down`,
+/// `status` and `deploy` look for it, `up` (once, on a VPC made before the tag) and `state push` /
+/// `pull` tag it.
+pub fn permissions() -> Vec<Permission> {
+    vec![
+        Permission::find("ec2:DescribeVpcs"),
+        Permission::update("ec2:CreateTags").on(access::arn("ec2", "vpc/*")).tagged(),
+    ]
 }
 
 /// Tag the VPC with where the state lives now.

@@ -102,6 +102,17 @@ impl Config {
             ));
         }
         for key in svc.environment.keys() {
+            if let Some(reason) = secret_looking(key) {
+                return Err(invalid(
+                    "service.environment",
+                    format!("{key:?}"),
+                    format!(
+                        "{reason}: a secret here would be in clear text in the config, the task definition, the \
+                         plan and the state; keep it in SSM Parameter Store or Secrets Manager (see the README's \
+                         \"Secrets\" section)"
+                    ),
+                ));
+            }
             let ok = !key.is_empty()
                 && !key.starts_with(|c: char| c.is_ascii_digit())
                 && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
@@ -126,6 +137,23 @@ impl Config {
         env.insert(TABLE_ENV_VAR.to_string(), table_name.to_string());
         env
     }
+}
+
+/// Names Security Hub's ECS.8 flags as credentials in a task definition's environment, and the words
+/// that mark a name as a secret.
+const SECRET_NAMES: &[&str] = &["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "ECS_ENGINE_AUTH_DATA"];
+const SECRET_WORDS: &[&str] = &["PASSWORD", "SECRET", "TOKEN", "PRIVATE_KEY"];
+
+/// Why an environment variable's name looks like it holds a secret, if it does.
+pub fn secret_looking(key: &str) -> Option<String> {
+    let upper = key.to_ascii_uppercase();
+    if let Some(name) = SECRET_NAMES.iter().find(|n| **n == upper) {
+        return Some(format!("{name} is a credential (Security Hub ECS.8)"));
+    }
+    SECRET_WORDS
+        .iter()
+        .find(|w| upper.contains(**w))
+        .map(|w| format!("the name contains {w}, so it looks like a secret"))
 }
 
 fn check_port(_key: &str, port: u32) -> Result<(), String> {

@@ -231,6 +231,23 @@ fn environment_and_keys() {
     assert!(e.to_string().contains("set by fargate-stack"), "{e}");
     let e = Config::parse("t", &DEFAULT_TOML.replace("APP_ID =", "\"1BAD\" =")).unwrap_err();
     assert!(e.to_string().contains("service.environment"), "{e}");
+    for secret in [
+        "AWS_ACCESS_KEY_ID",
+        "aws_secret_access_key",
+        "ECS_ENGINE_AUTH_DATA",
+        "DB_PASSWORD",
+        "API_TOKEN",
+        "CLIENT_SECRET",
+        "TLS_PRIVATE_KEY",
+    ] {
+        let e = Config::parse("t", &DEFAULT_TOML.replace("APP_ID =", &format!("{secret} ="))).unwrap_err().to_string();
+        assert!(e.contains("service.environment") && e.contains(secret), "{e}");
+        assert!(e.contains("Secrets Manager") && e.contains("README"), "{e}");
+    }
+    for plain in ["APP_ID", "PASS_THROUGH", "AWS_REGION", "KEY_ID"] {
+        let ok = Config::parse("t", &DEFAULT_TOML.replace("APP_ID =", &format!("{plain} =")));
+        assert!(ok.is_ok(), "{plain}: {ok:?}");
+    }
     let e = Config::parse("t", &DEFAULT_TOML.replace("type = \"N\"", "type = \"X\"")).unwrap_err();
     assert!(e.to_string().starts_with("t:") && e.to_string().contains("table.sort_key"), "{e}");
     let e = Config::parse("t", &DEFAULT_TOML.replace("\"created_at\"", "\"id\"")).unwrap_err();

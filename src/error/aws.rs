@@ -74,13 +74,79 @@ fn actionable(code: String, message: String, detail: &str) -> (String, String) {
             let hint = "the credentials are not valid here (wrong account, region or key?)";
             (code, format!("{hint}: {message}"))
         }
+        c if DENIED.contains(&c) => {
+            let message = match denied_action(&message) {
+                Some((action, Some(resource))) => {
+                    format!("not allowed to perform {action} on {resource}. {POLICY_HINT}")
+                }
+                Some((action, None)) => format!("not allowed to perform {action}. {POLICY_HINT}"),
+                None => format!("{message}. {POLICY_HINT}"),
+            };
+            (code, message)
+        }
         _ => (code, message),
     }
+}
+
+/// The codes AWS answers a call the caller's IAM policies do not allow with, per protocol.
+pub const DENIED: &[&str] = &["AccessDenied", "AccessDeniedException", "UnauthorizedOperation"];
+
+/// What to do about a denied call, said with every denial.
+pub const POLICY_HINT: &str = "`fargate-stack policy` prints the IAM policy these commands need";
+
+/// The action a denial's message (as [`AwsError`] words it) names.
+pub fn denied_in(text: &str) -> Option<&str> {
+    const MARK: &str = "not allowed to perform ";
+    let rest = &text[text.find(MARK)? + MARK.len()..];
+    rest.split_whitespace().next().map(|a| a.trim_end_matches('.'))
+}
+
+/// The action (and resource) AWS names in a denial: "User: ARN is not authorized to perform: ACTION
+/// [on resource: R] because ..." (the EC2 form starts with "You are not authorized ...").
+pub fn denied_action(message: &str) -> Option<(String, Option<String>)> {
+    const MARK: &str = "not authorized to perform: ";
+    let rest = &message[message.find(MARK)? + MARK.len()..];
+    let action = rest.split_whitespace().next()?.trim_end_matches(['.', ',']);
+    if !action.contains(':') {
+        return None;
+    }
+    let resource = rest
+        .strip_prefix(action)
+        .and_then(|r| r.trim_start().strip_prefix("on resource: "))
+        .and_then(|r| r.split_whitespace().next())
+        .map(|r| r.trim_matches('"').to_string());
+    Some((action.to_string(), resource))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_denial_is_one_line_naming_the_action_and_pointing_to_the_policy() {
+        let ec2 = "You are not authorized to perform this operation. User: arn:aws:iam::123456789012:user/ci is not \
+                   authorized to perform: ec2:CreateVpc because no identity-based policy allows the ec2:CreateVpc \
+                   action. Encoded authorization failure message: 3Q0T-x";
+        let (code, message) = actionable("UnauthorizedOperation".into(), ec2.into(), "");
+        assert_eq!(code, "UnauthorizedOperation");
+        assert_eq!(message, format!("not allowed to perform ec2:CreateVpc. {POLICY_HINT}"));
+        let ecs = "User: arn:aws:iam::1:user/ci is not authorized to perform: iam:PassRole on resource: \
+                   arn:aws:iam::1:role/s-execution-role because no identity-based policy allows the iam:PassRole action";
+        let (_, message) = actionable("AccessDeniedException".into(), ecs.into(), "");
+        assert_eq!(
+            message,
+            format!("not allowed to perform iam:PassRole on arn:aws:iam::1:role/s-execution-role. {POLICY_HINT}")
+        );
+        let s3 = r#"User: arn:aws:iam::1:user/ci is not authorized to perform: s3:PutObject on resource: "arn:aws:s3:::b/k" because no"#;
+        assert_eq!(denied_action(s3), Some(("s3:PutObject".into(), Some("arn:aws:s3:::b/k".into()))));
+        let (_, message) = actionable("AccessDenied".into(), "Access Denied".into(), "");
+        assert_eq!(message, format!("Access Denied. {POLICY_HINT}"));
+        assert!(!message.contains('\n'));
+        assert_eq!(denied_action("something else"), None);
+        let line = format!("create VPC: UnauthorizedOperation: not allowed to perform ec2:CreateVpc. {POLICY_HINT}");
+        assert_eq!(denied_in(&line), Some("ec2:CreateVpc"));
+        assert_eq!(denied_in("DependencyViolation: in use"), None);
+    }
 
     #[test]
     fn credential_problems_read_as_actions() {

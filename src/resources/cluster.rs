@@ -79,7 +79,7 @@ impl Managed for Cluster {
             // The clusters of the region (`list`, the leak check).
             Permission::inspect("ecs:ListClusters"),
             Permission::inspect("ecs:DescribeClusters").on(arn("ecs", "cluster/*")),
-            Permission::create("ecs:CreateCluster").tagging(),
+            Permission::create("ecs:CreateCluster").on(cluster.clone()).tagging(),
             access::tags_on_create("ecs:TagResource", "CreateCluster", cluster.clone()),
             // ECS makes its service-linked role on an account's first cluster.
             Permission::create("iam:CreateServiceLinkedRole")

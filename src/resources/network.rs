@@ -255,7 +255,7 @@ impl Managed for Vpc {
         let vpc = arn("ec2", "vpc/*");
         vec![
             Permission::find("ec2:DescribeVpcs"),
-            Permission::find("ec2:DescribeVpcAttribute"),
+            Permission::find("ec2:DescribeVpcAttribute").on(vpc.clone()),
             // The preflight of `up`, and the zones the subnets go in.
             Permission::create("ec2:DescribeAvailabilityZones"),
             Permission::create("ec2:CreateVpc").on(vpc.clone()).tagging(),

@@ -59,8 +59,8 @@ pub enum StateError {
     )]
     NoBucket { bucket: String, location: String },
     #[error(
-        "no permission to {action} {object} (AccessDenied): fargate-stack needs {permission} (see \"Working as a \
-         team\" in the README for the policy)"
+        "no permission to {action} {object} (AccessDenied): fargate-stack needs {permission}; `fargate-stack \
+         policy` prints the IAM policy these commands need (\"Working as a team\" in the README explains it)"
     )]
     Denied { action: &'static str, object: String, permission: &'static str },
     #[error(

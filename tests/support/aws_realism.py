@@ -22,6 +22,9 @@ Prints `READY <port>` once listening, then serves until killed.
 from __future__ import annotations
 
 import argparse
+import base64
+import fnmatch
+import os
 import hashlib
 import http.client
 import http.server
@@ -82,6 +85,10 @@ DEFAULTS: dict = {
     "s3_region_mismatch": "redirect",
     "s3_aws_defaults": True,
     "s3_conditional_conflict_rate": 0.0,
+    # Action-level IAM: {ACCESS_KEY_ID: {"principal": ARN, "policy_file": PATH}}. A call signed with
+    # a listed key whose IAM action (or an action AWS checks with it) no Allow of the policy file
+    # matches gets AWS's denial for its protocol. The file is read again whenever it changes.
+    "iam_policies": {},
     "s3_denied_buckets": [],
 }
 DURATION_KEYS = {
@@ -463,6 +470,134 @@ def error_response(service: str | None, code: str, message: str, status: int = 4
     return Response(status, headers, body.encode(), injected=True, error=code)
 
 
+# ---- action-level IAM ------------------------------------------------------------------------
+
+# S3 operations authorised under another action's name.
+S3_IAM = {"HeadBucket": "s3:ListBucket", "ListObjectsV2": "s3:ListBucket", "ListObjects": "s3:ListBucket",
+          "HeadObject": "s3:GetObject", "CopyObject": "s3:PutObject", "ListBuckets": "s3:ListAllMyBuckets",
+          "PutPublicAccessBlock": "s3:PutBucketPublicAccessBlock", "GetPublicAccessBlock": "s3:GetBucketPublicAccessBlock",
+          "DeletePublicAccessBlock": "s3:PutBucketPublicAccessBlock",
+          "PutBucketEncryption": "s3:PutEncryptionConfiguration", "GetBucketEncryption": "s3:GetEncryptionConfiguration",
+          "PutBucketLifecycleConfiguration": "s3:PutLifecycleConfiguration",
+          "GetBucketLifecycleConfiguration": "s3:GetLifecycleConfiguration", "DeleteObjects": "s3:DeleteObject",
+          "CreateMultipartUpload": "s3:PutObject", "UploadPart": "s3:PutObject", "CompleteMultipartUpload": "s3:PutObject"}
+SIGNING_TO_IAM = {"monitoring": "cloudwatch"}
+NEVER_DENIED = {"sts:GetCallerIdentity"}  # AWS: "No permissions are required to perform this operation."
+# The tagging action AWS also checks when a create sends tags: (service, request field that holds them).
+TAG_ON_CREATE = {
+    "ec2": ("ec2:CreateTags", "TagSpecification.1.ResourceType"),
+    "elasticloadbalancing": ("elasticloadbalancing:AddTags", "Tags.member.1.Key"),
+    "iam": ("iam:TagRole", "Tags.member.1.Key"),
+    "ecs": ("ecs:TagResource", "tags"),
+    "dynamodb": ("dynamodb:TagResource", "Tags"),
+    "logs": ("logs:TagResource", "tags"),
+    "acm": ("acm:AddTagsToCertificate", "Tags"),
+    "application-autoscaling": ("application-autoscaling:TagResource", "Tags"),
+}
+
+
+def iam_action(ctx) -> str | None:
+    """The IAM action a request is authorised as."""
+    if not ctx.action or not ctx.service:
+        return None
+    if ctx.service == "s3":
+        if ctx.action in ("GetObject", "HeadObject") and "versionId" in ctx.params:
+            return "s3:GetObjectVersion"
+        if ctx.action == "DeleteObject" and "versionId" in ctx.params:
+            return "s3:DeleteObjectVersion"
+        return S3_IAM.get(ctx.action, "s3:" + ctx.action)
+    return f"{SIGNING_TO_IAM.get(ctx.service, ctx.service)}:{ctx.action}"
+
+
+def implied_actions(ctx, action: str) -> list:
+    """What AWS checks with `action` though nothing on the wire names it: the tags sent with a create,
+    the roles a task definition hands to ECS. -> [(action, resource or None)]"""
+    out = []
+    name = action.split(":", 1)[1]
+    tagging = TAG_ON_CREATE.get(ctx.service or "")
+    if tagging and (name.startswith("Create") or name in ("RegisterTaskDefinition", "RegisterScalableTarget",
+                                                             "RequestCertificate", "AllocateAddress")):
+        field = tagging[1]
+        if ctx.params.get(field) or ctx.json.get(field):
+            out.append((tagging[0], None))
+    if action == "ecs:RegisterTaskDefinition":
+        for key in ("taskRoleArn", "executionRoleArn"):
+            if ctx.json.get(key):
+                out.append(("iam:PassRole", ctx.json[key]))
+    return out
+
+
+class IamPolicy:
+    """The Allow and Deny action patterns of one policy file, re-read when the file changes."""
+
+    def __init__(self, path: str):
+        self.path, self.mtime, self.allow, self.deny = path, None, [], []
+
+    def refresh(self):
+        mtime = os.stat(self.path).st_mtime_ns
+        if mtime == self.mtime:
+            return
+        with open(self.path, encoding="utf-8") as f:
+            doc = json.load(f)
+        statements = doc.get("Statement", [])
+        statements = [statements] if isinstance(statements, dict) else statements
+        allow, deny = [], []
+        for st in statements:
+            actions = st.get("Action", [])
+            actions = [actions] if isinstance(actions, str) else actions
+            (deny if st.get("Effect") == "Deny" else allow).extend(a.lower() for a in actions)
+        self.allow, self.deny, self.mtime = allow, deny, mtime
+
+    def decision(self, action: str) -> str:
+        """AWS's EvalDecision: allowed, explicitDeny or implicitDeny (action names match case-insensitively)."""
+        self.refresh()
+        a = action.lower()
+        if any(fnmatch.fnmatchcase(a, p) for p in self.deny):
+            return "explicitDeny"
+        return "allowed" if any(fnmatch.fnmatchcase(a, p) for p in self.allow) else "implicitDeny"
+
+
+def access_denied(ctx, principal: str, action: str, resource: str | None, decision: str) -> Response:
+    """AWS's denial of `action` in the request's protocol, naming the action as AWS does."""
+    on = f" on resource: {resource}" if resource else ""
+    why = ("with an explicit deny in an identity-based policy" if decision == "explicitDeny"
+           else f"because no identity-based policy allows the {action} action")
+    text = f"User: {principal} is not authorized to perform: {action}{on} {why}"
+    proto = PROTOCOL.get(ctx.service or "")
+    if proto == "ec2":
+        message = "You are not authorized to perform this operation. " + text
+        if not (ctx.action or "").startswith("Describe"):  # mutating calls carry the encoded context
+            message += ". Encoded authorization failure message: " + base64.urlsafe_b64encode(os.urandom(48)).decode().rstrip("=")
+        return ctx.error("UnauthorizedOperation", message, 403)
+    if proto in ("query", "rest-xml"):
+        return ctx.error("AccessDenied", text, 403)
+    if proto == "s3":
+        resp = ctx.error("AccessDenied", text, 403)
+        if ctx.method == "HEAD":
+            resp.body = b""
+        return resp
+    if ctx.service == "dynamodb":
+        body = json.dumps({"__type": "com.amazon.coral.service#AccessDeniedException", "Message": text}).encode()
+        headers = [("x-amzn-RequestId", str(uuid.uuid4())), ("Content-Type", JSON_CT["dynamodb"]),
+                   ("x-amzn-ErrorType", "AccessDeniedException"), ("x-amz-crc32", str(zlib.crc32(body) & 0xFFFFFFFF))]
+        return Response(400, headers, body, injected=True, error="AccessDeniedException")
+    return ctx.error("AccessDeniedException", text, 400)
+
+
+def simulate_principal_policy(ctx, policy: IamPolicy) -> Response:
+    """iam:SimulatePrincipalPolicy (moto lacks it), answered from the principal's policy file, by action."""
+    actions = [v for k, v in ctx.pairs if re.fullmatch(r"ActionNames\.member\.\d+", k)]
+    resources = [v for k, v in ctx.pairs if re.fullmatch(r"ResourceArns\.member\.\d+", k)] or ["*"]
+    members = "".join(
+        "<member><EvalActionName>%s</EvalActionName><EvalResourceName>%s</EvalResourceName>"
+        "<EvalDecision>%s</EvalDecision><MatchedStatements/><MissingContextValues/></member>"
+        % (esc(a), esc(r), policy.decision(a)) for a in actions for r in resources)
+    body = ('<SimulatePrincipalPolicyResponse xmlns="%s"><SimulatePrincipalPolicyResult><IsTruncated>false</IsTruncated>'
+            '<EvaluationResults>%s</EvaluationResults></SimulatePrincipalPolicyResult><ResponseMetadata><RequestId>%s'
+            '</RequestId></ResponseMetadata></SimulatePrincipalPolicyResponse>' % (QUERY_NS["iam"], members, uuid.uuid4()))
+    return Response(200, [("Content-Type", "text/xml")], body.encode(), injected=True)
+
+
 class Ctx:
     """One client request, identified."""
 
@@ -573,6 +708,7 @@ class Realism:
         self.frozen_action = None
         self.mutations = 0
         self.thawed = threading.Event()
+        self.iam_policies: dict = {}
         self.reset()
 
     def reset(self):
@@ -729,7 +865,7 @@ class Realism:
             resp = self._handle(ctx)
         resp.error = resp.error if resp.injected and resp.error else error_code_of(resp.status, resp.headers, resp.body)
         self.log_call(ctx.service, ctx.action, start, time.time(), resp.status, resp.error, resp.injected)
-        if ctx.action and is_mutating(ctx.action):
+        if ctx.action and is_mutating(ctx.action) and not ctx.extra.get("denied"):
             self.hold_if_frozen(ctx.action)
         if self.verbose:
             sys.stderr.write(f"{ctx.service} {ctx.action} -> {resp.status} {resp.error or ''}"
@@ -778,7 +914,38 @@ class Realism:
             thawed = self.thawed
         thawed.wait(3600)
 
+    def iam_gate(self, ctx: Ctx):
+        """A denial when the caller's key has a policy that does not allow the call (or what AWS checks
+        with it); `iam:SimulatePrincipalPolicy` answered from the policy of the principal asked about.
+        None: go on."""
+        keys = self.cfg.get("iam_policies") or {}
+        rule = keys.get(ctx.akid)
+        action = iam_action(ctx)
+        if rule is None or action is None or action in NEVER_DENIED:
+            return None
+        if ctx.akid not in self.iam_policies:
+            self.iam_policies[ctx.akid] = IamPolicy(rule["policy_file"])
+        policy = self.iam_policies[ctx.akid]
+        principal = rule.get("principal", "arn:aws:iam::123456789012:user/ci")
+        for needed, resource in [(action, None)] + implied_actions(ctx, action):
+            decision = policy.decision(needed)
+            if decision != "allowed":
+                return access_denied(ctx, principal, needed, resource, decision)
+        if action == "iam:SimulatePrincipalPolicy":
+            source = ctx.params.get("PolicySourceArn")
+            asked = next((k for k, r in keys.items() if r.get("principal") == source), None)
+            if asked is None:
+                return ctx.error("NoSuchEntity", f"The user or role {source} cannot be found.", 404)
+            if asked not in self.iam_policies:
+                self.iam_policies[asked] = IamPolicy(keys[asked]["policy_file"])
+            return simulate_principal_policy(ctx, self.iam_policies[asked])
+        return None
+
     def _handle(self, ctx: Ctx) -> Response:
+        denied = self.iam_gate(ctx)
+        if denied is not None:
+            ctx.extra["denied"] = True  # changed nothing: not a mutation for the freeze machinery
+            return denied
         key = HOOK_KEY.get(ctx.service or "", ctx.service or "")
         pre = getattr(self, f"pre_{key}_{ctx.action}", None) if ctx.action else None
         if pre is None and ctx.service == "dynamodb" and ctx.action in DDB_TABLE_OPS | DDB_MULTI_OPS | DDB_CHANGE_OPS:

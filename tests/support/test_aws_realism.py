@@ -1619,11 +1619,129 @@ class AutoScalingEcsTests(unittest.TestCase):
         aas.deregister_scalable_target(**self.target(rid))
 
 
+class IamGateTests(unittest.TestCase):
+    """Action-level IAM: a key mapped to a policy file gets AWS's denial, per protocol, for any other call."""
+
+    PRINCIPAL = "arn:aws:iam::123456789012:user/ci"
+
+    @classmethod
+    def setUpClass(cls):
+        cls.policy_path = os.path.join(_tmp.name, f"policy-{uuid.uuid4().hex[:8]}.json")
+        cls.write(["ec2:Describe*", "ec2:CreateVpc", "ecs:RegisterTaskDefinition", "iam:SimulatePrincipalPolicy",
+                   "s3:GetObject"])
+        config = dict(CONFIG, iam_policies={"AKIDCI0000000000TEST": {"principal": cls.PRINCIPAL,
+                                                                      "policy_file": cls.policy_path}})
+        cls.url, cls.log = start_proxy(MOTO, "--time-scale", str(SCALE), config=config)
+        cls.admin = clients(cls.url)
+        cls.ci = clients(cls.url)
+        for name_, c in list(cls.ci.items()):
+            cls.ci[name_] = boto3.client(c.meta.service_model.service_name, endpoint_url=cls.url, region_name="us-east-1",
+                                         aws_access_key_id="AKIDCI0000000000TEST", aws_secret_access_key="x",
+                                         config=Config(retries={"total_max_attempts": 1},
+                                                       s3={"addressing_style": "path"}))
+
+    @classmethod
+    def write(cls, actions, deny=()):
+        doc = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": list(actions), "Resource": "*"}]}
+        if deny:
+            doc["Statement"].append({"Effect": "Deny", "Action": list(deny), "Resource": "*"})
+        with open(cls.policy_path + ".new", "w") as f:
+            json.dump(doc, f)
+        os.replace(cls.policy_path + ".new", cls.policy_path)
+        time.sleep(0.01)  # a new mtime
+
+    def denial(self, fn, *args, **kwargs):
+        with self.assertRaises(ClientError) as e:
+            fn(*args, **kwargs)
+        r = e.exception.response
+        return r["ResponseMetadata"]["HTTPStatusCode"], r["Error"]["Code"], r["Error"].get("Message", "")
+
+    def test_each_protocol_gets_awss_own_denial_naming_the_action(self):
+        status, code, message = self.denial(self.ci["iam"].create_role, RoleName=name(),
+                                            AssumeRolePolicyDocument="{}")
+        self.assertEqual((status, code), (403, "AccessDenied"))
+        self.assertIn(f"User: {self.PRINCIPAL} is not authorized to perform: iam:CreateRole because no "
+                      "identity-based policy allows the iam:CreateRole action", message)
+        status, code, message = self.denial(self.ci["ecs"].create_cluster, clusterName=name())
+        self.assertEqual((status, code), (400, "AccessDeniedException"))
+        self.assertIn("ecs:CreateCluster", message)
+        status, code, message = self.denial(self.ci["dynamodb"].list_tables)
+        self.assertEqual((status, code), (400, "AccessDeniedException"))
+        self.assertIn("dynamodb:ListTables", message)
+        status, code, message = self.denial(self.ci["elbv2"].describe_load_balancers)
+        self.assertEqual((status, code), (403, "AccessDenied"))
+        self.assertIn("elasticloadbalancing:DescribeLoadBalancers", message)
+        status, code, message = self.denial(self.ci["ec2"].create_subnet, VpcId="vpc-1", CidrBlock="10.0.0.0/24")
+        self.assertEqual((status, code), (403, "UnauthorizedOperation"))
+        self.assertIn("ec2:CreateSubnet because", message)
+        self.assertIn("Encoded authorization failure message", message)
+        # S3: the action is the IAM name (HeadBucket is s3:ListBucket), and HEAD has no body.
+        status, code, _ = self.denial(self.ci["s3"].head_bucket, Bucket="nobucket")
+        self.assertEqual((status, code), (403, "403"))
+        entries = [e for e in read_log(self.log) if e["error"] in ("AccessDenied", "AccessDeniedException",
+                                                                       "UnauthorizedOperation")]
+        self.assertGreaterEqual(len(entries), 5)
+
+    def test_allowed_calls_pass_and_a_denied_one_changes_nothing(self):
+        before = len(self.admin["ec2"].describe_vpcs()["Vpcs"])
+        vpc = self.ci["ec2"].create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+        self.assertEqual(len(self.admin["ec2"].describe_vpcs()["Vpcs"]), before + 1)
+        self.admin["ec2"].delete_vpc(VpcId=vpc)
+        # Tags sent with a create need the tagging action too, and the create does not happen.
+        _, code, message = self.denial(self.ci["ec2"].create_vpc, CidrBlock="10.8.0.0/16", TagSpecifications=[
+            {"ResourceType": "vpc", "Tags": [{"Key": "fargate-stack:stack", "Value": "x"}]}])
+        self.assertEqual(code, "UnauthorizedOperation")
+        self.assertIn("ec2:CreateTags", message)
+        self.assertEqual(len(self.admin["ec2"].describe_vpcs()["Vpcs"]), before)
+        # The caller's identity needs no permission.
+        self.assertEqual(self.ci["sts"].get_caller_identity()["Account"], "123456789012")
+
+    def test_passing_roles_to_ecs_needs_pass_role_and_the_file_is_read_again(self):
+        role = "arn:aws:iam::123456789012:role/s-execution-role"
+        register = dict(family=name(), containerDefinitions=[{"name": "web", "image": "nginx", "memory": 512}],
+                        requiresCompatibilities=["FARGATE"], networkMode="awsvpc", cpu="256", memory="512",
+                        executionRoleArn=role)
+        _, code, message = self.denial(self.ci["ecs"].register_task_definition, **register)
+        self.assertEqual(code, "AccessDeniedException")
+        self.assertIn(f"iam:PassRole on resource: {role}", message)
+        self.write(["ec2:Describe*", "ec2:CreateVpc", "ecs:RegisterTaskDefinition", "iam:PassRole",
+                    "iam:SimulatePrincipalPolicy"])
+        try:
+            self.ci["ecs"].register_task_definition(**register)
+            # An explicit Deny wins over any Allow, and says so.
+            self.write(["ec2:*"], deny=["ec2:createvpc"])
+            _, code, message = self.denial(self.ci["ec2"].create_vpc, CidrBlock="10.7.0.0/16")
+            self.assertIn("with an explicit deny", message)
+        finally:
+            self.write(["ec2:Describe*", "ec2:CreateVpc", "ecs:RegisterTaskDefinition", "iam:SimulatePrincipalPolicy",
+                        "s3:GetObject"])
+
+    def test_simulate_principal_policy_answers_from_the_policy(self):
+        out = self.ci["iam"].simulate_principal_policy(
+            PolicySourceArn=self.PRINCIPAL, ActionNames=["ec2:DescribeVpcs", "ec2:DeleteVpc", "ECS:registertaskdefinition"])
+        decisions = {r["EvalActionName"]: r["EvalDecision"] for r in out["EvaluationResults"]}
+        self.assertEqual(decisions, {"ec2:DescribeVpcs": "allowed", "ec2:DeleteVpc": "implicitDeny",
+                                     "ECS:registertaskdefinition": "allowed"})
+        code = code_of(self.ci["iam"].simulate_principal_policy, PolicySourceArn="arn:aws:iam::123456789012:user/other",
+                       ActionNames=["ec2:DescribeVpcs"])
+        self.assertEqual(code, "NoSuchEntity")
+
+    def test_policy_decisions_match_case_insensitively_with_wildcards(self):
+        path = os.path.join(_tmp.name, "p.json")
+        with open(path, "w") as f:
+            json.dump({"Statement": {"Effect": "Allow", "Action": ["EC2:Describe*", "s3:?etObject"]}}, f)
+        p = aws_realism.IamPolicy(path)
+        self.assertEqual(p.decision("ec2:DescribeVpcs"), "allowed")
+        self.assertEqual(p.decision("s3:GetObject"), "allowed")
+        self.assertEqual(p.decision("s3:PutObject"), "implicitDeny")
+        self.assertEqual(p.decision("Ec2:describevpcs"), "allowed")
+
+
 def load_tests(loader, tests, pattern):
     # the reset test clears moto for everybody: run it last
     suite, last = unittest.TestSuite(), []
     for group in (WireTests, NewServiceWireTests, StateTests, EcsServiceTests, CheckTests, AcmTests,
-                  Route53Tests, AutoScalingTests, AutoScalingEcsTests, S3Tests, LogAndFaultTests):
+                  Route53Tests, AutoScalingTests, AutoScalingEcsTests, S3Tests, IamGateTests, LogAndFaultTests):
         for t in loader.loadTestsFromTestCase(group):
             (last.append if "reset" in t.id() else suite.addTest)(t)
     suite.addTests(last)

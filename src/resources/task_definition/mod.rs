@@ -175,7 +175,7 @@ fn definition_permissions(verb: Verb) -> Vec<Permission> {
     let revisions = arn("ecs", &format!("task-definition/{}:*", family(STACK)));
     let roles = global_arn("iam", true, &format!("role/{STACK}-*-role"));
     vec![
-        Permission::new(verb, "ecs:RegisterTaskDefinition").tagging(),
+        Permission::new(verb, "ecs:RegisterTaskDefinition").on(revisions.clone()).tagging(),
         access::tags_on_create("ecs:TagResource", "RegisterTaskDefinition", revisions),
         Permission::new(verb, "iam:PassRole").on(roles).when(Condition::PassedTo("ecs-tasks.amazonaws.com")).implied(),
     ]

