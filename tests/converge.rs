@@ -58,18 +58,33 @@ async fn config_changes_update_in_place() {
     let cli = Cli::new(&emulator);
     cli.run(&["up", "--no-wait"]).ok();
     let before = cli.state().unwrap();
-    cli.write_config(&config_with(&[
+    // A permissions boundary given to an existing stack is put on both roles in place.
+    let boundary = sdk
+        .iam
+        .create_policy()
+        .policy_name("boundary")
+        .policy_document(r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#)
+        .send()
+        .await
+        .unwrap()
+        .policy()
+        .unwrap()
+        .arn()
+        .unwrap()
+        .to_string();
+    let edits = config_with(&[
         ("image", "image = \"nginx:1.27-alpine\""),
         ("desired_count", "desired_count = 3"),
         ("retention_days", "retention_days = 30"),
         ("listener_port", "listener_port = 8080"),
         ("APP_ID", "APP_ID = \"v2\""),
-    ]));
+    ]);
+    cli.write_config(&format!("{edits}\n[iam]\npermissions_boundary = \"{boundary}\"\n"));
     let plan = cli.run(&["--output", "json", "up", "--dry-run"]).ok().json();
     let action = |name: &str| {
         plan["resources"].as_array().unwrap().iter().find(|p| p["name"] == name).unwrap()["action"].clone()
     };
-    for changed in ["task-definition", "service", "log-group", "listener", "security-group-alb"] {
+    for changed in ["task-definition", "service", "log-group", "listener", "security-group-alb", "role-task"] {
         assert_eq!(action(changed), "update", "{changed}: {plan}");
     }
     assert_eq!(action("vpc"), "unchanged");
@@ -116,6 +131,26 @@ async fn config_changes_update_in_place() {
     assert_eq!(status.code, 0, "{}", status.stdout);
     let again = cli.run(&["--output", "json", "up", "--no-wait"]).ok().json();
     assert!(again["steps"].as_array().unwrap().iter().all(|s| s["outcome"] == "unchanged"), "{again}");
+    let boundary_of = |role: &'static str| {
+        let iam = sdk.iam.clone();
+        async move {
+            let r = iam.get_role().role_name(role).send().await.unwrap();
+            r.role().unwrap().permissions_boundary().and_then(|b| b.permissions_boundary_arn()).map(str::to_string)
+        }
+    };
+    for role in ["simple-ecs-dev-task-role", "simple-ecs-dev-execution-role"] {
+        assert_eq!(boundary_of(role).await.as_deref(), Some(boundary.as_str()), "{role}");
+    }
+    // Dropped from the config: taken off again.
+    cli.write_config(&edits);
+    let dropped = cli.run(&["--output", "json", "up", "--no-wait"]).ok().json();
+    let outcome = |name: &str| {
+        dropped["steps"].as_array().unwrap().iter().find(|s| s["name"] == name).unwrap()["outcome"].clone()
+    };
+    assert_eq!((outcome("role-task"), outcome("role-execution")), ("updated".into(), "updated".into()));
+    for role in ["simple-ecs-dev-task-role", "simple-ecs-dev-execution-role"] {
+        assert_eq!(boundary_of(role).await, None, "{role}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -163,17 +198,43 @@ async fn security_group_drift_is_reported_and_repaired() {
         .ip_ranges(aws_sdk_ec2::types::IpRange::builder().cidr_ip("0.0.0.0/0").build())
         .build();
     sdk.ec2.authorize_security_group_ingress().group_id(&task_sg).ip_permissions(ssh).send().await.unwrap();
+    // The open egress older versions left on the task group (all traffic anywhere).
+    let open = aws_sdk_ec2::types::IpPermission::builder()
+        .ip_protocol("-1")
+        .ip_ranges(aws_sdk_ec2::types::IpRange::builder().cidr_ip("0.0.0.0/0").build())
+        .build();
+    sdk.ec2.authorize_security_group_egress().group_id(&task_sg).ip_permissions(open).send().await.unwrap();
+    let plan = cli.run(&["up", "--dry-run"]).ok().stdout;
+    assert!(plan.contains("egress: all traffic 0.0.0.0/0, tcp 53 10.0.0.2/32, tcp 443 0.0.0.0/0, udp 53 10.0.0.2/32 → tcp 53 10.0.0.2/32, tcp 443 0.0.0.0/0, udp 53 10.0.0.2/32"), "{plan}");
+    // A trust policy as older versions wrote it (aws:SourceAccount without aws:SourceArn) is drift too.
+    let role = "simple-ecs-dev-task-role";
+    let old_trust = serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Principal": {"Service": "ecs-tasks.amazonaws.com"}, "Action": "sts:AssumeRole",
+        "Condition": {"StringEquals": {"aws:SourceAccount": "123456789012"}}}]});
+    sdk.iam.update_assume_role_policy().role_name(role).policy_document(old_trust.to_string()).send().await.unwrap();
     let status = cli.run(&["--output", "json", "status"]);
     assert_eq!(status.code, 3);
     let doc = status.json();
-    let row = doc["resources"].as_array().unwrap().iter().find(|r| r["name"] == "security-group-task").unwrap().clone();
-    assert_eq!(row["status"], "drifted", "{row}");
+    for name in ["security-group-task", "role-task"] {
+        let row = doc["resources"].as_array().unwrap().iter().find(|r| r["name"] == name).unwrap().clone();
+        assert_eq!(row["status"], "drifted", "{row}");
+    }
     let repaired = cli.run(&["--output", "json", "up", "--no-wait"]).ok().json();
-    let step =
-        repaired["steps"].as_array().unwrap().iter().find(|s| s["name"] == "security-group-task").unwrap().clone();
-    assert_eq!(step["outcome"], "updated");
+    for name in ["security-group-task", "role-task"] {
+        let step = repaired["steps"].as_array().unwrap().iter().find(|s| s["name"] == name).unwrap().clone();
+        assert_eq!(step["outcome"], "updated", "{name}");
+    }
     let group = sdk.ec2.describe_security_groups().group_ids(&task_sg).send().await.unwrap();
     assert_eq!(group.security_groups()[0].ip_permissions().len(), 1);
+    let egress = group.security_groups()[0].ip_permissions_egress();
+    assert_eq!(egress.len(), 3, "the open rule revoked: {egress:?}");
+    assert!(egress.iter().all(|p| p.ip_protocol() != Some("-1")), "{egress:?}");
+    let trust = sdk.iam.get_role().role_name(role).send().await.unwrap();
+    let trust = percent_encoding::percent_decode_str(trust.role().unwrap().assume_role_policy_document().unwrap())
+        .decode_utf8()
+        .unwrap()
+        .to_string();
+    assert!(trust.contains("aws:SourceArn") && trust.contains("arn:aws:ecs:us-east-1:123456789012:*"), "{trust}");
     assert_eq!(cli.run(&["status"]).code, 0);
 }
 
@@ -201,6 +262,9 @@ async fn dry_run_changes_nothing() {
         "{}",
         text.stdout
     );
+    // The default has no domain: the plan says it serves plain HTTP rather than leave it to a scanner.
+    assert!(plan["plain_http"].as_str().is_some_and(|n| n.contains("ELB.1")), "{plan}");
+    assert!(text.stdout.contains("note: HTTP only: without [https]"), "{}", text.stdout);
     // CI can stop on a plan: --detailed-exitcode as Terraform's (2: changes), and a plan that `up`
     // would refuse is an error with or without it.
     assert_eq!(cli.run(&["up", "--dry-run", "--detailed-exitcode"]).code, 2);

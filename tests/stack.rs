@@ -157,12 +157,24 @@ async fn up_builds_the_reference_stack_status_reports_it_and_down_removes_it() {
     assert!(task_in.ip_ranges().is_empty(), "tasks must not be reachable from any CIDR");
     assert_eq!(task_in.user_id_group_pairs().len(), 1);
     assert_eq!(task_in.user_id_group_pairs()[0].group_id(), alb_sg.group_id());
-    assert!(
-        task_sg
-            .ip_permissions_egress()
-            .iter()
-            .any(|p| p.ip_protocol() == Some("-1") && p.ip_ranges().iter().any(|r| r.cidr_ip() == Some("0.0.0.0/0"))),
-        "task egress open for image pulls"
+    // Egress restricted: HTTPS anywhere (image pulls, AWS APIs through the NAT) and DNS to the VPC resolver.
+    let mut egress: Vec<(String, Option<i32>, Vec<String>)> = task_sg
+        .ip_permissions_egress()
+        .iter()
+        .map(|p| {
+            let cidrs = p.ip_ranges().iter().filter_map(|r| r.cidr_ip().map(str::to_string)).collect();
+            (p.ip_protocol().unwrap_or_default().to_string(), p.from_port(), cidrs)
+        })
+        .collect();
+    egress.sort();
+    assert_eq!(
+        egress,
+        [
+            ("tcp".to_string(), Some(53), vec!["10.0.0.2/32".to_string()]),
+            ("tcp".to_string(), Some(443), vec!["0.0.0.0/0".to_string()]),
+            ("udp".to_string(), Some(53), vec!["10.0.0.2/32".to_string()]),
+        ],
+        "task egress"
     );
 
     // ---- DynamoDB table
@@ -199,6 +211,10 @@ async fn up_builds_the_reference_stack_status_reports_it_and_down_removes_it() {
         let r = r.role().unwrap();
         let trust = decode(r.assume_role_policy_document().unwrap());
         assert_eq!(trust["Statement"][0]["Principal"]["Service"], "ecs-tasks.amazonaws.com");
+        let account = table_arn.split(':').nth(4).unwrap();
+        let condition = &trust["Statement"][0]["Condition"];
+        assert_eq!(condition["StringEquals"]["aws:SourceAccount"], account, "{role}");
+        assert_eq!(condition["ArnLike"]["aws:SourceArn"], format!("arn:aws:ecs:us-east-1:{account}:*"), "{role}");
         let tags = sdk.iam.list_role_tags().role_name(role).send().await.unwrap();
         tags_ok(tags.tags().iter().map(|t| (t.key().to_string(), t.value().to_string())), role).unwrap();
         let attached = sdk.iam.list_attached_role_policies().role_name(role).send().await.unwrap();

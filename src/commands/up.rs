@@ -123,6 +123,9 @@ pub struct Plan {
     /// With [autoscaling]: who owns the desired count.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scaling: Option<String>,
+    /// Without [https]: the load balancer serves plain HTTP, said rather than left for a scanner to find.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plain_http: Option<String>,
 }
 
 /// The config's graph and the one that also covers what the state records beyond it.
@@ -229,7 +232,14 @@ impl Plan {
                 a.min_count, a.max_count, setup.config.service.desired_count
             )
         });
-        Plan { resources, counts, rollout, refused, blocked, config_switch, image, resuming, scaling }
+        let plain_http = setup.config.https.is_none().then(|| {
+            format!(
+                "HTTP only: without [https] the load balancer serves plain HTTP on port {} (Security Hub ELB.1); \
+                 add [https] with a domain or certificate_arn for TLS",
+                setup.config.load_balancer.listener_port
+            )
+        });
+        Plan { resources, counts, rollout, refused, blocked, config_switch, image, resuming, scaling, plain_http }
     }
 
     /// The resources this run would take over (`key id`), if it needs leave to: none when it resumes
@@ -304,6 +314,9 @@ impl Plan {
         }
         if let Some(scaling) = &self.scaling {
             text.line(format!("note: {scaling}"));
+        }
+        if let Some(plain_http) = &self.plain_http {
+            text.line(format!("note: {plain_http}"));
         }
         if let Some(switch) = &self.config_switch {
             text.line(format!(

@@ -38,35 +38,40 @@ impl HttpsConfig {
 /// The HTTPS listener's port: fixed, it is what `https://` means.
 pub const HTTPS_PORT: u32 = 443;
 
-/// The ELB predefined security policies an HTTPS listener of an ALB accepts.
+/// The ELB predefined security policies an HTTPS listener of an ALB accepts, TLS 1.2 at least.
 pub const SSL_POLICIES: &[&str] = &[
     "ELBSecurityPolicy-TLS13-1-2-2021-06",
     "ELBSecurityPolicy-TLS13-1-2-Res-2021-06",
     "ELBSecurityPolicy-TLS13-1-2-Ext1-2021-06",
     "ELBSecurityPolicy-TLS13-1-2-Ext2-2021-06",
-    "ELBSecurityPolicy-TLS13-1-1-2021-06",
-    "ELBSecurityPolicy-TLS13-1-0-2021-06",
     "ELBSecurityPolicy-TLS13-1-3-2021-06",
     "ELBSecurityPolicy-TLS13-1-2-PQ-2025-09",
     "ELBSecurityPolicy-TLS13-1-2-Res-PQ-2025-09",
     "ELBSecurityPolicy-TLS13-1-2-Ext1-PQ-2025-09",
     "ELBSecurityPolicy-TLS13-1-2-Ext2-PQ-2025-09",
-    "ELBSecurityPolicy-TLS13-1-0-PQ-2025-09",
     "ELBSecurityPolicy-TLS13-1-3-PQ-2025-09",
     "ELBSecurityPolicy-TLS13-1-2-FIPS-2023-04",
     "ELBSecurityPolicy-TLS13-1-2-Res-FIPS-2023-04",
     "ELBSecurityPolicy-TLS13-1-2-Ext0-FIPS-2023-04",
     "ELBSecurityPolicy-TLS13-1-2-Ext1-FIPS-2023-04",
     "ELBSecurityPolicy-TLS13-1-2-Ext2-FIPS-2023-04",
-    "ELBSecurityPolicy-TLS13-1-1-FIPS-2023-04",
-    "ELBSecurityPolicy-TLS13-1-0-FIPS-2023-04",
     "ELBSecurityPolicy-TLS13-1-3-FIPS-2023-04",
     "ELBSecurityPolicy-TLS-1-2-Ext-2018-06",
     "ELBSecurityPolicy-TLS-1-2-2017-01",
-    "ELBSecurityPolicy-TLS-1-1-2017-01",
     "ELBSecurityPolicy-FS-1-2-Res-2020-10",
     "ELBSecurityPolicy-FS-1-2-Res-2019-08",
     "ELBSecurityPolicy-FS-1-2-2019-08",
+];
+
+/// The predefined policies that still allow TLS 1.0 or 1.1 (ELB.17 wants TLS 1.2 at least):
+/// refused by validation, with the reason, rather than as unknown.
+pub const OUTDATED_SSL_POLICIES: &[&str] = &[
+    "ELBSecurityPolicy-TLS13-1-1-2021-06",
+    "ELBSecurityPolicy-TLS13-1-0-2021-06",
+    "ELBSecurityPolicy-TLS13-1-0-PQ-2025-09",
+    "ELBSecurityPolicy-TLS13-1-1-FIPS-2023-04",
+    "ELBSecurityPolicy-TLS13-1-0-FIPS-2023-04",
+    "ELBSecurityPolicy-TLS-1-1-2017-01",
     "ELBSecurityPolicy-FS-1-1-2019-08",
     "ELBSecurityPolicy-FS-2018-06",
     "ELBSecurityPolicy-2016-08",
@@ -142,6 +147,15 @@ impl Config {
                         .into(),
                 ));
             }
+        }
+        if OUTDATED_SSL_POLICIES.contains(&https.ssl_policy.as_str()) {
+            return Err(invalid(
+                "https.ssl_policy",
+                format!("{:?}", https.ssl_policy),
+                "allows TLS 1.0 or 1.1, which Security Hub flags (ELB.17) and browsers no longer offer; use a \
+                 TLS 1.2+ policy such as \"ELBSecurityPolicy-TLS13-1-2-2021-06\" (the default)"
+                    .into(),
+            ));
         }
         if !SSL_POLICIES.contains(&https.ssl_policy.as_str()) {
             return Err(invalid(

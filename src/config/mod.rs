@@ -3,6 +3,7 @@
 
 mod autoscaling;
 mod https;
+mod iam;
 mod load;
 mod load_balancer;
 mod logs;
@@ -16,11 +17,12 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::aws::is_region_name;
 pub use autoscaling::{AutoscalingConfig, MAX_SCALED_TASKS};
-pub use https::{check_domain, HttpsConfig, HTTPS_PORT, SSL_POLICIES};
+pub use https::{check_domain, HttpsConfig, HTTPS_PORT, OUTDATED_SSL_POLICIES, SSL_POLICIES};
+pub use iam::IamConfig;
 pub use load::{ConfigSource, BUILT_IN};
 pub use load_balancer::LoadBalancerConfig;
 pub use logs::{LogsConfig, LOG_RETENTION_DAYS};
-pub use network::{NetworkConfig, SubnetPlan, MAX_AZS};
+pub use network::{NetworkConfig, SubnetPlan, TaskEgress, MAX_AZS};
 pub use service::{validate_image, ServiceConfig, TABLE_ENV_VAR};
 pub use table::{KeyAttribute, KeyType, TableConfig};
 
@@ -65,6 +67,9 @@ pub struct Config {
     /// Absent: the service runs a fixed `service.desired_count`.
     #[serde(default)]
     pub autoscaling: Option<AutoscalingConfig>,
+    /// Absent: the roles get no permissions boundary.
+    #[serde(default)]
+    pub iam: IamConfig,
 }
 
 /// Builds the error for a key: (key, value as written, what is allowed).
@@ -94,6 +99,7 @@ impl Config {
         if let Some(https) = &self.https {
             self.validate_https(https, &invalid)?;
         }
+        self.validate_iam(&invalid)?;
         self.validate_autoscaling(&invalid)
     }
 

@@ -16,6 +16,21 @@ pub struct NetworkConfig {
     pub az_count: u8,
     #[serde(default = "defaults::nat_gateways")]
     pub nat_gateways: u8,
+    /// What the tasks may reach: `restricted` (HTTPS and the VPC's DNS) or `open` (everything).
+    #[serde(default)]
+    pub task_egress: TaskEgress,
+}
+
+/// The tasks' security group egress.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TaskEgress {
+    /// TCP 443 anywhere (image pulls and AWS APIs through the NAT) and DNS (53 TCP/UDP) to the
+    /// VPC's resolver: what the default service needs, and no more.
+    #[default]
+    Restricted,
+    /// All traffic anywhere: for a service that calls other ports (a database on 5432, SMTP ...).
+    Open,
 }
 
 /// The subnet layout derived from the VPC CIDR: `az_count` public /24s, then as many private ones.
@@ -77,6 +92,11 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// The VPC's DNS resolver (Route 53 Resolver): the VPC's base address plus two.
+    pub fn dns_resolver(&self) -> std::net::Ipv4Addr {
+        std::net::Ipv4Addr::from(u32::from(self.network.cidr.network()) + 2)
     }
 
     /// Public /24s first, then private ones, carved from the start of the VPC CIDR.

@@ -300,6 +300,16 @@ fn https_values_are_checked() {
         let e = https(section).unwrap_err().to_string();
         assert!(e.contains(needle), "{section}: {e}");
     }
+    // ELB.17: a policy that allows TLS 1.0 or 1.1 is refused, naming the key and why.
+    for outdated in
+        ["ELBSecurityPolicy-2016-08", "ELBSecurityPolicy-TLS-1-0-2015-04", "ELBSecurityPolicy-TLS13-1-1-2021-06"]
+    {
+        let e = https(&format!("domain = \"a.example.com\"\nssl_policy = \"{outdated}\"")).unwrap_err().to_string();
+        assert!(e.contains("`https.ssl_policy`") && e.contains("TLS 1.0 or 1.1"), "{outdated}: {e}");
+    }
+    for current in ["ELBSecurityPolicy-TLS13-1-3-2021-06", "ELBSecurityPolicy-TLS-1-2-Ext-2018-06"] {
+        assert!(https(&format!("domain = \"a.example.com\"\nssl_policy = \"{current}\"")).is_ok(), "{current}");
+    }
     let long = format!("{}.example.com", "a".repeat(60));
     assert!(https(&format!("domain = \"{long}\"")).unwrap_err().to_string().contains("64"));
     let zone_without_domain =
@@ -395,4 +405,33 @@ fn region() {
     assert!(Config::parse("t", &DEFAULT_TOML.replace("# region = \"us-east-1\"", "region = \"us-west-2\"")).is_ok());
     let e = Config::parse("t", &DEFAULT_TOML.replace("# region = \"us-east-1\"", "region = \"mars\"")).unwrap_err();
     assert!(e.to_string().contains(":4: region: "), "{e}");
+}
+
+#[test]
+fn a_permissions_boundary_is_an_iam_policy_arn() {
+    let iam = |value: &str| Config::parse("t", &format!("{DEFAULT_TOML}\n[iam]\npermissions_boundary = {value:?}\n"));
+    assert_eq!(Config::parse("t", DEFAULT_TOML).unwrap().iam.permissions_boundary, None, "absent: none");
+    for ok in [
+        "arn:aws:iam::123456789012:policy/Boundary",
+        "arn:aws:iam::123456789012:policy/teams/platform/Boundary-v2",
+        "arn:aws:iam::aws:policy/PowerUserAccess",
+        "arn:aws-us-gov:iam::123456789012:policy/B",
+    ] {
+        assert_eq!(iam(ok).unwrap().iam.permissions_boundary.as_deref(), Some(ok));
+    }
+    for bad in [
+        "Boundary",
+        "arn:aws:iam::123456789012:role/Boundary",
+        "arn:aws:iam:us-east-1:123456789012:policy/Boundary",
+        "arn:aws:iam::1234:policy/Boundary",
+        "arn:aws:iam::123456789012:policy/",
+        "arn:aws:iam::123456789012:policy/a//b",
+        "arn:aws:iam::123456789012:policy/Bad Name",
+        "arn:aws:s3:::bucket",
+    ] {
+        let e = iam(bad).unwrap_err().to_string();
+        assert!(e.contains("`iam.permissions_boundary`") && e.contains("managed policy ARN"), "{bad}: {e}");
+    }
+    let unknown = Config::parse("t", &format!("{DEFAULT_TOML}\n[iam]\nboundary = \"x\"\n")).unwrap_err();
+    assert!(unknown.to_string().contains("unknown field `boundary`"), "{unknown}");
 }

@@ -93,21 +93,38 @@ fn sweep_roles(c: &Clients) -> BoxFuture<'_, Result<Vec<Sighting>, StackError>> 
     })
 }
 
-/// `arn:<partition>:<service>:<region>:<account>:...` -> (partition, account).
-fn partition_and_account(arn: &str) -> Option<(String, String)> {
-    let parts: Vec<&str> = arn.splitn(6, ':').collect();
-    (parts.len() == 6 && parts[0] == "arn").then(|| (parts[1].to_string(), parts[4].to_string()))
+/// Where a resource lives, read from its ARN: what the trust policy's conditions name.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ArnHome {
+    pub partition: String,
+    pub region: String,
+    pub account: String,
 }
 
-/// Only ECS tasks of this account may assume the roles (guards against the confused deputy).
-pub fn trust_policy(account: &str) -> Value {
+/// `arn:<partition>:<service>:<region>:<account>:...` -> its partition, region and account.
+fn arn_home(arn: &str) -> Option<ArnHome> {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    (parts.len() == 6 && parts[0] == "arn").then(|| ArnHome {
+        partition: parts[1].to_string(),
+        region: parts[3].to_string(),
+        account: parts[4].to_string(),
+    })
+}
+
+/// Only ECS, acting for this account in this region, may have tasks assume the roles (the
+/// confused deputy): `aws:SourceAccount` beside `aws:SourceArn`, as AWS's ECS guidance pairs them.
+pub fn trust_policy(home: &ArnHome) -> Value {
+    let ArnHome { partition, region, account } = home;
     json!({
         "Version": "2012-10-17",
         "Statement": [{
             "Effect": "Allow",
             "Principal": {"Service": "ecs-tasks.amazonaws.com"},
             "Action": "sts:AssumeRole",
-            "Condition": {"StringEquals": {"aws:SourceAccount": account}}
+            "Condition": {
+                "StringEquals": {"aws:SourceAccount": account},
+                "ArnLike": {"aws:SourceArn": format!("arn:{partition}:ecs:{region}:{account}:*")}
+            }
         }]
     })
 }
@@ -125,7 +142,7 @@ pub fn ecr_repository_arn(image: &str, partition: &str) -> Option<String> {
 }
 
 pub fn execution_policy(image: &str, log_group_arn: &str) -> Value {
-    let partition = partition_and_account(log_group_arn).map(|(p, _)| p).unwrap_or_else(|| "aws".into());
+    let partition = arn_home(log_group_arn).map(|h| h.partition).unwrap_or_else(|| "aws".into());
     let mut statements = vec![json!({
         "Sid": "WriteLogs",
         "Effect": "Allow",
@@ -158,20 +175,20 @@ pub fn task_policy(table_arn: &str) -> Value {
     })
 }
 
-/// The inline policy and the account (for the trust policy) this role should have, from what
-/// the state already holds.
-fn wanted_policy(ctx: &Scope<'_>, role: Role) -> Result<(Value, String), StackError> {
+/// The inline policy and the stack's home (for the trust policy) this role should have, from
+/// what the state already holds.
+fn wanted_policy(ctx: &Scope<'_>, role: Role) -> Result<(Value, ArnHome), StackError> {
     let source_arn = match role {
         Role::Execution => ctx.need_attr(LOG_GROUP_ARN)?,
         Role::Task => ctx.need_attr(TABLE_ARN)?,
     };
-    let account = partition_and_account(&source_arn).map(|(_, a)| a).unwrap_or_default();
+    let home = arn_home(&source_arn).unwrap_or_default();
     let policy = match role {
         // The image the stack runs: a `deploy` may have shipped one from another ECR repository.
         Role::Execution => execution_policy(&image::wanted(ctx).image, &source_arn),
         Role::Task => task_policy(&source_arn),
     };
-    Ok((policy, account))
+    Ok((policy, home))
 }
 
 /// IAM returns policy documents URL-encoded.
@@ -186,6 +203,8 @@ pub struct RoleLive {
     trust: Option<Value>,
     policy: Option<Value>,
     managed: Vec<String>,
+    /// The permissions boundary's policy ARN, if the role has one.
+    boundary: Option<String>,
 }
 
 /// What a role can differ in.
@@ -194,6 +213,7 @@ pub enum RoleField {
     InlinePolicy,
     TrustPolicy,
     ManagedPolicies,
+    PermissionsBoundary,
 }
 
 impl Field for RoleField {
@@ -202,6 +222,7 @@ impl Field for RoleField {
             RoleField::InlinePolicy => "inline policy",
             RoleField::TrustPolicy => "trust policy",
             RoleField::ManagedPolicies => "managed policies",
+            RoleField::PermissionsBoundary => "iam.permissions_boundary",
         }
         .into()
     }
@@ -235,6 +256,7 @@ async fn read_role(ctx: &Scope<'_>, role: Role, name: &str) -> Result<Option<Rol
         trust: r.assume_role_policy_document().and_then(decode_document),
         policy,
         managed,
+        boundary: r.permissions_boundary().and_then(|b| b.permissions_boundary_arn()).map(str::to_string),
     }))
 }
 
@@ -260,6 +282,8 @@ impl Managed for Role {
             Permission::update("iam:PutRolePolicy").on(role.clone()).tagged(),
             Permission::update("iam:UpdateAssumeRolePolicy").on(role.clone()).tagged(),
             Permission::update("iam:DetachRolePolicy").on(role.clone()).tagged(),
+            Permission::update("iam:PutRolePermissionsBoundary").on(role.clone()).tagged(),
+            Permission::update("iam:DeleteRolePermissionsBoundary").on(role.clone()).tagged(),
             Permission::delete("iam:ListRolePolicies").on(role.clone()),
             Permission::delete("iam:DeleteRolePolicy").on(role.clone()).tagged(),
             Permission::delete("iam:DetachRolePolicy").on(role.clone()).tagged(),
@@ -306,28 +330,35 @@ impl Managed for Role {
     }
 
     fn diff(&self, ctx: &Scope<'_>, live: &RoleLive) -> Result<Vec<Changed<RoleField>>, StackError> {
-        let (policy, account) = wanted_policy(ctx, *self)?;
+        let (policy, home) = wanted_policy(ctx, *self)?;
         let mut diff = Diff::new();
         let (have, want) = differs(live.policy.as_ref(), &policy);
         diff.field(RoleField::InlinePolicy, have, want);
-        let (have, want) = differs(live.trust.as_ref(), &trust_policy(&account));
+        let (have, want) = differs(live.trust.as_ref(), &trust_policy(&home));
         diff.field(RoleField::TrustPolicy, have, want);
         let managed = if live.managed.is_empty() { "none".to_string() } else { live.managed.join(", ") };
         diff.field(RoleField::ManagedPolicies, managed.as_str(), "none");
+        let boundary = |b: Option<&String>| b.cloned().unwrap_or_else(|| "none".into());
+        diff.field(
+            RoleField::PermissionsBoundary,
+            &boundary(live.boundary.as_ref()),
+            &boundary(ctx.config.iam.permissions_boundary.as_ref()),
+        );
         Ok(diff.into_changes())
     }
 
     async fn create(&self, ctx: &Scope<'_>, _line: &Line) -> Result<RoleLive, StackError> {
         let key = self.role_key();
         let name = self.name(ctx.stack());
-        let (_, account) = wanted_policy(ctx, *self)?;
+        let (_, home) = wanted_policy(ctx, *self)?;
         let created = ctx
             .aws
             .iam
             .create_role()
             .role_name(&name)
             .description(format!("fargate-stack {}: {key}", ctx.stack()))
-            .assume_role_policy_document(trust_policy(&account).to_string())
+            .assume_role_policy_document(trust_policy(&home).to_string())
+            .set_permissions_boundary(ctx.config.iam.permissions_boundary.clone())
             .set_tags(Some(ctx.sdk_tags(&name)))
             .send()
             .await
@@ -336,9 +367,10 @@ impl Managed for Role {
             Ok(out) => Ok(RoleLive {
                 name: name.clone(),
                 arn: out.role().map(|r| r.arn().to_string()).unwrap_or_default(),
-                trust: Some(trust_policy(&account)),
+                trust: Some(trust_policy(&home)),
                 policy: None,
                 managed: vec![],
+                boundary: ctx.config.iam.permissions_boundary.clone(),
             }),
             // Created by an interrupted run a moment ago (and checked to be ours).
             Err(e) if e.has_code(&["EntityAlreadyExists"]) => read_role(ctx, *self, &name).await?.ok_or(e),
@@ -353,7 +385,7 @@ impl Managed for Role {
         live: &RoleLive,
         changes: &[Changed<RoleField>],
     ) -> Result<Option<RoleLive>, StackError> {
-        let (policy, account) = wanted_policy(ctx, *self)?;
+        let (policy, home) = wanted_policy(ctx, *self)?;
         let name = &live.name;
         let iam = &ctx.aws.iam;
         for change in changes {
@@ -370,12 +402,13 @@ impl Managed for Role {
                 RoleField::TrustPolicy => {
                     iam.update_assume_role_policy()
                         .role_name(name)
-                        .policy_document(trust_policy(&account).to_string())
+                        .policy_document(trust_policy(&home).to_string())
                         .send()
                         .await
                         .ctx("write the trust policy of role", name)?;
                 }
                 RoleField::ManagedPolicies => detach_managed(ctx, name, &live.managed).await?,
+                RoleField::PermissionsBoundary => set_boundary(ctx, name).await?,
             }
         }
         Ok(None)
@@ -404,6 +437,29 @@ impl Managed for Role {
         detach_managed(ctx, name, &live.managed).await?;
         ignore_not_found(iam.delete_role().role_name(name).send().await.ctx("delete role", name).map(drop))?;
         Ok(Outcome::Deleted)
+    }
+}
+
+/// The config's permissions boundary on the role, or none.
+async fn set_boundary(ctx: &Scope<'_>, name: &str) -> Result<(), StackError> {
+    let iam = &ctx.aws.iam;
+    match &ctx.config.iam.permissions_boundary {
+        Some(arn) => iam
+            .put_role_permissions_boundary()
+            .role_name(name)
+            .permissions_boundary(arn)
+            .send()
+            .await
+            .ctx("set the permissions boundary of role", name)
+            .map(drop),
+        None => ignore_not_found(
+            iam.delete_role_permissions_boundary()
+                .role_name(name)
+                .send()
+                .await
+                .ctx("remove the permissions boundary of role", name)
+                .map(drop),
+        ),
     }
 }
 
@@ -457,10 +513,13 @@ mod tests {
     }
 
     #[test]
-    fn trust_is_ecs_tasks_of_this_account() {
-        let t = trust_policy("123456789012");
+    fn trust_is_ecs_tasks_of_this_account_and_region() {
+        let home = arn_home("arn:aws-cn:dynamodb:cn-north-1:123456789012:table/s-messages").unwrap();
+        let t = trust_policy(&home);
         assert_eq!(t["Statement"][0]["Principal"]["Service"], "ecs-tasks.amazonaws.com");
-        assert_eq!(t["Statement"][0]["Condition"]["StringEquals"]["aws:SourceAccount"], "123456789012");
+        let condition = &t["Statement"][0]["Condition"];
+        assert_eq!(condition["StringEquals"]["aws:SourceAccount"], "123456789012");
+        assert_eq!(condition["ArnLike"]["aws:SourceArn"], "arn:aws-cn:ecs:cn-north-1:123456789012:*");
     }
 
     #[test]

@@ -13,7 +13,7 @@ use futures::future::BoxFuture;
 use crate::access::{arn, Permission};
 use crate::aws::Clients;
 use crate::bill::Charge;
-use crate::config::Config;
+use crate::config::{Config, TaskEgress};
 use crate::error::{found, ignore_not_found, AwsContext, StackError};
 use crate::model::{
     after, before, Changed, Dep, Diff, Edge, Field, Key, Kind, Lifecycle, Managed, Nodes, Outcome, Record, Scope,
@@ -127,6 +127,10 @@ impl Rule {
 
     fn all_traffic_anywhere() -> Rule {
         Rule { protocol: "-1".into(), ports: None, cidrs: [ANYWHERE.to_string()].into(), ..Rule::tcp(0) }
+    }
+
+    fn to_cidr(protocol: &str, port: u32, cidr: String) -> Rule {
+        Rule { protocol: protocol.into(), cidrs: [cidr].into(), ..Rule::tcp(port) }
     }
 
     fn of(p: &IpPermission) -> Rule {
@@ -538,8 +542,8 @@ impl Managed for AlbGroup {
 
 // ---------------------------------------------------------------- the tasks' group
 
-/// The container port from the ALB group only; egress open (image pulls through the NAT,
-/// DynamoDB). It also owns the ALB group's one egress rule, to this group.
+/// The container port from the ALB group only; egress as `network.task_egress` says (by default
+/// HTTPS and DNS only). It also owns the ALB group's one egress rule, to this group.
 pub struct TaskGroup;
 
 pub struct TaskGroupLive {
@@ -550,6 +554,25 @@ pub struct TaskGroupLive {
 fn task_ingress(ctx: &Scope<'_>, alb: &str) -> Vec<Rule> {
     vec![Rule::with_group(ctx.config.service.container_port, alb)]
 }
+
+/// `network.task_egress`: restricted to HTTPS anywhere (image pulls, AWS APIs through the NAT) and
+/// DNS to the VPC's resolver, or open.
+fn task_egress(config: &Config) -> Vec<Rule> {
+    match config.network.task_egress {
+        TaskEgress::Open => vec![Rule::all_traffic_anywhere()],
+        TaskEgress::Restricted => {
+            let resolver = format!("{}/32", config.dns_resolver());
+            vec![
+                Rule::from_anywhere(HTTPS),
+                Rule::to_cidr("tcp", DNS, resolver.clone()),
+                Rule::to_cidr("udp", DNS, resolver),
+            ]
+        }
+    }
+}
+
+const HTTPS: u32 = 443;
+const DNS: u32 = 53;
 
 #[async_trait]
 impl Managed for TaskGroup {
@@ -604,7 +627,7 @@ impl Managed for TaskGroup {
         let alb = ctx.need(ALB_SECURITY_GROUP)?;
         let mut diff = Diff::new();
         compare(&mut diff, RulesField::Ingress, Flow::Ingress, &live.group, &task_ingress(ctx, &alb));
-        compare(&mut diff, RulesField::Egress, Flow::Egress, &live.group, &[Rule::all_traffic_anywhere()]);
+        compare(&mut diff, RulesField::Egress, Flow::Egress, &live.group, &task_egress(ctx.config));
         if let Some(alb_group) = &live.alb {
             let wanted = [alb_egress(ctx, live.group.object_id())];
             compare(&mut diff, RulesField::AlbEgress, Flow::Egress, alb_group, &wanted);
@@ -630,7 +653,7 @@ impl Managed for TaskGroup {
         for change in changes {
             match change.field {
                 RulesField::Ingress => Flow::Ingress.converge(ctx, &live.group, &task_ingress(ctx, &alb)).await?,
-                RulesField::Egress => Flow::Egress.converge(ctx, &live.group, &[Rule::all_traffic_anywhere()]).await?,
+                RulesField::Egress => Flow::Egress.converge(ctx, &live.group, &task_egress(ctx.config)).await?,
                 RulesField::AlbEgress => {
                     if let Some(alb_group) = &live.alb {
                         Flow::Egress.converge(ctx, alb_group, &[alb_egress(ctx, live.group.object_id())]).await?;
@@ -809,6 +832,40 @@ mod tests {
         assert!(referencing_rules(&holder, "sg-other").is_empty());
         let error = held("security group sg-task", None, describe_references(&[holder], "sg-task")).to_string();
         assert!(error.starts_with("security group sg-task cannot be deleted: in use by egress rule"), "{error}");
+    }
+
+    #[test]
+    fn task_egress_is_https_and_the_vpc_resolver_unless_open() {
+        let config = |cidr: &str, egress: &str| {
+            let text = crate::config::DEFAULT_TOML
+                .replace("cidr = \"10.0.0.0/16\"", &format!("cidr = \"{cidr}\""))
+                .replace("task_egress = \"restricted\"", &format!("task_egress = \"{egress}\""));
+            Config::parse("t", &text)
+        };
+        let shown = |c: &Config| {
+            let mut rules = task_egress(c);
+            rules.sort();
+            show(&rules)
+        };
+        let restricted = config("10.20.0.0/16", "restricted").unwrap();
+        assert_eq!(shown(&restricted), "tcp 53 10.20.0.2/32, tcp 443 0.0.0.0/0, udp 53 10.20.0.2/32");
+        let open = config("10.0.0.0/16", "open").unwrap();
+        assert_eq!(shown(&open), "all traffic 0.0.0.0/0");
+        // An existing stack's open rule is an in-place change shown old to new.
+        let group = SecurityGroup::builder()
+            .group_id("sg-1")
+            .ip_permissions_egress(Rule::all_traffic_anywhere().permission())
+            .build();
+        let mut diff = Diff::new();
+        compare(&mut diff, RulesField::Egress, Flow::Egress, &group, &task_egress(&restricted));
+        let changes = diff.into_changes();
+        assert_eq!(
+            changes[0].change.to_string(),
+            "egress: all traffic 0.0.0.0/0 → tcp 53 10.20.0.2/32, tcp 443 0.0.0.0/0, udp 53 10.20.0.2/32"
+        );
+        assert!(!changes[0].change.replace);
+        let e = config("10.0.0.0/16", "closed").unwrap_err().to_string();
+        assert!(e.contains("network.task_egress") && e.contains("restricted"), "{e}");
     }
 
     #[test]
