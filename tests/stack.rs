@@ -188,7 +188,7 @@ async fn up_builds_the_reference_stack_status_reports_it_and_down_removes_it() {
     // ---- log group
     let groups = sdk.logs.describe_log_groups().log_group_name_prefix("/ecs/simple-ecs-dev").send().await.unwrap();
     let [log_group] = groups.log_groups() else { panic!("log groups: {:?}", groups.log_groups()) };
-    assert_eq!(log_group.retention_in_days(), Some(14));
+    assert_eq!(log_group.retention_in_days(), Some(365), "a year by default (CloudWatch.16)");
     let log_tags =
         sdk.logs.list_tags_for_resource().resource_arn(log_group.log_group_arn().unwrap()).send().await.unwrap();
     tags_ok(log_tags.tags().cloned().unwrap_or_default(), "/ecs/simple-ecs-dev").unwrap();

@@ -123,6 +123,9 @@ pub struct Plan {
     /// With [autoscaling]: who owns the desired count.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scaling: Option<String>,
+    /// What the defaults it creates or changes cost (the log group's retention).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub costs: Vec<String>,
 }
 
 /// The config's graph and the one that also covers what the state records beyond it.
@@ -212,7 +215,9 @@ impl Plan {
                 a.min_count, a.max_count, setup.config.service.desired_count
             )
         });
-        Plan { resources, counts, rollout, refused, blocked, config_switch, image, resuming, scaling }
+        let costs =
+            rows.iter().filter_map(|r| graphs.node(r.name).and_then(|n| n.cost_note(&setup.config, r))).collect();
+        Plan { resources, counts, rollout, refused, blocked, config_switch, image, resuming, scaling, costs }
     }
 
     /// The resources this run would take over (`key id`), if it needs leave to: none when it resumes
@@ -286,6 +291,9 @@ impl Plan {
         }
         if let Some(scaling) = &self.scaling {
             text.line(format!("note: {scaling}"));
+        }
+        for cost in &self.costs {
+            text.line(format!("cost: {cost}"));
         }
         if let Some(switch) = &self.config_switch {
             text.line(format!(

@@ -805,6 +805,24 @@ class CheckTests(unittest.TestCase):
         self.assertEqual(code_of(logs.put_retention_policy, logGroupName=g, retentionInDays=45), "InvalidParameterException")
         logs.put_retention_policy(logGroupName=g, retentionInDays=14)
 
+    def test_12b_update_cluster_settings_is_served_and_checked(self):
+        """moto has no UpdateClusterSettings: the proxy serves it, and DescribeClusters shows the change."""
+        ecs = C["ecs"]
+        cluster = name("cl")
+        ecs.create_cluster(clusterName=cluster, settings=[{"name": "containerInsights", "value": "disabled"}])
+        out = ecs.update_cluster_settings(cluster=cluster, settings=[{"name": "containerInsights", "value": "enhanced"}])
+        self.assertEqual(out["cluster"]["settings"], [{"name": "containerInsights", "value": "enhanced"}])
+        seen = ecs.describe_clusters(clusters=[cluster], include=["SETTINGS"])["clusters"][0]["settings"]
+        self.assertEqual(seen, [{"name": "containerInsights", "value": "enhanced"}])
+        self.assertEqual(code_of(ecs.update_cluster_settings, cluster=cluster,
+                                 settings=[{"name": "containerInsights", "value": "on"}]), "InvalidParameterException")
+        self.assertEqual(code_of(ecs.update_cluster_settings, cluster=name("nope"),
+                                 settings=[{"name": "containerInsights", "value": "enabled"}]), "ClusterNotFoundException")
+        other = name("cl")
+        ecs.create_cluster(clusterName=other)
+        untouched = ecs.describe_clusters(clusters=[other], include=["SETTINGS"])["clusters"][0].get("settings", [])
+        self.assertNotIn({"name": "containerInsights", "value": "enhanced"}, untouched, "only the named cluster changes")
+
     def test_13_delete_subnet_and_vpc_with_nat(self):
         ec2 = C["ec2"]
         net = Net(C, with_lb=False)

@@ -14,7 +14,7 @@ pub mod image;
 use crate::access::{self, arn, global_arn, Condition, Permission, Verb, STACK};
 use crate::aws::Clients;
 use crate::bill::Charge;
-use crate::config::Config;
+use crate::config::{Config, LogMode};
 use crate::error::{returned, AwsContext, StackError};
 use crate::model::{
     made_for, owner_tags, Attr, Changed, Declared, Dep, Diff, Field, Key, Managed, Nodes, Outcome, Record, Scope,
@@ -56,6 +56,7 @@ pub enum DefinitionField {
     ExecutionRole,
     TaskRole,
     LogGroup,
+    LogMode,
 }
 
 impl Field for DefinitionField {
@@ -69,6 +70,7 @@ impl Field for DefinitionField {
             DefinitionField::ExecutionRole => "execution role",
             DefinitionField::TaskRole => "task role",
             DefinitionField::LogGroup => "log group",
+            DefinitionField::LogMode => "logs.mode",
         }
         .into()
     }
@@ -85,6 +87,24 @@ struct Spec {
     execution_role: String,
     task_role: String,
     log_group: String,
+    /// The awslogs driver's delivery: `non-blocking (25m)` or `blocking`.
+    log_mode: String,
+}
+
+/// The awslogs options that say how output is delivered: (mode, buffer size of the non-blocking mode).
+fn log_mode_options(config: &Config) -> (&'static str, Option<&str>) {
+    match config.logs.mode {
+        LogMode::NonBlocking => (LogMode::NonBlocking.as_str(), Some(config.logs.max_buffer_size.as_str())),
+        LogMode::Blocking => (LogMode::Blocking.as_str(), None),
+    }
+}
+
+fn show_log_mode(mode: Option<&str>, buffer: Option<&str>) -> String {
+    // Without `mode`, the driver blocks.
+    match (mode.unwrap_or(LogMode::Blocking.as_str()), buffer) {
+        (mode, Some(size)) => format!("{mode} ({size})"),
+        (mode, None) => mode.to_string(),
+    }
 }
 
 impl Spec {
@@ -99,6 +119,10 @@ impl Spec {
             execution_role: ctx.need_attr(EXECUTION_ROLE_ARN)?,
             task_role: ctx.need_attr(TASK_ROLE_ARN)?,
             log_group: ctx.need(LOG_GROUP)?,
+            log_mode: {
+                let (mode, buffer) = log_mode_options(ctx.config);
+                show_log_mode(Some(mode), buffer)
+            },
         })
     }
 
@@ -113,6 +137,9 @@ impl Spec {
             })
             .unwrap_or_default();
         environment.sort();
+        let log_option = |name: &str| {
+            container.and_then(|c| c.log_configuration()).and_then(|l| l.options()?.get(name)).map(String::as_str)
+        };
         Spec {
             image: container.and_then(|c| c.image()).unwrap_or_default().to_string(),
             cpu: def.cpu().unwrap_or_default().to_string(),
@@ -125,12 +152,8 @@ impl Spec {
             environment: show_environment(environment.into_iter()),
             execution_role: def.execution_role_arn().unwrap_or_default().to_string(),
             task_role: def.task_role_arn().unwrap_or_default().to_string(),
-            log_group: container
-                .and_then(|c| c.log_configuration())
-                .and_then(|l| l.options())
-                .and_then(|o| o.get("awslogs-group"))
-                .cloned()
-                .unwrap_or_default(),
+            log_group: log_option("awslogs-group").unwrap_or_default().to_string(),
+            log_mode: show_log_mode(log_option("mode"), log_option("max-buffer-size")),
         }
     }
 
@@ -143,7 +166,8 @@ impl Spec {
             .field(DefinitionField::Environment, &self.environment, &want.environment)
             .field(DefinitionField::ExecutionRole, &self.execution_role, &want.execution_role)
             .field(DefinitionField::TaskRole, &self.task_role, &want.task_role)
-            .field(DefinitionField::LogGroup, &self.log_group, &want.log_group);
+            .field(DefinitionField::LogGroup, &self.log_group, &want.log_group)
+            .field(DefinitionField::LogMode, &self.log_mode, &want.log_mode);
         diff.into_changes()
     }
 }
@@ -376,13 +400,18 @@ async fn register(ctx: &Scope<'_>) -> Result<Definition, StackError> {
         .into_iter()
         .map(|(name, value)| KeyValuePair::builder().name(name).value(value).build())
         .collect();
-    let logs = LogConfiguration::builder()
+    // Non-blocking by default: a slow or throttled log stream drops lines instead of stopping the app.
+    let (mode, buffer) = log_mode_options(ctx.config);
+    let mut logs = LogConfiguration::builder()
         .log_driver(LogDriver::Awslogs)
         .options("awslogs-group", &want.log_group)
         .options("awslogs-region", ctx.region)
         .options("awslogs-stream-prefix", ctx.stack())
-        .build()
-        .expect("log driver is set");
+        .options("mode", mode);
+    if let Some(size) = buffer {
+        logs = logs.options("max-buffer-size", size);
+    }
+    let logs = logs.build().expect("log driver is set");
     let container = ContainerDefinition::builder()
         .name(CONTAINER_NAME)
         .image(&want.image)
@@ -553,10 +582,23 @@ mod tests {
             execution_role: "r1".into(),
             task_role: "r2".into(),
             log_group: "/ecs/s".into(),
+            log_mode: show_log_mode(None, None),
         };
-        let want = Spec { image: "nginx:1.27".into(), environment: "{A=2}".into(), ..have.clone() };
+        let want = Spec {
+            image: "nginx:1.27".into(),
+            environment: "{A=2}".into(),
+            log_mode: show_log_mode(Some("non-blocking"), Some("25m")),
+            ..have.clone()
+        };
         let text: Vec<String> = have.diff(&want).iter().map(|c| c.change.to_string()).collect();
-        assert_eq!(text, ["service.image: nginx:latest → nginx:1.27", "service.environment: {A=1} → {A=2}"]);
+        assert_eq!(
+            text,
+            [
+                "service.image: nginx:latest → nginx:1.27",
+                "service.environment: {A=1} → {A=2}",
+                "logs.mode: blocking → non-blocking (25m)"
+            ]
+        );
         assert!(have.diff(&have.clone()).is_empty());
     }
 
