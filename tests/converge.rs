@@ -325,6 +325,16 @@ async fn secure_defaults_are_set_drift_is_reported_and_the_config_turns_them_in_
     assert_eq!(retention().await, Some(365));
     let options = log_options().await;
     assert_eq!((options["mode"].as_str(), options["max-buffer-size"].as_str()), ("non-blocking", "25m"));
+    // Read-only root filesystem, with nginx's three writable paths on task storage; the image's user.
+    let (def, container) = app_container(&sdk).await;
+    assert_eq!(container.readonly_root_filesystem(), Some(true));
+    let mounts: Vec<(&str, &str)> =
+        container.mount_points().iter().map(|m| (m.source_volume().unwrap(), m.container_path().unwrap())).collect();
+    assert_eq!(mounts, [("writable-1", "/var/cache/nginx"), ("writable-2", "/var/run"), ("writable-3", "/tmp")]);
+    let volumes: Vec<&str> = def.volumes().iter().map(|v| v.name().unwrap()).collect();
+    assert_eq!(volumes, ["writable-1", "writable-2", "writable-3"]);
+    assert!(def.volumes().iter().all(|v| v.host().is_none()), "task storage, no host path");
+    assert_eq!(container.user(), None);
     let state = cli.state().unwrap();
     assert_eq!(state["resources"]["table"]["attrs"]["point_in_time_recovery"], "on");
     assert_eq!(state["resources"]["cluster"]["attrs"]["container_insights"], "enabled");
@@ -358,12 +368,14 @@ async fn secure_defaults_are_set_drift_is_reported_and_the_config_turns_them_in_
     assert_eq!((recovery().await, insights().await), ("ENABLED".to_string(), "enabled".to_string()));
 
     // Each turned by the config, in place.
-    cli.write_config(&config_with(&[
+    let config = config_with(&[
         ("point_in_time_recovery", "point_in_time_recovery = false"),
         ("container_insights", "container_insights = \"enhanced\""),
         ("retention_days", "retention_days = 30"),
         ("mode", "mode = \"blocking\""),
-    ]));
+        ("writable_paths", "writable_paths = [\"/tmp\"]"),
+    ]);
+    cli.write_config(&config.replacen("[service]\n", "[service]\nuser = \"101:101\"\n", 1));
     let plan = cli.run(&["--output", "json", "up", "--dry-run"]).ok().json();
     let action = |name: &str| {
         plan["resources"].as_array().unwrap().iter().find(|p| p["name"] == name).unwrap()["action"].clone()
@@ -380,10 +392,24 @@ async fn secure_defaults_are_set_drift_is_reported_and_the_config_turns_them_in_
     let options = log_options().await;
     assert_eq!(options.get("mode").map(String::as_str), Some("blocking"));
     assert!(!options.contains_key("max-buffer-size"), "{options:?}");
+    let (def, container) = app_container(&sdk).await;
+    assert_eq!(container.user(), Some("101:101"));
+    assert_eq!(container.mount_points().len(), 1);
+    assert_eq!(container.mount_points()[0].container_path(), Some("/tmp"));
+    assert_eq!(def.volumes().len(), 1);
     let status = cli.run(&["status"]);
     assert_eq!(status.code, 0, "{}", status.stdout);
 
     cli.run(&["down", "--yes"]).ok();
     let left = leftovers(&sdk, STACK).await;
     assert!(left.is_empty(), "left behind: {left:#?}");
+}
+
+/// The service's task definition and its app container.
+async fn app_container(sdk: &Sdk) -> (aws_sdk_ecs::types::TaskDefinition, aws_sdk_ecs::types::ContainerDefinition) {
+    let service = sdk.service().await;
+    let def = sdk.ecs.describe_task_definition().task_definition(service.task_definition().unwrap()).send().await;
+    let def = def.unwrap().task_definition().unwrap().clone();
+    let container = def.container_definitions()[0].clone();
+    (def, container)
 }

@@ -570,6 +570,10 @@ fn bad_config_fails_before_any_aws_call() {
     for (edits, needle) in [
         (vec![("cpu", "cpu = 300")], "service.cpu"),
         (vec![("retention_days", "retention_days = 10")], "logs.retention_days"),
+        (vec![("max_buffer_size", "max_buffer_size = \"25\"")], "logs.max_buffer_size"),
+        (vec![("mode", "mode = \"lossy\"")], "mode"),
+        (vec![("container_insights", "container_insights = \"on\"")], "container_insights"),
+        (vec![("point_in_time_recovery", "point_in_time_recovery = \"yes\"")], "point_in_time_recovery"),
         (vec![("cidr", "cidr = \"10.0.0.0/25\"")], "network.cidr"),
         (vec![("az_count", "az_count = 1")], "network.az_count"),
         (vec![("listener_port", "listener_port = 70000")], "load_balancer.listener_port"),

@@ -90,6 +90,7 @@ impl Config {
         self.validate_identity(&invalid)?;
         self.validate_network(&invalid)?;
         self.validate_service(&invalid)?;
+        self.validate_container(&invalid)?;
         self.validate_table(&invalid)?;
         self.validate_logs(&invalid)?;
         self.validate_load_balancer(&invalid)?;

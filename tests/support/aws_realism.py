@@ -1845,6 +1845,19 @@ class Realism:
             if ((c.get("logConfiguration") or {}).get("logDriver") == "awslogs") and not td.get("executionRoleArn"):
                 raise Reject("ClientException",
                              "Fargate requires task definition to have execution role ARN to support log driver awslogs.")
+        # A mount point names a volume the task declares; on Fargate a volume is task storage (no host path,
+        # no tmpfs: linuxParameters.tmpfs is refused).
+        volumes = {v.get("name") for v in td.get("volumes") or []}
+        for c in td.get("containerDefinitions") or []:
+            for m in c.get("mountPoints") or []:
+                if m.get("sourceVolume") not in volumes:
+                    raise Reject("ClientException", f"Invalid 'mountPoints' for container '{c.get('name')}': "
+                                                    f"Unknown volume '{m.get('sourceVolume')}'.")
+            if (c.get("linuxParameters") or {}).get("tmpfs"):
+                raise Reject("ClientException", "Fargate compatible task definitions do not support tmpfs.")
+        for v in td.get("volumes") or []:
+            if (v.get("host") or {}).get("sourcePath"):
+                raise Reject("ClientException", "Fargate compatible task definitions do not support sourcePath.")
         return None
 
     def post_ecs_RegisterTaskDefinition(self, ctx: Ctx, resp: Response):

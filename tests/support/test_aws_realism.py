@@ -766,6 +766,15 @@ class CheckTests(unittest.TestCase):
                 self.assertIn("No Fargate configuration exists for given values", e.response["Error"]["Message"])
         for cpu, mem in (("256", "512"), ("512", "4096"), ("1 vCPU", "2 GB"), ("4096", "30720"), ("8192", "20480")):
             ecs.register_task_definition(cpu=cpu, memory=mem, **base)
+        mounted = dict(base, containerDefinitions=[{"name": "web", "image": "nginx", "readonlyRootFilesystem": True,
+                                                    "mountPoints": [{"sourceVolume": "tmp", "containerPath": "/tmp"}]}])
+        self.assertEqual(code_of(ecs.register_task_definition, cpu="256", memory="512", **mounted), "ClientException")
+        ecs.register_task_definition(cpu="256", memory="512", volumes=[{"name": "tmp"}], **mounted)
+        self.assertEqual(code_of(ecs.register_task_definition, cpu="256", memory="512",
+                                 volumes=[{"name": "tmp", "host": {"sourcePath": "/tmp"}}], **mounted), "ClientException")
+        tmpfs = dict(base, containerDefinitions=[{"name": "web", "image": "nginx",
+                                                  "linuxParameters": {"tmpfs": [{"containerPath": "/tmp", "size": 64}]}}])
+        self.assertEqual(code_of(ecs.register_task_definition, cpu="256", memory="512", **tmpfs), "ClientException")
         no_role = dict(base, containerDefinitions=[{"name": "web", "image": "nginx", "logConfiguration": {"logDriver": "awslogs", "options": {}}}])
         del no_role["executionRoleArn"]
         self.assertEqual(code_of(ecs.register_task_definition, cpu="256", memory="512", **no_role), "ClientException")

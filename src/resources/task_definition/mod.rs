@@ -4,8 +4,8 @@
 
 use async_trait::async_trait;
 use aws_sdk_ecs::types::{
-    Compatibility, ContainerDefinition, KeyValuePair, LogConfiguration, LogDriver, NetworkMode, PortMapping,
-    TaskDefinition as Definition, TaskDefinitionField, TaskDefinitionStatus, TransportProtocol,
+    Compatibility, ContainerDefinition, KeyValuePair, LogConfiguration, LogDriver, MountPoint, NetworkMode,
+    PortMapping, TaskDefinition as Definition, TaskDefinitionField, TaskDefinitionStatus, TransportProtocol, Volume,
 };
 use futures::future::BoxFuture;
 
@@ -57,6 +57,8 @@ pub enum DefinitionField {
     TaskRole,
     LogGroup,
     LogMode,
+    Filesystem,
+    User,
 }
 
 impl Field for DefinitionField {
@@ -71,6 +73,8 @@ impl Field for DefinitionField {
             DefinitionField::TaskRole => "task role",
             DefinitionField::LogGroup => "log group",
             DefinitionField::LogMode => "logs.mode",
+            DefinitionField::Filesystem => "service.readonly_root_filesystem",
+            DefinitionField::User => "service.user",
         }
         .into()
     }
@@ -89,6 +93,27 @@ struct Spec {
     log_group: String,
     /// The awslogs driver's delivery: `non-blocking (25m)` or `blocking`.
     log_mode: String,
+    /// `read-only, writable /tmp, /var/run` or `writable`.
+    filesystem: String,
+    user: String,
+}
+
+/// The app container's root filesystem and the paths mounted writable on it.
+fn show_filesystem(readonly: bool, writable: &[String]) -> String {
+    match (readonly, writable.is_empty()) {
+        (false, _) => "writable".into(),
+        (true, true) => "read-only".into(),
+        (true, false) => format!("read-only, writable {}", writable.join(", ")),
+    }
+}
+
+fn show_user(user: Option<&str>) -> String {
+    user.map_or_else(|| "the image's".into(), str::to_string)
+}
+
+/// The task's scratch volumes: one per writable path, of the task's own storage (no host path).
+fn scratch_volume(index: usize) -> String {
+    format!("writable-{}", index + 1)
 }
 
 /// The awslogs options that say how output is delivered: (mode, buffer size of the non-blocking mode).
@@ -123,6 +148,11 @@ impl Spec {
                 let (mode, buffer) = log_mode_options(ctx.config);
                 show_log_mode(Some(mode), buffer)
             },
+            filesystem: show_filesystem(
+                ctx.config.service.readonly_root_filesystem,
+                if ctx.config.service.readonly_root_filesystem { &ctx.config.service.writable_paths } else { &[] },
+            ),
+            user: show_user(ctx.config.service.user.as_deref()),
         })
     }
 
@@ -137,6 +167,9 @@ impl Spec {
             })
             .unwrap_or_default();
         environment.sort();
+        let mounted: Vec<String> = container
+            .map(|c| c.mount_points().iter().filter_map(|m| m.container_path().map(str::to_string)).collect())
+            .unwrap_or_default();
         let log_option = |name: &str| {
             container.and_then(|c| c.log_configuration()).and_then(|l| l.options()?.get(name)).map(String::as_str)
         };
@@ -154,6 +187,8 @@ impl Spec {
             task_role: def.task_role_arn().unwrap_or_default().to_string(),
             log_group: log_option("awslogs-group").unwrap_or_default().to_string(),
             log_mode: show_log_mode(log_option("mode"), log_option("max-buffer-size")),
+            filesystem: show_filesystem(container.and_then(|c| c.readonly_root_filesystem()) == Some(true), &mounted),
+            user: show_user(container.and_then(|c| c.user())),
         }
     }
 
@@ -167,7 +202,9 @@ impl Spec {
             .field(DefinitionField::ExecutionRole, &self.execution_role, &want.execution_role)
             .field(DefinitionField::TaskRole, &self.task_role, &want.task_role)
             .field(DefinitionField::LogGroup, &self.log_group, &want.log_group)
-            .field(DefinitionField::LogMode, &self.log_mode, &want.log_mode);
+            .field(DefinitionField::LogMode, &self.log_mode, &want.log_mode)
+            .field(DefinitionField::Filesystem, &self.filesystem, &want.filesystem)
+            .field(DefinitionField::User, &self.user, &want.user);
         diff.into_changes()
     }
 }
@@ -412,8 +449,19 @@ async fn register(ctx: &Scope<'_>) -> Result<Definition, StackError> {
         logs = logs.options("max-buffer-size", size);
     }
     let logs = logs.build().expect("log driver is set");
+    // A read-only root filesystem (Security Hub ECS.5), with an empty volume of the task's storage
+    // at each path the image must write to (Fargate has no tmpfs).
+    let service = &ctx.config.service;
+    let writable: &[String] = if service.readonly_root_filesystem { &service.writable_paths } else { &[] };
+    let volumes: Vec<Volume> = (0..writable.len()).map(|i| Volume::builder().name(scratch_volume(i)).build()).collect();
+    let mounts = writable.iter().enumerate().map(|(i, path)| {
+        MountPoint::builder().source_volume(scratch_volume(i)).container_path(path).read_only(false).build()
+    });
     let container = ContainerDefinition::builder()
         .name(CONTAINER_NAME)
+        .readonly_root_filesystem(service.readonly_root_filesystem)
+        .set_mount_points(Some(mounts.collect()))
+        .set_user(service.user.clone())
         .image(&want.image)
         .essential(true)
         .port_mappings(
@@ -438,6 +486,7 @@ async fn register(ctx: &Scope<'_>) -> Result<Definition, StackError> {
         .execution_role_arn(&want.execution_role)
         .task_role_arn(&want.task_role)
         .container_definitions(container)
+        .set_volumes(Some(volumes))
         .set_tags(Some(ctx.sdk_tags(&family)))
         .send()
         .await
@@ -583,6 +632,8 @@ mod tests {
             task_role: "r2".into(),
             log_group: "/ecs/s".into(),
             log_mode: show_log_mode(None, None),
+            filesystem: show_filesystem(false, &[]),
+            user: show_user(None),
         };
         let want = Spec {
             image: "nginx:1.27".into(),
