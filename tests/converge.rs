@@ -336,6 +336,13 @@ async fn secure_defaults_are_set_drift_is_reported_and_the_config_turns_them_in_
     assert!(def.volumes().iter().all(|v| v.host().is_none()), "task storage, no host path");
     assert_eq!(container.user(), None);
     let state = cli.state().unwrap();
+    let lb_arn = state["resources"]["load-balancer"]["id"].as_str().unwrap().to_string();
+    let protection = || async {
+        let out = sdk.elb.describe_load_balancer_attributes().load_balancer_arn(&lb_arn).send().await.unwrap();
+        let attr = out.attributes().iter().find(|a| a.key() == Some("deletion_protection.enabled")).cloned();
+        attr.and_then(|a| a.value().map(str::to_string)).unwrap_or_default()
+    };
+    assert_eq!(protection().await, "true", "deletion protection on by default (ELB.6)");
     assert_eq!(state["resources"]["table"]["attrs"]["point_in_time_recovery"], "on");
     assert_eq!(state["resources"]["cluster"]["attrs"]["container_insights"], "enabled");
 
@@ -400,7 +407,11 @@ async fn secure_defaults_are_set_drift_is_reported_and_the_config_turns_them_in_
     let status = cli.run(&["status"]);
     assert_eq!(status.code, 0, "{}", status.stdout);
 
-    cli.run(&["down", "--yes"]).ok();
+    // AWS (and the realism layer) refuse to delete a protected load balancer: `down` lifts it first.
+    assert_eq!(protection().await, "true");
+    let down = cli.run(&["down", "--yes"]).ok();
+    let said = format!("{}{}", down.stdout, down.stderr);
+    assert!(said.contains("deletion protection turned off"), "{said}");
     let left = leftovers(&sdk, STACK).await;
     assert!(left.is_empty(), "left behind: {left:#?}");
 }

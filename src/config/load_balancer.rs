@@ -19,9 +19,16 @@ pub struct LoadBalancerConfig {
     pub unhealthy_threshold: u32,
     #[serde(default = "defaults::deregistration_delay")]
     pub deregistration_delay_seconds: u32,
+    /// AWS refuses to delete the load balancer while it is on (Security Hub ELB.6); `down` turns it
+    /// off first, for the stack's own load balancer only.
+    #[serde(default = "defaults::deletion_protection")]
+    pub deletion_protection: bool,
 }
 
 mod defaults {
+    pub fn deletion_protection() -> bool {
+        true
+    }
     pub fn port() -> u32 {
         80
     }

@@ -1271,6 +1271,13 @@ class Realism:
         for lb in self.moto_lbs(ctx):
             if lb["arn"] == arn:
                 ctx.extra["lb"] = lb
+        if ctx.extra.get("lb") is not None:
+            # moto deletes a load balancer with deletion protection on; AWS refuses.
+            root = self.query(ctx, "elasticloadbalancing", "DescribeLoadBalancerAttributes", {"LoadBalancerArn": arn})
+            for m in root.findall("./DescribeLoadBalancerAttributesResult/Attributes/member"):
+                if xt(m, "Key") == "deletion_protection.enabled" and xt(m, "Value") == "true":
+                    raise Reject("OperationNotPermitted", f"Load balancer '{arn}' cannot be deleted because "
+                                                          "deletion protection is enabled")
         return None
 
     def post_elb_DeleteLoadBalancer(self, ctx: Ctx, resp: Response):

@@ -439,6 +439,18 @@ class StateTests(unittest.TestCase):
         wait_for(lambda: code() == "active")
         self.assertGreaterEqual(time.time() - t0, 150 * SCALE - TOL)
 
+    def test_02b_deletion_protection_refuses_delete_load_balancer(self):
+        elb = C["elbv2"]
+        net = Net(C, with_lb=False)
+        arn = elb.create_load_balancer(Name=name("lb"), Subnets=net.public)["LoadBalancers"][0]["LoadBalancerArn"]
+        protect = lambda on: elb.modify_load_balancer_attributes(
+            LoadBalancerArn=arn, Attributes=[{"Key": "deletion_protection.enabled", "Value": on}])
+        protect("true")
+        self.assertEqual(code_of(elb.delete_load_balancer, LoadBalancerArn=arn), "OperationNotPermitted")
+        self.assertEqual(len(elb.describe_load_balancers(LoadBalancerArns=[arn])["LoadBalancers"]), 1)
+        protect("false")
+        elb.delete_load_balancer(LoadBalancerArn=arn)
+
     def test_03_dynamodb_creating_active_deleting_gone(self):
         ddb = C["dynamodb"]
         t = name("tbl")
