@@ -80,6 +80,8 @@ pub mod items {
     pub const DYNAMODB_READS: &str = "dynamodb:on-demand-reads";
     pub const DYNAMODB_STORAGE: &str = "dynamodb:storage";
     pub const DYNAMODB_BACKUP: &str = "dynamodb:backup-storage";
+    pub const DYNAMODB_RECOVERY: &str = "dynamodb:point-in-time-recovery";
     pub const CLOUDWATCH_ALARM: &str = "cloudwatch:alarm-month";
+    pub const CONTAINER_INSIGHTS: &str = "cloudwatch:container-insights-metric-month";
     pub const ROUTE53_QUERIES: &str = "route53:queries";
 }

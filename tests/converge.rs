@@ -359,3 +359,154 @@ async fn a_repaired_route_is_an_update_not_a_creation() {
     assert_eq!(step["outcome"], "updated", "the table existed: {step}");
     assert_eq!(cli.run(&["status"]).code, 0);
 }
+
+/// The secure defaults of issue 24 (point-in-time recovery, Container Insights, a year of logs, a
+/// non-blocking log driver), their drift outside fargate-stack, and each turned by the config: all
+/// in place, through the realism layer (moto has no UpdateClusterSettings).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secure_defaults_are_set_drift_is_reported_and_the_config_turns_them_in_place() {
+    let emulator = Emulator::start();
+    let options =
+        RealismOptions { time_scale: 0.005, config: serde_json::json!({"iam_propagation_s": 0}), ..Default::default() };
+    let realism = Realism::start(&emulator, options);
+    let sdk = sdk_at(&realism.url(), "us-east-1").await;
+    let cli = Cli::at(&realism.url());
+    let plan = cli.run(&["--output", "json", "up", "--dry-run"]).ok().json();
+    let costs = plan["costs"].to_string();
+    assert!(costs.contains("keeps 365 days") && costs.contains("meets Security Hub CloudWatch.16"), "{plan}");
+    cli.run(&["up", "--no-wait"]).ok();
+
+    let table = "simple-ecs-dev-messages";
+    let recovery = || async {
+        let out = sdk.dynamodb.describe_continuous_backups().table_name(table).send().await.unwrap();
+        let desc = out.continuous_backups_description().unwrap().point_in_time_recovery_description().cloned();
+        desc.and_then(|d| d.point_in_time_recovery_status().cloned()).unwrap().as_str().to_string()
+    };
+    let insights = || async {
+        let out = sdk
+            .ecs
+            .describe_clusters()
+            .clusters("simple-ecs-dev-cluster")
+            .include(aws_sdk_ecs::types::ClusterField::Settings)
+            .send()
+            .await
+            .unwrap();
+        let cluster = out.clusters()[0].clone();
+        let setting = cluster.settings().iter().find(|s| s.name().map(|n| n.as_str()) == Some("containerInsights"));
+        setting.and_then(|s| s.value()).unwrap_or("absent").to_string()
+    };
+    let log_options = || async {
+        let service = sdk.service().await;
+        let def = sdk.ecs.describe_task_definition().task_definition(service.task_definition().unwrap()).send();
+        let def = def.await.unwrap();
+        let container = def.task_definition().unwrap().container_definitions()[0].clone();
+        container.log_configuration().unwrap().options().cloned().unwrap()
+    };
+    let retention = || async {
+        let groups = sdk.logs.describe_log_groups().log_group_name_prefix("/ecs/simple-ecs-dev").send().await.unwrap();
+        groups.log_groups()[0].retention_in_days()
+    };
+    assert_eq!(recovery().await, "ENABLED");
+    assert_eq!(insights().await, "enabled");
+    assert_eq!(retention().await, Some(365));
+    let options = log_options().await;
+    assert_eq!((options["mode"].as_str(), options["max-buffer-size"].as_str()), ("non-blocking", "25m"));
+    // Read-only root filesystem, with nginx's three writable paths on task storage; the image's user.
+    let (def, container) = app_container(&sdk).await;
+    assert_eq!(container.readonly_root_filesystem(), Some(true));
+    let mounts: Vec<(&str, &str)> =
+        container.mount_points().iter().map(|m| (m.source_volume().unwrap(), m.container_path().unwrap())).collect();
+    assert_eq!(mounts, [("writable-1", "/var/cache/nginx"), ("writable-2", "/var/run"), ("writable-3", "/tmp")]);
+    let volumes: Vec<&str> = def.volumes().iter().map(|v| v.name().unwrap()).collect();
+    assert_eq!(volumes, ["writable-1", "writable-2", "writable-3"]);
+    assert!(def.volumes().iter().all(|v| v.host().is_none()), "task storage, no host path");
+    assert_eq!(container.user(), None);
+    let state = cli.state().unwrap();
+    let lb_arn = state["resources"]["load-balancer"]["id"].as_str().unwrap().to_string();
+    let protection = || async {
+        let out = sdk.elb.describe_load_balancer_attributes().load_balancer_arn(&lb_arn).send().await.unwrap();
+        let attr = out.attributes().iter().find(|a| a.key() == Some("deletion_protection.enabled")).cloned();
+        attr.and_then(|a| a.value().map(str::to_string)).unwrap_or_default()
+    };
+    assert_eq!(protection().await, "true", "deletion protection on by default (ELB.6)");
+    assert_eq!(state["resources"]["table"]["attrs"]["point_in_time_recovery"], "on");
+    assert_eq!(state["resources"]["cluster"]["attrs"]["container_insights"], "enabled");
+
+    // Turned off outside fargate-stack: drift, which `up` puts back.
+    let off = aws_sdk_dynamodb::types::PointInTimeRecoverySpecification::builder()
+        .point_in_time_recovery_enabled(false)
+        .build()
+        .unwrap();
+    sdk.dynamodb
+        .update_continuous_backups()
+        .table_name(table)
+        .point_in_time_recovery_specification(off)
+        .send()
+        .await
+        .unwrap();
+    let disabled = aws_sdk_ecs::types::ClusterSetting::builder()
+        .name(aws_sdk_ecs::types::ClusterSettingName::ContainerInsights)
+        .value("disabled")
+        .build();
+    sdk.ecs.update_cluster_settings().cluster("simple-ecs-dev-cluster").settings(disabled).send().await.unwrap();
+    let status = cli.run(&["--output", "json", "status"]);
+    assert_eq!(status.code, 3, "{}", status.stderr);
+    let doc = status.json();
+    let row = |name: &str| doc["resources"].as_array().unwrap().iter().find(|r| r["name"] == name).unwrap().clone();
+    assert_eq!(row("table")["status"], "drifted");
+    assert!(row("table")["detail"].as_str().unwrap().contains("table.point_in_time_recovery: off → on"), "{doc}");
+    assert_eq!(row("cluster")["status"], "drifted");
+    assert!(row("cluster")["detail"].as_str().unwrap().contains("cluster.container_insights: disabled → enabled"));
+    cli.run(&["up", "--no-wait"]).ok();
+    assert_eq!((recovery().await, insights().await), ("ENABLED".to_string(), "enabled".to_string()));
+
+    // Each turned by the config, in place.
+    let config = config_with(&[
+        ("point_in_time_recovery", "point_in_time_recovery = false"),
+        ("container_insights", "container_insights = \"enhanced\""),
+        ("retention_days", "retention_days = 30"),
+        ("mode", "mode = \"blocking\""),
+        ("writable_paths", "writable_paths = [\"/tmp\"]"),
+    ]);
+    cli.write_config(&config.replacen("[service]\n", "[service]\nuser = \"101:101\"\n", 1));
+    let plan = cli.run(&["--output", "json", "up", "--dry-run"]).ok().json();
+    let action = |name: &str| {
+        plan["resources"].as_array().unwrap().iter().find(|p| p["name"] == name).unwrap()["action"].clone()
+    };
+    for changed in ["table", "cluster", "log-group", "task-definition"] {
+        assert_eq!(action(changed), "update", "{changed}: {plan}");
+    }
+    let costs = plan["costs"].to_string();
+    assert!(costs.contains("keeps 30 days") && costs.contains("CloudWatch.16 fails"), "{plan}");
+    cli.run(&["up", "--no-wait", "--yes"]).ok();
+    assert_eq!(recovery().await, "DISABLED");
+    assert_eq!(insights().await, "enhanced");
+    assert_eq!(retention().await, Some(30));
+    let options = log_options().await;
+    assert_eq!(options.get("mode").map(String::as_str), Some("blocking"));
+    assert!(!options.contains_key("max-buffer-size"), "{options:?}");
+    let (def, container) = app_container(&sdk).await;
+    assert_eq!(container.user(), Some("101:101"));
+    assert_eq!(container.mount_points().len(), 1);
+    assert_eq!(container.mount_points()[0].container_path(), Some("/tmp"));
+    assert_eq!(def.volumes().len(), 1);
+    let status = cli.run(&["status"]);
+    assert_eq!(status.code, 0, "{}", status.stdout);
+
+    // AWS (and the realism layer) refuse to delete a protected load balancer: `down` lifts it first.
+    assert_eq!(protection().await, "true");
+    let down = cli.run(&["down", "--yes"]).ok();
+    let said = format!("{}{}", down.stdout, down.stderr);
+    assert!(said.contains("deletion protection turned off"), "{said}");
+    let left = leftovers(&sdk, STACK).await;
+    assert!(left.is_empty(), "left behind: {left:#?}");
+}
+
+/// The service's task definition and its app container.
+async fn app_container(sdk: &Sdk) -> (aws_sdk_ecs::types::TaskDefinition, aws_sdk_ecs::types::ContainerDefinition) {
+    let service = sdk.service().await;
+    let def = sdk.ecs.describe_task_definition().task_definition(service.task_definition().unwrap()).send().await;
+    let def = def.unwrap().task_definition().unwrap().clone();
+    let container = def.container_definitions()[0].clone();
+    (def, container)
+}

@@ -200,7 +200,7 @@ async fn up_builds_the_reference_stack_status_reports_it_and_down_removes_it() {
     // ---- log group
     let groups = sdk.logs.describe_log_groups().log_group_name_prefix("/ecs/simple-ecs-dev").send().await.unwrap();
     let [log_group] = groups.log_groups() else { panic!("log groups: {:?}", groups.log_groups()) };
-    assert_eq!(log_group.retention_in_days(), Some(14));
+    assert_eq!(log_group.retention_in_days(), Some(365), "a year by default (CloudWatch.16)");
     let log_tags =
         sdk.logs.list_tags_for_resource().resource_arn(log_group.log_group_arn().unwrap()).send().await.unwrap();
     tags_ok(log_tags.tags().cloned().unwrap_or_default(), "/ecs/simple-ecs-dev").unwrap();
@@ -586,6 +586,10 @@ fn bad_config_fails_before_any_aws_call() {
     for (edits, needle) in [
         (vec![("cpu", "cpu = 300")], "service.cpu"),
         (vec![("retention_days", "retention_days = 10")], "logs.retention_days"),
+        (vec![("max_buffer_size", "max_buffer_size = \"25\"")], "logs.max_buffer_size"),
+        (vec![("mode", "mode = \"lossy\"")], "mode"),
+        (vec![("container_insights", "container_insights = \"on\"")], "container_insights"),
+        (vec![("point_in_time_recovery", "point_in_time_recovery = \"yes\"")], "point_in_time_recovery"),
         (vec![("cidr", "cidr = \"10.0.0.0/25\"")], "network.cidr"),
         (vec![("az_count", "az_count = 1")], "network.az_count"),
         (vec![("listener_port", "listener_port = 70000")], "load_balancer.listener_port"),

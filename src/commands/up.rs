@@ -126,6 +126,9 @@ pub struct Plan {
     /// Without [https]: the load balancer serves plain HTTP, said rather than left for a scanner to find.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plain_http: Option<String>,
+    /// What the defaults it creates or changes cost (the log group's retention).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub costs: Vec<String>,
 }
 
 /// The config's graph and the one that also covers what the state records beyond it.
@@ -239,7 +242,21 @@ impl Plan {
                 setup.config.load_balancer.listener_port
             )
         });
-        Plan { resources, counts, rollout, refused, blocked, config_switch, image, resuming, scaling, plain_http }
+        let costs =
+            rows.iter().filter_map(|r| graphs.node(r.name).and_then(|n| n.cost_note(&setup.config, r))).collect();
+        Plan {
+            resources,
+            counts,
+            rollout,
+            refused,
+            blocked,
+            config_switch,
+            image,
+            resuming,
+            scaling,
+            plain_http,
+            costs,
+        }
     }
 
     /// The resources this run would take over (`key id`), if it needs leave to: none when it resumes
@@ -317,6 +334,9 @@ impl Plan {
         }
         if let Some(plain_http) = &self.plain_http {
             text.line(format!("note: {plain_http}"));
+        }
+        for cost in &self.costs {
+            text.line(format!("cost: {cost}"));
         }
         if let Some(switch) = &self.config_switch {
             text.line(format!(

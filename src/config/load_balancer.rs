@@ -19,6 +19,10 @@ pub struct LoadBalancerConfig {
     pub unhealthy_threshold: u32,
     #[serde(default = "defaults::deregistration_delay")]
     pub deregistration_delay_seconds: u32,
+    /// AWS refuses to delete the load balancer while it is on (Security Hub ELB.6); `down` turns it
+    /// off first, for the stack's own load balancer only.
+    #[serde(default = "defaults::deletion_protection")]
+    pub deletion_protection: bool,
 }
 
 /// `[load_balancer]` absent: as an empty one.
@@ -31,11 +35,15 @@ impl Default for LoadBalancerConfig {
             healthy_threshold: defaults::healthy_threshold(),
             unhealthy_threshold: defaults::unhealthy_threshold(),
             deregistration_delay_seconds: defaults::deregistration_delay(),
+            deletion_protection: defaults::deletion_protection(),
         }
     }
 }
 
 mod defaults {
+    pub fn deletion_protection() -> bool {
+        true
+    }
     pub fn port() -> u32 {
         80
     }

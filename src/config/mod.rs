@@ -2,6 +2,7 @@
 //! file per section, each with its types, defaults and checks; `load` reads the file.
 
 mod autoscaling;
+mod cluster;
 mod https;
 mod iam;
 mod load;
@@ -17,11 +18,12 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::aws::is_region_name;
 pub use autoscaling::{AutoscalingConfig, MAX_SCALED_TASKS};
+pub use cluster::{ClusterConfig, ContainerInsights};
 pub use https::{check_domain, HttpsConfig, HTTPS_PORT, OUTDATED_SSL_POLICIES, SSL_POLICIES};
 pub use iam::IamConfig;
 pub use load::{ConfigSource, BUILT_IN};
 pub use load_balancer::LoadBalancerConfig;
-pub use logs::{LogsConfig, LOG_RETENTION_DAYS};
+pub use logs::{LogMode, LogsConfig, AUDIT_RETENTION_DAYS, LOG_RETENTION_DAYS};
 pub use network::{NetworkConfig, SubnetPlan, TaskEgress, MAX_AZS};
 pub use service::{validate_image, ServiceConfig, TABLE_ENV_VAR};
 pub use table::{KeyAttribute, KeyType, TableConfig};
@@ -53,6 +55,9 @@ pub struct Config {
     #[serde(default)]
     pub state: Option<String>,
     pub network: NetworkConfig,
+    /// Absent: Container Insights enabled.
+    #[serde(default)]
+    pub cluster: ClusterConfig,
     pub service: ServiceConfig,
     pub table: TableConfig,
     /// Absent: the defaults.
@@ -93,6 +98,7 @@ impl Config {
         self.validate_identity(&invalid)?;
         self.validate_network(&invalid)?;
         self.validate_service(&invalid)?;
+        self.validate_container(&invalid)?;
         self.validate_table(&invalid)?;
         self.validate_logs(&invalid)?;
         self.validate_load_balancer(&invalid)?;

@@ -34,6 +34,17 @@ pub struct ServiceConfig {
     pub health_check_path: String,
     #[serde(default)]
     pub environment: BTreeMap<String, String>,
+    /// The container's root filesystem read-only (Security Hub ECS.5); what must stay writable is
+    /// in `writable_paths`.
+    #[serde(default = "defaults::readonly_root_filesystem")]
+    pub readonly_root_filesystem: bool,
+    /// Paths given an empty, writable volume of the task's own storage (Fargate has no tmpfs):
+    /// nginx's cache, pid and temp directories by default.
+    #[serde(default = "defaults::writable_paths")]
+    pub writable_paths: Vec<String>,
+    /// The user the container runs as (`uid`, `uid:gid`, `name`, `name:group`); absent: the image's.
+    #[serde(default)]
+    pub user: Option<String>,
 }
 
 mod defaults {
@@ -51,6 +62,71 @@ mod defaults {
     }
     pub fn health_check_path() -> String {
         "/".into()
+    }
+    pub fn readonly_root_filesystem() -> bool {
+        true
+    }
+    pub fn writable_paths() -> Vec<String> {
+        ["/var/cache/nginx", "/var/run", "/tmp"].map(String::from).to_vec()
+    }
+}
+
+/// At most this many writable paths (each one a volume; a task takes 20 volumes of all kinds).
+pub const MAX_WRITABLE_PATHS: usize = 10;
+
+/// A container path ECS mounts: absolute, no `.`/`..` parts, not `/`, printable.
+fn check_writable_path(path: &str) -> Result<(), String> {
+    let parts: Vec<&str> = path.split('/').skip(1).collect();
+    let ok = path.starts_with('/')
+        && path.len() <= 255
+        && !parts.iter().any(|p| p.is_empty() || *p == "." || *p == "..")
+        && path.chars().all(|c| c.is_ascii_alphanumeric() || "/._-".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err("an absolute path below / of a-z, A-Z, 0-9, '/', '.', '_', '-', without '.' or '..' parts".into())
+    }
+}
+
+/// A container user as ECS takes it on Linux: `user`, `user:group`, `uid`, `uid:gid` (or a mix).
+fn check_user(user: &str) -> Result<(), String> {
+    let part = |p: &str| {
+        !p.is_empty()
+            && p.len() <= 32
+            && (p.chars().all(|c| c.is_ascii_digit())
+                || (p.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+                    && p.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_-".contains(c))))
+    };
+    let parts: Vec<&str> = user.split(':').collect();
+    if parts.len() <= 2 && parts.iter().all(|p| part(p)) {
+        Ok(())
+    } else {
+        Err("a user as `uid`, `uid:gid`, `name` or `name:group` (names of a-z, 0-9, '_', '-')".into())
+    }
+}
+
+impl Config {
+    /// `[service]`'s container hardening: the writable paths and the user.
+    pub(super) fn validate_container(&self, invalid: &Invalid) -> Result<(), ConfigError> {
+        let svc = &self.service;
+        let paths = &svc.writable_paths;
+        if paths.len() > MAX_WRITABLE_PATHS {
+            return Err(invalid(
+                "service.writable_paths",
+                format!("{paths:?}"),
+                format!("at most {MAX_WRITABLE_PATHS} paths"),
+            ));
+        }
+        for (i, path) in paths.iter().enumerate() {
+            check_writable_path(path).map_err(|r| invalid("service.writable_paths", format!("{path:?}"), r))?;
+            if paths[..i].contains(path) {
+                return Err(invalid("service.writable_paths", format!("{path:?}"), "listed twice".into()));
+            }
+        }
+        if let Some(user) = &svc.user {
+            check_user(user).map_err(|r| invalid("service.user", format!("{user:?}"), r))?;
+        }
+        Ok(())
     }
 }
 
@@ -217,4 +293,25 @@ pub fn validate_image(image: &str) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod container_tests {
+    use super::{check_user, check_writable_path};
+
+    #[test]
+    fn writable_paths_and_users_are_what_ecs_mounts_and_runs() {
+        for good in ["/tmp", "/var/cache/nginx", "/var/run", "/app/.cache"] {
+            assert!(check_writable_path(good).is_ok(), "{good}");
+        }
+        for bad in ["", "/", "tmp", "/var/../etc", "/var//run", "/tmp/", "/a b", "/x;rm"] {
+            assert!(check_writable_path(bad).is_err(), "{bad}");
+        }
+        for good in ["101", "101:101", "nginx", "nginx:nginx", "app_user:1000"] {
+            assert!(check_user(good).is_ok(), "{good}");
+        }
+        for bad in ["", ":", "101:", "a:b:c", "Root", "1user", "$(id)", "nginx nginx"] {
+            assert!(check_user(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -1,4 +1,4 @@
-//! `[table]`: the DynamoDB table's key attributes.
+//! `[table]`: the DynamoDB table's key attributes and point-in-time recovery.
 
 use serde::{Deserialize, Serialize};
 
@@ -10,6 +10,13 @@ pub struct TableConfig {
     pub partition_key: KeyAttribute,
     #[serde(default)]
     pub sort_key: Option<KeyAttribute>,
+    /// Continuous backups restorable to any second of the last 35 days (Security Hub DynamoDB.2).
+    #[serde(default = "point_in_time_recovery")]
+    pub point_in_time_recovery: bool,
+}
+
+fn point_in_time_recovery() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

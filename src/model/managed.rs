@@ -130,6 +130,12 @@ pub trait Managed: Send + Sync + 'static {
         None
     }
 
+    /// A line for the plan about what a default costs, when the plan creates or changes it (the
+    /// log group's year of retention): the trade-off made explicit where it is made.
+    fn cost_note(&self, _config: &Config, _found: &Inspection) -> Option<String> {
+        None
+    }
+
     /// The live resource: the recorded one if AWS still has it, else one found by tag or name.
     /// Every candidate passes the ownership check here (this stack's tag, this stack's VPC);
     /// one that fails is reported and left alone, whatever filter AWS applied.
@@ -234,6 +240,9 @@ pub trait Resource: Send + Sync {
         None
     }
     fn removal_note(&self, _found: &Inspection) -> Option<String> {
+        None
+    }
+    fn cost_note(&self, _config: &Config, _found: &Inspection) -> Option<String> {
         None
     }
     async fn inspect(&self, ctx: &Ctx) -> Result<Inspection, StackError>;
@@ -560,6 +569,10 @@ impl<M: Managed> Resource for Driven<M> {
 
     fn plan_note(&self, found: &Inspection, other: &dyn Fn(Key) -> Option<Inspection>) -> Option<String> {
         self.0.plan_note(found, other)
+    }
+
+    fn cost_note(&self, config: &Config, found: &Inspection) -> Option<String> {
+        self.0.cost_note(config, found)
     }
 
     async fn inspect(&self, ctx: &Ctx) -> Result<Inspection, StackError> {

@@ -1,16 +1,17 @@
-//! The ECS cluster the service runs in.
+//! The ECS cluster the service runs in, with Container Insights as the config says (on by default).
 
 use async_trait::async_trait;
-use aws_sdk_ecs::types::Cluster as ClusterObject;
+use aws_sdk_ecs::types::{Cluster as ClusterObject, ClusterField, ClusterSetting, ClusterSettingName};
 use futures::future::BoxFuture;
 
 use crate::access::{self, arn, global_arn, Condition, Permission, STACK};
 use crate::aws::Clients;
-use crate::bill::Charge;
+use crate::bill::{items, Charge, Unit};
 use crate::config::Config;
 use crate::error::{found, returned, AwsContext, StackError};
 use crate::model::{
-    made_for, owner_tags, Attr, Dep, Key, Kind, Managed, NoField, Nodes, Outcome, Record, Scope, Shape, Sighting, Sweep,
+    made_for, owner_tags, Attr, Changed, Dep, Diff, Field, Key, Kind, Managed, Nodes, Outcome, Record, Scope, Shape,
+    Sighting, Sweep,
 };
 use crate::progress::Line;
 use crate::resources::tags::TagPairs;
@@ -18,6 +19,8 @@ use crate::wait::{self, budget};
 
 pub const CLUSTER: Key = Key::new("cluster", Kind::new("ecs:cluster"));
 const CLUSTER_ARN: Attr = Attr::new(CLUSTER, "arn");
+/// The `containerInsights` setting as last seen.
+const INSIGHTS: Attr = Attr::new(CLUSTER, "container_insights");
 
 pub fn declare(_shape: &Shape, nodes: &mut Nodes) {
     nodes.managed(Cluster);
@@ -40,7 +43,7 @@ fn sweep_clusters(c: &Clients) -> BoxFuture<'_, Result<Vec<Sighting>, StackError
                 .ecs
                 .describe_clusters()
                 .set_clusters(Some(chunk.to_vec()))
-                .include(aws_sdk_ecs::types::ClusterField::Tags)
+                .include(ClusterField::Tags)
                 .send()
                 .await
                 .ctx("describe", "ECS clusters")?;
@@ -63,10 +66,40 @@ pub fn stack_cluster(ctx: &Scope<'_>) -> String {
 
 pub struct Cluster;
 
+/// The cluster's `containerInsights` setting; a cluster without it has Container Insights off
+/// (unless the account's default turns it on, which DescribeClusters then reports as the setting).
+fn insights_of(cluster: &ClusterObject) -> &str {
+    cluster
+        .settings()
+        .iter()
+        .find(|s| s.name() == Some(&ClusterSettingName::ContainerInsights))
+        .and_then(|s| s.value())
+        .unwrap_or("disabled")
+}
+
+fn insights_setting(config: &Config) -> ClusterSetting {
+    ClusterSetting::builder()
+        .name(ClusterSettingName::ContainerInsights)
+        .value(config.cluster.container_insights.as_str())
+        .build()
+}
+
+/// What the cluster can differ in.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClusterDiff {
+    Insights,
+}
+
+impl Field for ClusterDiff {
+    fn label(&self) -> String {
+        "cluster.container_insights".into()
+    }
+}
+
 #[async_trait]
 impl Managed for Cluster {
     type Live = ClusterObject;
-    type Field = NoField;
+    type Field = ClusterDiff;
 
     fn sweep(&self) -> Sweep {
         Sweep::Listed(sweep_clusters)
@@ -86,12 +119,20 @@ impl Managed for Cluster {
                 .on(global_arn("iam", true, "role/aws-service-role/ecs.amazonaws.com/*"))
                 .when(Condition::ServiceLinked("ecs.amazonaws.com"))
                 .implied(),
+            Permission::update("ecs:UpdateClusterSettings").on(cluster.clone()).tagged(),
             Permission::delete("ecs:DeleteCluster").on(cluster).tagged(),
         ]
     }
 
-    fn billing(&self, _config: &Config) -> Vec<Charge> {
-        vec![]
+    /// Container Insights bills the metrics it publishes (and their log events) by use.
+    fn billing(&self, config: &Config) -> Vec<Charge> {
+        use crate::config::ContainerInsights::*;
+        match config.cluster.container_insights {
+            Disabled => vec![],
+            Enabled | Enhanced => {
+                vec![Charge::usage(items::CONTAINER_INSIGHTS, Unit::Month, "Container Insights metrics (per metric)")]
+            }
+        }
     }
 
     fn key(&self) -> Key {
@@ -111,7 +152,8 @@ impl Managed for Cluster {
             .ecs
             .describe_clusters()
             .clusters(&name)
-            .include(aws_sdk_ecs::types::ClusterField::Tags)
+            .include(ClusterField::Tags)
+            .include(ClusterField::Settings)
             .send()
             .await
             .ctx("describe cluster", &name)?;
@@ -127,7 +169,35 @@ impl Managed for Cluster {
     }
 
     fn record(&self, _ctx: &Scope<'_>, live: &ClusterObject) -> Record {
-        Record::id(live.cluster_name().unwrap_or_default()).with(CLUSTER_ARN, live.cluster_arn().unwrap_or_default())
+        Record::id(live.cluster_name().unwrap_or_default())
+            .with(CLUSTER_ARN, live.cluster_arn().unwrap_or_default())
+            .with(INSIGHTS, insights_of(live))
+    }
+
+    fn diff(&self, ctx: &Scope<'_>, live: &ClusterObject) -> Result<Vec<Changed<ClusterDiff>>, StackError> {
+        let mut diff = Diff::new();
+        diff.field(ClusterDiff::Insights, insights_of(live), ctx.config.cluster.container_insights.as_str());
+        Ok(diff.into_changes())
+    }
+
+    async fn update(
+        &self,
+        ctx: &Scope<'_>,
+        _line: &Line,
+        live: &ClusterObject,
+        _changes: &[Changed<ClusterDiff>],
+    ) -> Result<Option<ClusterObject>, StackError> {
+        let name = live.cluster_name().unwrap_or_default();
+        let out = ctx
+            .aws
+            .ecs
+            .update_cluster_settings()
+            .cluster(name)
+            .settings(insights_setting(ctx.config))
+            .send()
+            .await
+            .ctx("set the Container Insights of cluster", name)?;
+        Ok(out.cluster().cloned())
     }
 
     fn pending(&self, _ctx: &Scope<'_>, live: &ClusterObject) -> Option<String> {
@@ -141,6 +211,7 @@ impl Managed for Cluster {
             .ecs
             .create_cluster()
             .cluster_name(&name)
+            .settings(insights_setting(ctx.config))
             .set_tags(Some(ctx.sdk_tags(&name)))
             .send()
             .await

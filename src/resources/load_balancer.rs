@@ -57,8 +57,14 @@ pub fn active(shape: &Shape, nodes: &mut Nodes) {
     }
 }
 
-/// Load balancer attributes we set: drop malformed headers (request smuggling), and nothing else.
-const LB_ATTRIBUTES: &[(&str, &str)] = &[("routing.http.drop_invalid_header_fields.enabled", "true")];
+const DELETION_PROTECTION: &str = "deletion_protection.enabled";
+
+/// Load balancer attributes we set: drop malformed headers (request smuggling), and deletion
+/// protection as the config says (on by default).
+fn lb_attributes_wanted(config: &Config) -> [(&'static str, &'static str); 2] {
+    let protection = if config.load_balancer.deletion_protection { "true" } else { "false" };
+    [("routing.http.drop_invalid_header_fields.enabled", "true"), (DELETION_PROTECTION, protection)]
+}
 const HEALTHY_HTTP_CODES: &str = "200-399";
 const DEREGISTRATION_DELAY: &str = "deregistration_delay.timeout_seconds";
 
@@ -600,6 +606,8 @@ impl Managed for LoadBalancer {
                 .when(Condition::ServiceLinked("elasticloadbalancing.amazonaws.com"))
                 .implied(),
             Permission::update("elasticloadbalancing:ModifyLoadBalancerAttributes").on(lb.clone()).tagged(),
+            // `down` lifts the deletion protection of the stack's own load balancer first.
+            Permission::delete("elasticloadbalancing:ModifyLoadBalancerAttributes").on(lb.clone()).tagged(),
             Permission::delete("elasticloadbalancing:DeleteLoadBalancer").on(lb).tagged(),
             Permission::delete("elasticloadbalancing:DescribeLoadBalancers"),
             // Its network interfaces, released before its subnets, group and gateway go.
@@ -678,11 +686,11 @@ impl Managed for LoadBalancer {
             .with(CANONICAL_ZONE, live.lb.canonical_hosted_zone_id().unwrap_or_default())
     }
 
-    fn diff(&self, _ctx: &Scope<'_>, live: &LbLive) -> Result<Vec<Changed<LoadBalancerField>>, StackError> {
+    fn diff(&self, ctx: &Scope<'_>, live: &LbLive) -> Result<Vec<Changed<LoadBalancerField>>, StackError> {
         let mut diff = Diff::new();
-        for (key, want) in LB_ATTRIBUTES {
+        for (key, want) in lb_attributes_wanted(ctx.config) {
             let have = live.attributes.iter().find(|(k, _)| k == key).map_or("unset", |(_, v)| v.as_str());
-            diff.field(LoadBalancerField::Attribute(key), have, *want);
+            diff.field(LoadBalancerField::Attribute(key), have, want);
         }
         Ok(diff.into_changes())
     }
@@ -727,8 +735,10 @@ impl Managed for LoadBalancer {
         let arn = live.lb.load_balancer_arn().unwrap_or_default();
         let attributes = changes
             .iter()
-            .filter_map(|c| LB_ATTRIBUTES.iter().find(|(k, _)| c.field == LoadBalancerField::Attribute(k)))
-            .map(|(k, v)| LoadBalancerAttribute::builder().key(*k).value(*v).build())
+            .filter_map(|c| {
+                lb_attributes_wanted(ctx.config).into_iter().find(|(k, _)| c.field == LoadBalancerField::Attribute(k))
+            })
+            .map(|(k, v)| LoadBalancerAttribute::builder().key(k).value(v).build())
             .collect();
         ctx.aws
             .elb
@@ -746,6 +756,16 @@ impl Managed for LoadBalancer {
     async fn destroy(&self, ctx: &Scope<'_>, line: &Line, live: LbLive) -> Result<Outcome, StackError> {
         let arn = live.lb.load_balancer_arn().unwrap_or_default();
         let name = live.lb.load_balancer_name().unwrap_or_default();
+        // Ours (`find` checked its tags): AWS refuses to delete it while protected, so `down` lifts
+        // the protection first, and says so.
+        if live.attributes.iter().any(|(k, v)| k == DELETION_PROTECTION && v == "true") {
+            line.start("turning deletion protection off");
+            let off = LoadBalancerAttribute::builder().key(DELETION_PROTECTION).value("false").build();
+            let lifted =
+                ctx.aws.elb.modify_load_balancer_attributes().load_balancer_arn(arn).attributes(off).send().await;
+            ignore_not_found(lifted.ctx("turn off the deletion protection of", name).map(drop))?;
+            ctx.note(format!("load balancer {name}: deletion protection turned off to delete it"));
+        }
         ignore_not_found(
             ctx.aws
                 .elb

@@ -7,11 +7,11 @@ use futures::future::BoxFuture;
 use crate::access::{self, arn, Permission, STACK};
 use crate::aws::Clients;
 use crate::bill::{items, Charge, Unit};
-use crate::config::Config;
+use crate::config::{Config, AUDIT_RETENTION_DAYS};
 use crate::error::{found, ignore_not_found, AwsContext, StackError};
 use crate::model::{
-    made_for, Attr, Changed, Dep, Diff, Field, Key, Kind, Managed, Nodes, Outcome, Record, Scope, Shape, Sighting,
-    Sweep,
+    made_for, Attr, Changed, Dep, Diff, Field, Health, Inspection, Key, Kind, Managed, Nodes, Outcome, Record, Scope,
+    Shape, Sighting, Sweep,
 };
 use crate::progress::Line;
 use crate::resources::tags::TagPairs;
@@ -77,6 +77,18 @@ fn retention(days: Option<i32>) -> String {
 
 pub struct LogGroup;
 
+/// What keeping the logs `days` costs, and what Security Hub says about it.
+pub fn retention_note(days: u32) -> String {
+    let audit = if days >= AUDIT_RETENTION_DAYS {
+        format!("{days} days meets Security Hub CloudWatch.16 (at least {AUDIT_RETENTION_DAYS})")
+    } else {
+        format!("below {AUDIT_RETENTION_DAYS} days Security Hub CloudWatch.16 fails")
+    };
+    format!(
+        "the log group keeps {days} days of logs: storage (about $0.03 per GB-month) grows to {days} days of what the          containers write, beside ingestion ($0.50 per GB); {audit}; [logs] retention_days sets it"
+    )
+}
+
 /// What the log group can differ in.
 #[derive(Debug, Clone, PartialEq)]
 pub enum LogsField {
@@ -120,6 +132,13 @@ impl Managed for LogGroup {
 
     fn key(&self) -> Key {
         LOG_GROUP
+    }
+
+    /// The retention is a trade-off between the audit trail and the storage bill: said where it is
+    /// set, whichever way it goes.
+    fn cost_note(&self, config: &Config, found: &Inspection) -> Option<String> {
+        (found.status == Health::Missing || !found.changes.is_empty())
+            .then(|| retention_note(config.logs.retention_days))
     }
 
     fn needs(&self) -> Vec<Dep> {

@@ -1,11 +1,12 @@
-//! The DynamoDB table: on-demand, deletion protection on, never dropped silently with data in it.
+//! The DynamoDB table: on-demand, deletion protection on, point-in-time recovery as the config says
+//! (on by default), never dropped silently with data in it.
 
 use std::sync::Mutex;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType as DynamoKeyType, ScalarAttributeType, Select,
-    TableDescription, TableStatus,
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType as DynamoKeyType, PointInTimeRecoverySpecification,
+    PointInTimeRecoveryStatus, ScalarAttributeType, Select, TableDescription, TableStatus,
 };
 use futures::future::BoxFuture;
 use futures::StreamExt;
@@ -29,6 +30,8 @@ const KEY_SIGNATURE: Attr = Attr::new(TABLE, "keys");
 /// Set when `down --retain-table` kept it.
 const TABLE_RETAINED: Attr = Attr::new(TABLE, RETAINED);
 const BACKUP_ARN: Attr = Attr::new(TABLE, "backup_arn");
+/// Point-in-time recovery as last seen: `on` or `off`.
+const RECOVERY: Attr = Attr::new(TABLE, "point_in_time_recovery");
 
 /// What `up` says when the table's keys change: DynamoDB fixes them when the table is created, and
 /// a new table would not hold the items; `up` never replaces a table, and never advises `down`.
@@ -137,6 +140,27 @@ pub struct Table;
 pub struct TableLive {
     name: String,
     table: TableDescription,
+    /// Point-in-time recovery on (DescribeContinuousBackups; a table just created has it off).
+    recovery: bool,
+}
+
+/// Whether point-in-time recovery is on.
+async fn recovery_of(ctx: &Scope<'_>, name: &str) -> Result<bool, StackError> {
+    let out = ctx.aws.dynamodb.describe_continuous_backups().table_name(name).send().await;
+    let Some(out) = found(out.ctx("describe the continuous backups of table", name))? else { return Ok(false) };
+    let status = out
+        .continuous_backups_description()
+        .and_then(|d| d.point_in_time_recovery_description())
+        .and_then(|p| p.point_in_time_recovery_status());
+    Ok(matches!(status, Some(PointInTimeRecoveryStatus::Enabled)))
+}
+
+fn on_off(on: bool) -> &'static str {
+    if on {
+        "on"
+    } else {
+        "off"
+    }
 }
 
 /// What the table can differ in.
@@ -145,6 +169,7 @@ pub enum TableField {
     Keys,
     Protection,
     Billing,
+    Recovery,
 }
 
 impl Field for TableField {
@@ -153,6 +178,7 @@ impl Field for TableField {
             TableField::Keys => "table keys",
             TableField::Protection => "deletion protection",
             TableField::Billing => "billing",
+            TableField::Recovery => "table.point_in_time_recovery",
         }
         .into()
     }
@@ -176,7 +202,9 @@ impl Managed for Table {
             Permission::inspect("dynamodb:ListTables"),
             Permission::create("dynamodb:CreateTable").on(table.clone()).tagging(),
             access::tags_with("dynamodb:TagResource", table.clone()),
+            Permission::find("dynamodb:DescribeContinuousBackups").on(table.clone()),
             Permission::update("dynamodb:UpdateTable").on(table.clone()).tagged(),
+            Permission::update("dynamodb:UpdateContinuousBackups").on(table.clone()).tagged(),
             // `down` counts the items before it deletes anything, and again once the tasks stopped.
             Permission::delete("dynamodb:Scan").on(table.clone()).tagged(),
             Permission::delete("dynamodb:CreateBackup").on(table.clone()).tagged(),
@@ -186,13 +214,21 @@ impl Managed for Table {
     }
 
     /// On demand: requests and storage by use, and the backups `down --delete-data` makes.
-    fn billing(&self, _config: &Config) -> Vec<Charge> {
-        vec![
+    fn billing(&self, config: &Config) -> Vec<Charge> {
+        let mut charges = vec![
             Charge::usage(items::DYNAMODB_WRITES, Unit::MillionRequests, "table writes"),
             Charge::usage(items::DYNAMODB_READS, Unit::MillionRequests, "table reads"),
             Charge::usage(items::DYNAMODB_STORAGE, Unit::GbMonth, "table storage"),
             Charge::usage(items::DYNAMODB_BACKUP, Unit::GbMonth, "backups made by `down --delete-data`"),
-        ]
+        ];
+        if config.table.point_in_time_recovery {
+            charges.push(Charge::usage(
+                items::DYNAMODB_RECOVERY,
+                Unit::GbMonth,
+                "point-in-time recovery (per GB of table size)",
+            ));
+        }
+        charges
     }
 
     fn key(&self) -> Key {
@@ -248,13 +284,15 @@ impl Managed for Table {
             _ => tags_of(arn).await?,
         };
         ctx.owned(TABLE, format!("table {name}"), tags.pairs())?;
-        Ok(Some(TableLive { name, table }))
+        let recovery = recovery_of(ctx, &name).await?;
+        Ok(Some(TableLive { name, table, recovery }))
     }
 
     fn record(&self, _ctx: &Scope<'_>, live: &TableLive) -> Record {
         Record::id(&live.name)
             .with(TABLE_ARN, live.table.table_arn().unwrap_or_default())
             .with(KEY_SIGNATURE, live_signature(&live.table))
+            .with(RECOVERY, on_off(live.recovery))
     }
 
     fn diff(&self, ctx: &Scope<'_>, live: &TableLive) -> Result<Vec<Changed<TableField>>, StackError> {
@@ -266,7 +304,8 @@ impl Managed for Table {
                 TableField::Billing,
                 if is_on_demand(&live.table) { "on-demand" } else { "provisioned" },
                 "on-demand",
-            );
+            )
+            .field(TableField::Recovery, on_off(live.recovery), on_off(ctx.config.table.point_in_time_recovery));
         Ok(diff.into_changes())
     }
 
@@ -320,7 +359,8 @@ impl Managed for Table {
             Err(e) => return Err(e),
         };
         let table = returned(table, name.clone(), "create returned no table")?;
-        Ok(TableLive { name, table })
+        // Point-in-time recovery is a separate call once the table is ACTIVE: `update` turns it on.
+        Ok(TableLive { name, table, recovery: false })
     }
 
     async fn update(
@@ -333,15 +373,24 @@ impl Managed for Table {
         // UpdateTable is refused while the table is CREATING.
         self.ready(ctx, line, live).await?;
         let mut call = ctx.aws.dynamodb.update_table().table_name(&live.name);
+        let (mut table_changed, mut recovery_changed) = (false, false);
         for change in changes {
             match change.field {
                 TableField::Protection => call = call.deletion_protection_enabled(true),
                 TableField::Billing => call = call.billing_mode(BillingMode::PayPerRequest),
+                TableField::Recovery => recovery_changed = true,
                 // A replacement: refused before any update.
-                TableField::Keys => {}
+                TableField::Keys => continue,
             }
+            table_changed |= change.field != TableField::Recovery;
         }
-        call.send().await.ctx("update table", &live.name)?;
+        if table_changed {
+            call.send().await.ctx("update table", &live.name)?;
+        }
+        if recovery_changed {
+            set_recovery(ctx, line, &live.name, ctx.config.table.point_in_time_recovery).await?;
+            ctx.set_attr(RECOVERY, on_off(ctx.config.table.point_in_time_recovery)).await?;
+        }
         Ok(None)
     }
 
@@ -436,6 +485,27 @@ impl Managed for Table {
         .await?;
         Ok(Outcome::Deleted)
     }
+}
+
+/// Turn point-in-time recovery on or off. AWS refuses it for a while after the table is created
+/// (ContinuousBackupsUnavailableException: backups are still being enabled): retried.
+async fn set_recovery(ctx: &Scope<'_>, line: &Line, name: &str, on: bool) -> Result<(), StackError> {
+    let spec = PointInTimeRecoverySpecification::builder()
+        .point_in_time_recovery_enabled(on)
+        .build()
+        .expect("point_in_time_recovery_enabled is set");
+    wait::retry_codes(line, name, budget::TABLE, &["ContinuousBackupsUnavailableException"], || async {
+        ctx.aws
+            .dynamodb
+            .update_continuous_backups()
+            .table_name(name)
+            .point_in_time_recovery_specification(spec.clone())
+            .send()
+            .await
+            .ctx("set the point-in-time recovery of table", name)
+            .map(drop)
+    })
+    .await
 }
 
 /// Items in the table: the count, and whether it is exact (a scan cut off gives a lower bound).

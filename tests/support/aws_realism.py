@@ -740,6 +740,8 @@ class Realism:
             self.aas_targets: dict = {}
             self.aas_policy_arns: dict = {}
             self.aas_registered_at: dict = {}
+            # ECS cluster settings UpdateClusterSettings changed (moto has no such call): ARN -> {name: value}
+            self.cluster_settings: dict = {}
             # S3
             self.bucket_regions: dict = {}
             self.bucket_policies: dict = {}
@@ -1436,6 +1438,13 @@ class Realism:
         for lb in self.moto_lbs(ctx):
             if lb["arn"] == arn:
                 ctx.extra["lb"] = lb
+        if ctx.extra.get("lb") is not None:
+            # moto deletes a load balancer with deletion protection on; AWS refuses.
+            root = self.query(ctx, "elasticloadbalancing", "DescribeLoadBalancerAttributes", {"LoadBalancerArn": arn})
+            for m in root.findall("./DescribeLoadBalancerAttributesResult/Attributes/member"):
+                if xt(m, "Key") == "deletion_protection.enabled" and xt(m, "Value") == "true":
+                    raise Reject("OperationNotPermitted", f"Load balancer '{arn}' cannot be deleted because "
+                                                          "deletion protection is enabled")
         return None
 
     def post_elb_DeleteLoadBalancer(self, ctx: Ctx, resp: Response):
@@ -2010,6 +2019,19 @@ class Realism:
             if ((c.get("logConfiguration") or {}).get("logDriver") == "awslogs") and not td.get("executionRoleArn"):
                 raise Reject("ClientException",
                              "Fargate requires task definition to have execution role ARN to support log driver awslogs.")
+        # A mount point names a volume the task declares; on Fargate a volume is task storage (no host path,
+        # no tmpfs: linuxParameters.tmpfs is refused).
+        volumes = {v.get("name") for v in td.get("volumes") or []}
+        for c in td.get("containerDefinitions") or []:
+            for m in c.get("mountPoints") or []:
+                if m.get("sourceVolume") not in volumes:
+                    raise Reject("ClientException", f"Invalid 'mountPoints' for container '{c.get('name')}': "
+                                                    f"Unknown volume '{m.get('sourceVolume')}'.")
+            if (c.get("linuxParameters") or {}).get("tmpfs"):
+                raise Reject("ClientException", "Fargate compatible task definitions do not support tmpfs.")
+        for v in td.get("volumes") or []:
+            if (v.get("host") or {}).get("sourcePath"):
+                raise Reject("ClientException", "Fargate compatible task definitions do not support sourcePath.")
         return None
 
     def post_ecs_RegisterTaskDefinition(self, ctx: Ctx, resp: Response):
@@ -2177,6 +2199,52 @@ class Realism:
         if len(kept) != len(arns):
             doc["serviceArns"] = kept
             resp.set_json(doc)
+
+    CLUSTER_SETTINGS = {"containerInsights": ("enabled", "enhanced", "disabled")}
+
+    def pre_ecs_UpdateClusterSettings(self, ctx: Ctx):
+        """moto 5.2.5 has no UpdateClusterSettings (500 NotImplemented): served here, checked as AWS does; the
+        settings it sets show in DescribeClusters (post_ecs_DescribeClusters)."""
+        settings = ctx.json.get("settings") or []
+        if not settings:
+            raise Reject("InvalidParameterException", "Settings cannot be empty.")
+        for setting in settings:
+            allowed = self.CLUSTER_SETTINGS.get(setting.get("name"))
+            if allowed is None or setting.get("value") not in allowed:
+                raise Reject("InvalidParameterException",
+                             f"Invalid setting {setting.get('name')}={setting.get('value')}: "
+                             f"containerInsights accepts {', '.join(self.CLUSTER_SETTINGS['containerInsights'])}.")
+        name = self.cluster_name(ctx.json.get("cluster"))
+        doc = self.call_json(ctx, "ecs", "DescribeClusters",
+                             {"clusters": [name], "include": ["SETTINGS", "TAGS"]})
+        cluster = next((c for c in doc.get("clusters") or [] if c.get("status") == "ACTIVE"), None)
+        if cluster is None:
+            raise Reject("ClusterNotFoundException", "Cluster not found.")
+        changed = {s["name"]: s["value"] for s in settings}
+
+        def commit():
+            self.cluster_settings.setdefault(cluster["clusterArn"], {}).update(changed)
+        ctx.extra["commit"] = commit
+        merged = {s.get("name"): s.get("value") for s in cluster.get("settings") or []}
+        merged.update(self.cluster_settings.get(cluster["clusterArn"], {}), **changed)
+        cluster["settings"] = [{"name": k, "value": v} for k, v in merged.items()]
+        body = json.dumps({"cluster": cluster}).encode()
+        return Response(200, [("Content-Type", "application/x-amz-json-1.1"), ("x-amzn-RequestId", str(uuid.uuid4()))],
+                        body, injected=True)
+
+    def post_ecs_DescribeClusters(self, ctx: Ctx, resp: Response):
+        """The settings UpdateClusterSettings changed, over what moto stored at CreateCluster."""
+        if not self.cluster_settings:
+            return None
+        doc = json.loads(resp.body or b"{}")
+        for cluster in doc.get("clusters") or []:
+            changed = self.cluster_settings.get(cluster.get("clusterArn"))
+            if changed:
+                merged = {s.get("name"): s.get("value") for s in cluster.get("settings") or []}
+                merged.update(changed)
+                cluster["settings"] = [{"name": k, "value": v} for k, v in merged.items()]
+        resp.set_json(doc)
+        return resp
 
     def pre_ecs_DeleteCluster(self, ctx: Ctx):
         cluster = self.cluster_name(ctx.json.get("cluster"))

@@ -439,6 +439,18 @@ class StateTests(unittest.TestCase):
         wait_for(lambda: code() == "active")
         self.assertGreaterEqual(time.time() - t0, 150 * SCALE - TOL)
 
+    def test_02b_deletion_protection_refuses_delete_load_balancer(self):
+        elb = C["elbv2"]
+        net = Net(C, with_lb=False)
+        arn = elb.create_load_balancer(Name=name("lb"), Subnets=net.public)["LoadBalancers"][0]["LoadBalancerArn"]
+        protect = lambda on: elb.modify_load_balancer_attributes(
+            LoadBalancerArn=arn, Attributes=[{"Key": "deletion_protection.enabled", "Value": on}])
+        protect("true")
+        self.assertEqual(code_of(elb.delete_load_balancer, LoadBalancerArn=arn), "OperationNotPermitted")
+        self.assertEqual(len(elb.describe_load_balancers(LoadBalancerArns=[arn])["LoadBalancers"]), 1)
+        protect("false")
+        elb.delete_load_balancer(LoadBalancerArn=arn)
+
     def test_03_dynamodb_creating_active_deleting_gone(self):
         ddb = C["dynamodb"]
         t = name("tbl")
@@ -766,6 +778,15 @@ class CheckTests(unittest.TestCase):
                 self.assertIn("No Fargate configuration exists for given values", e.response["Error"]["Message"])
         for cpu, mem in (("256", "512"), ("512", "4096"), ("1 vCPU", "2 GB"), ("4096", "30720"), ("8192", "20480")):
             ecs.register_task_definition(cpu=cpu, memory=mem, **base)
+        mounted = dict(base, containerDefinitions=[{"name": "web", "image": "nginx", "readonlyRootFilesystem": True,
+                                                    "mountPoints": [{"sourceVolume": "tmp", "containerPath": "/tmp"}]}])
+        self.assertEqual(code_of(ecs.register_task_definition, cpu="256", memory="512", **mounted), "ClientException")
+        ecs.register_task_definition(cpu="256", memory="512", volumes=[{"name": "tmp"}], **mounted)
+        self.assertEqual(code_of(ecs.register_task_definition, cpu="256", memory="512",
+                                 volumes=[{"name": "tmp", "host": {"sourcePath": "/tmp"}}], **mounted), "ClientException")
+        tmpfs = dict(base, containerDefinitions=[{"name": "web", "image": "nginx",
+                                                  "linuxParameters": {"tmpfs": [{"containerPath": "/tmp", "size": 64}]}}])
+        self.assertEqual(code_of(ecs.register_task_definition, cpu="256", memory="512", **tmpfs), "ClientException")
         no_role = dict(base, containerDefinitions=[{"name": "web", "image": "nginx", "logConfiguration": {"logDriver": "awslogs", "options": {}}}])
         del no_role["executionRoleArn"]
         self.assertEqual(code_of(ecs.register_task_definition, cpu="256", memory="512", **no_role), "ClientException")
@@ -804,6 +825,24 @@ class CheckTests(unittest.TestCase):
         self.assertEqual(code_of(logs.put_retention_policy, logGroupName=g, retentionInDays=2), "InvalidParameterException")
         self.assertEqual(code_of(logs.put_retention_policy, logGroupName=g, retentionInDays=45), "InvalidParameterException")
         logs.put_retention_policy(logGroupName=g, retentionInDays=14)
+
+    def test_12b_update_cluster_settings_is_served_and_checked(self):
+        """moto has no UpdateClusterSettings: the proxy serves it, and DescribeClusters shows the change."""
+        ecs = C["ecs"]
+        cluster = name("cl")
+        ecs.create_cluster(clusterName=cluster, settings=[{"name": "containerInsights", "value": "disabled"}])
+        out = ecs.update_cluster_settings(cluster=cluster, settings=[{"name": "containerInsights", "value": "enhanced"}])
+        self.assertEqual(out["cluster"]["settings"], [{"name": "containerInsights", "value": "enhanced"}])
+        seen = ecs.describe_clusters(clusters=[cluster], include=["SETTINGS"])["clusters"][0]["settings"]
+        self.assertEqual(seen, [{"name": "containerInsights", "value": "enhanced"}])
+        self.assertEqual(code_of(ecs.update_cluster_settings, cluster=cluster,
+                                 settings=[{"name": "containerInsights", "value": "on"}]), "InvalidParameterException")
+        self.assertEqual(code_of(ecs.update_cluster_settings, cluster=name("nope"),
+                                 settings=[{"name": "containerInsights", "value": "enabled"}]), "ClusterNotFoundException")
+        other = name("cl")
+        ecs.create_cluster(clusterName=other)
+        untouched = ecs.describe_clusters(clusters=[other], include=["SETTINGS"])["clusters"][0].get("settings", [])
+        self.assertNotIn({"name": "containerInsights", "value": "enhanced"}, untouched, "only the named cluster changes")
 
     def test_13_delete_subnet_and_vpc_with_nat(self):
         ec2 = C["ec2"]

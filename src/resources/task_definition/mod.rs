@@ -4,8 +4,8 @@
 
 use async_trait::async_trait;
 use aws_sdk_ecs::types::{
-    Compatibility, ContainerDefinition, KeyValuePair, LogConfiguration, LogDriver, NetworkMode, PortMapping,
-    TaskDefinition as Definition, TaskDefinitionField, TaskDefinitionStatus, TransportProtocol,
+    Compatibility, ContainerDefinition, KeyValuePair, LogConfiguration, LogDriver, MountPoint, NetworkMode,
+    PortMapping, TaskDefinition as Definition, TaskDefinitionField, TaskDefinitionStatus, TransportProtocol, Volume,
 };
 use futures::future::BoxFuture;
 
@@ -14,7 +14,7 @@ pub mod image;
 use crate::access::{self, arn, global_arn, Condition, Permission, Verb, STACK};
 use crate::aws::Clients;
 use crate::bill::Charge;
-use crate::config::Config;
+use crate::config::{Config, LogMode};
 use crate::error::{returned, AwsContext, StackError};
 use crate::model::{
     made_for, owner_tags, Attr, Changed, Declared, Dep, Diff, Field, Key, Managed, Nodes, Outcome, Record, Scope,
@@ -56,6 +56,9 @@ pub enum DefinitionField {
     ExecutionRole,
     TaskRole,
     LogGroup,
+    LogMode,
+    Filesystem,
+    User,
 }
 
 impl Field for DefinitionField {
@@ -69,6 +72,9 @@ impl Field for DefinitionField {
             DefinitionField::ExecutionRole => "execution role",
             DefinitionField::TaskRole => "task role",
             DefinitionField::LogGroup => "log group",
+            DefinitionField::LogMode => "logs.mode",
+            DefinitionField::Filesystem => "service.readonly_root_filesystem",
+            DefinitionField::User => "service.user",
         }
         .into()
     }
@@ -85,6 +91,45 @@ struct Spec {
     execution_role: String,
     task_role: String,
     log_group: String,
+    /// The awslogs driver's delivery: `non-blocking (25m)` or `blocking`.
+    log_mode: String,
+    /// `read-only, writable /tmp, /var/run` or `writable`.
+    filesystem: String,
+    user: String,
+}
+
+/// The app container's root filesystem and the paths mounted writable on it.
+fn show_filesystem(readonly: bool, writable: &[String]) -> String {
+    match (readonly, writable.is_empty()) {
+        (false, _) => "writable".into(),
+        (true, true) => "read-only".into(),
+        (true, false) => format!("read-only, writable {}", writable.join(", ")),
+    }
+}
+
+fn show_user(user: Option<&str>) -> String {
+    user.map_or_else(|| "the image's".into(), str::to_string)
+}
+
+/// The task's scratch volumes: one per writable path, of the task's own storage (no host path).
+fn scratch_volume(index: usize) -> String {
+    format!("writable-{}", index + 1)
+}
+
+/// The awslogs options that say how output is delivered: (mode, buffer size of the non-blocking mode).
+fn log_mode_options(config: &Config) -> (&'static str, Option<&str>) {
+    match config.logs.mode {
+        LogMode::NonBlocking => (LogMode::NonBlocking.as_str(), Some(config.logs.max_buffer_size.as_str())),
+        LogMode::Blocking => (LogMode::Blocking.as_str(), None),
+    }
+}
+
+fn show_log_mode(mode: Option<&str>, buffer: Option<&str>) -> String {
+    // Without `mode`, the driver blocks.
+    match (mode.unwrap_or(LogMode::Blocking.as_str()), buffer) {
+        (mode, Some(size)) => format!("{mode} ({size})"),
+        (mode, None) => mode.to_string(),
+    }
 }
 
 impl Spec {
@@ -99,6 +144,15 @@ impl Spec {
             execution_role: ctx.need_attr(EXECUTION_ROLE_ARN)?,
             task_role: ctx.need_attr(TASK_ROLE_ARN)?,
             log_group: ctx.need(LOG_GROUP)?,
+            log_mode: {
+                let (mode, buffer) = log_mode_options(ctx.config);
+                show_log_mode(Some(mode), buffer)
+            },
+            filesystem: show_filesystem(
+                ctx.config.service.readonly_root_filesystem,
+                if ctx.config.service.readonly_root_filesystem { &ctx.config.service.writable_paths } else { &[] },
+            ),
+            user: show_user(ctx.config.service.user.as_deref()),
         })
     }
 
@@ -113,6 +167,12 @@ impl Spec {
             })
             .unwrap_or_default();
         environment.sort();
+        let mounted: Vec<String> = container
+            .map(|c| c.mount_points().iter().filter_map(|m| m.container_path().map(str::to_string)).collect())
+            .unwrap_or_default();
+        let log_option = |name: &str| {
+            container.and_then(|c| c.log_configuration()).and_then(|l| l.options()?.get(name)).map(String::as_str)
+        };
         Spec {
             image: container.and_then(|c| c.image()).unwrap_or_default().to_string(),
             cpu: def.cpu().unwrap_or_default().to_string(),
@@ -125,12 +185,10 @@ impl Spec {
             environment: show_environment(environment.into_iter()),
             execution_role: def.execution_role_arn().unwrap_or_default().to_string(),
             task_role: def.task_role_arn().unwrap_or_default().to_string(),
-            log_group: container
-                .and_then(|c| c.log_configuration())
-                .and_then(|l| l.options())
-                .and_then(|o| o.get("awslogs-group"))
-                .cloned()
-                .unwrap_or_default(),
+            log_group: log_option("awslogs-group").unwrap_or_default().to_string(),
+            log_mode: show_log_mode(log_option("mode"), log_option("max-buffer-size")),
+            filesystem: show_filesystem(container.and_then(|c| c.readonly_root_filesystem()) == Some(true), &mounted),
+            user: show_user(container.and_then(|c| c.user())),
         }
     }
 
@@ -143,7 +201,10 @@ impl Spec {
             .field(DefinitionField::Environment, &self.environment, &want.environment)
             .field(DefinitionField::ExecutionRole, &self.execution_role, &want.execution_role)
             .field(DefinitionField::TaskRole, &self.task_role, &want.task_role)
-            .field(DefinitionField::LogGroup, &self.log_group, &want.log_group);
+            .field(DefinitionField::LogGroup, &self.log_group, &want.log_group)
+            .field(DefinitionField::LogMode, &self.log_mode, &want.log_mode)
+            .field(DefinitionField::Filesystem, &self.filesystem, &want.filesystem)
+            .field(DefinitionField::User, &self.user, &want.user);
         diff.into_changes()
     }
 }
@@ -376,15 +437,31 @@ async fn register(ctx: &Scope<'_>) -> Result<Definition, StackError> {
         .into_iter()
         .map(|(name, value)| KeyValuePair::builder().name(name).value(value).build())
         .collect();
-    let logs = LogConfiguration::builder()
+    // Non-blocking by default: a slow or throttled log stream drops lines instead of stopping the app.
+    let (mode, buffer) = log_mode_options(ctx.config);
+    let mut logs = LogConfiguration::builder()
         .log_driver(LogDriver::Awslogs)
         .options("awslogs-group", &want.log_group)
         .options("awslogs-region", ctx.region)
         .options("awslogs-stream-prefix", ctx.stack())
-        .build()
-        .expect("log driver is set");
+        .options("mode", mode);
+    if let Some(size) = buffer {
+        logs = logs.options("max-buffer-size", size);
+    }
+    let logs = logs.build().expect("log driver is set");
+    // A read-only root filesystem (Security Hub ECS.5), with an empty volume of the task's storage
+    // at each path the image must write to (Fargate has no tmpfs).
+    let service = &ctx.config.service;
+    let writable: &[String] = if service.readonly_root_filesystem { &service.writable_paths } else { &[] };
+    let volumes: Vec<Volume> = (0..writable.len()).map(|i| Volume::builder().name(scratch_volume(i)).build()).collect();
+    let mounts = writable.iter().enumerate().map(|(i, path)| {
+        MountPoint::builder().source_volume(scratch_volume(i)).container_path(path).read_only(false).build()
+    });
     let container = ContainerDefinition::builder()
         .name(CONTAINER_NAME)
+        .readonly_root_filesystem(service.readonly_root_filesystem)
+        .set_mount_points(Some(mounts.collect()))
+        .set_user(service.user.clone())
         .image(&want.image)
         .essential(true)
         .port_mappings(
@@ -409,6 +486,7 @@ async fn register(ctx: &Scope<'_>) -> Result<Definition, StackError> {
         .execution_role_arn(&want.execution_role)
         .task_role_arn(&want.task_role)
         .container_definitions(container)
+        .set_volumes(Some(volumes))
         .set_tags(Some(ctx.sdk_tags(&family)))
         .send()
         .await
@@ -553,10 +631,25 @@ mod tests {
             execution_role: "r1".into(),
             task_role: "r2".into(),
             log_group: "/ecs/s".into(),
+            log_mode: show_log_mode(None, None),
+            filesystem: show_filesystem(false, &[]),
+            user: show_user(None),
         };
-        let want = Spec { image: "nginx:1.27".into(), environment: "{A=2}".into(), ..have.clone() };
+        let want = Spec {
+            image: "nginx:1.27".into(),
+            environment: "{A=2}".into(),
+            log_mode: show_log_mode(Some("non-blocking"), Some("25m")),
+            ..have.clone()
+        };
         let text: Vec<String> = have.diff(&want).iter().map(|c| c.change.to_string()).collect();
-        assert_eq!(text, ["service.image: nginx:latest → nginx:1.27", "service.environment: {A=1} → {A=2}"]);
+        assert_eq!(
+            text,
+            [
+                "service.image: nginx:latest → nginx:1.27",
+                "service.environment: {A=1} → {A=2}",
+                "logs.mode: blocking → non-blocking (25m)"
+            ]
+        );
         assert!(have.diff(&have.clone()).is_empty());
     }
 
