@@ -218,7 +218,7 @@ async fn the_autoscalers_count_is_never_reset_inside_the_range_and_is_clamped_ou
     cli.write_config(&config(STACK, Some("min_count = 7\nmax_count = 6"), &[]));
     let refused = cli.run(&["up", "--no-wait"]);
     assert_eq!(refused.code, 1);
-    assert!(refused.stderr.contains("`autoscaling.min_count` = 7"), "{}", refused.stderr);
+    assert!(refused.stderr.contains(": autoscaling.min_count: 7: "), "{}", refused.stderr);
     assert!(realism.calls().is_empty(), "{:?}", realism.calls());
     cli.write_config(&config(STACK, Some(SCALING), &[]));
     cli.run(&["up", "--no-wait"]).ok();

@@ -390,7 +390,7 @@ async fn bad_state_locations_are_one_clear_line_and_change_nothing() {
     assert!(one_line(&run).contains("gs:// is not supported"), "{}", run.stderr);
     cli.write_config(&config_with(&[("name", "name = \"simple-ecs-dev\"\nstate = \"s3://team-state//x.json\"")]));
     let run = cli.run(&["status"]);
-    assert!(one_line(&run).contains("`state` = \"s3://team-state//x.json\""), "{}", run.stderr);
+    assert!(one_line(&run).contains(": state: \"s3://team-state//x.json\": "), "{}", run.stderr);
     assert!(one_line(&Cli::at(&realism.url()).run(&["unlock", "x"])).contains("is a local file"));
     // `state init` does not take the other account's bucket either; naming its owner is how to use
     // a bucket of another account on purpose.
