@@ -51,6 +51,8 @@ pub struct Clients {
     pub route53: aws_sdk_route53::Client,
     pub s3: aws_sdk_s3::Client,
     pub sts: aws_sdk_sts::Client,
+    pub ssm: aws_sdk_ssm::Client,
+    pub secretsmanager: aws_sdk_secretsmanager::Client,
 }
 
 macro_rules! client {
@@ -79,6 +81,8 @@ impl Clients {
                     .build(),
             ),
             sts: client!(aws_sdk_sts, config),
+            ssm: client!(aws_sdk_ssm, config),
+            secretsmanager: client!(aws_sdk_secretsmanager, config),
         }
     }
 }

@@ -246,8 +246,12 @@ pub struct LogsArgs {
 #[derive(Debug, Args)]
 pub struct DeployArgs {
     /// The image to run, e.g. nginx:1.28 or 123456789012.dkr.ecr.eu-west-1.amazonaws.com/web:1a2b3c.
-    #[arg(long, value_name = "REF", value_parser = image)]
-    pub image: String,
+    #[arg(long, value_name = "REF", value_parser = image, required_unless_present = "restart")]
+    pub image: Option<String>,
+    /// Start new tasks of the running revision, same image: they read `[service.secrets]` again
+    /// (a rotated password), and pull a moved tag again.
+    #[arg(long, conflicts_with = "image")]
+    pub restart: bool,
     /// Return once the service is updated; don't wait for the new tasks to be healthy.
     #[arg(long)]
     pub no_wait: bool,

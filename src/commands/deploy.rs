@@ -1,4 +1,4 @@
-//! `deploy --image REF`: what CI runs on every commit. Registers a task definition revision equal
+//! `deploy --image REF`: what CI runs on every commit (`deploy --restart`: new tasks, same image). Registers a task definition revision equal
 //! to the recorded one but for the image, rolls the service onto it and waits as `up` does. The
 //! state records the deployed image, so a later `up` keeps it unless the config's `service.image`
 //! changed since it was last applied (see `task_definition::image`).
@@ -11,6 +11,7 @@ use crate::cli::DeployArgs;
 use crate::commands::rollout::{self, Move, Options, Rolled};
 use crate::commands::{state_home, CommandError, Setup};
 use crate::report::{self, Report, Text};
+use crate::resources::task_definition;
 use crate::state::location::LOCAL_TAG_VALUE;
 
 #[derive(Debug, Serialize)]
@@ -59,8 +60,10 @@ pub async fn run(setup: &Setup, args: &DeployArgs) -> Result<ExitCode, CommandEr
     let ctx = setup.context(setup.open_state().await?);
     let result = async {
         let (snapshot, base, service_runs) = rollout::current(setup, &ctx).await?;
-        let options = Options { force: args.force, no_wait: args.no_wait };
-        let mv = Move::Deploy { image: args.image.clone() };
+        // `--restart`: the running image again, rolled even though nothing changed.
+        let image = args.image.clone().unwrap_or_else(|| task_definition::image_of(&base));
+        let options = Options { force: args.force || args.restart, no_wait: args.no_wait };
+        let mv = Move::Deploy { image };
         let (rolled, result) = rollout::roll(setup, &ctx, snapshot, &base, &service_runs, mv, options).await;
         report::emit(setup.format, &DeployReport(rolled));
         result.map(|()| ExitCode::SUCCESS)

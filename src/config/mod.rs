@@ -9,6 +9,7 @@ mod load;
 mod load_balancer;
 mod logs;
 mod network;
+mod secrets;
 mod service;
 mod table;
 
@@ -25,6 +26,7 @@ pub use load::{ConfigSource, BUILT_IN};
 pub use load_balancer::LoadBalancerConfig;
 pub use logs::{LogMode, LogsConfig, AUDIT_RETENTION_DAYS, LOG_RETENTION_DAYS};
 pub use network::{NetworkConfig, SubnetPlan, TaskEgress, MAX_AZS};
+pub use secrets::{SecretSource, MAX_SECRETS};
 pub use service::{validate_image, ServiceConfig, TABLE_ENV_VAR};
 pub use table::{KeyAttribute, KeyType, TableConfig};
 
@@ -99,6 +101,7 @@ impl Config {
         self.validate_network(&invalid)?;
         self.validate_service(&invalid)?;
         self.validate_container(&invalid)?;
+        self.validate_secrets(&invalid)?;
         self.validate_table(&invalid)?;
         self.validate_logs(&invalid)?;
         self.validate_load_balancer(&invalid)?;

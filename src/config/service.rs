@@ -34,6 +34,10 @@ pub struct ServiceConfig {
     pub health_check_path: String,
     #[serde(default)]
     pub environment: BTreeMap<String, String>,
+    /// Variables whose values ECS reads from SSM Parameter Store or Secrets Manager when a task
+    /// starts (see `config::secrets`): name -> reference.
+    #[serde(default)]
+    pub secrets: BTreeMap<String, String>,
     /// The container's root filesystem read-only (Security Hub ECS.5); what must stay writable is
     /// in `writable_paths`.
     #[serde(default = "defaults::readonly_root_filesystem")]
@@ -184,15 +188,12 @@ impl Config {
                     format!("{key:?}"),
                     format!(
                         "{reason}: a secret here would be in clear text in the config, the task definition, the \
-                         plan and the state; keep it in SSM Parameter Store or Secrets Manager (see the README's \
-                         \"Secrets\" section)"
+                         plan and the state; keep it in SSM Parameter Store or Secrets Manager and pass it by \
+                         reference in [service.secrets] (see the README's \"Secrets\" section)"
                     ),
                 ));
             }
-            let ok = !key.is_empty()
-                && !key.starts_with(|c: char| c.is_ascii_digit())
-                && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-            if !ok || key == TABLE_ENV_VAR {
+            if !variable_name_ok(key) || key == TABLE_ENV_VAR {
                 return Err(invalid(
                     "service.environment",
                     format!("{key:?}"),
@@ -213,6 +214,13 @@ impl Config {
         env.insert(TABLE_ENV_VAR.to_string(), table_name.to_string());
         env
     }
+}
+
+/// A container variable's name: letters, digits and '_', not starting with a digit.
+pub(super) fn variable_name_ok(key: &str) -> bool {
+    !key.is_empty()
+        && !key.starts_with(|c: char| c.is_ascii_digit())
+        && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// Names Security Hub's ECS.8 flags as credentials in a task definition's environment, and the words

@@ -226,6 +226,29 @@ fn images() {
 }
 
 #[test]
+fn secrets_are_references_under_variable_names() {
+    let secrets = |body: &str| Config::parse("t.toml", &format!("{DEFAULT_TOML}\n[service.secrets]\n{body}\n"));
+    let ok = secrets("DB_PASSWORD = \"ssm:/app/db\"\nAPI = \"secretsmanager:prod/api:token\"").unwrap();
+    assert_eq!(
+        ok.secret_sources(),
+        [
+            ("API".to_string(), SecretSource::Secret { id: "prod/api".into(), json_key: Some("token".into()) }),
+            ("DB_PASSWORD".to_string(), SecretSource::Parameter("/app/db".into())),
+        ]
+    );
+    for (body, wanted) in [
+        ("DB = \"/app/db\"", "service.secrets: DB = \"/app/db\": expected \"ssm:"),
+        ("APP_ID = \"ssm:/x\"", "also set in [service.environment]"),
+        ("DYNAMODB_MESSAGES_TABLE = \"ssm:/x\"", "set by fargate-stack"),
+        ("\"1X\" = \"ssm:/x\"", "names are letters"),
+    ] {
+        let e = secrets(body).unwrap_err().to_string();
+        assert!(e.starts_with("t.toml:") && e.contains("service.secrets: "), "{e}");
+        assert!(e.contains(wanted), "{e}");
+    }
+}
+
+#[test]
 fn environment_and_keys() {
     let e = Config::parse("t", &DEFAULT_TOML.replace("APP_ID =", "DYNAMODB_MESSAGES_TABLE =")).unwrap_err();
     assert!(e.to_string().contains("set by fargate-stack"), "{e}");

@@ -56,6 +56,8 @@ const CLIENTS: &[(&str, &str)] = &[
     ("route53", "route53"),
     ("s3", "s3"),
     ("sts", "sts"),
+    ("ssm", "ssm"),
+    ("secretsmanager", "secretsmanager"),
 ];
 
 /// The IAM action of an SDK operation: the service's prefix and the operation in PascalCase.

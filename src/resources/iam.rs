@@ -16,6 +16,7 @@ use crate::model::{
 };
 use crate::progress::Line;
 use crate::resources::logs::LOG_GROUP_ARN;
+use crate::resources::secrets;
 use crate::resources::table::TABLE_ARN;
 use crate::resources::tags::TagPairs;
 use crate::resources::task_definition::image::{self, TASK_DEFINITION};
@@ -141,7 +142,8 @@ pub fn ecr_repository_arn(image: &str, partition: &str) -> Option<String> {
     Some(format!("arn:{partition}:ecr:{}:{}:repository/{repository}", labels[3], labels[0]))
 }
 
-pub fn execution_policy(image: &str, log_group_arn: &str) -> Value {
+/// Logs, the image's ECR repository if it has one, and the `[service.secrets]` grants (`secrets`).
+pub fn execution_policy(image: &str, log_group_arn: &str, secrets: Vec<Value>) -> Value {
     let partition = arn_home(log_group_arn).map(|h| h.partition).unwrap_or_else(|| "aws".into());
     let mut statements = vec![json!({
         "Sid": "WriteLogs",
@@ -160,6 +162,7 @@ pub fn execution_policy(image: &str, log_group_arn: &str) -> Value {
             "Resource": repository
         }));
     }
+    statements.extend(secrets);
     json!({"Version": "2012-10-17", "Statement": statements})
 }
 
@@ -185,7 +188,10 @@ fn wanted_policy(ctx: &Scope<'_>, role: Role) -> Result<(Value, ArnHome), StackE
     let home = arn_home(&source_arn).unwrap_or_default();
     let policy = match role {
         // The image the stack runs: a `deploy` may have shipped one from another ECR repository.
-        Role::Execution => execution_policy(&image::wanted(ctx).image, &source_arn),
+        Role::Execution => {
+            let grants = secrets::looked_up(ctx, "the execution role")?.grants();
+            execution_policy(&image::wanted(ctx).image, &source_arn, grants)
+        }
         Role::Task => task_policy(&source_arn),
     };
     Ok((policy, home))
@@ -277,6 +283,9 @@ impl Managed for Role {
             Permission::find("iam:ListAttachedRolePolicies").on(role.clone()),
             // The roles named as stacks' (the leak check).
             Permission::inspect("iam:ListRoles"),
+            // `[service.secrets]` looked up (metadata only, never a value): see `secrets`.
+            Permission::find("ssm:DescribeParameters"),
+            Permission::find("secretsmanager:DescribeSecret").on(access::arn("secretsmanager", "secret:*")),
             Permission::create("iam:CreateRole").on(role.clone()).tagging(),
             access::tags_with("iam:TagRole", role.clone()),
             Permission::update("iam:PutRolePolicy").on(role.clone()).tagged(),
@@ -316,7 +325,20 @@ impl Managed for Role {
 
     // The tasks run with it until they stop (image pulls, logs, the table): the service says so.
 
+    /// A `[service.secrets]` reference to a parameter or secret that does not exist is refused
+    /// before any change.
+    async fn preflight(&self, ctx: &Scope<'_>) -> Result<(), StackError> {
+        match self {
+            Role::Execution => secrets::lookup(ctx).await?.refusal().map_or(Ok(()), Err),
+            Role::Task => Ok(()),
+        }
+    }
+
     async fn find(&self, ctx: &Scope<'_>) -> Result<Option<RoleLive>, StackError> {
+        if *self == Role::Execution {
+            // What the policy grants is compared once this is known.
+            secrets::lookup(ctx).await?;
+        }
         let name = ctx.id(self.role_key()).unwrap_or_else(|| self.name(ctx.stack()));
         read_role(ctx, *self, &name).await
     }
@@ -502,11 +524,11 @@ mod tests {
     #[test]
     fn execution_policy_grants_logs_and_only_ecr_when_needed() {
         let logs = "arn:aws:logs:us-east-1:123456789012:log-group:/ecs/s";
-        let p = execution_policy("nginx:latest", logs);
+        let p = execution_policy("nginx:latest", logs, vec![]);
         assert_eq!(p["Statement"].as_array().unwrap().len(), 1);
         assert_eq!(p["Statement"][0]["Resource"], format!("{logs}:log-stream:*"));
         let ecr = "123456789012.dkr.ecr.us-east-1.amazonaws.com/app/web:1.0";
-        let p = execution_policy(ecr, logs);
+        let p = execution_policy(ecr, logs, vec![]);
         let s = p["Statement"].as_array().unwrap();
         assert_eq!(s.len(), 3);
         assert_eq!(s[2]["Resource"], "arn:aws:ecr:us-east-1:123456789012:repository/app/web");

@@ -17,6 +17,7 @@ pub mod load_balancer;
 pub mod logs;
 pub mod network;
 pub mod outputs;
+pub mod secrets;
 pub mod security;
 pub mod service;
 pub mod table;

@@ -113,12 +113,15 @@ JSON_TARGET = {
     "logs": "Logs_20140328",
     "acm": "CertificateManager",
     "application-autoscaling": "AnyScaleFrontendService",
+    "ssm": "AmazonSSM",
+    "secretsmanager": "secretsmanager",
 }
 JSON_CT = {"dynamodb": "application/x-amz-json-1.0", "ecs": "application/x-amz-json-1.1", "logs": "application/x-amz-json-1.1",
-           "acm": "application/x-amz-json-1.1", "application-autoscaling": "application/x-amz-json-1.1"}
+           "acm": "application/x-amz-json-1.1", "application-autoscaling": "application/x-amz-json-1.1",
+           "ssm": "application/x-amz-json-1.1", "secretsmanager": "application/x-amz-json-1.1"}
 PROTOCOL = {
     "ec2": "ec2", "elasticloadbalancing": "query", "iam": "query", "sts": "query",
-    "ecs": "json", "dynamodb": "json", "logs": "json", "acm": "json", "application-autoscaling": "json",
+    "ecs": "json", "dynamodb": "json", "logs": "json", "acm": "json", "application-autoscaling": "json", "ssm": "json", "secretsmanager": "json",
     "route53": "rest-xml", "s3": "s3",
 }
 HOOK_KEY = {"elasticloadbalancing": "elb", "application-autoscaling": "aas"}
@@ -126,6 +129,7 @@ THROTTLE_CODE = {
     "ec2": "RequestLimitExceeded", "elasticloadbalancing": "Throttling", "iam": "Throttling", "sts": "Throttling",
     "ecs": "ThrottlingException", "logs": "ThrottlingException", "dynamodb": "ThrottlingException",
     "acm": "ThrottlingException", "application-autoscaling": "ThrottlingException", "route53": "Throttling",
+    "ssm": "ThrottlingException", "secretsmanager": "ThrottlingException",
     "s3": "SlowDown",
 }
 THROTTLE_MESSAGE = {

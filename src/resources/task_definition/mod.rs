@@ -5,7 +5,8 @@
 use async_trait::async_trait;
 use aws_sdk_ecs::types::{
     Compatibility, ContainerDefinition, KeyValuePair, LogConfiguration, LogDriver, MountPoint, NetworkMode,
-    PortMapping, TaskDefinition as Definition, TaskDefinitionField, TaskDefinitionStatus, TransportProtocol, Volume,
+    PortMapping, Secret, TaskDefinition as Definition, TaskDefinitionField, TaskDefinitionStatus, TransportProtocol,
+    Volume,
 };
 use futures::future::BoxFuture;
 
@@ -23,6 +24,7 @@ use crate::model::{
 use crate::progress::Line;
 use crate::resources::iam::{EXECUTION_ROLE, EXECUTION_ROLE_ARN, TASK_ROLE, TASK_ROLE_ARN};
 use crate::resources::logs::LOG_GROUP;
+use crate::resources::secrets;
 use crate::resources::table::TABLE;
 use crate::resources::tags::TagPairs;
 use crate::state::StateError;
@@ -53,6 +55,7 @@ pub enum DefinitionField {
     Memory,
     Port,
     Environment,
+    Secrets,
     ExecutionRole,
     TaskRole,
     LogGroup,
@@ -69,6 +72,7 @@ impl Field for DefinitionField {
             DefinitionField::Memory => "service.memory",
             DefinitionField::Port => "service.container_port",
             DefinitionField::Environment => "service.environment",
+            DefinitionField::Secrets => "service.secrets",
             DefinitionField::ExecutionRole => "execution role",
             DefinitionField::TaskRole => "task role",
             DefinitionField::LogGroup => "log group",
@@ -88,6 +92,8 @@ struct Spec {
     memory: String,
     port: String,
     environment: String,
+    /// `{NAME=valueFrom, ...}`: where each secret is read from (ARNs, never values).
+    secrets: String,
     execution_role: String,
     task_role: String,
     log_group: String,
@@ -141,6 +147,7 @@ impl Spec {
             memory: ctx.config.service.memory.to_string(),
             port: ctx.config.service.container_port.to_string(),
             environment: show_environment(ctx.config.container_environment(&table).into_iter()),
+            secrets: show_environment(secrets::looked_up(ctx, "the task definition")?.container_secrets().into_iter()),
             execution_role: ctx.need_attr(EXECUTION_ROLE_ARN)?,
             task_role: ctx.need_attr(TASK_ROLE_ARN)?,
             log_group: ctx.need(LOG_GROUP)?,
@@ -167,6 +174,9 @@ impl Spec {
             })
             .unwrap_or_default();
         environment.sort();
+        let secrets = container
+            .map(|c| c.secrets().iter().map(|s| (s.name().to_string(), s.value_from().to_string())).collect::<Vec<_>>())
+            .unwrap_or_default();
         let mounted: Vec<String> = container
             .map(|c| c.mount_points().iter().filter_map(|m| m.container_path().map(str::to_string)).collect())
             .unwrap_or_default();
@@ -183,6 +193,7 @@ impl Spec {
                 .map(|p| p.to_string())
                 .unwrap_or_default(),
             environment: show_environment(environment.into_iter()),
+            secrets: show_environment(secrets.into_iter()),
             execution_role: def.execution_role_arn().unwrap_or_default().to_string(),
             task_role: def.task_role_arn().unwrap_or_default().to_string(),
             log_group: log_option("awslogs-group").unwrap_or_default().to_string(),
@@ -199,6 +210,7 @@ impl Spec {
             .field(DefinitionField::Memory, &self.memory, &want.memory)
             .field(DefinitionField::Port, &self.port, &want.port)
             .field(DefinitionField::Environment, &self.environment, &want.environment)
+            .field(DefinitionField::Secrets, &self.secrets, &want.secrets)
             .field(DefinitionField::ExecutionRole, &self.execution_role, &want.execution_role)
             .field(DefinitionField::TaskRole, &self.task_role, &want.task_role)
             .field(DefinitionField::LogGroup, &self.log_group, &want.log_group)
@@ -311,6 +323,8 @@ impl Managed for TaskDefinition {
 
     /// The recorded revision, else the family's latest (left by an interrupted run).
     async fn find(&self, ctx: &Scope<'_>) -> Result<Option<Definition>, StackError> {
+        // The secrets' ARNs are compared once they are known.
+        secrets::lookup(ctx).await?;
         let family = ctx.attr(FAMILY).unwrap_or_else(|| family(ctx.stack()));
         for candidate in ctx.id(TASK_DEFINITION).into_iter().chain([family]) {
             if let Some((def, tags)) = describe_definition(ctx, &candidate).await? {
@@ -437,6 +451,13 @@ async fn register(ctx: &Scope<'_>) -> Result<Definition, StackError> {
         .into_iter()
         .map(|(name, value)| KeyValuePair::builder().name(name).value(value).build())
         .collect();
+    // By reference: ECS reads each value when a task starts; the revision holds only the ARN.
+    let secrets = secrets::looked_up(ctx, "the task definition")?
+        .container_secrets()
+        .into_iter()
+        .map(|(name, value_from)| Secret::builder().name(name).value_from(value_from).build())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| StackError::Failed { resource: family(ctx.stack()), message: e.to_string() })?;
     // Non-blocking by default: a slow or throttled log stream drops lines instead of stopping the app.
     let (mode, buffer) = log_mode_options(ctx.config);
     let mut logs = LogConfiguration::builder()
@@ -471,6 +492,7 @@ async fn register(ctx: &Scope<'_>) -> Result<Definition, StackError> {
                 .build(),
         )
         .set_environment(Some(environment))
+        .set_secrets(Some(secrets))
         .log_configuration(logs)
         .build();
     let family = family(ctx.stack());
@@ -628,6 +650,7 @@ mod tests {
             memory: "512".into(),
             port: "80".into(),
             environment: "{A=1}".into(),
+            secrets: "{}".into(),
             execution_role: "r1".into(),
             task_role: "r2".into(),
             log_group: "/ecs/s".into(),
