@@ -52,16 +52,17 @@ fn the_printed_policy_suffices_for_up_status_deploy_and_down() {
     // With one action of it removed, a run stops in one error line naming it (the steps that do not
     // need it go on); the next one with another action removed gets as far as that one, and a run
     // with the whole policy finishes. One chain over one stack, each removal first used further on.
-    let without = |removed: &str| {
+    let without = |removed: &[&str]| {
         let mut narrowed = policy.clone();
         for statement in narrowed["Statement"].as_array_mut().unwrap() {
-            statement["Action"].as_array_mut().unwrap().retain(|a| a != removed);
+            statement["Action"].as_array_mut().unwrap().retain(|a| !removed.contains(&a.as_str().unwrap()));
         }
         narrowed["Statement"].as_array_mut().unwrap().retain(|s| !s["Action"].as_array().unwrap().is_empty());
         narrowed.to_string()
     };
     let denied_at = |args: &[&str], removed: &str| {
-        std::fs::write(&policy_file, without(removed)).unwrap();
+        std::fs::write(&policy_file, without(&[removed])).unwrap();
+        let calls = realism.calls().len();
         let run = as_ci(&cli, args);
         assert_ne!(run.code, 0, "{args:?} without {removed}: {}", run.stderr);
         // (The progress shows each step that failed; the error is one line.)
@@ -70,11 +71,20 @@ fn the_printed_policy_suffices_for_up_status_deploy_and_down() {
         assert!(lines[0].contains(&format!("not allowed to perform {removed}")), "{}", lines[0]);
         assert!(lines[0].contains("`fargate-stack policy`"), "{}", lines[0]);
         std::fs::write(&policy_file, &printed.stdout).unwrap();
+        realism.calls()[calls..].iter().filter(|c| is_mutating(c["action"].as_str().unwrap_or("Get"))).count()
     };
     let up = ["up", "--yes"];
-    denied_at(&up, "ec2:CreateSubnet");
-    denied_at(&up, "elasticloadbalancing:CreateLoadBalancer");
-    denied_at(&up, "ecs:CreateService");
+    // Without the simulator's permission, `up` says it skips the early check and goes on until the
+    // call that is denied.
+    std::fs::write(&policy_file, without(&["iam:SimulatePrincipalPolicy", "ec2:CreateSubnet"])).unwrap();
+    let unchecked = as_ci(&cli, &up);
+    assert_ne!(unchecked.code, 0);
+    assert!(unchecked.stderr.contains("the access check before any change was skipped"), "{}", unchecked.stderr);
+    assert!(unchecked.stderr.contains("not allowed to perform ec2:CreateSubnet ("), "{}", unchecked.stderr);
+    // With it, IAM's policy simulator stops `up` before its first change, naming the action.
+    for removed in ["ec2:CreateSubnet", "elasticloadbalancing:CreateLoadBalancer", "ecs:CreateService"] {
+        assert_eq!(denied_at(&up, removed), 0, "{removed}: refused before any change");
+    }
     let before = realism.calls().len();
     as_ci(&cli, &up).ok();
     as_ci(&cli, &["status"]).ok();

@@ -1,6 +1,7 @@
 //! The commands, each a flow on top of the resource model (`resources::stack`), the graph and the
 //! state, ending in one report.
 
+pub mod access_check;
 pub mod completions;
 pub mod deploy;
 pub mod down;

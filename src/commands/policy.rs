@@ -28,6 +28,7 @@ pub fn declarations(config: &Config) -> Result<Declarations, CommandError> {
     resources.extend(Stepping(task_definition::Deploy { base, image: None }).permissions());
     resources.extend(Stepping(service::Roll { runs: String::new(), force: false }).permissions());
     resources.extend(state_home::permissions());
+    resources.extend(crate::commands::access_check::permissions());
     let mut logs = logs::permissions();
     logs.extend(
         Managed::permissions(&resources::logs::LogGroup).into_iter().filter(|p| p.verb == crate::access::Verb::Find),

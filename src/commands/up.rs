@@ -2,13 +2,15 @@
 //! missing and update what differs, concurrently in dependency order, and wait for a healthy
 //! service. `up --dry-run` stops after the check and prints the plan.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use serde::Serialize;
 
+use crate::access::Verb;
 use crate::cli::UpArgs;
+use crate::commands::access_check::{self, Checked};
 use crate::commands::{
     check_steps, confirm, inspect, state_home, summary, CommandError, Outputs, ResourceRow, Setup, StackState,
 };
@@ -16,6 +18,7 @@ use crate::config::ConfigSource;
 use crate::context::Ctx;
 use crate::graph::{Direction, Graph, StepReport, StepResult};
 use crate::model::{Change, Health, Key, Kind, Outcome, Removal, Resource, Shape};
+use crate::progress::Progress;
 use crate::report::{self, Report, Text};
 use crate::resources;
 use crate::resources::task_definition::image;
@@ -471,6 +474,34 @@ async fn check(
     Ok((rows, orphans))
 }
 
+/// The actions the plan's changes call, asked of IAM's policy simulator for the caller before the
+/// first change (see `access_check`): a denied one stops the run here, naming it.
+async fn check_access(setup: &Setup, graphs: &Graphs, plan: &Plan, progress: &Progress) -> Result<(), CommandError> {
+    let mut actions = BTreeSet::new();
+    for row in &plan.resources {
+        let verbs: &[Verb] = match row.action {
+            Action::Create | Action::Adopt => &[Verb::Create, Verb::Update],
+            Action::Update => &[Verb::Update],
+            Action::Delete => &[Verb::Delete],
+            _ => continue,
+        };
+        let node = graphs.config.get(row.name).or_else(|| graphs.covering.get(row.name));
+        let permissions = node.map(|n| n.permissions()).unwrap_or_default();
+        actions.extend(permissions.into_iter().filter(|p| verbs.contains(&p.verb)).map(|p| p.action.to_string()));
+    }
+    if actions.is_empty() {
+        return Ok(());
+    }
+    match access_check::check(&setup.clients, actions.into_iter().collect()).await {
+        Checked::Allowed => Ok(()),
+        Checked::Denied { principal, actions } => Err(CommandError::Refused(Checked::refusal(&principal, &actions))),
+        Checked::Skipped(why) => {
+            progress.note(&format!("notice: the access check before any change was skipped: {why}"));
+            Ok(())
+        }
+    }
+}
+
 /// What AWS would refuse later (a region without enough zones for `az_count`), before any change.
 async fn preflight(graph: &Graph, ctx: &Arc<Ctx>) -> Result<(), CommandError> {
     let checks = graph.nodes().iter().map(|n| n.preflight(ctx));
@@ -533,6 +564,9 @@ async fn apply(setup: &Setup, args: &UpArgs, ctx: &Arc<Ctx>) -> Result<ExitCode,
     }
     let started = std::time::Instant::now();
     let converged = plan.converged(args.no_wait);
+    if !converged {
+        check_access(setup, &graphs, &plan, &progress).await?;
+    }
     confirm_plan(setup, args, &plan, converged)?;
     // From here on what is made may be ahead of what is recorded: a run that changes anything is
     // marked unfinished until it ends, so that if it is killed the next one takes back what it finds.

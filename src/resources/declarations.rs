@@ -144,6 +144,10 @@ fn declared() -> BTreeMap<String, Vec<Permission>> {
     by_file.entry("src/commands/list.rs".into()).or_default().extend(crate::commands::list::permissions());
     by_file.entry("src/commands/logs.rs".into()).or_default().extend(crate::commands::logs::permissions());
     by_file.entry("src/state/s3.rs".into()).or_default().extend(crate::state::s3::permissions());
+    by_file
+        .entry("src/commands/access_check.rs".into())
+        .or_default()
+        .extend(crate::commands::access_check::permissions());
     by_file.entry("src/commands/state_home.rs".into()).or_default().extend(crate::commands::state_home::permissions());
     by_file
         .entry("src/commands/state_command.rs".into())

@@ -450,7 +450,7 @@ impl Drop for Realism {
 /// Calls that change something (by action name: anything but Describe/List/Get/Head/Scan/Query...),
 /// as the realism layer counts them for `freeze_after_mutations`.
 pub fn is_mutating(action: &str) -> bool {
-    !["Describe", "List", "Get", "Head", "Scan", "Query", "BatchGet"].iter().any(|p| action.starts_with(p))
+    !["Describe", "List", "Get", "Head", "Scan", "Query", "BatchGet", "Simulate"].iter().any(|p| action.starts_with(p))
 }
 
 /// Create an S3 bucket (in us-east-1) for states.

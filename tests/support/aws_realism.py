@@ -292,7 +292,7 @@ def dns_norm(name) -> str:
 
 def is_mutating(action: str) -> bool:
     """Calls that change something: everything but reads."""
-    return not action.startswith(("Describe", "List", "Get", "Head", "Scan", "Query", "BatchGet"))
+    return not action.startswith(("Describe", "List", "Get", "Head", "Scan", "Query", "BatchGet", "Simulate"))
 
 
 def error_code_of(status: int, headers: list, body: bytes) -> str | None:
@@ -586,6 +586,16 @@ def access_denied(ctx, principal: str, action: str, resource: str | None, decisi
                    ("x-amzn-ErrorType", "AccessDeniedException"), ("x-amz-crc32", str(zlib.crc32(body) & 0xFFFFFFFF))]
         return Response(400, headers, body, injected=True, error="AccessDeniedException")
     return ctx.error("AccessDeniedException", text, 400)
+
+
+def caller_identity(ctx, principal: str) -> Response:
+    """sts:GetCallerIdentity for a key of `iam_policies`: its principal, as AWS names the key's owner."""
+    account = principal.split(":")[4]
+    body = ('<GetCallerIdentityResponse xmlns="%s"><GetCallerIdentityResult><Arn>%s</Arn><UserId>AIDACI%s</UserId>'
+            '<Account>%s</Account></GetCallerIdentityResult><ResponseMetadata><RequestId>%s</RequestId>'
+            '</ResponseMetadata></GetCallerIdentityResponse>' % (QUERY_NS["sts"], esc(principal), account, account,
+                                                                 uuid.uuid4()))
+    return Response(200, [("Content-Type", "text/xml")], body.encode(), injected=True)
 
 
 def simulate_principal_policy(ctx, policy: IamPolicy) -> Response:
@@ -927,6 +937,8 @@ class Realism:
         keys = self.cfg.get("iam_policies") or {}
         rule = keys.get(ctx.akid)
         action = iam_action(ctx)
+        if rule is not None and action == "sts:GetCallerIdentity":
+            return caller_identity(ctx, rule.get("principal", "arn:aws:iam::123456789012:user/ci"))
         if rule is None or action is None or action in NEVER_DENIED:
             return None
         if ctx.akid not in self.iam_policies:
