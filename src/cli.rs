@@ -215,6 +215,9 @@ pub struct PolicyArgs {
     /// The account the stack lives in (12 digits); default: the credentials' account.
     #[arg(long, value_name = "ID", value_parser = account_id)]
     pub account: Option<String>,
+    /// Print a JSON array of documents, each under IAM's 6,144-character limit of a managed policy.
+    #[arg(long)]
+    pub split: bool,
 }
 
 #[derive(Debug, Args)]

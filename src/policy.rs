@@ -166,6 +166,55 @@ pub struct Declarations {
     pub state: Vec<Permission>,
 }
 
+/// IAM's limit on a managed policy, counted without whitespace.
+pub const MANAGED_POLICY_LIMIT: usize = 6_144;
+
+/// `document` as several documents, each under [`MANAGED_POLICY_LIMIT`] characters without
+/// whitespace (IAM's count), its statements kept whole and in order (a statement's `Sid` stays
+/// unique across them): what `policy --split` prints, one managed policy each.
+pub fn split(document: &Value) -> Vec<Value> {
+    let size = |v: &Value| v.to_string().len();
+    let wrap = |statements: Vec<Value>| json!({"Version": "2012-10-17", "Statement": statements});
+    let mut documents = vec![];
+    let mut current: Vec<Value> = vec![];
+    let statements = document["Statement"].as_array().cloned().unwrap_or_default();
+    for statement in statements.into_iter().flat_map(|s| fitted(s, &size)) {
+        let mut candidate = current.clone();
+        candidate.push(statement.clone());
+        if !current.is_empty() && size(&wrap(candidate.clone())) >= MANAGED_POLICY_LIMIT {
+            documents.push(wrap(std::mem::take(&mut current)));
+            current.push(statement);
+        } else {
+            current = candidate;
+        }
+    }
+    if !current.is_empty() {
+        documents.push(wrap(current));
+    }
+    documents
+}
+
+/// A statement too large for one document alone, as several with its actions shared out (`Sid`s
+/// numbered); any other as it is.
+fn fitted(statement: Value, size: &dyn Fn(&Value) -> usize) -> Vec<Value> {
+    let alone = json!({"Version": "2012-10-17", "Statement": [statement.clone()]});
+    let actions = statement["Action"].as_array().cloned().unwrap_or_default();
+    if size(&alone) < MANAGED_POLICY_LIMIT || actions.len() < 2 {
+        return vec![statement];
+    }
+    let (first, second) = actions.split_at(actions.len() / 2);
+    let sid = statement["Sid"].as_str().unwrap_or_default().to_string();
+    [(first, "A"), (second, "B")]
+        .into_iter()
+        .flat_map(|(part, suffix)| {
+            let mut half = statement.clone();
+            half["Action"] = json!(part);
+            half["Sid"] = json!(format!("{sid}{suffix}"));
+            fitted(half, size)
+        })
+        .collect()
+}
+
 /// A statement's actions and resources.
 type Statement = (BTreeSet<String>, BTreeSet<String>);
 

@@ -77,6 +77,7 @@ pub async fn run(setup: &Setup, args: &PolicyArgs) -> Result<ExitCode, CommandEr
     let commands: Vec<&str> = args.commands.iter().map(String::as_str).collect();
     let document = policy::document(&commands, &declarations(&setup.config)?, &target);
     // A reader that stops early (`| head`) is no error.
+    let document = if args.split { serde_json::Value::from(policy::split(&document)) } else { document };
     let text = serde_json::to_string_pretty(&document).expect("a JSON value prints");
     let _ = writeln!(std::io::stdout().lock(), "{text}");
     Ok(ExitCode::SUCCESS)

@@ -1,4 +1,4 @@
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use super::*;
 use crate::commands::policy::declarations;
@@ -181,4 +181,27 @@ fn partitions_follow_the_region() {
     assert_eq!(partition("eu-west-1"), "aws");
     assert_eq!(partition("cn-north-1"), "aws-cn");
     assert_eq!(partition("us-gov-west-1"), "aws-us-gov");
+}
+
+#[test]
+fn split_documents_are_each_under_the_managed_policy_limit_and_hold_every_statement_once() {
+    let full = policy(COMMANDS, &target("123456789012", Some(("team-state", "stacks/shop.json"))));
+    assert!(full.to_string().len() > MANAGED_POLICY_LIMIT, "the whole policy is over the limit");
+    let parts = split(&full);
+    assert!(parts.len() >= 2, "{}", parts.len());
+    let mut again = vec![];
+    for part in &parts {
+        assert!(part.to_string().len() < MANAGED_POLICY_LIMIT, "{}", part.to_string().len());
+        assert_eq!(part["Version"], "2012-10-17");
+        again.extend(statements(part));
+    }
+    assert_eq!(again, statements(&full), "every statement once, in order");
+    assert_eq!(split(&policy(&["status"], &target("123456789012", None))).len(), 1);
+    // A statement over the limit alone is shared out by its actions.
+    let actions: Vec<String> = (0..400).map(|i| format!("ec2:DescribeSomethingLong{i:04}")).collect();
+    let huge = json!({"Statement": [{"Sid": "Ec2Big", "Effect": "Allow", "Action": actions, "Resource": "*"}]});
+    let parts = split(&huge);
+    assert!(parts.len() >= 2 && parts.iter().all(|p| p.to_string().len() < MANAGED_POLICY_LIMIT));
+    let total: usize = parts.iter().flat_map(statements).map(|s| s["Action"].as_array().unwrap().len()).sum();
+    assert_eq!(total, 400);
 }
