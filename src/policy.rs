@@ -63,7 +63,7 @@ pub fn partition(region: &str) -> &'static str {
 }
 
 impl Target {
-    fn fill(&self, pattern: &str, stack: &str) -> String {
+    pub fn fill(&self, pattern: &str, stack: &str) -> String {
         let (bucket, key) = self.state.clone().unwrap_or_default();
         pattern
             .replace("{partition}", &self.partition)

@@ -6,10 +6,13 @@
 
 use aws_sdk_iam::types::PolicyEvaluationDecisionType;
 
-use crate::access::{global_arn, Permission, Verb};
+use std::collections::BTreeMap;
+
+use crate::access::{global_arn, On, Permission, Verb};
 use crate::aws::Clients;
 use crate::error::aws::POLICY_HINT;
 use crate::error::AwsContext;
+use crate::policy::Target;
 
 /// The simulator's own permission, on the caller's identity (a user or a role of the account).
 pub fn permissions() -> Vec<Permission> {
@@ -56,8 +59,10 @@ pub fn principal(caller: &str) -> Option<String> {
     }
 }
 
-/// Ask the simulator about `actions` for the caller.
-pub async fn check(clients: &Clients, actions: Vec<String>) -> Checked {
+/// Ask the simulator about `permissions` for the caller, each on the resources its declaration
+/// names (filled for `stack` in `region`): the simulator matches a policy's resource patterns
+/// against them, as it does not against a bare `*`.
+pub async fn check(clients: &Clients, region: &str, stack: &str, permissions: &[Permission]) -> Checked {
     let caller = match clients.sts.get_caller_identity().send().await {
         Ok(me) => me.arn().unwrap_or_default().to_string(),
         Err(e) => return Checked::Skipped(format!("the caller's identity is unknown ({e})")),
@@ -65,8 +70,27 @@ pub async fn check(clients: &Clients, actions: Vec<String>) -> Checked {
     let Some(principal) = principal(&caller) else {
         return Checked::Skipped(format!("{caller} is not a user or role the simulator takes"));
     };
+    let parts: Vec<&str> = principal.split(':').collect();
+    let target = Target {
+        partition: parts[1].to_string(),
+        region: region.to_string(),
+        account: parts[4].to_string(),
+        stack: stack.to_string(),
+        state: None,
+    };
+    let mut by_resource: BTreeMap<Option<String>, Vec<String>> = BTreeMap::new();
+    for p in permissions {
+        let resource = match &p.on {
+            On::Any => None,
+            On::Arn(pattern) => Some(target.fill(pattern, stack)),
+        };
+        let actions = by_resource.entry(resource).or_default();
+        if !actions.iter().any(|a| a == p.action) {
+            actions.push(p.action.to_string());
+        }
+    }
     let mut denied = vec![];
-    for chunk in actions.chunks(100) {
+    for (resource, chunk) in by_resource.iter().flat_map(|(r, actions)| actions.chunks(100).map(move |c| (r, c))) {
         let mut marker: Option<String> = None;
         loop {
             let out = clients
@@ -74,6 +98,7 @@ pub async fn check(clients: &Clients, actions: Vec<String>) -> Checked {
                 .simulate_principal_policy()
                 .policy_source_arn(&principal)
                 .set_action_names(Some(chunk.to_vec()))
+                .set_resource_arns(resource.clone().map(|r| vec![r]))
                 .set_marker(marker.clone())
                 .send()
                 .await

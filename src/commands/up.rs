@@ -2,7 +2,7 @@
 //! missing and update what differs, concurrently in dependency order, and wait for a healthy
 //! service. `up --dry-run` stops after the check and prints the plan.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -477,7 +477,7 @@ async fn check(
 /// The actions the plan's changes call, asked of IAM's policy simulator for the caller before the
 /// first change (see `access_check`): a denied one stops the run here, naming it.
 async fn check_access(setup: &Setup, graphs: &Graphs, plan: &Plan, progress: &Progress) -> Result<(), CommandError> {
-    let mut actions = BTreeSet::new();
+    let mut needed = vec![];
     for row in &plan.resources {
         let verbs: &[Verb] = match row.action {
             Action::Create | Action::Adopt => &[Verb::Create, Verb::Update],
@@ -487,12 +487,12 @@ async fn check_access(setup: &Setup, graphs: &Graphs, plan: &Plan, progress: &Pr
         };
         let node = graphs.config.get(row.name).or_else(|| graphs.covering.get(row.name));
         let permissions = node.map(|n| n.permissions()).unwrap_or_default();
-        actions.extend(permissions.into_iter().filter(|p| verbs.contains(&p.verb)).map(|p| p.action.to_string()));
+        needed.extend(permissions.into_iter().filter(|p| verbs.contains(&p.verb)));
     }
-    if actions.is_empty() {
+    if needed.is_empty() {
         return Ok(());
     }
-    match access_check::check(&setup.clients, actions.into_iter().collect()).await {
+    match access_check::check(&setup.clients, &setup.region, &setup.config.name, &needed).await {
         Checked::Allowed => Ok(()),
         Checked::Denied { principal, actions } => Err(CommandError::Refused(Checked::refusal(&principal, &actions))),
         Checked::Skipped(why) => {
