@@ -3,10 +3,14 @@
 //! guessed). A price table keyed by [`Charge::item`] turns the basis into money; the quantities
 //! follow from the config.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+
+mod estimate;
+
+pub use estimate::{BilledLine, Cost, PriceError, Prices};
 
 /// What one unit of an item is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Unit {
     /// One of it for an hour (a NAT gateway, a load balancer, a public IPv4 address).
@@ -29,7 +33,7 @@ pub enum Unit {
 
 /// How many units a month's hours (or months) bill, when it follows from the config: the range
 /// of the running count (autoscaling runs between `min` and `max`).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Quantity {
     pub min: f64,
     pub max: f64,
@@ -84,4 +88,29 @@ pub mod items {
     pub const CLOUDWATCH_ALARM: &str = "cloudwatch:alarm-month";
     pub const CONTAINER_INSIGHTS: &str = "cloudwatch:container-insights-metric-month";
     pub const ROUTE53_QUERIES: &str = "route53:queries";
+    pub const FARGATE_VCPU_ARM64: &str = "fargate:vcpu-hour:arm64";
+    pub const FARGATE_MEMORY_ARM64: &str = "fargate:gb-hour:arm64";
+
+    /// Every key: the price table has a price for each, in each region it lists (unit-tested).
+    pub const ALL: &[&str] = &[
+        NAT_GATEWAY_HOUR,
+        NAT_GATEWAY_DATA,
+        PUBLIC_IPV4_HOUR,
+        ALB_HOUR,
+        ALB_LCU,
+        FARGATE_VCPU_X86,
+        FARGATE_MEMORY_X86,
+        FARGATE_VCPU_ARM64,
+        FARGATE_MEMORY_ARM64,
+        LOGS_INGESTION,
+        LOGS_STORAGE,
+        DYNAMODB_WRITES,
+        DYNAMODB_READS,
+        DYNAMODB_STORAGE,
+        DYNAMODB_BACKUP,
+        DYNAMODB_RECOVERY,
+        CLOUDWATCH_ALARM,
+        CONTAINER_INSIGHTS,
+        ROUTE53_QUERIES,
+    ];
 }

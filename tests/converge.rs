@@ -56,6 +56,12 @@ async fn config_changes_update_in_place() {
     let emulator = Emulator::start();
     let sdk = emulator.sdk().await;
     let cli = Cli::new(&emulator);
+    // A new stack's plan carries its monthly bill, from nothing.
+    let first = cli.run(&["--output", "json", "up", "--dry-run"]).ok().json();
+    assert_eq!(
+        (first["cost"]["monthly_total"].as_f64(), first["cost"]["before"]["monthly_total"].as_f64()),
+        (Some(78.25), Some(0.0))
+    );
     cli.run(&["up", "--no-wait"]).ok();
     let before = cli.state().unwrap();
     // A permissions boundary given to an existing stack is put on both roles in place.
@@ -88,6 +94,14 @@ async fn config_changes_update_in_place() {
         assert_eq!(action(changed), "update", "{changed}: {plan}");
     }
     assert_eq!(action("vpc"), "unchanged");
+    // A third task moves the bill by its vCPU and memory, from what was applied.
+    let cost = &plan["cost"];
+    assert_eq!((cost["before"]["monthly_total"].as_f64(), cost["monthly_total"].as_f64()), (Some(78.25), Some(87.26)));
+    let moved: Vec<&str> =
+        cost["before"]["moved"].as_array().unwrap().iter().map(|m| m["what"].as_str().unwrap()).collect();
+    assert_eq!(moved, ["Fargate memory (x86_64)", "Fargate vCPU (x86_64)"], "{cost:#}");
+    assert_eq!(cost["region"], "us-east-1");
+    assert!(cost["usage_based"].as_array().unwrap().iter().any(|u| u["what"] == "load balancer capacity units"));
 
     // The first up with ./fargate-stack.toml after the built-in config must be confirmed.
     let unconfirmed = cli.run(&["up", "--no-wait"]);
@@ -108,6 +122,9 @@ async fn config_changes_update_in_place() {
         format!("http://{}:8080", result["outputs"]["alb_dns_name"].as_str().unwrap())
     );
 
+    // status shows the bill of what was applied.
+    let shown = cli.run(&["--output", "json", "status"]).json();
+    assert_eq!(shown["cost"]["monthly_total"].as_f64(), Some(87.26), "{}", shown["cost"]);
     let service = sdk.service().await;
     assert_eq!(service.desired_count(), 3);
     assert!(service.task_definition().unwrap().ends_with("simple-ecs-dev-server:2"));

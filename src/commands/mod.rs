@@ -2,6 +2,7 @@
 //! state, ending in one report.
 
 pub mod completions;
+pub mod cost;
 pub mod deploy;
 pub mod down;
 pub mod list;

@@ -8,7 +8,9 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use crate::bill::BilledLine;
 use crate::cli::UpArgs;
+use crate::commands::cost::Bill;
 use crate::commands::{
     check_steps, confirm, inspect, state_home, summary, CommandError, Outputs, ResourceRow, Setup, StackState,
 };
@@ -129,6 +131,8 @@ pub struct Plan {
     /// What the defaults it creates or changes cost (the log group's retention).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub costs: Vec<String>,
+    /// The monthly bill of the config, against what was applied last.
+    pub cost: Bill,
 }
 
 /// The config's graph and the one that also covers what the state records beyond it.
@@ -149,6 +153,74 @@ fn removal(graphs: &Graphs, key: Key, setup: &Setup) -> Removal {
     graphs.node(key).map_or(Removal::AfterUp, |n| n.removal(&setup.config))
 }
 
+/// What the plan says of the config as a whole: who owns the running count, and plain HTTP.
+fn notes(config: &crate::config::Config) -> (Option<String>, Option<String>) {
+    // With [autoscaling], a changed service.desired_count is no change: the autoscaler owns the count.
+    let scaling = config.autoscaling.as_ref().map(|a| {
+        format!(
+            "with [autoscaling], Application Auto Scaling owns the running count ({}..={}): service.desired_count \
+             ({}) is not applied to a running service",
+            a.min_count, a.max_count, config.service.desired_count
+        )
+    });
+    let plain_http = config.https.is_none().then(|| {
+        format!(
+            "HTTP only: without [https] the load balancer serves plain HTTP on port {} (Security Hub ELB.1); \
+             add [https] with a domain or certificate_arn for TLS",
+            config.load_balancer.listener_port
+        )
+    });
+    (scaling, plain_http)
+}
+
+/// The plan's rows: the config's resources as found, then what the state records beyond the
+/// config (deleted, or refused when it cannot go).
+fn plan_rows(setup: &Setup, graphs: &Graphs, rows: &[ResourceRow], orphans: &[ResourceRow]) -> Vec<PlanRow> {
+    let mut resources: Vec<PlanRow> = rows
+        .iter()
+        .map(|r| {
+            let made_with = graphs.node(r.name).and_then(|n| n.lifecycle().made_with);
+            match (Action::of(r), made_with) {
+                // Nothing to create: AWS makes it with its parent, and `up` configures it.
+                (Action::Create, Some(parent)) => PlanRow {
+                    name: r.name,
+                    kind: r.kind,
+                    action: Action::Update,
+                    id: None,
+                    changes: vec![],
+                    detail: format!("AWS makes it with the {parent}; its rules are removed"),
+                },
+                (action, _) => PlanRow {
+                    name: r.name,
+                    kind: r.kind,
+                    action,
+                    id: r.id.clone(),
+                    changes: r.changes.clone(),
+                    detail: if r.changes.is_empty() { r.detail.clone() } else { String::new() },
+                },
+            }
+        })
+        .collect();
+    for orphan in orphans {
+        let refused = match removal(graphs, orphan.name, setup) {
+            Removal::Refused(change) => Some(change),
+            _ => None,
+        };
+        resources.push(PlanRow {
+            name: orphan.name,
+            kind: orphan.kind,
+            action: if refused.is_some() { Action::Replace } else { Action::Delete },
+            id: orphan.id.clone(),
+            changes: refused.into_iter().collect(),
+            detail: graphs
+                .node(orphan.name)
+                .and_then(|n| n.removal_note(&orphan.inspection))
+                .unwrap_or_else(|| "no longer in the config".into()),
+        });
+    }
+    resources
+}
+
 impl Plan {
     /// The plan from the live rows of the config's graph, the resources the state records that
     /// the config no longer has, and the config last applied.
@@ -160,49 +232,8 @@ impl Plan {
         image: Option<String>,
         resuming: Option<&str>,
     ) -> Plan {
-        let mut resources: Vec<PlanRow> = rows
-            .iter()
-            .map(|r| {
-                let made_with = graphs.node(r.name).and_then(|n| n.lifecycle().made_with);
-                match (Action::of(r), made_with) {
-                    // Nothing to create: AWS makes it with its parent, and `up` configures it.
-                    (Action::Create, Some(parent)) => PlanRow {
-                        name: r.name,
-                        kind: r.kind,
-                        action: Action::Update,
-                        id: None,
-                        changes: vec![],
-                        detail: format!("AWS makes it with the {parent}; its rules are removed"),
-                    },
-                    (action, _) => PlanRow {
-                        name: r.name,
-                        kind: r.kind,
-                        action,
-                        id: r.id.clone(),
-                        changes: r.changes.clone(),
-                        detail: if r.changes.is_empty() { r.detail.clone() } else { String::new() },
-                    },
-                }
-            })
-            .collect();
+        let resources = plan_rows(setup, graphs, rows, orphans);
         let blocked: Vec<String> = rows.iter().filter_map(|r| r.blocked.clone()).collect();
-        for orphan in orphans {
-            let refused = match removal(graphs, orphan.name, setup) {
-                Removal::Refused(change) => Some(change),
-                _ => None,
-            };
-            resources.push(PlanRow {
-                name: orphan.name,
-                kind: orphan.kind,
-                action: if refused.is_some() { Action::Replace } else { Action::Delete },
-                id: orphan.id.clone(),
-                changes: refused.into_iter().collect(),
-                detail: graphs
-                    .node(orphan.name)
-                    .and_then(|n| n.removal_note(&orphan.inspection))
-                    .unwrap_or_else(|| "no longer in the config".into()),
-            });
-        }
         let mut counts = BTreeMap::new();
         for r in &resources {
             *counts.entry(r.action).or_default() += 1;
@@ -227,23 +258,13 @@ impl Plan {
                 }
             });
         let resuming = resuming.map(str::to_string);
-        // With [autoscaling], a changed service.desired_count is no change: the autoscaler owns the count.
-        let scaling = setup.config.autoscaling.as_ref().map(|a| {
-            format!(
-                "with [autoscaling], Application Auto Scaling owns the running count ({}..={}): service.desired_count \
-                 ({}) is not applied to a running service",
-                a.min_count, a.max_count, setup.config.service.desired_count
-            )
-        });
-        let plain_http = setup.config.https.is_none().then(|| {
-            format!(
-                "HTTP only: without [https] the load balancer serves plain HTTP on port {} (Security Hub ELB.1); \
-                 add [https] with a domain or certificate_arn for TLS",
-                setup.config.load_balancer.listener_port
-            )
-        });
+        let (scaling, plain_http) = notes(&setup.config);
         let costs =
             rows.iter().filter_map(|r| graphs.node(r.name).and_then(|n| n.cost_note(&setup.config, r))).collect();
+        // Before: what was applied last, or nothing when nothing exists yet.
+        let nothing_yet = rows.iter().all(|r| r.status == Health::Missing) && orphans.is_empty();
+        let before = applied.map(|a| a.bill.as_slice()).filter(|b| !b.is_empty()).or(nothing_yet.then_some(&[][..]));
+        let cost = Bill::new(&setup.region, &graphs.config.bill(&setup.config), before);
         Plan {
             resources,
             counts,
@@ -256,6 +277,7 @@ impl Plan {
             scaling,
             plain_http,
             costs,
+            cost,
         }
     }
 
@@ -338,6 +360,7 @@ impl Plan {
         for cost in &self.costs {
             text.line(format!("cost: {cost}"));
         }
+        self.cost.render("bill", text);
         if let Some(switch) = &self.config_switch {
             text.line(format!(
                 "config: this run uses {}, but {} was applied last ({}); `up` asks before applying it",
@@ -543,7 +566,7 @@ async fn apply(setup: &Setup, args: &UpArgs, ctx: &Arc<Ctx>) -> Result<ExitCode,
         execute(setup, &graphs, ctx, &progress, &plan).await?
     };
     let result = check_steps(&steps);
-    record_finished(ctx.store(), &setup.source, result.is_ok()).await?;
+    record_finished(ctx.store(), &setup.source, graph.bill(&setup.config), result.is_ok()).await?;
     let elapsed = if converged { started.elapsed() } else { progress.elapsed() };
     let what = if converged { "nothing to change".to_string() } else { summary(&steps) };
     let verdict = if result.is_ok() { "done" } else { "failed" };
@@ -668,16 +691,25 @@ fn confirm_adoption(stack: &str, adoptions: &[String]) -> Result<(), CommandErro
 /// step's call either made nothing or AWS's answer was lost: what it made is then found by tag, and
 /// needs --adopt like anything else no state records), and, if every step is done, records the
 /// config applied.
-async fn record_finished(store: &Store, source: &ConfigSource, done: bool) -> Result<(), CommandError> {
+async fn record_finished(
+    store: &Store,
+    source: &ConfigSource,
+    bill: Vec<BilledLine>,
+    done: bool,
+) -> Result<(), CommandError> {
     let applied = Applied {
         config: source.path.clone(),
         sha256: source.sha256.clone(),
         at: chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        bill,
     };
     store
         .update(|state| {
             let finished = state.unfinished.take().is_some();
-            let same = state.applied.as_ref().is_some_and(|a| a.config == applied.config && a.sha256 == applied.sha256);
+            let same = state
+                .applied
+                .as_ref()
+                .is_some_and(|a| a.config == applied.config && a.sha256 == applied.sha256 && a.bill == applied.bill);
             if !done || same || state.resources.is_empty() {
                 return finished;
             }

@@ -292,45 +292,23 @@ fn keys_and_kinds_are_the_state_files_names_declared_once_in_status_order() {
 }
 
 /// The month of the hourly items, as AWS bills it.
-const HOURS_PER_MONTH: f64 = 730.0;
-
 #[test]
 fn the_default_stacks_monthly_bill_follows_from_the_declarations() {
-    use crate::bill::{items, Unit};
-    // us-east-1 prices as the cost issue quotes them (the price table is not part of the model).
-    let prices = [
-        (items::NAT_GATEWAY_HOUR, 0.045),
-        (items::ALB_HOUR, 0.0225),
-        (items::PUBLIC_IPV4_HOUR, 0.005),
-        (items::FARGATE_VCPU_X86, 0.04048),
-        (items::FARGATE_MEMORY_X86, 0.004445),
-    ];
-    let bill = |config: &Config| {
-        let graph = stack(&Shape::of(config)).unwrap();
-        let charges: Vec<_> = graph.nodes().iter().flat_map(|n| n.billing(config)).collect();
-        let monthly = |pick: fn(&crate::bill::Quantity) -> f64| -> f64 {
-            charges
-                .iter()
-                .filter_map(|c| Some((c, c.quantity?)))
-                .map(|(c, q)| {
-                    let price = prices.iter().find(|(item, _)| *item == c.item).map(|(_, p)| *p);
-                    let price = price.unwrap_or_else(|| panic!("no test price for {}", c.item));
-                    assert!(matches!(c.unit, Unit::Hour | Unit::VcpuHour | Unit::GbHour), "{c:?}");
-                    pick(&q) * price * HOURS_PER_MONTH
-                })
-                .sum()
-        };
-        let usage: BTreeSet<&str> = charges.iter().filter(|c| c.quantity.is_none()).map(|c| c.item).collect();
-        (monthly(|q| q.min), monthly(|q| q.max), usage)
-    };
+    use crate::bill::{items, Cost, Prices};
+    // The issue's figure, computed from the repository's price table: NAT 32.85 + load balancer
+    // 16.43 + three public IPv4 addresses 10.95 + two tasks 18.02.
+    let prices = Prices::for_region("us-east-1").unwrap();
     let config = Config::parse("t", DEFAULT_TOML).unwrap();
-    let (total, max, usage) = bill(&config);
-    // NAT 32.85 + load balancer 16.43 + three public IPv4 addresses 10.95 + two tasks 18.02.
-    assert!((total - 78.245).abs() < 0.005, "{total}");
-    assert_eq!(total, max, "no autoscaling: one figure");
-    for item in [items::NAT_GATEWAY_DATA, items::ALB_LCU, items::LOGS_INGESTION, items::DYNAMODB_WRITES] {
-        assert!(usage.contains(item), "{item} is named as usage-based");
+    let cost = Cost::of(&stack(&Shape::of(&config)).unwrap().bill(&config), &prices, None).unwrap();
+    assert_eq!(cost.monthly_total, 78.25, "{cost:#?}");
+    assert_eq!(cost.monthly_total_max, None, "no autoscaling: one figure");
+    let usage: BTreeSet<&str> = cost.usage_based.iter().map(|u| u.what.as_str()).collect();
+    for what in ["load balancer capacity units", "logs ingested", "table writes", "table reads"] {
+        assert!(usage.contains(what), "{what} is named as usage-based: {usage:?}");
     }
+    assert!(cost.usage_based.iter().any(|u| u.what.starts_with("data processed by") && u.unit_price == 0.045));
+    let ipv4: f64 = cost.items.iter().filter(|i| i.what.contains("IPv4")).map(|i| i.quantity).sum();
+    assert_eq!(ipv4, 3.0, "the NAT's Elastic IP and one per load-balancer AZ");
     // With autoscaling, the range of the tasks (2 to 6) and the alarms of its policies.
     let scaled = Config::parse("t", &format!("{DEFAULT_TOML}\n[autoscaling]\nmin_count = 2\nmax_count = 6\n")).unwrap();
     let graph = stack(&Shape::of(&scaled)).unwrap();
@@ -350,4 +328,8 @@ fn the_default_stacks_monthly_bill_follows_from_the_declarations() {
         .filter_map(|c| c.quantity)
         .collect();
     assert_eq!((vcpu[0].min, vcpu[0].max), (0.5, 1.5), "2 to 6 tasks of 0.25 vCPU");
+    // The bill's range: four more tasks at 9.01 each at the top, the two alarms at 0.10 always.
+    let cost = Cost::of(&graph.bill(&scaled), &prices, None).unwrap();
+    let max = cost.monthly_total_max.unwrap();
+    assert!((cost.monthly_total - 78.45).abs() < 0.011 && (max - 114.49).abs() < 0.011, "{cost:#?}");
 }
