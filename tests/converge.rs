@@ -81,6 +81,7 @@ async fn config_changes_update_in_place() {
     let edits = config_with(&[
         ("image", "image = \"nginx:1.27-alpine\""),
         ("desired_count", "desired_count = 3"),
+        ("cpu_architecture", "cpu_architecture = \"ARM64\""),
         ("retention_days", "retention_days = 30"),
         ("listener_port", "listener_port = 8080"),
         ("APP_ID", "APP_ID = \"v2\""),
@@ -94,12 +95,26 @@ async fn config_changes_update_in_place() {
         assert_eq!(action(changed), "update", "{changed}: {plan}");
     }
     assert_eq!(action("vpc"), "unchanged");
-    // A third task moves the bill by its vCPU and memory, from what was applied.
+    // Three ARM64 tasks instead of two x86 ones move the bill by the tasks' lines, from what was
+    // applied: 2 x 9.01 out, 3 x 7.21 in.
     let cost = &plan["cost"];
-    assert_eq!((cost["before"]["monthly_total"].as_f64(), cost["monthly_total"].as_f64()), (Some(78.25), Some(87.26)));
-    let moved: Vec<&str> =
-        cost["before"]["moved"].as_array().unwrap().iter().map(|m| m["what"].as_str().unwrap()).collect();
-    assert_eq!(moved, ["Fargate memory (x86_64)", "Fargate vCPU (x86_64)"], "{cost:#}");
+    assert_eq!((cost["before"]["monthly_total"].as_f64(), cost["monthly_total"].as_f64()), (Some(78.25), Some(81.85)));
+    let moved: Vec<String> = cost["before"]["moved"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| format!("{}: {} → {}", m["what"].as_str().unwrap(), m["before"], m["after"]))
+        .collect();
+    assert_eq!(
+        moved,
+        [
+            "Fargate memory (arm64): 0.0 → 3.9",
+            "Fargate memory (x86_64): 3.24 → 0.0",
+            "Fargate vCPU (arm64): 0.0 → 17.73",
+            "Fargate vCPU (x86_64): 14.78 → 0.0"
+        ],
+        "{cost:#}"
+    );
     assert_eq!(cost["region"], "us-east-1");
     assert!(cost["usage_based"].as_array().unwrap().iter().any(|u| u["what"] == "load balancer capacity units"));
 
@@ -124,13 +139,15 @@ async fn config_changes_update_in_place() {
 
     // status shows the bill of what was applied.
     let shown = cli.run(&["--output", "json", "status"]).json();
-    assert_eq!(shown["cost"]["monthly_total"].as_f64(), Some(87.26), "{}", shown["cost"]);
+    assert_eq!(shown["cost"]["monthly_total"].as_f64(), Some(81.85), "{}", shown["cost"]);
     let service = sdk.service().await;
     assert_eq!(service.desired_count(), 3);
     assert!(service.task_definition().unwrap().ends_with("simple-ecs-dev-server:2"));
     let def = sdk.ecs.describe_task_definition().task_definition("simple-ecs-dev-server:2").send().await.unwrap();
     let container = &def.task_definition().unwrap().container_definitions()[0];
     assert_eq!(container.image(), Some("nginx:1.27-alpine"));
+    let platform = def.task_definition().unwrap().runtime_platform().unwrap();
+    assert_eq!(platform.cpu_architecture().map(|a| a.as_str()), Some("ARM64"));
     assert!(container.environment().iter().any(|kv| kv.name() == Some("APP_ID") && kv.value() == Some("v2")));
     let groups = sdk.logs.describe_log_groups().log_group_name_prefix("/ecs/simple-ecs-dev").send().await.unwrap();
     assert_eq!(groups.log_groups()[0].retention_in_days(), Some(30));

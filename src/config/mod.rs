@@ -25,7 +25,7 @@ pub use load::{ConfigSource, BUILT_IN};
 pub use load_balancer::LoadBalancerConfig;
 pub use logs::{LogMode, LogsConfig, AUDIT_RETENTION_DAYS, LOG_RETENTION_DAYS};
 pub use network::{NetworkConfig, SubnetPlan, TaskEgress, MAX_AZS};
-pub use service::{validate_image, ServiceConfig, TABLE_ENV_VAR};
+pub use service::{validate_image, CpuArchitecture, ServiceConfig, TABLE_ENV_VAR};
 pub use table::{KeyAttribute, KeyType, TableConfig};
 
 /// The built-in stack, compiled in so the binary works with no file at all.

@@ -309,6 +309,13 @@ fn the_default_stacks_monthly_bill_follows_from_the_declarations() {
     assert!(cost.usage_based.iter().any(|u| u.what.starts_with("data processed by") && u.unit_price == 0.045));
     let ipv4: f64 = cost.items.iter().filter(|i| i.what.contains("IPv4")).map(|i| i.quantity).sum();
     assert_eq!(ipv4, 3.0, "the NAT's Elastic IP and one per load-balancer AZ");
+    // ARM64 tasks bill at Graviton's prices: 2 x 7.21 instead of 2 x 9.01.
+    let arm =
+        Config::parse("t", &DEFAULT_TOML.replace("cpu_architecture = \"X86_64\"", "cpu_architecture = \"ARM64\""));
+    let arm = arm.unwrap();
+    assert_eq!(Cost::of(&stack(&Shape::of(&arm)).unwrap().bill(&arm), &prices, None).unwrap().monthly_total, 74.64);
+    let bad = Config::parse("t", &DEFAULT_TOML.replace("cpu_architecture = \"X86_64\"", "cpu_architecture = \"arm\""));
+    assert!(bad.unwrap_err().to_string().contains("service.cpu_architecture: \"arm\""));
     // With autoscaling, the range of the tasks (2 to 6) and the alarms of its policies.
     let scaled = Config::parse("t", &format!("{DEFAULT_TOML}\n[autoscaling]\nmin_count = 2\nmax_count = 6\n")).unwrap();
     let graph = stack(&Shape::of(&scaled)).unwrap();
