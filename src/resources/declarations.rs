@@ -253,6 +253,9 @@ fn keys_and_kinds_are_the_state_files_names_declared_once_in_status_order() {
         ("log-group", "logs:log-group"),
         ("role-execution", "iam:role"),
         ("role-task", "iam:role"),
+        ("flow-log-group", "logs:log-group"),
+        ("role-flow-logs", "iam:role"),
+        ("flow-log", "ec2:flow-log"),
         ("cluster", "ecs:cluster"),
         ("task-definition", "ecs:task-definition"),
         ("target-group", "elbv2:target-group"),
@@ -328,7 +331,13 @@ fn the_default_stacks_monthly_bill_follows_from_the_declarations() {
     // NAT 32.85 + load balancer 16.43 + three public IPv4 addresses 10.95 + two tasks 18.02.
     assert!((total - 78.245).abs() < 0.005, "{total}");
     assert_eq!(total, max, "no autoscaling: one figure");
-    for item in [items::NAT_GATEWAY_DATA, items::ALB_LCU, items::LOGS_INGESTION, items::DYNAMODB_WRITES] {
+    for item in [
+        items::NAT_GATEWAY_DATA,
+        items::ALB_LCU,
+        items::LOGS_INGESTION,
+        items::DYNAMODB_WRITES,
+        items::FLOW_LOGS_INGESTION,
+    ] {
         assert!(usage.contains(item), "{item} is named as usage-based");
     }
     // With autoscaling, the range of the tasks (2 to 6) and the alarms of its policies.
