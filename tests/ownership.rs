@@ -226,6 +226,11 @@ async fn flow_logs_are_each_stacks_own_and_go_when_turned_off() {
     let trust = percent_encoding::percent_decode_str(role.role().unwrap().assume_role_policy_document().unwrap());
     let trust = trust.decode_utf8().unwrap();
     assert!(trust.contains("vpc-flow-logs.amazonaws.com") && trust.contains(":vpc-flow-log/*"), "{trust}");
+    let inline =
+        sdk.iam.get_role_policy().role_name("app-flow-logs").policy_name("fargate-stack").send().await.unwrap();
+    let inline = percent_encoding::percent_decode_str(inline.policy_document()).decode_utf8().unwrap().to_string();
+    let group_arn = recorded["flow-log-group"]["attrs"]["arn"].as_str().unwrap();
+    assert!(inline.contains(&format!("\"{group_arn}:*\"")) && !inline.contains("CreateLogGroup"), "{inline}");
     let retention = || async {
         let groups = sdk.logs.describe_log_groups().log_group_name_prefix("/vpc/app/").send().await.unwrap();
         groups.log_groups().iter().map(|g| g.retention_in_days()).collect::<Vec<_>>()
