@@ -164,15 +164,15 @@ fn config_errors_name_the_key_the_value_and_the_line() {
     let emulator = Emulator::start();
     let cli = Cli::new(&emulator);
     for (edit, needle) in [
-        // One format for every kind of error: FILE:LINE: key: message.
-        (("cidr", "cidr = \"10.0.0.0/33\""), "fargate-stack.toml:9: network.cidr: \"10.0.0.0/33\": "),
-        (
-            ("cpu", "cpu = \"256\""),
-            "fargate-stack.toml:17: service.cpu: \"256\": invalid type: string \"256\", expected u32",
-        ),
-        (("memory", "memory = 4096"), "fargate-stack.toml:18: service.memory: 4096: with cpu 256 Fargate accepts"),
+        // One format for every kind of error: FILE:LINE: key: message (LINE: where the key is).
+        (("cidr", "cidr = \"10.0.0.0/33\""), "network.cidr: \"10.0.0.0/33\": "),
+        (("cpu", "cpu = \"256\""), "service.cpu: \"256\": invalid type: string \"256\", expected u32"),
+        (("memory", "memory = 4096"), "service.memory: 4096: with cpu 256 Fargate accepts"),
     ] {
-        cli.write_config(&config_with(&[edit]));
+        let text = config_with(&[edit]);
+        let line = text.lines().position(|l| l.starts_with(&format!("{} ", edit.0))).unwrap() + 1;
+        let needle = &format!("fargate-stack.toml:{line}: {needle}");
+        cli.write_config(&text);
         let run = cli.run(&["status"]);
         assert_eq!(run.code, 1);
         assert!(run.stderr.contains(needle), "{needle}: {}", run.stderr);

@@ -85,7 +85,7 @@ pub fn retention_note(days: u32) -> String {
         format!("below {AUDIT_RETENTION_DAYS} days Security Hub CloudWatch.16 fails")
     };
     format!(
-        "the log group keeps {days} days of logs: storage (about $0.03 per GB-month) grows to {days} days of what the          containers write, beside ingestion ($0.50 per GB); {audit}; [logs] retention_days sets it"
+        "the log group keeps {days} days of logs: storage (about $0.03 per GB-month) grows to {days} days of what the containers write, beside ingestion ($0.50 per GB); {audit}; [logs] retention_days sets it"
     )
 }
 
