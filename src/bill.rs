@@ -80,6 +80,8 @@ pub mod items {
     pub const FARGATE_MEMORY_X86: &str = "fargate:gb-hour:x86_64";
     pub const LOGS_INGESTION: &str = "logs:ingestion";
     pub const LOGS_STORAGE: &str = "logs:storage";
+    /// Flow logs delivered to CloudWatch Logs: "vended logs", priced below the containers' logs.
+    pub const FLOW_LOGS_INGESTION: &str = "logs:vended-ingestion";
     pub const DYNAMODB_WRITES: &str = "dynamodb:on-demand-writes";
     pub const DYNAMODB_READS: &str = "dynamodb:on-demand-reads";
     pub const DYNAMODB_STORAGE: &str = "dynamodb:storage";
@@ -112,5 +114,6 @@ pub mod items {
         CLOUDWATCH_ALARM,
         CONTAINER_INSIGHTS,
         ROUTE53_QUERIES,
+        FLOW_LOGS_INGESTION,
     ];
 }

@@ -172,7 +172,7 @@ async fn config_changes_update_in_place() {
             r.role().unwrap().permissions_boundary().and_then(|b| b.permissions_boundary_arn()).map(str::to_string)
         }
     };
-    for role in ["simple-ecs-dev-task-role", "simple-ecs-dev-execution-role"] {
+    for role in ["simple-ecs-dev-task-role", "simple-ecs-dev-execution-role", "simple-ecs-dev-flow-logs"] {
         assert_eq!(boundary_of(role).await.as_deref(), Some(boundary.as_str()), "{role}");
     }
     // Dropped from the config: taken off again.
@@ -182,7 +182,8 @@ async fn config_changes_update_in_place() {
         dropped["steps"].as_array().unwrap().iter().find(|s| s["name"] == name).unwrap()["outcome"].clone()
     };
     assert_eq!((outcome("role-task"), outcome("role-execution")), ("updated".into(), "updated".into()));
-    for role in ["simple-ecs-dev-task-role", "simple-ecs-dev-execution-role"] {
+    assert_eq!(outcome("role-flow-logs"), "updated");
+    for role in ["simple-ecs-dev-task-role", "simple-ecs-dev-execution-role", "simple-ecs-dev-flow-logs"] {
         assert_eq!(boundary_of(role).await, None, "{role}");
     }
 }

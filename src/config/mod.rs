@@ -3,6 +3,7 @@
 
 mod autoscaling;
 mod cluster;
+mod flow_logs;
 mod https;
 mod iam;
 mod load;
@@ -19,6 +20,7 @@ use serde::{Deserialize, Serialize};
 pub use crate::aws::is_region_name;
 pub use autoscaling::{AutoscalingConfig, MAX_SCALED_TASKS};
 pub use cluster::{ClusterConfig, ContainerInsights};
+pub use flow_logs::{FlowLogsConfig, TrafficType};
 pub use https::{check_domain, HttpsConfig, HTTPS_PORT, OUTDATED_SSL_POLICIES, SSL_POLICIES};
 pub use iam::IamConfig;
 pub use load::{ConfigSource, BUILT_IN};
@@ -75,6 +77,9 @@ pub struct Config {
     /// Absent: the roles get no permissions boundary.
     #[serde(default)]
     pub iam: IamConfig,
+    /// Absent: the VPC's flow logs on, to a log group of their own.
+    #[serde(default)]
+    pub flow_logs: FlowLogsConfig,
 }
 
 /// Builds the error for a key: (key, value as written, what is allowed).
@@ -101,6 +106,7 @@ impl Config {
         self.validate_container(&invalid)?;
         self.validate_table(&invalid)?;
         self.validate_logs(&invalid)?;
+        self.validate_flow_logs(&invalid)?;
         self.validate_load_balancer(&invalid)?;
         if let Some(https) = &self.https {
             self.validate_https(https, &invalid)?;

@@ -113,16 +113,23 @@ fn resources_are_the_stacks_own_and_tag_conditions_name_it() {
 }
 
 #[test]
-fn pass_role_only_for_the_stacks_roles_and_only_to_ecs_tasks() {
+fn pass_role_only_for_the_stacks_roles_and_each_only_to_its_service() {
     let doc = policy(&["up"], &target("123456789012", None));
     let pass: Vec<Value> =
         statements(&doc).into_iter().filter(|s| strings(&s["Action"]).contains(&"iam:PassRole".into())).collect();
-    assert_eq!(pass.len(), 1, "{pass:?}");
-    assert_eq!(strings(&pass[0]["Action"]), ["iam:PassRole"]);
-    for role in strings(&pass[0]["Resource"]) {
-        assert!(role.starts_with("arn:aws:iam::123456789012:role/shop-prod-"), "{role}");
+    assert_eq!(pass.len(), 2, "{pass:?}");
+    let to = |service: &str| {
+        let found = pass.iter().find(|s| s["Condition"]["StringEquals"]["iam:PassedToService"] == service);
+        found.unwrap_or_else(|| panic!("no PassRole to {service}: {pass:?}")).clone()
+    };
+    let ecs = to("ecs-tasks.amazonaws.com");
+    assert_eq!(strings(&ecs["Action"]), ["iam:PassRole"]);
+    for role in strings(&ecs["Resource"]) {
+        assert!(role.starts_with("arn:aws:iam::123456789012:role/shop-prod-") && role.ends_with("-role"), "{role}");
     }
-    assert_eq!(pass[0]["Condition"]["StringEquals"]["iam:PassedToService"], "ecs-tasks.amazonaws.com");
+    // The flow logs' role, to the flow logs service only, and not among the roles ECS may get.
+    let flow_logs = to("vpc-flow-logs.amazonaws.com");
+    assert_eq!(strings(&flow_logs["Resource"]), ["arn:aws:iam::123456789012:role/shop-prod-flow-logs"]);
 }
 
 #[test]

@@ -253,6 +253,9 @@ fn keys_and_kinds_are_the_state_files_names_declared_once_in_status_order() {
         ("log-group", "logs:log-group"),
         ("role-execution", "iam:role"),
         ("role-task", "iam:role"),
+        ("flow-log-group", "logs:log-group"),
+        ("role-flow-logs", "iam:role"),
+        ("flow-log", "ec2:flow-log"),
         ("cluster", "ecs:cluster"),
         ("task-definition", "ecs:task-definition"),
         ("target-group", "elbv2:target-group"),
@@ -303,7 +306,13 @@ fn the_default_stacks_monthly_bill_follows_from_the_declarations() {
     assert_eq!(cost.monthly_total, 78.25, "{cost:#?}");
     assert_eq!(cost.monthly_total_max, None, "no autoscaling: one figure");
     let usage: BTreeSet<&str> = cost.usage_based.iter().map(|u| u.what.as_str()).collect();
-    for what in ["load balancer capacity units", "logs ingested", "table writes", "table reads"] {
+    for what in [
+        "load balancer capacity units",
+        "logs ingested",
+        "table writes",
+        "table reads",
+        "flow logs ingested (vended logs)",
+    ] {
         assert!(usage.contains(what), "{what} is named as usage-based: {usage:?}");
     }
     assert!(cost.usage_based.iter().any(|u| u.what.starts_with("data processed by") && u.unit_price == 0.045));

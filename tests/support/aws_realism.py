@@ -524,6 +524,8 @@ def implied_actions(ctx, action: str) -> list:
         for key in ("taskRoleArn", "executionRoleArn"):
             if ctx.json.get(key):
                 out.append(("iam:PassRole", ctx.json[key]))
+    if action == "ec2:CreateFlowLogs" and ctx.params.get("DeliverLogsPermissionArn"):
+        out.append(("iam:PassRole", ctx.params["DeliverLogsPermissionArn"]))
     return out
 
 
@@ -1381,6 +1383,27 @@ class Realism:
         if self.igw_attached(ctx, vpc):
             raise Reject("DependencyViolation", message)
         return None
+
+    # =========================================================================================
+    # Flow logs: AWS answers a delete of flow logs it does not have with HTTP 200 and each one in
+    # the call's Unsuccessful list (InvalidFlowLogId.NotFound); moto fails the whole call.
+
+    def pre_ec2_DeleteFlowLogs(self, ctx: Ctx):
+        ids = indexed(ctx.params, "FlowLogId")
+        if not ids:
+            return None
+        root = self.query(ctx, "ec2", "DescribeFlowLogs", [(f"FlowLogId.{i + 1}", v) for i, v in enumerate(ids)])
+        known = {el.text for el in root.iter("flowLogId")}
+        missing = [i for i in ids if i not in known]
+        if len(missing) < len(ids):
+            return None  # one of ours at a time; a mixed call is left to moto
+        items = "".join(
+            "<item><error><code>InvalidFlowLogId.NotFound</code><message>%s</message></error>"
+            "<resourceId>%s</resourceId></item>" % (esc(f"The flow log ID '{i}' does not exist"), esc(i)) for i in missing)
+        body = ('<?xml version="1.0" encoding="UTF-8"?>\n<DeleteFlowLogsResponse xmlns="http://ec2.amazonaws.com/doc/'
+                '2016-11-15/"><requestId>%s</requestId><unsuccessful>%s</unsuccessful></DeleteFlowLogsResponse>'
+                % (uuid.uuid4(), items))
+        return Response(200, [("Content-Type", "text/xml;charset=UTF-8")], body.encode(), injected=True)
 
     # =========================================================================================
     # Load balancers (2, 5, 9, 15)

@@ -451,6 +451,21 @@ class StateTests(unittest.TestCase):
         protect("false")
         elb.delete_load_balancer(LoadBalancerArn=arn)
 
+    def test_02c_deleting_a_flow_log_that_is_gone_is_an_unsuccessful_item_not_an_error(self):
+        ec2, logs = C["ec2"], C["logs"]
+        vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+        group = name("flow")
+        logs.create_log_group(logGroupName=group)
+        made = ec2.create_flow_logs(ResourceType="VPC", ResourceIds=[vpc], TrafficType="ALL", LogGroupName=group,
+                                    LogDestinationType="cloud-watch-logs",
+                                    DeliverLogsPermissionArn="arn:aws:iam::123456789012:role/flow")
+        flow_log = made["FlowLogIds"][0]
+        self.assertEqual(ec2.delete_flow_logs(FlowLogIds=[flow_log]).get("Unsuccessful", []), [])
+        again = ec2.delete_flow_logs(FlowLogIds=[flow_log])["Unsuccessful"]
+        self.assertEqual([(u["ResourceId"], u["Error"]["Code"]) for u in again], [(flow_log, "InvalidFlowLogId.NotFound")])
+        ec2.delete_vpc(VpcId=vpc)
+        logs.delete_log_group(logGroupName=group)
+
     def test_03_dynamodb_creating_active_deleting_gone(self):
         ddb = C["dynamodb"]
         t = name("tbl")
