@@ -307,6 +307,11 @@ pub struct UpArgs {
     /// (a refused or blocked plan included).
     #[arg(long, requires = "dry_run")]
     pub detailed_exitcode: bool,
+    /// Replace this resource where its change needs a new one instead of refusing: `table` (new
+    /// keys: a new table, the service rolled onto it, the old one kept with its items outside the
+    /// stack).
+    #[arg(long, value_name = "RESOURCE")]
+    pub replace: Vec<String>,
 }
 
 #[derive(Debug, Args)]
