@@ -512,6 +512,18 @@ async fn app_container(sdk: &Sdk) -> (aws_sdk_ecs::types::TaskDefinition, aws_sd
     (def, container)
 }
 
+/// Run `args`, freeze the realism layer once AWS created a table, and kill the run.
+fn kill_at_create_table(cli: &Cli, realism: &Realism, args: &[&str]) {
+    realism.freeze_at("CreateTable");
+    let null = std::process::Stdio::null;
+    let mut child = cli.command(args).stdout(null()).stderr(null()).spawn().unwrap();
+    let frozen = realism.wait_frozen(std::time::Duration::from_secs(60));
+    let _ = child.kill();
+    child.wait().unwrap();
+    assert_eq!(frozen.as_deref(), Some("CreateTable"));
+    realism.thaw();
+}
+
 /// The table's keys changed: the refusal names what is replaced and why and advises
 /// `up --replace table`; following it (killed once at the new table's creation and resumed by a
 /// plain `up`) moves the running service onto a new table in a rolling deployment, keeps the old
@@ -557,14 +569,7 @@ async fn a_table_key_change_follows_the_advice_onto_a_new_table_and_keeps_the_ol
 
     // Followed, and killed once AWS made the new table but before the run heard of it.
     let before = realism.calls().len();
-    realism.freeze_at("CreateTable");
-    let null = std::process::Stdio::null;
-    let mut child = cli.command(&advised).stdout(null()).stderr(null()).spawn().unwrap();
-    let frozen = realism.wait_frozen(std::time::Duration::from_secs(60));
-    let _ = child.kill();
-    child.wait().unwrap();
-    assert_eq!(frozen.as_deref(), Some("CreateTable"));
-    realism.thaw();
+    kill_at_create_table(&cli, &realism, &advised);
     let table = &cli.state().unwrap()["resources"]["table"];
     let new = table["id"].as_str().unwrap().to_string();
     assert!(new.starts_with(&format!("{old}-")), "recorded first: {table}");
@@ -633,10 +638,21 @@ async fn a_table_key_change_follows_the_advice_onto_a_new_table_and_keeps_the_ol
     assert_eq!(std::fs::read_to_string(&other_state_file).unwrap(), other_state);
     assert_eq!(other.run(&["status"]).code, 0);
 
-    // The note's last step (the old table deleted), then `down` leaves nothing of the stack.
-    sdk.dynamodb.update_table().table_name(&old).deletion_protection_enabled(false).send().await.unwrap();
-    sdk.dynamodb.delete_table().table_name(&old).send().await.unwrap();
-    cli.run(&["down", "--yes"]).ok();
+    // Another replacement, killed as the first was, then `down`: the table it was replacing (with
+    // an item now) leaves the stack as it is, the unfinished replacement is deleted.
+    let item = sdk.dynamodb.put_item().table_name(&new).item("pk", AttributeValue::S("a".into()));
+    item.item("created_at", AttributeValue::N("1".into())).send().await.unwrap();
+    let sort = ("sort_key", "sort_key = { name = \"at\", type = \"S\" }");
+    cli.write_config(&config_with(&[("partition_key", "partition_key = { name = \"pk\", type = \"S\" }"), sort]));
+    kill_at_create_table(&cli, &realism, &advised);
+    let down = cli.run(&["--output", "json", "down", "--yes"]).ok().json();
+    let kept = format!("{new} is kept as it was, with its 1 item (keys pk:S,created_at:N)");
+    assert!(down["notes"].to_string().contains(&kept), "{down:#}");
+    // The notes' last step (the kept tables deleted): nothing of the stack is left.
+    for table in [&old, &new] {
+        sdk.dynamodb.update_table().table_name(table).deletion_protection_enabled(false).send().await.unwrap();
+        sdk.dynamodb.delete_table().table_name(table).send().await.unwrap();
+    }
     assert_eq!(leftovers(&sdk, STACK).await, Vec::<String>::new());
     assert!(!leftovers(&sdk, "simple-ecs-dev-2").await.is_empty());
 }

@@ -226,6 +226,8 @@ impl Managed for Table {
             // `up --replace table`: the old table's items counted, and it is taken out of the stack.
             Permission::update("dynamodb:Scan").on(table.clone()).tagged(),
             Permission::update("dynamodb:UntagResource").on(table.clone()).tagged(),
+            // ... or on `down`, when the replacement did not finish.
+            Permission::delete("dynamodb:UntagResource").on(table.clone()).tagged(),
             // `down` counts the items before it deletes anything, and again once the tasks stopped.
             Permission::delete("dynamodb:Scan").on(table.clone()).tagged(),
             Permission::delete("dynamodb:CreateBackup").on(table.clone()).tagged(),
@@ -451,15 +453,13 @@ impl Managed for Table {
     /// with its items (its fargate-stack tags removed, so `down` and `list` no longer count it),
     /// and the run says where it is and how to move the items.
     async fn finish_up(&self, ctx: &Scope<'_>) -> Result<(), StackError> {
-        let Some(old) = ctx.attr(REPLACES) else { return Ok(()) };
-        let new = ctx.id(TABLE).unwrap_or_default();
-        let note = match describe(ctx, &old).await? {
-            Some(table) => release(ctx, &old, &new, &table).await?,
-            None => format!("table {old}, replaced by {new}, no longer exists: nothing of it was kept"),
-        };
-        ctx.note(note);
-        ctx.set_attrs(&[(REPLACES, None)]).await?;
-        Ok(())
+        release_replaced(ctx, false).await
+    }
+
+    /// `down` after a replacement that did not finish: the table it replaced leaves the stack too,
+    /// kept with its items.
+    async fn settle_gone(&self, ctx: &Scope<'_>, _line: &Line) -> Result<(), StackError> {
+        release_replaced(ctx, true).await
     }
 
     /// Decided before anything is deleted: a table with data is refused unless `--delete-data`
@@ -474,6 +474,9 @@ impl Managed for Table {
     /// What `down` does here was decided before anything was deleted ([`plan_delete`]).
     async fn destroy(&self, ctx: &Scope<'_>, line: &Line, live: TableLive) -> Result<Outcome, StackError> {
         let name = &live.name;
+        release_replaced(ctx, true).await?;
+        // A table still CREATING (a killed `up`) answers neither the count nor the deletion yet.
+        self.ready(ctx, line, &live).await?;
         let plan = ctx.run::<Decided>().0.lock().expect("table plan").clone();
         match plan {
             TablePlan::Retain => {
@@ -566,9 +569,39 @@ async fn latest_replacement(ctx: &Scope<'_>) -> Result<Option<String>, StackErro
     Ok(None)
 }
 
+/// The table a replacement took over from leaves the stack, kept as it is: once `up` is done with
+/// the replacement, or on `down` (`teardown`) when it did not finish. The run says where it is.
+async fn release_replaced(ctx: &Scope<'_>, teardown: bool) -> Result<(), StackError> {
+    let Some(old) = ctx.attr(REPLACES) else { return Ok(()) };
+    let new = ctx.id(TABLE).unwrap_or_default();
+    let Some(table) = describe(ctx, &old).await? else {
+        ctx.note(format!("table {old}, replaced by {new}, no longer exists: nothing of it was kept"));
+        return ctx.set_attrs(&[(REPLACES, None)]).await.map_err(StackError::from);
+    };
+    let kept = release(ctx, &old, &table).await?;
+    let delete = format!(
+        "delete {old}: `aws dynamodb update-table --table-name {old} --no-deletion-protection-enabled` and `aws \
+         dynamodb delete-table --table-name {old}`; until then it bills its storage"
+    );
+    let new_keys = wanted_signature(ctx.config);
+    ctx.note(if teardown {
+        format!(
+            "table {old}, which an unfinished `up --replace table` was replacing by {new}: {kept}. Once done, {delete}"
+        )
+    } else {
+        format!(
+            "table {old} was replaced by {new} (keys {new_keys}): {kept}. To move the items, read them with `aws \
+             dynamodb scan --table-name {old} --output json` and write each to {new} with `aws dynamodb put-item \
+             --table-name {new} --item ITEM`, giving it the new key attributes ({new_keys}). Then {delete}"
+        )
+    });
+    ctx.set_attrs(&[(REPLACES, None)]).await?;
+    Ok(())
+}
+
 /// Take the replaced table `old` out of the stack, as it is: its fargate-stack tags removed. Returns
-/// what the run says about it: where its items are and how to move them to `new`.
-async fn release(ctx: &Scope<'_>, old: &str, new: &str, table: &TableDescription) -> Result<String, StackError> {
+/// what is kept, in words.
+async fn release(ctx: &Scope<'_>, old: &str, table: &TableDescription) -> Result<String, StackError> {
     let arn = table.table_arn().unwrap_or_default();
     let tags = ctx.aws.dynamodb.list_tags_of_resource().resource_arn(arn).send().await;
     let tags = tags.ctx("list the tags of table", old)?;
@@ -581,17 +614,11 @@ async fn release(ctx: &Scope<'_>, old: &str, new: &str, table: &TableDescription
     let (items, exact) = count_items(ctx, old).await?;
     let count = crate::report::count(items, "item");
     let count = if exact { count } else { format!("at least {count}") };
-    let new_keys = wanted_signature(ctx.config);
     Ok(format!(
-        "table {old} was replaced by {new} (keys {new_keys}): {old} is kept as it was, with its {count} (keys {}), \
-         deletion protection on, outside stack {stack} (its fargate-stack tags were removed: `down` and `list` \
-         leave it). To move the items, read them with `aws dynamodb scan --table-name {old} --output json` and \
-         write each to {new} with `aws dynamodb put-item --table-name {new} --item ITEM`, giving it the new key \
-         attributes ({new_keys}). Then delete {old}: `aws dynamodb update-table --table-name {old} \
-         --no-deletion-protection-enabled` and `aws dynamodb delete-table --table-name {old}`; until then it bills \
-         its storage",
+        "{old} is kept as it was, with its {count} (keys {}), deletion protection on, outside stack {} (its \
+         fargate-stack tags were removed: `down` and `list` leave it)",
         live_signature(table),
-        stack = ctx.stack()
+        ctx.stack()
     ))
 }
 
@@ -653,6 +680,10 @@ pub async fn plan_delete(ctx: &Scope<'_>) -> Result<TablePlan, StackError> {
     let policy = ctx.run::<DataPolicy>();
     if policy.retain_table {
         return Ok(TablePlan::Retain);
+    }
+    // Still CREATING (a killed `up`): it holds nothing yet, and `destroy` counts again once ACTIVE.
+    if live.table.table_status() == Some(&TableStatus::Creating) {
+        return Ok(TablePlan::DeleteEmpty);
     }
     let (items, exact) = count_items(ctx, &live.name).await?;
     if items == 0 {
