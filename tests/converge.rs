@@ -562,6 +562,8 @@ async fn a_table_key_change_follows_the_advice_onto_a_new_table_and_keeps_the_ol
     let advised = refused.stderr.split("Run `fargate-stack ").nth(1).and_then(|s| s.split('`').next()).unwrap();
     assert_eq!(advised, "up --replace table");
     let advised: Vec<&str> = advised.split(' ').collect();
+    let wrong = cli.run(&["up", "--replace", "vpc"]);
+    assert!(wrong.code != 0 && wrong.stderr.contains("--replace vpc: `up` replaces only table"), "{}", wrong.stderr);
     let mut dry = vec!["up", "--dry-run"];
     dry.extend(&advised[1..]);
     let plan = cli.run(&dry).ok();
