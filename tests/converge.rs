@@ -612,6 +612,12 @@ async fn a_table_key_change_follows_the_advice_onto_a_new_table_and_keeps_the_ol
     let task = sdk.ecs.describe_task_definition().task_definition(&revision).send().await.unwrap();
     let env = task.task_definition().unwrap().container_definitions()[0].environment().to_vec();
     assert!(env.iter().any(|e| e.name() == Some("DYNAMODB_MESSAGES_TABLE") && e.value() == Some(new.as_str())));
+    // The task role granted both tables while the old tasks ran, and now only the new one.
+    assert_eq!(called("PutRolePolicy"), 2, "the grant widened for the rollout, then narrowed");
+    let role = cli.state().unwrap()["resources"]["role-task"]["id"].as_str().unwrap().to_string();
+    let policy = sdk.iam.get_role_policy().role_name(&role).policy_name("fargate-stack").send().await.unwrap();
+    let policy = percent_encoding::percent_decode_str(policy.policy_document()).decode_utf8().unwrap().to_string();
+    assert!(!policy.contains(&format!("table/{old}/")) && policy.contains(&format!("table/{new}")), "{policy}");
     // The old table, where the note says: its items, no longer the stack's.
     let count = sdk.dynamodb.scan().table_name(&old).select(aws_sdk_dynamodb::types::Select::Count).send().await;
     assert_eq!(count.unwrap().count(), 3);

@@ -645,9 +645,11 @@ async fn unchanged(graph: &Graph, ctx: &Arc<Ctx>, rows: &[ResourceRow]) -> Resul
     Ok(graph.keys().into_iter().map(unchanged).collect())
 }
 
-/// Every step done: what the pass left for the end (a replaced table leaves the stack).
+/// Every step done: what the pass left for the end (a replaced table leaves the stack). In reverse
+/// order, what needs a resource before it: the task role drops its grant on the replaced table
+/// while the table still records which one that is.
 async fn finish_up(graph: &Graph, ctx: &Arc<Ctx>) -> Result<(), CommandError> {
-    for node in graph.nodes() {
+    for node in graph.nodes().iter().rev() {
         node.finish_up(ctx).await?;
     }
     Ok(())

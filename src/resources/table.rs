@@ -36,6 +36,8 @@ const RECOVERY: Attr = Attr::new(TABLE, "point_in_time_recovery");
 /// The old table's name while a replacement (`up --replace table`) is under way: set before the new
 /// table is created, cleared once the old one is out of the stack ([`Table::finish_up`]).
 const REPLACES: Attr = Attr::new(TABLE, "replaces");
+/// Its ARN: the task role grants it too until the replacement is done (old tasks use it).
+pub const REPLACED_TABLE_ARN: Attr = Attr::new(TABLE, "replaces_arn");
 
 /// What `up` says when the table's keys change: DynamoDB fixes them when the table is created, and
 /// a new table would not hold the items. Never `down`: that takes the service down, and the next
@@ -442,7 +444,8 @@ impl Managed for Table {
         let new = format!("{}-{}", table_name(ctx.stack()), chrono::Utc::now().format("%Y%m%d%H%M%S"));
         // Recorded before the call: a run killed from here on creates this name (`create` takes the
         // recorded one) and ends by taking the old table out of the stack.
-        ctx.record(&Record::id(&new).with(REPLACES, &live.name)).await?;
+        let old_arn = live.table.table_arn().unwrap_or_default();
+        ctx.record(&Record::id(&new).with(REPLACES, &live.name).with(REPLACED_TABLE_ARN, old_arn)).await?;
         line.start("creating the replacement");
         let created = self.create(ctx, line).await?;
         self.ready(ctx, line, &created).await?;
@@ -576,7 +579,7 @@ async fn release_replaced(ctx: &Scope<'_>, teardown: bool) -> Result<(), StackEr
     let new = ctx.id(TABLE).unwrap_or_default();
     let Some(table) = describe(ctx, &old).await? else {
         ctx.note(format!("table {old}, replaced by {new}, no longer exists: nothing of it was kept"));
-        return ctx.set_attrs(&[(REPLACES, None)]).await.map_err(StackError::from);
+        return ctx.set_attrs(&[(REPLACES, None), (REPLACED_TABLE_ARN, None)]).await.map_err(StackError::from);
     };
     let kept = release(ctx, &old, &table).await?;
     let delete = format!(
@@ -595,7 +598,7 @@ async fn release_replaced(ctx: &Scope<'_>, teardown: bool) -> Result<(), StackEr
              --table-name {new} --item ITEM`, giving it the new key attributes ({new_keys}). Then {delete}"
         )
     });
-    ctx.set_attrs(&[(REPLACES, None)]).await?;
+    ctx.set_attrs(&[(REPLACES, None), (REPLACED_TABLE_ARN, None)]).await?;
     Ok(())
 }
 
