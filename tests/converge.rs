@@ -349,8 +349,9 @@ async fn dry_run_changes_nothing() {
         assert_eq!(refused.code, 1);
         assert!(!refused.stderr.contains("down"), "{}", refused.stderr);
         let advice = if edit.0 == "partition_key" {
-            "A table's keys are fixed when DynamoDB creates it, and a new table would not hold the old one's items: \
-             `up` does not replace the table. Put table.partition_key and table.sort_key back"
+            "table: table keys: id:S,created_at:N → pk:S,created_at:N (AWS cannot change this in place: it needs a \
+             new table). A table's keys are fixed when DynamoDB creates it: new keys need a new table, and a new \
+             table would not hold the old one's items. Run `fargate-stack up --replace table`"
         } else {
             "vpc: network.cidr: 10.0.0.0/16 → 10.1.0.0/16 (AWS cannot change this in place: it needs a new vpc). \
              AWS cannot make these changes in place and `up` does not replace those resources: put the values back"
@@ -544,4 +545,157 @@ async fn app_container(sdk: &Sdk) -> (aws_sdk_ecs::types::TaskDefinition, aws_sd
     let def = def.unwrap().task_definition().unwrap().clone();
     let container = def.container_definitions()[0].clone();
     (def, container)
+}
+
+/// Run `args`, freeze the realism layer once AWS created a table, and kill the run.
+fn kill_at_create_table(cli: &Cli, realism: &Realism, args: &[&str]) {
+    realism.freeze_at("CreateTable");
+    let null = std::process::Stdio::null;
+    let mut child = cli.command(args).stdout(null()).stderr(null()).spawn().unwrap();
+    let frozen = realism.wait_frozen(std::time::Duration::from_secs(60));
+    let _ = child.kill();
+    child.wait().unwrap();
+    assert_eq!(frozen.as_deref(), Some("CreateTable"));
+    realism.thaw();
+}
+
+/// The table's keys changed: the refusal names what is replaced and why and advises
+/// `up --replace table`; following it (killed once at the new table's creation and resumed by a
+/// plain `up`) moves the running service onto a new table in a rolling deployment, keeps the old
+/// table with its items where the run says, and leaves a second stack alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_key_change_follows_the_advice_onto_a_new_table_and_keeps_the_old_items() {
+    use aws_sdk_dynamodb::types::{AttributeValue, KeyType};
+    let emulator = Emulator::start();
+    let sdk = emulator.sdk().await;
+    let config = serde_json::json!({"iam_propagation_s": 0});
+    let realism = Realism::start(&emulator, RealismOptions { config, ..Default::default() });
+    let cli = Cli::at(&realism.url());
+    cli.write_config(&config_with(&[]));
+    cli.run(&["up"]).ok();
+    let other = Cli::at(&realism.url());
+    other.write_config(&config_with(&[("name", "name = \"simple-ecs-dev-2\"")]));
+    other.run(&["up", "--no-wait"]).ok();
+    let other_state_file = other.dir.path().join(".fargate-stack/simple-ecs-dev-2.json");
+    let other_state = std::fs::read_to_string(&other_state_file).unwrap();
+    let old = format!("{STACK}-messages");
+    for i in 0..3 {
+        let item = sdk.dynamodb.put_item().table_name(&old).item("id", AttributeValue::S(format!("m{i}")));
+        item.item("created_at", AttributeValue::N(i.to_string())).send().await.unwrap();
+    }
+
+    // Refused, naming what would be replaced and why, and what to run instead (never `down`).
+    cli.write_config(&config_with(&[("partition_key", "partition_key = { name = \"pk\", type = \"S\" }")]));
+    let refused = cli.run(&["up"]);
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("table: table keys: id:S,created_at:N → pk:S,created_at:N (AWS cannot change this"),
+        "{}",
+        refused.stderr
+    );
+    assert!(!refused.stderr.contains("down"), "{}", refused.stderr);
+    let advised = refused.stderr.split("Run `fargate-stack ").nth(1).and_then(|s| s.split('`').next()).unwrap();
+    assert_eq!(advised, "up --replace table");
+    let advised: Vec<&str> = advised.split(' ').collect();
+    let wrong = cli.run(&["up", "--replace", "vpc"]);
+    assert!(wrong.code != 0 && wrong.stderr.contains("--replace vpc: `up` replaces only table"), "{}", wrong.stderr);
+    let mut dry = vec!["up", "--dry-run"];
+    dry.extend(&advised[1..]);
+    let plan = cli.run(&dry).ok();
+    assert!(plan.stdout.contains("(replaces it: `up --replace table`)"), "{}", plan.stdout);
+
+    // Followed, and killed once AWS made the new table but before the run heard of it.
+    let before = realism.calls().len();
+    kill_at_create_table(&cli, &realism, &advised);
+    let table = &cli.state().unwrap()["resources"]["table"];
+    let new = table["id"].as_str().unwrap().to_string();
+    assert!(new.starts_with(&format!("{old}-")), "recorded first: {table}");
+    assert_eq!(table["attrs"]["replaces"].as_str(), Some(old.as_str()), "recorded first: {table}");
+    // A plain `up` finishes it: nothing is deleted, the service rolls onto the new table.
+    let done = cli.run(&["--output", "json", "up"]).ok().json();
+    let calls = &realism.calls()[before..];
+    let called = |action: &str| calls.iter().filter(|c| c["action"] == action && c["error"].is_null()).count();
+    assert_eq!((called("CreateTable"), called("DeleteTable")), (1, 0), "one new table, none deleted");
+    assert_eq!((called("CreateService"), called("DeleteService")), (0, 0), "the service keeps running");
+    assert!(called("UpdateService") >= 1);
+    let note = done["notes"][0].as_str().unwrap_or_default();
+    let kept = format!(
+        "table {old} was replaced by {new} (keys pk:S,created_at:N): {old} is kept as it was, with its 3 items (keys \
+         id:S,created_at:N)"
+    );
+    assert!(note.starts_with(&kept), "{done:#}");
+    assert!(note.contains(&format!("aws dynamodb scan --table-name {old}")), "{note}");
+    let (code, status) = {
+        let run = cli.run(&["--output", "json", "status"]);
+        (run.code, run.json())
+    };
+    assert_eq!(code, 0, "{status:#}");
+    assert_eq!(
+        (status["service"]["running"].clone(), status["service"]["healthy_targets"].clone()),
+        (2.into(), 2.into())
+    );
+    let described = sdk.dynamodb.describe_table().table_name(&new).send().await.unwrap();
+    let keys: Vec<(String, KeyType)> = described
+        .table()
+        .unwrap()
+        .key_schema()
+        .iter()
+        .map(|k| (k.attribute_name().to_string(), k.key_type().clone()))
+        .collect();
+    assert_eq!(keys, [("pk".to_string(), KeyType::Hash), ("created_at".to_string(), KeyType::Range)]);
+    let revision = cli.state().unwrap()["resources"]["task-definition"]["id"].as_str().unwrap().to_string();
+    let task = sdk.ecs.describe_task_definition().task_definition(&revision).send().await.unwrap();
+    let env = task.task_definition().unwrap().container_definitions()[0].environment().to_vec();
+    assert!(env.iter().any(|e| e.name() == Some("DYNAMODB_MESSAGES_TABLE") && e.value() == Some(new.as_str())));
+    // The task role granted both tables while the old tasks ran, and now only the new one.
+    assert_eq!(called("PutRolePolicy"), 2, "the grant widened for the rollout, then narrowed");
+    let role = cli.state().unwrap()["resources"]["role-task"]["id"].as_str().unwrap().to_string();
+    let policy = sdk.iam.get_role_policy().role_name(&role).policy_name("fargate-stack").send().await.unwrap();
+    let policy = percent_encoding::percent_decode_str(policy.policy_document()).decode_utf8().unwrap().to_string();
+    assert!(!policy.contains(&format!("table/{old}/")) && policy.contains(&format!("table/{new}")), "{policy}");
+    // The old table, where the note says: its items, no longer the stack's.
+    let count = sdk.dynamodb.scan().table_name(&old).select(aws_sdk_dynamodb::types::Select::Count).send().await;
+    assert_eq!(count.unwrap().count(), 3);
+    let arn = sdk
+        .dynamodb
+        .describe_table()
+        .table_name(&old)
+        .send()
+        .await
+        .unwrap()
+        .table()
+        .unwrap()
+        .table_arn()
+        .unwrap()
+        .to_string();
+    let tags = sdk.dynamodb.list_tags_of_resource().resource_arn(&arn).send().await.unwrap();
+    assert!(tags.tags().iter().all(|t| !t.key().starts_with("fargate-stack:")), "{tags:?}");
+    // With no state, the stack's table is the replacement (the old one left the stack).
+    let state = std::fs::read_to_string(cli.state_path()).unwrap();
+    std::fs::remove_file(cli.state_path()).unwrap();
+    let plan = cli.run(&["--output", "json", "up", "--dry-run"]).ok().json();
+    let row = plan["resources"].as_array().unwrap().iter().find(|r| r["name"] == "table").unwrap().clone();
+    assert_eq!((row["action"].as_str(), row["id"].as_str()), (Some("adopt"), Some(new.as_str())), "{row}");
+    std::fs::write(cli.state_path(), state).unwrap();
+    // The other stack: untouched.
+    assert_eq!(std::fs::read_to_string(&other_state_file).unwrap(), other_state);
+    assert_eq!(other.run(&["status"]).code, 0);
+
+    // Another replacement, killed as the first was, then `down`: the table it was replacing (with
+    // an item now) leaves the stack as it is, the unfinished replacement is deleted.
+    let item = sdk.dynamodb.put_item().table_name(&new).item("pk", AttributeValue::S("a".into()));
+    item.item("created_at", AttributeValue::N("1".into())).send().await.unwrap();
+    let sort = ("sort_key", "sort_key = { name = \"at\", type = \"S\" }");
+    cli.write_config(&config_with(&[("partition_key", "partition_key = { name = \"pk\", type = \"S\" }"), sort]));
+    kill_at_create_table(&cli, &realism, &advised);
+    let down = cli.run(&["--output", "json", "down", "--yes"]).ok().json();
+    let kept = format!("{new} is kept as it was, with its 1 item (keys pk:S,created_at:N)");
+    assert!(down["notes"].to_string().contains(&kept), "{down:#}");
+    // The notes' last step (the kept tables deleted): nothing of the stack is left.
+    for table in [&old, &new] {
+        sdk.dynamodb.update_table().table_name(table).deletion_protection_enabled(false).send().await.unwrap();
+        sdk.dynamodb.delete_table().table_name(table).send().await.unwrap();
+    }
+    assert_eq!(leftovers(&sdk, STACK).await, Vec::<String>::new());
+    assert!(!leftovers(&sdk, "simple-ecs-dev-2").await.is_empty());
 }

@@ -16,7 +16,7 @@ use crate::model::{
 };
 use crate::progress::Line;
 use crate::resources::logs::LOG_GROUP_ARN;
-use crate::resources::table::TABLE_ARN;
+use crate::resources::table::{REPLACED_TABLE_ARN, TABLE_ARN};
 use crate::resources::tags::TagPairs;
 use crate::resources::task_definition::image::{self, TASK_DEFINITION};
 
@@ -170,14 +170,18 @@ pub fn execution_policy(image: &str, log_group_arn: &str) -> Value {
     json!({"Version": "2012-10-17", "Statement": statements})
 }
 
-pub fn task_policy(table_arn: &str) -> Value {
+/// Item access to the stack's table; during `up --replace table` to the replaced one too (`also`),
+/// which the tasks of the old revision use until the rollout ends.
+pub fn task_policy(table_arn: &str, also: Option<&str>) -> Value {
+    let resources: Vec<String> =
+        [Some(table_arn), also].into_iter().flatten().flat_map(|a| [a.to_string(), format!("{a}/index/*")]).collect();
     json!({
         "Version": "2012-10-17",
         "Statement": [{
             "Sid": "TableItems",
             "Effect": "Allow",
             "Action": TABLE_ITEM_ACTIONS,
-            "Resource": [table_arn, format!("{table_arn}/index/*")]
+            "Resource": resources
         }]
     })
 }
@@ -193,7 +197,7 @@ fn wanted_policy(ctx: &Scope<'_>, role: Role) -> Result<(Value, ArnHome), StackE
     let policy = match role {
         // The image the stack runs: a `deploy` may have shipped one from another ECR repository.
         Role::Execution => execution_policy(&image::wanted(ctx).image, &source_arn),
-        Role::Task => task_policy(&source_arn),
+        Role::Task => task_policy(&source_arn, ctx.attr(REPLACED_TABLE_ARN).as_deref()),
     };
     Ok((policy, home))
 }
@@ -340,6 +344,19 @@ impl Managed for Role {
         let (policy, home) = wanted_policy(ctx, *self)?;
         update_role(ctx, live, changes, &policy, &trust_policy(&home)).await?;
         Ok(None)
+    }
+
+    /// After `up --replace table`, once the service runs on the new table: the task role no longer
+    /// grants the replaced one.
+    async fn finish_up(&self, ctx: &Scope<'_>) -> Result<(), StackError> {
+        if *self != Role::Task || ctx.attr(REPLACED_TABLE_ARN).is_none() {
+            return Ok(());
+        }
+        let policy = task_policy(&ctx.need_attr(TABLE_ARN)?, None).to_string();
+        let name = ctx.need(TASK_ROLE)?;
+        let put = ctx.aws.iam.put_role_policy().role_name(&name).policy_name(POLICY_NAME).policy_document(policy);
+        put.send().await.ctx("write the policy of role", &name)?;
+        Ok(())
     }
 
     async fn destroy(&self, ctx: &Scope<'_>, _line: &Line, live: RoleLive) -> Result<Outcome, StackError> {
@@ -529,7 +546,7 @@ mod tests {
     #[test]
     fn task_policy_is_item_level_on_the_table_only() {
         let arn = "arn:aws:dynamodb:us-east-1:123456789012:table/s-messages";
-        let p = task_policy(arn);
+        let p = task_policy(arn, None);
         let statements = p["Statement"].as_array().unwrap();
         assert_eq!(statements.len(), 1);
         let actions: Vec<&str> =
@@ -539,6 +556,12 @@ mod tests {
             assert!(!actions.contains(&forbidden), "{forbidden}");
         }
         assert_eq!(statements[0]["Resource"], json!([arn, format!("{arn}/index/*")]));
+        let old = "arn:aws:dynamodb:us-east-1:123456789012:table/s-messages-x";
+        let both = task_policy(arn, Some(old));
+        assert_eq!(
+            both["Statement"][0]["Resource"],
+            json!([arn, format!("{arn}/index/*"), old, format!("{old}/index/*")])
+        );
     }
 
     #[test]
