@@ -84,4 +84,5 @@ pub mod items {
     pub const CLOUDWATCH_ALARM: &str = "cloudwatch:alarm-month";
     pub const CONTAINER_INSIGHTS: &str = "cloudwatch:container-insights-metric-month";
     pub const ROUTE53_QUERIES: &str = "route53:queries";
+    pub const S3_STORAGE: &str = "s3:standard-storage";
 }

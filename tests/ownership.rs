@@ -91,7 +91,7 @@ async fn stacks_whose_names_are_prefixes_of_each_other_never_touch_each_other() 
     let doc = named.json();
     assert_eq!((doc["stack"].as_str(), doc["state"].as_str()), (Some("app"), Some("untracked")), "{doc}");
     let ids: Vec<&str> = doc["resources"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect();
-    assert_eq!(ids.len(), 23, "{ids:?}");
+    assert_eq!(ids.len(), 24, "{ids:?}");
     assert!(ids.iter().all(|id| !app2_ids.contains(&id.to_string())), "{ids:?}");
     let plan = elsewhere.run(&["--output", "json", "up", "--dry-run"]).ok().json();
     let actions: Vec<&str> =

@@ -22,7 +22,7 @@ pub use cluster::{ClusterConfig, ContainerInsights};
 pub use https::{check_domain, HttpsConfig, HTTPS_PORT, OUTDATED_SSL_POLICIES, SSL_POLICIES};
 pub use iam::IamConfig;
 pub use load::{ConfigSource, BUILT_IN};
-pub use load_balancer::LoadBalancerConfig;
+pub use load_balancer::{check_bucket_name, AccessLogs, GivenBucket, LoadBalancerConfig};
 pub use logs::{LogMode, LogsConfig, AUDIT_RETENTION_DAYS, LOG_RETENTION_DAYS};
 pub use network::{NetworkConfig, SubnetPlan, TaskEgress, MAX_AZS};
 pub use service::{validate_image, ServiceConfig, TABLE_ENV_VAR};

@@ -5,6 +5,7 @@
 //! A module names only what it uses or sits in (the used never names its users), so the modules
 //! import each other one way.
 
+pub mod access_logs;
 pub mod acm;
 pub mod autoscaling;
 pub mod certificate;
@@ -75,6 +76,7 @@ const STACK: &[Declare] = &[
     iam::declare,
     cluster::declare,
     task_definition::declare,
+    access_logs::declare,
     load_balancer::declare,
     service::declare,
     certificate::declare,
@@ -156,7 +158,7 @@ mod tests {
                     ("nat_gateways = 1", &format!("nat_gateways = {nats}")),
                 ]);
                 let graph = stack(&Shape::of(&c).with_waits(true)).unwrap_or_else(|e| panic!("{azs}/{nats}: {e}"));
-                assert_eq!(graph.nodes().len(), 18 + 2 * azs as usize + 3 * nats as usize, "{azs}/{nats}");
+                assert_eq!(graph.nodes().len(), 19 + 2 * azs as usize + 3 * nats as usize, "{azs}/{nats}");
                 let private: Vec<Key> = (0..azs).map(|i| PRIVATE_SUBNET.at(i)).collect();
                 assert!(private.iter().all(|k| graph.needs_of(SERVICE).contains(k)), "every private subnet");
             }
@@ -168,7 +170,7 @@ mod tests {
     #[test]
     fn up_orders_what_aws_requires() {
         let graph = with_waits(&config(&[]));
-        assert_eq!(graph.nodes().len(), 25);
+        assert_eq!(graph.nodes().len(), 26);
         assert!(graph.needs_of(NAT_GATEWAY.at(0)).contains(&INTERNET_GATEWAY), "a NAT fails without an attached IGW");
         assert!(graph.needs_of(SERVICE).contains(&LISTENER), "the service needs a listener on its target group");
         assert!(graph.needs_of(SERVICE).contains(&PRIVATE_ROUTE_TABLE.at(0)), "tasks pull through the NAT route");
@@ -296,7 +298,7 @@ mod tests {
         assert!(plain(&config(&[])).get(SCALABLE_TARGET).is_none(), "off unless configured");
         assert!(plain(&config(&[])).teardown_after(SERVICE).is_empty());
         let graph = with_waits(&scaled(true));
-        assert_eq!(graph.nodes().len(), 25 + 3);
+        assert_eq!(graph.nodes().len(), 26 + 3);
         assert_eq!(graph.needs_of(SCALABLE_TARGET), [SERVICE]);
         assert_eq!(graph.needs_of(CPU_POLICY), [SCALABLE_TARGET]);
         let requests = graph.needs_of(REQUESTS_POLICY);
