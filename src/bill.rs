@@ -90,6 +90,7 @@ pub mod items {
     pub const CLOUDWATCH_ALARM: &str = "cloudwatch:alarm-month";
     pub const CONTAINER_INSIGHTS: &str = "cloudwatch:container-insights-metric-month";
     pub const ROUTE53_QUERIES: &str = "route53:queries";
+    pub const S3_STORAGE: &str = "s3:standard-storage";
     pub const FARGATE_VCPU_ARM64: &str = "fargate:vcpu-hour:arm64";
     pub const FARGATE_MEMORY_ARM64: &str = "fargate:gb-hour:arm64";
 
@@ -115,5 +116,6 @@ pub mod items {
         CONTAINER_INSIGHTS,
         ROUTE53_QUERIES,
         FLOW_LOGS_INGESTION,
+        S3_STORAGE,
     ];
 }

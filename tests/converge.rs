@@ -485,6 +485,23 @@ async fn secure_defaults_are_set_drift_is_reported_and_the_config_turns_them_in_
         .value("disabled")
         .build();
     sdk.ecs.update_cluster_settings().cluster("simple-ecs-dev-cluster").settings(disabled).send().await.unwrap();
+    // Access logs turned off and their bucket's expiry removed.
+    let bucket = state["resources"]["access-log-bucket"]["id"].as_str().unwrap().to_string();
+    let logs_off = aws_sdk_elasticloadbalancingv2::types::LoadBalancerAttribute::builder()
+        .key("access_logs.s3.enabled")
+        .value("false")
+        .build();
+    sdk.elb.modify_load_balancer_attributes().load_balancer_arn(&lb_arn).attributes(logs_off).send().await.unwrap();
+    sdk.s3.delete_bucket_lifecycle().bucket(&bucket).send().await.unwrap();
+    let access_logs = || async {
+        let out = sdk.elb.describe_load_balancer_attributes().load_balancer_arn(&lb_arn).send().await.unwrap();
+        let attr = out.attributes().iter().find(|a| a.key() == Some("access_logs.s3.enabled")).cloned();
+        attr.and_then(|a| a.value().map(str::to_string)).unwrap_or_default()
+    };
+    let expiry = || async {
+        let out = sdk.s3.get_bucket_lifecycle_configuration().bucket(&bucket).send().await;
+        out.ok().and_then(|l| l.rules().first().and_then(|r| r.expiration()).and_then(|e| e.days()))
+    };
     let status = cli.run(&["--output", "json", "status"]);
     assert_eq!(status.code, 3, "{}", status.stderr);
     let doc = status.json();
@@ -493,8 +510,12 @@ async fn secure_defaults_are_set_drift_is_reported_and_the_config_turns_them_in_
     assert!(row("table")["detail"].as_str().unwrap().contains("table.point_in_time_recovery: off → on"), "{doc}");
     assert_eq!(row("cluster")["status"], "drifted");
     assert!(row("cluster")["detail"].as_str().unwrap().contains("cluster.container_insights: disabled → enabled"));
+    assert!(row("load-balancer")["detail"].as_str().unwrap().contains("access_logs.s3.enabled: false → true"), "{doc}");
+    let expiration = "load_balancer.access_logs_expiration_days: never → 90 days";
+    assert!(row("access-log-bucket")["detail"].as_str().unwrap().contains(expiration), "{doc}");
     cli.run(&["up", "--no-wait"]).ok();
     assert_eq!((recovery().await, insights().await), ("ENABLED".to_string(), "enabled".to_string()));
+    assert_eq!((access_logs().await.as_str(), expiry().await), ("true", Some(90)));
 
     // Each turned by the config, in place.
     let config = config_with(&[
@@ -503,18 +524,21 @@ async fn secure_defaults_are_set_drift_is_reported_and_the_config_turns_them_in_
         ("retention_days", "retention_days = 30"),
         ("mode", "mode = \"blocking\""),
         ("writable_paths", "writable_paths = [\"/tmp\"]"),
+        ("access_logs_expiration_days", "access_logs_expiration_days = 30"),
     ]);
     cli.write_config(&config.replacen("[service]\n", "[service]\nuser = \"101:101\"\n", 1));
     let plan = cli.run(&["--output", "json", "up", "--dry-run"]).ok().json();
     let action = |name: &str| {
         plan["resources"].as_array().unwrap().iter().find(|p| p["name"] == name).unwrap()["action"].clone()
     };
-    for changed in ["table", "cluster", "log-group", "task-definition"] {
+    for changed in ["table", "cluster", "log-group", "task-definition", "access-log-bucket"] {
         assert_eq!(action(changed), "update", "{changed}: {plan}");
     }
     let costs = plan["costs"].to_string();
     assert!(costs.contains("keeps 30 days") && costs.contains("CloudWatch.16 fails"), "{plan}");
+    assert!(costs.contains("of 30 days of logs"), "the access logs' storage: {plan}");
     cli.run(&["up", "--no-wait", "--yes"]).ok();
+    assert_eq!(expiry().await, Some(30));
     assert_eq!(recovery().await, "DISABLED");
     assert_eq!(insights().await, "enhanced");
     assert_eq!(retention().await, Some(30));

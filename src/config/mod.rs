@@ -24,7 +24,7 @@ pub use flow_logs::{FlowLogsConfig, TrafficType};
 pub use https::{check_domain, HttpsConfig, HTTPS_PORT, OUTDATED_SSL_POLICIES, SSL_POLICIES};
 pub use iam::IamConfig;
 pub use load::{ConfigSource, BUILT_IN};
-pub use load_balancer::LoadBalancerConfig;
+pub use load_balancer::{check_bucket_name, AccessLogs, GivenBucket, LoadBalancerConfig};
 pub use logs::{LogMode, LogsConfig, AUDIT_RETENTION_DAYS, LOG_RETENTION_DAYS};
 pub use network::{NetworkConfig, SubnetPlan, TaskEgress, MAX_AZS};
 pub use service::{validate_image, CpuArchitecture, ServiceConfig, TABLE_ENV_VAR};

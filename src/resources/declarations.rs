@@ -76,6 +76,11 @@ fn action(client: &str, op: &str) -> String {
         "s3:GetBucketEncryption" => "s3:GetEncryptionConfiguration".into(),
         "s3:PutPublicAccessBlock" => "s3:PutBucketPublicAccessBlock".into(),
         "s3:GetPublicAccessBlock" => "s3:GetBucketPublicAccessBlock".into(),
+        "s3:PutBucketLifecycleConfiguration" => "s3:PutLifecycleConfiguration".into(),
+        "s3:GetBucketLifecycleConfiguration" => "s3:GetLifecycleConfiguration".into(),
+        "s3:ListBuckets" => "s3:ListAllMyBuckets".into(),
+        "s3:ListObjectsV2" => "s3:ListBucket".into(),
+        "s3:DeleteObjects" => "s3:DeleteObject".into(),
         other => other.into(),
     }
 }
@@ -198,6 +203,7 @@ fn every_create_that_sends_tags_declares_its_tagging_action_and_every_role_passe
         ("dynamodb", "dynamodb:TagResource"),
         ("acm", "acm:AddTagsToCertificate"),
         ("application-autoscaling", "application-autoscaling:TagResource"),
+        ("s3", "s3:TagResource"),
     ];
     for (file, permissions) in declared() {
         let actions: BTreeSet<&str> = permissions.iter().map(|p| p.action).collect();
@@ -258,6 +264,7 @@ fn keys_and_kinds_are_the_state_files_names_declared_once_in_status_order() {
         ("flow-log", "ec2:flow-log"),
         ("cluster", "ecs:cluster"),
         ("task-definition", "ecs:task-definition"),
+        ("access-log-bucket", "s3:bucket"),
         ("target-group", "elbv2:target-group"),
         ("load-balancer", "elbv2:load-balancer"),
         ("listener", "elbv2:listener"),

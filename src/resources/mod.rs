@@ -5,6 +5,7 @@
 //! A module names only what it uses or sits in (the used never names its users), so the modules
 //! import each other one way.
 
+pub mod access_logs;
 pub mod acm;
 pub mod autoscaling;
 pub mod certificate;
@@ -82,6 +83,7 @@ const STACK: &[Declare] = &[
     flow_logs::declare,
     cluster::declare,
     task_definition::declare,
+    access_logs::declare,
     load_balancer::declare,
     service::declare,
     certificate::declare,
