@@ -3,10 +3,14 @@
 //! guessed). A price table keyed by [`Charge::item`] turns the basis into money; the quantities
 //! follow from the config.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+
+mod estimate;
+
+pub use estimate::{BilledLine, Cost, PriceError, Prices};
 
 /// What one unit of an item is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Unit {
     /// One of it for an hour (a NAT gateway, a load balancer, a public IPv4 address).
@@ -29,7 +33,7 @@ pub enum Unit {
 
 /// How many units a month's hours (or months) bill, when it follows from the config: the range
 /// of the running count (autoscaling runs between `min` and `max`).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Quantity {
     pub min: f64,
     pub max: f64,
@@ -76,6 +80,8 @@ pub mod items {
     pub const FARGATE_MEMORY_X86: &str = "fargate:gb-hour:x86_64";
     pub const LOGS_INGESTION: &str = "logs:ingestion";
     pub const LOGS_STORAGE: &str = "logs:storage";
+    /// Flow logs delivered to CloudWatch Logs: "vended logs", priced below the containers' logs.
+    pub const FLOW_LOGS_INGESTION: &str = "logs:vended-ingestion";
     pub const DYNAMODB_WRITES: &str = "dynamodb:on-demand-writes";
     pub const DYNAMODB_READS: &str = "dynamodb:on-demand-reads";
     pub const DYNAMODB_STORAGE: &str = "dynamodb:storage";
@@ -84,4 +90,32 @@ pub mod items {
     pub const CLOUDWATCH_ALARM: &str = "cloudwatch:alarm-month";
     pub const CONTAINER_INSIGHTS: &str = "cloudwatch:container-insights-metric-month";
     pub const ROUTE53_QUERIES: &str = "route53:queries";
+    pub const S3_STORAGE: &str = "s3:standard-storage";
+    pub const FARGATE_VCPU_ARM64: &str = "fargate:vcpu-hour:arm64";
+    pub const FARGATE_MEMORY_ARM64: &str = "fargate:gb-hour:arm64";
+
+    /// Every key: the price table has a price for each, in each region it lists (unit-tested).
+    pub const ALL: &[&str] = &[
+        NAT_GATEWAY_HOUR,
+        NAT_GATEWAY_DATA,
+        PUBLIC_IPV4_HOUR,
+        ALB_HOUR,
+        ALB_LCU,
+        FARGATE_VCPU_X86,
+        FARGATE_MEMORY_X86,
+        FARGATE_VCPU_ARM64,
+        FARGATE_MEMORY_ARM64,
+        LOGS_INGESTION,
+        LOGS_STORAGE,
+        DYNAMODB_WRITES,
+        DYNAMODB_READS,
+        DYNAMODB_STORAGE,
+        DYNAMODB_BACKUP,
+        DYNAMODB_RECOVERY,
+        CLOUDWATCH_ALARM,
+        CONTAINER_INSIGHTS,
+        ROUTE53_QUERIES,
+        FLOW_LOGS_INGESTION,
+        S3_STORAGE,
+    ];
 }

@@ -87,7 +87,7 @@ pub enum OutputFormat {
 pub enum Command {
     /// Create the stack, or whatever of it is missing, and wait until the service is healthy.
     #[command(
-        after_help = "Example:\n  fargate-stack up            # prints the URL and the table name when done\n  fargate-stack up --dry-run  # show what would change, change nothing"
+        after_help = "Example:\n  fargate-stack up                  # prints the URL and the table name when done\n  fargate-stack up --dry-run        # show what would change, change nothing\n  fargate-stack up --replace table  # new table keys: a new table, the old one kept with its items"
     )]
     Up(UpArgs),
     /// Delete everything the state file records, in a safe order.
@@ -314,6 +314,11 @@ pub struct UpArgs {
     /// (a refused or blocked plan included).
     #[arg(long, requires = "dry_run")]
     pub detailed_exitcode: bool,
+    /// Replace this resource where its change needs a new one instead of refusing: `table` (new
+    /// keys: a new table, the service rolled onto it, the old one kept with its items outside the
+    /// stack).
+    #[arg(long, value_name = "RESOURCE")]
+    pub replace: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 use futures::stream::{FuturesUnordered, StreamExt};
 use serde::Serialize;
 
+use crate::bill::BilledLine;
+use crate::config::Config;
 use crate::context::Ctx;
 use crate::error::StackError;
 use crate::model::{Dep, Inspection, Key, Kind, Nodes, Outcome, Resource};
@@ -151,6 +153,14 @@ impl Graph {
     /// The resources in it (its waits left out).
     pub fn resources(&self) -> impl Iterator<Item = &Arc<dyn Resource>> {
         self.nodes.iter().filter(|n| !n.is_wait())
+    }
+
+    /// What its resources bill under `config` (its probes, which only look, bill nothing).
+    pub fn bill(&self, config: &Config) -> Vec<BilledLine> {
+        self.resources()
+            .filter(|n| !self.probes.contains(&n.key()))
+            .flat_map(|n| n.billing(config).into_iter().map(move |charge| BilledLine::of(n.key(), &charge)))
+            .collect()
     }
 
     /// What `key` waits for on `up`.

@@ -56,6 +56,12 @@ async fn config_changes_update_in_place() {
     let emulator = Emulator::start();
     let sdk = emulator.sdk().await;
     let cli = Cli::new(&emulator);
+    // A new stack's plan carries its monthly bill, from nothing.
+    let first = cli.run(&["--output", "json", "up", "--dry-run"]).ok().json();
+    assert_eq!(
+        (first["cost"]["monthly_total"].as_f64(), first["cost"]["before"]["monthly_total"].as_f64()),
+        (Some(78.25), Some(0.0))
+    );
     cli.run(&["up", "--no-wait"]).ok();
     let before = cli.state().unwrap();
     // A permissions boundary given to an existing stack is put on both roles in place.
@@ -75,6 +81,7 @@ async fn config_changes_update_in_place() {
     let edits = config_with(&[
         ("image", "image = \"nginx:1.27-alpine\""),
         ("desired_count", "desired_count = 3"),
+        ("cpu_architecture", "cpu_architecture = \"ARM64\""),
         ("retention_days", "retention_days = 30"),
         ("listener_port", "listener_port = 8080"),
         ("APP_ID", "APP_ID = \"v2\""),
@@ -88,6 +95,28 @@ async fn config_changes_update_in_place() {
         assert_eq!(action(changed), "update", "{changed}: {plan}");
     }
     assert_eq!(action("vpc"), "unchanged");
+    // Three ARM64 tasks instead of two x86 ones move the bill by the tasks' lines, from what was
+    // applied: 2 x 9.01 out, 3 x 7.21 in.
+    let cost = &plan["cost"];
+    assert_eq!((cost["before"]["monthly_total"].as_f64(), cost["monthly_total"].as_f64()), (Some(78.25), Some(81.85)));
+    let moved: Vec<String> = cost["before"]["moved"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| format!("{}: {} → {}", m["what"].as_str().unwrap(), m["before"], m["after"]))
+        .collect();
+    assert_eq!(
+        moved,
+        [
+            "Fargate memory (arm64): 0.0 → 3.9",
+            "Fargate memory (x86_64): 3.24 → 0.0",
+            "Fargate vCPU (arm64): 0.0 → 17.73",
+            "Fargate vCPU (x86_64): 14.78 → 0.0"
+        ],
+        "{cost:#}"
+    );
+    assert_eq!(cost["region"], "us-east-1");
+    assert!(cost["usage_based"].as_array().unwrap().iter().any(|u| u["what"] == "load balancer capacity units"));
 
     // The first up with ./fargate-stack.toml after the built-in config must be confirmed.
     let unconfirmed = cli.run(&["up", "--no-wait"]);
@@ -108,12 +137,17 @@ async fn config_changes_update_in_place() {
         format!("http://{}:8080", result["outputs"]["alb_dns_name"].as_str().unwrap())
     );
 
+    // status shows the bill of what was applied.
+    let shown = cli.run(&["--output", "json", "status"]).json();
+    assert_eq!(shown["cost"]["monthly_total"].as_f64(), Some(81.85), "{}", shown["cost"]);
     let service = sdk.service().await;
     assert_eq!(service.desired_count(), 3);
     assert!(service.task_definition().unwrap().ends_with("simple-ecs-dev-server:2"));
     let def = sdk.ecs.describe_task_definition().task_definition("simple-ecs-dev-server:2").send().await.unwrap();
     let container = &def.task_definition().unwrap().container_definitions()[0];
     assert_eq!(container.image(), Some("nginx:1.27-alpine"));
+    let platform = def.task_definition().unwrap().runtime_platform().unwrap();
+    assert_eq!(platform.cpu_architecture().map(|a| a.as_str()), Some("ARM64"));
     assert!(container.environment().iter().any(|kv| kv.name() == Some("APP_ID") && kv.value() == Some("v2")));
     let groups = sdk.logs.describe_log_groups().log_group_name_prefix("/ecs/simple-ecs-dev").send().await.unwrap();
     assert_eq!(groups.log_groups()[0].retention_in_days(), Some(30));
@@ -138,7 +172,7 @@ async fn config_changes_update_in_place() {
             r.role().unwrap().permissions_boundary().and_then(|b| b.permissions_boundary_arn()).map(str::to_string)
         }
     };
-    for role in ["simple-ecs-dev-task-role", "simple-ecs-dev-execution-role"] {
+    for role in ["simple-ecs-dev-task-role", "simple-ecs-dev-execution-role", "simple-ecs-dev-flow-logs"] {
         assert_eq!(boundary_of(role).await.as_deref(), Some(boundary.as_str()), "{role}");
     }
     // Dropped from the config: taken off again.
@@ -148,7 +182,8 @@ async fn config_changes_update_in_place() {
         dropped["steps"].as_array().unwrap().iter().find(|s| s["name"] == name).unwrap()["outcome"].clone()
     };
     assert_eq!((outcome("role-task"), outcome("role-execution")), ("updated".into(), "updated".into()));
-    for role in ["simple-ecs-dev-task-role", "simple-ecs-dev-execution-role"] {
+    assert_eq!(outcome("role-flow-logs"), "updated");
+    for role in ["simple-ecs-dev-task-role", "simple-ecs-dev-execution-role", "simple-ecs-dev-flow-logs"] {
         assert_eq!(boundary_of(role).await, None, "{role}");
     }
 }
@@ -314,8 +349,9 @@ async fn dry_run_changes_nothing() {
         assert_eq!(refused.code, 1);
         assert!(!refused.stderr.contains("down"), "{}", refused.stderr);
         let advice = if edit.0 == "partition_key" {
-            "A table's keys are fixed when DynamoDB creates it, and a new table would not hold the old one's items: \
-             `up` does not replace the table. Put table.partition_key and table.sort_key back"
+            "table: table keys: id:S,created_at:N → pk:S,created_at:N (AWS cannot change this in place: it needs a \
+             new table). A table's keys are fixed when DynamoDB creates it: new keys need a new table, and a new \
+             table would not hold the old one's items. Run `fargate-stack up --replace table`"
         } else {
             "vpc: network.cidr: 10.0.0.0/16 → 10.1.0.0/16 (AWS cannot change this in place: it needs a new vpc). \
              AWS cannot make these changes in place and `up` does not replace those resources: put the values back"
@@ -449,6 +485,23 @@ async fn secure_defaults_are_set_drift_is_reported_and_the_config_turns_them_in_
         .value("disabled")
         .build();
     sdk.ecs.update_cluster_settings().cluster("simple-ecs-dev-cluster").settings(disabled).send().await.unwrap();
+    // Access logs turned off and their bucket's expiry removed.
+    let bucket = state["resources"]["access-log-bucket"]["id"].as_str().unwrap().to_string();
+    let logs_off = aws_sdk_elasticloadbalancingv2::types::LoadBalancerAttribute::builder()
+        .key("access_logs.s3.enabled")
+        .value("false")
+        .build();
+    sdk.elb.modify_load_balancer_attributes().load_balancer_arn(&lb_arn).attributes(logs_off).send().await.unwrap();
+    sdk.s3.delete_bucket_lifecycle().bucket(&bucket).send().await.unwrap();
+    let access_logs = || async {
+        let out = sdk.elb.describe_load_balancer_attributes().load_balancer_arn(&lb_arn).send().await.unwrap();
+        let attr = out.attributes().iter().find(|a| a.key() == Some("access_logs.s3.enabled")).cloned();
+        attr.and_then(|a| a.value().map(str::to_string)).unwrap_or_default()
+    };
+    let expiry = || async {
+        let out = sdk.s3.get_bucket_lifecycle_configuration().bucket(&bucket).send().await;
+        out.ok().and_then(|l| l.rules().first().and_then(|r| r.expiration()).and_then(|e| e.days()))
+    };
     let status = cli.run(&["--output", "json", "status"]);
     assert_eq!(status.code, 3, "{}", status.stderr);
     let doc = status.json();
@@ -457,8 +510,12 @@ async fn secure_defaults_are_set_drift_is_reported_and_the_config_turns_them_in_
     assert!(row("table")["detail"].as_str().unwrap().contains("table.point_in_time_recovery: off → on"), "{doc}");
     assert_eq!(row("cluster")["status"], "drifted");
     assert!(row("cluster")["detail"].as_str().unwrap().contains("cluster.container_insights: disabled → enabled"));
+    assert!(row("load-balancer")["detail"].as_str().unwrap().contains("access_logs.s3.enabled: false → true"), "{doc}");
+    let expiration = "load_balancer.access_logs_expiration_days: never → 90 days";
+    assert!(row("access-log-bucket")["detail"].as_str().unwrap().contains(expiration), "{doc}");
     cli.run(&["up", "--no-wait"]).ok();
     assert_eq!((recovery().await, insights().await), ("ENABLED".to_string(), "enabled".to_string()));
+    assert_eq!((access_logs().await.as_str(), expiry().await), ("true", Some(90)));
 
     // Each turned by the config, in place.
     let config = config_with(&[
@@ -467,18 +524,21 @@ async fn secure_defaults_are_set_drift_is_reported_and_the_config_turns_them_in_
         ("retention_days", "retention_days = 30"),
         ("mode", "mode = \"blocking\""),
         ("writable_paths", "writable_paths = [\"/tmp\"]"),
+        ("access_logs_expiration_days", "access_logs_expiration_days = 30"),
     ]);
     cli.write_config(&config.replacen("[service]\n", "[service]\nuser = \"101:101\"\n", 1));
     let plan = cli.run(&["--output", "json", "up", "--dry-run"]).ok().json();
     let action = |name: &str| {
         plan["resources"].as_array().unwrap().iter().find(|p| p["name"] == name).unwrap()["action"].clone()
     };
-    for changed in ["table", "cluster", "log-group", "task-definition"] {
+    for changed in ["table", "cluster", "log-group", "task-definition", "access-log-bucket"] {
         assert_eq!(action(changed), "update", "{changed}: {plan}");
     }
     let costs = plan["costs"].to_string();
     assert!(costs.contains("keeps 30 days") && costs.contains("CloudWatch.16 fails"), "{plan}");
+    assert!(costs.contains("of 30 days of logs"), "the access logs' storage: {plan}");
     cli.run(&["up", "--no-wait", "--yes"]).ok();
+    assert_eq!(expiry().await, Some(30));
     assert_eq!(recovery().await, "DISABLED");
     assert_eq!(insights().await, "enhanced");
     assert_eq!(retention().await, Some(30));
@@ -509,4 +569,157 @@ async fn app_container(sdk: &Sdk) -> (aws_sdk_ecs::types::TaskDefinition, aws_sd
     let def = def.unwrap().task_definition().unwrap().clone();
     let container = def.container_definitions()[0].clone();
     (def, container)
+}
+
+/// Run `args`, freeze the realism layer once AWS created a table, and kill the run.
+fn kill_at_create_table(cli: &Cli, realism: &Realism, args: &[&str]) {
+    realism.freeze_at("CreateTable");
+    let null = std::process::Stdio::null;
+    let mut child = cli.command(args).stdout(null()).stderr(null()).spawn().unwrap();
+    let frozen = realism.wait_frozen(std::time::Duration::from_secs(60));
+    let _ = child.kill();
+    child.wait().unwrap();
+    assert_eq!(frozen.as_deref(), Some("CreateTable"));
+    realism.thaw();
+}
+
+/// The table's keys changed: the refusal names what is replaced and why and advises
+/// `up --replace table`; following it (killed once at the new table's creation and resumed by a
+/// plain `up`) moves the running service onto a new table in a rolling deployment, keeps the old
+/// table with its items where the run says, and leaves a second stack alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_key_change_follows_the_advice_onto_a_new_table_and_keeps_the_old_items() {
+    use aws_sdk_dynamodb::types::{AttributeValue, KeyType};
+    let emulator = Emulator::start();
+    let sdk = emulator.sdk().await;
+    let config = serde_json::json!({"iam_propagation_s": 0});
+    let realism = Realism::start(&emulator, RealismOptions { config, ..Default::default() });
+    let cli = Cli::at(&realism.url());
+    cli.write_config(&config_with(&[]));
+    cli.run(&["up"]).ok();
+    let other = Cli::at(&realism.url());
+    other.write_config(&config_with(&[("name", "name = \"simple-ecs-dev-2\"")]));
+    other.run(&["up", "--no-wait"]).ok();
+    let other_state_file = other.dir.path().join(".fargate-stack/simple-ecs-dev-2.json");
+    let other_state = std::fs::read_to_string(&other_state_file).unwrap();
+    let old = format!("{STACK}-messages");
+    for i in 0..3 {
+        let item = sdk.dynamodb.put_item().table_name(&old).item("id", AttributeValue::S(format!("m{i}")));
+        item.item("created_at", AttributeValue::N(i.to_string())).send().await.unwrap();
+    }
+
+    // Refused, naming what would be replaced and why, and what to run instead (never `down`).
+    cli.write_config(&config_with(&[("partition_key", "partition_key = { name = \"pk\", type = \"S\" }")]));
+    let refused = cli.run(&["up"]);
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("table: table keys: id:S,created_at:N → pk:S,created_at:N (AWS cannot change this"),
+        "{}",
+        refused.stderr
+    );
+    assert!(!refused.stderr.contains("down"), "{}", refused.stderr);
+    let advised = refused.stderr.split("Run `fargate-stack ").nth(1).and_then(|s| s.split('`').next()).unwrap();
+    assert_eq!(advised, "up --replace table");
+    let advised: Vec<&str> = advised.split(' ').collect();
+    let wrong = cli.run(&["up", "--replace", "vpc"]);
+    assert!(wrong.code != 0 && wrong.stderr.contains("--replace vpc: `up` replaces only table"), "{}", wrong.stderr);
+    let mut dry = vec!["up", "--dry-run"];
+    dry.extend(&advised[1..]);
+    let plan = cli.run(&dry).ok();
+    assert!(plan.stdout.contains("(replaces it: `up --replace table`)"), "{}", plan.stdout);
+
+    // Followed, and killed once AWS made the new table but before the run heard of it.
+    let before = realism.calls().len();
+    kill_at_create_table(&cli, &realism, &advised);
+    let table = &cli.state().unwrap()["resources"]["table"];
+    let new = table["id"].as_str().unwrap().to_string();
+    assert!(new.starts_with(&format!("{old}-")), "recorded first: {table}");
+    assert_eq!(table["attrs"]["replaces"].as_str(), Some(old.as_str()), "recorded first: {table}");
+    // A plain `up` finishes it: nothing is deleted, the service rolls onto the new table.
+    let done = cli.run(&["--output", "json", "up"]).ok().json();
+    let calls = &realism.calls()[before..];
+    let called = |action: &str| calls.iter().filter(|c| c["action"] == action && c["error"].is_null()).count();
+    assert_eq!((called("CreateTable"), called("DeleteTable")), (1, 0), "one new table, none deleted");
+    assert_eq!((called("CreateService"), called("DeleteService")), (0, 0), "the service keeps running");
+    assert!(called("UpdateService") >= 1);
+    let note = done["notes"][0].as_str().unwrap_or_default();
+    let kept = format!(
+        "table {old} was replaced by {new} (keys pk:S,created_at:N): {old} is kept as it was, with its 3 items (keys \
+         id:S,created_at:N)"
+    );
+    assert!(note.starts_with(&kept), "{done:#}");
+    assert!(note.contains(&format!("aws dynamodb scan --table-name {old}")), "{note}");
+    let (code, status) = {
+        let run = cli.run(&["--output", "json", "status"]);
+        (run.code, run.json())
+    };
+    assert_eq!(code, 0, "{status:#}");
+    assert_eq!(
+        (status["service"]["running"].clone(), status["service"]["healthy_targets"].clone()),
+        (2.into(), 2.into())
+    );
+    let described = sdk.dynamodb.describe_table().table_name(&new).send().await.unwrap();
+    let keys: Vec<(String, KeyType)> = described
+        .table()
+        .unwrap()
+        .key_schema()
+        .iter()
+        .map(|k| (k.attribute_name().to_string(), k.key_type().clone()))
+        .collect();
+    assert_eq!(keys, [("pk".to_string(), KeyType::Hash), ("created_at".to_string(), KeyType::Range)]);
+    let revision = cli.state().unwrap()["resources"]["task-definition"]["id"].as_str().unwrap().to_string();
+    let task = sdk.ecs.describe_task_definition().task_definition(&revision).send().await.unwrap();
+    let env = task.task_definition().unwrap().container_definitions()[0].environment().to_vec();
+    assert!(env.iter().any(|e| e.name() == Some("DYNAMODB_MESSAGES_TABLE") && e.value() == Some(new.as_str())));
+    // The task role granted both tables while the old tasks ran, and now only the new one.
+    assert_eq!(called("PutRolePolicy"), 2, "the grant widened for the rollout, then narrowed");
+    let role = cli.state().unwrap()["resources"]["role-task"]["id"].as_str().unwrap().to_string();
+    let policy = sdk.iam.get_role_policy().role_name(&role).policy_name("fargate-stack").send().await.unwrap();
+    let policy = percent_encoding::percent_decode_str(policy.policy_document()).decode_utf8().unwrap().to_string();
+    assert!(!policy.contains(&format!("table/{old}/")) && policy.contains(&format!("table/{new}")), "{policy}");
+    // The old table, where the note says: its items, no longer the stack's.
+    let count = sdk.dynamodb.scan().table_name(&old).select(aws_sdk_dynamodb::types::Select::Count).send().await;
+    assert_eq!(count.unwrap().count(), 3);
+    let arn = sdk
+        .dynamodb
+        .describe_table()
+        .table_name(&old)
+        .send()
+        .await
+        .unwrap()
+        .table()
+        .unwrap()
+        .table_arn()
+        .unwrap()
+        .to_string();
+    let tags = sdk.dynamodb.list_tags_of_resource().resource_arn(&arn).send().await.unwrap();
+    assert!(tags.tags().iter().all(|t| !t.key().starts_with("fargate-stack:")), "{tags:?}");
+    // With no state, the stack's table is the replacement (the old one left the stack).
+    let state = std::fs::read_to_string(cli.state_path()).unwrap();
+    std::fs::remove_file(cli.state_path()).unwrap();
+    let plan = cli.run(&["--output", "json", "up", "--dry-run"]).ok().json();
+    let row = plan["resources"].as_array().unwrap().iter().find(|r| r["name"] == "table").unwrap().clone();
+    assert_eq!((row["action"].as_str(), row["id"].as_str()), (Some("adopt"), Some(new.as_str())), "{row}");
+    std::fs::write(cli.state_path(), state).unwrap();
+    // The other stack: untouched.
+    assert_eq!(std::fs::read_to_string(&other_state_file).unwrap(), other_state);
+    assert_eq!(other.run(&["status"]).code, 0);
+
+    // Another replacement, killed as the first was, then `down`: the table it was replacing (with
+    // an item now) leaves the stack as it is, the unfinished replacement is deleted.
+    let item = sdk.dynamodb.put_item().table_name(&new).item("pk", AttributeValue::S("a".into()));
+    item.item("created_at", AttributeValue::N("1".into())).send().await.unwrap();
+    let sort = ("sort_key", "sort_key = { name = \"at\", type = \"S\" }");
+    cli.write_config(&config_with(&[("partition_key", "partition_key = { name = \"pk\", type = \"S\" }"), sort]));
+    kill_at_create_table(&cli, &realism, &advised);
+    let down = cli.run(&["--output", "json", "down", "--yes"]).ok().json();
+    let kept = format!("{new} is kept as it was, with its 1 item (keys pk:S,created_at:N)");
+    assert!(down["notes"].to_string().contains(&kept), "{down:#}");
+    // The notes' last step (the kept tables deleted): nothing of the stack is left.
+    for table in [&old, &new] {
+        sdk.dynamodb.update_table().table_name(table).deletion_protection_enabled(false).send().await.unwrap();
+        sdk.dynamodb.delete_table().table_name(table).send().await.unwrap();
+    }
+    assert_eq!(leftovers(&sdk, STACK).await, Vec::<String>::new());
+    assert!(!leftovers(&sdk, "simple-ecs-dev-2").await.is_empty());
 }

@@ -463,9 +463,10 @@ async fn rollback_goes_back_one_completed_revision_at_a_time() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_deploy_explains_itself_and_the_stack_keeps_its_good_revision() {
     let emulator = Emulator::start();
-    // Tasks take 2 s to start here, so that `status` right after `deploy --no-wait` sees the rollout
-    // before the circuit breaker ends it (2.8 s for an image failing health checks).
-    let config = json!({"iam_propagation_s": 0, "task_start_s": 100});
+    // Tasks take 5 s to start here, so that `status` right after `deploy --no-wait` sees the rollout
+    // before the circuit breaker ends it, even on a loaded CI machine (at 2 s the whole suite on 2
+    // cores once saw the rollback already under way).
+    let config = json!({"iam_propagation_s": 0, "task_start_s": 250});
     let realism = Realism::start(&emulator, RealismOptions { config, ..Default::default() });
     let cli = Cli::at(&realism.url());
     cli.run(&["up"]).ok();

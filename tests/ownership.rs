@@ -91,7 +91,7 @@ async fn stacks_whose_names_are_prefixes_of_each_other_never_touch_each_other() 
     let doc = named.json();
     assert_eq!((doc["stack"].as_str(), doc["state"].as_str()), (Some("app"), Some("untracked")), "{doc}");
     let ids: Vec<&str> = doc["resources"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect();
-    assert_eq!(ids.len(), 23, "{ids:?}");
+    assert_eq!(ids.len(), default_resources(), "{ids:?}");
     assert!(ids.iter().all(|id| !app2_ids.contains(&id.to_string())), "{ids:?}");
     let plan = elsewhere.run(&["--output", "json", "up", "--dry-run"]).ok().json();
     let actions: Vec<&str> =
@@ -197,4 +197,85 @@ async fn a_stateless_down_by_name_finishes_and_leaves_nothing_next_to_a_stack_wh
 
     extended.run(&["down", "--yes"]).ok();
     assert!(leftovers(&sdk, "probe-2").await.is_empty());
+}
+
+/// The VPC's flow logs, beside another stack's: made and tagged for each stack's own VPC, group
+/// and role, shown by `status`, their retention brought back, turned off by the config (the other
+/// stack's untouched), and nothing of either left after `down`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flow_logs_are_each_stacks_own_and_go_when_turned_off() {
+    let emulator = Emulator::start();
+    let sdk = emulator.sdk().await;
+    let other = cli_for(&emulator, "app-2");
+    other.run(&["up", "--no-wait"]).ok();
+    let app = cli_for(&emulator, "app");
+    app.run(&["up", "--no-wait"]).ok();
+    let recorded = state_of(&app, "app")["resources"].clone();
+    let (vpc, flow_log) = (recorded["vpc"]["id"].as_str().unwrap(), recorded["flow-log"]["id"].as_str().unwrap());
+    assert_eq!(recorded["flow-log-group"]["id"], "/vpc/app/flow-logs");
+    assert_eq!(recorded["role-flow-logs"]["id"], "app-flow-logs");
+
+    let described = sdk.ec2.describe_flow_logs().flow_log_ids(flow_log).send().await.unwrap();
+    let made = &described.flow_logs()[0];
+    assert_eq!((made.resource_id(), made.log_group_name()), (Some(vpc), Some("/vpc/app/flow-logs")));
+    assert_eq!(made.traffic_type().map(|t| t.as_str()), Some("ALL"));
+    assert_eq!(made.deliver_logs_permission_arn(), recorded["role-flow-logs"]["attrs"]["arn"].as_str());
+    let tags: Vec<(&str, &str)> = made.tags().iter().map(|t| (t.key().unwrap(), t.value().unwrap())).collect();
+    assert!(tags.contains(&("fargate-stack:stack", "app")) && tags.contains(&("fargate-stack:resource", "flow-log")));
+    let role = sdk.iam.get_role().role_name("app-flow-logs").send().await.unwrap();
+    let trust = percent_encoding::percent_decode_str(role.role().unwrap().assume_role_policy_document().unwrap());
+    let trust = trust.decode_utf8().unwrap();
+    assert!(trust.contains("vpc-flow-logs.amazonaws.com") && trust.contains(":vpc-flow-log/*"), "{trust}");
+    let inline =
+        sdk.iam.get_role_policy().role_name("app-flow-logs").policy_name("fargate-stack").send().await.unwrap();
+    let inline = percent_encoding::percent_decode_str(inline.policy_document()).decode_utf8().unwrap().to_string();
+    let group_arn = recorded["flow-log-group"]["attrs"]["arn"].as_str().unwrap();
+    assert!(inline.contains(&format!("\"{group_arn}:*\"")) && !inline.contains("CreateLogGroup"), "{inline}");
+    let retention = || async {
+        let groups = sdk.logs.describe_log_groups().log_group_name_prefix("/vpc/app/").send().await.unwrap();
+        groups.log_groups().iter().map(|g| g.retention_in_days()).collect::<Vec<_>>()
+    };
+    assert_eq!(retention().await, [Some(365)]);
+
+    // `status` shows them; a retention changed by hand is brought back in place.
+    let status = app.run(&["--output", "json", "status"]).ok().json();
+    let rows: Vec<&str> = status["resources"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+    for key in ["flow-log-group", "role-flow-logs", "flow-log"] {
+        assert!(rows.contains(&key), "{key}: {rows:?}");
+    }
+    sdk.logs.put_retention_policy().log_group_name("/vpc/app/flow-logs").retention_in_days(30).send().await.unwrap();
+    let repaired = app.run(&["--output", "json", "up", "--no-wait"]).ok().json();
+    let outcome = |doc: &Value, name: &str| {
+        doc["steps"].as_array().unwrap().iter().find(|s| s["name"] == name).map(|s| s["outcome"].clone())
+    };
+    assert_eq!(outcome(&repaired, "flow-log-group"), Some("updated".into()), "{repaired}");
+    assert_eq!(retention().await, [Some(365)]);
+
+    // Turned off: the plan says what goes and why, `up` removes all three, app-2's stay.
+    app.write_config(&config_with(&[("name", "name = \"app\""), ("enabled", "enabled = false")]));
+    let plan = app.run(&["--output", "json", "up", "--dry-run"]).ok().json();
+    let action = |name: &str| {
+        plan["resources"].as_array().unwrap().iter().find(|p| p["name"] == name).unwrap()["action"].clone()
+    };
+    for key in ["flow-log-group", "role-flow-logs", "flow-log"] {
+        assert_eq!(action(key), "delete", "{key}: {plan}");
+    }
+    assert!(plan.to_string().contains("EC2.6"), "{plan}");
+    let off = app.run(&["--output", "json", "up", "--no-wait", "--yes"]).ok().json();
+    for key in ["flow-log-group", "role-flow-logs", "flow-log"] {
+        assert_eq!(outcome(&off, key), Some("deleted".into()), "{key}: {off}");
+        assert!(state_of(&app, "app")["resources"].get(key).is_none(), "{key} still recorded");
+    }
+    let left = sdk.ec2.describe_flow_logs().send().await.unwrap();
+    let vpcs: Vec<Option<&str>> = left.flow_logs().iter().map(|f| f.resource_id()).collect();
+    assert!(!vpcs.contains(&Some(vpc)) && vpcs.len() == 1, "only app-2's: {vpcs:?}");
+    assert!(retention().await.is_empty());
+    assert_exactly_one_of(&sdk, "app-2").await;
+
+    for (cli, name) in [(&app, "app"), (&other, "app-2")] {
+        cli.run(&["down", "--yes"]).ok();
+        let left = leftovers(&sdk, name).await;
+        assert!(left.is_empty(), "left of {name}: {left:#?}");
+    }
+    assert!(sdk.ec2.describe_flow_logs().send().await.unwrap().flow_logs().is_empty());
 }

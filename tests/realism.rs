@@ -62,17 +62,31 @@ async fn full_cycle_waits_for_what_aws_needs_and_leaves_nothing() {
         .collect();
     assert!(refused.is_empty(), "AWS would have refused: {refused:#?}");
 
+    // Access logs on, into the stack's own bucket, which the layer checked lets ELB write.
+    // (Read through the layer, which keeps a policy's conditioned statements that moto cannot hold.)
+    let bucket = access_log_bucket(&sdk_at(&realism.url(), "us-east-1").await, &cli).await;
+
     // A second up: one round of describe calls, not one change.
     cli.run(&["up"]).ok();
     let again = &realism.calls()[calls.len()..];
     let mutating: Vec<&Value> = again.iter().filter(|c| is_mutating(c["action"].as_str().unwrap())).collect();
     assert!(mutating.is_empty() && !again.is_empty(), "no-op up changed things: {mutating:#?}");
 
+    // Logs in the bucket: `down` keeps it and says so, and `down --delete-data` empties and deletes it.
+    let log = aws_sdk_s3::primitives::ByteStream::from_static(b"h2 2026-12-03T07:00:00Z app/x 1.2.3.4:5 - 200");
+    sdk.s3.put_object().bucket(&bucket).key("AWSLogs/123456789012/x.log.gz").body(log).send().await.unwrap();
     let before_down = realism.calls().len();
     let down = cli.run(&["down", "--yes"]);
     assert_eq!(down.code, 0, "{}\n{}", down.stdout, down.stderr);
+    assert!(down.stdout.contains(&format!("bucket {bucket} holds access logs and was kept")), "{}", down.stdout);
+    assert_eq!(leftovers(&sdk, STACK).await, [format!("s3:bucket {bucket}")]);
+    let status = cli.run(&["status"]);
+    assert!(status.stdout.contains(&format!("only access-log bucket {bucket} is left")), "{}", status.stdout);
+    let emptied = cli.run(&["down", "--yes", "--delete-data"]);
+    assert_eq!(emptied.code, 0, "{}\n{}", emptied.stdout, emptied.stderr);
     let left = leftovers(&sdk, STACK).await;
     assert!(left.is_empty(), "left behind: {left:#?}");
+    assert!(cli.state().is_none(), "the state goes with the bucket");
     // Teardown followed AWS's hard constraints: the load balancer and the NAT gateway went while the
     // service drained, and each delete waited for the ENIs that block it (read calls) instead of
     // being refused and retried.
@@ -100,6 +114,39 @@ async fn full_cycle_waits_for_what_aws_needs_and_leaves_nothing() {
         "started with the service's drain"
     );
     assert_eq!(count(down_calls, "DeleteVpc", None), 1);
+}
+
+/// The load balancer logs to the stack's own bucket, which is private, SSE-S3, expiring, tagged,
+/// and whose policy lets the region's ELB account write; its name.
+async fn access_log_bucket(sdk: &Sdk, cli: &Cli) -> String {
+    let state = cli.state().unwrap();
+    let bucket = state["resources"]["access-log-bucket"]["id"].as_str().unwrap().to_string();
+    assert_eq!(bucket, format!("{STACK}-alb-logs-123456789012-us-east-1"));
+    let lb = state["resources"]["load-balancer"]["id"].as_str().unwrap();
+    let out = sdk.elb.describe_load_balancer_attributes().load_balancer_arn(lb).send().await.unwrap();
+    let attr = |key: &str| out.attributes().iter().find(|a| a.key() == Some(key)).and_then(|a| a.value());
+    assert_eq!(attr("access_logs.s3.enabled"), Some("true"));
+    assert_eq!(attr("access_logs.s3.bucket"), Some(bucket.as_str()));
+    let s3 = &sdk.s3;
+    let sse = s3.get_bucket_encryption().bucket(&bucket).send().await.unwrap();
+    let rule = &sse.server_side_encryption_configuration().unwrap().rules()[0];
+    assert_eq!(rule.apply_server_side_encryption_by_default().unwrap().sse_algorithm().as_str(), "AES256");
+    let block = s3.get_public_access_block().bucket(&bucket).send().await.unwrap();
+    let block = block.public_access_block_configuration().unwrap();
+    assert_eq!((block.block_public_acls(), block.restrict_public_buckets()), (Some(true), Some(true)));
+    let owner = s3.get_bucket_ownership_controls().bucket(&bucket).send().await.unwrap();
+    assert_eq!(owner.ownership_controls().unwrap().rules()[0].object_ownership().as_str(), "BucketOwnerEnforced");
+    let life = s3.get_bucket_lifecycle_configuration().bucket(&bucket).send().await.unwrap();
+    assert_eq!(life.rules()[0].expiration().and_then(|e| e.days()), Some(90));
+    let tags = s3.get_bucket_tagging().bucket(&bucket).send().await.unwrap();
+    assert!(
+        tags.tag_set().iter().any(|t| t.key() == "fargate-stack:stack" && t.value() == STACK),
+        "tagged at creation"
+    );
+    let policy = s3.get_bucket_policy().bucket(&bucket).send().await.unwrap();
+    let policy = policy.policy().unwrap();
+    assert!(policy.contains("arn:aws:iam::127311923021:root") && policy.contains("aws:SecureTransport"), "{policy}");
+    bucket
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -253,10 +300,15 @@ async fn killed_after_any_mutating_call(backend: Backend, command: &str) {
 }
 
 /// Which mutating calls of `args` to kill after, numbered as they come in an uninterrupted run.
-/// With the local state: every one. With the state in S3: every write to the bucket (the lock, each
-/// state write, the state's and the lock's deletion), so each state the S3 object passes through
-/// is one a killed run leaves. A kill between two writes (a resource made, not yet recorded) is
-/// resumed by adoption by tag, which does not depend on where the state is: the local run covers it.
+/// With the local state: every action's first two calls (a third `CreateSubnet` or `CreateRole`
+/// is resumed as the first two were: by the same adoption by tag or name, so the run stays as long
+/// as the stack grows by families), and of a run of settings put on one S3 bucket (its public access
+/// block, encryption, policy, lifecycle: each resumed alike, by the next run's diff) only the first.
+/// With the state in S3: every write to the state's bucket (the lock, each state write, the state's
+/// and the lock's deletion: object writes, not the access-log bucket's settings), so each state the
+/// S3 object passes through is one a killed run leaves. A kill between two writes (a resource made,
+/// not yet recorded) is resumed by adoption by tag, which does not depend on where the state is: the
+/// local run covers it.
 async fn kill_points(backend: Backend, emulator: &Emulator, command: &str, args: &[&str]) -> Vec<usize> {
     emulator.reset();
     let realism = Realism::start(emulator, RealismOptions { time_scale: 0.001, ..Default::default() });
@@ -268,10 +320,22 @@ async fn kill_points(backend: Backend, emulator: &Emulator, command: &str, args:
     cli.run(args).ok();
     let calls: Vec<Value> =
         realism.calls().into_iter().filter(|c| is_mutating(c["action"].as_str().unwrap())).collect();
-    let points: Vec<usize> = calls[before..]
+    let calls = &calls[before..];
+    let bucket_setting = |c: &Value| {
+        c["service"] == "s3" && c["action"].as_str().is_some_and(|a| a.starts_with("Put") && !a.ends_with("Object"))
+    };
+    let mut taken: std::collections::HashMap<String, usize> = Default::default();
+    let points: Vec<usize> = calls
         .iter()
         .enumerate()
-        .filter(|(_, c)| backend == Backend::Local || c["service"] == "s3")
+        .filter(|(i, c)| match backend {
+            Backend::Local => {
+                let seen = taken.entry(c["action"].as_str().unwrap().to_string()).or_default();
+                *seen += 1;
+                *seen <= 2 && !(bucket_setting(c) && *i > 0 && bucket_setting(&calls[i - 1]))
+            }
+            Backend::S3 => c["service"] == "s3" && c["action"].as_str().is_some_and(|a| a.ends_with("Object")),
+        })
         .map(|(i, _)| i + 1)
         .collect();
     assert!(!points.is_empty(), "{command} made no mutating call");

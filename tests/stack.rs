@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use aws_sdk_dynamodb::types::{AttributeValue, BillingMode, KeyType, TableStatus};
 use aws_sdk_ec2::types::Filter;
 use common::*;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 fn tags_ok(tags: impl IntoIterator<Item = (String, String)>, name_prefix: &str) -> Result<(), String> {
     let tags: Vec<(String, String)> = tags.into_iter().collect();
@@ -435,6 +435,43 @@ async fn second_up_changes_nothing() {
     assert_eq!(sdk.ec2.describe_vpcs().filters(ec2_tag_filter(STACK)).send().await.unwrap().vpcs().len(), 1);
     let defs = sdk.ecs.list_task_definitions().family_prefix("simple-ecs-dev-server").send().await.unwrap();
     assert_eq!(defs.task_definition_arns().len(), 1, "no new revision");
+    access_logs_move_to_a_given_bucket_only_if_elb_may_write_there(&sdk, &cli).await;
+}
+
+/// `access_logs = { bucket, prefix }`: refused before any change while the bucket's policy does not
+/// let ELB write; then the load balancer's attributes change in place, the stack's own (empty)
+/// bucket goes, and `down` leaves the given bucket alone.
+async fn access_logs_move_to_a_given_bucket_only_if_elb_may_write_there(sdk: &Sdk, cli: &Cli) {
+    const GIVEN: &str = "team-alb-logs";
+    let own = cli.state().unwrap()["resources"]["access-log-bucket"]["id"].as_str().unwrap().to_string();
+    create_bucket(sdk, GIVEN).await;
+    cli.write_config(&config_with(&[(
+        "access_logs",
+        "access_logs = { bucket = \"team-alb-logs\", prefix = \"alb\" }",
+    )]));
+    // (`--yes`: this config file replaces the built-in one the stack was made with.)
+    let refused = cli.run(&["up", "--no-wait", "--yes"]);
+    assert_ne!(refused.code, 0, "{}", refused.stdout);
+    assert!(refused.stderr.contains("does not let Elastic Load Balancing write"), "{}", refused.stderr);
+    assert!(refused.stderr.contains("arn:aws:iam::127311923021:root"), "names the statement: {}", refused.stderr);
+    assert!(sdk.s3.head_bucket().bucket(&own).send().await.is_ok(), "nothing was changed");
+    let policy = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Principal": {"AWS": "arn:aws:iam::127311923021:root"}, "Action": "s3:PutObject",
+        "Resource": format!("arn:aws:s3:::{GIVEN}/alb/AWSLogs/123456789012/*")}]});
+    sdk.s3.put_bucket_policy().bucket(GIVEN).policy(policy.to_string()).send().await.unwrap();
+    let plan = cli.run(&["up", "--dry-run", "--yes"]).ok();
+    assert!(plan.stdout.contains("access_logs.s3.bucket") && plan.stdout.contains(GIVEN), "{}", plan.stdout);
+    cli.run(&["up", "--no-wait", "--yes"]).ok();
+    let state = cli.state().unwrap();
+    assert!(state["resources"].get("access-log-bucket").is_none(), "{state}");
+    assert!(sdk.s3.head_bucket().bucket(&own).send().await.is_err(), "the stack's own empty bucket went");
+    let lb = state["resources"]["load-balancer"]["id"].as_str().unwrap();
+    let out = sdk.elb.describe_load_balancer_attributes().load_balancer_arn(lb).send().await.unwrap();
+    let attr = |key: &str| out.attributes().iter().find(|a| a.key() == Some(key)).and_then(|a| a.value());
+    assert_eq!((attr("access_logs.s3.bucket"), attr("access_logs.s3.prefix")), (Some(GIVEN), Some("alb")));
+    cli.run(&["down", "--yes"]).ok();
+    assert!(sdk.s3.head_bucket().bucket(GIVEN).send().await.is_ok(), "the given bucket is the user's");
+    assert!(leftovers(sdk, STACK).await.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -593,6 +630,12 @@ fn bad_config_fails_before_any_aws_call() {
         (vec![("cidr", "cidr = \"10.0.0.0/25\"")], "network.cidr"),
         (vec![("az_count", "az_count = 1")], "network.az_count"),
         (vec![("listener_port", "listener_port = 70000")], "load_balancer.listener_port"),
+        (vec![("access_logs", "access_logs = { bucket = \"Logs_Bucket\" }")], "load_balancer.access_logs"),
+        (
+            vec![("access_logs", "access_logs = { bucket = \"logs\", prefix = \"x/AWSLogs\" }")],
+            "load_balancer.access_logs",
+        ),
+        (vec![("access_logs_expiration_days", "access_logs_expiration_days = 0")], "access_logs_expiration_days"),
     ] {
         cli.write_config(&config_with(&edits));
         let run = cli.run(&["up"]);

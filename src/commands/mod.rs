@@ -3,6 +3,7 @@
 
 pub mod access_check;
 pub mod completions;
+pub mod cost;
 pub mod deploy;
 pub mod down;
 pub mod list;

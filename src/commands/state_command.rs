@@ -410,13 +410,7 @@ where
 
 /// Whether default encryption is configured, and with which algorithms.
 fn encryption(config: Option<&ServerSideEncryptionConfiguration>) -> (bool, String) {
-    let algorithms: Vec<String> = config
-        .map(|c| c.rules())
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|r| r.apply_server_side_encryption_by_default())
-        .map(|d| d.sse_algorithm().as_str().to_string())
-        .collect();
+    let algorithms = crate::resources::access_logs::sse_algorithms(config);
     (!algorithms.is_empty(), if algorithms.is_empty() { "no rule".into() } else { algorithms.join(", ") })
 }
 

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::cli::StatusArgs;
+use crate::commands::cost::Bill;
 use crate::commands::{inspect, state_home, CommandError, Outputs, ResourceRow, Setup, StackState, EXIT_ATTENTION};
 use crate::context::Ctx;
 use crate::graph::Graph;
@@ -105,6 +106,10 @@ pub struct StatusReport {
     /// The local file (left by `state push`) that led to `state_file`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub state_pointer: Option<String>,
+    /// The monthly bill of what was applied (of the config, for a state from before bills were
+    /// recorded); none for a stack that is not running.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost: Option<Bill>,
 }
 
 impl Report for StatusReport {
@@ -153,6 +158,10 @@ impl Report for StatusReport {
             for warning in &c.warnings {
                 text.line(format!("  warning: {warning}"));
             }
+        }
+        if let Some(cost) = &self.cost {
+            text.line(String::new());
+            cost.render("bill", text);
         }
         if self.tracked && self.state != StackState::Retained {
             text.line(String::new());
@@ -235,6 +244,7 @@ pub async fn status(setup: &Setup, events: usize) -> Result<StatusReport, Comman
     // stack of this name could have, looked for by tag and name.
     let shape = if tracked { Shape::covering(&setup.config, &state) } else { Shape::discovering(&setup.config) };
     let graph = resources::stack(&shape)?;
+    let cost = (tracked && !retained).then(|| bill(setup, &graph, &state));
     let ctx: Arc<Ctx> = setup.read_only(state.clone());
     let mut rows =
         if retained { retained_rows(&graph, &ctx, &state).await? } else { inspect(setup, &graph, ctx.clone()).await? };
@@ -293,5 +303,13 @@ pub async fn status(setup: &Setup, events: usize) -> Result<StatusReport, Comman
         lock,
         state_elsewhere,
         state_pointer: setup.pointer.as_ref().map(|p| p.display().to_string()),
+        cost,
     })
+}
+
+/// What the stack bills: as applied last, or (a state from before bills were recorded) as the
+/// config would.
+fn bill(setup: &Setup, graph: &Graph, state: &State) -> Bill {
+    let applied = state.applied.as_ref().map(|a| a.bill.clone()).filter(|b| !b.is_empty());
+    Bill::new(&setup.region, &applied.unwrap_or_else(|| graph.bill(&setup.config)), None)
 }

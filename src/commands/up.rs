@@ -9,15 +9,17 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::access::Verb;
+use crate::bill::BilledLine;
 use crate::cli::UpArgs;
 use crate::commands::access_check::{self, Checked};
+use crate::commands::cost::Bill;
 use crate::commands::{
     check_steps, confirm, inspect, state_home, summary, CommandError, Outputs, ResourceRow, Setup, StackState,
 };
 use crate::config::ConfigSource;
 use crate::context::Ctx;
 use crate::graph::{Direction, Graph, StepReport, StepResult};
-use crate::model::{Change, Health, Key, Kind, Outcome, Removal, Resource, Shape};
+use crate::model::{Change, Health, Key, Kind, Outcome, Removal, Replacing, Resource, Shape};
 use crate::progress::Progress;
 use crate::report::{self, Report, Text};
 use crate::resources;
@@ -111,6 +113,9 @@ pub struct Plan {
     /// Why `up` would stop before changing anything: replacements.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub refused: Vec<String>,
+    /// What `up --replace` replaces instead of refusing.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub replacing: Vec<Key>,
     /// Why `up` would stop before changing anything: what is in the way.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub blocked: Vec<String>,
@@ -132,6 +137,8 @@ pub struct Plan {
     /// What the defaults it creates or changes cost (the log group's retention).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub costs: Vec<String>,
+    /// The monthly bill of the config, against what was applied last.
+    pub cost: Bill,
 }
 
 /// The config's graph and the one that also covers what the state records beyond it.
@@ -152,6 +159,88 @@ fn removal(graphs: &Graphs, key: Key, setup: &Setup) -> Removal {
     graphs.node(key).map_or(Removal::AfterUp, |n| n.removal(&setup.config))
 }
 
+/// What the plan says of the config as a whole: who owns the running count, and plain HTTP.
+fn notes(config: &crate::config::Config) -> (Option<String>, Option<String>) {
+    // With [autoscaling], a changed service.desired_count is no change: the autoscaler owns the count.
+    let scaling = config.autoscaling.as_ref().map(|a| {
+        format!(
+            "with [autoscaling], Application Auto Scaling owns the running count ({}..={}): service.desired_count \
+             ({}) is not applied to a running service",
+            a.min_count, a.max_count, config.service.desired_count
+        )
+    });
+    let plain_http = config.https.is_none().then(|| {
+        format!(
+            "HTTP only: without [https] the load balancer serves plain HTTP on port {} (Security Hub ELB.1); \
+             add [https] with a domain or certificate_arn for TLS",
+            config.load_balancer.listener_port
+        )
+    });
+    (scaling, plain_http)
+}
+
+/// The plan's rows: the config's resources as found, then what the state records beyond the
+/// config (deleted, or refused when it cannot go).
+fn plan_rows(setup: &Setup, graphs: &Graphs, rows: &[ResourceRow], orphans: &[ResourceRow]) -> Vec<PlanRow> {
+    let mut resources: Vec<PlanRow> = rows.iter().map(|r| PlanRow::of(graphs, r)).collect();
+    for orphan in orphans {
+        let refused = match removal(graphs, orphan.name, setup) {
+            Removal::Refused(change) => Some(change),
+            _ => None,
+        };
+        resources.push(PlanRow {
+            name: orphan.name,
+            kind: orphan.kind,
+            action: if refused.is_some() { Action::Replace } else { Action::Delete },
+            id: orphan.id.clone(),
+            changes: refused.into_iter().collect(),
+            detail: graphs
+                .node(orphan.name)
+                .and_then(|n| n.removal_note(&orphan.inspection))
+                .unwrap_or_else(|| "no longer in the config".into()),
+        });
+    }
+    resources
+}
+
+/// Each replacement `up` refuses (all but those `--replace` names): what changes, and why.
+fn refusals(resources: &[PlanRow], replacing: &[Key]) -> Vec<String> {
+    resources
+        .iter()
+        .filter(|r| r.action == Action::Replace && !replacing.contains(&r.name))
+        .map(|r| {
+            let why: Vec<String> = r.changes.iter().filter(|c| c.replace).map(Change::to_string).collect();
+            format!("{}: {} (AWS cannot change this in place: it needs a new {})", r.name, why.join("; "), r.name)
+        })
+        .collect()
+}
+
+impl PlanRow {
+    /// What `up` would do to a resource of the config's graph.
+    fn of(graphs: &Graphs, row: &ResourceRow) -> PlanRow {
+        let made_with = graphs.node(row.name).and_then(|n| n.lifecycle().made_with);
+        match (Action::of(row), made_with) {
+            // Nothing to create: AWS makes it with its parent, and `up` configures it.
+            (Action::Create, Some(parent)) => PlanRow {
+                name: row.name,
+                kind: row.kind,
+                action: Action::Update,
+                id: None,
+                changes: vec![],
+                detail: format!("AWS makes it with the {parent}; its rules are removed"),
+            },
+            (action, _) => PlanRow {
+                name: row.name,
+                kind: row.kind,
+                action,
+                id: row.id.clone(),
+                changes: row.changes.clone(),
+                detail: if row.changes.is_empty() { row.detail.clone() } else { String::new() },
+            },
+        }
+    }
+}
+
 impl Plan {
     /// The plan from the live rows of the config's graph, the resources the state records that
     /// the config no longer has, and the config last applied.
@@ -162,62 +251,15 @@ impl Plan {
         applied: Option<&Applied>,
         image: Option<String>,
         resuming: Option<&str>,
+        replacing: &[Key],
     ) -> Plan {
-        let mut resources: Vec<PlanRow> = rows
-            .iter()
-            .map(|r| {
-                let made_with = graphs.node(r.name).and_then(|n| n.lifecycle().made_with);
-                match (Action::of(r), made_with) {
-                    // Nothing to create: AWS makes it with its parent, and `up` configures it.
-                    (Action::Create, Some(parent)) => PlanRow {
-                        name: r.name,
-                        kind: r.kind,
-                        action: Action::Update,
-                        id: None,
-                        changes: vec![],
-                        detail: format!("AWS makes it with the {parent}; its rules are removed"),
-                    },
-                    (action, _) => PlanRow {
-                        name: r.name,
-                        kind: r.kind,
-                        action,
-                        id: r.id.clone(),
-                        changes: r.changes.clone(),
-                        detail: if r.changes.is_empty() { r.detail.clone() } else { String::new() },
-                    },
-                }
-            })
-            .collect();
+        let resources = plan_rows(setup, graphs, rows, orphans);
         let blocked: Vec<String> = rows.iter().filter_map(|r| r.blocked.clone()).collect();
-        for orphan in orphans {
-            let refused = match removal(graphs, orphan.name, setup) {
-                Removal::Refused(change) => Some(change),
-                _ => None,
-            };
-            resources.push(PlanRow {
-                name: orphan.name,
-                kind: orphan.kind,
-                action: if refused.is_some() { Action::Replace } else { Action::Delete },
-                id: orphan.id.clone(),
-                changes: refused.into_iter().collect(),
-                detail: graphs
-                    .node(orphan.name)
-                    .and_then(|n| n.removal_note(&orphan.inspection))
-                    .unwrap_or_else(|| "no longer in the config".into()),
-            });
-        }
         let mut counts = BTreeMap::new();
         for r in &resources {
             *counts.entry(r.action).or_default() += 1;
         }
-        let refused: Vec<String> = resources
-            .iter()
-            .filter(|r| r.action == Action::Replace)
-            .map(|r| {
-                let why: Vec<String> = r.changes.iter().filter(|c| c.replace).map(Change::to_string).collect();
-                format!("{}: {} (AWS cannot change this in place: it needs a new {})", r.name, why.join("; "), r.name)
-            })
-            .collect();
+        let refused = refusals(&resources, replacing);
         // What the changes cause elsewhere (a new task definition revision rolls the service).
         let other = |key: Key| rows.iter().find(|r| r.name == key).map(|r| r.inspection.clone());
         let rollout = rows.iter().find_map(|r| graphs.node(r.name).and_then(|n| n.plan_note(&r.inspection, &other)));
@@ -230,28 +272,19 @@ impl Plan {
                 }
             });
         let resuming = resuming.map(str::to_string);
-        // With [autoscaling], a changed service.desired_count is no change: the autoscaler owns the count.
-        let scaling = setup.config.autoscaling.as_ref().map(|a| {
-            format!(
-                "with [autoscaling], Application Auto Scaling owns the running count ({}..={}): service.desired_count \
-                 ({}) is not applied to a running service",
-                a.min_count, a.max_count, setup.config.service.desired_count
-            )
-        });
-        let plain_http = setup.config.https.is_none().then(|| {
-            format!(
-                "HTTP only: without [https] the load balancer serves plain HTTP on port {} (Security Hub ELB.1); \
-                 add [https] with a domain or certificate_arn for TLS",
-                setup.config.load_balancer.listener_port
-            )
-        });
+        let (scaling, plain_http) = notes(&setup.config);
         let costs =
             rows.iter().filter_map(|r| graphs.node(r.name).and_then(|n| n.cost_note(&setup.config, r))).collect();
+        // Before: what was applied last, or nothing when nothing exists yet.
+        let nothing_yet = rows.iter().all(|r| r.status == Health::Missing) && orphans.is_empty();
+        let before = applied.map(|a| a.bill.as_slice()).filter(|b| !b.is_empty()).or(nothing_yet.then_some(&[][..]));
+        let cost = Bill::new(&setup.region, &graphs.config.bill(&setup.config), before);
         Plan {
             resources,
             counts,
             rollout,
             refused,
+            replacing: replacing.to_vec(),
             blocked,
             config_switch,
             image,
@@ -259,6 +292,7 @@ impl Plan {
             scaling,
             plain_http,
             costs,
+            cost,
         }
     }
 
@@ -279,7 +313,7 @@ impl Plan {
         let advice: Vec<Option<&'static str>> = self
             .resources
             .iter()
-            .filter(|r| r.action == Action::Replace)
+            .filter(|r| r.action == Action::Replace && !self.replacing.contains(&r.name))
             .map(|r| graphs.node(r.name).and_then(|n| n.lifecycle().advice))
             .collect();
         match advice.first() {
@@ -289,6 +323,21 @@ impl Plan {
                  back (nothing was changed; the stack keeps running)"
             }
         }
+    }
+
+    /// `up` stops before any change: what is in the way, or a replacement it does not make.
+    fn stops(&self, graphs: &Graphs) -> Result<(), CommandError> {
+        if !self.blocked.is_empty() {
+            return Err(CommandError::Refused(format!(
+                "nothing was changed: {}. fargate-stack never overwrites or deletes what is not the stack's",
+                self.blocked.join("; ")
+            )));
+        }
+        if !self.refused.is_empty() {
+            let how = self.advice(graphs);
+            return Err(CommandError::Refused(format!("nothing was changed: {}. {how}", self.refused.join("; "))));
+        }
+        Ok(())
     }
 
     /// A plan `up` would refuse is an error (exit 1), so that CI stops on it; with
@@ -321,7 +370,11 @@ impl Plan {
         for r in &self.resources {
             table.push(vec![format!("  {}", r.action.word()), r.name.to_string(), r.detail.clone()]);
             for change in &r.changes {
-                let note = if change.replace { "  (replaces it: refused)" } else { "" };
+                let note = match (change.replace, self.replacing.contains(&r.name)) {
+                    (false, _) => String::new(),
+                    (true, false) => "  (replaces it: refused)".into(),
+                    (true, true) => format!("  (replaces it: `up --replace {}`)", r.name),
+                };
                 table.push(vec![String::new(), format!("  {change}{note}")]);
             }
         }
@@ -341,6 +394,7 @@ impl Plan {
         for cost in &self.costs {
             text.line(format!("cost: {cost}"));
         }
+        self.cost.render("bill", text);
         if let Some(switch) = &self.config_switch {
             text.line(format!(
                 "config: this run uses {}, but {} was applied last ({}); `up` asks before applying it",
@@ -348,12 +402,13 @@ impl Plan {
             ));
         }
         text.line(format!(
-            "plan: {} to create, {} to adopt, {} to update, {} to delete, {} to replace (refused), {} unchanged{}",
+            "plan: {} to create, {} to adopt, {} to update, {} to delete, {} to replace ({}), {} unchanged{}",
             self.count(Action::Create),
             self.count(Action::Adopt),
             self.count(Action::Update),
             self.count(Action::Delete),
             self.count(Action::Replace),
+            if self.replacing.is_empty() { "refused" } else { "--replace" },
             self.count(Action::Unchanged) + self.count(Action::Wait),
             match self.count(Action::Blocked) {
                 0 => String::new(),
@@ -413,6 +468,9 @@ pub struct UpReport {
     pub outputs: Outputs,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// What the run kept or left to do by hand (the table a replacement took over from).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     #[serde(skip)]
@@ -431,12 +489,15 @@ impl Report for UpReport {
         if self.no_wait {
             text.line("  (not waited for the service to become healthy: see `fargate-stack status`)");
         }
+        for note in &self.notes {
+            text.line(format!("note: {note}"));
+        }
     }
 }
 
 pub async fn run(setup: &Setup, args: &UpArgs) -> Result<ExitCode, CommandError> {
     if args.dry_run {
-        let report = dry_run(setup).await?;
+        let report = dry_run(setup, args).await?;
         report::emit(setup.format, &report);
         return report.plan.exit_code(args.detailed_exitcode);
     }
@@ -454,6 +515,25 @@ fn graphs(setup: &Setup, state: &State, waits: bool) -> Result<Graphs, CommandEr
         config: resources::stack(&Shape::of(&setup.config).with_waits(waits))?,
         covering: resources::stack(&Shape::covering(&setup.config, state))?,
     })
+}
+
+/// The resources `--replace` names, each one that `up` can replace.
+fn replacing(graphs: &Graphs, args: &UpArgs) -> Result<Vec<Key>, CommandError> {
+    let replaceable: Vec<Key> =
+        graphs.config.nodes().iter().filter(|n| n.lifecycle().replaceable).map(|n| n.key()).collect();
+    let names: Vec<String> = replaceable.iter().map(Key::to_string).collect();
+    args.replace
+        .iter()
+        .map(|asked| {
+            replaceable.iter().copied().find(|k| k.to_string() == *asked).ok_or_else(|| {
+                CommandError::Usage(format!(
+                    "--replace {asked}: `up` replaces only {} this way; what else AWS cannot change in place is \
+                     refused with the reason",
+                    names.join(", ")
+                ))
+            })
+        })
+        .collect()
 }
 
 /// The live rows of the config's graph, and of what the state records beyond it.
@@ -509,15 +589,17 @@ async fn preflight(graph: &Graph, ctx: &Arc<Ctx>) -> Result<(), CommandError> {
     Ok(())
 }
 
-async fn dry_run(setup: &Setup) -> Result<PlanReport, CommandError> {
+async fn dry_run(setup: &Setup, args: &UpArgs) -> Result<PlanReport, CommandError> {
     let state = setup.read_state().await?.unwrap_or_else(|| State::new(&setup.config.name, &setup.region));
     let graphs = graphs(setup, &state, false)?;
+    let replacing = replacing(&graphs, args)?;
     let ctx = setup.read_only(state.clone());
     let (home, checked) = tokio::join!(state_home::find(setup), check(setup, &graphs, &ctx, &state));
     let (rows, orphans) = checked?;
     let image = image::wanted(&ctx.scope()).note();
     let resuming = state.unfinished.as_deref();
-    let mut plan = Plan::new(setup, &graphs, (&rows, &orphans), state.applied.as_ref(), image, resuming);
+    let applied = state.applied.as_ref();
+    let mut plan = Plan::new(setup, &graphs, (&rows, &orphans), applied, image, resuming, &replacing);
     if let Some(home) = home? {
         if let Some(other) = home.elsewhere(setup) {
             plan.blocked.push(state_home::refusal(setup, &home, other).to_string());
@@ -530,6 +612,8 @@ async fn apply(setup: &Setup, args: &UpArgs, ctx: &Arc<Ctx>) -> Result<ExitCode,
     let state = ctx.snapshot();
     let graphs = graphs(setup, &state, !args.no_wait)?;
     let graph = &graphs.config;
+    let replacing = replacing(&graphs, args)?;
+    ctx.set_run(Replacing(replacing.clone()));
     let progress = setup.progress(&graph.keys());
     let location = setup.location();
     progress.note(&format!("fargate-stack up: stack {} in {} (state {location})", setup.config.name, setup.region));
@@ -548,20 +632,12 @@ async fn apply(setup: &Setup, args: &UpArgs, ctx: &Arc<Ctx>) -> Result<ExitCode,
     let (rows, orphans) = checked?;
     let image = image::wanted(&ctx.scope()).note();
     let resuming = ctx.store().interrupted().map(str::to_string);
-    let plan = Plan::new(setup, &graphs, (&rows, &orphans), state.applied.as_ref(), image, resuming.as_deref());
+    let applied = state.applied.as_ref();
+    let plan = Plan::new(setup, &graphs, (&rows, &orphans), applied, image, resuming.as_deref(), &replacing);
     if let Some(image) = &plan.image {
         progress.note(&format!("image: {image}"));
     }
-    if !plan.blocked.is_empty() {
-        return Err(CommandError::Refused(format!(
-            "nothing was changed: {}. fargate-stack never overwrites or deletes what is not the stack's",
-            plan.blocked.join("; ")
-        )));
-    }
-    if !plan.refused.is_empty() {
-        let how = plan.advice(&graphs);
-        return Err(CommandError::Refused(format!("nothing was changed: {}. {how}", plan.refused.join("; "))));
-    }
+    plan.stops(&graphs)?;
     let started = std::time::Instant::now();
     let converged = plan.converged(args.no_wait);
     if !converged {
@@ -576,8 +652,11 @@ async fn apply(setup: &Setup, args: &UpArgs, ctx: &Arc<Ctx>) -> Result<ExitCode,
     } else {
         execute(setup, &graphs, ctx, &progress, &plan).await?
     };
-    let result = check_steps(&steps);
-    record_finished(ctx.store(), &setup.source, result.is_ok()).await?;
+    let mut result = check_steps(&steps);
+    if result.is_ok() {
+        result = finish_up(graph, ctx).await;
+    }
+    record_finished(ctx.store(), &setup.source, graph.bill(&setup.config), result.is_ok()).await?;
     let elapsed = if converged { started.elapsed() } else { progress.elapsed() };
     let what = if converged { "nothing to change".to_string() } else { summary(&steps) };
     let verdict = if result.is_ok() { "done" } else { "failed" };
@@ -602,6 +681,7 @@ async fn apply(setup: &Setup, args: &UpArgs, ctx: &Arc<Ctx>) -> Result<ExitCode,
         steps,
         outputs: Outputs::of(ctx),
         warnings: ctx.warnings(),
+        notes: ctx.notes(),
         error: result.as_ref().err().map(|e| e.to_string()),
         no_wait: args.no_wait,
     };
@@ -620,6 +700,16 @@ async fn unchanged(graph: &Graph, ctx: &Arc<Ctx>, rows: &[ResourceRow]) -> Resul
     let unchanged =
         |key| StepReport { key, result: StepResult::Done { outcome: Outcome::Unchanged }, elapsed: Default::default() };
     Ok(graph.keys().into_iter().map(unchanged).collect())
+}
+
+/// Every step done: what the pass left for the end (a replaced table leaves the stack). In reverse
+/// order, what needs a resource before it: the task role drops its grant on the replaced table
+/// while the table still records which one that is.
+async fn finish_up(graph: &Graph, ctx: &Arc<Ctx>) -> Result<(), CommandError> {
+    for node in graph.nodes().iter().rev() {
+        node.finish_up(ctx).await?;
+    }
+    Ok(())
 }
 
 /// The up pass over the config's graph; then what the config no longer has goes, once the rest is
@@ -702,16 +792,25 @@ fn confirm_adoption(stack: &str, adoptions: &[String]) -> Result<(), CommandErro
 /// step's call either made nothing or AWS's answer was lost: what it made is then found by tag, and
 /// needs --adopt like anything else no state records), and, if every step is done, records the
 /// config applied.
-async fn record_finished(store: &Store, source: &ConfigSource, done: bool) -> Result<(), CommandError> {
+async fn record_finished(
+    store: &Store,
+    source: &ConfigSource,
+    bill: Vec<BilledLine>,
+    done: bool,
+) -> Result<(), CommandError> {
     let applied = Applied {
         config: source.path.clone(),
         sha256: source.sha256.clone(),
         at: chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        bill,
     };
     store
         .update(|state| {
             let finished = state.unfinished.take().is_some();
-            let same = state.applied.as_ref().is_some_and(|a| a.config == applied.config && a.sha256 == applied.sha256);
+            let same = state
+                .applied
+                .as_ref()
+                .is_some_and(|a| a.config == applied.config && a.sha256 == applied.sha256 && a.bill == applied.bill);
             if !done || same || state.resources.is_empty() {
                 return finished;
             }

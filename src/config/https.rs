@@ -148,22 +148,7 @@ impl Config {
                 ));
             }
         }
-        if OUTDATED_SSL_POLICIES.contains(&https.ssl_policy.as_str()) {
-            return Err(invalid(
-                "https.ssl_policy",
-                format!("{:?}", https.ssl_policy),
-                "allows TLS 1.0 or 1.1, which Security Hub flags (ELB.17) and browsers no longer offer; use a \
-                 TLS 1.2+ policy such as \"ELBSecurityPolicy-TLS13-1-2-2021-06\" (the default)"
-                    .into(),
-            ));
-        }
-        if !SSL_POLICIES.contains(&https.ssl_policy.as_str()) {
-            return Err(invalid(
-                "https.ssl_policy",
-                format!("{:?}", https.ssl_policy),
-                format!("expected one of the ELB predefined policies: {}", SSL_POLICIES.join(", ")),
-            ));
-        }
+        check_ssl_policy(https, invalid)?;
         if self.load_balancer.listener_port == HTTPS_PORT {
             return Err(invalid(
                 "load_balancer.listener_port",
@@ -173,6 +158,27 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// A predefined ELB policy, and not one that allows TLS 1.0 or 1.1 (Security Hub ELB.17).
+fn check_ssl_policy(https: &HttpsConfig, invalid: &Invalid) -> Result<(), ConfigError> {
+    if OUTDATED_SSL_POLICIES.contains(&https.ssl_policy.as_str()) {
+        return Err(invalid(
+            "https.ssl_policy",
+            format!("{:?}", https.ssl_policy),
+            "allows TLS 1.0 or 1.1, which Security Hub flags (ELB.17) and browsers no longer offer; use a \
+             TLS 1.2+ policy such as \"ELBSecurityPolicy-TLS13-1-2-2021-06\" (the default)"
+                .into(),
+        ));
+    }
+    if !SSL_POLICIES.contains(&https.ssl_policy.as_str()) {
+        return Err(invalid(
+            "https.ssl_policy",
+            format!("{:?}", https.ssl_policy),
+            format!("expected one of the ELB predefined policies: {}", SSL_POLICIES.join(", ")),
+        ));
+    }
+    Ok(())
 }
 
 /// `arn:<partition>:acm:<region>:<account>:certificate/<id>`.

@@ -1,4 +1,5 @@
-//! `[load_balancer]`: the HTTP listener's port and the target group's health checks.
+//! `[load_balancer]`: the HTTP listener's port, the target group's health checks, and where the
+//! access logs go.
 
 use serde::{Deserialize, Serialize};
 
@@ -23,6 +24,79 @@ pub struct LoadBalancerConfig {
     /// off first, for the stack's own load balancer only.
     #[serde(default = "defaults::deletion_protection")]
     pub deletion_protection: bool,
+    /// Access logs to S3 (Security Hub ELB.5): `true` (a bucket of the stack's own), `false`, or a
+    /// given bucket `{ bucket = "...", prefix = "..." }`.
+    #[serde(default)]
+    pub access_logs: AccessLogs,
+    /// Days the stack's own access-log bucket keeps a log before S3 expires it.
+    #[serde(default = "defaults::access_logs_expiration")]
+    pub access_logs_expiration_days: u32,
+}
+
+/// `load_balancer.access_logs`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum AccessLogs {
+    /// On, to a bucket the stack creates and owns (`true`), or off.
+    Switch(bool),
+    /// On, to the user's bucket: checked, never changed or deleted.
+    Given(GivenBucket),
+}
+
+impl Default for AccessLogs {
+    fn default() -> AccessLogs {
+        AccessLogs::Switch(true)
+    }
+}
+
+/// A bucket of the user's for the access logs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GivenBucket {
+    pub bucket: String,
+    /// Where in the bucket: `<prefix>/AWSLogs/<account>/...`; empty: at the top.
+    #[serde(default)]
+    pub prefix: String,
+}
+
+impl LoadBalancerConfig {
+    /// The stack makes and owns the access-log bucket.
+    pub fn owns_access_log_bucket(&self) -> bool {
+        self.access_logs == AccessLogs::Switch(true)
+    }
+
+    /// The user's bucket, when the config names one.
+    pub fn given_access_log_bucket(&self) -> Option<&GivenBucket> {
+        match &self.access_logs {
+            AccessLogs::Given(given) => Some(given),
+            AccessLogs::Switch(_) => None,
+        }
+    }
+}
+
+/// S3's rules for a general purpose bucket's name.
+pub fn check_bucket_name(name: &str) -> Result<(), String> {
+    let chars_ok = name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
+    let ends_ok =
+        name.starts_with(|c: char| c.is_ascii_alphanumeric()) && name.ends_with(|c: char| c.is_ascii_alphanumeric());
+    if !(3..=63).contains(&name.len()) || !chars_ok || !ends_ok || name.contains("..") {
+        return Err("an S3 bucket name: 3-63 characters of a-z, 0-9, '-' and '.', starting and ending with a letter \
+                    or digit"
+            .into());
+    }
+    Ok(())
+}
+
+/// What ELB accepts as an access-log prefix: no slash at either end, no `AWSLogs`.
+fn check_prefix(prefix: &str) -> Result<(), String> {
+    let chars_ok = prefix.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./!*'()".contains(&b));
+    if prefix.len() > 200 || !chars_ok || prefix.starts_with('/') || prefix.ends_with('/') {
+        return Err("at most 200 characters of a-z, A-Z, 0-9 and -_./!*'(), no '/' at either end".into());
+    }
+    if prefix.contains("AWSLogs") {
+        return Err("ELB adds AWSLogs/<account>/ itself; a prefix may not contain \"AWSLogs\"".into());
+    }
+    Ok(())
 }
 
 /// `[load_balancer]` absent: as an empty one.
@@ -36,11 +110,16 @@ impl Default for LoadBalancerConfig {
             unhealthy_threshold: defaults::unhealthy_threshold(),
             deregistration_delay_seconds: defaults::deregistration_delay(),
             deletion_protection: defaults::deletion_protection(),
+            access_logs: AccessLogs::default(),
+            access_logs_expiration_days: defaults::access_logs_expiration(),
         }
     }
 }
 
 mod defaults {
+    pub fn access_logs_expiration() -> u32 {
+        90
+    }
     pub fn deletion_protection() -> bool {
         true
     }
@@ -68,12 +147,13 @@ impl Config {
     /// `[load_balancer]`: health checks, deregistration delay.
     pub(super) fn validate_load_balancer(&self, invalid: &Invalid) -> Result<(), ConfigError> {
         let lb = &self.load_balancer;
-        let ranges: [(&'static str, u32, u32, u32); 5] = [
+        let ranges: [(&'static str, u32, u32, u32); 6] = [
             ("load_balancer.health_check_interval_seconds", lb.health_check_interval_seconds, 5, 300),
             ("load_balancer.health_check_timeout_seconds", lb.health_check_timeout_seconds, 2, 120),
             ("load_balancer.healthy_threshold", lb.healthy_threshold, 2, 10),
             ("load_balancer.unhealthy_threshold", lb.unhealthy_threshold, 2, 10),
             ("load_balancer.deregistration_delay_seconds", lb.deregistration_delay_seconds, 0, 3600),
+            ("load_balancer.access_logs_expiration_days", lb.access_logs_expiration_days, 1, 3650),
         ];
         for (key, value, min, max) in ranges {
             if value < min || value > max {
@@ -86,6 +166,12 @@ impl Config {
                 lb.health_check_timeout_seconds.to_string(),
                 "must be less than load_balancer.health_check_interval_seconds".into(),
             ));
+        }
+        if let Some(given) = lb.given_access_log_bucket() {
+            check_bucket_name(&given.bucket)
+                .map_err(|reason| invalid("load_balancer.access_logs", format!("bucket {:?}", given.bucket), reason))?;
+            check_prefix(&given.prefix)
+                .map_err(|reason| invalid("load_balancer.access_logs", format!("prefix {:?}", given.prefix), reason))?;
         }
         Ok(())
     }

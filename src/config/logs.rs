@@ -78,19 +78,19 @@ fn buffer_bytes(size: &str) -> Option<u64> {
     digits.parse::<u64>().ok().map(|n| n * scale)
 }
 
+/// A retention CloudWatch accepts (PutRetentionPolicy), for the log group configured at `key`.
+pub(super) fn check_retention(key: &'static str, days: u32, invalid: &Invalid) -> Result<(), ConfigError> {
+    if LOG_RETENTION_DAYS.contains(&days) {
+        return Ok(());
+    }
+    let accepted = LOG_RETENTION_DAYS.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ");
+    Err(invalid(key, days.to_string(), format!("CloudWatch accepts {accepted}")))
+}
+
 impl Config {
     /// `[logs]`: a retention CloudWatch accepts, a buffer size Docker reads.
     pub(super) fn validate_logs(&self, invalid: &Invalid) -> Result<(), ConfigError> {
-        if !LOG_RETENTION_DAYS.contains(&self.logs.retention_days) {
-            return Err(invalid(
-                "logs.retention_days",
-                self.logs.retention_days.to_string(),
-                format!(
-                    "CloudWatch accepts {}",
-                    LOG_RETENTION_DAYS.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")
-                ),
-            ));
-        }
+        check_retention("logs.retention_days", self.logs.retention_days, invalid)?;
         // The buffer lives in the task's memory: 4 KiB ..= 1 GiB, and never above the task's memory.
         let bytes = buffer_bytes(&self.logs.max_buffer_size);
         let task_memory = u64::from(self.service.memory) << 20;

@@ -3,6 +3,7 @@
 
 mod autoscaling;
 mod cluster;
+mod flow_logs;
 mod https;
 mod iam;
 mod load;
@@ -20,14 +21,15 @@ use serde::{Deserialize, Serialize};
 pub use crate::aws::is_region_name;
 pub use autoscaling::{AutoscalingConfig, MAX_SCALED_TASKS};
 pub use cluster::{ClusterConfig, ContainerInsights};
+pub use flow_logs::{FlowLogsConfig, TrafficType};
 pub use https::{check_domain, HttpsConfig, HTTPS_PORT, OUTDATED_SSL_POLICIES, SSL_POLICIES};
 pub use iam::IamConfig;
 pub use load::{ConfigSource, BUILT_IN};
-pub use load_balancer::LoadBalancerConfig;
+pub use load_balancer::{check_bucket_name, AccessLogs, GivenBucket, LoadBalancerConfig};
 pub use logs::{LogMode, LogsConfig, AUDIT_RETENTION_DAYS, LOG_RETENTION_DAYS};
 pub use network::{NetworkConfig, SubnetPlan, TaskEgress, MAX_AZS};
 pub use secrets::{SecretSource, MAX_SECRETS};
-pub use service::{validate_image, ServiceConfig, TABLE_ENV_VAR};
+pub use service::{validate_image, CpuArchitecture, ServiceConfig, TABLE_ENV_VAR};
 pub use table::{KeyAttribute, KeyType, TableConfig};
 
 /// The built-in stack, compiled in so the binary works with no file at all.
@@ -77,6 +79,9 @@ pub struct Config {
     /// Absent: the roles get no permissions boundary.
     #[serde(default)]
     pub iam: IamConfig,
+    /// Absent: the VPC's flow logs on, to a log group of their own.
+    #[serde(default)]
+    pub flow_logs: FlowLogsConfig,
 }
 
 /// Builds the error for a key: (key, value as written, what is allowed).
@@ -104,6 +109,7 @@ impl Config {
         self.validate_secrets(&invalid)?;
         self.validate_table(&invalid)?;
         self.validate_logs(&invalid)?;
+        self.validate_flow_logs(&invalid)?;
         self.validate_load_balancer(&invalid)?;
         if let Some(https) = &self.https {
             self.validate_https(https, &invalid)?;

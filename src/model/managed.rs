@@ -43,8 +43,10 @@ pub struct Lifecycle {
     pub found_first: bool,
     /// `down` may keep it on purpose.
     pub retention: Option<Retention>,
-    /// What to do when `up` refuses a replacement of it (else: `down`, then `up`).
+    /// What to do when `up` refuses a replacement of it (else: put the values back).
     pub advice: Option<&'static str>,
+    /// `up --replace <key>` replaces it ([`Managed::replace`]) instead of refusing.
+    pub replaceable: bool,
     /// AWS makes it with this resource and deletes it with it (the VPC's default security group):
     /// `up` only configures it, and `down` leaves it to go with that one.
     pub made_with: Option<Key>,
@@ -201,7 +203,23 @@ pub trait Managed: Send + Sync + 'static {
     async fn converged(&self, _ctx: &Scope<'_>, _found: &Inspection) -> Result<(), StackError> {
         Ok(())
     }
+
+    /// `up --replace <key>` (lifecycle `replaceable`): make and record the replacement of `live`,
+    /// leaving `live` itself as it is until [`Managed::finish_up`]; returns the replacement.
+    async fn replace(&self, _ctx: &Scope<'_>, _line: &Line, _live: Self::Live) -> Result<Self::Live, StackError> {
+        Err(StackError::Refused(format!("{}: `up` cannot replace it", self.key())))
+    }
+
+    /// Every step of `up` is done (the service runs on what the pass made): finish what the pass
+    /// left for the end (the table a replacement took over from).
+    async fn finish_up(&self, _ctx: &Scope<'_>) -> Result<(), StackError> {
+        Ok(())
+    }
 }
+
+/// This run's `up --replace` keys: their replacements are made instead of refused.
+#[derive(Debug, Default)]
+pub struct Replacing(pub Vec<Key>);
 
 /// A node of the stack's graph: a resource, a wait or a step.
 #[async_trait]
@@ -255,6 +273,9 @@ pub trait Resource: Send + Sync {
         Ok(None)
     }
     async fn converged(&self, _ctx: &Ctx, _found: &Inspection) -> Result<(), StackError> {
+        Ok(())
+    }
+    async fn finish_up(&self, _ctx: &Ctx) -> Result<(), StackError> {
         Ok(())
     }
 }
@@ -465,9 +486,17 @@ impl<M: Managed> Driven<M> {
         ctx.record(&self.0.record(ctx, &live)).await?;
         let changes = self.0.diff(ctx, &live)?;
         let replaced: Vec<&Change> = changes.iter().map(|c| &c.change).filter(|c| c.replace).collect();
-        if !replaced.is_empty() {
+        let replacing = !replaced.is_empty();
+        let changes = if !replacing {
+            changes
+        } else if self.0.lifecycle().replaceable && ctx.run::<Replacing>().0.contains(&key) {
+            line.start("replacing");
+            live = self.0.replace(ctx, line, live).await?;
+            ctx.record(&self.0.record(ctx, &live)).await?;
+            self.0.diff(ctx, &live)?
+        } else {
             return Err(refusal(key, &replaced));
-        }
+        };
         if !changes.is_empty() {
             line.start(if created { "configuring" } else { "updating" });
             if let Some(new) = self.0.update(ctx, line, &live, &changes).await? {
@@ -479,6 +508,8 @@ impl<M: Managed> Driven<M> {
         let made_by_aws = self.0.lifecycle().made_with.is_some();
         Ok(if created && !made_by_aws {
             Outcome::Created
+        } else if replacing {
+            Outcome::Replaced
         } else if changes.is_empty() {
             Outcome::Unchanged
         } else {
@@ -609,6 +640,12 @@ impl<M: Managed> Resource for Driven<M> {
         let scope = self.scope(ctx);
         let noted = self.0.converged(&scope, found).await;
         scope.checked(noted)
+    }
+
+    async fn finish_up(&self, ctx: &Ctx) -> Result<(), StackError> {
+        let scope = self.scope(ctx);
+        let finished = self.0.finish_up(&scope).await;
+        scope.checked(finished)
     }
 }
 

@@ -18,7 +18,8 @@ use serde::Serialize;
 
 pub use key::{after, before, Attr, Dep, Edge, Indexed, Key, Kind, MAX_INDEXED};
 pub use managed::{
-    refusal, Driven, Lifecycle, Managed, Nodes, Prepared, Removal, Resource, Retention, Step, Stepping, Wait, Waiting,
+    refusal, Driven, Lifecycle, Managed, Nodes, Prepared, Removal, Replacing, Resource, Retention, Step, Stepping,
+    Wait, Waiting,
 };
 pub use scope::{owner_tags, Declared, Scope, SdkTag};
 pub use shape::Shape;
@@ -125,6 +126,8 @@ impl<F: Field> Diff<F> {
 pub enum Outcome {
     Created,
     Updated,
+    /// A new one made in its place (`up --replace`).
+    Replaced,
     Unchanged,
     Deleted,
     Absent,
@@ -141,6 +144,7 @@ impl Outcome {
         match self {
             Outcome::Created => "created",
             Outcome::Updated => "updated",
+            Outcome::Replaced => "replaced",
             Outcome::Unchanged => "unchanged",
             Outcome::Deleted => "deleted",
             Outcome::Absent => "already gone",

@@ -97,7 +97,10 @@ fn resources_are_the_stacks_own_and_tag_conditions_name_it() {
             assert!(
                 r.contains(":eu-west-1:123456789012:")
                     || r.contains("::123456789012:")
-                    || r.starts_with("arn:aws:route53:::"),
+                    || r.starts_with("arn:aws:route53:::")
+                    || r.starts_with("arn:aws:s3:::shop-prod-alb-logs-123456789012-eu-west-1")
+                    // `list` looks at every stack's.
+                    || r.starts_with("arn:aws:s3:::*-alb-logs-123456789012-eu-west-1"),
                 "{sid}: {r}"
             );
         }
@@ -113,16 +116,23 @@ fn resources_are_the_stacks_own_and_tag_conditions_name_it() {
 }
 
 #[test]
-fn pass_role_only_for_the_stacks_roles_and_only_to_ecs_tasks() {
+fn pass_role_only_for_the_stacks_roles_and_each_only_to_its_service() {
     let doc = policy(&["up"], &target("123456789012", None));
     let pass: Vec<Value> =
         statements(&doc).into_iter().filter(|s| strings(&s["Action"]).contains(&"iam:PassRole".into())).collect();
-    assert_eq!(pass.len(), 1, "{pass:?}");
-    assert_eq!(strings(&pass[0]["Action"]), ["iam:PassRole"]);
-    for role in strings(&pass[0]["Resource"]) {
-        assert!(role.starts_with("arn:aws:iam::123456789012:role/shop-prod-"), "{role}");
+    assert_eq!(pass.len(), 2, "{pass:?}");
+    let to = |service: &str| {
+        let found = pass.iter().find(|s| s["Condition"]["StringEquals"]["iam:PassedToService"] == service);
+        found.unwrap_or_else(|| panic!("no PassRole to {service}: {pass:?}")).clone()
+    };
+    let ecs = to("ecs-tasks.amazonaws.com");
+    assert_eq!(strings(&ecs["Action"]), ["iam:PassRole"]);
+    for role in strings(&ecs["Resource"]) {
+        assert!(role.starts_with("arn:aws:iam::123456789012:role/shop-prod-") && role.ends_with("-role"), "{role}");
     }
-    assert_eq!(pass[0]["Condition"]["StringEquals"]["iam:PassedToService"], "ecs-tasks.amazonaws.com");
+    // The flow logs' role, to the flow logs service only, and not among the roles ECS may get.
+    let flow_logs = to("vpc-flow-logs.amazonaws.com");
+    assert_eq!(strings(&flow_logs["Resource"]), ["arn:aws:iam::123456789012:role/shop-prod-flow-logs"]);
 }
 
 #[test]
@@ -162,8 +172,14 @@ fn an_unknown_account_is_a_wildcard_in_the_account_field_only() {
 
 #[test]
 fn an_s3_state_adds_its_bucket_and_keys_and_a_local_one_nothing() {
-    let local = actions(&policy(&["up"], &target("123456789012", None)));
-    assert!(!local.iter().any(|a| a.starts_with("s3:")), "{local:?}");
+    // With the state in a local file, S3 is only the stack's access-log bucket (and ListAllMyBuckets,
+    // which has no resource level).
+    let local = policy(&["up"], &target("123456789012", None));
+    for s in statements(&local).iter().filter(|s| strings(&s["Action"]).iter().any(|a| a.starts_with("s3:"))) {
+        for r in strings(&s["Resource"]) {
+            assert!(r == "*" || r.starts_with("arn:aws:s3:::shop-prod-alb-logs-123456789012-eu-west-1"), "{r}");
+        }
+    }
     let doc = policy(&["status"], &target("123456789012", Some(("team-state", "stacks/shop.json"))));
     let s3: Vec<Value> =
         statements(&doc).into_iter().filter(|s| s["Sid"].as_str().unwrap().starts_with("S3")).collect();

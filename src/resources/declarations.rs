@@ -78,6 +78,11 @@ fn action(client: &str, op: &str) -> String {
         "s3:GetBucketEncryption" => "s3:GetEncryptionConfiguration".into(),
         "s3:PutPublicAccessBlock" => "s3:PutBucketPublicAccessBlock".into(),
         "s3:GetPublicAccessBlock" => "s3:GetBucketPublicAccessBlock".into(),
+        "s3:PutBucketLifecycleConfiguration" => "s3:PutLifecycleConfiguration".into(),
+        "s3:GetBucketLifecycleConfiguration" => "s3:GetLifecycleConfiguration".into(),
+        "s3:ListBuckets" => "s3:ListAllMyBuckets".into(),
+        "s3:ListObjectsV2" => "s3:ListBucket".into(),
+        "s3:DeleteObjects" => "s3:DeleteObject".into(),
         other => other.into(),
     }
 }
@@ -204,6 +209,7 @@ fn every_create_that_sends_tags_declares_its_tagging_action_and_every_role_passe
         ("dynamodb", "dynamodb:TagResource"),
         ("acm", "acm:AddTagsToCertificate"),
         ("application-autoscaling", "application-autoscaling:TagResource"),
+        ("s3", "s3:TagResource"),
     ];
     for (file, permissions) in declared() {
         let actions: BTreeSet<&str> = permissions.iter().map(|p| p.action).collect();
@@ -259,8 +265,12 @@ fn keys_and_kinds_are_the_state_files_names_declared_once_in_status_order() {
         ("log-group", "logs:log-group"),
         ("role-execution", "iam:role"),
         ("role-task", "iam:role"),
+        ("flow-log-group", "logs:log-group"),
+        ("role-flow-logs", "iam:role"),
+        ("flow-log", "ec2:flow-log"),
         ("cluster", "ecs:cluster"),
         ("task-definition", "ecs:task-definition"),
+        ("access-log-bucket", "s3:bucket"),
         ("target-group", "elbv2:target-group"),
         ("load-balancer", "elbv2:load-balancer"),
         ("listener", "elbv2:listener"),
@@ -298,45 +308,36 @@ fn keys_and_kinds_are_the_state_files_names_declared_once_in_status_order() {
 }
 
 /// The month of the hourly items, as AWS bills it.
-const HOURS_PER_MONTH: f64 = 730.0;
-
 #[test]
 fn the_default_stacks_monthly_bill_follows_from_the_declarations() {
-    use crate::bill::{items, Unit};
-    // us-east-1 prices as the cost issue quotes them (the price table is not part of the model).
-    let prices = [
-        (items::NAT_GATEWAY_HOUR, 0.045),
-        (items::ALB_HOUR, 0.0225),
-        (items::PUBLIC_IPV4_HOUR, 0.005),
-        (items::FARGATE_VCPU_X86, 0.04048),
-        (items::FARGATE_MEMORY_X86, 0.004445),
-    ];
-    let bill = |config: &Config| {
-        let graph = stack(&Shape::of(config)).unwrap();
-        let charges: Vec<_> = graph.nodes().iter().flat_map(|n| n.billing(config)).collect();
-        let monthly = |pick: fn(&crate::bill::Quantity) -> f64| -> f64 {
-            charges
-                .iter()
-                .filter_map(|c| Some((c, c.quantity?)))
-                .map(|(c, q)| {
-                    let price = prices.iter().find(|(item, _)| *item == c.item).map(|(_, p)| *p);
-                    let price = price.unwrap_or_else(|| panic!("no test price for {}", c.item));
-                    assert!(matches!(c.unit, Unit::Hour | Unit::VcpuHour | Unit::GbHour), "{c:?}");
-                    pick(&q) * price * HOURS_PER_MONTH
-                })
-                .sum()
-        };
-        let usage: BTreeSet<&str> = charges.iter().filter(|c| c.quantity.is_none()).map(|c| c.item).collect();
-        (monthly(|q| q.min), monthly(|q| q.max), usage)
-    };
+    use crate::bill::{items, Cost, Prices};
+    // The issue's figure, computed from the repository's price table: NAT 32.85 + load balancer
+    // 16.43 + three public IPv4 addresses 10.95 + two tasks 18.02.
+    let prices = Prices::for_region("us-east-1").unwrap();
     let config = Config::parse("t", DEFAULT_TOML).unwrap();
-    let (total, max, usage) = bill(&config);
-    // NAT 32.85 + load balancer 16.43 + three public IPv4 addresses 10.95 + two tasks 18.02.
-    assert!((total - 78.245).abs() < 0.005, "{total}");
-    assert_eq!(total, max, "no autoscaling: one figure");
-    for item in [items::NAT_GATEWAY_DATA, items::ALB_LCU, items::LOGS_INGESTION, items::DYNAMODB_WRITES] {
-        assert!(usage.contains(item), "{item} is named as usage-based");
+    let cost = Cost::of(&stack(&Shape::of(&config)).unwrap().bill(&config), &prices, None).unwrap();
+    assert_eq!(cost.monthly_total, 78.25, "{cost:#?}");
+    assert_eq!(cost.monthly_total_max, None, "no autoscaling: one figure");
+    let usage: BTreeSet<&str> = cost.usage_based.iter().map(|u| u.what.as_str()).collect();
+    for what in [
+        "load balancer capacity units",
+        "logs ingested",
+        "table writes",
+        "table reads",
+        "flow logs ingested (vended logs)",
+    ] {
+        assert!(usage.contains(what), "{what} is named as usage-based: {usage:?}");
     }
+    assert!(cost.usage_based.iter().any(|u| u.what.starts_with("data processed by") && u.unit_price == 0.045));
+    let ipv4: f64 = cost.items.iter().filter(|i| i.what.contains("IPv4")).map(|i| i.quantity).sum();
+    assert_eq!(ipv4, 3.0, "the NAT's Elastic IP and one per load-balancer AZ");
+    // ARM64 tasks bill at Graviton's prices: 2 x 7.21 instead of 2 x 9.01.
+    let arm =
+        Config::parse("t", &DEFAULT_TOML.replace("cpu_architecture = \"X86_64\"", "cpu_architecture = \"ARM64\""));
+    let arm = arm.unwrap();
+    assert_eq!(Cost::of(&stack(&Shape::of(&arm)).unwrap().bill(&arm), &prices, None).unwrap().monthly_total, 74.64);
+    let bad = Config::parse("t", &DEFAULT_TOML.replace("cpu_architecture = \"X86_64\"", "cpu_architecture = \"arm\""));
+    assert!(bad.unwrap_err().to_string().contains("service.cpu_architecture: \"arm\""));
     // With autoscaling, the range of the tasks (2 to 6) and the alarms of its policies.
     let scaled = Config::parse("t", &format!("{DEFAULT_TOML}\n[autoscaling]\nmin_count = 2\nmax_count = 6\n")).unwrap();
     let graph = stack(&Shape::of(&scaled)).unwrap();
@@ -356,4 +357,8 @@ fn the_default_stacks_monthly_bill_follows_from_the_declarations() {
         .filter_map(|c| c.quantity)
         .collect();
     assert_eq!((vcpu[0].min, vcpu[0].max), (0.5, 1.5), "2 to 6 tasks of 0.25 vCPU");
+    // The bill's range: four more tasks at 9.01 each at the top, the two alarms at 0.10 always.
+    let cost = Cost::of(&graph.bill(&scaled), &prices, None).unwrap();
+    let max = cost.monthly_total_max.unwrap();
+    assert!((cost.monthly_total - 78.45).abs() < 0.011 && (max - 114.49).abs() < 0.011, "{cost:#?}");
 }

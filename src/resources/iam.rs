@@ -17,7 +17,7 @@ use crate::model::{
 use crate::progress::Line;
 use crate::resources::logs::LOG_GROUP_ARN;
 use crate::resources::secrets;
-use crate::resources::table::TABLE_ARN;
+use crate::resources::table::{REPLACED_TABLE_ARN, TABLE_ARN};
 use crate::resources::tags::TagPairs;
 use crate::resources::task_definition::image::{self, TASK_DEFINITION};
 
@@ -103,7 +103,7 @@ pub struct ArnHome {
 }
 
 /// `arn:<partition>:<service>:<region>:<account>:...` -> its partition, region and account.
-fn arn_home(arn: &str) -> Option<ArnHome> {
+pub fn arn_home(arn: &str) -> Option<ArnHome> {
     let parts: Vec<&str> = arn.splitn(6, ':').collect();
     (parts.len() == 6 && parts[0] == "arn").then(|| ArnHome {
         partition: parts[1].to_string(),
@@ -115,16 +115,23 @@ fn arn_home(arn: &str) -> Option<ArnHome> {
 /// Only ECS, acting for this account in this region, may have tasks assume the roles (the
 /// confused deputy): `aws:SourceAccount` beside `aws:SourceArn`, as AWS's ECS guidance pairs them.
 pub fn trust_policy(home: &ArnHome) -> Value {
+    service_trust("ecs-tasks.amazonaws.com", home, "ecs:*")
+}
+
+/// A role `service` may assume only when acting for this account, for its resources matching
+/// `arn:<partition>:<source>` in this region and account (`source`: `ecs:*`, `ec2:vpc-flow-log/*`).
+pub fn service_trust(service: &str, home: &ArnHome, source: &str) -> Value {
     let ArnHome { partition, region, account } = home;
+    let (source_service, resource) = source.split_once(':').unwrap_or((source, "*"));
     json!({
         "Version": "2012-10-17",
         "Statement": [{
             "Effect": "Allow",
-            "Principal": {"Service": "ecs-tasks.amazonaws.com"},
+            "Principal": {"Service": service},
             "Action": "sts:AssumeRole",
             "Condition": {
                 "StringEquals": {"aws:SourceAccount": account},
-                "ArnLike": {"aws:SourceArn": format!("arn:{partition}:ecs:{region}:{account}:*")}
+                "ArnLike": {"aws:SourceArn": format!("arn:{partition}:{source_service}:{region}:{account}:{resource}")}
             }
         }]
     })
@@ -166,14 +173,18 @@ pub fn execution_policy(image: &str, log_group_arn: &str, secrets: Vec<Value>) -
     json!({"Version": "2012-10-17", "Statement": statements})
 }
 
-pub fn task_policy(table_arn: &str) -> Value {
+/// Item access to the stack's table; during `up --replace table` to the replaced one too (`also`),
+/// which the tasks of the old revision use until the rollout ends.
+pub fn task_policy(table_arn: &str, also: Option<&str>) -> Value {
+    let resources: Vec<String> =
+        [Some(table_arn), also].into_iter().flatten().flat_map(|a| [a.to_string(), format!("{a}/index/*")]).collect();
     json!({
         "Version": "2012-10-17",
         "Statement": [{
             "Sid": "TableItems",
             "Effect": "Allow",
             "Action": TABLE_ITEM_ACTIONS,
-            "Resource": [table_arn, format!("{table_arn}/index/*")]
+            "Resource": resources
         }]
     })
 }
@@ -192,7 +203,7 @@ fn wanted_policy(ctx: &Scope<'_>, role: Role) -> Result<(Value, ArnHome), StackE
             let grants = secrets::looked_up(ctx, "the execution role")?.grants();
             execution_policy(&image::wanted(ctx).image, &source_arn, grants)
         }
-        Role::Task => task_policy(&source_arn),
+        Role::Task => task_policy(&source_arn, ctx.attr(REPLACED_TABLE_ARN).as_deref()),
     };
     Ok((policy, home))
 }
@@ -203,14 +214,15 @@ fn decode_document(document: &str) -> Option<Value> {
     serde_json::from_str(&decoded).ok()
 }
 
+/// A role as IAM has it: what every role of the stack is compared on.
 pub struct RoleLive {
-    name: String,
-    arn: String,
-    trust: Option<Value>,
-    policy: Option<Value>,
-    managed: Vec<String>,
+    pub name: String,
+    pub arn: String,
+    pub trust: Option<Value>,
+    pub policy: Option<Value>,
+    pub managed: Vec<String>,
     /// The permissions boundary's policy ARN, if the role has one.
-    boundary: Option<String>,
+    pub boundary: Option<String>,
 }
 
 /// What a role can differ in.
@@ -242,7 +254,8 @@ fn differs(have: Option<&Value>, want: &Value) -> (&'static str, &'static str) {
     }
 }
 
-async fn read_role(ctx: &Scope<'_>, role: Role, name: &str) -> Result<Option<RoleLive>, StackError> {
+/// The role `name`, if IAM has it and it passes the ownership check as `key`.
+pub async fn read_role(ctx: &Scope<'_>, key: Key, name: &str) -> Result<Option<RoleLive>, StackError> {
     let iam = &ctx.aws.iam;
     let (described, policy, managed) = tokio::join!(
         iam.get_role().role_name(name).send(),
@@ -251,7 +264,7 @@ async fn read_role(ctx: &Scope<'_>, role: Role, name: &str) -> Result<Option<Rol
     );
     let Some(described) = found(described.ctx("read role", name))? else { return Ok(None) };
     let Some(r) = described.role() else { return Ok(None) };
-    ctx.owned(role.role_key(), format!("role {name}"), r.tags().pairs())?;
+    ctx.owned(key, format!("role {name}"), r.tags().pairs())?;
     let policy = found(policy.ctx("read the policy of role", name))?.and_then(|p| decode_document(p.policy_document()));
     let managed = found(managed.ctx("list the managed policies of role", name))?
         .map(|m| m.attached_policies().iter().filter_map(|p| p.policy_arn().map(str::to_string)).collect())
@@ -276,28 +289,12 @@ impl Managed for Role {
     }
 
     fn permissions(&self) -> Vec<Permission> {
-        let role = global_arn("iam", true, &format!("role/{}", self.name(STACK)));
-        vec![
-            Permission::find("iam:GetRole").on(role.clone()),
-            Permission::find("iam:GetRolePolicy").on(role.clone()),
-            Permission::find("iam:ListAttachedRolePolicies").on(role.clone()),
-            // The roles named as stacks' (the leak check).
-            Permission::inspect("iam:ListRoles"),
-            // `[service.secrets]` looked up (metadata only, never a value): see `secrets`.
-            Permission::find("ssm:DescribeParameters"),
-            Permission::find("secretsmanager:DescribeSecret").on(access::arn("secretsmanager", "secret:*")),
-            Permission::create("iam:CreateRole").on(role.clone()).tagging(),
-            access::tags_with("iam:TagRole", role.clone()),
-            Permission::update("iam:PutRolePolicy").on(role.clone()).tagged(),
-            Permission::update("iam:UpdateAssumeRolePolicy").on(role.clone()).tagged(),
-            Permission::update("iam:DetachRolePolicy").on(role.clone()).tagged(),
-            Permission::update("iam:PutRolePermissionsBoundary").on(role.clone()).tagged(),
-            Permission::update("iam:DeleteRolePermissionsBoundary").on(role.clone()).tagged(),
-            Permission::delete("iam:ListRolePolicies").on(role.clone()),
-            Permission::delete("iam:DeleteRolePolicy").on(role.clone()).tagged(),
-            Permission::delete("iam:DetachRolePolicy").on(role.clone()).tagged(),
-            Permission::delete("iam:DeleteRole").on(role).tagged(),
-        ]
+        let mut permissions = role_permissions(global_arn("iam", true, &format!("role/{}", self.name(STACK))));
+        // `[service.secrets]` looked up (metadata only, never a value): see `secrets`.
+        permissions.push(Permission::find("ssm:DescribeParameters"));
+        permissions
+            .push(Permission::find("secretsmanager:DescribeSecret").on(access::arn("secretsmanager", "secret:*")));
+        permissions
     }
 
     fn billing(&self, _config: &Config) -> Vec<Charge> {
@@ -340,7 +337,7 @@ impl Managed for Role {
             secrets::lookup(ctx).await?;
         }
         let name = ctx.id(self.role_key()).unwrap_or_else(|| self.name(ctx.stack()));
-        read_role(ctx, *self, &name).await
+        read_role(ctx, self.role_key(), &name).await
     }
 
     fn record(&self, _ctx: &Scope<'_>, live: &RoleLive) -> Record {
@@ -353,51 +350,12 @@ impl Managed for Role {
 
     fn diff(&self, ctx: &Scope<'_>, live: &RoleLive) -> Result<Vec<Changed<RoleField>>, StackError> {
         let (policy, home) = wanted_policy(ctx, *self)?;
-        let mut diff = Diff::new();
-        let (have, want) = differs(live.policy.as_ref(), &policy);
-        diff.field(RoleField::InlinePolicy, have, want);
-        let (have, want) = differs(live.trust.as_ref(), &trust_policy(&home));
-        diff.field(RoleField::TrustPolicy, have, want);
-        let managed = if live.managed.is_empty() { "none".to_string() } else { live.managed.join(", ") };
-        diff.field(RoleField::ManagedPolicies, managed.as_str(), "none");
-        let boundary = |b: Option<&String>| b.cloned().unwrap_or_else(|| "none".into());
-        diff.field(
-            RoleField::PermissionsBoundary,
-            &boundary(live.boundary.as_ref()),
-            &boundary(ctx.config.iam.permissions_boundary.as_ref()),
-        );
-        Ok(diff.into_changes())
+        Ok(role_diff(ctx, live, &policy, &trust_policy(&home)))
     }
 
     async fn create(&self, ctx: &Scope<'_>, _line: &Line) -> Result<RoleLive, StackError> {
-        let key = self.role_key();
-        let name = self.name(ctx.stack());
         let (_, home) = wanted_policy(ctx, *self)?;
-        let created = ctx
-            .aws
-            .iam
-            .create_role()
-            .role_name(&name)
-            .description(format!("fargate-stack {}: {key}", ctx.stack()))
-            .assume_role_policy_document(trust_policy(&home).to_string())
-            .set_permissions_boundary(ctx.config.iam.permissions_boundary.clone())
-            .set_tags(Some(ctx.sdk_tags(&name)))
-            .send()
-            .await
-            .ctx("create role", &name);
-        match created {
-            Ok(out) => Ok(RoleLive {
-                name: name.clone(),
-                arn: out.role().map(|r| r.arn().to_string()).unwrap_or_default(),
-                trust: Some(trust_policy(&home)),
-                policy: None,
-                managed: vec![],
-                boundary: ctx.config.iam.permissions_boundary.clone(),
-            }),
-            // Created by an interrupted run a moment ago (and checked to be ours).
-            Err(e) if e.has_code(&["EntityAlreadyExists"]) => read_role(ctx, *self, &name).await?.ok_or(e),
-            Err(e) => Err(e),
-        }
+        create_role(ctx, self.role_key(), &self.name(ctx.stack()), &trust_policy(&home)).await
     }
 
     async fn update(
@@ -408,58 +366,161 @@ impl Managed for Role {
         changes: &[Changed<RoleField>],
     ) -> Result<Option<RoleLive>, StackError> {
         let (policy, home) = wanted_policy(ctx, *self)?;
-        let name = &live.name;
-        let iam = &ctx.aws.iam;
-        for change in changes {
-            match change.field {
-                RoleField::InlinePolicy => {
-                    iam.put_role_policy()
-                        .role_name(name)
-                        .policy_name(POLICY_NAME)
-                        .policy_document(policy.to_string())
-                        .send()
-                        .await
-                        .ctx("write the policy of role", name)?;
-                }
-                RoleField::TrustPolicy => {
-                    iam.update_assume_role_policy()
-                        .role_name(name)
-                        .policy_document(trust_policy(&home).to_string())
-                        .send()
-                        .await
-                        .ctx("write the trust policy of role", name)?;
-                }
-                RoleField::ManagedPolicies => detach_managed(ctx, name, &live.managed).await?,
-                RoleField::PermissionsBoundary => set_boundary(ctx, name).await?,
-            }
-        }
+        update_role(ctx, live, changes, &policy, &trust_policy(&home)).await?;
         Ok(None)
     }
 
-    async fn destroy(&self, ctx: &Scope<'_>, _line: &Line, live: RoleLive) -> Result<Outcome, StackError> {
-        let name = &live.name;
-        let iam = &ctx.aws.iam;
-        // IAM refuses to delete a role that still has policies: list them all, and fail loudly
-        // if that is not possible rather than leave the role behind.
-        let inline =
-            found(iam.list_role_policies().role_name(name).send().await.ctx("list the policies of role", name))?
-                .map(|out| out.policy_names().to_vec())
-                .unwrap_or_default();
-        for policy in inline {
-            ignore_not_found(
-                iam.delete_role_policy()
-                    .role_name(name)
-                    .policy_name(&policy)
-                    .send()
-                    .await
-                    .ctx("delete the policy of role", name)
-                    .map(drop),
-            )?;
+    /// After `up --replace table`, once the service runs on the new table: the task role no longer
+    /// grants the replaced one.
+    async fn finish_up(&self, ctx: &Scope<'_>) -> Result<(), StackError> {
+        if *self != Role::Task || ctx.attr(REPLACED_TABLE_ARN).is_none() {
+            return Ok(());
         }
-        detach_managed(ctx, name, &live.managed).await?;
-        ignore_not_found(iam.delete_role().role_name(name).send().await.ctx("delete role", name).map(drop))?;
+        let policy = task_policy(&ctx.need_attr(TABLE_ARN)?, None).to_string();
+        let name = ctx.need(TASK_ROLE)?;
+        let put = ctx.aws.iam.put_role_policy().role_name(&name).policy_name(POLICY_NAME).policy_document(policy);
+        put.send().await.ctx("write the policy of role", &name)?;
+        Ok(())
+    }
+
+    async fn destroy(&self, ctx: &Scope<'_>, _line: &Line, live: RoleLive) -> Result<Outcome, StackError> {
+        delete_role(ctx, &live).await?;
         Ok(Outcome::Deleted)
     }
+}
+
+/// What every role of the stack calls, on the roles `role` (an ARN pattern) names.
+pub fn role_permissions(role: String) -> Vec<Permission> {
+    vec![
+        Permission::find("iam:GetRole").on(role.clone()),
+        Permission::find("iam:GetRolePolicy").on(role.clone()),
+        Permission::find("iam:ListAttachedRolePolicies").on(role.clone()),
+        // The roles named as stacks' (the leak check).
+        Permission::inspect("iam:ListRoles"),
+        Permission::create("iam:CreateRole").on(role.clone()).tagging(),
+        access::tags_with("iam:TagRole", role.clone()),
+        Permission::update("iam:PutRolePolicy").on(role.clone()).tagged(),
+        Permission::update("iam:UpdateAssumeRolePolicy").on(role.clone()).tagged(),
+        Permission::update("iam:DetachRolePolicy").on(role.clone()).tagged(),
+        Permission::update("iam:PutRolePermissionsBoundary").on(role.clone()).tagged(),
+        Permission::update("iam:DeleteRolePermissionsBoundary").on(role.clone()).tagged(),
+        Permission::delete("iam:ListRolePolicies").on(role.clone()),
+        Permission::delete("iam:DeleteRolePolicy").on(role.clone()).tagged(),
+        Permission::delete("iam:DetachRolePolicy").on(role.clone()).tagged(),
+        Permission::delete("iam:DeleteRole").on(role).tagged(),
+    ]
+}
+
+// What every role of the stack shares (the tasks' here, the flow logs' role), each with its own
+// trust and inline policy, and the config's permissions boundary.
+
+/// How `live` differs from a role with `policy` inline, trusting as `trust`, no managed policies
+/// and the config's permissions boundary.
+pub fn role_diff(ctx: &Scope<'_>, live: &RoleLive, policy: &Value, trust: &Value) -> Vec<Changed<RoleField>> {
+    let mut diff = Diff::new();
+    let (have, want) = differs(live.policy.as_ref(), policy);
+    diff.field(RoleField::InlinePolicy, have, want);
+    let (have, want) = differs(live.trust.as_ref(), trust);
+    diff.field(RoleField::TrustPolicy, have, want);
+    let managed = if live.managed.is_empty() { "none".to_string() } else { live.managed.join(", ") };
+    diff.field(RoleField::ManagedPolicies, managed.as_str(), "none");
+    let boundary = |b: Option<&String>| b.cloned().unwrap_or_else(|| "none".into());
+    diff.field(
+        RoleField::PermissionsBoundary,
+        &boundary(live.boundary.as_ref()),
+        &boundary(ctx.config.iam.permissions_boundary.as_ref()),
+    );
+    diff.into_changes()
+}
+
+/// Creates the role `name` trusting as `trust`, with the stack's tags and the config's boundary
+/// (and takes it if an interrupted run made it); its inline policy is written by the update.
+pub async fn create_role(ctx: &Scope<'_>, key: Key, name: &str, trust: &Value) -> Result<RoleLive, StackError> {
+    let created = ctx
+        .aws
+        .iam
+        .create_role()
+        .role_name(name)
+        .description(format!("fargate-stack {}: {key}", ctx.stack()))
+        .assume_role_policy_document(trust.to_string())
+        .set_permissions_boundary(ctx.config.iam.permissions_boundary.clone())
+        .set_tags(Some(ctx.sdk_tags(name)))
+        .send()
+        .await
+        .ctx("create role", name);
+    match created {
+        Ok(out) => Ok(RoleLive {
+            name: name.to_string(),
+            arn: out.role().map(|r| r.arn().to_string()).unwrap_or_default(),
+            trust: Some(trust.clone()),
+            policy: None,
+            managed: vec![],
+            boundary: ctx.config.iam.permissions_boundary.clone(),
+        }),
+        // Created by an interrupted run a moment ago (and checked to be ours).
+        Err(e) if e.has_code(&["EntityAlreadyExists"]) => read_role(ctx, key, name).await?.ok_or(e),
+        Err(e) => Err(e),
+    }
+}
+
+/// Applies `changes` to `live`: its inline `policy`, its `trust`, no managed policies, the boundary.
+pub async fn update_role(
+    ctx: &Scope<'_>,
+    live: &RoleLive,
+    changes: &[Changed<RoleField>],
+    policy: &Value,
+    trust: &Value,
+) -> Result<(), StackError> {
+    let name = &live.name;
+    let iam = &ctx.aws.iam;
+    for change in changes {
+        match change.field {
+            RoleField::InlinePolicy => {
+                iam.put_role_policy()
+                    .role_name(name)
+                    .policy_name(POLICY_NAME)
+                    .policy_document(policy.to_string())
+                    .send()
+                    .await
+                    .ctx("write the policy of role", name)?;
+            }
+            RoleField::TrustPolicy => {
+                iam.update_assume_role_policy()
+                    .role_name(name)
+                    .policy_document(trust.to_string())
+                    .send()
+                    .await
+                    .ctx("write the trust policy of role", name)?;
+            }
+            RoleField::ManagedPolicies => detach_managed(ctx, name, &live.managed).await?,
+            RoleField::PermissionsBoundary => set_boundary(ctx, name).await?,
+        }
+    }
+    Ok(())
+}
+
+/// Deletes a role with everything IAM wants gone first (its policies).
+pub async fn delete_role(ctx: &Scope<'_>, live: &RoleLive) -> Result<(), StackError> {
+    let name = &live.name;
+    let iam = &ctx.aws.iam;
+    // IAM refuses to delete a role that still has policies: list them all, and fail loudly
+    // if that is not possible rather than leave the role behind.
+    let inline = found(iam.list_role_policies().role_name(name).send().await.ctx("list the policies of role", name))?
+        .map(|out| out.policy_names().to_vec())
+        .unwrap_or_default();
+    for policy in inline {
+        ignore_not_found(
+            iam.delete_role_policy()
+                .role_name(name)
+                .policy_name(&policy)
+                .send()
+                .await
+                .ctx("delete the policy of role", name)
+                .map(drop),
+        )?;
+    }
+    detach_managed(ctx, name, &live.managed).await?;
+    ignore_not_found(iam.delete_role().role_name(name).send().await.ctx("delete role", name).map(drop))
 }
 
 /// The config's permissions boundary on the role, or none.
@@ -509,7 +570,7 @@ mod tests {
     #[test]
     fn task_policy_is_item_level_on_the_table_only() {
         let arn = "arn:aws:dynamodb:us-east-1:123456789012:table/s-messages";
-        let p = task_policy(arn);
+        let p = task_policy(arn, None);
         let statements = p["Statement"].as_array().unwrap();
         assert_eq!(statements.len(), 1);
         let actions: Vec<&str> =
@@ -519,6 +580,12 @@ mod tests {
             assert!(!actions.contains(&forbidden), "{forbidden}");
         }
         assert_eq!(statements[0]["Resource"], json!([arn, format!("{arn}/index/*")]));
+        let old = "arn:aws:dynamodb:us-east-1:123456789012:table/s-messages-x";
+        let both = task_policy(arn, Some(old));
+        assert_eq!(
+            both["Statement"][0]["Resource"],
+            json!([arn, format!("{arn}/index/*"), old, format!("{old}/index/*")])
+        );
     }
 
     #[test]

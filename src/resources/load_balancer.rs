@@ -23,6 +23,7 @@ use crate::model::{
     Record, Scope, Shape, Sighting, Sweep, Wait,
 };
 use crate::progress::Line;
+use crate::resources::access_logs::{check_given_bucket, ACCESS_LOG_BUCKET};
 use crate::resources::ec2::{filter, wait_enis_released};
 use crate::resources::network::{INTERNET_GATEWAY, PUBLIC_SUBNET, VPC};
 use crate::resources::security::ALB_SECURITY_GROUP;
@@ -59,11 +60,36 @@ pub fn active(shape: &Shape, nodes: &mut Nodes) {
 
 const DELETION_PROTECTION: &str = "deletion_protection.enabled";
 
-/// Load balancer attributes we set: drop malformed headers (request smuggling), and deletion
-/// protection as the config says (on by default).
-fn lb_attributes_wanted(config: &Config) -> [(&'static str, &'static str); 2] {
-    let protection = if config.load_balancer.deletion_protection { "true" } else { "false" };
-    [("routing.http.drop_invalid_header_fields.enabled", "true"), (DELETION_PROTECTION, protection)]
+const ACCESS_LOGS: &str = "access_logs.s3.enabled";
+const ACCESS_LOGS_BUCKET: &str = "access_logs.s3.bucket";
+const ACCESS_LOGS_PREFIX: &str = "access_logs.s3.prefix";
+
+/// Load balancer attributes we set: drop malformed headers (request smuggling), deletion
+/// protection as the config says (on by default), and access logs: to the stack's own bucket
+/// (`own_bucket`: its name once it exists), to the config's, or off.
+fn lb_attributes_wanted(config: &Config, own_bucket: Option<String>) -> Vec<(&'static str, String)> {
+    let lb = &config.load_balancer;
+    let protection = if lb.deletion_protection { "true" } else { "false" };
+    let mut wanted = vec![
+        ("routing.http.drop_invalid_header_fields.enabled", "true".to_string()),
+        (DELETION_PROTECTION, protection.to_string()),
+    ];
+    let logs_to = match lb.given_access_log_bucket() {
+        Some(given) => Some((given.bucket.clone(), given.prefix.clone())),
+        None if lb.owns_access_log_bucket() => {
+            Some((own_bucket.unwrap_or_else(|| "(the stack's access-log bucket)".into()), String::new()))
+        }
+        None => None,
+    };
+    match logs_to {
+        Some((bucket, prefix)) => wanted.extend([
+            (ACCESS_LOGS, "true".to_string()),
+            (ACCESS_LOGS_BUCKET, bucket),
+            (ACCESS_LOGS_PREFIX, prefix),
+        ]),
+        None => wanted.push((ACCESS_LOGS, "false".to_string())),
+    }
+    wanted
 }
 const HEALTHY_HTTP_CODES: &str = "200-399";
 const DEREGISTRATION_DELAY: &str = "deregistration_delay.timeout_seconds";
@@ -636,8 +662,19 @@ impl Managed for LoadBalancer {
     }
 
     fn needs(&self) -> Vec<Dep> {
-        // An internet-facing load balancer needs an attached internet gateway.
-        vec![ALB_SECURITY_GROUP.into(), INTERNET_GATEWAY.into(), PUBLIC_SUBNET.into()]
+        // An internet-facing load balancer needs an attached internet gateway; access logs need
+        // their bucket, whose policy AWS checks when they are turned on.
+        vec![
+            ALB_SECURITY_GROUP.into(),
+            INTERNET_GATEWAY.into(),
+            PUBLIC_SUBNET.into(),
+            Dep::IfPresent(ACCESS_LOG_BUCKET),
+        ]
+    }
+
+    /// A bucket of the user's must let ELB write before anything is made.
+    async fn preflight(&self, ctx: &Scope<'_>) -> Result<(), StackError> {
+        check_given_bucket(ctx).await
     }
 
     fn reads(&self) -> Vec<Dep> {
@@ -661,6 +698,10 @@ impl Managed for LoadBalancer {
                 "the load balancer's network interfaces sit in it until they are released, minutes after the load balancer",
             ),
             before(ALB_SECURITY_GROUP, "the load balancer's network interfaces use it until they are released"),
+            before(
+                Dep::IfPresent(ACCESS_LOG_BUCKET),
+                "the load balancer writes its access logs into the bucket until it is deleted",
+            ),
         ]
     }
 
@@ -688,9 +729,11 @@ impl Managed for LoadBalancer {
 
     fn diff(&self, ctx: &Scope<'_>, live: &LbLive) -> Result<Vec<Changed<LoadBalancerField>>, StackError> {
         let mut diff = Diff::new();
-        for (key, want) in lb_attributes_wanted(ctx.config) {
-            let have = live.attributes.iter().find(|(k, _)| k == key).map_or("unset", |(_, v)| v.as_str());
-            diff.field(LoadBalancerField::Attribute(key), have, want);
+        for (key, want) in lb_attributes_wanted(ctx.config, ctx.id(ACCESS_LOG_BUCKET)) {
+            // AWS reports an unset access-log switch as absent, which is off.
+            let unset = if key == ACCESS_LOGS { "false" } else { "unset" };
+            let have = live.attributes.iter().find(|(k, _)| k == key).map_or(unset, |(_, v)| v.as_str());
+            diff.field(LoadBalancerField::Attribute(key), have, &want);
         }
         Ok(diff.into_changes())
     }
@@ -733,12 +776,11 @@ impl Managed for LoadBalancer {
         changes: &[Changed<LoadBalancerField>],
     ) -> Result<Option<LbLive>, StackError> {
         let arn = live.lb.load_balancer_arn().unwrap_or_default();
+        let wanted = lb_attributes_wanted(ctx.config, ctx.id(ACCESS_LOG_BUCKET));
         let attributes = changes
             .iter()
-            .filter_map(|c| {
-                lb_attributes_wanted(ctx.config).into_iter().find(|(k, _)| c.field == LoadBalancerField::Attribute(k))
-            })
-            .map(|(k, v)| LoadBalancerAttribute::builder().key(k).value(v).build())
+            .filter_map(|c| wanted.iter().find(|(k, _)| c.field == LoadBalancerField::Attribute(k)))
+            .map(|(k, v)| LoadBalancerAttribute::builder().key(*k).value(v).build())
             .collect();
         ctx.aws
             .elb

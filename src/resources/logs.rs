@@ -63,7 +63,7 @@ async fn describe(ctx: &Scope<'_>, name: &str) -> Result<Option<Group>, StackErr
 }
 
 /// The group's ARN without the `:*` suffix some APIs add.
-fn arn_of(group: &Group) -> String {
+pub fn group_arn(group: &Group) -> String {
     group
         .log_group_arn()
         .map(str::to_string)
@@ -85,7 +85,7 @@ pub fn retention_note(days: u32) -> String {
         format!("below {AUDIT_RETENTION_DAYS} days Security Hub CloudWatch.16 fails")
     };
     format!(
-        "the log group keeps {days} days of logs: storage (about $0.03 per GB-month) grows to {days} days of what the          containers write, beside ingestion ($0.50 per GB); {audit}; [logs] retention_days sets it"
+        "the log group keeps {days} days of logs: storage (about $0.03 per GB-month) grows to {days} days of what the containers write, beside ingestion ($0.50 per GB); {audit}; [logs] retention_days sets it"
     )
 }
 
@@ -111,15 +111,7 @@ impl Managed for LogGroup {
     }
 
     fn permissions(&self) -> Vec<Permission> {
-        let group = arn("logs", &format!("log-group:{}", log_group_name(STACK)));
-        vec![
-            Permission::find("logs:DescribeLogGroups"),
-            Permission::find("logs:ListTagsForResource").on(group.clone()),
-            Permission::create("logs:CreateLogGroup").on(group.clone()).tagging(),
-            access::tags_with("logs:TagResource", group.clone()),
-            Permission::update("logs:PutRetentionPolicy").on(group.clone()),
-            Permission::delete("logs:DeleteLogGroup").on(group),
-        ]
+        group_permissions(arn("logs", &format!("log-group:{}", log_group_name(STACK))))
     }
 
     /// Ingestion and storage by use.
@@ -149,56 +141,21 @@ impl Managed for LogGroup {
 
     async fn find(&self, ctx: &Scope<'_>) -> Result<Option<Group>, StackError> {
         let name = ctx.id(LOG_GROUP).unwrap_or_else(|| log_group_name(ctx.stack()));
-        let Some(group) = describe(ctx, &name).await? else { return Ok(None) };
-        let arn = arn_of(&group);
-        let tags = found(
-            ctx.aws
-                .logs
-                .list_tags_for_resource()
-                .resource_arn(&arn)
-                .send()
-                .await
-                .ctx("list the tags of log group", &name),
-        )?;
-        let tags = tags.and_then(|t| t.tags().cloned()).unwrap_or_default();
-        ctx.owned(LOG_GROUP, format!("log group {name}"), tags.pairs())?;
-        Ok(Some(group))
+        find_group(ctx, LOG_GROUP, &name).await
     }
 
     fn record(&self, _ctx: &Scope<'_>, live: &Group) -> Record {
-        Record::id(live.log_group_name().unwrap_or_default()).with(LOG_GROUP_ARN, arn_of(live))
+        Record::id(live.log_group_name().unwrap_or_default()).with(LOG_GROUP_ARN, group_arn(live))
     }
 
     fn diff(&self, ctx: &Scope<'_>, live: &Group) -> Result<Vec<Changed<LogsField>>, StackError> {
         let mut diff = Diff::new();
-        diff.field(
-            LogsField::Retention,
-            &retention(live.retention_in_days()),
-            &retention(Some(ctx.config.logs.retention_days as i32)),
-        );
+        diff.field(LogsField::Retention, &retention_of(live), &retention_days(ctx.config.logs.retention_days));
         Ok(diff.into_changes())
     }
 
     async fn create(&self, ctx: &Scope<'_>, _line: &Line) -> Result<Group, StackError> {
-        let name = log_group_name(ctx.stack());
-        let tags = ctx.tags(&name).into_iter().collect();
-        match ctx
-            .aws
-            .logs
-            .create_log_group()
-            .log_group_name(&name)
-            .set_tags(Some(tags))
-            .send()
-            .await
-            .ctx("create log group", &name)
-        {
-            // Created by an interrupted run a moment ago: take it if it is ours.
-            Err(e) if e.has_code(&["ResourceAlreadyExistsException"]) => return self.find(ctx).await?.ok_or(e),
-            other => drop(other?),
-        }
-        describe(ctx, &name)
-            .await?
-            .ok_or_else(|| StackError::Failed { resource: name, message: "was created but cannot be described".into() })
+        create_group(ctx, LOG_GROUP, &log_group_name(ctx.stack())).await
     }
 
     async fn update(
@@ -208,23 +165,92 @@ impl Managed for LogGroup {
         live: &Group,
         _changes: &[Changed<LogsField>],
     ) -> Result<Option<Group>, StackError> {
-        let name = live.log_group_name().unwrap_or_default();
-        ctx.aws
-            .logs
-            .put_retention_policy()
-            .log_group_name(name)
-            .retention_in_days(ctx.config.logs.retention_days as i32)
-            .send()
-            .await
-            .ctx("set the retention of log group", name)?;
+        set_retention(ctx, live, ctx.config.logs.retention_days).await?;
         Ok(None)
     }
 
     async fn destroy(&self, ctx: &Scope<'_>, _line: &Line, live: Group) -> Result<Outcome, StackError> {
-        let name = live.log_group_name().unwrap_or_default();
-        ignore_not_found(
-            ctx.aws.logs.delete_log_group().log_group_name(name).send().await.ctx("delete log group", name).map(drop),
-        )?;
+        delete_group(ctx, &live).await?;
         Ok(Outcome::Deleted)
     }
+}
+
+/// What every log group of the stack calls, on the groups `group` (an ARN pattern) names.
+pub fn group_permissions(group: String) -> Vec<Permission> {
+    vec![
+        Permission::find("logs:DescribeLogGroups"),
+        Permission::find("logs:ListTagsForResource").on(group.clone()),
+        Permission::create("logs:CreateLogGroup").on(group.clone()).tagging(),
+        access::tags_with("logs:TagResource", group.clone()),
+        Permission::update("logs:PutRetentionPolicy").on(group.clone()),
+        Permission::delete("logs:DeleteLogGroup").on(group),
+    ]
+}
+
+// What every log group of the stack shares (the containers' here, the VPC's flow logs'), each
+// checked against the resource `key` that owns it.
+
+/// The group `name`, if CloudWatch has it and it passes the ownership check as `key`.
+pub async fn find_group(ctx: &Scope<'_>, key: Key, name: &str) -> Result<Option<Group>, StackError> {
+    let Some(group) = describe(ctx, name).await? else { return Ok(None) };
+    let arn = group_arn(&group);
+    let tags = found(
+        ctx.aws.logs.list_tags_for_resource().resource_arn(&arn).send().await.ctx("list the tags of log group", name),
+    )?;
+    let tags = tags.and_then(|t| t.tags().cloned()).unwrap_or_default();
+    ctx.owned(key, format!("log group {name}"), tags.pairs())?;
+    Ok(Some(group))
+}
+
+/// Creates the group `name` with the stack's tags (and takes it if an interrupted run made it).
+pub async fn create_group(ctx: &Scope<'_>, key: Key, name: &str) -> Result<Group, StackError> {
+    let tags = ctx.tags(name).into_iter().collect();
+    match ctx
+        .aws
+        .logs
+        .create_log_group()
+        .log_group_name(name)
+        .set_tags(Some(tags))
+        .send()
+        .await
+        .ctx("create log group", name)
+    {
+        // Created by an interrupted run a moment ago: take it if it is ours.
+        Err(e) if e.has_code(&["ResourceAlreadyExistsException"]) => return find_group(ctx, key, name).await?.ok_or(e),
+        other => drop(other?),
+    }
+    describe(ctx, name).await?.ok_or_else(|| StackError::Failed {
+        resource: name.into(),
+        message: "was created but cannot be described".into(),
+    })
+}
+
+/// A group's retention, as the plan shows it.
+pub fn retention_of(group: &Group) -> String {
+    retention(group.retention_in_days())
+}
+
+/// `days` as the plan shows a retention.
+pub fn retention_days(days: u32) -> String {
+    retention(Some(days as i32))
+}
+
+pub async fn set_retention(ctx: &Scope<'_>, group: &Group, days: u32) -> Result<(), StackError> {
+    let name = group.log_group_name().unwrap_or_default();
+    ctx.aws
+        .logs
+        .put_retention_policy()
+        .log_group_name(name)
+        .retention_in_days(days as i32)
+        .send()
+        .await
+        .ctx("set the retention of log group", name)
+        .map(drop)
+}
+
+pub async fn delete_group(ctx: &Scope<'_>, group: &Group) -> Result<(), StackError> {
+    let name = group.log_group_name().unwrap_or_default();
+    ignore_not_found(
+        ctx.aws.logs.delete_log_group().log_group_name(name).send().await.ctx("delete log group", name).map(drop),
+    )
 }

@@ -5,12 +5,14 @@
 //! A module names only what it uses or sits in (the used never names its users), so the modules
 //! import each other one way.
 
+pub mod access_logs;
 pub mod acm;
 pub mod autoscaling;
 pub mod certificate;
 pub mod cluster;
 pub mod dns;
 pub mod ec2;
+pub mod flow_logs;
 pub mod iam;
 pub mod listener_https;
 pub mod load_balancer;
@@ -27,25 +29,30 @@ pub mod task_definition;
 #[cfg(test)]
 mod declarations;
 
-/// How each kind any stack can have is listed, each kind once.
+/// How each kind any stack can have is listed: once per kind and declaring type (the flow logs'
+/// group and role are listed by their own module, beside the containers' log group and roles).
 fn sweeps() -> Vec<(Kind, SweepFn)> {
     let config = Config::parse(BUILT_IN, DEFAULT_TOML).expect("the built-in config is valid");
     let graph = stack(&Shape::everything(&config)).expect("the graph of everything is valid");
-    let mut sweeps: Vec<(Kind, SweepFn)> = vec![];
+    let mut sweeps: Vec<(Kind, &str, SweepFn)> = vec![];
     for node in graph.resources() {
-        let kind = node.key().kind();
-        if let (Some(Sweep::Listed(sweep)), false) = (node.sweep(), sweeps.iter().any(|(k, _)| *k == kind)) {
-            sweeps.push((kind, sweep));
+        let (kind, by) = (node.key().kind(), node.declared_by());
+        if let (Some(Sweep::Listed(sweep)), false) =
+            (node.sweep(), sweeps.iter().any(|(k, b, _)| (*k, *b) == (kind, by)))
+        {
+            sweeps.push((kind, by, sweep));
         }
     }
-    sweeps
+    sweeps.into_iter().map(|(kind, _, sweep)| (kind, sweep)).collect()
 }
 
 /// What AWS has of `kinds` (all kinds when empty), for every stack, listed concurrently.
 pub async fn sightings(clients: &Clients, kinds: &[Kind]) -> Result<Vec<Sighting>, StackError> {
     let wanted = sweeps().into_iter().filter(|(k, _)| kinds.is_empty() || kinds.contains(k));
     let lists = futures::future::try_join_all(wanted.map(|(_, sweep)| sweep(clients))).await?;
-    Ok(lists.into_iter().flatten().collect())
+    // Two types may share a sweep (the load balancer's and the tasks' security groups): each once.
+    let mut seen = std::collections::HashSet::new();
+    Ok(lists.into_iter().flatten().filter(|s| seen.insert((s.kind, s.id.clone()))).collect())
 }
 
 /// The resources of this config's stack that [`sightings`] lists: after `up`, each is there
@@ -74,8 +81,10 @@ const STACK: &[Declare] = &[
     table::declare,
     logs::declare,
     iam::declare,
+    flow_logs::declare,
     cluster::declare,
     task_definition::declare,
+    access_logs::declare,
     load_balancer::declare,
     service::declare,
     certificate::declare,
@@ -157,7 +166,9 @@ mod tests {
                     ("nat_gateways = 1", &format!("nat_gateways = {nats}")),
                 ]);
                 let graph = stack(&Shape::of(&c).with_waits(true)).unwrap_or_else(|e| panic!("{azs}/{nats}: {e}"));
-                assert_eq!(graph.nodes().len(), 18 + 2 * azs as usize + 3 * nats as usize, "{azs}/{nats}");
+                // Two subnets per AZ, an address, a NAT gateway and a route table per NAT gateway.
+                let beyond = 2 * (azs as usize - 2) + 3 * (nats as usize - 1);
+                assert_eq!(graph.nodes().len(), with_waits(&config(&[])).nodes().len() + beyond, "{azs}/{nats}");
                 let private: Vec<Key> = (0..azs).map(|i| PRIVATE_SUBNET.at(i)).collect();
                 assert!(private.iter().all(|k| graph.needs_of(SERVICE).contains(k)), "every private subnet");
             }
@@ -169,7 +180,7 @@ mod tests {
     #[test]
     fn up_orders_what_aws_requires() {
         let graph = with_waits(&config(&[]));
-        assert_eq!(graph.nodes().len(), 25);
+        assert_eq!(graph.nodes().len(), plain(&config(&[])).nodes().len() + 2, "the two waits");
         assert!(graph.needs_of(NAT_GATEWAY.at(0)).contains(&INTERNET_GATEWAY), "a NAT fails without an attached IGW");
         assert!(graph.needs_of(SERVICE).contains(&LISTENER), "the service needs a listener on its target group");
         assert!(graph.needs_of(SERVICE).contains(&PRIVATE_ROUTE_TABLE.at(0)), "tasks pull through the NAT route");
@@ -297,7 +308,7 @@ mod tests {
         assert!(plain(&config(&[])).get(SCALABLE_TARGET).is_none(), "off unless configured");
         assert!(plain(&config(&[])).teardown_after(SERVICE).is_empty());
         let graph = with_waits(&scaled(true));
-        assert_eq!(graph.nodes().len(), 25 + 3);
+        assert_eq!(graph.nodes().len(), with_waits(&config(&[])).nodes().len() + 3);
         assert_eq!(graph.needs_of(SCALABLE_TARGET), [SERVICE]);
         assert_eq!(graph.needs_of(CPU_POLICY), [SCALABLE_TARGET]);
         let requests = graph.needs_of(REQUESTS_POLICY);

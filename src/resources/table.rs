@@ -33,19 +33,37 @@ const BACKUP_ARN: Attr = Attr::new(TABLE, "backup_arn");
 /// Point-in-time recovery as last seen: `on` or `off`.
 const RECOVERY: Attr = Attr::new(TABLE, "point_in_time_recovery");
 
+/// The old table's name while a replacement (`up --replace table`) is under way: set before the new
+/// table is created, cleared once the old one is out of the stack ([`Table::finish_up`]).
+const REPLACES: Attr = Attr::new(TABLE, "replaces");
+/// Its ARN: the task role grants it too until the replacement is done (old tasks use it).
+pub const REPLACED_TABLE_ARN: Attr = Attr::new(TABLE, "replaces_arn");
+
 /// What `up` says when the table's keys change: DynamoDB fixes them when the table is created, and
-/// a new table would not hold the items; `up` never replaces a table, and never advises `down`.
-const KEEP_THE_KEYS: &str = "A table's keys are fixed when DynamoDB creates it, and a new table would not hold \
-     the old one's items: `up` does not replace the table. Put table.partition_key and table.sort_key back as \
-     they were (nothing was changed; the service keeps running on the table)";
+/// a new table would not hold the items. Never `down`: that takes the service down, and the next
+/// `up` would refuse the same change.
+const NEW_KEYS: &str = "A table's keys are fixed when DynamoDB creates it: new keys need a new table, and a new \
+     table would not hold the old one's items. Run `fargate-stack up --replace table` to create a new table \
+     `<stack>-messages-<UTC time>` with the new keys and roll the service onto it (task role and a new task \
+     definition revision, rolling deployment: the service keeps running); the old table is kept as it is, with \
+     its items and deletion protection, outside the stack, and `up` says how to copy the items over. Or put \
+     table.partition_key and table.sort_key back as they were (nothing was changed; the service keeps running on \
+     the table)";
 
 pub fn declare(_shape: &Shape, nodes: &mut Nodes) {
     nodes.managed(Table);
 }
 
-/// The table's name: `<stack>-messages`.
+/// The table's name: `<stack>-messages` (a replacement's: `<stack>-messages-<UTC time>`).
 pub fn table_name(stack: &str) -> String {
     format!("{stack}-messages")
+}
+
+/// The stack a table's name is made for: `<stack>-messages`, or a replacement's
+/// `<stack>-messages-YYYYmmddHHMMSS`.
+fn stack_of_table(name: &str) -> Option<String> {
+    let replacement = name.rsplit_once('-').filter(|(_, t)| t.len() == 14 && t.bytes().all(|b| b.is_ascii_digit()));
+    made_for(replacement.map_or(name, |(base, _)| base), table_name)
 }
 
 /// Every table named as a stack's, with its tags and when it was created.
@@ -53,7 +71,7 @@ fn sweep_tables(c: &Clients) -> BoxFuture<'_, Result<Vec<Sighting>, StackError>>
     Box::pin(async move {
         let names = c.dynamodb.list_tables().into_paginator().items().send().try_collect().await;
         let names: Vec<String> = names.ctx("list", "DynamoDB tables")?;
-        let checks = names.into_iter().filter(|n| made_for(n, table_name).is_some()).map(|name| async move {
+        let checks = names.into_iter().filter(|n| stack_of_table(n).is_some()).map(|name| async move {
             let described =
                 found(c.dynamodb.describe_table().table_name(&name).send().await.ctx("describe table", &name))?;
             let Some(table) = described.and_then(|d| d.table().cloned()) else { return Ok(None) };
@@ -61,7 +79,7 @@ fn sweep_tables(c: &Clients) -> BoxFuture<'_, Result<Vec<Sighting>, StackError>>
             let tags = c.dynamodb.list_tags_of_resource().resource_arn(arn).send().await;
             let tags = found(tags.ctx("list the tags of", &name))?.map(|t| t.tags().to_vec()).unwrap_or_default();
             let sighting = Sighting::new(TABLE.kind(), &name)
-                .named(&name, |n| made_for(n, table_name))
+                .named(&name, stack_of_table)
                 .owned(owner_tags(tags.pairs()))
                 .created(table.creation_date_time().map(|t| t.secs()));
             Ok::<_, StackError>(Some(sighting))
@@ -194,17 +212,24 @@ impl Managed for Table {
     }
 
     fn permissions(&self) -> Vec<Permission> {
-        let table = arn("dynamodb", &format!("table/{}", table_name(STACK)));
+        // A replacement's name extends the table's (`-<UTC time>`).
+        let table = arn("dynamodb", &format!("table/{}*", table_name(STACK)));
         vec![
             Permission::find("dynamodb:DescribeTable").on(table.clone()),
             Permission::find("dynamodb:ListTagsOfResource").on(table.clone()),
-            // The tables named as stacks' (`list`, the leak check).
-            Permission::inspect("dynamodb:ListTables"),
+            // The tables named as stacks' (`list`, the leak check), and a replacement's when no
+            // state records the table.
+            Permission::find("dynamodb:ListTables"),
             Permission::create("dynamodb:CreateTable").on(table.clone()).tagging(),
             access::tags_with("dynamodb:TagResource", table.clone()),
             Permission::find("dynamodb:DescribeContinuousBackups").on(table.clone()),
             Permission::update("dynamodb:UpdateTable").on(table.clone()).tagged(),
             Permission::update("dynamodb:UpdateContinuousBackups").on(table.clone()).tagged(),
+            // `up --replace table`: the old table's items counted, and it is taken out of the stack.
+            Permission::update("dynamodb:Scan").on(table.clone()).tagged(),
+            Permission::update("dynamodb:UntagResource").on(table.clone()).tagged(),
+            // ... or on `down`, when the replacement did not finish.
+            Permission::delete("dynamodb:UntagResource").on(table.clone()).tagged(),
             // `down` counts the items before it deletes anything, and again once the tasks stopped.
             Permission::delete("dynamodb:Scan").on(table.clone()).tagged(),
             Permission::delete("dynamodb:CreateBackup").on(table.clone()).tagged(),
@@ -249,13 +274,17 @@ impl Managed for Table {
                 status: "only table {id} is left, kept by `down --retain-table` (deletion protection on)",
                 list: "only the table is left (down --retain-table)",
             }),
-            advice: Some(KEEP_THE_KEYS),
+            advice: Some(NEW_KEYS),
+            replaceable: true,
             ..Lifecycle::default()
         }
     }
 
     async fn find(&self, ctx: &Scope<'_>) -> Result<Option<TableLive>, StackError> {
-        let name = ctx.id(TABLE).unwrap_or_else(|| table_name(ctx.stack()));
+        let name = match ctx.id(TABLE) {
+            Some(id) => id,
+            None => latest_replacement(ctx).await?.unwrap_or_else(|| table_name(ctx.stack())),
+        };
         // With the ARN recorded, the tags are read in the same round as the table.
         let recorded_arn = ctx.attr(TABLE_ARN);
         let tags_of = |arn: String| async move {
@@ -318,7 +347,8 @@ impl Managed for Table {
     }
 
     async fn create(&self, ctx: &Scope<'_>, _line: &Line) -> Result<TableLive, StackError> {
-        let name = table_name(ctx.stack());
+        // The recorded name: a replacement's is recorded before it is created.
+        let name = ctx.id(TABLE).unwrap_or_else(|| table_name(ctx.stack()));
         let keys = [(&ctx.config.table.partition_key, DynamoKeyType::Hash)]
             .into_iter()
             .chain(ctx.config.table.sort_key.as_ref().map(|k| (k, DynamoKeyType::Range)));
@@ -406,6 +436,35 @@ impl Managed for Table {
         .await
     }
 
+    /// A new table `<stack>-messages-<UTC time>` with the config's keys; the old one stays as it is
+    /// (the service runs on it until its rollout ends) and leaves the stack in [`Table::finish_up`].
+    async fn replace(&self, ctx: &Scope<'_>, line: &Line, live: TableLive) -> Result<TableLive, StackError> {
+        // One replacement at a time: an earlier one that did not finish is finished first.
+        self.finish_up(ctx).await?;
+        let new = format!("{}-{}", table_name(ctx.stack()), chrono::Utc::now().format("%Y%m%d%H%M%S"));
+        // Recorded before the call: a run killed from here on creates this name (`create` takes the
+        // recorded one) and ends by taking the old table out of the stack.
+        let old_arn = live.table.table_arn().unwrap_or_default();
+        ctx.record(&Record::id(&new).with(REPLACES, &live.name).with(REPLACED_TABLE_ARN, old_arn)).await?;
+        line.start("creating the replacement");
+        let created = self.create(ctx, line).await?;
+        self.ready(ctx, line, &created).await?;
+        Ok(created)
+    }
+
+    /// After a replacement, once the service runs on the new table: the old one leaves the stack
+    /// with its items (its fargate-stack tags removed, so `down` and `list` no longer count it),
+    /// and the run says where it is and how to move the items.
+    async fn finish_up(&self, ctx: &Scope<'_>) -> Result<(), StackError> {
+        release_replaced(ctx, false).await
+    }
+
+    /// `down` after a replacement that did not finish: the table it replaced leaves the stack too,
+    /// kept with its items.
+    async fn settle_gone(&self, ctx: &Scope<'_>, _line: &Line) -> Result<(), StackError> {
+        release_replaced(ctx, true).await
+    }
+
     /// Decided before anything is deleted: a table with data is refused unless `--delete-data`
     /// (or `--retain-table`) says what to do with it.
     async fn prepare_teardown(&self, ctx: &Scope<'_>) -> Result<Option<Prepared>, StackError> {
@@ -418,6 +477,9 @@ impl Managed for Table {
     /// What `down` does here was decided before anything was deleted ([`plan_delete`]).
     async fn destroy(&self, ctx: &Scope<'_>, line: &Line, live: TableLive) -> Result<Outcome, StackError> {
         let name = &live.name;
+        release_replaced(ctx, true).await?;
+        // A table still CREATING (a killed `up`) answers neither the count nor the deletion yet.
+        self.ready(ctx, line, &live).await?;
         let plan = ctx.run::<Decided>().0.lock().expect("table plan").clone();
         match plan {
             TablePlan::Retain => {
@@ -487,6 +549,82 @@ impl Managed for Table {
     }
 }
 
+/// With no state: the newest replacement table (`up --replace table`) that carries this stack's tag,
+/// if there is one (the table it replaced left the stack).
+async fn latest_replacement(ctx: &Scope<'_>) -> Result<Option<String>, StackError> {
+    let prefix = format!("{}-", table_name(ctx.stack()));
+    let names = ctx.aws.dynamodb.list_tables().into_paginator().items().send().try_collect().await;
+    let names: Vec<String> = names.ctx("list", "DynamoDB tables")?;
+    let mut replacements: Vec<String> = names
+        .into_iter()
+        .filter(|n| n.starts_with(&prefix) && stack_of_table(n).as_deref() == Some(ctx.stack()))
+        .collect();
+    replacements.sort_unstable_by(|a, b| b.cmp(a));
+    for name in replacements {
+        let Some(arn) = describe(ctx, &name).await?.and_then(|t| t.table_arn().map(str::to_string)) else { continue };
+        let tags = ctx.aws.dynamodb.list_tags_of_resource().resource_arn(&arn).send().await;
+        let tags = tags.ctx("list the tags of table", &name)?;
+        let pairs = tags.tags().iter().map(|t| (t.key(), t.value()));
+        if ctx.owns(TABLE, pairs).is_ok() {
+            return Ok(Some(name));
+        }
+    }
+    Ok(None)
+}
+
+/// The table a replacement took over from leaves the stack, kept as it is: once `up` is done with
+/// the replacement, or on `down` (`teardown`) when it did not finish. The run says where it is.
+async fn release_replaced(ctx: &Scope<'_>, teardown: bool) -> Result<(), StackError> {
+    let Some(old) = ctx.attr(REPLACES) else { return Ok(()) };
+    let new = ctx.id(TABLE).unwrap_or_default();
+    let Some(table) = describe(ctx, &old).await? else {
+        ctx.note(format!("table {old}, replaced by {new}, no longer exists: nothing of it was kept"));
+        return ctx.set_attrs(&[(REPLACES, None), (REPLACED_TABLE_ARN, None)]).await.map_err(StackError::from);
+    };
+    let kept = release(ctx, &old, &table).await?;
+    let delete = format!(
+        "delete {old}: `aws dynamodb update-table --table-name {old} --no-deletion-protection-enabled` and `aws \
+         dynamodb delete-table --table-name {old}`; until then it bills its storage"
+    );
+    let new_keys = wanted_signature(ctx.config);
+    ctx.note(if teardown {
+        format!(
+            "table {old}, which an unfinished `up --replace table` was replacing by {new}: {kept}. Once done, {delete}"
+        )
+    } else {
+        format!(
+            "table {old} was replaced by {new} (keys {new_keys}): {kept}. To move the items, read them with `aws \
+             dynamodb scan --table-name {old} --output json` and write each to {new} with `aws dynamodb put-item \
+             --table-name {new} --item ITEM`, giving it the new key attributes ({new_keys}). Then {delete}"
+        )
+    });
+    ctx.set_attrs(&[(REPLACES, None), (REPLACED_TABLE_ARN, None)]).await?;
+    Ok(())
+}
+
+/// Take the replaced table `old` out of the stack, as it is: its fargate-stack tags removed. Returns
+/// what is kept, in words.
+async fn release(ctx: &Scope<'_>, old: &str, table: &TableDescription) -> Result<String, StackError> {
+    let arn = table.table_arn().unwrap_or_default();
+    let tags = ctx.aws.dynamodb.list_tags_of_resource().resource_arn(arn).send().await;
+    let tags = tags.ctx("list the tags of table", old)?;
+    let ours: Vec<String> =
+        tags.tags().iter().map(|t| t.key().to_string()).filter(|k| k.starts_with("fargate-stack:")).collect();
+    if !ours.is_empty() {
+        let untag = ctx.aws.dynamodb.untag_resource().resource_arn(arn).set_tag_keys(Some(ours)).send().await;
+        untag.ctx("take out of the stack table", old)?;
+    }
+    let (items, exact) = count_items(ctx, old).await?;
+    let count = crate::report::count(items, "item");
+    let count = if exact { count } else { format!("at least {count}") };
+    Ok(format!(
+        "{old} is kept as it was, with its {count} (keys {}), deletion protection on, outside stack {} (its \
+         fargate-stack tags were removed: `down` and `list` leave it)",
+        live_signature(table),
+        ctx.stack()
+    ))
+}
+
 /// Turn point-in-time recovery on or off. AWS refuses it for a while after the table is created
 /// (ContinuousBackupsUnavailableException: backups are still being enabled): retried.
 async fn set_recovery(ctx: &Scope<'_>, line: &Line, name: &str, on: bool) -> Result<(), StackError> {
@@ -545,6 +683,10 @@ pub async fn plan_delete(ctx: &Scope<'_>) -> Result<TablePlan, StackError> {
     let policy = ctx.run::<DataPolicy>();
     if policy.retain_table {
         return Ok(TablePlan::Retain);
+    }
+    // Still CREATING (a killed `up`): it holds nothing yet, and `destroy` counts again once ACTIVE.
+    if live.table.table_status() == Some(&TableStatus::Creating) {
+        return Ok(TablePlan::DeleteEmpty);
     }
     let (items, exact) = count_items(ctx, &live.name).await?;
     if items == 0 {
@@ -614,5 +756,14 @@ mod tests {
         assert_eq!(live_signature(&live), "id:S,created_at:N", "hash key first, whatever order AWS lists");
         assert_eq!(live_signature(&described(&[("id", "S", DynamoKeyType::Hash)])), "id:S");
         assert!(is_on_demand(&live));
+    }
+
+    #[test]
+    fn a_replacement_table_is_named_for_its_stack() {
+        assert_eq!(stack_of_table("app-messages").as_deref(), Some("app"));
+        assert_eq!(stack_of_table("app-messages-20261203071500").as_deref(), Some("app"));
+        assert_eq!(stack_of_table("app-2-messages-20261203071500").as_deref(), Some("app-2"));
+        assert_eq!(stack_of_table("app-messages-2026").as_deref(), None);
+        assert_eq!(stack_of_table("app-messages-x").as_deref(), None);
     }
 }

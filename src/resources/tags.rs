@@ -35,6 +35,12 @@ impl SdkTag for aws_sdk_acm::types::Tag {
     }
 }
 
+impl SdkTag for aws_sdk_s3::types::Tag {
+    fn tag(key: String, value: String) -> Self {
+        Self::builder().key(key).value(value).build().expect("key and value are set")
+    }
+}
+
 impl SdkTag for aws_sdk_iam::types::Tag {
     fn tag(key: String, value: String) -> Self {
         Self::builder().key(key).value(value).build().expect("key and value are set")
@@ -65,6 +71,12 @@ impl TagPairs for [aws_sdk_dynamodb::types::Tag] {
 }
 
 impl TagPairs for [aws_sdk_iam::types::Tag] {
+    fn pairs(&self) -> Vec<(&str, &str)> {
+        self.iter().map(|t| (t.key(), t.value())).collect()
+    }
+}
+
+impl TagPairs for [aws_sdk_s3::types::Tag] {
     fn pairs(&self) -> Vec<(&str, &str)> {
         self.iter().map(|t| (t.key(), t.value())).collect()
     }

@@ -113,13 +113,16 @@ pub struct Recorded {
 }
 
 /// The config a successful `up` last applied, to notice a run with another config.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Applied {
     /// An absolute path, or `(built-in default)`.
     pub config: String,
     /// SHA-256 of the config text.
     pub sha256: String,
     pub at: String,
+    /// What the applied config bills (the basis, not money): the next plan's "before".
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bill: Vec<crate::bill::BilledLine>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -528,6 +528,8 @@ def implied_actions(ctx, action: str) -> list:
         for key in ("taskRoleArn", "executionRoleArn"):
             if ctx.json.get(key):
                 out.append(("iam:PassRole", ctx.json[key]))
+    if action == "ec2:CreateFlowLogs" and ctx.params.get("DeliverLogsPermissionArn"):
+        out.append(("iam:PassRole", ctx.params["DeliverLogsPermissionArn"]))
     return out
 
 
@@ -1399,6 +1401,27 @@ class Realism:
         return None
 
     # =========================================================================================
+    # Flow logs: AWS answers a delete of flow logs it does not have with HTTP 200 and each one in
+    # the call's Unsuccessful list (InvalidFlowLogId.NotFound); moto fails the whole call.
+
+    def pre_ec2_DeleteFlowLogs(self, ctx: Ctx):
+        ids = indexed(ctx.params, "FlowLogId")
+        if not ids:
+            return None
+        root = self.query(ctx, "ec2", "DescribeFlowLogs", [(f"FlowLogId.{i + 1}", v) for i, v in enumerate(ids)])
+        known = {el.text for el in root.iter("flowLogId")}
+        missing = [i for i in ids if i not in known]
+        if len(missing) < len(ids):
+            return None  # one of ours at a time; a mixed call is left to moto
+        items = "".join(
+            "<item><error><code>InvalidFlowLogId.NotFound</code><message>%s</message></error>"
+            "<resourceId>%s</resourceId></item>" % (esc(f"The flow log ID '{i}' does not exist"), esc(i)) for i in missing)
+        body = ('<?xml version="1.0" encoding="UTF-8"?>\n<DeleteFlowLogsResponse xmlns="http://ec2.amazonaws.com/doc/'
+                '2016-11-15/"><requestId>%s</requestId><unsuccessful>%s</unsuccessful></DeleteFlowLogsResponse>'
+                % (uuid.uuid4(), items))
+        return Response(200, [("Content-Type", "text/xml;charset=UTF-8")], body.encode(), injected=True)
+
+    # =========================================================================================
     # Load balancers (2, 5, 9, 15)
 
     def lb_active_at(self, arn: str) -> float:
@@ -1475,6 +1498,85 @@ class Realism:
             if rec["lb"] == ctx.params.get("LoadBalancerArn"):
                 self.release_certs(rec["lb"], rec["certs"], ctx.now)
                 del self.listener_certs[arn]
+
+    # ELB's account per region for access logs (Regions available before August 2022); every later Region uses
+    # the log delivery service principal.
+    ELB_LOG_ACCOUNTS = {
+        "us-east-1": "127311923021", "us-east-2": "033677994240", "us-west-1": "027434742980",
+        "us-west-2": "797873946194", "af-south-1": "098369216593", "ap-east-1": "754344448648",
+        "ap-southeast-3": "589379963580", "ap-south-1": "718504428378", "ap-northeast-3": "383597477331",
+        "ap-northeast-2": "600734575887", "ap-southeast-1": "114774131450", "ap-southeast-2": "783225319266",
+        "ap-northeast-1": "582318560864", "ca-central-1": "985666609251", "eu-central-1": "054676820928",
+        "eu-west-1": "156460612806", "eu-west-2": "652711504416", "eu-south-1": "635631232127",
+        "eu-west-3": "009996457667", "eu-north-1": "897822967062", "me-south-1": "076674570225",
+        "sa-east-1": "507241528517", "us-gov-west-1": "048591011584", "us-gov-east-1": "190560391635",
+    }
+
+    def elb_may_write(self, ctx: Ctx, bucket: str, prefix: str, account: str) -> bool:
+        """Whether the bucket's policy lets ELB put a log object: an unconditioned Allow of s3:PutObject to the
+        region's ELB account (or the log delivery service) covering <prefix>/AWSLogs/<account>/..."""
+        doc = self.bucket_policies.get(bucket)
+        if doc is None:
+            status, _, data = self.rest(ctx, "s3", "GET", f"/{urllib.parse.quote(bucket)}?policy",
+                                        region=self.bucket_regions.get(bucket))
+            if status >= 300:
+                return False
+            doc = data
+        try:
+            statements = json.loads(doc).get("Statement") or []
+        except (ValueError, AttributeError):
+            return False
+        statements = statements if isinstance(statements, list) else [statements]
+        key = (prefix + "/" if prefix else "") + f"AWSLogs/{account}/elasticloadbalancing/x.log.gz"
+        obj = f"arn:aws:s3:::{bucket}/{key}"
+        elb = self.ELB_LOG_ACCOUNTS.get(ctx.region)
+        wanted = {f"arn:aws:iam::{elb}:root", elb} if elb else {"logdelivery.elasticloadbalancing.amazonaws.com"}
+
+        def many(v):
+            return [v] if isinstance(v, str) else list(v or [])
+
+        def covers(st):
+            principal = st.get("Principal")
+            who = principal == "*" or (isinstance(principal, dict) and any(
+                p in wanted or p == "*" for p in many(principal.get("AWS" if elb else "Service"))))
+            does = any(fnmatch.fnmatchcase("s3:putobject", a.lower()) for a in many(st.get("Action")))
+            on = any(fnmatch.fnmatchcase(obj, r) for r in many(st.get("Resource")))
+            return who and does and on
+
+        plain = [st for st in statements if isinstance(st, dict) and not st.get("Condition")]
+        return any(st.get("Effect") == "Allow" and covers(st) for st in plain) and \
+            not any(st.get("Effect") == "Deny" and covers(st) for st in plain)
+
+    def pre_elb_ModifyLoadBalancerAttributes(self, ctx: Ctx):
+        """Turning access logs on: AWS writes a test object to the bucket as ELB and refuses the change when it
+        cannot (InvalidConfigurationRequest "Access Denied for bucket"); moto takes any bucket name."""
+        attrs = {}
+        for i in range(1, 50):
+            k = ctx.params.get(f"Attributes.member.{i}.Key")
+            if k is None:
+                break
+            attrs[k] = ctx.params.get(f"Attributes.member.{i}.Value", "")
+        if attrs.get("access_logs.s3.enabled") != "true":
+            return None
+        arn = ctx.params.get("LoadBalancerArn")
+        if "access_logs.s3.bucket" not in attrs or "access_logs.s3.prefix" not in attrs:
+            root = self.query(ctx, "elasticloadbalancing", "DescribeLoadBalancerAttributes", {"LoadBalancerArn": arn})
+            for m in root.findall("./DescribeLoadBalancerAttributesResult/Attributes/member"):
+                attrs.setdefault(xt(m, "Key"), xt(m, "Value") or "")
+        bucket, prefix = attrs.get("access_logs.s3.bucket") or "", attrs.get("access_logs.s3.prefix") or ""
+        if not bucket:
+            raise Reject("ValidationError", "The value of 'access_logs.s3.bucket' cannot be empty when access logs "
+                                            "are enabled")
+        region = self.bucket_region(ctx, bucket)
+        if region is None:
+            raise Reject("InvalidConfigurationRequest", f"The specified bucket does not exist: {bucket}")
+        if region != ctx.region:
+            raise Reject("InvalidConfigurationRequest", f"The bucket {bucket} is not in the load balancer's region")
+        account = arn.split(":")[4] if arn and arn.count(":") >= 5 else "123456789012"
+        if not self.elb_may_write(ctx, bucket, prefix, account):
+            raise Reject("InvalidConfigurationRequest",
+                         f"Access Denied for bucket: {bucket}. Please check S3bucket permission")
+        return None
 
     @staticmethod
     def _actions_key(pairs):
@@ -3385,6 +3487,19 @@ class Realism:
     def post_s3_CreateBucket(self, ctx: Ctx, resp: Response):
         bucket = ctx.bucket or ""
         self.bucket_regions[bucket] = ctx.extra.get("region") or ctx.region
+        # Tags given with CreateBucket (CreateBucketConfiguration/Tags) are the bucket's at once; moto drops them.
+        if ctx.body.strip() and not ctx.extra.get("existed"):
+            try:
+                config = xml_parse(ctx.body)[0]
+            except ET.ParseError:
+                config = None
+            tags = config.findall("./Tags/Tag") if config is not None else []
+            if tags:
+                body = ('<Tagging xmlns="%s"><TagSet>%s</TagSet></Tagging>' % (S3_NS, "".join(
+                    "<Tag><Key>%s</Key><Value>%s</Value></Tag>" % (esc(xt(t, "Key") or ""), esc(xt(t, "Value") or ""))
+                    for t in tags))).encode()
+                self.rest(ctx, "s3", "PUT", f"/{urllib.parse.quote(bucket)}?tagging", body,
+                          region=self.bucket_regions[bucket])
         if ctx.extra.get("existed") or not self.cfg.get("s3_aws_defaults"):
             return
         # New buckets have Block Public Access on (AWS default since April 2023).

@@ -451,6 +451,41 @@ class StateTests(unittest.TestCase):
         protect("false")
         elb.delete_load_balancer(LoadBalancerArn=arn)
 
+    def test_02c_deleting_a_flow_log_that_is_gone_is_an_unsuccessful_item_not_an_error(self):
+        ec2, logs = C["ec2"], C["logs"]
+        vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+        group = name("flow")
+        logs.create_log_group(logGroupName=group)
+        made = ec2.create_flow_logs(ResourceType="VPC", ResourceIds=[vpc], TrafficType="ALL", LogGroupName=group,
+                                    LogDestinationType="cloud-watch-logs",
+                                    DeliverLogsPermissionArn="arn:aws:iam::123456789012:role/flow")
+        flow_log = made["FlowLogIds"][0]
+        self.assertEqual(ec2.delete_flow_logs(FlowLogIds=[flow_log]).get("Unsuccessful", []), [])
+        again = ec2.delete_flow_logs(FlowLogIds=[flow_log])["Unsuccessful"]
+        self.assertEqual([(u["ResourceId"], u["Error"]["Code"]) for u in again], [(flow_log, "InvalidFlowLogId.NotFound")])
+        ec2.delete_vpc(VpcId=vpc)
+        logs.delete_log_group(logGroupName=group)
+
+    def test_02d_access_logs_need_a_bucket_elb_may_write_to(self):
+        elb, s3 = C["elbv2"], C["s3"]
+        net = Net(C, with_lb=False)
+        arn = elb.create_load_balancer(Name=name("lb"), Subnets=net.public)["LoadBalancers"][0]["LoadBalancerArn"]
+        account = arn.split(":")[4]
+        bucket = name("logs")
+        s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"Tags": [{"Key": "k", "Value": "v"}]})
+        self.assertEqual(s3.get_bucket_tagging(Bucket=bucket)["TagSet"], [{"Key": "k", "Value": "v"}])
+        logs = lambda prefix: elb.modify_load_balancer_attributes(LoadBalancerArn=arn, Attributes=[
+            {"Key": "access_logs.s3.enabled", "Value": "true"}, {"Key": "access_logs.s3.bucket", "Value": bucket},
+            {"Key": "access_logs.s3.prefix", "Value": prefix}])
+        self.assertEqual(code_of(logs, "alb"), "InvalidConfigurationRequest")  # no policy
+        policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+                  "Principal": {"AWS": "arn:aws:iam::127311923021:root"}, "Action": "s3:PutObject",
+                  "Resource": f"arn:aws:s3:::{bucket}/alb/AWSLogs/{account}/*"}]}
+        s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
+        self.assertEqual(code_of(logs, "other"), "InvalidConfigurationRequest")  # another prefix
+        logs("alb")
+        elb.delete_load_balancer(LoadBalancerArn=arn)
+
     def test_03_dynamodb_creating_active_deleting_gone(self):
         ddb = C["dynamodb"]
         t = name("tbl")

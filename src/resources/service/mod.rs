@@ -12,7 +12,7 @@ pub mod status;
 use crate::access::{self, arn, Permission, STACK};
 use crate::aws::Clients;
 use crate::bill::{items, Charge, Quantity, Unit};
-use crate::config::Config;
+use crate::config::{Config, CpuArchitecture};
 use crate::error::{found, returned, AwsContext, StackError};
 use crate::model::{
     before, made_for, owner_tags, Attr, Changed, Declared, Dep, Diff, Edge, Field, Health, Inspection, Key, Kind,
@@ -215,14 +215,13 @@ impl Managed for Service {
         };
         let per_task =
             |size: u32| Quantity { min: tasks.min * size as f64 / 1024.0, max: tasks.max * size as f64 / 1024.0 };
+        let (vcpu, memory, arch) = match service.cpu_architecture {
+            CpuArchitecture::X86_64 => (items::FARGATE_VCPU_X86, items::FARGATE_MEMORY_X86, "x86_64"),
+            CpuArchitecture::Arm64 => (items::FARGATE_VCPU_ARM64, items::FARGATE_MEMORY_ARM64, "arm64"),
+        };
         vec![
-            Charge::running(items::FARGATE_VCPU_X86, Unit::VcpuHour, per_task(service.cpu), "Fargate vCPU (x86_64)"),
-            Charge::running(
-                items::FARGATE_MEMORY_X86,
-                Unit::GbHour,
-                per_task(service.memory),
-                "Fargate memory (x86_64)",
-            ),
+            Charge::running(vcpu, Unit::VcpuHour, per_task(service.cpu), format!("Fargate vCPU ({arch})")),
+            Charge::running(memory, Unit::GbHour, per_task(service.memory), format!("Fargate memory ({arch})")),
         ]
     }
 

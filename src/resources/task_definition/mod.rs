@@ -4,9 +4,9 @@
 
 use async_trait::async_trait;
 use aws_sdk_ecs::types::{
-    Compatibility, ContainerDefinition, KeyValuePair, LogConfiguration, LogDriver, MountPoint, NetworkMode,
-    PortMapping, Secret, TaskDefinition as Definition, TaskDefinitionField, TaskDefinitionStatus, TransportProtocol,
-    Volume,
+    Compatibility, ContainerDefinition, KeyValuePair, LogConfiguration, LogDriver, MountPoint, NetworkMode, OsFamily,
+    PortMapping, RuntimePlatform, Secret, TaskDefinition as Definition, TaskDefinitionField, TaskDefinitionStatus,
+    TransportProtocol, Volume,
 };
 use futures::future::BoxFuture;
 
@@ -15,7 +15,7 @@ pub mod image;
 use crate::access::{self, arn, global_arn, Condition, Permission, Verb, STACK};
 use crate::aws::Clients;
 use crate::bill::Charge;
-use crate::config::{Config, LogMode};
+use crate::config::{Config, CpuArchitecture, LogMode};
 use crate::error::{returned, AwsContext, StackError};
 use crate::model::{
     made_for, owner_tags, Attr, Changed, Declared, Dep, Diff, Field, Key, Managed, Nodes, Outcome, Record, Scope,
@@ -62,6 +62,7 @@ pub enum DefinitionField {
     LogMode,
     Filesystem,
     User,
+    Architecture,
 }
 
 impl Field for DefinitionField {
@@ -79,6 +80,7 @@ impl Field for DefinitionField {
             DefinitionField::LogMode => "logs.mode",
             DefinitionField::Filesystem => "service.readonly_root_filesystem",
             DefinitionField::User => "service.user",
+            DefinitionField::Architecture => "service.cpu_architecture",
         }
         .into()
     }
@@ -102,6 +104,8 @@ struct Spec {
     /// `read-only, writable /tmp, /var/run` or `writable`.
     filesystem: String,
     user: String,
+    /// `X86_64` (also when the revision names no platform, as ECS runs it) or `ARM64`.
+    architecture: String,
 }
 
 /// The app container's root filesystem and the paths mounted writable on it.
@@ -160,6 +164,7 @@ impl Spec {
                 if ctx.config.service.readonly_root_filesystem { &ctx.config.service.writable_paths } else { &[] },
             ),
             user: show_user(ctx.config.service.user.as_deref()),
+            architecture: ctx.config.service.cpu_architecture.as_str().into(),
         })
     }
 
@@ -200,6 +205,11 @@ impl Spec {
             log_mode: show_log_mode(log_option("mode"), log_option("max-buffer-size")),
             filesystem: show_filesystem(container.and_then(|c| c.readonly_root_filesystem()) == Some(true), &mounted),
             user: show_user(container.and_then(|c| c.user())),
+            architecture: def
+                .runtime_platform()
+                .and_then(|p| p.cpu_architecture())
+                .map_or(CpuArchitecture::X86_64.as_str(), |a| a.as_str())
+                .to_string(),
         }
     }
 
@@ -216,7 +226,8 @@ impl Spec {
             .field(DefinitionField::LogGroup, &self.log_group, &want.log_group)
             .field(DefinitionField::LogMode, &self.log_mode, &want.log_mode)
             .field(DefinitionField::Filesystem, &self.filesystem, &want.filesystem)
-            .field(DefinitionField::User, &self.user, &want.user);
+            .field(DefinitionField::User, &self.user, &want.user)
+            .field(DefinitionField::Architecture, &self.architecture, &want.architecture);
         diff.into_changes()
     }
 }
@@ -505,6 +516,12 @@ async fn register(ctx: &Scope<'_>) -> Result<Definition, StackError> {
         .network_mode(NetworkMode::Awsvpc)
         .cpu(&want.cpu)
         .memory(&want.memory)
+        .runtime_platform(
+            RuntimePlatform::builder()
+                .cpu_architecture(aws_sdk_ecs::types::CpuArchitecture::from(want.architecture.as_str()))
+                .operating_system_family(OsFamily::Linux)
+                .build(),
+        )
         .execution_role_arn(&want.execution_role)
         .task_role_arn(&want.task_role)
         .container_definitions(container)
@@ -657,11 +674,13 @@ mod tests {
             log_mode: show_log_mode(None, None),
             filesystem: show_filesystem(false, &[]),
             user: show_user(None),
+            architecture: "X86_64".into(),
         };
         let want = Spec {
             image: "nginx:1.27".into(),
             environment: "{A=2}".into(),
             log_mode: show_log_mode(Some("non-blocking"), Some("25m")),
+            architecture: "ARM64".into(),
             ..have.clone()
         };
         let text: Vec<String> = have.diff(&want).iter().map(|c| c.change.to_string()).collect();
@@ -670,7 +689,8 @@ mod tests {
             [
                 "service.image: nginx:latest → nginx:1.27",
                 "service.environment: {A=1} → {A=2}",
-                "logs.mode: blocking → non-blocking (25m)"
+                "logs.mode: blocking → non-blocking (25m)",
+                "service.cpu_architecture: X86_64 → ARM64"
             ]
         );
         assert!(have.diff(&have.clone()).is_empty());
