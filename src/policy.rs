@@ -243,18 +243,27 @@ pub fn document(commands: &[&str], declared: &Declarations, target: &Target) -> 
         }
     }
     // Actions on `*` apart from those on ARNs, or the `*` would widen the others to everything.
-    let mut statements: BTreeMap<(String, Scope, bool), Statement> = BTreeMap::new();
+    // Each action on exactly the resources declared for it: actions that share their resources
+    // share a statement, so that no action reaches another action's resources (the state bucket
+    // must not get the access-log bucket's DeleteBucket).
+    let mut by_action: BTreeMap<(String, Scope, bool), BTreeMap<String, BTreeSet<String>>> = BTreeMap::new();
     for g in grants {
         let any = g.resource == "*";
-        let (actions, resources) = statements.entry((g.service.clone(), g.scope.clone(), any)).or_default();
-        actions.insert(g.action);
-        resources.insert(g.resource);
+        let actions = by_action.entry((g.service.clone(), g.scope.clone(), any)).or_default();
+        actions.entry(g.action).or_default().insert(g.resource);
     }
-    let statements: Vec<Value> = statements
-        .into_iter()
-        .map(|((service, scope, any), (actions, resources))| {
+    let mut statements: Vec<Value> = vec![];
+    for ((service, scope, any), actions) in by_action {
+        let mut by_resources: BTreeMap<BTreeSet<String>, Statement> = BTreeMap::new();
+        for (action, resources) in actions {
+            let (grouped, on) = by_resources.entry(resources.clone()).or_default();
+            grouped.insert(action);
+            on.extend(resources);
+        }
+        for (n, (actions, resources)) in by_resources.into_values().enumerate() {
+            let sid = scope.sid(&service, any);
             let mut s = json!({
-                "Sid": scope.sid(&service, any),
+                "Sid": if n == 0 { sid } else { format!("{sid}{}", n + 1) },
                 "Effect": "Allow",
                 "Action": actions.into_iter().collect::<Vec<_>>(),
                 "Resource": resources.into_iter().collect::<Vec<_>>(),
@@ -262,9 +271,9 @@ pub fn document(commands: &[&str], declared: &Declarations, target: &Target) -> 
             if let Some(condition) = condition(&service, &scope, &creates) {
                 s["Condition"] = condition;
             }
-            s
-        })
-        .collect();
+            statements.push(s);
+        }
+    }
     json!({ "Version": "2012-10-17", "Statement": statements })
 }
 

@@ -192,6 +192,22 @@ fn an_s3_state_adds_its_bucket_and_keys_and_a_local_one_nothing() {
     }
 }
 
+/// Each action reaches only the resources declared for it: the state bucket, a bucket like the
+/// access-log bucket, gets none of the access-log bucket's settings or its deletion.
+#[test]
+fn no_action_reaches_another_actions_resources() {
+    let doc = policy(&["up", "down"], &target("123456789012", Some(("team-state", "stacks/shop.json"))));
+    for s in statements(&doc) {
+        if strings(&s["Resource"]).contains(&"arn:aws:s3:::team-state".to_string()) {
+            assert_eq!(strings(&s["Action"]), ["s3:ListBucket"], "{s}");
+        }
+        if strings(&s["Resource"]).iter().any(|r| r.starts_with("arn:aws:s3:::team-state/")) {
+            let actions = strings(&s["Action"]);
+            assert!(actions.iter().all(|a| a.ends_with("Object")), "{s}");
+        }
+    }
+}
+
 #[test]
 fn partitions_follow_the_region() {
     assert_eq!(partition("eu-west-1"), "aws");
