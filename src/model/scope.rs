@@ -154,6 +154,11 @@ impl<'a> Scope<'a> {
         self.ctx.not_ours(what, why)
     }
 
+    /// The last run on this state was killed or interrupted: what it made may not be recorded yet.
+    pub fn resuming(&self) -> bool {
+        self.ctx.store().interrupted().is_some()
+    }
+
     pub fn id(&self, key: Key) -> Option<String> {
         if !self.may_read(key) {
             return None;

@@ -19,6 +19,7 @@ use crate::access::{self, global_arn, Permission, STACK};
 use crate::aws::Clients;
 use crate::bill::{items, Charge, Unit};
 use crate::config::Config;
+use crate::context::STACK_TAG;
 use crate::error::{found, AwsContext, StackError};
 use crate::model::{
     owner_tags, Attr, Changed, Dep, Diff, Field, Health, Inspection, Key, Kind, Lifecycle, Managed, Nodes, Outcome,
@@ -542,7 +543,8 @@ impl Managed for AccessLogBucket {
 
     async fn find(&self, ctx: &Scope<'_>) -> Result<Option<BucketLive>, StackError> {
         let owner = account(ctx).await?;
-        let name = ctx.id(ACCESS_LOG_BUCKET).unwrap_or_else(|| bucket_name(ctx.stack(), &owner, ctx.region));
+        let recorded = ctx.id(ACCESS_LOG_BUCKET);
+        let name = recorded.clone().unwrap_or_else(|| bucket_name(ctx.stack(), &owner, ctx.region));
         let head = ctx.aws.s3.head_bucket().bucket(&name).expected_bucket_owner(&owner).send().await;
         match found(head.ctx("find bucket", &name)) {
             Ok(Some(_)) => {}
@@ -554,7 +556,16 @@ impl Managed for AccessLogBucket {
             Err(e) => return Err(e),
         }
         let tags = tags_of(ctx.aws, &name).await?;
-        ctx.owned(ACCESS_LOG_BUCKET, format!("bucket {name}"), tags.pairs())?;
+        // A bucket in this account, of this stack's own name (it holds the account and region),
+        // that carries no stack tag at all, and that the state records or a killed run may have
+        // made: this stack's, its tags not put yet (a run killed between CreateBucket and
+        // PutBucketTagging where the tags sent with the create were not kept). The diff puts them
+        // back. Another stack's tag is refused as always.
+        let untagged = !tags.pairs().iter().any(|(k, _)| *k == STACK_TAG);
+        let ours_untagged = untagged && (recorded.is_some() || ctx.resuming());
+        if !ours_untagged {
+            ctx.owned(ACCESS_LOG_BUCKET, format!("bucket {name}"), tags.pairs())?;
+        }
         Ok(Some(BucketLive { tags, ..settings(ctx, &name, &owner).await? }))
     }
 
