@@ -41,25 +41,27 @@ impl Bill {
             "{heading}: {} per month at {} list prices (price table of {})",
             cost.currency, cost.region, cost.prices_as_of
         ));
-        let mut rows: Vec<Vec<String>> = cost
+        // The monthly figure before the varying parts, the description last: no column pads a
+        // short row out to a long one's width.
+        let rows: Vec<Vec<String>> = cost
             .items
             .iter()
             .map(|i| {
                 let hours = if i.unit.word().ends_with("hour") { " x 730 h" } else { "" };
                 vec![
                     format!("  {}", i.resource),
-                    i.what.clone(),
-                    format!("{}/{} x {}{hours}", i.unit_price, i.unit.word(), quantity(i.quantity, i.quantity_max)),
                     range(i.monthly, i.monthly_max, 2),
+                    format!("{}/{} x {}{hours}", i.unit_price, i.unit.word(), quantity(i.quantity, i.quantity_max)),
+                    i.what.clone(),
                 ]
             })
             .collect();
+        text.table(&rows);
         let mut total = range(cost.monthly_total, cost.monthly_total_max, 2);
         if let Some(before) = &cost.before {
             total = format!("{} → {total}", range(before.monthly_total, before.monthly_total_max, 2));
         }
-        rows.push(vec!["  total".into(), String::new(), String::new(), total]);
-        text.table(&rows);
+        text.line(format!("  total: {total} {} a month", cost.currency));
         // A first bill moves every line from nothing: only an existing stack's moves are news.
         if let Some(before) = cost.before.as_ref().filter(|b| b.monthly_total > 0.0) {
             for moved in &before.moved {
