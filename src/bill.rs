@@ -69,7 +69,9 @@ impl Charge {
     }
 }
 
-/// Price table keys: one per billed item, shared by the resources that bill it.
+/// Price table keys billed by more than one family (or kept here since the first families). A family
+/// whose item is its own declares the key in its module; either way the price table must price it in
+/// every region it lists, which `declarations.rs` checks over every node any stack can have.
 pub mod items {
     pub const NAT_GATEWAY_HOUR: &str = "ec2:nat-gateway-hour";
     pub const NAT_GATEWAY_DATA: &str = "ec2:nat-gateway-data";
@@ -93,29 +95,4 @@ pub mod items {
     pub const S3_STORAGE: &str = "s3:standard-storage";
     pub const FARGATE_VCPU_ARM64: &str = "fargate:vcpu-hour:arm64";
     pub const FARGATE_MEMORY_ARM64: &str = "fargate:gb-hour:arm64";
-
-    /// Every key: the price table has a price for each, in each region it lists (unit-tested).
-    pub const ALL: &[&str] = &[
-        NAT_GATEWAY_HOUR,
-        NAT_GATEWAY_DATA,
-        PUBLIC_IPV4_HOUR,
-        ALB_HOUR,
-        ALB_LCU,
-        FARGATE_VCPU_X86,
-        FARGATE_MEMORY_X86,
-        FARGATE_VCPU_ARM64,
-        FARGATE_MEMORY_ARM64,
-        LOGS_INGESTION,
-        LOGS_STORAGE,
-        DYNAMODB_WRITES,
-        DYNAMODB_READS,
-        DYNAMODB_STORAGE,
-        DYNAMODB_BACKUP,
-        DYNAMODB_RECOVERY,
-        CLOUDWATCH_ALARM,
-        CONTAINER_INSIGHTS,
-        ROUTE53_QUERIES,
-        FLOW_LOGS_INGESTION,
-        S3_STORAGE,
-    ];
 }

@@ -45,6 +45,12 @@ pub struct Prices {
 }
 
 impl Prices {
+    /// The regions the repository's table prices.
+    pub fn table_regions() -> Vec<String> {
+        let file: TableFile = toml::from_str(PRICE_TABLE).expect("config/prices.toml is valid (unit-tested)");
+        file.regions.into_keys().collect()
+    }
+
     /// The repository's table for `region`.
     pub fn for_region(region: &str) -> Result<Prices, PriceError> {
         let file: TableFile = toml::from_str(PRICE_TABLE).expect("config/prices.toml is valid (unit-tested)");
@@ -63,7 +69,7 @@ impl Prices {
         })
     }
 
-    fn price(&self, item: &str) -> Result<f64, PriceError> {
+    pub(crate) fn price(&self, item: &str) -> Result<f64, PriceError> {
         self.by_item
             .get(item)
             .copied()
@@ -283,15 +289,10 @@ mod tests {
     }
 
     #[test]
-    fn every_region_of_the_table_prices_every_declared_item() {
+    fn the_table_says_when_and_where_its_prices_come_from() {
         let file: TableFile = toml::from_str(PRICE_TABLE).unwrap();
         assert!(!file.as_of.is_empty() && !file.source.is_empty());
-        for region in file.regions.keys() {
-            let prices = Prices::for_region(region).unwrap();
-            for item in crate::bill::items::ALL {
-                assert!(prices.price(item).is_ok(), "{region} has no price for {item}");
-            }
-        }
+        assert!(file.regions.contains_key("us-east-1"));
         let missing = Prices::for_region("eu-west-3").unwrap_err().to_string();
         assert!(missing.starts_with("no price table for eu-west-3"), "{missing}");
     }
