@@ -25,6 +25,32 @@ fn as_ci(cli: &Cli, args: &[&str]) -> Run {
     }
 }
 
+/// An emulator behind the realism layer, where the CI key may do what `policy_file` allows.
+struct CiWorld {
+    emulator: Emulator,
+    dir: tempfile::TempDir,
+    policy_file: std::path::PathBuf,
+    realism: Realism,
+    cli: Cli,
+}
+
+impl CiWorld {
+    fn start() -> CiWorld {
+        let emulator = Emulator::start();
+        let dir = tempfile::tempdir().unwrap();
+        let policy_file = dir.path().join("ci-policy.json");
+        // Nothing allowed yet but what needs no permission (the account, for `policy` itself).
+        std::fs::write(&policy_file, r#"{"Version":"2012-10-17","Statement":[]}"#).unwrap();
+        let config = json!({
+            "iam_propagation_s": 0,
+            "iam_policies": {CI_KEY: {"principal": CI_PRINCIPAL, "policy_file": policy_file}},
+        });
+        let realism = Realism::start(&emulator, RealismOptions { config, ..Default::default() });
+        let cli = Cli::at(&realism.url());
+        CiWorld { emulator, dir, policy_file, realism, cli }
+    }
+}
+
 fn actions(policy: &Value) -> BTreeSet<String> {
     fargate_stack::policy::actions(policy)
 }
@@ -32,17 +58,7 @@ fn actions(policy: &Value) -> BTreeSet<String> {
 #[test]
 fn the_printed_policy_suffices_for_up_status_deploy_and_down() {
     let started = Instant::now();
-    let emulator = Emulator::start();
-    let dir = tempfile::tempdir().unwrap();
-    let policy_file = dir.path().join("ci-policy.json");
-    // Nothing allowed yet but what needs no permission (the account, for `policy` itself).
-    std::fs::write(&policy_file, r#"{"Version":"2012-10-17","Statement":[]}"#).unwrap();
-    let config = json!({
-        "iam_propagation_s": 0,
-        "iam_policies": {CI_KEY: {"principal": CI_PRINCIPAL, "policy_file": policy_file}},
-    });
-    let realism = Realism::start(&emulator, RealismOptions { config, ..Default::default() });
-    let cli = Cli::at(&realism.url());
+    let CiWorld { emulator, dir: _dir, policy_file, realism, cli } = CiWorld::start();
     let printed = as_ci(&cli, &["policy", "--commands", "up,status,deploy,down"]).ok();
     let policy: Value = serde_json::from_str(&printed.stdout).expect("a policy document");
     assert!(!printed.stderr.contains("notice"), "the account comes from the credentials: {}", printed.stderr);
@@ -115,4 +131,93 @@ fn the_printed_policy_suffices_for_up_status_deploy_and_down() {
     assert!(runtime().block_on(leftovers(&sdk, STACK)).is_empty(), "down left nothing");
     assert!(actions(&policy).contains("iam:PassRole"));
     eprintln!("least privilege: up, status, deploy, down in {:.1}s", started.elapsed().as_secs_f64());
+}
+
+/// Every action of the printed policy, removed alone, stops the run of the command that needs it
+/// in one line naming it before that run changes anything — IAM's simulator, asked first by `up`,
+/// `down` and `deploy`, or the call's own denial for what a run reads — and the next run with the
+/// whole policy goes on. Only the actions listed in `NOT_NEEDED` let their runs succeed.
+#[test]
+fn each_action_removed_stops_the_run_that_needs_it_before_any_change() {
+    use fargate_stack::access::Verb;
+    // What these runs of a default stack work without, and when the policy needs it (README,
+    // "What the tool works without").
+    const NOT_NEEDED: &[(&str, &str)] = &[
+        ("acm:DescribeCertificate", "a state that records a certificate the config no longer has"),
+        ("application-autoscaling:DeleteScalingPolicy", "a state that records autoscaling the config dropped"),
+        ("application-autoscaling:DeregisterScalableTarget", "the same"),
+        ("application-autoscaling:DescribeScalingPolicies", "the same"),
+        ("application-autoscaling:ListTagsForResource", "the same"),
+        ("cloudwatch:DeleteAlarms", "the same (a target tracking policy's alarms)"),
+        ("ecs:ListClusters", "`down --name` or adoption without a state: finding the cluster by tag"),
+        ("ecs:ListServices", "the same, for the service"),
+        ("iam:ListRoles", "the same, for the roles"),
+        ("iam:SimulatePrincipalPolicy", "the check itself: without it `up` says it skips the check and goes on"),
+    ];
+    let started = Instant::now();
+    let CiWorld { emulator, dir: _dir, policy_file, realism, cli } = CiWorld::start();
+    let printed = as_ci(&cli, &["policy", "--commands", "up,status,deploy,down"]).ok().stdout;
+    let policy: Value = serde_json::from_str(&printed).unwrap();
+    let without = |removed: &str| {
+        let mut narrowed = policy.clone();
+        for statement in narrowed["Statement"].as_array_mut().unwrap() {
+            statement["Action"].as_array_mut().unwrap().retain(|a| a.as_str() != Some(removed));
+        }
+        narrowed["Statement"].as_array_mut().unwrap().retain(|s| !s["Action"].as_array().unwrap().is_empty());
+        narrowed.to_string()
+    };
+    // A run with `removed` taken out: refused in one error line naming it, nothing changed.
+    let stopped = |args: &[&str], removed: &str| -> bool {
+        std::fs::write(&policy_file, without(removed)).unwrap();
+        let calls = realism.calls().len();
+        let run = as_ci(&cli, args);
+        std::fs::write(&policy_file, &printed).unwrap();
+        let errors: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("error")).collect();
+        if run.code == 0 || errors.iter().any(|e| e.contains("refusing to delete without confirmation")) {
+            return false;
+        }
+        assert_eq!(errors.len(), 1, "{args:?} without {removed}: {}", run.stderr);
+        assert!(errors[0].contains(&format!("not allowed to perform {removed}")), "{args:?}: {}", errors[0]);
+        assert!(errors[0].contains("`fargate-stack policy`"), "{}", errors[0]);
+        let changes: Vec<Value> = realism.calls()[calls..]
+            .iter()
+            .filter(|c| is_mutating(c["action"].as_str().unwrap_or("Get")) && c["error"].is_null())
+            .cloned()
+            .collect();
+        assert!(changes.is_empty(), "{args:?} without {removed} changed something: {changes:#?}");
+        true
+    };
+    // `up` of a new stack finds, creates and sets up every resource: a removed action of those verbs
+    // stops it. (The others would let it make the stack, so they are tried once it exists.)
+    let defaults = fargate_stack::config::Config::parse("t", fargate_stack::config::DEFAULT_TOML).unwrap();
+    let graph = fargate_stack::resources::stack(&fargate_stack::model::Shape::of(&defaults)).unwrap();
+    let of_up: BTreeSet<&str> = graph
+        .nodes()
+        .iter()
+        .flat_map(|n| n.permissions())
+        .filter(|p| matches!(p.verb, Verb::Find | Verb::Create | Verb::Update))
+        .map(|p| p.action)
+        .collect();
+    let all = actions(&policy);
+    let mut unstopped: Vec<String> = vec![];
+    let listed = |a: &str| NOT_NEEDED.iter().any(|(n, _)| *n == a);
+    for action in all.iter().filter(|a| of_up.contains(a.as_str()) && !listed(a)) {
+        assert!(stopped(&["up", "--yes"], action), "`up` of a new stack succeeded without {action}");
+    }
+    as_ci(&cli, &["up", "--yes"]).ok();
+    // With the stack up: what `status` reads, what `deploy` registers and rolls, what `down` deletes.
+    for action in all.iter().filter(|a| !of_up.contains(a.as_str())) {
+        // (`down` without `--yes` and off a terminal stops at its question, after its check.)
+        let needed = stopped(&["status"], action)
+            || stopped(&["deploy", "--image", "nginx:1.28"], action)
+            || stopped(&["down"], action);
+        if !needed {
+            unstopped.push(action.clone());
+        }
+    }
+    assert_eq!(unstopped, NOT_NEEDED.iter().map(|(a, _)| a.to_string()).collect::<Vec<_>>(), "only these not needed");
+    as_ci(&cli, &["down", "--yes"]).ok();
+    let sdk = runtime().block_on(sdk_at(&emulator.url(), "us-east-1"));
+    assert!(runtime().block_on(leftovers(&sdk, STACK)).is_empty(), "down left nothing");
+    eprintln!("least privilege: {} actions, each removed, in {:.1}s", all.len(), started.elapsed().as_secs_f64());
 }

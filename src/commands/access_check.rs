@@ -10,16 +10,45 @@ use std::collections::BTreeMap;
 
 use crate::access::{global_arn, On, Permission, Verb};
 use crate::aws::Clients;
+use crate::commands::{CommandError, Setup};
 use crate::error::aws::POLICY_HINT;
 use crate::error::AwsContext;
+use crate::graph::Graph;
 use crate::policy::Target;
+use crate::progress::Progress;
 
-/// The simulator's own permission, on the caller's identity (a user or a role of the account).
+/// The simulator's own permission, on the caller's identity (a user or a role of the account):
+/// asked by every command that changes something (`up`, `down`, `deploy`, `rollback`).
 pub fn permissions() -> Vec<Permission> {
-    ["user/*", "role/*"]
-        .into_iter()
-        .map(|who| Permission::new(Verb::Create, "iam:SimulatePrincipalPolicy").on(global_arn("iam", true, who)))
-        .collect()
+    let mut permissions = vec![];
+    for verb in [Verb::Create, Verb::Update, Verb::Delete] {
+        for who in ["user/*", "role/*"] {
+            permissions.push(Permission::new(verb, "iam:SimulatePrincipalPolicy").on(global_arn("iam", true, who)));
+        }
+    }
+    permissions
+}
+
+/// The actions of `verbs` the nodes of `graph` declare.
+pub fn declared(graph: &Graph, verbs: &[Verb]) -> Vec<Permission> {
+    graph.nodes().iter().flat_map(|n| n.permissions()).filter(|p| verbs.contains(&p.verb)).collect()
+}
+
+/// Before the first change of a run: stop it, naming what IAM's simulator says is denied of
+/// `needed`; when the simulator cannot be asked, say so and go on (each call's own denial still
+/// names what is missing).
+pub async fn before_changes(setup: &Setup, needed: &[Permission], progress: &Progress) -> Result<(), CommandError> {
+    if needed.is_empty() {
+        return Ok(());
+    }
+    match check(&setup.clients, &setup.region, &setup.config.name, needed).await {
+        Checked::Allowed => Ok(()),
+        Checked::Denied { principal, actions } => Err(CommandError::Refused(Checked::refusal(&principal, &actions))),
+        Checked::Skipped(why) => {
+            progress.note(&format!("notice: the access check before any change was skipped: {why}"));
+            Ok(())
+        }
+    }
 }
 
 /// What the check found.

@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use crate::access::Verb;
 use crate::cli::DownArgs;
+use crate::commands::access_check;
 use crate::commands::{check_steps, confirm, inspect, state_home, summary, CommandError, Setup, StackState};
 use crate::context::Ctx;
 use crate::graph::{Direction, Graph, StepReport};
@@ -86,6 +88,9 @@ pub async fn run(setup: &Setup, args: &DownArgs) -> Result<ExitCode, CommandErro
     };
     let options =
         DataPolicy { delete_data: args.delete_data, retain_table: args.retain_table, no_backup: args.no_backup };
+    // A permission missing for a deletion stops the run before the first one, not halfway.
+    let deletions = access_check::declared(&graph, &[Verb::Delete]);
+    access_check::before_changes(setup, &deletions, &setup.progress(&[])).await?;
     if !args.yes {
         let state = recorded.clone().unwrap_or_else(|| State::new(&setup.config.name, &setup.region));
         confirm_deletion(setup, &graph, state, &options).await?;

@@ -36,6 +36,7 @@ pub fn declarations(config: &Config) -> Result<Declarations, CommandError> {
     let discovering = resources::stack(&Shape::discovering(config).with_waits(true))?;
     let mut discoverable: Vec<Permission> = discovering.nodes().iter().flat_map(|n| n.permissions()).collect();
     discoverable.extend(state_home::permissions());
+    discoverable.extend(crate::commands::access_check::permissions());
     Ok(Declarations {
         resources,
         discoverable,

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use aws_sdk_ecs::types::TaskDefinition as Definition;
 use serde::Serialize;
 
-use crate::commands::{check_steps, CommandError, Setup};
+use crate::access::Verb;
+use crate::commands::{access_check, check_steps, CommandError, Setup};
 use crate::context::Ctx;
 use crate::error::StackError;
 use crate::graph::{Direction, Graph, StepReport};
@@ -200,6 +201,9 @@ pub async fn roll(
     setup.report_interrupted(ctx.store(), &progress);
     let mut steps = vec![];
     let result: Result<(), CommandError> = async {
+        // A permission missing for the move stops it before the new revision is registered.
+        let needed = access_check::declared(&graph, &[Verb::Create, Verb::Update]);
+        access_check::before_changes(setup, &needed, &progress).await?;
         let next = intended_record(&setup.config.service.image, &snapshot, &base_image, &target_image, &mv);
         // First in the state: the execution role's policy follows the image (an ECR repository
         // needs a pull grant), and a run killed from here on is completed by `up` or a rerun.

@@ -393,7 +393,7 @@ async fn apply(setup: &Setup, bucket: &str, owner: &str, setting: Setting) -> Re
 fn error_text<E, R>(err: &SdkError<E, R>) -> String
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
+    R: std::fmt::Debug + 'static,
 {
     const MAX: usize = 200;
     match err.message() {

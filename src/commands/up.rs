@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::access::Verb;
 use crate::bill::BilledLine;
 use crate::cli::UpArgs;
-use crate::commands::access_check::{self, Checked};
+use crate::commands::access_check;
 use crate::commands::cost::Bill;
 use crate::commands::{
     check_steps, confirm, inspect, state_home, summary, CommandError, Outputs, ResourceRow, Setup, StackState,
@@ -560,26 +560,18 @@ async fn check_access(setup: &Setup, graphs: &Graphs, plan: &Plan, progress: &Pr
     let mut needed = vec![];
     for row in &plan.resources {
         let verbs: &[Verb] = match row.action {
-            Action::Create | Action::Adopt => &[Verb::Create, Verb::Update],
-            Action::Update => &[Verb::Update],
-            Action::Delete => &[Verb::Delete],
+            // What it makes it reads back on every later run (`find`): a run that could make it
+            // but not read it would leave a stack no later `up` or `status` can look at.
+            Action::Create | Action::Adopt => &[Verb::Find, Verb::Create, Verb::Update],
+            Action::Update => &[Verb::Find, Verb::Update],
+            Action::Delete => &[Verb::Find, Verb::Delete],
             _ => continue,
         };
         let node = graphs.config.get(row.name).or_else(|| graphs.covering.get(row.name));
         let permissions = node.map(|n| n.permissions()).unwrap_or_default();
         needed.extend(permissions.into_iter().filter(|p| verbs.contains(&p.verb)));
     }
-    if needed.is_empty() {
-        return Ok(());
-    }
-    match access_check::check(&setup.clients, &setup.region, &setup.config.name, &needed).await {
-        Checked::Allowed => Ok(()),
-        Checked::Denied { principal, actions } => Err(CommandError::Refused(Checked::refusal(&principal, &actions))),
-        Checked::Skipped(why) => {
-            progress.note(&format!("notice: the access check before any change was skipped: {why}"));
-            Ok(())
-        }
-    }
+    access_check::before_changes(setup, &needed, progress).await
 }
 
 /// What AWS would refuse later (a region without enough zones for `az_count`), before any change.

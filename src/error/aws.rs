@@ -20,10 +20,14 @@ impl AwsError {
     pub fn of<E, R>(err: SdkError<E, R>, action: &str, resource: &str) -> AwsError
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-        R: std::fmt::Debug,
+        R: std::fmt::Debug + 'static,
     {
         let detail = DisplayErrorContext(&err).to_string();
         let (code, message) = match &err {
+            // S3 answers a HEAD request it refuses with 403 and no body, so without a code.
+            SdkError::ServiceError(service) if service.err().code().is_none() && status(service.raw()) == Some(403) => {
+                ("AccessDenied".into(), "403 Forbidden, without a body (S3 does not say why to a HEAD request)".into())
+            }
             SdkError::ServiceError(service) => {
                 let e = service.err();
                 (
@@ -51,6 +55,12 @@ impl AwsError {
         let (code, message) = actionable(code, message, &detail);
         AwsError { action: action.to_string(), resource: resource.to_string(), code, message, detail }
     }
+}
+
+/// The HTTP status of a raw response, when it is one.
+fn status<R: std::fmt::Debug + 'static>(raw: &R) -> Option<u16> {
+    let any: &dyn std::any::Any = raw;
+    any.downcast_ref::<aws_smithy_runtime_api::http::Response>().map(|r| r.status().as_u16())
 }
 
 /// Credential and endpoint problems in words a user can act on (the SDK's chain is in `detail`, shown by `-v`).

@@ -87,7 +87,7 @@ pub trait AwsContext<T> {
 impl<T, E, R> AwsContext<T> for Result<T, SdkError<E, R>>
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug,
+    R: std::fmt::Debug + 'static,
 {
     fn ctx(self, action: &str, resource: &str) -> Result<T, StackError> {
         self.map_err(|err| aws::AwsError::of(err, action, resource).into())

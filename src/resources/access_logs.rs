@@ -20,6 +20,7 @@ use crate::aws::Clients;
 use crate::bill::{items, Charge, Unit};
 use crate::config::Config;
 use crate::context::STACK_TAG;
+use crate::error::aws::POLICY_HINT;
 use crate::error::{found, AwsContext, StackError};
 use crate::model::{
     owner_tags, Attr, Changed, Dep, Diff, Field, Health, Inspection, Key, Kind, Lifecycle, Managed, Nodes, Outcome,
@@ -549,9 +550,14 @@ impl Managed for AccessLogBucket {
         match found(head.ctx("find bucket", &name)) {
             Ok(Some(_)) => {}
             Ok(None) => return Ok(None),
-            // Bucket names are global: this one is another account's (or shut to this one).
-            Err(e) if e.has_code(&["Forbidden", "AccessDenied", "403"]) => {
-                return Err(ctx.not_ours(format!("bucket {name}"), "it belongs to another AWS account".into()))
+            // S3 answers 403 without saying why: the caller may not look (s3:ListBucket), or the
+            // name (global) is another account's, which `ExpectedBucketOwner` refuses alike.
+            Err(StackError::Aws { action, resource, code, detail, .. }) if code == "AccessDenied" => {
+                let message = format!(
+                    "not allowed to perform s3:ListBucket on arn:aws:s3:::{name}, or the bucket belongs to another \
+                     AWS account (S3 answers HeadBucket 403 without saying which). {POLICY_HINT}"
+                );
+                return Err(StackError::Aws { action, resource, code, message, detail });
             }
             Err(e) => return Err(e),
         }
