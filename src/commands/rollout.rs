@@ -160,13 +160,19 @@ pub async fn current(setup: &Setup, ctx: &Ctx) -> Result<(Recorded, Definition, 
 /// The move as one declared sequence of graph nodes, run in order (a failure blocks the rest):
 /// the execution role (its policy follows the image), the revision, the service rolled onto it,
 /// and (unless `no_wait`) the wait for the rollout.
-fn sequence(base: &Definition, service_runs: &str, mv: &Move, options: &Options) -> Result<Graph, CommandError> {
+fn sequence(
+    base: &Definition,
+    service_runs: &str,
+    mv: &Move,
+    options: &Options,
+    secrets: bool,
+) -> Result<Graph, CommandError> {
     let image = match mv {
         Move::Deploy { image } => Some(image.clone()),
         Move::Rollback { .. } => None,
     };
     let mut nodes: Vec<Arc<dyn Resource>> = vec![
-        Arc::new(Driven(iam::Role::Execution)),
+        Arc::new(Driven(iam::Role::Execution { secrets })),
         Arc::new(Stepping(task_definition::Deploy { base: base.clone(), image })),
         Arc::new(Stepping(service::Roll { runs: service_runs.to_string(), force: options.force })),
     ];
@@ -193,7 +199,7 @@ pub async fn roll(
         Move::Deploy { image } => image.clone(),
         Move::Rollback { to, .. } => task_definition::image_of(to),
     };
-    let graph = match sequence(base, service_runs, &mv, &options) {
+    let graph = match sequence(base, service_runs, &mv, &options, !setup.config.service.secrets.is_empty()) {
         Ok(graph) => graph,
         Err(e) => return (Rolled::failed(setup, &e), Err(e)),
     };

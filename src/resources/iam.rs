@@ -27,8 +27,9 @@ pub const TASK_ROLE: Key = Key::new("role-task", ROLE);
 pub const EXECUTION_ROLE_ARN: Attr = Attr::new(EXECUTION_ROLE, "arn");
 pub const TASK_ROLE_ARN: Attr = Attr::new(TASK_ROLE, "arn");
 
-pub fn declare(_shape: &Shape, nodes: &mut Nodes) {
-    nodes.managed(Role::Execution);
+pub fn declare(shape: &Shape, nodes: &mut Nodes) {
+    let secrets = shape.is_everything() || !shape.config().service.secrets.is_empty();
+    nodes.managed(Role::Execution { secrets });
     nodes.managed(Role::Task);
 }
 
@@ -49,8 +50,9 @@ pub const TABLE_ITEM_ACTIONS: &[&str] = &[
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
-    /// Used by ECS to pull the image and ship logs.
-    Execution,
+    /// Used by ECS to pull the image and ship logs (and read `[service.secrets]`, which the tool
+    /// then looks up: `secrets`).
+    Execution { secrets: bool },
     /// Assumed by the application: the table's items only.
     Task,
 }
@@ -58,7 +60,7 @@ pub enum Role {
 impl Role {
     fn role_key(self) -> Key {
         match self {
-            Role::Execution => EXECUTION_ROLE,
+            Role::Execution { .. } => EXECUTION_ROLE,
             Role::Task => TASK_ROLE,
         }
     }
@@ -66,7 +68,7 @@ impl Role {
     /// The role's name: `<stack>-execution-role` or `<stack>-task-role`.
     pub fn name(self, stack: &str) -> String {
         match self {
-            Role::Execution => format!("{stack}-execution-role"),
+            Role::Execution { .. } => format!("{stack}-execution-role"),
             Role::Task => format!("{stack}-task-role"),
         }
     }
@@ -78,9 +80,9 @@ fn sweep_roles(c: &Clients) -> BoxFuture<'_, Result<Vec<Sighting>, StackError>> 
         let all = c.iam.list_roles().into_paginator().items().send().try_collect().await.ctx("list", "IAM roles")?;
         let mut sightings = vec![];
         for role in all {
-            for kind in [Role::Execution, Role::Task] {
+            for kind in [Role::Execution { secrets: false }, Role::Task] {
                 let make: fn(&str) -> String = match kind {
-                    Role::Execution => |s| Role::Execution.name(s),
+                    Role::Execution { .. } => |s| Role::Execution { secrets: false }.name(s),
                     Role::Task => |s| Role::Task.name(s),
                 };
                 if let Some(stack) = made_for(role.role_name(), make) {
@@ -193,13 +195,13 @@ pub fn task_policy(table_arn: &str, also: Option<&str>) -> Value {
 /// what the state already holds.
 fn wanted_policy(ctx: &Scope<'_>, role: Role) -> Result<(Value, ArnHome), StackError> {
     let source_arn = match role {
-        Role::Execution => ctx.need_attr(LOG_GROUP_ARN)?,
+        Role::Execution { .. } => ctx.need_attr(LOG_GROUP_ARN)?,
         Role::Task => ctx.need_attr(TABLE_ARN)?,
     };
     let home = arn_home(&source_arn).unwrap_or_default();
     let policy = match role {
         // The image the stack runs: a `deploy` may have shipped one from another ECR repository.
-        Role::Execution => {
+        Role::Execution { .. } => {
             let grants = secrets::looked_up(ctx, "the execution role")?.grants();
             execution_policy(&image::wanted(ctx).image, &source_arn, grants)
         }
@@ -290,10 +292,13 @@ impl Managed for Role {
 
     fn permissions(&self) -> Vec<Permission> {
         let mut permissions = role_permissions(global_arn("iam", true, &format!("role/{}", self.name(STACK))));
-        // `[service.secrets]` looked up (metadata only, never a value): see `secrets`.
-        permissions.push(Permission::find("ssm:DescribeParameters"));
-        permissions
-            .push(Permission::find("secretsmanager:DescribeSecret").on(access::arn("secretsmanager", "secret:*")));
+        // `[service.secrets]` looked up (metadata only, never a value) when the config has any:
+        // see `secrets`.
+        if let Role::Execution { secrets: true } = self {
+            permissions.push(Permission::find("ssm:DescribeParameters"));
+            permissions
+                .push(Permission::find("secretsmanager:DescribeSecret").on(access::arn("secretsmanager", "secret:*")));
+        }
         permissions
     }
 
@@ -307,7 +312,7 @@ impl Managed for Role {
 
     fn needs(&self) -> Vec<Dep> {
         match self {
-            Role::Execution => vec![crate::resources::logs::LOG_GROUP.into()],
+            Role::Execution { .. } => vec![crate::resources::logs::LOG_GROUP.into()],
             Role::Task => vec![crate::resources::table::TABLE.into()],
         }
     }
@@ -315,7 +320,7 @@ impl Managed for Role {
     /// The execution role's policy follows the image the stack runs (see `task_definition::image`).
     fn reads(&self) -> Vec<Dep> {
         match self {
-            Role::Execution => vec![TASK_DEFINITION.into()],
+            Role::Execution { .. } => vec![TASK_DEFINITION.into()],
             Role::Task => vec![],
         }
     }
@@ -326,13 +331,13 @@ impl Managed for Role {
     /// before any change.
     async fn preflight(&self, ctx: &Scope<'_>) -> Result<(), StackError> {
         match self {
-            Role::Execution => secrets::lookup(ctx).await?.refusal().map_or(Ok(()), Err),
+            Role::Execution { .. } => secrets::lookup(ctx).await?.refusal().map_or(Ok(()), Err),
             Role::Task => Ok(()),
         }
     }
 
     async fn find(&self, ctx: &Scope<'_>) -> Result<Option<RoleLive>, StackError> {
-        if *self == Role::Execution {
+        if matches!(self, Role::Execution { .. }) {
             // What the policy grants is compared once this is known.
             secrets::lookup(ctx).await?;
         }
@@ -342,7 +347,7 @@ impl Managed for Role {
 
     fn record(&self, _ctx: &Scope<'_>, live: &RoleLive) -> Record {
         let arn = match self {
-            Role::Execution => EXECUTION_ROLE_ARN,
+            Role::Execution { .. } => EXECUTION_ROLE_ARN,
             Role::Task => TASK_ROLE_ARN,
         };
         Record::id(&live.name).with(arn, &live.arn)
