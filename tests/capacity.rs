@@ -95,6 +95,29 @@ async fn spot_is_switched_on_and_off_on_a_running_stack_and_down_leaves_nothing(
     app.run(&["up", "--no-wait"]).ok();
     assert!(realism.calls()[again..].iter().all(|c| !is_mutating(c["action"].as_str().unwrap())), "converged");
 
+    // Drift: the service put back on the launch type by hand is a change `status` reports and `up`
+    // undoes. A lost state: the next `up` adopts cluster and service by tag and changes nothing.
+    let by_hand = sdk.ecs.update_service().cluster("app-cluster").service("app-service");
+    by_hand.set_capacity_provider_strategy(Some(vec![])).force_new_deployment(true).send().await.unwrap();
+    let drift = app.run(&["--output", "json", "status"]);
+    assert_ne!(drift.code, 0);
+    assert!(
+        row(&drift.json(), "resources", "service")["changes"].to_string().contains("service.spot"),
+        "{}",
+        drift.stdout
+    );
+    app.run(&["up", "--no-wait"]).ok();
+    assert_eq!(strategy(&stack_service(&sdk, "app").await).len(), 2, "put back");
+    std::fs::remove_file(app.dir.path().join(".fargate-stack").join("app.json")).unwrap();
+    let adopted = realism.calls().len();
+    app.run(&["up", "--no-wait", "--adopt"]).ok();
+    let mutating: Vec<String> = realism.calls()[adopted..]
+        .iter()
+        .map(|c| c["action"].as_str().unwrap().to_string())
+        .filter(|a| is_mutating(a) && !a.starts_with("Tag"))
+        .collect();
+    assert!(!mutating.iter().any(|a| a == "UpdateService" || a == "PutClusterCapacityProviders"), "{mutating:?}");
+
     // Spot off: back to the launch type (an empty strategy and a new deployment); the cluster keeps
     // both providers, so nothing waits on it.
     app.write_config(&config("app", Some("desired_count = 2")));
