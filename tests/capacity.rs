@@ -55,6 +55,8 @@ async fn spot_is_switched_on_and_off_on_a_running_stack_and_down_leaves_nothing(
         "{changes}"
     );
     assert!(row(&plan, "resources", "cluster")["changes"].to_string().contains("FARGATE, FARGATE_SPOT"), "{plan}");
+    let text = app.run(&["up", "--dry-run"]).ok().stdout;
+    assert!(text.contains("the service moves to its new capacity providers in a new deployment"), "{text}");
     let items = plan["cost"]["items"].to_string();
     assert!(items.contains("Fargate Spot vCPU (x86_64, estimate: Spot prices vary)"), "{items}");
     let (before, after) = (&plan["cost"]["before"]["monthly_total"], &plan["cost"]["monthly_total"]);

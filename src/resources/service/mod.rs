@@ -260,12 +260,25 @@ impl Managed for Service {
     }
 
     /// A new task definition revision rolls the running service onto it.
+    /// So does a changed capacity provider strategy: ECS makes it a new deployment.
     fn plan_note(&self, found: &Inspection, other: &dyn Fn(Key) -> Option<Inspection>) -> Option<String> {
-        let definition = other(TASK_DEFINITION).filter(Inspection::is_update)?;
-        found.exists().then(|| {
+        if !found.exists() {
+            return None;
+        }
+        let providers = ServiceField::CapacityProviders.label();
+        let mut notes = vec![];
+        if let Some(definition) = other(TASK_DEFINITION).filter(Inspection::is_update) {
             let changes: Vec<String> = definition.changes.iter().map(ToString::to_string).collect();
-            format!("the service rolls onto a new task definition revision ({})", changes.join("; "))
-        })
+            notes.push(format!("the service rolls onto a new task definition revision ({})", changes.join("; ")));
+        }
+        if found.changes.iter().any(|c| c.field == providers) {
+            notes.push(
+                "the service moves to its new capacity providers in a new deployment (ECS requires one): \
+                        its tasks are replaced, new ones healthy before old ones stop"
+                    .into(),
+            );
+        }
+        (!notes.is_empty()).then(|| notes.join("; "))
     }
 
     /// The ACTIVE service (one that is DRAINING from an earlier delete is on its way out).
