@@ -3300,7 +3300,7 @@ class Realism:
         resp.set_json(doc)
 
     def post_aas_DeregisterScalableTarget(self, ctx: Ctx, resp: Response):
-        """AWS deletes the target's scaling policies with it; moto keeps them."""
+        """AWS deletes the target's scaling policies and scheduled actions with it; moto keeps them."""
         key = self.aas_key(ctx.json)
         self.aas_registered_at.pop(key, None)
         arn = self.aas_targets.pop(key, None)
@@ -3317,6 +3317,26 @@ class Realism:
                                     "ScalableDimension": key[2]})
         except UpstreamError:
             pass
+        try:
+            doc = self.call_json(ctx, "application-autoscaling", "DescribeScheduledActions",
+                                 {"ServiceNamespace": key[0], "ResourceId": key[1], "ScalableDimension": key[2]})
+            for action in doc.get("ScheduledActions") or []:
+                if self.aas_key(action) == key:
+                    self.call_json(ctx, "application-autoscaling", "DeleteScheduledAction",
+                                   {"ScheduledActionName": action["ScheduledActionName"], "ServiceNamespace": key[0],
+                                    "ResourceId": key[1], "ScalableDimension": key[2]})
+        except UpstreamError:
+            pass
+
+    def pre_aas_PutScheduledAction(self, ctx: Ctx):
+        """AWS: a scheduled action needs its scalable target registered (moto takes one for any resource)."""
+        key = self.aas_key(ctx.json)
+        found = self.call_json(ctx, "application-autoscaling", "DescribeScalableTargets",
+                               {"ServiceNamespace": key[0], "ResourceIds": [key[1]], "ScalableDimension": key[2]})
+        if not any(self.aas_key(t) == key for t in found.get("ScalableTargets") or []):
+            raise Reject("ObjectNotFoundException", f"No scalable target registered for service namespace: {key[0]}, "
+                                                    f"resource ID: {key[1]}, scalable dimension: {key[2]}")
+        return None
 
     def _aas_not_found(self, ctx: Ctx, resp: Response):
         """moto says ValidationException where AWS says ObjectNotFoundException."""

@@ -1728,6 +1728,20 @@ class AutoScalingEcsTests(unittest.TestCase):
         self.assertEqual(code_of(aas.put_scaling_policy, **policy), "ObjectNotFoundException", "registered anew")
         aas.deregister_scalable_target(**self.target(rid))
 
+    def test_scheduled_actions_need_their_target_and_go_with_it(self):
+        cluster, svc = self.service(desired=1)
+        aas = C["application-autoscaling"]
+        rid = f"service/{cluster}/{svc}"
+        action = dict(ScheduledActionName="nights", Schedule="cron(0 20 ? * MON-FRI *)", Timezone="Europe/Paris",
+                      ScalableTargetAction={"MinCapacity": 0, "MaxCapacity": 0}, **self.target(rid))
+        self.assertEqual(code_of(aas.put_scheduled_action, **action), "ObjectNotFoundException")
+        aas.register_scalable_target(MinCapacity=1, MaxCapacity=3, **self.target(rid))
+        aas.put_scheduled_action(**action)
+        listed = lambda: aas.describe_scheduled_actions(ServiceNamespace="ecs", ResourceId=rid)["ScheduledActions"]
+        self.assertEqual([a["ScheduledActionName"] for a in listed()], ["nights"])
+        aas.deregister_scalable_target(**self.target(rid))
+        self.assertEqual(listed(), [], "deregistering the target deletes its scheduled actions")
+
 
 class IamGateTests(unittest.TestCase):
     """Action-level IAM: a key mapped to a policy file gets AWS's denial, per protocol, for any other call."""
