@@ -82,15 +82,7 @@ fn target_value(policy: &ScalingPolicy) -> f64 {
 }
 
 async fn desired(sdk: &Sdk, name: &str) -> i32 {
-    let out = sdk
-        .ecs
-        .describe_services()
-        .cluster(format!("{name}-cluster"))
-        .services(format!("{name}-service"))
-        .send()
-        .await
-        .unwrap();
-    out.services()[0].desired_count()
+    stack_service(sdk, name).await.desired_count()
 }
 
 /// What an autoscaler does: set the service's desired count.

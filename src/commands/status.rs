@@ -34,6 +34,11 @@ fn render_service(summary: &ServiceSummary, text: &mut Text) {
         summary.healthy_targets,
         summary.rollout.as_deref().map(|r| format!(", rollout {}", r.to_lowercase())).unwrap_or_default()
     ));
+    if let Some(capacity) = &summary.capacity {
+        let tasks: Vec<String> = capacity.tasks.iter().map(|(p, n)| format!("{p} {n}")).collect();
+        let tasks = if tasks.is_empty() { String::new() } else { format!("; tasks: {}", tasks.join(", ")) };
+        text.line(format!("  capacity: {}{tasks}", capacity.strategy));
+    }
     if let Some(image) = &summary.image {
         let note =
             summary.image_choice.as_ref().and_then(image::Choice::note).map(|n| format!("  ({n})")).unwrap_or_default();

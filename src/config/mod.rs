@@ -12,6 +12,7 @@ mod logs;
 mod network;
 mod secrets;
 mod service;
+mod spot;
 mod table;
 
 use std::path::PathBuf;
@@ -30,6 +31,7 @@ pub use logs::{LogMode, LogsConfig, AUDIT_RETENTION_DAYS, LOG_RETENTION_DAYS};
 pub use network::{NetworkConfig, SubnetPlan, TaskEgress, MAX_AZS};
 pub use secrets::{SecretSource, MAX_SECRETS};
 pub use service::{validate_image, CpuArchitecture, ServiceConfig, TABLE_ENV_VAR};
+pub use spot::{describe_strategy, Split, SpotConfig, StrategyItem, ON_DEMAND_PROVIDER, SPOT_PROVIDER};
 pub use table::{KeyAttribute, KeyType, TableConfig};
 
 /// The built-in stack, compiled in so the binary works with no file at all.
@@ -106,6 +108,7 @@ impl Config {
         self.validate_network(&invalid)?;
         self.validate_service(&invalid)?;
         self.validate_container(&invalid)?;
+        self.validate_spot(&invalid)?;
         self.validate_secrets(&invalid)?;
         self.validate_table(&invalid)?;
         self.validate_logs(&invalid)?;

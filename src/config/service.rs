@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Config, ConfigError, Invalid};
+use super::{Config, ConfigError, Invalid, SpotConfig};
 
 /// Fargate task sizes AWS accepts: cpu units -> allowed memory in MiB.
 const FARGATE_SIZES: &[(u32, &[u32])] = &[
@@ -53,6 +53,10 @@ pub struct ServiceConfig {
     /// per vCPU and GB, and needs an image built for it (or a multi-arch one, as nginx's).
     #[serde(default)]
     pub cpu_architecture: CpuArchitecture,
+    /// Tasks on Fargate Spot beside on-demand (a capacity provider strategy, see `config::spot`);
+    /// absent: launch type FARGATE, every task on-demand.
+    #[serde(default)]
+    pub spot: Option<SpotConfig>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,4 +1,8 @@
-//! The ECS cluster the service runs in, with Container Insights as the config says (on by default).
+//! The ECS cluster the service runs in, with Container Insights as the config says (on by default),
+//! and the Fargate capacity providers: FARGATE and FARGATE_SPOT are always associated (free, and
+//! no task runs on them unless the service's strategy says so), so a service switches to Spot and
+//! back without the cluster changing first: ECS refuses to remove a provider a service still uses,
+//! and to use one the cluster does not have.
 
 use async_trait::async_trait;
 use aws_sdk_ecs::types::{Cluster as ClusterObject, ClusterField, ClusterSetting, ClusterSettingName};
@@ -7,7 +11,7 @@ use futures::future::BoxFuture;
 use crate::access::{self, arn, global_arn, Condition, Permission, STACK};
 use crate::aws::Clients;
 use crate::bill::{items, Charge, Unit};
-use crate::config::Config;
+use crate::config::{Config, ON_DEMAND_PROVIDER, SPOT_PROVIDER};
 use crate::error::{found, returned, AwsContext, StackError};
 use crate::model::{
     made_for, owner_tags, Attr, Changed, Dep, Diff, Field, Key, Kind, Managed, Nodes, Outcome, Record, Scope, Shape,
@@ -21,6 +25,11 @@ pub const CLUSTER: Key = Key::new("cluster", Kind::new("ecs:cluster"));
 const CLUSTER_ARN: Attr = Attr::new(CLUSTER, "arn");
 /// The `containerInsights` setting as last seen.
 const INSIGHTS: Attr = Attr::new(CLUSTER, "container_insights");
+/// The capacity providers associated with the cluster, as last seen.
+const PROVIDERS: Attr = Attr::new(CLUSTER, "capacity_providers");
+
+/// The providers the cluster offers its service.
+const CAPACITY_PROVIDERS: [&str; 2] = [ON_DEMAND_PROVIDER, SPOT_PROVIDER];
 
 pub fn declare(_shape: &Shape, nodes: &mut Nodes) {
     nodes.managed(Cluster);
@@ -84,15 +93,30 @@ fn insights_setting(config: &Config) -> ClusterSetting {
         .build()
 }
 
+/// The cluster's capacity providers, sorted, as one line.
+fn providers_of(cluster: &ClusterObject) -> String {
+    let mut providers: Vec<&str> = cluster.capacity_providers().iter().map(String::as_str).collect();
+    providers.sort_unstable();
+    if providers.is_empty() {
+        "none".into()
+    } else {
+        providers.join(", ")
+    }
+}
+
 /// What the cluster can differ in.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ClusterDiff {
     Insights,
+    CapacityProviders,
 }
 
 impl Field for ClusterDiff {
     fn label(&self) -> String {
-        "cluster.container_insights".into()
+        match self {
+            ClusterDiff::Insights => "cluster.container_insights".into(),
+            ClusterDiff::CapacityProviders => "cluster capacity providers".into(),
+        }
     }
 }
 
@@ -120,6 +144,7 @@ impl Managed for Cluster {
                 .when(Condition::ServiceLinked("ecs.amazonaws.com"))
                 .implied(),
             Permission::update("ecs:UpdateClusterSettings").on(cluster.clone()).tagged(),
+            Permission::update("ecs:PutClusterCapacityProviders").on(cluster.clone()).tagged(),
             Permission::delete("ecs:DeleteCluster").on(cluster).tagged(),
         ]
     }
@@ -172,11 +197,16 @@ impl Managed for Cluster {
         Record::id(live.cluster_name().unwrap_or_default())
             .with(CLUSTER_ARN, live.cluster_arn().unwrap_or_default())
             .with(INSIGHTS, insights_of(live))
+            .with(PROVIDERS, providers_of(live))
     }
 
     fn diff(&self, ctx: &Scope<'_>, live: &ClusterObject) -> Result<Vec<Changed<ClusterDiff>>, StackError> {
         let mut diff = Diff::new();
-        diff.field(ClusterDiff::Insights, insights_of(live), ctx.config.cluster.container_insights.as_str());
+        diff.field(ClusterDiff::Insights, insights_of(live), ctx.config.cluster.container_insights.as_str()).field(
+            ClusterDiff::CapacityProviders,
+            &providers_of(live),
+            &CAPACITY_PROVIDERS.join(", "),
+        );
         Ok(diff.into_changes())
     }
 
@@ -185,19 +215,40 @@ impl Managed for Cluster {
         ctx: &Scope<'_>,
         _line: &Line,
         live: &ClusterObject,
-        _changes: &[Changed<ClusterDiff>],
+        changes: &[Changed<ClusterDiff>],
     ) -> Result<Option<ClusterObject>, StackError> {
         let name = live.cluster_name().unwrap_or_default();
-        let out = ctx
-            .aws
-            .ecs
-            .update_cluster_settings()
-            .cluster(name)
-            .settings(insights_setting(ctx.config))
-            .send()
-            .await
-            .ctx("set the Container Insights of cluster", name)?;
-        Ok(out.cluster().cloned())
+        let mut cluster = None;
+        for change in changes {
+            let out = match change.field {
+                ClusterDiff::Insights => {
+                    ctx.aws
+                        .ecs
+                        .update_cluster_settings()
+                        .cluster(name)
+                        .settings(insights_setting(ctx.config))
+                        .send()
+                        .await
+                        .ctx("set the Container Insights of cluster", name)?
+                        .cluster
+                }
+                // No default strategy: the service names its own (or runs by launch type).
+                ClusterDiff::CapacityProviders => {
+                    ctx.aws
+                        .ecs
+                        .put_cluster_capacity_providers()
+                        .cluster(name)
+                        .set_capacity_providers(Some(CAPACITY_PROVIDERS.map(String::from).to_vec()))
+                        .set_default_capacity_provider_strategy(Some(vec![]))
+                        .send()
+                        .await
+                        .ctx("associate the Fargate capacity providers with cluster", name)?
+                        .cluster
+                }
+            };
+            cluster = out.or(cluster);
+        }
+        Ok(cluster)
     }
 
     fn pending(&self, _ctx: &Scope<'_>, live: &ClusterObject) -> Option<String> {
@@ -212,6 +263,7 @@ impl Managed for Cluster {
             .create_cluster()
             .cluster_name(&name)
             .settings(insights_setting(ctx.config))
+            .set_capacity_providers(Some(CAPACITY_PROVIDERS.map(String::from).to_vec()))
             .set_tags(Some(ctx.sdk_tags(&name)))
             .send()
             .await

@@ -493,3 +493,10 @@ impl SdkExt for Sdk {
         out.services().first().cloned().expect("the service exists")
     }
 }
+
+/// Stack `name`'s ECS service as ECS describes it.
+pub async fn stack_service(sdk: &Sdk, name: &str) -> aws_sdk_ecs::types::Service {
+    let cluster = format!("{name}-cluster");
+    let out = sdk.ecs.describe_services().cluster(cluster).services(format!("{name}-service")).send().await;
+    out.unwrap().services()[0].clone()
+}

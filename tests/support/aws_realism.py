@@ -1734,13 +1734,16 @@ class Realism:
             self.ip_next[sid] = n + 1
             ip, az = str(net.network_address + n), info["az"]
         return {"id": uuid.uuid4().hex, "subnet": sid, "ip": ip, "az": az, "requested": now,
+                "provider": self.place_provider(rec),
                 "run_at": None, "stop_at": None, "gone_at": None, "fail_at": None,
                 "taskdef": rec["taskdef"], "deployment": rec["dep_id"],
                 "stop_reason": None, "stop_code": None, "noted": set()}
 
     def start_tasks(self, ctx: Ctx, rec: dict, count: int, at: float) -> list:
-        tasks = [self.new_task(ctx, rec, at) for _ in range(count)]
-        rec["tasks"].extend(tasks)
+        tasks = []
+        for _ in range(count):  # one by one: where a task goes depends on where the others went
+            tasks.append(self.new_task(ctx, rec, at))
+            rec["tasks"].append(tasks[-1])
         if tasks:
             ids = " ".join(f"(task {t['id']})" for t in tasks)
             self.event(rec, at, f"(service {rec['name']}) has started {len(tasks)} tasks: {ids}.")
@@ -1987,6 +1990,14 @@ class Realism:
         svc["pendingCount"] = view["pending"]
         if view["status"] != "ACTIVE":
             svc["desiredCount"] = 0
+        # A service runs by its strategy or by its launch type, never both (moto keeps the launch type it was
+        # created with, and an empty strategy after a switch back).
+        if rec.get("strategy"):
+            svc["capacityProviderStrategy"] = rec["strategy"]
+            svc.pop("launchType", None)
+        else:
+            svc.pop("capacityProviderStrategy", None)
+            svc["launchType"] = "FARGATE"
         # moto keeps the first deployment forever; the PRIMARY one runs the current task definition.
         svc["taskDefinition"] = rec["taskdef"]
         primary = None
@@ -2046,6 +2057,7 @@ class Realism:
             "group": f"service:{rec['name']}",
             "startedBy": task["deployment"],
             "launchType": "FARGATE",
+            **({"capacityProviderName": task["provider"]} if task.get("provider") else {}),
             "lastStatus": last,
             "desiredStatus": "STOPPED" if task["stop_at"] is not None else "RUNNING",
             "availabilityZone": task["az"] or "",
@@ -2118,6 +2130,59 @@ class Realism:
                 return rec
         return None
 
+    @staticmethod
+    def strategy_of(items) -> list:
+        """A capacity provider strategy as ECS echoes it (base and weight default to 0)."""
+        return [{"capacityProvider": i.get("capacityProvider"), "weight": int(i.get("weight") or 0),
+                 "base": int(i.get("base") or 0)} for i in items or []]
+
+    def check_strategy(self, ctx: Ctx, cluster: str | None, items: list):
+        """AWS: a strategy may only name providers associated with the cluster (moto takes any), with a base on
+        one provider at most and some weight."""
+        if not items:
+            return
+        doc = self.call_json(ctx, "ecs", "DescribeClusters", {"clusters": [self.cluster_name(cluster)]})
+        have = set(next(iter(doc.get("clusters") or []), {}).get("capacityProviders") or [])
+        if any(i["capacityProvider"] not in have for i in items):
+            raise Reject("InvalidParameterException",
+                         "The specified capacity provider strategy cannot contain a capacity provider that is not "
+                         "associated with the cluster. Associate the capacity provider with the cluster or specify a "
+                         "valid capacity provider and try again.")
+        if sum(1 for i in items if i["base"] > 0) > 1:
+            raise Reject("InvalidParameterException",
+                         "The specified capacity provider strategy cannot contain more than one capacity provider "
+                         "with a base value greater than 0.")
+        if all(i["weight"] == 0 for i in items):
+            raise Reject("InvalidParameterException",
+                         "The specified capacity provider strategy must contain at least one capacity provider with "
+                         "a weight value greater than 0.")
+
+    def place_provider(self, rec: dict) -> str | None:
+        """Which provider ECS puts the next task on: the base first, then by weight (None: a launch type)."""
+        strategy = rec.get("strategy") or []
+        if not strategy:
+            return None
+        live = [t.get("provider") for t in rec["tasks"] if t["stop_at"] is None]
+        for item in strategy:
+            if item["base"] > live.count(item["capacityProvider"]):
+                return item["capacityProvider"]
+        base = {i["capacityProvider"]: i["base"] for i in strategy}
+        weighted = [i for i in strategy if i["weight"] > 0]
+        # The provider that stays furthest below its share of the tasks beyond the bases with one more.
+        return min(weighted, key=lambda i: (max(live.count(i["capacityProvider"]) - base[i["capacityProvider"]], 0) + 1)
+                   / i["weight"])["capacityProvider"]
+
+    def pre_ecs_PutClusterCapacityProviders(self, ctx: Ctx):
+        """AWS refuses to take away a provider a service of the cluster still uses (moto does not check)."""
+        cluster = self.cluster_name(ctx.json.get("cluster"))
+        kept = set(ctx.json.get("capacityProviders") or [])
+        for rec in self.services.values():
+            if self.cluster_name(rec["cluster"]) != cluster or self.svc_status(rec, ctx.now) == "INACTIVE":
+                continue
+            if any(i["capacityProvider"] not in kept for i in rec.get("strategy") or []):
+                raise Reject("ResourceInUseException", "The specified capacity provider is in use and cannot be removed.")
+        return None
+
     def pre_ecs_RegisterTaskDefinition(self, ctx: Ctx):
         td = ctx.json
         if "FARGATE" not in (td.get("requiresCompatibilities") or []):
@@ -2183,6 +2248,7 @@ class Realism:
                     return Response(200, [("Content-Type", "application/x-amz-json-1.1"),
                                           ("x-amzn-RequestId", str(uuid.uuid4()))], body, injected=True)
             raise Reject("InvalidParameterException", "Creation of service was not idempotent.")
+        self.check_strategy(ctx, cluster, self.strategy_of(req.get("capacityProviderStrategy")))
         td = self.resolve_taskdef(ctx, req.get("taskDefinition", ""))
         ctx.extra["taskdef"] = td
         # 6: target groups
@@ -2243,6 +2309,7 @@ class Realism:
             "dep_id": next((d.get("id") for d in svc.get("deployments") or [] if d.get("id")),
                            f"ecs-svc/{random.randrange(10 ** 18, 10 ** 19)}"),
             "dep_created": ctx.now, "dep_failed": 0, "old_deps": [], "events": [],
+            "strategy": self.strategy_of(req.get("capacityProviderStrategy")),
         }
         if rec["subnets"]:
             try:
@@ -2259,6 +2326,15 @@ class Realism:
         rec = self.find_service(ctx.json.get("cluster"), (ctx.json.get("service") or "").split("/")[-1])
         if rec is not None and self.svc_status(rec, ctx.now) != "ACTIVE":
             raise Reject("ServiceNotActiveException", "Service was not ACTIVE.")
+        wanted = ctx.json.get("capacityProviderStrategy")
+        if rec is not None and wanted is not None and self.strategy_of(wanted) != rec.get("strategy", []):
+            # AWS: moving between the launch type and a strategy, or changing a strategy, takes a new deployment.
+            if not ctx.json.get("forceNewDeployment"):
+                raise Reject("InvalidParameterException",
+                             "When switching from launch type to capacity provider strategy on an existing service, or "
+                             "making a change to a capacity provider strategy on a service that is already using one, "
+                             "you must force a new deployment.")
+            self.check_strategy(ctx, ctx.json.get("cluster"), self.strategy_of(wanted))
         return None
 
     def post_ecs_UpdateService(self, ctx: Ctx, resp: Response):
@@ -2268,6 +2344,8 @@ class Realism:
         if rec is None:
             return
         req = ctx.json
+        if req.get("capacityProviderStrategy") is not None:
+            rec["strategy"] = self.strategy_of(req["capacityProviderStrategy"])
         self.svc_view(ctx, rec)  # settles the current deployment's rollout state first
         new_td = req.get("taskDefinition")
         if (new_td and svc.get("taskDefinition") != rec["taskdef"]) or req.get("forceNewDeployment"):
@@ -3222,7 +3300,7 @@ class Realism:
         resp.set_json(doc)
 
     def post_aas_DeregisterScalableTarget(self, ctx: Ctx, resp: Response):
-        """AWS deletes the target's scaling policies with it; moto keeps them."""
+        """AWS deletes the target's scaling policies and scheduled actions with it; moto keeps them."""
         key = self.aas_key(ctx.json)
         self.aas_registered_at.pop(key, None)
         arn = self.aas_targets.pop(key, None)
@@ -3239,6 +3317,26 @@ class Realism:
                                     "ScalableDimension": key[2]})
         except UpstreamError:
             pass
+        try:
+            doc = self.call_json(ctx, "application-autoscaling", "DescribeScheduledActions",
+                                 {"ServiceNamespace": key[0], "ResourceId": key[1], "ScalableDimension": key[2]})
+            for action in doc.get("ScheduledActions") or []:
+                if self.aas_key(action) == key:
+                    self.call_json(ctx, "application-autoscaling", "DeleteScheduledAction",
+                                   {"ScheduledActionName": action["ScheduledActionName"], "ServiceNamespace": key[0],
+                                    "ResourceId": key[1], "ScalableDimension": key[2]})
+        except UpstreamError:
+            pass
+
+    def pre_aas_PutScheduledAction(self, ctx: Ctx):
+        """AWS: a scheduled action needs its scalable target registered (moto takes one for any resource)."""
+        key = self.aas_key(ctx.json)
+        found = self.call_json(ctx, "application-autoscaling", "DescribeScalableTargets",
+                               {"ServiceNamespace": key[0], "ResourceIds": [key[1]], "ScalableDimension": key[2]})
+        if not any(self.aas_key(t) == key for t in found.get("ScalableTargets") or []):
+            raise Reject("ObjectNotFoundException", f"No scalable target registered for service namespace: {key[0]}, "
+                                                    f"resource ID: {key[1]}, scalable dimension: {key[2]}")
+        return None
 
     def _aas_not_found(self, ctx: Ctx, resp: Response):
         """moto says ValidationException where AWS says ObjectNotFoundException."""

@@ -636,6 +636,42 @@ class EcsServiceTests(unittest.TestCase):
         changed = dict(args, desiredCount=5)
         self.assertEqual(code_of(ecs.create_service, clientToken="tok-1", **changed), "InvalidParameterException")
 
+    def test_07b_capacity_provider_strategy(self):
+        """AWS: a strategy names providers of the cluster only; moving from the launch type to a strategy (or
+        changing one, or going back) takes forceNewDeployment; a provider in use stays on the cluster."""
+        ecs = C["ecs"]
+        net = Net(C, with_lb=False)
+        app = Ecs(C)
+        svc = name("svc")
+        spot = [{"capacityProvider": "FARGATE", "base": 1, "weight": 1}, {"capacityProvider": "FARGATE_SPOT", "weight": 3}]
+        args = app.service_args(net, svc, desired=5, lb=False)
+        strategy_args = dict(args, capacityProviderStrategy=spot)
+        del strategy_args["launchType"]
+        self.assertEqual(code_of(ecs.create_service, **strategy_args), "InvalidParameterException")
+        ecs.put_cluster_capacity_providers(cluster=app.cluster, capacityProviders=["FARGATE", "FARGATE_SPOT"],
+                                           defaultCapacityProviderStrategy=[])
+        ecs.create_service(**args)
+        update = dict(cluster=app.cluster, service=svc, capacityProviderStrategy=spot)
+        self.assertEqual(code_of(ecs.update_service, **update), "InvalidParameterException")
+        ecs.update_service(forceNewDeployment=True, **update)
+        s = describe_service(C, app.cluster, svc)
+        self.assertNotIn("launchType", s)
+        self.assertEqual([(i["capacityProvider"], i["base"], i["weight"]) for i in s["capacityProviderStrategy"]],
+                         [("FARGATE", 1, 1), ("FARGATE_SPOT", 0, 3)])
+        arns = ecs.list_tasks(cluster=app.cluster, serviceName=svc)["taskArns"]
+        tasks = ecs.describe_tasks(cluster=app.cluster, tasks=arns)["tasks"]
+        providers = sorted(t.get("capacityProviderName") for t in tasks if t["desiredStatus"] == "RUNNING")
+        self.assertEqual(providers, ["FARGATE", "FARGATE", "FARGATE_SPOT", "FARGATE_SPOT", "FARGATE_SPOT"])
+        self.assertEqual(code_of(ecs.put_cluster_capacity_providers, cluster=app.cluster, capacityProviders=["FARGATE"],
+                                 defaultCapacityProviderStrategy=[]), "ResourceInUseException")
+        back = dict(cluster=app.cluster, service=svc, capacityProviderStrategy=[])
+        self.assertEqual(code_of(ecs.update_service, **back), "InvalidParameterException")
+        ecs.update_service(forceNewDeployment=True, **back)
+        s = describe_service(C, app.cluster, svc)
+        self.assertEqual((s.get("launchType"), s.get("capacityProviderStrategy")), ("FARGATE", None))
+        ecs.update_service(cluster=app.cluster, service=svc, desiredCount=0)
+        ecs.delete_service(cluster=app.cluster, service=svc)
+
     def test_10_delete_cluster_with_active_service(self):
         ecs = C["ecs"]
         net = Net(C)
@@ -1691,6 +1727,20 @@ class AutoScalingEcsTests(unittest.TestCase):
         aas.register_scalable_target(MinCapacity=1, MaxCapacity=3, **self.target(rid))
         self.assertEqual(code_of(aas.put_scaling_policy, **policy), "ObjectNotFoundException", "registered anew")
         aas.deregister_scalable_target(**self.target(rid))
+
+    def test_scheduled_actions_need_their_target_and_go_with_it(self):
+        cluster, svc = self.service(desired=1)
+        aas = C["application-autoscaling"]
+        rid = f"service/{cluster}/{svc}"
+        action = dict(ScheduledActionName="nights", Schedule="cron(0 20 ? * MON-FRI *)", Timezone="Europe/Paris",
+                      ScalableTargetAction={"MinCapacity": 0, "MaxCapacity": 0}, **self.target(rid))
+        self.assertEqual(code_of(aas.put_scheduled_action, **action), "ObjectNotFoundException")
+        aas.register_scalable_target(MinCapacity=1, MaxCapacity=3, **self.target(rid))
+        aas.put_scheduled_action(**action)
+        listed = lambda: aas.describe_scheduled_actions(ServiceNamespace="ecs", ResourceId=rid)["ScheduledActions"]
+        self.assertEqual([a["ScheduledActionName"] for a in listed()], ["nights"])
+        aas.deregister_scalable_target(**self.target(rid))
+        self.assertEqual(listed(), [], "deregistering the target deletes its scheduled actions")
 
 
 class IamGateTests(unittest.TestCase):

@@ -2,8 +2,9 @@
 
 use async_trait::async_trait;
 use aws_sdk_ecs::types::{
-    AssignPublicIp, AwsVpcConfiguration, DeploymentCircuitBreaker, DeploymentConfiguration, LaunchType, LoadBalancer,
-    NetworkConfiguration, PropagateTags, Service as ServiceObject, ServiceField as Include,
+    AssignPublicIp, AwsVpcConfiguration, CapacityProviderStrategyItem, DeploymentCircuitBreaker,
+    DeploymentConfiguration, LaunchType, LoadBalancer, NetworkConfiguration, PropagateTags, Service as ServiceObject,
+    ServiceField as Include,
 };
 use futures::future::BoxFuture;
 
@@ -12,7 +13,7 @@ pub mod status;
 use crate::access::{self, arn, Permission, STACK};
 use crate::aws::Clients;
 use crate::bill::{items, Charge, Quantity, Unit};
-use crate::config::{Config, CpuArchitecture};
+use crate::config::{describe_strategy, Config, CpuArchitecture, StrategyItem};
 use crate::error::{found, returned, AwsContext, StackError};
 use crate::model::{
     before, made_for, owner_tags, Attr, Changed, Declared, Dep, Diff, Edge, Field, Health, Inspection, Key, Kind,
@@ -64,6 +65,8 @@ pub enum ServiceField {
         range: Option<(u32, u32)>,
     },
     TaskDefinition,
+    /// `[service] spot`: the capacity provider strategy, or the launch type.
+    CapacityProviders,
 }
 
 impl Field for ServiceField {
@@ -74,6 +77,7 @@ impl Field for ServiceField {
             }
             ServiceField::DesiredCount { range: None } => "service.desired_count".into(),
             ServiceField::TaskDefinition => "task definition".into(),
+            ServiceField::CapacityProviders => "service.spot (capacity providers)".into(),
         }
     }
 }
@@ -206,23 +210,10 @@ impl Managed for Service {
     }
 
     /// Fargate by the vCPU-hour and GB-hour, for every task: the desired count, or the range
-    /// `[autoscaling]` keeps it in. The tasks have no public address (private subnets, NAT).
+    /// `[autoscaling]` keeps it in; with `[service] spot`, the Spot share at Spot's price (an
+    /// estimate: it moves with spare capacity). The tasks have no public address (private subnets, NAT).
     fn billing(&self, config: &Config) -> Vec<Charge> {
-        let service = &config.service;
-        let tasks = match &config.autoscaling {
-            Some(scaling) => Quantity { min: scaling.min_count as f64, max: scaling.max_count as f64 },
-            None => Quantity::fixed(service.desired_count as f64),
-        };
-        let per_task =
-            |size: u32| Quantity { min: tasks.min * size as f64 / 1024.0, max: tasks.max * size as f64 / 1024.0 };
-        let (vcpu, memory, arch) = match service.cpu_architecture {
-            CpuArchitecture::X86_64 => (items::FARGATE_VCPU_X86, items::FARGATE_MEMORY_X86, "x86_64"),
-            CpuArchitecture::Arm64 => (items::FARGATE_VCPU_ARM64, items::FARGATE_MEMORY_ARM64, "arm64"),
-        };
-        vec![
-            Charge::running(vcpu, Unit::VcpuHour, per_task(service.cpu), format!("Fargate vCPU ({arch})")),
-            Charge::running(memory, Unit::GbHour, per_task(service.memory), format!("Fargate memory ({arch})")),
-        ]
+        fargate_charges(config)
     }
 
     fn key(&self) -> Key {
@@ -269,12 +260,25 @@ impl Managed for Service {
     }
 
     /// A new task definition revision rolls the running service onto it.
+    /// So does a changed capacity provider strategy: ECS makes it a new deployment.
     fn plan_note(&self, found: &Inspection, other: &dyn Fn(Key) -> Option<Inspection>) -> Option<String> {
-        let definition = other(TASK_DEFINITION).filter(Inspection::is_update)?;
-        found.exists().then(|| {
+        if !found.exists() {
+            return None;
+        }
+        let providers = ServiceField::CapacityProviders.label();
+        let mut notes = vec![];
+        if let Some(definition) = other(TASK_DEFINITION).filter(Inspection::is_update) {
             let changes: Vec<String> = definition.changes.iter().map(ToString::to_string).collect();
-            format!("the service rolls onto a new task definition revision ({})", changes.join("; "))
-        })
+            notes.push(format!("the service rolls onto a new task definition revision ({})", changes.join("; ")));
+        }
+        if found.changes.iter().any(|c| c.field == providers) {
+            notes.push(
+                "the service moves to its new capacity providers in a new deployment (ECS requires one): \
+                        its tasks are replaced, new ones healthy before old ones stop"
+                    .into(),
+            );
+        }
+        (!notes.is_empty()).then(|| notes.join("; "))
     }
 
     /// The ACTIVE service (one that is DRAINING from an earlier delete is on its way out).
@@ -307,6 +311,11 @@ impl Managed for Service {
             ServiceField::TaskDefinition,
             revision(live.service.task_definition().unwrap_or("none")),
             revision(&task_definition),
+        );
+        diff.field(
+            ServiceField::CapacityProviders,
+            &live_strategy(&live.service),
+            &describe_strategy(&wanted_strategy(ctx)),
         );
         Ok(diff.into_changes())
     }
@@ -355,6 +364,7 @@ impl Managed for Service {
             .maximum_percent(200)
             .minimum_healthy_percent(100)
             .build();
+        let strategy = sdk_strategy(ctx);
         let create = || async {
             ctx.aws
                 .ecs
@@ -363,7 +373,9 @@ impl Managed for Service {
                 .service_name(&name)
                 .task_definition(&task_definition)
                 .desired_count(ctx.config.service.desired_count as i32)
-                .launch_type(LaunchType::Fargate)
+                // A launch type, or (with `[service] spot`) a capacity provider strategy: never both.
+                .set_launch_type(strategy.is_empty().then_some(LaunchType::Fargate))
+                .set_capacity_provider_strategy((!strategy.is_empty()).then(|| strategy.clone()))
                 .network_configuration(network.clone())
                 .load_balancers(
                     LoadBalancer::builder()
@@ -413,6 +425,11 @@ impl Managed for Service {
                     update = update.desired_count(wanted_desired_count(ctx, have) as i32);
                 }
                 ServiceField::TaskDefinition => update = update.task_definition(ctx.need(TASK_DEFINITION)?),
+                // ECS refuses a switch from the launch type to a strategy, or a changed strategy,
+                // without a new deployment; an empty strategy puts the service back on the launch type.
+                ServiceField::CapacityProviders => {
+                    update = update.set_capacity_provider_strategy(Some(sdk_strategy(ctx))).force_new_deployment(true)
+                }
             }
         }
         let out = update.send().await.ctx("update service", &name)?;
@@ -491,6 +508,97 @@ fn wanted_desired_count(ctx: &Scope<'_>, have: u32) -> u32 {
     match &ctx.config.autoscaling {
         Some(scaling) => scaling.clamp(have),
         None => ctx.config.service.desired_count,
+    }
+}
+
+/// Price table keys of Fargate Spot (x86_64 only: Spot runs no ARM64 task).
+pub const FARGATE_SPOT_VCPU: &str = "fargate:spot-vcpu-hour:x86_64";
+pub const FARGATE_SPOT_MEMORY: &str = "fargate:spot-gb-hour:x86_64";
+
+/// The service's Fargate vCPU and memory hours, on-demand and (with `spot`) on Spot.
+fn fargate_charges(config: &Config) -> Vec<Charge> {
+    let service = &config.service;
+    let tasks = match &config.autoscaling {
+        Some(scaling) => Quantity { min: scaling.min_count as f64, max: scaling.max_count as f64 },
+        None => Quantity::fixed(service.desired_count as f64),
+    };
+    let (on_demand, spot) = match &service.spot {
+        Some(spot) => {
+            let (low, high) = (spot.split(tasks.min), spot.split(tasks.max));
+            (Quantity { min: low.on_demand, max: high.on_demand }, Some(Quantity { min: low.spot, max: high.spot }))
+        }
+        None => (tasks, None),
+    };
+    let per_task = |tasks: Quantity, size: u32| Quantity {
+        min: tasks.min * size as f64 / 1024.0,
+        max: tasks.max * size as f64 / 1024.0,
+    };
+    let (vcpu, memory, arch) = match service.cpu_architecture {
+        CpuArchitecture::X86_64 => (items::FARGATE_VCPU_X86, items::FARGATE_MEMORY_X86, "x86_64"),
+        CpuArchitecture::Arm64 => (items::FARGATE_VCPU_ARM64, items::FARGATE_MEMORY_ARM64, "arm64"),
+    };
+    let mut charges = vec![
+        Charge::running(vcpu, Unit::VcpuHour, per_task(on_demand, service.cpu), format!("Fargate vCPU ({arch})")),
+        Charge::running(memory, Unit::GbHour, per_task(on_demand, service.memory), format!("Fargate memory ({arch})")),
+    ];
+    if let Some(spot) = spot {
+        const ESTIMATE: &str = "estimate: Spot prices vary";
+        charges.push(Charge::running(
+            FARGATE_SPOT_VCPU,
+            Unit::VcpuHour,
+            per_task(spot, service.cpu),
+            format!("Fargate Spot vCPU ({arch}, {ESTIMATE})"),
+        ));
+        charges.push(Charge::running(
+            FARGATE_SPOT_MEMORY,
+            Unit::GbHour,
+            per_task(spot, service.memory),
+            format!("Fargate Spot memory ({arch}, {ESTIMATE})"),
+        ));
+    }
+    charges
+}
+
+/// The capacity provider strategy the config asks for (empty: the launch type).
+fn wanted_strategy(ctx: &Scope<'_>) -> Vec<StrategyItem> {
+    ctx.config.service.spot.map(|spot| spot.strategy().to_vec()).unwrap_or_default()
+}
+
+fn sdk_strategy(ctx: &Scope<'_>) -> Vec<CapacityProviderStrategyItem> {
+    wanted_strategy(ctx)
+        .iter()
+        .map(|i| {
+            CapacityProviderStrategyItem::builder()
+                .capacity_provider(i.provider)
+                .base(i.base as i32)
+                .weight(i.weight as i32)
+                .build()
+                .expect("the provider is set")
+        })
+        .collect()
+}
+
+/// The service's strategy as [`describe_strategy`] words it (in the config's order: on-demand first).
+pub(crate) fn live_strategy(service: &ServiceObject) -> String {
+    let mut items: Vec<(String, u32, u32)> = service
+        .capacity_provider_strategy()
+        .iter()
+        .map(|i| (i.capacity_provider().to_string(), i.base().max(0) as u32, i.weight().max(0) as u32))
+        .collect();
+    items.sort();
+    let named: Vec<StrategyItem> = items
+        .iter()
+        .map(|(p, base, weight)| StrategyItem { provider: provider_name(p), base: *base, weight: *weight })
+        .collect();
+    describe_strategy(&named)
+}
+
+/// A provider's name as a `'static` one when it is Fargate's (others are shown as "other").
+fn provider_name(name: &str) -> &'static str {
+    match name {
+        crate::config::ON_DEMAND_PROVIDER => crate::config::ON_DEMAND_PROVIDER,
+        crate::config::SPOT_PROVIDER => crate::config::SPOT_PROVIDER,
+        _ => "another provider",
     }
 }
 
@@ -621,5 +729,52 @@ impl Step for Roll {
         line.start("updating");
         roll_service(ctx, &target, self.force).await?;
         Ok(Outcome::Updated)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bill::{BilledLine, Cost, Prices};
+    use crate::config::{SpotConfig, DEFAULT_TOML};
+
+    fn monthly(config: &Config, region: &str) -> (f64, Option<f64>) {
+        let lines: Vec<BilledLine> = fargate_charges(config).iter().map(|c| BilledLine::of("service", c)).collect();
+        let cost = Cost::of(&lines, &Prices::for_region(region).unwrap(), None).unwrap();
+        (cost.monthly_total, cost.monthly_total_max)
+    }
+
+    #[test]
+    fn spot_bills_its_share_at_the_spot_price_marked_as_an_estimate() {
+        let mut config = Config::parse("default", DEFAULT_TOML).unwrap();
+        // Two on-demand tasks of 0.25 vCPU / 0.5 GB: 18.02 a month.
+        assert_eq!(monthly(&config, "us-east-1"), (18.02, None));
+        config.service.desired_count = 5;
+        config.service.spot = Some(SpotConfig { base: 1, weight: 3, on_demand_weight: 1 });
+        let charges = fargate_charges(&config);
+        // 5 tasks: 1 base on-demand, then 4 split 1:3, so 2 on-demand and 3 on Spot.
+        assert_eq!(charges[0].quantity, Some(Quantity::fixed(2.0 * 0.25)));
+        assert_eq!(charges[2].item, FARGATE_SPOT_VCPU);
+        assert_eq!(charges[2].quantity, Some(Quantity::fixed(3.0 * 0.25)));
+        assert_eq!(charges[3].quantity, Some(Quantity::fixed(3.0 * 0.5)));
+        assert!(charges[2..].iter().all(|c| c.what.contains("estimate")));
+        // 2 on-demand (18.02) + 3 Spot at 0.01334053 per vCPU-hour and 0.00146489 per GB-hour.
+        let spot = 730.0 * 3.0 * (0.25 * 0.01334053 + 0.5 * 0.00146489);
+        let want = ((18.02f64 + spot) * 100.0).round() / 100.0;
+        for region in ["us-east-1", "us-east-2", "us-west-2"] {
+            assert_eq!(monthly(&config, region).0, want, "{region}");
+        }
+        // With autoscaling, the range: 1..=9 tasks is 1 on-demand .. 3 on-demand + 6 Spot.
+        config.autoscaling = Some(crate::config::AutoscalingConfig {
+            min_count: 1,
+            max_count: 9,
+            cpu_target_percent: 60,
+            requests_per_target: None,
+            scale_in_cooldown_seconds: 300,
+            scale_out_cooldown_seconds: 60,
+        });
+        let charges = fargate_charges(&config);
+        assert_eq!(charges[0].quantity, Some(Quantity { min: 0.25, max: 0.75 }));
+        assert_eq!(charges[2].quantity, Some(Quantity { min: 0.0, max: 1.5 }));
     }
 }

@@ -5,7 +5,9 @@ use aws_sdk_ecs::types::Service as ServiceObject;
 
 use serde::Serialize;
 
-use super::{describe_service, is_live, service_name, SERVICE};
+use std::collections::BTreeMap;
+
+use super::{describe_service, is_live, live_strategy, service_name, SERVICE};
 use crate::error::{found, AwsContext, StackError};
 use crate::model::Scope;
 use crate::resources::cluster::stack_cluster;
@@ -133,6 +135,37 @@ pub async fn service_view(ctx: &Scope<'_>) -> Result<Option<ServiceView>, StackE
     Ok(describe_service(ctx).await?.filter(is_live).map(|s| ServiceView::of(&s)))
 }
 
+/// Where the service's tasks run: its capacity provider strategy (or launch type) and, with a
+/// strategy, how many running tasks each provider has.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct CapacityView {
+    pub strategy: String,
+    /// Provider -> running (or starting) tasks; empty without a strategy.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub tasks: BTreeMap<String, usize>,
+}
+
+async fn capacity_view(ctx: &Scope<'_>) -> Result<Option<CapacityView>, StackError> {
+    let Some(service) = describe_service(ctx).await?.filter(is_live) else { return Ok(None) };
+    let strategy = live_strategy(&service);
+    if service.capacity_provider_strategy().is_empty() {
+        return Ok(Some(CapacityView { strategy, tasks: BTreeMap::new() }));
+    }
+    let cluster = stack_cluster(ctx);
+    let name = service_name(ctx.stack());
+    let listed = ctx.aws.ecs.list_tasks().cluster(&cluster).service_name(&name).into_paginator().items().send();
+    let arns: Vec<String> = found(listed.try_collect().await.ctx("list the tasks of", &name))?.unwrap_or_default();
+    let mut tasks = BTreeMap::new();
+    for chunk in arns.chunks(100) {
+        let call = ctx.aws.ecs.describe_tasks().cluster(&cluster).set_tasks(Some(chunk.to_vec()));
+        let out = call.send().await.ctx("describe the tasks of", &name)?;
+        for t in out.tasks().iter().filter(|t| t.desired_status() == Some("RUNNING")) {
+            *tasks.entry(t.capacity_provider_name().unwrap_or("none").to_string()).or_insert(0) += 1;
+        }
+    }
+    Ok(Some(CapacityView { strategy, tasks }))
+}
+
 /// The service's recently stopped tasks (ECS keeps them about an hour), newest first: why a task
 /// did not start or stopped (CannotPullContainerError, failed health checks...). Tasks the
 /// scheduler replaced in a deploy or a scale-in are routine and left out.
@@ -232,6 +265,9 @@ pub struct ServiceSummary {
     /// The last few stopped tasks (ECS keeps them about an hour) with why they stopped.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub stopped_tasks: Vec<StoppedTask>,
+    /// The capacity provider strategy (or launch type) and the tasks on each provider.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<CapacityView>,
 }
 
 #[derive(Debug, Serialize, Clone, Copy, PartialEq, Eq)]
@@ -265,7 +301,8 @@ impl ServiceSummary {
                 Ok(vec![])
             }
         };
-        let (view, healthy_targets, stopped) = tokio::join!(service_view(ctx), health, stopped);
+        let (view, healthy_targets, stopped, capacity) =
+            tokio::join!(service_view(ctx), health, stopped, capacity_view(ctx));
         let Some(view) = view? else { return Ok(None) };
         let mut deployments = view.deployments.clone();
         // The image of each deployment's revision (usually one or two revisions).
@@ -288,6 +325,7 @@ impl ServiceSummary {
             events: view.last_events(events),
             deployments,
             stopped_tasks: stopped?,
+            capacity: capacity?,
             autoscaling,
         }))
     }
