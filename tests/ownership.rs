@@ -387,6 +387,17 @@ async fn gateway_endpoints_are_on_this_stacks_private_route_tables_and_go_when_t
     assert_eq!(outcome(&repaired, "gateway-endpoint-s3"), Some("updated".into()), "{repaired}");
     assert!(endpoints(vpc.clone()).await.iter().all(|(_, t)| t == std::slice::from_ref(&table)));
 
+    // Made but not recorded (a run killed right after the create): adopted by its tag, not made
+    // twice (AWS would refuse a second S3 endpoint on the table), app-2's left alone.
+    let path = app.dir.path().join(".fargate-stack").join("app.json");
+    let mut doc: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    doc["resources"].as_object_mut().unwrap().remove("gateway-endpoint-s3");
+    std::fs::write(&path, doc.to_string()).unwrap();
+    let adopted = app.run(&["--output", "json", "up", "--no-wait", "--adopt"]).ok().json();
+    assert_ne!(outcome(&adopted, "gateway-endpoint-s3"), Some("created".into()), "{adopted}");
+    assert_eq!(state_of(&app, "app")["resources"]["gateway-endpoint-s3"]["id"], recorded["gateway-endpoint-s3"]["id"]);
+    assert_eq!(endpoints(vpc.clone()).await.len(), 2);
+
     // Turned off: the plan deletes both, `up` removes them and the egress rules, app-2's stay.
     app.write_config(&config_with(&[("name", "name = \"app\""), ("gateway_endpoints", "gateway_endpoints = false")]));
     let plan = app.run(&["--output", "json", "up", "--dry-run"]).ok().json();
