@@ -841,6 +841,19 @@ mod tests {
     }
 
     #[test]
+    fn the_task_group_waits_for_the_gateway_endpoints_it_names_when_the_stack_has_them() {
+        use crate::resources::gateway_endpoints::{DYNAMODB_ENDPOINT, S3_ENDPOINT};
+        use crate::resources::stack;
+        let parse = |text: &str| Config::parse("t", text).unwrap();
+        let on = parse(crate::config::DEFAULT_TOML);
+        let needs = stack(&crate::model::Shape::of(&on)).unwrap().needs_of(TASK_SECURITY_GROUP);
+        assert!(needs.contains(&S3_ENDPOINT) && needs.contains(&DYNAMODB_ENDPOINT), "{needs:?}");
+        let off = parse(&crate::config::DEFAULT_TOML.replace("gateway_endpoints = true ", "gateway_endpoints = false"));
+        let needs = stack(&crate::model::Shape::of(&off)).unwrap().needs_of(TASK_SECURITY_GROUP);
+        assert_eq!(needs, [ALB_SECURITY_GROUP], "without them, as before");
+    }
+
+    #[test]
     fn task_egress_is_https_and_the_vpc_resolver_unless_open() {
         let config = |cidr: &str, egress: &str| {
             let text = crate::config::DEFAULT_TOML
