@@ -274,8 +274,8 @@ impl Managed for GatewayEndpoint {
     fn cost_note(&self, _config: &Config, found: &Inspection) -> Option<String> {
         (found.status == Health::Missing && self.service == Service::S3).then(|| {
             "gateway endpoints for S3 and DynamoDB are free; the image layers and table calls they carry no longer \
-             bill as NAT gateway processing ($0.045 per GB in us-east-1); [network] gateway_endpoints = false \
-             turns them off"
+             bill as NAT gateway data processing (per GB, see below); [network] gateway_endpoints = false turns \
+             them off"
                 .to_string()
         })
     }
