@@ -35,9 +35,10 @@ pub const DYNAMODB_PREFIX_LIST: Attr = Attr::new(DYNAMODB_ENDPOINT, "prefix_list
 pub const ENDPOINTS: [(Key, Attr); 2] = [(S3_ENDPOINT, S3_PREFIX_LIST), (DYNAMODB_ENDPOINT, DYNAMODB_PREFIX_LIST)];
 
 /// The prefix lists of the endpoints the stack records, for the tasks' egress rules (none when
-/// the config turns the endpoints off: `up` removes them after the rules).
+/// the config has no endpoints, turned off or without private route tables: `up` removes them
+/// after the rules).
 pub fn prefix_lists(ctx: &Scope<'_>) -> Vec<String> {
-    if !ctx.config.network.gateway_endpoints {
+    if !wanted(ctx.config) {
         return vec![];
     }
     ENDPOINTS.iter().filter_map(|(_, attr)| ctx.attr(*attr)).collect()
@@ -83,12 +84,17 @@ fn configured_tables(config: &Config) -> Vec<Key> {
     nodes.list.iter().map(|n| n.key()).filter(|k| PRIVATE_ROUTE_TABLE.contains(*k)).collect()
 }
 
+/// The config asks for the endpoints and its network has route tables for them.
+fn wanted(config: &Config) -> bool {
+    config.network.gateway_endpoints && !configured_tables(config).is_empty()
+}
+
 /// Both endpoints when the config has them on and the network has private route tables, or while
 /// the state records either (or they may be found).
 pub fn declare(shape: &Shape, nodes: &mut Nodes) {
     let config = shape.config();
     let tables = configured_tables(config);
-    let on = config.network.gateway_endpoints && !tables.is_empty();
+    let on = wanted(config);
     for service in [Service::S3, Service::DynamoDb] {
         if on || shape.discovering_all() || shape.holds(service.key()) {
             let tables = if on { tables.clone() } else { vec![] };
