@@ -240,7 +240,15 @@ async fn security_group_drift_is_reported_and_repaired() {
         .build();
     sdk.ec2.authorize_security_group_egress().group_id(&task_sg).ip_permissions(open).send().await.unwrap();
     let plan = cli.run(&["up", "--dry-run"]).ok().stdout;
-    assert!(plan.contains("egress: all traffic 0.0.0.0/0, tcp 53 10.0.0.2/32, tcp 443 0.0.0.0/0, udp 53 10.0.0.2/32 → tcp 53 10.0.0.2/32, tcp 443 0.0.0.0/0, udp 53 10.0.0.2/32"), "{plan}");
+    // HTTPS anywhere and to the gateway endpoints' prefix lists, DNS to the VPC's resolver.
+    let resources = cli.state().unwrap()["resources"].clone();
+    let mut lists: Vec<&str> = ["gateway-endpoint-s3", "gateway-endpoint-dynamodb"]
+        .iter()
+        .map(|k| resources[*k]["attrs"]["prefix_list"].as_str().unwrap())
+        .collect();
+    lists.sort();
+    let wanted = format!("tcp 53 10.0.0.2/32, tcp 443 0.0.0.0/0,{}, udp 53 10.0.0.2/32", lists.join(","));
+    assert!(plan.contains(&format!("egress: all traffic 0.0.0.0/0, {wanted} → {wanted}")), "{plan}");
     // A trust policy as older versions wrote it (aws:SourceAccount without aws:SourceArn) is drift too.
     let role = "simple-ecs-dev-task-role";
     let old_trust = serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",

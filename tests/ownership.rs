@@ -279,3 +279,151 @@ async fn flow_logs_are_each_stacks_own_and_go_when_turned_off() {
     }
     assert!(sdk.ec2.describe_flow_logs().send().await.unwrap().flow_logs().is_empty());
 }
+
+/// The S3 and DynamoDB gateway endpoints, beside another stack's (through the realism layer: AWS
+/// refuses a VPC's delete while it has endpoints): on exactly this stack's private route tables,
+/// routed to the services' prefix lists, named in the tasks' egress, shown by `status`, a route
+/// table removed by hand put back, turned off by the config (app-2's untouched), nothing left
+/// after `down`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_endpoints_are_on_this_stacks_private_route_tables_and_go_when_turned_off() {
+    let emulator = Emulator::start();
+    let sdk = emulator.sdk().await;
+    let realism = Realism::start(&emulator, RealismOptions::default());
+    let at = |name: &str| {
+        let cli = Cli::at(&realism.url());
+        cli.write_config(&named_config(name));
+        cli
+    };
+    let other = at("app-2");
+    other.run(&["up", "--no-wait"]).ok();
+    let app = at("app");
+    app.run(&["up", "--no-wait"]).ok();
+    let recorded = state_of(&app, "app")["resources"].clone();
+    let id = |key: &str| recorded[key]["id"].as_str().unwrap().to_string();
+    let (vpc, table) = (id("vpc"), id("route-table-private-1"));
+    let endpoints = |vpc: String| {
+        let sdk = &sdk;
+        async move {
+            let out = sdk.ec2.describe_vpc_endpoints().filters(filter("vpc-id", &vpc)).send().await.unwrap();
+            let live = out.vpc_endpoints().iter().filter(|e| e.state().map(|s| s.as_str()) == Some("available"));
+            live.map(|e| (e.service_name().unwrap().to_string(), e.route_table_ids().to_vec())).collect::<Vec<_>>()
+        }
+    };
+    let mut made = endpoints(vpc.clone()).await;
+    made.sort();
+    let on_private = vec![table.clone()];
+    assert_eq!(
+        made,
+        [
+            ("com.amazonaws.us-east-1.dynamodb".into(), on_private.clone()),
+            ("com.amazonaws.us-east-1.s3".into(), on_private)
+        ]
+    );
+    let s3 = sdk.ec2.describe_vpc_endpoints().vpc_endpoint_ids(id("gateway-endpoint-s3")).send().await.unwrap();
+    let s3 = &s3.vpc_endpoints()[0];
+    assert_eq!(s3.vpc_endpoint_type().map(|t| t.as_str()), Some("Gateway"));
+    let tags: Vec<(&str, &str)> = s3.tags().iter().map(|t| (t.key().unwrap(), t.value().unwrap())).collect();
+    assert!(
+        tags.contains(&("fargate-stack:stack", "app"))
+            && tags.contains(&("fargate-stack:resource", "gateway-endpoint-s3"))
+    );
+    // Each prefix list is routed to its endpoint in the private table, and named in the tasks' egress.
+    let lists: Vec<String> = ["gateway-endpoint-s3", "gateway-endpoint-dynamodb"]
+        .iter()
+        .map(|k| recorded[*k]["attrs"]["prefix_list"].as_str().unwrap().to_string())
+        .collect();
+    let routes = sdk.ec2.describe_route_tables().route_table_ids(&table).send().await.unwrap();
+    let routed: Vec<(Option<&str>, Option<&str>)> = routes.route_tables()[0]
+        .routes()
+        .iter()
+        .filter(|r| r.destination_prefix_list_id().is_some())
+        .map(|r| (r.destination_prefix_list_id(), r.gateway_id()))
+        .collect();
+    assert_eq!(routed.len(), 2, "{routed:?}");
+    assert!(routed.contains(&(Some(lists[0].as_str()), Some(id("gateway-endpoint-s3").as_str()))), "{routed:?}");
+    let egress = || async {
+        let group = sdk.ec2.describe_security_groups().group_ids(id("security-group-task")).send().await.unwrap();
+        let group = group.security_groups()[0].clone();
+        group
+            .ip_permissions_egress()
+            .iter()
+            .flat_map(|p| p.prefix_list_ids().to_vec())
+            .filter_map(|p| p.prefix_list_id().map(str::to_string))
+            .collect::<Vec<_>>()
+    };
+    let mut named = egress().await;
+    named.sort();
+    let mut wanted = lists.clone();
+    wanted.sort();
+    assert_eq!(named, wanted);
+    // app-2's endpoints are its own, on its own table.
+    let other_state = state_of(&other, "app-2")["resources"].clone();
+    let other_vpc = other_state["vpc"]["id"].as_str().unwrap().to_string();
+    let other_table = other_state["route-table-private-1"]["id"].as_str().unwrap().to_string();
+    let theirs = endpoints(other_vpc.clone()).await;
+    assert!(theirs.len() == 2 && theirs.iter().all(|(_, t)| t == std::slice::from_ref(&other_table)), "{theirs:?}");
+
+    // `status` shows them; a table removed from an endpoint by hand is drift, put back in place.
+    let status = app.run(&["--output", "json", "status"]).ok().json();
+    let rows: Vec<&str> = status["resources"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert!(rows.contains(&"gateway-endpoint-s3") && rows.contains(&"gateway-endpoint-dynamodb"), "{rows:?}");
+    sdk.ec2
+        .modify_vpc_endpoint()
+        .vpc_endpoint_id(id("gateway-endpoint-s3"))
+        .remove_route_table_ids(&table)
+        .send()
+        .await
+        .unwrap();
+    let drifted = app.run(&["--output", "json", "status"]).json();
+    let row = drifted["resources"].as_array().unwrap().iter().find(|r| r["name"] == "gateway-endpoint-s3").unwrap();
+    assert_eq!((row["status"].as_str(), row["changes"][0]["to"].as_str()), (Some("drifted"), Some(table.as_str())));
+    let rows = drifted["resources"].as_array().unwrap();
+    assert!(rows.iter().any(|r| r["name"] == "gateway-endpoint-dynamodb" && r["status"] == "ok"), "{drifted}");
+    let repaired = app.run(&["--output", "json", "up", "--no-wait"]).ok().json();
+    let outcome = |doc: &Value, name: &str| {
+        doc["steps"].as_array().unwrap().iter().find(|s| s["name"] == name).map(|s| s["outcome"].clone())
+    };
+    assert_eq!(outcome(&repaired, "gateway-endpoint-s3"), Some("updated".into()), "{repaired}");
+    assert!(endpoints(vpc.clone()).await.iter().all(|(_, t)| t == std::slice::from_ref(&table)));
+
+    // Made but not recorded (a run killed right after the create): adopted by its tag, not made
+    // twice (AWS would refuse a second S3 endpoint on the table), app-2's left alone.
+    let path = app.dir.path().join(".fargate-stack").join("app.json");
+    let mut doc: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    doc["resources"].as_object_mut().unwrap().remove("gateway-endpoint-s3");
+    std::fs::write(&path, doc.to_string()).unwrap();
+    let adopted = app.run(&["--output", "json", "up", "--no-wait", "--adopt"]).ok().json();
+    assert_ne!(outcome(&adopted, "gateway-endpoint-s3"), Some("created".into()), "{adopted}");
+    assert_eq!(state_of(&app, "app")["resources"]["gateway-endpoint-s3"]["id"], recorded["gateway-endpoint-s3"]["id"]);
+    assert_eq!(endpoints(vpc.clone()).await.len(), 2);
+
+    // Turned off: the plan deletes both, `up` removes them and the egress rules, app-2's stay.
+    app.write_config(&config_with(&[("name", "name = \"app\""), ("gateway_endpoints", "gateway_endpoints = false")]));
+    let plan = app.run(&["--output", "json", "up", "--dry-run"]).ok().json();
+    for key in ["gateway-endpoint-s3", "gateway-endpoint-dynamodb"] {
+        let row = plan["resources"].as_array().unwrap().iter().find(|p| p["name"] == key).unwrap();
+        assert_eq!(row["action"], "delete", "{key}: {plan}");
+    }
+    let off = app.run(&["--output", "json", "up", "--no-wait", "--yes"]).ok().json();
+    for key in ["gateway-endpoint-s3", "gateway-endpoint-dynamodb"] {
+        assert_eq!(outcome(&off, key), Some("deleted".into()), "{key}: {off}");
+        assert!(state_of(&app, "app")["resources"].get(key).is_none(), "{key} still recorded");
+    }
+    assert!(endpoints(vpc).await.is_empty());
+    assert!(egress().await.is_empty(), "the tasks' egress names no prefix list without the endpoints");
+    assert_eq!(endpoints(other_vpc).await.len(), 2);
+
+    // On again, then `down` of both: nothing of either left (the VPC's delete waits for its endpoints).
+    app.write_config(&named_config("app"));
+    app.run(&["up", "--no-wait", "--yes"]).ok();
+    for (cli, name) in [(&app, "app"), (&other, "app-2")] {
+        cli.run(&["down", "--yes"]).ok();
+        let left = leftovers(&sdk, name).await;
+        assert!(left.is_empty(), "left of {name}: {left:#?}");
+    }
+}
+
+fn filter(name: &str, value: &str) -> aws_sdk_ec2::types::Filter {
+    aws_sdk_ec2::types::Filter::builder().name(name).values(value).build()
+}

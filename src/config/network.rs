@@ -19,6 +19,9 @@ pub struct NetworkConfig {
     /// What the tasks may reach: `restricted` (HTTPS and the VPC's DNS) or `open` (everything).
     #[serde(default)]
     pub task_egress: TaskEgress,
+    /// S3 and DynamoDB gateway endpoints on the private route tables (free; off the NAT).
+    #[serde(default = "defaults::gateway_endpoints")]
+    pub gateway_endpoints: bool,
 }
 
 /// The tasks' security group egress.
@@ -46,6 +49,9 @@ mod defaults {
     }
     pub fn nat_gateways() -> u8 {
         1
+    }
+    pub fn gateway_endpoints() -> bool {
+        true
     }
 }
 

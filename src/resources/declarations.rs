@@ -262,6 +262,8 @@ fn keys_and_kinds_are_the_state_files_names_declared_once_in_status_order() {
         ("elastic-ip-1", "ec2:elastic-ip"),
         ("nat-gateway-1", "ec2:nat-gateway"),
         ("route-table-private-1", "ec2:route-table"),
+        ("gateway-endpoint-s3", "ec2:vpc-endpoint"),
+        ("gateway-endpoint-dynamodb", "ec2:vpc-endpoint"),
         ("security-group-alb", "ec2:security-group"),
         ("security-group-task", "ec2:security-group"),
         ("table", "dynamodb:table"),

@@ -13,6 +13,7 @@ pub mod cluster;
 pub mod dns;
 pub mod ec2;
 pub mod flow_logs;
+pub mod gateway_endpoints;
 pub mod iam;
 pub mod listener_https;
 pub mod load_balancer;
@@ -77,6 +78,7 @@ const STACK: &[Declare] = &[
     network::vpc,
     security::vpc_default_group,
     network::network,
+    gateway_endpoints::declare,
     security::groups,
     table::declare,
     logs::declare,

@@ -23,6 +23,7 @@ use crate::progress::Line;
 use crate::resources::ec2::{
     any_stack, check, enis_holding, filter, held, locate, sightings, tag_spec, Ec2Object, ANYWHERE,
 };
+use crate::resources::gateway_endpoints;
 use crate::resources::network::{in_stack_vpc, VPC};
 use crate::wait::{self, budget, Poll};
 
@@ -555,20 +556,23 @@ fn task_ingress(ctx: &Scope<'_>, alb: &str) -> Vec<Rule> {
     vec![Rule::with_group(ctx.config.service.container_port, alb)]
 }
 
-/// `network.task_egress`: restricted to HTTPS anywhere (image pulls, AWS APIs through the NAT) and
-/// DNS to the VPC's resolver, or open.
-fn task_egress(config: &Config) -> Vec<Rule> {
+/// `network.task_egress`: restricted to HTTPS anywhere (image pulls, AWS APIs through the NAT), to
+/// the gateway endpoints' prefix lists (`prefix_lists`: S3 and DynamoDB, named so that the traffic
+/// they carry stays allowed without the anywhere rule) and DNS to the VPC's resolver, or open.
+fn task_egress(config: &Config, prefix_lists: Vec<String>) -> Vec<Rule> {
     match config.network.task_egress {
         TaskEgress::Open => vec![Rule::all_traffic_anywhere()],
         TaskEgress::Restricted => {
             let resolver = format!("{}/32", config.dns_resolver());
-            vec![
-                Rule::from_anywhere(HTTPS),
-                Rule::to_cidr("tcp", DNS, resolver.clone()),
-                Rule::to_cidr("udp", DNS, resolver),
-            ]
+            let https = Rule { prefix_lists: prefix_lists.into_iter().collect(), ..Rule::from_anywhere(HTTPS) };
+            vec![https, Rule::to_cidr("tcp", DNS, resolver.clone()), Rule::to_cidr("udp", DNS, resolver)]
         }
     }
+}
+
+/// The tasks' egress as the config and the gateway endpoints recorded so far say.
+fn wanted_task_egress(ctx: &Scope<'_>) -> Vec<Rule> {
+    task_egress(ctx.config, gateway_endpoints::prefix_lists(ctx))
 }
 
 const HTTPS: u32 = 443;
@@ -595,8 +599,10 @@ impl Managed for TaskGroup {
         TASK_SECURITY_GROUP
     }
 
+    /// The gateway endpoints, when the stack has them: their prefix lists are egress peers.
     fn needs(&self) -> Vec<Dep> {
-        vec![ALB_SECURITY_GROUP.into()]
+        let endpoints = gateway_endpoints::ENDPOINTS.map(|(key, _)| Dep::IfPresent(key));
+        [vec![ALB_SECURITY_GROUP.into()], endpoints.to_vec()].concat()
     }
 
     fn reads(&self) -> Vec<Dep> {
@@ -627,7 +633,7 @@ impl Managed for TaskGroup {
         let alb = ctx.need(ALB_SECURITY_GROUP)?;
         let mut diff = Diff::new();
         compare(&mut diff, RulesField::Ingress, Flow::Ingress, &live.group, &task_ingress(ctx, &alb));
-        compare(&mut diff, RulesField::Egress, Flow::Egress, &live.group, &task_egress(ctx.config));
+        compare(&mut diff, RulesField::Egress, Flow::Egress, &live.group, &wanted_task_egress(ctx));
         if let Some(alb_group) = &live.alb {
             let wanted = [alb_egress(ctx, live.group.object_id())];
             compare(&mut diff, RulesField::AlbEgress, Flow::Egress, alb_group, &wanted);
@@ -653,7 +659,7 @@ impl Managed for TaskGroup {
         for change in changes {
             match change.field {
                 RulesField::Ingress => Flow::Ingress.converge(ctx, &live.group, &task_ingress(ctx, &alb)).await?,
-                RulesField::Egress => Flow::Egress.converge(ctx, &live.group, &task_egress(ctx.config)).await?,
+                RulesField::Egress => Flow::Egress.converge(ctx, &live.group, &wanted_task_egress(ctx)).await?,
                 RulesField::AlbEgress => {
                     if let Some(alb_group) = &live.alb {
                         Flow::Egress.converge(ctx, alb_group, &[alb_egress(ctx, live.group.object_id())]).await?;
@@ -835,6 +841,19 @@ mod tests {
     }
 
     #[test]
+    fn the_task_group_waits_for_the_gateway_endpoints_it_names_when_the_stack_has_them() {
+        use crate::resources::gateway_endpoints::{DYNAMODB_ENDPOINT, S3_ENDPOINT};
+        use crate::resources::stack;
+        let parse = |text: &str| Config::parse("t", text).unwrap();
+        let on = parse(crate::config::DEFAULT_TOML);
+        let needs = stack(&crate::model::Shape::of(&on)).unwrap().needs_of(TASK_SECURITY_GROUP);
+        assert!(needs.contains(&S3_ENDPOINT) && needs.contains(&DYNAMODB_ENDPOINT), "{needs:?}");
+        let off = parse(&crate::config::DEFAULT_TOML.replace("gateway_endpoints = true ", "gateway_endpoints = false"));
+        let needs = stack(&crate::model::Shape::of(&off)).unwrap().needs_of(TASK_SECURITY_GROUP);
+        assert_eq!(needs, [ALB_SECURITY_GROUP], "without them, as before");
+    }
+
+    #[test]
     fn task_egress_is_https_and_the_vpc_resolver_unless_open() {
         let config = |cidr: &str, egress: &str| {
             let text = crate::config::DEFAULT_TOML
@@ -842,22 +861,28 @@ mod tests {
                 .replace("task_egress = \"restricted\"", &format!("task_egress = \"{egress}\""));
             Config::parse("t", &text)
         };
-        let shown = |c: &Config| {
-            let mut rules = task_egress(c);
+        let shown = |c: &Config, lists: &[&str]| {
+            let mut rules = task_egress(c, lists.iter().map(|l| l.to_string()).collect());
             rules.sort();
             show(&rules)
         };
         let restricted = config("10.20.0.0/16", "restricted").unwrap();
-        assert_eq!(shown(&restricted), "tcp 53 10.20.0.2/32, tcp 443 0.0.0.0/0, udp 53 10.20.0.2/32");
+        assert_eq!(shown(&restricted, &[]), "tcp 53 10.20.0.2/32, tcp 443 0.0.0.0/0, udp 53 10.20.0.2/32");
+        // With the gateway endpoints, their prefix lists are named peers of the HTTPS rule.
+        let with_endpoints = shown(&restricted, &["pl-63a5400a", "pl-02cd2c6b"]);
+        assert_eq!(
+            with_endpoints,
+            "tcp 53 10.20.0.2/32, tcp 443 0.0.0.0/0,pl-02cd2c6b,pl-63a5400a, udp 53 10.20.0.2/32"
+        );
         let open = config("10.0.0.0/16", "open").unwrap();
-        assert_eq!(shown(&open), "all traffic 0.0.0.0/0");
+        assert_eq!(shown(&open, &["pl-63a5400a"]), "all traffic 0.0.0.0/0");
         // An existing stack's open rule is an in-place change shown old to new.
         let group = SecurityGroup::builder()
             .group_id("sg-1")
             .ip_permissions_egress(Rule::all_traffic_anywhere().permission())
             .build();
         let mut diff = Diff::new();
-        compare(&mut diff, RulesField::Egress, Flow::Egress, &group, &task_egress(&restricted));
+        compare(&mut diff, RulesField::Egress, Flow::Egress, &group, &task_egress(&restricted, vec![]));
         let changes = diff.into_changes();
         assert_eq!(
             changes[0].change.to_string(),

@@ -1398,7 +1398,85 @@ class Realism:
                 raise Reject("DependencyViolation", message)
         if self.igw_attached(ctx, vpc):
             raise Reject("DependencyViolation", message)
+        if any(e["vpc"] == vpc for e in self.moto_endpoints(ctx)):
+            raise Reject("DependencyViolation", message)
         return None
+
+    # =========================================================================================
+    # VPC gateway endpoints. AWS refuses to delete a VPC that still has endpoints (moto deletes
+    # it); refuses a gateway endpoint on a route table that already routes the service's prefix
+    # list (RouteAlreadyExists: a second S3 endpoint on a table; moto makes it); and adds or removes
+    # the prefix-list route when ModifyVpcEndpoint adds or removes a route table (moto only
+    # changes the endpoint's list). Deleted endpoints stay listed as `deleted`, as AWS lists them
+    # for a while.
+
+    def moto_endpoints(self, ctx: Ctx) -> list:
+        """Every endpoint moto has that is not deleted."""
+        root = self.query(ctx, "ec2", "DescribeVpcEndpoints")
+        out = []
+        for item in root.findall("./vpcEndpointSet/item"):
+            state = (xt(item, "state") or "").lower()
+            if state in ("deleted", "deleting"):
+                continue
+            out.append({"id": xt(item, "vpcEndpointId"), "vpc": xt(item, "vpcId"), "service": xt(item, "serviceName"),
+                        "type": (xt(item, "vpcEndpointType") or "gateway").lower(),
+                        "tables": [el.text for el in item.findall("./routeTableIdSet/item")]})
+        return out
+
+    def prefix_list_of(self, ctx: Ctx, service: str) -> str | None:
+        root = self.query(ctx, "ec2", "DescribePrefixLists")
+        for item in root.findall("./prefixListSet/item"):
+            if xt(item, "prefixListName") == service:
+                return xt(item, "prefixListId")
+        return None
+
+    def refuse_routed(self, ctx: Ctx, service: str, tables: list, besides: str | None = None):
+        for e in self.moto_endpoints(ctx):
+            if e["service"] != service or e["type"] != "gateway" or e["id"] == besides:
+                continue
+            for table in tables:
+                if table in e["tables"]:
+                    pl = self.prefix_list_of(ctx, service) or service
+                    raise Reject("RouteAlreadyExists",
+                                 f"route table {table} already has a route with destination-prefix-list-id {pl}")
+
+    def pre_ec2_CreateVpcEndpoint(self, ctx: Ctx):
+        if (ctx.params.get("VpcEndpointType") or "Gateway").lower() != "gateway":
+            return None
+        self.refuse_routed(ctx, ctx.params.get("ServiceName", ""), indexed(ctx.params, "RouteTableId"))
+        return None
+
+    def pre_ec2_ModifyVpcEndpoint(self, ctx: Ctx):
+        eid = ctx.params.get("VpcEndpointId", "")
+        endpoint = next((e for e in self.moto_endpoints(ctx) if e["id"] == eid), None)
+        if endpoint is not None and endpoint["type"] == "gateway":
+            self.refuse_routed(ctx, endpoint["service"], indexed(ctx.params, "AddRouteTableId"), besides=eid)
+        return None
+
+    def post_ec2_DeleteRouteTable(self, ctx: Ctx, resp: Response):
+        # AWS deletes a table an endpoint routes (the endpoint's route goes with it) and still
+        # deletes that endpoint later; moto's DeleteVpcEndpoints then fails on the table it no
+        # longer has (InvalidRouteTableID.NotFound): the endpoint forgets the table here.
+        table = ctx.params.get("RouteTableId", "")
+        for e in self.moto_endpoints(ctx):
+            if table in e["tables"]:
+                self.query(ctx, "ec2", "ModifyVpcEndpoint", {"VpcEndpointId": e["id"], "RemoveRouteTableId.1": table})
+
+    def post_ec2_ModifyVpcEndpoint(self, ctx: Ctx, resp: Response):
+        eid = ctx.params.get("VpcEndpointId", "")
+        endpoint = next((e for e in self.moto_endpoints(ctx) if e["id"] == eid), None)
+        if endpoint is None or endpoint["type"] != "gateway":
+            return
+        pl = self.prefix_list_of(ctx, endpoint["service"])
+        if pl is None:
+            return
+        for table in indexed(ctx.params, "AddRouteTableId"):
+            self.query(ctx, "ec2", "CreateRoute", {"RouteTableId": table, "DestinationPrefixListId": pl, "GatewayId": eid})
+        for table in indexed(ctx.params, "RemoveRouteTableId"):
+            try:
+                self.query(ctx, "ec2", "DeleteRoute", {"RouteTableId": table, "DestinationPrefixListId": pl})
+            except UpstreamError:
+                pass  # a table deleted meanwhile has no route left to remove
 
     # =========================================================================================
     # Flow logs: AWS answers a delete of flow logs it does not have with HTTP 200 and each one in

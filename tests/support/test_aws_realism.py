@@ -466,6 +466,30 @@ class StateTests(unittest.TestCase):
         ec2.delete_vpc(VpcId=vpc)
         logs.delete_log_group(logGroupName=group)
 
+    def test_02e_gateway_endpoints_route_their_tables_and_hold_the_vpc(self):
+        ec2 = C["ec2"]
+        vpc = ec2.create_vpc(CidrBlock="10.8.0.0/16")["Vpc"]["VpcId"]
+        a, b = (ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"] for _ in range(2))
+        s3 = "com.amazonaws.us-east-1.s3"
+        pl = ec2.describe_prefix_lists(Filters=[{"Name": "prefix-list-name", "Values": [s3]}])["PrefixLists"][0]["PrefixListId"]
+        endpoint = ec2.create_vpc_endpoint(VpcEndpointType="Gateway", VpcId=vpc, ServiceName=s3,
+                                           RouteTableIds=[a])["VpcEndpoint"]["VpcEndpointId"]
+        routed = lambda t: [r.get("GatewayId") for r in ec2.describe_route_tables(RouteTableIds=[t])["RouteTables"][0]["Routes"]
+                            if r.get("DestinationPrefixListId") == pl]
+        self.assertEqual(routed(a), [endpoint])
+        # A second S3 endpoint on a table the first one routes: refused, as AWS does.
+        self.assertEqual(code_of(ec2.create_vpc_endpoint, VpcEndpointType="Gateway", VpcId=vpc, ServiceName=s3,
+                                 RouteTableIds=[a]), "RouteAlreadyExists")
+        # Adding and removing a table adds and removes its route.
+        ec2.modify_vpc_endpoint(VpcEndpointId=endpoint, AddRouteTableIds=[b], RemoveRouteTableIds=[a])
+        self.assertEqual((routed(a), routed(b)), ([], [endpoint]))
+        # The VPC is held by its endpoint until the endpoint is deleted.
+        for t in (a, b):
+            ec2.delete_route_table(RouteTableId=t)
+        self.assertEqual(code_of(ec2.delete_vpc, VpcId=vpc), "DependencyViolation")
+        ec2.delete_vpc_endpoints(VpcEndpointIds=[endpoint])
+        ec2.delete_vpc(VpcId=vpc)
+
     def test_02d_access_logs_need_a_bucket_elb_may_write_to(self):
         elb, s3 = C["elbv2"], C["s3"]
         net = Net(C, with_lb=False)
