@@ -493,3 +493,15 @@ impl SdkExt for Sdk {
         out.services().first().cloned().expect("the service exists")
     }
 }
+
+/// A plan's row for resource `name`: its action and its changes as `field: from → to` (quotes dropped).
+pub fn planned_changes(plan: &Value, name: &str) -> (String, Vec<String>) {
+    let r = plan["resources"].as_array().unwrap().iter().find(|p| p["name"] == name).unwrap();
+    let list: Vec<String> = r["changes"]
+        .as_array()
+        .unwrap_or(&vec![])
+        .iter()
+        .map(|c| format!("{}: {} → {}", c["field"].as_str().unwrap(), c["from"], c["to"]).replace('"', ""))
+        .collect();
+    (r["action"].as_str().unwrap().to_string(), list)
+}
