@@ -162,11 +162,11 @@ impl Config {
                 ),
             ));
         }
-        let counts: Vec<u32> = match &self.autoscaling {
-            Some(scaling) => (scaling.min_count..=scaling.max_count).collect(),
-            None => vec![svc.desired_count],
+        let (low, high) = match &self.autoscaling {
+            Some(scaling) => (scaling.min_count, scaling.max_count),
+            None => (svc.desired_count, svc.desired_count),
         };
-        if let Some(stuck) = counts.into_iter().find(|n| !rolling_deployment_moves(*n, minimum, maximum)) {
+        if let Some(stuck) = (low..=high).find(|n| !rolling_deployment_moves(*n, minimum, maximum)) {
             return Err(invalid(
                 "service.maximum_percent",
                 maximum.to_string(),

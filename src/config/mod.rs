@@ -109,7 +109,6 @@ impl Config {
         self.validate_service(&invalid)?;
         self.validate_container(&invalid)?;
         self.validate_container_options(&invalid)?;
-        self.validate_deployment(&invalid)?;
         self.validate_secrets(&invalid)?;
         self.validate_table(&invalid)?;
         self.validate_logs(&invalid)?;
@@ -119,7 +118,9 @@ impl Config {
             self.validate_https(https, &invalid)?;
         }
         self.validate_iam(&invalid)?;
-        self.validate_autoscaling(&invalid)
+        self.validate_autoscaling(&invalid)?;
+        // After [autoscaling]: its range is checked first (and capped).
+        self.validate_deployment(&invalid)
     }
 
     /// The stack name, the region and where the state lives.

@@ -596,3 +596,27 @@ fn idle_timeout_and_matcher_are_what_elb_takes() {
         assert!(e.contains(&format!("load_balancer.health_check_matcher: \"{bad}\": HTTP codes of 200 to 499")), "{e}");
     }
 }
+
+/// `key = ` at the start of a line, commented out or not.
+fn keys_named(text: &str) -> std::collections::BTreeSet<String> {
+    text.lines()
+        .filter_map(|l| {
+            let l = l.trim_start_matches('#').trim_start();
+            let (key, _) = l.split_once(" = ")?;
+            key.chars().all(|c| c.is_ascii_lowercase() || c == '_').then(|| key.to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn the_readme_and_the_default_config_name_the_same_keys() {
+    let readme = include_str!("../../README.md");
+    let start = readme.find("## Configuration").unwrap();
+    let block = &readme[start..];
+    let block = &block[block.find("```toml").unwrap()..];
+    let block = &block[..block[7..].find("```").unwrap()];
+    assert_eq!(keys_named(block), keys_named(DEFAULT_TOML));
+    for key in ["command", "stop_timeout", "start_period_seconds", "idle_timeout_seconds", "health_check_matcher"] {
+        assert!(keys_named(DEFAULT_TOML).contains(key), "{key}");
+    }
+}
