@@ -762,6 +762,19 @@ async fn container_service_and_load_balancer_options_update_in_place() {
     let health = "[service.health_check]\ncommand = [\"CMD-SHELL\", \"curl -f http://localhost/ || exit 1\"]\n\
                   interval_seconds = 10\nstart_period_seconds = 20\n";
     let edits = format!("{}\n{health}", edits.replacen("[service]\n", &format!("[service]\n{service_lines}"), 1));
+    // Out of ECS's or ELB's range: refused before any AWS call, naming the key.
+    let before = realism.calls().len();
+    for (from, to, says) in [
+        ("stop_timeout = 10", "stop_timeout = 500", "service.stop_timeout: 500: Fargate takes 2 to 120 seconds"),
+        ("idle_timeout_seconds = 120", "idle_timeout_seconds = 4001", "load_balancer.idle_timeout_seconds: 4001: "),
+        ("\"200-299\"", "\"200-600\"", "load_balancer.health_check_matcher: \"200-600\": HTTP codes of 200 to 499"),
+    ] {
+        cli.write_config(&edits.replace(from, to));
+        let refused = cli.run(&["up", "--no-wait", "--yes"]);
+        assert_eq!(refused.code, 1, "{}", refused.stderr);
+        assert!(refused.stderr.contains(says), "{}", refused.stderr);
+    }
+    assert_eq!(realism.calls().len(), before, "no AWS call");
     cli.write_config(&edits);
     let plan = cli.run(&["--output", "json", "up", "--dry-run"]).ok().json();
     let changes = |name: &str| planned_changes(&plan, name);
