@@ -801,7 +801,10 @@ async fn container_service_and_load_balancer_options_update_in_place() {
     ] {
         assert!(service_rows.iter().any(|c| c == row), "{row} not in {service_rows:#?}");
     }
-    assert_eq!(changes("load-balancer"), ("update".into(), vec!["idle_timeout.timeout_seconds: 60 → 120".into()]));
+    assert_eq!(
+        changes("load-balancer"),
+        ("update".into(), vec!["load_balancer.idle_timeout_seconds: 60 → 120".into()])
+    );
     assert_eq!(
         changes("target-group"),
         ("update".into(), vec!["load_balancer.health_check_matcher: 200-399 → 200-299".into()])
@@ -871,7 +874,7 @@ async fn container_service_and_load_balancer_options_update_in_place() {
         (row["status"].as_str().unwrap().to_string(), row["detail"].as_str().unwrap_or_default().to_string())
     };
     let (state, said) = detail("load-balancer");
-    assert!(state == "drifted" && said.contains("idle_timeout.timeout_seconds: 60 → 120"), "{state}: {said}");
+    assert!(state == "drifted" && said.contains("load_balancer.idle_timeout_seconds: 60 → 120"), "{state}: {said}");
     let (state, said) = detail("service");
     assert!(
         state == "drifted" && said.contains("service.health_check_grace_period_seconds: 0 → 45"),

@@ -578,9 +578,15 @@ pub enum LoadBalancerField {
 }
 
 impl Field for LoadBalancerField {
+    /// The config's key for an attribute the config sets alone; AWS's name for the others.
     fn label(&self) -> String {
         let LoadBalancerField::Attribute(key) = self;
-        key.to_string()
+        match *key {
+            IDLE_TIMEOUT => "load_balancer.idle_timeout_seconds",
+            DELETION_PROTECTION => "load_balancer.deletion_protection",
+            other => other,
+        }
+        .to_string()
     }
 }
 
