@@ -270,16 +270,7 @@ async fn changes_update_in_place_and_removing_the_section_deregisters_and_restor
                  scale_in_cooldown_seconds = 120\nscale_out_cooldown_seconds = 30";
     cli.write_config(&config(STACK, Some(wider), &[("desired_count", "desired_count = 3")]));
     let plan = cli.run(&["--output", "json", "up", "--dry-run"]).ok().json();
-    let changes = |name: &str| {
-        let r = row(&plan, "resources", name);
-        let list: Vec<String> = r["changes"]
-            .as_array()
-            .unwrap_or(&vec![])
-            .iter()
-            .map(|c| format!("{}: {} → {}", c["field"].as_str().unwrap(), c["from"], c["to"]).replace('"', ""))
-            .collect();
-        (r["action"].as_str().unwrap().to_string(), list)
-    };
+    let changes = |name: &str| planned_changes(&plan, name);
     assert_eq!(
         changes("scalable-target"),
         ("update".into(), vec!["autoscaling.min_count: 2 → 3".into(), "autoscaling.max_count: 6 → 8".into()])

@@ -731,3 +731,184 @@ async fn a_table_key_change_follows_the_advice_onto_a_new_table_and_keeps_the_ol
     assert_eq!(leftovers(&sdk, STACK).await, Vec::<String>::new());
     assert!(!leftovers(&sdk, "simple-ecs-dev-2").await.is_empty());
 }
+
+/// `[service]`'s container and deployment options and `[load_balancer]`'s idle timeout and matcher
+/// turned on a running stack, with a second stack present: each a plan row, applied in place (a new
+/// task definition revision, UpdateService, the attributes), drift in them reported by `status`
+/// and repaired, and a second `up` a no-op. The other stack is left as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn container_service_and_load_balancer_options_update_in_place() {
+    let emulator = Emulator::start();
+    let options =
+        RealismOptions { time_scale: 0.005, config: serde_json::json!({"iam_propagation_s": 0}), ..Default::default() };
+    let realism = Realism::start(&emulator, options);
+    let sdk = sdk_at(&realism.url(), "us-east-1").await;
+    let other = Cli::at(&realism.url());
+    other.write_config(&config_with(&[("name", "name = \"other\"")]));
+    other.run(&["up", "--no-wait", "--yes"]).ok();
+    let cli = Cli::at(&realism.url());
+    cli.run(&["up", "--no-wait"]).ok();
+    let state = cli.state().unwrap();
+    let lb_arn = state["resources"]["load-balancer"]["id"].as_str().unwrap().to_string();
+    let tg_arn = state["resources"]["target-group"]["id"].as_str().unwrap().to_string();
+    let service = sdk.service().await;
+    let deployment = service.deployment_configuration().unwrap();
+    assert_eq!((deployment.minimum_healthy_percent(), deployment.maximum_percent()), (Some(100), Some(200)));
+    assert_eq!((service.health_check_grace_period_seconds(), service.enable_execute_command()), (Some(30), false));
+
+    let edits = config_with(&[
+        ("readonly_root_filesystem", "readonly_root_filesystem = false"),
+        ("additional_ports", "additional_ports = [9090]"),
+        ("minimum_healthy_percent", "minimum_healthy_percent = 50"),
+        ("maximum_percent", "maximum_percent = 150"),
+        ("enable_execute_command", "enable_execute_command = true"),
+        ("idle_timeout_seconds", "idle_timeout_seconds = 120"),
+        ("health_check_matcher", "health_check_matcher = \"200-299\""),
+    ]);
+    let service_lines = "command = [\"nginx\", \"-g\", \"daemon off;\"]\nentrypoint = [\"/docker-entrypoint.sh\"]\n\
+                         stop_timeout = 10\nhealth_check_grace_period_seconds = 45\n";
+    let health = "[service.health_check]\ncommand = [\"CMD-SHELL\", \"curl -f http://localhost/ || exit 1\"]\n\
+                  interval_seconds = 10\nstart_period_seconds = 20\n";
+    let edits = format!("{}\n{health}", edits.replacen("[service]\n", &format!("[service]\n{service_lines}"), 1));
+    // Out of ECS's or ELB's range: refused before any AWS call, naming the key.
+    let before = realism.calls().len();
+    for (from, to, says) in [
+        ("stop_timeout = 10", "stop_timeout = 500", "service.stop_timeout: 500: Fargate takes 2 to 120 seconds"),
+        ("idle_timeout_seconds = 120", "idle_timeout_seconds = 4001", "load_balancer.idle_timeout_seconds: 4001: "),
+        ("\"200-299\"", "\"200-600\"", "load_balancer.health_check_matcher: \"200-600\": HTTP codes of 200 to 499"),
+    ] {
+        cli.write_config(&edits.replace(from, to));
+        let refused = cli.run(&["up", "--no-wait", "--yes"]);
+        assert_eq!(refused.code, 1, "{}", refused.stderr);
+        assert!(refused.stderr.contains(says), "{}", refused.stderr);
+    }
+    assert_eq!(realism.calls().len(), before, "no AWS call");
+    cli.write_config(&edits);
+    let plan = cli.run(&["--output", "json", "up", "--dry-run"]).ok().json();
+    let changes = |name: &str| planned_changes(&plan, name);
+    let (action, definition) = changes("task-definition");
+    assert_eq!(action, "update");
+    for row in [
+        "service.readonly_root_filesystem: read-only, writable /var/cache/nginx, /var/run, /tmp → writable",
+        "service.command: the image's → [\\nginx\\, \\-g\\, \\daemon off;\\]",
+        "service.entrypoint: the image's → [\\/docker-entrypoint.sh\\]",
+        "service.health_check: none → CMD-SHELL curl -f http://localhost/ || exit 1 (every 10 s, timeout 5 s, 3 retries, \
+         start period 20 s)",
+        "service.stop_timeout: 30 (ECS's default) → 10",
+        "service.additional_ports: none → 9090",
+    ] {
+        assert!(definition.iter().any(|c| c == row), "{row} not in {definition:#?}");
+    }
+    let (action, service_rows) = changes("service");
+    assert_eq!(action, "update");
+    for row in [
+        "service.health_check_grace_period_seconds: 30 → 45",
+        "service.minimum_healthy_percent: 100 → 50",
+        "service.maximum_percent: 200 → 150",
+        "service.enable_execute_command: false → true",
+    ] {
+        assert!(service_rows.iter().any(|c| c == row), "{row} not in {service_rows:#?}");
+    }
+    assert_eq!(
+        changes("load-balancer"),
+        ("update".into(), vec!["load_balancer.idle_timeout_seconds: 60 → 120".into()])
+    );
+    assert_eq!(
+        changes("target-group"),
+        ("update".into(), vec!["load_balancer.health_check_matcher: 200-399 → 200-299".into()])
+    );
+    assert_eq!(changes("role-task").0, "update", "ECS Exec's grants");
+    assert_eq!(changes("vpc").0, "unchanged");
+
+    let applied = cli.run(&["--output", "json", "up", "--no-wait", "--yes"]).ok().json();
+    let outcome = |name: &str| {
+        applied["steps"].as_array().unwrap().iter().find(|s| s["name"] == name).unwrap()["outcome"].clone()
+    };
+    for name in ["task-definition", "service", "load-balancer", "target-group", "role-task"] {
+        assert_eq!(outcome(name), "updated", "{name}: {applied}");
+    }
+    // A new revision with the container's options.
+    let (def, container) = app_container(&sdk).await;
+    assert_eq!(def.revision(), 2);
+    assert_eq!(container.command(), ["nginx", "-g", "daemon off;"]);
+    assert_eq!(container.entry_point(), ["/docker-entrypoint.sh"]);
+    assert_eq!(container.stop_timeout(), Some(10));
+    assert_eq!(container.readonly_root_filesystem(), Some(false));
+    let ports: Vec<i32> = container.port_mappings().iter().filter_map(|p| p.container_port()).collect();
+    assert_eq!(ports, [80, 9090]);
+    let check = container.health_check().unwrap();
+    assert_eq!(check.command(), ["CMD-SHELL", "curl -f http://localhost/ || exit 1"]);
+    assert_eq!(
+        (check.interval(), check.timeout(), check.retries(), check.start_period()),
+        (Some(10), Some(5), Some(3), Some(20))
+    );
+    // The service's settings, by UpdateService.
+    let service = sdk.service().await;
+    let deployment = service.deployment_configuration().unwrap();
+    assert_eq!((deployment.minimum_healthy_percent(), deployment.maximum_percent()), (Some(50), Some(150)));
+    assert_eq!((service.health_check_grace_period_seconds(), service.enable_execute_command()), (Some(45), true));
+    // ECS Exec's channels on the task role.
+    let policy = sdk.iam.get_role_policy().role_name("simple-ecs-dev-task-role").policy_name("fargate-stack");
+    let policy = policy.send().await.unwrap();
+    let policy = percent_encoding::percent_decode_str(policy.policy_document()).decode_utf8().unwrap().to_string();
+    for action in ["ssmmessages:CreateControlChannel", "ssmmessages:OpenDataChannel"] {
+        assert!(policy.contains(action), "{policy}");
+    }
+    // The load balancer's idle timeout and the target group's matcher.
+    let idle = || async {
+        let out = sdk.elb.describe_load_balancer_attributes().load_balancer_arn(&lb_arn).send().await.unwrap();
+        let attr = out.attributes().iter().find(|a| a.key() == Some("idle_timeout.timeout_seconds")).cloned();
+        attr.and_then(|a| a.value().map(str::to_string)).unwrap_or_default()
+    };
+    assert_eq!(idle().await, "120");
+    let tg = sdk.elb.describe_target_groups().target_group_arns(&tg_arn).send().await.unwrap();
+    assert_eq!(tg.target_groups()[0].matcher().and_then(|m| m.http_code()), Some("200-299"));
+    let status = cli.run(&["status"]);
+    assert_eq!(status.code, 0, "{}", status.stdout);
+
+    // Changed outside fargate-stack: drift in status, put back by `up`.
+    let idle_60 = aws_sdk_elasticloadbalancingv2::types::LoadBalancerAttribute::builder()
+        .key("idle_timeout.timeout_seconds")
+        .value("60")
+        .build();
+    sdk.elb.modify_load_balancer_attributes().load_balancer_arn(&lb_arn).attributes(idle_60).send().await.unwrap();
+    let update = sdk.ecs.update_service().cluster("simple-ecs-dev-cluster").service("simple-ecs-dev-service");
+    update.health_check_grace_period_seconds(0).send().await.unwrap();
+    let status = cli.run(&["--output", "json", "status"]);
+    assert_eq!(status.code, 3, "{}", status.stderr);
+    let doc = status.json();
+    let detail = |name: &str| {
+        let row = doc["resources"].as_array().unwrap().iter().find(|r| r["name"] == name).unwrap().clone();
+        (row["status"].as_str().unwrap().to_string(), row["detail"].as_str().unwrap_or_default().to_string())
+    };
+    let (state, said) = detail("load-balancer");
+    assert!(state == "drifted" && said.contains("load_balancer.idle_timeout_seconds: 60 → 120"), "{state}: {said}");
+    let (state, said) = detail("service");
+    assert!(
+        state == "drifted" && said.contains("service.health_check_grace_period_seconds: 0 → 45"),
+        "{state}: {said}"
+    );
+    cli.run(&["up", "--no-wait"]).ok();
+    assert_eq!(idle().await, "120");
+    assert_eq!(sdk.service().await.health_check_grace_period_seconds(), Some(45));
+    let again = cli.run(&["--output", "json", "up", "--no-wait"]).ok().json();
+    assert!(again["steps"].as_array().unwrap().iter().all(|s| s["outcome"] == "unchanged"), "{again}");
+
+    // The emulator refuses what AWS refuses, as moto does not.
+    let too_long = aws_sdk_elasticloadbalancingv2::types::LoadBalancerAttribute::builder()
+        .key("idle_timeout.timeout_seconds")
+        .value("4001")
+        .build();
+    let refused =
+        sdk.elb.modify_load_balancer_attributes().load_balancer_arn(&lb_arn).attributes(too_long).send().await;
+    assert!(format!("{:?}", refused.unwrap_err()).contains("InvalidConfigurationRequest"));
+
+    // The other stack kept its revision, its settings and its load balancer's attributes.
+    let theirs = sdk.ecs.describe_services().cluster("other-cluster").services("other-service").send().await.unwrap();
+    let theirs = &theirs.services()[0];
+    assert!(theirs.task_definition().unwrap().ends_with("other-server:1"));
+    assert_eq!((theirs.health_check_grace_period_seconds(), theirs.enable_execute_command()), (Some(30), false));
+    let plan = other.run(&["--output", "json", "up", "--dry-run"]).ok().json();
+    let planned = plan["resources"].as_array().unwrap();
+    assert!(planned.iter().all(|r| r["action"] == "unchanged"), "{plan}");
+}

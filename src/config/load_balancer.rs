@@ -31,6 +31,13 @@ pub struct LoadBalancerConfig {
     /// Days the stack's own access-log bucket keeps a log before S3 expires it.
     #[serde(default = "defaults::access_logs_expiration")]
     pub access_logs_expiration_days: u32,
+    /// Seconds a connection may stay idle before the load balancer closes it.
+    #[serde(default = "defaults::idle_timeout")]
+    pub idle_timeout_seconds: u32,
+    /// The HTTP codes the target group's health check counts as healthy: "200", "200,204",
+    /// "200-399".
+    #[serde(default = "defaults::health_check_matcher")]
+    pub health_check_matcher: String,
 }
 
 /// `load_balancer.access_logs`.
@@ -99,6 +106,22 @@ fn check_prefix(prefix: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// What ELB takes as an HTTP target group's success codes: codes of 200 to 499, as a list ("200,202")
+/// or a range ("200-299").
+pub fn check_matcher(matcher: &str) -> Result<(), String> {
+    const RULE: &str = "HTTP codes of 200 to 499: one (\"200\"), a list (\"200,202\") or a range (\"200-299\")";
+    let code = |c: &str| c.len() == 3 && c.parse::<u16>().is_ok_and(|c| (200..=499).contains(&c));
+    let ok = match matcher.split_once('-') {
+        Some((low, high)) => code(low) && code(high) && low < high,
+        None => !matcher.is_empty() && matcher.split(',').all(code),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(RULE.into())
+    }
+}
+
 /// `[load_balancer]` absent: as an empty one.
 impl Default for LoadBalancerConfig {
     fn default() -> LoadBalancerConfig {
@@ -112,11 +135,19 @@ impl Default for LoadBalancerConfig {
             deletion_protection: defaults::deletion_protection(),
             access_logs: AccessLogs::default(),
             access_logs_expiration_days: defaults::access_logs_expiration(),
+            idle_timeout_seconds: defaults::idle_timeout(),
+            health_check_matcher: defaults::health_check_matcher(),
         }
     }
 }
 
 mod defaults {
+    pub fn idle_timeout() -> u32 {
+        60
+    }
+    pub fn health_check_matcher() -> String {
+        "200-399".into()
+    }
     pub fn access_logs_expiration() -> u32 {
         90
     }
@@ -147,13 +178,14 @@ impl Config {
     /// `[load_balancer]`: health checks, deregistration delay.
     pub(super) fn validate_load_balancer(&self, invalid: &Invalid) -> Result<(), ConfigError> {
         let lb = &self.load_balancer;
-        let ranges: [(&'static str, u32, u32, u32); 6] = [
+        let ranges: [(&'static str, u32, u32, u32); 7] = [
             ("load_balancer.health_check_interval_seconds", lb.health_check_interval_seconds, 5, 300),
             ("load_balancer.health_check_timeout_seconds", lb.health_check_timeout_seconds, 2, 120),
             ("load_balancer.healthy_threshold", lb.healthy_threshold, 2, 10),
             ("load_balancer.unhealthy_threshold", lb.unhealthy_threshold, 2, 10),
             ("load_balancer.deregistration_delay_seconds", lb.deregistration_delay_seconds, 0, 3600),
             ("load_balancer.access_logs_expiration_days", lb.access_logs_expiration_days, 1, 3650),
+            ("load_balancer.idle_timeout_seconds", lb.idle_timeout_seconds, 1, 4000),
         ];
         for (key, value, min, max) in ranges {
             if value < min || value > max {
@@ -167,6 +199,9 @@ impl Config {
                 "must be less than load_balancer.health_check_interval_seconds".into(),
             ));
         }
+        check_matcher(&lb.health_check_matcher).map_err(|reason| {
+            invalid("load_balancer.health_check_matcher", format!("{:?}", lb.health_check_matcher), reason)
+        })?;
         if let Some(given) = lb.given_access_log_bucket() {
             check_bucket_name(&given.bucket)
                 .map_err(|reason| invalid("load_balancer.access_logs", format!("bucket {:?}", given.bucket), reason))?;

@@ -3,6 +3,7 @@
 
 mod autoscaling;
 mod cluster;
+mod container;
 mod flow_logs;
 mod https;
 mod iam;
@@ -22,6 +23,7 @@ use serde::{Deserialize, Serialize};
 pub use crate::aws::is_region_name;
 pub use autoscaling::{AutoscalingConfig, MAX_SCALED_TASKS};
 pub use cluster::{ClusterConfig, ContainerInsights};
+pub use container::{ContainerHealthCheck, EXEC_AGENT_PATHS};
 pub use flow_logs::{FlowLogsConfig, TrafficType};
 pub use https::{check_domain, HttpsConfig, HTTPS_PORT, OUTDATED_SSL_POLICIES, SSL_POLICIES};
 pub use iam::IamConfig;
@@ -109,6 +111,7 @@ impl Config {
         self.validate_service(&invalid)?;
         self.validate_container(&invalid)?;
         self.validate_spot(&invalid)?;
+        self.validate_container_options(&invalid)?;
         self.validate_secrets(&invalid)?;
         self.validate_table(&invalid)?;
         self.validate_logs(&invalid)?;
@@ -118,7 +121,9 @@ impl Config {
             self.validate_https(https, &invalid)?;
         }
         self.validate_iam(&invalid)?;
-        self.validate_autoscaling(&invalid)
+        self.validate_autoscaling(&invalid)?;
+        // After [autoscaling]: its range is checked first (and capped).
+        self.validate_deployment(&invalid)
     }
 
     /// The stack name, the region and where the state lives.

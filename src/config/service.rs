@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::container::{self, ContainerHealthCheck};
 use super::{Config, ConfigError, Invalid, SpotConfig};
 
 /// Fargate task sizes AWS accepts: cpu units -> allowed memory in MiB.
@@ -57,6 +58,35 @@ pub struct ServiceConfig {
     /// absent: launch type FARGATE, every task on-demand.
     #[serde(default)]
     pub spot: Option<SpotConfig>,
+    /// The container's command (Docker's CMD); absent: the image's.
+    #[serde(default)]
+    pub command: Option<Vec<String>>,
+    /// The container's entrypoint (Docker's ENTRYPOINT); absent: the image's.
+    #[serde(default)]
+    pub entrypoint: Option<Vec<String>>,
+    /// `[service.health_check]`: a command run in the container; absent: none (the load balancer's
+    /// check still judges the tasks).
+    #[serde(default)]
+    pub health_check: Option<ContainerHealthCheck>,
+    /// Seconds between SIGTERM and SIGKILL when a task stops; absent: ECS's 30.
+    #[serde(default)]
+    pub stop_timeout: Option<u32>,
+    /// Container ports mapped besides `container_port` (TCP; reachable only as the task security
+    /// group allows, which is from the load balancer to `container_port`).
+    #[serde(default)]
+    pub additional_ports: Vec<u32>,
+    /// Seconds ECS ignores failing load-balancer health checks of a new task; absent:
+    /// `load_balancer.health_check_interval_seconds x healthy_threshold + 10`.
+    #[serde(default)]
+    pub health_check_grace_period_seconds: Option<u32>,
+    /// During a rolling deployment: tasks kept running, and tasks at most, in % of the desired count.
+    #[serde(default = "container::defaults::minimum_healthy_percent")]
+    pub minimum_healthy_percent: u32,
+    #[serde(default = "container::defaults::maximum_percent")]
+    pub maximum_percent: u32,
+    /// ECS Exec (`aws ecs execute-command`): the task role gets the SSM channel grants.
+    #[serde(default)]
+    pub enable_execute_command: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -458,3 +458,165 @@ fn a_permissions_boundary_is_an_iam_policy_arn() {
     let unknown = Config::parse("t", &format!("{DEFAULT_TOML}\n[iam]\nboundary = \"x\"\n")).unwrap_err();
     assert!(unknown.to_string().contains("unknown field `boundary`"), "{unknown}");
 }
+
+/// The default config with `lines` added to `[service]` (after its last key line).
+fn service_with(lines: &str) -> Result<Config, ConfigError> {
+    let anchor = "enable_execute_command = false";
+    let mut text = DEFAULT_TOML.replacen(anchor, &format!("{lines}\n{anchor}"), 1);
+    if lines.contains("additional_ports") {
+        text = text.replacen("additional_ports = []", "", 1);
+    }
+    Config::parse("t.toml", &text)
+}
+
+fn service_err(lines: &str) -> String {
+    service_with(lines).expect_err(lines).to_string()
+}
+
+#[test]
+fn container_options_are_checked_against_ecs_ranges() {
+    let ok = service_with("command = [\"nginx\", \"-g\", \"daemon off;\"]\nentrypoint = [\"/docker-entrypoint.sh\"]\nstop_timeout = 120\nadditional_ports = [9090, 8081]").unwrap();
+    assert_eq!(ok.service.command.as_deref().unwrap()[2], "daemon off;");
+    assert_eq!(ok.service.additional_ports, [9090, 8081]);
+    for (lines, key, says) in [
+        ("command = []", "service.command", "non-empty"),
+        ("entrypoint = [\"\"]", "service.entrypoint", "non-empty"),
+        ("stop_timeout = 1", "service.stop_timeout", "2 to 120"),
+        ("stop_timeout = 121", "service.stop_timeout", "2 to 120"),
+        ("additional_ports = [0]", "service.additional_ports", "between 1 and 65535"),
+        ("additional_ports = [80]", "service.additional_ports", "container_port"),
+        ("additional_ports = [81, 81]", "service.additional_ports", "listed twice"),
+        ("additional_ports = [1,2,3,4,5,6,7,8,9,10,11]", "service.additional_ports", "at most 10"),
+    ] {
+        let e = service_err(lines);
+        assert!(e.contains(&format!("{key}: ")) && e.contains(says), "{lines}: {e}");
+    }
+    let e = service_err("additional_ports = [70000]");
+    assert!(e.contains("service.additional_ports: 70000: must be between 1 and 65535"), "{e}");
+}
+
+#[test]
+fn container_health_check_is_checked_against_ecs_ranges() {
+    let section = |extra: &str| {
+        let text = format!(
+            "{DEFAULT_TOML}\n[service.health_check]\ncommand = [\"CMD-SHELL\", \"curl -f http://localhost/ || exit 1\"]\n{extra}\n"
+        );
+        Config::parse("t.toml", &text)
+    };
+    let check = section("").unwrap().service.health_check.unwrap();
+    assert_eq!(
+        (check.interval_seconds, check.timeout_seconds, check.retries, check.start_period_seconds),
+        (30, 5, 3, 0)
+    );
+    for (extra, key, says) in [
+        ("interval_seconds = 4", "service.health_check.interval_seconds", "5 to 300"),
+        ("interval_seconds = 301", "service.health_check.interval_seconds", "5 to 300"),
+        ("timeout_seconds = 1", "service.health_check.timeout_seconds", "2 to 60"),
+        ("timeout_seconds = 61", "service.health_check.timeout_seconds", "2 to 60"),
+        ("retries = 0", "service.health_check.retries", "1 to 10"),
+        ("retries = 11", "service.health_check.retries", "1 to 10"),
+        ("start_period_seconds = 301", "service.health_check.start_period_seconds", "0 to 300"),
+    ] {
+        let e = section(extra).unwrap_err().to_string();
+        assert!(e.contains(&format!("{key}: ")) && e.contains(says), "{extra}: {e}");
+    }
+    let bad = format!("{DEFAULT_TOML}\n[service.health_check]\ncommand = [\"curl\", \"-f\", \"http://localhost/\"]\n");
+    let e = Config::parse("t.toml", &bad).unwrap_err().to_string();
+    assert!(e.contains("service.health_check.command: ") && e.contains("CMD-SHELL"), "{e}");
+    let e = Config::parse("t.toml", &format!("{DEFAULT_TOML}\n[service.health_check]\nretries = 3\n")).unwrap_err();
+    assert!(e.to_string().contains("command"), "{e}");
+}
+
+#[test]
+fn deployment_bounds_grace_period_and_exec_are_checked() {
+    let edit = |from: &str, to: &str| Config::parse("t.toml", &DEFAULT_TOML.replace(from, to));
+    let e = |from: &str, to: &str| edit(from, to).unwrap_err().to_string();
+    assert!(e("minimum_healthy_percent = 100", "minimum_healthy_percent = 101")
+        .contains("service.minimum_healthy_percent: 101: ECS takes 0 to 100"));
+    let same = e("maximum_percent = 200", "maximum_percent = 100");
+    assert!(
+        same.contains("service.maximum_percent: 100: must be above service.minimum_healthy_percent (100)"),
+        "{same}"
+    );
+    // One task, at least 50 % (1) and at most 150 % (1): nothing can move.
+    let one = DEFAULT_TOML
+        .replace("desired_count = 2", "desired_count = 1")
+        .replace("minimum_healthy_percent = 100", "minimum_healthy_percent = 50")
+        .replace("maximum_percent = 200", "maximum_percent = 150");
+    let stuck = Config::parse("t.toml", &one).unwrap_err().to_string();
+    assert!(stuck.contains("service.maximum_percent: 150: with 1 task(s)"), "{stuck}");
+    assert!(Config::parse("t.toml", &one.replace("desired_count = 1", "desired_count = 2")).is_ok());
+    // With autoscaling, every count of the range must be able to deploy.
+    let scaled = format!(
+        "{}\n[autoscaling]\nmin_count = 1\nmax_count = 4\n",
+        one.replace("desired_count = 1", "desired_count = 2")
+    );
+    assert!(Config::parse("t.toml", &scaled).unwrap_err().to_string().contains("with 1 task(s)"));
+    let rolling = edit("minimum_healthy_percent = 100", "minimum_healthy_percent = 50").unwrap();
+    assert_eq!((rolling.service.minimum_healthy_percent, rolling.service.maximum_percent), (50, 200));
+    let grace = service_err("health_check_grace_period_seconds = 2147483648");
+    assert!(
+        grace.contains("service.health_check_grace_period_seconds: 2147483648: ECS takes 0 to 2147483647"),
+        "{grace}"
+    );
+    assert_eq!(
+        service_with("health_check_grace_period_seconds = 0").unwrap().service.health_check_grace_period_seconds,
+        Some(0)
+    );
+    // ECS Exec's agent writes to the container: with a read-only root, its paths must be writable.
+    let exec = e("enable_execute_command = false", "enable_execute_command = true");
+    assert!(
+        exec.contains("service.enable_execute_command: true: the ECS Exec agent writes to /managed-agents"),
+        "{exec}"
+    );
+    let writable = DEFAULT_TOML.replace("enable_execute_command = false", "enable_execute_command = true").replace(
+        "writable_paths = [\"/var/cache/nginx\", \"/var/run\", \"/tmp\"]",
+        "writable_paths = [\"/var/cache/nginx\", \"/var/run\", \"/tmp\", \"/managed-agents\", \"/var/lib/amazon/ssm\", \"/var/log/amazon/ssm\"]",
+    );
+    assert!(Config::parse("t.toml", &writable).unwrap().service.enable_execute_command);
+    let open = DEFAULT_TOML
+        .replace("enable_execute_command = false", "enable_execute_command = true")
+        .replace("readonly_root_filesystem = true", "readonly_root_filesystem = false");
+    assert!(Config::parse("t.toml", &open).is_ok());
+}
+
+#[test]
+fn idle_timeout_and_matcher_are_what_elb_takes() {
+    assert!(
+        err("idle_timeout_seconds = 0").contains("load_balancer.idle_timeout_seconds: 0: must be between 1 and 4000")
+    );
+    assert!(err("idle_timeout_seconds = 4001").contains("between 1 and 4000"));
+    assert_eq!(with("idle_timeout_seconds = 4000").unwrap().load_balancer.idle_timeout_seconds, 4000);
+    for good in ["200", "200,202", "200-299", "200-499", "204,302,404"] {
+        let c = with(&format!("health_check_matcher = \"{good}\"")).unwrap();
+        assert_eq!(c.load_balancer.health_check_matcher, good);
+    }
+    for bad in ["", "199", "500", "600", "200-", "299-200", "200,,300", "2xx", "200-300-400", "200 ", "0200"] {
+        let e = err(&format!("health_check_matcher = \"{bad}\""));
+        assert!(e.contains(&format!("load_balancer.health_check_matcher: \"{bad}\": HTTP codes of 200 to 499")), "{e}");
+    }
+}
+
+/// `key = ` at the start of a line, commented out or not.
+fn keys_named(text: &str) -> std::collections::BTreeSet<String> {
+    text.lines()
+        .filter_map(|l| {
+            let l = l.trim_start_matches('#').trim_start();
+            let (key, _) = l.split_once(" = ")?;
+            key.chars().all(|c| c.is_ascii_lowercase() || c == '_').then(|| key.to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn the_readme_and_the_default_config_name_the_same_keys() {
+    let readme = include_str!("../../README.md");
+    let start = readme.find("## Configuration").unwrap();
+    let block = &readme[start..];
+    let block = &block[block.find("```toml").unwrap()..];
+    let block = &block[..block[7..].find("```").unwrap()];
+    assert_eq!(keys_named(block), keys_named(DEFAULT_TOML));
+    for key in ["command", "stop_timeout", "start_period_seconds", "idle_timeout_seconds", "health_check_matcher"] {
+        assert!(keys_named(DEFAULT_TOML).contains(key), "{key}");
+    }
+}

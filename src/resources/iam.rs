@@ -175,20 +175,31 @@ pub fn execution_policy(image: &str, log_group_arn: &str, secrets: Vec<Value>) -
     json!({"Version": "2012-10-17", "Statement": statements})
 }
 
+/// What the ECS Exec agent in a task opens its SSM session channels with (AWS gives these no
+/// resource-level scope).
+pub const EXEC_ACTIONS: [&str; 4] = [
+    "ssmmessages:CreateControlChannel",
+    "ssmmessages:CreateDataChannel",
+    "ssmmessages:OpenControlChannel",
+    "ssmmessages:OpenDataChannel",
+];
+
 /// Item access to the stack's table; during `up --replace table` to the replaced one too (`also`),
-/// which the tasks of the old revision use until the rollout ends.
-pub fn task_policy(table_arn: &str, also: Option<&str>) -> Value {
+/// which the tasks of the old revision use until the rollout ends. With ECS Exec (`exec`), the
+/// agent's session channels.
+pub fn task_policy(table_arn: &str, also: Option<&str>, exec: bool) -> Value {
     let resources: Vec<String> =
         [Some(table_arn), also].into_iter().flatten().flat_map(|a| [a.to_string(), format!("{a}/index/*")]).collect();
-    json!({
-        "Version": "2012-10-17",
-        "Statement": [{
-            "Sid": "TableItems",
-            "Effect": "Allow",
-            "Action": TABLE_ITEM_ACTIONS,
-            "Resource": resources
-        }]
-    })
+    let mut statements = vec![json!({
+        "Sid": "TableItems",
+        "Effect": "Allow",
+        "Action": TABLE_ITEM_ACTIONS,
+        "Resource": resources
+    })];
+    if exec {
+        statements.push(json!({"Sid": "ExecSessions", "Effect": "Allow", "Action": EXEC_ACTIONS, "Resource": "*"}));
+    }
+    json!({"Version": "2012-10-17", "Statement": statements})
 }
 
 /// The inline policy and the stack's home (for the trust policy) this role should have, from
@@ -205,7 +216,9 @@ fn wanted_policy(ctx: &Scope<'_>, role: Role) -> Result<(Value, ArnHome), StackE
             let grants = secrets::looked_up(ctx, "the execution role")?.grants();
             execution_policy(&image::wanted(ctx).image, &source_arn, grants)
         }
-        Role::Task => task_policy(&source_arn, ctx.attr(REPLACED_TABLE_ARN).as_deref()),
+        Role::Task => {
+            task_policy(&source_arn, ctx.attr(REPLACED_TABLE_ARN).as_deref(), ctx.config.service.enable_execute_command)
+        }
     };
     Ok((policy, home))
 }
@@ -381,7 +394,8 @@ impl Managed for Role {
         if *self != Role::Task || ctx.attr(REPLACED_TABLE_ARN).is_none() {
             return Ok(());
         }
-        let policy = task_policy(&ctx.need_attr(TABLE_ARN)?, None).to_string();
+        let policy = task_policy(&ctx.need_attr(TABLE_ARN)?, None, ctx.config.service.enable_execute_command);
+        let policy = policy.to_string();
         let name = ctx.need(TASK_ROLE)?;
         let put = ctx.aws.iam.put_role_policy().role_name(&name).policy_name(POLICY_NAME).policy_document(policy);
         put.send().await.ctx("write the policy of role", &name)?;
@@ -575,7 +589,7 @@ mod tests {
     #[test]
     fn task_policy_is_item_level_on_the_table_only() {
         let arn = "arn:aws:dynamodb:us-east-1:123456789012:table/s-messages";
-        let p = task_policy(arn, None);
+        let p = task_policy(arn, None, false);
         let statements = p["Statement"].as_array().unwrap();
         assert_eq!(statements.len(), 1);
         let actions: Vec<&str> =
@@ -586,11 +600,16 @@ mod tests {
         }
         assert_eq!(statements[0]["Resource"], json!([arn, format!("{arn}/index/*")]));
         let old = "arn:aws:dynamodb:us-east-1:123456789012:table/s-messages-x";
-        let both = task_policy(arn, Some(old));
+        let both = task_policy(arn, Some(old), false);
         assert_eq!(
             both["Statement"][0]["Resource"],
             json!([arn, format!("{arn}/index/*"), old, format!("{old}/index/*")])
         );
+        // ECS Exec adds exactly the agent's four channel actions, nothing else.
+        let exec = task_policy(arn, None, true);
+        assert_eq!(exec["Statement"][0], p["Statement"][0]);
+        assert_eq!(exec["Statement"][1]["Action"], json!(EXEC_ACTIONS));
+        assert_eq!(exec["Statement"].as_array().unwrap().len(), 2);
     }
 
     #[test]

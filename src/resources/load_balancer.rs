@@ -59,13 +59,14 @@ pub fn active(shape: &Shape, nodes: &mut Nodes) {
 }
 
 const DELETION_PROTECTION: &str = "deletion_protection.enabled";
+const IDLE_TIMEOUT: &str = "idle_timeout.timeout_seconds";
 
 const ACCESS_LOGS: &str = "access_logs.s3.enabled";
 const ACCESS_LOGS_BUCKET: &str = "access_logs.s3.bucket";
 const ACCESS_LOGS_PREFIX: &str = "access_logs.s3.prefix";
 
 /// Load balancer attributes we set: drop malformed headers (request smuggling), deletion
-/// protection as the config says (on by default), and access logs: to the stack's own bucket
+/// protection as the config says (on by default), the idle timeout, and access logs: to the stack's own bucket
 /// (`own_bucket`: its name once it exists), to the config's, or off.
 fn lb_attributes_wanted(config: &Config, own_bucket: Option<String>) -> Vec<(&'static str, String)> {
     let lb = &config.load_balancer;
@@ -73,6 +74,7 @@ fn lb_attributes_wanted(config: &Config, own_bucket: Option<String>) -> Vec<(&'s
     let mut wanted = vec![
         ("routing.http.drop_invalid_header_fields.enabled", "true".to_string()),
         (DELETION_PROTECTION, protection.to_string()),
+        (IDLE_TIMEOUT, lb.idle_timeout_seconds.to_string()),
     ];
     let logs_to = match lb.given_access_log_bucket() {
         Some(given) => Some((given.bucket.clone(), given.prefix.clone())),
@@ -91,7 +93,6 @@ fn lb_attributes_wanted(config: &Config, own_bucket: Option<String>) -> Vec<(&'s
     }
     wanted
 }
-const HEALTHY_HTTP_CODES: &str = "200-399";
 const DEREGISTRATION_DELAY: &str = "deregistration_delay.timeout_seconds";
 
 /// The load balancer's name: `<stack>-alb`.
@@ -302,6 +303,7 @@ pub enum TargetGroupField {
     HealthyThreshold,
     UnhealthyThreshold,
     DeregistrationDelay,
+    HealthCheckMatcher,
 }
 
 impl Field for TargetGroupField {
@@ -315,6 +317,7 @@ impl Field for TargetGroupField {
             TargetGroupField::HealthyThreshold => "load_balancer.healthy_threshold",
             TargetGroupField::UnhealthyThreshold => "load_balancer.unhealthy_threshold",
             TargetGroupField::DeregistrationDelay => "load_balancer.deregistration_delay_seconds",
+            TargetGroupField::HealthCheckMatcher => "load_balancer.health_check_matcher",
         }
         .into()
     }
@@ -442,6 +445,11 @@ impl Managed for TargetGroup {
             .field(F::HealthyThreshold, &n(tg.healthy_threshold_count()), &lb.healthy_threshold.to_string())
             .field(F::UnhealthyThreshold, &n(tg.unhealthy_threshold_count()), &lb.unhealthy_threshold.to_string())
             .field(
+                F::HealthCheckMatcher,
+                tg.matcher().and_then(|m| m.http_code()).unwrap_or("none"),
+                lb.health_check_matcher.as_str(),
+            )
+            .field(
                 F::DeregistrationDelay,
                 live.deregistration_delay.as_deref().unwrap_or("none"),
                 lb.deregistration_delay_seconds.to_string().as_str(),
@@ -468,7 +476,7 @@ impl Managed for TargetGroup {
             .health_check_timeout_seconds(lb.health_check_timeout_seconds as i32)
             .healthy_threshold_count(lb.healthy_threshold as i32)
             .unhealthy_threshold_count(lb.unhealthy_threshold as i32)
-            .matcher(Matcher::builder().http_code(HEALTHY_HTTP_CODES).build())
+            .matcher(Matcher::builder().http_code(&lb.health_check_matcher).build())
             .set_tags(Some(ctx.sdk_tags(&name)))
             .send()
             .await
@@ -498,6 +506,7 @@ impl Managed for TargetGroup {
                 .health_check_timeout_seconds(lb.health_check_timeout_seconds as i32)
                 .healthy_threshold_count(lb.healthy_threshold as i32)
                 .unhealthy_threshold_count(lb.unhealthy_threshold as i32)
+                .matcher(Matcher::builder().http_code(&lb.health_check_matcher).build())
                 .send()
                 .await
                 .ctx("update the health check of", arn)?;
@@ -569,9 +578,15 @@ pub enum LoadBalancerField {
 }
 
 impl Field for LoadBalancerField {
+    /// The config's key for an attribute the config sets alone; AWS's name for the others.
     fn label(&self) -> String {
         let LoadBalancerField::Attribute(key) = self;
-        key.to_string()
+        match *key {
+            IDLE_TIMEOUT => "load_balancer.idle_timeout_seconds",
+            DELETION_PROTECTION => "load_balancer.deletion_protection",
+            other => other,
+        }
+        .to_string()
     }
 }
 

@@ -500,3 +500,15 @@ pub async fn stack_service(sdk: &Sdk, name: &str) -> aws_sdk_ecs::types::Service
     let out = sdk.ecs.describe_services().cluster(cluster).services(format!("{name}-service")).send().await;
     out.unwrap().services()[0].clone()
 }
+
+/// A plan's row for resource `name`: its action and its changes as `field: from → to` (quotes dropped).
+pub fn planned_changes(plan: &Value, name: &str) -> (String, Vec<String>) {
+    let r = plan["resources"].as_array().unwrap().iter().find(|p| p["name"] == name).unwrap();
+    let list: Vec<String> = r["changes"]
+        .as_array()
+        .unwrap_or(&vec![])
+        .iter()
+        .map(|c| format!("{}: {} → {}", c["field"].as_str().unwrap(), c["from"], c["to"]).replace('"', ""))
+        .collect();
+    (r["action"].as_str().unwrap().to_string(), list)
+}

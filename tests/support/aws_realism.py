@@ -1634,6 +1634,10 @@ class Realism:
             if k is None:
                 break
             attrs[k] = ctx.params.get(f"Attributes.member.{i}.Value", "")
+        idle = attrs.get("idle_timeout.timeout_seconds")
+        if idle is not None and not (idle.isdigit() and 1 <= int(idle) <= 4000):
+            raise Reject("InvalidConfigurationRequest",
+                         f"Idle timeout value must be between 1 and 4000 seconds: '{idle}'")
         if attrs.get("access_logs.s3.enabled") != "true":
             return None
         arn = ctx.params.get("LoadBalancerArn")
@@ -1655,6 +1659,27 @@ class Realism:
             raise Reject("InvalidConfigurationRequest",
                          f"Access Denied for bucket: {bucket}. Please check S3bucket permission")
         return None
+
+    @staticmethod
+    def check_matcher(ctx: Ctx):
+        """An HTTP target group's success codes are 200 to 499 (moto takes "600" or "200,,300")."""
+        code = ctx.params.get("Matcher.HttpCode")
+        if code is None:
+            return None
+        parts = code.split("-") if "-" in code else code.split(",")
+        ok = all(p.isdigit() and len(p) == 3 and 200 <= int(p) <= 499 for p in parts)
+        if ok and "-" in code:
+            ok = len(parts) == 2 and int(parts[0]) < int(parts[1])
+        if not ok:
+            raise Reject("ValidationError", f"Health check matcher HTTP code '{code}' must be within '200-499' "
+                                            "inclusive")
+        return None
+
+    def pre_elb_CreateTargetGroup(self, ctx: Ctx):
+        return self.check_matcher(ctx)
+
+    def pre_elb_ModifyTargetGroup(self, ctx: Ctx):
+        return self.check_matcher(ctx)
 
     @staticmethod
     def _actions_key(pairs):
@@ -2063,6 +2088,7 @@ class Realism:
         if rec is None:
             return False
         view = self.svc_view(ctx, rec)
+        svc.update(rec.get("settings") or {})
         svc["status"] = view["status"]
         svc["runningCount"] = view["running"]
         svc["pendingCount"] = view["pending"]
@@ -2293,7 +2319,33 @@ class Realism:
         for v in td.get("volumes") or []:
             if (v.get("host") or {}).get("sourcePath"):
                 raise Reject("ClientException", "Fargate compatible task definitions do not support sourcePath.")
+        for c in td.get("containerDefinitions") or []:
+            self.check_container_options(c)
         return None
+
+    # ECS's ranges for a container's health check, which moto stores unchecked.
+    HEALTH_CHECK_RANGES = (("interval", 5, 300), ("timeout", 2, 60), ("retries", 1, 10), ("startPeriod", 0, 300))
+
+    def check_container_options(self, c: dict):
+        hc = c.get("healthCheck")
+        if hc is not None:
+            cmd = hc.get("command") or []
+            if not cmd or cmd[0] not in ("CMD", "CMD-SHELL", "NONE"):
+                raise Reject("ClientException", "Invalid 'healthCheck' command: it must start with CMD, CMD-SHELL "
+                                                "or NONE.")
+            for key, low, high in self.HEALTH_CHECK_RANGES:
+                value = hc.get(key)
+                if value is not None and not low <= int(value) <= high:
+                    raise Reject("ClientException", f"Invalid 'healthCheck' setting for container '{c.get('name')}': "
+                                                    f"{key} must be between {low} and {high}.")
+        stop = c.get("stopTimeout")
+        if stop is not None and not 2 <= int(stop) <= 120:
+            raise Reject("ClientException", f"Invalid 'stopTimeout' for container '{c.get('name')}': Fargate takes "
+                                            "2 to 120 seconds.")
+        ports = [m.get("containerPort") for m in c.get("portMappings") or []]
+        if len(ports) != len(set(ports)):
+            raise Reject("ClientException", f"Invalid 'portMappings' for container '{c.get('name')}': a container "
+                                            "port is mapped twice.")
 
     def post_ecs_RegisterTaskDefinition(self, ctx: Ctx, resp: Response):
         td = json.loads(resp.body or b"{}").get("taskDefinition") or {}
@@ -2327,6 +2379,7 @@ class Realism:
                                           ("x-amzn-RequestId", str(uuid.uuid4()))], body, injected=True)
             raise Reject("InvalidParameterException", "Creation of service was not idempotent.")
         self.check_strategy(ctx, cluster, self.strategy_of(req.get("capacityProviderStrategy")))
+        self.check_service_settings(req)
         td = self.resolve_taskdef(ctx, req.get("taskDefinition", ""))
         ctx.extra["taskdef"] = td
         # 6: target groups
@@ -2353,6 +2406,30 @@ class Realism:
             if created is not None and now < created + self.d("iam_propagation_s"):
                 raise Reject("InvalidParameterException", IAM_ROLE_MESSAGE.format(arn=arn))
         return None
+
+    @staticmethod
+    def check_service_settings(req: dict):
+        """The deployment bounds and grace period as ECS checks them (moto takes any)."""
+        dc = req.get("deploymentConfiguration") or {}
+        low, high = dc.get("minimumHealthyPercent"), dc.get("maximumPercent")
+        if low is not None and not 0 <= int(low) <= 100:
+            raise Reject("InvalidParameterException", "minimumHealthyPercent must be between 0 and 100.")
+        if high is not None and int(high) < 1:
+            raise Reject("InvalidParameterException", "maximumPercent must be greater than 0.")
+        grace = req.get("healthCheckGracePeriodSeconds")
+        if grace is not None and not 0 <= int(grace) <= 2147483647:
+            raise Reject("InvalidParameterException", "healthCheckGracePeriodSeconds must be between 0 and 2147483647.")
+
+    # What CreateService takes that moto neither keeps nor returns; UpdateService changes it.
+    SERVICE_SETTINGS = ("deploymentConfiguration", "healthCheckGracePeriodSeconds", "enableExecuteCommand")
+
+    def keep_settings(self, rec: dict, req: dict):
+        settings = rec.setdefault("settings", {"enableExecuteCommand": False})
+        for key in self.SERVICE_SETTINGS:
+            if key == "deploymentConfiguration" and key in req:
+                settings[key] = {**settings.get(key, {}), **req[key]}
+            elif key in req:
+                settings[key] = req[key]
 
     def post_ecs_CreateService(self, ctx: Ctx, resp: Response):
         doc = json.loads(resp.body or b"{}")
@@ -2395,12 +2472,14 @@ class Realism:
                 rec["vpc"] = info["vpc"] if info else None
             except UpstreamError:
                 pass
+        self.keep_settings(rec, req)
         self.services[arn] = rec
         self.reconcile(ctx, rec, ctx.now)
         self.apply_view(ctx, svc)
         resp.set_json(doc)
 
     def pre_ecs_UpdateService(self, ctx: Ctx):
+        self.check_service_settings(ctx.json)
         rec = self.find_service(ctx.json.get("cluster"), (ctx.json.get("service") or "").split("/")[-1])
         if rec is not None and self.svc_status(rec, ctx.now) != "ACTIVE":
             raise Reject("ServiceNotActiveException", "Service was not ACTIVE.")
@@ -2434,6 +2513,7 @@ class Realism:
             rec["rollout_failed"] = False
         if "desiredCount" in req:
             rec["desired"] = int(req["desiredCount"])
+        self.keep_settings(rec, req)
         net = (req.get("networkConfiguration") or {}).get("awsvpcConfiguration")
         if net:
             rec["subnets"] = list(net.get("subnets") or rec["subnets"])

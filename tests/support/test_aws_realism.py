@@ -536,6 +536,26 @@ class StateTests(unittest.TestCase):
 
 class EcsServiceTests(unittest.TestCase):
 
+    def test_03_service_settings_kept_and_checked(self):
+        ecs = C["ecs"]
+        net = Net(C)
+        app = Ecs(C)
+        svc = name("svc")
+        args = app.service_args(net, svc, desired=1)
+        bad = dict(args, deploymentConfiguration={"minimumHealthyPercent": 101, "maximumPercent": 200})
+        self.assertEqual(code_of(ecs.create_service, **bad), "InvalidParameterException")
+        ecs.create_service(**dict(args, deploymentConfiguration={"minimumHealthyPercent": 50, "maximumPercent": 150},
+                                  healthCheckGracePeriodSeconds=45, enableExecuteCommand=True))
+        # moto drops these at create: the layer keeps them and DescribeServices returns them, as ECS does.
+        s = describe_service(C, app.cluster, svc)
+        self.assertEqual((s["deploymentConfiguration"]["minimumHealthyPercent"], s["deploymentConfiguration"]["maximumPercent"]),
+                         (50, 150))
+        self.assertEqual((s["healthCheckGracePeriodSeconds"], s["enableExecuteCommand"]), (45, True))
+        ecs.update_service(cluster=app.cluster, service=svc, healthCheckGracePeriodSeconds=0, enableExecuteCommand=False)
+        s = describe_service(C, app.cluster, svc)
+        self.assertEqual((s["healthCheckGracePeriodSeconds"], s["enableExecuteCommand"]), (0, False))
+        self.assertEqual(s["deploymentConfiguration"]["maximumPercent"], 150)
+
     def test_04_service_lifecycle(self):
         ec2, ecs, elb = C["ec2"], C["ecs"], C["elbv2"]
         net = Net(C)
@@ -885,6 +905,36 @@ class CheckTests(unittest.TestCase):
         no_role = dict(base, containerDefinitions=[{"name": "web", "image": "nginx", "logConfiguration": {"logDriver": "awslogs", "options": {}}}])
         del no_role["executionRoleArn"]
         self.assertEqual(code_of(ecs.register_task_definition, cpu="256", memory="512", **no_role), "ClientException")
+        # A container's health check, stop timeout and port mappings within ECS's limits (moto stores any).
+        def container(**kw):
+            return dict(base, containerDefinitions=[dict({"name": "web", "image": "nginx"}, **kw)])
+        check = {"command": ["CMD-SHELL", "exit 0"], "interval": 30, "timeout": 5, "retries": 3, "startPeriod": 0}
+        ecs.register_task_definition(cpu="256", memory="512", **container(healthCheck=check, stopTimeout=120,
+                                                                          portMappings=[{"containerPort": 80},
+                                                                                        {"containerPort": 9090}]))
+        for bad in ({"interval": 4}, {"timeout": 61}, {"retries": 11}, {"startPeriod": 301}, {"command": ["curl"]}):
+            self.assertEqual(code_of(ecs.register_task_definition, cpu="256", memory="512",
+                                     **container(healthCheck=dict(check, **bad))), "ClientException", bad)
+        for stop in (1, 121):
+            self.assertEqual(code_of(ecs.register_task_definition, cpu="256", memory="512",
+                                     **container(stopTimeout=stop)), "ClientException", stop)
+        twice = container(portMappings=[{"containerPort": 80}, {"containerPort": 80}])
+        self.assertEqual(code_of(ecs.register_task_definition, cpu="256", memory="512", **twice), "ClientException")
+
+    def test_09b_idle_timeout_and_matcher_ranges(self):
+        elb = C["elbv2"]
+        net = Net(C)
+        idle = lambda v: [{"Key": "idle_timeout.timeout_seconds", "Value": v}]
+        elb.modify_load_balancer_attributes(LoadBalancerArn=net.lb, Attributes=idle("4000"))
+        for bad in ("0", "4001", "x"):
+            self.assertEqual(code_of(elb.modify_load_balancer_attributes, LoadBalancerArn=net.lb, Attributes=idle(bad)),
+                             "InvalidConfigurationRequest", bad)
+        elb.modify_target_group(TargetGroupArn=net.tg, Matcher={"HttpCode": "200,202"})
+        for bad in ("600", "200,,300", "299-200", "199"):
+            self.assertEqual(code_of(elb.modify_target_group, TargetGroupArn=net.tg, Matcher={"HttpCode": bad}),
+                             "ValidationError", bad)
+            self.assertEqual(code_of(elb.create_target_group, Name=name("tg"), Protocol="HTTP", Port=80, VpcId=net.vpc,
+                                     TargetType="ip", Matcher={"HttpCode": bad}), "ValidationError", bad)
 
     def test_09_duplicate_listener(self):
         elb = C["elbv2"]

@@ -67,6 +67,10 @@ pub enum ServiceField {
     TaskDefinition,
     /// `[service] spot`: the capacity provider strategy, or the launch type.
     CapacityProviders,
+    GracePeriod,
+    MinimumHealthyPercent,
+    MaximumPercent,
+    ExecuteCommand,
 }
 
 impl Field for ServiceField {
@@ -78,6 +82,10 @@ impl Field for ServiceField {
             ServiceField::DesiredCount { range: None } => "service.desired_count".into(),
             ServiceField::TaskDefinition => "task definition".into(),
             ServiceField::CapacityProviders => "service.spot (capacity providers)".into(),
+            ServiceField::GracePeriod => "service.health_check_grace_period_seconds".into(),
+            ServiceField::MinimumHealthyPercent => "service.minimum_healthy_percent".into(),
+            ServiceField::MaximumPercent => "service.maximum_percent".into(),
+            ServiceField::ExecuteCommand => "service.enable_execute_command".into(),
         }
     }
 }
@@ -317,6 +325,7 @@ impl Managed for Service {
             &live_strategy(&live.service),
             &describe_strategy(&wanted_strategy(ctx)),
         );
+        settings_diff(&mut diff, ctx.config, &live.service);
         Ok(diff.into_changes())
     }
 
@@ -346,9 +355,6 @@ impl Managed for Service {
             (0..ctx.config.network.az_count).map(|i| ctx.need(PRIVATE_SUBNET.at(i))).collect::<Result<Vec<_>, _>>()?;
         let task_group = ctx.need(TASK_SECURITY_GROUP)?;
         let target_group = ctx.need(TARGET_GROUP)?;
-        let lb = &ctx.config.load_balancer;
-        // Time for a new task to pass its first health checks before ECS judges it.
-        let grace = (lb.health_check_interval_seconds * lb.healthy_threshold + 10) as i32;
         let network = NetworkConfiguration::builder()
             .awsvpc_configuration(
                 AwsVpcConfiguration::builder()
@@ -359,11 +365,7 @@ impl Managed for Service {
                     .expect("subnets are set"),
             )
             .build();
-        let deployment = DeploymentConfiguration::builder()
-            .deployment_circuit_breaker(DeploymentCircuitBreaker::builder().enable(true).rollback(true).build())
-            .maximum_percent(200)
-            .minimum_healthy_percent(100)
-            .build();
+        let deployment = deployment_configuration(ctx.config);
         let strategy = sdk_strategy(ctx);
         let create = || async {
             ctx.aws
@@ -385,7 +387,8 @@ impl Managed for Service {
                         .build(),
                 )
                 .deployment_configuration(deployment.clone())
-                .health_check_grace_period_seconds(grace)
+                .health_check_grace_period_seconds(grace_period(ctx.config) as i32)
+                .enable_execute_command(ctx.config.service.enable_execute_command)
                 .propagate_tags(PropagateTags::Service)
                 .enable_ecs_managed_tags(true)
                 .set_tags(Some(ctx.sdk_tags(&name)))
@@ -429,6 +432,18 @@ impl Managed for Service {
                 // without a new deployment; an empty strategy puts the service back on the launch type.
                 ServiceField::CapacityProviders => {
                     update = update.set_capacity_provider_strategy(Some(sdk_strategy(ctx))).force_new_deployment(true)
+                }
+                ServiceField::GracePeriod => {
+                    update = update.health_check_grace_period_seconds(grace_period(ctx.config) as i32)
+                }
+                ServiceField::MinimumHealthyPercent | ServiceField::MaximumPercent => {
+                    update = update.deployment_configuration(deployment_configuration(ctx.config))
+                }
+                // Only tasks started after the change get the agent (or lose it): start new ones.
+                ServiceField::ExecuteCommand => {
+                    update = update
+                        .enable_execute_command(ctx.config.service.enable_execute_command)
+                        .force_new_deployment(true)
                 }
             }
         }
@@ -499,6 +514,52 @@ impl Managed for Service {
         }
         Ok(())
     }
+}
+
+/// Seconds ECS ignores a new task's failing load-balancer checks: the config's, else the time it
+/// takes to pass its first ones.
+fn grace_period(config: &Config) -> u32 {
+    let lb = &config.load_balancer;
+    config
+        .service
+        .health_check_grace_period_seconds
+        .unwrap_or(lb.health_check_interval_seconds * lb.healthy_threshold + 10)
+}
+
+/// A rolling deployment within the config's bounds, rolled back by the circuit breaker if it fails.
+fn deployment_configuration(config: &Config) -> DeploymentConfiguration {
+    DeploymentConfiguration::builder()
+        .deployment_circuit_breaker(DeploymentCircuitBreaker::builder().enable(true).rollback(true).build())
+        .maximum_percent(config.service.maximum_percent as i32)
+        .minimum_healthy_percent(config.service.minimum_healthy_percent as i32)
+        .build()
+}
+
+/// The service's settings against the config: grace period, deployment bounds, ECS Exec. ECS
+/// reports the grace period and the bounds of every service created with them, as this one is; a
+/// service that reports none (bare moto drops them at create) is not judged on them.
+fn settings_diff(diff: &mut Diff<ServiceField>, config: &Config, service: &ServiceObject) {
+    let svc = &config.service;
+    let deployment = service.deployment_configuration();
+    let reported = [
+        (ServiceField::GracePeriod, service.health_check_grace_period_seconds(), grace_period(config)),
+        (
+            ServiceField::MinimumHealthyPercent,
+            deployment.and_then(|d| d.minimum_healthy_percent()),
+            svc.minimum_healthy_percent,
+        ),
+        (ServiceField::MaximumPercent, deployment.and_then(|d| d.maximum_percent()), svc.maximum_percent),
+    ];
+    for (field, have, want) in reported {
+        if let Some(have) = have {
+            diff.field(field, &have.to_string(), &want.to_string());
+        }
+    }
+    diff.field(
+        ServiceField::ExecuteCommand,
+        &service.enable_execute_command().to_string(),
+        &svc.enable_execute_command.to_string(),
+    );
 }
 
 /// The desired count the service should have now. With `[autoscaling]` the autoscaler owns it

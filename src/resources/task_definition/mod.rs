@@ -4,9 +4,9 @@
 
 use async_trait::async_trait;
 use aws_sdk_ecs::types::{
-    Compatibility, ContainerDefinition, KeyValuePair, LogConfiguration, LogDriver, MountPoint, NetworkMode, OsFamily,
-    PortMapping, RuntimePlatform, Secret, TaskDefinition as Definition, TaskDefinitionField, TaskDefinitionStatus,
-    TransportProtocol, Volume,
+    Compatibility, ContainerDefinition, HealthCheck, KeyValuePair, LogConfiguration, LogDriver, MountPoint,
+    NetworkMode, OsFamily, PortMapping, RuntimePlatform, Secret, TaskDefinition as Definition, TaskDefinitionField,
+    TaskDefinitionStatus, TransportProtocol, Volume,
 };
 use futures::future::BoxFuture;
 
@@ -63,6 +63,11 @@ pub enum DefinitionField {
     Filesystem,
     User,
     Architecture,
+    Command,
+    Entrypoint,
+    HealthCheck,
+    StopTimeout,
+    AdditionalPorts,
 }
 
 impl Field for DefinitionField {
@@ -81,6 +86,11 @@ impl Field for DefinitionField {
             DefinitionField::Filesystem => "service.readonly_root_filesystem",
             DefinitionField::User => "service.user",
             DefinitionField::Architecture => "service.cpu_architecture",
+            DefinitionField::Command => "service.command",
+            DefinitionField::Entrypoint => "service.entrypoint",
+            DefinitionField::HealthCheck => "service.health_check",
+            DefinitionField::StopTimeout => "service.stop_timeout",
+            DefinitionField::AdditionalPorts => "service.additional_ports",
         }
         .into()
     }
@@ -106,6 +116,43 @@ struct Spec {
     user: String,
     /// `X86_64` (also when the revision names no platform, as ECS runs it) or `ARM64`.
     architecture: String,
+    /// `["a", "b"]` or `the image's`.
+    command: String,
+    entrypoint: String,
+    /// `none` or `CMD-SHELL exit 0 (every 30 s, timeout 5 s, 3 retries, start period 0 s)`.
+    health_check: String,
+    /// Seconds, or `30 (ECS's default)` when the revision names none.
+    stop_timeout: String,
+    /// The container ports mapped besides the load balancer's: `none` or `8081, 9090`.
+    additional_ports: String,
+}
+
+fn show_words(words: Option<&[String]>) -> String {
+    words.map_or_else(|| "the image's".into(), |w| format!("{w:?}"))
+}
+
+/// A container health check, with the defaults ECS fills in for what is not given.
+fn show_health_check(check: Option<(&[String], i32, i32, i32, i32)>) -> String {
+    match check {
+        None => "none".into(),
+        Some((command, interval, timeout, retries, start)) => format!(
+            "{} (every {interval} s, timeout {timeout} s, {retries} retries, start period {start} s)",
+            command.join(" ")
+        ),
+    }
+}
+
+fn show_stop_timeout(seconds: Option<i32>) -> String {
+    seconds.map_or_else(|| "30 (ECS's default)".into(), |s| s.to_string())
+}
+
+fn show_ports(ports: impl Iterator<Item = i32>) -> String {
+    let ports: Vec<String> = ports.map(|p| p.to_string()).collect();
+    if ports.is_empty() {
+        "none".into()
+    } else {
+        ports.join(", ")
+    }
 }
 
 /// The app container's root filesystem and the paths mounted writable on it.
@@ -165,6 +212,19 @@ impl Spec {
             ),
             user: show_user(ctx.config.service.user.as_deref()),
             architecture: ctx.config.service.cpu_architecture.as_str().into(),
+            command: show_words(ctx.config.service.command.as_deref()),
+            entrypoint: show_words(ctx.config.service.entrypoint.as_deref()),
+            health_check: show_health_check(health_check(ctx.config).as_ref().map(|h| {
+                (
+                    h.command(),
+                    h.interval.unwrap_or(30),
+                    h.timeout.unwrap_or(5),
+                    h.retries.unwrap_or(3),
+                    h.start_period.unwrap_or(0),
+                )
+            })),
+            stop_timeout: show_stop_timeout(ctx.config.service.stop_timeout.map(|s| s as i32)),
+            additional_ports: show_ports(ctx.config.service.additional_ports.iter().map(|p| *p as i32)),
         })
     }
 
@@ -210,6 +270,22 @@ impl Spec {
                 .and_then(|p| p.cpu_architecture())
                 .map_or(CpuArchitecture::X86_64.as_str(), |a| a.as_str())
                 .to_string(),
+            command: show_words(container.map(|c| c.command()).filter(|w| !w.is_empty())),
+            entrypoint: show_words(container.map(|c| c.entry_point()).filter(|w| !w.is_empty())),
+            // ECS fills in the defaults of what a check does not give: shown as it runs.
+            health_check: show_health_check(container.and_then(|c| c.health_check()).map(|h| {
+                (
+                    h.command(),
+                    h.interval.unwrap_or(30),
+                    h.timeout.unwrap_or(5),
+                    h.retries.unwrap_or(3),
+                    h.start_period.unwrap_or(0),
+                )
+            })),
+            stop_timeout: show_stop_timeout(container.and_then(|c| c.stop_timeout())),
+            additional_ports: show_ports(
+                container.iter().flat_map(|c| c.port_mappings().iter().skip(1)).filter_map(|p| p.container_port()),
+            ),
         }
     }
 
@@ -227,9 +303,36 @@ impl Spec {
             .field(DefinitionField::LogMode, &self.log_mode, &want.log_mode)
             .field(DefinitionField::Filesystem, &self.filesystem, &want.filesystem)
             .field(DefinitionField::User, &self.user, &want.user)
-            .field(DefinitionField::Architecture, &self.architecture, &want.architecture);
+            .field(DefinitionField::Architecture, &self.architecture, &want.architecture)
+            .field(DefinitionField::Command, &self.command, &want.command)
+            .field(DefinitionField::Entrypoint, &self.entrypoint, &want.entrypoint)
+            .field(DefinitionField::HealthCheck, &self.health_check, &want.health_check)
+            .field(DefinitionField::StopTimeout, &self.stop_timeout, &want.stop_timeout)
+            .field(DefinitionField::AdditionalPorts, &self.additional_ports, &want.additional_ports);
         diff.into_changes()
     }
+}
+
+/// The container health check the config asks for, as ECS takes it.
+fn health_check(config: &Config) -> Option<HealthCheck> {
+    let check = config.service.health_check.as_ref()?;
+    let built = HealthCheck::builder()
+        .set_command(Some(check.command.clone()))
+        .interval(check.interval_seconds as i32)
+        .timeout(check.timeout_seconds as i32)
+        .retries(check.retries as i32)
+        .start_period(check.start_period_seconds as i32)
+        .build();
+    Some(built.expect("the command is set"))
+}
+
+/// The app container's port mappings: the load balancer's port first, then the additional ones.
+fn port_mappings(config: &Config) -> Vec<PortMapping> {
+    [config.service.container_port]
+        .iter()
+        .chain(&config.service.additional_ports)
+        .map(|port| PortMapping::builder().container_port(*port as i32).protocol(TransportProtocol::Tcp).build())
+        .collect()
 }
 
 fn show_environment(vars: impl Iterator<Item = (String, String)>) -> String {
@@ -496,12 +599,11 @@ async fn register(ctx: &Scope<'_>) -> Result<Definition, StackError> {
         .set_user(service.user.clone())
         .image(&want.image)
         .essential(true)
-        .port_mappings(
-            PortMapping::builder()
-                .container_port(ctx.config.service.container_port as i32)
-                .protocol(TransportProtocol::Tcp)
-                .build(),
-        )
+        .set_port_mappings(Some(port_mappings(ctx.config)))
+        .set_command(service.command.clone())
+        .set_entry_point(service.entrypoint.clone())
+        .set_health_check(health_check(ctx.config))
+        .set_stop_timeout(service.stop_timeout.map(|s| s as i32))
         .set_environment(Some(environment))
         .set_secrets(Some(secrets))
         .log_configuration(logs)
@@ -675,12 +777,21 @@ mod tests {
             filesystem: show_filesystem(false, &[]),
             user: show_user(None),
             architecture: "X86_64".into(),
+            command: show_words(None),
+            entrypoint: show_words(None),
+            health_check: show_health_check(None),
+            stop_timeout: show_stop_timeout(None),
+            additional_ports: show_ports([].into_iter()),
         };
         let want = Spec {
             image: "nginx:1.27".into(),
             environment: "{A=2}".into(),
             log_mode: show_log_mode(Some("non-blocking"), Some("25m")),
             architecture: "ARM64".into(),
+            command: show_words(Some(&["nginx".into(), "-g".into(), "daemon off;".into()])),
+            health_check: show_health_check(Some((&["CMD-SHELL".into(), "exit 0".into()], 10, 5, 3, 0))),
+            stop_timeout: show_stop_timeout(Some(10)),
+            additional_ports: show_ports([9090].into_iter()),
             ..have.clone()
         };
         let text: Vec<String> = have.diff(&want).iter().map(|c| c.change.to_string()).collect();
@@ -690,7 +801,11 @@ mod tests {
                 "service.image: nginx:latest → nginx:1.27",
                 "service.environment: {A=1} → {A=2}",
                 "logs.mode: blocking → non-blocking (25m)",
-                "service.cpu_architecture: X86_64 → ARM64"
+                "service.cpu_architecture: X86_64 → ARM64",
+                "service.command: the image's → [\"nginx\", \"-g\", \"daemon off;\"]",
+                "service.health_check: none → CMD-SHELL exit 0 (every 10 s, timeout 5 s, 3 retries, start period 0 s)",
+                "service.stop_timeout: 30 (ECS's default) → 10",
+                "service.additional_ports: none → 9090"
             ]
         );
         assert!(have.diff(&have.clone()).is_empty());
