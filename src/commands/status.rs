@@ -34,6 +34,7 @@ fn render_service(summary: &ServiceSummary, text: &mut Text) {
         summary.healthy_targets,
         summary.rollout.as_deref().map(|r| format!(", rollout {}", r.to_lowercase())).unwrap_or_default()
     ));
+    text.line(format!("  network: {}", summary.egress));
     if let Some(image) = &summary.image {
         let note =
             summary.image_choice.as_ref().and_then(image::Choice::note).map(|n| format!("  ({n})")).unwrap_or_default();

@@ -24,7 +24,7 @@ use crate::resources::ec2::{filter, wait_enis_released};
 use crate::resources::iam::{EXECUTION_ROLE, TASK_ROLE};
 use crate::resources::load_balancer::{target_health, LISTENER, LOAD_BALANCER_ACTIVE, TARGET_GROUP};
 use crate::resources::logs::LOG_GROUP;
-use crate::resources::network::{PRIVATE_ROUTE_TABLE, PRIVATE_SUBNET, VPC};
+use crate::resources::network::{PRIVATE_ROUTE_TABLE, PRIVATE_SUBNET, PUBLIC_ROUTE_TABLE, PUBLIC_SUBNET, VPC};
 use crate::resources::security::TASK_SECURITY_GROUP;
 use crate::resources::table::TABLE;
 use crate::resources::tags::TagPairs;
@@ -38,8 +38,8 @@ pub const SERVICE_HEALTHY: Key = Key::new("service-healthy", Kind::WAIT);
 pub const SERVICE_NAME: Attr = Attr::new(SERVICE, "name");
 const SERVICE_CLUSTER: Attr = Attr::new(SERVICE, "cluster");
 
-pub fn declare(_shape: &Shape, nodes: &mut Nodes) {
-    nodes.managed(Service);
+pub fn declare(shape: &Shape, nodes: &mut Nodes) {
+    nodes.managed(Service { public_tasks: !shape.config().network.private_tasks() });
 }
 
 /// The wait `up` ends with: the rollout completed, every target healthy.
@@ -54,7 +54,62 @@ pub fn service_name(stack: &str) -> String {
     format!("{stack}-service")
 }
 
-pub struct Service;
+/// The service; with `public_tasks` (`network.nat = "none"`) its tasks run in the public subnets
+/// with a public IP each, else in the private subnets behind NAT.
+pub struct Service {
+    pub public_tasks: bool,
+}
+
+impl Service {
+    /// The subnets the tasks run in.
+    fn subnets(&self, config: &Config) -> Vec<Key> {
+        let family = if self.public_tasks { PUBLIC_SUBNET } else { PRIVATE_SUBNET };
+        (0..config.network.az_count).map(|i| family.at(i)).collect()
+    }
+
+    /// The tasks' network: their subnets, their security group, a public IP or not.
+    fn network(&self, ctx: &Scope<'_>) -> Result<NetworkConfiguration, StackError> {
+        let subnets = self.subnets(ctx.config).into_iter().map(|k| ctx.need(k)).collect::<Result<Vec<_>, _>>()?;
+        let public_ip = if self.public_tasks { AssignPublicIp::Enabled } else { AssignPublicIp::Disabled };
+        Ok(NetworkConfiguration::builder()
+            .awsvpc_configuration(
+                AwsVpcConfiguration::builder()
+                    .set_subnets(Some(subnets))
+                    .security_groups(ctx.need(TASK_SECURITY_GROUP)?)
+                    .assign_public_ip(public_ip)
+                    .build()
+                    .expect("subnets are set"),
+            )
+            .build())
+    }
+
+    /// The tasks' network as the plan shows it: the subnets' IDs (or which ones, before they
+    /// exist) and whether each task gets a public IP.
+    fn network_text(&self, ctx: &Scope<'_>) -> String {
+        let ids: Option<Vec<String>> = self.subnets(ctx.config).into_iter().map(|k| ctx.id(k)).collect();
+        let subnets = match ids {
+            Some(mut ids) => {
+                ids.sort();
+                ids.join(" ")
+            }
+            None if self.public_tasks => "the public subnets".into(),
+            None => "the private subnets".into(),
+        };
+        network_text(subnets, self.public_tasks)
+    }
+}
+
+fn network_text(subnets: String, public_ip: bool) -> String {
+    format!("{subnets}, {}", if public_ip { "public IP" } else { "no public IP" })
+}
+
+/// The running service's network, as [`Service::network_text`] words it.
+fn live_network_text(service: &ServiceObject) -> String {
+    let vpc = service.network_configuration().and_then(|n| n.awsvpc_configuration());
+    let mut subnets: Vec<&str> = vpc.map(|v| v.subnets().iter().map(String::as_str).collect()).unwrap_or_default();
+    subnets.sort();
+    network_text(subnets.join(" "), vpc.and_then(|v| v.assign_public_ip()) == Some(&AssignPublicIp::Enabled))
+}
 
 /// What the service can differ in.
 #[derive(Debug, Clone, PartialEq)]
@@ -64,6 +119,8 @@ pub enum ServiceField {
         range: Option<(u32, u32)>,
     },
     TaskDefinition,
+    /// The tasks' subnets and public IP (`network.nat`): changed by a rolling deployment.
+    Network,
 }
 
 impl Field for ServiceField {
@@ -74,6 +131,7 @@ impl Field for ServiceField {
             }
             ServiceField::DesiredCount { range: None } => "service.desired_count".into(),
             ServiceField::TaskDefinition => "task definition".into(),
+            ServiceField::Network => "tasks' network (network.nat)".into(),
         }
     }
 }
@@ -206,7 +264,7 @@ impl Managed for Service {
     }
 
     /// Fargate by the vCPU-hour and GB-hour, for every task: the desired count, or the range
-    /// `[autoscaling]` keeps it in. The tasks have no public address (private subnets, NAT).
+    /// `[autoscaling]` keeps it in; with `network.nat = "none"` each task's public IPv4 address.
     fn billing(&self, config: &Config) -> Vec<Charge> {
         let service = &config.service;
         let tasks = match &config.autoscaling {
@@ -219,10 +277,15 @@ impl Managed for Service {
             CpuArchitecture::X86_64 => (items::FARGATE_VCPU_X86, items::FARGATE_MEMORY_X86, "x86_64"),
             CpuArchitecture::Arm64 => (items::FARGATE_VCPU_ARM64, items::FARGATE_MEMORY_ARM64, "arm64"),
         };
-        vec![
+        let mut charges = vec![
             Charge::running(vcpu, Unit::VcpuHour, per_task(service.cpu), format!("Fargate vCPU ({arch})")),
             Charge::running(memory, Unit::GbHour, per_task(service.memory), format!("Fargate memory ({arch})")),
-        ]
+        ];
+        if self.public_tasks {
+            let what = "public IPv4 addresses of the tasks (network.nat = \"none\")".to_string();
+            charges.push(Charge::running(items::PUBLIC_IPV4_HOUR, Unit::Hour, tasks, what));
+        }
+        charges
     }
 
     fn key(&self) -> Key {
@@ -230,14 +293,21 @@ impl Managed for Service {
     }
 
     fn needs(&self) -> Vec<Dep> {
-        // Tasks in private subnets pull their image through the NAT route.
+        // Tasks pull their image through their subnets' default route: the NAT's for private
+        // subnets, the internet gateway's for public ones. Created (and, on a changed
+        // `network.nat`, routed) before the service moves onto them; the old path goes after.
+        let (subnets, routes) = if self.public_tasks {
+            (PUBLIC_SUBNET, Dep::from(PUBLIC_ROUTE_TABLE))
+        } else {
+            (PRIVATE_SUBNET, Dep::from(PRIVATE_ROUTE_TABLE))
+        };
         vec![
             CLUSTER.into(),
             TASK_DEFINITION.into(),
             TASK_SECURITY_GROUP.into(),
             LISTENER.into(),
-            PRIVATE_SUBNET.into(),
-            PRIVATE_ROUTE_TABLE.into(),
+            subnets.into(),
+            routes,
         ]
     }
 
@@ -255,6 +325,7 @@ impl Managed for Service {
         const ENIS: &str = "the tasks' network interfaces sit in it until they stop and are released";
         vec![
             before(PRIVATE_SUBNET, ENIS),
+            before(PUBLIC_SUBNET, ENIS),
             before(TASK_SECURITY_GROUP, "the tasks' network interfaces use it until they stop and are released"),
             before(
                 CLUSTER,
@@ -308,6 +379,7 @@ impl Managed for Service {
             revision(live.service.task_definition().unwrap_or("none")),
             revision(&task_definition),
         );
+        diff.field(ServiceField::Network, &live_network_text(&live.service), &self.network_text(ctx));
         Ok(diff.into_changes())
     }
 
@@ -333,23 +405,11 @@ impl Managed for Service {
         let cluster = ctx.need(CLUSTER)?;
         let task_definition = ctx.need(TASK_DEFINITION)?;
         let name = service_name(ctx.stack());
-        let private_subnets =
-            (0..ctx.config.network.az_count).map(|i| ctx.need(PRIVATE_SUBNET.at(i))).collect::<Result<Vec<_>, _>>()?;
-        let task_group = ctx.need(TASK_SECURITY_GROUP)?;
+        let network = self.network(ctx)?;
         let target_group = ctx.need(TARGET_GROUP)?;
         let lb = &ctx.config.load_balancer;
         // Time for a new task to pass its first health checks before ECS judges it.
         let grace = (lb.health_check_interval_seconds * lb.healthy_threshold + 10) as i32;
-        let network = NetworkConfiguration::builder()
-            .awsvpc_configuration(
-                AwsVpcConfiguration::builder()
-                    .set_subnets(Some(private_subnets))
-                    .security_groups(task_group)
-                    .assign_public_ip(AssignPublicIp::Disabled)
-                    .build()
-                    .expect("subnets are set"),
-            )
-            .build();
         let deployment = DeploymentConfiguration::builder()
             .deployment_circuit_breaker(DeploymentCircuitBreaker::builder().enable(true).rollback(true).build())
             .maximum_percent(200)
@@ -413,6 +473,8 @@ impl Managed for Service {
                     update = update.desired_count(wanted_desired_count(ctx, have) as i32);
                 }
                 ServiceField::TaskDefinition => update = update.task_definition(ctx.need(TASK_DEFINITION)?),
+                // A new deployment: tasks start on the new network before the old ones stop.
+                ServiceField::Network => update = update.network_configuration(self.network(ctx)?),
             }
         }
         let out = update.send().await.ctx("update service", &name)?;

@@ -62,6 +62,18 @@ pub struct ServiceView {
     pub deployments: Vec<DeploymentView>,
     /// Newest first, as ECS returns them (at most 100).
     pub events: Vec<EventView>,
+    /// How the tasks reach out: see [`egress`].
+    pub egress: &'static str,
+}
+
+/// How the running service's tasks reach the internet, as `status` shows it (`network.nat`).
+pub fn egress(s: &ServiceObject) -> &'static str {
+    let vpc = s.network_configuration().and_then(|n| n.awsvpc_configuration());
+    if vpc.and_then(|v| v.assign_public_ip()) == Some(&aws_sdk_ecs::types::AssignPublicIp::Enabled) {
+        "public IP per task in the public subnets (nat = none)"
+    } else {
+        "private subnets, out through NAT"
+    }
 }
 
 /// RFC 3339 in UTC to the millisecond, as `logs` prints times.
@@ -118,6 +130,7 @@ impl ServiceView {
                 })
                 .collect(),
             deployments,
+            egress: egress(s),
         }
     }
 
@@ -232,6 +245,8 @@ pub struct ServiceSummary {
     /// The last few stopped tasks (ECS keeps them about an hour) with why they stopped.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub stopped_tasks: Vec<StoppedTask>,
+    /// How the tasks reach out (`network.nat`): through NAT, or with a public IP each.
+    pub egress: &'static str,
 }
 
 #[derive(Debug, Serialize, Clone, Copy, PartialEq, Eq)]
@@ -289,6 +304,7 @@ impl ServiceSummary {
             deployments,
             stopped_tasks: stopped?,
             autoscaling,
+            egress: view.egress,
         }))
     }
 }
