@@ -197,6 +197,9 @@ mod tests {
             assert_eq!(covering.get(kept).unwrap().removal(&none), Removal::AfterUp, "{kept}");
         }
         assert!(covering.teardown_after(PRIVATE_SUBNET.at(1)).contains(&SERVICE), "the old tasks' interfaces first");
+        // The tasks' public addresses are mapped through the internet gateway until they stop.
+        assert!(graph.teardown_after(INTERNET_GATEWAY).contains(&SERVICE));
+        assert!(graph.teardown_after(PUBLIC_SUBNET.at(0)).contains(&SERVICE));
     }
 
     #[test]

@@ -24,7 +24,9 @@ use crate::resources::ec2::{filter, wait_enis_released};
 use crate::resources::iam::{EXECUTION_ROLE, TASK_ROLE};
 use crate::resources::load_balancer::{target_health, LISTENER, LOAD_BALANCER_ACTIVE, TARGET_GROUP};
 use crate::resources::logs::LOG_GROUP;
-use crate::resources::network::{PRIVATE_ROUTE_TABLE, PRIVATE_SUBNET, PUBLIC_ROUTE_TABLE, PUBLIC_SUBNET, VPC};
+use crate::resources::network::{
+    INTERNET_GATEWAY, PRIVATE_ROUTE_TABLE, PRIVATE_SUBNET, PUBLIC_ROUTE_TABLE, PUBLIC_SUBNET, VPC,
+};
 use crate::resources::security::TASK_SECURITY_GROUP;
 use crate::resources::table::TABLE;
 use crate::resources::tags::TagPairs;
@@ -323,9 +325,14 @@ impl Managed for Service {
     /// What the tasks use or sit in waits until they are gone.
     fn gone_before(&self) -> Vec<Edge> {
         const ENIS: &str = "the tasks' network interfaces sit in it until they stop and are released";
-        vec![
-            before(PRIVATE_SUBNET, ENIS),
-            before(PUBLIC_SUBNET, ENIS),
+        let mut edges = vec![before(PRIVATE_SUBNET, ENIS)];
+        if self.public_tasks {
+            edges.extend([
+                before(PUBLIC_SUBNET, ENIS),
+                before(INTERNET_GATEWAY, "DetachInternetGateway fails while the tasks' public addresses are mapped"),
+            ]);
+        }
+        edges.extend([
             before(TASK_SECURITY_GROUP, "the tasks' network interfaces use it until they stop and are released"),
             before(
                 CLUSTER,
@@ -336,7 +343,8 @@ impl Managed for Service {
             before(TASK_ROLE, TASKS_RUN_WITH_IT),
             before(TABLE, "the tasks may write items until they stop; the table is deleted only once nothing can"),
             before(LOG_GROUP, "the tasks write their last logs until they stop"),
-        ]
+        ]);
+        edges
     }
 
     /// A new task definition revision rolls the running service onto it.
