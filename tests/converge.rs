@@ -725,7 +725,7 @@ async fn a_table_key_change_follows_the_advice_onto_a_new_table_and_keeps_the_ol
 }
 
 /// `network.nat = "none"`: no NAT gateway, no Elastic IP, the tasks in the public subnets with a
-/// public IP (reachable only from the load balancer's group); then `single` and back: the new
+/// public IP (reachable only from the load balancer's group); then `single`, `per_az` and back: the new
 /// egress path exists and is routed before the service moves onto it, the old one goes after;
 /// `down` leaves nothing, and another stack beside it is untouched throughout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -820,10 +820,23 @@ async fn nat_none_runs_the_tasks_public_and_switching_modes_builds_the_new_path_
     assert!(status["resources"].as_array().unwrap().iter().all(|r| r["status"] == "ok"), "{status}");
     assert_eq!(status["service"]["healthy_targets"], 2);
 
+    // To `per_az`: a second NAT gateway and address, the second AZ's private subnet routed through it.
+    cli.write_config(&config_with(&[("nat", "nat = \"per_az\"")]));
+    let up = cli.run(&["--output", "json", "up", "--yes"]);
+    assert_eq!(up.code, 0, "{}\n{}", up.stdout, up.stderr);
+    assert_eq!(our_nats().await, 2);
+    let state = cli.state().unwrap();
+    let id = |key: &str| state["resources"][key]["id"].as_str().unwrap().to_string();
+    let table = sdk.ec2.describe_route_tables().route_table_ids(id("route-table-private-2")).send().await.unwrap();
+    let table = &table.route_tables()[0];
+    assert_eq!(table.associations()[0].subnet_id(), Some(id("subnet-private-2").as_str()));
+    let default = table.routes().iter().find(|r| r.destination_cidr_block() == Some("0.0.0.0/0")).unwrap();
+    assert_eq!(default.nat_gateway_id(), Some(id("nat-gateway-2").as_str()));
+
     // And back to `none`: the service moves to the public subnets first, then the NAT path goes.
     cli.write_config(&none);
     let plan = cli.run(&["--output", "json", "up", "--dry-run"]).ok().json();
-    for gone in ["nat-gateway-1", "elastic-ip-1", "route-table-private-1", "subnet-private-1"] {
+    for gone in ["nat-gateway-1", "nat-gateway-2", "elastic-ip-2", "route-table-private-2", "subnet-private-1"] {
         assert_eq!(row(&plan, gone)["action"], "delete", "{gone}: {plan}");
     }
     let mark = realism.calls().len();
@@ -834,7 +847,10 @@ async fn nat_none_runs_the_tasks_public_and_switching_modes_builds_the_new_path_
     assert!(at("UpdateService") < at("DeleteNatGateway") && at("DeleteNatGateway") < at("ReleaseAddress"));
     assert_eq!(network(&sdk.service().await), (public, Some("ENABLED".into())));
     let state = cli.state().unwrap();
-    assert!(state["resources"]["subnet-private-1"].is_null() && state["resources"]["nat-gateway-1"].is_null());
+    for gone in ["subnet-private-1", "subnet-private-2", "nat-gateway-1", "nat-gateway-2", "elastic-ip-2"] {
+        assert!(state["resources"][gone].is_null(), "{gone}");
+    }
+    assert_eq!(our_nats().await, 0);
     let again = cli.run(&["--output", "json", "up", "--dry-run"]).ok().json();
     assert!(again["resources"].as_array().unwrap().iter().all(|r| r["action"] == "unchanged"), "{again}");
 
