@@ -481,8 +481,11 @@ impl Managed for Service {
                     update = update.desired_count(wanted_desired_count(ctx, have) as i32);
                 }
                 ServiceField::TaskDefinition => update = update.task_definition(ctx.need(TASK_DEFINITION)?),
-                // A new deployment: tasks start on the new network before the old ones stop.
-                ServiceField::Network => update = update.network_configuration(self.network(ctx)?),
+                // A new deployment: tasks start on the new network before the old ones stop
+                // (forced, so the roll does not depend on ECS judging the change worth one).
+                ServiceField::Network => {
+                    update = update.network_configuration(self.network(ctx)?).force_new_deployment(true)
+                }
             }
         }
         let out = update.send().await.ctx("update service", &name)?;
