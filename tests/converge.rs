@@ -912,3 +912,138 @@ async fn container_service_and_load_balancer_options_update_in_place() {
     let planned = plan["resources"].as_array().unwrap();
     assert!(planned.iter().all(|r| r["action"] == "unchanged"), "{plan}");
 }
+
+/// `network.nat = "none"`: no NAT gateway, no Elastic IP, the tasks in the public subnets with a
+/// public IP (reachable only from the load balancer's group); then `single`, `per_az` and back: the new
+/// egress path exists and is routed before the service moves onto it, the old one goes after;
+/// `down` leaves nothing, and another stack beside it is untouched throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nat_none_runs_the_tasks_public_and_switching_modes_builds_the_new_path_first() {
+    let emulator = Emulator::start();
+    let options =
+        RealismOptions { time_scale: 0.005, config: serde_json::json!({"iam_propagation_s": 0}), ..Default::default() };
+    let realism = Realism::start(&emulator, options);
+    let sdk = sdk_at(&realism.url(), "us-east-1").await;
+    let other = Cli::at(&realism.url());
+    other.write_config(&config_with(&[("name", "name = \"app-2\"")]));
+    other.run(&["up", "--no-wait"]).ok();
+    let cli = Cli::at(&realism.url());
+    let none = config_with(&[("nat", "nat = \"none\"")]);
+    cli.write_config(&none);
+
+    let row = |doc: &serde_json::Value, name: &str| {
+        let rows = doc["resources"].as_array().unwrap();
+        rows.iter().find(|r| r["name"] == name).cloned().unwrap_or(serde_json::Value::Null)
+    };
+    let up = cli.run(&["--output", "json", "up"]);
+    assert_eq!(up.code, 0, "{}\n{}", up.stdout, up.stderr);
+    let state = cli.state().unwrap();
+    let resources = &state["resources"];
+    for absent in ["nat-gateway-1", "elastic-ip-1", "route-table-private-1", "subnet-private-1", "subnet-private-2"] {
+        assert!(resources[absent].is_null(), "{absent} in {resources}");
+    }
+    // Ours: moto filters neither NAT gateways nor addresses by tag.
+    let our_nats = || async {
+        let out = sdk.ec2.describe_nat_gateways().send().await.unwrap();
+        let ours = out.nat_gateways().iter().filter(|n| tagged(n.tags(), STACK));
+        ours.filter(|n| n.state().is_some_and(|s| s.as_str() != "deleted")).count()
+    };
+    assert_eq!(our_nats().await, 0, "no NAT gateway");
+    let eips = sdk.ec2.describe_addresses().send().await.unwrap();
+    assert!(!eips.addresses().iter().any(|a| tagged(a.tags(), STACK)), "no Elastic IP");
+    let network = |service: &aws_sdk_ecs::types::Service| {
+        let vpc = service.network_configuration().unwrap().awsvpc_configuration().unwrap().clone();
+        let mut subnets = vpc.subnets().to_vec();
+        subnets.sort();
+        (subnets, vpc.assign_public_ip().map(|p| p.as_str().to_string()))
+    };
+    let ids = |state: &serde_json::Value, keys: [&str; 2]| {
+        let mut ids: Vec<String> = keys.iter().map(|k| state["resources"][k]["id"].as_str().unwrap().into()).collect();
+        ids.sort();
+        ids
+    };
+    let public = ids(&state, ["subnet-public-1", "subnet-public-2"]);
+    assert_eq!(network(&sdk.service().await), (public.clone(), Some("ENABLED".into())));
+    // Still reachable only from the load balancer's group.
+    let tasks = resources["security-group-task"]["id"].as_str().unwrap();
+    let group = sdk.ec2.describe_security_groups().group_ids(tasks).send().await.unwrap();
+    let ingress = group.security_groups()[0].ip_permissions();
+    assert!(ingress.iter().all(|p| p.ip_ranges().is_empty() && p.user_id_group_pairs().len() == 1), "{ingress:?}");
+    assert_eq!(ingress[0].user_id_group_pairs()[0].group_id(), resources["security-group-alb"]["id"].as_str());
+    let status = cli.run(&["--output", "json", "status"]).ok().json();
+    assert_eq!(status["service"]["healthy_targets"], 2, "it serves: {}", status["service"]);
+    assert!(status["service"]["egress"].as_str().unwrap().contains("nat = none"), "{}", status["service"]);
+    let tasks_ipv4 = status["cost"]["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["what"].as_str().unwrap().contains("of the tasks"))
+        .cloned();
+    assert_eq!(tasks_ipv4.expect("a line for the tasks' addresses")["quantity"], 2.0);
+
+    // To `single`: the plan shows what is made, the service's move and the bill's change.
+    cli.write_config(&config_with(&[]));
+    let plan = cli.run(&["--output", "json", "up", "--dry-run"]).ok().json();
+    for made in ["nat-gateway-1", "elastic-ip-1", "route-table-private-1", "subnet-private-1", "subnet-private-2"] {
+        assert_eq!(row(&plan, made)["action"], "create", "{made}: {plan}");
+    }
+    let service = row(&plan, "service");
+    assert_eq!(service["action"], "update", "{service}");
+    let moved = &service["changes"][0];
+    assert!(moved["from"].as_str().unwrap().ends_with(", public IP"), "{service}");
+    assert_eq!(moved["to"], "the private subnets, no public IP", "{service}");
+    let before = plan["cost"]["before"]["monthly_total"].as_f64().unwrap();
+    assert!(before < plan["cost"]["monthly_total"].as_f64().unwrap(), "{}", plan["cost"]);
+    let mark = realism.calls().len();
+    let up = cli.run(&["--output", "json", "up", "--yes"]);
+    assert_eq!(up.code, 0, "{}\n{}", up.stdout, up.stderr);
+    let calls: Vec<serde_json::Value> = realism.calls().into_iter().skip(mark).collect();
+    let at = |action: &str| calls.iter().position(|c| c["action"] == action && c["error"].is_null()).unwrap();
+    // The NAT is available and routed before the service moves its tasks behind it.
+    assert!(at("CreateNatGateway") < at("CreateRoute") && at("CreateRoute") < at("UpdateService"), "{calls:?}");
+    let state = cli.state().unwrap();
+    let private = ids(&state, ["subnet-private-1", "subnet-private-2"]);
+    assert_eq!(network(&sdk.service().await), (private, Some("DISABLED".into())));
+    assert_eq!(our_nats().await, 1);
+    let status = cli.run(&["--output", "json", "status"]).ok().json();
+    assert!(status["resources"].as_array().unwrap().iter().all(|r| r["status"] == "ok"), "{status}");
+    assert_eq!(status["service"]["healthy_targets"], 2);
+
+    // To `per_az`: a second NAT gateway and address, the second AZ's private subnet routed through it.
+    cli.write_config(&config_with(&[("nat", "nat = \"per_az\"")]));
+    let up = cli.run(&["--output", "json", "up", "--yes"]);
+    assert_eq!(up.code, 0, "{}\n{}", up.stdout, up.stderr);
+    assert_eq!(our_nats().await, 2);
+    let state = cli.state().unwrap();
+    let id = |key: &str| state["resources"][key]["id"].as_str().unwrap().to_string();
+    let table = sdk.ec2.describe_route_tables().route_table_ids(id("route-table-private-2")).send().await.unwrap();
+    let table = &table.route_tables()[0];
+    assert_eq!(table.associations()[0].subnet_id(), Some(id("subnet-private-2").as_str()));
+    let default = table.routes().iter().find(|r| r.destination_cidr_block() == Some("0.0.0.0/0")).unwrap();
+    assert_eq!(default.nat_gateway_id(), Some(id("nat-gateway-2").as_str()));
+
+    // And back to `none`: the service moves to the public subnets first, then the NAT path goes.
+    cli.write_config(&none);
+    let plan = cli.run(&["--output", "json", "up", "--dry-run"]).ok().json();
+    for gone in ["nat-gateway-1", "nat-gateway-2", "elastic-ip-2", "route-table-private-2", "subnet-private-1"] {
+        assert_eq!(row(&plan, gone)["action"], "delete", "{gone}: {plan}");
+    }
+    let mark = realism.calls().len();
+    let up = cli.run(&["--output", "json", "up", "--yes"]);
+    assert_eq!(up.code, 0, "{}\n{}", up.stdout, up.stderr);
+    let calls: Vec<serde_json::Value> = realism.calls().into_iter().skip(mark).collect();
+    let at = |action: &str| calls.iter().position(|c| c["action"] == action && c["error"].is_null()).unwrap();
+    assert!(at("UpdateService") < at("DeleteNatGateway") && at("DeleteNatGateway") < at("ReleaseAddress"));
+    assert_eq!(network(&sdk.service().await), (public, Some("ENABLED".into())));
+    let state = cli.state().unwrap();
+    for gone in ["subnet-private-1", "subnet-private-2", "nat-gateway-1", "nat-gateway-2", "elastic-ip-2"] {
+        assert!(state["resources"][gone].is_null(), "{gone}");
+    }
+    assert_eq!(our_nats().await, 0);
+    let again = cli.run(&["--output", "json", "up", "--dry-run"]).ok().json();
+    assert!(again["resources"].as_array().unwrap().iter().all(|r| r["action"] == "unchanged"), "{again}");
+
+    cli.run(&["down", "--yes"]).ok();
+    assert!(leftovers(&sdk, STACK).await.is_empty(), "{:?}", leftovers(&sdk, STACK).await);
+    assert_exactly_one_of(&sdk, "app-2").await;
+}

@@ -182,6 +182,20 @@ fn config_errors_name_the_key_the_value_and_the_line() {
         assert_eq!(doc["error"]["kind"], "config");
         assert!(doc["error"]["message"].as_str().unwrap().contains(&needle), "{doc}");
     }
+    // The deprecated network.nat_gateways is still read, with a line saying what to write instead;
+    // a count that names no mode is refused with both keys named.
+    let edit = ("nat", "nat_gateways = 2");
+    let line = line_of(&config_with(&[edit]), edit.1);
+    cli.write_config(&config_with(&[edit]));
+    let run = cli.run(&["status"]);
+    let warning = format!("warning: fargate-stack.toml:{line}: network.nat_gateways is deprecated");
+    assert!(run.stderr.contains(&warning) && run.stderr.contains("`nat = \"per_az\"`"), "{}", run.stderr);
+    cli.write_config(&config_with(&[edit, ("az_count", "az_count = 3")]));
+    let run = cli.run(&["status"]);
+    assert_eq!(run.code, 1);
+    assert!(run
+        .stderr
+        .contains(&format!("fargate-stack.toml:{line}: network.nat_gateways: 2: has no network.nat mode")));
 }
 
 #[test]

@@ -246,7 +246,9 @@ async fn inspect_stack(setup: &Setup, name: &str, found: Found) -> Result<StackR
         };
         config.autoscaling = None;
         config.network.az_count = 2;
-        config.network.nat_gateways = 1;
+        // No NAT: the public part every mode has; the NAT gateways and private subnets found add theirs.
+        config.network.nat = Some(crate::config::NatMode::None);
+        config.network.nat_gateways = None;
     }
     // The shape the stack was built with: at least what the config says, and what was found.
     let graph = resources::stack(&Shape::of(&config).with_found(found.parts.iter().copied()))?;

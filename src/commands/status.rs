@@ -39,6 +39,7 @@ fn render_service(summary: &ServiceSummary, text: &mut Text) {
         let tasks = if tasks.is_empty() { String::new() } else { format!("; tasks: {}", tasks.join(", ")) };
         text.line(format!("  capacity: {}{tasks}", capacity.strategy));
     }
+    text.line(format!("  network: {}", summary.egress));
     if let Some(image) = &summary.image {
         let note =
             summary.image_choice.as_ref().and_then(image::Choice::note).map(|n| format!("  ({n})")).unwrap_or_default();

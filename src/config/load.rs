@@ -37,6 +37,10 @@ impl Config {
             None => (BUILT_IN.to_string(), BUILT_IN.to_string(), DEFAULT_TOML.to_string()),
         };
         let config = Config::parse(&origin, &text)?;
+        if let Some(deprecation) = config.network.deprecation() {
+            let at = located(&origin, Some(line_of(&text, "network.nat_gateways")));
+            eprintln!("warning: {at}: {deprecation}");
+        }
         Ok((config, ConfigSource::of(absolute, &text)))
     }
 }

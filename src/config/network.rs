@@ -1,4 +1,5 @@
-//! `[network]`: the VPC's CIDR, its zones and NAT gateways, and the subnet layout they give.
+//! `[network]`: the VPC's CIDR, its zones, how the tasks reach out (`nat`), and the subnet layout
+//! they give.
 
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
@@ -14,14 +15,51 @@ pub struct NetworkConfig {
     pub cidr: Ipv4Net,
     #[serde(default = "defaults::az_count")]
     pub az_count: u8,
-    #[serde(default = "defaults::nat_gateways")]
-    pub nat_gateways: u8,
+    /// How the tasks reach the internet; see [`NatMode`]. Unset: `single` (or what the deprecated
+    /// `nat_gateways` says).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nat: Option<NatMode>,
+    /// Deprecated (one release): 1 is `nat = "single"`, `az_count` is `nat = "per_az"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nat_gateways: Option<u8>,
     /// What the tasks may reach: `restricted` (HTTPS and the VPC's DNS) or `open` (everything).
     #[serde(default)]
     pub task_egress: TaskEgress,
     /// S3 and DynamoDB gateway endpoints on the private route tables (free; off the NAT).
     #[serde(default = "defaults::gateway_endpoints")]
     pub gateway_endpoints: bool,
+}
+
+/// How the tasks reach the internet (image pulls, AWS APIs).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NatMode {
+    /// A NAT gateway (and its Elastic IP) in every AZ: an AZ's outage leaves the others' egress.
+    PerAz,
+    /// One NAT gateway for every private subnet.
+    #[default]
+    Single,
+    /// EC2's regional NAT gateway (`availability_mode = regional`): not built yet, refused.
+    Regional,
+    /// No NAT gateway: the tasks run in the public subnets with a public IPv4 address each.
+    None,
+}
+
+impl NatMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NatMode::PerAz => "per_az",
+            NatMode::Single => "single",
+            NatMode::Regional => "regional",
+            NatMode::None => "none",
+        }
+    }
+}
+
+impl std::fmt::Display for NatMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// The tasks' security group egress.
@@ -47,8 +85,70 @@ mod defaults {
     pub fn az_count() -> u8 {
         2
     }
-    pub fn nat_gateways() -> u8 {
-        1
+    pub fn gateway_endpoints() -> bool {
+        true
+    }
+}
+
+impl NetworkConfig {
+    /// The NAT mode: `nat`, else what the deprecated `nat_gateways` stands for, else `single`.
+    pub fn nat(&self) -> NatMode {
+        match (self.nat, self.nat_gateways) {
+            (Some(mode), _) => mode,
+            (None, Some(n)) if n > 1 && n == self.az_count => NatMode::PerAz,
+            (None, _) => NatMode::Single,
+        }
+    }
+
+    /// How many NAT gateways (each with its Elastic IP and private route table) the mode has.
+    pub fn nat_gateway_count(&self) -> u8 {
+        match self.nat() {
+            NatMode::PerAz => self.az_count,
+            NatMode::Single => 1,
+            NatMode::Regional | NatMode::None => 0,
+        }
+    }
+
+    /// Whether the tasks run in private subnets behind NAT (else in the public ones, with public IPs).
+    pub fn private_tasks(&self) -> bool {
+        self.nat() != NatMode::None
+    }
+
+    /// The line a config still using `nat_gateways` gets: what to write instead.
+    pub fn deprecation(&self) -> Option<String> {
+        self.nat_gateways.map(|n| {
+            format!(
+                "network.nat_gateways is deprecated and will be removed in the next release: \
+                 replace `nat_gateways = {n}` with `nat = \"{}\"`",
+                self.nat()
+            )
+        })
+    }
+
+    /// `nat` and the deprecated `nat_gateways`: one of them, and a count that names a mode.
+    fn validate_nat(&self, invalid: &Invalid) -> Result<(), ConfigError> {
+        let azs = self.az_count;
+        match (self.nat, self.nat_gateways) {
+            (Some(mode), Some(n)) => Err(invalid(
+                "network.nat",
+                format!("\"{mode}\" with network.nat_gateways = {n}"),
+                "set one of them: network.nat_gateways is deprecated; keep only network.nat".into(),
+            )),
+            (Some(NatMode::Regional), None) => Err(invalid(
+                "network.nat",
+                "\"regional\"".into(),
+                "the regional NAT gateway is not supported yet; use \"single\", \"per_az\" or \"none\"".into(),
+            )),
+            (None, Some(n)) if n != 1 && n != azs => Err(invalid(
+                "network.nat_gateways",
+                n.to_string(),
+                format!(
+                    "has no network.nat mode (1 is \"single\", {azs} = network.az_count is \"per_az\"); \
+                     replace network.nat_gateways with network.nat = \"single\" or \"per_az\""
+                ),
+            )),
+            _ => Ok(()),
+        }
     }
     pub fn gateway_endpoints() -> bool {
         true
@@ -56,7 +156,7 @@ mod defaults {
 }
 
 impl Config {
-    /// `[network]`: the CIDR, zones and NAT gateways.
+    /// `[network]`: the CIDR, zones and NAT mode.
     pub(super) fn validate_network(&self, invalid: &Invalid) -> Result<(), ConfigError> {
         let net = &self.network;
         if net.az_count < 2 || net.az_count > MAX_AZS {
@@ -66,13 +166,7 @@ impl Config {
                 "must be between 2 and 6 (an ALB needs subnets in at least 2 AZs)".into(),
             ));
         }
-        if net.nat_gateways < 1 || net.nat_gateways > net.az_count {
-            return Err(invalid(
-                "network.nat_gateways",
-                net.nat_gateways.to_string(),
-                format!("must be between 1 and network.az_count ({})", net.az_count),
-            ));
-        }
+        net.validate_nat(invalid)?;
         if net.cidr.network() != net.cidr.addr() {
             return Err(invalid(
                 "network.cidr",

@@ -34,7 +34,7 @@ fn default_config_is_the_reference_stack() {
     let c = Config::parse("default", DEFAULT_TOML).unwrap();
     assert_eq!(c.name, "simple-ecs-dev");
     assert_eq!(c.network.cidr.to_string(), "10.0.0.0/16");
-    assert_eq!((c.network.az_count, c.network.nat_gateways), (2, 1));
+    assert_eq!((c.network.az_count, c.network.nat(), c.network.nat_gateway_count()), (2, NatMode::Single, 1));
     assert_eq!((c.service.cpu, c.service.memory, c.service.container_port), (256, 512, 80));
     assert_eq!(c.service.desired_count, 2);
     assert_eq!(c.table.partition_key.kind, KeyType::S);
@@ -177,13 +177,44 @@ fn cidr() {
     assert!(err("cidr = \"not-a-cidr\"").contains("test:"));
 }
 
+/// The default text with `nat` replaced by `lines` (the deprecated key, or both).
+fn with_nat(lines: &str) -> Result<Config, ConfigError> {
+    let text = DEFAULT_TOML.replace("nat = \"single\"", lines);
+    assert_ne!(text, DEFAULT_TOML, "the default sets nat");
+    Config::parse("test", &text)
+}
+
 #[test]
-fn az_and_nat_counts() {
+fn az_count_and_nat_modes() {
     assert!(err("az_count = 1").contains("network.az_count"));
     assert!(err("az_count = 7").contains("network.az_count"));
-    assert!(err("nat_gateways = 0").contains("network.nat_gateways"));
-    assert!(err("nat_gateways = 3").contains("between 1 and network.az_count (2)"));
-    assert!(with("nat_gateways = 2").is_ok());
+    for (mode, nats, private) in [("single", 1, true), ("per_az", 2, true), ("none", 0, false)] {
+        let c = with(&format!("nat = \"{mode}\"")).unwrap();
+        assert_eq!((c.network.nat().as_str(), c.network.nat_gateway_count()), (mode, nats));
+        assert_eq!(c.network.private_tasks(), private, "{mode}");
+        assert_eq!(c.network.deprecation(), None);
+    }
+    assert!(err("nat = \"one\"").contains("per_az"), "the allowed values are named");
+    let regional = err("nat = \"regional\"");
+    assert!(regional.contains("network.nat") && regional.contains("not supported yet"), "{regional}");
+}
+
+#[test]
+fn the_deprecated_nat_gateways_maps_to_a_mode_or_is_refused() {
+    let single = with_nat("nat_gateways = 1").unwrap();
+    assert_eq!(single.network.nat(), NatMode::Single);
+    assert!(single.network.deprecation().unwrap().contains("nat = \"single\""));
+    let per_az = with_nat("nat_gateways = 3").map(drop).expect_err("3 of 2 AZs").to_string();
+    assert!(per_az.contains("network.nat_gateways") && per_az.contains("network.nat = "), "{per_az}");
+    let text = DEFAULT_TOML.replace("az_count = 2", "az_count = 3").replace("nat = \"single\"", "nat_gateways = 3");
+    let c = Config::parse("test", &text).unwrap();
+    assert_eq!((c.network.nat(), c.network.nat_gateway_count()), (NatMode::PerAz, 3));
+    assert!(c.network.deprecation().unwrap().contains("nat = \"per_az\""));
+    // Between 1 and az_count there is no mode: both keys and what to write are named.
+    let between = Config::parse("test", &text.replace("nat_gateways = 3", "nat_gateways = 2")).unwrap_err().to_string();
+    assert!(between.contains("network.nat_gateways") && between.contains("\"per_az\""), "{between}");
+    let both = with_nat("nat = \"none\"\nnat_gateways = 1").unwrap_err().to_string();
+    assert!(both.contains("network.nat") && both.contains("network.nat_gateways = 1"), "{both}");
 }
 
 #[test]

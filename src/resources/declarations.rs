@@ -396,3 +396,35 @@ fn the_default_stacks_monthly_bill_follows_from_the_declarations() {
     let max = cost.monthly_total_max.unwrap();
     assert!((cost.monthly_total - 78.45).abs() < 0.011 && (max - 114.49).abs() < 0.011, "{cost:#?}");
 }
+
+/// Each `network.nat` mode's bill: `none` saves the NAT's hours and its Elastic IP and pays a
+/// public IPv4 address per task instead (with autoscaling, per task of the range).
+#[test]
+fn the_bill_follows_the_nat_mode() {
+    use crate::bill::{Cost, Prices};
+    let prices = Prices::for_region("us-east-1").unwrap();
+    let bill = |mode: &str, extra: &str| {
+        let text = format!("{}{extra}", DEFAULT_TOML.replace("nat = \"single\"", &format!("nat = \"{mode}\"")));
+        let config = Config::parse("t", &text).unwrap();
+        Cost::of(&stack(&Shape::of(&config)).unwrap().bill(&config), &prices, None).unwrap()
+    };
+    // The table's us-east-1 month (730 hours) of a NAT gateway and of a public IPv4 address.
+    let (nat, ipv4) = (32.85, 3.65);
+    let single = bill("single", "");
+    assert_eq!(single.monthly_total, 78.25);
+    let per_az = bill("per_az", "");
+    assert!((per_az.monthly_total - (78.25 + nat + ipv4)).abs() < 0.011, "a second NAT and its address: {per_az:#?}");
+    let none = bill("none", "");
+    // Cheaper by the NAT hour and its Elastic IP, dearer by the two tasks' addresses.
+    assert!((none.monthly_total - (78.25 - nat - ipv4 + 2.0 * ipv4)).abs() < 0.011, "{none:#?}");
+    assert!(none.monthly_total < single.monthly_total);
+    assert!(!none.items.iter().any(|i| i.resource.starts_with("nat-gateway")), "no NAT gateway");
+    assert!(!none.items.iter().any(|i| i.resource.starts_with("elastic-ip")), "no Elastic IP");
+    assert!(!none.usage_based.iter().any(|u| u.what.starts_with("data processed by")), "no NAT data");
+    let tasks = none.items.iter().find(|i| i.what.contains("of the tasks")).expect("the tasks' IPv4 line");
+    assert_eq!((tasks.quantity, tasks.quantity_max), (2.0, None));
+    // With autoscaling: an address per task of the range.
+    let scaled = bill("none", "\n[autoscaling]\nmin_count = 2\nmax_count = 6\n");
+    let tasks = scaled.items.iter().find(|i| i.what.contains("of the tasks")).unwrap();
+    assert_eq!((tasks.quantity, tasks.quantity_max), (2.0, Some(6.0)));
+}

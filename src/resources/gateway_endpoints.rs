@@ -400,7 +400,7 @@ mod tests {
 
     #[test]
     fn on_by_default_on_every_private_route_table_and_gone_before_them_and_the_vpc() {
-        let c = config("nat_gateways = 1 ", "nat_gateways = 2 ");
+        let c = config("nat = \"single\"", "nat = \"per_az\"");
         let graph = stack(&Shape::of(&c)).unwrap();
         for key in [S3_ENDPOINT, DYNAMODB_ENDPOINT] {
             let needs = graph.needs_of(key);

@@ -126,7 +126,7 @@ mod tests {
     use super::task_definition::TASK_DEFINITION;
     use super::*;
     use crate::config::{Config, DEFAULT_TOML};
-    use crate::model::Key;
+    use crate::model::{Key, Removal};
     use crate::state::{Recorded, State};
 
     fn config(edit: &[(&str, &str)]) -> Config {
@@ -162,21 +162,52 @@ mod tests {
     #[test]
     fn the_graph_builds_for_every_network_shape() {
         for azs in 2..=6u8 {
-            for nats in 1..=azs {
+            for (mode, nats) in [("single", 1), ("per_az", azs)] {
                 let c = config(&[
                     ("az_count = 2", &format!("az_count = {azs}")),
-                    ("nat_gateways = 1", &format!("nat_gateways = {nats}")),
+                    ("nat = \"single\"", &format!("nat = \"{mode}\"")),
                 ]);
-                let graph = stack(&Shape::of(&c).with_waits(true)).unwrap_or_else(|e| panic!("{azs}/{nats}: {e}"));
+                let graph = stack(&Shape::of(&c).with_waits(true)).unwrap_or_else(|e| panic!("{azs}/{mode}: {e}"));
                 // Two subnets per AZ, an address, a NAT gateway and a route table per NAT gateway.
                 let beyond = 2 * (azs as usize - 2) + 3 * (nats as usize - 1);
-                assert_eq!(graph.nodes().len(), with_waits(&config(&[])).nodes().len() + beyond, "{azs}/{nats}");
+                assert_eq!(graph.nodes().len(), with_waits(&config(&[])).nodes().len() + beyond, "{azs}/{mode}");
                 let private: Vec<Key> = (0..azs).map(|i| PRIVATE_SUBNET.at(i)).collect();
                 assert!(private.iter().all(|k| graph.needs_of(SERVICE).contains(k)), "every private subnet");
             }
         }
         let all = stack(&Shape::discovering(&config(&[]))).unwrap();
         assert!(all.get(NAT_GATEWAY.at(5)).is_some());
+    }
+
+    #[test]
+    fn without_nat_the_tasks_need_the_public_subnets_and_nothing_private_is_declared() {
+        let none = config(&[("nat = \"single\"", "nat = \"none\"")]);
+        let graph = with_waits(&none);
+        // No NAT gateway, Elastic IP, private route table or private subnet (3 + 2 nodes fewer), and
+        // no gateway endpoints, which live on the private route tables (2 more).
+        assert_eq!(graph.nodes().len() + 7, with_waits(&config(&[])).nodes().len());
+        for absent in [NAT_GATEWAY.at(0), ELASTIC_IP.at(0), PRIVATE_ROUTE_TABLE.at(0), PRIVATE_SUBNET.at(0)] {
+            assert!(graph.get(absent).is_none(), "{absent}");
+        }
+        for absent in
+            [crate::resources::gateway_endpoints::S3_ENDPOINT, crate::resources::gateway_endpoints::DYNAMODB_ENDPOINT]
+        {
+            assert!(graph.get(absent).is_none(), "{absent}");
+        }
+        let needs = graph.needs_of(SERVICE);
+        assert!(needs.contains(&PUBLIC_SUBNET.at(1)) && needs.contains(&PUBLIC_ROUTE_TABLE), "{needs:?}");
+        // Switched from single: what the state records stays in the covering graph, for `up` to
+        // delete after the service moved, and for `down`.
+        let state = recording(&[NAT_GATEWAY.at(0), ELASTIC_IP.at(0), PRIVATE_ROUTE_TABLE.at(0), PRIVATE_SUBNET.at(1)]);
+        let covering = covering(&none, &state);
+        for kept in [NAT_GATEWAY.at(0), PRIVATE_SUBNET.at(0), PRIVATE_SUBNET.at(1), PRIVATE_ROUTE_TABLE.at(0)] {
+            assert!(covering.get(kept).is_some(), "{kept}");
+            assert_eq!(covering.get(kept).unwrap().removal(&none), Removal::AfterUp, "{kept}");
+        }
+        assert!(covering.teardown_after(PRIVATE_SUBNET.at(1)).contains(&SERVICE), "the old tasks' interfaces first");
+        // The tasks' public addresses are mapped through the internet gateway until they stop.
+        assert!(graph.teardown_after(INTERNET_GATEWAY).contains(&SERVICE));
+        assert!(graph.teardown_after(PUBLIC_SUBNET.at(0)).contains(&SERVICE));
     }
 
     #[test]

@@ -38,29 +38,39 @@ pub const NAT_GATEWAY: Indexed = Indexed::new("nat-gateway-", Kind::new("ec2:nat
 pub const VPC_CIDR: Attr = Attr::new(VPC, "cidr");
 pub const VPC_AZ_COUNT: Attr = Attr::new(VPC, "az_count");
 
-/// How many AZs and NAT gateways the shape holds (the config's, or more that `down` must still
-/// delete).
-fn counts(shape: &Shape) -> (u8, u8) {
+/// How many public subnets, private subnets and NAT gateways the shape holds (the config's, or
+/// more that `down` or a changed `network.nat` must still delete).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Counts {
+    azs: u8,
+    privates: u8,
+    nats: u8,
+}
+
+fn counts(shape: &Shape) -> Counts {
     let net = &shape.config().network;
-    let nats = shape.count(net.nat_gateways, &[NAT_GATEWAY, ELASTIC_IP, PRIVATE_ROUTE_TABLE]);
-    let azs = shape.count(net.az_count, &[PUBLIC_SUBNET, PRIVATE_SUBNET]).max(nats);
-    (azs, nats)
+    let nats = shape.count(net.nat_gateway_count(), &[NAT_GATEWAY, ELASTIC_IP, PRIVATE_ROUTE_TABLE]);
+    // With `nat = "none"` the tasks run in the public subnets: no private ones are declared.
+    let private_azs = if net.private_tasks() { net.az_count } else { 0 };
+    let privates = shape.count(private_azs, &[PRIVATE_SUBNET]).max(nats);
+    let azs = shape.count(net.az_count, &[PUBLIC_SUBNET]).max(privates);
+    Counts { azs, privates, nats }
 }
 
 /// The VPC (first: everything else is in it).
 pub fn vpc(shape: &Shape, nodes: &mut Nodes) {
-    let (azs, nats) = counts(shape);
-    nodes.managed(Vpc { azs, nats });
+    let Counts { azs, privates, nats } = counts(shape);
+    nodes.managed(Vpc { azs, privates, nats });
 }
 
 /// The internet gateway, the subnets, the NAT gateways with their addresses, the route tables.
 pub fn network(shape: &Shape, nodes: &mut Nodes) {
-    let (azs, nats) = counts(shape);
+    let Counts { azs, privates, nats } = counts(shape);
     nodes.managed(InternetGateway { nats });
     for i in 0..azs {
         nodes.managed(Subnet { public: true, index: i, nats });
     }
-    for i in 0..azs {
+    for i in 0..privates {
         nodes.managed(Subnet { public: false, index: i, nats });
     }
     nodes.managed(RouteTable::public(azs));
@@ -69,7 +79,7 @@ pub fn network(shape: &Shape, nodes: &mut Nodes) {
         nodes.managed(NatGateway { index: i });
     }
     for j in 0..nats {
-        nodes.managed(RouteTable::private(j, azs, nats));
+        nodes.managed(RouteTable::private(j, privates, nats));
     }
 }
 
@@ -79,10 +89,22 @@ pub fn in_stack_vpc(ctx: &Scope<'_>) -> Within {
 }
 
 /// A part of the network the config no longer has: refused like a replacement (the number of AZs
-/// or NAT gateways cannot shrink in place).
+/// cannot shrink in place).
 fn removed(key: Key, field: &str, to: u8) -> Removal {
     let from = key.index().map_or(0, |i| i + 1);
     Removal::Refused(Change { field: field.into(), from: format!("{from} or more"), to: to.to_string(), replace: true })
+}
+
+/// A NAT gateway, its address, its private route table or a private subnet the config's
+/// `network.nat` no longer has (in an AZ the VPC still spans): deleted once the up pass has moved
+/// the routes and the service's tasks to the new egress path. Beyond `az_count`: refused.
+fn removed_by_nat_mode(key: Key, config: &Config) -> Removal {
+    let index = key.index().unwrap_or(0) as u8;
+    if index < config.network.az_count {
+        Removal::AfterUp
+    } else {
+        removed(key, "network.az_count", config.network.az_count)
+    }
 }
 
 /// The region's available zones, looked up once per run.
@@ -180,6 +202,7 @@ macro_rules! describe {
 
 pub struct Vpc {
     pub azs: u8,
+    pub privates: u8,
     pub nats: u8,
 }
 
@@ -294,6 +317,8 @@ impl Managed for Vpc {
         let mut edges = vec![];
         for i in 0..self.azs {
             edges.push(after(PUBLIC_SUBNET.at(i), INSIDE));
+        }
+        for i in 0..self.privates {
             edges.push(after(PRIVATE_SUBNET.at(i), INSIDE));
         }
         for j in 0..self.nats {
@@ -462,7 +487,11 @@ impl Managed for Subnet {
     }
 
     fn removal(&self, config: &Config) -> Removal {
-        removed(self.key(), "network.az_count", config.network.az_count)
+        if self.public {
+            removed(self.key(), "network.az_count", config.network.az_count)
+        } else {
+            removed_by_nat_mode(self.key(), config)
+        }
     }
 
     async fn find(&self, ctx: &Scope<'_>) -> Result<Option<Sn>, StackError> {
@@ -720,7 +749,7 @@ impl Managed for ElasticIp {
     }
 
     fn removal(&self, config: &Config) -> Removal {
-        removed(self.key(), "network.nat_gateways", config.network.nat_gateways)
+        removed_by_nat_mode(self.key(), config)
     }
 
     async fn find(&self, ctx: &Scope<'_>) -> Result<Option<Address>, StackError> {
@@ -847,7 +876,7 @@ impl Managed for NatGateway {
     }
 
     fn removal(&self, config: &Config) -> Removal {
-        removed(self.key(), "network.nat_gateways", config.network.nat_gateways)
+        removed_by_nat_mode(self.key(), config)
     }
 
     /// Only gateways that are or will be available count; a failed one is replaced.
@@ -962,7 +991,7 @@ impl Managed for NatGateway {
 // ---------------------------------------------------------------- route tables
 
 /// The public route table (default route to the internet gateway, the public subnets) or private
-/// table `j` (default route to NAT `j`, the private subnets `i` with `i % nat_gateways == j`).
+/// table `j` (default route to NAT `j`, the private subnets `i` with `i % nats == j`).
 pub struct RouteTable {
     key: Key,
     target: Key,
@@ -1067,7 +1096,7 @@ impl Managed for RouteTable {
 
     fn removal(&self, config: &Config) -> Removal {
         match self.key.index() {
-            Some(_) => removed(self.key, "network.nat_gateways", config.network.nat_gateways),
+            Some(_) => removed_by_nat_mode(self.key, config),
             None => Removal::AfterUp,
         }
     }

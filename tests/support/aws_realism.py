@@ -2505,20 +2505,31 @@ class Realism:
             rec["strategy"] = self.strategy_of(req["capacityProviderStrategy"])
         self.svc_view(ctx, rec)  # settles the current deployment's rollout state first
         new_td = req.get("taskDefinition")
-        if (new_td and svc.get("taskDefinition") != rec["taskdef"]) or req.get("forceNewDeployment"):
-            rec["previous_taskdef"] = rec["taskdef"] if rec["completed_at"] is not None else rec["previous_taskdef"]
-            self.new_deployment(rec, ctx.now, svc.get("taskDefinition"))
-            self.stop_tasks(ctx, rec, [t for t in rec["tasks"] if t["stop_at"] is None], ctx.now)
-            rec["rollback_reason"] = None
-            rec["rollout_failed"] = False
-        if "desiredCount" in req:
-            rec["desired"] = int(req["desiredCount"])
-        self.keep_settings(rec, req)
+        # AWS: a changed network configuration (subnets, groups, public IP) starts a new deployment
+        # too; moto only stores it. The old tasks' interfaces stay in their subnets until released.
         net = (req.get("networkConfiguration") or {}).get("awsvpcConfiguration")
+        old_net = (sorted(rec["subnets"]), sorted(rec["sgs"]), rec["public_ip"])
         if net:
             rec["subnets"] = list(net.get("subnets") or rec["subnets"])
             rec["sgs"] = list(net.get("securityGroups") or rec["sgs"])
             rec["public_ip"] = net.get("assignPublicIp") == "ENABLED"
+        net_changed = (sorted(rec["subnets"]), sorted(rec["sgs"]), rec["public_ip"]) != old_net
+        if (new_td and svc.get("taskDefinition") != rec["taskdef"]) or req.get("forceNewDeployment") or net_changed:
+            rec["previous_taskdef"] = rec["taskdef"] if rec["completed_at"] is not None else rec["previous_taskdef"]
+            self.new_deployment(rec, ctx.now, svc.get("taskDefinition"))
+            old_tasks = [t for t in rec["tasks"] if t["stop_at"] is None]
+            self.stop_tasks(ctx, rec, old_tasks, ctx.now)
+            rec["rollback_reason"] = None
+            rec["rollout_failed"] = False
+            if net_changed:
+                gone = max([ctx.now] + [t["gone_at"] for t in old_tasks if t.get("gone_at") is not None])
+                self.eni_linger.append({"until": gone + self.d("task_eni_linger_s"), "sgs": set(old_net[1]),
+                                        "subnets": set(old_net[0]), "vpc": rec.get("vpc"), "public": old_net[2],
+                                        "why": f"ECS service {rec['name']} (tasks of the previous network)",
+                                        "description": f"arn:aws:ecs:us-east-1:123456789012:attachment/{rec['name']}"})
+        if "desiredCount" in req:
+            rec["desired"] = int(req["desiredCount"])
+        self.keep_settings(rec, req)
         self.reconcile(ctx, rec, ctx.now)
         self.apply_view(ctx, svc)
         resp.set_json(doc)

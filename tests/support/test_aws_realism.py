@@ -647,6 +647,37 @@ class EcsServiceTests(unittest.TestCase):
         self.assertGreaterEqual(time.time() - t0, 30 * SCALE - TOL)
         wait_for(lambda: describe_service(C, app.cluster, svc)["deployments"][0]["rolloutState"] == "COMPLETED")
 
+    def test_04c_a_changed_network_configuration_rolls_the_tasks(self):
+        ec2, ecs = C["ec2"], C["ecs"]
+        net = Net(C, with_lb=False)
+        app = Ecs(C)
+        svc = name("svc")
+        ecs.create_service(**app.service_args(net, svc, desired=1, lb=False))
+        wait_for(lambda: describe_service(C, app.cluster, svc)["deployments"][0]["rolloutState"] == "COMPLETED")
+        first = describe_service(C, app.cluster, svc)["deployments"][0]["id"]
+        # The public subnets route to the internet gateway: tasks with a public IP pull through it.
+        rtb = ec2.create_route_table(VpcId=net.vpc)["RouteTable"]["RouteTableId"]
+        ec2.create_route(RouteTableId=rtb, DestinationCidrBlock="0.0.0.0/0", GatewayId=net.igw)
+        for subnet in net.public:
+            ec2.associate_route_table(RouteTableId=rtb, SubnetId=subnet)
+        public = {"awsvpcConfiguration": {"subnets": net.public, "securityGroups": [net.task_sg], "assignPublicIp": "ENABLED"}}
+        ecs.update_service(cluster=app.cluster, service=svc, networkConfiguration=public)
+        s = describe_service(C, app.cluster, svc)
+        self.assertNotEqual(s["deployments"][0]["id"], first)  # a new deployment, as AWS starts
+        self.assertNotEqual(s["deployments"][0]["rolloutState"], "COMPLETED")
+        in_private = lambda: ec2.describe_network_interfaces(  # noqa: E731
+            Filters=[{"Name": "subnet-id", "Values": net.private}])["NetworkInterfaces"]
+        self.assertTrue(in_private(), "the old tasks' interfaces stay until released")
+        wait_for(lambda: describe_service(C, app.cluster, svc)["deployments"][0]["rolloutState"] == "COMPLETED")
+        running = ecs.describe_tasks(cluster=app.cluster, tasks=ecs.list_tasks(cluster=app.cluster, serviceName=svc)["taskArns"])
+        subnets = {d["value"] for t in running["tasks"] for a in t.get("attachments", []) for d in a.get("details", [])
+                   if d["name"] == "subnetId"}
+        self.assertTrue(subnets <= set(net.public), subnets)
+        wait_for(lambda: in_private() == [])
+        # The same configuration again: no new deployment.
+        ecs.update_service(cluster=app.cluster, service=svc, networkConfiguration=public)
+        self.assertEqual(len(describe_service(C, app.cluster, svc)["deployments"]), 1)
+
     def test_06_target_group_checks(self):
         ecs, elb = C["ecs"], C["elbv2"]
         net = Net(C)

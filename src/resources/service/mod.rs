@@ -25,7 +25,9 @@ use crate::resources::ec2::{filter, wait_enis_released};
 use crate::resources::iam::{EXECUTION_ROLE, TASK_ROLE};
 use crate::resources::load_balancer::{target_health, LISTENER, LOAD_BALANCER_ACTIVE, TARGET_GROUP};
 use crate::resources::logs::LOG_GROUP;
-use crate::resources::network::{PRIVATE_ROUTE_TABLE, PRIVATE_SUBNET, VPC};
+use crate::resources::network::{
+    INTERNET_GATEWAY, PRIVATE_ROUTE_TABLE, PRIVATE_SUBNET, PUBLIC_ROUTE_TABLE, PUBLIC_SUBNET, VPC,
+};
 use crate::resources::security::TASK_SECURITY_GROUP;
 use crate::resources::table::TABLE;
 use crate::resources::tags::TagPairs;
@@ -39,8 +41,8 @@ pub const SERVICE_HEALTHY: Key = Key::new("service-healthy", Kind::WAIT);
 pub const SERVICE_NAME: Attr = Attr::new(SERVICE, "name");
 const SERVICE_CLUSTER: Attr = Attr::new(SERVICE, "cluster");
 
-pub fn declare(_shape: &Shape, nodes: &mut Nodes) {
-    nodes.managed(Service);
+pub fn declare(shape: &Shape, nodes: &mut Nodes) {
+    nodes.managed(Service { public_tasks: !shape.config().network.private_tasks() });
 }
 
 /// The wait `up` ends with: the rollout completed, every target healthy.
@@ -55,7 +57,62 @@ pub fn service_name(stack: &str) -> String {
     format!("{stack}-service")
 }
 
-pub struct Service;
+/// The service; with `public_tasks` (`network.nat = "none"`) its tasks run in the public subnets
+/// with a public IP each, else in the private subnets behind NAT.
+pub struct Service {
+    pub public_tasks: bool,
+}
+
+impl Service {
+    /// The subnets the tasks run in.
+    fn subnets(&self, config: &Config) -> Vec<Key> {
+        let family = if self.public_tasks { PUBLIC_SUBNET } else { PRIVATE_SUBNET };
+        (0..config.network.az_count).map(|i| family.at(i)).collect()
+    }
+
+    /// The tasks' network: their subnets, their security group, a public IP or not.
+    fn network(&self, ctx: &Scope<'_>) -> Result<NetworkConfiguration, StackError> {
+        let subnets = self.subnets(ctx.config).into_iter().map(|k| ctx.need(k)).collect::<Result<Vec<_>, _>>()?;
+        let public_ip = if self.public_tasks { AssignPublicIp::Enabled } else { AssignPublicIp::Disabled };
+        Ok(NetworkConfiguration::builder()
+            .awsvpc_configuration(
+                AwsVpcConfiguration::builder()
+                    .set_subnets(Some(subnets))
+                    .security_groups(ctx.need(TASK_SECURITY_GROUP)?)
+                    .assign_public_ip(public_ip)
+                    .build()
+                    .expect("subnets are set"),
+            )
+            .build())
+    }
+
+    /// The tasks' network as the plan shows it: the subnets' IDs (or which ones, before they
+    /// exist) and whether each task gets a public IP.
+    fn network_text(&self, ctx: &Scope<'_>) -> String {
+        let ids: Option<Vec<String>> = self.subnets(ctx.config).into_iter().map(|k| ctx.id(k)).collect();
+        let subnets = match ids {
+            Some(mut ids) => {
+                ids.sort();
+                ids.join(" ")
+            }
+            None if self.public_tasks => "the public subnets".into(),
+            None => "the private subnets".into(),
+        };
+        network_text(subnets, self.public_tasks)
+    }
+}
+
+fn network_text(subnets: String, public_ip: bool) -> String {
+    format!("{subnets}, {}", if public_ip { "public IP" } else { "no public IP" })
+}
+
+/// The running service's network, as [`Service::network_text`] words it.
+fn live_network_text(service: &ServiceObject) -> String {
+    let vpc = service.network_configuration().and_then(|n| n.awsvpc_configuration());
+    let mut subnets: Vec<&str> = vpc.map(|v| v.subnets().iter().map(String::as_str).collect()).unwrap_or_default();
+    subnets.sort();
+    network_text(subnets.join(" "), vpc.and_then(|v| v.assign_public_ip()) == Some(&AssignPublicIp::Enabled))
+}
 
 /// What the service can differ in.
 #[derive(Debug, Clone, PartialEq)]
@@ -71,6 +128,8 @@ pub enum ServiceField {
     MinimumHealthyPercent,
     MaximumPercent,
     ExecuteCommand,
+    /// The tasks' subnets and public IP (`network.nat`): changed by a rolling deployment.
+    Network,
 }
 
 impl Field for ServiceField {
@@ -86,6 +145,7 @@ impl Field for ServiceField {
             ServiceField::MinimumHealthyPercent => "service.minimum_healthy_percent".into(),
             ServiceField::MaximumPercent => "service.maximum_percent".into(),
             ServiceField::ExecuteCommand => "service.enable_execute_command".into(),
+            ServiceField::Network => "tasks' network (network.nat)".into(),
         }
     }
 }
@@ -219,9 +279,15 @@ impl Managed for Service {
 
     /// Fargate by the vCPU-hour and GB-hour, for every task: the desired count, or the range
     /// `[autoscaling]` keeps it in; with `[service] spot`, the Spot share at Spot's price (an
-    /// estimate: it moves with spare capacity). The tasks have no public address (private subnets, NAT).
+    /// estimate: it moves with spare capacity); with `network.nat = "none"` each task's public IPv4
+    /// address (otherwise the tasks have none: private subnets, out through the NAT).
     fn billing(&self, config: &Config) -> Vec<Charge> {
-        fargate_charges(config)
+        let mut charges = fargate_charges(config);
+        if self.public_tasks {
+            let what = "public IPv4 addresses of the tasks (network.nat = \"none\")".to_string();
+            charges.push(Charge::running(items::PUBLIC_IPV4_HOUR, Unit::Hour, task_count(config), what));
+        }
+        charges
     }
 
     fn key(&self) -> Key {
@@ -229,14 +295,21 @@ impl Managed for Service {
     }
 
     fn needs(&self) -> Vec<Dep> {
-        // Tasks in private subnets pull their image through the NAT route.
+        // Tasks pull their image through their subnets' default route: the NAT's for private
+        // subnets, the internet gateway's for public ones. Created (and, on a changed
+        // `network.nat`, routed) before the service moves onto them; the old path goes after.
+        let (subnets, routes) = if self.public_tasks {
+            (PUBLIC_SUBNET, Dep::from(PUBLIC_ROUTE_TABLE))
+        } else {
+            (PRIVATE_SUBNET, Dep::from(PRIVATE_ROUTE_TABLE))
+        };
         vec![
             CLUSTER.into(),
             TASK_DEFINITION.into(),
             TASK_SECURITY_GROUP.into(),
             LISTENER.into(),
-            PRIVATE_SUBNET.into(),
-            PRIVATE_ROUTE_TABLE.into(),
+            subnets.into(),
+            routes,
         ]
     }
 
@@ -252,8 +325,14 @@ impl Managed for Service {
     /// What the tasks use or sit in waits until they are gone.
     fn gone_before(&self) -> Vec<Edge> {
         const ENIS: &str = "the tasks' network interfaces sit in it until they stop and are released";
-        vec![
-            before(PRIVATE_SUBNET, ENIS),
+        let mut edges = vec![before(PRIVATE_SUBNET, ENIS)];
+        if self.public_tasks {
+            edges.extend([
+                before(PUBLIC_SUBNET, ENIS),
+                before(INTERNET_GATEWAY, "DetachInternetGateway fails while the tasks' public addresses are mapped"),
+            ]);
+        }
+        edges.extend([
             before(TASK_SECURITY_GROUP, "the tasks' network interfaces use it until they stop and are released"),
             before(
                 CLUSTER,
@@ -264,7 +343,8 @@ impl Managed for Service {
             before(TASK_ROLE, TASKS_RUN_WITH_IT),
             before(TABLE, "the tasks may write items until they stop; the table is deleted only once nothing can"),
             before(LOG_GROUP, "the tasks write their last logs until they stop"),
-        ]
+        ]);
+        edges
     }
 
     /// A new task definition revision rolls the running service onto it.
@@ -326,6 +406,7 @@ impl Managed for Service {
             &describe_strategy(&wanted_strategy(ctx)),
         );
         settings_diff(&mut diff, ctx.config, &live.service);
+        diff.field(ServiceField::Network, &live_network_text(&live.service), &self.network_text(ctx));
         Ok(diff.into_changes())
     }
 
@@ -351,20 +432,8 @@ impl Managed for Service {
         let cluster = ctx.need(CLUSTER)?;
         let task_definition = ctx.need(TASK_DEFINITION)?;
         let name = service_name(ctx.stack());
-        let private_subnets =
-            (0..ctx.config.network.az_count).map(|i| ctx.need(PRIVATE_SUBNET.at(i))).collect::<Result<Vec<_>, _>>()?;
-        let task_group = ctx.need(TASK_SECURITY_GROUP)?;
         let target_group = ctx.need(TARGET_GROUP)?;
-        let network = NetworkConfiguration::builder()
-            .awsvpc_configuration(
-                AwsVpcConfiguration::builder()
-                    .set_subnets(Some(private_subnets))
-                    .security_groups(task_group)
-                    .assign_public_ip(AssignPublicIp::Disabled)
-                    .build()
-                    .expect("subnets are set"),
-            )
-            .build();
+        let network = self.network(ctx)?;
         let deployment = deployment_configuration(ctx.config);
         let strategy = sdk_strategy(ctx);
         let create = || async {
@@ -444,6 +513,11 @@ impl Managed for Service {
                     update = update
                         .enable_execute_command(ctx.config.service.enable_execute_command)
                         .force_new_deployment(true)
+                }
+                // A new deployment: tasks start on the new network before the old ones stop
+                // (forced, so the roll does not depend on ECS judging the change worth one).
+                ServiceField::Network => {
+                    update = update.network_configuration(self.network(ctx)?).force_new_deployment(true)
                 }
             }
         }
@@ -577,12 +651,17 @@ pub const FARGATE_SPOT_VCPU: &str = "fargate:spot-vcpu-hour:x86_64";
 pub const FARGATE_SPOT_MEMORY: &str = "fargate:spot-gb-hour:x86_64";
 
 /// The service's Fargate vCPU and memory hours, on-demand and (with `spot`) on Spot.
+/// How many tasks run: the config's count, or `[autoscaling]`'s range.
+fn task_count(config: &Config) -> Quantity {
+    match &config.autoscaling {
+        Some(scaling) => Quantity { min: scaling.min_count as f64, max: scaling.max_count as f64 },
+        None => Quantity::fixed(config.service.desired_count as f64),
+    }
+}
+
 fn fargate_charges(config: &Config) -> Vec<Charge> {
     let service = &config.service;
-    let tasks = match &config.autoscaling {
-        Some(scaling) => Quantity { min: scaling.min_count as f64, max: scaling.max_count as f64 },
-        None => Quantity::fixed(service.desired_count as f64),
-    };
+    let tasks = task_count(config);
     let (on_demand, spot) = match &service.spot {
         Some(spot) => {
             let (low, high) = (spot.split(tasks.min), spot.split(tasks.max));

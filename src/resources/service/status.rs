@@ -64,6 +64,18 @@ pub struct ServiceView {
     pub deployments: Vec<DeploymentView>,
     /// Newest first, as ECS returns them (at most 100).
     pub events: Vec<EventView>,
+    /// How the tasks reach out: see [`egress`].
+    pub egress: &'static str,
+}
+
+/// How the running service's tasks reach the internet, as `status` shows it (`network.nat`).
+pub fn egress(s: &ServiceObject) -> &'static str {
+    let vpc = s.network_configuration().and_then(|n| n.awsvpc_configuration());
+    if vpc.and_then(|v| v.assign_public_ip()) == Some(&aws_sdk_ecs::types::AssignPublicIp::Enabled) {
+        "public IP per task in the public subnets (nat = none)"
+    } else {
+        "private subnets, out through NAT"
+    }
 }
 
 /// RFC 3339 in UTC to the millisecond, as `logs` prints times.
@@ -120,6 +132,7 @@ impl ServiceView {
                 })
                 .collect(),
             deployments,
+            egress: egress(s),
         }
     }
 
@@ -268,6 +281,8 @@ pub struct ServiceSummary {
     /// The capacity provider strategy (or launch type) and the tasks on each provider.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub capacity: Option<CapacityView>,
+    /// How the tasks reach out (`network.nat`): through NAT, or with a public IP each.
+    pub egress: &'static str,
 }
 
 #[derive(Debug, Serialize, Clone, Copy, PartialEq, Eq)]
@@ -327,6 +342,7 @@ impl ServiceSummary {
             stopped_tasks: stopped?,
             capacity: capacity?,
             autoscaling,
+            egress: view.egress,
         }))
     }
 }
