@@ -57,18 +57,21 @@ def main() -> int:
         fresh = parliament_shape(json.load(open(data_path)))
         parliament.iam_definition.clear()
         parliament.iam_definition.extend(fresh)
-    text = open(path).read()
-    for statement in json.loads(text)["Statement"]:
-        for action in statement["Action"]:
-            GRANTED.setdefault(action, set()).update(statement["Resource"])
-    policy = parliament.analyze_policy_string(text, path)
+    loaded = json.load(open(path))
+    # `policy --split` prints the documents to attach together: IAM unions them, as it does statements.
+    documents = loaded if isinstance(loaded, list) else [loaded]
+    for document in documents:
+        for statement in document["Statement"]:
+            for action in statement["Action"]:
+                GRANTED.setdefault(action, set()).update(statement["Resource"])
+    findings = [f for d in documents for f in parliament.analyze_policy_string(json.dumps(d), path).findings]
     # Every format missed per action, so that an alternative counts only when it matched.
-    for f in policy.findings:
+    for f in findings:
         if f.issue == "RESOURCE_MISMATCH":
             for d in f.detail:
                 MISSED.setdefault(d["action"], set()).add(d["required_format"])
     bad = 0
-    for f in policy.findings:
+    for f in findings:
         f = parliament.enhance_finding(f)
         if f.issue == "RESOURCE_MISMATCH":
             f.detail = [d for d in f.detail if not an_alternative_matched(d) and not granted_elsewhere(d)]

@@ -25,6 +25,7 @@ use crate::model::{Health, Indexed, Key, Kind, Shape, Sighting};
 use crate::report::{self, Report, Text};
 use crate::resources::certificate::CERTIFICATE;
 use crate::resources::cluster::{cluster_name, CLUSTER};
+use crate::resources::gateway_endpoints::{ENDPOINTS, S3_ENDPOINT};
 use crate::resources::listener_https::LISTENER_HTTPS;
 use crate::resources::load_balancer::{self, load_balancer_name, DNS_NAME, LISTENER_PORT, LOAD_BALANCER};
 use crate::resources::logs::LOG_GROUP;
@@ -124,6 +125,7 @@ pub fn permissions() -> Vec<Permission> {
         Permission::inspect("ec2:DescribeSubnets"),
         Permission::inspect("ec2:DescribeNatGateways"),
         Permission::inspect("ec2:DescribeAddresses"),
+        Permission::inspect("ec2:DescribeVpcEndpoints"),
         Permission::inspect("ecs:ListClusters"),
         Permission::inspect("ecs:DescribeClusters").on(access::arn("ecs", "cluster/*")),
         Permission::inspect("dynamodb:ListTables"),
@@ -172,7 +174,7 @@ const PARTS: &[Indexed] = &[PUBLIC_SUBNET, PRIVATE_SUBNET, NAT_GATEWAY, ELASTIC_
 async fn discover(setup: &Setup) -> Result<(BTreeMap<String, Found>, Vec<String>), CommandError> {
     let mut kinds: Vec<Kind> = ANCHORS.iter().map(|(k, _)| k.kind()).collect();
     kinds.extend(PARTS.iter().map(|f| f.kind()));
-    kinds.extend([LOG_GROUP.kind(), LISTENER_HTTPS.kind(), CERTIFICATE.kind()]);
+    kinds.extend([LOG_GROUP.kind(), LISTENER_HTTPS.kind(), CERTIFICATE.kind(), S3_ENDPOINT.kind()]);
     let sightings = resources::sightings(&setup.clients, &kinds).await?;
     let mut found: BTreeMap<String, Found> = BTreeMap::new();
     let mut warnings = vec![];
@@ -200,6 +202,9 @@ async fn discover(setup: &Setup) -> Result<(BTreeMap<String, Found>, Vec<String>
         let Some(f) = found.get_mut(stack) else { continue };
         if *resource == LISTENER_HTTPS.to_string() {
             f.parts.push(LISTENER_HTTPS);
+        } else if let Some(endpoint) = ENDPOINTS.iter().map(|(k, _)| *k).find(|k| *resource == k.to_string()) {
+            // The judged base has no NAT, so no private route tables to put endpoints on: found ones count.
+            f.parts.push(endpoint);
         } else if *resource == CERTIFICATE.to_string() && s.kind == CERTIFICATE.kind() {
             f.certificate = Some(s.id.clone());
         }
