@@ -409,11 +409,7 @@ async fn a_repaired_route_is_an_update_not_a_creation() {
 /// in place, through the realism layer (moto has no UpdateClusterSettings).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secure_defaults_are_set_drift_is_reported_and_the_config_turns_them_in_place() {
-    let emulator = Emulator::start();
-    let options =
-        RealismOptions { time_scale: 0.005, config: serde_json::json!({"iam_propagation_s": 0}), ..Default::default() };
-    let realism = Realism::start(&emulator, options);
-    let sdk = sdk_at(&realism.url(), "us-east-1").await;
+    let (_emulator, realism, sdk) = fast_realism().await;
     let cli = Cli::at(&realism.url());
     let plan = cli.run(&["--output", "json", "up", "--dry-run"]).ok().json();
     let costs = plan["costs"].to_string();
@@ -738,11 +734,7 @@ async fn a_table_key_change_follows_the_advice_onto_a_new_table_and_keeps_the_ol
 /// and repaired, and a second `up` a no-op. The other stack is left as it was.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn container_service_and_load_balancer_options_update_in_place() {
-    let emulator = Emulator::start();
-    let options =
-        RealismOptions { time_scale: 0.005, config: serde_json::json!({"iam_propagation_s": 0}), ..Default::default() };
-    let realism = Realism::start(&emulator, options);
-    let sdk = sdk_at(&realism.url(), "us-east-1").await;
+    let (_emulator, realism, sdk) = fast_realism().await;
     let other = Cli::at(&realism.url());
     other.write_config(&config_with(&[("name", "name = \"other\"")]));
     other.run(&["up", "--no-wait", "--yes"]).ok();
@@ -919,11 +911,7 @@ async fn container_service_and_load_balancer_options_update_in_place() {
 /// `down` leaves nothing, and another stack beside it is untouched throughout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nat_none_runs_the_tasks_public_and_switching_modes_builds_the_new_path_first() {
-    let emulator = Emulator::start();
-    let options =
-        RealismOptions { time_scale: 0.005, config: serde_json::json!({"iam_propagation_s": 0}), ..Default::default() };
-    let realism = Realism::start(&emulator, options);
-    let sdk = sdk_at(&realism.url(), "us-east-1").await;
+    let (_emulator, realism, sdk) = fast_realism().await;
     let other = Cli::at(&realism.url());
     other.write_config(&config_with(&[("name", "name = \"app-2\"")]));
     other.run(&["up", "--no-wait"]).ok();
@@ -1046,4 +1034,14 @@ async fn nat_none_runs_the_tasks_public_and_switching_modes_builds_the_new_path_
     cli.run(&["down", "--yes"]).ok();
     assert!(leftovers(&sdk, STACK).await.is_empty(), "{:?}", leftovers(&sdk, STACK).await);
     assert_exactly_one_of(&sdk, "app-2").await;
+}
+
+/// The emulator behind the realism layer at a fast time scale (IAM propagates at once), and an SDK on it.
+async fn fast_realism() -> (Emulator, Realism, Sdk) {
+    let emulator = Emulator::start();
+    let options =
+        RealismOptions { time_scale: 0.005, config: serde_json::json!({"iam_propagation_s": 0}), ..Default::default() };
+    let realism = Realism::start(&emulator, options);
+    let sdk = sdk_at(&realism.url(), "us-east-1").await;
+    (emulator, realism, sdk)
 }
