@@ -311,6 +311,18 @@ async fn switching_between_http_a_given_certificate_and_a_domain_is_an_update_in
     let first = cli.state().unwrap();
     let (lb, listener) = (id(&first, "load-balancer"), id(&first, "listener"));
 
+    // A given certificate beside a domain it does not cover: refused before any change, naming its names.
+    cli.write_config(&with_https(&[], &format!("certificate_arn = \"{given}\"\ndomain = \"www.example.com\"")));
+    let before = realism.calls().len();
+    let uncovered = cli.run(&["up", "--no-wait", "--yes"]);
+    assert_eq!(uncovered.code, 1, "{}", uncovered.stderr);
+    assert!(
+        uncovered.stderr.contains(&format!("does not cover https.domain www.example.com (it is for {DOMAIN})")),
+        "{}",
+        uncovered.stderr
+    );
+    assert!(mutating_calls(&realism.calls()[before..]).is_empty());
+
     // HTTP only -> a domain.
     cli.write_config(&with_https(&[], &format!("domain = \"{DOMAIN}\"")));
     let plan = cli.run(&["--output", "json", "up", "--dry-run"]).ok().json();
@@ -340,17 +352,18 @@ async fn switching_between_http_a_given_certificate_and_a_domain_is_an_update_in
     assert!(moved.stderr.contains("remove [https]"), "{}", moved.stderr);
     assert!(mutating_calls(&realism.calls()[before..]).is_empty());
 
-    // A domain -> a given certificate: what was requested for the domain goes.
-    cli.write_config(&with_https(&[], &format!("certificate_arn = \"{given}\"")));
+    // A domain -> the given certificate beside it, which covers it: what was requested for the domain
+    // goes, the alias record stays, pointing at the load balancer.
+    cli.write_config(&with_https(&[], &format!("certificate_arn = \"{given}\"\ndomain = \"{DOMAIN}\"")));
     let plan = cli.run(&["--output", "json", "up", "--dry-run"]).ok().json();
-    for key in ["certificate", "dns-validation-record", "dns-alias-record"] {
+    for key in ["certificate", "dns-validation-record"] {
         assert_eq!(action(&plan, key), "delete", "{key}");
     }
-    // The plan says what deleting the alias record does to the name.
-    let alias = row(&plan, "resources", "dns-alias-record")["detail"].as_str().unwrap().to_string();
-    assert!(alias.contains(&format!("{DOMAIN} stops resolving once it is deleted")), "{alias}");
+    assert_eq!(action(&plan, "dns-alias-record"), "unchanged");
     assert_eq!(action(&plan, "listener-https"), "update");
     assert!(changes(&plan, "listener-https").contains(&given), "{plan}");
+    let alias_before = records(&sdk, &zone).await.into_iter().filter(|r| r.1 == "A").collect::<Vec<_>>();
+    assert_eq!(alias_before.len(), 1, "{alias_before:?}");
     let before = realism.calls().len();
     let up = cli.run(&["--output", "json", "up", "--no-wait", "--yes"]);
     assert_eq!(up.code, 0, "{}\n{}", up.stdout, up.stderr);
@@ -360,14 +373,29 @@ async fn switching_between_http_a_given_certificate_and_a_domain_is_an_update_in
         "only the certificate's release may be waited for: {:#?}",
         refused(calls)
     );
-    let state = cli.state().unwrap();
     let (_, https) = listeners(&sdk, &lb).await;
     assert_eq!(https.unwrap().certificates()[0].certificate_arn(), Some(given.as_str()));
     assert!(!certificates(&sdk).await.contains(&requested), "the requested certificate is deleted");
-    assert!(records(&sdk, &zone).await.is_empty(), "{:?}", records(&sdk, &zone).await);
-    for gone in ["certificate", "dns-validation-record", "dns-alias-record"] {
+    assert_eq!(records(&sdk, &zone).await, alias_before, "the alias record alone is left, as it was");
+    assert_eq!(up.json()["outputs"]["url"], format!("https://{DOMAIN}"));
+    let state = cli.state().unwrap();
+    for gone in ["certificate", "dns-validation-record"] {
         assert!(state["resources"].get(gone).is_none(), "{gone} still recorded");
     }
+    assert!(state["resources"].get("dns-alias-record").is_some());
+
+    // The domain dropped: its record goes, and the plan says what that does and how to keep it.
+    cli.write_config(&with_https(&[], &format!("certificate_arn = \"{given}\"")));
+    let plan = cli.run(&["--output", "json", "up", "--dry-run"]).ok().json();
+    assert_eq!(action(&plan, "dns-alias-record"), "delete");
+    assert_eq!(action(&plan, "listener-https"), "unchanged");
+    let alias = row(&plan, "resources", "dns-alias-record")["detail"].as_str().unwrap().to_string();
+    assert!(alias.contains(&format!("{DOMAIN} stops resolving once it is deleted")), "{alias}");
+    assert!(alias.contains(&format!("keep https.domain = \"{DOMAIN}\" (beside https.certificate_arn")), "{alias}");
+    let up = cli.run(&["--output", "json", "up", "--no-wait", "--yes"]);
+    assert_eq!(up.code, 0, "{}\n{}", up.stdout, up.stderr);
+    assert!(records(&sdk, &zone).await.is_empty(), "{:?}", records(&sdk, &zone).await);
+    assert!(cli.state().unwrap()["resources"].get("dns-alias-record").is_none());
     assert_eq!(
         up.json()["outputs"]["url"],
         format!("https://{}", up.json()["outputs"]["alb_dns_name"].as_str().unwrap())

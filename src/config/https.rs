@@ -91,26 +91,17 @@ mod defaults {
 impl Config {
     /// `[https]`: one certificate source, a domain, a zone, a policy, and a listener port that is not 443.
     pub(super) fn validate_https(&self, https: &HttpsConfig, invalid: &Invalid) -> Result<(), ConfigError> {
-        match (&https.certificate_arn, &https.domain) {
-            (Some(arn), Some(domain)) => {
-                return Err(invalid(
-                    "https.certificate_arn",
-                    format!("{arn:?} and `https.domain` = {domain:?}"),
-                    "give exactly one: certificate_arn to use an existing certificate, or domain to have one \
-                     requested and validated through Route 53"
-                        .into(),
-                ))
-            }
-            (None, None) => {
-                return Err(invalid(
-                    "https",
-                    "a section without certificate_arn or domain".into(),
-                    "give exactly one of `https.certificate_arn` (an existing ACM certificate) or `https.domain` \
-                     (a certificate is requested and validated through Route 53)"
-                        .into(),
-                ))
-            }
-            _ => {}
+        // Both: the given certificate is served and the domain pointed at the load balancer (no
+        // certificate requested); the listener checks before any change that the certificate covers it.
+        if https.certificate_arn.is_none() && https.domain.is_none() {
+            return Err(invalid(
+                "https",
+                "a section without certificate_arn or domain".into(),
+                "give `https.certificate_arn` (an existing ACM certificate), `https.domain` (a certificate is \
+                 requested and validated through Route 53), or both (the given certificate, and the domain's \
+                 record in Route 53)"
+                    .into(),
+            ));
         }
         if let Some(arn) = &https.certificate_arn {
             check_certificate_arn(arn)

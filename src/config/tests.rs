@@ -321,10 +321,12 @@ fn https(section: &str) -> Result<Config, ConfigError> {
 }
 
 #[test]
-fn https_takes_exactly_one_of_certificate_arn_and_domain() {
+fn https_takes_certificate_arn_or_domain_or_both() {
     let arn = "arn:aws:acm:us-east-1:123456789012:certificate/0a1b2c3d-1111-2222-3333-444455556666";
-    let both = https(&format!("certificate_arn = \"{arn}\"\ndomain = \"api.example.com\"")).unwrap_err().to_string();
-    assert!(both.contains("https.certificate_arn") && both.contains("https.domain"), "{both}");
+    // Both: the given certificate, and the domain's alias record (no certificate requested).
+    let both = https(&format!("certificate_arn = \"{arn}\"\ndomain = \"api.example.com\"")).unwrap();
+    let both = both.https.unwrap();
+    assert_eq!((both.certificate_arn.as_deref(), both.domain.as_deref()), (Some(arn), Some("api.example.com")));
     let neither = https("redirect_http = false").unwrap_err().to_string();
     assert!(neither.contains("https.certificate_arn") && neither.contains("https.domain"), "{neither}");
     let c = https("domain = \"api.example.com\"").unwrap();

@@ -33,9 +33,11 @@ pub const MOVE_HTTPS: &str = "A certificate's domain and a record's zone cannot 
      [https] (or switch to certificate_arn) and run `up`, which deletes the certificate and records, then set the \
      new values and run `up` again";
 
-/// A certificate is requested for `https.domain`, or one is recorded that must be deleted.
+/// A certificate is requested for `https.domain` (unless `https.certificate_arn` gives one), or one
+/// is recorded that must be deleted.
 pub fn requested(shape: &Shape) -> bool {
-    shape.config().https.as_ref().is_some_and(|h| h.domain.is_some()) || shape.holds(CERTIFICATE)
+    shape.config().https.as_ref().is_some_and(|h| h.domain.is_some() && h.certificate_arn.is_none())
+        || shape.holds(CERTIFICATE)
 }
 
 /// The certificate requested for `https.domain`, first: validation takes minutes, beside the network.

@@ -45,22 +45,19 @@ const ALIAS_TYPE: Attr = Attr::new(ALIAS_RECORD, "type");
 const ALIAS_TARGET: Attr = Attr::new(ALIAS_RECORD, "target");
 const ALIAS_TARGET_ZONE: Attr = Attr::new(ALIAS_RECORD, "target_zone");
 
-/// The records go with a requested certificate, and stay in the graph while the state records
-/// them.
-fn present(shape: &Shape) -> bool {
-    certificate::requested(shape) || shape.holds_any(&[VALIDATION_RECORD, ALIAS_RECORD])
-}
-
-/// The certificate's validation record (after the certificate).
+/// The certificate's validation record (after the certificate): with a requested certificate, and
+/// while the state records it.
 pub fn validation(shape: &Shape, nodes: &mut Nodes) {
-    if present(shape) {
+    if certificate::requested(shape) || shape.holds(VALIDATION_RECORD) {
         nodes.managed(ValidationRecord);
     }
 }
 
-/// The alias record (after the HTTPS listener).
+/// The alias record (after the HTTPS listener): for `https.domain`, whichever certificate is
+/// served, and while the state records it.
 pub fn alias(shape: &Shape, nodes: &mut Nodes) {
-    if present(shape) {
+    let domain = shape.config().https.as_ref().is_some_and(|h| h.domain.is_some());
+    if domain || certificate::requested(shape) || shape.holds(ALIAS_RECORD) {
         nodes.managed(AliasRecord);
     }
 }
@@ -624,7 +621,8 @@ impl Managed for AliasRecord {
         let name = found.id.as_deref()?.trim_end_matches('.');
         Some(format!(
             "no longer in the config: {name} stops resolving once it is deleted (clients must use the load \
-             balancer's name); keep https.domain = \"{name}\" to keep it"
+             balancer's name); keep https.domain = \"{name}\" (beside https.certificate_arn, for a certificate \
+             that covers it) to keep it"
         ))
     }
 

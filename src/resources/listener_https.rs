@@ -93,14 +93,46 @@ async fn given_certificate_problem(ctx: &Scope<'_>, arn: &str) -> Result<Option<
             ctx.region
         )));
     }
+    let domain = ctx.config.https.as_ref().and_then(|h| h.domain.as_deref());
     Ok(match acm::describe(ctx, arn).await? {
         None => Some("ACM has no such certificate in this account".into()),
         Some(detail) => match detail.status().map(|s| s.as_str()) {
-            Some("ISSUED") => None,
+            Some("ISSUED") => match domain {
+                // `https.domain` beside it: its record points at a listener that must serve it.
+                Some(domain) if !covers(&detail, domain) => Some(format!(
+                    "it does not cover https.domain {domain} (it is for {}): browsers would refuse the name",
+                    names_of(&detail).join(", ")
+                )),
+                _ => None,
+            },
             other => {
                 Some(format!("it is {}: a listener needs an ISSUED certificate", other.unwrap_or("of unknown status")))
             }
         },
+    })
+}
+
+/// The names a certificate is for: its domain and its alternative names.
+fn names_of(detail: &aws_sdk_acm::types::CertificateDetail) -> Vec<String> {
+    let mut names: Vec<String> = detail.domain_name().into_iter().map(str::to_string).collect();
+    for name in detail.subject_alternative_names() {
+        if !names.contains(name) {
+            names.push(name.clone());
+        }
+    }
+    names
+}
+
+/// A certificate covers `domain` when one of its names is it, or a wildcard one label above it
+/// (`*.example.com` covers `api.example.com`, not `example.com` or `a.b.example.com`).
+fn covers(detail: &aws_sdk_acm::types::CertificateDetail, domain: &str) -> bool {
+    let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+    names_of(detail).iter().any(|name| {
+        let name = name.to_ascii_lowercase();
+        match name.strip_prefix("*.") {
+            Some(parent) => domain.split_once('.').is_some_and(|(label, rest)| !label.is_empty() && rest == parent),
+            None => name == domain,
+        }
     })
 }
 
@@ -395,5 +427,38 @@ mod tests {
         assert!(!assess("ISSUED", Some(200), false, false).1, "no listener yet: nothing to serve it");
         let (w, problem) = assess("PENDING_VALIDATION", None, false, false);
         assert!(!problem && w[0].contains("validating"), "{w:?}");
+    }
+
+    #[test]
+    fn a_given_certificate_covers_its_names_and_one_label_under_a_wildcard() {
+        let detail = aws_sdk_acm::types::CertificateDetail::builder()
+            .domain_name("api.example.com")
+            .subject_alternative_names("*.shop.example.com")
+            .subject_alternative_names("api.example.com")
+            .build();
+        assert_eq!(names_of(&detail), ["api.example.com", "*.shop.example.com"]);
+        assert!(covers(&detail, "api.example.com") && covers(&detail, "API.example.com."));
+        assert!(covers(&detail, "eu.shop.example.com"));
+        for not in ["shop.example.com", "a.eu.shop.example.com", "www.example.com", "example.com"] {
+            assert!(!covers(&detail, not), "{not}");
+        }
+    }
+
+    #[test]
+    fn with_a_given_certificate_and_a_domain_only_the_alias_record_is_made() {
+        use crate::config::{Config, DEFAULT_TOML};
+        use crate::model::Shape;
+        use crate::resources::certificate::CERTIFICATE;
+        use crate::resources::dns::{ALIAS_RECORD, VALIDATION_RECORD};
+        let arn = "arn:aws:acm:us-east-1:123456789012:certificate/0a1b2c3d-1111-2222-3333-444455556666";
+        let https = |section: &str| Config::parse("t", &format!("{DEFAULT_TOML}\n[https]\n{section}\n")).unwrap();
+        let has = |c: &Config, key: Key| crate::resources::stack(&Shape::of(c)).unwrap().get(key).is_some();
+        let both = https(&format!("certificate_arn = \"{arn}\"\ndomain = \"api.example.com\""));
+        assert!(has(&both, ALIAS_RECORD) && has(&both, LISTENER_HTTPS));
+        assert!(!has(&both, CERTIFICATE) && !has(&both, VALIDATION_RECORD), "nothing requested");
+        let given = https(&format!("certificate_arn = \"{arn}\""));
+        assert!(!has(&given, ALIAS_RECORD) && !has(&given, CERTIFICATE));
+        let domain = https("domain = \"api.example.com\"");
+        assert!(has(&domain, ALIAS_RECORD) && has(&domain, CERTIFICATE) && has(&domain, VALIDATION_RECORD));
     }
 }
