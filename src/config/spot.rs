@@ -9,7 +9,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Config, ConfigError, CpuArchitecture, Invalid};
+use super::{Config, ConfigError, Invalid};
 
 /// The capacity providers ECS offers every cluster for Fargate.
 pub const ON_DEMAND_PROVIDER: &str = "FARGATE";
@@ -119,14 +119,6 @@ impl Config {
                 format!("must be at most {key} ({fewest}): the base is how many of the service's tasks stay on-demand"),
             ));
         }
-        if self.service.cpu_architecture == CpuArchitecture::Arm64 {
-            return Err(invalid(
-                "service.spot",
-                format!("{{ base = {}, weight = {} }}", spot.base, spot.weight),
-                "Fargate Spot runs X86_64 tasks only: set service.cpu_architecture = \"X86_64\" or leave `spot` out"
-                    .into(),
-            ));
-        }
         Ok(())
     }
 }
@@ -180,7 +172,6 @@ mod tests {
                 "service.spot.base",
                 "autoscaling.min_count (1)",
             ),
-            ("spot = { weight = 1 }\nARM", "", "service.spot", "X86_64 tasks only"),
             ("spot = { wieght = 1 }", "", "wieght", ""),
         ];
         for (service, tail, key, why) in cases {

@@ -646,9 +646,12 @@ fn wanted_desired_count(ctx: &Scope<'_>, have: u32) -> u32 {
     }
 }
 
-/// Price table keys of Fargate Spot (x86_64 only: Spot runs no ARM64 task).
+/// Price table keys of Fargate Spot (FARGATE_SPOT runs x86_64 tasks, and ARM64 ones on platform
+/// version 1.4.0, which is LATEST).
 pub const FARGATE_SPOT_VCPU: &str = "fargate:spot-vcpu-hour:x86_64";
 pub const FARGATE_SPOT_MEMORY: &str = "fargate:spot-gb-hour:x86_64";
+pub const FARGATE_SPOT_VCPU_ARM64: &str = "fargate:spot-vcpu-hour:arm64";
+pub const FARGATE_SPOT_MEMORY_ARM64: &str = "fargate:spot-gb-hour:arm64";
 
 /// The service's Fargate vCPU and memory hours, on-demand and (with `spot`) on Spot.
 /// How many tasks run: the config's count, or `[autoscaling]`'s range.
@@ -673,9 +676,17 @@ fn fargate_charges(config: &Config) -> Vec<Charge> {
         min: tasks.min * size as f64 / 1024.0,
         max: tasks.max * size as f64 / 1024.0,
     };
-    let (vcpu, memory, arch) = match service.cpu_architecture {
-        CpuArchitecture::X86_64 => (items::FARGATE_VCPU_X86, items::FARGATE_MEMORY_X86, "x86_64"),
-        CpuArchitecture::Arm64 => (items::FARGATE_VCPU_ARM64, items::FARGATE_MEMORY_ARM64, "arm64"),
+    let (vcpu, memory, spot_vcpu, spot_memory, arch) = match service.cpu_architecture {
+        CpuArchitecture::X86_64 => {
+            (items::FARGATE_VCPU_X86, items::FARGATE_MEMORY_X86, FARGATE_SPOT_VCPU, FARGATE_SPOT_MEMORY, "x86_64")
+        }
+        CpuArchitecture::Arm64 => (
+            items::FARGATE_VCPU_ARM64,
+            items::FARGATE_MEMORY_ARM64,
+            FARGATE_SPOT_VCPU_ARM64,
+            FARGATE_SPOT_MEMORY_ARM64,
+            "arm64",
+        ),
     };
     let mut charges = vec![
         Charge::running(vcpu, Unit::VcpuHour, per_task(on_demand, service.cpu), format!("Fargate vCPU ({arch})")),
@@ -684,13 +695,13 @@ fn fargate_charges(config: &Config) -> Vec<Charge> {
     if let Some(spot) = spot {
         const ESTIMATE: &str = "estimate: Spot prices vary";
         charges.push(Charge::running(
-            FARGATE_SPOT_VCPU,
+            spot_vcpu,
             Unit::VcpuHour,
             per_task(spot, service.cpu),
             format!("Fargate Spot vCPU ({arch}, {ESTIMATE})"),
         ));
         charges.push(Charge::running(
-            FARGATE_SPOT_MEMORY,
+            spot_memory,
             Unit::GbHour,
             per_task(spot, service.memory),
             format!("Fargate Spot memory ({arch}, {ESTIMATE})"),
@@ -916,5 +927,15 @@ mod tests {
         let charges = fargate_charges(&config);
         assert_eq!(charges[0].quantity, Some(Quantity { min: 0.25, max: 0.75 }));
         assert_eq!(charges[2].quantity, Some(Quantity { min: 0.0, max: 1.5 }));
+        // ARM64: Graviton on-demand and Spot, the Spot share at its (derived) Spot price.
+        config.autoscaling = None;
+        config.service.cpu_architecture = CpuArchitecture::Arm64;
+        let charges = fargate_charges(&config);
+        assert_eq!((charges[2].item, charges[3].item), (FARGATE_SPOT_VCPU_ARM64, FARGATE_SPOT_MEMORY_ARM64));
+        assert!(charges[2].what.contains("arm64, estimate"), "{}", charges[2].what);
+        let arm: f64 = 730.0 * (2.0 * (0.25 * 0.03238 + 0.5 * 0.00356) + 3.0 * (0.25 * 0.01067242 + 0.5 * 0.00117323));
+        for region in ["us-east-1", "us-east-2", "us-west-2"] {
+            assert_eq!(monthly(&config, region).0, (arm * 100.0).round() / 100.0, "{region}");
+        }
     }
 }
