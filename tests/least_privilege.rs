@@ -145,8 +145,10 @@ fn each_action_removed_stops_the_run_that_needs_it_before_any_change() {
     const NOT_NEEDED: &[(&str, &str)] = &[
         ("acm:DescribeCertificate", "a state that records a certificate the config no longer has"),
         ("application-autoscaling:DeleteScalingPolicy", "a state that records autoscaling the config dropped"),
-        ("application-autoscaling:DeregisterScalableTarget", "the same"),
+        ("application-autoscaling:DeleteScheduledAction", "a state that records a schedule the config dropped"),
+        ("application-autoscaling:DeregisterScalableTarget", "the same as DeleteScalingPolicy"),
         ("application-autoscaling:DescribeScalingPolicies", "the same"),
+        ("application-autoscaling:DescribeScheduledActions", "the same as DeleteScheduledAction"),
         ("application-autoscaling:ListTagsForResource", "the same"),
         ("cloudwatch:DeleteAlarms", "the same (a target tracking policy's alarms)"),
         ("ecs:ListClusters", "`down --name` or adoption without a state: finding the cluster by tag"),

@@ -14,6 +14,7 @@ use crate::graph::Graph;
 use crate::model::{Health, Key, Shape, RETAINED};
 use crate::report::{self, Report, Text};
 use crate::resources::listener_https::{self, CertificateSummary};
+use crate::resources::schedule::{self, NextChange, SCHEDULED_ACTIONS};
 use crate::resources::service::status::ServiceSummary;
 use crate::resources::task_definition::image;
 use crate::resources::{self, autoscaling};
@@ -97,6 +98,9 @@ pub struct StatusReport {
     pub resources: Vec<ResourceRow>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub service: Option<ServiceSummary>,
+    /// The next change `[[autoscaling.schedule]]` makes to the range, as AWS has the actions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_scheduled_change: Option<NextChange>,
     /// The certificate the HTTPS listener serves (requested or given), with [https].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub certificate: Option<CertificateSummary>,
@@ -147,6 +151,12 @@ impl Report for StatusReport {
             text.line(String::new());
             render_service(s, text);
         }
+        if let Some(next) = &self.next_scheduled_change {
+            text.line(format!(
+                "  next scheduled change: {} {} ({}), autoscaling.schedule {:?}: min {}, max {}",
+                next.local, next.timezone, next.at, next.name, next.min_count, next.max_count
+            ));
+        }
         if let Some(c) = &self.certificate {
             text.line(String::new());
             let expiry = match (&c.not_after, c.days_left) {
@@ -178,16 +188,18 @@ impl Report for StatusReport {
 }
 
 /// The service's and the certificate's parts of `status`.
-async fn summaries(
-    ctx: &Ctx,
-    rows: &[ResourceRow],
-    events: usize,
-) -> Result<(Option<ServiceSummary>, Option<CertificateSummary>), CommandError> {
+type Summaries = (Option<ServiceSummary>, Option<CertificateSummary>, Option<NextChange>);
+
+async fn summaries(ctx: &Ctx, rows: &[ResourceRow], events: usize) -> Result<Summaries, CommandError> {
     let view = ctx.scope();
     let found = |key: Key| rows.iter().any(|r| r.name == key && r.status != Health::Missing);
     let range = autoscaling::range(&view, &found);
-    let service = ServiceSummary::of(&view, events, STOPPED_TASKS, range).await?;
-    Ok((service, listener_https::summary(&view).await?))
+    let (service, certificate, next) = tokio::try_join!(
+        ServiceSummary::of(&view, events, STOPPED_TASKS, range),
+        listener_https::summary(&view),
+        schedule::next_scheduled_change(&view, found(SCHEDULED_ACTIONS)),
+    )?;
+    Ok((service, certificate, next))
 }
 
 pub fn render_rows(text: &mut Text, rows: &[ResourceRow]) {
@@ -257,7 +269,8 @@ pub async fn status(setup: &Setup, events: usize) -> Result<StatusReport, Comman
     if !tracked {
         rows.retain(|r| r.status != Health::Missing);
     }
-    let (service, certificate) = if retained { (None, None) } else { summaries(&ctx, &rows, events).await? };
+    let (service, certificate, next_scheduled_change) =
+        if retained { (None, None, None) } else { summaries(&ctx, &rows, events).await? };
     let (state, hint) = if retained {
         let kept: Vec<String> = graph
             .resources()
@@ -304,6 +317,7 @@ pub async fn status(setup: &Setup, events: usize) -> Result<StatusReport, Comman
         outputs: Outputs::of(&ctx),
         resources: rows,
         service,
+        next_scheduled_change,
         certificate,
         hint,
         lock,

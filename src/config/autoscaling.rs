@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Config, ConfigError, Invalid};
+use super::{Config, ConfigError, Invalid, ScheduleEntry};
 
 /// Most tasks `[autoscaling]` may scale the service to: fargate-stack's own cap, so that a runaway
 /// metric cannot outgrow the account's Fargate vCPU quota or the bill (see the README).
@@ -24,12 +24,17 @@ pub struct AutoscalingConfig {
     pub scale_in_cooldown_seconds: u32,
     #[serde(default = "defaults::scale_out_cooldown")]
     pub scale_out_cooldown_seconds: u32,
+    /// `[[autoscaling.schedule]]`: scheduled changes of the range (see `schedule`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub schedule: Vec<ScheduleEntry>,
 }
 
 impl AutoscalingConfig {
-    /// The nearest count inside `[min_count, max_count]`.
+    /// The nearest count inside `[min_count, max_count]`, widened by the scheduled ranges (the
+    /// desired count is whatever the autoscaler chose in the range the last entry set).
     pub fn clamp(&self, count: u32) -> u32 {
-        count.clamp(self.min_count, self.max_count)
+        let (lo, hi) = self.bounds();
+        count.clamp(lo, hi)
     }
 
     pub fn contains(&self, count: u32) -> bool {
@@ -105,7 +110,10 @@ impl Config {
     pub(super) fn validate_autoscaling(&self, invalid: &Invalid) -> Result<(), ConfigError> {
         match &self.autoscaling {
             Some(scaling) => {
-                scaling.validate(self.service.desired_count).map_err(|(key, value, reason)| invalid(key, value, reason))
+                scaling
+                    .validate(self.service.desired_count)
+                    .map_err(|(key, value, reason)| invalid(key, value, reason))?;
+                scaling.validate_schedule().map_err(|(key, value, reason)| invalid(&key, value, reason))
             }
             None => Ok(()),
         }

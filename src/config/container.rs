@@ -163,7 +163,8 @@ impl Config {
             ));
         }
         let (low, high) = match &self.autoscaling {
-            Some(scaling) => (scaling.min_count, scaling.max_count),
+            // Every count a scheduled range allows too (0 tasks have nothing to deploy).
+            Some(scaling) => (scaling.bounds().0.max(1), scaling.bounds().1),
             None => (svc.desired_count, svc.desired_count),
         };
         if let Some(stuck) = (low..=high).find(|n| !rolling_deployment_moves(*n, minimum, maximum)) {

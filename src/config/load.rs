@@ -72,8 +72,15 @@ fn header(line: &str) -> Option<String> {
 pub(super) fn line_of(text: &str, key: &str) -> usize {
     let mut section = String::new();
     let mut section_line = None;
+    // `[[autoscaling.schedule]]` entries, counted from 1: `autoscaling.schedule[2].cron`.
+    let mut entries: std::collections::HashMap<String, usize> = Default::default();
     for (n, line) in text.lines().enumerate() {
-        if let Some(h) = header(line) {
+        let entry = line.trim().strip_prefix("[[").and_then(|l| l.strip_suffix("]]")).map(|name| {
+            let count = entries.entry(name.trim().to_string()).or_default();
+            *count += 1;
+            format!("{}[{count}]", name.trim())
+        });
+        if let Some(h) = entry.or_else(|| header(line)) {
             if h == key || key.starts_with(&format!("{h}.")) && section_line.is_none() {
                 section_line = Some(n + 1);
             }

@@ -11,6 +11,7 @@ mod load;
 mod load_balancer;
 mod logs;
 mod network;
+mod schedule;
 mod secrets;
 mod service;
 mod spot;
@@ -31,6 +32,7 @@ pub use load::{ConfigSource, BUILT_IN};
 pub use load_balancer::{check_bucket_name, AccessLogs, GivenBucket, LoadBalancerConfig};
 pub use logs::{LogMode, LogsConfig, AUDIT_RETENTION_DAYS, LOG_RETENTION_DAYS};
 pub use network::{NatMode, NetworkConfig, SubnetPlan, TaskEgress, MAX_AZS};
+pub use schedule::{next_change, Recurrence, ScheduleEntry, MAX_SCHEDULE_NAME};
 pub use secrets::{SecretSource, MAX_SECRETS};
 pub use service::{validate_image, CpuArchitecture, ServiceConfig, TABLE_ENV_VAR};
 pub use spot::{describe_strategy, Split, SpotConfig, StrategyItem, ON_DEMAND_PROVIDER, SPOT_PROVIDER};
@@ -89,10 +91,11 @@ pub struct Config {
 }
 
 /// Builds the error for a key: (key, value as written, what is allowed).
-type Invalid<'a> = dyn Fn(&'static str, String, String) -> ConfigError + 'a;
+type Invalid<'a> = dyn Fn(&str, String, String) -> ConfigError + 'a;
 
 impl Config {
     pub fn parse(origin: &str, text: &str) -> Result<Config, ConfigError> {
+        schedule::check_range_given(origin, text)?;
         let config: Config = toml::from_str(text).map_err(|e| load::syntax_error(origin, text, &e))?;
         config.validate(origin, Some(text))?;
         Ok(config)
@@ -100,7 +103,7 @@ impl Config {
 
     /// `text`: the config as written, to give each error the line of its key.
     fn validate(&self, origin: &str, text: Option<&str>) -> Result<(), ConfigError> {
-        let invalid = |key: &'static str, value: String, reason: String| ConfigError::At {
+        let invalid = |key: &str, value: String, reason: String| ConfigError::At {
             origin: origin.to_string(),
             line: text.map(|t| load::line_of(t, key)),
             key: key.to_string(),

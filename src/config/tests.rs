@@ -653,3 +653,29 @@ fn the_readme_and_the_default_config_name_the_same_keys() {
         assert!(keys_named(DEFAULT_TOML).contains(key), "{key}");
     }
 }
+
+#[test]
+fn a_schedule_is_checked_before_any_aws_call() {
+    let scaled = |schedule: &str| format!("{DEFAULT_TOML}\n[autoscaling]\nmin_count = 2\nmax_count = 4\n{schedule}");
+    let night = "[[autoscaling.schedule]]\nname = \"night\"\ncron = \"0 20 ? * MON-FRI *\"\nmin_count = 0\nmax_count = 0\ntimezone = \"Europe/Berlin\"\n";
+    let config = Config::parse("t.toml", &scaled(night)).unwrap();
+    let schedule = &config.autoscaling.as_ref().unwrap().schedule;
+    assert_eq!((schedule.len(), schedule[0].expression().as_str()), (1, "cron(0 20 ? * MON-FRI *)"));
+    let bad = Config::parse("t.toml", &scaled(&night.replace("MON-FRI *", "MON-FRI"))).unwrap_err().to_string();
+    assert!(bad.contains("autoscaling.schedule[1].cron: \"0 20 ? * MON-FRI\": has 5 fields"), "{bad}");
+    let twice = format!("{night}{}", night.replace("min_count = 0", "min_count = 1"));
+    let bad = Config::parse("t.toml", &scaled(&twice)).unwrap_err().to_string();
+    assert!(bad.contains("autoscaling.schedule[2].name: \"night\": is the name of an earlier entry"), "{bad}");
+    let bad = Config::parse("t.toml", &scaled(&night.replace("Europe/Berlin", "CET+1"))).unwrap_err().to_string();
+    assert!(bad.contains("autoscaling.schedule[1].timezone"), "{bad}");
+    // Without [autoscaling]'s range there is no target to schedule.
+    let alone = format!("{DEFAULT_TOML}\n{night}");
+    let bad = Config::parse("t.toml", &alone).unwrap_err().to_string();
+    assert!(bad.contains("autoscaling.schedule: needs [autoscaling] with min_count and max_count"), "{bad}");
+    let line = DEFAULT_TOML.lines().count() + 2;
+    assert!(bad.starts_with(&format!("t.toml:{line}:")), "the entry's header: {bad}");
+    // An entry's key is found at its line.
+    let bad = Config::parse("t.toml", &scaled(&twice)).unwrap_err().to_string();
+    let second = scaled(&twice).lines().position(|l| l == "[[autoscaling.schedule]]").unwrap() + 7;
+    assert!(bad.starts_with(&format!("t.toml:{}:", second + 1)), "{bad}");
+}

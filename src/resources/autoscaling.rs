@@ -64,8 +64,8 @@ pub fn declare(shape: &Shape, nodes: &mut Nodes) {
     }
 }
 
-const NAMESPACE: ServiceNamespace = ServiceNamespace::Ecs;
-const DIMENSION: ScalableDimension = ScalableDimension::EcsServiceDesiredCount;
+pub const NAMESPACE: ServiceNamespace = ServiceNamespace::Ecs;
+pub const DIMENSION: ScalableDimension = ScalableDimension::EcsServiceDesiredCount;
 
 /// `service/<cluster>/<service>`: the service as Application Auto Scaling names it.
 pub fn resource_id(ctx: &Scope<'_>) -> String {
@@ -83,7 +83,7 @@ pub fn range(ctx: &Scope<'_>, found: &dyn Fn(Key) -> bool) -> Option<ScalingRang
 }
 
 /// The stack of a service's resource ID, `service/<stack>-cluster/<stack>-service`.
-fn stack_of(resource_id: &str) -> Option<String> {
+pub fn stack_of(resource_id: &str) -> Option<String> {
     let (_, service) = resource_id.strip_prefix("service/")?.split_once('/')?;
     made_for(service, service_name)
 }
@@ -395,9 +395,16 @@ impl Managed for ScalableTarget {
             return Ok(vec![Changed::new(TargetField::Removed, from, "absent (`up` deregisters the service)", false)]);
         };
         let mut diff = Diff::new();
-        diff.field(TargetField::MinCount, &live.min.to_string(), &want.min_count.to_string())
-            .field(TargetField::MaxCount, &live.max.to_string(), &want.max_count.to_string())
-            .field(TargetField::Suspended, live.suspended().as_str(), "none");
+        // A range a scheduled entry set (0..=0 at night) is the schedule's doing, not drift.
+        let scheduled = live.min >= 0 && live.max >= 0 && want.is_configured_range(live.min as u32, live.max as u32);
+        if !scheduled {
+            diff.field(TargetField::MinCount, &live.min.to_string(), &want.min_count.to_string()).field(
+                TargetField::MaxCount,
+                &live.max.to_string(),
+                &want.max_count.to_string(),
+            );
+        }
+        diff.field(TargetField::Suspended, live.suspended().as_str(), "none");
         Ok(diff.into_changes())
     }
 

@@ -428,3 +428,31 @@ fn the_bill_follows_the_nat_mode() {
     let tasks = scaled.items.iter().find(|i| i.what.contains("of the tasks")).unwrap();
     assert_eq!((tasks.quantity, tasks.quantity_max), (2.0, Some(6.0)));
 }
+
+/// The README's scale-to-zero line: the default stack with `[autoscaling]` at its two tasks, at 0
+/// on weeknights (20:00 to 07:00) and at weekends, bills its tasks for 65 of every 168 hours.
+#[test]
+fn a_nightly_and_weekend_scale_to_zero_bills_the_tasks_hours_under_the_schedule() {
+    use crate::bill::{Cost, Prices};
+    let prices = Prices::for_region("us-east-1").unwrap();
+    let bill = |schedule: &str| {
+        let text = format!("{DEFAULT_TOML}\n[autoscaling]\nmin_count = 2\nmax_count = 2\n{schedule}");
+        let config = Config::parse("t", &text).unwrap();
+        Cost::of(&stack(&Shape::of(&config)).unwrap().bill(&config), &prices, None).unwrap()
+    };
+    let always = bill("");
+    assert!((always.monthly_total - 78.45).abs() < 0.011, "78.25 and the CPU policy's two alarms: {always:#?}");
+    let office = bill(
+        "[[autoscaling.schedule]]\nname = \"night\"\ncron = \"0 20 ? * MON-FRI *\"\nmin_count = 0\nmax_count = 0\n\
+         [[autoscaling.schedule]]\nname = \"morning\"\ncron = \"0 7 ? * MON-FRI *\"\nmin_count = 2\nmax_count = 2\n",
+    );
+    let tasks =
+        |cost: &Cost| -> f64 { cost.items.iter().filter(|i| i.what.starts_with("Fargate")).map(|i| i.monthly).sum() };
+    assert!((tasks(&always) - 18.02).abs() < 0.011, "{always:#?}");
+    // 2027 has 261 weekdays of 13 hours: 3393 of its 8760 hours.
+    let share = 261.0 * 13.0 / 8760.0;
+    assert!((tasks(&office) - 18.02 * share).abs() < 0.02, "{} vs {}", tasks(&office), 18.02 * share);
+    assert!((office.monthly_total - 67.40).abs() < 0.011, "{office:#?}");
+    assert_eq!(office.monthly_total_max, None, "min and max are the same under every entry");
+    assert!(office.items.iter().any(|i| i.what.contains("estimate under autoscaling.schedule")), "{office:#?}");
+}

@@ -20,6 +20,7 @@ pub mod load_balancer;
 pub mod logs;
 pub mod network;
 pub mod outputs;
+pub mod schedule;
 pub mod secrets;
 pub mod security;
 pub mod service;
@@ -95,6 +96,7 @@ const STACK: &[Declare] = &[
     listener_https::declare,
     dns::alias,
     autoscaling::declare,
+    schedule::declare,
     load_balancer::active,
     service::healthy,
 ];

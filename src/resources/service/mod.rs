@@ -655,10 +655,22 @@ pub const FARGATE_SPOT_MEMORY_ARM64: &str = "fargate:spot-gb-hour:arm64";
 
 /// The service's Fargate vCPU and memory hours, on-demand and (with `spot`) on Spot.
 /// How many tasks run: the config's count, or `[autoscaling]`'s range.
+/// With `[[autoscaling.schedule]]`, the ranges' time-weighted average over a year of the schedule.
 fn task_count(config: &Config) -> Quantity {
     match &config.autoscaling {
-        Some(scaling) => Quantity { min: scaling.min_count as f64, max: scaling.max_count as f64 },
+        Some(scaling) => match scaling.weighted_counts() {
+            Some((min, max)) => Quantity { min, max },
+            None => Quantity { min: scaling.min_count as f64, max: scaling.max_count as f64 },
+        },
         None => Quantity::fixed(config.service.desired_count as f64),
+    }
+}
+
+/// What the Fargate lines add to their name under a schedule: their hours are an estimate.
+fn scheduled_note(config: &Config) -> &'static str {
+    match &config.autoscaling {
+        Some(scaling) if !scaling.schedule.is_empty() => ", estimate under autoscaling.schedule",
+        _ => "",
     }
 }
 
@@ -688,23 +700,34 @@ fn fargate_charges(config: &Config) -> Vec<Charge> {
             "arm64",
         ),
     };
+    let scheduled = scheduled_note(config);
     let mut charges = vec![
-        Charge::running(vcpu, Unit::VcpuHour, per_task(on_demand, service.cpu), format!("Fargate vCPU ({arch})")),
-        Charge::running(memory, Unit::GbHour, per_task(on_demand, service.memory), format!("Fargate memory ({arch})")),
+        Charge::running(
+            vcpu,
+            Unit::VcpuHour,
+            per_task(on_demand, service.cpu),
+            format!("Fargate vCPU ({arch}{scheduled})"),
+        ),
+        Charge::running(
+            memory,
+            Unit::GbHour,
+            per_task(on_demand, service.memory),
+            format!("Fargate memory ({arch}{scheduled})"),
+        ),
     ];
     if let Some(spot) = spot {
-        const ESTIMATE: &str = "estimate: Spot prices vary";
+        let estimate = format!("estimate: Spot prices vary{scheduled}");
         charges.push(Charge::running(
             spot_vcpu,
             Unit::VcpuHour,
             per_task(spot, service.cpu),
-            format!("Fargate Spot vCPU ({arch}, {ESTIMATE})"),
+            format!("Fargate Spot vCPU ({arch}, {estimate})"),
         ));
         charges.push(Charge::running(
             spot_memory,
             Unit::GbHour,
             per_task(spot, service.memory),
-            format!("Fargate Spot memory ({arch}, {ESTIMATE})"),
+            format!("Fargate Spot memory ({arch}, {estimate})"),
         ));
     }
     charges
@@ -755,7 +778,7 @@ fn provider_name(name: &str) -> &'static str {
 
 /// How a desired count change reads: against the config's count, or the autoscaling range.
 fn desired_count_field(ctx: &Scope<'_>) -> ServiceField {
-    ServiceField::DesiredCount { range: ctx.config.autoscaling.as_ref().map(|s| (s.min_count, s.max_count)) }
+    ServiceField::DesiredCount { range: ctx.config.autoscaling.as_ref().map(|s| s.bounds()) }
 }
 
 /// Point the service at a task definition revision (`force`: start new tasks even if it is the
@@ -923,6 +946,7 @@ mod tests {
             requests_per_target: None,
             scale_in_cooldown_seconds: 300,
             scale_out_cooldown_seconds: 60,
+            schedule: vec![],
         });
         let charges = fargate_charges(&config);
         assert_eq!(charges[0].quantity, Some(Quantity { min: 0.25, max: 0.75 }));
