@@ -4,7 +4,8 @@
 
 mod common;
 
-use std::time::Instant;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
 
 use aws_sdk_applicationautoscaling::types::{
     ScalableDimension, ScalableTargetAction, ScheduledAction, ServiceNamespace,
@@ -90,9 +91,21 @@ async fn a_schedule_is_made_shown_repaired_narrowed_and_torn_down() {
     let text = cli.run(&["up", "--dry-run"]).ok().stdout;
     assert!(text.contains("estimate under autoscaling.schedule"), "{text}");
 
-    cli.run(&["up", "--yes"]).ok();
-    other.run(&["up", "--yes"]).ok();
+    // Killed once AWS made the first action (before the state records any): the next `up` adopts it
+    // by its name under the stack's target and puts the other.
+    realism.freeze_at("PutScheduledAction");
+    let mut child = cli.command(&["up", "--yes"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    assert_eq!(realism.wait_frozen(Duration::from_secs(60)).as_deref(), Some("PutScheduledAction"));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    realism.thaw();
     let (night, morning) = (format!("{STACK}-schedule-night"), format!("{STACK}-schedule-morning"));
+    assert_eq!(actions(&sdk, STACK).await.len(), 1, "one made before the kill");
+    assert!(cli.state().unwrap()["resources"].get("scheduled-actions").is_none(), "and not recorded");
+    let resumed = cli.run(&["--output", "json", "up", "--yes"]).ok().json();
+    let step = resumed["steps"].as_array().unwrap().iter().find(|r| r["name"] == "scheduled-actions").unwrap();
+    assert_eq!(step["outcome"], "updated", "{step}");
+    other.run(&["up", "--yes"]).ok();
     let mine =
         vec![action(&morning, "cron(0 7 ? * MON-FRI *)", 2, 4), action(&night, "cron(0 20 ? * MON-FRI *)", 0, 0)];
     assert_eq!(actions(&sdk, STACK).await, mine, "as read back from Application Auto Scaling");

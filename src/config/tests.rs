@@ -426,6 +426,8 @@ fn the_documented_autoscaling_section_is_valid() {
     assert!(section.starts_with("[autoscaling]"), "config/default.toml documents [autoscaling] last");
     let scaling = Config::parse("t", &format!("{DEFAULT_TOML}\n{section}\n")).unwrap().autoscaling.unwrap();
     assert_eq!((scaling.min_count, scaling.max_count, scaling.requests_per_target), (2, 10, Some(1000)));
+    let names: Vec<&str> = scaling.schedule.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(names, ["night", "morning"], "the documented schedule");
 }
 
 #[test]

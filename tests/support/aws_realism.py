@@ -3507,6 +3507,20 @@ class Realism:
                                                     f"resource ID: {key[1]}, scalable dimension: {key[2]}")
         return None
 
+    def pre_aas_DeleteScheduledAction(self, ctx: Ctx):
+        """AWS: deleting an action that does not exist is ObjectNotFoundException (moto says nothing)."""
+        req = ctx.json
+        key = self.aas_key(req)
+        found = self.call_json(ctx, "application-autoscaling", "DescribeScheduledActions",
+                               {"ServiceNamespace": key[0], "ResourceId": key[1], "ScalableDimension": key[2],
+                                "ScheduledActionNames": [req.get("ScheduledActionName")]})
+        if not any(a.get("ScheduledActionName") == req.get("ScheduledActionName") and self.aas_key(a) == key
+                   for a in found.get("ScheduledActions") or []):
+            raise Reject("ObjectNotFoundException", f"No scheduled action found for service namespace: {key[0]}, "
+                                                    f"resource ID: {key[1]}, scalable dimension: {key[2]}, "
+                                                    f"scheduled action name: {req.get('ScheduledActionName')}")
+        return None
+
     def _aas_not_found(self, ctx: Ctx, resp: Response):
         """moto says ValidationException where AWS says ObjectNotFoundException."""
         text = resp.body.decode("utf-8", "replace")

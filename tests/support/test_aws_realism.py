@@ -1619,6 +1619,15 @@ class AutoScalingTests(unittest.TestCase):
         self.assertEqual(code_of(aas.put_scaling_policy, **req(alb.lb.split(":loadbalancer/")[1] + "/" + lonely.split(":")[-1])), "ValidationException")
         aas.put_scaling_policy(**req(label))
         self.assertEqual([p["PolicyName"] for p in aas.describe_scaling_policies(ServiceNamespace="ecs", ResourceId=rid, PolicyNames=["cpu"])["ScalingPolicies"]], ["cpu"])
+        # scheduled actions keep their time zone and range; deleting one that is not there is ObjectNotFoundException
+        night = dict(ScheduledActionName="night", Schedule="cron(0 20 ? * MON-FRI *)", Timezone="Europe/Berlin",
+                     ScalableTargetAction={"MinCapacity": 0, "MaxCapacity": 0}, **self.target(rid))
+        aas.put_scheduled_action(**night)
+        got = aas.describe_scheduled_actions(ServiceNamespace="ecs", ResourceId=rid)["ScheduledActions"]
+        self.assertEqual([(a["ScheduledActionName"], a["Schedule"], a["Timezone"], a["ScalableTargetAction"]) for a in got],
+                         [("night", "cron(0 20 ? * MON-FRI *)", "Europe/Berlin", {"MinCapacity": 0, "MaxCapacity": 0})])
+        self.assertEqual(code_of(aas.delete_scheduled_action, ScheduledActionName="day", **self.target(rid)),
+                         "ObjectNotFoundException")
         # the target and its policies outlive the service until deregistered (force: registering with
         # MinCapacity=1 scaled the service from 0 to 1)
         ecs.delete_service(cluster=app.cluster, service=svc, force=True)
@@ -1628,6 +1637,7 @@ class AutoScalingTests(unittest.TestCase):
         self.assertEqual(len(aas.describe_scaling_policies(ServiceNamespace="ecs", ResourceId=rid)["ScalingPolicies"]), 2)
         aas.deregister_scalable_target(**self.target(rid))
         self.assertEqual(aas.describe_scaling_policies(ServiceNamespace="ecs", ResourceId=rid)["ScalingPolicies"], [])
+        self.assertEqual(aas.describe_scheduled_actions(ServiceNamespace="ecs", ResourceId=rid)["ScheduledActions"], [])
         self.assertEqual(code_of(aas.deregister_scalable_target, **self.target(rid)), "ObjectNotFoundException")
         self.assertEqual(code_of(aas.delete_scaling_policy, PolicyName="cpu", **self.target(rid)), "ObjectNotFoundException")
 
