@@ -32,7 +32,7 @@ pub use load::{ConfigSource, BUILT_IN};
 pub use load_balancer::{check_bucket_name, AccessLogs, GivenBucket, LoadBalancerConfig};
 pub use logs::{LogMode, LogsConfig, AUDIT_RETENTION_DAYS, LOG_RETENTION_DAYS};
 pub use network::{NatMode, NetworkConfig, SubnetPlan, TaskEgress, MAX_AZS};
-pub use schedule::{next_change, Recurrence, ScheduleEntry, MAX_SCHEDULE_NAME};
+pub use schedule::{next_change, ScheduleEntry};
 pub use secrets::{SecretSource, MAX_SECRETS};
 pub use service::{validate_image, CpuArchitecture, ServiceConfig, TABLE_ENV_VAR};
 pub use spot::{describe_strategy, Split, SpotConfig, StrategyItem, ON_DEMAND_PROVIDER, SPOT_PROVIDER};
