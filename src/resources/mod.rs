@@ -23,6 +23,7 @@ pub mod outputs;
 pub mod secrets;
 pub mod security;
 pub mod service;
+pub mod serving;
 pub mod table;
 pub mod tags;
 pub mod task_definition;
