@@ -1223,3 +1223,19 @@ pub(crate) async fn delete_listener(ctx: &Scope<'_>, live: &ListenerObject) -> R
     )?;
     Ok(Outcome::Deleted)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_replacement_target_group_is_named_for_its_stack_and_never_for_another() {
+        assert_eq!(stack_of_target_group("app-tg").as_deref(), Some("app"));
+        assert_eq!(stack_of_target_group("app-tg2").as_deref(), Some("app"));
+        // A stack whose name extends another's keeps its own target groups.
+        assert_eq!(stack_of_target_group("app-tg2-tg").as_deref(), Some("app-tg2"));
+        assert_eq!(stack_of_target_group("app-alb"), None);
+        // The longest stack name (20) leaves both names within ELB's 32 characters.
+        assert!(replacement_target_group_name(&"a".repeat(20)).len() <= 32);
+    }
+}
