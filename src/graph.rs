@@ -156,6 +156,12 @@ impl Graph {
     }
 
     /// What its resources bill under `config` (its probes, which only look, bill nothing).
+    /// Replacements an interrupted `up` began and did not finish, as the state records them: what
+    /// each is, and what the next `up` does to finish it.
+    pub fn unfinished(&self, ctx: &Ctx) -> Vec<String> {
+        self.nodes.iter().filter_map(|n| n.unfinished(ctx)).collect()
+    }
+
     pub fn bill(&self, config: &Config) -> Vec<BilledLine> {
         self.resources()
             .filter(|n| !self.probes.contains(&n.key()))

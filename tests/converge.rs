@@ -202,7 +202,6 @@ async fn changes_that_replace_are_refused_and_change_nothing() {
             ("sort_key", "sort_key = { name = \"created_at\", type = \"S\" }"),
             "table keys: id:S,created_at:N → id:S,created_at:S",
         ),
-        (("container_port", "container_port = 8080"), "service.container_port: 80 → 8080"),
     ] {
         cli.write_config(&config_with(&[edit]));
         let run = cli.run(&["up", "--no-wait"]);
@@ -362,7 +361,8 @@ async fn dry_run_changes_nothing() {
              table would not hold the old one's items. Run `fargate-stack up --replace table`"
         } else {
             "vpc: network.cidr: 10.0.0.0/16 → 10.1.0.0/16 (AWS cannot change this in place: it needs a new vpc). \
-             AWS cannot make these changes in place and `up` does not replace those resources: put the values back"
+             AWS cannot change a VPC's CIDR in place, and the stack's subnets, NAT and load balancer are laid out for \
+             its zones: either change means a new VPC with everything in it"
         };
         assert!(refused.stderr.contains(advice), "{}", refused.stderr);
     }
@@ -639,6 +639,15 @@ async fn a_table_key_change_follows_the_advice_onto_a_new_table_and_keeps_the_ol
     let new = table["id"].as_str().unwrap().to_string();
     assert!(new.starts_with(&format!("{old}-")), "recorded first: {table}");
     assert_eq!(table["attrs"]["replaces"].as_str(), Some(old.as_str()), "recorded first: {table}");
+    // The plan and `status` say it is unfinished and what the next `up` does.
+    let unfinished = format!(
+        "unfinished: an interrupted `up --replace table` began replacing table {old} by {new} (keys pk:S,created_at:N) \
+         and did not finish: the next `up` (no --replace needed) creates {new} if it is not there yet, rolls the \
+         service onto it, then takes {old} out of the stack"
+    );
+    let plan = cli.run(&["up", "--dry-run"]).ok().stdout;
+    assert!(plan.contains(&unfinished), "{plan}");
+    assert!(cli.run(&["status"]).stdout.contains(&unfinished));
     // A plain `up` finishes it: nothing is deleted, the service rolls onto the new table.
     let done = cli.run(&["--output", "json", "up"]).ok().json();
     let calls = &realism.calls()[before..];
@@ -726,6 +735,82 @@ async fn a_table_key_change_follows_the_advice_onto_a_new_table_and_keeps_the_ol
     }
     assert_eq!(leftovers(&sdk, STACK).await, Vec::<String>::new());
     assert!(!leftovers(&sdk, "simple-ecs-dev-2").await.is_empty());
+}
+
+/// `[service] container_port` changed on a running stack, with a second stack present: the plan names
+/// the target group `up` replaces and why; `up` makes the new one first, moves the listener and the
+/// service to it (killed once between the listener and the service, the plan and `status` say what
+/// is unfinished, and a plain `up` finishes it), and deletes the old one last; the tasks' group lets
+/// in only the new port at the end; a second `up` changes nothing; the other stack is left alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_container_port_change_replaces_the_target_group_without_downtime() {
+    let (_emulator, realism, sdk) = fast_realism().await;
+    let cli = Cli::at(&realism.url());
+    cli.write_config(&config_with(&[]));
+    cli.run(&["up"]).ok();
+    let other = Cli::at(&realism.url());
+    other.write_config(&config_with(&[("name", "name = \"other\"")]));
+    other.run(&["up", "--no-wait", "--yes"]).ok();
+    let other_state_file = other.dir.path().join(".fargate-stack/other.json");
+    let other_state = std::fs::read_to_string(&other_state_file).unwrap();
+    let resource = |key: &str| cli.state().unwrap()["resources"][key]["id"].as_str().unwrap().to_string();
+    let old = resource("target-group");
+
+    cli.write_config(&config_with(&[("container_port", "container_port = 8080")]));
+    let plan = cli.run(&["up", "--dry-run"]).ok().stdout;
+    let row = format!(
+        "replace target group {STACK}-tg (service.container_port: 80 → 8080): AWS cannot change it in place; a new \
+         one is created, the listeners and the service move to it, then the old one is deleted: no downtime"
+    );
+    assert!(plan.contains(&row) && !plan.contains("refused"), "{plan}");
+
+    // Killed once the listener forwards to the new target group, before the service moved.
+    realism.freeze_at("ModifyListener");
+    let null = std::process::Stdio::null;
+    let mut child = cli.command(&["up"]).stdout(null()).stderr(null()).spawn().unwrap();
+    let frozen = realism.wait_frozen(std::time::Duration::from_secs(60));
+    let _ = child.kill();
+    child.wait().unwrap();
+    assert_eq!(frozen.as_deref(), Some("ModifyListener"));
+    realism.thaw();
+    let new = resource("target-group");
+    assert_ne!(new, old, "the new target group recorded as soon as it exists");
+    let unfinished = format!(
+        "unfinished: an interrupted `up` replaced target group {STACK}-tg (port 80) by {STACK}-tg2 and did not \
+         finish: the next `up` moves the listeners and the service to {STACK}-tg2 where they are not yet, then \
+         deletes {STACK}-tg"
+    );
+    let plan = cli.run(&["up", "--dry-run"]).ok().stdout;
+    assert!(plan.contains(&unfinished), "{plan}");
+    let status = cli.run(&["status"]);
+    assert!(status.stdout.contains(&unfinished), "{}", status.stdout);
+
+    let before = realism.calls().len();
+    let done = cli.run(&["--output", "json", "up"]).ok().json();
+    let calls = &realism.calls()[before..];
+    let at = |action: &str| calls.iter().position(|c| c["action"] == action && c["error"].is_null());
+    let (moved, deleted) = (at("UpdateService").unwrap(), at("DeleteTargetGroup").unwrap());
+    assert!(moved < deleted, "the old target group goes once the service left it");
+    assert!(at("CreateService").is_none() && at("DeleteService").is_none(), "the service keeps running");
+    assert!(done["notes"].to_string().contains(&format!("target group {STACK}-tg deleted")), "{done:#}");
+    let service = sdk.service().await;
+    let target = &service.load_balancers()[0];
+    assert_eq!((target.target_group_arn(), target.container_port()), (Some(new.as_str()), Some(8080)));
+    let gone = sdk.elb.describe_target_groups().target_group_arns(&old).send().await;
+    assert!(gone.is_err(), "the old target group is deleted: {gone:?}");
+    let tg = sdk.elb.describe_target_groups().target_group_arns(&new).send().await.unwrap();
+    assert_eq!(tg.target_groups()[0].port(), Some(8080));
+    let listeners = sdk.elb.describe_listeners().load_balancer_arn(resource("load-balancer")).send().await.unwrap();
+    assert_eq!(listeners.listeners()[0].default_actions()[0].target_group_arn(), Some(new.as_str()));
+    let task_group = sdk.ec2.describe_security_groups().group_ids(resource("security-group-task")).send().await;
+    let ingress = task_group.unwrap().security_groups()[0].ip_permissions().to_vec();
+    let ports: Vec<Option<i32>> = ingress.iter().map(|p| p.from_port()).collect();
+    assert_eq!(ports, [Some(8080)], "the old port's rule dropped: {ingress:?}");
+    assert_eq!(cli.run(&["status"]).code, 0);
+    let again = cli.run(&["--output", "json", "up"]).ok().json();
+    assert_eq!(again["nothing_to_change"], true, "{again:#}");
+    assert_eq!(std::fs::read_to_string(&other_state_file).unwrap(), other_state);
+    assert_eq!(other.run(&["status"]).code, 0);
 }
 
 /// `[service]`'s container and deployment options and `[load_balancer]`'s idle timeout and matcher

@@ -120,6 +120,9 @@ pub struct StatusReport {
     /// recorded); none for a stack that is not running.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cost: Option<Bill>,
+    /// Replacements an interrupted `up` did not finish, and what the next `up` does.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unfinished: Vec<String>,
 }
 
 impl Report for StatusReport {
@@ -135,6 +138,9 @@ impl Report for StatusReport {
         }
         if let Some(hint) = &self.hint {
             text.line(format!("  {hint}"));
+        }
+        for unfinished in &self.unfinished {
+            text.line(format!("  unfinished: {unfinished}"));
         }
         if let Some(lock) = &self.lock {
             text.line(format!(
@@ -308,7 +314,9 @@ pub async fn status(setup: &Setup, events: usize) -> Result<StatusReport, Comman
             .then(|| format!("{unrecorded} resources are not in the state file yet: `fargate-stack up` adopts them"));
         (state, hint)
     };
+    let unfinished = graph.unfinished(&ctx);
     Ok(StatusReport {
+        unfinished,
         stack: setup.config.name.clone(),
         region: setup.region.clone(),
         state,

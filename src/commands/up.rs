@@ -116,6 +116,13 @@ pub struct Plan {
     /// What `up --replace` replaces instead of refusing.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub replacing: Vec<Key>,
+    /// What `up` replaces without being asked: it holds no data, and the new one is in use before
+    /// the old one goes (a target group).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub replaced_by_up: Vec<Key>,
+    /// Replacements an interrupted `up` began and did not finish, and what the next `up` does.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unfinished: Vec<String>,
     /// Why `up` would stop before changing anything: what is in the way.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub blocked: Vec<String>,
@@ -235,7 +242,11 @@ impl PlanRow {
                 action,
                 id: row.id.clone(),
                 changes: row.changes.clone(),
-                detail: if row.changes.is_empty() { row.detail.clone() } else { String::new() },
+                detail: match graphs.node(row.name).and_then(|n| n.replacement_note(&row.inspection)) {
+                    Some(note) if action == Action::Replace => note,
+                    _ if row.changes.is_empty() => row.detail.clone(),
+                    _ => String::new(),
+                },
             },
         }
     }
@@ -259,7 +270,13 @@ impl Plan {
         for r in &resources {
             *counts.entry(r.action).or_default() += 1;
         }
-        let refused = refusals(&resources, replacing);
+        let replaced_by_up: Vec<Key> = resources
+            .iter()
+            .filter(|r| r.action == Action::Replace)
+            .filter(|r| graphs.node(r.name).is_some_and(|n| n.lifecycle().replaced_by_up))
+            .map(|r| r.name)
+            .collect();
+        let refused = refusals(&resources, &[replacing, &replaced_by_up].concat());
         // What the changes cause elsewhere (a new task definition revision rolls the service).
         let other = |key: Key| rows.iter().find(|r| r.name == key).map(|r| r.inspection.clone());
         let rollout = rows.iter().find_map(|r| graphs.node(r.name).and_then(|n| n.plan_note(&r.inspection, &other)));
@@ -285,6 +302,8 @@ impl Plan {
             rollout,
             refused,
             replacing: replacing.to_vec(),
+            replaced_by_up,
+            unfinished: vec![],
             blocked,
             config_switch,
             image,
@@ -313,7 +332,7 @@ impl Plan {
         let advice: Vec<Option<&'static str>> = self
             .resources
             .iter()
-            .filter(|r| r.action == Action::Replace && !self.replacing.contains(&r.name))
+            .filter(|r| r.action == Action::Replace && self.refuses(r.name))
             .map(|r| graphs.node(r.name).and_then(|n| n.lifecycle().advice))
             .collect();
         match advice.first() {
@@ -356,6 +375,11 @@ impl Plan {
         Ok(if detailed && changes { ExitCode::from(EXIT_PLAN_CHANGES) } else { ExitCode::SUCCESS })
     }
 
+    /// `up` refuses to replace it (unless `--replace` names it, or `up` replaces it itself).
+    fn refuses(&self, key: Key) -> bool {
+        !self.replacing.contains(&key) && !self.replaced_by_up.contains(&key)
+    }
+
     fn count(&self, action: Action) -> usize {
         self.counts.get(&action).copied().unwrap_or(0)
     }
@@ -372,6 +396,7 @@ impl Plan {
             for change in &r.changes {
                 let note = match (change.replace, self.replacing.contains(&r.name)) {
                     (false, _) => String::new(),
+                    _ if self.replaced_by_up.contains(&r.name) => "  (replaces it: new one first, no downtime)".into(),
                     (true, false) => "  (replaces it: refused)".into(),
                     (true, true) => format!("  (replaces it: `up --replace {}`)", r.name),
                 };
@@ -408,7 +433,12 @@ impl Plan {
             self.count(Action::Update),
             self.count(Action::Delete),
             self.count(Action::Replace),
-            if self.replacing.is_empty() { "refused" } else { "--replace" },
+            match (self.refused.is_empty(), self.replacing.is_empty()) {
+                (false, _) => "refused",
+                (true, false) => "--replace",
+                (true, true) if !self.replaced_by_up.is_empty() => "new ones first, no downtime",
+                (true, true) => "refused",
+            },
             self.count(Action::Unchanged) + self.count(Action::Wait),
             match self.count(Action::Blocked) {
                 0 => String::new(),
@@ -425,6 +455,9 @@ impl Plan {
                 "adopt: {n} resources carry the stack's tag but no state records them; adopting makes `up` rewrite \
                  them to the config and `down` delete them: `up` asks on a terminal, and needs --adopt off one"
             )),
+        }
+        for unfinished in &self.unfinished {
+            text.line(format!("unfinished: {unfinished}"));
         }
         for refusal in &self.refused {
             text.line(format!("refused: {refusal}"));
@@ -592,6 +625,7 @@ async fn dry_run(setup: &Setup, args: &UpArgs) -> Result<PlanReport, CommandErro
     let resuming = state.unfinished.as_deref();
     let applied = state.applied.as_ref();
     let mut plan = Plan::new(setup, &graphs, (&rows, &orphans), applied, image, resuming, &replacing);
+    plan.unfinished = graphs.config.unfinished(&ctx);
     if let Some(home) = home? {
         if let Some(other) = home.elsewhere(setup) {
             plan.blocked.push(state_home::refusal(setup, &home, other).to_string());
@@ -626,9 +660,7 @@ async fn apply(setup: &Setup, args: &UpArgs, ctx: &Arc<Ctx>) -> Result<ExitCode,
     let resuming = ctx.store().interrupted().map(str::to_string);
     let applied = state.applied.as_ref();
     let plan = Plan::new(setup, &graphs, (&rows, &orphans), applied, image, resuming.as_deref(), &replacing);
-    if let Some(image) = &plan.image {
-        progress.note(&format!("image: {image}"));
-    }
+    note_plan(&progress, &plan, graph, ctx);
     plan.stops(&graphs)?;
     let started = std::time::Instant::now();
     let converged = plan.converged(args.no_wait);
@@ -679,6 +711,16 @@ async fn apply(setup: &Setup, args: &UpArgs, ctx: &Arc<Ctx>) -> Result<ExitCode,
     };
     report::emit(setup.format, &report);
     result.map(|()| ExitCode::SUCCESS)
+}
+
+/// What the run says before it starts: the image, and what an interrupted run left unfinished.
+fn note_plan(progress: &crate::progress::Progress, plan: &Plan, graph: &Graph, ctx: &Ctx) {
+    if let Some(image) = &plan.image {
+        progress.note(&format!("image: {image}"));
+    }
+    for unfinished in graph.unfinished(ctx) {
+        progress.note(&format!("unfinished: {unfinished}"));
+    }
 }
 
 /// A run with nothing to change: every step unchanged, after what a finished run would have noted

@@ -47,6 +47,9 @@ pub struct Lifecycle {
     pub advice: Option<&'static str>,
     /// `up --replace <key>` replaces it ([`Managed::replace`]) instead of refusing.
     pub replaceable: bool,
+    /// It holds no data: `up` replaces it ([`Managed::replace`]) without being asked, the new one made
+    /// and put to use before the old one goes ([`Managed::finish_up`]), so nothing stops serving.
+    pub replaced_by_up: bool,
     /// AWS makes it with this resource and deletes it with it (the VPC's default security group):
     /// `up` only configures it, and `down` leaves it to go with that one.
     pub made_with: Option<Key>,
@@ -129,6 +132,18 @@ pub trait Managed: Send + Sync + 'static {
     /// What the plan says of deleting it when the config no longer has it (`found`: its check),
     /// beyond "no longer in the config": what stops working.
     fn removal_note(&self, _found: &Inspection) -> Option<String> {
+        None
+    }
+
+    /// What the plan says of a replacement `up` makes itself ([`Lifecycle::replaced_by_up`]): what is
+    /// replaced, by what, and how it stays up meanwhile.
+    fn replacement_note(&self, _found: &Inspection) -> Option<String> {
+        None
+    }
+
+    /// A replacement an earlier `up` began but did not finish (it was interrupted): what it is, and
+    /// what the next `up` does to finish it. Read from the state.
+    fn unfinished(&self, _ctx: &Scope<'_>) -> Option<String> {
         None
     }
 
@@ -258,6 +273,12 @@ pub trait Resource: Send + Sync {
         None
     }
     fn removal_note(&self, _found: &Inspection) -> Option<String> {
+        None
+    }
+    fn replacement_note(&self, _found: &Inspection) -> Option<String> {
+        None
+    }
+    fn unfinished(&self, _ctx: &Ctx) -> Option<String> {
         None
     }
     fn cost_note(&self, _config: &Config, _found: &Inspection) -> Option<String> {
@@ -489,7 +510,9 @@ impl<M: Managed> Driven<M> {
         let replacing = !replaced.is_empty();
         let changes = if !replacing {
             changes
-        } else if self.0.lifecycle().replaceable && ctx.run::<Replacing>().0.contains(&key) {
+        } else if self.0.lifecycle().replaced_by_up
+            || (self.0.lifecycle().replaceable && ctx.run::<Replacing>().0.contains(&key))
+        {
             line.start("replacing");
             live = self.0.replace(ctx, line, live).await?;
             ctx.record(&self.0.record(ctx, &live)).await?;
@@ -604,6 +627,14 @@ impl<M: Managed> Resource for Driven<M> {
 
     fn cost_note(&self, config: &Config, found: &Inspection) -> Option<String> {
         self.0.cost_note(config, found)
+    }
+
+    fn replacement_note(&self, found: &Inspection) -> Option<String> {
+        self.0.replacement_note(found)
+    }
+
+    fn unfinished(&self, ctx: &Ctx) -> Option<String> {
+        self.0.unfinished(&self.scope(ctx))
     }
 
     async fn inspect(&self, ctx: &Ctx) -> Result<Inspection, StackError> {

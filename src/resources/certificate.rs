@@ -31,7 +31,8 @@ pub const VALIDATION_VALUE: Attr = Attr::new(CERTIFICATE, "validation_value");
 /// What to do about a refused change of a certificate's domain or a record's zone.
 pub const MOVE_HTTPS: &str = "A certificate's domain and a record's zone cannot change: to move HTTPS, remove \
      [https] (or switch to certificate_arn) and run `up`, which deletes the certificate and records, then set the \
-     new values and run `up` again";
+     new values and run `up` again. Removing [https] drops the HTTPS listener until the second run; switching to \
+     certificate_arn instead (a certificate you requested for the new domain) keeps HTTPS served meanwhile";
 
 /// A certificate is requested for `https.domain` (unless `https.certificate_arn` gives one), or one
 /// is recorded that must be deleted.

@@ -19,8 +19,8 @@ use crate::config::Config;
 use crate::config::HTTPS_PORT;
 use crate::error::{found, ignore_not_found, returned, AwsContext, StackError};
 use crate::model::{
-    after, before, made_for, owner_tags, Attr, Changed, Dep, Diff, Edge, Field, Key, Kind, Managed, Nodes, Outcome,
-    Record, Scope, Shape, Sighting, Sweep, Wait,
+    after, before, made_for, owner_tags, Attr, Changed, Dep, Diff, Edge, Field, Inspection, Key, Kind, Lifecycle,
+    Managed, Nodes, Outcome, Record, Scope, Shape, Sighting, Sweep, Wait,
 };
 use crate::progress::Line;
 use crate::resources::access_logs::{check_given_bucket, ACCESS_LOG_BUCKET};
@@ -30,7 +30,7 @@ use crate::resources::security::ALB_SECURITY_GROUP;
 use crate::resources::tags::TagPairs;
 use crate::wait::{self, budget, Poll};
 
-pub const TARGET_GROUP: Key = Key::new("target-group", Kind::new("elbv2:target-group"));
+pub use crate::resources::serving::{REPLACES_PORT, TARGET_GROUP, TARGET_GROUP_PORT};
 pub const LOAD_BALANCER: Key = Key::new("load-balancer", Kind::new("elbv2:load-balancer"));
 pub(crate) const LISTENER_KIND: Kind = Kind::new("elbv2:listener");
 pub const LISTENER: Key = Key::new("listener", LISTENER_KIND);
@@ -38,7 +38,10 @@ pub const LISTENER: Key = Key::new("listener", LISTENER_KIND);
 pub const LOAD_BALANCER_ACTIVE: Key = Key::new("load-balancer-active", Kind::WAIT);
 
 const TARGET_GROUP_NAME: Attr = Attr::new(TARGET_GROUP, "name");
-const TARGET_GROUP_PORT: Attr = Attr::new(TARGET_GROUP, "port");
+/// While `up` replaces the target group (a new container port): the old one's ARN, name (and port),
+/// set before the new one is created, cleared once the old one is deleted ([`TargetGroup::finish_up`]).
+const REPLACES: Attr = Attr::new(TARGET_GROUP, "replaces");
+const REPLACES_NAME: Attr = Attr::new(TARGET_GROUP, "replaces_name");
 pub const LOAD_BALANCER_NAME: Attr = Attr::new(LOAD_BALANCER, "name");
 pub const DNS_NAME: Attr = Attr::new(LOAD_BALANCER, "dns_name");
 pub const CANONICAL_ZONE: Attr = Attr::new(LOAD_BALANCER, "canonical_zone");
@@ -105,6 +108,17 @@ pub fn target_group_name(stack: &str) -> String {
     format!("{stack}-tg")
 }
 
+/// The name a replacement of the target group takes when the one it replaces has the usual name
+/// (and the other way round): `<stack>-tg2`, as short as the load balancer's name.
+fn replacement_target_group_name(stack: &str) -> String {
+    format!("{stack}-tg2")
+}
+
+/// The stack a target group's name is made for, under either of its names.
+fn stack_of_target_group(name: &str) -> Option<String> {
+    made_for(name, target_group_name).or_else(|| made_for(name, replacement_target_group_name))
+}
+
 /// The stack's address: HTTPS on its domain once the alias record points it at the load balancer
 /// (`alias`, the recorded name), HTTPS on the load balancer's name once its HTTPS listener exists,
 /// else HTTP on `port`.
@@ -138,7 +152,7 @@ async fn tagged_sightings(
     c: &Clients,
     kind: Kind,
     found: Vec<(String, String, Option<i64>)>,
-    name_of: fn(&str) -> String,
+    stack_of: fn(&str) -> Option<String>,
     what: &str,
 ) -> Result<Vec<Sighting>, StackError> {
     let tags = tags_of(c, found.iter().map(|(arn, _, _)| arn.clone()).collect(), what).await?;
@@ -146,10 +160,7 @@ async fn tagged_sightings(
         .into_iter()
         .map(|(arn, name, created)| {
             let own = tags.iter().find(|(a, _)| *a == arn).map(|(_, t)| t.as_slice()).unwrap_or_default();
-            Sighting::new(kind, &name)
-                .named(&name, |n| made_for(n, name_of))
-                .owned(owner_tags(own.pairs()))
-                .created(created)
+            Sighting::new(kind, &name).named(&name, stack_of).owned(owner_tags(own.pairs())).created(created)
         })
         .collect())
 }
@@ -167,7 +178,8 @@ fn sweep_load_balancers(c: &Clients) -> BoxFuture<'_, Result<Vec<Sighting>, Stac
                 (lb.load_balancer_arn().unwrap_or_default().to_string(), name, lb.created_time().map(|t| t.secs()))
             })
             .collect();
-        tagged_sightings(c, LOAD_BALANCER.kind(), found, load_balancer_name, "load balancers").await
+        let stack_of = |n: &str| made_for(n, load_balancer_name);
+        tagged_sightings(c, LOAD_BALANCER.kind(), found, stack_of, "load balancers").await
     })
 }
 
@@ -178,13 +190,13 @@ fn sweep_target_groups(c: &Clients) -> BoxFuture<'_, Result<Vec<Sighting>, Stack
         let found = all
             .ctx("describe", "target groups")?
             .into_iter()
-            .filter(|tg| tg.target_group_name().is_some_and(|n| made_for(n, target_group_name).is_some()))
+            .filter(|tg| tg.target_group_name().is_some_and(|n| stack_of_target_group(n).is_some()))
             .map(|tg| {
                 let name = tg.target_group_name().unwrap_or_default().to_string();
                 (tg.target_group_arn().unwrap_or_default().to_string(), name, None)
             })
             .collect();
-        tagged_sightings(c, TARGET_GROUP.kind(), found, target_group_name, "target groups").await
+        tagged_sightings(c, TARGET_GROUP.kind(), found, stack_of_target_group, "target groups").await
     })
 }
 
@@ -399,19 +411,66 @@ impl Managed for TargetGroup {
         vec![before(VPC, "a target group is bound to its VPC")]
     }
 
+    /// It holds no data: `up` replaces it itself, the new one in use before the old one goes.
+    fn lifecycle(&self) -> Lifecycle {
+        Lifecycle { replaced_by_up: true, ..Lifecycle::default() }
+    }
+
+    fn replacement_note(&self, found: &Inspection) -> Option<String> {
+        let why: Vec<String> = found.changes.iter().filter(|c| c.replace).map(ToString::to_string).collect();
+        let name = found.id.as_deref().and_then(|arn| arn.rsplit('/').nth(1)).unwrap_or("target group");
+        (!why.is_empty()).then(|| {
+            format!(
+                "replace target group {name} ({}): AWS cannot change it in place; a new one is created, the \
+                 listeners and the service move to it, then the old one is deleted: no downtime, no data involved",
+                why.join("; ")
+            )
+        })
+    }
+
+    fn unfinished(&self, ctx: &Scope<'_>) -> Option<String> {
+        let old = ctx.attr(REPLACES)?;
+        let old_name = ctx.attr(REPLACES_NAME).unwrap_or_else(|| old.clone());
+        let port = ctx.attr(REPLACES_PORT).unwrap_or_default();
+        let new_port = ctx.config.service.container_port;
+        Some(if ctx.id(TARGET_GROUP).as_deref() == Some(old.as_str()) {
+            format!(
+                "an interrupted `up` began replacing target group {old_name} (port {port}) and made no replacement \
+                 yet: the next `up` creates it (port {new_port}) and moves the listeners and the service to it before \
+                 deleting {old_name}"
+            )
+        } else {
+            let new_name = ctx.attr(TARGET_GROUP_NAME).unwrap_or_default();
+            format!(
+                "an interrupted `up` replaced target group {old_name} (port {port}) by {new_name} and did not finish: \
+                 the next `up` moves the listeners and the service to {new_name} where they are not yet, then deletes \
+                 {old_name} (and the old port's security group rules) once no target is left in it"
+            )
+        })
+    }
+
+    /// By its recorded ARN or name; with none recorded, under either of its names.
     async fn find(&self, ctx: &Scope<'_>) -> Result<Option<TgLive>, StackError> {
-        let name = ctx.attr(TARGET_GROUP_NAME).unwrap_or_else(|| target_group_name(ctx.stack()));
-        let name = name.as_str();
-        let found = find_elb(
-            ctx,
-            TARGET_GROUP,
-            name,
-            |arn: Option<String>| async move { describe_tg(ctx, arn.as_deref(), name).await },
-            |tg: &Tg| (tg.target_group_arn().unwrap_or_default().to_string(), tg.vpc_id().map(str::to_string)),
-            |arn| async move { deregistration_delay(ctx, &arn).await },
-        )
-        .await?;
-        Ok(found.map(|(tg, deregistration_delay)| TgLive { tg, deregistration_delay }))
+        let names = match ctx.attr(TARGET_GROUP_NAME) {
+            Some(name) => vec![name],
+            None => vec![target_group_name(ctx.stack()), replacement_target_group_name(ctx.stack())],
+        };
+        for name in &names {
+            let name = name.as_str();
+            let found = find_elb(
+                ctx,
+                TARGET_GROUP,
+                name,
+                |arn: Option<String>| async move { describe_tg(ctx, arn.as_deref(), name).await },
+                |tg: &Tg| (tg.target_group_arn().unwrap_or_default().to_string(), tg.vpc_id().map(str::to_string)),
+                |arn| async move { deregistration_delay(ctx, &arn).await },
+            )
+            .await?;
+            if let Some((tg, deregistration_delay)) = found {
+                return Ok(Some(TgLive { tg, deregistration_delay }));
+            }
+        }
+        Ok(None)
     }
 
     fn record(&self, _ctx: &Scope<'_>, live: &TgLive) -> Record {
@@ -458,32 +517,63 @@ impl Managed for TargetGroup {
     }
 
     async fn create(&self, ctx: &Scope<'_>, _line: &Line) -> Result<TgLive, StackError> {
-        let name = target_group_name(ctx.stack());
-        let vpc = ctx.need(VPC)?;
-        let lb = &ctx.config.load_balancer;
-        let out = ctx
-            .aws
-            .elb
-            .create_target_group()
-            .name(&name)
-            .protocol(ProtocolEnum::Http)
-            .port(ctx.config.service.container_port as i32)
-            .vpc_id(&vpc)
-            .target_type(TargetTypeEnum::Ip)
-            .health_check_protocol(ProtocolEnum::Http)
-            .health_check_path(&ctx.config.service.health_check_path)
-            .health_check_interval_seconds(lb.health_check_interval_seconds as i32)
-            .health_check_timeout_seconds(lb.health_check_timeout_seconds as i32)
-            .healthy_threshold_count(lb.healthy_threshold as i32)
-            .unhealthy_threshold_count(lb.unhealthy_threshold as i32)
-            .matcher(Matcher::builder().http_code(&lb.health_check_matcher).build())
-            .set_tags(Some(ctx.sdk_tags(&name)))
-            .send()
-            .await
-            .ctx("create target group", &name)?;
-        let tg = returned(out.target_groups().first().cloned(), name, "create returned no target group")?;
-        // AWS's default delay until the update sets ours.
-        Ok(TgLive { tg, deregistration_delay: Some("300".into()) })
+        create_target_group(ctx, &target_group_name(ctx.stack())).await
+    }
+
+    /// A new target group under the name the current one does not have, recorded as replacing it
+    /// before it is made: the listeners and the service move to it in this pass, and the old one
+    /// goes in [`TargetGroup::finish_up`], once nothing uses it.
+    async fn replace(&self, ctx: &Scope<'_>, line: &Line, live: TgLive) -> Result<TgLive, StackError> {
+        let old = live.tg.target_group_arn().unwrap_or_default().to_string();
+        // One replacement at a time: an earlier one that did not finish is finished first.
+        if ctx.attr(REPLACES).is_some_and(|r| r != old) {
+            self.finish_up(ctx).await?;
+        }
+        let old_name = live.tg.target_group_name().unwrap_or_default().to_string();
+        let stack = ctx.stack();
+        let new_name = if old_name == target_group_name(stack) {
+            replacement_target_group_name(stack)
+        } else {
+            target_group_name(stack)
+        };
+        let port = live.tg.port().unwrap_or_default().to_string();
+        ctx.set_attrs(&[(REPLACES, Some(old)), (REPLACES_NAME, Some(old_name)), (REPLACES_PORT, Some(port))]).await?;
+        line.start("creating the replacement");
+        // Made by a run killed before it recorded it: taken back if ours and as the config says.
+        if let Some(made) = describe_tg(ctx, None, &new_name).await? {
+            let arn = made.target_group_arn().unwrap_or_default().to_string();
+            check_tags(ctx, TARGET_GROUP, &arn, &new_name).await?;
+            let wanted_port = Some(ctx.config.service.container_port as i32);
+            if made.port() == wanted_port && made.target_type() == Some(&TargetTypeEnum::Ip) {
+                let deregistration_delay = deregistration_delay(ctx, &arn).await?;
+                return Ok(TgLive { tg: made, deregistration_delay });
+            }
+            delete_target_group(ctx, line, &arn).await?;
+        }
+        create_target_group(ctx, &new_name).await
+    }
+
+    /// After a replacement: the old target group is deleted once no listener forwards to it and
+    /// no target is left in it (with `--no-wait` the old tasks may still drain: the next `up` does it).
+    async fn finish_up(&self, ctx: &Scope<'_>) -> Result<(), StackError> {
+        let Some(old) = ctx.attr(REPLACES) else { return Ok(()) };
+        let old_name = ctx.attr(REPLACES_NAME).unwrap_or_else(|| old.clone());
+        let clear = [(REPLACES, None), (REPLACES_NAME, None), (REPLACES_PORT, None)];
+        // Else the run stopped before it made the replacement: nothing to finish.
+        if ctx.id(TARGET_GROUP).as_deref() != Some(old.as_str()) {
+            if let Some((_, registered @ 1..)) = found(target_health(ctx, &old).await)? {
+                ctx.note(format!(
+                    "target group {old_name}: {} still in it (the old tasks draining): the next `up` deletes it",
+                    crate::report::count(registered as u64, "target")
+                ));
+                return Ok(());
+            }
+            delete_target_group(ctx, &Line::hidden(), &old).await?;
+            let new_name = ctx.attr(TARGET_GROUP_NAME).unwrap_or_default();
+            ctx.note(format!("target group {old_name} deleted: replaced by {new_name}, which the service uses"));
+        }
+        ctx.set_attrs(&clear).await?;
+        Ok(())
     }
 
     async fn update(
@@ -530,23 +620,56 @@ impl Managed for TargetGroup {
     }
 
     async fn destroy(&self, ctx: &Scope<'_>, line: &Line, live: TgLive) -> Result<Outcome, StackError> {
-        let arn = live.tg.target_group_arn().unwrap_or_default();
         // ResourceInUse until the listener (and the load balancer) is gone.
-        wait::retry_codes(line, arn, budget::PROPAGATION, &["ResourceInUse"], || async {
-            ignore_not_found(
-                ctx.aws
-                    .elb
-                    .delete_target_group()
-                    .target_group_arn(arn)
-                    .send()
-                    .await
-                    .ctx("delete target group", arn)
-                    .map(drop),
-            )
-        })
-        .await?;
+        delete_target_group(ctx, line, live.tg.target_group_arn().unwrap_or_default()).await?;
         Ok(Outcome::Deleted)
     }
+}
+
+/// A target group named `name` as the config says, with the stack's tags.
+async fn create_target_group(ctx: &Scope<'_>, name: &str) -> Result<TgLive, StackError> {
+    let vpc = ctx.need(VPC)?;
+    let lb = &ctx.config.load_balancer;
+    let out = ctx
+        .aws
+        .elb
+        .create_target_group()
+        .name(name)
+        .protocol(ProtocolEnum::Http)
+        .port(ctx.config.service.container_port as i32)
+        .vpc_id(&vpc)
+        .target_type(TargetTypeEnum::Ip)
+        .health_check_protocol(ProtocolEnum::Http)
+        .health_check_path(&ctx.config.service.health_check_path)
+        .health_check_interval_seconds(lb.health_check_interval_seconds as i32)
+        .health_check_timeout_seconds(lb.health_check_timeout_seconds as i32)
+        .healthy_threshold_count(lb.healthy_threshold as i32)
+        .unhealthy_threshold_count(lb.unhealthy_threshold as i32)
+        .matcher(Matcher::builder().http_code(&lb.health_check_matcher).build())
+        .set_tags(Some(ctx.sdk_tags(name)))
+        .send()
+        .await
+        .ctx("create target group", name)?;
+    let tg = returned(out.target_groups().first().cloned(), name, "create returned no target group")?;
+    // AWS's default delay until the update sets ours.
+    Ok(TgLive { tg, deregistration_delay: Some("300".into()) })
+}
+
+/// Delete a target group: ResourceInUse while a listener or rule still forwards to it.
+async fn delete_target_group(ctx: &Scope<'_>, line: &Line, arn: &str) -> Result<(), StackError> {
+    wait::retry_codes(line, arn, budget::PROPAGATION, &["ResourceInUse"], || async {
+        ignore_not_found(
+            ctx.aws
+                .elb
+                .delete_target_group()
+                .target_group_arn(arn)
+                .send()
+                .await
+                .ctx("delete target group", arn)
+                .map(drop),
+        )
+    })
+    .await
 }
 
 /// (healthy targets, registered targets) of the target group.
@@ -1099,4 +1222,20 @@ pub(crate) async fn delete_listener(ctx: &Scope<'_>, live: &ListenerObject) -> R
         ctx.aws.elb.delete_listener().listener_arn(arn).send().await.ctx("delete listener", arn).map(drop),
     )?;
     Ok(Outcome::Deleted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_replacement_target_group_is_named_for_its_stack_and_never_for_another() {
+        assert_eq!(stack_of_target_group("app-tg").as_deref(), Some("app"));
+        assert_eq!(stack_of_target_group("app-tg2").as_deref(), Some("app"));
+        // A stack whose name extends another's keeps its own target groups.
+        assert_eq!(stack_of_target_group("app-tg2-tg").as_deref(), Some("app-tg2"));
+        assert_eq!(stack_of_target_group("app-alb"), None);
+        // The longest stack name (20) leaves both names within ELB's 32 characters.
+        assert!(replacement_target_group_name(&"a".repeat(20)).len() <= 32);
+    }
 }

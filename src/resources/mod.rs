@@ -24,6 +24,7 @@ pub mod schedule;
 pub mod secrets;
 pub mod security;
 pub mod service;
+pub mod serving;
 pub mod table;
 pub mod tags;
 pub mod task_definition;

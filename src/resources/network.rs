@@ -23,6 +23,13 @@ use crate::resources::ec2::{
 use crate::state::location::{tag_value, STATE_TAG};
 use crate::wait::{self, budget, Poll};
 
+/// Why a changed CIDR or zone count is refused, and what to do instead.
+const NEW_NETWORK: &str = "AWS cannot change a VPC's CIDR in place, and the stack's subnets, NAT and load balancer \
+     are laid out for its zones: either change means a new VPC with everything in it (subnets, NAT gateway, security \
+     groups, a load balancer with a new address, the tasks), which `up` does not replace under a running service. Put \
+     network.cidr and network.az_count back (nothing was changed; the stack keeps running); to move, stand up a second \
+     stack with the new network (another `name`) and move the traffic to it";
+
 pub const VPC: Key = Key::new("vpc", Kind::new("ec2:vpc"));
 pub const INTERNET_GATEWAY: Key = Key::new("internet-gateway", Kind::new("ec2:internet-gateway"));
 const SUBNET: Kind = Kind::new("ec2:subnet");
@@ -304,7 +311,7 @@ impl Managed for Vpc {
 
     fn lifecycle(&self) -> Lifecycle {
         // What sits in it is checked to be in it.
-        Lifecycle { found_first: true, ..Lifecycle::default() }
+        Lifecycle { found_first: true, advice: Some(NEW_NETWORK), ..Lifecycle::default() }
     }
 
     /// An `az_count` the region cannot hold is refused before any change.

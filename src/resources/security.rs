@@ -25,6 +25,7 @@ use crate::resources::ec2::{
 };
 use crate::resources::gateway_endpoints;
 use crate::resources::network::{in_stack_vpc, VPC};
+use crate::resources::serving::{serving_ports, TARGET_GROUP};
 use crate::wait::{self, budget, Poll};
 
 const SECURITY_GROUP: Kind = Kind::new("ec2:security-group");
@@ -449,9 +450,13 @@ fn alb_ingress(ctx: &Scope<'_>) -> Vec<Rule> {
     rules
 }
 
-fn alb_egress(ctx: &Scope<'_>, task_group: &str) -> Rule {
-    Rule::with_group(ctx.config.service.container_port, task_group)
+fn alb_egress(ctx: &Scope<'_>, task_group: &str) -> Vec<Rule> {
+    serving_ports(ctx).into_iter().map(|port| Rule::with_group(port, task_group)).collect()
 }
+
+/// An old port's rules stayed while the target group was replaced: dropped once it is done.
+#[derive(Default)]
+struct OldPortKept(std::sync::atomic::AtomicBool);
 
 #[async_trait]
 impl Managed for AlbGroup {
@@ -479,7 +484,7 @@ impl Managed for AlbGroup {
     }
 
     fn reads(&self) -> Vec<Dep> {
-        vec![TASK_SECURITY_GROUP.into()]
+        vec![TASK_SECURITY_GROUP.into(), TARGET_GROUP.into()]
     }
 
     /// The load balancer, whose network interfaces use it, says so itself.
@@ -503,7 +508,7 @@ impl Managed for AlbGroup {
     }
 
     fn diff(&self, ctx: &Scope<'_>, live: &SecurityGroup) -> Result<Vec<Changed<RulesField>>, StackError> {
-        let egress: Vec<Rule> = ctx.id(TASK_SECURITY_GROUP).map(|task| alb_egress(ctx, &task)).into_iter().collect();
+        let egress: Vec<Rule> = ctx.id(TASK_SECURITY_GROUP).map(|task| alb_egress(ctx, &task)).unwrap_or_default();
         let mut diff = Diff::new();
         compare(&mut diff, RulesField::Ingress, Flow::Ingress, live, &alb_ingress(ctx));
         compare(&mut diff, RulesField::Egress, Flow::Egress, live, &egress);
@@ -526,7 +531,7 @@ impl Managed for AlbGroup {
                 RulesField::Ingress => Flow::Ingress.converge(ctx, live, &alb_ingress(ctx)).await?,
                 RulesField::Egress => {
                     let egress: Vec<Rule> =
-                        ctx.id(TASK_SECURITY_GROUP).map(|t| alb_egress(ctx, &t)).into_iter().collect();
+                        ctx.id(TASK_SECURITY_GROUP).map(|t| alb_egress(ctx, &t)).unwrap_or_default();
                     Flow::Egress.converge(ctx, live, &egress).await?
                 }
                 RulesField::AlbEgress => {}
@@ -553,7 +558,11 @@ pub struct TaskGroupLive {
 }
 
 fn task_ingress(ctx: &Scope<'_>, alb: &str) -> Vec<Rule> {
-    vec![Rule::with_group(ctx.config.service.container_port, alb)]
+    let ports = serving_ports(ctx);
+    if ports.len() > 1 {
+        ctx.run::<OldPortKept>().0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+    ports.into_iter().map(|port| Rule::with_group(port, alb)).collect()
 }
 
 /// `network.task_egress`: restricted to HTTPS anywhere (image pulls, AWS APIs through the NAT), to
@@ -606,7 +615,7 @@ impl Managed for TaskGroup {
     }
 
     fn reads(&self) -> Vec<Dep> {
-        vec![VPC.into()]
+        vec![VPC.into(), TARGET_GROUP.into()]
     }
 
     /// The service, whose tasks' network interfaces use it, says so itself.
@@ -635,7 +644,7 @@ impl Managed for TaskGroup {
         compare(&mut diff, RulesField::Ingress, Flow::Ingress, &live.group, &task_ingress(ctx, &alb));
         compare(&mut diff, RulesField::Egress, Flow::Egress, &live.group, &wanted_task_egress(ctx));
         if let Some(alb_group) = &live.alb {
-            let wanted = [alb_egress(ctx, live.group.object_id())];
+            let wanted = alb_egress(ctx, live.group.object_id());
             compare(&mut diff, RulesField::AlbEgress, Flow::Egress, alb_group, &wanted);
         }
         Ok(diff.into_changes())
@@ -662,12 +671,27 @@ impl Managed for TaskGroup {
                 RulesField::Egress => Flow::Egress.converge(ctx, &live.group, &wanted_task_egress(ctx)).await?,
                 RulesField::AlbEgress => {
                     if let Some(alb_group) = &live.alb {
-                        Flow::Egress.converge(ctx, alb_group, &[alb_egress(ctx, live.group.object_id())]).await?;
+                        Flow::Egress.converge(ctx, alb_group, &alb_egress(ctx, live.group.object_id())).await?;
                     }
                 }
             }
         }
         Ok(None)
+    }
+
+    /// After a target group replacement (the target group finished first): the old port's rules go,
+    /// from this group's ingress and the load balancer group's egress. A run killed before this
+    /// leaves them to the next `up`, which finds them as drift.
+    async fn finish_up(&self, ctx: &Scope<'_>) -> Result<(), StackError> {
+        if !ctx.run::<OldPortKept>().0.load(std::sync::atomic::Ordering::Relaxed) || serving_ports(ctx).len() > 1 {
+            return Ok(());
+        }
+        let Some(live) = self.find(ctx).await? else { return Ok(()) };
+        let changes = self.diff(ctx, &live)?;
+        if !changes.is_empty() {
+            self.update(ctx, &Line::hidden(), &live, &changes).await?;
+        }
+        Ok(())
     }
 
     /// AWS refuses to delete a group another group's rule references: the ALB group's egress

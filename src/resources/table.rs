@@ -452,6 +452,17 @@ impl Managed for Table {
         Ok(created)
     }
 
+    fn unfinished(&self, ctx: &Scope<'_>) -> Option<String> {
+        let old = ctx.attr(REPLACES)?;
+        let new = ctx.id(TABLE).unwrap_or_default();
+        Some(format!(
+            "an interrupted `up --replace table` began replacing table {old} by {new} (keys {}) and did not finish: \
+             the next `up` (no --replace needed) creates {new} if it is not there yet, rolls the service onto it, \
+             then takes {old} out of the stack, kept with its items, and says how to move them",
+            wanted_signature(ctx.config)
+        ))
+    }
+
     /// After a replacement, once the service runs on the new table: the old one leaves the stack
     /// with its items (its fargate-stack tags removed, so `down` and `list` no longer count it),
     /// and the run says where it is and how to move the items.

@@ -748,6 +748,9 @@ class Realism:
             self.cert_tokens: dict = {}
             self.listener_certs: dict = {}
             self.cert_released: dict = {}
+            # Target group ARN -> load balancers a ModifyListener made forward to it (moto records a target
+            # group's load balancer only when a listener or rule is created with it).
+            self.tg_lbs: dict = {}
             # Route 53
             self.r53_changes: dict = {}
             self.r53_seen: dict = {}
@@ -1094,7 +1097,8 @@ class Realism:
                 "type": xt(m, "TargetType", "instance"),
                 "interval": float(xt(m, "HealthCheckIntervalSeconds") or self.cfg["default_health_check_interval_s"]),
                 "threshold": int(xt(m, "HealthyThresholdCount") or self.cfg["default_healthy_threshold_count"]),
-                "lbs": [e.text for e in m.findall("./LoadBalancerArns/member") if e.text],
+                "lbs": sorted({e.text for e in m.findall("./LoadBalancerArns/member") if e.text}
+                              | self.tg_lbs.get(arn, set())),
                 "port": xt(m, "Port"),
             }
         try:
@@ -2383,20 +2387,7 @@ class Realism:
         td = self.resolve_taskdef(ctx, req.get("taskDefinition", ""))
         ctx.extra["taskdef"] = td
         # 6: target groups
-        for spec in req.get("loadBalancers") or []:
-            arn = spec.get("targetGroupArn")
-            if not arn:
-                continue
-            info = self.tg_info(ctx, arn)
-            if info is None:
-                continue
-            if not info["lbs"]:
-                raise Reject("InvalidParameterException",
-                             f"The target group with targetGroupArn {arn} does not have an associated load balancer.")
-            if td.get("networkMode") == "awsvpc" and info["type"] != "ip":
-                raise Reject("InvalidParameterException",
-                             f"The provided target group {arn} has target type {info['type']}, which is incompatible "
-                             "with the awsvpc network mode specified in the task definition.")
+        self.check_target_groups(ctx, req.get("loadBalancers"), td)
         # 17: IAM propagation
         for key in ("taskRoleArn", "executionRoleArn"):
             arn = td.get(key)
@@ -2478,8 +2469,27 @@ class Realism:
         self.apply_view(ctx, svc)
         resp.set_json(doc)
 
+    def check_target_groups(self, ctx: Ctx, specs, td: dict):
+        """ECS refuses a target group no load balancer uses, or one of another target type than awsvpc needs."""
+        for spec in specs or []:
+            arn = spec.get("targetGroupArn")
+            if not arn:
+                continue
+            info = self.tg_info(ctx, arn)
+            if info is None:
+                continue
+            if not info["lbs"]:
+                raise Reject("InvalidParameterException",
+                             f"The target group with targetGroupArn {arn} does not have an associated load balancer.")
+            if td.get("networkMode") == "awsvpc" and info["type"] != "ip":
+                raise Reject("InvalidParameterException",
+                             f"The provided target group {arn} has target type {info['type']}, which is incompatible "
+                             "with the awsvpc network mode specified in the task definition.")
+
     def pre_ecs_UpdateService(self, ctx: Ctx):
         self.check_service_settings(ctx.json)
+        if ctx.json.get("loadBalancers") is not None:
+            self.check_target_groups(ctx, ctx.json["loadBalancers"], {"networkMode": "awsvpc"})
         rec = self.find_service(ctx.json.get("cluster"), (ctx.json.get("service") or "").split("/")[-1])
         if rec is not None and self.svc_status(rec, ctx.now) != "ACTIVE":
             raise Reject("ServiceNotActiveException", "Service was not ACTIVE.")
@@ -2514,6 +2524,13 @@ class Realism:
             rec["sgs"] = list(net.get("securityGroups") or rec["sgs"])
             rec["public_ip"] = net.get("assignPublicIp") == "ENABLED"
         net_changed = (sorted(rec["subnets"]), sorted(rec["sgs"]), rec["public_ip"]) != old_net
+        # AWS moves the service to the new target groups in a new deployment (moto only stores them):
+        # new tasks register there, the old ones leave the old groups as they stop.
+        if req.get("loadBalancers") is not None:
+            rec["tgs"] = [{"arn": spec["targetGroupArn"], "container": spec.get("containerName"),
+                           "port": spec.get("containerPort") or 80}
+                          for spec in req["loadBalancers"] if spec.get("targetGroupArn")]
+            svc["loadBalancers"] = req["loadBalancers"]
         if (new_td and svc.get("taskDefinition") != rec["taskdef"]) or req.get("forceNewDeployment") or net_changed:
             rec["previous_taskdef"] = rec["taskdef"] if rec["completed_at"] is not None else rec["previous_taskdef"]
             self.new_deployment(rec, ctx.now, svc.get("taskDefinition"))
@@ -3049,9 +3066,31 @@ class Realism:
         self.check_listener_certs(ctx, self.request_certs(ctx))
         return None
 
+    def post_elb_DescribeTargetGroups(self, ctx: Ctx, resp: Response):
+        """A target group a listener was modified to forward to is associated with its load balancer on AWS."""
+        if not self.tg_lbs:
+            return
+        root, ns = xml_parse(resp.body)
+        changed = False
+        for m in root.findall("./DescribeTargetGroupsResult/TargetGroups/member"):
+            added = self.tg_lbs.get(xt(m, "TargetGroupArn"), set())
+            arns = m.find("LoadBalancerArns")
+            have = {e.text for e in arns.findall("member")} if arns is not None else set()
+            for lb in sorted(added - have):
+                if arns is None:
+                    arns = ET.SubElement(m, "LoadBalancerArns")
+                ET.SubElement(arns, "member").text = lb
+                changed = True
+        if changed:
+            resp.set_xml(root, ns)
+
     def post_elb_ModifyListener(self, ctx: Ctx, resp: Response):
         root, _ = xml_parse(resp.body)
         for m in root.findall("./ModifyListenerResult/Listeners/member"):
+            for a in m.findall("./DefaultActions/member"):
+                for tg in [xt(a, "TargetGroupArn")] + [xt(t, "TargetGroupArn") for t in a.findall("./ForwardConfig/TargetGroups/member")]:
+                    if tg and xt(m, "LoadBalancerArn"):
+                        self.tg_lbs.setdefault(tg, set()).add(xt(m, "LoadBalancerArn"))
             rec = self._remember_listener(m)
             if rec is None:
                 continue
@@ -3572,7 +3611,8 @@ class Realism:
         if lb is None or tg is None:
             raise Reject("ValidationException", f"Invalid resource label: {label}. "
                                                 f"{'Load balancer' if lb is None else 'Target group'} not found.")
-        if xt(lb, "LoadBalancerArn") not in [e.text for e in tg.findall("./LoadBalancerArns/member")]:
+        attached = {e.text for e in tg.findall("./LoadBalancerArns/member")} | self.tg_lbs.get(xt(tg, "TargetGroupArn"), set())
+        if xt(lb, "LoadBalancerArn") not in attached:
             raise Reject("ValidationException", f"Invalid resource label: {label}. Target group {xt(tg, 'TargetGroupArn')} "
                                                 f"is not attached to load balancer {xt(lb, 'LoadBalancerArn')}.")
 

@@ -696,6 +696,30 @@ class EcsServiceTests(unittest.TestCase):
         self.assertEqual(code_of(ecs.create_service, **app.service_args(net, name("svc"), tg=instance_tg)), "InvalidParameterException")
         ecs.create_service(**app.service_args(net, name("svc")))
 
+    def test_06b_service_moves_to_a_new_target_group(self):
+        """AWS: UpdateService loadBalancers moves the service (moto only stores it), refused for a target group no
+        listener forwards to; once a listener is modified to forward to it, it is associated; the old target group
+        cannot be deleted while a listener forwards to it."""
+        ecs, elb = C["ecs"], C["elbv2"]
+        net = Net(C)
+        app = Ecs(C)
+        svc = name("svc")
+        ecs.create_service(**app.service_args(net, svc))
+        new_tg = elb.create_target_group(Name=name("tg"), Protocol="HTTP", Port=8080, VpcId=net.vpc,
+                                         TargetType="ip")["TargetGroups"][0]["TargetGroupArn"]
+        move = [{"targetGroupArn": new_tg, "containerName": "web", "containerPort": 8080}]
+        self.assertEqual(code_of(ecs.update_service, cluster=app.cluster, service=svc, loadBalancers=move,
+                                 forceNewDeployment=True), "InvalidParameterException")
+        elb.modify_listener(ListenerArn=net.listener, DefaultActions=[{"Type": "forward", "TargetGroupArn": new_tg}])
+        tg = elb.describe_target_groups(TargetGroupArns=[new_tg])["TargetGroups"][0]
+        self.assertIn(net.lb, tg["LoadBalancerArns"])
+        ecs.update_service(cluster=app.cluster, service=svc, loadBalancers=move, forceNewDeployment=True)
+        self.assertEqual(describe_service(C, app.cluster, svc)["loadBalancers"], move)
+        wait_for(lambda: any(d["TargetHealth"]["State"] == "healthy"
+                             for d in elb.describe_target_health(TargetGroupArn=new_tg)["TargetHealthDescriptions"]))
+        self.assertEqual(code_of(elb.delete_target_group, TargetGroupArn=new_tg), "ResourceInUse")
+        elb.delete_target_group(TargetGroupArn=net.tg)  # nothing forwards to the old one any more
+
     def test_07_create_service_idempotency(self):
         ecs = C["ecs"]
         net = Net(C)

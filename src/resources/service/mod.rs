@@ -130,6 +130,9 @@ pub enum ServiceField {
     ExecuteCommand,
     /// The tasks' subnets and public IP (`network.nat`): changed by a rolling deployment.
     Network,
+    /// The target group and container port the load balancer sends to (a replaced target group,
+    /// a new `service.container_port`): changed by a rolling deployment.
+    LoadBalancer,
 }
 
 impl Field for ServiceField {
@@ -146,6 +149,7 @@ impl Field for ServiceField {
             ServiceField::MaximumPercent => "service.maximum_percent".into(),
             ServiceField::ExecuteCommand => "service.enable_execute_command".into(),
             ServiceField::Network => "tasks' network (network.nat)".into(),
+            ServiceField::LoadBalancer => "load balancer target (target group:container port)".into(),
         }
     }
 }
@@ -407,6 +411,13 @@ impl Managed for Service {
         );
         settings_diff(&mut diff, ctx.config, &live.service);
         diff.field(ServiceField::Network, &live_network_text(&live.service), &self.network_text(ctx));
+        if let Some(target_group) = ctx.id(TARGET_GROUP) {
+            let live_target = live.service.load_balancers().first().map_or("none".into(), |l| {
+                show_target(l.target_group_arn().unwrap_or("none"), l.container_port().unwrap_or_default())
+            });
+            let wanted = show_target(&target_group, ctx.config.service.container_port as i32);
+            diff.field(ServiceField::LoadBalancer, &live_target, &wanted);
+        }
         Ok(diff.into_changes())
     }
 
@@ -448,13 +459,7 @@ impl Managed for Service {
                 .set_launch_type(strategy.is_empty().then_some(LaunchType::Fargate))
                 .set_capacity_provider_strategy((!strategy.is_empty()).then(|| strategy.clone()))
                 .network_configuration(network.clone())
-                .load_balancers(
-                    LoadBalancer::builder()
-                        .target_group_arn(&target_group)
-                        .container_name(CONTAINER_NAME)
-                        .container_port(ctx.config.service.container_port as i32)
-                        .build(),
-                )
+                .load_balancers(load_balancer(ctx, &target_group))
                 .deployment_configuration(deployment.clone())
                 .health_check_grace_period_seconds(grace_period(ctx.config) as i32)
                 .enable_execute_command(ctx.config.service.enable_execute_command)
@@ -518,6 +523,12 @@ impl Managed for Service {
                 // (forced, so the roll does not depend on ECS judging the change worth one).
                 ServiceField::Network => {
                     update = update.network_configuration(self.network(ctx)?).force_new_deployment(true)
+                }
+                // A new deployment: new tasks register in the new target group (the listeners
+                // forward to it already) before the old ones stop.
+                ServiceField::LoadBalancer => {
+                    let target_group = ctx.need(TARGET_GROUP)?;
+                    update = update.load_balancers(load_balancer(ctx, &target_group)).force_new_deployment(true)
                 }
             }
         }
@@ -588,6 +599,20 @@ impl Managed for Service {
         }
         Ok(())
     }
+}
+
+/// Where the load balancer sends requests: the target group, to the container's port.
+fn load_balancer(ctx: &Scope<'_>, target_group: &str) -> LoadBalancer {
+    LoadBalancer::builder()
+        .target_group_arn(target_group)
+        .container_name(CONTAINER_NAME)
+        .container_port(ctx.config.service.container_port as i32)
+        .build()
+}
+
+/// A target as the plan shows it: the target group's name and the container port.
+fn show_target(target_group_arn: &str, port: i32) -> String {
+    format!("{}:{port}", target_group_arn.rsplit('/').nth(1).unwrap_or(target_group_arn))
 }
 
 /// Seconds ECS ignores a new task's failing load-balancer checks: the config's, else the time it
