@@ -14,6 +14,7 @@ mod network;
 mod secrets;
 mod service;
 mod spot;
+mod starter;
 mod table;
 
 use std::path::PathBuf;
@@ -34,6 +35,7 @@ pub use network::{NatMode, NetworkConfig, SubnetPlan, TaskEgress, MAX_AZS};
 pub use secrets::{SecretSource, MAX_SECRETS};
 pub use service::{validate_image, CpuArchitecture, ServiceConfig, TABLE_ENV_VAR};
 pub use spot::{describe_strategy, Split, SpotConfig, StrategyItem, ON_DEMAND_PROVIDER, SPOT_PROVIDER};
+pub use starter::Starter;
 pub use table::{KeyAttribute, KeyType, TableConfig};
 
 /// The built-in stack, compiled in so the binary works with no file at all.

@@ -649,6 +649,11 @@ fn the_readme_and_the_default_config_name_the_same_keys() {
     let block = &block[block.find("```toml").unwrap()..];
     let block = &block[..block[7..].find("```").unwrap()];
     assert_eq!(keys_named(block), keys_named(DEFAULT_TOML));
+    // `init` writes every key too, whatever it is given.
+    let starter = super::Starter { name: Some("a"), image: Some("nginx:1"), domain: Some("a.example.com") };
+    for written in [super::Starter::default().render().unwrap(), starter.render().unwrap()] {
+        assert_eq!(keys_named(&written), keys_named(DEFAULT_TOML));
+    }
     for key in ["command", "stop_timeout", "start_period_seconds", "idle_timeout_seconds", "health_check_matcher"] {
         assert!(keys_named(DEFAULT_TOML).contains(key), "{key}");
     }
