@@ -427,3 +427,78 @@ async fn gateway_endpoints_are_on_this_stacks_private_route_tables_and_go_when_t
 fn filter(name: &str, value: &str) -> aws_sdk_ec2::types::Filter {
     aws_sdk_ec2::types::Filter::builder().name(name).values(value).build()
 }
+
+/// `[tags]` reach a resource of every service at creation (ECS tasks through the service), and
+/// only the stack that has them: the other stack's resources carry none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_tags_are_on_every_service_of_their_stack_only() {
+    let emulator = Emulator::start();
+    let sdk = emulator.sdk().await;
+    let plain = cli_for(&emulator, "plain");
+    plain.run(&["up", "--no-wait"]).ok();
+    let tagged = Cli::new(&emulator);
+    tagged.write_config(&format!(
+        "{}\n[tags]\nteam = \"payments\"\n\"cost centre\" = \"cc-42/eu\"\n",
+        named_config("tagged")
+    ));
+    tagged.run(&["up", "--no-wait"]).ok();
+
+    let want = [("team", "payments"), ("cost centre", "cc-42/eu")];
+    for stack in ["tagged", "plain"] {
+        let cli = if stack == "tagged" { &tagged } else { &plain };
+        let state = state_of(cli, stack);
+        let found = tags_by_service(&sdk, &state).await;
+        assert_eq!(found.len(), 10, "{found:?}");
+        for (what, tags) in found {
+            assert!(tags.iter().any(|(k, v)| k == "fargate-stack:stack" && v == stack), "{stack} {what}: {tags:?}");
+            for (k, v) in want {
+                let has = tags.iter().any(|(tk, tv)| tk == k && tv == v);
+                assert_eq!(has, stack == "tagged", "{stack} {what}: {k}={v} in {tags:?}");
+            }
+        }
+    }
+    let service = stack_service(&sdk, "tagged").await;
+    assert_eq!(service.propagate_tags(), Some(&aws_sdk_ecs::types::PropagateTags::Service));
+}
+
+/// (what, its tags) for a resource of each service the stack tags, read back from AWS.
+async fn tags_by_service(sdk: &Sdk, state: &Value) -> Vec<(String, Vec<(String, String)>)> {
+    let id =
+        |key: &str| state["resources"][key]["id"].as_str().unwrap_or_else(|| panic!("{key} in {state}")).to_string();
+    let pairs = |v: Vec<(Option<&str>, Option<&str>)>| -> Vec<(String, String)> {
+        v.into_iter().map(|(k, v)| (k.unwrap_or_default().to_string(), v.unwrap_or_default().to_string())).collect()
+    };
+    let mut out = vec![];
+    let vpc = sdk.ec2.describe_vpcs().vpc_ids(id("vpc")).send().await.unwrap();
+    let vpc_tags = vpc.vpcs()[0].tags().iter().map(|t| (t.key(), t.value())).collect();
+    out.push(("ec2 vpc".to_string(), pairs(vpc_tags)));
+    let cluster = sdk.ecs.describe_clusters().clusters(id("cluster")).send().await.unwrap();
+    let cluster_arn = cluster.clusters()[0].cluster_arn().unwrap().to_string();
+    for (key, arn) in [("cluster", cluster_arn), ("service", id("service")), ("task-definition", id("task-definition"))]
+    {
+        let t = sdk.ecs.list_tags_for_resource().resource_arn(&arn).send().await.unwrap();
+        out.push((format!("ecs {key}"), pairs(t.tags().iter().map(|t| (t.key(), t.value())).collect())));
+    }
+    let t = sdk.elb.describe_tags().resource_arns(id("load-balancer")).resource_arns(id("target-group")).send().await;
+    for d in t.unwrap().tag_descriptions() {
+        let tags = d.tags().iter().map(|t| (t.key(), t.value())).collect();
+        out.push((format!("elbv2 {}", d.resource_arn().unwrap_or_default()), pairs(tags)));
+    }
+    let role = state["resources"]["role-task"]["id"].as_str().unwrap().rsplit('/').next().unwrap().to_string();
+    let t = sdk.iam.list_role_tags().role_name(&role).send().await.unwrap();
+    out.push(("iam role".into(), t.tags().iter().map(|t| (t.key().to_string(), t.value().to_string())).collect()));
+    let table = sdk.dynamodb.describe_table().table_name(id("table")).send().await.unwrap();
+    let arn = table.table().unwrap().table_arn().unwrap().to_string();
+    let t = sdk.dynamodb.list_tags_of_resource().resource_arn(&arn).send().await.unwrap();
+    out.push((
+        "dynamodb table".into(),
+        t.tags().iter().map(|t| (t.key().to_string(), t.value().to_string())).collect(),
+    ));
+    let groups = sdk.logs.describe_log_groups().log_group_name_prefix(id("log-group")).send().await.unwrap();
+    let arn = groups.log_groups()[0].arn().unwrap().trim_end_matches(":*").to_string();
+    let t = sdk.logs.list_tags_for_resource().resource_arn(&arn).send().await.unwrap();
+    out.push(("logs group".into(), t.tags().cloned().unwrap_or_default().into_iter().collect()));
+    let t = sdk.s3.get_bucket_tagging().bucket(id("access-log-bucket")).send().await.unwrap();
+    out.push(("s3 bucket".into(), t.tag_set().iter().map(|t| (t.key().to_string(), t.value().to_string())).collect()));
+    out
+}

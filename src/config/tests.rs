@@ -658,3 +658,26 @@ fn the_readme_and_the_default_config_name_the_same_keys() {
         assert!(keys_named(DEFAULT_TOML).contains(key), "{key}");
     }
 }
+
+#[test]
+fn tags_are_checked_before_any_call_naming_the_tag() {
+    let tagged = |body: &str| Config::parse("t.toml", &format!("{DEFAULT_TOML}\n[tags]\n{body}\n"));
+    let config = tagged("team = \"payments\"\n\"cost centre\" = \"cc-42\"").unwrap();
+    assert_eq!(config.tags.get("team").map(String::as_str), Some("payments"));
+    assert_eq!(config.tags.len(), 2);
+    let e = tagged("\"aws:owner\" = \"me\"").unwrap_err().to_string();
+    assert!(e.contains("t.toml:") && e.contains("tags: \"aws:owner\" = \"me\": keys starting with \"aws:\""), "{e}");
+    let e = tagged("\"fargate-stack:stack\" = \"other\"").unwrap_err().to_string();
+    assert!(e.contains("tags: \"fargate-stack:stack\" = \"other\": reserved"), "{e}");
+    let e = tagged("Name = \"x\"").unwrap_err().to_string();
+    assert!(e.contains("reserved"), "{e}");
+    let e = tagged(&format!("team = \"{}\"", "v".repeat(257))).unwrap_err().to_string();
+    assert!(e.contains("at most 256 characters"), "{e}");
+    let many = |n: usize| (0..n).map(|i| format!("k{i} = \"v\"")).collect::<Vec<_>>().join("\n");
+    let room = super::MAX_TAGS_PER_RESOURCE - super::OWN_TAGS_AT_MOST;
+    assert_eq!(tagged(&many(room)).unwrap().tags.len(), 46);
+    let e = tagged(&many(room + 1)).unwrap_err().to_string();
+    assert!(e.contains("tags: 47 tags: at most 46: AWS allows 50 per resource and fargate-stack sets up to 4"), "{e}");
+    let e = tagged("team = 3").unwrap_err().to_string();
+    assert!(e.contains("tags.team"), "{e}");
+}
