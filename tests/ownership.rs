@@ -459,6 +459,27 @@ async fn user_tags_are_on_every_service_of_their_stack_only() {
     }
     let service = stack_service(&sdk, "tagged").await;
     assert_eq!(service.propagate_tags(), Some(&aws_sdk_ecs::types::PropagateTags::Service));
+
+    // The access-log bucket keeps its tags in step (S3 replaces the whole set): a changed tag is
+    // in the plan and applied, and a tag someone else put there stays.
+    let bucket = state_of(&tagged, "tagged")["resources"]["access-log-bucket"]["id"].as_str().unwrap().to_string();
+    let mut set = sdk.s3.get_bucket_tagging().bucket(&bucket).send().await.unwrap().tag_set().to_vec();
+    set.push(aws_sdk_s3::types::Tag::builder().key("backup").value("daily").build().unwrap());
+    let tagging = aws_sdk_s3::types::Tagging::builder().set_tag_set(Some(set)).build().unwrap();
+    sdk.s3.put_bucket_tagging().bucket(&bucket).tagging(tagging).send().await.unwrap();
+    tagged.write_config(&format!(
+        "{}\n[tags]\nteam = \"billing\"\n\"cost centre\" = \"cc-42/eu\"\n",
+        named_config("tagged")
+    ));
+    let plan = tagged.run(&["--output", "json", "up", "--dry-run"]).ok().json();
+    let (action, changes) = planned_changes(&plan, "access-log-bucket");
+    assert_eq!(action, "update", "{plan}");
+    assert!(changes.iter().any(|c| c.contains("team=payments") && c.contains("team=billing")), "{changes:?}");
+    tagged.run(&["up", "--no-wait"]).ok();
+    let set = sdk.s3.get_bucket_tagging().bucket(&bucket).send().await.unwrap().tag_set().to_vec();
+    let pairs: Vec<(&str, &str)> = set.iter().map(|t| (t.key(), t.value())).collect();
+    assert!(pairs.contains(&("team", "billing")) && pairs.contains(&("backup", "daily")), "{pairs:?}");
+    assert!(pairs.contains(&("fargate-stack:stack", "tagged")), "{pairs:?}");
 }
 
 /// (what, its tags) for a resource of each service the stack tags, read back from AWS.
