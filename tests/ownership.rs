@@ -429,14 +429,23 @@ fn filter(name: &str, value: &str) -> aws_sdk_ec2::types::Filter {
 }
 
 /// `[tags]` reach a resource of every service at creation (ECS tasks through the service), and
-/// only the stack that has them: the other stack's resources carry none.
+/// only the stack that has them: the other stack's resources carry none. Through a tag-enforcing
+/// SCP (the realism layer's `required_request_tags`): every create carries them, and a stack
+/// without them is denied at its first create.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn user_tags_are_on_every_service_of_their_stack_only() {
     let emulator = Emulator::start();
     let sdk = emulator.sdk().await;
     let plain = cli_for(&emulator, "plain");
     plain.run(&["up", "--no-wait"]).ok();
-    let tagged = Cli::new(&emulator);
+    let config = serde_json::json!({"required_request_tags": {"cost centre": "cc-42/eu"}});
+    let scp = Realism::start(&emulator, RealismOptions { config, ..Default::default() });
+    let refused = Cli::at(&scp.url());
+    refused.write_config(&named_config("refused"));
+    let denied = refused.run(&["up", "--no-wait"]);
+    assert_eq!(denied.code, 1, "{}", denied.stderr);
+    assert!(denied.stderr.contains("not allowed to perform ec2:CreateVpc"), "{}", denied.stderr);
+    let tagged = Cli::at(&scp.url());
     tagged.write_config(&format!(
         "{}\n[tags]\nteam = \"payments\"\n\"cost centre\" = \"cc-42/eu\"\n",
         named_config("tagged")
