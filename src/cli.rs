@@ -145,6 +145,25 @@ pub enum Command {
     /// (move a local state to S3 and back).
     #[command(subcommand)]
     State(StateCommand),
+    /// Write a starter config: every key the README documents, commented, with its default (the
+    /// built-in stack's), to ./fargate-stack.toml or the --config path. Refuses to overwrite a file.
+    #[command(
+        after_help = "Examples:\n  fargate-stack init --name shop-prod --image 123456789012.dkr.ecr.eu-west-1.amazonaws.com/web:1.4\n  fargate-stack init --name shop-prod --domain api.example.com\n  fargate-stack --config prod.toml init\n  fargate-stack up --dry-run        # the file as written passes as it is"
+    )]
+    Init(InitConfigArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InitConfigArgs {
+    /// The stack's name (1-20 chars of a-z, 0-9, '-'). Default: the built-in stack's.
+    #[arg(long, value_name = "NAME", value_parser = stack_name)]
+    pub name: Option<String>,
+    /// The image the service runs. Default: the built-in stack's (nginx).
+    #[arg(long, value_name = "REF", value_parser = image)]
+    pub image: Option<String>,
+    /// Serve HTTPS on this name: `[https] domain`, certificate and alias record through Route 53.
+    #[arg(long, value_name = "D", value_parser = domain)]
+    pub domain: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -202,6 +221,7 @@ impl Command {
             Command::State(StateCommand::Init(_)) => "state init",
             Command::State(StateCommand::Push(_)) => "state push",
             Command::State(StateCommand::Pull(_)) => "state pull",
+            Command::Init(_) => "init",
         }
     }
 }
@@ -388,6 +408,16 @@ fn since(value: &str) -> Result<Since, String> {
 /// An image reference, checked like the config's `service.image`.
 fn image(value: &str) -> Result<String, String> {
     crate::config::validate_image(value).map(|()| value.to_string())
+}
+
+/// A stack name, checked like the config's `name`.
+fn stack_name(value: &str) -> Result<String, String> {
+    crate::config::Config::valid_name(value).map(|()| value.to_string())
+}
+
+/// A domain, checked like the config's `https.domain`.
+fn domain(value: &str) -> Result<String, String> {
+    crate::config::check_domain(value).map(|()| value.to_string())
 }
 
 fn region(value: &str) -> Result<String, String> {

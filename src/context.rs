@@ -66,13 +66,16 @@ impl Ctx {
         format!("{}-{}", self.config.name, suffix)
     }
 
-    /// The tags every resource gets, as (key, value) pairs.
+    /// The tags every resource gets at creation, as (key, value) pairs: the tool's own, then the
+    /// config's `[tags]` (whose keys cannot be the tool's: see `config::check_tag`). Every create
+    /// call sends these, so a tag-enforcing SCP or tag policy sees them on the create itself.
     pub fn tags(&self, key: Key, name: &str) -> Vec<(String, String)> {
-        vec![
+        let own = [
             (STACK_TAG.to_string(), self.config.name.clone()),
             (RESOURCE_TAG.to_string(), key.to_string()),
-            ("Name".to_string(), name.to_string()),
-        ]
+            (crate::config::NAME_TAG.to_string(), name.to_string()),
+        ];
+        own.into_iter().chain(self.config.tags.iter().map(|(k, v)| (k.clone(), v.clone()))).collect()
     }
 
     /// Is a resource with these tags this stack's resource `key`? Checked on our side whatever
@@ -249,6 +252,21 @@ mod tests {
         assert!(ctx("app-2").owns(NAT.at(0), tags("app", "nat-gateway-1")).is_err());
         assert!(app.owns(NAT.at(0), tags("app", "nat-gateway-2")).is_err());
         assert!(app.owns(VPC, vec![("Name", "app-vpc")]).unwrap_err().contains("no fargate-stack:stack tag"));
+    }
+
+    #[test]
+    fn every_create_gets_the_own_tags_then_the_configs_and_the_own_keys_are_reserved() {
+        let mut app = ctx("app");
+        app.config.tags = [("team", "payments"), ("cost", "cc-42")].map(|(k, v)| (k.into(), v.into())).into();
+        let tags = app.tags(VPC, "app-vpc");
+        let keys: Vec<&str> = tags.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, [STACK_TAG, RESOURCE_TAG, "Name", "cost", "team"]);
+        // The tool's keys are what `[tags]` may not use, and no more than it counts.
+        let own = [STACK_TAG, RESOURCE_TAG, crate::config::NAME_TAG, crate::state::location::STATE_TAG];
+        assert_eq!(own.len(), crate::config::OWN_TAGS_AT_MOST);
+        for key in own {
+            assert!(crate::config::check_tag(key, "v").unwrap_err().contains("reserved"), "{key}");
+        }
     }
 
     #[tokio::test]

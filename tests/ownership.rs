@@ -427,3 +427,108 @@ async fn gateway_endpoints_are_on_this_stacks_private_route_tables_and_go_when_t
 fn filter(name: &str, value: &str) -> aws_sdk_ec2::types::Filter {
     aws_sdk_ec2::types::Filter::builder().name(name).values(value).build()
 }
+
+/// `[tags]` reach a resource of every service at creation (ECS tasks through the service), and
+/// only the stack that has them: the other stack's resources carry none. Through a tag-enforcing
+/// SCP (the realism layer's `required_request_tags`): every create carries them, and a stack
+/// without them is denied at its first create.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_tags_are_on_every_service_of_their_stack_only() {
+    let emulator = Emulator::start();
+    let sdk = emulator.sdk().await;
+    let plain = cli_for(&emulator, "plain");
+    plain.run(&["up", "--no-wait"]).ok();
+    let config = serde_json::json!({"required_request_tags": {"cost centre": "cc-42/eu"}});
+    let scp = Realism::start(&emulator, RealismOptions { config, ..Default::default() });
+    let refused = Cli::at(&scp.url());
+    refused.write_config(&named_config("refused"));
+    let denied = refused.run(&["up", "--no-wait"]);
+    assert_eq!(denied.code, 1, "{}", denied.stderr);
+    assert!(denied.stderr.contains("not allowed to perform ec2:CreateVpc"), "{}", denied.stderr);
+    let tagged = Cli::at(&scp.url());
+    tagged.write_config(&format!(
+        "{}\n[tags]\nteam = \"payments\"\n\"cost centre\" = \"cc-42/eu\"\n",
+        named_config("tagged")
+    ));
+    tagged.run(&["up", "--no-wait"]).ok();
+
+    let want = [("team", "payments"), ("cost centre", "cc-42/eu")];
+    for stack in ["tagged", "plain"] {
+        let cli = if stack == "tagged" { &tagged } else { &plain };
+        let state = state_of(cli, stack);
+        let found = tags_by_service(&sdk, &state).await;
+        assert_eq!(found.len(), 10, "{found:?}");
+        for (what, tags) in found {
+            assert!(tags.iter().any(|(k, v)| k == "fargate-stack:stack" && v == stack), "{stack} {what}: {tags:?}");
+            for (k, v) in want {
+                let has = tags.iter().any(|(tk, tv)| tk == k && tv == v);
+                assert_eq!(has, stack == "tagged", "{stack} {what}: {k}={v} in {tags:?}");
+            }
+        }
+    }
+    let service = stack_service(&sdk, "tagged").await;
+    assert_eq!(service.propagate_tags(), Some(&aws_sdk_ecs::types::PropagateTags::Service));
+
+    // The access-log bucket keeps its tags in step (S3 replaces the whole set): a changed tag is
+    // in the plan and applied, and a tag someone else put there stays.
+    let bucket = state_of(&tagged, "tagged")["resources"]["access-log-bucket"]["id"].as_str().unwrap().to_string();
+    let mut set = sdk.s3.get_bucket_tagging().bucket(&bucket).send().await.unwrap().tag_set().to_vec();
+    set.push(aws_sdk_s3::types::Tag::builder().key("backup").value("daily").build().unwrap());
+    let tagging = aws_sdk_s3::types::Tagging::builder().set_tag_set(Some(set)).build().unwrap();
+    sdk.s3.put_bucket_tagging().bucket(&bucket).tagging(tagging).send().await.unwrap();
+    tagged.write_config(&format!(
+        "{}\n[tags]\nteam = \"billing\"\n\"cost centre\" = \"cc-42/eu\"\n",
+        named_config("tagged")
+    ));
+    let plan = tagged.run(&["--output", "json", "up", "--dry-run"]).ok().json();
+    let (action, changes) = planned_changes(&plan, "access-log-bucket");
+    assert_eq!(action, "update", "{plan}");
+    assert!(changes.iter().any(|c| c.contains("team=payments") && c.contains("team=billing")), "{changes:?}");
+    tagged.run(&["up", "--no-wait"]).ok();
+    let set = sdk.s3.get_bucket_tagging().bucket(&bucket).send().await.unwrap().tag_set().to_vec();
+    let pairs: Vec<(&str, &str)> = set.iter().map(|t| (t.key(), t.value())).collect();
+    assert!(pairs.contains(&("team", "billing")) && pairs.contains(&("backup", "daily")), "{pairs:?}");
+    assert!(pairs.contains(&("fargate-stack:stack", "tagged")), "{pairs:?}");
+}
+
+/// (what, its tags) for a resource of each service the stack tags, read back from AWS.
+async fn tags_by_service(sdk: &Sdk, state: &Value) -> Vec<(String, Vec<(String, String)>)> {
+    let id =
+        |key: &str| state["resources"][key]["id"].as_str().unwrap_or_else(|| panic!("{key} in {state}")).to_string();
+    let pairs = |v: Vec<(Option<&str>, Option<&str>)>| -> Vec<(String, String)> {
+        v.into_iter().map(|(k, v)| (k.unwrap_or_default().to_string(), v.unwrap_or_default().to_string())).collect()
+    };
+    let mut out = vec![];
+    let vpc = sdk.ec2.describe_vpcs().vpc_ids(id("vpc")).send().await.unwrap();
+    let vpc_tags = vpc.vpcs()[0].tags().iter().map(|t| (t.key(), t.value())).collect();
+    out.push(("ec2 vpc".to_string(), pairs(vpc_tags)));
+    let cluster = sdk.ecs.describe_clusters().clusters(id("cluster")).send().await.unwrap();
+    let cluster_arn = cluster.clusters()[0].cluster_arn().unwrap().to_string();
+    for (key, arn) in [("cluster", cluster_arn), ("service", id("service")), ("task-definition", id("task-definition"))]
+    {
+        let t = sdk.ecs.list_tags_for_resource().resource_arn(&arn).send().await.unwrap();
+        out.push((format!("ecs {key}"), pairs(t.tags().iter().map(|t| (t.key(), t.value())).collect())));
+    }
+    let t = sdk.elb.describe_tags().resource_arns(id("load-balancer")).resource_arns(id("target-group")).send().await;
+    for d in t.unwrap().tag_descriptions() {
+        let tags = d.tags().iter().map(|t| (t.key(), t.value())).collect();
+        out.push((format!("elbv2 {}", d.resource_arn().unwrap_or_default()), pairs(tags)));
+    }
+    let role = state["resources"]["role-task"]["id"].as_str().unwrap().rsplit('/').next().unwrap().to_string();
+    let t = sdk.iam.list_role_tags().role_name(&role).send().await.unwrap();
+    out.push(("iam role".into(), t.tags().iter().map(|t| (t.key().to_string(), t.value().to_string())).collect()));
+    let table = sdk.dynamodb.describe_table().table_name(id("table")).send().await.unwrap();
+    let arn = table.table().unwrap().table_arn().unwrap().to_string();
+    let t = sdk.dynamodb.list_tags_of_resource().resource_arn(&arn).send().await.unwrap();
+    out.push((
+        "dynamodb table".into(),
+        t.tags().iter().map(|t| (t.key().to_string(), t.value().to_string())).collect(),
+    ));
+    let groups = sdk.logs.describe_log_groups().log_group_name_prefix(id("log-group")).send().await.unwrap();
+    let arn = groups.log_groups()[0].arn().unwrap().trim_end_matches(":*").to_string();
+    let t = sdk.logs.list_tags_for_resource().resource_arn(&arn).send().await.unwrap();
+    out.push(("logs group".into(), t.tags().cloned().unwrap_or_default().into_iter().collect()));
+    let t = sdk.s3.get_bucket_tagging().bucket(id("access-log-bucket")).send().await.unwrap();
+    out.push(("s3 bucket".into(), t.tag_set().iter().map(|t| (t.key().to_string(), t.value().to_string())).collect()));
+    out
+}

@@ -293,3 +293,39 @@ fn every_json_document_has_a_schema_version_and_a_state() {
     let down = cli.run(&["--output", "json", "down", "--yes"]).ok().json();
     assert_eq!((down["command"].as_str(), down["state"].as_str()), (Some("down"), Some("not_deployed")));
 }
+
+/// `init` writes a config that `up --dry-run` takes as it is (with a domain too, given its zone),
+/// and never writes over a file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn init_writes_a_config_the_plan_takes_as_it_is_and_never_overwrites() {
+    let emulator = Emulator::start();
+    let sdk = emulator.sdk().await;
+    let cli = Cli::new(&emulator);
+    let written = cli.run(&["init", "--name", "shop-init", "--image", "nginx:1.27"]).ok();
+    assert!(written.stdout.contains("wrote fargate-stack.toml (stack shop-init)"), "{}", written.stdout);
+    let path = cli.dir.path().join("fargate-stack.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let plan = cli.run(&["--output", "json", "up", "--dry-run"]).ok().json();
+    let config = fargate_stack::config::Config::parse("t", &text).unwrap();
+    let rows = plan["resources"].as_array().unwrap();
+    assert_eq!(rows.len(), resources_of(&config), "{plan}");
+    // Everything made new; the VPC's default group only has its rules removed.
+    assert!(rows.iter().all(|r| r["action"] == "create" || r["name"] == "default-security-group"), "{plan}");
+    assert_eq!(plan["stack"], "shop-init", "{plan}");
+
+    std::fs::write(&path, "# mine\n").unwrap();
+    let refused = cli.run(&["init", "--name", "other"]);
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert!(refused.stderr.contains("fargate-stack.toml exists: not overwritten"), "{}", refused.stderr);
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "# mine\n");
+    let bad = cli.run(&["init", "--config", "x.toml", "--domain", "API.example.com"]);
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+    assert!(bad.stderr.contains("use lower case"), "{}", bad.stderr);
+
+    // --config names where it goes; with --domain, [https] is on and the plan finds the zone.
+    sdk.route53.create_hosted_zone().name("example.com").caller_reference("init").send().await.unwrap();
+    cli.run(&["--config", "web.toml", "init", "--name", "web", "--domain", "api.example.com"]).ok();
+    let plan = cli.run(&["--config", "web.toml", "--output", "json", "up", "--dry-run"]).ok().json();
+    let keys: Vec<&str> = plan["resources"].as_array().unwrap().iter().filter_map(|c| c["name"].as_str()).collect();
+    assert!(keys.iter().any(|k| k.contains("certificate")), "{keys:?}");
+}

@@ -6,6 +6,7 @@ pub mod completions;
 pub mod cost;
 pub mod deploy;
 pub mod down;
+pub mod init;
 pub mod list;
 pub mod logs;
 pub mod policy;
@@ -341,6 +342,10 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CommandError> {
         return completions::run(format, args);
     }
     let work = async {
+        // Needs no region and no AWS, but its errors are reported like any command's.
+        if let Command::Init(args) = &cli.command {
+            return init::run(format, cli.config.as_deref(), args);
+        }
         let setup = Setup::new(&cli).await?;
         match &cli.command {
             Command::Up(args) => up::run(&setup, args).await,
@@ -353,7 +358,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CommandError> {
             Command::Policy(args) => policy::run(&setup, args).await,
             Command::Unlock(args) => unlock::run(&setup, args).await,
             Command::State(command) => state_command::run(&setup, command).await,
-            Command::Completions(_) => unreachable!("handled above"),
+            Command::Completions(_) | Command::Init(_) => unreachable!("handled above"),
         }
     };
     tokio::pin!(work);

@@ -15,7 +15,9 @@ mod schedule;
 mod secrets;
 mod service;
 mod spot;
+mod starter;
 mod table;
+mod tags;
 
 use std::path::PathBuf;
 
@@ -36,7 +38,9 @@ pub use schedule::{next_change, ScheduleEntry};
 pub use secrets::{SecretSource, MAX_SECRETS};
 pub use service::{validate_image, CpuArchitecture, ServiceConfig, TABLE_ENV_VAR};
 pub use spot::{describe_strategy, Split, SpotConfig, StrategyItem, ON_DEMAND_PROVIDER, SPOT_PROVIDER};
+pub use starter::Starter;
 pub use table::{KeyAttribute, KeyType, TableConfig};
+pub use tags::{check_tag, Tags, MAX_TAGS_PER_RESOURCE, NAME_TAG, OWN_TAGS_AT_MOST, OWN_TAG_PREFIX};
 
 /// The built-in stack, compiled in so the binary works with no file at all.
 pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
@@ -88,6 +92,9 @@ pub struct Config {
     /// Absent: the VPC's flow logs on, to a log group of their own.
     #[serde(default)]
     pub flow_logs: FlowLogsConfig,
+    /// Put on every resource the stack creates, beside the tool's own; absent: none.
+    #[serde(default)]
+    pub tags: Tags,
 }
 
 /// Builds the error for a key: (key, value as written, what is allowed).
@@ -124,6 +131,7 @@ impl Config {
             self.validate_https(https, &invalid)?;
         }
         self.validate_iam(&invalid)?;
+        self.validate_tags(&invalid)?;
         self.validate_autoscaling(&invalid)?;
         // After [autoscaling]: its range is checked first (and capped).
         self.validate_deployment(&invalid)

@@ -651,6 +651,11 @@ fn the_readme_and_the_default_config_name_the_same_keys() {
     let block = &block[block.find("```toml").unwrap()..];
     let block = &block[..block[7..].find("```").unwrap()];
     assert_eq!(keys_named(block), keys_named(DEFAULT_TOML));
+    // `init` writes every key too, whatever it is given.
+    let starter = super::Starter { name: Some("a"), image: Some("nginx:1"), domain: Some("a.example.com") };
+    for written in [super::Starter::default().render().unwrap(), starter.render().unwrap()] {
+        assert_eq!(keys_named(&written), keys_named(DEFAULT_TOML));
+    }
     for key in ["command", "stop_timeout", "start_period_seconds", "idle_timeout_seconds", "health_check_matcher"] {
         assert!(keys_named(DEFAULT_TOML).contains(key), "{key}");
     }
@@ -680,4 +685,27 @@ fn a_schedule_is_checked_before_any_aws_call() {
     let bad = Config::parse("t.toml", &scaled(&twice)).unwrap_err().to_string();
     let second = scaled(&twice).lines().position(|l| l == "[[autoscaling.schedule]]").unwrap() + 7;
     assert!(bad.starts_with(&format!("t.toml:{}:", second + 1)), "{bad}");
+}
+
+#[test]
+fn tags_are_checked_before_any_call_naming_the_tag() {
+    let tagged = |body: &str| Config::parse("t.toml", &format!("{DEFAULT_TOML}\n[tags]\n{body}\n"));
+    let config = tagged("team = \"payments\"\n\"cost centre\" = \"cc-42\"").unwrap();
+    assert_eq!(config.tags.get("team").map(String::as_str), Some("payments"));
+    assert_eq!(config.tags.len(), 2);
+    let e = tagged("\"aws:owner\" = \"me\"").unwrap_err().to_string();
+    assert!(e.contains("t.toml:") && e.contains("tags: \"aws:owner\" = \"me\": keys starting with \"aws:\""), "{e}");
+    let e = tagged("\"fargate-stack:stack\" = \"other\"").unwrap_err().to_string();
+    assert!(e.contains("tags: \"fargate-stack:stack\" = \"other\": reserved"), "{e}");
+    let e = tagged("Name = \"x\"").unwrap_err().to_string();
+    assert!(e.contains("reserved"), "{e}");
+    let e = tagged(&format!("team = \"{}\"", "v".repeat(257))).unwrap_err().to_string();
+    assert!(e.contains("at most 256 characters"), "{e}");
+    let many = |n: usize| (0..n).map(|i| format!("k{i} = \"v\"")).collect::<Vec<_>>().join("\n");
+    let room = super::MAX_TAGS_PER_RESOURCE - super::OWN_TAGS_AT_MOST;
+    assert_eq!(tagged(&many(room)).unwrap().tags.len(), 46);
+    let e = tagged(&many(room + 1)).unwrap_err().to_string();
+    assert!(e.contains("tags: 47 tags: at most 46: AWS allows 50 per resource and fargate-stack sets up to 4"), "{e}");
+    let e = tagged("team = 3").unwrap_err().to_string();
+    assert!(e.contains("tags.team"), "{e}");
 }

@@ -382,13 +382,27 @@ impl Field for BucketField {
     }
 }
 
+/// The bucket's whole tag set for `PutBucketTagging` (which replaces it): ours, and every tag
+/// someone else put there, kept as it is.
+fn kept_and_ours(ctx: &Scope<'_>, live: &BucketLive) -> Vec<Tag> {
+    let ours: Vec<Tag> = ctx.sdk_tags(&live.name);
+    let others = live.tags.iter().filter(|t| !ours.iter().any(|o| o.key() == t.key())).cloned();
+    ours.iter().cloned().chain(others).collect()
+}
+
 impl AccessLogBucket {
-    async fn put(&self, ctx: &Scope<'_>, name: &str, owner: &str, field: &BucketField) -> Result<(), StackError> {
-        let s3 = &ctx.aws.s3;
+    async fn put(
+        &self,
+        ctx: &Scope<'_>,
+        live: &BucketLive,
+        owner: &str,
+        field: &BucketField,
+    ) -> Result<(), StackError> {
+        let (s3, name) = (&ctx.aws.s3, live.name.as_str());
         let what = field.label();
         let sent = match field {
             BucketField::Tags => {
-                let tagging = Tagging::builder().set_tag_set(Some(ctx.sdk_tags(name))).build().expect("tags set");
+                let tagging = Tagging::builder().set_tag_set(Some(kept_and_ours(ctx, live))).build().expect("tags set");
                 let call = s3.put_bucket_tagging().bucket(name).expected_bucket_owner(owner);
                 call.tagging(tagging).send().await.map(drop).ctx("set the", &what)
             }
@@ -669,7 +683,7 @@ impl Managed for AccessLogBucket {
             BucketField::Expiration,
         ] {
             if changes.iter().any(|c| c.field == field) {
-                self.put(ctx, &live.name, &owner, &field).await?;
+                self.put(ctx, live, &owner, &field).await?;
             }
         }
         Ok(None)

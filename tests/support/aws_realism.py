@@ -90,6 +90,23 @@ DEFAULTS: dict = {
     # matches gets AWS's denial for its protocol. The file is read again whenever it changes.
     "iam_policies": {},
     "s3_denied_buckets": [],
+    # A tag-enforcing service control policy: {TAG_KEY: VALUE}. A create of a taggable resource
+    # (TAGGED_CREATES) whose request does not carry each tag is denied as an SCP denies it
+    # (aws:RequestTag/KEY), so a tool that tags after the create fails as it would on AWS.
+    "required_request_tags": {},
+}
+# The create calls that make a taggable resource, per service (what a tag-enforcing SCP covers).
+TAGGED_CREATES = {
+    "ec2": {"CreateVpc", "CreateSubnet", "CreateInternetGateway", "AllocateAddress", "CreateNatGateway",
+            "CreateRouteTable", "CreateSecurityGroup", "CreateVpcEndpoint", "CreateFlowLogs"},
+    "ecs": {"CreateCluster", "RegisterTaskDefinition", "CreateService"},
+    "elasticloadbalancing": {"CreateLoadBalancer", "CreateTargetGroup", "CreateListener"},
+    "iam": {"CreateRole"},
+    "dynamodb": {"CreateTable"},
+    "logs": {"CreateLogGroup"},
+    "s3": {"CreateBucket"},
+    "acm": {"RequestCertificate"},
+    "application-autoscaling": {"RegisterScalableTarget"},
 }
 DURATION_KEYS = {
     "nat_pending_s", "nat_deleting_s", "alb_provisioning_s", "table_creating_s", "table_deleting_s",
@@ -566,8 +583,9 @@ class IamPolicy:
 def access_denied(ctx, principal: str, action: str, resource: str | None, decision: str) -> Response:
     """AWS's denial of `action` in the request's protocol, naming the action as AWS does."""
     on = f" on resource: {resource}" if resource else ""
-    why = ("with an explicit deny in an identity-based policy" if decision == "explicitDeny"
-           else f"because no identity-based policy allows the {action} action")
+    why = {"explicitDeny": "with an explicit deny in an identity-based policy",
+           "scpDeny": "with an explicit deny in a service control policy"}.get(
+        decision, f"because no identity-based policy allows the {action} action")
     text = f"User: {principal} is not authorized to perform: {action}{on} {why}"
     proto = PROTOCOL.get(ctx.service or "")
     if proto == "ec2":
@@ -964,8 +982,19 @@ class Realism:
             return simulate_principal_policy(ctx, self.iam_policies[asked])
         return None
 
+    def tag_policy_gate(self, ctx: Ctx):
+        """`required_request_tags`: a create that does not send each required tag (key and value
+        anywhere in its request, whatever the protocol) is denied as an SCP denies it. None: go on."""
+        required = self.cfg.get("required_request_tags") or {}
+        if not required or ctx.action not in TAGGED_CREATES.get(ctx.service or "", ()):
+            return None
+        text = urllib.parse.unquote_plus(ctx.body.decode("utf-8", "replace"))
+        if all(k in text and v in text for k, v in required.items()):
+            return None
+        return access_denied(ctx, "arn:aws:iam::123456789012:user/ci", iam_action(ctx), None, "scpDeny")
+
     def _handle(self, ctx: Ctx) -> Response:
-        denied = self.iam_gate(ctx)
+        denied = self.iam_gate(ctx) or self.tag_policy_gate(ctx)
         if denied is not None:
             ctx.extra["denied"] = True  # changed nothing: not a mutation for the freeze machinery
             return denied
