@@ -10,7 +10,7 @@
 
 mod common;
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use aws_sdk_wafv2::types::{AllowAction, DefaultAction, Scope, VisibilityConfig};
 use common::*;
@@ -236,7 +236,23 @@ fn a_users_web_acl_is_associated_checked_repaired_and_left_alone() {
     assert_eq!(planned_changes(&plan, "table").0, "update", "{plan}");
     assert_eq!(planned_changes(&plan, "log-group").0, "update", "{plan}");
     let table = app.state().unwrap()["resources"]["table"]["id"].as_str().unwrap().to_string();
+    // Killed right after AWS took the association (before the state records it): the next run finds
+    // it on the load balancer, records it and finishes the rest.
+    realism.freeze_at("AssociateWebACL");
+    let mut child = app
+        .command(&["up", "--yes", "--no-wait"])
+        .env("AWS_ACCESS_KEY_ID", CI_KEY)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    assert_eq!(realism.wait_frozen(Duration::from_secs(60)).as_deref(), Some("AssociateWebACL"));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    realism.thaw();
+    assert!(app.state().unwrap()["resources"].get("waf-association").is_none(), "killed before it was recorded");
     as_ci(&app, &["up", "--yes", "--no-wait"]).ok();
+    assert_eq!(app.state().unwrap()["resources"]["waf-association"]["id"], edge.as_str());
     assert_eq!(app.state().unwrap()["resources"]["table"]["id"], table.as_str(), "the same table");
     let mine = rt.block_on(keys_of(&sdk, &table, "/ecs/simple-ecs-dev"));
     assert_eq!(mine, (Some(logs_key.clone()), Some(logs_key.clone())));
