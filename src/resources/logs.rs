@@ -23,8 +23,9 @@ use crate::resources::tags::TagPairs;
 pub const LOG_GROUP: Key = Key::new("log-group", Kind::new("logs:log-group"));
 pub const LOG_GROUP_ARN: Attr = Attr::new(LOG_GROUP, "arn");
 
-pub fn declare(_shape: &Shape, nodes: &mut Nodes) {
-    nodes.managed(LogGroup);
+pub fn declare(shape: &Shape, nodes: &mut Nodes) {
+    // The catalog (`Shape::everything`) holds every declaration.
+    nodes.managed(LogGroup { customer_key: shape.config().logs.kms_key_arn.is_some() || shape.is_everything() });
 }
 
 /// The log group's name: `/ecs/<stack>`.
@@ -79,7 +80,15 @@ fn retention(days: Option<i32>) -> String {
     days.map_or("never expire".into(), |d| format!("{d} days"))
 }
 
-pub struct LogGroup;
+/// `customer_key`: the config names a KMS key of the user's (its checks and calls are declared only
+/// then; [`LogGroup::PLAIN`] for the lookups of other commands).
+pub struct LogGroup {
+    customer_key: bool,
+}
+
+impl LogGroup {
+    pub const PLAIN: LogGroup = LogGroup { customer_key: false };
+}
 
 /// What keeping the logs `days` costs, and what Security Hub says about it.
 pub fn retention_note(days: u32) -> String {
@@ -132,9 +141,11 @@ impl Managed for LogGroup {
     fn permissions(&self) -> Vec<Permission> {
         let group = arn("logs", &format!("log-group:{}", log_group_name(STACK)));
         let mut permissions = group_permissions(group.clone());
-        permissions.extend(key_permissions());
-        permissions.push(Permission::update("logs:AssociateKmsKey").on(group.clone()));
-        permissions.push(Permission::update("logs:DisassociateKmsKey").on(group));
+        if self.customer_key {
+            permissions.extend(key_permissions());
+            permissions.push(Permission::update("logs:AssociateKmsKey").on(group.clone()));
+            permissions.push(Permission::update("logs:DisassociateKmsKey").on(group));
+        }
         permissions
     }
 

@@ -52,8 +52,9 @@ const NEW_KEYS: &str = "A table's keys are fixed when DynamoDB creates it: new k
      table.partition_key and table.sort_key back as they were (nothing was changed; the service keeps running on \
      the table)";
 
-pub fn declare(_shape: &Shape, nodes: &mut Nodes) {
-    nodes.managed(Table);
+pub fn declare(shape: &Shape, nodes: &mut Nodes) {
+    // The catalog (`Shape::everything`) holds every declaration.
+    nodes.managed(Table { customer_key: shape.config().table.kms_key_arn.is_some() || shape.is_everything() });
 }
 
 /// The table's name: `<stack>-messages` (a replacement's: `<stack>-messages-<UTC time>`).
@@ -155,7 +156,10 @@ fn is_on_demand(table: &TableDescription) -> bool {
     table.billing_mode_summary().and_then(|b| b.billing_mode()).is_none_or(|m| *m == BillingMode::PayPerRequest)
 }
 
-pub struct Table;
+/// `customer_key`: the config names a KMS key of the user's (its checks and grants are declared only then).
+pub struct Table {
+    customer_key: bool,
+}
 
 pub struct TableLive {
     name: String,
@@ -245,17 +249,20 @@ impl Managed for Table {
         // A replacement's name extends the table's (`-<UTC time>`).
         let table = arn("dynamodb", &format!("table/{}*", table_name(STACK)));
         let key = arn("kms", "key/*");
-        let mut permissions = vec![
+        let mut permissions = vec![];
+        if self.customer_key {
             // With `table.kms_key_arn`, DynamoDB uses the key on the caller's behalf: it creates a
             // grant on it, and encrypts the table's key with it.
-            Permission::create("kms:CreateGrant").on(key.clone()).implied(),
-            Permission::create("kms:GenerateDataKey").on(key.clone()).implied(),
-            Permission::create("kms:Decrypt").on(key.clone()).implied(),
-            Permission::update("kms:CreateGrant").on(key.clone()).implied(),
-            Permission::update("kms:GenerateDataKey").on(key.clone()).implied(),
-            Permission::update("kms:Decrypt").on(key).implied(),
-        ];
-        permissions.extend(key_permissions());
+            permissions.extend([
+                Permission::create("kms:CreateGrant").on(key.clone()).implied(),
+                Permission::create("kms:GenerateDataKey").on(key.clone()).implied(),
+                Permission::create("kms:Decrypt").on(key.clone()).implied(),
+                Permission::update("kms:CreateGrant").on(key.clone()).implied(),
+                Permission::update("kms:GenerateDataKey").on(key.clone()).implied(),
+                Permission::update("kms:Decrypt").on(key).implied(),
+            ]);
+            permissions.extend(key_permissions());
+        }
         permissions.extend([
             Permission::find("dynamodb:DescribeTable").on(table.clone()),
             Permission::find("dynamodb:ListTagsOfResource").on(table.clone()),
@@ -752,7 +759,7 @@ pub async fn count_items(ctx: &Scope<'_>, name: &str) -> Result<(u64, bool), Sta
 /// What `down` will do with the table; decided before anything is deleted, so that a refusal
 /// leaves the stack whole.
 pub async fn plan_delete(ctx: &Scope<'_>) -> Result<TablePlan, StackError> {
-    let live = match Table.find(ctx).await {
+    let live = match (Table { customer_key: false }).find(ctx).await {
         Ok(live) => live,
         // Someone else's table of that name: `down` leaves it alone.
         Err(StackError::NotOurs { .. }) if ctx.id(TABLE).is_none() => None,

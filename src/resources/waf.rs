@@ -29,10 +29,10 @@ pub const WAF_REQUESTS: &str = "waf:requests";
 /// What WAF answers for a web ACL or a resource it does not know.
 const NONEXISTENT: &[&str] = &["WAFNonexistentItemException"];
 
-/// The association, when the config names a web ACL or a state records one (or it may be found).
+/// The association, when the config names a web ACL or a state records one. Without either, `down`
+/// does not look for one: AWS drops an association with the load balancer.
 pub fn declare(shape: &Shape, nodes: &mut Nodes) {
-    if shape.config().load_balancer.waf_web_acl_arn.is_some() || shape.discovering_all() || shape.holds(WAF_ASSOCIATION)
-    {
+    if shape.config().load_balancer.waf_web_acl_arn.is_some() || shape.holds(WAF_ASSOCIATION) {
         nodes.managed(WafAssociation);
     }
 }
@@ -247,7 +247,8 @@ mod tests {
     fn absent_by_default_and_gone_before_the_load_balancer_when_set() {
         let default = Config::parse("t", DEFAULT_TOML).unwrap();
         assert!(stack(&Shape::of(&default)).unwrap().get(WAF_ASSOCIATION).is_none());
-        assert!(stack(&Shape::discovering(&default)).unwrap().get(WAF_ASSOCIATION).is_some(), "down --name");
+        assert!(stack(&Shape::discovering(&default)).unwrap().get(WAF_ASSOCIATION).is_none(), "down --name");
+        assert!(stack(&Shape::everything(&default)).unwrap().get(WAF_ASSOCIATION).is_some(), "the catalog");
         let c = with_acl(ACL).unwrap();
         let graph = stack(&Shape::of(&c)).unwrap();
         assert_eq!(graph.needs_of(WAF_ASSOCIATION), [LOAD_BALANCER]);
