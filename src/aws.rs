@@ -53,6 +53,8 @@ pub struct Clients {
     pub sts: aws_sdk_sts::Client,
     pub ssm: aws_sdk_ssm::Client,
     pub secretsmanager: aws_sdk_secretsmanager::Client,
+    pub wafv2: aws_sdk_wafv2::Client,
+    pub kms: aws_sdk_kms::Client,
 }
 
 macro_rules! client {
@@ -83,6 +85,8 @@ impl Clients {
             sts: client!(aws_sdk_sts, config),
             ssm: client!(aws_sdk_ssm, config),
             secretsmanager: client!(aws_sdk_secretsmanager, config),
+            wafv2: client!(aws_sdk_wafv2, config),
+            kms: client!(aws_sdk_kms, config),
         }
     }
 }

@@ -45,6 +45,47 @@ pub struct Target {
     pub state: Option<(String, String)>,
 }
 
+/// `value` (a string or a list of them) holds a string `matches` accepts.
+pub fn any_of(value: Option<&Value>, matches: impl Fn(&str) -> bool) -> bool {
+    match value {
+        Some(Value::String(s)) => matches(s),
+        Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).any(matches),
+        _ => false,
+    }
+}
+
+/// IAM's wildcard match: `*` any run of characters, `?` one.
+pub fn glob(pattern: &str, text: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
+}
+
+/// A policy document's statements (one, or a list of them).
+pub fn statements(doc: &Value) -> Vec<Value> {
+    match doc.get("Statement") {
+        Some(Value::Array(list)) => list.clone(),
+        Some(one) => vec![one.clone()],
+        None => vec![],
+    }
+}
+
 /// The partition a region is in.
 pub fn partition(region: &str) -> &'static str {
     if region.starts_with("cn-") {

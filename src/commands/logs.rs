@@ -251,7 +251,7 @@ pub async fn run(setup: &Setup, args: &LogsArgs) -> Result<ExitCode, CommandErro
     let state = setup.read_state().await?;
     let recorded = state.as_ref().and_then(|s| s.id(&LOG_GROUP.to_string()));
     let ctx = setup.read_only(state.unwrap_or_else(|| State::new(&setup.config.name, &setup.region)));
-    let group = match LogGroup.find(&ctx.scope_of(LOG_GROUP, Declared::default())).await? {
+    let group = match LogGroup::PLAIN.find(&ctx.scope_of(LOG_GROUP, Declared::default())).await? {
         Some(group) => group.log_group_name().unwrap_or_default().to_string(),
         None => {
             let name = recorded.clone().unwrap_or_else(|| log_group_name(ctx.stack()));

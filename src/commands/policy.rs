@@ -31,7 +31,9 @@ pub fn declarations(config: &Config) -> Result<Declarations, CommandError> {
     resources.extend(crate::commands::access_check::permissions());
     let mut logs = logs::permissions();
     logs.extend(
-        Managed::permissions(&resources::logs::LogGroup).into_iter().filter(|p| p.verb == crate::access::Verb::Find),
+        Managed::permissions(&resources::logs::LogGroup::PLAIN)
+            .into_iter()
+            .filter(|p| p.verb == crate::access::Verb::Find),
     );
     let discovering = resources::stack(&Shape::discovering(config).with_waits(true))?;
     let mut discoverable: Vec<Permission> = discovering.nodes().iter().flat_map(|n| n.permissions()).collect();

@@ -38,6 +38,46 @@ pub struct LoadBalancerConfig {
     /// "200-399".
     #[serde(default = "defaults::health_check_matcher")]
     pub health_check_matcher: String,
+    /// A REGIONAL AWS WAF web ACL of the user's to associate with the load balancer (Security Hub
+    /// ELB.16); absent: none. The ACL is never changed or deleted, only the association.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waf_web_acl_arn: Option<String>,
+}
+
+/// The parts of a WAF web ACL's ARN:
+/// `arn:<partition>:wafv2:<region>:<account>:regional/webacl/<name>/<id>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebAclArn {
+    pub region: String,
+    pub account: String,
+    pub name: String,
+    pub id: String,
+}
+
+/// Parse a web ACL's ARN; a CLOUDFRONT (`global/`) one is refused: an ALB takes a REGIONAL one.
+pub fn parse_web_acl_arn(arn: &str) -> Result<WebAclArn, String> {
+    const FORM: &str = "the ARN of a REGIONAL web ACL: arn:aws:wafv2:REGION:ACCOUNT:regional/webacl/NAME/ID";
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    let [prefix, partition, service, region, account, resource] = parts[..] else { return Err(FORM.into()) };
+    let partition_ok = ["aws", "aws-cn", "aws-us-gov"].contains(&partition);
+    let account_ok = account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit());
+    let region_ok =
+        !region.is_empty() && region.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if prefix != "arn" || !partition_ok || service != "wafv2" || !region_ok || !account_ok {
+        return Err(FORM.into());
+    }
+    let segments: Vec<&str> = resource.split('/').collect();
+    let [scope, "webacl", name, id] = segments[..] else { return Err(FORM.into()) };
+    if scope == "global" {
+        return Err("a CLOUDFRONT (global) web ACL; a load balancer takes a REGIONAL one, of the stack's region".into());
+    }
+    let name_ok =
+        (1..=128).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b));
+    let id_ok = id.len() == 36 && id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-');
+    if scope != "regional" || !name_ok || !id_ok {
+        return Err(FORM.into());
+    }
+    Ok(WebAclArn { region: region.into(), account: account.into(), name: name.into(), id: id.into() })
 }
 
 /// `load_balancer.access_logs`.
@@ -137,6 +177,7 @@ impl Default for LoadBalancerConfig {
             access_logs_expiration_days: defaults::access_logs_expiration(),
             idle_timeout_seconds: defaults::idle_timeout(),
             health_check_matcher: defaults::health_check_matcher(),
+            waf_web_acl_arn: None,
         }
     }
 }
@@ -207,6 +248,10 @@ impl Config {
                 .map_err(|reason| invalid("load_balancer.access_logs", format!("bucket {:?}", given.bucket), reason))?;
             check_prefix(&given.prefix)
                 .map_err(|reason| invalid("load_balancer.access_logs", format!("prefix {:?}", given.prefix), reason))?;
+        }
+        if let Some(arn) = &lb.waf_web_acl_arn {
+            parse_web_acl_arn(arn)
+                .map_err(|reason| invalid("load_balancer.waf_web_acl_arn", format!("{arn:?}"), reason))?;
         }
         Ok(())
     }

@@ -23,6 +23,10 @@ pub struct LogsConfig {
     /// The buffer of the non-blocking mode (Docker's size: digits and k, m or g).
     #[serde(default = "defaults::max_buffer_size")]
     pub max_buffer_size: String,
+    /// A customer-managed KMS key of the user's to encrypt the containers' log group with (its
+    /// ARN; its key policy must let CloudWatch Logs use it); absent: CloudWatch's own encryption.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms_key_arn: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,6 +53,7 @@ impl Default for LogsConfig {
             retention_days: defaults::retention_days(),
             mode: LogMode::default(),
             max_buffer_size: defaults::max_buffer_size(),
+            kms_key_arn: None,
         }
     }
 }
@@ -91,6 +96,9 @@ impl Config {
     /// `[logs]`: a retention CloudWatch accepts, a buffer size Docker reads.
     pub(super) fn validate_logs(&self, invalid: &Invalid) -> Result<(), ConfigError> {
         check_retention("logs.retention_days", self.logs.retention_days, invalid)?;
+        if let Some(key) = &self.logs.kms_key_arn {
+            super::parse_key_arn(key).map_err(|reason| invalid("logs.kms_key_arn", format!("{key:?}"), reason))?;
+        }
         // The buffer lives in the task's memory: 4 KiB ..= 1 GiB, and never above the task's memory.
         let bytes = buffer_bytes(&self.logs.max_buffer_size);
         let task_memory = u64::from(self.service.memory) << 20;

@@ -31,7 +31,7 @@ pub use flow_logs::{FlowLogsConfig, TrafficType};
 pub use https::{check_domain, HttpsConfig, HTTPS_PORT, OUTDATED_SSL_POLICIES, SSL_POLICIES};
 pub use iam::IamConfig;
 pub use load::{ConfigSource, BUILT_IN};
-pub use load_balancer::{check_bucket_name, AccessLogs, GivenBucket, LoadBalancerConfig};
+pub use load_balancer::{check_bucket_name, parse_web_acl_arn, AccessLogs, GivenBucket, LoadBalancerConfig, WebAclArn};
 pub use logs::{LogMode, LogsConfig, AUDIT_RETENTION_DAYS, LOG_RETENTION_DAYS};
 pub use network::{NatMode, NetworkConfig, SubnetPlan, TaskEgress, MAX_AZS};
 pub use schedule::{next_change, ScheduleEntry};
@@ -39,7 +39,7 @@ pub use secrets::{SecretSource, MAX_SECRETS};
 pub use service::{validate_image, CpuArchitecture, ServiceConfig, TABLE_ENV_VAR};
 pub use spot::{describe_strategy, Split, SpotConfig, StrategyItem, ON_DEMAND_PROVIDER, SPOT_PROVIDER};
 pub use starter::Starter;
-pub use table::{KeyAttribute, KeyType, TableConfig};
+pub use table::{parse_key_arn, KeyAttribute, KeyType, TableConfig};
 pub use tags::{check_tag, Tags, MAX_TAGS_PER_RESOURCE, NAME_TAG, OWN_TAGS_AT_MOST, OWN_TAG_PREFIX};
 
 /// The built-in stack, compiled in so the binary works with no file at all.

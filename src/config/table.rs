@@ -13,6 +13,10 @@ pub struct TableConfig {
     /// Continuous backups restorable to any second of the last 35 days (Security Hub DynamoDB.2).
     #[serde(default = "point_in_time_recovery")]
     pub point_in_time_recovery: bool,
+    /// A customer-managed KMS key of the user's to encrypt the table with (its ARN); absent: the
+    /// AWS owned key, at no charge.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms_key_arn: Option<String>,
 }
 
 fn point_in_time_recovery() -> bool {
@@ -64,6 +68,9 @@ impl Config {
                 }
             }
         }
+        if let Some(key) = &self.table.kms_key_arn {
+            parse_key_arn(key).map_err(|reason| invalid("table.kms_key_arn", format!("{key:?}"), reason))?;
+        }
         if let Some(sort) = &self.table.sort_key {
             if sort.name == self.table.partition_key.name {
                 return Err(invalid(
@@ -74,5 +81,30 @@ impl Config {
             }
         }
         Ok(())
+    }
+}
+
+/// The parts of a key's ARN: `arn:<partition>:kms:<region>:<account>:key/<id>`.
+pub fn parse_key_arn(arn: &str) -> Result<(String, String), String> {
+    const FORM: &str = "a KMS key's ARN, arn:aws:kms:REGION:ACCOUNT:key/ID (not an alias: the table and the log \
+                        group report the key's ARN, which the plan compares)";
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    let [prefix, partition, service, region, account, resource] = parts[..] else { return Err(FORM.into()) };
+    let id = resource.strip_prefix("key/").unwrap_or_default();
+    let id_ok = (id.len() == 36 || id.starts_with("mrk-"))
+        && id.len() <= 40
+        && id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-' || b"mrk".contains(&b));
+    let ok = prefix == "arn"
+        && ["aws", "aws-cn", "aws-us-gov"].contains(&partition)
+        && service == "kms"
+        && !region.is_empty()
+        && region.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && account.len() == 12
+        && account.bytes().all(|b| b.is_ascii_digit())
+        && id_ok;
+    if ok {
+        Ok((region.to_string(), id.to_string()))
+    } else {
+        Err(FORM.into())
     }
 }

@@ -26,7 +26,7 @@ use crate::model::{
     owner_tags, Attr, Changed, Dep, Diff, Field, Health, Inspection, Key, Kind, Lifecycle, Managed, Nodes, Outcome,
     Record, Retention, Scope, Shape, Sighting, Sweep, RETAINED,
 };
-use crate::policy::partition;
+use crate::policy::{any_of, glob, partition, statements};
 use crate::progress::Line;
 use crate::resources::table::DataPolicy;
 use crate::resources::tags::TagPairs;
@@ -146,49 +146,13 @@ fn bucket_policy(bucket: &str, account: &str, region: &str) -> String {
     .to_string()
 }
 
-/// `value` (a string or a list of them) holds a string `matches` accepts.
-fn any_of(value: Option<&Value>, matches: impl Fn(&str) -> bool) -> bool {
-    match value {
-        Some(Value::String(s)) => matches(s),
-        Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).any(matches),
-        _ => false,
-    }
-}
-
-/// IAM's wildcard match: `*` any run of characters, `?` one.
-fn glob(pattern: &str, text: &str) -> bool {
-    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
-    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = ti;
-            pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ti = mark;
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|c| *c == '*')
-}
-
 /// Does `policy` let ELB put a log object under `prefix`: an Allow of `s3:PutObject` to the
 /// region's ELB principal on that key, and no Deny without a condition on it?
 pub fn grants_elb_write(policy: &str, bucket: &str, prefix: &str, account: &str, region: &str) -> bool {
     let Ok(doc) = serde_json::from_str::<Value>(policy) else { return false };
     let object = log_objects(bucket, prefix, account, region).replace('*', "elasticloadbalancing/x.log.gz");
     let principal = elb_principal(region);
-    let statements = match doc.get("Statement") {
-        Some(Value::Array(list)) => list.clone(),
-        Some(one) => vec![one.clone()],
-        None => vec![],
-    };
+    let statements = statements(&doc);
     let covers = |st: &Value| {
         let action = any_of(st.get("Action"), |a| glob(&a.to_ascii_lowercase(), "s3:putobject"));
         let resource = any_of(st.get("Resource"), |r| glob(r, &object));

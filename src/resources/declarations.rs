@@ -61,6 +61,8 @@ const CLIENTS: &[(&str, &str)] = &[
     ("sts", "sts"),
     ("ssm", "ssm"),
     ("secretsmanager", "secretsmanager"),
+    ("wafv2", "wafv2"),
+    ("kms", "kms"),
 ];
 
 /// The IAM action of an SDK operation: the service's prefix and the operation in PascalCase.
@@ -86,6 +88,8 @@ fn action(client: &str, op: &str) -> String {
         "s3:ListBuckets" => "s3:ListAllMyBuckets".into(),
         "s3:ListObjectsV2" => "s3:ListBucket".into(),
         "s3:DeleteObjects" => "s3:DeleteObject".into(),
+        // AWS WAF spells its acronym in capitals (AssociateWebACL), the SDK's snake case cannot.
+        other if other.starts_with("wafv2:") => other.replace("WebAcl", "WebACL"),
         other => other.into(),
     }
 }

@@ -175,7 +175,7 @@ impl Managed for FlowLogGroup {
     }
 
     async fn create(&self, ctx: &Scope<'_>, _line: &Line) -> Result<Group, StackError> {
-        logs::create_group(ctx, FLOW_LOG_GROUP, &group_name(ctx.stack())).await
+        logs::create_group(ctx, FLOW_LOG_GROUP, &group_name(ctx.stack()), None).await
     }
 
     async fn update(

@@ -223,7 +223,7 @@ pub(crate) fn sweep_listeners(c: &Clients) -> BoxFuture<'_, Result<Vec<Sighting>
 }
 
 /// The load balancer's ARN pattern.
-fn load_balancer_arn() -> String {
+pub(crate) fn load_balancer_arn() -> String {
     arn("elasticloadbalancing", &format!("loadbalancer/app/{}/*", load_balancer_name(STACK)))
 }
 

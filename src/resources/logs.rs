@@ -1,4 +1,7 @@
-//! The CloudWatch log group the containers write to, with a retention.
+//! The CloudWatch log group the containers write to, with a retention, encrypted with the user's KMS
+//! key when `[logs] kms_key_arn` names one (else CloudWatch's own encryption). The awslogs driver
+//! writes through CloudWatch Logs, which uses the key under the key's policy: the tasks' roles need
+//! no KMS permission.
 
 use async_trait::async_trait;
 use aws_sdk_cloudwatchlogs::types::LogGroup as Group;
@@ -14,13 +17,15 @@ use crate::model::{
     Shape, Sighting, Sweep,
 };
 use crate::progress::Line;
+use crate::resources::kms::{check_key, key_permissions, KMS_REQUESTS};
 use crate::resources::tags::TagPairs;
 
 pub const LOG_GROUP: Key = Key::new("log-group", Kind::new("logs:log-group"));
 pub const LOG_GROUP_ARN: Attr = Attr::new(LOG_GROUP, "arn");
 
-pub fn declare(_shape: &Shape, nodes: &mut Nodes) {
-    nodes.managed(LogGroup);
+pub fn declare(shape: &Shape, nodes: &mut Nodes) {
+    // The catalog (`Shape::everything`) holds every declaration.
+    nodes.managed(LogGroup { customer_key: shape.config().logs.kms_key_arn.is_some() || shape.is_everything() });
 }
 
 /// The log group's name: `/ecs/<stack>`.
@@ -75,7 +80,15 @@ fn retention(days: Option<i32>) -> String {
     days.map_or("never expire".into(), |d| format!("{d} days"))
 }
 
-pub struct LogGroup;
+/// `customer_key`: the config names a KMS key of the user's (its checks and calls are declared only
+/// then; [`LogGroup::PLAIN`] for the lookups of other commands).
+pub struct LogGroup {
+    customer_key: bool,
+}
+
+impl LogGroup {
+    pub const PLAIN: LogGroup = LogGroup { customer_key: false };
+}
 
 /// What keeping the logs `days` costs, and what Security Hub says about it.
 pub fn retention_note(days: u32) -> String {
@@ -93,12 +106,27 @@ pub fn retention_note(days: u32) -> String {
 #[derive(Debug, Clone, PartialEq)]
 pub enum LogsField {
     Retention,
+    Encryption,
 }
 
 impl Field for LogsField {
     fn label(&self) -> String {
-        "logs.retention_days".into()
+        match self {
+            LogsField::Retention => "logs.retention_days",
+            LogsField::Encryption => "logs.kms_key_arn",
+        }
+        .into()
     }
+}
+
+/// The key a group is encrypted with, as the plan shows it.
+fn encryption(key: Option<&str>) -> String {
+    key.map_or("CloudWatch's own encryption".into(), |k| format!("KMS key {k}"))
+}
+
+/// The service principal that uses a log group's key: CloudWatch Logs of the region.
+fn logs_service(region: &str) -> String {
+    format!("logs.{region}.amazonaws.com")
 }
 
 #[async_trait]
@@ -111,15 +139,39 @@ impl Managed for LogGroup {
     }
 
     fn permissions(&self) -> Vec<Permission> {
-        group_permissions(arn("logs", &format!("log-group:{}", log_group_name(STACK))))
+        let group = arn("logs", &format!("log-group:{}", log_group_name(STACK)));
+        let mut permissions = group_permissions(group.clone());
+        if self.customer_key {
+            permissions.extend(key_permissions());
+            permissions.push(Permission::update("logs:AssociateKmsKey").on(group.clone()));
+            permissions.push(Permission::update("logs:DisassociateKmsKey").on(group));
+        }
+        permissions
     }
 
-    /// Ingestion and storage by use.
-    fn billing(&self, _config: &Config) -> Vec<Charge> {
-        vec![
+    /// Ingestion and storage by use; with a key of the user's, the KMS requests CloudWatch makes.
+    fn billing(&self, config: &Config) -> Vec<Charge> {
+        let mut charges = vec![
             Charge::usage(items::LOGS_INGESTION, Unit::Gb, "logs ingested"),
             Charge::usage(items::LOGS_STORAGE, Unit::GbMonth, "logs stored"),
-        ]
+        ];
+        if config.logs.kms_key_arn.is_some() {
+            charges.push(Charge::usage(
+                KMS_REQUESTS,
+                Unit::MillionRequests,
+                "KMS requests CloudWatch Logs makes with logs.kms_key_arn (the key's own $1 a month is billed to you)",
+            ));
+        }
+        charges
+    }
+
+    /// A key of the user's must exist, be enabled, encrypt, and let CloudWatch Logs use it (AWS
+    /// refuses the key otherwise) before anything is made.
+    async fn preflight(&self, ctx: &Scope<'_>) -> Result<(), StackError> {
+        match &ctx.config.logs.kms_key_arn {
+            Some(key) => check_key(ctx, "logs.kms_key_arn", key, Some(&logs_service(ctx.region))).await,
+            None => Ok(()),
+        }
     }
 
     fn key(&self) -> Key {
@@ -129,8 +181,16 @@ impl Managed for LogGroup {
     /// The retention is a trade-off between the audit trail and the storage bill: said where it is
     /// set, whichever way it goes.
     fn cost_note(&self, config: &Config, found: &Inspection) -> Option<String> {
-        (found.status == Health::Missing || !found.changes.is_empty())
-            .then(|| retention_note(config.logs.retention_days))
+        (found.status == Health::Missing || !found.changes.is_empty()).then(|| {
+            let note = retention_note(config.logs.retention_days);
+            match config.logs.kms_key_arn {
+                Some(_) => format!(
+                    "{note}; encrypted with your KMS key (logs.kms_key_arn): KMS bills $0.03 per 10,000 requests \
+                     CloudWatch Logs makes with it, the key itself ($1 a month) is yours"
+                ),
+                None => note,
+            }
+        })
     }
 
     fn needs(&self) -> Vec<Dep> {
@@ -150,12 +210,16 @@ impl Managed for LogGroup {
 
     fn diff(&self, ctx: &Scope<'_>, live: &Group) -> Result<Vec<Changed<LogsField>>, StackError> {
         let mut diff = Diff::new();
-        diff.field(LogsField::Retention, &retention_of(live), &retention_days(ctx.config.logs.retention_days));
+        diff.field(LogsField::Retention, &retention_of(live), &retention_days(ctx.config.logs.retention_days)).field(
+            LogsField::Encryption,
+            &encryption(live.kms_key_id()),
+            &encryption(ctx.config.logs.kms_key_arn.as_deref()),
+        );
         Ok(diff.into_changes())
     }
 
     async fn create(&self, ctx: &Scope<'_>, _line: &Line) -> Result<Group, StackError> {
-        create_group(ctx, LOG_GROUP, &log_group_name(ctx.stack())).await
+        create_group(ctx, LOG_GROUP, &log_group_name(ctx.stack()), ctx.config.logs.kms_key_arn.as_deref()).await
     }
 
     async fn update(
@@ -163,9 +227,29 @@ impl Managed for LogGroup {
         ctx: &Scope<'_>,
         _line: &Line,
         live: &Group,
-        _changes: &[Changed<LogsField>],
+        changes: &[Changed<LogsField>],
     ) -> Result<Option<Group>, StackError> {
-        set_retention(ctx, live, ctx.config.logs.retention_days).await?;
+        let name = live.log_group_name().unwrap_or_default();
+        for change in changes {
+            match change.field {
+                LogsField::Retention => set_retention(ctx, live, ctx.config.logs.retention_days).await?,
+                // In place: new events are encrypted with the new key (or none); what is stored
+                // stays readable.
+                LogsField::Encryption => {
+                    let logs = &ctx.aws.logs;
+                    match &ctx.config.logs.kms_key_arn {
+                        Some(key) => {
+                            let call = logs.associate_kms_key().log_group_name(name).kms_key_id(key);
+                            call.send().await.ctx("set the KMS key of log group", name)?;
+                        }
+                        None => {
+                            let call = logs.disassociate_kms_key().log_group_name(name);
+                            call.send().await.ctx("remove the KMS key of log group", name)?;
+                        }
+                    }
+                }
+            }
+        }
         Ok(None)
     }
 
@@ -202,14 +286,16 @@ pub async fn find_group(ctx: &Scope<'_>, key: Key, name: &str) -> Result<Option<
     Ok(Some(group))
 }
 
-/// Creates the group `name` with the stack's tags (and takes it if an interrupted run made it).
-pub async fn create_group(ctx: &Scope<'_>, key: Key, name: &str) -> Result<Group, StackError> {
+/// Creates the group `name` with the stack's tags, encrypted with `kms_key` if given (and takes it
+/// if an interrupted run made it).
+pub async fn create_group(ctx: &Scope<'_>, key: Key, name: &str, kms_key: Option<&str>) -> Result<Group, StackError> {
     let tags = ctx.tags(name).into_iter().collect();
     match ctx
         .aws
         .logs
         .create_log_group()
         .log_group_name(name)
+        .set_kms_key_id(kms_key.map(str::to_string))
         .set_tags(Some(tags))
         .send()
         .await

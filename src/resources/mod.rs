@@ -15,6 +15,7 @@ pub mod ec2;
 pub mod flow_logs;
 pub mod gateway_endpoints;
 pub mod iam;
+pub mod kms;
 pub mod listener_https;
 pub mod load_balancer;
 pub mod logs;
@@ -28,6 +29,7 @@ pub mod serving;
 pub mod table;
 pub mod tags;
 pub mod task_definition;
+pub mod waf;
 
 #[cfg(test)]
 mod declarations;
@@ -90,6 +92,7 @@ const STACK: &[Declare] = &[
     task_definition::declare,
     access_logs::declare,
     load_balancer::declare,
+    waf::declare,
     service::declare,
     certificate::declare,
     dns::validation,

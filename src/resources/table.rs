@@ -6,7 +6,8 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType as DynamoKeyType, PointInTimeRecoverySpecification,
-    PointInTimeRecoveryStatus, ScalarAttributeType, Select, TableDescription, TableStatus,
+    PointInTimeRecoveryStatus, ScalarAttributeType, Select, SseSpecification, SseStatus, SseType, TableDescription,
+    TableStatus,
 };
 use futures::future::BoxFuture;
 use futures::StreamExt;
@@ -17,10 +18,11 @@ use crate::bill::{items, Charge, Unit};
 use crate::config::{Config, KeyAttribute};
 use crate::error::{found, ignore_not_found, returned, AwsContext, StackError};
 use crate::model::{
-    made_for, owner_tags, Attr, Changed, Dep, Diff, Field, Key, Kind, Lifecycle, Managed, Nodes, Outcome, Prepared,
-    Record, Retention, Scope, Shape, Sighting, Sweep, RETAINED,
+    made_for, owner_tags, Attr, Changed, Dep, Diff, Field, Health, Inspection, Key, Kind, Lifecycle, Managed, Nodes,
+    Outcome, Prepared, Record, Retention, Scope, Shape, Sighting, Sweep, RETAINED,
 };
 use crate::progress::Line;
+use crate::resources::kms::{check_key, key_permissions, KMS_REQUESTS};
 use crate::resources::tags::TagPairs;
 use crate::wait::{self, budget, Poll};
 
@@ -50,8 +52,9 @@ const NEW_KEYS: &str = "A table's keys are fixed when DynamoDB creates it: new k
      table.partition_key and table.sort_key back as they were (nothing was changed; the service keeps running on \
      the table)";
 
-pub fn declare(_shape: &Shape, nodes: &mut Nodes) {
-    nodes.managed(Table);
+pub fn declare(shape: &Shape, nodes: &mut Nodes) {
+    // The catalog (`Shape::everything`) holds every declaration.
+    nodes.managed(Table { customer_key: shape.config().table.kms_key_arn.is_some() || shape.is_everything() });
 }
 
 /// The table's name: `<stack>-messages` (a replacement's: `<stack>-messages-<UTC time>`).
@@ -153,7 +156,10 @@ fn is_on_demand(table: &TableDescription) -> bool {
     table.billing_mode_summary().and_then(|b| b.billing_mode()).is_none_or(|m| *m == BillingMode::PayPerRequest)
 }
 
-pub struct Table;
+/// `customer_key`: the config names a KMS key of the user's (its checks and grants are declared only then).
+pub struct Table {
+    customer_key: bool,
+}
 
 pub struct TableLive {
     name: String,
@@ -181,6 +187,32 @@ fn on_off(on: bool) -> &'static str {
     }
 }
 
+/// The key the table is encrypted with, as the plan shows it: a KMS key's ARN (a customer-managed
+/// key, or the AWS managed `aws/dynamodb` one), else DynamoDB's AWS owned key.
+fn encryption_of(table: &TableDescription) -> String {
+    let sse = table.sse_description();
+    let on = sse.and_then(|s| s.status()).is_some_and(|s| matches!(s, SseStatus::Enabled | SseStatus::Updating));
+    match sse.filter(|s| on && s.sse_type() == Some(&SseType::Kms)).and_then(|s| s.kms_master_key_arn()) {
+        Some(key) => format!("KMS key {key}"),
+        None => AWS_OWNED_KEY.into(),
+    }
+}
+
+const AWS_OWNED_KEY: &str = "AWS owned key";
+
+/// The config's key, as [`encryption_of`] shows it.
+fn wanted_encryption(config: &Config) -> String {
+    config.table.kms_key_arn.as_ref().map_or(AWS_OWNED_KEY.into(), |key| format!("KMS key {key}"))
+}
+
+/// CreateTable's and UpdateTable's encryption: the config's key, or back to the AWS owned key.
+fn sse_specification(config: &Config) -> SseSpecification {
+    match &config.table.kms_key_arn {
+        Some(key) => SseSpecification::builder().enabled(true).sse_type(SseType::Kms).kms_master_key_id(key).build(),
+        None => SseSpecification::builder().enabled(false).build(),
+    }
+}
+
 /// What the table can differ in.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TableField {
@@ -188,6 +220,7 @@ pub enum TableField {
     Protection,
     Billing,
     Recovery,
+    Encryption,
 }
 
 impl Field for TableField {
@@ -197,6 +230,7 @@ impl Field for TableField {
             TableField::Protection => "deletion protection",
             TableField::Billing => "billing",
             TableField::Recovery => "table.point_in_time_recovery",
+            TableField::Encryption => "table.kms_key_arn",
         }
         .into()
     }
@@ -214,7 +248,22 @@ impl Managed for Table {
     fn permissions(&self) -> Vec<Permission> {
         // A replacement's name extends the table's (`-<UTC time>`).
         let table = arn("dynamodb", &format!("table/{}*", table_name(STACK)));
-        vec![
+        let key = arn("kms", "key/*");
+        let mut permissions = vec![];
+        if self.customer_key {
+            // With `table.kms_key_arn`, DynamoDB uses the key on the caller's behalf: it creates a
+            // grant on it, and encrypts the table's key with it.
+            permissions.extend([
+                Permission::create("kms:CreateGrant").on(key.clone()).implied(),
+                Permission::create("kms:GenerateDataKey").on(key.clone()).implied(),
+                Permission::create("kms:Decrypt").on(key.clone()).implied(),
+                Permission::update("kms:CreateGrant").on(key.clone()).implied(),
+                Permission::update("kms:GenerateDataKey").on(key.clone()).implied(),
+                Permission::update("kms:Decrypt").on(key).implied(),
+            ]);
+            permissions.extend(key_permissions());
+        }
+        permissions.extend([
             Permission::find("dynamodb:DescribeTable").on(table.clone()),
             Permission::find("dynamodb:ListTagsOfResource").on(table.clone()),
             // The tables named as stacks' (`list`, the leak check), and a replacement's when no
@@ -235,7 +284,8 @@ impl Managed for Table {
             Permission::delete("dynamodb:CreateBackup").on(table.clone()).tagged(),
             Permission::delete("dynamodb:UpdateTable").on(table.clone()).tagged(),
             Permission::delete("dynamodb:DeleteTable").on(table).tagged(),
-        ]
+        ]);
+        permissions
     }
 
     /// On demand: requests and storage by use, and the backups `down --delete-data` makes.
@@ -253,7 +303,30 @@ impl Managed for Table {
                 "point-in-time recovery (per GB of table size)",
             ));
         }
+        if config.table.kms_key_arn.is_some() {
+            charges.push(Charge::usage(
+                KMS_REQUESTS,
+                Unit::MillionRequests,
+                "KMS requests DynamoDB makes with table.kms_key_arn (the key's own $1 a month is billed to you)",
+            ));
+        }
         charges
+    }
+
+    /// A key of the user's must exist, be enabled and encrypt before anything is made.
+    async fn preflight(&self, ctx: &Scope<'_>) -> Result<(), StackError> {
+        match &ctx.config.table.kms_key_arn {
+            Some(key) => check_key(ctx, "table.kms_key_arn", key, None).await,
+            None => Ok(()),
+        }
+    }
+
+    fn cost_note(&self, config: &Config, found: &Inspection) -> Option<String> {
+        let changes = found.status == Health::Missing || found.changes.iter().any(|c| c.field == "table.kms_key_arn");
+        (changes && config.table.kms_key_arn.is_some()).then(|| {
+            "the table is encrypted with your KMS key (table.kms_key_arn): KMS bills $0.03 per 10,000 requests              DynamoDB makes with it; the key itself ($1 a month) is yours"
+                .to_string()
+        })
     }
 
     fn key(&self) -> Key {
@@ -334,7 +407,8 @@ impl Managed for Table {
                 if is_on_demand(&live.table) { "on-demand" } else { "provisioned" },
                 "on-demand",
             )
-            .field(TableField::Recovery, on_off(live.recovery), on_off(ctx.config.table.point_in_time_recovery));
+            .field(TableField::Recovery, on_off(live.recovery), on_off(ctx.config.table.point_in_time_recovery))
+            .field(TableField::Encryption, &encryption_of(&live.table), &wanted_encryption(ctx.config));
         Ok(diff.into_changes())
     }
 
@@ -378,6 +452,7 @@ impl Managed for Table {
             .set_key_schema(Some(schema))
             .billing_mode(BillingMode::PayPerRequest)
             .deletion_protection_enabled(true)
+            .set_sse_specification(ctx.config.table.kms_key_arn.is_some().then(|| sse_specification(ctx.config)))
             .set_tags(Some(ctx.sdk_tags(&name)))
             .send()
             .await
@@ -403,19 +478,30 @@ impl Managed for Table {
         // UpdateTable is refused while the table is CREATING.
         self.ready(ctx, line, live).await?;
         let mut call = ctx.aws.dynamodb.update_table().table_name(&live.name);
-        let (mut table_changed, mut recovery_changed) = (false, false);
+        let (mut table_changed, mut recovery_changed, mut encryption_changed) = (false, false, false);
         for change in changes {
             match change.field {
                 TableField::Protection => call = call.deletion_protection_enabled(true),
                 TableField::Billing => call = call.billing_mode(BillingMode::PayPerRequest),
                 TableField::Recovery => recovery_changed = true,
+                TableField::Encryption => encryption_changed = true,
                 // A replacement: refused before any update.
                 TableField::Keys => continue,
             }
-            table_changed |= change.field != TableField::Recovery;
+            table_changed |= matches!(change.field, TableField::Protection | TableField::Billing);
         }
         if table_changed {
             call.send().await.ctx("update table", &live.name)?;
+        }
+        // In place (the table stays ACTIVE while DynamoDB re-encrypts its keys), in a call of its
+        // own: UpdateTable takes one kind of change at a time.
+        if encryption_changed {
+            self.ready(ctx, line, live).await?;
+            let call = ctx.aws.dynamodb.update_table().table_name(&live.name);
+            call.sse_specification(sse_specification(ctx.config))
+                .send()
+                .await
+                .ctx("change the key of table", &live.name)?;
         }
         if recovery_changed {
             set_recovery(ctx, line, &live.name, ctx.config.table.point_in_time_recovery).await?;
@@ -684,7 +770,7 @@ pub async fn count_items(ctx: &Scope<'_>, name: &str) -> Result<(u64, bool), Sta
 /// What `down` will do with the table; decided before anything is deleted, so that a refusal
 /// leaves the stack whole.
 pub async fn plan_delete(ctx: &Scope<'_>) -> Result<TablePlan, StackError> {
-    let live = match Table.find(ctx).await {
+    let live = match (Table { customer_key: false }).find(ctx).await {
         Ok(live) => live,
         // Someone else's table of that name: `down` leaves it alone.
         Err(StackError::NotOurs { .. }) if ctx.id(TABLE).is_none() => None,

@@ -132,13 +132,17 @@ JSON_TARGET = {
     "application-autoscaling": "AnyScaleFrontendService",
     "ssm": "AmazonSSM",
     "secretsmanager": "secretsmanager",
+    "wafv2": "AWSWAF_20190729",
+    "kms": "TrentService",
 }
 JSON_CT = {"dynamodb": "application/x-amz-json-1.0", "ecs": "application/x-amz-json-1.1", "logs": "application/x-amz-json-1.1",
            "acm": "application/x-amz-json-1.1", "application-autoscaling": "application/x-amz-json-1.1",
-           "ssm": "application/x-amz-json-1.1", "secretsmanager": "application/x-amz-json-1.1"}
+           "ssm": "application/x-amz-json-1.1", "secretsmanager": "application/x-amz-json-1.1",
+           "wafv2": "application/x-amz-json-1.1", "kms": "application/x-amz-json-1.1"}
 PROTOCOL = {
     "ec2": "ec2", "elasticloadbalancing": "query", "iam": "query", "sts": "query",
     "ecs": "json", "dynamodb": "json", "logs": "json", "acm": "json", "application-autoscaling": "json", "ssm": "json", "secretsmanager": "json",
+    "wafv2": "json", "kms": "json",
     "route53": "rest-xml", "s3": "s3",
 }
 HOOK_KEY = {"elasticloadbalancing": "elb", "application-autoscaling": "aas"}
@@ -147,6 +151,7 @@ THROTTLE_CODE = {
     "ecs": "ThrottlingException", "logs": "ThrottlingException", "dynamodb": "ThrottlingException",
     "acm": "ThrottlingException", "application-autoscaling": "ThrottlingException", "route53": "Throttling",
     "ssm": "ThrottlingException", "secretsmanager": "ThrottlingException",
+    "wafv2": "WAFInternalErrorException", "kms": "ThrottlingException",
     "s3": "SlowDown",
 }
 THROTTLE_MESSAGE = {
@@ -545,6 +550,18 @@ def implied_actions(ctx, action: str) -> list:
         for key in ("taskRoleArn", "executionRoleArn"):
             if ctx.json.get(key):
                 out.append(("iam:PassRole", ctx.json[key]))
+    # AWS WAF: associating or disassociating an ALB also checks elasticloadbalancing:SetWebACL on it;
+    # GetWebACLForResource reads the ACL through wafv2:GetWebACL.
+    if action in ("wafv2:AssociateWebACL", "wafv2:DisassociateWebACL") and \
+            ":elasticloadbalancing:" in str(ctx.json.get("ResourceArn", "")):
+        out.append(("elasticloadbalancing:SetWebACL", ctx.json["ResourceArn"]))
+    if action == "wafv2:GetWebACLForResource":
+        out.append(("wafv2:GetWebACL", None))
+    # DynamoDB uses a customer-managed key on the caller's behalf: it creates a grant on it.
+    if action in ("dynamodb:CreateTable", "dynamodb:UpdateTable"):
+        key = (ctx.json.get("SSESpecification") or {}).get("KMSMasterKeyId")
+        if key:
+            out.append(("kms:CreateGrant", key))
     if action == "ec2:CreateFlowLogs" and ctx.params.get("DeliverLogsPermissionArn"):
         out.append(("iam:PassRole", ctx.params["DeliverLogsPermissionArn"]))
     return out
@@ -782,6 +799,10 @@ class Realism:
             # S3
             self.bucket_regions: dict = {}
             self.bucket_policies: dict = {}
+            # KMS keys set after creation (moto has no AssociateKmsKey, and ignores UpdateTable's
+            # SSESpecification): log group name -> key ARN or None; table name -> SSEDescription or None
+            self.log_group_keys: dict = {}
+            self.table_sse: dict = {}
 
     def d(self, key: str) -> float:
         return float(self.cfg[key]) * float(self.cfg["time_scale"])
@@ -1605,10 +1626,42 @@ class Realism:
                                     "public": lb["scheme"] == "internet-facing", "why": f"load balancer {lb['arn']}",
                                     "description": "ELB " + lb["arn"].split(":loadbalancer/", 1)[-1]})
         self.lbs.pop(ctx.params.get("LoadBalancerArn"), None)
+        try:  # AWS drops a web ACL's association with the load balancer; moto keeps it
+            self.call_json(ctx, "wafv2", "DisassociateWebACL", {"ResourceArn": ctx.params.get("LoadBalancerArn")})
+        except UpstreamError:
+            pass
         for arn, rec in list(self.listener_certs.items()):  # its listeners go with it
             if rec["lb"] == ctx.params.get("LoadBalancerArn"):
                 self.release_certs(rec["lb"], rec["certs"], ctx.now)
                 del self.listener_certs[arn]
+
+    # ---- AWS WAF ------------------------------------------------------------------------------
+
+    def pre_wafv2_AssociateWebACL(self, ctx: Ctx):
+        """AWS checks what moto does not: the web ACL is a REGIONAL one of the call's region, the load
+        balancer exists and is no longer provisioning; and an ALB takes one web ACL, the new one replacing
+        the old (moto would list the load balancer under both)."""
+        acl, resource = str(ctx.json.get("WebACLArn", "")), str(ctx.json.get("ResourceArn", ""))
+        parts = acl.split(":", 5)
+        if len(parts) < 6 or parts[2] != "wafv2" or not parts[5].startswith("regional/webacl/"):
+            raise Reject("WAFInvalidParameterException", "Error reason: The ARN isn't valid. A valid ARN begins with "
+                         "arn: and includes other information separated by colons or slashes., field: RESOURCE_ARN, "
+                         f"parameter: {acl}")
+        if parts[3] != ctx.region:
+            raise Reject("WAFNonexistentItemException", "AWS WAF couldn’t perform the operation because your "
+                         "resource doesn’t exist.")
+        if ":elasticloadbalancing:" in resource:
+            if not any(lb["arn"] == resource for lb in self.moto_lbs(ctx)):
+                raise Reject("WAFNonexistentItemException", "AWS WAF couldn’t perform the operation because your "
+                             "resource doesn’t exist.")
+            if ctx.now < self.lb_active_at(resource):
+                raise Reject("WAFUnavailableEntityException", "AWS WAF couldn’t retrieve the resource that you "
+                             "requested. Retry your request.")
+            current = self.call_json(ctx, "wafv2", "GetWebACLForResource", {"ResourceArn": resource}).get("WebACL")
+            if current and current.get("ARN") != acl:
+                self.call_json(ctx, "wafv2", "GetWebACL", {"ARN": acl})  # an unknown ACL leaves the old one
+                self.call_json(ctx, "wafv2", "DisassociateWebACL", {"ResourceArn": resource})
+        return None
 
     # ELB's account per region for access logs (Regions available before August 2022); every later Region uses
     # the log delivery service principal.
@@ -2727,10 +2780,11 @@ class Realism:
         doc = json.loads(resp.body or b"{}")
         desc = doc.get("Table") or {}
         name = desc.get("TableName")
+        self._apply_sse(desc)
         if name in self.tables and self.tables[name]["deleted"] is None:
             self.tables[name]["desc"] = json.loads(json.dumps(desc))
             self._rewrite_table(desc, ctx.now)
-            resp.set_json(doc)
+        resp.set_json(doc)
 
     def pre_dynamodb_DeleteTable(self, ctx: Ctx):
         name = self.table_name(ctx.json.get("TableName"))
@@ -2743,6 +2797,33 @@ class Realism:
                          f"Attempt to change a resource which is still in use: Table is being deleted: {name}")
         return None
 
+    def post_dynamodb_UpdateTable(self, ctx: Ctx, resp: Response):
+        """moto ignores SSESpecification: the key it sets shows in DescribeTable from here on (on AWS the
+        table stays ACTIVE while DynamoDB re-encrypts; the status shows ENABLED at once here)."""
+        spec = ctx.json.get("SSESpecification")
+        if spec is None:
+            return None
+        name = self.table_name(ctx.json.get("TableName"))
+        if spec.get("Enabled") and spec.get("SSEType", "KMS") == "KMS":
+            key = spec.get("KMSMasterKeyId")
+            if key and not key.startswith("arn:"):
+                key = f"arn:aws:kms:{ctx.region}:123456789012:key/{key}"
+            self.table_sse[name] = {"Status": "ENABLED", "SSEType": "KMS", "KMSMasterKeyArn": key}
+        else:
+            self.table_sse[name] = None
+        doc = json.loads(resp.body or b"{}")
+        self._apply_sse(doc.get("TableDescription") or {})
+        resp.set_json(doc)
+        return resp
+
+    def _apply_sse(self, desc: dict):
+        name = desc.get("TableName")
+        if name in self.table_sse:
+            if self.table_sse[name] is None:
+                desc.pop("SSEDescription", None)
+            else:
+                desc["SSEDescription"] = dict(self.table_sse[name])
+
     def post_dynamodb_DeleteTable(self, ctx: Ctx, resp: Response):
         doc = json.loads(resp.body or b"{}")
         desc = doc.get("TableDescription") or {}
@@ -2750,6 +2831,7 @@ class Realism:
         entry = self.tables.setdefault(name, {"created": 0.0, "deleted": None, "desc": desc})
         entry["desc"] = json.loads(json.dumps(desc))
         entry["deleted"] = ctx.now
+        self.table_sse.pop(name, None)
         desc["TableStatus"] = "DELETING"
         resp.set_json(doc)
 
@@ -2801,6 +2883,102 @@ class Realism:
 
     def post_iam_DeleteRole(self, ctx: Ctx, resp: Response):
         self.roles.pop(ctx.params.get("RoleName"), None)
+
+    # ---- KMS keys of log groups -----------------------------------------------------------------
+
+    def logs_may_use(self, ctx: Ctx, key: str) -> bool:
+        """Whether the key exists, is enabled, and its policy lets CloudWatch Logs of the region encrypt with
+        it (an Allow of kms:Encrypt, kms:Decrypt and kms:GenerateDataKey to logs.<region>.amazonaws.com)."""
+        try:
+            meta = self.call_json(ctx, "kms", "DescribeKey", {"KeyId": key}).get("KeyMetadata") or {}
+            policy = self.call_json(ctx, "kms", "GetKeyPolicy", {"KeyId": key, "PolicyName": "default"}).get("Policy")
+        except UpstreamError:
+            return False
+        if meta.get("KeyState") != "Enabled":
+            return False
+        try:
+            doc = json.loads(policy or "{}")
+        except ValueError:
+            return False
+        statements = doc.get("Statement") or []
+        statements = statements if isinstance(statements, list) else [statements]
+        service = f"logs.{ctx.region}.amazonaws.com"
+
+        def listed(v):
+            return v if isinstance(v, list) else [v] if v is not None else []
+
+        def allows(action: str) -> bool:
+            for st in statements:
+                principal = st.get("Principal")
+                who = principal == "*" or (isinstance(principal, dict) and service in listed(principal.get("Service")))
+                acts = [a.lower() for a in listed(st.get("Action"))]
+                if st.get("Effect") == "Allow" and who and any(fnmatch.fnmatchcase(action, a) for a in acts):
+                    return True
+            return False
+        return all(allows(a) for a in ("kms:encrypt", "kms:decrypt", "kms:generatedatakey"))
+
+    def _refuse_key(self, ctx: Ctx, name: str, key: str):
+        if not self.logs_may_use(ctx, key):
+            arn = f"arn:aws:logs:{ctx.region}:123456789012:log-group:{name}"
+            raise Reject("AccessDeniedException",
+                         f"The specified KMS key does not exist or is not allowed to be used with Arn '{arn}'")
+
+    def post_kms_CreateKey(self, ctx: Ctx, resp: Response):
+        """moto leaves KeyUsage (and KeySpec) null when CreateKey does not name them; AWS defaults them."""
+        doc = json.loads(resp.body or b"{}")
+        meta = doc.get("KeyMetadata") or {}
+        meta["KeyUsage"] = meta.get("KeyUsage") or "ENCRYPT_DECRYPT"
+        meta["KeySpec"] = meta.get("KeySpec") or "SYMMETRIC_DEFAULT"
+        resp.set_json(doc)
+        return resp
+
+    post_kms_DescribeKey = post_kms_CreateKey
+
+    def pre_logs_CreateLogGroup(self, ctx: Ctx):
+        key = ctx.json.get("kmsKeyId")
+        if key:
+            self._refuse_key(ctx, ctx.json.get("logGroupName", ""), key)
+        return None
+
+    def _log_group_exists(self, ctx: Ctx, name: str):
+        groups = self.call_json(ctx, "logs", "DescribeLogGroups", {"logGroupNamePrefix": name}).get("logGroups") or []
+        if not any(g.get("logGroupName") == name for g in groups):
+            raise Reject("ResourceNotFoundException", "The specified log group does not exist.")
+
+    def _logs_ok(self, ctx: Ctx, commit) -> Response:
+        ctx.extra["commit"] = commit
+        return Response(200, [("Content-Type", "application/x-amz-json-1.1"), ("x-amzn-RequestId", str(uuid.uuid4()))],
+                        b"{}", injected=True)
+
+    def pre_logs_AssociateKmsKey(self, ctx: Ctx):
+        """moto 5.2.5 has no AssociateKmsKey: served here, refused as AWS does when the key's policy does not
+        let CloudWatch Logs use it; the key shows in DescribeLogGroups (post_logs_DescribeLogGroups)."""
+        name, key = ctx.json.get("logGroupName", ""), ctx.json.get("kmsKeyId", "")
+        self._log_group_exists(ctx, name)
+        self._refuse_key(ctx, name, key)
+        return self._logs_ok(ctx, lambda: self.log_group_keys.__setitem__(name, key))
+
+    def pre_logs_DisassociateKmsKey(self, ctx: Ctx):
+        name = ctx.json.get("logGroupName", "")
+        self._log_group_exists(ctx, name)
+        return self._logs_ok(ctx, lambda: self.log_group_keys.__setitem__(name, None))
+
+    def post_logs_DescribeLogGroups(self, ctx: Ctx, resp: Response):
+        if not self.log_group_keys:
+            return None
+        doc = json.loads(resp.body or b"{}")
+        for group in doc.get("logGroups") or []:
+            name = group.get("logGroupName")
+            if name in self.log_group_keys:
+                if self.log_group_keys[name] is None:
+                    group.pop("kmsKeyId", None)
+                else:
+                    group["kmsKeyId"] = self.log_group_keys[name]
+        resp.set_json(doc)
+        return resp
+
+    def post_logs_DeleteLogGroup(self, ctx: Ctx, resp: Response):
+        self.log_group_keys.pop(ctx.json.get("logGroupName"), None)
 
     def pre_logs_PutRetentionPolicy(self, ctx: Ctx):
         days = ctx.json.get("retentionInDays")
