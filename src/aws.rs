@@ -35,6 +35,10 @@ pub fn is_region_name(region: &str) -> bool {
         && parts.last().is_some_and(|p| p.chars().all(|c| c.is_ascii_digit()))
 }
 
+/// The Price List API has endpoints in us-east-1, eu-central-1 and ap-south-1 only: its client is
+/// built for the first, whatever the stack's region.
+pub const PRICING_REGION: &str = "us-east-1";
+
 /// Attempts per call: throttling, 5xx and connection errors are retried by the SDK.
 pub const MAX_ATTEMPTS: u32 = 10;
 
@@ -53,6 +57,9 @@ pub struct Clients {
     pub sts: aws_sdk_sts::Client,
     pub ssm: aws_sdk_ssm::Client,
     pub secretsmanager: aws_sdk_secretsmanager::Client,
+    /// The Price List API (`--prices live`), in the region it has an endpoint in whatever the
+    /// stack's region (an endpoint override still applies).
+    pub pricing: aws_sdk_pricing::Client,
 }
 
 macro_rules! client {
@@ -83,6 +90,12 @@ impl Clients {
             sts: client!(aws_sdk_sts, config),
             ssm: client!(aws_sdk_ssm, config),
             secretsmanager: client!(aws_sdk_secretsmanager, config),
+            pricing: aws_sdk_pricing::Client::from_conf(
+                aws_sdk_pricing::config::Builder::from(config)
+                    .region(Region::new(PRICING_REGION))
+                    .interceptor(RetryNotice)
+                    .build(),
+            ),
         }
     }
 }
