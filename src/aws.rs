@@ -35,6 +35,10 @@ pub fn is_region_name(region: &str) -> bool {
         && parts.last().is_some_and(|p| p.chars().all(|c| c.is_ascii_digit()))
 }
 
+/// The Price List API has endpoints in us-east-1, eu-central-1 and ap-south-1 only: its client is
+/// built for the first, whatever the stack's region.
+pub const PRICING_REGION: &str = "us-east-1";
+
 /// Attempts per call: throttling, 5xx and connection errors are retried by the SDK.
 pub const MAX_ATTEMPTS: u32 = 10;
 
@@ -55,6 +59,9 @@ pub struct Clients {
     pub secretsmanager: aws_sdk_secretsmanager::Client,
     pub wafv2: aws_sdk_wafv2::Client,
     pub kms: aws_sdk_kms::Client,
+    /// The Price List API (`--prices live`), in the region it has an endpoint in whatever the
+    /// stack's region (an endpoint override still applies).
+    pub pricing: aws_sdk_pricing::Client,
 }
 
 macro_rules! client {
@@ -87,6 +94,12 @@ impl Clients {
             secretsmanager: client!(aws_sdk_secretsmanager, config),
             wafv2: client!(aws_sdk_wafv2, config),
             kms: client!(aws_sdk_kms, config),
+            pricing: aws_sdk_pricing::Client::from_conf(
+                aws_sdk_pricing::config::Builder::from(config)
+                    .region(Region::new(PRICING_REGION))
+                    .interceptor(RetryNotice)
+                    .build(),
+            ),
         }
     }
 }

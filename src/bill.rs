@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 mod estimate;
+pub mod live;
 
 pub use estimate::{BilledLine, Cost, PriceError, Prices};
 

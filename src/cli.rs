@@ -73,8 +73,20 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "DURATION", default_value = "0s", value_parser = duration)]
     pub lock_timeout: std::time::Duration,
 
+    /// Where the bill's prices come from (plans and `status`): `table`, the repository's price
+    /// table; `live`, the AWS Price List API (pricing:GetProducts, asked in us-east-1), the table's
+    /// price for a key it does not answer, marked so.
+    #[arg(long, global = true, value_enum, default_value_t = PriceSource::Table)]
+    pub prices: PriceSource,
+
     #[command(subcommand)]
     pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PriceSource {
+    Table,
+    Live,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

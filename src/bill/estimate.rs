@@ -1,7 +1,7 @@
 //! The monthly bill: the resources' declared charges priced from the repository's price table
 //! (config/prices.toml), with the usage-based items named and priced per unit but not guessed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -15,6 +15,11 @@ pub enum PriceError {
     NoRegion(String, String),
     #[error("the price table for {region} has no price for {item}")]
     NoItem { region: String, item: String },
+    #[error("the AWS Price List API has no price for {item} in {region}, and the price table has none: the bill is not estimated")]
+    NoLiveItem { region: String, item: String },
+    /// The Price List API refused or failed (`--prices live`).
+    #[error("live prices: {0}")]
+    Live(String),
 }
 
 #[derive(Debug, Deserialize)]
@@ -38,10 +43,15 @@ struct RegionFile {
 #[derive(Debug, Clone)]
 pub struct Prices {
     pub region: String,
+    /// `table` or `live`.
+    pub kind: &'static str,
+    /// The table's date, or when the live prices were fetched.
     pub as_of: String,
     pub source: String,
     hours_per_month: f64,
     by_item: BTreeMap<String, f64>,
+    /// Live prices: the keys the Price List API did not answer, priced from the table.
+    from_table: BTreeSet<String>,
 }
 
 impl Prices {
@@ -62,11 +72,53 @@ impl Prices {
         };
         Ok(Prices {
             region: region.into(),
+            kind: "table",
             as_of: file.as_of,
             source: file.source,
             hours_per_month: file.hours_per_month,
             by_item: entry.prices.clone(),
+            from_table: BTreeSet::new(),
         })
+    }
+
+    /// `keys` priced from what the Price List API answered (`live`, fetched at `fetched_at`); a key
+    /// it did not answer from the table, marked, or, without a table price, an error naming it.
+    pub fn live(
+        region: &str,
+        keys: &BTreeSet<String>,
+        live: &BTreeMap<String, f64>,
+        fetched_at: String,
+    ) -> Result<Prices, PriceError> {
+        let file: TableFile = toml::from_str(PRICE_TABLE).expect("config/prices.toml is valid (unit-tested)");
+        let table = Prices::for_region(region).ok();
+        let mut prices = Prices {
+            region: region.into(),
+            kind: "live",
+            as_of: fetched_at,
+            source: format!("AWS Price List API (GetProducts, {})", super::live::PRICING_REGION),
+            hours_per_month: file.hours_per_month,
+            by_item: BTreeMap::new(),
+            from_table: BTreeSet::new(),
+        };
+        for key in keys {
+            let price = match live.get(key) {
+                Some(price) => *price,
+                None => {
+                    let fallback = table.as_ref().and_then(|t| t.price(key).ok());
+                    let fallback =
+                        fallback.ok_or_else(|| PriceError::NoLiveItem { region: region.into(), item: key.clone() })?;
+                    prices.from_table.insert(key.clone());
+                    fallback
+                }
+            };
+            prices.by_item.insert(key.clone(), price);
+        }
+        Ok(prices)
+    }
+
+    /// Live prices: `item` was priced from the table (the Price List API did not answer it).
+    pub fn from_table(&self, item: &str) -> bool {
+        self.from_table.contains(item)
     }
 
     pub(crate) fn price(&self, item: &str) -> Result<f64, PriceError> {
@@ -123,6 +175,9 @@ pub struct CostItem {
     pub monthly: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub monthly_max: Option<f64>,
+    /// Live prices: this line's unit price is the table's (the Price List API did not answer it).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub table_price: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -131,6 +186,9 @@ pub struct UsageItem {
     pub what: String,
     pub unit: Unit,
     pub unit_price: f64,
+    /// As [`CostItem::table_price`].
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub table_price: bool,
 }
 
 /// A line whose monthly figure differs between what was applied and what the plan makes.
@@ -218,6 +276,7 @@ impl Cost {
                         quantity_max: ranged(q.min, q.max),
                         monthly: cents(q.min * month),
                         monthly_max: ranged(q.min, q.max).map(|max| cents(max * month)),
+                        table_price: prices.from_table(&line.item),
                     })
                 }
                 None => usage_based.push(UsageItem {
@@ -225,6 +284,7 @@ impl Cost {
                     what: line.what.clone(),
                     unit: line.unit,
                     unit_price,
+                    table_price: prices.from_table(&line.item),
                 }),
             }
         }
@@ -236,7 +296,7 @@ impl Cost {
         Ok(Cost {
             currency: "USD",
             region: prices.region.clone(),
-            prices: "table",
+            prices: prices.kind,
             prices_as_of: prices.as_of.clone(),
             prices_source: prices.source.clone(),
             monthly_total: cents(now.min),
@@ -295,6 +355,25 @@ mod tests {
         assert!(file.regions.contains_key("us-east-1"));
         let missing = Prices::for_region("eu-west-3").unwrap_err().to_string();
         assert!(missing.starts_with("no price table for eu-west-3"), "{missing}");
+    }
+
+    #[test]
+    fn live_prices_fall_back_to_the_table_marked_or_name_the_key() {
+        use crate::bill::items;
+        let keys: BTreeSet<String> = [items::NAT_GATEWAY_HOUR, items::FLOW_LOGS_INGESTION].map(String::from).into();
+        let answered = BTreeMap::from([(items::NAT_GATEWAY_HOUR.to_string(), 0.048)]);
+        let prices = Prices::live("us-east-1", &keys, &answered, "2026-12-03T14:00:00Z".into()).unwrap();
+        assert_eq!((prices.kind, prices.as_of.as_str()), ("live", "2026-12-03T14:00:00Z"));
+        assert_eq!(prices.price(items::NAT_GATEWAY_HOUR), Ok(0.048));
+        assert!(!prices.from_table(items::NAT_GATEWAY_HOUR));
+        assert_eq!(prices.price(items::FLOW_LOGS_INGESTION), Ok(0.50), "the table's");
+        assert!(prices.from_table(items::FLOW_LOGS_INGESTION));
+        let usage = line("flow-logs", items::FLOW_LOGS_INGESTION, Unit::Gb, None);
+        let cost = Cost::of(&[usage], &prices, None).unwrap();
+        assert!(cost.usage_based[0].table_price && cost.prices == "live");
+        // No table for the region: the unanswered key is named.
+        let missing = Prices::live("eu-west-3", &keys, &answered, String::new()).unwrap_err().to_string();
+        assert!(missing.starts_with("the AWS Price List API has no price for logs:vended-ingestion in eu-west-3"));
     }
 
     #[test]

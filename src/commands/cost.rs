@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::bill::{BilledLine, Cost, Prices};
+use crate::bill::{BilledLine, Cost, PriceError, Prices};
 use crate::report::Text;
 
 /// The `cost` of a plan or status: the bill, or why there is none (a region without a table).
@@ -14,10 +14,10 @@ pub enum Bill {
 }
 
 impl Bill {
-    /// `lines` priced for `region`; `before` (what was applied last, empty for nothing yet) makes
-    /// the old → new figures.
-    pub fn new(region: &str, lines: &[BilledLine], before: Option<&[BilledLine]>) -> Bill {
-        match Prices::for_region(region).and_then(|prices| Cost::of(lines, &prices, before)) {
+    /// `lines` at `prices` (or why there are none); `before` (what was applied last, empty for
+    /// nothing yet) makes the old → new figures.
+    pub fn new(prices: Result<Prices, PriceError>, lines: &[BilledLine], before: Option<&[BilledLine]>) -> Bill {
+        match prices.and_then(|prices| Cost::of(lines, &prices, before)) {
             Ok(cost) => Bill::Priced(Box::new(cost)),
             Err(e) => Bill::Unpriced { unpriced: e.to_string() },
         }
@@ -37,10 +37,11 @@ impl Bill {
             Bill::Priced(cost) => cost,
             Bill::Unpriced { unpriced } => return text.line(format!("{heading}: {unpriced}")),
         };
-        text.line(format!(
-            "{heading}: {} per month at {} list prices (price table of {})",
-            cost.currency, cost.region, cost.prices_as_of
-        ));
+        let basis = match cost.prices {
+            "live" => format!("prices: live from the AWS Price List API, fetched {}", cost.prices_as_of),
+            _ => format!("price table of {}", cost.prices_as_of),
+        };
+        text.line(format!("{heading}: {} per month at {} list prices ({basis})", cost.currency, cost.region));
         // The monthly figure before the varying parts, the description last: no column pads a
         // short row out to a long one's width.
         let rows: Vec<Vec<String>> = cost
@@ -52,7 +53,7 @@ impl Bill {
                     format!("  {}", i.resource),
                     range(i.monthly, i.monthly_max, 2),
                     format!("{}/{} x {}{hours}", i.unit_price, i.unit.word(), quantity(i.quantity, i.quantity_max)),
-                    i.what.clone(),
+                    format!("{}{}", i.what, table_mark(i.table_price)),
                 ]
             })
             .collect();
@@ -71,11 +72,23 @@ impl Bill {
                 ));
             }
         }
-        let usage: Vec<String> =
-            cost.usage_based.iter().map(|u| format!("{} {}/{}", u.what, u.unit_price, u.unit.word())).collect();
+        let usage: Vec<String> = cost
+            .usage_based
+            .iter()
+            .map(|u| format!("{} {}/{}{}", u.what, u.unit_price, u.unit.word(), table_mark(u.table_price)))
+            .collect();
         if !usage.is_empty() {
             text.line(format!("  by use, not estimated: {}", usage.join("; ")));
         }
+    }
+}
+
+/// A live bill's line priced from the table.
+fn table_mark(from_table: bool) -> &'static str {
+    if from_table {
+        " [table price: not in the Price List API]"
+    } else {
+        ""
     }
 }
 

@@ -18,6 +18,7 @@ pub mod status;
 pub mod unlock;
 pub mod up;
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -26,7 +27,9 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::aws::{self, AwsTarget, Clients};
-use crate::cli::{Cli, Command, DownArgs, OutputFormat, StatusArgs};
+use crate::bill::{live, BilledLine, PriceError, Prices};
+use crate::cli::{Cli, Command, DownArgs, OutputFormat, PriceSource, StatusArgs};
+use crate::commands::cost::Bill;
 use crate::config::{Config, ConfigSource};
 use crate::context::Ctx;
 use crate::error::{AwsContext, StackError};
@@ -129,6 +132,10 @@ pub struct Setup {
     bucket_owner: tokio::sync::OnceCell<String>,
     /// `--lock-timeout`: how long to wait for a lock another run holds.
     pub lock_timeout: Duration,
+    /// `--prices`: the bill's prices from the table or the Price List API.
+    pub prices: PriceSource,
+    /// `--prices live`: the prices fetched for this run's bill (see [`Setup::fetch_prices`]).
+    live_prices: tokio::sync::OnceCell<Result<Prices, PriceError>>,
 }
 
 impl Setup {
@@ -173,7 +180,38 @@ impl Setup {
             max_concurrency: cli.max_concurrency as usize,
             bucket_owner: tokio::sync::OnceCell::new_with(cli.state_bucket_owner.clone()),
             lock_timeout: cli.lock_timeout,
+            prices: cli.prices,
+            live_prices: tokio::sync::OnceCell::new(),
         })
+    }
+
+    /// With `--prices live`: asks the Price List API for every key `bills` hold (once a run).
+    pub async fn fetch_prices(&self, bills: &[&[BilledLine]]) {
+        if self.prices != PriceSource::Live {
+            return;
+        }
+        let keys: BTreeSet<String> = bills.iter().flat_map(|b| b.iter().map(|l| l.item.clone())).collect();
+        self.live_prices
+            .get_or_init(|| async {
+                let fetched = live::fetch(&self.clients, &self.region, &keys).await;
+                let at = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
+                fetched
+                    .map_err(|e| PriceError::Live(e.to_string()))
+                    .and_then(|l| Prices::live(&self.region, &keys, &l, at))
+            })
+            .await;
+    }
+
+    /// The bill of `lines` (old → new against `before`) at this run's prices: the table's, or
+    /// those [`Setup::fetch_prices`] fetched.
+    pub fn bill(&self, lines: &[BilledLine], before: Option<&[BilledLine]>) -> Bill {
+        let prices = match self.prices {
+            PriceSource::Table => Prices::for_region(&self.region),
+            PriceSource::Live => self.live_prices.get().cloned().unwrap_or_else(|| {
+                Err(PriceError::Live("not fetched before the bill was made (a bug: please report it)".into()))
+            }),
+        };
+        Bill::new(prices, lines, before)
     }
 
     pub fn location(&self) -> String {

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use crate::access::Permission;
-use crate::cli::PolicyArgs;
+use crate::cli::{PolicyArgs, PriceSource};
 use crate::commands::{list, logs, state_home, CommandError, Setup};
 use crate::config::Config;
 use crate::model::{Managed, Resource, Shape, Stepping};
@@ -78,7 +78,11 @@ pub async fn run(setup: &Setup, args: &PolicyArgs) -> Result<ExitCode, CommandEr
         state,
     };
     let commands: Vec<&str> = args.commands.iter().map(String::as_str).collect();
-    let document = policy::document(&commands, &declarations(&setup.config)?, &target);
+    let mut declared = declarations(&setup.config)?;
+    if setup.prices == PriceSource::Live {
+        declared.resources.extend(crate::bill::live::permissions());
+    }
+    let document = policy::document(&commands, &declared, &target);
     // A reader that stops early (`| head`) is no error.
     let document = if args.split { serde_json::Value::from(policy::split(&document)) } else { document };
     let text = serde_json::to_string_pretty(&document).expect("a JSON value prints");

@@ -268,7 +268,7 @@ pub async fn status(setup: &Setup, events: usize) -> Result<StatusReport, Comman
     // stack of this name could have, looked for by tag and name.
     let shape = if tracked { Shape::covering(&setup.config, &state) } else { Shape::discovering(&setup.config) };
     let graph = resources::stack(&shape)?;
-    let cost = (tracked && !retained).then(|| bill(setup, &graph, &state));
+    let cost = if tracked && !retained { Some(bill(setup, &graph, &state).await) } else { None };
     let ctx: Arc<Ctx> = setup.read_only(state.clone());
     let mut rows =
         if retained { retained_rows(&graph, &ctx, &state).await? } else { inspect(setup, &graph, ctx.clone()).await? };
@@ -337,7 +337,9 @@ pub async fn status(setup: &Setup, events: usize) -> Result<StatusReport, Comman
 
 /// What the stack bills: as applied last, or (a state from before bills were recorded) as the
 /// config would.
-fn bill(setup: &Setup, graph: &Graph, state: &State) -> Bill {
+async fn bill(setup: &Setup, graph: &Graph, state: &State) -> Bill {
     let applied = state.applied.as_ref().map(|a| a.bill.clone()).filter(|b| !b.is_empty());
-    Bill::new(&setup.region, &applied.unwrap_or_else(|| graph.bill(&setup.config)), None)
+    let lines = applied.unwrap_or_else(|| graph.bill(&setup.config));
+    setup.fetch_prices(&[&lines]).await;
+    setup.bill(&lines, None)
 }

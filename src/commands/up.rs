@@ -295,7 +295,7 @@ impl Plan {
         // Before: what was applied last, or nothing when nothing exists yet.
         let nothing_yet = rows.iter().all(|r| r.status == Health::Missing) && orphans.is_empty();
         let before = applied.map(|a| a.bill.as_slice()).filter(|b| !b.is_empty()).or(nothing_yet.then_some(&[][..]));
-        let cost = Bill::new(&setup.region, &graphs.config.bill(&setup.config), before);
+        let cost = setup.bill(&graphs.config.bill(&setup.config), before);
         Plan {
             resources,
             counts,
@@ -614,6 +614,13 @@ async fn preflight(graph: &Graph, ctx: &Arc<Ctx>) -> Result<(), CommandError> {
     Ok(())
 }
 
+/// `--prices live`: the prices of what the plan bills, now and as applied last.
+async fn fetch_prices(setup: &Setup, graphs: &Graphs, state: &State) {
+    let now = graphs.config.bill(&setup.config);
+    let before = state.applied.as_ref().map(|a| a.bill.as_slice()).unwrap_or_default();
+    setup.fetch_prices(&[&now, before]).await;
+}
+
 async fn dry_run(setup: &Setup, args: &UpArgs) -> Result<PlanReport, CommandError> {
     let state = setup.read_state().await?.unwrap_or_else(|| State::new(&setup.config.name, &setup.region));
     let graphs = graphs(setup, &state, false)?;
@@ -623,6 +630,7 @@ async fn dry_run(setup: &Setup, args: &UpArgs) -> Result<PlanReport, CommandErro
     let (rows, orphans) = checked?;
     let image = image::wanted(&ctx.scope()).note();
     let resuming = state.unfinished.as_deref();
+    fetch_prices(setup, &graphs, &state).await;
     let applied = state.applied.as_ref();
     let mut plan = Plan::new(setup, &graphs, (&rows, &orphans), applied, image, resuming, &replacing);
     plan.unfinished = graphs.config.unfinished(&ctx);
@@ -649,11 +657,11 @@ async fn apply(setup: &Setup, args: &UpArgs, ctx: &Arc<Ctx>) -> Result<ExitCode,
     if let Some(home) = state_home::check(setup).await?.filter(|h| h.tag.is_none()) {
         state_home::set(setup, &home.vpc, &location).await?;
     }
-    // Before any change: one round of concurrent describe calls says what would happen; beside
-    // it, what AWS would refuse later is refused now. What it finds stays unwritten until the run
-    // may go on.
+    // Before any change, concurrently: what would happen, what AWS would refuse later (refused now),
+    // live prices. What it finds stays unwritten until the run may go on.
     ctx.store().hold();
-    let (preflight, checked) = tokio::join!(preflight(graph, ctx), check(setup, &graphs, ctx, &state));
+    let (preflight, checked, ()) =
+        tokio::join!(preflight(graph, ctx), check(setup, &graphs, ctx, &state), fetch_prices(setup, &graphs, &state));
     preflight?;
     let (rows, orphans) = checked?;
     let image = image::wanted(&ctx.scope()).note();

@@ -63,6 +63,7 @@ const CLIENTS: &[(&str, &str)] = &[
     ("secretsmanager", "secretsmanager"),
     ("wafv2", "wafv2"),
     ("kms", "kms"),
+    ("pricing", "pricing"),
 ];
 
 /// The IAM action of an SDK operation: the service's prefix and the operation in PascalCase.
@@ -160,6 +161,7 @@ fn declared() -> BTreeMap<String, Vec<Permission>> {
         .entry("src/commands/access_check.rs".into())
         .or_default()
         .extend(crate::commands::access_check::permissions());
+    by_file.entry("src/bill/live.rs".into()).or_default().extend(crate::bill::live::permissions());
     by_file.entry("src/commands/state_home.rs".into()).or_default().extend(crate::commands::state_home::permissions());
     by_file
         .entry("src/commands/state_command.rs".into())

@@ -134,24 +134,101 @@ JSON_TARGET = {
     "secretsmanager": "secretsmanager",
     "wafv2": "AWSWAF_20190729",
     "kms": "TrentService",
+    "pricing": "AWSPriceListService",
 }
 JSON_CT = {"dynamodb": "application/x-amz-json-1.0", "ecs": "application/x-amz-json-1.1", "logs": "application/x-amz-json-1.1",
            "acm": "application/x-amz-json-1.1", "application-autoscaling": "application/x-amz-json-1.1",
            "ssm": "application/x-amz-json-1.1", "secretsmanager": "application/x-amz-json-1.1",
-           "wafv2": "application/x-amz-json-1.1", "kms": "application/x-amz-json-1.1"}
+           "wafv2": "application/x-amz-json-1.1", "kms": "application/x-amz-json-1.1",
+           "pricing": "application/x-amz-json-1.1"}
 PROTOCOL = {
     "ec2": "ec2", "elasticloadbalancing": "query", "iam": "query", "sts": "query",
     "ecs": "json", "dynamodb": "json", "logs": "json", "acm": "json", "application-autoscaling": "json", "ssm": "json", "secretsmanager": "json",
-    "wafv2": "json", "kms": "json",
+    "wafv2": "json", "kms": "json", "pricing": "json",
     "route53": "rest-xml", "s3": "s3",
 }
 HOOK_KEY = {"elasticloadbalancing": "elb", "application-autoscaling": "aas"}
+
+# The Price List API (moto has none): GetProducts answers from these products, in AWS's shape (each
+# PriceList entry a JSON document in a string: product.attributes, terms.OnDemand.*.priceDimensions.*
+# .pricePerUnit.USD). us-east-1's prices of the default stack's keys, each a little off the repository's
+# table (config/prices.toml) so that a test can tell which one a bill used. Left out on purpose:
+# VendedLog-Bytes (flow logs' ingestion), for the tool's fallback to the table. Only TERM_MATCH filters;
+# the API has endpoints in us-east-1, eu-central-1 and ap-south-1 only.
+PRICING_ENDPOINT_REGIONS = ("us-east-1", "eu-central-1", "ap-south-1")
+PRICE_PRODUCTS = [
+    # (serviceCode, productFamily, regionCode, usagetype, unit, [(beginRange, USD), ...])
+    ("AmazonEC2", "NAT Gateway", "us-east-1", "NatGateway-Hours", "Hrs", [("0", "0.0480000000")]),
+    ("AmazonEC2", "NAT Gateway", "us-east-1", "NatGateway-Bytes", "GB", [("0", "0.0480000000")]),
+    ("AmazonVPC", "VpcPublicIPv4Address", "us-east-1", "PublicIPv4:InUseAddress", "Hrs", [("0", "0.0060000000")]),
+    ("AWSELB", "Load Balancer-Application", "us-east-1", "LoadBalancerUsage", "Hrs", [("0", "0.0250000000")]),
+    ("AWSELB", "Load Balancer-Application", "us-east-1", "LCUUsage", "LCU-Hrs", [("0", "0.0090000000")]),
+    ("AmazonECS", "Compute", "us-east-1", "USE1-Fargate-vCPU-Hours:perCPU", "hours", [("0", "0.0500000000")]),
+    ("AmazonECS", "Compute", "us-east-1", "USE1-Fargate-GB-Hours", "hours", [("0", "0.0050000000")]),
+    ("AmazonCloudWatch", "Data Payload", "us-east-1", "DataProcessing-Bytes", "GB", [("0", "0.5500000000")]),
+    ("AmazonCloudWatch", "Storage Snapshot", "us-east-1", "TimedStorage-ByteHrs", "GB-Mo", [("0", "0.0330000000")]),
+    ("AmazonCloudWatch", "Alarm", "us-east-1", "CW:AlarmMonitorUsage", "Alarms", [("0", "0.1100000000")]),
+    ("AmazonCloudWatch", "Metric", "us-east-1", "CW:MetricMonitorUsage", "Metrics",
+     [("0", "0.3300000000"), ("10000", "0.1000000000")]),
+    ("AmazonDynamoDB", "Amazon DynamoDB PayPerRequest Throughput", "us-east-1", "WriteRequestUnits", "WriteRequestUnits",
+     [("0", "0.0000006500")]),
+    ("AmazonDynamoDB", "Amazon DynamoDB PayPerRequest Throughput", "us-east-1", "ReadRequestUnits", "ReadRequestUnits",
+     [("0", "0.0000001300")]),
+    # A free first tier, as DynamoDB storage has.
+    ("AmazonDynamoDB", "Database Storage", "us-east-1", "TimedStorage-ByteHrs", "GB-Mo",
+     [("0", "0.0000000000"), ("25", "0.2600000000")]),
+    ("AmazonDynamoDB", "Amazon DynamoDB On-Demand Backup Storage", "us-east-1", "TimedBackupStorage-ByteHrs", "GB-Mo",
+     [("0", "0.1100000000")]),
+    ("AmazonDynamoDB", "Amazon DynamoDB Point-In-Time-Restore", "us-east-1", "TimedPITRStorage-ByteHrs", "GB-Mo",
+     [("0", "0.2100000000")]),
+    ("AmazonS3", "Storage", "us-east-1", "TimedStorage-ByteHrs", "GB-Mo",
+     [("0", "0.0240000000"), ("51200", "0.0220000000")]),
+]
+
+
+def price_list_entry(service_code, family, region, usage_type, unit, tiers) -> dict:
+    """One product of the Price List, as GetProducts answers it (before it is put in a string)."""
+    sku = uuid.uuid5(uuid.NAMESPACE_URL, f"{service_code}/{region}/{usage_type}").hex[:16].upper()
+    term = f"{sku}.JRTCKXETXF"
+    dimensions = {}
+    for i, (begin, usd) in enumerate(tiers):
+        end = tiers[i + 1][0] if i + 1 < len(tiers) else "Inf"
+        rate = f"{term}.{6 + i}YS6EN2CT7"
+        dimensions[rate] = {"unit": unit, "endRange": end, "description": f"${float(usd)} per {unit} ({usage_type})",
+                            "appliesTo": [], "rateCode": rate, "beginRange": begin, "pricePerUnit": {"USD": usd}}
+    return {
+        "product": {"productFamily": family, "sku": sku, "attributes": {
+            "regionCode": region, "servicecode": service_code, "usagetype": usage_type, "location": "US East (N. Virginia)",
+            "locationType": "AWS Region", "operation": "", "servicename": service_code}},
+        "serviceCode": service_code,
+        "terms": {"OnDemand": {term: {"priceDimensions": dimensions, "sku": sku, "effectiveDate": "2026-11-01T00:00:00Z",
+                                      "offerTermCode": "JRTCKXETXF", "termAttributes": {}}}},
+        "version": "20261120183036", "publicationDate": "2026-11-20T18:30:36Z",
+    }
+
+
+def get_products(params: dict) -> dict:
+    """GetProducts over PRICE_PRODUCTS: -> the answer, or raises ValueError(message) for a request AWS refuses."""
+    service_code = params.get("ServiceCode")
+    if not service_code:
+        raise ValueError("ServiceCode is required")
+    if params.get("FormatVersion", "aws_v1") != "aws_v1":
+        raise ValueError(f"Unsupported FormatVersion: {params.get('FormatVersion')}")
+    filters = params.get("Filters") or []
+    for f in filters:
+        if f.get("Type") != "TERM_MATCH" or not f.get("Field") or "Value" not in f:
+            raise ValueError(f"the realism proxy serves TERM_MATCH filters with Field and Value only: {f}")
+    entries = [price_list_entry(*p) for p in PRICE_PRODUCTS if p[0] == service_code]
+    wanted = lambda e: all(e["product"]["attributes"].get(f["Field"]) == f["Value"] for f in filters)
+    return {"FormatVersion": "aws_v1", "PriceList": [json.dumps(e) for e in entries if wanted(e)]}
+
 THROTTLE_CODE = {
     "ec2": "RequestLimitExceeded", "elasticloadbalancing": "Throttling", "iam": "Throttling", "sts": "Throttling",
     "ecs": "ThrottlingException", "logs": "ThrottlingException", "dynamodb": "ThrottlingException",
     "acm": "ThrottlingException", "application-autoscaling": "ThrottlingException", "route53": "Throttling",
     "ssm": "ThrottlingException", "secretsmanager": "ThrottlingException",
     "wafv2": "WAFInternalErrorException", "kms": "ThrottlingException",
+    "pricing": "ThrottlingException",
     "s3": "SlowDown",
 }
 THROTTLE_MESSAGE = {
@@ -2267,6 +2344,18 @@ class Realism:
             if last == "STOPPED":
                 doc["stoppedAt"] = task["gone_at"]
         return doc
+
+    def pre_pricing_GetProducts(self, ctx: Ctx):
+        """The Price List API, from PRICE_PRODUCTS; signed for a region without its endpoint, refused."""
+        if ctx.region not in PRICING_ENDPOINT_REGIONS:
+            return ctx.error("UnrecognizedClientException",
+                             f"the Price List API has no endpoint in {ctx.region} (only {', '.join(PRICING_ENDPOINT_REGIONS)})")
+        try:
+            answer = get_products(ctx.json)
+        except ValueError as e:
+            return ctx.error("InvalidParameterException", str(e))
+        return Response(200, [("Content-Type", "application/x-amz-json-1.1"), ("x-amzn-RequestId", str(uuid.uuid4()))],
+                        json.dumps(answer).encode(), injected=True)
 
     def pre_ecs_ListTasks(self, ctx: Ctx):
         """The overlay's tasks of a service (moto has none): RUNNING by default, or STOPPED."""

@@ -2011,5 +2011,33 @@ def load_tests(loader, tests, pattern):
     return suite
 
 
+class PricingTests(unittest.TestCase):
+    """GetProducts (moto has no Price List API): TERM_MATCH filters over real-shaped products, each
+    PriceList entry a JSON document in a string; only in the API's own regions."""
+
+    def pricing(self, region):
+        return boto3.client("pricing", endpoint_url=PROXY_URL, region_name=region, aws_access_key_id="testing",
+                            aws_secret_access_key="testing", config=Config(retries={"total_max_attempts": 1}))
+
+    def test_get_products_answers_term_matches_in_awss_shape(self):
+        pricing = self.pricing("us-east-1")
+        out = pricing.get_products(ServiceCode="AmazonEC2", FormatVersion="aws_v1", Filters=[
+            {"Type": "TERM_MATCH", "Field": "regionCode", "Value": "us-east-1"},
+            {"Type": "TERM_MATCH", "Field": "usagetype", "Value": "NatGateway-Hours"}])
+        self.assertEqual(out["FormatVersion"], "aws_v1")
+        self.assertEqual(len(out["PriceList"]), 1)
+        entry = json.loads(out["PriceList"][0])
+        self.assertEqual(entry["product"]["attributes"]["usagetype"], "NatGateway-Hours")
+        term = next(iter(entry["terms"]["OnDemand"].values()))
+        dimension = next(iter(term["priceDimensions"].values()))
+        self.assertEqual(dimension["pricePerUnit"]["USD"], "0.0480000000", "not the table's 0.045")
+        nothing = pricing.get_products(ServiceCode="AmazonEC2", Filters=[
+            {"Type": "TERM_MATCH", "Field": "usagetype", "Value": "USW2-NatGateway-Hours"}])
+        self.assertEqual(nothing["PriceList"], [])
+        with self.assertRaises(ClientError) as refused:
+            self.pricing("eu-west-3").get_products(ServiceCode="AmazonEC2")
+        self.assertIn("no endpoint in eu-west-3", str(refused.exception))
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
