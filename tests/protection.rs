@@ -235,6 +235,7 @@ fn a_users_web_acl_is_associated_checked_repaired_and_left_alone() {
     let plan = as_ci(&app, &["--output", "json", "up", "--dry-run"]).ok().json();
     assert_eq!(planned_changes(&plan, "table").0, "update", "{plan}");
     assert_eq!(planned_changes(&plan, "log-group").0, "update", "{plan}");
+    assert_eq!(planned_changes(&plan, "flow-log-group").0, "update", "the flow logs' group takes it too: {plan}");
     let table = app.state().unwrap()["resources"]["table"]["id"].as_str().unwrap().to_string();
     // Killed right after AWS took the association (before the state records it): the next run finds
     // it on the load balancer, records it and finishes the rest.
@@ -256,6 +257,8 @@ fn a_users_web_acl_is_associated_checked_repaired_and_left_alone() {
     assert_eq!(app.state().unwrap()["resources"]["table"]["id"], table.as_str(), "the same table");
     let mine = rt.block_on(keys_of(&sdk, &table, "/ecs/simple-ecs-dev"));
     assert_eq!(mine, (Some(logs_key.clone()), Some(logs_key.clone())));
+    let flow_logs = rt.block_on(keys_of(&sdk, &table, "/vpc/simple-ecs-dev/flow-logs")).1;
+    assert_eq!(flow_logs, Some(logs_key.clone()), "every log group of the stack is encrypted with logs.kms_key_arn");
     assert_eq!(rt.block_on(acl_of(&sdk, &lb)).as_deref(), Some(edge.as_str()));
     let doc = as_ci(&app, &["--output", "json", "status"]).json();
     for name in ["table", "log-group", "waf-association"] {

@@ -23,6 +23,7 @@ use crate::model::{
 use crate::progress::Line;
 use crate::resources::ec2::{any_stack, sightings, tag_spec, Ec2Object, Within};
 use crate::resources::iam::{self, arn_home, ArnHome, RoleField, RoleLive};
+use crate::resources::kms::KMS_REQUESTS;
 use crate::resources::logs::{self, group_arn};
 use crate::resources::network::VPC;
 use crate::resources::tags::TagPairs;
@@ -39,7 +40,8 @@ pub fn declare(shape: &Shape, nodes: &mut Nodes) {
     if !on && !shape.discovering_all() && !shape.holds_any(&[FLOW_LOG_GROUP, FLOW_LOG_ROLE, FLOW_LOG]) {
         return;
     }
-    nodes.managed(FlowLogGroup);
+    // The catalog (`Shape::everything`) holds every declaration.
+    nodes.managed(FlowLogGroup { customer_key: shape.config().logs.kms_key_arn.is_some() || shape.is_everything() });
     nodes.managed(FlowLogRole);
     nodes.managed(FlowLog);
 }
@@ -118,17 +120,26 @@ fn sweep_flow_logs(c: &Clients) -> BoxFuture<'_, Result<Vec<Sighting>, StackErro
 
 // ---------------------------------------------------------------- the log group
 
-pub struct FlowLogGroup;
+/// The flow logs' group; encrypted with `[logs] kms_key_arn` when the config names a key (the key
+/// the stack's log groups share, checked once by the containers' group).
+pub struct FlowLogGroup {
+    customer_key: bool,
+}
 
 /// What the flow logs' group can differ in.
 #[derive(Debug, Clone, PartialEq)]
 pub enum GroupField {
     Retention,
+    Encryption,
 }
 
 impl Field for GroupField {
     fn label(&self) -> String {
-        "flow_logs.retention_days".into()
+        match self {
+            GroupField::Retention => "flow_logs.retention_days",
+            GroupField::Encryption => "logs.kms_key_arn",
+        }
+        .into()
     }
 }
 
@@ -146,12 +157,23 @@ impl Managed for FlowLogGroup {
     }
 
     fn permissions(&self) -> Vec<Permission> {
-        logs::group_permissions(arn("logs", &format!("log-group:{}", group_name(STACK))))
+        let group = arn("logs", &format!("log-group:{}", group_name(STACK)));
+        let mut permissions = logs::group_permissions(group.clone());
+        if self.customer_key {
+            permissions.extend(logs::group_key_permissions(group));
+        }
+        permissions
     }
 
-    /// Ingestion is the flow log's; the group stores what it keeps.
-    fn billing(&self, _config: &Config) -> Vec<Charge> {
-        vec![Charge::usage(items::LOGS_STORAGE, Unit::GbMonth, "flow logs stored")]
+    /// Ingestion is the flow log's; the group stores what it keeps; with a key of the user's, the
+    /// KMS requests CloudWatch makes.
+    fn billing(&self, config: &Config) -> Vec<Charge> {
+        let mut charges = vec![Charge::usage(items::LOGS_STORAGE, Unit::GbMonth, "flow logs stored")];
+        if config.logs.kms_key_arn.is_some() {
+            let what = "KMS requests CloudWatch Logs makes for the flow logs with logs.kms_key_arn";
+            charges.push(Charge::usage(KMS_REQUESTS, Unit::MillionRequests, what));
+        }
+        charges
     }
 
     fn needs(&self) -> Vec<Dep> {
@@ -170,12 +192,17 @@ impl Managed for FlowLogGroup {
     fn diff(&self, ctx: &Scope<'_>, live: &Group) -> Result<Vec<Changed<GroupField>>, StackError> {
         let mut diff = Diff::new();
         let wanted = logs::retention_days(ctx.config.flow_logs.retention_days);
-        diff.field(GroupField::Retention, &logs::retention_of(live), &wanted);
+        diff.field(GroupField::Retention, &logs::retention_of(live), &wanted).field(
+            GroupField::Encryption,
+            &logs::encryption(live.kms_key_id()),
+            &logs::encryption(ctx.config.logs.kms_key_arn.as_deref()),
+        );
         Ok(diff.into_changes())
     }
 
     async fn create(&self, ctx: &Scope<'_>, _line: &Line) -> Result<Group, StackError> {
-        logs::create_group(ctx, FLOW_LOG_GROUP, &group_name(ctx.stack()), None).await
+        let key = ctx.config.logs.kms_key_arn.as_deref();
+        logs::create_group(ctx, FLOW_LOG_GROUP, &group_name(ctx.stack()), key).await
     }
 
     async fn update(
@@ -183,9 +210,17 @@ impl Managed for FlowLogGroup {
         ctx: &Scope<'_>,
         _line: &Line,
         live: &Group,
-        _changes: &[Changed<GroupField>],
+        changes: &[Changed<GroupField>],
     ) -> Result<Option<Group>, StackError> {
-        logs::set_retention(ctx, live, ctx.config.flow_logs.retention_days).await?;
+        for change in changes {
+            match change.field {
+                GroupField::Retention => logs::set_retention(ctx, live, ctx.config.flow_logs.retention_days).await?,
+                GroupField::Encryption => {
+                    let name = live.log_group_name().unwrap_or_default();
+                    logs::set_group_key(ctx, name, ctx.config.logs.kms_key_arn.as_deref()).await?
+                }
+            }
+        }
         Ok(None)
     }
 

@@ -120,7 +120,7 @@ impl Field for LogsField {
 }
 
 /// The key a group is encrypted with, as the plan shows it.
-fn encryption(key: Option<&str>) -> String {
+pub fn encryption(key: Option<&str>) -> String {
     key.map_or("CloudWatch's own encryption".into(), |k| format!("KMS key {k}"))
 }
 
@@ -142,9 +142,7 @@ impl Managed for LogGroup {
         let group = arn("logs", &format!("log-group:{}", log_group_name(STACK)));
         let mut permissions = group_permissions(group.clone());
         if self.customer_key {
-            permissions.extend(key_permissions());
-            permissions.push(Permission::update("logs:AssociateKmsKey").on(group.clone()));
-            permissions.push(Permission::update("logs:DisassociateKmsKey").on(group));
+            permissions.extend(group_key_permissions(group));
         }
         permissions
     }
@@ -233,21 +231,7 @@ impl Managed for LogGroup {
         for change in changes {
             match change.field {
                 LogsField::Retention => set_retention(ctx, live, ctx.config.logs.retention_days).await?,
-                // In place: new events are encrypted with the new key (or none); what is stored
-                // stays readable.
-                LogsField::Encryption => {
-                    let logs = &ctx.aws.logs;
-                    match &ctx.config.logs.kms_key_arn {
-                        Some(key) => {
-                            let call = logs.associate_kms_key().log_group_name(name).kms_key_id(key);
-                            call.send().await.ctx("set the KMS key of log group", name)?;
-                        }
-                        None => {
-                            let call = logs.disassociate_kms_key().log_group_name(name);
-                            call.send().await.ctx("remove the KMS key of log group", name)?;
-                        }
-                    }
-                }
+                LogsField::Encryption => set_group_key(ctx, name, ctx.config.logs.kms_key_arn.as_deref()).await?,
             }
         }
         Ok(None)
@@ -269,6 +253,32 @@ pub fn group_permissions(group: String) -> Vec<Permission> {
         Permission::update("logs:PutRetentionPolicy").on(group.clone()),
         Permission::delete("logs:DeleteLogGroup").on(group),
     ]
+}
+
+/// What a group encrypted with the user's key (`[logs] kms_key_arn`, every group of the stack)
+/// calls besides `group_permissions`: the key's checks, and setting or removing it in place.
+pub fn group_key_permissions(group: String) -> Vec<Permission> {
+    let mut permissions = key_permissions();
+    permissions.push(Permission::update("logs:AssociateKmsKey").on(group.clone()));
+    permissions.push(Permission::update("logs:DisassociateKmsKey").on(group));
+    permissions
+}
+
+/// Sets the group `name`'s key to `key`, or back to CloudWatch's own encryption, in place: new
+/// events are encrypted with the new key (or none); what is stored stays readable.
+pub async fn set_group_key(ctx: &Scope<'_>, name: &str, key: Option<&str>) -> Result<(), StackError> {
+    let logs = &ctx.aws.logs;
+    match key {
+        Some(key) => {
+            let call = logs.associate_kms_key().log_group_name(name).kms_key_id(key);
+            call.send().await.ctx("set the KMS key of log group", name)?;
+        }
+        None => {
+            let call = logs.disassociate_kms_key().log_group_name(name);
+            call.send().await.ctx("remove the KMS key of log group", name)?;
+        }
+    }
+    Ok(())
 }
 
 // What every log group of the stack shares (the containers' here, the VPC's flow logs'), each
