@@ -50,6 +50,11 @@ async fn records(sdk: &Sdk, zone: &str) -> Vec<(String, String, String)> {
 
 /// Write a simple record straight into the zone (someone else's record).
 async fn put_record(sdk: &Sdk, zone: &str, name: &str, rtype: RrType, value: &str) {
+    change_record(sdk, zone, ChangeAction::Upsert, (name, rtype, value)).await;
+}
+
+/// Write or delete a simple record straight in the zone.
+async fn change_record(sdk: &Sdk, zone: &str, action: ChangeAction, (name, rtype, value): (&str, RrType, &str)) {
     let set = ResourceRecordSet::builder()
         .name(name)
         .r#type(rtype)
@@ -57,7 +62,7 @@ async fn put_record(sdk: &Sdk, zone: &str, name: &str, rtype: RrType, value: &st
         .resource_records(ResourceRecord::builder().value(value).build().unwrap())
         .build()
         .unwrap();
-    let change = Change::builder().action(ChangeAction::Upsert).resource_record_set(set).build().unwrap();
+    let change = Change::builder().action(action).resource_record_set(set).build().unwrap();
     sdk.route53
         .change_resource_record_sets()
         .hosted_zone_id(zone)
@@ -343,14 +348,12 @@ async fn switching_between_http_a_given_certificate_and_a_domain_is_an_update_in
     let (http, _) = listeners(&sdk, &lb).await;
     assert!(http.default_actions()[0].redirect_config().is_some());
 
-    // Another domain: a certificate's names are fixed. Refused before any change, saying how.
+    // Another domain: a certificate's names are fixed, and `up` replaces it itself, new first
+    // (a_second_stack_in_the_same_zone_is_left_untouched makes the change): the plan refuses nothing.
     cli.write_config(&with_https(&[], "domain = \"www.example.com\""));
-    let before = realism.calls().len();
-    let moved = cli.run(&["up", "--no-wait", "--yes"]);
-    assert_eq!(moved.code, 1, "{}", moved.stderr);
-    assert!(moved.stderr.contains("https.domain: api.example.com → www.example.com"), "{}", moved.stderr);
-    assert!(moved.stderr.contains("remove [https]"), "{}", moved.stderr);
-    assert!(mutating_calls(&realism.calls()[before..]).is_empty());
+    let plan = cli.run(&["up", "--dry-run"]).ok().stdout;
+    let replaced = "replace the certificate (https.domain: api.example.com → www.example.com)";
+    assert!(plan.contains(replaced) && !plan.contains("refused"), "{plan}");
 
     // A domain -> the given certificate beside it, which covers it: what was requested for the domain
     // goes, the alias record stays, pointing at the load balancer.
@@ -420,6 +423,18 @@ async fn switching_between_http_a_given_certificate_and_a_domain_is_an_update_in
     assert!(leftovers(&sdk, STACK).await.is_empty());
 }
 
+/// An emulator with the public zone example.com, its SDK, the zone's ID, the realism layer, and a
+/// stack configured with `[https] domain` (not yet up).
+async fn with_a_domain() -> (Emulator, Sdk, String, Realism, Cli) {
+    let emulator = Emulator::start();
+    let sdk = emulator.sdk().await;
+    let zone = make_zone(&sdk, "example.com", "zone-1").await;
+    let realism = realism(&emulator);
+    let cli = Cli::at(&realism.url());
+    cli.write_config(&with_https(&[], &format!("domain = \"{DOMAIN}\"")));
+    (emulator, sdk, zone, realism, cli)
+}
+
 /// Start `up`, freeze the realism layer right after AWS carried out `action`, kill the run.
 fn kill_after(cli: &Cli, realism: &Realism, action: &str) {
     realism.freeze_at(action);
@@ -433,12 +448,7 @@ fn kill_after(cli: &Cli, realism: &Realism, action: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_up_resumes_without_a_second_certificate_and_down_still_removes_its_records() {
-    let emulator = Emulator::start();
-    let sdk = emulator.sdk().await;
-    let zone = make_zone(&sdk, "example.com", "zone-1").await;
-    let realism = realism(&emulator);
-    let cli = Cli::at(&realism.url());
-    cli.write_config(&with_https(&[], &format!("domain = \"{DOMAIN}\"")));
+    let (_emulator, sdk, zone, realism, cli) = with_a_domain().await;
     let recorded = |key: &str| cli.state().is_some_and(|s| s["resources"].get(key).is_some());
 
     // Each run is killed right after AWS carried out the call, before the state could record what
@@ -469,11 +479,15 @@ async fn a_killed_up_resumes_without_a_second_certificate_and_down_still_removes
     assert_eq!(state["resources"]["dns-validation-record"]["attrs"]["created"], "true", "known to be ours");
     let calls = realism.calls();
     assert_eq!(mutating_calls(&calls).iter().filter(|a| *a == "RequestCertificate").count(), 1);
+    down_leaves_nothing(&cli, &sdk, &zone).await;
+}
 
+/// `down`, then nothing of the stack is left: no record in the zone, no certificate.
+async fn down_leaves_nothing(cli: &Cli, sdk: &Sdk, zone: &str) {
     cli.run(&["down", "--yes"]).ok();
-    assert!(records(&sdk, &zone).await.is_empty(), "{:?}", records(&sdk, &zone).await);
-    assert!(certificates(&sdk).await.is_empty());
-    assert!(leftovers(&sdk, STACK).await.is_empty());
+    assert!(records(sdk, zone).await.is_empty(), "{:?}", records(sdk, zone).await);
+    assert!(certificates(sdk).await.is_empty(), "{:?}", certificates(sdk).await);
+    assert!(leftovers(sdk, STACK).await.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -491,6 +505,64 @@ async fn a_second_stack_in_the_same_zone_is_left_untouched() {
     let before = records(&sdk, &zone).await;
     assert_eq!(before.len(), 4, "a validation record and an alias each: {before:?}");
     assert_eq!(certificates(&sdk).await.len(), 2);
+
+    // A new domain where someone else's record is: refused before any change.
+    let with_domain = |domain: &str| with_https(&[("name", "name = \"app\"")], &format!("domain = \"{domain}\""));
+    let foreign = ("www.example.com", RrType::A, "192.0.2.10");
+    change_record(&sdk, &zone, ChangeAction::Upsert, foreign.clone()).await;
+    app.write_config(&with_domain("www.example.com"));
+    let calls = realism.calls().len();
+    let refused = app.run(&["up", "--no-wait"]);
+    assert_ne!(refused.code, 0, "{}", refused.stdout);
+    assert!(refused.stderr.contains("www.example.com"), "{}", refused.stderr);
+    assert!(mutating_calls(&realism.calls()[calls..]).is_empty(), "refused before any change");
+    change_record(&sdk, &zone, ChangeAction::Delete, foreign).await;
+
+    // A new domain: `up` replaces the certificate and both records itself, new first; HTTPS is
+    // served throughout, the old name stops resolving.
+    let state_of = |cli: &Cli, name: &str| -> Value {
+        let path = cli.dir.path().join(".fargate-stack").join(format!("{name}.json"));
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    };
+    let state = state_of(&app, "app");
+    let (old_certificate, old_validation) = (id(&state, "certificate"), id(&state, "dns-validation-record"));
+    app.write_config(&with_domain("web.example.com"));
+    let plan = app.run(&["up", "--dry-run"]).ok().stdout;
+    for row in [
+        "replace the certificate (https.domain: app.example.com → web.example.com)",
+        "replace the alias record app.example.com (https.domain: app.example.com. → web.example.com.)",
+        "then app.example.com's record is deleted: app.example.com stops resolving",
+        "(replaces it: new one first, as above)",
+    ] {
+        assert!(plan.contains(row), "{row}: {plan}");
+    }
+    assert!(!plan.contains("refused") && !plan.contains("no downtime"), "{plan}");
+    let done = app.run(&["--output", "json", "up", "--no-wait"]).ok().json();
+    let notes = done["notes"].to_string();
+    for note in [format!("certificate {old_certificate} deleted"), "DNS record app.example.com. deleted".into()] {
+        assert!(notes.contains(&note), "{note}: {done:#}");
+    }
+    let state = state_of(&app, "app");
+    let new_certificate = id(&state, "certificate");
+    assert_ne!(new_certificate, old_certificate);
+    let (_, https) = listeners(&sdk, &id(&state, "load-balancer")).await;
+    let served: Vec<String> =
+        https.unwrap().certificates().iter().filter_map(|c| c.certificate_arn()).map(str::to_string).collect();
+    assert_eq!(served, [new_certificate.as_str()], "the listener serves the new certificate");
+    let mut now = certificates(&sdk).await;
+    now.retain(|c| c != &id(&state_of(&app2, "app-2"), "certificate"));
+    assert_eq!(now, [new_certificate], "the old certificate is deleted");
+    let now = records(&sdk, &zone).await;
+    assert_eq!(now.len(), 4, "{now:?}");
+    assert!(now.iter().any(|r| r.0 == "web.example.com." && r.2.starts_with("alias ")), "{now:?}");
+    assert!(now.iter().all(|r| r.0 != "app.example.com." && r.0 != old_validation), "{now:?}");
+    let again = app.run(&["--output", "json", "up", "--no-wait"]).ok().json();
+    assert_eq!(again["nothing_to_change"], true, "{again:#}");
+    assert_eq!(app.run(&["up", "--dry-run", "--detailed-exitcode"]).code, 0, "no changes");
+    // And back, for what follows.
+    app.write_config(&with_domain("app.example.com"));
+    app.run(&["up", "--no-wait"]).ok();
+    assert_eq!(records(&sdk, &zone).await.len(), 4);
 
     // `list` judges each stack by what it carries, from whichever directory it runs in: one with
     // [https] and one without.
@@ -547,6 +619,75 @@ async fn a_second_stack_in_the_same_zone_is_left_untouched() {
     assert!(records(&sdk, &zone).await.is_empty());
     assert!(certificates(&sdk).await.is_empty());
     assert!(leftovers(&sdk, "app").await.is_empty(), "app and app-2");
+}
+
+/// A domain change killed right after the new certificate's request: the next `up` finishes it with
+/// that certificate; one killed once the listener moved: `down` still removes old and new.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_domain_change_is_finished_by_up_or_removed_by_down() {
+    let (_emulator, sdk, zone, realism, cli) = with_a_domain().await;
+    cli.run(&["up", "--no-wait"]).ok();
+    let old = id(&cli.state().unwrap(), "certificate");
+
+    cli.write_config(&with_https(&[], "domain = \"web.example.com\""));
+    kill_after(&cli, &realism, "RequestCertificate");
+    let plan = cli.run(&["up", "--dry-run"]).ok().stdout;
+    let unfinished = format!("unfinished: an interrupted `up` began replacing certificate {old} ({DOMAIN})");
+    assert!(plan.contains(&unfinished), "{plan}");
+    let before = realism.calls().len();
+    cli.run(&["up", "--no-wait"]).ok();
+    let requested = mutating_calls(&realism.calls()[before..]).iter().filter(|a| *a == "RequestCertificate").count();
+    assert_eq!(requested, 1, "the same request, answered with the same certificate");
+    let new = id(&cli.state().unwrap(), "certificate");
+    assert_eq!(certificates(&sdk).await, [new.as_str()], "the old one deleted, one new one");
+    let names: Vec<String> = records(&sdk, &zone).await.into_iter().map(|r| r.0).collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(names.contains(&"web.example.com.".to_string()), "{names:?}");
+    assert!(!cli.run(&["up", "--dry-run"]).ok().stdout.contains("unfinished"));
+
+    // Killed once the HTTPS listener serves the new certificate: both certificates and three
+    // records exist; `down` removes them all.
+    cli.write_config(&with_https(&[], &format!("domain = \"{DOMAIN}\"")));
+    kill_after(&cli, &realism, "ModifyListener");
+    assert_eq!(certificates(&sdk).await.len(), 2);
+    down_leaves_nothing(&cli, &sdk, &zone).await;
+}
+
+/// A new `hosted_zone_id`: `up` writes both records in the new zone, then deletes the old zone's;
+/// the certificate stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_hosted_zone_gets_the_records_before_the_old_one_loses_them() {
+    let emulator = Emulator::start();
+    let sdk = emulator.sdk().await;
+    let first = make_zone(&sdk, "example.com", "zone-1").await;
+    let second = make_zone(&sdk, "example.com", "zone-2").await;
+    let realism = realism(&emulator);
+    let cli = Cli::at(&realism.url());
+    let in_zone = |zone: &str| with_https(&[], &format!("domain = \"{DOMAIN}\"\nhosted_zone_id = \"{zone}\""));
+    cli.write_config(&in_zone(&first));
+    cli.run(&["up", "--no-wait"]).ok();
+    let mut before = records(&sdk, &first).await;
+    before.sort();
+    assert_eq!(before.len(), 2, "{before:?}");
+    let certificate = id(&cli.state().unwrap(), "certificate");
+
+    cli.write_config(&in_zone(&second));
+    let plan = cli.run(&["up", "--dry-run"]).ok().stdout;
+    let row = format!("replace the alias record {DOMAIN} (https.hosted_zone_id: {first} → {second})");
+    assert!(plan.contains(&row) && plan.contains("the old zone's is deleted"), "{plan}");
+    assert!(!plan.contains("refused") && !plan.contains("stops resolving"), "{plan}");
+    cli.run(&["up", "--no-wait"]).ok();
+    let mut after = records(&sdk, &second).await;
+    after.sort();
+    assert_eq!(after, before, "the same records, in the new zone");
+    assert!(records(&sdk, &first).await.is_empty(), "{:?}", records(&sdk, &first).await);
+    assert_eq!(certificates(&sdk).await, [certificate], "the certificate is kept");
+    let again = cli.run(&["--output", "json", "up", "--no-wait"]).ok().json();
+    assert_eq!(again["nothing_to_change"], true, "{again:#}");
+
+    cli.run(&["down", "--yes"]).ok();
+    assert!(records(&sdk, &second).await.is_empty());
+    assert!(certificates(&sdk).await.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -396,7 +396,8 @@ impl Plan {
             for change in &r.changes {
                 let note = match (change.replace, self.replacing.contains(&r.name)) {
                     (false, _) => String::new(),
-                    _ if self.replaced_by_up.contains(&r.name) => "  (replaces it: new one first, no downtime)".into(),
+                    // What it means for that resource is the row's own note, above.
+                    _ if self.replaced_by_up.contains(&r.name) => "  (replaces it: new one first, as above)".into(),
                     (true, false) => "  (replaces it: refused)".into(),
                     (true, true) => format!("  (replaces it: `up --replace {}`)", r.name),
                 };
@@ -436,7 +437,7 @@ impl Plan {
             match (self.refused.is_empty(), self.replacing.is_empty()) {
                 (false, _) => "refused",
                 (true, false) => "--replace",
-                (true, true) if !self.replaced_by_up.is_empty() => "new ones first, no downtime",
+                (true, true) if !self.replaced_by_up.is_empty() => "new ones first",
                 (true, true) => "refused",
             },
             self.count(Action::Unchanged) + self.count(Action::Wait),

@@ -11,8 +11,8 @@ use crate::bill::Charge;
 use crate::config::Config;
 use crate::error::{AwsContext, StackError};
 use crate::model::{
-    owner_tags, Attr, Changed, Dep, Diff, Field, Key, Kind, Lifecycle, Managed, Nodes, Outcome, Record, Scope, Shape,
-    Sighting, Sweep, Wait,
+    owner_tags, Attr, Changed, Dep, Diff, Field, Inspection, Key, Kind, Lifecycle, Managed, Nodes, Outcome, Record,
+    Scope, Shape, Sighting, Sweep, Wait,
 };
 use crate::progress::Line;
 use crate::resources::acm::{certificates_for, describe, every_certificate, validation_record};
@@ -27,12 +27,10 @@ pub const DOMAIN: Attr = Attr::new(CERTIFICATE, "domain");
 /// The validation CNAME ACM asks for, recorded once ACM shows it.
 pub const VALIDATION_NAME: Attr = Attr::new(CERTIFICATE, "validation_name");
 pub const VALIDATION_VALUE: Attr = Attr::new(CERTIFICATE, "validation_value");
-
-/// What to do about a refused change of a certificate's domain or a record's zone.
-pub const MOVE_HTTPS: &str = "A certificate's domain and a record's zone cannot change: to move HTTPS, remove \
-     [https] (or switch to certificate_arn) and run `up`, which deletes the certificate and records, then set the \
-     new values and run `up` again. Removing [https] drops the HTTPS listener until the second run; switching to \
-     certificate_arn instead (a certificate you requested for the new domain) keeps HTTPS served meanwhile";
+/// While `up` replaces the certificate (a new `https.domain`): the old one's ARN and domain, set
+/// before the new one is requested, cleared once the old one is deleted ([`Certificate::finish_up`]).
+pub const REPLACES: Attr = Attr::new(CERTIFICATE, "replaces");
+const REPLACES_DOMAIN: Attr = Attr::new(CERTIFICATE, "replaces_domain");
 
 /// A certificate is requested for `https.domain` (unless `https.certificate_arn` gives one), or one
 /// is recorded that must be deleted.
@@ -152,9 +150,38 @@ impl Managed for Certificate {
 
     // The HTTPS listener, which uses it, says it goes first.
 
+    /// Its validation record is found through it. It holds no data: `up` replaces it itself, the
+    /// new one issued and served before the old one goes.
     fn lifecycle(&self) -> Lifecycle {
-        // Its validation record is found through it.
-        Lifecycle { found_first: true, advice: Some(MOVE_HTTPS), ..Lifecycle::default() }
+        Lifecycle { found_first: true, replaced_by_up: true, ..Lifecycle::default() }
+    }
+
+    fn replacement_note(&self, found: &Inspection) -> Option<String> {
+        let why: Vec<String> = found.changes.iter().filter(|c| c.replace).map(ToString::to_string).collect();
+        (!why.is_empty()).then(|| {
+            format!(
+                "replace the certificate ({}): a certificate's names are fixed; a new one is requested and \
+                 validated, the HTTPS listener moves to it once issued, then the old one and its validation record \
+                 are deleted: HTTPS is served throughout",
+                why.join("; ")
+            )
+        })
+    }
+
+    fn unfinished(&self, ctx: &Scope<'_>) -> Option<String> {
+        let old = ctx.attr(REPLACES)?;
+        let domain = ctx.attr(REPLACES_DOMAIN).unwrap_or_default();
+        Some(if ctx.id(CERTIFICATE).as_deref() == Some(old.as_str()) {
+            format!(
+                "an interrupted `up` began replacing certificate {old} ({domain}) and requested no replacement yet: \
+                 the next `up` requests it, moves the HTTPS listener to it once issued, then deletes {old}"
+            )
+        } else {
+            format!(
+                "an interrupted `up` replaced certificate {old} ({domain}) and did not finish: the next `up` moves \
+                 the HTTPS listener to the new one where it is not yet, then deletes {old}"
+            )
+        })
     }
 
     /// The recorded certificate, else one for the domain carrying this stack's tags (a request
@@ -216,6 +243,47 @@ impl Managed for Certificate {
         Ok(diff.into_changes())
     }
 
+    /// A new certificate for the new domain, recorded as replacing the old one before it is
+    /// requested (the request's token makes a resumed run get the same one); the old one goes in
+    /// [`Certificate::finish_up`], once the listener serves the new one.
+    async fn replace(
+        &self,
+        ctx: &Scope<'_>,
+        line: &Line,
+        live: CertificateDetail,
+    ) -> Result<CertificateDetail, StackError> {
+        let old = live.certificate_arn().unwrap_or_default().to_string();
+        // One replacement at a time: an earlier one that did not finish is finished first.
+        if ctx.attr(REPLACES).is_some_and(|r| r != old) {
+            self.finish_up(ctx).await?;
+        }
+        let domain = live.domain_name().unwrap_or_default().to_string();
+        ctx.set_attrs(&[
+            (REPLACES, Some(old)),
+            (REPLACES_DOMAIN, Some(domain)),
+            (VALIDATION_NAME, None),
+            (VALIDATION_VALUE, None),
+        ])
+        .await?;
+        self.create(ctx, line).await
+    }
+
+    /// After a replacement: the old certificate is deleted once the listener no longer uses it
+    /// (ACM refuses while it does, and for a few seconds after).
+    async fn finish_up(&self, ctx: &Scope<'_>) -> Result<(), StackError> {
+        let Some(old) = ctx.attr(REPLACES) else { return Ok(()) };
+        // Else the run stopped before it requested the replacement: nothing to finish.
+        if ctx.id(CERTIFICATE).as_deref() != Some(old.as_str()) {
+            if let Some(detail) = describe(ctx, &old).await? {
+                self.destroy(ctx, &Line::hidden(), detail).await?;
+            }
+            let domain = ctx.attr(DOMAIN).unwrap_or_default();
+            ctx.note(format!("certificate {old} deleted: replaced by the one for {domain}, which HTTPS serves"));
+        }
+        ctx.set_attrs(&[(REPLACES, None), (REPLACES_DOMAIN, None)]).await?;
+        Ok(())
+    }
+
     fn pending(&self, _ctx: &Scope<'_>, live: &CertificateDetail) -> Option<String> {
         match live.status() {
             Some(CertificateStatus::Issued) => None,
@@ -268,6 +336,14 @@ impl Managed for Certificate {
 
     async fn destroy(&self, ctx: &Scope<'_>, line: &Line, live: CertificateDetail) -> Result<Outcome, StackError> {
         let arn = live.certificate_arn().unwrap_or_default();
+        // A replacement that did not finish: the certificate it replaces goes too (before its
+        // validation record, which is kept while a certificate validates through it).
+        if let Some(old) = ctx.attr(REPLACES).filter(|old| old.as_str() != arn) {
+            if let Some(detail) = describe(ctx, &old).await? {
+                self.destroy(ctx, &Line::hidden(), detail).await?;
+            }
+            ctx.set_attrs(&[(REPLACES, None), (REPLACES_DOMAIN, None)]).await?;
+        }
         let lb_name = ctx.attr(LOAD_BALANCER_NAME).unwrap_or_else(|| load_balancer_name(ctx.stack()));
         let ours = format!("/app/{lb_name}/");
         let elsewhere: Vec<&String> = live.in_use_by().iter().filter(|user| !user.contains(&ours)).collect();

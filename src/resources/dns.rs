@@ -23,7 +23,7 @@ use crate::model::{
 use crate::progress::Line;
 use crate::resources::acm;
 use crate::resources::certificate::{
-    self, requested_domain, CERTIFICATE, CERTIFICATE_ISSUED, MOVE_HTTPS, VALIDATION_NAME, VALIDATION_VALUE,
+    self, requested_domain, CERTIFICATE, CERTIFICATE_ISSUED, VALIDATION_NAME, VALIDATION_VALUE,
 };
 use crate::resources::listener_https::LISTENER_HTTPS;
 use crate::resources::load_balancer::{CANONICAL_ZONE, DNS_NAME, LOAD_BALANCER};
@@ -44,6 +44,17 @@ pub const ALIAS_ZONE: Attr = Attr::new(ALIAS_RECORD, "zone");
 const ALIAS_TYPE: Attr = Attr::new(ALIAS_RECORD, "type");
 const ALIAS_TARGET: Attr = Attr::new(ALIAS_RECORD, "target");
 const ALIAS_TARGET_ZONE: Attr = Attr::new(ALIAS_RECORD, "target_zone");
+/// While `up` replaces a record (a new domain or zone): the old one's name, zone and what
+/// fargate-stack wrote there, set before the new one is written, cleared once the old one is
+/// deleted (`finish_up`).
+const VALIDATION_REPLACES: Attr = Attr::new(VALIDATION_RECORD, "replaces");
+const VALIDATION_REPLACES_ZONE: Attr = Attr::new(VALIDATION_RECORD, "replaces_zone");
+const VALIDATION_REPLACES_VALUE: Attr = Attr::new(VALIDATION_RECORD, "replaces_value");
+const VALIDATION_REPLACES_CREATED: Attr = Attr::new(VALIDATION_RECORD, "replaces_created");
+const ALIAS_REPLACES: Attr = Attr::new(ALIAS_RECORD, "replaces");
+const ALIAS_REPLACES_ZONE: Attr = Attr::new(ALIAS_RECORD, "replaces_zone");
+const ALIAS_REPLACES_TARGET: Attr = Attr::new(ALIAS_RECORD, "replaces_target");
+const ALIAS_REPLACES_TARGET_ZONE: Attr = Attr::new(ALIAS_RECORD, "replaces_target_zone");
 
 /// The certificate's validation record (after the certificate): with a requested certificate, and
 /// while the state records it.
@@ -419,7 +430,28 @@ impl Managed for ValidationRecord {
     }
 
     fn lifecycle(&self) -> Lifecycle {
-        Lifecycle { found_first: true, advice: Some(MOVE_HTTPS), ..Lifecycle::default() }
+        Lifecycle { found_first: true, replaced_by_up: true, ..Lifecycle::default() }
+    }
+
+    /// It goes with the certificate it validates: nothing a client sees.
+    fn replacement_note(&self, found: &Inspection) -> Option<String> {
+        let why: Vec<String> = found.changes.iter().filter(|c| c.replace).map(ToString::to_string).collect();
+        let name = found.id.as_deref()?.trim_end_matches('.');
+        (!why.is_empty()).then(|| {
+            format!(
+                "replace the validation record {name} ({}): the new certificate's record is written beside it, \
+                 then {name}'s is deleted with the old certificate",
+                why.join("; ")
+            )
+        })
+    }
+
+    fn unfinished(&self, ctx: &Scope<'_>) -> Option<String> {
+        let old = ctx.attr(VALIDATION_REPLACES)?;
+        Some(format!(
+            "an interrupted `up` began replacing the validation record {old}: the next `up` writes the new \
+             certificate's, then deletes {old}'s with the old certificate"
+        ))
     }
 
     async fn find(&self, ctx: &Scope<'_>) -> Result<Option<RecordLive>, StackError> {
@@ -449,7 +481,9 @@ impl Managed for ValidationRecord {
     fn diff(&self, ctx: &Scope<'_>, live: &RecordLive) -> Result<Vec<Changed<RecordField>>, StackError> {
         let mut diff = Diff::new();
         moved(ctx, &mut diff, live);
-        if let Some((_, value)) = wanted_validation(ctx) {
+        if let Some((name, value)) = wanted_validation(ctx) {
+            // A new certificate's (a new domain's) record has another name.
+            diff.replace(RecordField::Domain, &fqdn(live.set.name()), &name);
             diff.field(RecordField::Value, &values(&live.set).join(", "), &value);
         }
         Ok(diff.into_changes())
@@ -492,6 +526,67 @@ impl Managed for ValidationRecord {
         Ok(RecordLive { zone: zone.id, set, ours: true })
     }
 
+    /// The new record written beside the old one, which is recorded as replaced before: ACM
+    /// validates the new certificate through the new one, and the old one goes in `finish_up`.
+    async fn replace(&self, ctx: &Scope<'_>, line: &Line, live: RecordLive) -> Result<RecordLive, StackError> {
+        let old = (fqdn(live.set.name()), live.zone.clone());
+        let recorded = ctx.attr(VALIDATION_REPLACES).zip(ctx.attr(VALIDATION_REPLACES_ZONE));
+        if recorded.as_ref().is_some_and(|r| *r != old) {
+            self.finish_up(ctx).await?;
+        }
+        // A resumed replacement keeps what the first attempt recorded of the old record.
+        if recorded.as_ref() != Some(&old) {
+            let written = live.ours.then(|| values(&live.set).join(","));
+            ctx.set_attrs(&[
+                (VALIDATION_REPLACES, Some(old.0)),
+                (VALIDATION_REPLACES_ZONE, Some(old.1)),
+                (VALIDATION_REPLACES_VALUE, written),
+                (VALIDATION_REPLACES_CREATED, ctx.attr(VALIDATION_CREATED)),
+                (VALIDATION_WRITTEN, None),
+                (VALIDATION_CREATED, None),
+            ])
+            .await?;
+        }
+        self.create(ctx, line).await
+    }
+
+    /// After a replacement: the old record is deleted if `up` wrote it and no other certificate of
+    /// the account (than the one replaced) validates through it.
+    async fn finish_up(&self, ctx: &Scope<'_>) -> Result<(), StackError> {
+        let Some((old, zone)) = ctx.attr(VALIDATION_REPLACES).zip(ctx.attr(VALIDATION_REPLACES_ZONE)) else {
+            return Ok(());
+        };
+        let current = ctx.id(VALIDATION_RECORD).zip(ctx.attr(VALIDATION_ZONE));
+        let written = ctx.attr(VALIDATION_REPLACES_VALUE);
+        if current.as_ref() != Some(&(old.clone(), zone.clone())) {
+            if let Some(live) = Self::look(ctx, &zone, &old, written.clone()).await? {
+                let replaced = ctx.attr(certificate::REPLACES);
+                let domain = old.trim_end_matches('.').split_once('.').map(|(_, d)| d.to_string()).unwrap_or_default();
+                let mut others = acm::others_validated_by(ctx, &domain, ctx.id(CERTIFICATE).as_deref()).await?;
+                others.retain(|o| Some(o) != replaced.as_ref());
+                if !live.ours || written.is_none() {
+                    ctx.warn(format!("left DNS record {old} alone: it no longer holds the value fargate-stack wrote"));
+                } else if ctx.attr(VALIDATION_REPLACES_CREATED).as_deref() != Some("true") || !others.is_empty() {
+                    ctx.note(format!("kept DNS record {old}: it validates other certificates of this account"));
+                } else {
+                    match change(ctx, &Line::hidden(), &zone, ChangeAction::Delete, live.set.clone()).await {
+                        Err(e) if already_gone(&e) => {}
+                        other => drop(other?),
+                    }
+                    ctx.note(format!("DNS record {old} deleted: it validated the replaced certificate"));
+                }
+            }
+        }
+        ctx.set_attrs(&[
+            (VALIDATION_REPLACES, None),
+            (VALIDATION_REPLACES_ZONE, None),
+            (VALIDATION_REPLACES_VALUE, None),
+            (VALIDATION_REPLACES_CREATED, None),
+        ])
+        .await?;
+        Ok(())
+    }
+
     async fn update(
         &self,
         ctx: &Scope<'_>,
@@ -510,11 +605,16 @@ impl Managed for ValidationRecord {
 
     async fn destroy(&self, ctx: &Scope<'_>, line: &Line, live: RecordLive) -> Result<Outcome, StackError> {
         let name = fqdn(live.set.name());
+        // A replacement that did not finish: the record it replaces is the old one (if written by
+        // `up`), deleted first as `up` would have; or this one, if the new one was not yet made.
+        let replaced = ctx.attr(VALIDATION_REPLACES).is_some_and(|old| old == name);
+        let created = ctx.attr(if replaced { VALIDATION_REPLACES_CREATED } else { VALIDATION_CREATED });
+        self.finish_up(ctx).await?;
         if !live.ours {
             ctx.warn(format!("left DNS record {name} alone: it no longer holds the value fargate-stack wrote"));
             return Ok(Outcome::LeftAlone);
         }
-        if ctx.attr(VALIDATION_CREATED).as_deref() != Some("true") {
+        if created.as_deref() != Some("true") {
             ctx.note(format!(
                 "kept DNS record {name}: it existed before this stack used it (ACM validates every certificate of \
                  this account for the domain with it)"
@@ -569,6 +669,37 @@ fn alias_set(name: &str, dns: &str, zone: &str) -> Result<ResourceRecordSet, Sta
         .map_err(|e| build_error(name, e))
 }
 
+/// This stack's alias record at the name (and zone) the config asks for, none, or a refusal
+/// when a record someone else wrote is there.
+async fn alias_at_wanted_name(ctx: &Scope<'_>) -> Result<Option<RecordLive>, StackError> {
+    let Some(domain) = requested_domain(ctx) else { return Ok(None) };
+    let name = fqdn(&domain);
+    let zone = zone(ctx, &domain).await?;
+    let sets = record_sets(ctx, &zone.id, &name).await?;
+    let not_ours = |set: &ResourceRecordSet| {
+        ctx.not_ours(
+            format!("route53:record {name} {}", set.r#type().as_str()),
+            format!("it points to {}, not this stack's load balancer", shown(set)),
+        )
+    };
+    // A CNAME (or a routing-policy record) of the name would answer instead of ours.
+    if let Some(set) = sets.iter().find(|s| s.r#type() == &RrType::Cname || s.set_identifier().is_some()) {
+        return Err(not_ours(set));
+    }
+    if let Some(set) = sets.iter().find(|s| s.r#type() == &RrType::Aaaa) {
+        if alias_of(set).is_none() || alias_of(set) != wanted_alias(ctx) {
+            return Err(not_ours(set));
+        }
+    }
+    match simple(&sets, &RrType::A) {
+        None => Ok(None),
+        Some(set) if alias_of(set).is_some() && alias_of(set) == wanted_alias(ctx) => {
+            Ok(Some(RecordLive { zone: zone.id, set: set.clone(), ours: true }))
+        }
+        Some(set) => Err(not_ours(set)),
+    }
+}
+
 #[async_trait]
 impl Managed for AliasRecord {
     type Live = RecordLive;
@@ -613,7 +744,7 @@ impl Managed for AliasRecord {
     }
 
     fn lifecycle(&self) -> Lifecycle {
-        Lifecycle { found_first: true, advice: Some(MOVE_HTTPS), ..Lifecycle::default() }
+        Lifecycle { found_first: true, replaced_by_up: true, ..Lifecycle::default() }
     }
 
     /// Deleting the alias record takes the name off the internet: the plan says so.
@@ -626,6 +757,33 @@ impl Managed for AliasRecord {
         ))
     }
 
+    /// The one effect a user sees: the old name stops resolving.
+    fn replacement_note(&self, found: &Inspection) -> Option<String> {
+        let why: Vec<String> = found.changes.iter().filter(|c| c.replace).map(ToString::to_string).collect();
+        let name = found.id.as_deref()?.trim_end_matches('.');
+        let renamed = found.changes.iter().any(|c| c.replace && c.field == RecordField::Domain.label());
+        let effect = if renamed {
+            format!("{name}'s record is deleted: {name} stops resolving (clients must use the new name)")
+        } else {
+            format!("the old zone's is deleted: {name} resolves through the zone its domain is delegated to")
+        };
+        (!why.is_empty()).then(|| {
+            format!(
+                "replace the alias record {name} ({}): a record's name and zone cannot change; the new one is \
+                 written once HTTPS serves the certificate, then {effect}",
+                why.join("; ")
+            )
+        })
+    }
+
+    fn unfinished(&self, ctx: &Scope<'_>) -> Option<String> {
+        let old = ctx.attr(ALIAS_REPLACES)?;
+        Some(format!(
+            "an interrupted `up` began replacing the alias record {old}: the next `up` writes the new one, then \
+             deletes {old}'s"
+        ))
+    }
+
     async fn find(&self, ctx: &Scope<'_>) -> Result<Option<RecordLive>, StackError> {
         let key = self.key();
         let recorded_target = ctx.attr(ALIAS_TARGET).zip(ctx.attr(ALIAS_TARGET_ZONE));
@@ -634,35 +792,15 @@ impl Managed for AliasRecord {
             if let Some(set) = simple(&sets, &RrType::A) {
                 let have = alias_of(set);
                 let ours = have.is_some() && (have == recorded_target || have == wanted_alias(ctx));
+                // A new domain or zone: a record someone else has there is refused before any change.
+                let wanted = requested_domain(ctx).zip(ctx.config.https.as_ref().map(|h| h.hosted_zone_id.clone()));
+                if wanted.is_some_and(|(d, z)| fqdn(&d) != fqdn(&name) || z.is_some_and(|z| z != zone)) {
+                    alias_at_wanted_name(ctx).await?;
+                }
                 return Ok(Some(RecordLive { zone, set: set.clone(), ours }));
             }
         }
-        let Some(domain) = requested_domain(ctx) else { return Ok(None) };
-        let name = fqdn(&domain);
-        let zone = zone(ctx, &domain).await?;
-        let sets = record_sets(ctx, &zone.id, &name).await?;
-        let not_ours = |set: &ResourceRecordSet| {
-            ctx.not_ours(
-                format!("route53:record {name} {}", set.r#type().as_str()),
-                format!("it points to {}, not this stack's load balancer", shown(set)),
-            )
-        };
-        // A CNAME (or a routing-policy record) of the name would answer instead of ours.
-        if let Some(set) = sets.iter().find(|s| s.r#type() == &RrType::Cname || s.set_identifier().is_some()) {
-            return Err(not_ours(set));
-        }
-        if let Some(set) = sets.iter().find(|s| s.r#type() == &RrType::Aaaa) {
-            if alias_of(set).is_none() || alias_of(set) != wanted_alias(ctx) {
-                return Err(not_ours(set));
-            }
-        }
-        match simple(&sets, &RrType::A) {
-            None => Ok(None),
-            Some(set) if alias_of(set).is_some() && alias_of(set) == wanted_alias(ctx) => {
-                Ok(Some(RecordLive { zone: zone.id, set: set.clone(), ours: true }))
-            }
-            Some(set) => Err(not_ours(set)),
-        }
+        alias_at_wanted_name(ctx).await
     }
 
     fn record(&self, _ctx: &Scope<'_>, live: &RecordLive) -> Record {
@@ -703,6 +841,70 @@ impl Managed for AliasRecord {
         Ok(live)
     }
 
+    /// The record for the new domain (or zone) written beside the old one, which is recorded as
+    /// replaced before; the old one goes in `finish_up`, after the listener serves the new
+    /// certificate.
+    async fn replace(&self, ctx: &Scope<'_>, line: &Line, live: RecordLive) -> Result<RecordLive, StackError> {
+        let old = (fqdn(live.set.name()), live.zone.clone());
+        let recorded = ctx.attr(ALIAS_REPLACES).zip(ctx.attr(ALIAS_REPLACES_ZONE));
+        if recorded.as_ref().is_some_and(|r| *r != old) {
+            self.finish_up(ctx).await?;
+        }
+        if recorded.as_ref() != Some(&old) {
+            let target = live.ours.then(|| alias_of(&live.set)).flatten();
+            ctx.set_attrs(&[
+                (ALIAS_REPLACES, Some(old.0)),
+                (ALIAS_REPLACES_ZONE, Some(old.1)),
+                (ALIAS_REPLACES_TARGET, target.as_ref().map(|t| t.0.clone())),
+                (ALIAS_REPLACES_TARGET_ZONE, target.map(|t| t.1)),
+            ])
+            .await?;
+        }
+        // Written by a run killed before it recorded it: taken back.
+        match alias_at_wanted_name(ctx).await? {
+            Some(live) => Ok(live),
+            None => self.create(ctx, line).await,
+        }
+    }
+
+    /// After a replacement: the old name's record is deleted (it stops resolving), if it still
+    /// points where fargate-stack pointed it.
+    async fn finish_up(&self, ctx: &Scope<'_>) -> Result<(), StackError> {
+        let Some((old, zone)) = ctx.attr(ALIAS_REPLACES).zip(ctx.attr(ALIAS_REPLACES_ZONE)) else {
+            return Ok(());
+        };
+        let current = ctx.id(ALIAS_RECORD).zip(ctx.attr(ALIAS_ZONE));
+        if current.as_ref() != Some(&(old.clone(), zone.clone())) {
+            let written = ctx.attr(ALIAS_REPLACES_TARGET).zip(ctx.attr(ALIAS_REPLACES_TARGET_ZONE));
+            let sets = record_sets(ctx, &zone, &old).await?;
+            match simple(&sets, &RrType::A) {
+                Some(set) if written.is_some() && alias_of(set) == written => {
+                    match change(ctx, &Line::hidden(), &zone, ChangeAction::Delete, set.clone()).await {
+                        Err(e) if already_gone(&e) => {}
+                        other => drop(other?),
+                    }
+                    let new = current.map(|c| c.0).unwrap_or_default();
+                    ctx.note(format!(
+                        "DNS record {old} deleted: {old} no longer resolves; {new} points to the load balancer"
+                    ));
+                }
+                Some(set) => ctx.warn(format!(
+                    "left DNS record {old} alone: it now points to {}, not what fargate-stack wrote",
+                    shown(set)
+                )),
+                None => {}
+            }
+        }
+        ctx.set_attrs(&[
+            (ALIAS_REPLACES, None),
+            (ALIAS_REPLACES_ZONE, None),
+            (ALIAS_REPLACES_TARGET, None),
+            (ALIAS_REPLACES_TARGET_ZONE, None),
+        ])
+        .await?;
+        Ok(())
+    }
+
     async fn update(
         &self,
         ctx: &Scope<'_>,
@@ -723,6 +925,8 @@ impl Managed for AliasRecord {
 
     async fn destroy(&self, ctx: &Scope<'_>, line: &Line, live: RecordLive) -> Result<Outcome, StackError> {
         let name = fqdn(live.set.name());
+        // A replacement that did not finish: the old name's record goes too.
+        self.finish_up(ctx).await?;
         if !live.ours {
             ctx.warn(format!(
                 "left DNS record {name} alone: it now points to {}, not what fargate-stack wrote",
