@@ -1142,7 +1142,9 @@ async fn nat_regional_serves_every_az_from_one_gateway_and_switches_without_a_ga
 
     // The plan: one gateway and an address per AZ, no zonal NAT; the bill prices both AZs.
     let plan = cli.run(&["--output", "json", "up", "--dry-run"]).ok().json();
-    for made in ["nat-gateway-regional", "elastic-ip-regional-1", "elastic-ip-regional-2", "route-table-private-1"] {
+    // The gateway endpoints stay on the private route table (nat != none).
+    let made = ["nat-gateway-regional", "elastic-ip-regional-1", "elastic-ip-regional-2", "route-table-private-1"];
+    for made in made.into_iter().chain(["gateway-endpoint-s3", "gateway-endpoint-dynamodb"]) {
         assert_eq!(row(&plan, made)["action"], "create", "{made}: {plan}");
     }
     for absent in ["nat-gateway-1", "elastic-ip-1", "route-table-private-2"] {
