@@ -1121,6 +1121,158 @@ async fn nat_none_runs_the_tasks_public_and_switching_modes_builds_the_new_path_
     assert_exactly_one_of(&sdk, "app-2").await;
 }
 
+/// `network.nat = "regional"` through the realism layer (moto refuses regional NAT gateways; the
+/// layer emulates them): the plan and its bill, `up` killed once while AWS creates the gateway and
+/// resumed, `status`, one private route table for both AZs, an outside change of its route repaired,
+/// a switch to `single` during which the private route always points at an available NAT gateway,
+/// and `down` leaving nothing; another stack beside it is untouched throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nat_regional_serves_every_az_from_one_gateway_and_switches_without_a_gap() {
+    let (_emulator, realism, sdk) = fast_realism().await;
+    let other = Cli::at(&realism.url());
+    other.write_config(&config_with(&[("name", "name = \"app-2\"")]));
+    other.run(&["up", "--no-wait"]).ok();
+    let cli = Cli::at(&realism.url());
+    let regional = config_with(&[("nat", "nat = \"regional\"")]);
+    cli.write_config(&regional);
+    let row = |doc: &serde_json::Value, name: &str| {
+        let rows = doc["resources"].as_array().unwrap();
+        rows.iter().find(|r| r["name"] == name).cloned().unwrap_or(serde_json::Value::Null)
+    };
+
+    // The plan: one gateway and an address per AZ, no zonal NAT; the bill prices both AZs.
+    let plan = cli.run(&["--output", "json", "up", "--dry-run"]).ok().json();
+    // The gateway endpoints stay on the private route table (nat != none).
+    let made = ["nat-gateway-regional", "elastic-ip-regional-1", "elastic-ip-regional-2", "route-table-private-1"];
+    for made in made.into_iter().chain(["gateway-endpoint-s3", "gateway-endpoint-dynamodb"]) {
+        assert_eq!(row(&plan, made)["action"], "create", "{made}: {plan}");
+    }
+    for absent in ["nat-gateway-1", "elastic-ip-1", "route-table-private-2"] {
+        assert!(row(&plan, absent).is_null(), "{absent}: {plan}");
+    }
+    let items = plan["cost"]["items"].as_array().unwrap();
+    let hours = items.iter().find(|i| i["resource"] == "nat-gateway-regional").expect("the regional NAT's line");
+    assert_eq!((hours["quantity"].as_f64(), hours["monthly"].as_f64()), (Some(2.0), Some(65.7)), "{hours}");
+
+    // Killed once while AWS creates the gateway, resumed by a plain `up`.
+    realism.freeze_at("CreateNatGateway");
+    let null = std::process::Stdio::null;
+    let mut child = cli.command(&["up"]).stdout(null()).stderr(null()).spawn().unwrap();
+    let frozen = realism.wait_frozen(std::time::Duration::from_secs(60));
+    let _ = child.kill();
+    child.wait().unwrap();
+    assert_eq!(frozen.as_deref(), Some("CreateNatGateway"));
+    realism.thaw();
+    let up = cli.run(&["--output", "json", "up"]);
+    assert_eq!(up.code, 0, "{}\n{}", up.stdout, up.stderr);
+    let ours = |nats: &[aws_sdk_ec2::types::NatGateway]| -> Vec<(String, String)> {
+        let alive =
+            nats.iter().filter(|n| tagged(n.tags(), STACK) && n.state().is_some_and(|s| s.as_str() != "deleted"));
+        alive
+            .map(|n| {
+                (
+                    n.nat_gateway_id().unwrap().to_string(),
+                    n.availability_mode().map_or("zonal", |m| m.as_str()).to_string(),
+                )
+            })
+            .collect()
+    };
+    let nats = sdk.ec2.describe_nat_gateways().send().await.unwrap();
+    let state = cli.state().unwrap();
+    let id = |state: &serde_json::Value, key: &str| state["resources"][key]["id"].as_str().unwrap().to_string();
+    let gateway = id(&state, "nat-gateway-regional");
+    assert_eq!(ours(nats.nat_gateways()), [(gateway.clone(), "regional".to_string())], "one gateway after the kill");
+    assert!(state["resources"]["nat-gateway-1"].is_null());
+
+    // Status: every row ok, the service serving; one table routes both private subnets to it.
+    let status = cli.run(&["--output", "json", "status"]).ok().json();
+    assert!(status["resources"].as_array().unwrap().iter().all(|r| r["status"] == "ok"), "{status}");
+    assert_eq!(status["service"]["healthy_targets"], 2);
+    assert!(row(&status, "nat-gateway-regional")["id"] == gateway.as_str(), "{status}");
+    let table = id(&state, "route-table-private-1");
+    let route_target = || async {
+        let out = sdk.ec2.describe_route_tables().route_table_ids(&table).send().await.unwrap();
+        let t = &out.route_tables()[0];
+        let mut subnets: Vec<String> =
+            t.associations().iter().filter_map(|a| a.subnet_id().map(String::from)).collect();
+        subnets.sort();
+        let default = t.routes().iter().find(|r| r.destination_cidr_block() == Some("0.0.0.0/0"));
+        (default.and_then(|r| r.nat_gateway_id().or(r.gateway_id())).map(String::from), subnets)
+    };
+    let mut private = vec![id(&state, "subnet-private-1"), id(&state, "subnet-private-2")];
+    private.sort();
+    assert_eq!(route_target().await, (Some(gateway.clone()), private.clone()));
+
+    // An outside change of the route: drift, repaired by `up`.
+    let igw = id(&state, "internet-gateway");
+    sdk.ec2
+        .replace_route()
+        .route_table_id(&table)
+        .destination_cidr_block("0.0.0.0/0")
+        .gateway_id(&igw)
+        .send()
+        .await
+        .unwrap();
+    let drift = cli.run(&["--output", "json", "status"]);
+    assert_ne!(drift.code, 0);
+    let drifted = row(&drift.json(), "route-table-private-1");
+    assert_eq!(drifted["status"], "drifted", "{drifted}");
+    cli.run(&["up", "--yes"]).ok();
+    assert_eq!(route_target().await.0, Some(gateway.clone()), "repaired");
+
+    // To `single`: the plan shows the move and the bill's change; during `up` the private route
+    // points at an available NAT gateway at every sample, and the regional one goes last.
+    cli.write_config(&config_with(&[]));
+    let plan = cli.run(&["--output", "json", "up", "--dry-run"]).ok().json();
+    for (name, action) in [("nat-gateway-1", "create"), ("elastic-ip-1", "create"), ("route-table-private-1", "update")]
+        .into_iter()
+        .chain(["nat-gateway-regional", "elastic-ip-regional-1", "elastic-ip-regional-2"].map(|n| (n, "delete")))
+    {
+        assert_eq!(row(&plan, name)["action"], action, "{name}: {plan}");
+    }
+    let (before, after) =
+        (plan["cost"]["before"]["monthly_total"].as_f64().unwrap(), plan["cost"]["monthly_total"].as_f64().unwrap());
+    assert!((before - after - 36.5).abs() < 0.011, "a NAT AZ-hour and an address less: {}", plan["cost"]);
+    let mark = realism.calls().len();
+    let mut child = cli.command(&["up", "--yes"]).stdout(null()).stderr(null()).spawn().unwrap();
+    let mut checked = 0;
+    loop {
+        let done = child.try_wait().unwrap().is_some();
+        let (first, _) = route_target().await;
+        let target = first.clone().unwrap_or_default();
+        let out = sdk.ec2.describe_nat_gateways().nat_gateway_ids(&target).send().await.unwrap();
+        let live = out.nat_gateways().first().and_then(|n| n.state()).map(|s| s.as_str().to_string());
+        // A sample counts when the route did not move while the gateway's state was read.
+        if route_target().await.0 == first {
+            assert_eq!(live.as_deref(), Some("available"), "the private route points at {first:?}");
+            checked += 1;
+        }
+        if done {
+            break;
+        }
+    }
+    assert!(child.wait().unwrap().success());
+    assert!(checked > 3, "{checked} samples");
+    let calls: Vec<serde_json::Value> = realism.calls().into_iter().skip(mark).collect();
+    let at = |action: &str| calls.iter().position(|c| c["action"] == action && c["error"].is_null()).unwrap();
+    assert!(at("CreateNatGateway") < at("ReplaceRoute") && at("ReplaceRoute") < at("DeleteNatGateway"), "{calls:?}");
+    assert!(at("DeleteNatGateway") < at("ReleaseAddress"));
+    let state = cli.state().unwrap();
+    let zonal = id(&state, "nat-gateway-1");
+    assert_eq!(route_target().await, (Some(zonal.clone()), private));
+    for gone in ["nat-gateway-regional", "elastic-ip-regional-1", "elastic-ip-regional-2"] {
+        assert!(state["resources"][gone].is_null(), "{gone}");
+    }
+    let nats = sdk.ec2.describe_nat_gateways().send().await.unwrap();
+    assert_eq!(ours(nats.nat_gateways()), [(zonal, "zonal".to_string())]);
+    let status = cli.run(&["--output", "json", "status"]).ok().json();
+    assert!(status["resources"].as_array().unwrap().iter().all(|r| r["status"] == "ok"), "{status}");
+
+    cli.run(&["down", "--yes"]).ok();
+    assert!(leftovers(&sdk, STACK).await.is_empty(), "{:?}", leftovers(&sdk, STACK).await);
+    assert_exactly_one_of(&sdk, "app-2").await;
+}
+
 /// The emulator behind the realism layer at a fast time scale (IAM propagates at once), and an SDK on it.
 async fn fast_realism() -> (Emulator, Realism, Sdk) {
     let emulator = Emulator::start();

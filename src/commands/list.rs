@@ -29,7 +29,7 @@ use crate::resources::gateway_endpoints::{ENDPOINTS, S3_ENDPOINT};
 use crate::resources::listener_https::LISTENER_HTTPS;
 use crate::resources::load_balancer::{self, load_balancer_name, DNS_NAME, LISTENER_PORT, LOAD_BALANCER};
 use crate::resources::logs::LOG_GROUP;
-use crate::resources::network::{ELASTIC_IP, NAT_GATEWAY, PRIVATE_SUBNET, PUBLIC_SUBNET, VPC};
+use crate::resources::network::{ELASTIC_IP, NAT_GATEWAY, PRIVATE_SUBNET, PUBLIC_SUBNET, REGIONAL_ELASTIC_IP, VPC};
 use crate::resources::table::{table_name, TABLE};
 use crate::resources::{self, dns};
 use crate::state::{State, Store};
@@ -167,8 +167,9 @@ type NameOf = fn(&str) -> String;
 const ANCHORS: &[(Key, Option<NameOf>)] =
     &[(VPC, None), (CLUSTER, Some(cluster_name)), (TABLE, Some(table_name)), (LOAD_BALANCER, Some(load_balancer_name))];
 
-/// What shows a found stack's shape: how many AZs and NAT gateways its tagged parts have.
-const PARTS: &[Indexed] = &[PUBLIC_SUBNET, PRIVATE_SUBNET, NAT_GATEWAY, ELASTIC_IP];
+/// What shows a found stack's shape: how many AZs and NAT gateways its tagged parts have (a
+/// regional NAT gateway's addresses bring the gateway).
+const PARTS: &[Indexed] = &[PUBLIC_SUBNET, PRIVATE_SUBNET, NAT_GATEWAY, ELASTIC_IP, REGIONAL_ELASTIC_IP];
 
 /// Every stack name the region's tagged anchors carry, with the shape and age they show.
 async fn discover(setup: &Setup) -> Result<(BTreeMap<String, Found>, Vec<String>), CommandError> {

@@ -39,7 +39,8 @@ pub enum NatMode {
     /// One NAT gateway for every private subnet.
     #[default]
     Single,
-    /// EC2's regional NAT gateway (`availability_mode = regional`): not built yet, refused.
+    /// EC2's regional NAT gateway (`availability_mode = regional`): one gateway for the VPC, in
+    /// every AZ, with an Elastic IP of the stack's in each; one private route table for all AZs.
     Regional,
     /// No NAT gateway: the tasks run in the public subnets with a public IPv4 address each.
     None,
@@ -109,6 +110,16 @@ impl NetworkConfig {
         }
     }
 
+    /// How many private route tables the mode routes the private subnets through: one per NAT
+    /// gateway (`per_az`, `single`), one for every AZ (`regional`), none (`none`).
+    pub fn private_route_tables(&self) -> u8 {
+        match self.nat() {
+            NatMode::PerAz => self.az_count,
+            NatMode::Single | NatMode::Regional => 1,
+            NatMode::None => 0,
+        }
+    }
+
     /// Whether the tasks run in private subnets behind NAT (else in the public ones, with public IPs).
     pub fn private_tasks(&self) -> bool {
         self.nat() != NatMode::None
@@ -133,11 +144,6 @@ impl NetworkConfig {
                 "network.nat",
                 format!("\"{mode}\" with network.nat_gateways = {n}"),
                 "set one of them: network.nat_gateways is deprecated; keep only network.nat".into(),
-            )),
-            (Some(NatMode::Regional), None) => Err(invalid(
-                "network.nat",
-                "\"regional\"".into(),
-                "the regional NAT gateway is not supported yet; use \"single\", \"per_az\" or \"none\"".into(),
             )),
             (None, Some(n)) if n != 1 && n != azs => Err(invalid(
                 "network.nat_gateways",

@@ -188,15 +188,16 @@ fn with_nat(lines: &str) -> Result<Config, ConfigError> {
 fn az_count_and_nat_modes() {
     assert!(err("az_count = 1").contains("network.az_count"));
     assert!(err("az_count = 7").contains("network.az_count"));
-    for (mode, nats, private) in [("single", 1, true), ("per_az", 2, true), ("none", 0, false)] {
+    let modes = [("single", 1, 1, true), ("per_az", 2, 2, true), ("regional", 0, 1, true), ("none", 0, 0, false)];
+    for (mode, nats, tables, private) in modes {
         let c = with(&format!("nat = \"{mode}\"")).unwrap();
         assert_eq!((c.network.nat().as_str(), c.network.nat_gateway_count()), (mode, nats));
+        assert_eq!(c.network.private_route_tables(), tables, "{mode}");
         assert_eq!(c.network.private_tasks(), private, "{mode}");
         assert_eq!(c.network.deprecation(), None);
     }
-    assert!(err("nat = \"one\"").contains("per_az"), "the allowed values are named");
-    let regional = err("nat = \"regional\"");
-    assert!(regional.contains("network.nat") && regional.contains("not supported yet"), "{regional}");
+    let unknown = err("nat = \"one\"");
+    assert!(unknown.contains("network.nat") && unknown.contains("regional"), "the key and allowed values: {unknown}");
 }
 
 #[test]

@@ -316,6 +316,7 @@ fn keys_and_kinds_are_the_state_files_names_declared_once_in_status_order() {
         crate::resources::network::ELASTIC_IP,
         crate::resources::network::NAT_GATEWAY,
         crate::resources::network::PRIVATE_ROUTE_TABLE,
+        crate::resources::network::REGIONAL_ELASTIC_IP,
     ] {
         let numbered: Vec<String> = all.iter().filter(|k| family.contains(**k)).map(ToString::to_string).collect();
         assert_eq!(numbered.len(), 6, "{numbered:?}");
@@ -427,6 +428,18 @@ fn the_bill_follows_the_nat_mode() {
     assert!(!none.items.iter().any(|i| i.resource.starts_with("nat-gateway")), "no NAT gateway");
     assert!(!none.items.iter().any(|i| i.resource.starts_with("elastic-ip")), "no Elastic IP");
     assert!(!none.usage_based.iter().any(|u| u.what.starts_with("data processed by")), "no NAT data");
+    // Regional: the NAT's hour in each of the two AZs (the table's per-AZ reading) and an address per
+    // AZ: what per_az bills, without a NAT per public subnet.
+    let regional = bill("regional", "");
+    assert!((regional.monthly_total - per_az.monthly_total).abs() < 0.011, "{regional:#?}");
+    let hours = regional.items.iter().find(|i| i.resource == "nat-gateway-regional").expect("the regional NAT's line");
+    assert_eq!((hours.quantity, (hours.monthly * 100.0).round() / 100.0), (2.0, 2.0 * nat));
+    assert_eq!(regional.items.iter().filter(|i| i.resource.starts_with("elastic-ip-regional-")).count(), 2);
+    assert!(regional.usage_based.iter().any(|u| u.what == "data processed by the regional NAT gateway"));
+    assert!(!regional
+        .items
+        .iter()
+        .any(|i| i.resource.starts_with("nat-gateway-") && i.resource != "nat-gateway-regional"));
     let tasks = none.items.iter().find(|i| i.what.contains("of the tasks")).expect("the tasks' IPv4 line");
     assert_eq!((tasks.quantity, tasks.quantity_max), (2.0, None));
     // With autoscaling: an address per task of the range.

@@ -216,6 +216,51 @@ mod tests {
         assert!(graph.teardown_after(PUBLIC_SUBNET.at(0)).contains(&SERVICE));
     }
 
+    /// Switching to and from `regional` keeps the old NAT path in the covering graph (gone after
+    /// the up pass), and the config's private table takes every private subnet with its route to
+    /// the new NAT gateway; a table the config no longer has claims none.
+    #[test]
+    fn switching_nat_modes_routes_every_private_subnet_through_the_configs_tables() {
+        let regional = config(&[("nat = \"single\"", "nat = \"regional\"")]);
+        let graph = plain(&regional);
+        assert!(graph.needs_of(PRIVATE_ROUTE_TABLE.at(0)).contains(&REGIONAL_NAT_GATEWAY));
+        let table = graph.needs_of(PRIVATE_ROUTE_TABLE.at(0));
+        assert!(table.contains(&PRIVATE_SUBNET.at(0)) && table.contains(&PRIVATE_SUBNET.at(1)), "{table:?}");
+        assert!(graph.needs_of(REGIONAL_NAT_GATEWAY).contains(&INTERNET_GATEWAY), "it fails without an attached IGW");
+        assert!(graph.needs_of(REGIONAL_NAT_GATEWAY).contains(&REGIONAL_ELASTIC_IP.at(1)));
+        assert!(graph.teardown_after(VPC).contains(&REGIONAL_NAT_GATEWAY));
+        assert!(graph.teardown_after(INTERNET_GATEWAY).contains(&REGIONAL_NAT_GATEWAY));
+        assert_eq!(graph.teardown_after(REGIONAL_ELASTIC_IP.at(0)), [REGIONAL_NAT_GATEWAY]);
+        // From per_az: the zonal path stays until after the up pass; table 2 keeps no subnet.
+        let zonal =
+            [NAT_GATEWAY.at(0), NAT_GATEWAY.at(1), ELASTIC_IP.at(0), ELASTIC_IP.at(1), PRIVATE_ROUTE_TABLE.at(1)];
+        let from_per_az = covering(&regional, &recording(&zonal));
+        for old in zonal {
+            assert_eq!(from_per_az.get(old).unwrap().removal(&regional), Removal::AfterUp, "{old}");
+        }
+        assert!(from_per_az.needs_of(PRIVATE_ROUTE_TABLE.at(0)).contains(&PRIVATE_SUBNET.at(1)));
+        assert!(
+            !from_per_az.needs_of(PRIVATE_ROUTE_TABLE.at(1)).contains(&PRIVATE_SUBNET.at(1)),
+            "it moves to table 1"
+        );
+        // Back to single: the regional gateway and its addresses go after the up pass.
+        let held =
+            [REGIONAL_NAT_GATEWAY, REGIONAL_ELASTIC_IP.at(0), REGIONAL_ELASTIC_IP.at(1), PRIVATE_ROUTE_TABLE.at(0)];
+        let single = config(&[]);
+        let from_regional = covering(&single, &recording(&held));
+        for old in &held[..3] {
+            assert_eq!(from_regional.get(*old).unwrap().removal(&single), Removal::AfterUp, "{old}");
+        }
+        assert!(from_regional.needs_of(PRIVATE_ROUTE_TABLE.at(0)).contains(&NAT_GATEWAY.at(0)));
+        // To none from regional: the table routes to the regional gateway until both go.
+        let none = config(&[("nat = \"single\"", "nat = \"none\"")]);
+        assert!(covering(&none, &recording(&held)).needs_of(PRIVATE_ROUTE_TABLE.at(0)).contains(&REGIONAL_NAT_GATEWAY));
+        // From per_az to single (the same path): subnet 2 moves to table 1 before table 2 goes.
+        let per_az = covering(&single, &recording(&zonal));
+        assert!(per_az.needs_of(PRIVATE_ROUTE_TABLE.at(0)).contains(&PRIVATE_SUBNET.at(1)));
+        assert!(!per_az.needs_of(PRIVATE_ROUTE_TABLE.at(1)).contains(&PRIVATE_SUBNET.at(1)));
+    }
+
     #[test]
     fn up_orders_what_aws_requires() {
         let graph = with_waits(&config(&[]));

@@ -383,6 +383,17 @@ def indexed(params: dict, prefix: str) -> list:
     return [v for _, v in sorted(out)]
 
 
+def indexed_groups(params: dict, prefix: str) -> list:
+    """Prefix.N.Rest=value pairs grouped by N, in N order: [{Rest: value}] (Filter.1.Name, ...)."""
+    pat = re.compile(r"^" + re.escape(prefix) + r"\.(\d+)\.(.+)$")
+    groups: dict = {}
+    for k, v in params.items():
+        m = pat.match(k)
+        if m:
+            groups.setdefault(int(m.group(1)), {})[m.group(2)] = v
+    return [g for _, g in sorted(groups.items())]
+
+
 def dns_norm(name) -> str:
     """A DNS name as Route 53 compares it: lower case, one trailing dot, \\052 read as *."""
     name = str(name or "").strip().replace("\\052", "*").lower()
@@ -843,6 +854,8 @@ class Realism:
         with self.lock:
             self.nats: dict = {}
             self.nat_tokens: dict = {}
+            # (route table, destination CIDR) -> regional NAT gateway a route points at (moto keeps no target).
+            self.regional_routes: dict = {}
             self.lbs: dict = {}
             self.eni_linger: list = []
             self.tables: dict = {}
@@ -1200,6 +1213,10 @@ class Realism:
             out.append({"id": nid, "state": state, "subnet": xt(item, "subnetId"), "vpc": xt(item, "vpcId"),
                         "allocs": [xt(a, "allocationId") for a in item.findall("./natGatewayAddressSet/item")],
                         "type": xt(item, "connectivityType", "public")})
+        for nid, nat in self.nats.items():
+            if nat.get("regional") and all((name == "vpc-id" and nat["vpc"] == value) for name, value in (filters or {}).items()):
+                out.append({"id": nid, "state": self.nat_state(nat, ctx.now), "subnet": None, "vpc": nat["vpc"],
+                            "allocs": list(nat["allocs"]), "type": "public"})
         return out
 
     def moto_lbs(self, ctx: Ctx) -> list:
@@ -1259,6 +1276,8 @@ class Realism:
         return nat["created"] + self.d("nat_pending_s")
 
     def pre_ec2_CreateNatGateway(self, ctx: Ctx):
+        if ctx.params.get("AvailabilityMode", "zonal") == "regional":
+            return self.create_regional_nat(ctx)
         ctx.extra["fail"] = False
         token = ctx.params.get("ClientToken")
         if token:
@@ -1347,11 +1366,200 @@ class Realism:
         root, ns = xml_parse(resp.body)
         wanted = ctx.extra.get("states")
         nat_set = root.find("natGatewaySet")
-        for item in list(nat_set if nat_set is not None else []):
+        if nat_set is None:
+            nat_set = ET.SubElement(root, "natGatewaySet")
+        for item in list(nat_set):
             self._rewrite_nat_item(item, ctx.now)
             if wanted is not None and xt(item, "state") not in wanted:
                 nat_set.remove(item)
+        if not xt(root, "nextToken"):  # moto's last page: the regional gateways follow it
+            for nid in self.regional_nats_matching(ctx, wanted):
+                nat_set.append(self.regional_nat_item(nid, ctx.now))
         resp.set_xml(root, ns)
+
+    # ---- regional NAT gateways (availability_mode = regional): moto 5.2.5 refuses them
+    # (InvalidSubnetID.NotFound 'None'), so the layer keeps them itself, in self.nats with
+    # "regional": their create, describe (ids, filters, tags), delete, the routes to them and the
+    # checks that name them (DeleteVpc, DetachInternetGateway, ReleaseAddress).
+
+    def create_regional_nat(self, ctx: Ctx):
+        p = ctx.params
+        vpc = p.get("VpcId")
+        if not vpc:
+            raise Reject("MissingParameter", "A regional NAT gateway requires the VpcId parameter.")
+        if p.get("SubnetId"):
+            raise Reject("InvalidParameterCombination", "SubnetId cannot be specified for a regional NAT gateway.")
+        if p.get("ConnectivityType", "public") != "public":
+            raise Reject("InvalidParameterCombination", "A regional NAT gateway supports public connectivity only.")
+        try:
+            known_vpc = self.query(ctx, "ec2", "DescribeVpcs", {"VpcId.1": vpc}).find("./vpcSet/item") is not None
+        except UpstreamError:
+            known_vpc = False
+        if not known_vpc:
+            raise Reject("InvalidVpcID.NotFound", f"The vpc ID '{vpc}' does not exist")
+        token = p.get("ClientToken")
+        fingerprint = sorted((k, v) for k, v in p.items() if k not in ("ClientToken", "Version"))
+        known = self.nat_tokens.get(token) if token else None
+        if known and ctx.now - known["at"] < self.d("client_token_window_s"):
+            if known["fingerprint"] != fingerprint:
+                raise Reject("IdempotentParameterMismatch", f"Client token {token} has already been used with different parameters.")
+            return self.regional_create_response(known["nat"], token, ctx.now)
+        addresses = self.regional_addresses(ctx, vpc)
+        tags = [(p[k], p.get(k[:-3] + "Value", "")) for k in sorted(p) if re.match(r"^TagSpecification\.\d+\.Tag\.\d+\.Key$", k)]
+        nid = "nat-" + uuid.uuid4().hex[:17]
+        nat = {"created": ctx.now, "fail": not self.igw_attached(ctx, vpc), "deleted": None, "vpc": vpc, "subnet": None,
+               "allocs": [a["alloc"] for a in addresses], "addresses": addresses, "type": "public", "regional": True,
+               "manual": bool(indexed_groups(p, "AvailabilityZoneAddress")), "tags": tags}
+
+        def commit():
+            self.nats[nid] = nat
+            if token:
+                self.nat_tokens[token] = {"nat": nid, "fingerprint": fingerprint, "at": ctx.now}
+        ctx.extra["commit"] = commit
+        return self.regional_create_response(nid, token, ctx.now, nat)
+
+    def regional_addresses(self, ctx: Ctx, vpc: str) -> list:
+        """Manual mode: each AvailabilityZoneAddress's Elastic IPs, which must exist and be free.
+        Automatic mode: an address AWS allocates in each AZ the VPC has subnets in."""
+        out = []
+        for group in indexed_groups(ctx.params, "AvailabilityZoneAddress"):
+            az = group.get("AvailabilityZone") or group.get("AvailabilityZoneId")
+            if not az:
+                raise Reject("MissingParameter", "Each AvailabilityZoneAddress needs AvailabilityZone or AvailabilityZoneId.")
+            for alloc in [v for k, v in sorted(group.items()) if k.startswith("AllocationId.")]:
+                try:
+                    item = self.query(ctx, "ec2", "DescribeAddresses", {"AllocationId.1": alloc}).find("./addressesSet/item")
+                except UpstreamError:
+                    item = None
+                if item is None:
+                    raise Reject("InvalidAllocationID.NotFound", f"The allocation IDs '{alloc}' do not exist")
+                for other in self.nats.values():
+                    if alloc in other["allocs"] and self.nat_state(other, ctx.now) not in ("deleted", "failed"):
+                        raise Reject("Resource.AlreadyAssociated", f"Elastic IP address [{alloc}] is already associated")
+                out.append({"alloc": alloc, "ip": xt(item, "publicIp"), "az": az})
+        if out or indexed_groups(ctx.params, "AvailabilityZoneAddress"):
+            return out
+        root = self.query(ctx, "ec2", "DescribeSubnets", {"Filter.1.Name": "vpc-id", "Filter.1.Value.1": vpc})
+        zones = sorted({xt(i, "availabilityZone") for i in root.findall("./subnetSet/item")})
+        return [{"alloc": "eipalloc-" + uuid.uuid4().hex[:17], "ip": f"203.0.113.{10 + n}", "az": z} for n, z in enumerate(zones)]
+
+    def regional_create_response(self, nid: str, token, now: float, nat: dict | None = None) -> Response:
+        out = ET.Element("CreateNatGatewayResponse")
+        ET.SubElement(out, "requestId").text = str(uuid.uuid4())
+        if token:
+            ET.SubElement(out, "clientToken").text = token
+        item = self.regional_nat_item(nid, now, nat)
+        item.tag = "natGateway"
+        out.append(item)
+        return Response(200, [("Content-Type", "text/xml;charset=UTF-8")], xml_dump(out, EC2_NS), injected=True)
+
+    def regional_nat_item(self, nid: str, now: float, nat: dict | None = None):
+        nat = nat or self.nats[nid]
+        stamp = lambda t: time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(t))  # noqa: E731
+        state = self.nat_state(nat, now)
+        item = ET.Element("item")
+        for tag, text in [("createTime", stamp(nat["created"])), ("natGatewayId", nid), ("vpcId", nat["vpc"]),
+                          ("state", state), ("connectivityType", "public"), ("availabilityMode", "regional"),
+                          ("autoProvisionZones", "disabled" if nat["manual"] else "enabled"),
+                          ("autoScalingIps", "disabled" if nat["manual"] else "enabled")]:
+            ET.SubElement(item, tag).text = text
+        addresses = ET.SubElement(item, "natGatewayAddressSet")
+        status = {"pending": "associating", "available": "succeeded", "failed": "failed"}.get(state, "disassociating")
+        for n, a in enumerate(nat["addresses"]):
+            el = ET.SubElement(addresses, "item")
+            for tag, text in [("allocationId", a["alloc"]), ("publicIp", a["ip"]), ("availabilityZone", a["az"]),
+                              ("isPrimary", "true" if n == 0 else "false"), ("status", status)]:
+                if text:
+                    ET.SubElement(el, tag).text = text
+        tag_set = ET.SubElement(item, "tagSet")
+        for k, v in nat["tags"]:
+            t = ET.SubElement(tag_set, "item")
+            ET.SubElement(t, "key").text = k
+            ET.SubElement(t, "value").text = v
+        if state == "failed":
+            ET.SubElement(item, "failureCode").text = "Gateway.NotAttached"
+            ET.SubElement(item, "failureMessage").text = f"Network {nat['vpc']} has no Internet gateway attached"
+        if state == "deleted":
+            ET.SubElement(item, "deleteTime").text = stamp(nat["deleted"] + self.d("nat_deleting_s"))
+        return item
+
+    def regional_nats_matching(self, ctx: Ctx, states) -> list:
+        """The regional gateways a DescribeNatGateways asks for: by NatGatewayId.N and by the filters
+        nat-gateway-id, vpc-id, subnet-id, state, tag:KEY and tag-key."""
+        ids = indexed(ctx.params, "NatGatewayId")
+        filters = [(g.get("Name"), [v for k, v in sorted(g.items()) if k.startswith("Value.")])
+                   for g in indexed_groups(ctx.params, "Filter")]
+        out = []
+        for nid, nat in self.nats.items():
+            if not nat.get("regional") or (ids and nid not in ids):
+                continue
+            state = self.nat_state(nat, ctx.now)
+            tags = dict(nat["tags"])
+            facts = {"nat-gateway-id": [nid], "vpc-id": [nat["vpc"]], "subnet-id": [], "state": [state],
+                     "tag-key": list(tags)}
+            ok = states is None or state in states
+            for name, values in filters:
+                have = [tags[name[4:]]] if name and name.startswith("tag:") and name[4:] in tags else facts.get(name, [])
+                if name and name.startswith("tag:") and name[4:] not in tags:
+                    have = []
+                ok = ok and any(fnmatch.fnmatchcase(h, v) for h in have for v in values)
+            if ok:
+                out.append(nid)
+        return out
+
+    def pre_ec2_DeleteNatGateway(self, ctx: Ctx):
+        nid = ctx.params.get("NatGatewayId", "")
+        nat = self.nats.get(nid)
+        if nat is None or not nat.get("regional"):
+            return None
+        if self.nat_state(nat, ctx.now) == "deleted":
+            raise Reject("NatGatewayNotFound", f"The Nat Gateway {nid} was not found")
+        if nat["deleted"] is None:
+            ctx.extra["commit"] = lambda: nat.__setitem__("deleted", ctx.now)
+        out = ET.Element("DeleteNatGatewayResponse")
+        ET.SubElement(out, "requestId").text = str(uuid.uuid4())
+        ET.SubElement(out, "natGatewayId").text = nid
+        return Response(200, [("Content-Type", "text/xml;charset=UTF-8")], xml_dump(out, EC2_NS), injected=True)
+
+    def pre_ec2_CreateRoute(self, ctx: Ctx):
+        """A route to a regional gateway: it must be one in the table's VPC and not deleted (moto
+        takes any ID and keeps no target; the layer remembers it, see post_ec2_CreateRoute)."""
+        nid = ctx.params.get("NatGatewayId", "")
+        nat = self.nats.get(nid)
+        if nat is None or not nat.get("regional"):
+            return None
+        if self.nat_state(nat, ctx.now) in ("deleting", "deleted"):
+            raise Reject("InvalidNatGatewayID.NotFound", f"The natGateway ID '{nid}' does not exist")
+        root = self.query(ctx, "ec2", "DescribeRouteTables", {"RouteTableId.1": ctx.params.get("RouteTableId", "")})
+        table_vpc = xt(root, "./routeTableSet/item/vpcId")
+        if table_vpc and table_vpc != nat["vpc"]:
+            raise Reject("InvalidParameterValue", f"route table {ctx.params.get('RouteTableId')} and network gateway "
+                                                  f"{nid} belong to different networks")
+        return None
+
+    pre_ec2_ReplaceRoute = pre_ec2_CreateRoute
+
+    def overlay_regional_routes(self, root, now: float) -> bool:
+        """Show each route the layer remembers as pointing at its regional gateway (blackhole once
+        that gateway is deleting or gone)."""
+        changed = False
+        for table in root.findall("./routeTableSet/item"):
+            rtb = xt(table, "routeTableId")
+            for route in table.findall("./routeSet/item"):
+                nid = self.regional_routes.get((rtb, xt(route, "destinationCidrBlock")))
+                if nid is None:
+                    continue
+                for stale in ("gatewayId", "natGatewayId"):
+                    for el in route.findall(stale):
+                        route.remove(el)
+                set_child(route, "natGatewayId", nid)
+                gone = self.nat_state(self.nats[nid], now) in ("failed", "deleting", "deleted")
+                set_child(route, "state", "blackhole" if gone else "active")
+                changed = True
+        return changed
+
+    def post_ec2_DeleteRoute(self, ctx: Ctx, resp: Response):
+        self.regional_routes.pop((ctx.params.get("RouteTableId"), ctx.params.get("DestinationCidrBlock")), None)
 
     def post_ec2_DeleteNatGateway(self, ctx: Ctx, resp: Response):
         nid = ctx.params.get("NatGatewayId")
@@ -1361,7 +1569,7 @@ class Realism:
 
     def post_ec2_DescribeRouteTables(self, ctx: Ctx, resp: Response):
         root, ns = xml_parse(resp.body)
-        changed = False
+        changed = self.overlay_regional_routes(root, ctx.now)
         for route in root.findall("./routeTableSet/item/routeSet/item"):
             nid = xt(route, "natGatewayId")
             if nid and nid in self.nats and self.nat_state(self.nats[nid], ctx.now) in ("failed", "deleting", "deleted"):
@@ -1372,6 +1580,12 @@ class Realism:
 
     def post_ec2_CreateRoute(self, ctx: Ctx, resp: Response):
         self.route_changes[ctx.params.get("RouteTableId")] = ctx.now
+        route = (ctx.params.get("RouteTableId"), ctx.params.get("DestinationCidrBlock"))
+        nat = self.nats.get(ctx.params.get("NatGatewayId", ""))
+        if nat is not None and nat.get("regional"):
+            self.regional_routes[route] = ctx.params["NatGatewayId"]
+        else:
+            self.regional_routes.pop(route, None)  # replaced by a route to another target
 
     post_ec2_ReplaceRoute = post_ec2_CreateRoute
 
@@ -1589,6 +1803,8 @@ class Realism:
         # deletes that endpoint later; moto's DeleteVpcEndpoints then fails on the table it no
         # longer has (InvalidRouteTableID.NotFound): the endpoint forgets the table here.
         table = ctx.params.get("RouteTableId", "")
+        for route in [r for r in self.regional_routes if r[0] == table]:
+            del self.regional_routes[route]
         for e in self.moto_endpoints(ctx):
             if table in e["tables"]:
                 self.query(ctx, "ec2", "ModifyVpcEndpoint", {"VpcEndpointId": e["id"], "RemoveRouteTableId.1": table})
@@ -1954,6 +2170,7 @@ class Realism:
                 return None
             root = self.cached(ctx, ("rtbs", info["vpc"]), lambda: self.query(
                 ctx, "ec2", "DescribeRouteTables", {"Filter.1.Name": "vpc-id", "Filter.1.Value.1": info["vpc"]}))
+            self.overlay_regional_routes(root, ctx.now)
             tables = root.findall("./routeTableSet/item")
             chosen = None
             for t in tables:

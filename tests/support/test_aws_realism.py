@@ -428,6 +428,85 @@ class StateTests(unittest.TestCase):
         nat_route = [r for r in routes if r.get("NatGatewayId") == nat][0]
         self.assertEqual(nat_route["State"], "blackhole")
 
+    def test_01c_regional_nat_gateway_is_emulated_through_its_life(self):
+        """moto 5.2.5 refuses availability_mode=regional: the layer keeps the gateway itself."""
+        ec2 = C["ec2"]
+        net = Net(C, with_lb=False)
+        allocs = [ec2.allocate_address(Domain="vpc")["AllocationId"] for _ in range(2)]
+        azs = [{"AvailabilityZone": z, "AllocationIds": [a]} for z, a in zip(("us-east-1a", "us-east-1b"), allocs)]
+        tags = [{"ResourceType": "natgateway", "Tags": [{"Key": "stack", "Value": "regional-test"}]}]
+        args = dict(AvailabilityMode="regional", VpcId=net.vpc, AvailabilityZoneAddresses=azs, TagSpecifications=tags)
+        t0 = time.time()
+        created = ec2.create_nat_gateway(ClientToken="regional-tok", **args)["NatGateway"]
+        nat = created["NatGatewayId"]
+        self.assertEqual((created["State"], created["AvailabilityMode"], created.get("SubnetId")), ("pending", "regional", None))
+        self.assertEqual(sorted(a["AllocationId"] for a in created["NatGatewayAddresses"]), sorted(allocs))
+        self.assertEqual({a["AvailabilityZone"] for a in created["NatGatewayAddresses"]}, {"us-east-1a", "us-east-1b"})
+        self.assertEqual(ec2.create_nat_gateway(ClientToken="regional-tok", **args)["NatGateway"]["NatGatewayId"], nat)
+        self.assertEqual(code_of(ec2.create_nat_gateway, ClientToken="regional-tok", AvailabilityMode="regional", VpcId=net.vpc),
+                         "IdempotentParameterMismatch")
+        # Its addresses are taken; a subnet is refused; an unknown VPC or address is named.
+        self.assertEqual(code_of(ec2.create_nat_gateway, **args), "Resource.AlreadyAssociated")
+        self.assertEqual(code_of(ec2.create_nat_gateway, AvailabilityMode="regional", VpcId=net.vpc, SubnetId=net.public[0]),
+                         "InvalidParameterCombination")
+        self.assertEqual(code_of(ec2.create_nat_gateway, AvailabilityMode="regional", VpcId="vpc-0000000000000000f"),
+                         "InvalidVpcID.NotFound")
+        bogus = [{"AvailabilityZone": "us-east-1a", "AllocationIds": ["eipalloc-0000000000000000f"]}]
+        self.assertEqual(code_of(ec2.create_nat_gateway, AvailabilityMode="regional", VpcId=net.vpc,
+                                 AvailabilityZoneAddresses=bogus), "InvalidAllocationID.NotFound")
+        # Listed by ID, by VPC and tag filters (not by another tag), beside the zonal one.
+        by_id = lambda: ec2.describe_nat_gateways(NatGatewayIds=[nat])["NatGateways"][0]
+        listed = lambda *f: [n["NatGatewayId"] for n in ec2.describe_nat_gateways(Filters=list(f))["NatGateways"]]
+        vpc_filter = {"Name": "vpc-id", "Values": [net.vpc]}
+        self.assertEqual(set(listed(vpc_filter)), {nat, net.nat})
+        self.assertIn(nat, listed({"Name": "tag:stack", "Values": ["regional-test"]}))
+        self.assertNotIn(nat, listed({"Name": "tag:stack", "Values": ["other"]}))
+        self.assertIn(nat, listed({"Name": "tag-key", "Values": ["stack"]}))
+        self.assertIn(nat, listed(vpc_filter, {"Name": "state", "Values": ["pending"]}))
+        self.assertNotIn(nat, listed(vpc_filter, {"Name": "state", "Values": ["available"]}))
+        # One route table serves every AZ; DescribeRouteTables shows the route (moto keeps no target).
+        rtb = ec2.create_route_table(VpcId=net.vpc)["RouteTable"]["RouteTableId"]
+        ec2.create_route(RouteTableId=rtb, DestinationCidrBlock="0.0.0.0/0", NatGatewayId=nat)
+        route = lambda: [r for r in ec2.describe_route_tables(RouteTableIds=[rtb])["RouteTables"][0]["Routes"]
+                         if r.get("DestinationCidrBlock") == "0.0.0.0/0"][0]
+        self.assertEqual((route().get("NatGatewayId"), route()["State"]), (nat, "active"))
+        other_vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+        elsewhere = ec2.create_route_table(VpcId=other_vpc)["RouteTable"]["RouteTableId"]
+        self.assertEqual(code_of(ec2.create_route, RouteTableId=elsewhere, DestinationCidrBlock="0.0.0.0/0", NatGatewayId=nat),
+                         "InvalidParameterValue")
+        wait_for(lambda: by_id()["State"] == "available")
+        self.assertGreaterEqual(time.time() - t0, 90 * SCALE - TOL)
+        self.assertEqual({a["Status"] for a in by_id()["NatGatewayAddresses"]}, {"succeeded"})
+        # Moved to the zonal gateway and back: the route follows.
+        ec2.replace_route(RouteTableId=rtb, DestinationCidrBlock="0.0.0.0/0", NatGatewayId=net.nat)
+        self.assertEqual(route().get("NatGatewayId"), net.nat)
+        ec2.replace_route(RouteTableId=rtb, DestinationCidrBlock="0.0.0.0/0", NatGatewayId=nat)
+        self.assertEqual(route().get("NatGatewayId"), nat)
+        # It holds its addresses, the VPC and the internet gateway until it is deleted.
+        self.assertEqual(code_of(ec2.release_address, AllocationId=allocs[0]), "InvalidIPAddress.InUse")
+        ec2.delete_nat_gateway(NatGatewayId=net.nat)
+        wait_for(lambda: ec2.describe_nat_gateways(NatGatewayIds=[net.nat])["NatGateways"][0]["State"] == "deleted")
+        self.assertEqual(code_of(ec2.detach_internet_gateway, InternetGatewayId=net.igw, VpcId=net.vpc), "DependencyViolation")
+        t1 = time.time()
+        ec2.delete_nat_gateway(NatGatewayId=nat)
+        self.assertEqual((by_id()["State"], route()["State"]), ("deleting", "blackhole"))
+        wait_for(lambda: by_id()["State"] == "deleted")
+        self.assertGreaterEqual(time.time() - t1, 60 * SCALE - TOL)
+        self.assertIn("DeleteTime", by_id())
+        self.assertEqual(code_of(ec2.delete_nat_gateway, NatGatewayId=nat), "NatGatewayNotFound")
+        self.assertIsNone(code_of(ec2.release_address, AllocationId=allocs[0]))
+        ec2.detach_internet_gateway(InternetGatewayId=net.igw, VpcId=net.vpc)
+
+    def test_01d_regional_nat_without_internet_gateway_fails(self):
+        ec2 = C["ec2"]
+        vpc = ec2.create_vpc(CidrBlock="10.2.0.0/16")["Vpc"]["VpcId"]
+        ec2.create_subnet(VpcId=vpc, CidrBlock="10.2.1.0/24", AvailabilityZone="us-east-1a")
+        nat = ec2.create_nat_gateway(AvailabilityMode="regional", VpcId=vpc)["NatGateway"]  # automatic addresses
+        self.assertEqual([a["AvailabilityZone"] for a in nat["NatGatewayAddresses"]], ["us-east-1a"])
+        describe = lambda: ec2.describe_nat_gateways(NatGatewayIds=[nat["NatGatewayId"]])["NatGateways"][0]
+        failed = wait_for(lambda: (lambda n: n if n["State"] != "pending" else None)(describe()))
+        self.assertEqual((failed["State"], failed["FailureCode"]), ("failed", "Gateway.NotAttached"))
+
     def test_02_alb_provisioning_then_active(self):
         ec2, elb = C["ec2"], C["elbv2"]
         net = Net(C, with_lb=False)

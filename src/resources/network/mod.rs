@@ -1,6 +1,10 @@
-//! VPC, subnets, internet gateway, elastic IPs, NAT gateways and route tables.
+//! VPC, subnets, internet gateway, elastic IPs, NAT gateways (zonal here, regional in
+//! [`regional_nat`]) and route tables.
+
+mod regional_nat;
 
 use async_trait::async_trait;
+use aws_sdk_ec2::operation::create_nat_gateway::builders::CreateNatGatewayFluentBuilder;
 use aws_sdk_ec2::types::{
     Address, AttributeBooleanValue, DomainType, Filter, InternetGateway as Igw, NatGateway as Nat, NatGatewayState,
     ResourceType, RouteTable as Rt, Subnet as Sn, Tag, TagSpecification, Vpc as VpcObject, VpcAttributeName,
@@ -10,7 +14,7 @@ use futures::future::BoxFuture;
 use crate::access::{self, arn, Permission};
 use crate::aws::Clients;
 use crate::bill::{items, Charge, Quantity, Unit};
-use crate::config::Config;
+use crate::config::{Config, NatMode};
 use crate::error::{found, ignore_not_found, returned, AwsContext, StackError};
 use crate::model::{
     after, Attr, Change, Changed, Dep, Diff, Edge, Field, Indexed, Key, Kind, Lifecycle, Managed, NoField, Nodes,
@@ -22,6 +26,10 @@ use crate::resources::ec2::{
 };
 use crate::state::location::{tag_value, STATE_TAG};
 use crate::wait::{self, budget, Poll};
+
+pub use regional_nat::{
+    RegionalNatGateway, REGIONAL_ELASTIC_IP, REGIONAL_NAT_AZ_HOUR, REGIONAL_NAT_DATA, REGIONAL_NAT_GATEWAY,
+};
 
 /// Why a changed CIDR or zone count is refused, and what to do instead.
 const NEW_NETWORK: &str = "AWS cannot change a VPC's CIDR in place, and the stack's subnets, NAT and load balancer \
@@ -45,35 +53,48 @@ pub const NAT_GATEWAY: Indexed = Indexed::new("nat-gateway-", Kind::new("ec2:nat
 pub const VPC_CIDR: Attr = Attr::new(VPC, "cidr");
 pub const VPC_AZ_COUNT: Attr = Attr::new(VPC, "az_count");
 
-/// How many public subnets, private subnets and NAT gateways the shape holds (the config's, or
-/// more that `down` or a changed `network.nat` must still delete).
+/// How many public subnets, private subnets, zonal NAT gateways, private route tables and
+/// regional NAT addresses the shape holds (the config's, or more that `down` or a changed
+/// `network.nat` must still delete), and whether it holds the regional NAT gateway.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Counts {
     azs: u8,
     privates: u8,
     nats: u8,
+    tables: u8,
+    regional_addresses: u8,
+    regional: bool,
+    /// The private route tables the config routes its private subnets through (the others go).
+    routed: u8,
 }
 
 fn counts(shape: &Shape) -> Counts {
     let net = &shape.config().network;
-    let nats = shape.count(net.nat_gateway_count(), &[NAT_GATEWAY, ELASTIC_IP, PRIVATE_ROUTE_TABLE]);
+    let regional_azs = if net.nat() == NatMode::Regional { net.az_count } else { 0 };
+    let regional_addresses = shape.count(regional_azs, &[REGIONAL_ELASTIC_IP]);
+    let regional = regional_addresses > 0 || shape.holds(REGIONAL_NAT_GATEWAY);
+    let nats = shape.count(net.nat_gateway_count(), &[NAT_GATEWAY, ELASTIC_IP]);
+    let tables = shape.count(net.private_route_tables(), &[PRIVATE_ROUTE_TABLE]).max(nats).max(u8::from(regional));
+    // Every table routes to a NAT gateway the graph holds (see `private_table`).
+    let nats = if regional { nats } else { nats.max(tables) };
     // With `nat = "none"` the tasks run in the public subnets: no private ones are declared.
     let private_azs = if net.private_tasks() { net.az_count } else { 0 };
-    let privates = shape.count(private_azs, &[PRIVATE_SUBNET]).max(nats);
+    let privates = shape.count(private_azs, &[PRIVATE_SUBNET]).max(nats).max(tables);
     let azs = shape.count(net.az_count, &[PUBLIC_SUBNET]).max(privates);
-    Counts { azs, privates, nats }
+    Counts { azs, privates, nats, tables, regional_addresses, regional, routed: net.private_route_tables() }
 }
 
 /// The VPC (first: everything else is in it).
 pub fn vpc(shape: &Shape, nodes: &mut Nodes) {
-    let Counts { azs, privates, nats } = counts(shape);
-    nodes.managed(Vpc { azs, privates, nats });
+    let Counts { azs, privates, tables, regional, .. } = counts(shape);
+    nodes.managed(Vpc { azs, privates, tables, regional });
 }
 
 /// The internet gateway, the subnets, the NAT gateways with their addresses, the route tables.
 pub fn network(shape: &Shape, nodes: &mut Nodes) {
-    let Counts { azs, privates, nats } = counts(shape);
-    nodes.managed(InternetGateway { nats });
+    let counts = counts(shape);
+    let Counts { azs, privates, nats, tables, regional_addresses, regional, .. } = counts;
+    nodes.managed(InternetGateway { nats, regional });
     for i in 0..azs {
         nodes.managed(Subnet { public: true, index: i, nats });
     }
@@ -82,12 +103,29 @@ pub fn network(shape: &Shape, nodes: &mut Nodes) {
     }
     nodes.managed(RouteTable::public(azs));
     for i in 0..nats {
-        nodes.managed(ElasticIp { index: i });
+        nodes.managed(ElasticIp { index: i, regional: false });
         nodes.managed(NatGateway { index: i });
     }
-    for j in 0..nats {
-        nodes.managed(RouteTable::private(j, privates, nats));
+    for i in 0..regional_addresses {
+        nodes.managed(ElasticIp { index: i, regional: true });
     }
+    if regional {
+        nodes.managed(RegionalNatGateway { addresses: regional_addresses });
+    }
+    for j in 0..tables {
+        nodes.managed(private_table(shape.config(), counts, j));
+    }
+}
+
+/// Private route table `j`: the config's tables share the private subnets out (`i % routed == j`)
+/// and route to the config's NAT (the regional one for every AZ, else zonal NAT `j`); a table the
+/// config no longer has keeps no subnet (they move to the config's tables before it goes) and its
+/// own NAT gateway, which goes with it.
+fn private_table(config: &Config, counts: Counts, j: u8) -> RouteTable {
+    let regional_target =
+        (config.network.nat() == NatMode::Regional && j == 0) || (counts.regional && j >= counts.nats);
+    let target = if regional_target { REGIONAL_NAT_GATEWAY } else { NAT_GATEWAY.at(j) };
+    RouteTable::private(j, counts.privates, counts.routed, target)
 }
 
 /// The stack's VPC, as what sits in it is checked against.
@@ -210,7 +248,8 @@ macro_rules! describe {
 pub struct Vpc {
     pub azs: u8,
     pub privates: u8,
-    pub nats: u8,
+    pub tables: u8,
+    pub regional: bool,
 }
 
 pub struct VpcLive {
@@ -328,8 +367,11 @@ impl Managed for Vpc {
         for i in 0..self.privates {
             edges.push(after(PRIVATE_SUBNET.at(i), INSIDE));
         }
-        for j in 0..self.nats {
+        for j in 0..self.tables {
             edges.push(after(PRIVATE_ROUTE_TABLE.at(j), INSIDE));
+        }
+        if self.regional {
+            edges.push(after(REGIONAL_NAT_GATEWAY, INSIDE));
         }
         // What else sits in it (security groups, the target group) says so itself.
         edges.extend([
@@ -553,6 +595,7 @@ impl Managed for Subnet {
 
 pub struct InternetGateway {
     pub nats: u8,
+    pub regional: bool,
 }
 
 fn attached_vpc(igw: &Igw) -> Option<&str> {
@@ -611,11 +654,12 @@ impl Managed for InternetGateway {
 
     /// An internet-facing load balancer's addresses say so themselves.
     fn teardown_after(&self) -> Vec<Edge> {
-        (0..self.nats)
-            .map(|j| {
-                after(NAT_GATEWAY.at(j), "DetachInternetGateway fails while a NAT gateway's public address is mapped")
-            })
-            .collect()
+        const MAPPED: &str = "DetachInternetGateway fails while a NAT gateway's public address is mapped";
+        let mut edges: Vec<Edge> = (0..self.nats).map(|j| after(NAT_GATEWAY.at(j), MAPPED)).collect();
+        if self.regional {
+            edges.push(after(REGIONAL_NAT_GATEWAY, MAPPED));
+        }
+        edges
     }
 
     async fn find(&self, ctx: &Scope<'_>) -> Result<Option<Igw>, StackError> {
@@ -714,8 +758,21 @@ impl Managed for InternetGateway {
 
 // ---------------------------------------------------------------- elastic IPs
 
+/// A zonal NAT gateway's address, or (`regional`) the regional NAT gateway's address in AZ `index`.
 pub struct ElasticIp {
     pub index: u8,
+    pub regional: bool,
+}
+
+impl ElasticIp {
+    /// The NAT gateway holding it.
+    fn holder(&self) -> Key {
+        if self.regional {
+            REGIONAL_NAT_GATEWAY
+        } else {
+            NAT_GATEWAY.at(self.index)
+        }
+    }
 }
 
 #[async_trait]
@@ -739,12 +796,20 @@ impl Managed for ElasticIp {
 
     /// A public IPv4 address bills by the hour whether or not it is in use.
     fn billing(&self, _config: &Config) -> Vec<Charge> {
-        let what = format!("public IPv4 address of NAT gateway {}", self.index + 1);
+        let what = if self.regional {
+            format!("public IPv4 address of the regional NAT gateway in AZ {}", self.index + 1)
+        } else {
+            format!("public IPv4 address of NAT gateway {}", self.index + 1)
+        };
         vec![Charge::running(items::PUBLIC_IPV4_HOUR, Unit::Hour, Quantity::fixed(1.0), what)]
     }
 
     fn key(&self) -> Key {
-        ELASTIC_IP.at(self.index)
+        if self.regional {
+            REGIONAL_ELASTIC_IP.at(self.index)
+        } else {
+            ELASTIC_IP.at(self.index)
+        }
     }
 
     fn needs(&self) -> Vec<Dep> {
@@ -752,7 +817,7 @@ impl Managed for ElasticIp {
     }
 
     fn teardown_after(&self) -> Vec<Edge> {
-        vec![after(NAT_GATEWAY.at(self.index), "ReleaseAddress fails while the NAT gateway holding it is not deleted")]
+        vec![after(self.holder(), "ReleaseAddress fails while the NAT gateway holding it is not deleted")]
     }
 
     fn removal(&self, config: &Config) -> Removal {
@@ -783,7 +848,7 @@ impl Managed for ElasticIp {
             .tag_specifications(tag_spec(
                 ctx,
                 ResourceType::ElasticIp,
-                &ctx.name(&format!("nat-eip-{}", self.index + 1)),
+                &ctx.name(&format!("nat-eip-{}{}", if self.regional { "regional-" } else { "" }, self.index + 1)),
             ))
             .send()
             .await
@@ -841,6 +906,20 @@ async fn describe_nats(ctx: &Scope<'_>, ids: Vec<String>, filters: Vec<Filter>) 
     Ok(out.nat_gateways().to_vec())
 }
 
+/// A NAT gateway's actions: made tagged in `made_in` (a zonal one's subnet, the regional one's
+/// VPC) with the stack's Elastic IPs, found, and deleted.
+fn nat_permissions(made_in: &str) -> Vec<Permission> {
+    let nat = arn("ec2", "natgateway/*");
+    vec![
+        Permission::find("ec2:DescribeNatGateways"),
+        Permission::create("ec2:CreateNatGateway").on(nat.clone()).tagging(),
+        Permission::create("ec2:CreateNatGateway").on(arn("ec2", made_in)).tagged(),
+        Permission::create("ec2:CreateNatGateway").on(arn("ec2", "elastic-ip/*")).tagged(),
+        access::tags_on_create("ec2:CreateTags", "CreateNatGateway", nat.clone()),
+        Permission::delete("ec2:DeleteNatGateway").on(nat).tagged(),
+    ]
+}
+
 #[async_trait]
 impl Managed for NatGateway {
     type Live = Nat;
@@ -851,15 +930,7 @@ impl Managed for NatGateway {
     }
 
     fn permissions(&self) -> Vec<Permission> {
-        let nat = arn("ec2", "natgateway/*");
-        vec![
-            Permission::find("ec2:DescribeNatGateways"),
-            Permission::create("ec2:CreateNatGateway").on(nat.clone()).tagging(),
-            Permission::create("ec2:CreateNatGateway").on(arn("ec2", "subnet/*")).tagged(),
-            Permission::create("ec2:CreateNatGateway").on(arn("ec2", "elastic-ip/*")).tagged(),
-            access::tags_on_create("ec2:CreateTags", "CreateNatGateway", nat.clone()),
-            Permission::delete("ec2:DeleteNatGateway").on(nat).tagged(),
-        ]
+        nat_permissions("subnet/*")
     }
 
     fn billing(&self, _config: &Config) -> Vec<Charge> {
@@ -886,12 +957,8 @@ impl Managed for NatGateway {
         removed_by_nat_mode(self.key(), config)
     }
 
-    /// Only gateways that are or will be available count; a failed one is replaced.
     async fn find(&self, ctx: &Scope<'_>) -> Result<Option<Nat>, StackError> {
-        locate(ctx, self.key(), in_stack_vpc(ctx), |ids, filters| async move {
-            Ok(describe_nats(ctx, ids, filters).await?.into_iter().filter(nat_alive).collect())
-        })
-        .await
+        find_nat(ctx, self.key()).await
     }
 
     fn record(&self, _ctx: &Scope<'_>, live: &Nat) -> Record {
@@ -906,99 +973,112 @@ impl Managed for NatGateway {
         let key = self.key();
         let subnet = ctx.need(PUBLIC_SUBNET.at(self.index))?;
         let allocation = ctx.need(ELASTIC_IP.at(self.index))?;
-        let vpc = ctx.need(VPC)?;
-        let within = in_stack_vpc(ctx);
-        // A failed gateway is terminal; its replacement needs a new client token (the old one
-        // would return the failed gateway).
-        let tagged = describe_nats(ctx, vec![], tag_filters(ctx, key)).await?;
-        let failed = tagged
-            .iter()
-            .filter(|n| n.state() == Some(&NatGatewayState::Failed) && check(ctx, key, &within, *n).is_ok())
-            .count();
-        let out = ctx
-            .aws
-            .ec2
-            .create_nat_gateway()
-            .subnet_id(&subnet)
-            .allocation_id(&allocation)
-            // The same token on a retried create (in this VPC) returns the same gateway.
-            .client_token(format!("{}-{key}-{vpc}-{failed}", ctx.stack()))
-            .tag_specifications(tag_spec(ctx, ResourceType::Natgateway, &ctx.name(&format!("nat-{}", self.index + 1))))
-            .send()
-            .await
-            .ctx("create", &key.to_string())?;
-        returned(out.nat_gateway().cloned(), key.to_string(), "create returned nothing")
+        let call = ctx.aws.ec2.create_nat_gateway().subnet_id(&subnet).allocation_id(&allocation);
+        send_create(ctx, key, call, &format!("nat-{}", self.index + 1)).await
     }
 
     /// A private route through a NAT gateway that is not available black-holes the image pulls.
     async fn ready(&self, ctx: &Scope<'_>, line: &Line, live: &Nat) -> Result<(), StackError> {
-        let id = live.object_id();
-        wait::until(line, id, "become available", budget::NAT_AVAILABLE, || async {
-            match describe_nats(ctx, vec![id.to_string()], vec![]).await?.into_iter().next() {
-                Some(n) if n.state() == Some(&NatGatewayState::Available) => Ok(Poll::Ready(())),
-                Some(n) if n.state() == Some(&NatGatewayState::Failed) => Err(StackError::Failed {
-                    resource: id.to_string(),
-                    message: format!(
-                        "failed: {}: {}; run `up` again to replace it",
-                        n.failure_code().unwrap_or("failed"),
-                        n.failure_message().unwrap_or("")
-                    ),
-                }),
-                Some(n) if nat_alive(&n) => Ok(Poll::Pending(nat_state(&n).to_string())),
-                Some(n) => {
-                    Err(StackError::Failed { resource: id.to_string(), message: format!("is {}", nat_state(&n)) })
-                }
-                None => {
-                    Err(StackError::Failed { resource: id.to_string(), message: "disappeared while pending".into() })
-                }
-            }
-        })
-        .await
+        wait_available(ctx, line, live.object_id()).await
     }
 
     /// Deletes this gateway and any earlier (failed) one of the same key, and waits until they
     /// are gone: the elastic IP and the internet gateway wait for that.
     async fn destroy(&self, ctx: &Scope<'_>, line: &Line, live: Nat) -> Result<Outcome, StackError> {
-        let key = self.key();
-        let mut ids = vec![live.object_id().to_string()];
-        let within = in_stack_vpc(ctx);
-        for nat in describe_nats(ctx, vec![], tag_filters(ctx, key)).await? {
-            let owned = check(ctx, key, &within, &nat).is_ok();
-            if owned && nat.state() != Some(&NatGatewayState::Deleted) && !ids.iter().any(|i| i == nat.object_id()) {
-                ids.push(nat.object_id().to_string());
-            }
-        }
-        for id in &ids {
-            let state = describe_nats(ctx, vec![id.clone()], vec![]).await;
-            let Some(nat) = found(state)?.and_then(|n| n.into_iter().next()) else { continue };
-            if !matches!(nat.state(), Some(NatGatewayState::Deleting | NatGatewayState::Deleted)) {
-                ignore_not_found(
-                    ctx.aws.ec2.delete_nat_gateway().nat_gateway_id(id).send().await.ctx("delete", id).map(drop),
-                )?;
-            }
-        }
-        for id in &ids {
-            wait::until(line, id, "be deleted", budget::NAT_DELETED, || async {
-                Ok(
-                    match found(describe_nats(ctx, vec![id.clone()], vec![]).await)?.and_then(|n| n.into_iter().next())
-                    {
-                        Some(n) if n.state() != Some(&NatGatewayState::Deleted) => {
-                            Poll::Pending(nat_state(&n).to_string())
-                        }
-                        _ => Poll::Ready(()),
-                    },
-                )
-            })
-            .await?;
-        }
-        Ok(Outcome::Deleted)
+        delete_nats(ctx, line, self.key(), live).await
     }
+}
+
+/// The stack's NAT gateway of `key` in its VPC: only one that is or will be available counts (a
+/// failed one is replaced).
+async fn find_nat(ctx: &Scope<'_>, key: Key) -> Result<Option<Nat>, StackError> {
+    locate(ctx, key, in_stack_vpc(ctx), |ids, filters| async move {
+        Ok(describe_nats(ctx, ids, filters).await?.into_iter().filter(nat_alive).collect())
+    })
+    .await
+}
+
+/// Creates NAT gateway `key` with `call`, tagged and named `name`: the same client token on a
+/// retried create (in this VPC) returns the same gateway; a failed gateway is terminal, and its
+/// replacement needs a new token (the old one would return the failed gateway).
+async fn send_create(
+    ctx: &Scope<'_>,
+    key: Key,
+    call: CreateNatGatewayFluentBuilder,
+    name: &str,
+) -> Result<Nat, StackError> {
+    let vpc = ctx.need(VPC)?;
+    let within = in_stack_vpc(ctx);
+    let tagged = describe_nats(ctx, vec![], tag_filters(ctx, key)).await?;
+    let failed = tagged
+        .iter()
+        .filter(|n| n.state() == Some(&NatGatewayState::Failed) && check(ctx, key, &within, *n).is_ok())
+        .count();
+    let out = call
+        .client_token(format!("{}-{key}-{vpc}-{failed}", ctx.stack()))
+        .tag_specifications(tag_spec(ctx, ResourceType::Natgateway, &ctx.name(name)))
+        .send()
+        .await
+        .ctx("create", &key.to_string())?;
+    returned(out.nat_gateway().cloned(), key.to_string(), "create returned nothing")
+}
+
+/// Waits until NAT gateway `id` is available; a failed one names AWS's reason.
+async fn wait_available(ctx: &Scope<'_>, line: &Line, id: &str) -> Result<(), StackError> {
+    wait::until(line, id, "become available", budget::NAT_AVAILABLE, || async {
+        match describe_nats(ctx, vec![id.to_string()], vec![]).await?.into_iter().next() {
+            Some(n) if n.state() == Some(&NatGatewayState::Available) => Ok(Poll::Ready(())),
+            Some(n) if n.state() == Some(&NatGatewayState::Failed) => Err(StackError::Failed {
+                resource: id.to_string(),
+                message: format!(
+                    "failed: {}: {}; run `up` again to replace it",
+                    n.failure_code().unwrap_or("failed"),
+                    n.failure_message().unwrap_or("")
+                ),
+            }),
+            Some(n) if nat_alive(&n) => Ok(Poll::Pending(nat_state(&n).to_string())),
+            Some(n) => Err(StackError::Failed { resource: id.to_string(), message: format!("is {}", nat_state(&n)) }),
+            None => Err(StackError::Failed { resource: id.to_string(), message: "disappeared while pending".into() }),
+        }
+    })
+    .await
+}
+
+/// Deletes `live` and any earlier (failed) gateway of `key`, and waits until they are gone.
+async fn delete_nats(ctx: &Scope<'_>, line: &Line, key: Key, live: Nat) -> Result<Outcome, StackError> {
+    let mut ids = vec![live.object_id().to_string()];
+    let within = in_stack_vpc(ctx);
+    for nat in describe_nats(ctx, vec![], tag_filters(ctx, key)).await? {
+        let owned = check(ctx, key, &within, &nat).is_ok();
+        if owned && nat.state() != Some(&NatGatewayState::Deleted) && !ids.iter().any(|i| i == nat.object_id()) {
+            ids.push(nat.object_id().to_string());
+        }
+    }
+    for id in &ids {
+        let state = describe_nats(ctx, vec![id.clone()], vec![]).await;
+        let Some(nat) = found(state)?.and_then(|n| n.into_iter().next()) else { continue };
+        if !matches!(nat.state(), Some(NatGatewayState::Deleting | NatGatewayState::Deleted)) {
+            ignore_not_found(
+                ctx.aws.ec2.delete_nat_gateway().nat_gateway_id(id).send().await.ctx("delete", id).map(drop),
+            )?;
+        }
+    }
+    for id in &ids {
+        wait::until(line, id, "be deleted", budget::NAT_DELETED, || async {
+            Ok(match found(describe_nats(ctx, vec![id.clone()], vec![]).await)?.and_then(|n| n.into_iter().next()) {
+                Some(n) if n.state() != Some(&NatGatewayState::Deleted) => Poll::Pending(nat_state(&n).to_string()),
+                _ => Poll::Ready(()),
+            })
+        })
+        .await?;
+    }
+    Ok(Outcome::Deleted)
 }
 
 // ---------------------------------------------------------------- route tables
 
 /// The public route table (default route to the internet gateway, the public subnets) or private
-/// table `j` (default route to NAT `j`, the private subnets `i` with `i % nats == j`).
+/// table `j` (default route to a NAT gateway, the private subnets `i` with `i % routed == j`).
 pub struct RouteTable {
     key: Key,
     target: Key,
@@ -1016,13 +1096,15 @@ impl RouteTable {
         }
     }
 
-    pub fn private(j: u8, azs: u8, nats: u8) -> RouteTable {
-        RouteTable {
-            key: PRIVATE_ROUTE_TABLE.at(j),
-            target: NAT_GATEWAY.at(j),
-            subnets: (0..azs).filter(|i| i % nats == j).map(|i| PRIVATE_SUBNET.at(i)).collect(),
-            suffix: format!("private-rt-{}", j + 1),
-        }
+    /// Table `j` of the `routed` the config has (none of the subnets when `j` is beyond them),
+    /// its default route to `target`.
+    pub fn private(j: u8, azs: u8, routed: u8, target: Key) -> RouteTable {
+        let subnets = if j < routed {
+            (0..azs).filter(|i| i % routed == j).map(|i| PRIVATE_SUBNET.at(i)).collect()
+        } else {
+            vec![]
+        };
+        RouteTable { key: PRIVATE_ROUTE_TABLE.at(j), target, subnets, suffix: format!("private-rt-{}", j + 1) }
     }
 }
 
@@ -1123,7 +1205,8 @@ impl Managed for RouteTable {
     }
 
     fn diff(&self, ctx: &Scope<'_>, live: &Rt) -> Result<Vec<Changed<RouteField>>, StackError> {
-        let target = ctx.need(self.target)?;
+        // A target never made yet (a plan switching `network.nat`): the route moves to the new one.
+        let target = ctx.id(self.target).unwrap_or_else(|| format!("new {}", self.target));
         let mut diff = Diff::new();
         diff.field(RouteField::DefaultRoute, &route_target(live), &target);
         let associated: Vec<&str> = live.associations().iter().filter_map(|a| a.subnet_id()).collect();
@@ -1160,7 +1243,7 @@ impl Managed for RouteTable {
         let id = live.object_id();
         if changes.iter().any(|c| c.field == RouteField::DefaultRoute) {
             let target = ctx.need(self.target)?;
-            let via_nat = NAT_GATEWAY.contains(self.target);
+            let via_nat = self.target != INTERNET_GATEWAY;
             let replace = default_route(live).is_some();
             line.start("routing");
             // The target was created a moment ago: retry while it propagates.
@@ -1284,7 +1367,13 @@ mod tests {
         {
             c.record(key, &Record::id(id)).await.unwrap();
         }
-        let rt = RouteTable::private(0, 2, 1);
+        // A plan switching to a NAT gateway not made yet names the move.
+        let regional = RouteTable::private(0, 2, 1, REGIONAL_NAT_GATEWAY);
+        let scope =
+            c.scope_of(regional.key(), crate::model::Declared { needs: regional.needs(), ..Default::default() });
+        let moved = regional.diff(&scope, &table(Some(("nat-new", "active")), &["subnet-a", "subnet-b"])).unwrap();
+        assert_eq!(moved[0].change.to_string(), "route 0.0.0.0/0: nat-new → new nat-gateway-regional");
+        let rt = RouteTable::private(0, 2, 1, NAT_GATEWAY.at(0));
         let c = c.scope_of(rt.key(), crate::model::Declared { needs: rt.needs(), ..Default::default() });
         assert!(rt.diff(&c, &table(Some(("nat-new", "active")), &["subnet-a", "subnet-b"])).unwrap().is_empty());
         let changes = rt.diff(&c, &table(Some(("nat-old", "blackhole")), &["subnet-a"])).unwrap();
@@ -1296,7 +1385,15 @@ mod tests {
 
     #[test]
     fn private_tables_route_their_own_azs_subnets() {
-        assert_eq!(RouteTable::private(1, 4, 2).subnets, [PRIVATE_SUBNET.at(1), PRIVATE_SUBNET.at(3)]);
-        assert_eq!(RouteTable::private(0, 3, 1).subnets.len(), 3);
+        assert_eq!(
+            RouteTable::private(1, 4, 2, NAT_GATEWAY.at(1)).subnets,
+            [PRIVATE_SUBNET.at(1), PRIVATE_SUBNET.at(3)]
+        );
+        assert_eq!(RouteTable::private(0, 3, 1, REGIONAL_NAT_GATEWAY).subnets.len(), 3);
+        assert!(
+            RouteTable::private(1, 2, 1, NAT_GATEWAY.at(1)).subnets.is_empty(),
+            "a table the config left keeps none"
+        );
+        assert!(RouteTable::private(0, 2, 0, NAT_GATEWAY.at(0)).subnets.is_empty(), "nat = none routes none");
     }
 }
