@@ -50,6 +50,8 @@ pub struct Clients {
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub iam: aws_sdk_iam::Client,
     pub logs: aws_sdk_cloudwatchlogs::Client,
+    /// CloudWatch alarms (Smithy RPC v2 CBOR on the wire).
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
     pub autoscaling: aws_sdk_applicationautoscaling::Client,
     pub acm: aws_sdk_acm::Client,
     pub route53: aws_sdk_route53::Client,
@@ -79,6 +81,7 @@ impl Clients {
             dynamodb: client!(aws_sdk_dynamodb, config),
             iam: client!(aws_sdk_iam, config),
             logs: client!(aws_sdk_cloudwatchlogs, config),
+            cloudwatch: client!(aws_sdk_cloudwatch, config),
             autoscaling: client!(aws_sdk_applicationautoscaling, config),
             acm: client!(aws_sdk_acm, config),
             route53: client!(aws_sdk_route53, config),

@@ -150,7 +150,6 @@ fn each_action_removed_stops_the_run_that_needs_it_before_any_change() {
         ("application-autoscaling:DescribeScalingPolicies", "the same"),
         ("application-autoscaling:DescribeScheduledActions", "the same as DeleteScheduledAction"),
         ("application-autoscaling:ListTagsForResource", "the same"),
-        ("cloudwatch:DeleteAlarms", "the same (a target tracking policy's alarms)"),
         ("ecs:ListClusters", "`down --name` or adoption without a state: finding the cluster by tag"),
         ("ecs:ListServices", "the same, for the service"),
         ("iam:ListRoles", "the same, for the roles"),

@@ -6,6 +6,10 @@
 
 mod common;
 
+use std::process::Stdio;
+use std::time::Duration;
+
+use aws_sdk_cloudwatch::types::StateValue;
 use common::*;
 use serde_json::Value;
 
@@ -17,6 +21,18 @@ fn cli_for(emulator: &Emulator, name: &str) -> Cli {
     let cli = Cli::new(emulator);
     cli.write_config(&named_config(name));
     cli
+}
+
+/// A working directory for stack `name`, through the realism layer.
+fn cli_at(realism: &Realism, name: &str) -> Cli {
+    let cli = Cli::at(&realism.url());
+    cli.write_config(&named_config(name));
+    cli
+}
+
+/// What a run's JSON says `up` did to resource `name`.
+fn outcome(doc: &Value, name: &str) -> Option<Value> {
+    doc["steps"].as_array().unwrap().iter().find(|s| s["name"] == name).map(|s| s["outcome"].clone())
 }
 
 fn state_of(cli: &Cli, name: &str) -> Value {
@@ -141,11 +157,7 @@ async fn a_stateless_down_by_name_finishes_and_leaves_nothing_next_to_a_stack_wh
     let options = RealismOptions { config: serde_json::json!({"iam_propagation_s": 0}), ..Default::default() };
     let realism = Realism::start(&emulator, options);
     let sdk = emulator.sdk().await;
-    let at = |name: &str| {
-        let cli = Cli::at(&realism.url());
-        cli.write_config(&named_config(name));
-        cli
-    };
+    let at = |name: &str| cli_at(&realism, name);
     let extended = at("probe-2");
     extended.run(&["up", "--no-wait"]).ok();
     let probe = at("probe");
@@ -245,9 +257,6 @@ async fn flow_logs_are_each_stacks_own_and_go_when_turned_off() {
     }
     sdk.logs.put_retention_policy().log_group_name("/vpc/app/flow-logs").retention_in_days(30).send().await.unwrap();
     let repaired = app.run(&["--output", "json", "up", "--no-wait"]).ok().json();
-    let outcome = |doc: &Value, name: &str| {
-        doc["steps"].as_array().unwrap().iter().find(|s| s["name"] == name).map(|s| s["outcome"].clone())
-    };
     assert_eq!(outcome(&repaired, "flow-log-group"), Some("updated".into()), "{repaired}");
     assert_eq!(retention().await, [Some(365)]);
 
@@ -290,11 +299,7 @@ async fn gateway_endpoints_are_on_this_stacks_private_route_tables_and_go_when_t
     let emulator = Emulator::start();
     let sdk = emulator.sdk().await;
     let realism = Realism::start(&emulator, RealismOptions::default());
-    let at = |name: &str| {
-        let cli = Cli::at(&realism.url());
-        cli.write_config(&named_config(name));
-        cli
-    };
+    let at = |name: &str| cli_at(&realism, name);
     let other = at("app-2");
     other.run(&["up", "--no-wait"]).ok();
     let app = at("app");
@@ -381,9 +386,6 @@ async fn gateway_endpoints_are_on_this_stacks_private_route_tables_and_go_when_t
     let rows = drifted["resources"].as_array().unwrap();
     assert!(rows.iter().any(|r| r["name"] == "gateway-endpoint-dynamodb" && r["status"] == "ok"), "{drifted}");
     let repaired = app.run(&["--output", "json", "up", "--no-wait"]).ok().json();
-    let outcome = |doc: &Value, name: &str| {
-        doc["steps"].as_array().unwrap().iter().find(|s| s["name"] == name).map(|s| s["outcome"].clone())
-    };
     assert_eq!(outcome(&repaired, "gateway-endpoint-s3"), Some("updated".into()), "{repaired}");
     assert!(endpoints(vpc.clone()).await.iter().all(|(_, t)| t == std::slice::from_ref(&table)));
 
@@ -531,4 +533,169 @@ async fn tags_by_service(sdk: &Sdk, state: &Value) -> Vec<(String, Vec<(String, 
     let t = sdk.s3.get_bucket_tagging().bucket(id("access-log-bucket")).send().await.unwrap();
     out.push(("s3 bucket".into(), t.tag_set().iter().map(|t| (t.key().to_string(), t.value().to_string())).collect()));
     out
+}
+
+/// The alarms app's deployments watch, as ECS reports them (none when off).
+async fn deployment_alarms(sdk: &Sdk, name: &str) -> Option<(Vec<String>, bool, bool)> {
+    let service = stack_service(sdk, name).await;
+    let alarms = service.deployment_configuration().and_then(|d| d.alarms())?;
+    let mut names = alarms.alarm_names().to_vec();
+    names.sort();
+    Some((names, alarms.enable(), alarms.rollback()))
+}
+
+/// The metric alarms named for `name`, with their state and threshold.
+async fn alarms_of(sdk: &Sdk, name: &str) -> Vec<(String, String, f64)> {
+    let out = sdk.cloudwatch.describe_alarms().alarm_name_prefix(format!("{name}-")).send().await.unwrap();
+    let mut alarms: Vec<(String, String, f64)> = out
+        .metric_alarms()
+        .iter()
+        .filter(|a| {
+            ["5xx-rate", "unhealthy-hosts", "p99-latency"]
+                .iter()
+                .any(|w| a.alarm_name() == Some(&format!("{name}-{w}")))
+        })
+        .map(|a| {
+            (a.alarm_name().unwrap().to_string(), a.state_value().unwrap().as_str().to_string(), a.threshold().unwrap())
+        })
+        .collect();
+    alarms.sort_by(|a, b| a.0.cmp(&b.0));
+    alarms
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploy_alarms_are_each_stacks_own_attached_to_its_deployments_and_go_when_turned_off() {
+    let emulator = Emulator::start();
+    let realism = Realism::start(&emulator, RealismOptions::default());
+    // Through the layer: it keeps CloudWatch's states and ECS's deployment configuration as AWS does.
+    let sdk = sdk_at(&realism.url(), "us-east-1").await;
+    let at = |name: &str| cli_at(&realism, name);
+    let other = at("app-2");
+    other.run(&["up", "--no-wait"]).ok();
+    let app = at("app");
+    let plan = app.run(&["--output", "json", "up", "--dry-run"]).ok().json();
+    assert_eq!(planned_changes(&plan, "alarm-5xx-rate").0, "create", "{plan}");
+    app.run(&["up", "--no-wait"]).ok();
+
+    // Made, tagged, new (no data yet), on app's target group, and watched by app's deployments.
+    let (rate, hosts) = ("app-5xx-rate".to_string(), "app-unhealthy-hosts".to_string());
+    let insufficient = "INSUFFICIENT_DATA".to_string();
+    assert_eq!(
+        alarms_of(&sdk, "app").await,
+        [(rate.clone(), insufficient.clone(), 5.0), (hosts.clone(), insufficient.clone(), 1.0)]
+    );
+    let recorded = state_of(&app, "app")["resources"].clone();
+    let described = sdk.cloudwatch.describe_alarms().alarm_names(&rate).send().await.unwrap();
+    let alarm = described.metric_alarms()[0].clone();
+    let tg = recorded["target-group"]["id"].as_str().unwrap();
+    let dims: Vec<String> = alarm.metrics()[0]
+        .metric_stat()
+        .unwrap()
+        .metric()
+        .unwrap()
+        .dimensions()
+        .iter()
+        .map(|d| d.value().unwrap().to_string())
+        .collect();
+    assert!(tg.ends_with(dims[0].trim_start_matches("targetgroup/")), "{dims:?} {tg}");
+    let tags = sdk.cloudwatch.list_tags_for_resource().resource_arn(alarm.alarm_arn().unwrap()).send().await.unwrap();
+    let tags: Vec<(&str, &str)> = tags.tags().iter().map(|t| (t.key().unwrap(), t.value().unwrap())).collect();
+    assert!(
+        tags.contains(&("fargate-stack:stack", "app")) && tags.contains(&("fargate-stack:resource", "alarm-5xx-rate"))
+    );
+    assert_eq!(deployment_alarms(&sdk, "app").await, Some((vec![rate.clone(), hosts.clone()], true, true)));
+    let theirs = vec!["app-2-5xx-rate".to_string(), "app-2-unhealthy-hosts".to_string()];
+    assert_eq!(deployment_alarms(&sdk, "app-2").await, Some((theirs.clone(), true, true)));
+
+    // `status` shows each alarm's state: one put into ALARM as CloudWatch would on bad datapoints.
+    let why = "Threshold Crossed: 2 out of the last 2 datapoints were greater than the threshold (5.0)";
+    sdk.cloudwatch
+        .set_alarm_state()
+        .alarm_name(&rate)
+        .state_value(StateValue::Alarm)
+        .state_reason(why)
+        .send()
+        .await
+        .unwrap();
+    let status = app.run(&["--output", "json", "status"]).ok().json();
+    let row = |doc: &Value, name: &str| {
+        doc["resources"].as_array().unwrap().iter().find(|r| r["name"] == name).unwrap().clone()
+    };
+    assert_eq!(row(&status, "alarm-5xx-rate")["detail"], format!("state ALARM: {why}"), "{status}");
+    assert_eq!(row(&status, "alarm-unhealthy-hosts")["detail"], "state INSUFFICIENT_DATA");
+    let text = app.run(&["status"]).ok().stdout;
+    assert!(text.contains("state ALARM"), "{text}");
+
+    // A new threshold: in place, shown in the plan; the alarm keeps its state (AWS's PutMetricAlarm).
+    app.write_config(&config_with(&[("name", "name = \"app\""), ("error_rate_percent", "error_rate_percent = 10.0")]));
+    let plan = app.run(&["--output", "json", "up", "--dry-run"]).ok().json();
+    let (action, changes) = planned_changes(&plan, "alarm-5xx-rate");
+    assert_eq!(action, "update", "{plan}");
+    assert_eq!(changes, ["threshold: 5 % 5xx (deploy.error_rate_percent) → 10 % 5xx (deploy.error_rate_percent)"]);
+    app.run(&["up", "--no-wait", "--yes"]).ok();
+    assert_eq!(alarms_of(&sdk, "app").await[0], (rate.clone(), "ALARM".to_string(), 10.0));
+
+    // Deleted outside the tool, and the service's deployments no longer watching: both repaired.
+    sdk.cloudwatch.delete_alarms().alarm_names(&hosts).send().await.unwrap();
+    let off = aws_sdk_ecs::types::DeploymentAlarms::builder()
+        .alarm_names(&rate)
+        .enable(false)
+        .rollback(false)
+        .build()
+        .unwrap();
+    let deployment = aws_sdk_ecs::types::DeploymentConfiguration::builder().alarms(off).build();
+    sdk.ecs
+        .update_service()
+        .cluster("app-cluster")
+        .service("app-service")
+        .deployment_configuration(deployment)
+        .send()
+        .await
+        .unwrap();
+    let status = app.run(&["--output", "json", "status"]).json();
+    assert_eq!(row(&status, "alarm-unhealthy-hosts")["status"], "missing", "{status}");
+    let service = row(&status, "service");
+    assert_eq!(service["status"], "drifted", "{service}");
+    assert!(service["detail"].as_str().unwrap().contains("deploy.alarms"), "{service}");
+    let repaired = app.run(&["--output", "json", "up", "--no-wait"]).ok().json();
+    assert_eq!(outcome(&repaired, "alarm-unhealthy-hosts"), Some("created".into()), "{repaired}");
+    assert_eq!(outcome(&repaired, "service"), Some("updated".into()), "{repaired}");
+    assert_eq!(deployment_alarms(&sdk, "app").await, Some((vec![rate.clone(), hosts.clone()], true, true)));
+
+    // Killed once CloudWatch made an alarm, before the state records it: the next `up` adopts it.
+    sdk.cloudwatch.delete_alarms().alarm_names(&hosts).send().await.unwrap();
+    let path = app.dir.path().join(".fargate-stack").join("app.json");
+    let mut doc: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    doc["resources"].as_object_mut().unwrap().remove("alarm-unhealthy-hosts");
+    std::fs::write(&path, doc.to_string()).unwrap();
+    realism.freeze_at("PutMetricAlarm");
+    let mut child =
+        app.command(&["up", "--yes", "--no-wait"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    assert_eq!(realism.wait_frozen(Duration::from_secs(60)).as_deref(), Some("PutMetricAlarm"));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    realism.thaw();
+    let resumed = app.run(&["--output", "json", "up", "--yes", "--no-wait"]).ok().json();
+    assert_eq!(outcome(&resumed, "alarm-unhealthy-hosts"), Some("unchanged".into()), "{resumed}");
+    assert_eq!(state_of(&app, "app")["resources"]["alarm-unhealthy-hosts"]["id"], hosts.as_str());
+    assert_eq!(alarms_of(&sdk, "app").await.len(), 2);
+
+    // Off: the deployments stop watching them first, then they go; app-2's stay.
+    app.write_config(&config_with(&[("name", "name = \"app\""), ("alarms", "alarms = false")]));
+    let plan = app.run(&["--output", "json", "up", "--dry-run"]).ok().json();
+    assert_eq!(planned_changes(&plan, "alarm-5xx-rate").0, "delete", "{plan}");
+    let off = app.run(&["--output", "json", "up", "--no-wait", "--yes"]).ok().json();
+    assert_eq!(outcome(&off, "alarm-5xx-rate"), Some("deleted".into()), "{off}");
+    assert_eq!(deployment_alarms(&sdk, "app").await, Some((vec![], false, false)));
+    assert!(alarms_of(&sdk, "app").await.is_empty());
+    assert_eq!(alarms_of(&sdk, "app-2").await.len(), 2);
+
+    // `down` of app leaves app-2's; `down` of app-2 leaves nothing of either.
+    app.run(&["down", "--yes"]).ok();
+    assert_eq!(alarms_of(&sdk, "app-2").await.len(), 2);
+    other.run(&["down", "--yes"]).ok();
+    for name in ["app", "app-2"] {
+        let left = leftovers(&sdk, name).await;
+        assert!(left.is_empty(), "left of {name}: {left:#?}");
+    }
 }

@@ -4,6 +4,7 @@
 mod autoscaling;
 mod cluster;
 mod container;
+mod deploy;
 mod flow_logs;
 mod https;
 mod iam;
@@ -27,6 +28,7 @@ pub use crate::aws::is_region_name;
 pub use autoscaling::{AutoscalingConfig, MAX_SCALED_TASKS};
 pub use cluster::{ClusterConfig, ContainerInsights};
 pub use container::{ContainerHealthCheck, EXEC_AGENT_PATHS};
+pub use deploy::DeployConfig;
 pub use flow_logs::{FlowLogsConfig, TrafficType};
 pub use https::{check_domain, HttpsConfig, HTTPS_PORT, OUTDATED_SSL_POLICIES, SSL_POLICIES};
 pub use iam::IamConfig;
@@ -92,6 +94,9 @@ pub struct Config {
     /// Absent: the VPC's flow logs on, to a log group of their own.
     #[serde(default)]
     pub flow_logs: FlowLogsConfig,
+    /// Absent: the deploy alarms on, with their default thresholds.
+    #[serde(default)]
+    pub deploy: DeployConfig,
     /// Put on every resource the stack creates, beside the tool's own; absent: none.
     #[serde(default)]
     pub tags: Tags,
@@ -126,6 +131,7 @@ impl Config {
         self.validate_table(&invalid)?;
         self.validate_logs(&invalid)?;
         self.validate_flow_logs(&invalid)?;
+        self.validate_deploy(&invalid)?;
         self.validate_load_balancer(&invalid)?;
         if let Some(https) = &self.https {
             self.validate_https(https, &invalid)?;

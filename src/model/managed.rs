@@ -10,7 +10,9 @@ use crate::bill::Charge;
 use crate::config::Config;
 use crate::context::Ctx;
 use crate::error::StackError;
-use crate::model::{Change, Changed, Declared, Dep, Edge, Field, Inspection, Key, Outcome, Record, Scope, Sweep};
+use crate::model::{
+    Change, Changed, Declared, Dep, Edge, Field, Health, Inspection, Key, Outcome, Record, Scope, Sweep,
+};
 use crate::progress::Line;
 
 /// What `up` does with a resource the config no longer asks for (but the state records).
@@ -164,6 +166,11 @@ pub trait Managed: Send + Sync + 'static {
     /// How the live resource differs from the config. Changes marked `replace` are refused.
     fn diff(&self, _ctx: &Scope<'_>, _live: &Self::Live) -> Result<Vec<Changed<Self::Field>>, StackError> {
         Ok(vec![])
+    }
+
+    /// What `status` shows beside it when it is as the config asks (an alarm's state).
+    fn note(&self, _ctx: &Scope<'_>, _live: &Self::Live) -> Option<String> {
+        None
     }
 
     /// AWS is still settling it (e.g. `pending`): shown by `status`, waited for by `ready`.
@@ -490,7 +497,11 @@ impl<M: Managed> Driven<M> {
             Err(StackError::MissingDependency { .. }) => vec![],
             other => other?.into_iter().map(|c| c.change).collect(),
         };
-        Ok(Inspection::found(record.id, recorded.is_some(), changes, self.0.pending(ctx, &live)))
+        let mut found = Inspection::found(record.id, recorded.is_some(), changes, self.0.pending(ctx, &live));
+        if found.status == Health::Ok {
+            found.detail = self.0.note(ctx, &live).unwrap_or_default();
+        }
+        Ok(found)
     }
 
     async fn ensure_in(&self, ctx: &Scope<'_>, line: &Line) -> Result<Outcome, StackError> {

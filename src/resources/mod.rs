@@ -7,6 +7,7 @@
 
 pub mod access_logs;
 pub mod acm;
+pub mod alarms;
 pub mod autoscaling;
 pub mod certificate;
 pub mod cluster;
@@ -93,6 +94,7 @@ const STACK: &[Declare] = &[
     access_logs::declare,
     load_balancer::declare,
     waf::declare,
+    alarms::declare,
     service::declare,
     certificate::declare,
     dns::validation,
@@ -267,6 +269,9 @@ mod tests {
         assert_eq!(graph.nodes().len(), plain(&config(&[])).nodes().len() + 2, "the two waits");
         assert!(graph.needs_of(NAT_GATEWAY.at(0)).contains(&INTERNET_GATEWAY), "a NAT fails without an attached IGW");
         assert!(graph.needs_of(SERVICE).contains(&LISTENER), "the service needs a listener on its target group");
+        let alarms = [super::alarms::ERROR_RATE_ALARM, super::alarms::UNHEALTHY_HOSTS_ALARM];
+        assert!(alarms.iter().all(|a| graph.needs_of(SERVICE).contains(a)), "its deployments watch the alarms");
+        assert!(graph.teardown_after(SERVICE).is_empty(), "nothing waits for the alarms to go");
         assert!(graph.needs_of(SERVICE).contains(&PRIVATE_ROUTE_TABLE.at(0)), "tasks pull through the NAT route");
         assert_eq!(graph.needs_of(SERVICE_HEALTHY), [SERVICE, LOAD_BALANCER_ACTIVE]);
         for independent in [TABLE, LOG_GROUP, CLUSTER, ELASTIC_IP.at(0)] {

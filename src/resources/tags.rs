@@ -23,6 +23,12 @@ impl SdkTag for aws_sdk_elasticloadbalancingv2::types::Tag {
     }
 }
 
+impl SdkTag for aws_sdk_cloudwatch::types::Tag {
+    fn tag(key: String, value: String) -> Self {
+        Self::builder().key(key).value(value).build()
+    }
+}
+
 impl SdkTag for aws_sdk_dynamodb::types::Tag {
     fn tag(key: String, value: String) -> Self {
         Self::builder().key(key).value(value).build().expect("key and value are set")
@@ -62,7 +68,12 @@ macro_rules! optional_pairs {
     )*};
 }
 
-optional_pairs!(aws_sdk_ec2::types::Tag, aws_sdk_ecs::types::Tag, aws_sdk_elasticloadbalancingv2::types::Tag);
+optional_pairs!(
+    aws_sdk_ec2::types::Tag,
+    aws_sdk_ecs::types::Tag,
+    aws_sdk_elasticloadbalancingv2::types::Tag,
+    aws_sdk_cloudwatch::types::Tag
+);
 
 impl TagPairs for [aws_sdk_dynamodb::types::Tag] {
     fn pairs(&self) -> Vec<(&str, &str)> {

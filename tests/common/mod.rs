@@ -49,9 +49,12 @@ impl Emulator {
 
     /// Start moto on a port the OS picks (`-p 0`) and read the port from its banner, so two
     /// tests can never race for one port.
+    /// moto runs through `tests/support/moto_cbor.py` (its server with CloudWatch's CBOR
+    /// translated), with the virtualenv's Python.
     pub fn start_with(env: &[(&str, &str)]) -> Emulator {
-        let mut cmd = Command::new(moto_server());
-        cmd.args(["-H", "127.0.0.1", "-p", "0"]).stdout(Stdio::null()).stderr(Stdio::piped());
+        let mut cmd = Command::new(venv_python());
+        let launcher = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/moto_cbor.py");
+        cmd.arg(launcher).args(["-H", "127.0.0.1", "-p", "0"]).stdout(Stdio::null()).stderr(Stdio::piped());
         // No stack has instances: skip loading moto's AMI catalogue at every (re)start of EC2.
         cmd.env("MOTO_EC2_LOAD_DEFAULT_AMIS", "false");
         for (k, v) in env {

@@ -43,6 +43,9 @@ import zlib
 import xml.etree.ElementTree as ET
 from email.utils import formatdate
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import cbor_json  # noqa: E402  (CloudWatch's Smithy RPC v2 CBOR <-> awsJson1_0, shared with moto_cbor.py)
+
 # Durations are in AWS seconds; each is multiplied by time_scale when used.
 DEFAULTS: dict = {
     "time_scale": 1.0,
@@ -107,6 +110,7 @@ TAGGED_CREATES = {
     "s3": {"CreateBucket"},
     "acm": {"RequestCertificate"},
     "application-autoscaling": {"RegisterScalableTarget"},
+    "monitoring": {"PutMetricAlarm"},
 }
 DURATION_KEYS = {
     "nat_pending_s", "nat_deleting_s", "alb_provisioning_s", "table_creating_s", "table_deleting_s",
@@ -134,20 +138,21 @@ JSON_TARGET = {
     "secretsmanager": "secretsmanager",
     "wafv2": "AWSWAF_20190729",
     "kms": "TrentService",
+    "monitoring": cbor_json.TARGET_PREFIX,
     "pricing": "AWSPriceListService",
 }
 JSON_CT = {"dynamodb": "application/x-amz-json-1.0", "ecs": "application/x-amz-json-1.1", "logs": "application/x-amz-json-1.1",
            "acm": "application/x-amz-json-1.1", "application-autoscaling": "application/x-amz-json-1.1",
            "ssm": "application/x-amz-json-1.1", "secretsmanager": "application/x-amz-json-1.1",
            "wafv2": "application/x-amz-json-1.1", "kms": "application/x-amz-json-1.1",
-           "pricing": "application/x-amz-json-1.1"}
+           "pricing": "application/x-amz-json-1.1", "monitoring": cbor_json.JSON_CONTENT_TYPE}
 PROTOCOL = {
     "ec2": "ec2", "elasticloadbalancing": "query", "iam": "query", "sts": "query",
     "ecs": "json", "dynamodb": "json", "logs": "json", "acm": "json", "application-autoscaling": "json", "ssm": "json", "secretsmanager": "json",
-    "wafv2": "json", "kms": "json", "pricing": "json",
+    "wafv2": "json", "kms": "json", "pricing": "json", "monitoring": "json",
     "route53": "rest-xml", "s3": "s3",
 }
-HOOK_KEY = {"elasticloadbalancing": "elb", "application-autoscaling": "aas"}
+HOOK_KEY = {"elasticloadbalancing": "elb", "application-autoscaling": "aas", "monitoring": "cw"}
 
 # The Price List API (moto has none): GetProducts answers from these products, in AWS's shape (each
 # PriceList entry a JSON document in a string: product.attributes, terms.OnDemand.*.priceDimensions.*
@@ -607,6 +612,8 @@ TAG_ON_CREATE = {
     "logs": ("logs:TagResource", "tags"),
     "acm": ("acm:AddTagsToCertificate", "Tags"),
     "application-autoscaling": ("application-autoscaling:TagResource", "Tags"),
+    # PutMetricAlarm: "you must be signed on with both cloudwatch:PutMetricAlarm and cloudwatch:TagResource".
+    "monitoring": ("cloudwatch:TagResource", "Tags"),
 }
 
 
@@ -630,7 +637,8 @@ def implied_actions(ctx, action: str) -> list:
     name = action.split(":", 1)[1]
     tagging = TAG_ON_CREATE.get(ctx.service or "")
     if tagging and (name.startswith("Create") or name in ("RegisterTaskDefinition", "RegisterScalableTarget",
-                                                             "RequestCertificate", "AllocateAddress")):
+                                                             "RequestCertificate", "AllocateAddress",
+                                                             "PutMetricAlarm")):
         field = tagging[1]
         if ctx.params.get(field) or ctx.json.get(field):
             out.append((tagging[0], None))
@@ -893,6 +901,9 @@ class Realism:
             # SSESpecification): log group name -> key ARN or None; table name -> SSEDescription or None
             self.log_group_keys: dict = {}
             self.table_sse: dict = {}
+            # CloudWatch alarm states as AWS keeps them (moto: OK at creation, reset by every PutMetricAlarm):
+            # (region, name) -> {"StateValue", "StateReason", "StateUpdatedTimestamp"}
+            self.alarm_states: dict = {}
 
     def d(self, key: str) -> float:
         return float(self.cfg[key]) * float(self.cfg["time_scale"])
@@ -1005,6 +1016,9 @@ class Realism:
             self.log_call("moto-api", urllib.parse.urlsplit(path).path, start, time.time(), status,
                           error_code_of(status, rh, data), False)
             return resp
+        op = cbor_json.operation(path)
+        if op is not None:
+            return self.handle_cbor(op, method, headers, body)
         ctx = Ctx(method, path, headers, body)
         # Network and service latency, outside the lock so that concurrent calls overlap.
         latency = float(self.cfg.get("latency_ms", 0)) / 1000
@@ -1021,6 +1035,19 @@ class Realism:
             sys.stderr.write(f"{ctx.service} {ctx.action} -> {resp.status} {resp.error or ''}"
                              f"{' (injected)' if resp.injected else ''}\n")
         return resp
+
+    def handle_cbor(self, op: str, method: str, headers: list, body: bytes) -> Response:
+        """A Smithy RPC v2 CBOR call (aws-sdk-cloudwatch): handled as its awsJson1_0 twin (every check,
+        hook, fault and freeze applies), answered in CBOR."""
+        try:
+            json_headers, json_body = cbor_json.request_to_json(op, headers, body)
+        except (ValueError, TypeError) as e:
+            error = json.dumps({"__type": "SerializationException", "message": str(e)}).encode()
+            out, data = cbor_json.response_to_cbor(op, 400, [], error)
+            return Response(400, out, data, injected=True, error="SerializationException")
+        resp = self.handle(method, "/", json_headers, json_body)
+        out, data = cbor_json.response_to_cbor(op, resp.status, resp.headers, resp.body)
+        return Response(resp.status, out, data, injected=resp.injected, error=resp.error)
 
     # ---- test control: freeze after the Nth mutating call ------------------------------------
 
@@ -2561,6 +2588,69 @@ class Realism:
             if last == "STOPPED":
                 doc["stoppedAt"] = task["gone_at"]
         return doc
+
+    # ---- CloudWatch alarms ---------------------------------------------------------------------
+    # moto starts a new alarm OK and resets the state on every PutMetricAlarm, applies Tags sent with an
+    # update, and lists a deleted alarm's tags. AWS: a new alarm starts INSUFFICIENT_DATA, an update
+    # leaves the state unchanged and ignores Tags, a deleted alarm's ARN is ResourceNotFound. moto never
+    # evaluates metrics: SetAlarmState (AWS: "temporarily sets the state ... for testing") is how a test
+    # puts an alarm into ALARM, and the state stays until the next SetAlarmState.
+
+    def moto_alarm(self, ctx: Ctx, name: str):
+        doc = self.call_json(ctx, "monitoring", "DescribeAlarms", {"AlarmNames": [name]})
+        return next((a for a in doc.get("MetricAlarms") or [] if a.get("AlarmName") == name), None)
+
+    def pre_cw_PutMetricAlarm(self, ctx: Ctx):
+        name = ctx.json.get("AlarmName") or ""
+        existing = self.moto_alarm(ctx, name)
+        ctx.extra["alarm_before"] = existing
+        if existing is not None and "Tags" in ctx.json:
+            doc = dict(ctx.json)
+            doc.pop("Tags")
+            ctx.set_json_body(doc)
+        return None
+
+    def post_cw_PutMetricAlarm(self, ctx: Ctx, resp: Response):
+        key = (ctx.region, ctx.json.get("AlarmName") or "")
+        before = ctx.extra.get("alarm_before")
+        if before is None:
+            self.alarm_states[key] = {"StateValue": "INSUFFICIENT_DATA", "StateReason": "Unchecked: Initial alarm creation",
+                                      "StateUpdatedTimestamp": ctx.now}
+        elif key not in self.alarm_states:
+            self.alarm_states[key] = {k: before.get(k) for k in ("StateValue", "StateReason", "StateUpdatedTimestamp")}
+
+    def post_cw_SetAlarmState(self, ctx: Ctx, resp: Response):
+        self.alarm_states[(ctx.region, ctx.json.get("AlarmName") or "")] = {
+            "StateValue": ctx.json.get("StateValue"), "StateReason": ctx.json.get("StateReason") or "",
+            "StateUpdatedTimestamp": ctx.now}
+
+    def post_cw_DeleteAlarms(self, ctx: Ctx, resp: Response):
+        for name in ctx.json.get("AlarmNames") or []:
+            self.alarm_states.pop((ctx.region, name), None)
+
+    def pre_cw_DescribeAlarms(self, ctx: Ctx):
+        # moto would filter by its own idea of the state: filter by the state AWS would have, after.
+        if "StateValue" in ctx.json:
+            doc = dict(ctx.json)
+            ctx.extra["state_filter"] = doc.pop("StateValue")
+            ctx.set_json_body(doc)
+        return None
+
+    def post_cw_DescribeAlarms(self, ctx: Ctx, resp: Response):
+        doc = json.loads(resp.body or b"{}")
+        alarms = []
+        for alarm in doc.get("MetricAlarms") or []:
+            alarm.update(self.alarm_states.get((ctx.region, alarm.get("AlarmName")), {}))
+            if ctx.extra.get("state_filter") in (None, alarm.get("StateValue")):
+                alarms.append(alarm)
+        doc["MetricAlarms"] = alarms
+        resp.set_json(doc)
+
+    def pre_cw_ListTagsForResource(self, ctx: Ctx):
+        arn = ctx.json.get("ResourceARN") or ""
+        if ":alarm:" in arn and self.moto_alarm(ctx, arn.split(":alarm:", 1)[1]) is None:
+            raise Reject("ResourceNotFoundException", f"Alarm {arn} not found.", 404)
+        return None
 
     def pre_pricing_GetProducts(self, ctx: Ctx):
         """The Price List API, from PRICE_PRODUCTS; signed for a region without its endpoint, refused."""

@@ -2118,5 +2118,106 @@ class PricingTests(unittest.TestCase):
         self.assertIn("no endpoint in eu-west-3", str(refused.exception))
 
 
+
+import cbor_json  # noqa: E402
+
+
+def cbor_call(url, op, payload, region="us-east-1"):
+    """A CloudWatch call as aws-sdk-cloudwatch makes it (Smithy RPC v2 CBOR): (status, headers, decoded body)."""
+    status, headers, body = raw(url, "POST", cbor_json.OPERATION_PATH + op, "monitoring", cbor_json.encode(payload),
+                                headers={"content-type": "application/cbor", "smithy-protocol": "rpc-v2-cbor",
+                                         "accept": "application/cbor", "x-amzn-query-mode": "true"}, region=region)
+    return status, headers, cbor_json.decode(body)
+
+
+def five_xx_alarm(alarm, threshold=5.0, tags=None):
+    dims = [{"Name": "TargetGroup", "Value": "targetgroup/t-tg/abc"}, {"Name": "LoadBalancer", "Value": "app/t-alb/def"}]
+    stat = lambda name: {"Metric": {"Namespace": "AWS/ApplicationELB", "MetricName": name, "Dimensions": dims},  # noqa: E731
+                         "Period": 60, "Stat": "Sum"}
+    doc = {"AlarmName": alarm, "EvaluationPeriods": 2, "DatapointsToAlarm": 2, "Threshold": threshold,
+           "ComparisonOperator": "GreaterThanThreshold", "TreatMissingData": "notBreaching",
+           "Metrics": [{"Id": "errors", "MetricStat": stat("HTTPCode_Target_5XX_Count"), "ReturnData": False},
+                       {"Id": "requests", "MetricStat": stat("RequestCount"), "ReturnData": False},
+                       {"Id": "rate", "Expression": "100 * errors / requests", "ReturnData": True}]}
+    if tags is not None:
+        doc["Tags"] = [{"Key": k, "Value": v} for k, v in tags.items()]
+    return doc
+
+
+class CborTests(unittest.TestCase):
+    """aws-sdk-cloudwatch speaks Smithy RPC v2 CBOR only, moto 5.2.5 JSON and query only: the realism layer
+    (and moto_cbor.py in front of bare moto) translate, with the types the Rust decoder insists on."""
+
+    def test_the_codec_round_trips_and_types_answers_by_the_model(self):
+        value = {"a": [1, -2, 3.5, True, None, "é", b"\x00\x01"], "t": cbor_json.Tag(1, 1700000000.5), "big": 2 ** 40}
+        self.assertEqual(cbor_json.decode(cbor_json.encode(value)), value)
+        # Indefinite-length map and string (what some encoders write), and a half float.
+        self.assertEqual(cbor_json.decode(bytes([0xbf, 0x61, 0x6b, 0x7f, 0x61, 0x61, 0x61, 0x62, 0xff, 0xff])), {"k": "ab"})
+        self.assertEqual(cbor_json.decode(bytes([0xf9, 0x3c, 0x00])), 1.0)
+        typed = cbor_json.typed({"MetricAlarms": [{"Threshold": 5, "EvaluationPeriods": 2.0,
+                                                   "StateUpdatedTimestamp": 1700000000.25}]}, "DescribeAlarmsOutput")
+        alarm = typed["MetricAlarms"][0]
+        self.assertIsInstance(alarm["Threshold"], float)
+        self.assertIsInstance(alarm["EvaluationPeriods"], int)
+        self.assertEqual(alarm["StateUpdatedTimestamp"], cbor_json.Tag(1, 1700000000.25))
+        self.assertIsNone(cbor_json.operation("/service/Other/operation/X"))
+        self.assertEqual(cbor_json.operation(cbor_json.OPERATION_PATH + "PutMetricAlarm"), "PutMetricAlarm")
+
+    def test_alarms_keep_awss_states_and_tags_through_the_proxy(self):
+        alarm = name("cw")
+        status, headers, _ = cbor_call(PROXY_URL, "PutMetricAlarm", five_xx_alarm(alarm, tags={"owner": "a"}))
+        self.assertEqual((status, headers.get("smithy-protocol")), (200, "rpc-v2-cbor"))
+        describe = lambda **kw: cbor_call(PROXY_URL, "DescribeAlarms", dict({"AlarmNames": [alarm]}, **kw))[2]  # noqa: E731
+        found = describe()["MetricAlarms"][0]
+        self.assertEqual(found["StateValue"], "INSUFFICIENT_DATA", "AWS: a new alarm has no data yet")
+        self.assertIsInstance(found["Threshold"], float)
+        self.assertIsInstance(found["StateUpdatedTimestamp"], cbor_json.Tag)
+        self.assertEqual(len(found["Metrics"]), 3)
+        status, _, _ = cbor_call(PROXY_URL, "SetAlarmState", {"AlarmName": alarm, "StateValue": "ALARM",
+                                                            "StateReason": "test"})
+        self.assertEqual(status, 200)
+        # An update keeps the state and ignores the tags it sends.
+        cbor_call(PROXY_URL, "PutMetricAlarm", five_xx_alarm(alarm, threshold=9.0, tags={"owner": "b"}))
+        found = describe()["MetricAlarms"][0]
+        self.assertEqual((found["StateValue"], found["StateReason"], found["Threshold"]), ("ALARM", "test", 9.0))
+        self.assertEqual([a["AlarmName"] for a in describe(StateValue="ALARM")["MetricAlarms"]], [alarm])
+        self.assertEqual(describe(StateValue="OK")["MetricAlarms"], [])
+        arn = found["AlarmArn"]
+        tags = cbor_call(PROXY_URL, "ListTagsForResource", {"ResourceARN": arn})[2]["Tags"]
+        self.assertEqual(tags, [{"Key": "owner", "Value": "a"}])
+        self.assertEqual(cbor_call(PROXY_URL, "DeleteAlarms", {"AlarmNames": [alarm]})[0], 200)
+        status, headers, body = cbor_call(PROXY_URL, "ListTagsForResource", {"ResourceARN": arn})
+        self.assertEqual((status, body["__type"]), (404, "ResourceNotFoundException"))
+        self.assertTrue(headers["x-amzn-query-error"].startswith("ResourceNotFoundException;"))
+        status, headers, body = cbor_call(PROXY_URL, "SetAlarmState", {"AlarmName": alarm, "StateValue": "OK",
+                                                                     "StateReason": "x"})
+        self.assertEqual(headers["x-amzn-query-error"].split(";")[0], "ResourceNotFound")
+        calls = [c for c in read_log(CALL_LOG) if c["service"] == "monitoring"]
+        self.assertIn("PutMetricAlarm", {c["action"] for c in calls}, "logged by action like any call")
+
+    def test_bare_moto_answers_cbor_through_its_launcher(self):
+        port = free_port()
+        launcher = os.path.join(HERE, "moto_cbor.py")
+        with open(os.devnull, "ab") as log:
+            proc = subprocess.Popen([sys.executable, launcher, "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=log)
+        _procs.append(proc)
+        url = f"http://127.0.0.1:{port}"
+
+        def answers():
+            try:
+                return urllib.request.urlopen(f"{url}/moto-api/", timeout=1).status == 200
+            except OSError:
+                return proc.poll() is not None
+        wait_for(answers, timeout=30, interval=0.1)
+        self.assertIsNone(proc.poll(), "the launcher runs")
+        alarm = name("bare")
+        self.assertEqual(cbor_call(url, "PutMetricAlarm", five_xx_alarm(alarm, tags={"k": "v"}))[0], 200)
+        found = cbor_call(url, "DescribeAlarms", {"AlarmNames": [alarm]})[2]["MetricAlarms"][0]
+        self.assertEqual((found["AlarmName"], found["Threshold"]), (alarm, 5.0))
+        status, headers, body = cbor_call(url, "SetAlarmState", {"AlarmName": "nope", "StateValue": "OK", "StateReason": "x"})
+        self.assertEqual((status, headers["x-amzn-query-error"].split(";")[0]), (404, "ResourceNotFound"))
+        self.assertEqual(raw(url, "POST", "/", "ec2", b"Action=DescribeVpcs&Version=2016-11-15",
+                             {"content-type": "application/x-www-form-urlencoded"})[0], 200, "everything else as before")
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)

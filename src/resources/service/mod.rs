@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use aws_sdk_ecs::types::{
-    AssignPublicIp, AwsVpcConfiguration, CapacityProviderStrategyItem, DeploymentCircuitBreaker,
+    AssignPublicIp, AwsVpcConfiguration, CapacityProviderStrategyItem, DeploymentAlarms, DeploymentCircuitBreaker,
     DeploymentConfiguration, LaunchType, LoadBalancer, NetworkConfiguration, PropagateTags, Service as ServiceObject,
     ServiceField as Include,
 };
@@ -20,6 +20,7 @@ use crate::model::{
     Managed, Nodes, Outcome, Record, Scope, Shape, Sighting, Step, Sweep, Wait,
 };
 use crate::progress::Line;
+use crate::resources::alarms::{self, ALARMS};
 use crate::resources::cluster::{cluster_name, stack_cluster, CLUSTER};
 use crate::resources::ec2::{filter, wait_enis_released};
 use crate::resources::iam::{EXECUTION_ROLE, TASK_ROLE};
@@ -133,6 +134,8 @@ pub enum ServiceField {
     /// The target group and container port the load balancer sends to (a replaced target group,
     /// a new `service.container_port`): changed by a rolling deployment.
     LoadBalancer,
+    /// The alarms its deployments watch and roll back on (`[deploy] alarms`).
+    Alarms,
 }
 
 impl Field for ServiceField {
@@ -150,6 +153,7 @@ impl Field for ServiceField {
             ServiceField::ExecuteCommand => "service.enable_execute_command".into(),
             ServiceField::Network => "tasks' network (network.nat)".into(),
             ServiceField::LoadBalancer => "load balancer target (target group:container port)".into(),
+            ServiceField::Alarms => "deploy.alarms (deployment alarms)".into(),
         }
     }
 }
@@ -307,14 +311,17 @@ impl Managed for Service {
         } else {
             (PRIVATE_SUBNET, Dep::from(PRIVATE_ROUTE_TABLE))
         };
-        vec![
+        let mut needs = vec![
             CLUSTER.into(),
             TASK_DEFINITION.into(),
             TASK_SECURITY_GROUP.into(),
             LISTENER.into(),
             subnets.into(),
             routes,
-        ]
+        ];
+        // Its deployments watch the alarms: they exist before it names them.
+        needs.extend(ALARMS.map(Dep::IfPresent));
+        needs
     }
 
     fn reads(&self) -> Vec<Dep> {
@@ -409,7 +416,7 @@ impl Managed for Service {
             &live_strategy(&live.service),
             &describe_strategy(&wanted_strategy(ctx)),
         );
-        settings_diff(&mut diff, ctx.config, &live.service);
+        settings_diff(&mut diff, ctx.config, &live.service, &alarms::attached(ctx.stack(), ctx.config));
         diff.field(ServiceField::Network, &live_network_text(&live.service), &self.network_text(ctx));
         if let Some(target_group) = ctx.id(TARGET_GROUP) {
             let live_target = live.service.load_balancers().first().map_or("none".into(), |l| {
@@ -445,7 +452,7 @@ impl Managed for Service {
         let name = service_name(ctx.stack());
         let target_group = ctx.need(TARGET_GROUP)?;
         let network = self.network(ctx)?;
-        let deployment = deployment_configuration(ctx.config);
+        let deployment = deployment_configuration(ctx);
         let strategy = sdk_strategy(ctx);
         let create = || async {
             ctx.aws
@@ -510,8 +517,8 @@ impl Managed for Service {
                 ServiceField::GracePeriod => {
                     update = update.health_check_grace_period_seconds(grace_period(ctx.config) as i32)
                 }
-                ServiceField::MinimumHealthyPercent | ServiceField::MaximumPercent => {
-                    update = update.deployment_configuration(deployment_configuration(ctx.config))
+                ServiceField::MinimumHealthyPercent | ServiceField::MaximumPercent | ServiceField::Alarms => {
+                    update = update.deployment_configuration(deployment_configuration(ctx))
                 }
                 // Only tasks started after the change get the agent (or lose it): start new ones.
                 ServiceField::ExecuteCommand => {
@@ -625,19 +632,47 @@ fn grace_period(config: &Config) -> u32 {
         .unwrap_or(lb.health_check_interval_seconds * lb.healthy_threshold + 10)
 }
 
-/// A rolling deployment within the config's bounds, rolled back by the circuit breaker if it fails.
-fn deployment_configuration(config: &Config) -> DeploymentConfiguration {
+/// A rolling deployment within the config's bounds, rolled back by the circuit breaker if it fails
+/// and by ECS when one of the stack's alarms goes into ALARM during it.
+fn deployment_configuration(ctx: &Scope<'_>) -> DeploymentConfiguration {
+    let config = ctx.config;
     DeploymentConfiguration::builder()
         .deployment_circuit_breaker(DeploymentCircuitBreaker::builder().enable(true).rollback(true).build())
         .maximum_percent(config.service.maximum_percent as i32)
         .minimum_healthy_percent(config.service.minimum_healthy_percent as i32)
+        .alarms(deployment_alarms(&alarms::attached(ctx.stack(), config)))
         .build()
+}
+
+/// The alarms a deployment watches and rolls back on; none: explicitly off (an UpdateService
+/// without them would leave the ones set before).
+fn deployment_alarms(names: &[String]) -> DeploymentAlarms {
+    let on = !names.is_empty();
+    DeploymentAlarms::builder()
+        .set_alarm_names(Some(names.to_vec()))
+        .enable(on)
+        .rollback(on)
+        .build()
+        .expect("alarm names, enable and rollback are set")
+}
+
+/// The alarms a deployment configuration watches with rollback, as the plan shows them.
+fn show_alarms(alarms: Option<&DeploymentAlarms>) -> String {
+    match alarms.filter(|a| a.enable() && !a.alarm_names().is_empty()) {
+        None => "none".into(),
+        Some(a) => {
+            let mut names = a.alarm_names().to_vec();
+            names.sort();
+            let rollback = if a.rollback() { "rollback" } else { "no rollback" };
+            format!("{} ({rollback})", names.join(", "))
+        }
+    }
 }
 
 /// The service's settings against the config: grace period, deployment bounds, ECS Exec. ECS
 /// reports the grace period and the bounds of every service created with them, as this one is; a
 /// service that reports none (bare moto drops them at create) is not judged on them.
-fn settings_diff(diff: &mut Diff<ServiceField>, config: &Config, service: &ServiceObject) {
+fn settings_diff(diff: &mut Diff<ServiceField>, config: &Config, service: &ServiceObject, alarms: &[String]) {
     let svc = &config.service;
     let deployment = service.deployment_configuration();
     let reported = [
@@ -653,6 +688,13 @@ fn settings_diff(diff: &mut Diff<ServiceField>, config: &Config, service: &Servi
         if let Some(have) = have {
             diff.field(field, &have.to_string(), &want.to_string());
         }
+    }
+    if let Some(deployment) = deployment {
+        diff.field(
+            ServiceField::Alarms,
+            &show_alarms(deployment.alarms()),
+            &show_alarms(Some(&deployment_alarms(alarms))),
+        );
     }
     diff.field(
         ServiceField::ExecuteCommand,
