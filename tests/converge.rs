@@ -60,7 +60,7 @@ async fn config_changes_update_in_place() {
     let first = cli.run(&["--output", "json", "up", "--dry-run"]).ok().json();
     assert_eq!(
         (first["cost"]["monthly_total"].as_f64(), first["cost"]["before"]["monthly_total"].as_f64()),
-        (Some(78.25), Some(0.0))
+        (Some(78.55), Some(0.0))
     );
     cli.run(&["up", "--no-wait"]).ok();
     let before = cli.state().unwrap();
@@ -98,7 +98,7 @@ async fn config_changes_update_in_place() {
     // Three ARM64 tasks instead of two x86 ones move the bill by the tasks' lines, from what was
     // applied: 2 x 9.01 out, 3 x 7.21 in.
     let cost = &plan["cost"];
-    assert_eq!((cost["before"]["monthly_total"].as_f64(), cost["monthly_total"].as_f64()), (Some(78.25), Some(81.85)));
+    assert_eq!((cost["before"]["monthly_total"].as_f64(), cost["monthly_total"].as_f64()), (Some(78.55), Some(82.15)));
     let moved: Vec<String> = cost["before"]["moved"]
         .as_array()
         .unwrap()
@@ -139,7 +139,7 @@ async fn config_changes_update_in_place() {
 
     // status shows the bill of what was applied.
     let shown = cli.run(&["--output", "json", "status"]).json();
-    assert_eq!(shown["cost"]["monthly_total"].as_f64(), Some(81.85), "{}", shown["cost"]);
+    assert_eq!(shown["cost"]["monthly_total"].as_f64(), Some(82.15), "{}", shown["cost"]);
     let service = sdk.service().await;
     assert_eq!(service.desired_count(), 3);
     assert!(service.task_definition().unwrap().ends_with("simple-ecs-dev-server:2"));
