@@ -755,4 +755,14 @@ async fn the_url_answers_after_every_rollout_or_the_deploy_fails_showing_the_ans
         skipped[0]
     );
     assert!(!rolled_back.stdout.contains("url check"), "{}", rolled_back.stdout);
+
+    // A service set to run no task (a schedule's night, desired_count = 0): the load balancer can
+    // only answer 503, as asked; nothing is requested and one line says why.
+    let listener = format!("listener_port = {port}");
+    cli.write_config(&config_with(&[("listener_port", &listener), ("desired_count", "desired_count = 0")]));
+    let night = cli.run(&["up", "--resolve", &any_name]).ok();
+    let skipped: Vec<&str> = night.stderr.lines().filter(|l| l.contains("url check")).collect();
+    assert_eq!(skipped.len(), 1, "{}", night.stderr);
+    assert!(skipped[0].starts_with("url check skipped: the service is set to run no task (desired count 0)"));
+    assert_eq!(stand_in.requests().len(), 2);
 }

@@ -11,7 +11,7 @@ use aws_sdk_ecs::types::TaskDefinition as Definition;
 use serde::Serialize;
 
 use crate::access::Verb;
-use crate::commands::{access_check, check_steps, verify, CommandError, Outputs, Setup};
+use crate::commands::{access_check, check_steps, verify, CommandError, Setup};
 use crate::context::Ctx;
 use crate::error::StackError;
 use crate::graph::{Direction, Graph, StepReport};
@@ -271,7 +271,7 @@ async fn verify(
     asked: &url_check::Asked,
     progress: &Progress,
 ) -> Result<(), CommandError> {
-    let checked = verify::after_rollout(Outputs::of(ctx).url, asked, progress).await;
+    let checked = verify::after_rollout(ctx, asked, progress).await;
     let done = format!(
         "the rollout completed: stack {} runs {} ({}), every task running and every target healthy, and the state \
          records it",

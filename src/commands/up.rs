@@ -752,7 +752,7 @@ async fn verify_up(
     if result.is_err() || args.no_wait {
         return (None, result);
     }
-    let checked = verify::after_rollout(Outputs::of(ctx).url, &setup.asked(&args.verify), progress).await;
+    let checked = verify::after_rollout(ctx, &setup.asked(&args.verify), progress).await;
     let done = format!(
         "`up` {}: every resource is in place and the state records it, the service's rollout completed and its \
          targets are healthy",

@@ -1,15 +1,18 @@
 //! The URL check (see `url_check`) as `up`, `deploy` and `rollback` run it once their rollout
-//! completed: skipped when asked to, or against an emulator without a pin (one note says so); else
-//! made on a `url-check` progress line, its failure a failed run that says what runs.
+//! completed: skipped when asked to, against an emulator without a pin, or when the service is set
+//! to run no task (one note says so); else made on a `url-check` progress line, its failure a failed
+//! run that says what runs.
 
-use crate::commands::CommandError;
+use crate::commands::{CommandError, Outputs};
+use crate::context::Ctx;
 use crate::progress::Progress;
+use crate::resources::service::status as status_view;
 use crate::url_check::{self, Asked, UrlCheck};
 
-/// The check after a rollout completed: skipped when asked to, or against an emulator without a
-/// pin (one note says so); else made, on a `url-check` progress line.
-pub async fn after_rollout(url: Option<String>, asked: &Asked, progress: &Progress) -> UrlCheck {
-    let Some(url) = url else {
+/// The check after a rollout completed: skipped when asked to, or with one note when nothing real
+/// can answer; else made, on a `url-check` progress line.
+pub async fn after_rollout(ctx: &Ctx, asked: &Asked, progress: &Progress) -> UrlCheck {
+    let Some(url) = Outputs::of(ctx).url else {
         return UrlCheck::skipped("", "the state records no load balancer name");
     };
     if asked.skip {
@@ -22,6 +25,16 @@ pub async fn after_rollout(url: Option<String>, asked: &Asked, progress: &Progre
         );
         progress.note(&format!("url check skipped: {why}"));
         return UrlCheck::skipped(&url, &why);
+    }
+    // A schedule that scales to 0 at night, or desired_count = 0: the load balancer can only answer
+    // 503, and that is what was asked for.
+    if let Ok(Some(service)) = status_view::service_view(&ctx.scope()).await {
+        if service.desired == 0 {
+            let why = "the service is set to run no task (desired count 0): the load balancer has nothing to \
+                       send the request to";
+            progress.note(&format!("url check skipped: {why}"));
+            return UrlCheck::skipped(&url, why);
+        }
     }
     let line = progress.line("url-check");
     line.start("checking");
