@@ -293,6 +293,8 @@ pub struct DeployArgs {
     /// Start new tasks even if the service already runs this image (a moved tag is pulled again).
     #[arg(long)]
     pub force: bool,
+    #[command(flatten)]
+    pub verify: VerifyArgs,
 }
 
 #[derive(Debug, Args)]
@@ -300,6 +302,25 @@ pub struct RollbackArgs {
     /// Return once the service is updated; don't wait for the tasks to be healthy.
     #[arg(long)]
     pub no_wait: bool,
+    #[command(flatten)]
+    pub verify: VerifyArgs,
+}
+
+/// The check that the stack's URL answers once a rollout completed (`up`, `deploy`, `rollback`).
+#[derive(Debug, Clone, Args)]
+pub struct VerifyArgs {
+    /// Don't check that the stack's URL answers (a status under 500) once the rollout completed.
+    #[arg(long)]
+    pub no_verify: bool,
+    /// For the URL check, connect to ADDR for HOST on PORT, as curl's --resolve (`*` as HOST: any
+    /// name): private DNS, or a local stand-in for the load balancer behind an emulator.
+    #[arg(long, value_name = "HOST:PORT:ADDR", value_parser = pin, conflicts_with = "no_verify")]
+    pub resolve: Vec<crate::url_check::Pin>,
+    /// How long the URL check may take (a new load balancer's name takes a minute or two to
+    /// resolve; each attempt waits at most 10 s): 1s to 1h.
+    #[arg(long, value_name = "DURATION", default_value = crate::url_check::DEFAULT_BUDGET, value_parser = verify_budget,
+          conflicts_with = "no_verify")]
+    pub verify_timeout: std::time::Duration,
 }
 
 #[derive(Debug, Args)]
@@ -351,6 +372,8 @@ pub struct UpArgs {
     /// stack).
     #[arg(long, value_name = "RESOURCE")]
     pub replace: Vec<String>,
+    #[command(flatten)]
+    pub verify: VerifyArgs,
 }
 
 #[derive(Debug, Args)]
@@ -392,6 +415,20 @@ fn duration(value: &str) -> Result<std::time::Duration, String> {
         _ => return Err(EXPECTED.into()),
     };
     Ok(std::time::Duration::from_secs(n.saturating_mul(seconds)))
+}
+
+/// The URL check's budget: a duration from 1s to 1h.
+fn verify_budget(value: &str) -> Result<std::time::Duration, String> {
+    let budget = duration(value)?;
+    if budget.is_zero() || budget > crate::url_check::MAX_BUDGET {
+        return Err("expected a duration from 1s to 1h, such as 90s or 5m (--no-verify skips the check)".into());
+    }
+    Ok(budget)
+}
+
+/// `HOST:PORT:ADDR`, as curl's --resolve.
+fn pin(value: &str) -> Result<crate::url_check::Pin, String> {
+    crate::url_check::Pin::parse(value)
 }
 
 /// `30s`, `10m`, `2h`, `7d`, or an ISO-8601 date-time (with a zone, or UTC) or date.
@@ -526,6 +563,30 @@ mod tests {
         assert!(Cli::try_parse_from(["fargate-stack", "completions", "tcsh"]).is_err());
         assert!(Cli::try_parse_from(["fargate-stack", "up", "--dry-run", "--detailed-exitcode"]).is_ok());
         assert!(Cli::try_parse_from(["fargate-stack", "up", "--detailed-exitcode"]).is_err(), "a plan's exit code");
+    }
+
+    #[test]
+    fn url_check_flags_are_checked_on_the_command_line() {
+        let cli =
+            Cli::try_parse_from(["fargate-stack", "deploy", "--restart", "--resolve", "*:8080:127.0.0.1"]).unwrap();
+        let Command::Deploy(args) = cli.command else { panic!("deploy") };
+        assert_eq!(args.verify.resolve[0].to_string(), "*:8080:127.0.0.1");
+        assert_eq!(args.verify.verify_timeout, std::time::Duration::from_secs(300), "5 minutes by default");
+        let cli = Cli::try_parse_from(["fargate-stack", "up", "--verify-timeout", "90s", "--resolve", "a.b:443:[::1]"]);
+        let Command::Up(args) = cli.unwrap().command else { panic!("up") };
+        assert_eq!(args.verify.verify_timeout, std::time::Duration::from_secs(90));
+        assert!(Cli::try_parse_from(["fargate-stack", "rollback", "--no-verify"]).is_ok());
+        for bad in [
+            &["up", "--verify-timeout", "0s"][..],
+            &["up", "--verify-timeout", "2h"],
+            &["up", "--verify-timeout", "soon"],
+            &["up", "--resolve", "lb.example:80"],
+            &["up", "--resolve", "lb.example:80:not-an-address"],
+            &["rollback", "--no-verify", "--resolve", "*:80:127.0.0.1"],
+        ] {
+            let args = [&["fargate-stack"][..], bad].concat();
+            assert!(Cli::try_parse_from(args).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -18,4 +18,5 @@ pub mod progress;
 pub mod report;
 pub mod resources;
 pub mod state;
+pub mod url_check;
 pub mod wait;

@@ -626,3 +626,143 @@ fn completions_are_scripts_for_each_shell_without_aws_or_a_valid_config() {
     assert!(doc["script"].as_str().unwrap().contains("complete -F"));
     assert_ne!(cli.run(&["completions", "tcsh"]).code, 0);
 }
+
+/// A stand-in for the load balancer on 127.0.0.1: answers every request with the status set (and
+/// a body saying it), and keeps the head of each request it got.
+struct StandIn {
+    port: u16,
+    status: std::sync::Arc<std::sync::atomic::AtomicU16>,
+    requests: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl StandIn {
+    fn start() -> StandIn {
+        use std::io::{Read, Write};
+        use std::sync::atomic::{AtomicU16, Ordering};
+        use std::sync::{Arc, Mutex};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let status = Arc::new(AtomicU16::new(200));
+        let requests = Arc::new(Mutex::new(vec![]));
+        let (answer, seen) = (status.clone(), requests.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                stream.set_read_timeout(Some(Duration::from_secs(5))).ok();
+                let mut head = vec![];
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).is_ok_and(|n| n == 1) {
+                    head.push(byte[0]);
+                }
+                seen.lock().unwrap().push(String::from_utf8_lossy(&head).into_owned());
+                let (code, reason, body) = match answer.load(Ordering::SeqCst) {
+                    200 => (200, "OK", "<h1>Welcome to nginx!</h1>".to_string()),
+                    code => (
+                        code,
+                        "Service Unavailable",
+                        format!("<html>\r\n<h1>{code} Service Temporarily Unavailable</h1>\r\n</html>"),
+                    ),
+                };
+                let response = format!(
+                    "HTTP/1.1 {code} {reason}\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                stream.write_all(response.as_bytes()).ok();
+            }
+        });
+        StandIn { port, status, requests }
+    }
+
+    fn answer(&self, status: u16) {
+        self.status.store(status, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn requests(&self) -> Vec<String> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_url_answers_after_every_rollout_or_the_deploy_fails_showing_the_answer() {
+    let emulator = Emulator::start();
+    let realism = realism(&emulator);
+    let cli = Cli::at(&realism.url());
+    let stand_in = StandIn::start();
+    let port = stand_in.port.to_string();
+    // The load balancer listens on the stand-in's port; --resolve sends the check to 127.0.0.1.
+    cli.write_config(&config_with(&[("listener_port", &format!("listener_port = {port}"))]));
+    let any_name = format!("*:{port}:127.0.0.1");
+
+    // `up`: its rollout completes, then the URL answers 200: status, latency, URL and address shown.
+    let up = cli.run(&["up", "--resolve", &any_name]).ok();
+    let dns = cli.state().unwrap()["resources"]["load-balancer"]["attrs"]["dns_name"].as_str().unwrap().to_string();
+    let url = format!("http://{dns}:{port}");
+    let shown = up.stdout.lines().find(|l| l.contains("url check:")).unwrap_or_else(|| panic!("{}", up.stdout));
+    let expected = format!("  url check: GET {url} answered 200 OK in ");
+    assert!(shown.starts_with(&expected), "{shown}");
+    assert!(shown.ends_with(&format!(" ms from 127.0.0.1:{port} (--resolve {any_name})")), "{shown}");
+    let requests = stand_in.requests();
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    assert!(requests[0].starts_with("GET / HTTP/1.1\r\n"), "{}", requests[0]);
+    assert!(
+        requests[0].to_lowercase().contains(&format!("host: {dns}:{port}\r\n")),
+        "the stack's name: {}",
+        requests[0]
+    );
+
+    // A new release answers 503: the rollout completed, the deploy fails (exit 1) and says what runs,
+    // the URL, the status and the first part of the body; JSON has it as `url_check`.
+    stand_in.answer(503);
+    let exact = format!("{dns}:{port}:127.0.0.1");
+    let failed = cli.run(&["--output", "json", "deploy", "--image", "nginx:1.28", "--resolve", &exact]);
+    assert_eq!(failed.code, 1, "{}\n{}", failed.stdout, failed.stderr);
+    let doc = failed.json();
+    assert_eq!((doc["command"].as_str(), doc["ok"].as_bool()), (Some("deploy"), Some(false)));
+    let check = &doc["url_check"];
+    assert_eq!(
+        (check["status"].as_u64(), check["ok"].as_bool(), check["attempts"].as_u64()),
+        (Some(503), Some(false), Some(1))
+    );
+    assert_eq!(check["body"], "<html> <h1>503 Service Temporarily Unavailable</h1> </html>");
+    assert_eq!((check["url"].as_str(), check["resolve"].as_str()), (Some(url.as_str()), Some(exact.as_str())));
+    let error = failed.stderr.lines().find(|l| l.starts_with("error: ")).unwrap_or_else(|| panic!("{}", failed.stderr));
+    for said in [
+        "error: the rollout completed: stack simple-ecs-dev runs simple-ecs-dev-server:2 (nginx:1.28), every task",
+        &format!("but its URL does not answer: GET {url} answered 503 Service Unavailable in "),
+        "body: \"<html> <h1>503 Service Temporarily Unavailable</h1> </html>\"",
+    ] {
+        assert!(error.contains(said), "{said}\nin: {error}");
+    }
+    let events = json_lines(&failed.stdout);
+    let check_events: Vec<&Value> = events.iter().filter(|e| e["resource"] == "url-check").collect();
+    assert_eq!(check_events.last().unwrap()["phase"], "FAILED", "{check_events:?}");
+    assert_eq!(
+        revision_of(&task_definition_attrs(&cli)["id"]),
+        "simple-ecs-dev-server:2",
+        "the state records what runs"
+    );
+
+    // --no-verify: no request; an emulator without --resolve: one line says the check is skipped.
+    cli.run(&["deploy", "--image", "nginx:1.29", "--no-verify"]).ok();
+    let rolled_back = cli.run(&["rollback"]).ok();
+    assert!(rolled_back.stdout.contains("back to simple-ecs-dev-server:2 (nginx:1.28)"), "{}", rolled_back.stdout);
+    assert_eq!(stand_in.requests().len(), 2, "no request with --no-verify or without --resolve");
+    let skipped: Vec<&str> = rolled_back.stderr.lines().filter(|l| l.contains("url check")).collect();
+    assert_eq!(skipped.len(), 1, "{}", rolled_back.stderr);
+    assert!(
+        skipped[0].starts_with(&format!("url check skipped: the AWS endpoint is {}", cli.endpoint)),
+        "{}",
+        skipped[0]
+    );
+    assert!(!rolled_back.stdout.contains("url check"), "{}", rolled_back.stdout);
+
+    // A service set to run no task (a schedule's night, desired_count = 0): the load balancer can
+    // only answer 503, as asked; nothing is requested and one line says why.
+    let listener = format!("listener_port = {port}");
+    cli.write_config(&config_with(&[("listener_port", &listener), ("desired_count", "desired_count = 0")]));
+    let night = cli.run(&["up", "--resolve", &any_name]).ok();
+    let skipped: Vec<&str> = night.stderr.lines().filter(|l| l.contains("url check")).collect();
+    assert_eq!(skipped.len(), 1, "{}", night.stderr);
+    assert!(skipped[0].starts_with("url check skipped: the service is set to run no task (desired count 0)"));
+    assert_eq!(stand_in.requests().len(), 2);
+}

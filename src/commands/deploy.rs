@@ -62,7 +62,8 @@ pub async fn run(setup: &Setup, args: &DeployArgs) -> Result<ExitCode, CommandEr
         let (snapshot, base, service_runs) = rollout::current(setup, &ctx).await?;
         // `--restart`: the running image again, rolled even though nothing changed.
         let image = args.image.clone().unwrap_or_else(|| task_definition::image_of(&base));
-        let options = Options { force: args.force || args.restart, no_wait: args.no_wait };
+        let options =
+            Options { force: args.force || args.restart, no_wait: args.no_wait, verify: setup.asked(&args.verify) };
         let mv = Move::Deploy { image };
         let (rolled, result) = rollout::roll(setup, &ctx, snapshot, &base, &service_runs, mv, options).await;
         report::emit(setup.format, &DeployReport(rolled));

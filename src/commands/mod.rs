@@ -17,6 +17,7 @@ pub mod state_home;
 pub mod status;
 pub mod unlock;
 pub mod up;
+pub mod verify;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -28,7 +29,7 @@ use serde::Serialize;
 
 use crate::aws::{self, AwsTarget, Clients};
 use crate::bill::{live, BilledLine, PriceError, Prices};
-use crate::cli::{Cli, Command, DownArgs, OutputFormat, PriceSource, StatusArgs};
+use crate::cli::{Cli, Command, DownArgs, OutputFormat, PriceSource, StatusArgs, VerifyArgs};
 use crate::commands::cost::Bill;
 use crate::config::{Config, ConfigSource};
 use crate::context::Ctx;
@@ -40,6 +41,7 @@ use crate::report::{self, ErrorBody};
 pub use crate::resources::outputs::Outputs;
 use crate::state::s3::Bucket;
 use crate::state::{self, LocalBackend, S3Backend, State, StateError, StateLocation, Store};
+use crate::url_check;
 
 /// Exit codes: 0 ok, 1 error, 2 usage (clap), 3 `status` found the stack missing parts, drifted,
 /// or deployed without a state here.
@@ -136,6 +138,8 @@ pub struct Setup {
     pub prices: PriceSource,
     /// `--prices live`: the prices fetched for this run's bill (see [`Setup::fetch_prices`]).
     live_prices: tokio::sync::OnceCell<Result<Prices, PriceError>>,
+    /// The AWS endpoint override (`--endpoint-url`, `AWS_ENDPOINT_URL`): an emulator.
+    pub endpoint_url: Option<String>,
 }
 
 impl Setup {
@@ -182,7 +186,18 @@ impl Setup {
             lock_timeout: cli.lock_timeout,
             prices: cli.prices,
             live_prices: tokio::sync::OnceCell::new(),
+            endpoint_url: sdk.endpoint_url().map(str::to_string),
         })
+    }
+
+    /// What the command line asks of the URL check after a rollout.
+    pub fn asked(&self, args: &VerifyArgs) -> url_check::Asked {
+        url_check::Asked {
+            skip: args.no_verify,
+            pins: args.resolve.clone(),
+            budget: args.verify_timeout,
+            endpoint: self.endpoint_url.clone(),
+        }
     }
 
     /// With `--prices live`: asks the Price List API for every key `bills` hold (once a run).

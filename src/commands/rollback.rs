@@ -69,7 +69,7 @@ pub async fn run(setup: &Setup, args: &RollbackArgs) -> Result<ExitCode, Command
             )));
         };
         let mv = Move::Rollback { to: Box::new(definition), history: history.join(" ") };
-        let options = Options { force: false, no_wait: args.no_wait };
+        let options = Options { force: false, no_wait: args.no_wait, verify: setup.asked(&args.verify) };
         let (rolled, result) = rollout::roll(setup, &ctx, snapshot, &base, &service_runs, mv, options).await;
         report::emit(setup.format, &RollbackReport(rolled));
         result.map(|()| ExitCode::SUCCESS)

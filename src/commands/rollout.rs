@@ -11,7 +11,7 @@ use aws_sdk_ecs::types::TaskDefinition as Definition;
 use serde::Serialize;
 
 use crate::access::Verb;
-use crate::commands::{access_check, check_steps, CommandError, Setup};
+use crate::commands::{access_check, check_steps, verify, CommandError, Setup};
 use crate::context::Ctx;
 use crate::error::StackError;
 use crate::graph::{Direction, Graph, StepReport};
@@ -22,6 +22,7 @@ use crate::resources::service::status::{self as status_view, EventView, StoppedT
 use crate::resources::task_definition::{self, image, revision, TASK_DEFINITION};
 use crate::resources::{iam, service};
 use crate::state::Recorded;
+use crate::url_check::{self, UrlCheck};
 
 /// What the service moves to.
 pub enum Move {
@@ -35,6 +36,8 @@ pub struct Options {
     /// Start new tasks even if the service already runs the revision.
     pub force: bool,
     pub no_wait: bool,
+    /// The URL check once the rollout completed (not with `no_wait`).
+    pub verify: url_check::Asked,
 }
 
 /// The result of a `deploy` or `rollback`, in both commands' reports.
@@ -66,6 +69,9 @@ pub struct Rolled {
     /// What a later `up` does with this image.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// The check that the URL answers, once the rollout completed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url_check: Option<UrlCheck>,
 }
 
 impl Rolled {
@@ -88,12 +94,15 @@ impl Rolled {
             stopped_tasks: vec![],
             error: Some(e.to_string()),
             note: None,
+            url_check: None,
         }
     }
 
     /// `deploy` or `rollback`, for the summary line.
     pub fn render(&self, text: &mut Text, command: &str) {
-        if self.ok {
+        // A failed URL check comes after a completed rollout: what runs now is said first.
+        let url_failed = self.url_check.as_ref().is_some_and(|c| c.failure().is_some());
+        if self.ok || url_failed {
             let (image, revision) = (&self.image, &self.task_definition);
             let before = format!("{} ({})", self.previous_task_definition, self.previous_image);
             text.line(match command {
@@ -110,6 +119,9 @@ impl Rolled {
             });
             if !self.waited {
                 text.line("  (not waited for the new tasks to be healthy: see `fargate-stack status`)");
+            }
+            if let Some(summary) = self.url_check.as_ref().filter(|_| self.ok).and_then(UrlCheck::summary) {
+                text.line(format!("  url check: {summary}"));
             }
         }
         if let Some(restored) = &self.restored {
@@ -235,15 +247,46 @@ pub async fn roll(
         stopped_tasks: vec![],
         error: result.as_ref().err().map(|e| e.to_string()),
         note: None,
+        url_check: None,
     };
+    let mut result = result;
     if result.is_ok() {
         rolled.note = image::wanted(&ctx.scope()).note().map(|n| format!("a later `up`: {n}"));
+        if !options.no_wait {
+            result = verify(ctx, &mut rolled, &options.verify, &progress).await;
+        }
     } else {
         let follow = (!options.no_wait).then_some(&progress);
         explain_failure(ctx, &snapshot, &mut rolled, follow).await;
     }
     progress.note(&format!("{} in {:.1}s", if rolled.ok { "done" } else { "failed" }, started.elapsed().as_secs_f64()));
     (rolled, result)
+}
+
+/// The URL check after a completed rollout; a failure names what runs (the rollout's revision,
+/// which the state records).
+async fn verify(
+    ctx: &Ctx,
+    rolled: &mut Rolled,
+    asked: &url_check::Asked,
+    progress: &Progress,
+) -> Result<(), CommandError> {
+    let checked = verify::after_rollout(ctx, asked, progress).await;
+    let done = format!(
+        "the rollout completed: stack {} runs {} ({}), every task running and every target healthy, and the state \
+         records it",
+        rolled.stack, rolled.task_definition, rolled.image
+    );
+    let failure = verify::failed(&checked, &done);
+    rolled.url_check = Some(checked);
+    match failure {
+        Some(e) => {
+            rolled.ok = false;
+            rolled.error = Some(e.to_string());
+            Err(e)
+        }
+        None => Ok(()),
+    }
 }
 
 /// What the state records for the task definition once the move is made: the image it runs and

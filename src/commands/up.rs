@@ -11,8 +11,8 @@ use serde::Serialize;
 use crate::access::Verb;
 use crate::bill::BilledLine;
 use crate::cli::UpArgs;
-use crate::commands::access_check;
 use crate::commands::cost::Bill;
+use crate::commands::{access_check, verify};
 use crate::commands::{
     check_steps, confirm, inspect, state_home, summary, CommandError, Outputs, ResourceRow, Setup, StackState,
 };
@@ -25,6 +25,7 @@ use crate::report::{self, Report, Text};
 use crate::resources;
 use crate::resources::task_definition::image;
 use crate::state::{Applied, State, Store};
+use crate::url_check::UrlCheck;
 
 /// `up --dry-run --detailed-exitcode`: the plan has changes (as Terraform's 2).
 pub const EXIT_PLAN_CHANGES: u8 = 2;
@@ -500,6 +501,10 @@ pub struct UpReport {
     pub nothing_to_change: bool,
     pub steps: Vec<StepReport>,
     pub outputs: Outputs,
+    /// The check that the URL answers, once the rollout completed (absent with --no-wait or when a
+    /// step failed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url_check: Option<UrlCheck>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
     /// What the run kept or left to do by hand (the table a replacement took over from).
@@ -520,6 +525,9 @@ impl Report for UpReport {
         }
         text.line(format!("stack {} is up in {}", self.stack, self.region));
         self.outputs.render(text);
+        if let Some(summary) = self.url_check.as_ref().and_then(UrlCheck::summary) {
+            text.line(format!("  url check: {summary}"));
+        }
         if self.no_wait {
             text.line("  (not waited for the service to become healthy: see `fargate-stack status`)");
         }
@@ -692,11 +700,8 @@ async fn apply(setup: &Setup, args: &UpArgs, ctx: &Arc<Ctx>) -> Result<ExitCode,
     record_finished(ctx.store(), &setup.source, graph.bill(&setup.config), result.is_ok()).await?;
     let elapsed = if converged { started.elapsed() } else { progress.elapsed() };
     let what = if converged { "nothing to change".to_string() } else { summary(&steps) };
-    let verdict = if result.is_ok() { "done" } else { "failed" };
-    progress.note(&format!("{verdict} in {:.1}s: {what}", elapsed.as_secs_f64()));
-    for warning in ctx.warnings() {
-        progress.note(&format!("warning: {warning}"));
-    }
+    note_end(&progress, ctx, result.is_ok(), &what, elapsed);
+    let (url_check, result) = verify_up(setup, args, ctx, &progress, converged, result).await;
     let all_unchanged = plan.resources.iter().all(|r| r.action == Action::Unchanged);
     let report = UpReport {
         event: "result",
@@ -705,6 +710,8 @@ async fn apply(setup: &Setup, args: &UpArgs, ctx: &Arc<Ctx>) -> Result<ExitCode,
         state_file: location,
         ok: result.is_ok(),
         state: match (&result, args.no_wait) {
+            // Only the URL check failed: everything is in place.
+            (Err(_), _) if url_check.is_some() => StackState::Up,
             (Err(_), _) => StackState::Partial,
             (Ok(()), true) if !all_unchanged => StackState::Deploying,
             (Ok(()), _) => StackState::Up,
@@ -713,6 +720,7 @@ async fn apply(setup: &Setup, args: &UpArgs, ctx: &Arc<Ctx>) -> Result<ExitCode,
         nothing_to_change: converged,
         steps,
         outputs: Outputs::of(ctx),
+        url_check,
         warnings: ctx.warnings(),
         notes: ctx.notes(),
         error: result.as_ref().err().map(|e| e.to_string()),
@@ -720,6 +728,38 @@ async fn apply(setup: &Setup, args: &UpArgs, ctx: &Arc<Ctx>) -> Result<ExitCode,
     };
     report::emit(setup.format, &report);
     result.map(|()| ExitCode::SUCCESS)
+}
+
+/// The run's last notes: how it ended and in how long, then the warnings.
+fn note_end(progress: &Progress, ctx: &Ctx, ok: bool, what: &str, elapsed: std::time::Duration) {
+    let verdict = if ok { "done" } else { "failed" };
+    progress.note(&format!("{verdict} in {:.1}s: {what}", elapsed.as_secs_f64()));
+    for warning in ctx.warnings() {
+        progress.note(&format!("warning: {warning}"));
+    }
+}
+
+/// Once the rollout completed (or nothing changed and the service is ok): prove the URL answers,
+/// cheaply (one GET) even when nothing changed, since `up` says the stack is up.
+async fn verify_up(
+    setup: &Setup,
+    args: &UpArgs,
+    ctx: &Ctx,
+    progress: &Progress,
+    converged: bool,
+    result: Result<(), CommandError>,
+) -> (Option<UrlCheck>, Result<(), CommandError>) {
+    if result.is_err() || args.no_wait {
+        return (None, result);
+    }
+    let checked = verify::after_rollout(ctx, &setup.asked(&args.verify), progress).await;
+    let done = format!(
+        "`up` {}: every resource is in place and the state records it, the service's rollout completed and its \
+         targets are healthy",
+        if converged { "changed nothing" } else { "finished" }
+    );
+    let result = verify::failed(&checked, &done).map_or(Ok(()), Err);
+    (Some(checked), result)
 }
 
 /// What the run says before it starts: the image, and what an interrupted run left unfinished.
