@@ -652,27 +652,26 @@ async fn user_tags_are_kept_in_step_and_their_drift_repaired_on_this_stack_only(
     );
     assert!(text.contains(&line), "{text}");
     assert!(!text.contains("  update "), "no row per resource: {text}");
+    // Killed in the middle of the sync (an EC2 key taken off, answered never): the state holds the
+    // keys of both sets, and the next `up` finishes the sync.
+    realism.freeze_at("DeleteTags");
+    let null = std::process::Stdio::null;
+    let mut child = app.command(&["up", "--no-wait"]).stdout(null()).stderr(null()).spawn().unwrap();
+    let frozen = realism.wait_frozen(std::time::Duration::from_secs(60));
+    let _ = child.kill();
+    child.wait().unwrap();
+    assert_eq!(frozen.as_deref(), Some("DeleteTags"));
+    realism.thaw();
+    let killed = state_of(&app, "app");
+    assert_eq!(killed["user_tags"], serde_json::json!({"team": "platform", "owner": "ops", "cost": "cc-42"}));
     let calls = realism.calls().len();
     app.run(&["up", "--no-wait"]).ok();
     let tagging: Vec<String> = realism.calls()[calls..]
         .iter()
         .map(|c| c["action"].as_str().unwrap_or_default().to_string())
-        .filter(|a| {
-            [
-                "CreateTags",
-                "DeleteTags",
-                "AddTags",
-                "RemoveTags",
-                "TagResource",
-                "UntagResource",
-                "TagRole",
-                "UntagRole",
-                "PutBucketTagging",
-            ]
-            .contains(&a.as_str())
-        })
+        .filter(|a| a.contains("Tag"))
         .collect();
-    assert!(tagging.len() >= every.len(), "each resource tagged with its own service: {tagging:?}");
+    assert!(!tagging.is_empty(), "the resumed run finishes the sync");
     let state = state_of(&app, "app");
     assert_eq!(state["user_tags"], serde_json::json!({"team": "platform", "owner": "ops"}), "{state}");
     for (key, tags) in every_tag_set(&sdk, &state).await {
