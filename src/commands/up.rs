@@ -431,7 +431,9 @@ impl Plan {
         self.resources.iter().all(|r| r.action == Action::Unchanged || (no_wait && r.action == Action::Wait))
     }
 
-    fn render(&self, text: &mut Text) {
+    /// The plan's table: a row per resource (those whose only changes are tags are in their group's
+    /// line instead), and its changes below it.
+    fn table(&self) -> Vec<Vec<String>> {
         let mut table = vec![];
         for r in &self.resources {
             // A row whose only changes are tags is in its group's line below.
@@ -450,6 +452,11 @@ impl Plan {
                 table.push(vec![String::new(), format!("  {change}{note}")]);
             }
         }
+        table
+    }
+
+    fn render(&self, text: &mut Text) {
+        let table = self.table();
         text.table(&table);
         for group in &self.tags {
             text.line(group.line());
@@ -728,9 +735,7 @@ async fn apply(setup: &Setup, args: &UpArgs, ctx: &Arc<Ctx>) -> Result<ExitCode,
     confirm_plan(setup, args, &plan, converged)?;
     // From here on what is made may be ahead of what is recorded: a run that changes anything is
     // marked unfinished until it ends, so that if it is killed the next one takes back what it finds.
-    // The keys of the old and the new `[tags]`, so that a run killed mid-way still takes off the old ones.
-    let user_tags = during_up(state.user_tags.as_ref(), &setup.config.tags);
-    ctx.store().update(|s| !converged && s.user_tags.replace(user_tags.clone()) != Some(user_tags)).await?;
+    tags_syncing(ctx, &state, setup, converged).await?;
     ctx.store().commit_held(Some(setup.command).filter(|_| !converged)).await?;
     let steps = if converged {
         unchanged(graph, ctx, &rows).await?
@@ -772,6 +777,14 @@ async fn apply(setup: &Setup, args: &UpArgs, ctx: &Arc<Ctx>) -> Result<ExitCode,
     };
     report::emit(setup.format, &report);
     result.map(|()| ExitCode::SUCCESS)
+}
+
+/// Before a run that changes anything: the state records the keys of the old and the new `[tags]`,
+/// so that a run killed mid-way still takes off the old ones (the end of the run records the new).
+async fn tags_syncing(ctx: &Ctx, state: &State, setup: &Setup, converged: bool) -> Result<(), CommandError> {
+    let user_tags = during_up(state.user_tags.as_ref(), &setup.config.tags);
+    ctx.store().update(|s| !converged && s.user_tags.replace(user_tags.clone()) != Some(user_tags)).await?;
+    Ok(())
 }
 
 /// What the run says before it starts: the image, and what an interrupted run left unfinished.
@@ -900,7 +913,7 @@ async fn record_finished(store: &Store, setup: &Setup, bill: Vec<BilledLine>, do
         .update(|state| {
             let finished = state.unfinished.take().is_some();
             // Every resource carries the config's `[tags]` now, and no other key of the tool's.
-            let tagged = done && state.user_tags.as_ref() != Some(user_tags);
+            let tagged = done && state.user_tags.clone().unwrap_or_default() != *user_tags;
             if tagged {
                 state.user_tags = Some(user_tags.clone());
             }
