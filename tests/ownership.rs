@@ -597,6 +597,13 @@ fn tag_of<'a>(tags: &'a [(String, String)], key: &str) -> Option<&'a str> {
     tags.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
 }
 
+const CI_KEY: &str = "AKIDCI0000000000TEST";
+
+/// A run signed with the CI key, which may do what the printed policy allows; it succeeds.
+fn as_ci(cli: &Cli, args: &[&str]) -> Run {
+    Run::from(cli.command(args).env("AWS_ACCESS_KEY_ID", CI_KEY).output().expect("run fargate-stack")).ok()
+}
+
 /// `[tags]` kept in step by `up`: a changed value, an added key and a removed key are one grouped
 /// line of the plan and applied to every resource of the stack (and recorded in its state); a
 /// tag changed or removed outside the tool is drift that `status` reports and `up` repairs; a
@@ -607,7 +614,14 @@ async fn user_tags_are_kept_in_step_and_their_drift_repaired_on_this_stack_only(
     let started = std::time::Instant::now();
     let emulator = Emulator::start();
     let sdk = emulator.sdk().await;
-    let realism = Realism::start(&emulator, RealismOptions::default());
+    // The sync runs with exactly the policy `fargate-stack policy` prints (the layer's action-level IAM).
+    let policy_dir = tempfile::tempdir().unwrap();
+    let policy_file = policy_dir.path().join("ci-policy.json");
+    std::fs::write(&policy_file, r#"{"Version":"2012-10-17","Statement":[]}"#).unwrap();
+    let iam =
+        serde_json::json!({CI_KEY: {"principal": "arn:aws:iam::123456789012:user/ci", "policy_file": policy_file}});
+    let config = serde_json::json!({"iam_propagation_s": 0, "iam_policies": iam});
+    let realism = Realism::start(&emulator, RealismOptions { config, ..Default::default() });
     let with_tags = |name: &str, tags: &str| format!("{}\n[tags]\n{tags}\n", named_config(name));
     let other = Cli::at(&realism.url());
     other.write_config(&with_tags("other", "team = \"payments\"\ncost = \"cc-42\""));
@@ -652,11 +666,19 @@ async fn user_tags_are_kept_in_step_and_their_drift_repaired_on_this_stack_only(
     );
     assert!(text.contains(&line), "{text}");
     assert!(!text.contains("  update "), "no row per resource: {text}");
+    let printed = app.run(&["policy", "--commands", "up,status"]).ok().stdout;
+    std::fs::write(&policy_file, &printed).unwrap();
     // Killed in the middle of the sync (an EC2 key taken off, answered never): the state holds the
     // keys of both sets, and the next `up` finishes the sync.
     realism.freeze_at("DeleteTags");
     let null = std::process::Stdio::null;
-    let mut child = app.command(&["up", "--no-wait"]).stdout(null()).stderr(null()).spawn().unwrap();
+    let mut child = app
+        .command(&["up", "--no-wait"])
+        .env("AWS_ACCESS_KEY_ID", CI_KEY)
+        .stdout(null())
+        .stderr(null())
+        .spawn()
+        .unwrap();
     let frozen = realism.wait_frozen(std::time::Duration::from_secs(60));
     let _ = child.kill();
     child.wait().unwrap();
@@ -665,7 +687,7 @@ async fn user_tags_are_kept_in_step_and_their_drift_repaired_on_this_stack_only(
     let killed = state_of(&app, "app");
     assert_eq!(killed["user_tags"], serde_json::json!({"team": "platform", "owner": "ops", "cost": "cc-42"}));
     let calls = realism.calls().len();
-    app.run(&["up", "--no-wait"]).ok();
+    as_ci(&app, &["up", "--no-wait"]);
     let tagging: Vec<String> = realism.calls()[calls..]
         .iter()
         .map(|c| c["action"].as_str().unwrap_or_default().to_string())
@@ -696,7 +718,7 @@ async fn user_tags_are_kept_in_step_and_their_drift_repaired_on_this_stack_only(
     assert_eq!(row("target-group")["status"], "drifted", "{status}");
     assert!(row("target-group")["detail"].as_str().unwrap().contains("tags.owner: (none) → ops"), "{status}");
     assert_eq!(row("vpc")["status"], "ok", "an extra tag is no drift: {status}");
-    app.run(&["up", "--no-wait"]).ok();
+    as_ci(&app, &["up", "--no-wait"]);
     for (key, tags) in every_tag_set(&sdk, &state).await {
         assert_eq!((tag_of(&tags, "team"), tag_of(&tags, "owner")), (Some("platform"), Some("ops")), "{key}");
     }
@@ -709,5 +731,11 @@ async fn user_tags_are_kept_in_step_and_their_drift_repaired_on_this_stack_only(
     assert!(!made.iter().any(|c| is_mutating(c["action"].as_str().unwrap_or("Get"))), "{made:#?}");
     eprintln!("no-op up with [tags]: {} calls", made.len());
     assert_eq!(every_tag_set(&sdk, &state_of(&other, "other")).await, others_before, "the other stack untouched");
+    let denied: Vec<Value> = realism
+        .calls()
+        .into_iter()
+        .filter(|c| c["error"].as_str().is_some_and(|e| e.contains("Denied") || e == "UnauthorizedOperation"))
+        .collect();
+    assert!(denied.is_empty(), "the printed policy suffices for the sync: {denied:#?}");
     eprintln!("tags kept in step in {:.1}s", started.elapsed().as_secs_f64());
 }
