@@ -543,7 +543,7 @@ async fn every_tag_set(sdk: &Sdk, state: &Value) -> Vec<(String, Vec<(String, St
     for (key, r) in state["resources"].as_object().unwrap() {
         let (kind, id) = (r["kind"].as_str().unwrap(), r["id"].as_str().unwrap().to_string());
         let tags: Vec<(String, String)> = match kind.split(':').next().unwrap() {
-            _ if key == "default-security-group" => continue,
+            _ if key == "default-security-group" || kind.ends_with(":scaling-policy") => continue,
             "ec2" => {
                 let out = sdk.ec2.describe_tags().filters(filter("resource-id", &id)).send().await.unwrap();
                 pairs(out.tags().iter().map(|t| (t.key().unwrap_or_default(), t.value().unwrap_or_default())).collect())
@@ -580,6 +580,10 @@ async fn every_tag_set(sdk: &Sdk, state: &Value) -> Vec<(String, Vec<(String, St
                 let out = sdk.logs.list_tags_for_resource().resource_arn(&arn).send().await.unwrap();
                 out.tags().cloned().unwrap_or_default().into_iter().collect()
             }
+            "application-autoscaling" => {
+                let out = sdk.autoscaling.list_tags_for_resource().resource_arn(&id).send().await.unwrap();
+                out.tags().cloned().unwrap_or_default().into_iter().collect()
+            }
             "s3" => {
                 let out = sdk.s3.get_bucket_tagging().bucket(&id).send().await.unwrap();
                 pairs(out.tag_set().iter().map(|t| (t.key(), t.value())).collect())
@@ -613,7 +617,6 @@ fn as_ci(cli: &Cli, args: &[&str]) -> Run {
 async fn user_tags_are_kept_in_step_and_their_drift_repaired_on_this_stack_only() {
     let started = std::time::Instant::now();
     let emulator = Emulator::start();
-    let sdk = emulator.sdk().await;
     // The sync runs with exactly the policy `fargate-stack policy` prints (the layer's action-level IAM).
     let policy_dir = tempfile::tempdir().unwrap();
     let policy_file = policy_dir.path().join("ci-policy.json");
@@ -622,7 +625,10 @@ async fn user_tags_are_kept_in_step_and_their_drift_repaired_on_this_stack_only(
         serde_json::json!({CI_KEY: {"principal": "arn:aws:iam::123456789012:user/ci", "policy_file": policy_file}});
     let config = serde_json::json!({"iam_propagation_s": 0, "iam_policies": iam});
     let realism = Realism::start(&emulator, RealismOptions { config, ..Default::default() });
-    let with_tags = |name: &str, tags: &str| format!("{}\n[tags]\n{tags}\n", named_config(name));
+    // Through the layer: it keeps the scalable target's tags, which the emulator does not.
+    let sdk = sdk_at(&realism.url(), "us-east-1").await;
+    let scaling = "[autoscaling]\nmin_count = 2\nmax_count = 4\n";
+    let with_tags = |name: &str, tags: &str| format!("{}\n{scaling}\n[tags]\n{tags}\n", named_config(name));
     let other = Cli::at(&realism.url());
     other.write_config(&with_tags("other", "team = \"payments\"\ncost = \"cc-42\""));
     let app = Cli::at(&realism.url());
@@ -705,7 +711,6 @@ async fn user_tags_are_kept_in_step_and_their_drift_repaired_on_this_stack_only(
     }
 
     // Drift: a value changed and a tag removed outside the tool; reported, then put back.
-    let sdk = sdk_at(&realism.url(), "us-east-1").await;
     let table_arn = state["resources"]["table"]["attrs"]["arn"].as_str().unwrap().to_string();
     let rogue = aws_sdk_dynamodb::types::Tag::builder().key("team").value("rogue").build().unwrap();
     sdk.dynamodb.tag_resource().resource_arn(&table_arn).tags(rogue).send().await.unwrap();
