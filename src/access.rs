@@ -166,6 +166,13 @@ pub fn tags_with(tagging: &'static str, arn: String) -> Permission {
     Permission::create(tagging).on(arn).tagging().implied()
 }
 
+/// Keeping the user's `[tags]` in step on a resource that exists (`up` puts changed values and
+/// takes off the keys the config dropped): the tagging or untagging `action` on `arn`, only on what
+/// carries the stack's tag.
+pub fn retagging(action: &'static str, arn: String) -> Permission {
+    Permission::update(action).on(arn).tagged()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,9 +16,9 @@ use crate::commands::{access_check, verify};
 use crate::commands::{
     check_steps, confirm, inspect, state_home, summary, CommandError, Outputs, ResourceRow, Setup, StackState,
 };
-use crate::config::ConfigSource;
 use crate::context::Ctx;
 use crate::graph::{Direction, Graph, StepReport, StepResult};
+use crate::model::tags::{during_up, is_tag};
 use crate::model::{Change, Health, Key, Kind, Outcome, Removal, Replacing, Resource, Shape};
 use crate::progress::Progress;
 use crate::report::{self, Report, Text};
@@ -147,6 +147,46 @@ pub struct Plan {
     pub costs: Vec<String>,
     /// The monthly bill of the config, against what was applied last.
     pub cost: Bill,
+    /// The `[tags]` changes, grouped: each set of tag changes and the resources it applies to (the
+    /// rows carry them too).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<TagGroup>,
+}
+
+/// The same tag changes on several resources: one line of the plan rather than one per resource.
+#[derive(Debug, Serialize)]
+pub struct TagGroup {
+    pub changes: Vec<Change>,
+    pub resources: Vec<Key>,
+}
+
+impl TagGroup {
+    /// The rows' tag changes, grouped by identical sets, in the rows' order.
+    fn of(rows: &[PlanRow]) -> Vec<TagGroup> {
+        let mut groups: Vec<TagGroup> = vec![];
+        for row in rows.iter().filter(|r| r.action == Action::Update) {
+            let changes: Vec<Change> = row.changes.iter().filter(|c| is_tag(c)).cloned().collect();
+            if changes.is_empty() {
+                continue;
+            }
+            match groups.iter_mut().find(|g| g.changes == changes) {
+                Some(group) => group.resources.push(row.name),
+                None => groups.push(TagGroup { changes, resources: vec![row.name] }),
+            }
+        }
+        groups
+    }
+
+    /// `tags: 31 resources: tags.team: payments → platform; ...` (named when they are few).
+    fn line(&self) -> String {
+        let changes: Vec<String> = self.changes.iter().map(Change::to_string).collect();
+        let names: Vec<String> = self.resources.iter().map(Key::to_string).collect();
+        let on = match names.len() {
+            1..=3 => names.join(", "),
+            n => format!("{n} resources"),
+        };
+        format!("tags on {on}: {}", changes.join("; "))
+    }
 }
 
 /// The config's graph and the one that also covers what the state records beyond it.
@@ -297,7 +337,9 @@ impl Plan {
         let nothing_yet = rows.iter().all(|r| r.status == Health::Missing) && orphans.is_empty();
         let before = applied.map(|a| a.bill.as_slice()).filter(|b| !b.is_empty()).or(nothing_yet.then_some(&[][..]));
         let cost = setup.bill(&graphs.config.bill(&setup.config), before);
+        let tags = TagGroup::of(&resources);
         Plan {
+            tags,
             resources,
             counts,
             rollout,
@@ -390,11 +432,17 @@ impl Plan {
         self.resources.iter().all(|r| r.action == Action::Unchanged || (no_wait && r.action == Action::Wait))
     }
 
-    fn render(&self, text: &mut Text) {
+    /// The plan's table: a row per resource (those whose only changes are tags are in their group's
+    /// line instead), and its changes below it.
+    fn table(&self) -> Vec<Vec<String>> {
         let mut table = vec![];
         for r in &self.resources {
+            // A row whose only changes are tags is in its group's line below.
+            if r.action == Action::Update && !r.changes.is_empty() && r.changes.iter().all(is_tag) {
+                continue;
+            }
             table.push(vec![format!("  {}", r.action.word()), r.name.to_string(), r.detail.clone()]);
-            for change in &r.changes {
+            for change in r.changes.iter().filter(|c| r.action != Action::Update || !is_tag(c)) {
                 let note = match (change.replace, self.replacing.contains(&r.name)) {
                     (false, _) => String::new(),
                     // What it means for that resource is the row's own note, above.
@@ -405,7 +453,15 @@ impl Plan {
                 table.push(vec![String::new(), format!("  {change}{note}")]);
             }
         }
+        table
+    }
+
+    fn render(&self, text: &mut Text) {
+        let table = self.table();
         text.table(&table);
+        for group in &self.tags {
+            text.line(group.line());
+        }
         if let Some(image) = &self.image {
             text.line(format!("image: {image}"));
         }
@@ -687,6 +743,7 @@ async fn apply(setup: &Setup, args: &UpArgs, ctx: &Arc<Ctx>) -> Result<ExitCode,
     confirm_plan(setup, args, &plan, converged)?;
     // From here on what is made may be ahead of what is recorded: a run that changes anything is
     // marked unfinished until it ends, so that if it is killed the next one takes back what it finds.
+    tags_syncing(ctx, &state, setup, converged).await?;
     ctx.store().commit_held(Some(setup.command).filter(|_| !converged)).await?;
     let steps = if converged {
         unchanged(graph, ctx, &rows).await?
@@ -697,7 +754,7 @@ async fn apply(setup: &Setup, args: &UpArgs, ctx: &Arc<Ctx>) -> Result<ExitCode,
     if result.is_ok() {
         result = finish_up(graph, ctx).await;
     }
-    record_finished(ctx.store(), &setup.source, graph.bill(&setup.config), result.is_ok()).await?;
+    record_finished(ctx.store(), setup, graph.bill(&setup.config), result.is_ok()).await?;
     let elapsed = if converged { started.elapsed() } else { progress.elapsed() };
     let what = if converged { "nothing to change".to_string() } else { summary(&steps) };
     note_end(&progress, ctx, result.is_ok(), &what, elapsed);
@@ -760,6 +817,14 @@ async fn verify_up(
     );
     let result = verify::failed(&checked, &done).map_or(Ok(()), Err);
     (Some(checked), result)
+}
+
+/// Before a run that changes anything: the state records the keys of the old and the new `[tags]`,
+/// so that a run killed mid-way still takes off the old ones (the end of the run records the new).
+async fn tags_syncing(ctx: &Ctx, state: &State, setup: &Setup, converged: bool) -> Result<(), CommandError> {
+    let user_tags = during_up(state.user_tags.as_ref(), &setup.config.tags);
+    ctx.store().update(|s| !converged && s.user_tags.replace(user_tags.clone()) != Some(user_tags)).await?;
+    Ok(())
 }
 
 /// What the run says before it starts: the image, and what an interrupted run left unfinished.
@@ -875,12 +940,9 @@ fn confirm_adoption(stack: &str, adoptions: &[String]) -> Result<(), CommandErro
 /// step's call either made nothing or AWS's answer was lost: what it made is then found by tag, and
 /// needs --adopt like anything else no state records), and, if every step is done, records the
 /// config applied.
-async fn record_finished(
-    store: &Store,
-    source: &ConfigSource,
-    bill: Vec<BilledLine>,
-    done: bool,
-) -> Result<(), CommandError> {
+async fn record_finished(store: &Store, setup: &Setup, bill: Vec<BilledLine>, done: bool) -> Result<(), CommandError> {
+    let source = &setup.source;
+    let user_tags = &setup.config.tags;
     let applied = Applied {
         config: source.path.clone(),
         sha256: source.sha256.clone(),
@@ -890,6 +952,12 @@ async fn record_finished(
     store
         .update(|state| {
             let finished = state.unfinished.take().is_some();
+            // Every resource carries the config's `[tags]` now, and no other key of the tool's.
+            let tagged = done && state.user_tags.clone().unwrap_or_default() != *user_tags;
+            if tagged {
+                state.user_tags = Some(user_tags.clone());
+            }
+            let finished = finished || tagged;
             let same = state
                 .applied
                 .as_ref()

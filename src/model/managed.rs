@@ -10,6 +10,7 @@ use crate::bill::Charge;
 use crate::config::Config;
 use crate::context::Ctx;
 use crate::error::StackError;
+use crate::model::tags::{retag, Retag};
 use crate::model::{
     Change, Changed, Declared, Dep, Edge, Field, Health, Inspection, Key, Outcome, Record, Scope, Sweep,
 };
@@ -171,6 +172,24 @@ pub trait Managed: Send + Sync + 'static {
     /// What `status` shows beside it when it is as the config asks (an alarm's state).
     fn note(&self, _ctx: &Scope<'_>, _live: &Self::Live) -> Option<String> {
         None
+    }
+
+    /// The tags it carries now, read with its own service's call (often already in what `find`
+    /// described); `None` for what carries no user tags. The user's `[tags]` are kept in step on
+    /// every resource that answers here (see `model::tags`).
+    async fn tags(&self, _ctx: &Scope<'_>, _live: &Self::Live) -> Result<Option<Vec<(String, String)>>, StackError> {
+        Ok(None)
+    }
+
+    /// Put `put` on it and take the keys `remove` off, with its own service's tagging calls.
+    async fn retag(
+        &self,
+        ctx: &Scope<'_>,
+        _live: &Self::Live,
+        _put: &[(String, String)],
+        _remove: &[String],
+    ) -> Result<(), StackError> {
+        Err(StackError::Refused(format!("{}: its tags cannot be changed", ctx.key())))
     }
 
     /// AWS is still settling it (e.g. `pending`): shown by `status`, waited for by `ready`.
@@ -495,13 +514,25 @@ impl<M: Managed> Driven<M> {
         let changes = match self.0.diff(ctx, &live) {
             _ if !ctx.compares_config() => vec![],
             Err(StackError::MissingDependency { .. }) => vec![],
-            other => other?.into_iter().map(|c| c.change).collect(),
+            other => other?.into_iter().map(|c| c.change).collect::<Vec<_>>(),
+        };
+        let changes = match ctx.compares_config() {
+            true => [changes, self.tag_changes(ctx, &live).await?.changes].concat(),
+            false => changes,
         };
         let mut found = Inspection::found(record.id, recorded.is_some(), changes, self.0.pending(ctx, &live));
         if found.status == Health::Ok {
             found.detail = self.0.note(ctx, &live).unwrap_or_default();
         }
         Ok(found)
+    }
+
+    /// How its tags differ from the config's `[tags]`, among the keys the tool applied.
+    async fn tag_changes(&self, ctx: &Scope<'_>, live: &M::Live) -> Result<Retag, StackError> {
+        Ok(match self.0.tags(ctx, live).await? {
+            Some(have) => retag(&have, &ctx.config.tags, &ctx.applied_user_tags()),
+            None => Retag::default(),
+        })
     }
 
     async fn ensure_in(&self, ctx: &Scope<'_>, line: &Line) -> Result<Outcome, StackError> {
@@ -538,13 +569,19 @@ impl<M: Managed> Driven<M> {
                 ctx.record(&self.0.record(ctx, &live)).await?;
             }
         }
+        // Tags sent with a create are the config's; what was there already is kept in step.
+        let retagged = if created { Retag::default() } else { self.tag_changes(ctx, &live).await? };
+        if !retagged.is_empty() {
+            line.start("tagging");
+            self.0.retag(ctx, &live, &retagged.put, &retagged.remove).await?;
+        }
         self.0.ready(ctx, line, &live).await?;
         let made_by_aws = self.0.lifecycle().made_with.is_some();
         Ok(if created && !made_by_aws {
             Outcome::Created
         } else if replacing {
             Outcome::Replaced
-        } else if changes.is_empty() {
+        } else if changes.is_empty() && retagged.is_empty() {
             Outcome::Unchanged
         } else {
             Outcome::Updated

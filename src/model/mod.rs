@@ -11,6 +11,7 @@ mod managed;
 mod scope;
 mod shape;
 mod sweep;
+pub mod tags;
 
 use std::fmt;
 

@@ -129,6 +129,12 @@ impl<'a> Scope<'a> {
         self.ctx.tags(self.key(), name)
     }
 
+    /// The `[tags]` the tool applied to the stack's resources (the state's record; while `up` runs,
+    /// the old and new keys), or the config's for a state written before the record existed.
+    pub fn applied_user_tags(&self) -> std::collections::BTreeMap<String, String> {
+        self.ctx.store().read(|s| s.user_tags.clone()).unwrap_or_else(|| self.config.tags.clone())
+    }
+
     /// The tags in an SDK's own type.
     pub fn sdk_tags<T: SdkTag>(&self, name: &str) -> Vec<T> {
         self.tags(name).into_iter().map(|(k, v)| T::tag(k, v)).collect()

@@ -448,6 +448,28 @@ impl Managed for AccessLogBucket {
     type Live = BucketLive;
     type Field = BucketField;
 
+    async fn tags(&self, _ctx: &Scope<'_>, live: &BucketLive) -> Result<Option<Vec<(String, String)>>, StackError> {
+        Ok(Some(live.tags.pairs().into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()))
+    }
+
+    async fn retag(
+        &self,
+        ctx: &Scope<'_>,
+        live: &BucketLive,
+        put: &[(String, String)],
+        remove: &[String],
+    ) -> Result<(), StackError> {
+        // PutBucketTagging replaces the whole set: read as it is now (an update of this run may have
+        // put the tool's own tags back), changed only in the keys the sync names.
+        let owner = account(ctx).await?;
+        let now = tags_of(ctx.aws, &live.name).await?;
+        let kept = now.into_iter().filter(|t| !remove.iter().chain(put.iter().map(|(k, _)| k)).any(|k| k == t.key()));
+        let put = put.iter().map(|(k, v)| Tag::builder().key(k).value(v).build().expect("key and value are set"));
+        let tagging = Tagging::builder().set_tag_set(Some(kept.chain(put).collect())).build().expect("tags set");
+        let call = ctx.aws.s3.put_bucket_tagging().bucket(&live.name).expected_bucket_owner(owner);
+        call.tagging(tagging).send().await.map(drop).ctx("set the tags of bucket", &live.name)
+    }
+
     fn key(&self) -> Key {
         ACCESS_LOG_BUCKET
     }
@@ -562,7 +584,9 @@ impl Managed for AccessLogBucket {
         let wanted_policy = bucket_policy(&live.name, &account, ctx.region);
         let days = ctx.config.load_balancer.access_logs_expiration_days;
         let on_off = |on: bool| if on { "all blocked" } else { "not all blocked" };
-        let wanted_tags = ctx.tags(&live.name);
+        // The tool's own tags here; the user's `[tags]` are kept in step by `tags`/`retag`.
+        let wanted_tags: Vec<(String, String)> =
+            ctx.tags(&live.name).into_iter().filter(|(k, _)| !ctx.config.tags.contains_key(k)).collect();
         let tag_list = |pairs: Vec<(&str, &str)>| {
             let mut shown: Vec<String> = pairs
                 .into_iter()

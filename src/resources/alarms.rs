@@ -7,7 +7,7 @@
 
 use async_trait::async_trait;
 use aws_sdk_cloudwatch::types::{
-    AlarmType, ComparisonOperator, Dimension, Metric, MetricAlarm, MetricDataQuery, MetricStat, StateValue,
+    AlarmType, ComparisonOperator, Dimension, Metric, MetricAlarm, MetricDataQuery, MetricStat, StateValue, Tag,
 };
 use futures::future::BoxFuture;
 
@@ -21,6 +21,7 @@ use crate::model::{
 };
 use crate::progress::Line;
 use crate::resources::load_balancer::{LOAD_BALANCER, TARGET_GROUP};
+use crate::model::tags::Seen;
 use crate::resources::tags::TagPairs;
 
 const ALARM: Kind = Kind::new("cloudwatch:alarm");
@@ -341,6 +342,8 @@ impl Managed for Alarm {
             Permission::create("cloudwatch:PutMetricAlarm").on(alarm.clone()).tagging(),
             access::tags_with("cloudwatch:TagResource", alarm.clone()),
             Permission::update("cloudwatch:PutMetricAlarm").on(alarm.clone()).tagged(),
+            access::retagging("cloudwatch:TagResource", alarm.clone()),
+            access::retagging("cloudwatch:UntagResource", alarm.clone()),
             Permission::delete("cloudwatch:DeleteAlarms").on(alarm).tagged(),
         ]
     }
@@ -370,6 +373,7 @@ impl Managed for Alarm {
         // Deleted between the two calls: gone.
         let Some(tags) = found(call.send().await.ctx("list the tags of alarm", &name))? else { return Ok(None) };
         ctx.owned(self.key(), format!("CloudWatch alarm {name}"), tags.tags().pairs())?;
+        ctx.run::<Seen>().note(arn, tags.tags().pairs());
         Ok(Some(alarm))
     }
 
@@ -387,6 +391,38 @@ impl Managed for Alarm {
             .field(AlarmField::Dimensions, &show_dimensions(live_dimensions(live)), &show_dimensions(&dims))
             .field(AlarmField::Definition, &show_definition(live), &show_definition(&want));
         Ok(diff.into_changes())
+    }
+
+    /// Its tags for the `[tags]` sync: as `find` read them in this run.
+    async fn tags(&self, ctx: &Scope<'_>, live: &MetricAlarm) -> Result<Option<Vec<(String, String)>>, StackError> {
+        let arn = live.alarm_arn().unwrap_or_default();
+        if let Some(seen) = ctx.run::<Seen>().get(arn) {
+            return Ok(Some(seen));
+        }
+        let out = ctx.aws.cloudwatch.list_tags_for_resource().resource_arn(arn).send().await;
+        let tags = found(out.ctx("list the tags of alarm", arn))?;
+        Ok(tags.map(|t| t.tags().pairs().into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()))
+    }
+
+    /// TagResource puts (and overwrites), UntagResource takes keys off.
+    async fn retag(
+        &self,
+        ctx: &Scope<'_>,
+        live: &MetricAlarm,
+        put: &[(String, String)],
+        remove: &[String],
+    ) -> Result<(), StackError> {
+        let arn = live.alarm_arn().unwrap_or_default();
+        if !put.is_empty() {
+            let tags = put.iter().map(|(k, v)| Tag::builder().key(k).value(v).build());
+            let call = ctx.aws.cloudwatch.tag_resource().resource_arn(arn).set_tags(Some(tags.collect()));
+            call.send().await.ctx("tag alarm", arn)?;
+        }
+        if !remove.is_empty() {
+            let call = ctx.aws.cloudwatch.untag_resource().resource_arn(arn).set_tag_keys(Some(remove.to_vec()));
+            call.send().await.ctx("untag alarm", arn)?;
+        }
+        Ok(())
     }
 
     /// Its state, for `status`: INSUFFICIENT_DATA until CloudWatch has datapoints, ALARM with why.

@@ -18,8 +18,8 @@ use crate::bill::{items, Charge, Quantity, Unit};
 use crate::config::{AutoscalingConfig, Config};
 use crate::error::{found, ignore_not_found, AwsContext, StackError};
 use crate::model::{
-    after, before, made_for, Attr, Changed, Dep, Diff, Edge, Field, Key, Kind, Managed, Nodes, Outcome, Record,
-    Removal, Scope, Shape, Sighting, Sweep,
+    after, before, made_for, tags::Seen, Attr, Changed, Dep, Diff, Edge, Field, Key, Kind, Managed, Nodes, Outcome,
+    Record, Removal, Scope, Shape, Sighting, Sweep,
 };
 use crate::progress::Line;
 use crate::resources::cluster::{stack_cluster, CLUSTER};
@@ -294,6 +294,34 @@ impl Managed for ScalableTarget {
     type Live = TargetLive;
     type Field = TargetField;
 
+    async fn tags(&self, ctx: &Scope<'_>, live: &TargetLive) -> Result<Option<Vec<(String, String)>>, StackError> {
+        if let Some(seen) = ctx.run::<Seen>().get(&live.arn) {
+            return Ok(Some(seen));
+        }
+        let tags = if live.arn.is_empty() { None } else { target_tags(ctx, &live.arn).await? };
+        Ok(tags.map(|t| t.into_iter().collect()))
+    }
+
+    async fn retag(
+        &self,
+        ctx: &Scope<'_>,
+        live: &TargetLive,
+        put: &[(String, String)],
+        remove: &[String],
+    ) -> Result<(), StackError> {
+        let arn = &live.arn;
+        if !put.is_empty() {
+            let call =
+                ctx.aws.autoscaling.tag_resource().resource_arn(arn).set_tags(Some(put.iter().cloned().collect()));
+            call.send().await.ctx("tag", arn)?;
+        }
+        if !remove.is_empty() {
+            let call = ctx.aws.autoscaling.untag_resource().resource_arn(arn).set_tag_keys(Some(remove.to_vec()));
+            call.send().await.ctx("untag", arn)?;
+        }
+        Ok(())
+    }
+
     fn sweep(&self) -> Sweep {
         Sweep::Listed(sweep_targets)
     }
@@ -305,6 +333,8 @@ impl Managed for ScalableTarget {
             Permission::find("application-autoscaling:ListTagsForResource").on(target.clone()),
             Permission::create("application-autoscaling:RegisterScalableTarget").on(target.clone()).tagging(),
             access::tags_with("application-autoscaling:TagResource", target.clone()),
+            access::retagging("application-autoscaling:TagResource", target.clone()),
+            access::retagging("application-autoscaling:UntagResource", target.clone()),
             // The first registration of an account makes its service-linked role, through which
             // Application Auto Scaling reads and updates the service.
             Permission::create("iam:CreateServiceLinkedRole")
@@ -378,6 +408,9 @@ impl Managed for ScalableTarget {
             _ if live.arn.is_empty() => None,
             _ => target_tags(ctx, &live.arn).await?,
         };
+        if let Some(tags) = &tags {
+            ctx.run::<Seen>().note(&live.arn, tags.pairs());
+        }
         check_tags(ctx, &live, tags)?;
         Ok(Some(live))
     }

@@ -11,8 +11,8 @@ use crate::bill::Charge;
 use crate::config::Config;
 use crate::error::{AwsContext, StackError};
 use crate::model::{
-    owner_tags, Attr, Changed, Dep, Diff, Field, Inspection, Key, Kind, Lifecycle, Managed, Nodes, Outcome, Record,
-    Scope, Shape, Sighting, Sweep, Wait,
+    owner_tags, tags::Seen, Attr, Changed, Dep, Diff, Field, Inspection, Key, Kind, Lifecycle, Managed, Nodes, Outcome,
+    Record, Scope, Shape, Sighting, Sweep, Wait,
 };
 use crate::progress::Line;
 use crate::resources::acm::{certificates_for, describe, every_certificate, validation_record};
@@ -84,6 +84,7 @@ pub fn idempotency_token(stack: &str, domain: &str, region: &str) -> String {
 
 async fn owned(ctx: &Scope<'_>, arn: &str) -> Result<Result<(), String>, StackError> {
     let out = ctx.aws.acm.list_tags_for_certificate().certificate_arn(arn).send().await.ctx("list the tags of", arn)?;
+    ctx.run::<Seen>().note(arn, out.tags().pairs());
     Ok(ctx.owns(CERTIFICATE, out.tags().pairs()))
 }
 
@@ -112,6 +113,43 @@ impl Managed for Certificate {
     type Live = CertificateDetail;
     type Field = CertificateField;
 
+    async fn tags(
+        &self,
+        ctx: &Scope<'_>,
+        live: &CertificateDetail,
+    ) -> Result<Option<Vec<(String, String)>>, StackError> {
+        let arn = live.certificate_arn().unwrap_or_default();
+        if let Some(seen) = ctx.run::<Seen>().get(arn) {
+            return Ok(Some(seen));
+        }
+        let out = ctx.aws.acm.list_tags_for_certificate().certificate_arn(arn).send().await;
+        let tags = crate::error::found(out.ctx("list the tags of", arn))?;
+        Ok(tags.map(|t| t.tags().pairs().into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()))
+    }
+
+    async fn retag(
+        &self,
+        ctx: &Scope<'_>,
+        live: &CertificateDetail,
+        put: &[(String, String)],
+        remove: &[String],
+    ) -> Result<(), StackError> {
+        let arn = live.certificate_arn().unwrap_or_default();
+        if !put.is_empty() {
+            let tags = put
+                .iter()
+                .map(|(k, v)| aws_sdk_acm::types::Tag::builder().key(k).value(v).build().expect("key is set"));
+            let call = ctx.aws.acm.add_tags_to_certificate().certificate_arn(arn).set_tags(Some(tags.collect()));
+            call.send().await.ctx("tag", arn)?;
+        }
+        if !remove.is_empty() {
+            let tags = remove.iter().map(|k| aws_sdk_acm::types::Tag::builder().key(k).build().expect("key is set"));
+            let call = ctx.aws.acm.remove_tags_from_certificate().certificate_arn(arn).set_tags(Some(tags.collect()));
+            call.send().await.ctx("untag", arn)?;
+        }
+        Ok(())
+    }
+
     fn sweep(&self) -> Sweep {
         Sweep::Listed(sweep_certificates)
     }
@@ -124,6 +162,8 @@ impl Managed for Certificate {
             Permission::find("acm:ListCertificates"),
             Permission::create("acm:RequestCertificate").tagging(),
             access::tags_with("acm:AddTagsToCertificate", certificate.clone()),
+            access::retagging("acm:AddTagsToCertificate", certificate.clone()),
+            access::retagging("acm:RemoveTagsFromCertificate", certificate.clone()),
             Permission::create("acm:DescribeCertificate").on(certificate.clone()),
             Permission::delete("acm:DeleteCertificate").on(certificate).tagged(),
         ]

@@ -77,6 +77,30 @@ pub struct Cluster;
 
 /// The cluster's `containerInsights` setting; a cluster without it has Container Insights off
 /// (unless the account's default turns it on, which DescribeClusters then reports as the setting).
+/// ECS tags as (key, value) pairs, for the `[tags]` sync.
+pub(crate) fn ecs_pairs(tags: &[aws_sdk_ecs::types::Tag]) -> Option<Vec<(String, String)>> {
+    Some(tags.pairs().into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+}
+
+/// Keep the user's tags in step on an ECS resource (the cluster, the service, the task definition's
+/// current revision): TagResource puts (and overwrites), UntagResource takes keys off.
+pub(crate) async fn ecs_retag(
+    ctx: &Scope<'_>,
+    arn: &str,
+    put: &[(String, String)],
+    remove: &[String],
+) -> Result<(), StackError> {
+    if !put.is_empty() {
+        let tags = put.iter().map(|(k, v)| aws_sdk_ecs::types::Tag::builder().key(k).value(v).build());
+        ctx.aws.ecs.tag_resource().resource_arn(arn).set_tags(Some(tags.collect())).send().await.ctx("tag", arn)?;
+    }
+    if !remove.is_empty() {
+        let call = ctx.aws.ecs.untag_resource().resource_arn(arn).set_tag_keys(Some(remove.to_vec()));
+        call.send().await.ctx("untag", arn)?;
+    }
+    Ok(())
+}
+
 fn insights_of(cluster: &ClusterObject) -> &str {
     cluster
         .settings()
@@ -125,6 +149,20 @@ impl Managed for Cluster {
     type Live = ClusterObject;
     type Field = ClusterDiff;
 
+    async fn tags(&self, _ctx: &Scope<'_>, live: &ClusterObject) -> Result<Option<Vec<(String, String)>>, StackError> {
+        Ok(ecs_pairs(live.tags()))
+    }
+
+    async fn retag(
+        &self,
+        ctx: &Scope<'_>,
+        live: &ClusterObject,
+        put: &[(String, String)],
+        remove: &[String],
+    ) -> Result<(), StackError> {
+        ecs_retag(ctx, live.cluster_arn().unwrap_or_default(), put, remove).await
+    }
+
     fn sweep(&self) -> Sweep {
         Sweep::Listed(sweep_clusters)
     }
@@ -138,6 +176,8 @@ impl Managed for Cluster {
             Permission::inspect("ecs:DescribeClusters").on(arn("ecs", "cluster/*")),
             Permission::create("ecs:CreateCluster").on(cluster.clone()).tagging(),
             access::tags_on_create("ecs:TagResource", "CreateCluster", cluster.clone()),
+            access::retagging("ecs:TagResource", cluster.clone()),
+            access::retagging("ecs:UntagResource", cluster.clone()),
             // ECS makes its service-linked role on an account's first cluster.
             Permission::create("iam:CreateServiceLinkedRole")
                 .on(global_arn("iam", true, "role/aws-service-role/ecs.amazonaws.com/*"))

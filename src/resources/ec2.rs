@@ -4,8 +4,8 @@
 use std::future::Future;
 
 use aws_sdk_ec2::types::{
-    Address, Filter, InternetGateway, NatGateway, ResourceType, RouteTable, SecurityGroup, Subnet, TagSpecification,
-    Vpc,
+    Address, Filter, InternetGateway, NatGateway, ResourceType, RouteTable, SecurityGroup, Subnet, Tag,
+    TagSpecification, Vpc,
 };
 
 use crate::context::{RESOURCE_TAG, STACK_TAG};
@@ -20,6 +20,31 @@ pub const ANYWHERE: &str = "0.0.0.0/0";
 /// The tag specification for a create call: the resource is findable by tag from its first instant.
 pub fn tag_spec(ctx: &Scope<'_>, rtype: ResourceType, name: &str) -> TagSpecification {
     TagSpecification::builder().resource_type(rtype).set_tags(Some(ctx.sdk_tags(name))).build()
+}
+
+/// An EC2 object's tags, as the `[tags]` sync reads them (from the describe call `find` made).
+pub fn tags_of<T: Ec2Object>(object: &T) -> Option<Vec<(String, String)>> {
+    Some(object.tag_pairs().into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+}
+
+/// Keep the user's tags in step on an EC2 object: CreateTags puts (and overwrites) values, DeleteTags
+/// takes keys off. Both act on the one object (its stack tag is the policy's condition).
+pub async fn retag<T: Ec2Object>(
+    ctx: &Scope<'_>,
+    object: &T,
+    put: &[(String, String)],
+    remove: &[String],
+) -> Result<(), StackError> {
+    let id = object.object_id();
+    if !put.is_empty() {
+        let tags = put.iter().map(|(k, v)| Tag::builder().key(k).value(v).build());
+        ctx.aws.ec2.create_tags().resources(id).set_tags(Some(tags.collect())).send().await.ctx("tag", id)?;
+    }
+    if !remove.is_empty() {
+        let tags = remove.iter().map(|k| Tag::builder().key(k).build());
+        ctx.aws.ec2.delete_tags().resources(id).set_tags(Some(tags.collect())).send().await.ctx("untag", id)?;
+    }
+    Ok(())
 }
 
 /// Filters that ask EC2 for the resource `key` of this stack (a hint: the answer is checked).

@@ -21,7 +21,7 @@ use crate::model::{
     Record, Scope, Shape, Sighting, Sweep,
 };
 use crate::progress::Line;
-use crate::resources::ec2::{any_stack, sightings, tag_spec, Ec2Object, Within};
+use crate::resources::ec2::{self, any_stack, sightings, tag_spec, Ec2Object, Within};
 use crate::resources::iam::{self, arn_home, ArnHome, RoleField, RoleLive};
 use crate::resources::kms::KMS_REQUESTS;
 use crate::resources::logs::{self, group_arn};
@@ -148,6 +148,20 @@ impl Managed for FlowLogGroup {
     type Live = Group;
     type Field = GroupField;
 
+    async fn tags(&self, ctx: &Scope<'_>, live: &Group) -> Result<Option<Vec<(String, String)>>, StackError> {
+        logs::group_tags(ctx, live).await
+    }
+
+    async fn retag(
+        &self,
+        ctx: &Scope<'_>,
+        live: &Group,
+        put: &[(String, String)],
+        remove: &[String],
+    ) -> Result<(), StackError> {
+        logs::retag_group(ctx, live, put, remove).await
+    }
+
     fn key(&self) -> Key {
         FLOW_LOG_GROUP
     }
@@ -245,6 +259,20 @@ fn wanted_role(ctx: &Scope<'_>) -> Result<(Value, Value), StackError> {
 impl Managed for FlowLogRole {
     type Live = RoleLive;
     type Field = RoleField;
+
+    async fn tags(&self, _ctx: &Scope<'_>, live: &RoleLive) -> Result<Option<Vec<(String, String)>>, StackError> {
+        Ok(Some(live.tags.clone()))
+    }
+
+    async fn retag(
+        &self,
+        ctx: &Scope<'_>,
+        live: &RoleLive,
+        put: &[(String, String)],
+        remove: &[String],
+    ) -> Result<(), StackError> {
+        iam::retag_role(ctx, live, put, remove).await
+    }
 
     fn key(&self) -> Key {
         FLOW_LOG_ROLE
@@ -367,6 +395,20 @@ impl Managed for FlowLog {
     type Live = FlowLogObject;
     type Field = FlowLogField;
 
+    async fn tags(&self, _ctx: &Scope<'_>, live: &FlowLogObject) -> Result<Option<Vec<(String, String)>>, StackError> {
+        Ok(ec2::tags_of(live))
+    }
+
+    async fn retag(
+        &self,
+        ctx: &Scope<'_>,
+        live: &FlowLogObject,
+        put: &[(String, String)],
+        remove: &[String],
+    ) -> Result<(), StackError> {
+        ec2::retag(ctx, live, put, remove).await
+    }
+
     fn key(&self) -> Key {
         FLOW_LOG
     }
@@ -394,6 +436,8 @@ impl Managed for FlowLog {
                     .implied(),
             ]);
         }
+        permissions.push(access::retagging("ec2:CreateTags", flow_log.clone()));
+        permissions.push(access::retagging("ec2:DeleteTags", flow_log.clone()));
         permissions.push(Permission::update("ec2:DeleteFlowLogs").on(flow_log.clone()).tagged());
         permissions.push(Permission::delete("ec2:DeleteFlowLogs").on(flow_log).tagged());
         permissions

@@ -19,7 +19,7 @@ use crate::model::{
     Scope, Shape, Sighting, Sweep,
 };
 use crate::progress::Line;
-use crate::resources::ec2::{any_stack, filter, locate, sightings, tag_spec, Ec2Object};
+use crate::resources::ec2::{self, any_stack, filter, locate, sightings, tag_spec, Ec2Object};
 use crate::resources::network::{self, in_stack_vpc, PRIVATE_ROUTE_TABLE, VPC};
 use crate::resources::tags::TagPairs;
 
@@ -230,6 +230,20 @@ impl Managed for GatewayEndpoint {
     type Live = EndpointLive;
     type Field = EndpointField;
 
+    async fn tags(&self, _ctx: &Scope<'_>, live: &EndpointLive) -> Result<Option<Vec<(String, String)>>, StackError> {
+        Ok(ec2::tags_of(&live.endpoint))
+    }
+
+    async fn retag(
+        &self,
+        ctx: &Scope<'_>,
+        live: &EndpointLive,
+        put: &[(String, String)],
+        remove: &[String],
+    ) -> Result<(), StackError> {
+        ec2::retag(ctx, &live.endpoint, put, remove).await
+    }
+
     fn key(&self) -> Key {
         self.service.key()
     }
@@ -250,6 +264,8 @@ impl Managed for GatewayEndpoint {
             Permission::create("ec2:CreateVpcEndpoint").on(arn("ec2", "vpc/*")).tagged(),
             Permission::create("ec2:CreateVpcEndpoint").on(table.clone()).tagged(),
             access::tags_on_create("ec2:CreateTags", "CreateVpcEndpoint", endpoint.clone()),
+            access::retagging("ec2:CreateTags", endpoint.clone()),
+            access::retagging("ec2:DeleteTags", endpoint.clone()),
             Permission::update("ec2:ModifyVpcEndpoint").on(endpoint.clone()).tagged(),
             Permission::update("ec2:ModifyVpcEndpoint").on(table).tagged(),
             Permission::delete("ec2:DeleteVpcEndpoints").on(endpoint).tagged(),

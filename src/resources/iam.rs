@@ -238,6 +238,8 @@ pub struct RoleLive {
     pub managed: Vec<String>,
     /// The permissions boundary's policy ARN, if the role has one.
     pub boundary: Option<String>,
+    /// Its tags (GetRole answers them).
+    pub tags: Vec<(String, String)>,
 }
 
 /// What a role can differ in.
@@ -291,6 +293,7 @@ pub async fn read_role(ctx: &Scope<'_>, key: Key, name: &str) -> Result<Option<R
         policy,
         managed,
         boundary: r.permissions_boundary().and_then(|b| b.permissions_boundary_arn()).map(str::to_string),
+        tags: r.tags().pairs().into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
     }))
 }
 
@@ -298,6 +301,20 @@ pub async fn read_role(ctx: &Scope<'_>, key: Key, name: &str) -> Result<Option<R
 impl Managed for Role {
     type Live = RoleLive;
     type Field = RoleField;
+
+    async fn tags(&self, _ctx: &Scope<'_>, live: &RoleLive) -> Result<Option<Vec<(String, String)>>, StackError> {
+        Ok(Some(live.tags.clone()))
+    }
+
+    async fn retag(
+        &self,
+        ctx: &Scope<'_>,
+        live: &RoleLive,
+        put: &[(String, String)],
+        remove: &[String],
+    ) -> Result<(), StackError> {
+        retag_role(ctx, live, put, remove).await
+    }
 
     fn sweep(&self) -> Sweep {
         Sweep::Listed(sweep_roles)
@@ -418,6 +435,8 @@ pub fn role_permissions(role: String) -> Vec<Permission> {
         Permission::inspect("iam:ListRoles"),
         Permission::create("iam:CreateRole").on(role.clone()).tagging(),
         access::tags_with("iam:TagRole", role.clone()),
+        access::retagging("iam:TagRole", role.clone()),
+        access::retagging("iam:UntagRole", role.clone()),
         Permission::update("iam:PutRolePolicy").on(role.clone()).tagged(),
         Permission::update("iam:UpdateAssumeRolePolicy").on(role.clone()).tagged(),
         Permission::update("iam:DetachRolePolicy").on(role.clone()).tagged(),
@@ -475,11 +494,33 @@ pub async fn create_role(ctx: &Scope<'_>, key: Key, name: &str, trust: &Value) -
             policy: None,
             managed: vec![],
             boundary: ctx.config.iam.permissions_boundary.clone(),
+            tags: ctx.tags(name),
         }),
         // Created by an interrupted run a moment ago (and checked to be ours).
         Err(e) if e.has_code(&["EntityAlreadyExists"]) => read_role(ctx, key, name).await?.ok_or(e),
         Err(e) => Err(e),
     }
+}
+
+/// Keep the user's tags in step on a role: TagRole puts (and overwrites), UntagRole takes keys off.
+pub async fn retag_role(
+    ctx: &Scope<'_>,
+    live: &RoleLive,
+    put: &[(String, String)],
+    remove: &[String],
+) -> Result<(), StackError> {
+    let name = &live.name;
+    if !put.is_empty() {
+        let tags = put
+            .iter()
+            .map(|(k, v)| aws_sdk_iam::types::Tag::builder().key(k).value(v).build().expect("key and value are set"));
+        ctx.aws.iam.tag_role().role_name(name).set_tags(Some(tags.collect())).send().await.ctx("tag role", name)?;
+    }
+    if !remove.is_empty() {
+        let call = ctx.aws.iam.untag_role().role_name(name).set_tag_keys(Some(remove.to_vec()));
+        call.send().await.ctx("untag role", name)?;
+    }
+    Ok(())
 }
 
 /// Applies `changes` to `live`: its inline `policy`, its `trust`, no managed policies, the boundary.

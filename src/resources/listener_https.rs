@@ -19,8 +19,8 @@ use crate::progress::Line;
 use crate::resources::acm;
 use crate::resources::certificate::{CERTIFICATE, CERTIFICATE_ISSUED};
 use crate::resources::load_balancer::{
-    check_tags, default_action, delete_listener, find_listener, forward_to, listener_permissions, load_balancer_name,
-    show_action, sweep_listeners, LISTENER, LISTENER_KIND, LOAD_BALANCER, TARGET_GROUP,
+    check_tags, default_action, delete_listener, elb_retag, elb_tags, find_listener, forward_to, listener_permissions,
+    load_balancer_name, show_action, sweep_listeners, LISTENER, LISTENER_KIND, LOAD_BALANCER, TARGET_GROUP,
 };
 use crate::wait::{self, budget};
 
@@ -140,6 +140,20 @@ fn covers(detail: &aws_sdk_acm::types::CertificateDetail, domain: &str) -> bool 
 impl Managed for ListenerHttps {
     type Live = ListenerObject;
     type Field = HttpsField;
+
+    async fn tags(&self, ctx: &Scope<'_>, live: &ListenerObject) -> Result<Option<Vec<(String, String)>>, StackError> {
+        elb_tags(ctx, live.listener_arn().unwrap_or_default()).await
+    }
+
+    async fn retag(
+        &self,
+        ctx: &Scope<'_>,
+        live: &ListenerObject,
+        put: &[(String, String)],
+        remove: &[String],
+    ) -> Result<(), StackError> {
+        elb_retag(ctx, live.listener_arn().unwrap_or_default(), put, remove).await
+    }
 
     fn sweep(&self) -> Sweep {
         Sweep::Listed(sweep_listeners)

@@ -19,8 +19,8 @@ use crate::config::Config;
 use crate::config::HTTPS_PORT;
 use crate::error::{found, ignore_not_found, returned, AwsContext, StackError};
 use crate::model::{
-    after, before, made_for, owner_tags, Attr, Changed, Dep, Diff, Edge, Field, Inspection, Key, Kind, Lifecycle,
-    Managed, Nodes, Outcome, Record, Scope, Shape, Sighting, Sweep, Wait,
+    after, before, made_for, owner_tags, tags::Seen, Attr, Changed, Dep, Diff, Edge, Field, Inspection, Key, Kind,
+    Lifecycle, Managed, Nodes, Outcome, Record, Scope, Shape, Sighting, Sweep, Wait,
 };
 use crate::progress::Line;
 use crate::resources::access_logs::{check_given_bucket, ACCESS_LOG_BUCKET};
@@ -237,6 +237,8 @@ pub(crate) fn listener_permissions() -> Vec<Permission> {
         Permission::create("elasticloadbalancing:CreateListener").on(load_balancer_arn()).tagged(),
         Permission::create("elasticloadbalancing:CreateListener").on(listener.clone()).tagging(),
         access::tags_on_create("elasticloadbalancing:AddTags", "CreateListener", listener.clone()),
+        access::retagging("elasticloadbalancing:AddTags", listener.clone()),
+        access::retagging("elasticloadbalancing:RemoveTags", listener.clone()),
         Permission::update("elasticloadbalancing:ModifyListener").on(listener.clone()).tagged(),
         Permission::delete("elasticloadbalancing:DeleteListener").on(listener).tagged(),
     ]
@@ -247,7 +249,36 @@ pub(crate) async fn check_tags(ctx: &Scope<'_>, key: Key, arn: &str, what: &str)
     let out = ctx.aws.elb.describe_tags().resource_arns(arn).send().await.ctx("describe the tags of", what)?;
     let description = out.tag_descriptions().iter().find(|d| d.resource_arn() == Some(arn));
     let tags = description.map(|d| d.tags()).unwrap_or_default();
+    ctx.run::<Seen>().note(arn, tags.pairs());
     ctx.owned(key, format!("{} {what}", key.kind()), tags.pairs())
+}
+
+/// An ELB resource's tags for the `[tags]` sync: as `check_tags` read them in this run's `find`.
+pub(crate) async fn elb_tags(ctx: &Scope<'_>, arn: &str) -> Result<Option<Vec<(String, String)>>, StackError> {
+    if let Some(seen) = ctx.run::<Seen>().get(arn) {
+        return Ok(Some(seen));
+    }
+    Ok(tags_of(ctx.aws, vec![arn.to_string()], arn).await?.into_iter().next().map(|(_, tags)| tags))
+}
+
+/// Keep the user's tags in step on an ELB resource: AddTags puts (and overwrites), RemoveTags takes
+/// keys off.
+pub(crate) async fn elb_retag(
+    ctx: &Scope<'_>,
+    arn: &str,
+    put: &[(String, String)],
+    remove: &[String],
+) -> Result<(), StackError> {
+    if !put.is_empty() {
+        let tags =
+            put.iter().map(|(k, v)| aws_sdk_elasticloadbalancingv2::types::Tag::builder().key(k).value(v).build());
+        ctx.aws.elb.add_tags().resource_arns(arn).set_tags(Some(tags.collect())).send().await.ctx("tag", arn)?;
+    }
+    if !remove.is_empty() {
+        let call = ctx.aws.elb.remove_tags().resource_arns(arn).set_tag_keys(Some(remove.to_vec()));
+        call.send().await.ctx("untag", arn)?;
+    }
+    Ok(())
 }
 
 /// In this stack's VPC?
@@ -370,6 +401,20 @@ impl Managed for TargetGroup {
     type Live = TgLive;
     type Field = TargetGroupField;
 
+    async fn tags(&self, ctx: &Scope<'_>, live: &TgLive) -> Result<Option<Vec<(String, String)>>, StackError> {
+        elb_tags(ctx, live.tg.target_group_arn().unwrap_or_default()).await
+    }
+
+    async fn retag(
+        &self,
+        ctx: &Scope<'_>,
+        live: &TgLive,
+        put: &[(String, String)],
+        remove: &[String],
+    ) -> Result<(), StackError> {
+        elb_retag(ctx, live.tg.target_group_arn().unwrap_or_default(), put, remove).await
+    }
+
     fn sweep(&self) -> Sweep {
         Sweep::Listed(sweep_target_groups)
     }
@@ -384,6 +429,8 @@ impl Managed for TargetGroup {
             Permission::find("elasticloadbalancing:DescribeTargetHealth"),
             Permission::create("elasticloadbalancing:CreateTargetGroup").on(tg.clone()).tagging(),
             access::tags_on_create("elasticloadbalancing:AddTags", "CreateTargetGroup", tg.clone()),
+            access::retagging("elasticloadbalancing:AddTags", tg.clone()),
+            access::retagging("elasticloadbalancing:RemoveTags", tg.clone()),
             Permission::update("elasticloadbalancing:ModifyTargetGroup").on(tg.clone()).tagged(),
             Permission::update("elasticloadbalancing:ModifyTargetGroupAttributes").on(tg.clone()).tagged(),
             Permission::delete("elasticloadbalancing:DeleteTargetGroup").on(tg).tagged(),
@@ -752,6 +799,20 @@ impl Managed for LoadBalancer {
     type Live = LbLive;
     type Field = LoadBalancerField;
 
+    async fn tags(&self, ctx: &Scope<'_>, live: &LbLive) -> Result<Option<Vec<(String, String)>>, StackError> {
+        elb_tags(ctx, live.lb.load_balancer_arn().unwrap_or_default()).await
+    }
+
+    async fn retag(
+        &self,
+        ctx: &Scope<'_>,
+        live: &LbLive,
+        put: &[(String, String)],
+        remove: &[String],
+    ) -> Result<(), StackError> {
+        elb_retag(ctx, live.lb.load_balancer_arn().unwrap_or_default(), put, remove).await
+    }
+
     fn sweep(&self) -> Sweep {
         Sweep::Listed(sweep_load_balancers)
     }
@@ -764,6 +825,8 @@ impl Managed for LoadBalancer {
             Permission::find("elasticloadbalancing:DescribeLoadBalancerAttributes"),
             Permission::create("elasticloadbalancing:CreateLoadBalancer").on(lb.clone()).tagging(),
             access::tags_on_create("elasticloadbalancing:AddTags", "CreateLoadBalancer", lb.clone()),
+            access::retagging("elasticloadbalancing:AddTags", lb.clone()),
+            access::retagging("elasticloadbalancing:RemoveTags", lb.clone()),
             // ELB makes its service-linked role on an account's first load balancer.
             Permission::create("iam:CreateServiceLinkedRole")
                 .on(global_arn("iam", true, "role/aws-service-role/elasticloadbalancing.amazonaws.com/*"))
@@ -1118,6 +1181,20 @@ impl Field for ListenerField {
 impl Managed for Listener {
     type Live = ListenerObject;
     type Field = ListenerField;
+
+    async fn tags(&self, ctx: &Scope<'_>, live: &ListenerObject) -> Result<Option<Vec<(String, String)>>, StackError> {
+        elb_tags(ctx, live.listener_arn().unwrap_or_default()).await
+    }
+
+    async fn retag(
+        &self,
+        ctx: &Scope<'_>,
+        live: &ListenerObject,
+        put: &[(String, String)],
+        remove: &[String],
+    ) -> Result<(), StackError> {
+        elb_retag(ctx, live.listener_arn().unwrap_or_default(), put, remove).await
+    }
 
     fn sweep(&self) -> Sweep {
         Sweep::Listed(sweep_listeners)

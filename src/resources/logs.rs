@@ -13,8 +13,8 @@ use crate::bill::{items, Charge, Unit};
 use crate::config::{Config, AUDIT_RETENTION_DAYS};
 use crate::error::{found, ignore_not_found, AwsContext, StackError};
 use crate::model::{
-    made_for, Attr, Changed, Dep, Diff, Field, Health, Inspection, Key, Kind, Managed, Nodes, Outcome, Record, Scope,
-    Shape, Sighting, Sweep,
+    made_for, tags::Seen, Attr, Changed, Dep, Diff, Field, Health, Inspection, Key, Kind, Managed, Nodes, Outcome,
+    Record, Scope, Shape, Sighting, Sweep,
 };
 use crate::progress::Line;
 use crate::resources::kms::{check_key, key_permissions, KMS_REQUESTS};
@@ -134,6 +134,20 @@ impl Managed for LogGroup {
     type Live = Group;
     type Field = LogsField;
 
+    async fn tags(&self, ctx: &Scope<'_>, live: &Group) -> Result<Option<Vec<(String, String)>>, StackError> {
+        group_tags(ctx, live).await
+    }
+
+    async fn retag(
+        &self,
+        ctx: &Scope<'_>,
+        live: &Group,
+        put: &[(String, String)],
+        remove: &[String],
+    ) -> Result<(), StackError> {
+        retag_group(ctx, live, put, remove).await
+    }
+
     fn sweep(&self) -> Sweep {
         Sweep::Listed(sweep_groups)
     }
@@ -250,6 +264,8 @@ pub fn group_permissions(group: String) -> Vec<Permission> {
         Permission::find("logs:ListTagsForResource").on(group.clone()),
         Permission::create("logs:CreateLogGroup").on(group.clone()).tagging(),
         access::tags_with("logs:TagResource", group.clone()),
+        access::retagging("logs:TagResource", group.clone()),
+        access::retagging("logs:UntagResource", group.clone()),
         Permission::update("logs:PutRetentionPolicy").on(group.clone()),
         Permission::delete("logs:DeleteLogGroup").on(group),
     ]
@@ -293,7 +309,39 @@ pub async fn find_group(ctx: &Scope<'_>, key: Key, name: &str) -> Result<Option<
     )?;
     let tags = tags.and_then(|t| t.tags().cloned()).unwrap_or_default();
     ctx.owned(key, format!("log group {name}"), tags.pairs())?;
+    ctx.run::<Seen>().note(&arn, tags.pairs());
     Ok(Some(group))
+}
+
+/// A group's tags for the `[tags]` sync: as `find_group` read them in this run.
+pub async fn group_tags(ctx: &Scope<'_>, group: &Group) -> Result<Option<Vec<(String, String)>>, StackError> {
+    let arn = group_arn(group);
+    if let Some(seen) = ctx.run::<Seen>().get(&arn) {
+        return Ok(Some(seen));
+    }
+    let out = ctx.aws.logs.list_tags_for_resource().resource_arn(&arn).send().await;
+    let tags = found(out.ctx("list the tags of log group", &arn))?;
+    Ok(tags.map(|t| t.tags().cloned().unwrap_or_default().into_iter().collect()))
+}
+
+/// Keep the user's tags in step on a log group: TagResource puts (and overwrites), UntagResource
+/// takes keys off.
+pub async fn retag_group(
+    ctx: &Scope<'_>,
+    group: &Group,
+    put: &[(String, String)],
+    remove: &[String],
+) -> Result<(), StackError> {
+    let arn = group_arn(group);
+    if !put.is_empty() {
+        let call = ctx.aws.logs.tag_resource().resource_arn(&arn).set_tags(Some(put.iter().cloned().collect()));
+        call.send().await.ctx("tag log group", &arn)?;
+    }
+    if !remove.is_empty() {
+        let call = ctx.aws.logs.untag_resource().resource_arn(&arn).set_tag_keys(Some(remove.to_vec()));
+        call.send().await.ctx("untag log group", &arn)?;
+    }
+    Ok(())
 }
 
 /// Creates the group `name` with the stack's tags, encrypted with `kms_key` if given (and takes it

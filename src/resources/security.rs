@@ -21,7 +21,7 @@ use crate::model::{
 };
 use crate::progress::Line;
 use crate::resources::ec2::{
-    any_stack, check, enis_holding, filter, held, locate, sightings, tag_spec, Ec2Object, ANYWHERE,
+    self, any_stack, check, enis_holding, filter, held, locate, sightings, tag_spec, Ec2Object, ANYWHERE,
 };
 use crate::resources::gateway_endpoints;
 use crate::resources::network::{in_stack_vpc, VPC};
@@ -75,6 +75,8 @@ fn group_permissions() -> Vec<Permission> {
         Permission::create("ec2:CreateSecurityGroup").on(group.clone()).tagging(),
         Permission::create("ec2:CreateSecurityGroup").on(arn("ec2", "vpc/*")).tagged(),
         crate::access::tags_on_create("ec2:CreateTags", "CreateSecurityGroup", group.clone()),
+        crate::access::retagging("ec2:CreateTags", group.clone()),
+        crate::access::retagging("ec2:DeleteTags", group.clone()),
         Permission::update("ec2:AuthorizeSecurityGroupIngress").on(group.clone()).tagged(),
         Permission::update("ec2:AuthorizeSecurityGroupEgress").on(group.clone()).tagged(),
         Permission::update("ec2:RevokeSecurityGroupIngress").on(group.clone()).tagged(),
@@ -463,6 +465,20 @@ impl Managed for AlbGroup {
     type Live = SecurityGroup;
     type Field = RulesField;
 
+    async fn tags(&self, _ctx: &Scope<'_>, live: &SecurityGroup) -> Result<Option<Vec<(String, String)>>, StackError> {
+        Ok(ec2::tags_of(live))
+    }
+
+    async fn retag(
+        &self,
+        ctx: &Scope<'_>,
+        live: &SecurityGroup,
+        put: &[(String, String)],
+        remove: &[String],
+    ) -> Result<(), StackError> {
+        ec2::retag(ctx, live, put, remove).await
+    }
+
     fn sweep(&self) -> Sweep {
         Sweep::Listed(sweep_groups)
     }
@@ -591,6 +607,20 @@ const DNS: u32 = 53;
 impl Managed for TaskGroup {
     type Live = TaskGroupLive;
     type Field = RulesField;
+
+    async fn tags(&self, _ctx: &Scope<'_>, live: &TaskGroupLive) -> Result<Option<Vec<(String, String)>>, StackError> {
+        Ok(ec2::tags_of(&live.group))
+    }
+
+    async fn retag(
+        &self,
+        ctx: &Scope<'_>,
+        live: &TaskGroupLive,
+        put: &[(String, String)],
+        remove: &[String],
+    ) -> Result<(), StackError> {
+        ec2::retag(ctx, &live.group, put, remove).await
+    }
 
     fn sweep(&self) -> Sweep {
         Sweep::Listed(sweep_groups)

@@ -18,8 +18,8 @@ use crate::bill::{items, Charge, Unit};
 use crate::config::{Config, KeyAttribute};
 use crate::error::{found, ignore_not_found, returned, AwsContext, StackError};
 use crate::model::{
-    made_for, owner_tags, Attr, Changed, Dep, Diff, Field, Health, Inspection, Key, Kind, Lifecycle, Managed, Nodes,
-    Outcome, Prepared, Record, Retention, Scope, Shape, Sighting, Sweep, RETAINED,
+    made_for, owner_tags, tags::Seen, Attr, Changed, Dep, Diff, Field, Health, Inspection, Key, Kind, Lifecycle,
+    Managed, Nodes, Outcome, Prepared, Record, Retention, Scope, Shape, Sighting, Sweep, RETAINED,
 };
 use crate::progress::Line;
 use crate::resources::kms::{check_key, key_permissions, KMS_REQUESTS};
@@ -241,6 +241,38 @@ impl Managed for Table {
     type Live = TableLive;
     type Field = TableField;
 
+    async fn tags(&self, ctx: &Scope<'_>, live: &TableLive) -> Result<Option<Vec<(String, String)>>, StackError> {
+        let arn = live.table.table_arn().unwrap_or_default();
+        if let Some(seen) = ctx.run::<Seen>().get(arn) {
+            return Ok(Some(seen));
+        }
+        let out = ctx.aws.dynamodb.list_tags_of_resource().resource_arn(arn).send().await;
+        let tags = found(out.ctx("list the tags of table", arn))?;
+        Ok(tags.map(|t| t.tags().iter().map(|t| (t.key().to_string(), t.value().to_string())).collect()))
+    }
+
+    async fn retag(
+        &self,
+        ctx: &Scope<'_>,
+        live: &TableLive,
+        put: &[(String, String)],
+        remove: &[String],
+    ) -> Result<(), StackError> {
+        let arn = live.table.table_arn().unwrap_or_default();
+        if !put.is_empty() {
+            let tags = put.iter().map(|(k, v)| {
+                aws_sdk_dynamodb::types::Tag::builder().key(k).value(v).build().expect("key and value are set")
+            });
+            let call = ctx.aws.dynamodb.tag_resource().resource_arn(arn).set_tags(Some(tags.collect()));
+            call.send().await.ctx("tag table", arn)?;
+        }
+        if !remove.is_empty() {
+            let call = ctx.aws.dynamodb.untag_resource().resource_arn(arn).set_tag_keys(Some(remove.to_vec()));
+            call.send().await.ctx("untag table", arn)?;
+        }
+        Ok(())
+    }
+
     fn sweep(&self) -> Sweep {
         Sweep::Listed(sweep_tables)
     }
@@ -271,6 +303,8 @@ impl Managed for Table {
             Permission::find("dynamodb:ListTables"),
             Permission::create("dynamodb:CreateTable").on(table.clone()).tagging(),
             access::tags_with("dynamodb:TagResource", table.clone()),
+            access::retagging("dynamodb:TagResource", table.clone()),
+            access::retagging("dynamodb:UntagResource", table.clone()),
             Permission::find("dynamodb:DescribeContinuousBackups").on(table.clone()),
             Permission::update("dynamodb:UpdateTable").on(table.clone()).tagged(),
             Permission::update("dynamodb:UpdateContinuousBackups").on(table.clone()).tagged(),
@@ -383,9 +417,10 @@ impl Managed for Table {
         let arn = table.table_arn().unwrap_or_default().to_string();
         let tags = match early_tags {
             Some(Ok(Some(tags))) if recorded_arn.as_deref() == Some(arn.as_str()) => tags,
-            _ => tags_of(arn).await?,
+            _ => tags_of(arn.clone()).await?,
         };
         ctx.owned(TABLE, format!("table {name}"), tags.pairs())?;
+        ctx.run::<Seen>().note(&arn, tags.pairs());
         let recovery = recovery_of(ctx, &name).await?;
         Ok(Some(TableLive { name, table, recovery }))
     }

@@ -138,8 +138,20 @@ pub struct State {
     /// asking). Names that run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unfinished: Option<String>,
+    /// The `[tags]` the tool put on the stack's resources (key → value): a key the config drops is
+    /// taken off only if it is here, so tags someone else added are never touched. While an `up`
+    /// runs it holds the keys of both the old and the new `[tags]` (a kill mid-way loses neither);
+    /// a finished `up` sets it to the config's. Absent in a state written before it existed: the
+    /// config's `[tags]` are taken as the applied ones. Not written while empty (a stack without
+    /// `[tags]` has the state it had before the record existed).
+    #[serde(default, skip_serializing_if = "no_user_tags")]
+    pub user_tags: Option<BTreeMap<String, String>>,
     #[serde(default)]
     pub resources: BTreeMap<String, Recorded>,
+}
+
+fn no_user_tags(tags: &Option<BTreeMap<String, String>>) -> bool {
+    tags.as_ref().is_none_or(BTreeMap::is_empty)
 }
 
 impl State {
@@ -150,6 +162,7 @@ impl State {
             region: region.into(),
             applied: None,
             unfinished: None,
+            user_tags: None,
             resources: BTreeMap::new(),
         }
     }

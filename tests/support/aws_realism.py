@@ -3162,6 +3162,17 @@ class Realism:
                 for gsi in desc.get("GlobalSecondaryIndexes") or []:
                     gsi["IndexStatus"] = "CREATING"
 
+    def pre_dynamodb_TagResource(self, ctx: Ctx):
+        """DynamoDB's TagResource overwrites the value of a key the table has; the emulator adds a
+        second tag of the same key. The keys go first, so the one sent is the one kept."""
+        keys = [t.get("Key") for t in ctx.json.get("Tags") or []]
+        if keys and ctx.json.get("ResourceArn"):
+            try:
+                self.call_json(ctx, "dynamodb", "UntagResource", {"ResourceArn": ctx.json["ResourceArn"], "TagKeys": keys})
+            except UpstreamError:
+                pass  # the call itself then answers as AWS would (an unknown table)
+        return None
+
     def pre_dynamodb_DescribeTable(self, ctx: Ctx):
         name = self.table_name(ctx.json.get("TableName"))
         if self.table_status(name, ctx.now) == "DELETING":

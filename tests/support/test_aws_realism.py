@@ -613,6 +613,16 @@ class StateTests(unittest.TestCase):
         self.assertGreaterEqual(time.time() - t1, CONFIG["table_deleting_s"] * SCALE - TOL)
 
 
+    def test_03b_dynamodb_tag_resource_overwrites_a_keys_value(self):
+        ddb = C["dynamodb"]
+        t = name("tagged")
+        arn = ddb.create_table(TableName=t, AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}],
+                               KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}], BillingMode="PAY_PER_REQUEST",
+                               Tags=[{"Key": "team", "Value": "payments"}])["TableDescription"]["TableArn"]
+        ddb.tag_resource(ResourceArn=arn, Tags=[{"Key": "team", "Value": "platform"}, {"Key": "owner", "Value": "ops"}])
+        tags = sorted((x["Key"], x["Value"]) for x in ddb.list_tags_of_resource(ResourceArn=arn)["Tags"])
+        self.assertEqual(tags, [("owner", "ops"), ("team", "platform")])
+
 class EcsServiceTests(unittest.TestCase):
 
     def test_03_service_settings_kept_and_checked(self):

@@ -22,7 +22,7 @@ use crate::model::{
 };
 use crate::progress::Line;
 use crate::resources::ec2::{
-    any_stack, check, filter, locate, name_holders, sightings, tag_filters, tag_spec, Ec2Object, Within, ANYWHERE,
+    self, any_stack, check, filter, locate, name_holders, sightings, tag_filters, tag_spec, Ec2Object, Within, ANYWHERE,
 };
 use crate::state::location::{tag_value, STATE_TAG};
 use crate::wait::{self, budget, Poll};
@@ -316,6 +316,20 @@ impl Managed for Vpc {
     type Live = VpcLive;
     type Field = VpcField;
 
+    async fn tags(&self, _ctx: &Scope<'_>, live: &VpcLive) -> Result<Option<Vec<(String, String)>>, StackError> {
+        Ok(ec2::tags_of(&live.vpc))
+    }
+
+    async fn retag(
+        &self,
+        ctx: &Scope<'_>,
+        live: &VpcLive,
+        put: &[(String, String)],
+        remove: &[String],
+    ) -> Result<(), StackError> {
+        ec2::retag(ctx, &live.vpc, put, remove).await
+    }
+
     fn sweep(&self) -> Sweep {
         Sweep::Listed(sweep_vpcs)
     }
@@ -329,6 +343,8 @@ impl Managed for Vpc {
             Permission::create("ec2:DescribeAvailabilityZones"),
             Permission::create("ec2:CreateVpc").on(vpc.clone()).tagging(),
             access::tags_on_create("ec2:CreateTags", "CreateVpc", vpc.clone()),
+            access::retagging("ec2:CreateTags", vpc.clone()),
+            access::retagging("ec2:DeleteTags", vpc.clone()),
             Permission::update("ec2:ModifyVpcAttribute").on(vpc.clone()).tagged(),
             Permission::delete("ec2:DeleteVpc").on(vpc).tagged(),
             // A delete refused past its wait names the interfaces still in the VPC.
@@ -494,6 +510,20 @@ impl Managed for Subnet {
     type Live = Sn;
     type Field = NoField;
 
+    async fn tags(&self, _ctx: &Scope<'_>, live: &Sn) -> Result<Option<Vec<(String, String)>>, StackError> {
+        Ok(ec2::tags_of(live))
+    }
+
+    async fn retag(
+        &self,
+        ctx: &Scope<'_>,
+        live: &Sn,
+        put: &[(String, String)],
+        remove: &[String],
+    ) -> Result<(), StackError> {
+        ec2::retag(ctx, live, put, remove).await
+    }
+
     fn sweep(&self) -> Sweep {
         Sweep::Listed(sweep_subnets)
     }
@@ -505,6 +535,8 @@ impl Managed for Subnet {
             Permission::create("ec2:CreateSubnet").on(subnet.clone()).tagging(),
             Permission::create("ec2:CreateSubnet").on(arn("ec2", "vpc/*")).tagged(),
             access::tags_on_create("ec2:CreateTags", "CreateSubnet", subnet.clone()),
+            access::retagging("ec2:CreateTags", subnet.clone()),
+            access::retagging("ec2:DeleteTags", subnet.clone()),
             Permission::delete("ec2:DeleteSubnet").on(subnet).tagged(),
             // A delete refused past its wait names the interfaces still in the subnet.
             Permission::delete("ec2:DescribeNetworkInterfaces"),
@@ -622,6 +654,20 @@ impl Managed for InternetGateway {
     type Live = Igw;
     type Field = IgwField;
 
+    async fn tags(&self, _ctx: &Scope<'_>, live: &Igw) -> Result<Option<Vec<(String, String)>>, StackError> {
+        Ok(ec2::tags_of(live))
+    }
+
+    async fn retag(
+        &self,
+        ctx: &Scope<'_>,
+        live: &Igw,
+        put: &[(String, String)],
+        remove: &[String],
+    ) -> Result<(), StackError> {
+        ec2::retag(ctx, live, put, remove).await
+    }
+
     fn sweep(&self) -> Sweep {
         Sweep::Listed(sweep_gateways)
     }
@@ -632,6 +678,8 @@ impl Managed for InternetGateway {
             Permission::find("ec2:DescribeInternetGateways"),
             Permission::create("ec2:CreateInternetGateway").on(igw.clone()).tagging(),
             access::tags_on_create("ec2:CreateTags", "CreateInternetGateway", igw.clone()),
+            access::retagging("ec2:CreateTags", igw.clone()),
+            access::retagging("ec2:DeleteTags", igw.clone()),
             Permission::update("ec2:AttachInternetGateway").on(igw.clone()).tagged(),
             Permission::update("ec2:AttachInternetGateway").on(arn("ec2", "vpc/*")).tagged(),
             Permission::delete("ec2:DetachInternetGateway").on(igw.clone()).tagged(),
@@ -780,6 +828,20 @@ impl Managed for ElasticIp {
     type Live = Address;
     type Field = NoField;
 
+    async fn tags(&self, _ctx: &Scope<'_>, live: &Address) -> Result<Option<Vec<(String, String)>>, StackError> {
+        Ok(ec2::tags_of(live))
+    }
+
+    async fn retag(
+        &self,
+        ctx: &Scope<'_>,
+        live: &Address,
+        put: &[(String, String)],
+        remove: &[String],
+    ) -> Result<(), StackError> {
+        ec2::retag(ctx, live, put, remove).await
+    }
+
     fn sweep(&self) -> Sweep {
         Sweep::Listed(sweep_addresses)
     }
@@ -790,6 +852,8 @@ impl Managed for ElasticIp {
             Permission::find("ec2:DescribeAddresses"),
             Permission::create("ec2:AllocateAddress").on(eip.clone()).tagging(),
             access::tags_on_create("ec2:CreateTags", "AllocateAddress", eip.clone()),
+            access::retagging("ec2:CreateTags", eip.clone()),
+            access::retagging("ec2:DeleteTags", eip.clone()),
             Permission::delete("ec2:ReleaseAddress").on(eip).tagged(),
         ]
     }
@@ -916,6 +980,8 @@ fn nat_permissions(made_in: &str) -> Vec<Permission> {
         Permission::create("ec2:CreateNatGateway").on(arn("ec2", made_in)).tagged(),
         Permission::create("ec2:CreateNatGateway").on(arn("ec2", "elastic-ip/*")).tagged(),
         access::tags_on_create("ec2:CreateTags", "CreateNatGateway", nat.clone()),
+        access::retagging("ec2:CreateTags", nat.clone()),
+        access::retagging("ec2:DeleteTags", nat.clone()),
         Permission::delete("ec2:DeleteNatGateway").on(nat).tagged(),
     ]
 }
@@ -924,6 +990,20 @@ fn nat_permissions(made_in: &str) -> Vec<Permission> {
 impl Managed for NatGateway {
     type Live = Nat;
     type Field = NoField;
+
+    async fn tags(&self, _ctx: &Scope<'_>, live: &Nat) -> Result<Option<Vec<(String, String)>>, StackError> {
+        Ok(ec2::tags_of(live))
+    }
+
+    async fn retag(
+        &self,
+        ctx: &Scope<'_>,
+        live: &Nat,
+        put: &[(String, String)],
+        remove: &[String],
+    ) -> Result<(), StackError> {
+        ec2::retag(ctx, live, put, remove).await
+    }
 
     fn sweep(&self) -> Sweep {
         Sweep::Listed(sweep_nat_gateways)
@@ -1144,6 +1224,20 @@ impl Managed for RouteTable {
     type Live = Rt;
     type Field = RouteField;
 
+    async fn tags(&self, _ctx: &Scope<'_>, live: &Rt) -> Result<Option<Vec<(String, String)>>, StackError> {
+        Ok(ec2::tags_of(live))
+    }
+
+    async fn retag(
+        &self,
+        ctx: &Scope<'_>,
+        live: &Rt,
+        put: &[(String, String)],
+        remove: &[String],
+    ) -> Result<(), StackError> {
+        ec2::retag(ctx, live, put, remove).await
+    }
+
     fn sweep(&self) -> Sweep {
         Sweep::Listed(sweep_route_tables)
     }
@@ -1155,6 +1249,8 @@ impl Managed for RouteTable {
             Permission::create("ec2:CreateRouteTable").on(table.clone()).tagging(),
             Permission::create("ec2:CreateRouteTable").on(arn("ec2", "vpc/*")).tagged(),
             access::tags_on_create("ec2:CreateTags", "CreateRouteTable", table.clone()),
+            access::retagging("ec2:CreateTags", table.clone()),
+            access::retagging("ec2:DeleteTags", table.clone()),
             Permission::update("ec2:CreateRoute").on(table.clone()).tagged(),
             Permission::update("ec2:ReplaceRoute").on(table.clone()).tagged(),
             Permission::update("ec2:AssociateRouteTable").on(table.clone()).tagged(),

@@ -26,7 +26,7 @@ use crate::config::Config;
 use crate::error::StackError;
 use crate::model::{Dep, Indexed, Key, Kind, Managed, NoField, Outcome, Record, Scope, Sweep};
 use crate::progress::Line;
-use crate::resources::ec2::Ec2Object;
+use crate::resources::ec2::{self, Ec2Object};
 
 pub const REGIONAL_NAT_GATEWAY: Key = Key::new("nat-gateway-regional", Kind::new("ec2:nat-gateway"));
 /// The regional NAT gateway's Elastic IP in AZ `i + 1`.
@@ -52,6 +52,20 @@ fn public_ips(nat: &Nat) -> String {
 impl Managed for RegionalNatGateway {
     type Live = Nat;
     type Field = NoField;
+
+    async fn tags(&self, _ctx: &Scope<'_>, live: &Nat) -> Result<Option<Vec<(String, String)>>, StackError> {
+        Ok(ec2::tags_of(live))
+    }
+
+    async fn retag(
+        &self,
+        ctx: &Scope<'_>,
+        live: &Nat,
+        put: &[(String, String)],
+        remove: &[String],
+    ) -> Result<(), StackError> {
+        ec2::retag(ctx, live, put, remove).await
+    }
 
     fn sweep(&self) -> Sweep {
         Sweep::Listed(sweep_nat_gateways)

@@ -21,7 +21,7 @@ use crate::model::{
 };
 use crate::progress::Line;
 use crate::resources::alarms::{self, ALARMS};
-use crate::resources::cluster::{cluster_name, stack_cluster, CLUSTER};
+use crate::resources::cluster::{cluster_name, ecs_pairs, ecs_retag, stack_cluster, CLUSTER};
 use crate::resources::ec2::{filter, wait_enis_released};
 use crate::resources::iam::{EXECUTION_ROLE, TASK_ROLE};
 use crate::resources::load_balancer::{target_health, LISTENER, LOAD_BALANCER_ACTIVE, TARGET_GROUP};
@@ -257,6 +257,20 @@ impl Managed for Service {
     type Live = ServiceLive;
     type Field = ServiceField;
 
+    async fn tags(&self, _ctx: &Scope<'_>, live: &ServiceLive) -> Result<Option<Vec<(String, String)>>, StackError> {
+        Ok(ecs_pairs(live.service.tags()))
+    }
+
+    async fn retag(
+        &self,
+        ctx: &Scope<'_>,
+        live: &ServiceLive,
+        put: &[(String, String)],
+        remove: &[String],
+    ) -> Result<(), StackError> {
+        ecs_retag(ctx, live.service.service_arn().unwrap_or_default(), put, remove).await
+    }
+
     fn sweep(&self) -> Sweep {
         Sweep::Listed(sweep_services)
     }
@@ -269,6 +283,8 @@ impl Managed for Service {
             Permission::create("ecs:DescribeServices").on(service.clone()),
             Permission::create("ecs:CreateService").on(service.clone()).tagging(),
             access::tags_on_create("ecs:TagResource", "CreateService", service.clone()),
+            access::retagging("ecs:TagResource", service.clone()),
+            access::retagging("ecs:UntagResource", service.clone()),
             Permission::update("ecs:UpdateService").on(service.clone()).tagged(),
             Permission::delete("ecs:UpdateService").on(service.clone()).tagged(),
             Permission::delete("ecs:DeleteService").on(service.clone()).tagged(),

@@ -18,10 +18,11 @@ use crate::bill::Charge;
 use crate::config::{Config, CpuArchitecture, LogMode};
 use crate::error::{returned, AwsContext, StackError};
 use crate::model::{
-    made_for, owner_tags, Attr, Changed, Declared, Dep, Diff, Field, Key, Managed, Nodes, Outcome, Record, Scope,
-    Shape, Sighting, Step, Sweep,
+    made_for, owner_tags, tags::Seen, Attr, Changed, Declared, Dep, Diff, Field, Key, Managed, Nodes, Outcome, Record,
+    Scope, Shape, Sighting, Step, Sweep,
 };
 use crate::progress::Line;
+use crate::resources::cluster::{ecs_pairs, ecs_retag};
 use crate::resources::iam::{EXECUTION_ROLE, EXECUTION_ROLE_ARN, TASK_ROLE, TASK_ROLE_ARN};
 use crate::resources::logs::LOG_GROUP;
 use crate::resources::secrets;
@@ -363,7 +364,9 @@ fn definition_permissions(verb: Verb) -> Vec<Permission> {
     let roles = global_arn("iam", true, &format!("role/{STACK}-*-role"));
     vec![
         Permission::new(verb, "ecs:RegisterTaskDefinition").on(revisions.clone()).tagging(),
-        access::tags_on_create("ecs:TagResource", "RegisterTaskDefinition", revisions),
+        access::tags_on_create("ecs:TagResource", "RegisterTaskDefinition", revisions.clone()),
+        access::retagging("ecs:TagResource", revisions.clone()),
+        access::retagging("ecs:UntagResource", revisions.clone()),
         Permission::new(verb, "iam:PassRole").on(roles).when(Condition::PassedTo("ecs-tasks.amazonaws.com")).implied(),
     ]
 }
@@ -405,6 +408,24 @@ impl Managed for TaskDefinition {
     type Live = Definition;
     type Field = DefinitionField;
 
+    async fn tags(&self, ctx: &Scope<'_>, live: &Definition) -> Result<Option<Vec<(String, String)>>, StackError> {
+        let arn = live.task_definition_arn().unwrap_or_default();
+        if let Some(seen) = ctx.run::<Seen>().get(arn) {
+            return Ok(Some(seen));
+        }
+        Ok(describe_definition(ctx, arn).await?.and_then(|(_, tags)| ecs_pairs(&tags)))
+    }
+
+    async fn retag(
+        &self,
+        ctx: &Scope<'_>,
+        live: &Definition,
+        put: &[(String, String)],
+        remove: &[String],
+    ) -> Result<(), StackError> {
+        ecs_retag(ctx, live.task_definition_arn().unwrap_or_default(), put, remove).await
+    }
+
     fn sweep(&self) -> Sweep {
         Sweep::Listed(sweep_revisions)
     }
@@ -444,6 +465,7 @@ impl Managed for TaskDefinition {
             if let Some((def, tags)) = describe_definition(ctx, &candidate).await? {
                 if def.status() == Some(&TaskDefinitionStatus::Active) {
                     owned(ctx, &candidate, &tags)?;
+                    ctx.run::<Seen>().note(def.task_definition_arn().unwrap_or_default(), tags.pairs());
                     return Ok(Some(def));
                 }
             }
