@@ -991,7 +991,8 @@ async fn container_service_and_load_balancer_options_update_in_place() {
 }
 
 /// `network.nat = "none"`: no NAT gateway, no Elastic IP, the tasks in the public subnets with a
-/// public IP (reachable only from the load balancer's group); then `single`, `per_az` and back: the new
+/// public IP (reachable only from the load balancer's group); then `single`, `per_az`, `single` (every
+/// private subnet keeps a route to an available NAT gateway throughout) and `none`: the new
 /// egress path exists and is routed before the service moves onto it, the old one goes after;
 /// `down` leaves nothing, and another stack beside it is untouched throughout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1095,10 +1096,41 @@ async fn nat_none_runs_the_tasks_public_and_switching_modes_builds_the_new_path_
     let default = table.routes().iter().find(|r| r.destination_cidr_block() == Some("0.0.0.0/0")).unwrap();
     assert_eq!(default.nat_gateway_id(), Some(id("nat-gateway-2").as_str()));
 
+    // Back to `single`: every private subnet's effective route table (its own, else the VPC's main
+    // one) sends 0.0.0.0/0 to an available NAT gateway at every sample during `up` and after it,
+    // when the second gateway and its table are gone (AZ 2's subnet moved onto table 1 first).
+    let (vpc, private) = (id("vpc"), [id("subnet-private-1"), id("subnet-private-2")]);
+    cli.write_config(&config_with(&[]));
+    let mut child = cli.command(&["up", "--yes"]).stdout(std::process::Stdio::null()).spawn().unwrap();
+    let mut checked = 0;
+    loop {
+        let done = child.try_wait().unwrap().is_some();
+        let targets = nat_egress(&sdk, &vpc, &private).await;
+        let live = available_nats(&sdk).await;
+        // A sample counts when no route moved while the gateways' states were read.
+        if nat_egress(&sdk, &vpc, &private).await == targets {
+            let dead = targets.iter().zip(&private).filter(|(t, _)| !t.as_ref().is_some_and(|t| live.contains(t)));
+            assert_eq!(dead.collect::<Vec<_>>(), [], "private subnets without egress (available: {live:?})");
+            checked += 1;
+        }
+        if done {
+            break;
+        }
+    }
+    assert!(child.wait().unwrap().success());
+    assert!(checked > 3, "{checked} samples");
+    let state = cli.state().unwrap();
+    let single = state["resources"]["nat-gateway-1"]["id"].as_str().unwrap().to_string();
+    assert_eq!(nat_egress(&sdk, &vpc, &private).await, [Some(single.clone()), Some(single)]);
+    for gone in ["nat-gateway-2", "elastic-ip-2", "route-table-private-2"] {
+        assert!(state["resources"][gone].is_null(), "{gone}");
+    }
+    assert_eq!(our_nats().await, 1);
+
     // And back to `none`: the service moves to the public subnets first, then the NAT path goes.
     cli.write_config(&none);
     let plan = cli.run(&["--output", "json", "up", "--dry-run"]).ok().json();
-    for gone in ["nat-gateway-1", "nat-gateway-2", "elastic-ip-2", "route-table-private-2", "subnet-private-1"] {
+    for gone in ["nat-gateway-1", "elastic-ip-1", "route-table-private-1", "subnet-private-1", "subnet-private-2"] {
         assert_eq!(row(&plan, gone)["action"], "delete", "{gone}: {plan}");
     }
     let mark = realism.calls().len();
@@ -1271,6 +1303,28 @@ async fn nat_regional_serves_every_az_from_one_gateway_and_switches_without_a_ga
     cli.run(&["down", "--yes"]).ok();
     assert!(leftovers(&sdk, STACK).await.is_empty(), "{:?}", leftovers(&sdk, STACK).await);
     assert_exactly_one_of(&sdk, "app-2").await;
+}
+
+/// For each of `subnets`, the NAT gateway its effective route table (its own association, else the
+/// VPC's main table) sends 0.0.0.0/0 to, if any.
+async fn nat_egress(sdk: &Sdk, vpc: &str, subnets: &[String]) -> Vec<Option<String>> {
+    let in_vpc = aws_sdk_ec2::types::Filter::builder().name("vpc-id").values(vpc).build();
+    let out = sdk.ec2.describe_route_tables().filters(in_vpc).send().await.unwrap();
+    let tables = out.route_tables();
+    let main = tables.iter().find(|t| t.associations().iter().any(|a| a.main() == Some(true)));
+    let effective = |subnet: &String| {
+        let own = tables.iter().find(|t| t.associations().iter().any(|a| a.subnet_id() == Some(subnet.as_str())));
+        let default = own.or(main)?.routes().iter().find(|r| r.destination_cidr_block() == Some("0.0.0.0/0"))?;
+        default.nat_gateway_id().map(String::from)
+    };
+    subnets.iter().map(effective).collect()
+}
+
+/// The ids of the NAT gateways in state `available`.
+async fn available_nats(sdk: &Sdk) -> Vec<String> {
+    let out = sdk.ec2.describe_nat_gateways().send().await.unwrap();
+    let available = out.nat_gateways().iter().filter(|n| n.state().is_some_and(|s| s.as_str() == "available"));
+    available.filter_map(|n| n.nat_gateway_id().map(String::from)).collect()
 }
 
 /// The emulator behind the realism layer at a fast time scale (IAM propagates at once), and an SDK on it.

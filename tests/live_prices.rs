@@ -36,6 +36,16 @@ fn a_dry_run_with_live_prices_says_so_and_marks_what_the_api_does_not_price() {
     assert_eq!(item(cost, "NAT gateway 1")["unit_price"], 0.048, "{cost}");
     assert_eq!(item(cost, "Fargate vCPU (x86_64)")["unit_price"], 0.05, "{cost}");
     assert!(item(cost, "NAT gateway 1").get("table_price").is_none(), "{cost}");
+    // GetProducts pages its answers, a page holding none of a key's products even: the layer's
+    // products of these keys sit on pages 2 and 3 of their service's answer (table 0.25, 0.30, 0.20).
+    for (what, live) in [
+        ("table storage", 0.26),
+        ("Container Insights metrics (per metric)", 0.33),
+        ("point-in-time recovery (per GB of table size)", 0.21),
+    ] {
+        assert_eq!(item(cost, what)["unit_price"], live, "{what}: {cost}");
+        assert!(item(cost, what).get("table_price").is_none(), "{what}: {cost}");
+    }
     assert!(cost["monthly_total"].as_f64() > table["cost"]["monthly_total"].as_f64(), "{cost}");
     // Flow logs' vended ingestion is not in the layer's products: the table's price, marked.
     let flow = cost["usage_based"].as_array().unwrap().iter().find(|u| u["table_price"] == true);

@@ -1,5 +1,5 @@
 //! `--prices live`: the price table's keys asked of the AWS Price List API (GetProducts), one call
-//! per key, each narrowed by TERM_MATCH filters on the product's `regionCode` and `usagetype` (the
+//! per key (every page of its answer), each narrowed by TERM_MATCH filters on the product's `regionCode` and `usagetype` (the
 //! billing usage type, which names the region with a prefix of its own) under the service's code.
 //! A key the API does not answer (no mapping, no product, products that disagree) is priced from
 //! the table, and the bill marks its line; without a table price either, the bill names the key.
@@ -143,10 +143,12 @@ pub async fn fetch(
                 let filter = Filter::builder().r#type(FilterType::TermMatch).field(field).value(value).build();
                 request = request.filters(filter.expect("type, field and value are set"));
             }
-            let answer = request.send().await.map_err(|e| {
+            // Every page: GetProducts may answer fewer entries than MaxResults, none even, with a
+            // NextToken while more are left, and a key's products can disagree across pages.
+            let entries: Vec<String> = request.into_paginator().items().send().try_collect().await.map_err(|e| {
                 AwsError::of(e, "get the price (pricing:GetProducts) of", &format!("{key} in {region}"))
             })?;
-            Ok::<_, AwsError>(price_of(answer.price_list(), lookup.scale).map(|price| (key, price)))
+            Ok::<_, AwsError>(price_of(&entries, lookup.scale).map(|price| (key, price)))
         });
     Ok(futures::future::try_join_all(asks).await?.into_iter().flatten().collect())
 }

@@ -160,7 +160,13 @@ HOOK_KEY = {"elasticloadbalancing": "elb", "application-autoscaling": "aas", "mo
 # table (config/prices.toml) so that a test can tell which one a bill used. Left out on purpose:
 # VendedLog-Bytes (flow logs' ingestion), for the tool's fallback to the table. Only TERM_MATCH filters;
 # the API has endpoints in us-east-1, eu-central-1 and ap-south-1 only.
+# Pages: AWS answers at most MaxResults entries a page (1 to 100) and a NextToken while more are left;
+# like AWS's paged APIs generally, a page may hold fewer, none even, with a NextToken. The layer pages
+# as if filtering each page of the service's whole product list: a page looks at PRICE_SCAN_PAGE
+# products (a guess, small so that a key's product sits on page 2 or 3 — DynamoDB storage, PITR,
+# CloudWatch alarms and metrics below), so a reader of the first page only misses them.
 PRICING_ENDPOINT_REGIONS = ("us-east-1", "eu-central-1", "ap-south-1")
+PRICE_SCAN_PAGE = 2
 PRICE_PRODUCTS = [
     # (serviceCode, productFamily, regionCode, usagetype, unit, [(beginRange, USD), ...])
     ("AmazonEC2", "NAT Gateway", "us-east-1", "NatGateway-Hours", "Hrs", [("0", "0.0480000000")]),
@@ -212,6 +218,10 @@ def price_list_entry(service_code, family, region, usage_type, unit, tiers) -> d
     }
 
 
+class InvalidNextToken(ValueError):
+    """GetProducts' InvalidNextTokenException."""
+
+
 def get_products(params: dict) -> dict:
     """GetProducts over PRICE_PRODUCTS: -> the answer, or raises ValueError(message) for a request AWS refuses."""
     service_code = params.get("ServiceCode")
@@ -223,9 +233,30 @@ def get_products(params: dict) -> dict:
     for f in filters:
         if f.get("Type") != "TERM_MATCH" or not f.get("Field") or "Value" not in f:
             raise ValueError(f"the realism proxy serves TERM_MATCH filters with Field and Value only: {f}")
+    max_results = params.get("MaxResults", 100)
+    if not isinstance(max_results, int) or not 1 <= max_results <= 100:
+        raise ValueError(f"MaxResults must be between 1 and 100: {max_results}")
     entries = [price_list_entry(*p) for p in PRICE_PRODUCTS if p[0] == service_code]
+    query = hashlib.sha256(json.dumps([service_code, filters], sort_keys=True).encode()).hexdigest()[:16]
+    start = 0
+    if params.get("NextToken") is not None:
+        try:
+            token = json.loads(base64.urlsafe_b64decode(params["NextToken"].encode()))
+            start, asked = int(token["at"]), token["q"]
+        except (ValueError, KeyError, TypeError) as e:
+            raise InvalidNextToken(f"the NextToken is not one GetProducts gave: {e}") from None
+        if asked != query or not 0 < start < len(entries):
+            raise InvalidNextToken("the NextToken was given for another request")
     wanted = lambda e: all(e["product"]["attributes"].get(f["Field"]) == f["Value"] for f in filters)
-    return {"FormatVersion": "aws_v1", "PriceList": [json.dumps(e) for e in entries if wanted(e)]}
+    page, at = [], start
+    while at < len(entries) and at - start < PRICE_SCAN_PAGE and len(page) < max_results:
+        if wanted(entries[at]):
+            page.append(json.dumps(entries[at]))
+        at += 1
+    answer = {"FormatVersion": "aws_v1", "PriceList": page}
+    if at < len(entries):
+        answer["NextToken"] = base64.urlsafe_b64encode(json.dumps({"at": at, "q": query}).encode()).decode()
+    return answer
 
 THROTTLE_CODE = {
     "ec2": "RequestLimitExceeded", "elasticloadbalancing": "Throttling", "iam": "Throttling", "sts": "Throttling",
@@ -2659,6 +2690,8 @@ class Realism:
                              f"the Price List API has no endpoint in {ctx.region} (only {', '.join(PRICING_ENDPOINT_REGIONS)})")
         try:
             answer = get_products(ctx.json)
+        except InvalidNextToken as e:
+            return ctx.error("InvalidNextTokenException", str(e))
         except ValueError as e:
             return ctx.error("InvalidParameterException", str(e))
         return Response(200, [("Content-Type", "application/x-amz-json-1.1"), ("x-amzn-RequestId", str(uuid.uuid4()))],

@@ -2093,7 +2093,8 @@ def load_tests(loader, tests, pattern):
     # the reset test clears moto for everybody: run it last
     suite, last = unittest.TestSuite(), []
     for group in (WireTests, NewServiceWireTests, StateTests, EcsServiceTests, CheckTests, AcmTests,
-                  Route53Tests, AutoScalingTests, AutoScalingEcsTests, S3Tests, IamGateTests, LogAndFaultTests):
+                  Route53Tests, AutoScalingTests, AutoScalingEcsTests, S3Tests, IamGateTests, LogAndFaultTests,
+                  PricingTests):
         for t in loader.loadTestsFromTestCase(group):
             (last.append if "reset" in t.id() else suite.addTest)(t)
     suite.addTests(last)
@@ -2126,6 +2127,29 @@ class PricingTests(unittest.TestCase):
         with self.assertRaises(ClientError) as refused:
             self.pricing("eu-west-3").get_products(ServiceCode="AmazonEC2")
         self.assertIn("no endpoint in eu-west-3", str(refused.exception))
+
+    def test_get_products_pages_with_next_token_and_a_page_may_hold_none(self):
+        pricing = self.pricing("us-east-1")
+        usage = lambda entries: [json.loads(e)["product"]["attributes"]["usagetype"] for e in entries]
+        # A key's one product on page 3: pages 1 and 2 hold none of it, each with a NextToken.
+        pitr = [{"Type": "TERM_MATCH", "Field": "usagetype", "Value": "TimedPITRStorage-ByteHrs"}]
+        first = pricing.get_products(ServiceCode="AmazonDynamoDB", Filters=pitr, MaxResults=10)
+        self.assertEqual(first["PriceList"], [])
+        self.assertIn("NextToken", first)
+        pages = list(pricing.get_paginator("get_products").paginate(ServiceCode="AmazonDynamoDB", Filters=pitr))
+        self.assertEqual([usage(p["PriceList"]) for p in pages], [[], [], ["TimedPITRStorage-ByteHrs"]])
+        self.assertNotIn("NextToken", pages[-1])
+        # Unfiltered: every product once, in pages of at most MaxResults.
+        pages = list(pricing.get_paginator("get_products").paginate(
+            ServiceCode="AmazonDynamoDB", PaginationConfig={"PageSize": 1}))
+        self.assertTrue(all(len(p["PriceList"]) <= 1 for p in pages))
+        self.assertEqual(len([e for p in pages for e in p["PriceList"]]), 5)
+        self.assertEqual(len(set(e for p in pages for e in p["PriceList"])), 5)
+        # A token that is not GetProducts', or was given for another request, is refused.
+        code = lambda **kw: code_of(pricing.get_products, ServiceCode="AmazonDynamoDB", **kw)
+        self.assertEqual(code(NextToken="not-a-token"), "InvalidNextTokenException")
+        self.assertEqual(code(NextToken=first["NextToken"], Filters=[]), "InvalidNextTokenException")
+        self.assertEqual(code(MaxResults=101), "InvalidParameterException")
 
 
 
