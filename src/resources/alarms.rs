@@ -16,12 +16,12 @@ use crate::aws::Clients;
 use crate::bill::{items, Charge, Quantity, Unit};
 use crate::config::Config;
 use crate::error::{found, returned, AwsContext, StackError};
+use crate::model::tags::Seen;
 use crate::model::{
     made_for, Changed, Dep, Diff, Field, Key, Kind, Managed, Nodes, Outcome, Record, Scope, Shape, Sighting, Sweep,
 };
 use crate::progress::Line;
 use crate::resources::load_balancer::{LOAD_BALANCER, TARGET_GROUP};
-use crate::model::tags::Seen;
 use crate::resources::tags::TagPairs;
 
 const ALARM: Kind = Kind::new("cloudwatch:alarm");
