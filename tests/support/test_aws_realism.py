@@ -2470,6 +2470,10 @@ class EcsStrategyTests(unittest.TestCase):
         alarm = cbor_call(PROXY_URL, "DescribeAlarms", {"AlarmNames": [w.alarm]})[2]["MetricAlarms"][0]
         self.assertEqual((alarm["StateValue"], alarm["StateReason"], json.loads(alarm["StateReasonData"])["threshold"]),
                          ("ALARM", reason, 5.0))
+        s = describe_service(C, w.app.cluster, svc)  # at once: the old revision PRIMARY, the bad one FAILED
+        self.assertEqual([(d["status"], d["taskDefinition"], d["rolloutState"]) for d in s["deployments"]],
+                         [("PRIMARY", w.app.td, "COMPLETED"), ("ACTIVE", bad, "FAILED")])
+        self.assertIn(w.alarm, s["deployments"][1]["rolloutStateReason"])
         seen, dep = watch(C, w, svc, lambda d: d["status"] == "ROLLBACK_SUCCESSFUL")
         self.assertIn("ROLLBACK_IN_PROGRESS", [r[1] for r in seen])
         self.assertEqual(w.weights(C), {w.net.tg: 100, w.alt: 0}, "traffic back on the old target group")
@@ -2517,6 +2521,20 @@ class EcsStrategyTests(unittest.TestCase):
         dep = C["ecs"].describe_service_deployments(serviceDeploymentArns=[arn])["serviceDeployments"][0]
         self.assertEqual((dep["status"], dep["alarms"]["status"]), ("ROLLBACK_IN_PROGRESS", "MONITORING_COMPLETE"))
         self.assertIn("StopServiceDeployment", dep["rollback"]["reason"])
+
+    def test_circuit_breaker_stops_a_blue_green_before_any_traffic_moves(self):
+        ecs = C["ecs"]
+        w = Strategy(C)
+        svc = name("svc")
+        ecs.create_service(**w.args(svc, "BLUE_GREEN", desired=1))
+        wait_for(lambda: deployments(C, w.app.cluster, svc)[0]["status"] == "SUCCESSFUL", timeout=20)
+        ecs.update_service(cluster=w.app.cluster, service=svc, taskDefinition=w.revision(C, "nginx:fails-health-checks"))
+        seen, dep = watch(C, w, svc, lambda d: d["status"] == "ROLLBACK_SUCCESSFUL")
+        self.assertEqual({r[2] for r in seen}, {(100, 0)}, "production traffic never left the old revision")
+        self.assertEqual(dep["lifecycleStage"], "SCALE_UP")
+        self.assertEqual((dep["deploymentCircuitBreaker"]["status"], dep["alarms"]["status"]), ("TRIGGERED", "MONITORING_COMPLETE"))
+        self.assertIn("circuit breaker", dep["rollback"]["reason"])
+        self.assertEqual(describe_service(C, w.app.cluster, svc)["taskDefinition"], w.app.td)
 
 
 if __name__ == "__main__":
