@@ -2556,8 +2556,11 @@ class Realism:
         if rec.get("rollout_failed"):
             rollout = "FAILED"
         self.sd_update(rec, now)
+        # The PRIMARY deployment's own tasks (during a blue/green-type deployment the old ones run beside them).
+        own = [t for t in live if t["deployment"] == rec["dep_id"]]
+        own_running = sum(1 for t in own if self.task_running(t, now))
         return {"status": status, "running": running, "pending": pending, "live_running": live_running,
-                "rollout": rollout}
+                "rollout": rollout, "own_running": own_running, "own_pending": len(own) - own_running}
 
     def apply_view(self, ctx: Ctx, svc: dict):
         rec = self.services.get(svc.get("serviceArn"))
@@ -2589,8 +2592,8 @@ class Realism:
             dep["createdAt"] = rec["dep_created"]
             dep["taskDefinition"] = rec["taskdef"]
             dep["desiredCount"] = rec["desired"] if view["status"] == "ACTIVE" else 0
-            dep["runningCount"] = view["live_running"]
-            dep["pendingCount"] = view["pending"]
+            dep["runningCount"] = view["own_running"] if rec.get("bg") else view["live_running"]
+            dep["pendingCount"] = view["own_pending"] if rec.get("bg") else view["pending"]
             dep["failedTasks"] = rec["dep_failed"]
             dep["rolloutState"] = view["rollout"]
             word = "completed" if view["rollout"] == "COMPLETED" else "in progress"
@@ -2603,7 +2606,9 @@ class Realism:
                            if any(t["deployment"] == d["id"] and self.task_running(t, now) for t in rec["tasks"])]
         if primary is not None:
             svc["deployments"] = [primary] + [
-                {"id": d["id"], "status": "ACTIVE", "taskDefinition": d["taskdef"], "desiredCount": 0, "pendingCount": 0,
+                {"id": d["id"], "status": "ACTIVE", "taskDefinition": d["taskdef"], "pendingCount": 0,
+                 # the old revision of a blue/green-type deployment keeps its tasks until CLEAN_UP
+                 "desiredCount": sum(1 for t in rec["tasks"] if t["deployment"] == d["id"] and t["stop_at"] is None),
                  "runningCount": sum(1 for t in rec["tasks"] if t["deployment"] == d["id"] and self.task_running(t, now)),
                  "failedTasks": 0, "createdAt": d["created"], "updatedAt": now, "launchType": primary.get("launchType"),
                  "rolloutState": d.get("rollout", "COMPLETED"),
@@ -2869,8 +2874,9 @@ class Realism:
         bg = rec.get("bg")
         if bg is not None:
             if bg["phase"] == "deploy":
+                stage = self.bg_stage(bg, now)
                 self.bg_restore(ctx, rec, now, None)
-                bg["sd"].update(status="STOPPED", stopped=now, updated=now,
+                bg["sd"].update(status="STOPPED", stopped=now, updated=now, stage=stage,
                                 reason="Service deployment stopped: a newer service deployment started.")
             else:
                 bg["sd"].update(status="ROLLBACK_SUCCESSFUL", finished=now, updated=now)
