@@ -3207,7 +3207,8 @@ class Realism:
         self.svc_view(ctx, rec)
         if sd is not self.current_sd(rec) or sd["status"] != "IN_PROGRESS":
             raise Reject("ConflictException", f"The service deployment {sd['arn']} is not in progress.")
-        self.trip(ctx, rec, ctx.now, "stopped by a StopServiceDeployment request")
+        # a synthesized change: it takes effect only if no injected fault answers instead
+        ctx.extra["commit"] = lambda: self.trip(ctx, rec, ctx.now, "stopped by a StopServiceDeployment request")
         return self._ecs_json({"serviceDeploymentArn": sd["arn"]})
 
     def pre_elb_DescribeRules(self, ctx: Ctx):
