@@ -3154,48 +3154,53 @@ class Realism:
                     return rec, sd
         return None, None
 
-    def pre_ecs_DescribeServiceDeployments(self, ctx: Ctx):
-        arns = ctx.json.get("serviceDeploymentArns") or []
+    def describe_each(self, ctx: Ctx, field: str, out: str, describe) -> Response:
+        """A Describe* of 1-20 ARNs: `describe(arn)` gives the document or None (a `MISSING` failure)."""
+        arns = ctx.json.get(field) or []
         if not arns or len(arns) > 20:
-            raise Reject("InvalidParameterException", "serviceDeploymentArns must contain between 1 and 20 ARNs.")
+            raise Reject("InvalidParameterException", f"{field} must contain between 1 and 20 ARNs.")
         found, failures = [], []
         for arn in arns:
+            doc = describe(arn)
+            if doc is None:
+                failures.append({"arn": arn, "reason": "MISSING"})
+            else:
+                found.append(doc)
+        return self._ecs_json({out: found, "failures": failures})
+
+    def pre_ecs_DescribeServiceDeployments(self, ctx: Ctx):
+        def describe(arn):
             rec, sd = self.find_sd(arn)
             if sd is None:
-                failures.append({"arn": arn, "reason": "MISSING"})
-                continue
+                return None
             self.svc_view(ctx, rec)
-            found.append(self.sd_doc(ctx, rec, sd))
-        return self._ecs_json({"serviceDeployments": found, "failures": failures})
+            return self.sd_doc(ctx, rec, sd)
+        return self.describe_each(ctx, "serviceDeploymentArns", "serviceDeployments", describe)
 
     def pre_ecs_DescribeServiceRevisions(self, ctx: Ctx):
-        arns = ctx.json.get("serviceRevisionArns") or []
-        if not arns or len(arns) > 20:
-            raise Reject("InvalidParameterException", "serviceRevisionArns must contain between 1 and 20 ARNs.")
-        found, failures = [], []
-        for arn in arns:
-            rec = next((r for r in self.services.values() if arn in (r.get("revisions") or {})), None)
-            if rec is None:
-                failures.append({"arn": arn, "reason": "MISSING"})
-                continue
-            rev = rec["revisions"][arn]
-            try:
-                td = self.resolve_taskdef(ctx, rev["taskdef"])
-            except UpstreamError:
-                td = {}
-            doc = {"serviceRevisionArn": arn, "serviceArn": rec["arn"],
-                   "clusterArn": f"{self.arn_prefix(rec)}:cluster/{self.cluster_name(rec['cluster'])}",
-                   "taskDefinition": rev["taskdef"], "platformVersion": "1.4.0", "platformFamily": "Linux",
-                   "loadBalancers": rev["lbs"], "networkConfiguration": rev["net"], "guardDutyEnabled": False,
-                   "containerImages": [{"containerName": c.get("name"), "image": c.get("image")}
-                                       for c in td.get("containerDefinitions") or []],
-                   "createdAt": rev["created"]}
-            if rev["strategy"]:
-                doc["capacityProviderStrategy"] = rev["strategy"]
-            else:
-                doc["launchType"] = "FARGATE"
-            found.append(doc)
-        return self._ecs_json({"serviceRevisions": found, "failures": failures})
+        return self.describe_each(ctx, "serviceRevisionArns", "serviceRevisions", lambda arn: self.revision_doc(ctx, arn))
+
+    def revision_doc(self, ctx: Ctx, arn: str):
+        rec = next((r for r in self.services.values() if arn in (r.get("revisions") or {})), None)
+        if rec is None:
+            return None
+        rev = rec["revisions"][arn]
+        try:
+            td = self.resolve_taskdef(ctx, rev["taskdef"])
+        except UpstreamError:
+            td = {}
+        doc = {"serviceRevisionArn": arn, "serviceArn": rec["arn"],
+               "clusterArn": f"{self.arn_prefix(rec)}:cluster/{self.cluster_name(rec['cluster'])}",
+               "taskDefinition": rev["taskdef"], "platformVersion": "1.4.0", "platformFamily": "Linux",
+               "loadBalancers": rev["lbs"], "networkConfiguration": rev["net"], "guardDutyEnabled": False,
+               "containerImages": [{"containerName": c.get("name"), "image": c.get("image")}
+                                   for c in td.get("containerDefinitions") or []],
+               "createdAt": rev["created"]}
+        if rev["strategy"]:
+            doc["capacityProviderStrategy"] = rev["strategy"]
+        else:
+            doc["launchType"] = "FARGATE"
+        return doc
 
     def pre_ecs_StopServiceDeployment(self, ctx: Ctx):
         """stopType ROLLBACK (the default) of a deployment in progress: rolled back as an alarm would."""

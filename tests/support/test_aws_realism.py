@@ -2533,6 +2533,10 @@ class EcsStrategyTests(unittest.TestCase):
         dep = C["ecs"].describe_service_deployments(serviceDeploymentArns=[arn])["serviceDeployments"][0]
         self.assertEqual((dep["status"], dep["alarms"]["status"]), ("ROLLBACK_IN_PROGRESS", "MONITORING_COMPLETE"))
         self.assertIn("StopServiceDeployment", dep["rollback"]["reason"])
+        gone = arn.rsplit("/", 1)[0] + "/nosuchdeployment"
+        out = ecs.describe_service_deployments(serviceDeploymentArns=[gone])
+        self.assertEqual((out["serviceDeployments"], out["failures"]), ([], [{"arn": gone, "reason": "MISSING"}]))
+        self.assertEqual(code_of(ecs.list_service_deployments, cluster=w.app.cluster, service="nope"), "ServiceNotFoundException")
 
     def test_circuit_breaker_stops_a_blue_green_before_any_traffic_moves(self):
         ecs = C["ecs"]
