@@ -116,11 +116,11 @@ pub(crate) fn replacement_target_group_name(stack: &str) -> String {
 }
 
 /// The stack a target group's name is made for, under any of its names: the target group's, its
-/// replacement's, and the alternate one's (`[deploy] strategy`, see `traffic`).
+/// replacement's, and the alternate one's (`[deploy] strategy`).
 pub(crate) fn stack_of_target_group(name: &str) -> Option<String> {
     made_for(name, target_group_name)
         .or_else(|| made_for(name, replacement_target_group_name))
-        .or_else(|| made_for(name, crate::resources::traffic::alternate_target_group_name))
+        .or_else(|| made_for(name, crate::resources::serving::alternate_target_group_name))
 }
 
 /// The stack's address: HTTPS on its domain once the alias record points it at the load balancer

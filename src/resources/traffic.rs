@@ -32,7 +32,7 @@ use crate::resources::load_balancer::{
 use crate::resources::network::VPC;
 use crate::resources::tags::TagPairs;
 
-pub use crate::resources::serving::PRODUCTION_RULE;
+pub use crate::resources::serving::{alternate_target_group_name, PRODUCTION_RULE};
 
 pub const ALTERNATE_TARGET_GROUP: Key = Key::new("target-group-alternate", Kind::new("elbv2:target-group"));
 pub const INFRASTRUCTURE_ROLE: Key = Key::new("role-infrastructure", Kind::new("iam:role"));
@@ -44,12 +44,6 @@ const RULE_LISTENER: Attr = Attr::new(PRODUCTION_RULE, "listener");
 /// goes first), before the listener's default action.
 const RULE_PRIORITY: i32 = 50_000;
 const EVERY_PATH: &str = "/*";
-
-/// The alternate target group's name: `<stack>-tg-alt`, which neither the target group's name
-/// (`-tg`) nor its replacement's (`-tg2`) can be, for any stack.
-pub fn alternate_target_group_name(stack: &str) -> String {
-    format!("{stack}-tg-alt")
-}
 
 /// The infrastructure role's name: `<stack>-ecs-infrastructure`.
 pub fn infrastructure_role_name(stack: &str) -> String {
