@@ -27,7 +27,8 @@ use crate::resources::listener_https::LISTENER_HTTPS;
 use crate::resources::load_balancer::{
     check_tags, create_target_group, delete_target_group, elb_retag, elb_tags, find_target_group, load_balancer_name,
     not_found, replacement_target_group_name, show_action, sweep_target_groups, tags_of, target_group_diff,
-    target_group_name, update_target_group, TargetGroupField, TgLive, LISTENER, LOAD_BALANCER, TARGET_GROUP,
+    target_group_name, target_group_permissions, update_target_group, TargetGroupField, TgLive, LISTENER,
+    LOAD_BALANCER, TARGET_GROUP,
 };
 use crate::resources::network::VPC;
 use crate::resources::tags::TagPairs;
@@ -95,19 +96,7 @@ impl Managed for AlternateTargetGroup {
     }
 
     fn permissions(&self) -> Vec<Permission> {
-        let tg = arn("elasticloadbalancing", &format!("targetgroup/{}/*", alternate_target_group_name(STACK)));
-        vec![
-            Permission::find("elasticloadbalancing:DescribeTargetGroups"),
-            Permission::find("elasticloadbalancing:DescribeTags"),
-            Permission::find("elasticloadbalancing:DescribeTargetGroupAttributes"),
-            Permission::create("elasticloadbalancing:CreateTargetGroup").on(tg.clone()).tagging(),
-            access::tags_on_create("elasticloadbalancing:AddTags", "CreateTargetGroup", tg.clone()),
-            access::retagging("elasticloadbalancing:AddTags", tg.clone()),
-            access::retagging("elasticloadbalancing:RemoveTags", tg.clone()),
-            Permission::update("elasticloadbalancing:ModifyTargetGroup").on(tg.clone()).tagged(),
-            Permission::update("elasticloadbalancing:ModifyTargetGroupAttributes").on(tg.clone()).tagged(),
-            Permission::delete("elasticloadbalancing:DeleteTargetGroup").on(tg).tagged(),
-        ]
+        target_group_permissions(&alternate_target_group_name(STACK))
     }
 
     /// Target groups bill nothing of their own.
