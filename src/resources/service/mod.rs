@@ -1210,4 +1210,56 @@ mod tests {
             assert_eq!(monthly(&config, region).0, (arm * 100.0).round() / 100.0, "{region}");
         }
     }
+
+    #[test]
+    fn a_strategy_reads_back_as_it_was_sent_and_the_two_groups_taking_turns_is_not_drift() {
+        let (tg, alt) = ("arn:x:targetgroup/app-tg/1", "arn:x:targetgroup/app-tg-alt/2");
+        let (rule, role) = ("arn:x:listener-rule/app/app-alb/a/b/r1", "arn:aws:iam::1:role/app-ecs-infrastructure");
+        let canary = DeploymentConfiguration::builder()
+            .strategy(DeploymentStrategy::Canary)
+            .bake_time_in_minutes(0)
+            .canary_configuration(
+                CanaryConfiguration::builder().canary_percent(5.0).canary_bake_time_in_minutes(0).build(),
+            )
+            .build();
+        let balancer = |primary: &str, alternate: &str| {
+            let advanced = AdvancedConfiguration::builder()
+                .alternate_target_group_arn(alternate)
+                .production_listener_rule(rule)
+                .role_arn(role)
+                .build();
+            LoadBalancer::builder()
+                .target_group_arn(primary)
+                .container_port(80)
+                .advanced_configuration(advanced)
+                .build()
+        };
+        let service = |primary: &str, alternate: &str| {
+            ServiceObject::builder()
+                .deployment_configuration(canary.clone())
+                .load_balancers(balancer(primary, alternate))
+                .build()
+        };
+        let made = live_strategy_text(&service(tg, alt));
+        assert_eq!(
+            made,
+            "canary 5 % for 0 min, then bake 0 min (alternate app-tg-alt, rule r1, role app-ecs-infrastructure)"
+        );
+        assert_eq!(live_strategy_text(&service(alt, tg)), made, "ECS made the alternate group primary");
+        let rolling = ServiceObject::builder().deployment_configuration(DeploymentConfiguration::builder().build());
+        assert_eq!(live_strategy_text(&rolling.build()), "rolling", "no strategy reported: rolling");
+        let linear = DeploymentConfiguration::builder()
+            .strategy(DeploymentStrategy::Linear)
+            .bake_time_in_minutes(3)
+            .linear_configuration(
+                LinearConfiguration::builder().step_percent(10.0).step_bake_time_in_minutes(3).build(),
+            )
+            .build();
+        assert_eq!(
+            show_strategy(Some(&linear), None),
+            "linear 10 % steps every 3 min, then bake 3 min (no alternate target group, rule or role)"
+        );
+        assert_eq!(name_in_arn(role), "app-ecs-infrastructure");
+        assert_eq!(show_target(alt, 80), "app-tg-alt:80");
+    }
 }
