@@ -3096,6 +3096,9 @@ class Realism:
             doc["lifecycleStage"] = sd["stage"]  # where a finished blue/green-type deployment ended
         if bg is not None:
             doc["lifecycleStage"] = self.bg_stage(bg, now)
+            changes = [bg["start"], bg["start"] + self.d("deploy_stage_s")] + (
+                [t for _, t in bg["plan"]["stages"]] + [t for t, _ in bg["plan"]["shifts"]] if bg["plan"] else [])
+            doc["updatedAt"] = max([doc["updatedAt"]] + [t for t in changes if t <= now])
             weight = self.bg_weight(bg, now) if bg["phase"] == "deploy" else 0.0
             doc["targetServiceRevision"]["requestedProductionTrafficWeight"] = weight
             for source in doc["sourceServiceRevisions"]:
