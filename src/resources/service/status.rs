@@ -66,6 +66,18 @@ pub struct ServiceView {
     pub events: Vec<EventView>,
     /// How the tasks reach out: see [`egress`].
     pub egress: &'static str,
+    /// The deployment strategy (`ROLLING`, `CANARY`, `LINEAR`, `BLUE_GREEN`), when ECS reports one.
+    #[serde(skip)]
+    pub strategy: Option<String>,
+    /// The production listener rule ECS shifts traffic on (non-rolling strategies).
+    #[serde(skip)]
+    pub production_rule: Option<String>,
+    /// The alternate target group (non-rolling strategies): after a switch it is the one serving.
+    #[serde(skip)]
+    pub alternate_target_group: Option<String>,
+    /// The alarms its deployments watch.
+    #[serde(skip)]
+    pub alarms: Vec<String>,
 }
 
 /// How the running service's tasks reach the internet, as `status` shows it (`network.nat`).
@@ -110,6 +122,7 @@ impl ServiceView {
             (b.status == "PRIMARY").cmp(&(a.status == "PRIMARY")).then(b.created_at.cmp(&a.created_at))
         });
         let primary = deployments.iter().find(|d| d.status == "PRIMARY");
+        let advanced = s.load_balancers().first().and_then(|l| l.advanced_configuration());
         ServiceView {
             status: s.status().unwrap_or_default().to_string(),
             desired: s.desired_count(),
@@ -133,6 +146,15 @@ impl ServiceView {
                 .collect(),
             deployments,
             egress: egress(s),
+            strategy: s.deployment_configuration().and_then(|d| d.strategy()).map(|d| d.as_str().to_string()),
+            production_rule: advanced.and_then(|a| a.production_listener_rule()).map(str::to_string),
+            alternate_target_group: advanced.and_then(|a| a.alternate_target_group_arn()).map(str::to_string),
+            alarms: s
+                .deployment_configuration()
+                .and_then(|d| d.alarms())
+                .filter(|a| a.enable())
+                .map(|a| a.alarm_names().to_vec())
+                .unwrap_or_default(),
         }
     }
 
