@@ -22,8 +22,9 @@ fn world(strategy: &str, bake_minutes: u32) -> (Emulator, Realism, Cli) {
     let config = json!({"iam_propagation_s": 0});
     let realism = Realism::start(&emulator, RealismOptions { config, ..Default::default() });
     let cli = Cli::at(&realism.url());
-    let deploy = format!("alarms = true\nstrategy = \"{strategy}\"\nbake_minutes = {bake_minutes}");
-    cli.write_config(&config_with(&[("alarms", &deploy)]));
+    let strategy = format!("strategy = \"{strategy}\"");
+    let bake = format!("bake_minutes = {bake_minutes}");
+    cli.write_config(&config_with(&[("strategy", &strategy), ("bake_minutes", &bake)]));
     cli.run(&["up"]).ok();
     (emulator, realism, cli)
 }

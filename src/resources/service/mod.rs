@@ -40,7 +40,7 @@ use crate::resources::traffic::{
     INFRASTRUCTURE_ROLE_ARN, PRODUCTION_RULE,
 };
 use crate::wait::{self, budget, Poll};
-use status::service_view;
+use status::{live_target_groups, service_view};
 
 pub const SERVICE: Key = Key::new("service", Kind::new("ecs:service"));
 /// Wait: the service's rollout completed with every target healthy.
@@ -450,8 +450,12 @@ impl Managed for Service {
                 None => 0,
             }
         };
-        let (service, healthy_targets) = tokio::join!(describe_service(ctx), health);
+        let (service, mut healthy_targets) = tokio::join!(describe_service(ctx), health);
         let Some(service) = service?.filter(|s| s.status() == Some("ACTIVE")) else { return Ok(None) };
+        // After a blue/green or canary switch the alternate target group serves.
+        for other in live_target_groups(&service).into_iter().filter(|t| Some(t) != tg.as_ref()) {
+            healthy_targets += target_health(ctx, &other).await.map_or(0, |(healthy, _)| healthy);
+        }
         let name = service_name(ctx.stack());
         ctx.owned(SERVICE, format!("{} {name}", SERVICE.kind()), service.tags().pairs())?;
         Ok(Some(ServiceLive { service, healthy_targets }))
@@ -1141,8 +1145,8 @@ pub(crate) async fn serving_health(
     view: &status::ServiceView,
 ) -> Result<u32, StackError> {
     let (mut healthy, _) = target_health(ctx, target_group).await?;
-    if let Some(alternate) = view.alternate_target_group.as_deref().filter(|a| *a != target_group) {
-        healthy += found(target_health(ctx, alternate).await)?.map_or(0, |(h, _)| h);
+    for other in view.target_groups.iter().filter(|t| *t != target_group) {
+        healthy += found(target_health(ctx, other).await)?.map_or(0, |(h, _)| h);
     }
     Ok(healthy)
 }
