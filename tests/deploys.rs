@@ -187,13 +187,15 @@ async fn a_good_canary_deploy_shows_its_phases_and_ends_with_one_target_group_se
     assert_eq!(recorded_revision(&cli), "simple-ecs-dev-server:2");
     // Text: one `deployment` line with the phases.
     let text = cli.run(&["deploy", "--image", "nginx:1.29"]).ok();
-    assert!(text.stderr.contains("deployment") && text.stderr.contains("bake_time"), "{}", text.stderr);
+    let lines: Vec<&str> = text.stderr.lines().filter(|l| l.contains(" deployment ")).collect();
+    assert!(lines.iter().any(|l| l.contains("bake_time (in_progress)")), "{}", text.stderr);
+    assert_eq!(lines.iter().filter(|l| l.contains("watching")).count(), 1, "{}", text.stderr);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_canary_whose_alarm_fires_during_the_bake_rolls_back_and_the_old_revision_keeps_serving() {
-    // A 10-minute bake (12 s here): time to put the alarm into ALARM during it.
-    let (_emulator, realism, cli) = world("canary", 10);
+    // A 3-minute bake (3.6 s here): time to put the alarm into ALARM during it.
+    let (_emulator, realism, cli) = world("canary", 3);
     let sdk = sdk_at(&realism.url(), "us-east-1").await;
     let before = weights(&sdk, &cli).await;
     let mut run = Streaming::start(&cli, &["deploy", "--image", "nginx:500s"]);
@@ -205,15 +207,12 @@ async fn a_canary_whose_alarm_fires_during_the_bake_rolls_back_and_the_old_revis
     assert_eq!(recorded_revision(&cli), GOOD, "the state records what serves");
     assert_eq!(serving(&sdk).await.0, GOOD);
     assert_eq!(weights(&sdk, &cli).await, before, "all traffic back on the old target group");
-    // The next deploy of a good image goes ahead from there.
-    sdk.cloudwatch
-        .set_alarm_state()
-        .alarm_name(ALARM)
-        .state_value(StateValue::Ok)
-        .state_reason("fixed")
-        .send()
-        .await
-        .unwrap();
+    // The alarm back to OK, the next deploy of a good image goes ahead from there.
+    let ok = sdk.cloudwatch.set_alarm_state().alarm_name(ALARM).state_value(StateValue::Ok);
+    ok.state_reason("fixed").send().await.unwrap();
+    cli.run(&["deploy", "--image", "nginx:1.28"]).ok();
+    assert_eq!(recorded_revision(&cli), "simple-ecs-dev-server:3");
+    assert_eq!(serving(&sdk).await, ("simple-ecs-dev-server:3".to_string(), 1));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

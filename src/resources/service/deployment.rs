@@ -181,7 +181,9 @@ impl Watcher {
             self.line.waiting(&phase.text());
             return;
         }
-        self.line.start("watching");
+        if memory.last.is_none() {
+            self.line.start("watching");
+        }
         self.line.waiting(&phase.text());
         self.line.event(phase.event(stack, chrono::Utc::now()));
         memory.last = Some(phase);
