@@ -242,8 +242,8 @@ async fn blue_green_switches_all_traffic_at_once_and_rolls_back_on_an_alarm() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rolling_deploy_is_rolled_back_by_an_alarm_too() {
     let emulator = Emulator::start();
-    // Tasks take 10 s to start: the alarm goes off while the new ones start.
-    let config = json!({"iam_propagation_s": 0, "task_start_s": 500});
+    // Tasks take 5 s to start: the alarm goes off while the new ones start.
+    let config = json!({"iam_propagation_s": 0, "task_start_s": 250});
     let realism = Realism::start(&emulator, RealismOptions { config, ..Default::default() });
     let cli = Cli::at(&realism.url());
     cli.run(&["up"]).ok();
