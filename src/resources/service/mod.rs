@@ -547,15 +547,6 @@ impl Managed for Service {
                 .await
                 .ctx("create service", &name)
         };
-        // Right after the roles are created ECS may not be able to assume them yet, and right
-        // after the listener is created the target group may not show its load balancer yet.
-        let propagating = |e: &StackError| {
-            e.has_code(&["InvalidParameterException"])
-                && e.message().is_some_and(|m| {
-                    let m = m.to_lowercase();
-                    m.contains("unable to assume") || m.contains("does not have an associated load balancer")
-                })
-        };
         let out = wait::retry_while(line, &name, budget::IAM_PROPAGATION, propagating, create).await?;
         let service = returned(out.service().cloned(), name, "create returned no service")?;
         Ok(ServiceLive { service, healthy_targets: 0 })
@@ -564,7 +555,7 @@ impl Managed for Service {
     async fn update(
         &self,
         ctx: &Scope<'_>,
-        _line: &Line,
+        line: &Line,
         live: &ServiceLive,
         changes: &[Changed<ServiceField>],
     ) -> Result<Option<ServiceLive>, StackError> {
@@ -617,7 +608,9 @@ impl Managed for Service {
                 }
             }
         }
-        let out = update.send().await.ctx("update service", &name)?;
+        // A strategy switch names the infrastructure role, which may have been made a moment ago.
+        let send = || async { update.clone().send().await.ctx("update service", &name) };
+        let out = wait::retry_while(line, &name, budget::IAM_PROPAGATION, propagating, send).await?;
         Ok(out.service().cloned().map(|service| ServiceLive { service, healthy_targets: live.healthy_targets }))
     }
 
@@ -684,6 +677,17 @@ impl Managed for Service {
         }
         Ok(())
     }
+}
+
+/// Right after the roles are created ECS may not be able to assume them yet (the tasks' roles, the
+/// infrastructure role), and right after the listener is created the target group may not show its
+/// load balancer yet.
+fn propagating(e: &StackError) -> bool {
+    e.has_code(&["InvalidParameterException"])
+        && e.message().is_some_and(|m| {
+            let m = m.to_lowercase();
+            m.contains("unable to assume") || m.contains("does not have an associated load balancer")
+        })
 }
 
 /// Where the load balancer sends requests: the target group, to the container's port; with a
