@@ -177,6 +177,10 @@ impl Watcher {
 
     fn show(&self, stack: &str, phase: Phase) {
         let mut memory = self.memory.lock().expect("watcher lock");
+        // A wait that finds the deployment already over (an `up` that rolled nothing) shows none.
+        if memory.last.is_none() && (phase.phase == "completed" || phase.status == "successful") {
+            return;
+        }
         if memory.last.as_ref().is_some_and(|l| l.same(&phase)) {
             self.line.waiting(&phase.text());
             return;
