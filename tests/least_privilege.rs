@@ -153,7 +153,6 @@ fn each_action_removed_stops_the_run_that_needs_it_before_any_change() {
         ("ecs:ListClusters", "`down --name` or adoption without a state: finding the cluster by tag"),
         ("ecs:ListServices", "the same, for the service"),
         ("elasticloadbalancing:DeleteRule", "a state that records a production rule ([deploy] strategy not rolling)"),
-        ("elasticloadbalancing:DescribeRules", "the same"),
         ("iam:ListRoles", "the same, for the roles"),
         ("iam:SimulatePrincipalPolicy", "the check itself: without it `up` says it skips the check and goes on"),
     ];
