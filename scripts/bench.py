@@ -251,7 +251,7 @@ def deploy_scenario(args, binary, port, call_log, env, work):
     current = None
     start, health, drain = WORLD["task_start_s"] * s, HEALTH_S * s, DEREGISTRATION_S * s
     express = EXPRESS_BAKES_S * s + start + health + drain
-    print(f"{'variant':<14} {'command':<22} {'wall s':>7} {'critical s':>10} {'ratio':>6} {'calls':>6} {'mutating':>8} "
+    print(f"{'variant':<14} {'command':<26} {'wall s':>7} {'critical s':>10} {'ratio':>6} {'calls':>6} {'mutating':>8} "
           f"{'peak':>5}")
     for n, variant in enumerate(variants):
         strategy, bake = DEPLOY_VARIANTS[variant]
@@ -260,14 +260,14 @@ def deploy_scenario(args, binary, port, call_log, env, work):
                 f.write(deploy_config(strategy, bake))
             cmd = ["up", "--yes", "--no-verify"]
             r = run_phase(binary, "up", [*base, *cmd], port, call_log, env)
-            print(f"{variant:<14} {'up' if current is None else 'up (switch)':<22} {r['wall']:>7.2f} {'-':>10} {'-':>6} "
+            print(f"{variant:<14} {'up' if current is None else 'up (switch)':<26} {r['wall']:>7.2f} {'-':>10} {'-':>6} "
                   f"{r['calls']:>6} {r['mutating']:>8} {r['peak']:>5}")
             current = (strategy, bake)
         image = f"nginx:1.{27 + n}"
         r = run_phase(binary, "deploy", [*base, "--output", "json", "deploy", "--image", image, "--no-verify"], port,
                       call_log, env)
         path = deploy_critical_path(strategy, bake, s, latency)
-        print(f"{variant:<14} {'deploy --image ' + image:<22} {r['wall']:>7.2f} {path:>10.2f} {r['wall'] / path:>6.2f} "
+        print(f"{variant:<14} {'deploy --image ' + image:<26} {r['wall']:>7.2f} {path:>10.2f} {r['wall'] / path:>6.2f} "
               f"{r['calls']:>6} {r['mutating']:>8} {r['peak']:>5}")
         phases = deploy_phases(r["lines"])
         if phases:
