@@ -74,6 +74,13 @@ DEFAULTS: dict = {
     "failing_image_marker": "fails-health-checks",
     "unpullable_image_marker": "no-such-tag",
     "circuit_breaker_min_failed_tasks": 3,
+    # ECS deployment strategies (BLUE_GREEN, CANARY, LINEAR): how long each lifecycle stage without a wait of its
+    # own (PRE_SCALE_UP, POST_SCALE_UP, TEST_TRAFFIC_SHIFT, POST_TEST_TRAFFIC_SHIFT, the production shift's own
+    # step, POST_PRODUCTION_TRAFFIC_SHIFT) lasts (a guess: ECS publishes none).
+    "deploy_stage_s": 5.0,
+    # How long after a rolling deployment reached its steady state ECS still watches its alarms (ECS computes
+    # a bake time from the alarms' configuration; not published, so 0 by default).
+    "rolling_alarm_bake_s": 0.0,
     "container_logs": True,
     "acm_record_delay_s": 5.0,
     "acm_validation_s": 120.0,
@@ -677,6 +684,11 @@ def implied_actions(ctx, action: str) -> list:
         for key in ("taskRoleArn", "executionRoleArn"):
             if ctx.json.get(key):
                 out.append(("iam:PassRole", ctx.json[key]))
+    if action in ("ecs:CreateService", "ecs:UpdateService"):  # the infrastructure role of a blue/green load balancer
+        for spec in ctx.json.get("loadBalancers") or []:
+            role = (spec.get("advancedConfiguration") or {}).get("roleArn")
+            if role:
+                out.append(("iam:PassRole", role))
     # AWS WAF: associating or disassociating an ALB also checks elasticloadbalancing:SetWebACL on it;
     # GetWebACLForResource reads the ACL through wafv2:GetWebACL.
     if action in ("wafv2:AssociateWebACL", "wafv2:DisassociateWebACL") and \
@@ -935,6 +947,8 @@ class Realism:
             # CloudWatch alarm states as AWS keeps them (moto: OK at creation, reset by every PutMetricAlarm):
             # (region, name) -> {"StateValue", "StateReason", "StateUpdatedTimestamp"}
             self.alarm_states: dict = {}
+            # (region, name) -> [(time, StateValue)]: what ECS's deployment alarm monitoring saw, in order.
+            self.alarm_history: dict = {}
 
     def d(self, key: str) -> float:
         return float(self.cfg[key]) * float(self.cfg["time_scale"])
@@ -1302,6 +1316,7 @@ class Realism:
                 "lbs": sorted({e.text for e in m.findall("./LoadBalancerArns/member") if e.text}
                               | self.tg_lbs.get(arn, set())),
                 "port": xt(m, "Port"),
+                "vpc": xt(m, "VpcId"),
             }
         try:
             return self.cached(ctx, ("tg", arn), fetch)
@@ -2167,10 +2182,12 @@ class Realism:
         tg = ctx.params.get("TargetGroupArn")
         entries = []
         for rec in self.services.values():
-            for lbspec in rec["tgs"]:
-                if lbspec["arn"] != tg:
-                    continue
-                for task in rec["tasks"]:
+            if rec.get("bg"):
+                self.svc_view(ctx, rec)  # a blue/green deployment moves on with time: its stage now
+            for task in rec["tasks"]:
+                for lbspec in self.task_specs(rec, task):
+                    if lbspec["arn"] != tg:
+                        continue
                     state = self.target_state(ctx, rec, task, tg)
                     if state:
                         entries.append((task, lbspec, state))
@@ -2277,8 +2294,8 @@ class Realism:
         return {"id": uuid.uuid4().hex, "subnet": sid, "ip": ip, "az": az, "requested": now,
                 "provider": self.place_provider(rec),
                 "run_at": None, "stop_at": None, "gone_at": None, "fail_at": None,
-                "taskdef": rec["taskdef"], "deployment": rec["dep_id"],
-                "stop_reason": None, "stop_code": None, "noted": set()}
+                "taskdef": rec["taskdef"], "deployment": rec["dep_id"], "revision": rec.get("revision"),
+                "tg": rec.get("task_tg"), "stop_reason": None, "stop_code": None, "noted": set()}
 
     def start_tasks(self, ctx: Ctx, rec: dict, count: int, at: float) -> list:
         tasks = []
@@ -2297,7 +2314,7 @@ class Realism:
         task["stop_reason"] = reason or f"Scaling activity initiated by (deployment {rec['dep_id']})"
         task["stop_code"] = code
         if was_running and rec["tgs"]:
-            task["gone_at"] = now + max(self.dereg_delay(ctx, t["arn"]) for t in rec["tgs"])
+            task["gone_at"] = now + max(self.dereg_delay(ctx, t["arn"]) for t in self.task_specs(rec, task))
         else:
             task["gone_at"] = now
             if task["run_at"] is not None and task["run_at"] > now:
@@ -2342,7 +2359,8 @@ class Realism:
 
     def reconcile(self, ctx: Ctx, rec: dict, now: float):
         self.assign_run(ctx, rec)
-        live = [t for t in rec["tasks"] if t["stop_at"] is None]
+        # During a blue/green deployment the old revision's tasks run beside the new ones: not counted.
+        live = [t for t in rec["tasks"] if t["stop_at"] is None and (not rec.get("bg") or t["deployment"] == rec["dep_id"])]
         if len(live) < rec["desired"]:
             live += self.start_tasks(ctx, rec, rec["desired"] - len(live), now)
         extra = len(live) - rec["desired"]
@@ -2424,27 +2442,44 @@ class Realism:
         # It happened then, whenever it is seen.
         self.trip(ctx, rec, at, "tasks failed ELB health checks")
 
-    def trip(self, ctx: Ctx, rec: dict, now: float, why: str):
+    def trip(self, ctx: Ctx, rec: dict, now: float, why: str, alarms: list | None = None):
+        """The deployment failed (circuit breaker, or `alarms` in ALARM): roll back to the last completed
+        revision, or (nothing completed yet) just fail."""
+        if rec.get("bg"):
+            return self.bg_rollback(ctx, rec, now, why, alarms)
         failed, failed_dep = rec["taskdef"], rec["dep_id"]
+        sd = self.current_sd(rec)
         self.event(rec, now, f"(service {rec['name']}) (deployment {failed_dep}) deployment failed: {why}.")
+        detector = f"alarm(s) {', '.join(alarms)} in ALARM" if alarms else why
         if not rec["previous_taskdef"]:  # nothing to roll back to: the deployment just fails
             rec["rollout_failed"] = True
-            rec["rollback_reason"] = f"{why} ({failed}); deployment failed"
+            rec["rollback_reason"] = f"{detector} ({failed}); deployment failed"
+            if sd is not None:
+                sd.update(status="STOPPED", stopped=now, reason=self.sd_reason(why, alarms, rolled_back=False),
+                          triggered=alarms or [], cb_tripped=not alarms and not why.startswith("stopped"))
             return
-        rec["rollback_reason"] = (f"{why}; the deployment circuit breaker rolled back from "
-                                  f"{failed} to {rec['previous_taskdef']}")
+        breaker = "the CloudWatch alarms" if alarms else "the deployment circuit breaker"
+        rec["rollback_reason"] = f"{detector}; {breaker} rolled back from {failed} to {rec['previous_taskdef']}"
         tg = rec["tgs"][0]["arn"] if rec["tgs"] else None
         reason = f"Task failed ELB health checks in (target-group {tg})" if "health" in why and tg else None
         self.stop_tasks(ctx, rec, [t for t in rec["tasks"] if t["stop_at"] is None], now, reason)
         self.new_deployment(rec, now, rec["previous_taskdef"])
+        rec["old_deps"][-1].update(rollout="FAILED", reason=rec["rollback_reason"])
         rec["previous_taskdef"] = None
+        rec["task_tg"] = None
+        if sd is not None:
+            rec["revision"] = rec.get("previous_revision") or next(iter(sd["sources"]), rec.get("revision"))
+            sd.update(status="ROLLBACK_IN_PROGRESS", reason=self.sd_reason(why, alarms, rolled_back=True),
+                      rollback={"reason": self.sd_reason(why, alarms, rolled_back=True), "startedAt": now,
+                                "serviceRevisionArn": rec["revision"]},
+                      rollback_dep=rec["dep_id"], triggered=alarms or [], cb_tripped=not alarms and not why.startswith("stopped"))
         self.event(rec, now, f"(service {rec['name']}) rolling back to deployment {rec['dep_id']}.")
         self.reconcile(ctx, rec, now)
 
     def notice(self, ctx: Ctx, rec: dict, now: float):
         """The events ECS writes as time passes: targets registered, targets unhealthy, steady state."""
-        tg = rec["tgs"][0] if rec["tgs"] else None
         for task in rec["tasks"]:
+            tg = next(iter(self.task_specs(rec, task)), None)
             if task["run_at"] is None or task["run_at"] > now:
                 continue
             if tg and "registered" not in task["noted"] and (task["stop_at"] is None or task["stop_at"] > task["run_at"]):
@@ -2468,7 +2503,7 @@ class Realism:
         if self.image_fails(ctx, task["taskdef"]):
             return None
         at = task["run_at"]
-        for spec in rec["tgs"]:
+        for spec in self.task_specs(rec, task):
             info = self.tg_info(ctx, spec["arn"])
             if info is None:
                 continue
@@ -2499,13 +2534,15 @@ class Realism:
         self.assign_run(ctx, rec)
         self.fail_tasks(ctx, rec, now)
         self.circuit_breaker(ctx, rec, now)
+        self.alarm_watch(ctx, rec, now)
+        self.bg_advance(ctx, rec, now)
         self.assign_run(ctx, rec)
         status = self.svc_status(rec, now)
         running = sum(1 for t in rec["tasks"] if self.task_running(t, now))
         live = [t for t in rec["tasks"] if t["stop_at"] is None]
         live_running = sum(1 for t in live if self.task_running(t, now))
         pending = len(live) - live_running
-        if rec["completed_at"] is None and status == "ACTIVE" and len(live) == rec["desired"]:
+        if rec["completed_at"] is None and not rec.get("bg") and status == "ACTIVE" and len(live) == rec["desired"]:
             steady = True
             for t in live:
                 h = self.healthy_at(ctx, rec, t) if self.task_running(t, now) else None
@@ -2518,6 +2555,7 @@ class Realism:
         rollout = "COMPLETED" if rec["completed_at"] is not None else "IN_PROGRESS"
         if rec.get("rollout_failed"):
             rollout = "FAILED"
+        self.sd_update(rec, now)
         return {"status": status, "running": running, "pending": pending, "live_running": live_running,
                 "rollout": rollout}
 
@@ -2568,7 +2606,8 @@ class Realism:
                 {"id": d["id"], "status": "ACTIVE", "taskDefinition": d["taskdef"], "desiredCount": 0, "pendingCount": 0,
                  "runningCount": sum(1 for t in rec["tasks"] if t["deployment"] == d["id"] and self.task_running(t, now)),
                  "failedTasks": 0, "createdAt": d["created"], "updatedAt": now, "launchType": primary.get("launchType"),
-                 "rolloutState": "COMPLETED", "rolloutStateReason": f"ECS deployment {d['id']} completed."}
+                 "rolloutState": d.get("rollout", "COMPLETED"),
+                 "rolloutStateReason": d.get("reason") or f"ECS deployment {d['id']} completed."}
                 for d in reversed(rec["old_deps"])]
         events = sorted(rec["events"], key=lambda e: (e["createdAt"], e["seq"]), reverse=True)[:100]
         svc["events"] = [{"id": e["id"], "createdAt": e["createdAt"], "message": e["message"]} for e in events]
@@ -2620,6 +2659,558 @@ class Realism:
                 doc["stoppedAt"] = task["gone_at"]
         return doc
 
+    # ---- ECS deployment strategies, service deployments and revisions (issue 20) -----------------
+    # ECS (2025) runs BLUE_GREEN, CANARY and LINEAR itself: the new revision's full task set starts in the
+    # target group that does not serve (the alternate one the first time), the production listener rule's
+    # forward weights move to it (ModifyRule, made here in moto as ECS makes it), both task sets run through
+    # the bake, then CLEAN_UP stops the old ones. Deployment alarms (any strategy) roll a deployment back.
+    # moto has none of this, nor ListServiceDeployments / DescribeServiceDeployments / DescribeServiceRevisions.
+
+    STRATEGIES = ("ROLLING", "BLUE_GREEN", "CANARY", "LINEAR")
+    # (field, section, key, low, high, multiple of 0.1), ranges from the ECS API reference
+    STRATEGY_RANGES = (
+        ("bakeTimeInMinutes", None, "bakeTimeInMinutes", 0, 1440, False),
+        ("canaryConfiguration.canaryPercent", "canaryConfiguration", "canaryPercent", 0.1, 100.0, True),
+        ("canaryConfiguration.canaryBakeTimeInMinutes", "canaryConfiguration", "canaryBakeTimeInMinutes", 0, 1440, False),
+        ("linearConfiguration.stepPercent", "linearConfiguration", "stepPercent", 3.0, 100.0, True),
+        ("linearConfiguration.stepBakeTimeInMinutes", "linearConfiguration", "stepBakeTimeInMinutes", 0, 1440, False),
+    )
+
+    def task_specs(self, rec: dict, task: dict) -> list:
+        """The load balancer entries a task is registered with: a task of a blue/green-type service is in one
+        target group (its revision's); a rolling service's tasks are in every target group of the service."""
+        if task.get("tg"):
+            base = rec["tgs"][0] if rec["tgs"] else {"container": None, "port": 80}
+            return [dict(base, arn=task["tg"])]
+        return rec["tgs"]
+
+    @staticmethod
+    def merged_dc(rec: dict | None, req: dict) -> dict:
+        """The deploymentConfiguration after this request (ECS keeps what an update leaves out)."""
+        old = dict(((rec or {}).get("settings") or {}).get("deploymentConfiguration") or {})
+        new = req.get("deploymentConfiguration") or {}
+        if new.get("strategy") and new.get("strategy") != old.get("strategy"):
+            old.pop("canaryConfiguration", None)  # the other strategy's settings go with it
+            old.pop("linearConfiguration", None)
+        return {**old, **new}
+
+    def check_deployment_strategy(self, ctx: Ctx, req: dict, rec: dict | None):
+        """ECS's checks of a strategy and its load balancer's advancedConfiguration (moto checks nothing)."""
+        own = req.get("deploymentConfiguration") or {}
+        dc = self.merged_dc(rec, req)
+        strategy = dc.get("strategy") or "ROLLING"
+        if strategy not in self.STRATEGIES:
+            raise Reject("InvalidParameterException", f"Invalid deployment strategy '{strategy}'. Valid values are "
+                                                      "ROLLING, BLUE_GREEN, LINEAR, CANARY.")
+        for section, wanted in (("canaryConfiguration", "CANARY"), ("linearConfiguration", "LINEAR")):
+            if own.get(section) is not None and strategy != wanted:
+                raise Reject("InvalidParameterException", f"{section} can only be specified when the deployment "
+                                                          f"strategy is {wanted}.")
+        for field, section, key, low, high, tenths in self.STRATEGY_RANGES:
+            value = (dc.get(section) or {}).get(key) if section else dc.get(key)
+            if value is None:
+                continue
+            off_grid = tenths and abs(round(float(value) * 10) - float(value) * 10) > 1e-6
+            if not low <= float(value) <= high or off_grid:
+                grid = "a multiple of 0.1 " if tenths else ""
+                raise Reject("InvalidParameterException", f"Invalid value {value} for deploymentConfiguration.{field}: "
+                                                          f"it must be {grid}between {low} and {high}.")
+        if strategy == "ROLLING":
+            return
+        controller = (req.get("deploymentController") or {}).get("type") or "ECS"
+        if controller != "ECS":
+            raise Reject("InvalidParameterException", f"The {strategy} deployment strategy requires the ECS "
+                                                      "deployment controller.")
+        specs = req["loadBalancers"] if req.get("loadBalancers") is not None else (rec or {}).get("lb_specs") or []
+        for spec in specs:
+            self.check_advanced_configuration(ctx, spec, strategy)
+
+    def check_advanced_configuration(self, ctx: Ctx, spec: dict, strategy: str):
+        adv = spec.get("advancedConfiguration") or {}
+        primary = spec.get("targetGroupArn")
+        for key in ("alternateTargetGroupArn", "productionListenerRule", "roleArn"):
+            if not adv.get(key):
+                raise Reject("InvalidParameterException", f"loadBalancers.advancedConfiguration.{key} is required for "
+                                                          f"target group {primary} with the {strategy} deployment strategy.")
+        alt, rule_arn, role = adv["alternateTargetGroupArn"], adv["productionListenerRule"], adv["roleArn"]
+        if alt == primary:
+            raise Reject("InvalidParameterException", f"The alternate target group {alt} must differ from the target "
+                                                      "group of the load balancer.")
+        info, pinfo = self.tg_info(ctx, alt), self.tg_info(ctx, primary) if primary else None
+        if info is None:
+            raise Reject("InvalidParameterException", f"The target group with targetGroupArn {alt} does not exist.")
+        if info["type"] != "ip":
+            raise Reject("InvalidParameterException",
+                         f"The provided target group {alt} has target type {info['type']}, which is incompatible "
+                         "with the awsvpc network mode specified in the task definition.")
+        if pinfo is not None and pinfo.get("vpc") != info.get("vpc"):
+            raise Reject("InvalidParameterException", f"The alternate target group {alt} must be in the same VPC as "
+                                                      f"the target group {primary}.")
+        rule = self.describe_rule(ctx, rule_arn)
+        if rule is None:
+            raise Reject("InvalidParameterException", f"The production listener rule {rule_arn} does not exist.")
+        if rule["types"] != ["forward"] or not {primary, alt} <= set(rule["weights"]):
+            raise Reject("InvalidParameterException", f"The production listener rule {rule_arn} must have a single "
+                                                      f"forward action to target groups {primary} and {alt}.")
+        if rule["lb"] not in info["lbs"]:
+            raise Reject("InvalidParameterException",
+                         f"The target group with targetGroupArn {alt} does not have an associated load balancer.")
+        self.check_infrastructure_role(ctx, role)
+
+    def check_infrastructure_role(self, ctx: Ctx, role: str):
+        message = (f"Amazon ECS was unable to assume the role '{role}' to manage the load balancer. Please verify that "
+                   "the role exists, has a trust relationship with ecs.amazonaws.com and that your IAM user has "
+                   "permissions to pass this role.")
+        name = role.split("/")[-1]
+        created = self.roles.get(name)
+        if created is not None and ctx.now < created + self.d("iam_propagation_s"):
+            raise Reject("InvalidParameterException", message)
+        try:
+            root = self.query(ctx, "iam", "GetRole", {"RoleName": name})
+        except UpstreamError:
+            raise Reject("InvalidParameterException", message)
+        trust = urllib.parse.unquote(xt(root, "./GetRoleResult/Role/AssumeRolePolicyDocument") or "")
+        if '"ecs.amazonaws.com"' not in trust.replace(" ", ""):
+            raise Reject("InvalidParameterException", message)
+
+    def describe_rule(self, ctx: Ctx, arn: str):
+        """A listener rule from moto: its action types, forward weights by target group, its load balancer."""
+        try:
+            root = self.query(ctx, "elasticloadbalancing", "DescribeRules", {"RuleArns.member.1": arn})
+        except UpstreamError:
+            return None
+        m = root.find("./DescribeRulesResult/Rules/member")
+        if m is None:
+            return None
+        types, weights = [], {}
+        for a in m.findall("./Actions/member"):
+            types.append(xt(a, "Type"))
+            if xt(a, "TargetGroupArn"):
+                weights[xt(a, "TargetGroupArn")] = 1
+            for t in a.findall("./ForwardConfig/TargetGroups/member"):
+                weights[xt(t, "TargetGroupArn")] = int(xt(t, "Weight") or 1)
+        # listener-rule/app/NAME/LB-ID/LISTENER-ID/RULE-ID -> loadbalancer/app/NAME/LB-ID
+        head, _, tail = arn.partition(":listener-rule/")
+        lb = f"{head}:loadbalancer/{'/'.join(tail.split('/')[:3])}"
+        return {"types": types, "weights": weights, "lb": lb}
+
+    def set_weights(self, ctx: Ctx, rule: str, blue: str, green: str, green_percent: float):
+        """ECS's ModifyRule of the production rule: forward to both target groups by weight (whole percents,
+        or per mille when the percent has a tenth)."""
+        scale = 1 if float(green_percent).is_integer() else 10
+        green_w = int(round(green_percent * scale))
+        params = {"RuleArn": rule, "Actions.member.1.Type": "forward",
+                  "Actions.member.1.ForwardConfig.TargetGroups.member.1.TargetGroupArn": blue,
+                  "Actions.member.1.ForwardConfig.TargetGroups.member.1.Weight": str(100 * scale - green_w),
+                  "Actions.member.1.ForwardConfig.TargetGroups.member.2.TargetGroupArn": green,
+                  "Actions.member.1.ForwardConfig.TargetGroups.member.2.Weight": str(green_w)}
+        try:
+            self.query(ctx, "elasticloadbalancing", "ModifyRule", params)
+        except UpstreamError:
+            traceback.print_exc()
+
+    # -- service revisions and service deployments
+
+    @staticmethod
+    def arn_prefix(rec: dict) -> str:
+        return rec["arn"].split(":service/")[0]
+
+    def new_revision(self, rec: dict, now: float) -> str:
+        arn = (f"{self.arn_prefix(rec)}:service-revision/{self.cluster_name(rec['cluster'])}/{rec['name']}/"
+               f"{random.randrange(10 ** 18, 10 ** 19)}")
+        rec.setdefault("revisions", {})[arn] = {
+            "taskdef": rec["taskdef"], "created": now, "lbs": json.loads(json.dumps(rec.get("lb_specs") or [])),
+            "net": {"awsvpcConfiguration": {"subnets": list(rec["subnets"]), "securityGroups": list(rec["sgs"]),
+                                            "assignPublicIp": "ENABLED" if rec["public_ip"] else "DISABLED"}},
+            "strategy": list(rec.get("strategy") or [])}
+        rec["revision"] = arn
+        return arn
+
+    def new_service_deployment(self, rec: dict, now: float, source: str | None) -> dict:
+        token = "".join(random.choice("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") for _ in range(21))
+        dc = json.loads(json.dumps((rec.get("settings") or {}).get("deploymentConfiguration") or {}))
+        sd = {"arn": f"{self.arn_prefix(rec)}:service-deployment/{self.cluster_name(rec['cluster'])}/{rec['name']}/{token}",
+              "created": now, "started": now, "finished": None, "stopped": None, "updated": now,
+              "status": "IN_PROGRESS", "reason": None, "target": rec["revision"], "sources": [source] if source else [],
+              "dep_id": rec["dep_id"], "dc": dc, "strategy": dc.get("strategy") or "ROLLING", "rollback": None,
+              "rollback_dep": None, "triggered": [], "cb_tripped": False}
+        rec.setdefault("sds", []).append(sd)
+        return sd
+
+    @staticmethod
+    def current_sd(rec: dict):
+        return (rec.get("sds") or [None])[-1]
+
+    @staticmethod
+    def sd_reason(why: str, alarms: list | None, rolled_back: bool) -> str:
+        if alarms:
+            cause = f"CloudWatch alarm(s) {', '.join(alarms)} went into ALARM state"
+        elif why.startswith("stopped"):
+            cause = "of a StopServiceDeployment request"
+        else:
+            cause = "the circuit breaker threshold was exceeded"
+        return f"Service deployment {'rolled back' if rolled_back else 'failed'} because {cause}."
+
+    def sd_update(self, rec: dict, now: float):
+        """A rolling deployment's status from the service's state (a blue/green one is moved by bg_advance)."""
+        sd = self.current_sd(rec)
+        if sd is None or (rec.get("bg") and rec["bg"]["sd"] is sd) or sd["status"] not in ("IN_PROGRESS", "ROLLBACK_IN_PROGRESS"):
+            return
+        if sd["status"] == "ROLLBACK_IN_PROGRESS":
+            if rec["dep_id"] == sd["rollback_dep"] and rec["completed_at"] is not None:
+                sd.update(status="ROLLBACK_SUCCESSFUL", finished=rec["completed_at"], updated=rec["completed_at"])
+        elif rec["dep_id"] == sd["dep_id"] and rec["completed_at"] is not None:
+            sd.update(status="SUCCESSFUL", finished=rec["completed_at"], updated=rec["completed_at"],
+                      reason="Service deployment completed successfully.")
+
+    def supersede(self, ctx: Ctx, rec: dict, now: float):
+        """A new deployment replaces one still running: ECS stops it (a blue/green one's new tasks stop and the
+        production traffic goes back to the old revision)."""
+        bg = rec.get("bg")
+        if bg is not None:
+            if bg["phase"] == "deploy":
+                self.bg_restore(ctx, rec, now, None)
+                bg["sd"].update(status="STOPPED", stopped=now, updated=now,
+                                reason="Service deployment stopped: a newer service deployment started.")
+            else:
+                bg["sd"].update(status="ROLLBACK_SUCCESSFUL", finished=now, updated=now)
+            rec["bg"] = None
+        sd = self.current_sd(rec)
+        if sd is not None and sd["status"] in ("PENDING", "IN_PROGRESS"):
+            sd.update(status="STOPPED", stopped=now, updated=now,
+                      reason="Service deployment stopped: a newer service deployment started.")
+
+    # -- alarms during a deployment
+
+    def alarm_hit(self, rec: dict, names: list, start: float, end: float):
+        """(time, [names]) of the first moment in [start, end] an alarm was in ALARM, or None."""
+        region = rec["arn"].split(":")[3]
+        first = None
+        for name in names:
+            hist = self.alarm_history.get((region, name), [])
+            before = [state for t, state in hist if t <= start]
+            at = start if before and before[-1] == "ALARM" else next(
+                (t for t, state in hist if start < t <= end and state == "ALARM"), None)
+            if at is None:
+                continue
+            if first is None or at < first[0]:
+                first = (at, [name])
+            elif at == first[0]:
+                first[1].append(name)
+        return first
+
+    def watched_alarms(self, sd: dict) -> list:
+        alarms = sd["dc"].get("alarms") or {}
+        return list(alarms.get("alarmNames") or []) if alarms.get("enable") else []
+
+    def alarm_watch(self, ctx: Ctx, rec: dict, now: float):
+        """A rolling deployment (or a service's first, which has nothing to shift traffic from) whose alarm goes
+        into ALARM before it completed (and rolling_alarm_bake_s after) fails: rolled back if the alarms say
+        rollback."""
+        sd = self.current_sd(rec)
+        if (sd is None or rec.get("bg") or sd["status"] != "IN_PROGRESS" or rec["dep_id"] != sd["dep_id"]
+                or rec.get("rollout_failed")):
+            return
+        names = self.watched_alarms(sd)
+        if not names:
+            return
+        end = now if rec["completed_at"] is None else min(now, rec["completed_at"] + self.d("rolling_alarm_bake_s"))
+        hit = self.alarm_hit(rec, names, sd["started"], end)
+        if hit is None:
+            return
+        if (sd["dc"].get("alarms") or {}).get("rollback"):
+            self.trip(ctx, rec, max(hit[0], sd["started"]), "alarm detected", hit[1])
+        else:
+            rec["rollout_failed"] = True
+            rec["rollback_reason"] = f"alarm(s) {', '.join(hit[1])} in ALARM; deployment failed"
+            self.event(rec, hit[0], f"(service {rec['name']}) (deployment {rec['dep_id']}) deployment failed: alarm detected.")
+            sd.update(status="STOPPED", stopped=hit[0], updated=hit[0], triggered=hit[1],
+                      reason=self.sd_reason("alarm", hit[1], rolled_back=False))
+
+    # -- blue/green, canary, linear
+
+    def bg_start(self, ctx: Ctx, rec: dict, now: float, sd: dict, spec: dict, source: str | None):
+        adv = spec["advancedConfiguration"]
+        primary, alt = spec["targetGroupArn"], adv["alternateTargetGroupArn"]
+        blue = rec.get("serving_tg") if rec.get("serving_tg") in (primary, alt) else primary
+        rec["task_tg"] = alt if blue == primary else primary
+        rec["bg"] = {"sd": sd, "strategy": sd["strategy"], "blue_tg": blue, "green_tg": rec["task_tg"],
+                     "rule": adv["productionListenerRule"], "blue_dep": rec["old_deps"][-1], "blue_rev": source,
+                     "dep_id": rec["dep_id"], "start": now, "scaled": None, "plan": None, "cleaned": False,
+                     "phase": "deploy", "applied": None, "done_at": None}
+
+    def bg_plan(self, bg: dict, scaled: float) -> dict:
+        """The stages after the new tasks are healthy, and the production shifts [(time, new revision's %)]."""
+        s, minute = self.d("deploy_stage_s"), 60 * float(self.cfg["time_scale"])
+        dc = bg["sd"]["dc"]
+        t = scaled + 3 * s
+        stages = [("POST_SCALE_UP", scaled), ("TEST_TRAFFIC_SHIFT", scaled + s), ("POST_TEST_TRAFFIC_SHIFT", scaled + 2 * s),
+                  ("PRODUCTION_TRAFFIC_SHIFT", t)]
+        if bg["strategy"] == "CANARY":
+            canary = dc.get("canaryConfiguration") or {}
+            bake = float(canary.get("canaryBakeTimeInMinutes", 10)) * minute
+            shifts = [(t, float(canary.get("canaryPercent", 5.0))), (t + bake, 100.0)]
+        elif bg["strategy"] == "LINEAR":
+            linear = dc.get("linearConfiguration") or {}
+            step, bake = float(linear.get("stepPercent", 10.0)), float(linear.get("stepBakeTimeInMinutes", 6)) * minute
+            shifts, weight = [(t, min(step, 100.0))], min(step, 100.0)
+            while weight < 100.0:
+                weight = min(100.0, round(weight + step, 1))
+                shifts.append((shifts[-1][0] + bake, weight))
+        else:
+            shifts = [(t, 100.0)]
+        post = shifts[-1][0] + s
+        bake_end = post + s + float(dc.get("bakeTimeInMinutes") or 0) * minute
+        stages += [("POST_PRODUCTION_TRAFFIC_SHIFT", post), ("BAKE_TIME", post + s), ("CLEAN_UP", bake_end)]
+        return {"stages": stages, "shifts": shifts, "bake_end": bake_end}
+
+    def bg_stage(self, bg: dict, now: float) -> str:
+        if bg["phase"] != "deploy":
+            return bg.get("rollback_stage") or "CLEAN_UP"  # the stage the deployment was rolled back in
+        if bg["plan"] is None:
+            return "PRE_SCALE_UP" if now < bg["start"] + self.d("deploy_stage_s") else "SCALE_UP"
+        return [name for name, at in bg["plan"]["stages"] if at <= now][-1] if now >= bg["plan"]["stages"][0][1] else "SCALE_UP"
+
+    def bg_weight(self, bg: dict, now: float) -> float:
+        """The new revision's share of production traffic now."""
+        if bg["phase"] != "deploy" or bg["plan"] is None:
+            return 0.0
+        shifted = [w for t, w in bg["plan"]["shifts"] if t <= now]
+        return shifted[-1] if shifted else 0.0
+
+    def bg_advance(self, ctx: Ctx, rec: dict, now: float):
+        """Move a blue/green-type deployment on to `now`: scale-up done, alarms, clean-up, end; and put the
+        production rule's weights where ECS has them."""
+        bg = rec.get("bg")
+        if bg is None:
+            return
+        if bg["phase"] == "deploy":
+            green = [t for t in rec["tasks"] if t["deployment"] == bg["dep_id"] and t["stop_at"] is None]
+            if bg["plan"] is None and len(green) >= rec["desired"]:
+                healthy = [self.healthy_at(ctx, rec, t) if t["run_at"] is not None else None for t in green]
+                if all(h is not None and h <= now for h in healthy):
+                    bg["scaled"] = max(healthy + [bg["start"] + self.d("deploy_stage_s")])
+                    bg["plan"] = self.bg_plan(bg, bg["scaled"])
+            names = self.watched_alarms(bg["sd"])
+            end = min(now, bg["plan"]["bake_end"]) if bg["plan"] else now
+            hit = self.alarm_hit(rec, names, bg["start"], end) if names else None
+            if hit is not None and (bg["sd"]["dc"].get("alarms") or {}).get("rollback"):
+                self.bg_rollback(ctx, rec, max(hit[0], bg["start"]), "alarm detected", hit[1])
+            elif bg["plan"] is not None and now >= bg["plan"]["bake_end"] and not bg["cleaned"]:
+                at = bg["plan"]["bake_end"]
+                bg["cleaned"] = True
+                blue = [t for t in rec["tasks"] if t["deployment"] == bg["blue_dep"]["id"] and t["stop_at"] is None]
+                self.stop_tasks(ctx, rec, blue, at)
+                bg["done_at"] = max([at] + [t["gone_at"] for t in blue if t["gone_at"] is not None])
+        if bg["phase"] == "deploy" and bg["cleaned"] and now >= bg["done_at"]:
+            rec["completed_at"] = bg["done_at"]
+            rec["serving_tg"] = bg["green_tg"]
+            bg["sd"].update(status="SUCCESSFUL", finished=bg["done_at"], updated=bg["done_at"], stage="CLEAN_UP",
+                            reason="Service deployment completed successfully.")
+            rec["bg"] = None
+        elif bg["phase"] == "rollback" and now >= bg["done_at"]:
+            bg["sd"].update(status="ROLLBACK_SUCCESSFUL", finished=bg["done_at"], updated=bg["done_at"],
+                            stage=bg.get("rollback_stage"))
+            self.event(rec, bg["done_at"], f"(service {rec['name']}) has reached a steady state.")
+            rec["bg"] = None
+        weight = self.bg_weight(bg, now) if bg["phase"] == "deploy" and not (bg["cleaned"] and now >= bg["done_at"]) else (
+            100.0 if bg["phase"] == "deploy" else 0.0)
+        if weight != bg["applied"]:
+            self.set_weights(ctx, bg["rule"], bg["blue_tg"], bg["green_tg"], weight)
+            bg["applied"] = weight
+
+    def bg_restore(self, ctx: Ctx, rec: dict, at: float, reason: str | None):
+        """The old revision is the service's again: the new tasks stop, production traffic back on it."""
+        bg = rec["bg"]
+        failed = {"id": rec["dep_id"], "taskdef": rec["taskdef"], "created": rec["dep_created"], "rollout": "FAILED",
+                  "reason": reason or f"ECS deployment {rec['dep_id']} stopped."}
+        green = [t for t in rec["tasks"] if t["deployment"] == bg["dep_id"] and t["stop_at"] is None]
+        self.stop_tasks(ctx, rec, green, at)
+        blue = bg["blue_dep"]
+        rec["old_deps"] = [d for d in rec["old_deps"] if d["id"] != blue["id"]] + [failed]
+        rec["dep_id"], rec["dep_created"], rec["taskdef"] = blue["id"], blue["created"], blue["taskdef"]
+        rec["revision"], rec["task_tg"] = bg["blue_rev"], bg["blue_tg"]
+        rec["completed_at"] = at
+        rec["noted_complete"] = blue["id"]  # ECS tells of the rollback, not of a completed deployment
+        bg["done_at"] = max([at] + [t["gone_at"] for t in green if t["gone_at"] is not None])
+        self.set_weights(ctx, bg["rule"], bg["blue_tg"], bg["green_tg"], 0.0)
+        bg["applied"] = 0.0
+
+    def bg_rollback(self, ctx: Ctx, rec: dict, at: float, why: str, alarms: list | None):
+        bg = rec["bg"]
+        if bg["phase"] != "deploy":
+            return
+        sd = bg["sd"]
+        failed_dep, failed_td = rec["dep_id"], rec["taskdef"]
+        self.event(rec, at, f"(service {rec['name']}) (deployment {failed_dep}) deployment failed: {why}.")
+        detector = f"alarm(s) {', '.join(alarms)} in ALARM" if alarms else why
+        reason = f"{detector}; rolled back from {failed_td} to {bg['blue_dep']['taskdef']}"
+        self.bg_restore(ctx, rec, at, reason)
+        rec["rollback_reason"] = reason
+        bg["phase"] = "rollback"
+        text = self.sd_reason(why, alarms, rolled_back=True)
+        sd.update(status="ROLLBACK_IN_PROGRESS", reason=text, updated=at, triggered=alarms or [],
+                  cb_tripped=not alarms and not why.startswith("stopped"),
+                  rollback={"reason": text, "startedAt": at, "serviceRevisionArn": bg["blue_rev"]})
+        bg["rollback_stage"] = self.bg_stage(dict(bg, phase="deploy"), at)
+        self.event(rec, at, f"(service {rec['name']}) rolling back to deployment {rec['dep_id']}.")
+
+    # -- the API ECS has and moto has not
+
+    def _ecs_json(self, doc: dict) -> Response:
+        return Response(200, [("Content-Type", "application/x-amz-json-1.1"), ("x-amzn-RequestId", str(uuid.uuid4()))],
+                        json.dumps(doc).encode(), injected=True)
+
+    def revision_counts(self, ctx: Ctx, rec: dict, arn: str, requested: int) -> dict:
+        tasks = [t for t in rec["tasks"] if t.get("revision") == arn and t["stop_at"] is None]
+        running = sum(1 for t in tasks if self.task_running(t, ctx.now))
+        return {"arn": arn, "requestedTaskCount": requested, "runningTaskCount": running,
+                "pendingTaskCount": len(tasks) - running}
+
+    def sd_doc(self, ctx: Ctx, rec: dict, sd: dict) -> dict:
+        now = ctx.now
+        current = sd is self.current_sd(rec)
+        bg = rec.get("bg") if rec.get("bg") and rec["bg"]["sd"] is sd else None
+        live = current and sd["status"] in ("IN_PROGRESS", "ROLLBACK_IN_PROGRESS")
+        target_wanted = rec["desired"] if live and sd["status"] == "IN_PROGRESS" else (
+            rec["desired"] if sd["status"] == "SUCCESSFUL" and current else 0)
+        doc = {"serviceDeploymentArn": sd["arn"], "serviceArn": rec["arn"],
+               "clusterArn": f"{self.arn_prefix(rec)}:cluster/{self.cluster_name(rec['cluster'])}",
+               "createdAt": sd["created"], "startedAt": sd["started"], "updatedAt": max(sd["updated"], sd["started"]),
+               "targetServiceRevision": self.revision_counts(ctx, rec, sd["target"], target_wanted),
+               "sourceServiceRevisions": [self.revision_counts(ctx, rec, a, 0 if sd["status"] == "SUCCESSFUL" or not live
+                                                               or bg is None else rec["desired"]) for a in sd["sources"]],
+               "status": sd["status"], "deploymentConfiguration": sd["dc"]}
+        if sd["reason"]:
+            doc["statusReason"] = sd["reason"]
+        for key, field in (("finished", "finishedAt"), ("stopped", "stoppedAt")):
+            if sd[key] is not None:
+                doc[field] = sd[key]
+        if bg is None and sd.get("stage"):
+            doc["lifecycleStage"] = sd["stage"]  # where a finished blue/green-type deployment ended
+        if bg is not None:
+            doc["lifecycleStage"] = self.bg_stage(bg, now)
+            weight = self.bg_weight(bg, now) if bg["phase"] == "deploy" else 0.0
+            doc["targetServiceRevision"]["requestedProductionTrafficWeight"] = weight
+            for source in doc["sourceServiceRevisions"]:
+                source["requestedProductionTrafficWeight"] = 100.0 - weight
+        if sd["rollback"]:
+            doc["rollback"] = sd["rollback"]
+        cb = sd["dc"].get("deploymentCircuitBreaker") or {}
+        done = sd["status"] not in ("PENDING", "IN_PROGRESS")
+        doc["deploymentCircuitBreaker"] = {
+            "status": "DISABLED" if not cb.get("enable") else "TRIGGERED" if sd["cb_tripped"] else
+            "MONITORING_COMPLETE" if done else "MONITORING",
+            "failureCount": rec["dep_failed"] if current else 0,
+            "threshold": max(int(self.cfg["circuit_breaker_min_failed_tasks"]), (rec["desired"] + 1) // 2)}
+        alarms = sd["dc"].get("alarms") or {}
+        doc["alarms"] = {"status": "DISABLED" if not alarms.get("enable") else "TRIGGERED" if sd["triggered"] else
+                         "MONITORING_COMPLETE" if done else "MONITORING",
+                         "alarmNames": list(alarms.get("alarmNames") or []), "triggeredAlarmNames": list(sd["triggered"])}
+        return doc
+
+    def pre_ecs_ListServiceDeployments(self, ctx: Ctx):
+        name = (ctx.json.get("service") or "").split("/")[-1]
+        rec = self.find_service(ctx.json.get("cluster"), name)
+        if rec is None:
+            raise Reject("ServiceNotFoundException", "Service not found.")
+        self.svc_view(ctx, rec)
+        wanted = set(ctx.json.get("status") or [])
+        created = ctx.json.get("createdAt") or {}
+        briefs = []
+        for sd in reversed(rec.get("sds") or []):
+            if wanted and sd["status"] not in wanted:
+                continue
+            if created.get("after") is not None and sd["created"] < float(created["after"]):
+                continue
+            if created.get("before") is not None and sd["created"] > float(created["before"]):
+                continue
+            brief = {"serviceDeploymentArn": sd["arn"], "serviceArn": rec["arn"],
+                     "clusterArn": f"{self.arn_prefix(rec)}:cluster/{self.cluster_name(rec['cluster'])}",
+                     "startedAt": sd["started"], "createdAt": sd["created"], "targetServiceRevisionArn": sd["target"],
+                     "status": sd["status"]}
+            if sd["finished"] is not None or sd["stopped"] is not None:
+                brief["finishedAt"] = sd["finished"] if sd["finished"] is not None else sd["stopped"]
+            if sd["reason"]:
+                brief["statusReason"] = sd["reason"]
+            briefs.append(brief)
+        limit = int(ctx.json.get("maxResults") or 20)
+        start = int(ctx.json.get("nextToken") or 0)
+        out = {"serviceDeployments": briefs[start:start + limit]}
+        if start + limit < len(briefs):
+            out["nextToken"] = str(start + limit)
+        return self._ecs_json(out)
+
+    def find_sd(self, arn: str):
+        for rec in self.services.values():
+            for sd in rec.get("sds") or []:
+                if sd["arn"] == arn:
+                    return rec, sd
+        return None, None
+
+    def pre_ecs_DescribeServiceDeployments(self, ctx: Ctx):
+        arns = ctx.json.get("serviceDeploymentArns") or []
+        if not arns or len(arns) > 20:
+            raise Reject("InvalidParameterException", "serviceDeploymentArns must contain between 1 and 20 ARNs.")
+        found, failures = [], []
+        for arn in arns:
+            rec, sd = self.find_sd(arn)
+            if sd is None:
+                failures.append({"arn": arn, "reason": "MISSING"})
+                continue
+            self.svc_view(ctx, rec)
+            found.append(self.sd_doc(ctx, rec, sd))
+        return self._ecs_json({"serviceDeployments": found, "failures": failures})
+
+    def pre_ecs_DescribeServiceRevisions(self, ctx: Ctx):
+        arns = ctx.json.get("serviceRevisionArns") or []
+        if not arns or len(arns) > 20:
+            raise Reject("InvalidParameterException", "serviceRevisionArns must contain between 1 and 20 ARNs.")
+        found, failures = [], []
+        for arn in arns:
+            rec = next((r for r in self.services.values() if arn in (r.get("revisions") or {})), None)
+            if rec is None:
+                failures.append({"arn": arn, "reason": "MISSING"})
+                continue
+            rev = rec["revisions"][arn]
+            try:
+                td = self.resolve_taskdef(ctx, rev["taskdef"])
+            except UpstreamError:
+                td = {}
+            doc = {"serviceRevisionArn": arn, "serviceArn": rec["arn"],
+                   "clusterArn": f"{self.arn_prefix(rec)}:cluster/{self.cluster_name(rec['cluster'])}",
+                   "taskDefinition": rev["taskdef"], "platformVersion": "1.4.0", "platformFamily": "Linux",
+                   "loadBalancers": rev["lbs"], "networkConfiguration": rev["net"], "guardDutyEnabled": False,
+                   "containerImages": [{"containerName": c.get("name"), "image": c.get("image")}
+                                       for c in td.get("containerDefinitions") or []],
+                   "createdAt": rev["created"]}
+            if rev["strategy"]:
+                doc["capacityProviderStrategy"] = rev["strategy"]
+            else:
+                doc["launchType"] = "FARGATE"
+            found.append(doc)
+        return self._ecs_json({"serviceRevisions": found, "failures": failures})
+
+    def pre_ecs_StopServiceDeployment(self, ctx: Ctx):
+        """stopType ROLLBACK (the default) of a deployment in progress: rolled back as an alarm would."""
+        rec, sd = self.find_sd(ctx.json.get("serviceDeploymentArn") or "")
+        if sd is None:
+            raise Reject("ServiceDeploymentNotFoundException", "The service deployment does not exist.")
+        if (ctx.json.get("stopType") or "ROLLBACK") != "ROLLBACK":
+            raise Reject("InvalidParameterException", "Only the ROLLBACK stop type is supported (realism layer).")
+        self.svc_view(ctx, rec)
+        if sd is not self.current_sd(rec) or sd["status"] != "IN_PROGRESS":
+            raise Reject("ConflictException", f"The service deployment {sd['arn']} is not in progress.")
+        self.trip(ctx, rec, ctx.now, "stopped by a StopServiceDeployment request")
+        return self._ecs_json({"serviceDeploymentArn": sd["arn"]})
+
+    def pre_elb_DescribeRules(self, ctx: Ctx):
+        """ECS moves a deployment's weights with time: bring every deployment under way to now first."""
+        for rec in list(self.services.values()):
+            if rec.get("bg"):
+                self.svc_view(ctx, rec)
+        return None
+
     # ---- CloudWatch alarms ---------------------------------------------------------------------
     # moto starts a new alarm OK and resets the state on every PutMetricAlarm, applies Tags sent with an
     # update, and lists a deleted alarm's tags. AWS: a new alarm starts INSUFFICIENT_DATA, an update
@@ -2647,17 +3238,26 @@ class Realism:
         if before is None:
             self.alarm_states[key] = {"StateValue": "INSUFFICIENT_DATA", "StateReason": "Unchecked: Initial alarm creation",
                                       "StateUpdatedTimestamp": ctx.now}
+            self.alarm_history[key] = [(ctx.now, "INSUFFICIENT_DATA")]
         elif key not in self.alarm_states:
             self.alarm_states[key] = {k: before.get(k) for k in ("StateValue", "StateReason", "StateUpdatedTimestamp")}
 
     def post_cw_SetAlarmState(self, ctx: Ctx, resp: Response):
-        self.alarm_states[(ctx.region, ctx.json.get("AlarmName") or "")] = {
-            "StateValue": ctx.json.get("StateValue"), "StateReason": ctx.json.get("StateReason") or "",
-            "StateUpdatedTimestamp": ctx.now}
+        """The state, its reason and (optional) StateReasonData as AWS's evaluation writes them (a test gives
+        "Threshold Crossed: ..." and the JSON with recentDatapoints and threshold); remembered over time for
+        the deployment alarm monitoring of ECS services."""
+        key = (ctx.region, ctx.json.get("AlarmName") or "")
+        state = {"StateValue": ctx.json.get("StateValue"), "StateReason": ctx.json.get("StateReason") or "",
+                 "StateUpdatedTimestamp": ctx.now}
+        if ctx.json.get("StateReasonData"):
+            state["StateReasonData"] = ctx.json["StateReasonData"]
+        self.alarm_states[key] = state
+        self.alarm_history.setdefault(key, []).append((ctx.now, state["StateValue"]))
 
     def post_cw_DeleteAlarms(self, ctx: Ctx, resp: Response):
         for name in ctx.json.get("AlarmNames") or []:
             self.alarm_states.pop((ctx.region, name), None)
+            self.alarm_history.pop((ctx.region, name), None)
 
     def pre_cw_DescribeAlarms(self, ctx: Ctx):
         # moto would filter by its own idea of the state: filter by the state AWS would have, after.
@@ -2671,7 +3271,10 @@ class Realism:
         doc = json.loads(resp.body or b"{}")
         alarms = []
         for alarm in doc.get("MetricAlarms") or []:
-            alarm.update(self.alarm_states.get((ctx.region, alarm.get("AlarmName")), {}))
+            state = self.alarm_states.get((ctx.region, alarm.get("AlarmName")))
+            if state is not None:
+                alarm.pop("StateReasonData", None)
+                alarm.update(state)
             if ctx.extra.get("state_filter") in (None, alarm.get("StateValue")):
                 alarms.append(alarm)
         doc["MetricAlarms"] = alarms
@@ -2899,6 +3502,7 @@ class Realism:
         ctx.extra["taskdef"] = td
         # 6: target groups
         self.check_target_groups(ctx, req.get("loadBalancers"), td)
+        self.check_deployment_strategy(ctx, req, None)
         # 17: IAM propagation
         for key in ("taskRoleArn", "executionRoleArn"):
             arn = td.get(key)
@@ -2929,7 +3533,7 @@ class Realism:
         settings = rec.setdefault("settings", {"enableExecuteCommand": False})
         for key in self.SERVICE_SETTINGS:
             if key == "deploymentConfiguration" and key in req:
-                settings[key] = {**settings.get(key, {}), **req[key]}
+                settings[key] = self.merged_dc(rec, req)
             elif key in req:
                 settings[key] = req[key]
 
@@ -2975,10 +3579,22 @@ class Realism:
             except UpstreamError:
                 pass
         self.keep_settings(rec, req)
+        rec["lb_specs"] = json.loads(json.dumps(svc.get("loadBalancers") or req.get("loadBalancers") or []))
+        if self.blue_green_spec(rec) is not None:  # its tasks serve from the primary target group first
+            rec["serving_tg"] = rec["task_tg"] = rec["lb_specs"][0]["targetGroupArn"]
+        self.new_revision(rec, ctx.now)
+        self.new_service_deployment(rec, ctx.now, None)
         self.services[arn] = rec
         self.reconcile(ctx, rec, ctx.now)
         self.apply_view(ctx, svc)
         resp.set_json(doc)
+
+    def blue_green_spec(self, rec: dict):
+        """The load balancer entry ECS shifts traffic with, when the service's strategy is not ROLLING."""
+        dc = (rec.get("settings") or {}).get("deploymentConfiguration") or {}
+        if (dc.get("strategy") or "ROLLING") == "ROLLING":
+            return None
+        return next((s for s in rec.get("lb_specs") or [] if (s.get("advancedConfiguration") or {}).get("productionListenerRule")), None)
 
     def check_target_groups(self, ctx: Ctx, specs, td: dict):
         """ECS refuses a target group no load balancer uses, or one of another target type than awsvpc needs."""
@@ -3004,6 +3620,8 @@ class Realism:
         rec = self.find_service(ctx.json.get("cluster"), (ctx.json.get("service") or "").split("/")[-1])
         if rec is not None and self.svc_status(rec, ctx.now) != "ACTIVE":
             raise Reject("ServiceNotActiveException", "Service was not ACTIVE.")
+        if "deploymentConfiguration" in ctx.json or ctx.json.get("loadBalancers") is not None:
+            self.check_deployment_strategy(ctx, ctx.json, rec)
         wanted = ctx.json.get("capacityProviderStrategy")
         if rec is not None and wanted is not None and self.strategy_of(wanted) != rec.get("strategy", []):
             # AWS: moving between the launch type and a strategy, or changing a strategy, takes a new deployment.
@@ -3042,11 +3660,23 @@ class Realism:
                            "port": spec.get("containerPort") or 80}
                           for spec in req["loadBalancers"] if spec.get("targetGroupArn")]
             svc["loadBalancers"] = req["loadBalancers"]
+            rec["lb_specs"] = json.loads(json.dumps(req["loadBalancers"]))
+        self.keep_settings(rec, req)
         if (new_td and svc.get("taskDefinition") != rec["taskdef"]) or req.get("forceNewDeployment") or net_changed:
-            rec["previous_taskdef"] = rec["taskdef"] if rec["completed_at"] is not None else rec["previous_taskdef"]
+            self.supersede(ctx, rec, ctx.now)
+            source = rec.get("revision")
+            if rec["completed_at"] is not None:
+                rec["previous_taskdef"], rec["previous_revision"] = rec["taskdef"], source
             self.new_deployment(rec, ctx.now, svc.get("taskDefinition"))
             old_tasks = [t for t in rec["tasks"] if t["stop_at"] is None]
-            self.stop_tasks(ctx, rec, old_tasks, ctx.now)
+            spec = self.blue_green_spec(rec)
+            rec["task_tg"] = None
+            self.new_revision(rec, ctx.now)
+            sd = self.new_service_deployment(rec, ctx.now, source)
+            if spec is not None:  # the old tasks keep serving; a second full task set starts beside them
+                self.bg_start(ctx, rec, ctx.now, sd, spec, source)
+            else:
+                self.stop_tasks(ctx, rec, old_tasks, ctx.now)
             rec["rollback_reason"] = None
             rec["rollout_failed"] = False
             if net_changed:
@@ -3057,7 +3687,6 @@ class Realism:
                                         "description": f"arn:aws:ecs:us-east-1:123456789012:attachment/{rec['name']}"})
         if "desiredCount" in req:
             rec["desired"] = int(req["desiredCount"])
-        self.keep_settings(rec, req)
         self.reconcile(ctx, rec, ctx.now)
         self.apply_view(ctx, svc)
         resp.set_json(doc)

@@ -2094,7 +2094,7 @@ def load_tests(loader, tests, pattern):
     suite, last = unittest.TestSuite(), []
     for group in (WireTests, NewServiceWireTests, StateTests, EcsServiceTests, CheckTests, AcmTests,
                   Route53Tests, AutoScalingTests, AutoScalingEcsTests, S3Tests, IamGateTests, LogAndFaultTests,
-                  PricingTests):
+                  PricingTests, EcsOperateTests, CborTests, EcsStrategyTests):
         for t in loader.loadTestsFromTestCase(group):
             (last.append if "reset" in t.id() else suite.addTest)(t)
     suite.addTests(last)
@@ -2252,6 +2252,290 @@ class CborTests(unittest.TestCase):
         self.assertEqual((status, headers["x-amzn-query-error"].split(";")[0]), (404, "ResourceNotFound"))
         self.assertEqual(raw(url, "POST", "/", "ec2", b"Action=DescribeVpcs&Version=2016-11-15",
                              {"content-type": "application/x-www-form-urlencoded"})[0], 200, "everything else as before")
+
+
+class Strategy:
+    """Net + Ecs with what ECS's own blue/green, canary and linear deployments need: an alternate ip target
+    group, a production listener rule forwarding to both (100/0), an infrastructure role ECS can assume."""
+
+    def __init__(self, c, interval=10, threshold=2, dereg=30):
+        elb, iam = c["elbv2"], c["iam"]
+        self.net = Net(c, interval=interval, threshold=threshold, dereg=dereg)
+        self.app = Ecs(c, wait_iam=False)
+        self.alt = elb.create_target_group(Name=name("alt"), Protocol="HTTP", Port=80, VpcId=self.net.vpc, TargetType="ip",
+                                           HealthCheckIntervalSeconds=interval,
+                                           HealthyThresholdCount=threshold)["TargetGroups"][0]["TargetGroupArn"]
+        elb.modify_target_group_attributes(TargetGroupArn=self.alt, Attributes=[
+            {"Key": "deregistration_delay.timeout_seconds", "Value": str(dereg)}])
+        self.rule = elb.create_rule(ListenerArn=self.net.listener, Priority=1,
+                                    Conditions=[{"Field": "path-pattern", "Values": ["/*"]}],
+                                    Actions=[self.forward(self.net.tg, 100, self.alt, 0)])["Rules"][0]["RuleArn"]
+        trust = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {
+            "Service": "ecs.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
+        self.role = iam.create_role(RoleName=name("infra"), AssumeRolePolicyDocument=trust)["Role"]["Arn"]
+        self.alarm = name("5xx")
+        cbor_call(PROXY_URL, "PutMetricAlarm", five_xx_alarm(self.alarm))
+        time.sleep(max(0.0, time.time() - time.time() + CONFIG["iam_propagation_s"] * SCALE + TOL))
+
+    @staticmethod
+    def forward(a, wa, b, wb):
+        return {"Type": "forward", "ForwardConfig": {"TargetGroups": [{"TargetGroupArn": a, "Weight": wa},
+                                                                      {"TargetGroupArn": b, "Weight": wb}]}}
+
+    def args(self, svc, strategy="CANARY", desired=2, **dc):
+        args = self.app.service_args(self.net, svc, desired=desired)
+        args["loadBalancers"][0]["advancedConfiguration"] = {
+            "alternateTargetGroupArn": self.alt, "productionListenerRule": self.rule, "roleArn": self.role}
+        args["deploymentConfiguration"] = dict({
+            "strategy": strategy, "bakeTimeInMinutes": 1, "minimumHealthyPercent": 100, "maximumPercent": 200,
+            "deploymentCircuitBreaker": {"enable": True, "rollback": True},
+            "alarms": {"alarmNames": [self.alarm], "enable": True, "rollback": True}}, **dc)
+        return args
+
+    def weights(self, c):
+        """{target group: weight} of the production rule, as DescribeRules shows it."""
+        rule = c["elbv2"].describe_rules(RuleArns=[self.rule])["Rules"][0]
+        return {t["TargetGroupArn"]: t["Weight"] for t in rule["Actions"][0]["ForwardConfig"]["TargetGroups"]}
+
+    def revision(self, c, image):
+        td = c["ecs"].describe_task_definition(taskDefinition=self.app.td)["taskDefinition"]
+        return c["ecs"].register_task_definition(
+            family=td["family"], requiresCompatibilities=["FARGATE"], networkMode="awsvpc", cpu="256", memory="512",
+            executionRoleArn=td["executionRoleArn"],
+            containerDefinitions=[dict(td["containerDefinitions"][0], image=image)])["taskDefinition"]["taskDefinitionArn"]
+
+
+def deployments(c, cluster, svc):
+    """The service's deployments, newest first, described."""
+    briefs = c["ecs"].list_service_deployments(cluster=cluster, service=svc)["serviceDeployments"]
+    if not briefs:
+        return []
+    return c["ecs"].describe_service_deployments(
+        serviceDeploymentArns=[b["serviceDeploymentArn"] for b in briefs])["serviceDeployments"]
+
+
+def watch(c, world, svc, until, timeout=20):
+    """Poll the newest deployment and the production rule until `until(deployment)`: [(stage, status, weights)]
+    in the order they changed, and the last deployment seen."""
+    seen, deadline = [], time.time() + timeout
+    while True:
+        dep = deployments(c, world.app.cluster, svc)[0]
+        w = world.weights(c)
+        row = (dep.get("lifecycleStage"), dep["status"], (w[world.net.tg], w[world.alt]))
+        if not seen or seen[-1] != row:
+            seen.append(row)
+        if until(dep):
+            return seen, dep
+        if time.time() > deadline:
+            raise AssertionError(f"timed out: {seen}")
+        time.sleep(0.02)
+
+
+class EcsStrategyTests(unittest.TestCase):
+    """ECS's BLUE_GREEN / CANARY / LINEAR deployments and deployment alarms, as ECS runs them (issue 20)."""
+
+    def test_strategy_checks_and_settings_kept(self):
+        ecs, elb, iam = C["ecs"], C["elbv2"], C["iam"]
+        w = Strategy(C)
+        svc = name("svc")
+        code = lambda **kw: code_of(ecs.create_service, **kw)  # noqa: E731
+        bare = w.args(svc)
+        del bare["loadBalancers"][0]["advancedConfiguration"]
+        self.assertEqual(code(**bare), "InvalidParameterException")
+        self.assertEqual(code(**w.args(svc, canaryConfiguration={"canaryPercent": 0.05})), "InvalidParameterException")
+        self.assertEqual(code(**w.args(svc, canaryConfiguration={"canaryPercent": 5.05})), "InvalidParameterException")
+        self.assertEqual(code(**w.args(svc, bakeTimeInMinutes=1441)), "InvalidParameterException")
+        self.assertEqual(code(**w.args(svc, "LINEAR", linearConfiguration={"stepPercent": 2.0})), "InvalidParameterException")
+        self.assertEqual(code(**w.args(svc, "ROLLING", canaryConfiguration={"canaryPercent": 5.0})), "InvalidParameterException")
+        self.assertEqual(code(**w.args(svc, "SIDEWAYS")), "InvalidParameterException")
+        other = elb.create_target_group(Name=name("tg"), Protocol="HTTP", Port=80, VpcId=w.net.vpc,
+                                        TargetType="ip")["TargetGroups"][0]["TargetGroupArn"]
+        elsewhere = w.args(svc)
+        elsewhere["loadBalancers"][0]["advancedConfiguration"]["alternateTargetGroupArn"] = other
+        with self.assertRaises(ClientError) as refused:  # the rule does not forward to it
+            ecs.create_service(**elsewhere)
+        self.assertIn("must have a single forward action", str(refused.exception))
+        trust = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {
+            "Service": "ecs-tasks.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
+        wrong = iam.create_role(RoleName=name("tasks"), AssumeRolePolicyDocument=trust)["Role"]["Arn"]
+        time.sleep(CONFIG["iam_propagation_s"] * SCALE + TOL)
+        untrusted = w.args(svc)
+        untrusted["loadBalancers"][0]["advancedConfiguration"]["roleArn"] = wrong
+        with self.assertRaises(ClientError) as refused:
+            ecs.create_service(**untrusted)
+        self.assertIn("ecs.amazonaws.com", str(refused.exception))
+        args = w.args(svc, canaryConfiguration={"canaryPercent": 12.5, "canaryBakeTimeInMinutes": 2})
+        ecs.create_service(**args)
+        s = describe_service(C, w.app.cluster, svc)
+        self.assertEqual(s["deploymentConfiguration"]["strategy"], "CANARY")
+        self.assertEqual(s["deploymentConfiguration"]["canaryConfiguration"], {"canaryPercent": 12.5, "canaryBakeTimeInMinutes": 2})
+        self.assertEqual((s["deploymentConfiguration"]["bakeTimeInMinutes"], s["deploymentConfiguration"]["alarms"]["alarmNames"]),
+                         (1, [w.alarm]))
+        self.assertEqual(s["loadBalancers"][0]["advancedConfiguration"]["alternateTargetGroupArn"], w.alt)
+        # Back to ROLLING: the canary settings go with the strategy.
+        ecs.update_service(cluster=w.app.cluster, service=svc, deploymentConfiguration={"strategy": "ROLLING"})
+        dc = describe_service(C, w.app.cluster, svc)["deploymentConfiguration"]
+        self.assertEqual((dc["strategy"], "canaryConfiguration" in dc, dc["bakeTimeInMinutes"]), ("ROLLING", False, 1))
+        # A new infrastructure role is not assumable at once (IAM propagation), as for task roles (17).
+        fresh = iam.create_role(RoleName=name("infra"), AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "ecs.amazonaws.com"}, "Action": "sts:AssumeRole"}]}))["Role"]["Arn"]
+        lbs = [dict(args["loadBalancers"][0], advancedConfiguration=dict(args["loadBalancers"][0]["advancedConfiguration"], roleArn=fresh))]
+        self.assertEqual(code_of(ecs.update_service, cluster=w.app.cluster, service=svc, loadBalancers=lbs,
+                                 deploymentConfiguration={"strategy": "BLUE_GREEN"}), "InvalidParameterException")
+
+    def test_canary_shifts_bakes_cleans_up_and_the_other_target_group_serves(self):
+        ecs = C["ecs"]
+        w = Strategy(C)
+        svc = name("svc")
+        ecs.create_service(**w.args(svc, canaryConfiguration={"canaryPercent": 10.0, "canaryBakeTimeInMinutes": 1}))
+        first = wait_for(lambda: (lambda d: d if d and d[0]["status"] == "SUCCESSFUL" else None)(
+            deployments(C, w.app.cluster, svc)), timeout=20)
+        self.assertEqual(len(first), 1, "the service's first deployment is listed")
+        self.assertEqual(target_states(C, w.net.tg), ["healthy", "healthy"])
+        self.assertEqual(target_states(C, w.alt), [])
+        new_td = w.revision(C, "nginx:1.27")
+        t0 = time.time()
+        ecs.update_service(cluster=w.app.cluster, service=svc, taskDefinition=new_td)
+        s = describe_service(C, w.app.cluster, svc)
+        self.assertEqual([d["status"] for d in s["deployments"]], ["PRIMARY", "ACTIVE"])
+        self.assertEqual(s["deployments"][1]["runningCount"], 2, "the old tasks keep running")
+        seen, dep = watch(C, w, svc, lambda d: d["lifecycleStage"] == "BAKE_TIME")
+        self.assertEqual(target_states(C, w.alt), ["healthy", "healthy"], "a second full task set")
+        self.assertEqual(target_states(C, w.net.tg), ["healthy", "healthy"], "the old one still runs in the bake")
+        seen2, dep = watch(C, w, svc, lambda d: d["status"] == "SUCCESSFUL")
+        seen += seen2
+        order = ["PRE_SCALE_UP", "SCALE_UP", "POST_SCALE_UP", "TEST_TRAFFIC_SHIFT", "POST_TEST_TRAFFIC_SHIFT",
+                 "PRODUCTION_TRAFFIC_SHIFT", "POST_PRODUCTION_TRAFFIC_SHIFT", "BAKE_TIME", "CLEAN_UP"]
+        stages = [order.index(r[0]) for r in seen]  # the short stages (deploy_stage_s) may fall between two polls
+        self.assertEqual(stages, sorted(stages), seen)
+        self.assertTrue({"SCALE_UP", "PRODUCTION_TRAFFIC_SHIFT", "BAKE_TIME", "CLEAN_UP"} <= {r[0] for r in seen}, seen)
+        weights = [r[2] for r in seen]
+        self.assertEqual([x for i, x in enumerate(weights) if x not in weights[:i]], [(100, 0), (90, 10), (0, 100)])
+        self.assertIn(("PRODUCTION_TRAFFIC_SHIFT", "IN_PROGRESS", (90, 10)), seen)
+        # bake 1 min after the shift (canary bake 1 min before it), old tasks drain 30 s
+        self.assertGreaterEqual(time.time() - t0, (60 + 60 + 30) * SCALE - TOL)
+        self.assertEqual(dep["targetServiceRevision"]["runningTaskCount"], 2)
+        self.assertEqual((dep["alarms"]["status"], dep["alarms"]["triggeredAlarmNames"]), ("MONITORING_COMPLETE", []))
+        self.assertEqual(dep["sourceServiceRevisions"][0]["arn"], first[0]["targetServiceRevision"]["arn"])
+        self.assertEqual(target_states(C, w.net.tg), [])
+        s = describe_service(C, w.app.cluster, svc)
+        self.assertEqual((s["taskDefinition"], s["deployments"][0]["rolloutState"], len(s["deployments"])),
+                         (new_td, "COMPLETED", 1))
+        revs = ecs.describe_service_revisions(serviceRevisionArns=[dep["targetServiceRevision"]["arn"]])["serviceRevisions"]
+        self.assertEqual((revs[0]["taskDefinition"], revs[0]["containerImages"][0]["image"]), (new_td, "nginx:1.27"))
+        # The next deployment goes the other way: from the alternate target group back to the primary one.
+        ecs.update_service(cluster=w.app.cluster, service=svc, taskDefinition=w.app.td,
+                           deploymentConfiguration={"strategy": "BLUE_GREEN", "bakeTimeInMinutes": 0})
+        seen, dep = watch(C, w, svc, lambda d: d["status"] == "SUCCESSFUL")
+        weights = [r[2] for r in seen]
+        self.assertEqual([x for i, x in enumerate(weights) if x not in weights[:i]], [(0, 100), (100, 0)])
+        self.assertEqual(target_states(C, w.alt), [])
+        self.assertEqual(target_states(C, w.net.tg), ["healthy", "healthy"])
+        listed = ecs.list_service_deployments(cluster=w.app.cluster, service=svc)["serviceDeployments"]
+        self.assertEqual([d["status"] for d in listed], ["SUCCESSFUL"] * 3, "newest first")
+        self.assertEqual(listed[0]["serviceDeploymentArn"], dep["serviceDeploymentArn"])
+
+    def test_linear_steps(self):
+        ecs = C["ecs"]
+        w = Strategy(C)
+        svc = name("svc")
+        ecs.create_service(**w.args(svc, "LINEAR", desired=1, bakeTimeInMinutes=0,
+                                    linearConfiguration={"stepPercent": 40.0, "stepBakeTimeInMinutes": 1}))
+        wait_for(lambda: deployments(C, w.app.cluster, svc)[0]["status"] == "SUCCESSFUL", timeout=20)
+        ecs.update_service(cluster=w.app.cluster, service=svc, forceNewDeployment=True)
+        seen, _ = watch(C, w, svc, lambda d: d["status"] == "SUCCESSFUL")
+        weights = [r[2] for r in seen]
+        self.assertEqual([x for i, x in enumerate(weights) if x not in weights[:i]],
+                         [(100, 0), (60, 40), (20, 80), (0, 100)])
+
+    def test_alarm_during_the_bake_rolls_a_canary_back(self):
+        ecs = C["ecs"]
+        w = Strategy(C)
+        svc = name("svc")
+        ecs.create_service(**w.args(svc, canaryConfiguration={"canaryPercent": 5.0, "canaryBakeTimeInMinutes": 0},
+                                    bakeTimeInMinutes=2))
+        wait_for(lambda: deployments(C, w.app.cluster, svc)[0]["status"] == "SUCCESSFUL", timeout=20)
+        bad = w.revision(C, "nginx:answers-500")
+        ecs.update_service(cluster=w.app.cluster, service=svc, taskDefinition=bad)
+        watch(C, w, svc, lambda d: d["lifecycleStage"] == "BAKE_TIME")
+        self.assertEqual(w.weights(C), {w.net.tg: 0, w.alt: 100})
+        data = json.dumps({"version": "1.0", "queryDate": "2026-12-03T20:01:00.000+0000", "threshold": 5.0,
+                           "recentDatapoints": [7.5, 9.0], "evaluatedDatapoints": [
+                               {"timestamp": "2026-12-03T20:01:00.000+0000", "sampleCount": 1.0, "value": 9.0}]})
+        reason = ("Threshold Crossed: 2 out of the last 2 datapoints [9.0 (03/12/26 20:01:00), 7.5 (03/12/26 20:00:00)] "
+                  "were greater than the threshold (5.0) (minimum 2 datapoints for OK -> ALARM transition).")
+        status, _, _ = cbor_call(PROXY_URL, "SetAlarmState", {"AlarmName": w.alarm, "StateValue": "ALARM",
+                                                            "StateReason": reason, "StateReasonData": data})
+        self.assertEqual(status, 200)
+        alarm = cbor_call(PROXY_URL, "DescribeAlarms", {"AlarmNames": [w.alarm]})[2]["MetricAlarms"][0]
+        self.assertEqual((alarm["StateValue"], alarm["StateReason"], json.loads(alarm["StateReasonData"])["threshold"]),
+                         ("ALARM", reason, 5.0))
+        s = describe_service(C, w.app.cluster, svc)  # at once: the old revision PRIMARY, the bad one FAILED
+        self.assertEqual([(d["status"], d["taskDefinition"], d["rolloutState"]) for d in s["deployments"]],
+                         [("PRIMARY", w.app.td, "COMPLETED"), ("ACTIVE", bad, "FAILED")])
+        self.assertIn(w.alarm, s["deployments"][1]["rolloutStateReason"])
+        seen, dep = watch(C, w, svc, lambda d: d["status"] == "ROLLBACK_SUCCESSFUL")
+        self.assertIn("ROLLBACK_IN_PROGRESS", [r[1] for r in seen])
+        self.assertEqual(w.weights(C), {w.net.tg: 100, w.alt: 0}, "traffic back on the old target group")
+        self.assertEqual((dep["alarms"]["status"], dep["alarms"]["triggeredAlarmNames"]), ("TRIGGERED", [w.alarm]))
+        self.assertEqual(dep["lifecycleStage"], "BAKE_TIME", "the stage it was rolled back in")
+        self.assertIn(w.alarm, dep["rollback"]["reason"])
+        self.assertEqual(dep["rollback"]["serviceRevisionArn"], dep["sourceServiceRevisions"][0]["arn"])
+        self.assertEqual(target_states(C, w.alt), [])
+        self.assertEqual(target_states(C, w.net.tg), ["healthy", "healthy"], "the old tasks never stopped")
+        s = describe_service(C, w.app.cluster, svc)
+        self.assertEqual((s["taskDefinition"], s["deployments"][0]["taskDefinition"], s["deployments"][0]["rolloutState"]),
+                         (w.app.td, w.app.td, "COMPLETED"))
+        events = [e["message"] for e in s["events"]]
+        self.assertTrue(any(e.endswith("deployment failed: alarm detected.") for e in events), events)
+        self.assertTrue(any(f"(service {svc}) rolling back to deployment ecs-svc/" in e for e in events), events)
+
+    def test_alarm_rolls_a_rolling_deployment_back(self):
+        ecs = C["ecs"]
+        w = Strategy(C)
+        svc = name("svc")
+        args = w.args(svc, "ROLLING")
+        del args["loadBalancers"][0]["advancedConfiguration"]
+        ecs.create_service(**args)
+        wait_for(lambda: describe_service(C, w.app.cluster, svc)["deployments"][0]["rolloutState"] == "COMPLETED", timeout=20)
+        first = deployments(C, w.app.cluster, svc)[0]
+        self.assertEqual((first["status"], "lifecycleStage" in first), ("SUCCESSFUL", False))
+        bad = w.revision(C, "nginx:answers-500")
+        ecs.update_service(cluster=w.app.cluster, service=svc, taskDefinition=bad)
+        failed_id = describe_service(C, w.app.cluster, svc)["deployments"][0]["id"]
+        self.assertEqual(deployments(C, w.app.cluster, svc)[0]["status"], "IN_PROGRESS")
+        cbor_call(PROXY_URL, "SetAlarmState", {"AlarmName": w.alarm, "StateValue": "ALARM", "StateReason": "test"})
+        s = describe_service(C, w.app.cluster, svc)
+        self.assertEqual(s["taskDefinition"], w.app.td, "rolled back at once")
+        self.assertEqual((s["deployments"][0]["id"] != failed_id, s["deployments"][0]["rolloutState"]), (True, "IN_PROGRESS"))
+        self.assertIn(w.alarm, s["deployments"][0]["rolloutStateReason"])
+        dep = deployments(C, w.app.cluster, svc)[0]
+        self.assertEqual((dep["status"], dep["alarms"]["triggeredAlarmNames"]), ("ROLLBACK_IN_PROGRESS", [w.alarm]))
+        wait_for(lambda: deployments(C, w.app.cluster, svc)[0]["status"] == "ROLLBACK_SUCCESSFUL", timeout=20)
+        self.assertEqual(describe_service(C, w.app.cluster, svc)["deployments"][0]["rolloutState"], "COMPLETED")
+        # The alarm goes back to OK: the next deployment completes; StopServiceDeployment rolls one back on request.
+        cbor_call(PROXY_URL, "SetAlarmState", {"AlarmName": w.alarm, "StateValue": "OK", "StateReason": "test"})
+        ecs.update_service(cluster=w.app.cluster, service=svc, taskDefinition=bad)
+        arn = deployments(C, w.app.cluster, svc)[0]["serviceDeploymentArn"]
+        ecs.stop_service_deployment(serviceDeploymentArn=arn, stopType="ROLLBACK")
+        dep = C["ecs"].describe_service_deployments(serviceDeploymentArns=[arn])["serviceDeployments"][0]
+        self.assertEqual((dep["status"], dep["alarms"]["status"]), ("ROLLBACK_IN_PROGRESS", "MONITORING_COMPLETE"))
+        self.assertIn("StopServiceDeployment", dep["rollback"]["reason"])
+
+    def test_circuit_breaker_stops_a_blue_green_before_any_traffic_moves(self):
+        ecs = C["ecs"]
+        w = Strategy(C)
+        svc = name("svc")
+        ecs.create_service(**w.args(svc, "BLUE_GREEN", desired=1))
+        wait_for(lambda: deployments(C, w.app.cluster, svc)[0]["status"] == "SUCCESSFUL", timeout=20)
+        ecs.update_service(cluster=w.app.cluster, service=svc, taskDefinition=w.revision(C, "nginx:fails-health-checks"))
+        seen, dep = watch(C, w, svc, lambda d: d["status"] == "ROLLBACK_SUCCESSFUL")
+        self.assertEqual({r[2] for r in seen}, {(100, 0)}, "production traffic never left the old revision")
+        self.assertEqual(dep["lifecycleStage"], "SCALE_UP")
+        self.assertEqual((dep["deploymentCircuitBreaker"]["status"], dep["alarms"]["status"]), ("TRIGGERED", "MONITORING_COMPLETE"))
+        self.assertIn("circuit breaker", dep["rollback"]["reason"])
+        self.assertEqual(describe_service(C, w.app.cluster, svc)["taskDefinition"], w.app.td)
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
