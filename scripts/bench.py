@@ -35,9 +35,9 @@ PY = os.path.join(ROOT, ".venv", "bin", "python")
 # The AWS world of the benchmark (AWS seconds, scaled by --time-scale), passed to the realism layer:
 # NAT gateways take 90 s to come up and 60 s to go, load balancers 150 s to provision, their ENIs
 # linger 60 s after they are deleted, tasks start 30 s after their NAT route works and their ENIs
-# linger 30 s after they stop.
+# linger 30 s after they stop; each stage of a canary deployment without a wait of its own lasts 5 s.
 WORLD = {"nat_pending_s": 90, "nat_deleting_s": 60, "alb_provisioning_s": 150, "task_start_s": 30,
-         "eni_linger_s": 60, "task_eni_linger_s": 30}
+         "eni_linger_s": 60, "task_eni_linger_s": 30, "deploy_stage_s": 5}
 # The stack's own settings (config/default.toml) on the critical paths.
 HEALTH_S = 10 * 2  # health_check_interval_seconds x healthy_threshold
 DEREGISTRATION_S = 30  # deregistration_delay_seconds
@@ -45,7 +45,8 @@ DEREGISTRATION_S = 30  # deregistration_delay_seconds
 # and Express Mode's fixed canary: 5 % of the traffic for a 3-minute bake, then 100 % and another 3 minutes.
 DEPLOY_VARIANTS = {"rolling": ("rolling", None), "canary-bake0": ("canary", 0), "canary-bake1": ("canary", 1)}
 CANARY_PERCENT = 5.0
-EXPRESS_BAKES_S = 3 * 60 + 3 * 60
+EXPRESS_BAKE_MINUTES = 3
+EXPRESS_BAKES_S = 2 * EXPRESS_BAKE_MINUTES * 60
 
 
 def critical_paths(scale, latency):
@@ -79,17 +80,22 @@ def critical_paths(scale, latency):
 
 
 def deploy_critical_path(strategy, bake_minutes, scale, latency):
-    """Seconds of ECS's own waits in a `deploy --image` of this strategy, plus one call latency per
-    dependent call (RegisterTaskDefinition -> UpdateService -> the DescribeServices that sees it done).
-    rolling: the new tasks start and pass their health checks, then the old ones are deregistered and
-    drain. canary: the same start (SCALE_UP, in the alternate target group), canary_percent of the
-    traffic for bake_minutes, 100 %, BAKE_TIME for bake_minutes, then CLEAN_UP drains the old tasks."""
+    """Seconds of ECS's own waits in a `deploy --image` of this strategy, as the realism layer runs it,
+    plus one call latency per dependent call (RegisterTaskDefinition -> UpdateService -> the
+    DescribeServices that sees it done).
+    rolling: the new tasks start and pass their health checks; the old ones drain meanwhile (the layer
+    stops them at the UpdateService; AWS keeps them until the new ones are healthy, see the README).
+    canary: the new revision's full task count starts in the other target group and passes its health
+    checks (SCALE_UP; PRE_SCALE_UP runs beside it), POST_SCALE_UP, TEST_TRAFFIC_SHIFT and
+    POST_TEST_TRAFFIC_SHIFT, canary_percent of the traffic for bake_minutes, 100 % and the end of
+    PRODUCTION_TRAFFIC_SHIFT, POST_PRODUCTION_TRAFFIC_SHIFT, BAKE_TIME for bake_minutes, CLEAN_UP (the old
+    tasks drain); each stage without a wait of its own lasts deploy_stage_s."""
     start, health, drain = WORLD["task_start_s"] * scale, HEALTH_S * scale, DEREGISTRATION_S * scale
     calls = 3 * latency
     if strategy == "rolling":
-        return calls + start + health + drain
-    bake = (bake_minutes or 0) * 60 * scale
-    return calls + start + health + bake + bake + drain
+        return calls + max(start + health, drain)
+    stage, bake = WORLD["deploy_stage_s"] * scale, (bake_minutes or 0) * 60 * scale
+    return calls + max(start + health, stage) + 5 * stage + bake + bake + drain
 
 
 def is_mutating(action):
@@ -250,7 +256,7 @@ def deploy_scenario(args, binary, port, call_log, env, work):
     reset(port)
     current = None
     start, health, drain = WORLD["task_start_s"] * s, HEALTH_S * s, DEREGISTRATION_S * s
-    express = EXPRESS_BAKES_S * s + start + health + drain
+    express = deploy_critical_path("canary", EXPRESS_BAKE_MINUTES, s, latency)
     print(f"{'variant':<14} {'command':<26} {'wall s':>7} {'critical s':>10} {'ratio':>6} {'calls':>6} {'mutating':>8} "
           f"{'peak':>5}")
     for n, variant in enumerate(variants):
@@ -273,10 +279,11 @@ def deploy_scenario(args, binary, port, call_log, env, work):
         if phases:
             print(f"{'':<14} phases: {phases}")
     print(f"Express Mode (fixed canary: 5 % for 3 min, 100 %, 3 more min): >= {EXPRESS_BAKES_S * s:.2f} s of bakes "
-          f"alone, >= {express:.2f} s with this stack's task start, health checks and drain")
-    print(f"(critical path: task start {start:.1f} s + health {health:.1f} s + [canary bake + bake] + drain {drain:.1f} s"
-          f" + 3 calls; wall time includes process start; the URL check is off (--no-verify): the emulator's load"
-          f" balancer has no address)")
+          f"alone, {express:.2f} s on the same critical path as a canary with bake_minutes = 3")
+    print(f"(critical path, rolling: max(task start {start:.1f} s + health {health:.1f} s, drain {drain:.1f} s); canary:"
+          f" task start + health + 5 stages of {WORLD['deploy_stage_s'] * s:.1f} s + canary bake + bake + drain; + 3 calls."
+          f" Wall time includes process start; the URL check is off (--no-verify): the emulator's load balancer has no"
+          f" address)")
 
 
 def main():
