@@ -21,6 +21,7 @@ Usage: scripts/bench [--scenario stack|deploy] [--time-scale 0.05] [--latency-ms
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -221,9 +222,13 @@ def deploy_config(strategy, bake_minutes):
         text = f.read()
     if strategy == "rolling":
         return text
-    keys = f'strategy = "{strategy}"\ncanary_percent = {CANARY_PERCENT}\nbake_minutes = {bake_minutes}\n'
-    assert "\n[deploy]\n" in text, "config/default.toml has a [deploy] section"
-    return text.replace("\n[deploy]\n", "\n[deploy]\n" + keys, 1)
+    head, sep, rest = text.partition("\n[deploy]\n")
+    assert sep, "config/default.toml has a [deploy] section"
+    section, nxt, tail = rest.partition("\n[")
+    for key, value in (("strategy", f'"{strategy}"'), ("canary_percent", CANARY_PERCENT), ("bake_minutes", bake_minutes)):
+        line = re.compile(rf"^{key} = \S+", re.M)
+        section = line.sub(f"{key} = {value}", section, count=1) if line.search(section) else f"{key} = {value}\n" + section
+    return head + sep + section + nxt + tail
 
 
 def deploy_phases(lines):
