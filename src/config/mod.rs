@@ -28,7 +28,7 @@ pub use crate::aws::is_region_name;
 pub use autoscaling::{AutoscalingConfig, MAX_SCALED_TASKS};
 pub use cluster::{ClusterConfig, ContainerInsights};
 pub use container::{ContainerHealthCheck, EXEC_AGENT_PATHS};
-pub use deploy::DeployConfig;
+pub use deploy::{DeployConfig, Strategy, MAX_BAKE_MINUTES};
 pub use flow_logs::{FlowLogsConfig, TrafficType};
 pub use https::{check_domain, HttpsConfig, HTTPS_PORT, OUTDATED_SSL_POLICIES, SSL_POLICIES};
 pub use iam::IamConfig;

@@ -19,9 +19,11 @@ use crate::progress::Line;
 use crate::resources::acm;
 use crate::resources::certificate::{CERTIFICATE, CERTIFICATE_ISSUED};
 use crate::resources::load_balancer::{
-    check_tags, default_action, delete_listener, elb_retag, elb_tags, find_listener, forward_to, listener_permissions,
-    load_balancer_name, show_action, sweep_listeners, LISTENER, LISTENER_KIND, LOAD_BALANCER, TARGET_GROUP,
+    check_tags, default_action, delete_listener, elb_retag, elb_tags, find_listener, listener_permissions,
+    load_balancer_name, serving_action, show_action, sweep_listeners, LISTENER, LISTENER_KIND, LOAD_BALANCER,
+    TARGET_GROUP,
 };
+use crate::resources::serving::PRODUCTION_RULE;
 use crate::wait::{self, budget};
 
 pub const LISTENER_HTTPS: Key = Key::new("listener-https", LISTENER_KIND);
@@ -181,8 +183,9 @@ impl Managed for ListenerHttps {
         vec![LOAD_BALANCER.into(), TARGET_GROUP.into(), Dep::IfPresent(CERTIFICATE_ISSUED)]
     }
 
+    /// With a strategy that shifts traffic, the production rule routes instead of its default action.
     fn reads(&self) -> Vec<Dep> {
-        vec![Dep::IfPresent(CERTIFICATE)]
+        vec![Dep::IfPresent(CERTIFICATE), Dep::IfPresent(PRODUCTION_RULE)]
     }
 
     fn needed_by(&self) -> Vec<Dep> {
@@ -248,7 +251,11 @@ impl Managed for ListenerHttps {
             .field(HttpsField::Protocol, live.protocol().map_or("none", |p| p.as_str()), "HTTPS")
             .field(HttpsField::Certificate, served_certificate(live).unwrap_or("none"), certificate.as_str())
             .field(HttpsField::SslPolicy, live.ssl_policy().unwrap_or("none"), https.ssl_policy.as_str())
-            .field(HttpsField::DefaultAction, &show_action(default_action(live)), &show_action(Some(&forward_to(&tg))));
+            .field(
+                HttpsField::DefaultAction,
+                &show_action(default_action(live)),
+                &show_action(Some(&serving_action(ctx, &tg))),
+            );
         Ok(diff.into_changes())
     }
 
@@ -273,7 +280,7 @@ impl Managed for ListenerHttps {
                     .port(HTTPS_PORT as i32)
                     .certificates(ListenerCertificate::builder().certificate_arn(&certificate).build())
                     .ssl_policy(&policy)
-                    .default_actions(forward_to(&tg))
+                    .default_actions(serving_action(ctx, &tg))
                     .set_tags(Some(ctx.sdk_tags(&name)))
                     .send()
                     .await
@@ -309,7 +316,7 @@ impl Managed for ListenerHttps {
                     .protocol(ProtocolEnum::Https)
                     .certificates(ListenerCertificate::builder().certificate_arn(&certificate).build())
                     .ssl_policy(&policy)
-                    .default_actions(forward_to(&tg))
+                    .default_actions(serving_action(ctx, &tg))
                     .send()
                     .await
                     .ctx("update the HTTPS listener", arn)

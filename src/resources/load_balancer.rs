@@ -6,9 +6,10 @@ use std::future::Future;
 
 use async_trait::async_trait;
 use aws_sdk_elasticloadbalancingv2::types::{
-    Action, ActionTypeEnum, IpAddressType, Listener as ListenerObject, LoadBalancer as Lb, LoadBalancerAttribute,
-    LoadBalancerSchemeEnum, LoadBalancerStateEnum, LoadBalancerTypeEnum, Matcher, ProtocolEnum, RedirectActionConfig,
-    RedirectActionStatusCodeEnum, TargetGroup as Tg, TargetGroupAttribute, TargetHealthStateEnum, TargetTypeEnum,
+    Action, ActionTypeEnum, FixedResponseActionConfig, IpAddressType, Listener as ListenerObject, LoadBalancer as Lb,
+    LoadBalancerAttribute, LoadBalancerSchemeEnum, LoadBalancerStateEnum, LoadBalancerTypeEnum, Matcher, ProtocolEnum,
+    RedirectActionConfig, RedirectActionStatusCodeEnum, TargetGroup as Tg, TargetGroupAttribute, TargetHealthStateEnum,
+    TargetTypeEnum,
 };
 use futures::future::BoxFuture;
 
@@ -30,7 +31,7 @@ use crate::resources::security::ALB_SECURITY_GROUP;
 use crate::resources::tags::TagPairs;
 use crate::wait::{self, budget, Poll};
 
-pub use crate::resources::serving::{REPLACES_PORT, TARGET_GROUP, TARGET_GROUP_PORT};
+pub use crate::resources::serving::{rule_routes, PRODUCTION_RULE, REPLACES_PORT, TARGET_GROUP, TARGET_GROUP_PORT};
 pub const LOAD_BALANCER: Key = Key::new("load-balancer", Kind::new("elbv2:load-balancer"));
 pub(crate) const LISTENER_KIND: Kind = Kind::new("elbv2:listener");
 pub const LISTENER: Key = Key::new("listener", LISTENER_KIND);
@@ -110,13 +111,16 @@ pub fn target_group_name(stack: &str) -> String {
 
 /// The name a replacement of the target group takes when the one it replaces has the usual name
 /// (and the other way round): `<stack>-tg2`, as short as the load balancer's name.
-fn replacement_target_group_name(stack: &str) -> String {
+pub(crate) fn replacement_target_group_name(stack: &str) -> String {
     format!("{stack}-tg2")
 }
 
-/// The stack a target group's name is made for, under either of its names.
-fn stack_of_target_group(name: &str) -> Option<String> {
-    made_for(name, target_group_name).or_else(|| made_for(name, replacement_target_group_name))
+/// The stack a target group's name is made for, under any of its names: the target group's, its
+/// replacement's, and the alternate one's (`[deploy] strategy`, see `traffic`).
+pub(crate) fn stack_of_target_group(name: &str) -> Option<String> {
+    made_for(name, target_group_name)
+        .or_else(|| made_for(name, replacement_target_group_name))
+        .or_else(|| made_for(name, crate::resources::traffic::alternate_target_group_name))
 }
 
 /// The stack's address: HTTPS on its domain once the alias record points it at the load balancer
@@ -131,7 +135,7 @@ pub fn url(dns_name: Option<&str>, port: u32, https_listener: bool, alias: Optio
 }
 
 /// The tags of ELB resources by ARN (DescribeTags takes at most 20 ARNs).
-async fn tags_of(
+pub(crate) async fn tags_of(
     c: &Clients,
     arns: Vec<String>,
     what: &str,
@@ -184,7 +188,7 @@ fn sweep_load_balancers(c: &Clients) -> BoxFuture<'_, Result<Vec<Sighting>, Stac
 }
 
 /// Every target group named as a stack's, with its tags.
-fn sweep_target_groups(c: &Clients) -> BoxFuture<'_, Result<Vec<Sighting>, StackError>> {
+pub(crate) fn sweep_target_groups(c: &Clients) -> BoxFuture<'_, Result<Vec<Sighting>, StackError>> {
     Box::pin(async move {
         let all = c.elb.describe_target_groups().into_paginator().items().send().try_collect().await;
         let found = all
@@ -367,7 +371,7 @@ impl Field for TargetGroupField {
 }
 
 pub struct TgLive {
-    tg: Tg,
+    pub(crate) tg: Tg,
     deregistration_delay: Option<String>,
 }
 
@@ -503,18 +507,8 @@ impl Managed for TargetGroup {
             None => vec![target_group_name(ctx.stack()), replacement_target_group_name(ctx.stack())],
         };
         for name in &names {
-            let name = name.as_str();
-            let found = find_elb(
-                ctx,
-                TARGET_GROUP,
-                name,
-                |arn: Option<String>| async move { describe_tg(ctx, arn.as_deref(), name).await },
-                |tg: &Tg| (tg.target_group_arn().unwrap_or_default().to_string(), tg.vpc_id().map(str::to_string)),
-                |arn| async move { deregistration_delay(ctx, &arn).await },
-            )
-            .await?;
-            if let Some((tg, deregistration_delay)) = found {
-                return Ok(Some(TgLive { tg, deregistration_delay }));
+            if let Some(found) = find_target_group(ctx, TARGET_GROUP, name).await? {
+                return Ok(Some(found));
             }
         }
         Ok(None)
@@ -527,40 +521,7 @@ impl Managed for TargetGroup {
     }
 
     fn diff(&self, ctx: &Scope<'_>, live: &TgLive) -> Result<Vec<Changed<TargetGroupField>>, StackError> {
-        use TargetGroupField as F;
-        let (tg, lb) = (&live.tg, &ctx.config.load_balancer);
-        let n = |v: Option<i32>| v.map_or("none".into(), |v| v.to_string());
-        let mut diff = Diff::new();
-        diff.replace(F::ContainerPort, &n(tg.port()), &ctx.config.service.container_port.to_string())
-            .replace(F::TargetType, tg.target_type().map_or("none", |t| t.as_str()), "ip")
-            .field(
-                F::HealthCheckPath,
-                tg.health_check_path().unwrap_or("none"),
-                ctx.config.service.health_check_path.as_str(),
-            )
-            .field(
-                F::HealthCheckInterval,
-                &n(tg.health_check_interval_seconds()),
-                &lb.health_check_interval_seconds.to_string(),
-            )
-            .field(
-                F::HealthCheckTimeout,
-                &n(tg.health_check_timeout_seconds()),
-                &lb.health_check_timeout_seconds.to_string(),
-            )
-            .field(F::HealthyThreshold, &n(tg.healthy_threshold_count()), &lb.healthy_threshold.to_string())
-            .field(F::UnhealthyThreshold, &n(tg.unhealthy_threshold_count()), &lb.unhealthy_threshold.to_string())
-            .field(
-                F::HealthCheckMatcher,
-                tg.matcher().and_then(|m| m.http_code()).unwrap_or("none"),
-                lb.health_check_matcher.as_str(),
-            )
-            .field(
-                F::DeregistrationDelay,
-                live.deregistration_delay.as_deref().unwrap_or("none"),
-                lb.deregistration_delay_seconds.to_string().as_str(),
-            );
-        Ok(diff.into_changes())
+        Ok(target_group_diff(ctx, live))
     }
 
     async fn create(&self, ctx: &Scope<'_>, _line: &Line) -> Result<TgLive, StackError> {
@@ -630,39 +591,7 @@ impl Managed for TargetGroup {
         live: &TgLive,
         changes: &[Changed<TargetGroupField>],
     ) -> Result<Option<TgLive>, StackError> {
-        let arn = live.tg.target_group_arn().unwrap_or_default();
-        let lb = &ctx.config.load_balancer;
-        let delay = |c: &Changed<TargetGroupField>| c.field == TargetGroupField::DeregistrationDelay;
-        if !changes.iter().all(delay) {
-            ctx.aws
-                .elb
-                .modify_target_group()
-                .target_group_arn(arn)
-                .health_check_path(&ctx.config.service.health_check_path)
-                .health_check_interval_seconds(lb.health_check_interval_seconds as i32)
-                .health_check_timeout_seconds(lb.health_check_timeout_seconds as i32)
-                .healthy_threshold_count(lb.healthy_threshold as i32)
-                .unhealthy_threshold_count(lb.unhealthy_threshold as i32)
-                .matcher(Matcher::builder().http_code(&lb.health_check_matcher).build())
-                .send()
-                .await
-                .ctx("update the health check of", arn)?;
-        }
-        if changes.iter().any(delay) {
-            ctx.aws
-                .elb
-                .modify_target_group_attributes()
-                .target_group_arn(arn)
-                .attributes(
-                    TargetGroupAttribute::builder()
-                        .key(DEREGISTRATION_DELAY)
-                        .value(lb.deregistration_delay_seconds.to_string())
-                        .build(),
-                )
-                .send()
-                .await
-                .ctx("set the deregistration delay of", arn)?;
-        }
+        update_target_group(ctx, live, changes).await?;
         Ok(None)
     }
 
@@ -673,8 +602,103 @@ impl Managed for TargetGroup {
     }
 }
 
+/// How a target group of the stack (the primary or the alternate one) differs from the config.
+pub(crate) fn target_group_diff(ctx: &Scope<'_>, live: &TgLive) -> Vec<Changed<TargetGroupField>> {
+    use TargetGroupField as F;
+    let (tg, lb) = (&live.tg, &ctx.config.load_balancer);
+    let n = |v: Option<i32>| v.map_or("none".into(), |v| v.to_string());
+    let mut diff = Diff::new();
+    diff.replace(F::ContainerPort, &n(tg.port()), &ctx.config.service.container_port.to_string())
+        .replace(F::TargetType, tg.target_type().map_or("none", |t| t.as_str()), "ip")
+        .field(
+            F::HealthCheckPath,
+            tg.health_check_path().unwrap_or("none"),
+            ctx.config.service.health_check_path.as_str(),
+        )
+        .field(
+            F::HealthCheckInterval,
+            &n(tg.health_check_interval_seconds()),
+            &lb.health_check_interval_seconds.to_string(),
+        )
+        .field(
+            F::HealthCheckTimeout,
+            &n(tg.health_check_timeout_seconds()),
+            &lb.health_check_timeout_seconds.to_string(),
+        )
+        .field(F::HealthyThreshold, &n(tg.healthy_threshold_count()), &lb.healthy_threshold.to_string())
+        .field(F::UnhealthyThreshold, &n(tg.unhealthy_threshold_count()), &lb.unhealthy_threshold.to_string())
+        .field(
+            F::HealthCheckMatcher,
+            tg.matcher().and_then(|m| m.http_code()).unwrap_or("none"),
+            lb.health_check_matcher.as_str(),
+        )
+        .field(
+            F::DeregistrationDelay,
+            live.deregistration_delay.as_deref().unwrap_or("none"),
+            lb.deregistration_delay_seconds.to_string().as_str(),
+        );
+    diff.into_changes()
+}
+
+/// A target group of the stack named `name`, found as `key` (by its recorded ARN, else by name),
+/// checked to carry the stack's tag and sit in its VPC.
+pub(crate) async fn find_target_group(ctx: &Scope<'_>, key: Key, name: &str) -> Result<Option<TgLive>, StackError> {
+    let found = find_elb(
+        ctx,
+        key,
+        name,
+        |arn: Option<String>| async move { describe_tg(ctx, arn.as_deref(), name).await },
+        |tg: &Tg| (tg.target_group_arn().unwrap_or_default().to_string(), tg.vpc_id().map(str::to_string)),
+        |arn| async move { deregistration_delay(ctx, &arn).await },
+    )
+    .await?;
+    Ok(found.map(|(tg, deregistration_delay)| TgLive { tg, deregistration_delay }))
+}
+
+/// Changes a target group of the stack in place: its health check, its deregistration delay.
+pub(crate) async fn update_target_group(
+    ctx: &Scope<'_>,
+    live: &TgLive,
+    changes: &[Changed<TargetGroupField>],
+) -> Result<(), StackError> {
+    let arn = live.tg.target_group_arn().unwrap_or_default();
+    let lb = &ctx.config.load_balancer;
+    let delay = |c: &Changed<TargetGroupField>| c.field == TargetGroupField::DeregistrationDelay;
+    if !changes.iter().all(delay) {
+        ctx.aws
+            .elb
+            .modify_target_group()
+            .target_group_arn(arn)
+            .health_check_path(&ctx.config.service.health_check_path)
+            .health_check_interval_seconds(lb.health_check_interval_seconds as i32)
+            .health_check_timeout_seconds(lb.health_check_timeout_seconds as i32)
+            .healthy_threshold_count(lb.healthy_threshold as i32)
+            .unhealthy_threshold_count(lb.unhealthy_threshold as i32)
+            .matcher(Matcher::builder().http_code(&lb.health_check_matcher).build())
+            .send()
+            .await
+            .ctx("update the health check of", arn)?;
+    }
+    if changes.iter().any(delay) {
+        ctx.aws
+            .elb
+            .modify_target_group_attributes()
+            .target_group_arn(arn)
+            .attributes(
+                TargetGroupAttribute::builder()
+                    .key(DEREGISTRATION_DELAY)
+                    .value(lb.deregistration_delay_seconds.to_string())
+                    .build(),
+            )
+            .send()
+            .await
+            .ctx("set the deregistration delay of", arn)?;
+    }
+    Ok(())
+}
+
 /// A target group named `name` as the config says, with the stack's tags.
-async fn create_target_group(ctx: &Scope<'_>, name: &str) -> Result<TgLive, StackError> {
+pub(crate) async fn create_target_group(ctx: &Scope<'_>, name: &str) -> Result<TgLive, StackError> {
     let vpc = ctx.need(VPC)?;
     let lb = &ctx.config.load_balancer;
     let out = ctx
@@ -703,7 +727,7 @@ async fn create_target_group(ctx: &Scope<'_>, name: &str) -> Result<TgLive, Stac
 }
 
 /// Delete a target group: ResourceInUse while a listener or rule still forwards to it.
-async fn delete_target_group(ctx: &Scope<'_>, line: &Line, arn: &str) -> Result<(), StackError> {
+pub(crate) async fn delete_target_group(ctx: &Scope<'_>, line: &Line, arn: &str) -> Result<(), StackError> {
     wait::retry_codes(line, arn, budget::PROPAGATION, &["ResourceInUse"], || async {
         ignore_not_found(
             ctx.aws
@@ -1112,6 +1136,23 @@ pub(crate) fn forward_to(tg_arn: &str) -> Action {
     Action::builder().r#type(ActionTypeEnum::Forward).target_group_arn(tg_arn).build()
 }
 
+/// 404 for what no rule takes: the traffic listener's default action while the production rule
+/// routes (a default forward to one target group would be wrong once ECS switched to the other).
+pub(crate) fn not_found() -> Action {
+    let config = FixedResponseActionConfig::builder().status_code("404").content_type("text/plain").build();
+    Action::builder().r#type(ActionTypeEnum::FixedResponse).fixed_response_config(config).build()
+}
+
+/// The default action of a listener that serves the stack: forward to the target group, or 404
+/// while the production rule routes ([`rule_routes`]).
+pub(crate) fn serving_action(ctx: &Scope<'_>, tg_arn: &str) -> Action {
+    if rule_routes(ctx) {
+        not_found()
+    } else {
+        forward_to(tg_arn)
+    }
+}
+
 /// 301 to the same host, path and query on HTTPS.
 fn redirect_to_https() -> Action {
     let config = RedirectActionConfig::builder()
@@ -1142,6 +1183,9 @@ pub(crate) fn show_action(action: Option<&Action>) -> String {
             ),
             None => "redirect".into(),
         },
+        Some(ActionTypeEnum::FixedResponse) => {
+            format!("fixed-response {}", action.fixed_response_config().and_then(|f| f.status_code()).unwrap_or("none"))
+        }
         Some(other) => other.as_str().to_string(),
         None => "unknown".into(),
     }
@@ -1156,7 +1200,7 @@ fn http_action(ctx: &Scope<'_>, tg_arn: &str) -> Action {
     if ctx.config.https.as_ref().is_some_and(|h| h.redirect_http) {
         redirect_to_https()
     } else {
-        forward_to(tg_arn)
+        serving_action(ctx, tg_arn)
     }
 }
 
@@ -1215,6 +1259,11 @@ impl Managed for Listener {
     /// With a redirect, the HTTPS listener it redirects to comes first (it says so itself).
     fn needs(&self) -> Vec<Dep> {
         vec![LOAD_BALANCER.into(), TARGET_GROUP.into()]
+    }
+
+    /// With a strategy that shifts traffic, the production rule routes instead of its default action.
+    fn reads(&self) -> Vec<Dep> {
+        vec![Dep::IfPresent(PRODUCTION_RULE)]
     }
 
     async fn find(&self, ctx: &Scope<'_>) -> Result<Option<ListenerObject>, StackError> {

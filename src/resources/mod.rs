@@ -30,6 +30,7 @@ pub mod serving;
 pub mod table;
 pub mod tags;
 pub mod task_definition;
+pub mod traffic;
 pub mod waf;
 
 #[cfg(test)]
@@ -95,6 +96,7 @@ const STACK: &[Declare] = &[
     load_balancer::declare,
     waf::declare,
     alarms::declare,
+    traffic::declare,
     service::declare,
     certificate::declare,
     dns::validation,

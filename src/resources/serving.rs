@@ -1,5 +1,7 @@
 //! What the load balancer sends requests to: the target group's key and the ports the tasks serve
-//! on, read by the target group (which records them) and the security groups (which let them in).
+//! on, read by the target group (which records them) and the security groups (which let them in);
+//! and, with a `[deploy] strategy` that shifts traffic, the production listener rule that routes
+//! instead of the traffic listener's default action (read by the listeners, made in `traffic`).
 
 use crate::model::{Attr, Key, Kind, Scope};
 
@@ -9,6 +11,14 @@ pub const TARGET_GROUP_PORT: Attr = Attr::new(TARGET_GROUP, "port");
 /// While `up` replaces the target group (a new container port): the old one's port, until the old
 /// target group is deleted.
 pub const REPLACES_PORT: Attr = Attr::new(TARGET_GROUP, "replaces_port");
+/// The listener rule ECS shifts production traffic with (canary, linear, blue_green).
+pub const PRODUCTION_RULE: Key = Key::new("listener-rule-production", Kind::new("elbv2:listener-rule"));
+
+/// The production rule routes the traffic listener's requests (the config asks for a strategy
+/// that shifts traffic, and the rule is made): its default action only answers what no rule takes.
+pub fn rule_routes(ctx: &Scope<'_>) -> bool {
+    ctx.config.deploy.strategy.shifts_traffic() && ctx.id(PRODUCTION_RULE).is_some()
+}
 
 /// The ports the load balancer sends to: the config's container port and, while the target group
 /// is being replaced, the one the running tasks still serve on, until the old target group is gone:

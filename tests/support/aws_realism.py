@@ -2556,8 +2556,11 @@ class Realism:
         if rec.get("rollout_failed"):
             rollout = "FAILED"
         self.sd_update(rec, now)
+        # The PRIMARY deployment's own tasks (during a blue/green-type deployment the old ones run beside them).
+        own = [t for t in live if t["deployment"] == rec["dep_id"]]
+        own_running = sum(1 for t in own if self.task_running(t, now))
         return {"status": status, "running": running, "pending": pending, "live_running": live_running,
-                "rollout": rollout}
+                "rollout": rollout, "own_running": own_running, "own_pending": len(own) - own_running}
 
     def apply_view(self, ctx: Ctx, svc: dict):
         rec = self.services.get(svc.get("serviceArn"))
@@ -2589,8 +2592,8 @@ class Realism:
             dep["createdAt"] = rec["dep_created"]
             dep["taskDefinition"] = rec["taskdef"]
             dep["desiredCount"] = rec["desired"] if view["status"] == "ACTIVE" else 0
-            dep["runningCount"] = view["live_running"]
-            dep["pendingCount"] = view["pending"]
+            dep["runningCount"] = view["own_running"] if rec.get("bg") else view["live_running"]
+            dep["pendingCount"] = view["own_pending"] if rec.get("bg") else view["pending"]
             dep["failedTasks"] = rec["dep_failed"]
             dep["rolloutState"] = view["rollout"]
             word = "completed" if view["rollout"] == "COMPLETED" else "in progress"
@@ -2603,7 +2606,9 @@ class Realism:
                            if any(t["deployment"] == d["id"] and self.task_running(t, now) for t in rec["tasks"])]
         if primary is not None:
             svc["deployments"] = [primary] + [
-                {"id": d["id"], "status": "ACTIVE", "taskDefinition": d["taskdef"], "desiredCount": 0, "pendingCount": 0,
+                {"id": d["id"], "status": "ACTIVE", "taskDefinition": d["taskdef"], "pendingCount": 0,
+                 # the old revision of a blue/green-type deployment keeps its tasks until CLEAN_UP
+                 "desiredCount": sum(1 for t in rec["tasks"] if t["deployment"] == d["id"] and t["stop_at"] is None),
                  "runningCount": sum(1 for t in rec["tasks"] if t["deployment"] == d["id"] and self.task_running(t, now)),
                  "failedTasks": 0, "createdAt": d["created"], "updatedAt": now, "launchType": primary.get("launchType"),
                  "rolloutState": d.get("rollout", "COMPLETED"),
@@ -2869,8 +2874,9 @@ class Realism:
         bg = rec.get("bg")
         if bg is not None:
             if bg["phase"] == "deploy":
+                stage = self.bg_stage(bg, now)
                 self.bg_restore(ctx, rec, now, None)
-                bg["sd"].update(status="STOPPED", stopped=now, updated=now,
+                bg["sd"].update(status="STOPPED", stopped=now, updated=now, stage=stage,
                                 reason="Service deployment stopped: a newer service deployment started.")
             else:
                 bg["sd"].update(status="ROLLBACK_SUCCESSFUL", finished=now, updated=now)
@@ -3090,6 +3096,9 @@ class Realism:
             doc["lifecycleStage"] = sd["stage"]  # where a finished blue/green-type deployment ended
         if bg is not None:
             doc["lifecycleStage"] = self.bg_stage(bg, now)
+            changes = [bg["start"], bg["start"] + self.d("deploy_stage_s")] + (
+                [t for _, t in bg["plan"]["stages"]] + [t for t, _ in bg["plan"]["shifts"]] if bg["plan"] else [])
+            doc["updatedAt"] = max([doc["updatedAt"]] + [t for t in changes if t <= now])
             weight = self.bg_weight(bg, now) if bg["phase"] == "deploy" else 0.0
             doc["targetServiceRevision"]["requestedProductionTrafficWeight"] = weight
             for source in doc["sourceServiceRevisions"]:
@@ -3148,48 +3157,53 @@ class Realism:
                     return rec, sd
         return None, None
 
-    def pre_ecs_DescribeServiceDeployments(self, ctx: Ctx):
-        arns = ctx.json.get("serviceDeploymentArns") or []
+    def describe_each(self, ctx: Ctx, field: str, out: str, describe) -> Response:
+        """A Describe* of 1-20 ARNs: `describe(arn)` gives the document or None (a `MISSING` failure)."""
+        arns = ctx.json.get(field) or []
         if not arns or len(arns) > 20:
-            raise Reject("InvalidParameterException", "serviceDeploymentArns must contain between 1 and 20 ARNs.")
+            raise Reject("InvalidParameterException", f"{field} must contain between 1 and 20 ARNs.")
         found, failures = [], []
         for arn in arns:
+            doc = describe(arn)
+            if doc is None:
+                failures.append({"arn": arn, "reason": "MISSING"})
+            else:
+                found.append(doc)
+        return self._ecs_json({out: found, "failures": failures})
+
+    def pre_ecs_DescribeServiceDeployments(self, ctx: Ctx):
+        def describe(arn):
             rec, sd = self.find_sd(arn)
             if sd is None:
-                failures.append({"arn": arn, "reason": "MISSING"})
-                continue
+                return None
             self.svc_view(ctx, rec)
-            found.append(self.sd_doc(ctx, rec, sd))
-        return self._ecs_json({"serviceDeployments": found, "failures": failures})
+            return self.sd_doc(ctx, rec, sd)
+        return self.describe_each(ctx, "serviceDeploymentArns", "serviceDeployments", describe)
 
     def pre_ecs_DescribeServiceRevisions(self, ctx: Ctx):
-        arns = ctx.json.get("serviceRevisionArns") or []
-        if not arns or len(arns) > 20:
-            raise Reject("InvalidParameterException", "serviceRevisionArns must contain between 1 and 20 ARNs.")
-        found, failures = [], []
-        for arn in arns:
-            rec = next((r for r in self.services.values() if arn in (r.get("revisions") or {})), None)
-            if rec is None:
-                failures.append({"arn": arn, "reason": "MISSING"})
-                continue
-            rev = rec["revisions"][arn]
-            try:
-                td = self.resolve_taskdef(ctx, rev["taskdef"])
-            except UpstreamError:
-                td = {}
-            doc = {"serviceRevisionArn": arn, "serviceArn": rec["arn"],
-                   "clusterArn": f"{self.arn_prefix(rec)}:cluster/{self.cluster_name(rec['cluster'])}",
-                   "taskDefinition": rev["taskdef"], "platformVersion": "1.4.0", "platformFamily": "Linux",
-                   "loadBalancers": rev["lbs"], "networkConfiguration": rev["net"], "guardDutyEnabled": False,
-                   "containerImages": [{"containerName": c.get("name"), "image": c.get("image")}
-                                       for c in td.get("containerDefinitions") or []],
-                   "createdAt": rev["created"]}
-            if rev["strategy"]:
-                doc["capacityProviderStrategy"] = rev["strategy"]
-            else:
-                doc["launchType"] = "FARGATE"
-            found.append(doc)
-        return self._ecs_json({"serviceRevisions": found, "failures": failures})
+        return self.describe_each(ctx, "serviceRevisionArns", "serviceRevisions", lambda arn: self.revision_doc(ctx, arn))
+
+    def revision_doc(self, ctx: Ctx, arn: str):
+        rec = next((r for r in self.services.values() if arn in (r.get("revisions") or {})), None)
+        if rec is None:
+            return None
+        rev = rec["revisions"][arn]
+        try:
+            td = self.resolve_taskdef(ctx, rev["taskdef"])
+        except UpstreamError:
+            td = {}
+        doc = {"serviceRevisionArn": arn, "serviceArn": rec["arn"],
+               "clusterArn": f"{self.arn_prefix(rec)}:cluster/{self.cluster_name(rec['cluster'])}",
+               "taskDefinition": rev["taskdef"], "platformVersion": "1.4.0", "platformFamily": "Linux",
+               "loadBalancers": rev["lbs"], "networkConfiguration": rev["net"], "guardDutyEnabled": False,
+               "containerImages": [{"containerName": c.get("name"), "image": c.get("image")}
+                                   for c in td.get("containerDefinitions") or []],
+               "createdAt": rev["created"]}
+        if rev["strategy"]:
+            doc["capacityProviderStrategy"] = rev["strategy"]
+        else:
+            doc["launchType"] = "FARGATE"
+        return doc
 
     def pre_ecs_StopServiceDeployment(self, ctx: Ctx):
         """stopType ROLLBACK (the default) of a deployment in progress: rolled back as an alarm would."""
@@ -3201,7 +3215,8 @@ class Realism:
         self.svc_view(ctx, rec)
         if sd is not self.current_sd(rec) or sd["status"] != "IN_PROGRESS":
             raise Reject("ConflictException", f"The service deployment {sd['arn']} is not in progress.")
-        self.trip(ctx, rec, ctx.now, "stopped by a StopServiceDeployment request")
+        # a synthesized change: it takes effect only if no injected fault answers instead
+        ctx.extra["commit"] = lambda: self.trip(ctx, rec, ctx.now, "stopped by a StopServiceDeployment request")
         return self._ecs_json({"serviceDeploymentArn": sd["arn"]})
 
     def pre_elb_DescribeRules(self, ctx: Ctx):

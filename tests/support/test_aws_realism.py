@@ -2398,7 +2398,9 @@ class EcsStrategyTests(unittest.TestCase):
         ecs.update_service(cluster=w.app.cluster, service=svc, taskDefinition=new_td)
         s = describe_service(C, w.app.cluster, svc)
         self.assertEqual([d["status"] for d in s["deployments"]], ["PRIMARY", "ACTIVE"])
-        self.assertEqual(s["deployments"][1]["runningCount"], 2, "the old tasks keep running")
+        self.assertEqual([(d["desiredCount"], d["runningCount"] + d["pendingCount"]) for d in s["deployments"]],
+                         [(2, 2), (2, 2)], "the old tasks keep running beside a full new set")
+        self.assertEqual((s["runningCount"], s["pendingCount"]), (2, 2))
         seen, dep = watch(C, w, svc, lambda d: d["lifecycleStage"] == "BAKE_TIME")
         self.assertEqual(target_states(C, w.alt), ["healthy", "healthy"], "a second full task set")
         self.assertEqual(target_states(C, w.net.tg), ["healthy", "healthy"], "the old one still runs in the bake")
@@ -2447,6 +2449,16 @@ class EcsStrategyTests(unittest.TestCase):
         weights = [r[2] for r in seen]
         self.assertEqual([x for i, x in enumerate(weights) if x not in weights[:i]],
                          [(100, 0), (60, 40), (20, 80), (0, 100)])
+        # A newer deployment in the middle of the shift stops this one: traffic back, then the newer one runs.
+        ecs.update_service(cluster=w.app.cluster, service=svc, forceNewDeployment=True)
+        watch(C, w, svc, lambda d: d["lifecycleStage"] == "PRODUCTION_TRAFFIC_SHIFT")
+        ecs.update_service(cluster=w.app.cluster, service=svc, forceNewDeployment=True)
+        older = deployments(C, w.app.cluster, svc)[1]
+        self.assertEqual((older["status"], older["lifecycleStage"]), ("STOPPED", "PRODUCTION_TRAFFIC_SHIFT"))
+        self.assertEqual(w.weights(C), {w.net.tg: 0, w.alt: 100}, "back on the revision that served")
+        seen, _ = watch(C, w, svc, lambda d: d["status"] == "SUCCESSFUL")
+        self.assertEqual(seen[-1][2], (100, 0))
+        self.assertEqual(target_states(C, w.net.tg), ["healthy"])
 
     def test_alarm_during_the_bake_rolls_a_canary_back(self):
         ecs = C["ecs"]
@@ -2521,6 +2533,10 @@ class EcsStrategyTests(unittest.TestCase):
         dep = C["ecs"].describe_service_deployments(serviceDeploymentArns=[arn])["serviceDeployments"][0]
         self.assertEqual((dep["status"], dep["alarms"]["status"]), ("ROLLBACK_IN_PROGRESS", "MONITORING_COMPLETE"))
         self.assertIn("StopServiceDeployment", dep["rollback"]["reason"])
+        gone = arn.rsplit("/", 1)[0] + "/nosuchdeployment"
+        out = ecs.describe_service_deployments(serviceDeploymentArns=[gone])
+        self.assertEqual((out["serviceDeployments"], out["failures"]), ([], [{"arn": gone, "reason": "MISSING"}]))
+        self.assertEqual(code_of(ecs.list_service_deployments, cluster=w.app.cluster, service="nope"), "ServiceNotFoundException")
 
     def test_circuit_breaker_stops_a_blue_green_before_any_traffic_moves(self):
         ecs = C["ecs"]

@@ -2,8 +2,9 @@
 
 use async_trait::async_trait;
 use aws_sdk_ecs::types::{
-    AssignPublicIp, AwsVpcConfiguration, CapacityProviderStrategyItem, DeploymentAlarms, DeploymentCircuitBreaker,
-    DeploymentConfiguration, LaunchType, LoadBalancer, NetworkConfiguration, PropagateTags, Service as ServiceObject,
+    AdvancedConfiguration, AssignPublicIp, AwsVpcConfiguration, CanaryConfiguration, CapacityProviderStrategyItem,
+    DeploymentAlarms, DeploymentCircuitBreaker, DeploymentConfiguration, DeploymentStrategy, LaunchType,
+    LinearConfiguration, LoadBalancer, NetworkConfiguration, PropagateTags, Service as ServiceObject,
     ServiceField as Include,
 };
 use futures::future::BoxFuture;
@@ -33,6 +34,10 @@ use crate::resources::security::TASK_SECURITY_GROUP;
 use crate::resources::table::TABLE;
 use crate::resources::tags::TagPairs;
 use crate::resources::task_definition::{note_completed, revision, CONTAINER_NAME, TASK_DEFINITION};
+use crate::resources::traffic::{
+    alternate_target_group_name, infrastructure_role_name, ALTERNATE_TARGET_GROUP, INFRASTRUCTURE_ROLE,
+    INFRASTRUCTURE_ROLE_ARN, PRODUCTION_RULE,
+};
 use crate::wait::{self, budget, Poll};
 use status::service_view;
 
@@ -136,6 +141,9 @@ pub enum ServiceField {
     LoadBalancer,
     /// The alarms its deployments watch and roll back on (`[deploy] alarms`).
     Alarms,
+    /// How ECS rolls it out (`[deploy] strategy` and its numbers) and, for canary / linear /
+    /// blue_green, the alternate target group, production rule and role it shifts traffic with.
+    Strategy,
 }
 
 impl Field for ServiceField {
@@ -154,6 +162,7 @@ impl Field for ServiceField {
             ServiceField::Network => "tasks' network (network.nat)".into(),
             ServiceField::LoadBalancer => "load balancer target (target group:container port)".into(),
             ServiceField::Alarms => "deploy.alarms (deployment alarms)".into(),
+            ServiceField::Strategy => "deploy.strategy".into(),
         }
     }
 }
@@ -337,6 +346,8 @@ impl Managed for Service {
         ];
         // Its deployments watch the alarms: they exist before it names them.
         needs.extend(ALARMS.map(Dep::IfPresent));
+        // And shift traffic with these (canary, linear, blue_green).
+        needs.extend([ALTERNATE_TARGET_GROUP, PRODUCTION_RULE, INFRASTRUCTURE_ROLE].map(Dep::IfPresent));
         needs
     }
 
@@ -370,6 +381,18 @@ impl Managed for Service {
             before(TASK_ROLE, TASKS_RUN_WITH_IT),
             before(TABLE, "the tasks may write items until they stop; the table is deleted only once nothing can"),
             before(LOG_GROUP, "the tasks write their last logs until they stop"),
+            before(
+                Dep::IfPresent(ALTERNATE_TARGET_GROUP),
+                "the service's targets drain from it until the tasks stop, and it names it until deleted",
+            ),
+            before(
+                Dep::IfPresent(PRODUCTION_RULE),
+                "ECS moves the rule's weights during a deployment: it goes once no deployment can run",
+            ),
+            before(
+                Dep::IfPresent(INFRASTRUCTURE_ROLE),
+                "ECS assumes it to move the traffic and deregister targets until the service is gone",
+            ),
         ]);
         edges
     }
@@ -385,6 +408,13 @@ impl Managed for Service {
         if let Some(definition) = other(TASK_DEFINITION).filter(Inspection::is_update) {
             let changes: Vec<String> = definition.changes.iter().map(ToString::to_string).collect();
             notes.push(format!("the service rolls onto a new task definition revision ({})", changes.join("; ")));
+        }
+        if found.changes.iter().any(|c| c.field == ServiceField::Strategy.label()) {
+            notes.push(
+                "the strategy changes in place (UpdateService with the new deployment configuration and load balancer \
+                 configuration): ECS starts a deployment of the same revision with them"
+                    .into(),
+            );
         }
         if found.changes.iter().any(|c| c.field == providers) {
             notes.push(
@@ -433,10 +463,13 @@ impl Managed for Service {
             &describe_strategy(&wanted_strategy(ctx)),
         );
         settings_diff(&mut diff, ctx.config, &live.service, &alarms::attached(ctx.stack(), ctx.config));
+        if live.service.deployment_configuration().is_some() {
+            diff.field(ServiceField::Strategy, &live_strategy_text(&live.service), &wanted_strategy_text(ctx));
+        }
         diff.field(ServiceField::Network, &live_network_text(&live.service), &self.network_text(ctx));
         if let Some(target_group) = ctx.id(TARGET_GROUP) {
             let live_target = live.service.load_balancers().first().map_or("none".into(), |l| {
-                show_target(l.target_group_arn().unwrap_or("none"), l.container_port().unwrap_or_default())
+                show_target(serving_pair(ctx, l).unwrap_or("none"), l.container_port().unwrap_or_default())
             });
             let wanted = show_target(&target_group, ctx.config.service.container_port as i32);
             diff.field(ServiceField::LoadBalancer, &live_target, &wanted);
@@ -469,6 +502,7 @@ impl Managed for Service {
         let target_group = ctx.need(TARGET_GROUP)?;
         let network = self.network(ctx)?;
         let deployment = deployment_configuration(ctx);
+        let balancer = load_balancer(ctx, &target_group)?;
         let strategy = sdk_strategy(ctx);
         let create = || async {
             ctx.aws
@@ -482,7 +516,7 @@ impl Managed for Service {
                 .set_launch_type(strategy.is_empty().then_some(LaunchType::Fargate))
                 .set_capacity_provider_strategy((!strategy.is_empty()).then(|| strategy.clone()))
                 .network_configuration(network.clone())
-                .load_balancers(load_balancer(ctx, &target_group))
+                .load_balancers(balancer.clone())
                 .deployment_configuration(deployment.clone())
                 .health_check_grace_period_seconds(grace_period(ctx.config) as i32)
                 .enable_execute_command(ctx.config.service.enable_execute_command)
@@ -536,6 +570,15 @@ impl Managed for Service {
                 ServiceField::MinimumHealthyPercent | ServiceField::MaximumPercent | ServiceField::Alarms => {
                     update = update.deployment_configuration(deployment_configuration(ctx))
                 }
+                // In place: the strategy and the load balancer's advanced configuration together
+                // (ECS checks one against the other). Changing `loadBalancers` makes ECS start a
+                // deployment of the same revision itself; no forced one is needed.
+                ServiceField::Strategy => {
+                    let target_group = ctx.need(TARGET_GROUP)?;
+                    update = update
+                        .deployment_configuration(deployment_configuration(ctx))
+                        .load_balancers(load_balancer(ctx, &target_group)?)
+                }
                 // Only tasks started after the change get the agent (or lose it): start new ones.
                 ServiceField::ExecuteCommand => {
                     update = update
@@ -551,7 +594,7 @@ impl Managed for Service {
                 // forward to it already) before the old ones stop.
                 ServiceField::LoadBalancer => {
                     let target_group = ctx.need(TARGET_GROUP)?;
-                    update = update.load_balancers(load_balancer(ctx, &target_group)).force_new_deployment(true)
+                    update = update.load_balancers(load_balancer(ctx, &target_group)?).force_new_deployment(true)
                 }
             }
         }
@@ -624,18 +667,115 @@ impl Managed for Service {
     }
 }
 
-/// Where the load balancer sends requests: the target group, to the container's port.
-fn load_balancer(ctx: &Scope<'_>, target_group: &str) -> LoadBalancer {
-    LoadBalancer::builder()
+/// Where the load balancer sends requests: the target group, to the container's port; with a
+/// strategy that shifts traffic, also the alternate target group, the production rule and the
+/// role ECS shifts it with (`advancedConfiguration`).
+fn load_balancer(ctx: &Scope<'_>, target_group: &str) -> Result<LoadBalancer, StackError> {
+    let advanced = match ctx.config.deploy.strategy.shifts_traffic() {
+        true => Some(
+            AdvancedConfiguration::builder()
+                .alternate_target_group_arn(ctx.need(ALTERNATE_TARGET_GROUP)?)
+                .production_listener_rule(ctx.need(PRODUCTION_RULE)?)
+                .role_arn(ctx.need_attr(INFRASTRUCTURE_ROLE_ARN)?)
+                .build(),
+        ),
+        false => None,
+    };
+    Ok(LoadBalancer::builder()
         .target_group_arn(target_group)
         .container_name(CONTAINER_NAME)
         .container_port(ctx.config.service.container_port as i32)
-        .build()
+        .set_advanced_configuration(advanced)
+        .build())
+}
+
+/// The target group the service names, read as the stack's target group when ECS has made the
+/// alternate one primary after a traffic shift (the two take turns: not drift).
+fn serving_pair<'a>(ctx: &Scope<'_>, live: &'a LoadBalancer) -> Option<&'a str> {
+    let primary = live.target_group_arn()?;
+    let alternate = live.advanced_configuration().and_then(|a| a.alternate_target_group_arn());
+    match (ctx.id(ALTERNATE_TARGET_GROUP), ctx.id(TARGET_GROUP)) {
+        (Some(alt), Some(_)) if primary == alt => alternate.or(Some(primary)),
+        _ => Some(primary),
+    }
 }
 
 /// A target as the plan shows it: the target group's name and the container port.
 fn show_target(target_group_arn: &str, port: i32) -> String {
-    format!("{}:{port}", target_group_arn.rsplit('/').nth(1).unwrap_or(target_group_arn))
+    format!("{}:{port}", name_in_arn(target_group_arn))
+}
+
+/// `…:targetgroup/NAME/ID` → NAME; `…:role/NAME` → NAME; a rule's ARN → its last part.
+fn name_in_arn(arn: &str) -> &str {
+    if let Some((_, role)) = arn.split_once(":role/") {
+        return role.rsplit('/').next().unwrap_or(role);
+    }
+    if arn.contains(":listener-rule/") {
+        return arn.rsplit('/').next().unwrap_or(arn);
+    }
+    arn.rsplit('/').nth(1).unwrap_or(arn)
+}
+
+/// A strategy as the plan shows it, from ECS's names and numbers, with what it shifts traffic
+/// through (`advanced`: the alternate target group, the production rule, the role).
+fn show_strategy(deployment: Option<&DeploymentConfiguration>, advanced: Option<[&str; 3]>) -> String {
+    let strategy = deployment.and_then(|d| d.strategy()).cloned().unwrap_or(DeploymentStrategy::Rolling);
+    let bake = deployment.and_then(|d| d.bake_time_in_minutes()).unwrap_or_default();
+    let shown = match &strategy {
+        DeploymentStrategy::Rolling => return "rolling".into(),
+        DeploymentStrategy::Canary => {
+            let c = deployment.and_then(|d| d.canary_configuration());
+            let percent = c.and_then(|c| c.canary_percent()).unwrap_or_default();
+            let wait = c.and_then(|c| c.canary_bake_time_in_minutes()).unwrap_or_default();
+            format!("canary {percent} % for {wait} min, then bake {bake} min")
+        }
+        DeploymentStrategy::Linear => {
+            let c = deployment.and_then(|d| d.linear_configuration());
+            let percent = c.and_then(|c| c.step_percent()).unwrap_or_default();
+            let wait = c.and_then(|c| c.step_bake_time_in_minutes()).unwrap_or_default();
+            format!("linear {percent} % steps every {wait} min, then bake {bake} min")
+        }
+        other => format!("{} then bake {bake} min", other.as_str().to_lowercase()),
+    };
+    let through = match advanced {
+        Some([alternate, rule, role]) => {
+            format!("alternate {}, rule {}, role {}", name_in_arn(alternate), name_in_arn(rule), name_in_arn(role))
+        }
+        None => "no alternate target group, rule or role".into(),
+    };
+    format!("{shown} ({through})")
+}
+
+/// The service's strategy as ECS reports it. Of the two target groups it names, the one named
+/// `-tg-alt` is shown as the alternate whichever serves (ECS swaps them after a traffic shift).
+fn live_strategy_text(service: &ServiceObject) -> String {
+    let lb = service.load_balancers().first();
+    let advanced = lb.and_then(|l| l.advanced_configuration()).map(|a| {
+        let named = [a.alternate_target_group_arn(), lb.and_then(|l| l.target_group_arn())];
+        let alternate = named.into_iter().flatten().find(|t| name_in_arn(t).ends_with("-tg-alt"));
+        [
+            alternate.or(a.alternate_target_group_arn()).unwrap_or("none"),
+            a.production_listener_rule().unwrap_or("none"),
+            a.role_arn().unwrap_or("none"),
+        ]
+    });
+    show_strategy(service.deployment_configuration(), advanced)
+}
+
+/// The strategy the config asks for, with what it would shift traffic through (named for what
+/// is not made yet).
+fn wanted_strategy_text(ctx: &Scope<'_>) -> String {
+    let deployment = deployment_configuration(ctx);
+    if !ctx.config.deploy.strategy.shifts_traffic() {
+        return show_strategy(Some(&deployment), None);
+    }
+    let stack = ctx.stack();
+    let alternate =
+        ctx.id(ALTERNATE_TARGET_GROUP).unwrap_or_else(|| format!("/{}/new", alternate_target_group_name(stack)));
+    let rule = ctx.id(PRODUCTION_RULE).unwrap_or_else(|| "(new rule)".into());
+    let role =
+        ctx.attr(INFRASTRUCTURE_ROLE_ARN).unwrap_or_else(|| format!(":role/{}", infrastructure_role_name(stack)));
+    show_strategy(Some(&deployment), Some([&alternate, &rule, &role]))
 }
 
 /// Seconds ECS ignores a new task's failing load-balancer checks: the config's, else the time it
@@ -650,14 +790,35 @@ fn grace_period(config: &Config) -> u32 {
 
 /// A rolling deployment within the config's bounds, rolled back by the circuit breaker if it fails
 /// and by ECS when one of the stack's alarms goes into ALARM during it.
+/// With canary / linear / blue_green, ECS's strategy with `bake_minutes` as every bake.
 fn deployment_configuration(ctx: &Scope<'_>) -> DeploymentConfiguration {
+    use crate::config::Strategy;
     let config = ctx.config;
-    DeploymentConfiguration::builder()
+    let deploy = &config.deploy;
+    let bake = deploy.bake_minutes as i32;
+    let builder = DeploymentConfiguration::builder()
         .deployment_circuit_breaker(DeploymentCircuitBreaker::builder().enable(true).rollback(true).build())
         .maximum_percent(config.service.maximum_percent as i32)
         .minimum_healthy_percent(config.service.minimum_healthy_percent as i32)
         .alarms(deployment_alarms(&alarms::attached(ctx.stack(), config)))
-        .build()
+        .strategy(DeploymentStrategy::from(deploy.strategy.ecs_name()));
+    let builder = match deploy.strategy {
+        Strategy::Rolling => builder,
+        Strategy::BlueGreen => builder.bake_time_in_minutes(bake),
+        Strategy::Canary => builder.bake_time_in_minutes(bake).canary_configuration(
+            CanaryConfiguration::builder()
+                .canary_percent(deploy.canary_percent)
+                .canary_bake_time_in_minutes(bake)
+                .build(),
+        ),
+        Strategy::Linear => builder.bake_time_in_minutes(bake).linear_configuration(
+            LinearConfiguration::builder()
+                .step_percent(deploy.linear_step_percent)
+                .step_bake_time_in_minutes(bake)
+                .build(),
+        ),
+    };
+    builder.build()
 }
 
 /// The alarms a deployment watches and rolls back on; none: explicitly off (an UpdateService
