@@ -23,6 +23,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -300,6 +301,8 @@ def main():
     ap.add_argument("--variants", default=",".join(DEPLOY_VARIANTS))
     ap.add_argument("--binary", default=os.path.join(ROOT, "target", "debug", "fargate-stack"))
     args = ap.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # each figure as soon as it is measured, even into a pipe
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("terminated"))  # still stop the servers (finally below)
     if args.binary == os.path.join(ROOT, "target", "debug", "fargate-stack"):
         subprocess.run(["cargo", "build", "--quiet"], cwd=ROOT, check=True)
     work = tempfile.mkdtemp(prefix="fargate-stack-bench-")
