@@ -175,6 +175,29 @@ impl Line {
         self.done("skipped", reason);
     }
 
+    /// Another line of the same run (a wait's detail, e.g. the deployment it watches); hidden if
+    /// this one is.
+    pub fn sibling(&self, name: &str) -> Line {
+        match &self.inner {
+            Some(inner) => Progress { shared: inner.shared.clone() }.line(name),
+            None => Line::hidden(),
+        }
+    }
+
+    /// A JSON event of its own (`deploy_phase`), written only with `--output json`; `event` holds
+    /// its fields but the schema version.
+    pub fn event(&self, event: serde_json::Value) {
+        let Some(inner) = &self.inner else { return };
+        if inner.shared.mode != Mode::Json {
+            return;
+        }
+        let mut out = serde_json::json!({ "schema_version": crate::report::SCHEMA_VERSION });
+        if let (Some(out), serde_json::Value::Object(fields)) = (out.as_object_mut(), event) {
+            out.extend(fields);
+        }
+        crate::output::json(&out);
+    }
+
     fn emit(&self, phase: &str, detail: &str) {
         let Some(inner) = &self.inner else { return };
         let elapsed = {

@@ -742,10 +742,16 @@ async fn the_url_answers_after_every_rollout_or_the_deploy_fails_showing_the_ans
         "the state records what runs"
     );
 
+    // Its rollout completed but it did not answer: not a revision `rollback` goes back to.
+    assert!(error.contains("`rollback` does not count it as a revision to go back to"), "{error}");
+    let history = task_definition_attrs(&cli)["attrs"]["completed_revisions"].as_str().unwrap().to_string();
+    assert!(!history.contains("simple-ecs-dev-server:2"), "{history}");
+
     // --no-verify: no request; an emulator without --resolve: one line says the check is skipped.
+    // The rollback skips nginx:1.28, which answered 503, for the last revision that did answer.
     cli.run(&["deploy", "--image", "nginx:1.29", "--no-verify"]).ok();
     let rolled_back = cli.run(&["rollback"]).ok();
-    assert!(rolled_back.stdout.contains("back to simple-ecs-dev-server:2 (nginx:1.28)"), "{}", rolled_back.stdout);
+    assert!(rolled_back.stdout.contains("back to simple-ecs-dev-server:1 (nginx:latest)"), "{}", rolled_back.stdout);
     assert_eq!(stand_in.requests().len(), 2, "no request with --no-verify or without --resolve");
     let skipped: Vec<&str> = rolled_back.stderr.lines().filter(|l| l.contains("url check")).collect();
     assert_eq!(skipped.len(), 1, "{}", rolled_back.stderr);

@@ -18,6 +18,7 @@ use crate::graph::{Direction, Graph, StepReport};
 use crate::model::{Driven, Resource, Stepping, Waiting};
 use crate::progress::Progress;
 use crate::report::Text;
+use crate::resources::service::deployment::{self, AlarmTrip};
 use crate::resources::service::status::{self as status_view, EventView, StoppedTask};
 use crate::resources::task_definition::{self, image, revision, TASK_DEFINITION};
 use crate::resources::{iam, service};
@@ -72,6 +73,10 @@ pub struct Rolled {
     /// The check that the URL answers, once the rollout completed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub url_check: Option<UrlCheck>,
+    /// On failure: the alarm ECS rolled the deployment back on, its value and threshold, and the
+    /// revision serving again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alarm: Option<AlarmTrip>,
 }
 
 impl Rolled {
@@ -95,6 +100,7 @@ impl Rolled {
             error: Some(e.to_string()),
             note: None,
             url_check: None,
+            alarm: None,
         }
     }
 
@@ -105,15 +111,20 @@ impl Rolled {
         if self.ok || url_failed {
             let (image, revision) = (&self.image, &self.task_definition);
             let before = format!("{} ({})", self.previous_task_definition, self.previous_image);
+            // Its rollout completed, but it does not answer: not a success.
+            let unanswered = if url_failed { "; its rollout completed but its URL does not answer" } else { "" };
             text.line(match command {
                 "rollback" => {
-                    format!("rolled stack {} in {} back to {revision} ({image}) from {before}", self.stack, self.region)
+                    format!(
+                        "rolled stack {} in {} back to {revision} ({image}) from {before}{unanswered}",
+                        self.stack, self.region
+                    )
                 }
                 _ if revision == &self.previous_task_definition => {
                     format!("stack {} in {} runs {image} ({revision}); nothing to deploy", self.stack, self.region)
                 }
                 _ => format!(
-                    "deployed {image} to stack {} in {} as {revision} (it ran {before})",
+                    "deployed {image} to stack {} in {} as {revision} (it ran {before}){unanswered}",
                     self.stack, self.region
                 ),
             });
@@ -248,6 +259,7 @@ pub async fn roll(
         error: result.as_ref().err().map(|e| e.to_string()),
         note: None,
         url_check: None,
+        alarm: None,
     };
     let mut result = result;
     if result.is_ok() {
@@ -278,6 +290,9 @@ async fn verify(
         rolled.stack, rolled.task_definition, rolled.image
     );
     let failure = verify::failed(&checked, &done);
+    if failure.is_some() {
+        verify::forget_unanswered(ctx).await;
+    }
     rolled.url_check = Some(checked);
     match failure {
         Some(e) => {
@@ -334,8 +349,14 @@ async fn explain_failure(ctx: &Ctx, snapshot: &Recorded, rolled: &mut Rolled, fo
     }
     rolled.stopped_tasks = status_view::stopped_tasks(&view, 3).await.unwrap_or_default();
     rolled.task_definition = revision(&ctx.id(TASK_DEFINITION).unwrap_or_default()).to_string();
+    if let Ok(Some(back)) = &settled {
+        let watched = status_view::service_view(&view).await.ok().flatten().map(|s| s.alarms).unwrap_or_default();
+        rolled.alarm = deployment::alarm_trip(&view, &watched, &back.arn).await;
+    }
+    let alarm = rolled.alarm.as_ref().map(|a| a.alarm.clone());
     match settled {
-        Ok(Some(back)) => {
+        Ok(Some(mut back)) => {
+            back.alarm = alarm;
             rolled.restored = Some(match follow {
                 Some(progress) => back.follow(ctx, progress).await,
                 None => back.says("is putting", "follow it with `fargate-stack status`"),
@@ -346,16 +367,22 @@ async fn explain_failure(ctx: &Ctx, snapshot: &Recorded, rolled: &mut Rolled, fo
     }
 }
 
-/// The revision the circuit breaker put the service back on (the state now records it).
+/// The revision ECS put the service back on (the state now records it), and the alarm that made
+/// it (else the circuit breaker did).
 struct PutBack {
     arn: String,
     image: String,
+    alarm: Option<String>,
 }
 
 impl PutBack {
     fn says(&self, doing: &str, then: &str) -> String {
+        let who = match &self.alarm {
+            Some(alarm) => format!("ECS ({alarm} in ALARM)"),
+            None => "the circuit breaker".into(),
+        };
         format!(
-            "the circuit breaker {doing} the service back on {} ({}), and the state records it: {then}",
+            "{who} {doing} the service back on {} ({}), and the state records it: {then}",
             revision(&self.arn),
             self.image
         )
@@ -423,5 +450,5 @@ async fn settle_state(ctx: &Ctx, snapshot: &Recorded) -> Result<Option<PutBack>,
         ctx.put_record(TASK_DEFINITION, record).await?;
         image
     };
-    Ok(Some(PutBack { arn: runs, image }))
+    Ok(Some(PutBack { arn: runs, image, alarm: None }))
 }

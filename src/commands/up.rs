@@ -816,6 +816,9 @@ async fn verify_up(
         if converged { "changed nothing" } else { "finished" }
     );
     let result = verify::failed(&checked, &done).map_or(Ok(()), Err);
+    if result.is_err() {
+        verify::forget_unanswered(ctx).await;
+    }
     (Some(checked), result)
 }
 

@@ -7,6 +7,7 @@ use crate::commands::{CommandError, Outputs};
 use crate::context::Ctx;
 use crate::progress::Progress;
 use crate::resources::service::status as status_view;
+use crate::resources::task_definition::{completed_revisions, revision, COMPLETED_REVISIONS, TASK_DEFINITION};
 use crate::url_check::{self, Asked, UrlCheck};
 
 /// The check after a rollout completed: skipped when asked to, or with one note when nothing real
@@ -50,5 +51,22 @@ pub async fn after_rollout(ctx: &Ctx, asked: &Asked, progress: &Progress) -> Url
 /// The run's error when the check failed: `done` says what the rollout left running.
 pub fn failed(checked: &UrlCheck, done: &str) -> Option<CommandError> {
     let failure = checked.failure()?;
-    Some(CommandError::Reported(format!("{done}; but its URL does not answer: {failure}")))
+    Some(CommandError::Reported(format!(
+        "{done}; but its URL does not answer: {failure}. `rollback` does not count it as a revision to go back to"
+    )))
+}
+
+/// The check failed: the recorded revision's rollout completed, but it did not answer, so it is
+/// not a revision `rollback` may go back to (it leaves the history of completed revisions; the
+/// state still records it as what runs). Best effort: the failure is already the run's.
+pub async fn forget_unanswered(ctx: &Ctx) {
+    let view = ctx.scope();
+    let Some(arn) = view.id(TASK_DEFINITION) else { return };
+    let history = completed_revisions(&view);
+    if history.contains(&arn) {
+        let kept: Vec<String> = history.into_iter().filter(|r| *r != arn).collect();
+        if let Err(e) = view.set_attr(COMPLETED_REVISIONS, &kept.join(" ")).await {
+            tracing::warn!("could not drop {} from the completed revisions: {e}", revision(&arn));
+        }
+    }
 }

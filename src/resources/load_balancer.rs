@@ -116,11 +116,11 @@ pub(crate) fn replacement_target_group_name(stack: &str) -> String {
 }
 
 /// The stack a target group's name is made for, under any of its names: the target group's, its
-/// replacement's, and the alternate one's (`[deploy] strategy`, see `traffic`).
+/// replacement's, and the alternate one's (`[deploy] strategy`).
 pub(crate) fn stack_of_target_group(name: &str) -> Option<String> {
     made_for(name, target_group_name)
         .or_else(|| made_for(name, replacement_target_group_name))
-        .or_else(|| made_for(name, crate::resources::traffic::alternate_target_group_name))
+        .or_else(|| made_for(name, crate::resources::serving::alternate_target_group_name))
 }
 
 /// The stack's address: HTTPS on its domain once the alias record points it at the load balancer
@@ -424,21 +424,10 @@ impl Managed for TargetGroup {
     }
 
     fn permissions(&self) -> Vec<Permission> {
-        let tg = arn("elasticloadbalancing", &format!("targetgroup/{}/*", target_group_name(STACK)));
-        vec![
-            Permission::find("elasticloadbalancing:DescribeTargetGroups"),
-            Permission::find("elasticloadbalancing:DescribeTags"),
-            Permission::find("elasticloadbalancing:DescribeTargetGroupAttributes"),
-            // Its targets' health, which the service's checks and the rollout wait read.
-            Permission::find("elasticloadbalancing:DescribeTargetHealth"),
-            Permission::create("elasticloadbalancing:CreateTargetGroup").on(tg.clone()).tagging(),
-            access::tags_on_create("elasticloadbalancing:AddTags", "CreateTargetGroup", tg.clone()),
-            access::retagging("elasticloadbalancing:AddTags", tg.clone()),
-            access::retagging("elasticloadbalancing:RemoveTags", tg.clone()),
-            Permission::update("elasticloadbalancing:ModifyTargetGroup").on(tg.clone()).tagged(),
-            Permission::update("elasticloadbalancing:ModifyTargetGroupAttributes").on(tg.clone()).tagged(),
-            Permission::delete("elasticloadbalancing:DeleteTargetGroup").on(tg).tagged(),
-        ]
+        let mut permissions = target_group_permissions(&target_group_name(STACK));
+        // Its targets' health, which the service's checks and the rollout wait read.
+        permissions.push(Permission::find("elasticloadbalancing:DescribeTargetHealth"));
+        permissions
     }
 
     fn billing(&self, _config: &Config) -> Vec<Charge> {
@@ -600,6 +589,24 @@ impl Managed for TargetGroup {
         delete_target_group(ctx, line, live.tg.target_group_arn().unwrap_or_default()).await?;
         Ok(Outcome::Deleted)
     }
+}
+
+/// What a target group of the stack named `name` calls: found, made with the stack's tags,
+/// changed and deleted by its own ARN.
+pub(crate) fn target_group_permissions(name: &str) -> Vec<Permission> {
+    let tg = arn("elasticloadbalancing", &format!("targetgroup/{name}/*"));
+    vec![
+        Permission::find("elasticloadbalancing:DescribeTargetGroups"),
+        Permission::find("elasticloadbalancing:DescribeTags"),
+        Permission::find("elasticloadbalancing:DescribeTargetGroupAttributes"),
+        Permission::create("elasticloadbalancing:CreateTargetGroup").on(tg.clone()).tagging(),
+        access::tags_on_create("elasticloadbalancing:AddTags", "CreateTargetGroup", tg.clone()),
+        access::retagging("elasticloadbalancing:AddTags", tg.clone()),
+        access::retagging("elasticloadbalancing:RemoveTags", tg.clone()),
+        Permission::update("elasticloadbalancing:ModifyTargetGroup").on(tg.clone()).tagged(),
+        Permission::update("elasticloadbalancing:ModifyTargetGroupAttributes").on(tg.clone()).tagged(),
+        Permission::delete("elasticloadbalancing:DeleteTargetGroup").on(tg).tagged(),
+    ]
 }
 
 /// How a target group of the stack (the primary or the alternate one) differs from the config.

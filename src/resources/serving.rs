@@ -31,3 +31,9 @@ pub fn serving_ports(ctx: &Scope<'_>) -> Vec<u32> {
     ports.dedup();
     ports
 }
+
+/// The alternate target group's name: `<stack>-tg-alt`, which neither the target group's name
+/// (`-tg`) nor its replacement's (`-tg2`) can be, for any stack.
+pub fn alternate_target_group_name(stack: &str) -> String {
+    format!("{stack}-tg-alt")
+}

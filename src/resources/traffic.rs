@@ -27,12 +27,13 @@ use crate::resources::listener_https::LISTENER_HTTPS;
 use crate::resources::load_balancer::{
     check_tags, create_target_group, delete_target_group, elb_retag, elb_tags, find_target_group, load_balancer_name,
     not_found, replacement_target_group_name, show_action, sweep_target_groups, tags_of, target_group_diff,
-    target_group_name, update_target_group, TargetGroupField, TgLive, LISTENER, LOAD_BALANCER, TARGET_GROUP,
+    target_group_name, target_group_permissions, update_target_group, TargetGroupField, TgLive, LISTENER,
+    LOAD_BALANCER, TARGET_GROUP,
 };
 use crate::resources::network::VPC;
 use crate::resources::tags::TagPairs;
 
-pub use crate::resources::serving::PRODUCTION_RULE;
+pub use crate::resources::serving::{alternate_target_group_name, PRODUCTION_RULE};
 
 pub const ALTERNATE_TARGET_GROUP: Key = Key::new("target-group-alternate", Kind::new("elbv2:target-group"));
 pub const INFRASTRUCTURE_ROLE: Key = Key::new("role-infrastructure", Kind::new("iam:role"));
@@ -44,12 +45,6 @@ const RULE_LISTENER: Attr = Attr::new(PRODUCTION_RULE, "listener");
 /// goes first), before the listener's default action.
 const RULE_PRIORITY: i32 = 50_000;
 const EVERY_PATH: &str = "/*";
-
-/// The alternate target group's name: `<stack>-tg-alt`, which neither the target group's name
-/// (`-tg`) nor its replacement's (`-tg2`) can be, for any stack.
-pub fn alternate_target_group_name(stack: &str) -> String {
-    format!("{stack}-tg-alt")
-}
 
 /// The infrastructure role's name: `<stack>-ecs-infrastructure`.
 pub fn infrastructure_role_name(stack: &str) -> String {
@@ -101,19 +96,7 @@ impl Managed for AlternateTargetGroup {
     }
 
     fn permissions(&self) -> Vec<Permission> {
-        let tg = arn("elasticloadbalancing", &format!("targetgroup/{}/*", alternate_target_group_name(STACK)));
-        vec![
-            Permission::find("elasticloadbalancing:DescribeTargetGroups"),
-            Permission::find("elasticloadbalancing:DescribeTags"),
-            Permission::find("elasticloadbalancing:DescribeTargetGroupAttributes"),
-            Permission::create("elasticloadbalancing:CreateTargetGroup").on(tg.clone()).tagging(),
-            access::tags_on_create("elasticloadbalancing:AddTags", "CreateTargetGroup", tg.clone()),
-            access::retagging("elasticloadbalancing:AddTags", tg.clone()),
-            access::retagging("elasticloadbalancing:RemoveTags", tg.clone()),
-            Permission::update("elasticloadbalancing:ModifyTargetGroup").on(tg.clone()).tagged(),
-            Permission::update("elasticloadbalancing:ModifyTargetGroupAttributes").on(tg.clone()).tagged(),
-            Permission::delete("elasticloadbalancing:DeleteTargetGroup").on(tg).tagged(),
-        ]
+        target_group_permissions(&alternate_target_group_name(STACK))
     }
 
     /// Target groups bill nothing of their own.

@@ -2812,7 +2812,7 @@ class Realism:
         try:
             self.query(ctx, "elasticloadbalancing", "ModifyRule", params)
         except UpstreamError:
-            traceback.print_exc()
+            pass  # the rule is gone (deleted under a deployment): ECS would fail to shift; nothing to move here
 
     # -- service revisions and service deployments
 
@@ -3713,6 +3713,12 @@ class Realism:
         if rec is None or rec["deleted_at"] is not None:
             return
         now = ctx.now
+        if rec.get("bg") is not None:
+            self.svc_view(ctx, rec)  # a blue/green-type deployment moved on until now
+        sd = self.current_sd(rec)
+        if sd is not None and sd["status"] in ("PENDING", "IN_PROGRESS"):  # a deployment under way ends with it
+            sd.update(status="STOPPED", stopped=now, updated=now, reason="Service deployment stopped: the service was deleted.")
+        rec["bg"] = None
         rec["desired"] = 0
         self.stop_tasks(ctx, rec, [t for t in rec["tasks"] if t["stop_at"] is None], now)
         dereg = max([self.dereg_delay(ctx, t["arn"]) for t in rec["tgs"]] or [0.0])

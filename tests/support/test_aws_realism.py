@@ -2551,6 +2551,11 @@ class EcsStrategyTests(unittest.TestCase):
         self.assertEqual((dep["deploymentCircuitBreaker"]["status"], dep["alarms"]["status"]), ("TRIGGERED", "MONITORING_COMPLETE"))
         self.assertIn("circuit breaker", dep["rollback"]["reason"])
         self.assertEqual(describe_service(C, w.app.cluster, svc)["taskDefinition"], w.app.td)
+        # A deployment under way ends with its service.
+        ecs.update_service(cluster=w.app.cluster, service=svc, forceNewDeployment=True)
+        ecs.update_service(cluster=w.app.cluster, service=svc, desiredCount=0)
+        ecs.delete_service(cluster=w.app.cluster, service=svc)
+        self.assertEqual(deployments(C, w.app.cluster, svc)[0]["status"], "STOPPED")
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ use aws_sdk_ecs::types::{
 };
 use futures::future::BoxFuture;
 
+pub mod deployment;
 pub mod status;
 
 use crate::access::{self, arn, Permission, STACK};
@@ -39,7 +40,7 @@ use crate::resources::traffic::{
     INFRASTRUCTURE_ROLE_ARN, PRODUCTION_RULE,
 };
 use crate::wait::{self, budget, Poll};
-use status::service_view;
+use status::{live_target_groups, service_view};
 
 pub const SERVICE: Key = Key::new("service", Kind::new("ecs:service"));
 /// Wait: the service's rollout completed with every target healthy.
@@ -209,7 +210,21 @@ fn rollout_permissions() -> Vec<Permission> {
         Permission::create("elasticloadbalancing:DescribeTargetHealth"),
         Permission::update("ecs:DescribeServices").on(service_arn()),
         Permission::update("elasticloadbalancing:DescribeTargetHealth"),
+        // The deployment's phases and, after a rollback, the alarm that caused it (see `deployment`).
+        Permission::create("ecs:ListServiceDeployments").on(service_arn()),
+        Permission::create("ecs:DescribeServiceDeployments").on(service_deployment_arn()),
+        Permission::create("elasticloadbalancing:DescribeRules"),
+        Permission::create("cloudwatch:DescribeAlarms"),
+        Permission::update("ecs:ListServiceDeployments").on(service_arn()),
+        Permission::update("ecs:DescribeServiceDeployments").on(service_deployment_arn()),
+        Permission::update("elasticloadbalancing:DescribeRules"),
+        Permission::update("cloudwatch:DescribeAlarms"),
     ]
+}
+
+/// The service's deployments' ARN pattern (`service-deployment/<cluster>/<service>/<id>`).
+fn service_deployment_arn() -> String {
+    arn("ecs", &format!("service-deployment/{}/{}/*", cluster_name(STACK), service_name(STACK)))
 }
 
 /// Why each thing the tasks use must wait for the service to be gone.
@@ -435,8 +450,12 @@ impl Managed for Service {
                 None => 0,
             }
         };
-        let (service, healthy_targets) = tokio::join!(describe_service(ctx), health);
+        let (service, mut healthy_targets) = tokio::join!(describe_service(ctx), health);
         let Some(service) = service?.filter(|s| s.status() == Some("ACTIVE")) else { return Ok(None) };
+        // After a blue/green or canary switch the alternate target group serves.
+        for other in live_target_groups(&service).into_iter().filter(|t| Some(t) != tg.as_ref()) {
+            healthy_targets += target_health(ctx, &other).await.map_or(0, |(healthy, _)| healthy);
+        }
         let name = service_name(ctx.stack());
         ctx.owned(SERVICE, format!("{} {name}", SERVICE.kind()), service.tags().pairs())?;
         Ok(Some(ServiceLive { service, healthy_targets }))
@@ -528,15 +547,6 @@ impl Managed for Service {
                 .await
                 .ctx("create service", &name)
         };
-        // Right after the roles are created ECS may not be able to assume them yet, and right
-        // after the listener is created the target group may not show its load balancer yet.
-        let propagating = |e: &StackError| {
-            e.has_code(&["InvalidParameterException"])
-                && e.message().is_some_and(|m| {
-                    let m = m.to_lowercase();
-                    m.contains("unable to assume") || m.contains("does not have an associated load balancer")
-                })
-        };
         let out = wait::retry_while(line, &name, budget::IAM_PROPAGATION, propagating, create).await?;
         let service = returned(out.service().cloned(), name, "create returned no service")?;
         Ok(ServiceLive { service, healthy_targets: 0 })
@@ -545,7 +555,7 @@ impl Managed for Service {
     async fn update(
         &self,
         ctx: &Scope<'_>,
-        _line: &Line,
+        line: &Line,
         live: &ServiceLive,
         changes: &[Changed<ServiceField>],
     ) -> Result<Option<ServiceLive>, StackError> {
@@ -598,7 +608,9 @@ impl Managed for Service {
                 }
             }
         }
-        let out = update.send().await.ctx("update service", &name)?;
+        // A strategy switch names the infrastructure role, which may have been made a moment ago.
+        let send = || async { update.clone().send().await.ctx("update service", &name) };
+        let out = wait::retry_while(line, &name, budget::IAM_PROPAGATION, propagating, send).await?;
         Ok(out.service().cloned().map(|service| ServiceLive { service, healthy_targets: live.healthy_targets }))
     }
 
@@ -665,6 +677,17 @@ impl Managed for Service {
         }
         Ok(())
     }
+}
+
+/// Right after the roles are created ECS may not be able to assume them yet (the tasks' roles, the
+/// infrastructure role), and right after the listener is created the target group may not show its
+/// load balancer yet.
+fn propagating(e: &StackError) -> bool {
+    e.has_code(&["InvalidParameterException"])
+        && e.message().is_some_and(|m| {
+            let m = m.to_lowercase();
+            m.contains("unable to assume") || m.contains("does not have an associated load balancer")
+        })
 }
 
 /// Where the load balancer sends requests: the target group, to the container's port; with a
@@ -1045,32 +1068,33 @@ async fn roll_service(ctx: &Scope<'_>, task_definition: &str, force: bool) -> Re
 
 /// Wait until the service's rollout onto the recorded task definition completed, every task
 /// runs and every target is healthy; then remember the revision as completed (for `rollback`).
-/// A deployment the circuit breaker rolled back is a failure, even though the service is stable.
+/// A deployment the circuit breaker or an alarm rolled back is a failure, even though the service
+/// is stable. The deployment's phases show on their own line as they happen.
 async fn wait_rollout(ctx: &Scope<'_>, line: &Line) -> Result<(), StackError> {
     let name = service_name(ctx.stack());
     let wanted_definition = ctx.need(TASK_DEFINITION)?;
     let target_group = ctx.need(TARGET_GROUP)?;
+    let watcher = deployment::Watcher::new(line);
     wait::until(line, &name, "run every task with healthy targets", budget::SERVICE, || async {
         let Some(view) = service_view(ctx).await? else {
             return Err(StackError::Failed { resource: name.clone(), message: "disappeared".into() });
         };
-        if view.rollout.as_deref() == Some("FAILED") || view.primary_task_definition != wanted_definition {
-            let reason = view.rollout_reason.as_deref().unwrap_or("no reason given");
-            let message = if view.primary_task_definition != wanted_definition {
-                format!(
-                    "deployment of {} failed and was rolled back to {} by the circuit breaker: {reason}",
-                    revision(&wanted_definition),
-                    revision(&view.primary_task_definition)
-                )
-            } else {
-                format!("deployment of {} failed: {reason}", revision(&wanted_definition))
-            };
-            return Err(StackError::Failed { resource: name.clone(), message });
+        let phase = watcher.look(ctx, &view).await;
+        let rolling_back = phase.is_some_and(|p| p.status.starts_with("rollback"));
+        if rolling_back
+            || view.rollout.as_deref() == Some("FAILED")
+            || view.primary_task_definition != wanted_definition
+        {
+            return Err(StackError::Failed {
+                resource: name.clone(),
+                message: failure(ctx, &view, &wanted_definition).await,
+            });
         }
-        let (healthy, _) = target_health(ctx, &target_group).await?;
+        let healthy = serving_health(ctx, &target_group, &view).await?;
         let desired = view.desired.max(0) as u32;
         let completed = view.rollout.as_deref().is_none_or(|r| r == "COMPLETED") && view.deployments.len() <= 1;
         if completed && view.running >= view.desired && healthy >= desired {
+            watcher.done();
             return Ok(Poll::Ready(()));
         }
         Ok(Poll::Pending(format!(
@@ -1085,6 +1109,50 @@ async fn wait_rollout(ctx: &Scope<'_>, line: &Line) -> Result<(), StackError> {
     .await?;
     note_completed(ctx, &wanted_definition).await?;
     Ok(())
+}
+
+/// Why the rollout of `wanted` failed: an alarm ECS rolled it back on (named, with its value and
+/// threshold, and the revision serving again), else the circuit breaker's reason.
+async fn failure(ctx: &Scope<'_>, view: &status::ServiceView, wanted: &str) -> String {
+    let moved = view.primary_task_definition != wanted;
+    // Rolled back: the service's PRIMARY deployment runs the old revision; still rolling back: the
+    // old revision is the one still running beside it.
+    let serving = if moved {
+        view.primary_task_definition.clone()
+    } else {
+        view.deployments
+            .iter()
+            .find(|d| d.status != "PRIMARY")
+            .map(|d| d.task_definition_arn.clone())
+            .unwrap_or_default()
+    };
+    if let Some(trip) = deployment::alarm_trip(ctx, &view.alarms, &serving).await {
+        return trip.message(revision(wanted));
+    }
+    let reason = view.rollout_reason.as_deref().unwrap_or("no reason given");
+    if moved {
+        format!(
+            "deployment of {} failed and was rolled back to {} by the circuit breaker: {reason}",
+            revision(wanted),
+            revision(&view.primary_task_definition)
+        )
+    } else {
+        format!("deployment of {} failed: {reason}", revision(wanted))
+    }
+}
+
+/// Healthy targets of the service: in its target group and, with a non-rolling strategy, in the
+/// alternate one (which serves after a blue/green or canary switch).
+pub(crate) async fn serving_health(
+    ctx: &Scope<'_>,
+    target_group: &str,
+    view: &status::ServiceView,
+) -> Result<u32, StackError> {
+    let (mut healthy, _) = target_health(ctx, target_group).await?;
+    for other in view.target_groups.iter().filter(|t| *t != target_group) {
+        healthy += found(target_health(ctx, other).await)?.map_or(0, |(h, _)| h);
+    }
+    Ok(healthy)
 }
 
 /// Wait until the primary deployment completed, every task runs and every target is healthy.

@@ -66,6 +66,19 @@ pub struct ServiceView {
     pub events: Vec<EventView>,
     /// How the tasks reach out: see [`egress`].
     pub egress: &'static str,
+    /// The deployment strategy (`ROLLING`, `CANARY`, `LINEAR`, `BLUE_GREEN`), when ECS reports one.
+    #[serde(skip)]
+    pub strategy: Option<String>,
+    /// The production listener rule ECS shifts traffic on (non-rolling strategies).
+    #[serde(skip)]
+    pub production_rule: Option<String>,
+    /// The target groups its load balancer entry names: the primary and (non-rolling strategies)
+    /// the alternate one; after a switch the alternate one serves (ECS may swap the two).
+    #[serde(skip)]
+    pub target_groups: Vec<String>,
+    /// The alarms its deployments watch.
+    #[serde(skip)]
+    pub alarms: Vec<String>,
 }
 
 /// How the running service's tasks reach the internet, as `status` shows it (`network.nat`).
@@ -110,6 +123,7 @@ impl ServiceView {
             (b.status == "PRIMARY").cmp(&(a.status == "PRIMARY")).then(b.created_at.cmp(&a.created_at))
         });
         let primary = deployments.iter().find(|d| d.status == "PRIMARY");
+        let advanced = s.load_balancers().first().and_then(|l| l.advanced_configuration());
         ServiceView {
             status: s.status().unwrap_or_default().to_string(),
             desired: s.desired_count(),
@@ -133,6 +147,15 @@ impl ServiceView {
                 .collect(),
             deployments,
             egress: egress(s),
+            strategy: s.deployment_configuration().and_then(|d| d.strategy()).map(|d| d.as_str().to_string()),
+            production_rule: advanced.and_then(|a| a.production_listener_rule()).map(str::to_string),
+            target_groups: live_target_groups(s),
+            alarms: s
+                .deployment_configuration()
+                .and_then(|d| d.alarms())
+                .filter(|a| a.enable())
+                .map(|a| a.alarm_names().to_vec())
+                .unwrap_or_default(),
         }
     }
 
@@ -142,6 +165,17 @@ impl ServiceView {
         events.reverse();
         events
     }
+}
+
+/// The target groups the service's load balancer entry names: its target group and (non-rolling
+/// strategies) the alternate one, each once.
+pub fn live_target_groups(s: &ServiceObject) -> Vec<String> {
+    let Some(lb) = s.load_balancers().first() else { return vec![] };
+    let alternate = lb.advanced_configuration().and_then(|a| a.alternate_target_group_arn());
+    let mut groups: Vec<String> =
+        [lb.target_group_arn(), alternate].into_iter().flatten().map(str::to_string).collect();
+    groups.dedup();
+    groups
 }
 
 pub async fn service_view(ctx: &Scope<'_>) -> Result<Option<ServiceView>, StackError> {
@@ -304,10 +338,14 @@ impl ServiceSummary {
             return Ok(None);
         }
         let health = async {
-            match ctx.id(TARGET_GROUP) {
-                Some(arn) => target_health(ctx, &arn).await.map(|(h, _)| h).unwrap_or(0),
-                None => 0,
+            let Some(arn) = ctx.id(TARGET_GROUP) else { return 0 };
+            let mut healthy = target_health(ctx, &arn).await.map(|(h, _)| h).unwrap_or(0);
+            // After a blue/green or canary switch the alternate target group serves.
+            let live = describe_service(ctx).await.ok().flatten();
+            for other in live.iter().flat_map(live_target_groups).filter(|t| *t != arn) {
+                healthy += target_health(ctx, &other).await.map(|(h, _)| h).unwrap_or(0);
             }
+            healthy
         };
         let stopped = async {
             if events > 0 {
