@@ -574,10 +574,10 @@ mod tests {
         let dims = dimensions(tg, lb);
         assert_eq!(show_dimensions(&dims), "LoadBalancer=app/app-alb/def, TargetGroup=targetgroup/app-tg2/abc");
         let c = config("");
-        let rate = wanted(Watch::ErrorRate, &c, &[dims.clone()]);
+        let rate = wanted(Watch::ErrorRate, &c, std::slice::from_ref(&dims));
         assert_eq!(show_dimensions(&live_dimensions(&rate)), show_dimensions(&dims), "from the math's metrics");
         assert_eq!(show_definition(&rate), "100 * errors / requests, GreaterThanThreshold, missing data notBreaching");
-        let hosts = wanted(Watch::UnhealthyHosts, &c, &[dims.clone()]);
+        let hosts = wanted(Watch::UnhealthyHosts, &c, std::slice::from_ref(&dims));
         assert_eq!(
             show_definition(&hosts),
             "Maximum of UnHealthyHostCount, GreaterThanOrEqualToThreshold, missing data notBreaching"
@@ -606,7 +606,7 @@ mod tests {
             (Watch::UnhealthyHosts, "FILL(unhealthy1, 0) + FILL(unhealthy2, 0)", &["Maximum", "Maximum"]),
             (Watch::Latency, "MAX([FILL(latency1, 0), FILL(latency2, 0)])", &["p99", "p99"]),
         ] {
-            let one = wanted(watch, &c, &[primary.clone()]);
+            let one = wanted(watch, &c, std::slice::from_ref(&primary));
             let two = wanted(watch, &c, &both);
             let (dims, definition) = shown(&two);
             assert_eq!(dims, two_groups, "{watch:?}");
@@ -627,7 +627,7 @@ mod tests {
         }
         // Rolling's definitions are those of before strategies (existing stacks see no diff).
         assert_eq!(
-            show_definition(&wanted(Watch::Latency, &c, &[primary.clone()])),
+            show_definition(&wanted(Watch::Latency, &c, std::slice::from_ref(&primary))),
             "p99 of TargetResponseTime, GreaterThanThreshold, missing data notBreaching"
         );
         let canary =
