@@ -73,6 +73,31 @@ async fn rules_on(sdk: &Sdk, listener: &str) -> (Vec<(String, String, Vec<String
     (rules, default)
 }
 
+/// The target groups (by name) each of the stack's deploy alarms watches, its own dimensions or
+/// those of its metric-math metrics, sorted.
+async fn alarm_target_groups(sdk: &Sdk, name: &str) -> Vec<(String, Vec<String>)> {
+    let out = sdk.cloudwatch.describe_alarms().alarm_name_prefix(format!("{name}-")).send().await.unwrap();
+    let mut alarms = vec![];
+    for alarm in out.metric_alarms().iter().filter(|a| !a.alarm_name().unwrap().starts_with(&format!("{name}-2-"))) {
+        let metrics = alarm.metrics().iter().filter_map(|q| q.metric_stat().and_then(|s| s.metric()));
+        let dims = alarm.dimensions().iter().chain(metrics.flat_map(|m| m.dimensions()));
+        let mut groups: Vec<String> = dims
+            .filter(|d| d.name() == Some("TargetGroup"))
+            .map(|d| d.value().unwrap().split('/').nth(1).unwrap().to_string())
+            .collect();
+        groups.sort();
+        groups.dedup();
+        alarms.push((alarm.alarm_name().unwrap().to_string(), groups));
+    }
+    alarms.sort();
+    alarms
+}
+
+fn every_alarm_on(groups: &[&str]) -> Vec<(String, Vec<String>)> {
+    let on = groups.iter().map(|g| g.to_string()).collect::<Vec<_>>();
+    ["app-5xx-rate", "app-unhealthy-hosts"].map(|a| (a.to_string(), on.clone())).to_vec()
+}
+
 async fn role_exists(sdk: &Sdk, name: &str) -> bool {
     sdk.iam.get_role().role_name(name).send().await.is_ok()
 }
@@ -113,8 +138,10 @@ async fn canary_makes_its_rule_alternate_group_and_role_switches_in_place_and_do
     assert_eq!(rules, [(ids[1].clone(), ActionTypeEnum::Forward.as_str().to_string(), both.clone())]);
     assert_eq!(default, "fixed-response", "the rule routes; the default answers what it does not take");
     assert!(ids[0].contains(":targetgroup/app-tg-alt/") && role_arn.ends_with(":role/app-ecs-infrastructure"));
+    // The deploy alarms watch both groups (the new tasks serve from the alternate one).
+    assert_eq!(alarm_target_groups(&sdk, "app").await, every_alarm_on(&["app-tg", "app-tg-alt"]));
     let again = app.run(&["--output", "json", "up", "--dry-run"]).ok().json();
-    for key in KEYS.iter().chain(&["service", "listener"]) {
+    for key in KEYS.iter().chain(&["service", "listener", "alarm-5xx-rate", "alarm-unhealthy-hosts"]) {
         let action = planned_changes(&again, key).0;
         assert!(["unchanged", "wait"].contains(&action.as_str()), "{key}: {action}: {again}");
     }
@@ -145,12 +172,16 @@ async fn canary_makes_its_rule_alternate_group_and_role_switches_in_place_and_do
     for key in KEYS {
         assert_eq!(planned_changes(&plan, key).0, "delete", "{key}: {plan}");
     }
+    let (action, changes) = planned_changes(&plan, "alarm-unhealthy-hosts");
+    assert_eq!(action, "update", "{plan}");
+    assert!(changes.iter().any(|c| c.starts_with("target group watched:") && c.contains("app-tg-alt")), "{changes:?}");
     let rolled = app.run(&["--output", "json", "up", "--no-wait", "--yes"]).ok().json();
     assert_eq!(outcome(&rolled, "service"), Some("updated".into()), "{rolled}");
     for key in KEYS {
         assert_eq!(outcome(&rolled, key), Some("deleted".into()), "{key}: {rolled}");
     }
     assert_eq!(service_strategy(&sdk, "app").await, ("ROLLING".to_string(), None));
+    assert_eq!(alarm_target_groups(&sdk, "app").await, every_alarm_on(&["app-tg"]), "back on the one group");
     let (rules, default) = rules_on(&sdk, &listener).await;
     assert!(rules.is_empty() && default == "forward", "{rules:?} {default}");
     assert!(!target_group_exists(&sdk, "app-tg-alt").await && !role_exists(&sdk, "app-ecs-infrastructure").await);
@@ -161,8 +192,10 @@ async fn canary_makes_its_rule_alternate_group_and_role_switches_in_place_and_do
     let (action, changes) = planned_changes(&plan, "service");
     assert_eq!(action, "update", "{plan}");
     assert!(changes.iter().any(|c| c.starts_with("deploy.strategy: rolling → canary")), "{changes:?}");
+    assert_eq!(planned_changes(&plan, "alarm-5xx-rate").0, "update", "{plan}");
     app.run(&["up", "--no-wait", "--yes"]).ok();
     assert_eq!(service_strategy(&sdk, "app").await.0, "CANARY");
+    assert_eq!(alarm_target_groups(&sdk, "app").await, every_alarm_on(&["app-tg", "app-tg-alt"]));
 
     // The state lost: found again by their tags.
     let path = app.dir.path().join(".fargate-stack").join("app.json");

@@ -3,7 +3,10 @@
 //! tasks' 5xx rate (metric math: 100 × HTTPCode_Target_5XX_Count / RequestCount), the unhealthy
 //! hosts, and with `p99_latency_ms` the p99 of TargetResponseTime. Each is named `<stack>-<what>`,
 //! tagged, and changed in place by PutMetricAlarm (which overwrites the whole definition and keeps
-//! the state); a replaced target group moves them onto the new one's dimensions.
+//! the state); a replaced target group moves them onto the new one's dimensions. With a strategy
+//! that shifts traffic (canary, linear, blue_green) the new revision's tasks serve from the
+//! alternate target group, and after a switch it serves everything: each alarm then watches both
+//! target groups (metric math over the two; rolling keeps the single target group's definitions).
 
 use async_trait::async_trait;
 use aws_sdk_cloudwatch::types::{
@@ -23,6 +26,7 @@ use crate::model::{
 use crate::progress::Line;
 use crate::resources::load_balancer::{LOAD_BALANCER, TARGET_GROUP};
 use crate::resources::tags::TagPairs;
+use crate::resources::traffic::{alternate_target_group_name, ALTERNATE_TARGET_GROUP};
 
 const ALARM: Kind = Kind::new("cloudwatch:alarm");
 pub const ERROR_RATE_ALARM: Key = Key::new("alarm-5xx-rate", ALARM);
@@ -99,11 +103,13 @@ impl Watch {
         }
     }
 
-    /// The metrics CloudWatch bills the alarm for: a metric-math alarm bills each metric it uses.
-    fn billed_metrics(self) -> f64 {
+    /// The metrics CloudWatch bills the alarm for: a metric-math alarm bills each metric it uses
+    /// (each twice when it watches both target groups).
+    fn billed_metrics(self, config: &Config) -> f64 {
+        let groups = if config.deploy.strategy.shifts_traffic() { 2.0 } else { 1.0 };
         match self {
-            Watch::ErrorRate => 2.0,
-            _ => 1.0,
+            Watch::ErrorRate => 2.0 * groups,
+            _ => groups,
         }
     }
 }
@@ -135,24 +141,19 @@ fn dimensions(target_group: &str, load_balancer: &str) -> Vec<Dimension> {
     ]
 }
 
-/// Dimensions as the plan shows them.
+/// Dimensions as the plan shows them (the load balancer once, each target group).
 fn show_dimensions(dims: &[Dimension]) -> String {
     let mut shown: Vec<String> =
         dims.iter().map(|d| format!("{}={}", d.name().unwrap_or_default(), d.value().unwrap_or_default())).collect();
     shown.sort();
+    shown.dedup();
     shown.join(", ")
 }
 
-/// The dimensions an alarm watches: its own, or those of its metric-math queries' first metric.
-fn live_dimensions(alarm: &MetricAlarm) -> &[Dimension] {
-    if !alarm.dimensions().is_empty() {
-        return alarm.dimensions();
-    }
-    alarm
-        .metrics()
-        .iter()
-        .find_map(|q| q.metric_stat().and_then(|s| s.metric()).map(|m| m.dimensions()))
-        .unwrap_or_default()
+/// The dimensions an alarm watches: its own, or those of every metric of its metric-math queries.
+fn live_dimensions(alarm: &MetricAlarm) -> Vec<Dimension> {
+    let metrics = alarm.metrics().iter().filter_map(|q| q.metric_stat().and_then(|s| s.metric()));
+    alarm.dimensions().iter().chain(metrics.flat_map(|m| m.dimensions())).cloned().collect()
 }
 
 fn metric_stat(name: &str, stat: &str, dims: &[Dimension]) -> MetricStat {
@@ -177,6 +178,46 @@ fn error_rate_queries(dims: &[Dimension]) -> Vec<MetricDataQuery> {
     ]
 }
 
+/// The queries of an alarm over both target groups (`groups`: the dimensions of each), per metric
+/// `id1`, `id2`, and the expression the alarm watches (ReturnData on it only). A target group
+/// without a datapoint counts as 0 (FILL): one that serves nothing does not hide the other.
+/// - 5xx rate: the errors of both over the requests of both (no requests: 0 / 0 gives no
+///   datapoint, missing data is not breaching);
+/// - unhealthy hosts: the sum (a task is registered in one of the two, so the sum counts the
+///   service's unhealthy tasks as the single target group does with rolling, where MAX would let
+///   one unhealthy in each pass a threshold of 2);
+/// - p99 latency: the slower target group's p99 (the p99 of the combined traffic cannot be
+///   computed from the two).
+fn combined_queries(watch: Watch, groups: &[Vec<Dimension>]) -> Vec<MetricDataQuery> {
+    let mut queries = vec![];
+    let mut query = |prefix: &str, name: &str, stat: &str| -> Vec<String> {
+        let ids: Vec<String> = (1..=groups.len()).map(|i| format!("{prefix}{i}")).collect();
+        for (id, dims) in ids.iter().zip(groups) {
+            let stat = metric_stat(name, stat, dims);
+            queries.push(MetricDataQuery::builder().id(id).metric_stat(stat).return_data(false).build());
+        }
+        ids.iter().map(|id| format!("FILL({id}, 0)")).collect()
+    };
+    let (id, expression, label) = match watch {
+        Watch::ErrorRate => {
+            let errors = query("errors", "HTTPCode_Target_5XX_Count", "Sum").join(" + ");
+            let requests = query("requests", "RequestCount", "Sum").join(" + ");
+            ("rate", format!("100 * ({errors}) / ({requests})"), "5xx rate (%), both target groups")
+        }
+        Watch::UnhealthyHosts => {
+            let hosts = query("unhealthy", "UnHealthyHostCount", "Maximum").join(" + ");
+            ("hosts", hosts, "unhealthy hosts, both target groups")
+        }
+        Watch::Latency => {
+            let each = query("latency", "TargetResponseTime", "p99").join(", ");
+            ("slowest", format!("MAX([{each}])"), "p99 latency (s), the slower target group")
+        }
+    };
+    let result = MetricDataQuery::builder().id(id).expression(expression).label(label).return_data(true).build();
+    queries.push(result);
+    queries
+}
+
 /// What the alarm evaluates, as the plan shows it (beside its threshold, datapoints, dimensions).
 fn show_definition(alarm: &MetricAlarm) -> String {
     let watched = if alarm.metrics().is_empty() {
@@ -192,8 +233,9 @@ fn show_definition(alarm: &MetricAlarm) -> String {
     format!("{watched}, {comparison}, missing data {missing}")
 }
 
-/// The alarm a config asks for, as DescribeAlarms would answer it (for the comparison).
-fn wanted(watch: Watch, config: &Config, dims: &[Dimension]) -> MetricAlarm {
+/// The alarm a config asks for, as DescribeAlarms would answer it (for the comparison): on the
+/// one target group (`groups` has one), or on both.
+fn wanted(watch: Watch, config: &Config, groups: &[Vec<Dimension>]) -> MetricAlarm {
     let deploy = &config.deploy;
     let alarm = MetricAlarm::builder()
         .threshold(watch.threshold(config))
@@ -201,6 +243,7 @@ fn wanted(watch: Watch, config: &Config, dims: &[Dimension]) -> MetricAlarm {
         .datapoints_to_alarm(deploy.datapoints as i32)
         .comparison_operator(watch.comparison())
         .treat_missing_data(MISSING_DATA);
+    let [dims] = groups else { return alarm.set_metrics(Some(combined_queries(watch, groups))).build() };
     let stat = |alarm: aws_sdk_cloudwatch::types::builders::MetricAlarmBuilder, name: &str| {
         alarm.namespace(NAMESPACE).metric_name(name).set_dimensions(Some(dims.to_vec())).period(PERIOD_SECONDS)
     };
@@ -278,8 +321,19 @@ impl Alarm {
         ctx.id(self.watch.key()).unwrap_or_else(|| self.watch.name(ctx.stack()))
     }
 
-    fn wanted_dimensions(&self, ctx: &Scope<'_>) -> Result<Vec<Dimension>, StackError> {
-        Ok(dimensions(&ctx.need(TARGET_GROUP)?, &ctx.need(LOAD_BALANCER)?))
+    /// The dimensions of each target group it watches: the stack's, and with a strategy that
+    /// shifts traffic the alternate one (`planned`: named as it will be while not made yet).
+    fn wanted_groups(&self, ctx: &Scope<'_>, planned: bool) -> Result<Vec<Vec<Dimension>>, StackError> {
+        let load_balancer = ctx.need(LOAD_BALANCER)?;
+        let mut groups = vec![dimensions(&ctx.need(TARGET_GROUP)?, &load_balancer)];
+        if ctx.config.deploy.strategy.shifts_traffic() {
+            let alternate = match ctx.id(ALTERNATE_TARGET_GROUP) {
+                None if planned => format!("{}/(new)", alternate_target_group_name(ctx.stack())),
+                _ => ctx.need(ALTERNATE_TARGET_GROUP)?,
+            };
+            groups.push(dimensions(&alternate, &load_balancer));
+        }
+        Ok(groups)
     }
 
     async fn describe(&self, ctx: &Scope<'_>, name: &str) -> Result<Option<MetricAlarm>, StackError> {
@@ -291,8 +345,7 @@ impl Alarm {
     /// PutMetricAlarm with the whole definition: creates it (with the stack's tags), or overwrites
     /// it in place (AWS ignores tags then, and keeps the alarm's state).
     async fn put(&self, ctx: &Scope<'_>, name: &str, tags: bool) -> Result<(), StackError> {
-        let dims = self.wanted_dimensions(ctx)?;
-        let want = wanted(self.watch, ctx.config, &dims);
+        let want = wanted(self.watch, ctx.config, &self.wanted_groups(ctx, false)?);
         let description = format!(
             "fargate-stack {}: rolls back the service's deployment when in ALARM ([deploy] in the config)",
             ctx.stack()
@@ -349,13 +402,18 @@ impl Managed for Alarm {
     }
 
     /// A standard-resolution alarm bills each metric it evaluates, by the month.
-    fn billing(&self, _config: &Config) -> Vec<Charge> {
+    fn billing(&self, config: &Config) -> Vec<Charge> {
         let what = format!("CloudWatch alarm {} ([deploy] alarms)", self.watch.suffix());
-        vec![Charge::running(items::CLOUDWATCH_ALARM, Unit::Month, Quantity::fixed(self.watch.billed_metrics()), what)]
+        vec![Charge::running(
+            items::CLOUDWATCH_ALARM,
+            Unit::Month,
+            Quantity::fixed(self.watch.billed_metrics(config)),
+            what,
+        )]
     }
 
     fn needs(&self) -> Vec<Dep> {
-        vec![TARGET_GROUP.into(), LOAD_BALANCER.into()]
+        vec![TARGET_GROUP.into(), LOAD_BALANCER.into(), Dep::IfPresent(ALTERNATE_TARGET_GROUP)]
     }
 
     fn removal_note(&self, _found: &crate::model::Inspection) -> Option<String> {
@@ -382,13 +440,13 @@ impl Managed for Alarm {
     }
 
     fn diff(&self, ctx: &Scope<'_>, live: &MetricAlarm) -> Result<Vec<Changed<AlarmField>>, StackError> {
-        let dims = self.wanted_dimensions(ctx)?;
-        let want = wanted(self.watch, ctx.config, &dims);
+        let groups = self.wanted_groups(ctx, true)?;
+        let want = wanted(self.watch, ctx.config, &groups);
         let threshold = |a: &MetricAlarm| self.watch.show_threshold(a.threshold().unwrap_or_default());
         let mut diff = Diff::new();
         diff.field(AlarmField::Threshold, &threshold(live), &threshold(&want))
             .field(AlarmField::Datapoints, &datapoints(live), &datapoints(&want))
-            .field(AlarmField::Dimensions, &show_dimensions(live_dimensions(live)), &show_dimensions(&dims))
+            .field(AlarmField::Dimensions, &show_dimensions(&live_dimensions(live)), &show_dimensions(&groups.concat()))
             .field(AlarmField::Definition, &show_definition(live), &show_definition(&want));
         Ok(diff.into_changes())
     }
@@ -516,10 +574,10 @@ mod tests {
         let dims = dimensions(tg, lb);
         assert_eq!(show_dimensions(&dims), "LoadBalancer=app/app-alb/def, TargetGroup=targetgroup/app-tg2/abc");
         let c = config("");
-        let rate = wanted(Watch::ErrorRate, &c, &dims);
-        assert_eq!(show_dimensions(live_dimensions(&rate)), show_dimensions(&dims), "from the math's metrics");
+        let rate = wanted(Watch::ErrorRate, &c, std::slice::from_ref(&dims));
+        assert_eq!(show_dimensions(&live_dimensions(&rate)), show_dimensions(&dims), "from the math's metrics");
         assert_eq!(show_definition(&rate), "100 * errors / requests, GreaterThanThreshold, missing data notBreaching");
-        let hosts = wanted(Watch::UnhealthyHosts, &c, &dims);
+        let hosts = wanted(Watch::UnhealthyHosts, &c, std::slice::from_ref(&dims));
         assert_eq!(
             show_definition(&hosts),
             "Maximum of UnHealthyHostCount, GreaterThanOrEqualToThreshold, missing data notBreaching"
@@ -527,5 +585,60 @@ mod tests {
         assert_eq!(datapoints(&hosts), "2 of 2 minutes");
         assert_eq!(Watch::Latency.show_threshold(0.8), "800 ms (deploy.p99_latency_ms)");
         assert_eq!(made_for("app-2-5xx-rate", |s| Watch::ErrorRate.name(s)), Some("app-2".into()));
+    }
+
+    #[test]
+    fn with_a_traffic_shifting_strategy_each_alarm_watches_both_target_groups_and_the_switch_is_a_diff() {
+        let lb = "arn:aws:elasticloadbalancing:us-east-1:1:loadbalancer/app/app-alb/def";
+        let primary = dimensions("arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/app-tg/abc", lb);
+        let alternate = dimensions("arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/app-tg-alt/xyz", lb);
+        let both = [primary.clone(), alternate.clone()];
+        let c = config("p99_latency_ms = 800");
+        let shown = |a: &MetricAlarm| (show_dimensions(&live_dimensions(a)), show_definition(a));
+        let two_groups = "LoadBalancer=app/app-alb/def, TargetGroup=targetgroup/app-tg-alt/xyz, \
+                          TargetGroup=targetgroup/app-tg/abc";
+        for (watch, expression, stats) in [
+            (
+                Watch::ErrorRate,
+                "100 * (FILL(errors1, 0) + FILL(errors2, 0)) / (FILL(requests1, 0) + FILL(requests2, 0))",
+                ["Sum", "Sum", "Sum", "Sum"].as_slice(),
+            ),
+            (Watch::UnhealthyHosts, "FILL(unhealthy1, 0) + FILL(unhealthy2, 0)", &["Maximum", "Maximum"]),
+            (Watch::Latency, "MAX([FILL(latency1, 0), FILL(latency2, 0)])", &["p99", "p99"]),
+        ] {
+            let one = wanted(watch, &c, std::slice::from_ref(&primary));
+            let two = wanted(watch, &c, &both);
+            let (dims, definition) = shown(&two);
+            assert_eq!(dims, two_groups, "{watch:?}");
+            assert!(definition.starts_with(&format!("{expression}, {}", watch.comparison().as_str())), "{definition}");
+            // CloudWatch: ReturnData on the expression only; every metric per minute.
+            let returned: Vec<_> = two.metrics().iter().filter(|q| q.return_data() == Some(true)).collect();
+            assert!(returned.len() == 1 && returned[0].expression().is_some(), "{watch:?}");
+            let metric_stats: Vec<_> = two.metrics().iter().filter_map(|q| q.metric_stat()).collect();
+            assert_eq!(metric_stats.iter().map(|m| m.stat().unwrap()).collect::<Vec<_>>(), stats, "{watch:?}");
+            assert!(metric_stats.iter().all(|m| m.period() == Some(PERIOD_SECONDS)));
+            assert!(two.namespace().is_none() && two.dimensions().is_empty(), "metric math: no metric of its own");
+            // Rolling's alarm reads back as the single target group's; the switch either way
+            // changes what it watches and evaluates (the diff's two fields), thresholds kept.
+            assert_eq!(shown(&one).0, show_dimensions(&primary));
+            assert_ne!(shown(&one).0, dims);
+            assert_ne!(shown(&one).1, definition);
+            assert_eq!(one.threshold(), two.threshold());
+        }
+        // Rolling's definitions are those of before strategies (existing stacks see no diff).
+        assert_eq!(
+            show_definition(&wanted(Watch::Latency, &c, std::slice::from_ref(&primary))),
+            "p99 of TargetResponseTime, GreaterThanThreshold, missing data notBreaching"
+        );
+        let canary =
+            Config::parse("t", &DEFAULT_TOML.replace("strategy = \"rolling\"", "strategy = \"canary\"")).unwrap();
+        assert_eq!(
+            (Watch::ErrorRate.billed_metrics(&canary), Watch::UnhealthyHosts.billed_metrics(&canary)),
+            (4.0, 2.0)
+        );
+        assert_eq!(Watch::ErrorRate.billed_metrics(&c), 2.0);
+        // Its node waits for the alternate target group, whose ARN it reads.
+        let needs = stack(&Shape::of(&canary)).unwrap().needs_of(UNHEALTHY_HOSTS_ALARM);
+        assert!(needs.contains(&ALTERNATE_TARGET_GROUP) && needs.contains(&TARGET_GROUP), "{needs:?}");
     }
 }
