@@ -278,11 +278,7 @@ pub async fn status(setup: &Setup, events: usize) -> Result<StatusReport, Comman
     let (service, certificate, next_scheduled_change) =
         if retained { (None, None, None) } else { summaries(&ctx, &rows, events).await? };
     let (state, hint) = if retained {
-        let kept: Vec<String> = graph
-            .resources()
-            .filter_map(|n| Some(n.lifecycle().retention?.status.replace("{id}", &ctx.id(n.key())?)))
-            .collect();
-        (StackState::Retained, Some(kept.join("; ")))
+        (StackState::Retained, Some(retained_hint(&graph, &ctx)))
     } else if !tracked && rows.is_empty() {
         (
             StackState::NotDeployed,
@@ -294,25 +290,9 @@ pub async fn status(setup: &Setup, events: usize) -> Result<StatusReport, Comman
             Some(state_home::refusal(setup, home, other).to_string()),
         )
     } else if !tracked {
-        let hint = format!(
-            "{} resources exist but no state at {} records them: run `fargate-stack up --adopt` to adopt them, \
-             or `fargate-stack down --name {}` to delete them",
-            rows.len(),
-            setup.location(),
-            setup.config.name
-        );
-        (StackState::Untracked, Some(hint))
+        (StackState::Untracked, Some(untracked_hint(setup, &rows)))
     } else {
-        let mut state = StackState::of(&rows);
-        // A certificate that cannot serve (expired, revoked, not the listener's) is not something
-        // `up` repairs: it needs attention.
-        if certificate.as_ref().is_some_and(|c| c.problem) && matches!(state, StackState::Up | StackState::Deploying) {
-            state = StackState::Drifted;
-        }
-        let unrecorded = rows.iter().filter(|r| !r.recorded && r.status != Health::Missing).count();
-        let hint = (unrecorded > 0)
-            .then(|| format!("{unrecorded} resources are not in the state file yet: `fargate-stack up` adopts them"));
-        (state, hint)
+        tracked_state(&rows, certificate.as_ref())
     };
     let unfinished = graph.unfinished(&ctx);
     Ok(StatusReport {
@@ -333,6 +313,40 @@ pub async fn status(setup: &Setup, events: usize) -> Result<StatusReport, Comman
         state_pointer: setup.pointer.as_ref().map(|p| p.display().to_string()),
         cost,
     })
+}
+
+/// What `down --retain-table` kept, and how to find each (its retention note, with its id).
+fn retained_hint(graph: &Graph, ctx: &Ctx) -> String {
+    let kept: Vec<String> = graph
+        .resources()
+        .filter_map(|n| Some(n.lifecycle().retention?.status.replace("{id}", &ctx.id(n.key())?)))
+        .collect();
+    kept.join("; ")
+}
+
+/// Resources found by tag or name that no state records: how to adopt them or delete them.
+fn untracked_hint(setup: &Setup, rows: &[ResourceRow]) -> String {
+    format!(
+        "{} resources exist but no state at {} records them: run `fargate-stack up --adopt` to adopt them, \
+         or `fargate-stack down --name {}` to delete them",
+        rows.len(),
+        setup.location(),
+        setup.config.name
+    )
+}
+
+/// A tracked stack's state from its resources' rows and its certificate, and what `up` would adopt.
+fn tracked_state(rows: &[ResourceRow], certificate: Option<&CertificateSummary>) -> (StackState, Option<String>) {
+    let mut state = StackState::of(rows);
+    // A certificate that cannot serve (expired, revoked, not the listener's) is not something
+    // `up` repairs: it needs attention.
+    if certificate.is_some_and(|c| c.problem) && matches!(state, StackState::Up | StackState::Deploying) {
+        state = StackState::Drifted;
+    }
+    let unrecorded = rows.iter().filter(|r| !r.recorded && r.status != Health::Missing).count();
+    let hint = (unrecorded > 0)
+        .then(|| format!("{unrecorded} resources are not in the state file yet: `fargate-stack up` adopts them"));
+    (state, hint)
 }
 
 /// What the stack bills: as applied last, or (a state from before bills were recorded) as the

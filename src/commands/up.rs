@@ -760,19 +760,14 @@ async fn apply(setup: &Setup, args: &UpArgs, ctx: &Arc<Ctx>) -> Result<ExitCode,
     note_end(&progress, ctx, result.is_ok(), &what, elapsed);
     let (url_check, result) = verify_up(setup, args, ctx, &progress, converged, result).await;
     let all_unchanged = plan.resources.iter().all(|r| r.action == Action::Unchanged);
+    let state = end_state(&result, url_check.is_some(), args.no_wait && !all_unchanged);
     let report = UpReport {
         event: "result",
         stack: setup.config.name.clone(),
         region: setup.region.clone(),
         state_file: location,
         ok: result.is_ok(),
-        state: match (&result, args.no_wait) {
-            // Only the URL check failed: everything is in place.
-            (Err(_), _) if url_check.is_some() => StackState::Up,
-            (Err(_), _) => StackState::Partial,
-            (Ok(()), true) if !all_unchanged => StackState::Deploying,
-            (Ok(()), _) => StackState::Up,
-        },
+        state,
         elapsed_ms: elapsed.as_millis() as u64,
         nothing_to_change: converged,
         steps,
@@ -785,6 +780,18 @@ async fn apply(setup: &Setup, args: &UpArgs, ctx: &Arc<Ctx>) -> Result<ExitCode,
     };
     report::emit(setup.format, &report);
     result.map(|()| ExitCode::SUCCESS)
+}
+
+/// The stack's state after `up`: `url_checked` when the run got as far as checking the URL,
+/// `left_deploying` when `--no-wait` left a change rolling out.
+fn end_state(result: &Result<(), CommandError>, url_checked: bool, left_deploying: bool) -> StackState {
+    match result {
+        // Only the URL check failed: everything is in place.
+        Err(_) if url_checked => StackState::Up,
+        Err(_) => StackState::Partial,
+        Ok(()) if left_deploying => StackState::Deploying,
+        Ok(()) => StackState::Up,
+    }
 }
 
 /// The run's last notes: how it ended and in how long, then the warnings.

