@@ -1187,9 +1187,9 @@ class Realism:
 
     def serving_in(self, ctx: Ctx, tg: str):
         """(the service is supposed to serve from this target group, a task serves in it now). A task that a
-        rolling deployment stopped counts as serving until that deployment completes: the layer stops the old
-        tasks at the UpdateService, where ECS (minimumHealthyPercent 100) keeps them until the new ones are
-        healthy."""
+        rolling deployment stopped counts as serving until that deployment completes (even once drained): the
+        layer stops the old tasks at the UpdateService, where ECS (minimumHealthyPercent 100) keeps them until
+        the new ones are healthy."""
         now = ctx.now
         supposed = False
         for rec in self.services.values():
@@ -1204,8 +1204,8 @@ class Realism:
             for task in rec["tasks"]:
                 if not any(spec["arn"] == tg for spec in self.task_specs(rec, task)):
                     continue
-                state = self.target_state(ctx, rec, task, tg)
-                if state == "healthy" or (state == "draining" and task.get("rolled") and rolling):
+                replaced = task.get("rolled") and rolling and task["run_at"] is not None
+                if replaced or self.target_state(ctx, rec, task, tg) == "healthy":
                     rec["served"] = True
                     return True, True
             supposed = supposed or (rec["deleted_at"] is None and rec["desired"] > 0 and rec.get("served", False))
