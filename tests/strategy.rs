@@ -181,10 +181,11 @@ async fn canary_makes_its_rule_alternate_group_and_role_switches_in_place_and_do
         assert_eq!(outcome(&rolled, key), Some("deleted".into()), "{key}: {rolled}");
     }
     assert_eq!(service_strategy(&sdk, "app").await, ("ROLLING".to_string(), None));
-    assert_eq!(alarm_target_groups(&sdk, "app").await, every_alarm_on(&["app-tg"]), "back on the one group");
+    // The weights moved above left app-tg-alt serving: the switch keeps it, app-tg goes.
+    assert_eq!(alarm_target_groups(&sdk, "app").await, every_alarm_on(&["app-tg-alt"]), "back on the one group");
     let (rules, default) = rules_on(&sdk, &listener).await;
     assert!(rules.is_empty() && default == "forward", "{rules:?} {default}");
-    assert!(!target_group_exists(&sdk, "app-tg-alt").await && !role_exists(&sdk, "app-ecs-infrastructure").await);
+    assert!(!target_group_exists(&sdk, "app-tg").await && !role_exists(&sdk, "app-ecs-infrastructure").await);
 
     // And back: in place again.
     app.write_config(&config("app", "canary"));
@@ -285,6 +286,15 @@ async fn switching_to_rolling_while_the_alternate_group_serves_never_sends_reque
     app.write_config(&config("app", "rolling"));
     let plan = app.run(&["--output", "json", "up", "--dry-run"]).ok().json();
     assert_eq!(planned_changes(&plan, "target-group-alternate").0, "delete", "{plan}");
+    // Killed once ELB deleted the rule (the listener forwards to the serving group already), before
+    // the idle group goes: the next `up` deletes that one, never the group that serves.
+    realism.freeze_at("DeleteRule");
+    let mut child =
+        app.command(&["up", "--yes", "--no-wait"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    assert_eq!(realism.wait_frozen(Duration::from_secs(60)).as_deref(), Some("DeleteRule"));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    realism.thaw();
     app.run(&["up", "--yes", "--no-wait"]).ok();
     assert_eq!(realism.routing_gaps(), Vec::<Value>::new(), "the switch to rolling");
     let listener = recorded(&app, "app", "listener").unwrap();
