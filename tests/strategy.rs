@@ -218,13 +218,7 @@ async fn canary_makes_its_rule_alternate_group_and_role_switches_in_place_and_do
     let mut doc: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     doc["resources"].as_object_mut().unwrap().remove("listener-rule-production");
     std::fs::write(&path, doc.to_string()).unwrap();
-    realism.freeze_at("CreateRule");
-    let mut child =
-        app.command(&["up", "--yes", "--no-wait"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-    assert_eq!(realism.wait_frozen(Duration::from_secs(60)).as_deref(), Some("CreateRule"));
-    child.kill().unwrap();
-    child.wait().unwrap();
-    realism.thaw();
+    up_killed_at(&realism, &app, "CreateRule");
     let resumed = app.run(&["--output", "json", "up", "--yes", "--no-wait"]).ok().json();
     assert_eq!(outcome(&resumed, "listener-rule-production"), Some("unchanged".into()), "{resumed}");
     let (rules, default) = rules_on(&sdk, &listener).await;
@@ -244,6 +238,17 @@ async fn canary_makes_its_rule_alternate_group_and_role_switches_in_place_and_do
         let left = leftovers(&sdk, name).await;
         assert!(left.is_empty(), "left of {name}: {left:#?}");
     }
+}
+
+/// `up` killed once the layer executed `action` (never answered).
+fn up_killed_at(realism: &Realism, cli: &Cli, action: &str) {
+    realism.freeze_at(action);
+    let mut child =
+        cli.command(&["up", "--yes", "--no-wait"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    assert_eq!(realism.wait_frozen(Duration::from_secs(60)).as_deref(), Some(action));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    realism.thaw();
 }
 
 /// Each stack's three exactly once, by their tags, whatever the other stack has.
@@ -288,13 +293,7 @@ async fn switching_to_rolling_while_the_alternate_group_serves_never_sends_reque
     assert_eq!(planned_changes(&plan, "target-group-alternate").0, "delete", "{plan}");
     // Killed once ELB deleted the rule (the listener forwards to the serving group already), before
     // the idle group goes: the next `up` deletes that one, never the group that serves.
-    realism.freeze_at("DeleteRule");
-    let mut child =
-        app.command(&["up", "--yes", "--no-wait"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-    assert_eq!(realism.wait_frozen(Duration::from_secs(60)).as_deref(), Some("DeleteRule"));
-    child.kill().unwrap();
-    child.wait().unwrap();
-    realism.thaw();
+    up_killed_at(&realism, &app, "DeleteRule");
     app.run(&["up", "--yes", "--no-wait"]).ok();
     assert_eq!(realism.routing_gaps(), Vec::<Value>::new(), "the switch to rolling");
     let listener = recorded(&app, "app", "listener").unwrap();
