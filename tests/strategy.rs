@@ -291,6 +291,11 @@ async fn switching_to_rolling_while_the_alternate_group_serves_never_sends_reque
     app.write_config(&config("app", "rolling"));
     let plan = app.run(&["--output", "json", "up", "--dry-run"]).ok().json();
     assert_eq!(planned_changes(&plan, "target-group-alternate").0, "delete", "{plan}");
+    let (action, changes) = planned_changes(&plan, "target-group");
+    assert_eq!(action, "update", "{plan}");
+    let kept =
+        "role tag (the group that serves stays the target group: no task moves): target-group-alternate → target-group";
+    assert_eq!(changes, [kept], "{plan}");
     // Killed once ELB deleted the rule (the listener forwards to the serving group already), before
     // the idle group goes: the next `up` deletes that one, never the group that serves.
     up_killed_at(&realism, &app, "DeleteRule");

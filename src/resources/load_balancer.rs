@@ -380,7 +380,7 @@ impl Field for TargetGroupField {
             TargetGroupField::UnhealthyThreshold => "load_balancer.unhealthy_threshold",
             TargetGroupField::DeregistrationDelay => "load_balancer.deregistration_delay_seconds",
             TargetGroupField::HealthCheckMatcher => "load_balancer.health_check_matcher",
-            TargetGroupField::Role => "role tag",
+            TargetGroupField::Role => "role tag (the group that serves stays the target group: no task moves)",
         }
         .into()
     }
