@@ -124,8 +124,8 @@ impl Managed for AlternateTargetGroup {
     fn lifecycle(&self) -> Lifecycle {
         Lifecycle {
             advice: Some(
-                "set [deploy] strategy = \"rolling\" and run `up` (the service leaves the alternate target group, \
-                 which is deleted), change the port and run `up`, then set the strategy back",
+                "set [deploy] strategy = \"rolling\" and run `up` (the target group that serves stays, the other \
+                 one is deleted), change the port and run `up`, then set the strategy back",
             ),
             ..Lifecycle::default()
         }
