@@ -181,10 +181,11 @@ async fn canary_makes_its_rule_alternate_group_and_role_switches_in_place_and_do
         assert_eq!(outcome(&rolled, key), Some("deleted".into()), "{key}: {rolled}");
     }
     assert_eq!(service_strategy(&sdk, "app").await, ("ROLLING".to_string(), None));
-    assert_eq!(alarm_target_groups(&sdk, "app").await, every_alarm_on(&["app-tg"]), "back on the one group");
+    // The weights moved above left app-tg-alt serving: the switch keeps it, app-tg goes.
+    assert_eq!(alarm_target_groups(&sdk, "app").await, every_alarm_on(&["app-tg-alt"]), "back on the one group");
     let (rules, default) = rules_on(&sdk, &listener).await;
     assert!(rules.is_empty() && default == "forward", "{rules:?} {default}");
-    assert!(!target_group_exists(&sdk, "app-tg-alt").await && !role_exists(&sdk, "app-ecs-infrastructure").await);
+    assert!(!target_group_exists(&sdk, "app-tg").await && !role_exists(&sdk, "app-ecs-infrastructure").await);
 
     // And back: in place again.
     app.write_config(&config("app", "canary"));
@@ -217,13 +218,7 @@ async fn canary_makes_its_rule_alternate_group_and_role_switches_in_place_and_do
     let mut doc: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     doc["resources"].as_object_mut().unwrap().remove("listener-rule-production");
     std::fs::write(&path, doc.to_string()).unwrap();
-    realism.freeze_at("CreateRule");
-    let mut child =
-        app.command(&["up", "--yes", "--no-wait"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-    assert_eq!(realism.wait_frozen(Duration::from_secs(60)).as_deref(), Some("CreateRule"));
-    child.kill().unwrap();
-    child.wait().unwrap();
-    realism.thaw();
+    up_killed_at(&realism, &app, "CreateRule");
     let resumed = app.run(&["--output", "json", "up", "--yes", "--no-wait"]).ok().json();
     assert_eq!(outcome(&resumed, "listener-rule-production"), Some("unchanged".into()), "{resumed}");
     let (rules, default) = rules_on(&sdk, &listener).await;
@@ -245,6 +240,17 @@ async fn canary_makes_its_rule_alternate_group_and_role_switches_in_place_and_do
     }
 }
 
+/// `up` killed once the layer executed `action` (never answered).
+fn up_killed_at(realism: &Realism, cli: &Cli, action: &str) {
+    realism.freeze_at(action);
+    let mut child =
+        cli.command(&["up", "--yes", "--no-wait"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    assert_eq!(realism.wait_frozen(Duration::from_secs(60)).as_deref(), Some(action));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    realism.thaw();
+}
+
 /// Each stack's three exactly once, by their tags, whatever the other stack has.
 async fn assert_exactly_one_of_strategy(sdk: &Sdk) {
     let all = fargate_stack::resources::sightings(sdk, &[]).await.unwrap();
@@ -258,4 +264,70 @@ async fn assert_exactly_one_of_strategy(sdk: &Sdk) {
             assert_eq!(found.len(), 1, "{stack}: {key}: {found:?}");
         }
     }
+}
+
+/// The target groups the production rule sends traffic to (weight above 0), by name.
+async fn routed(sdk: &Sdk, rule: &str) -> Vec<String> {
+    let out = sdk.elb.describe_rules().rule_arns(rule).send().await.unwrap();
+    let forward = out.rules()[0].actions()[0].forward_config().unwrap();
+    let groups = forward.target_groups().iter().filter(|t| t.weight().unwrap_or(1) > 0);
+    groups.map(|t| t.target_group_arn().unwrap().split('/').nth(1).unwrap().to_string()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn switching_to_rolling_while_the_alternate_group_serves_never_sends_requests_to_an_empty_group() {
+    let emulator = Emulator::start();
+    let options = RealismOptions { config: serde_json::json!({"iam_propagation_s": 0}), ..Default::default() };
+    let realism = Realism::start(&emulator, options);
+    let sdk = sdk_at(&realism.url(), "us-east-1").await;
+    let app = cli_at(&realism, "app", "canary");
+    app.run(&["up"]).ok();
+    app.run(&["deploy", "--image", "nginx:1.28"]).ok();
+    let rule = recorded(&app, "app", "listener-rule-production").unwrap();
+    assert_eq!(routed(&sdk, &rule).await, ["app-tg-alt"], "after the canary the alternate group serves");
+    assert_eq!(realism.routing_gaps(), Vec::<Value>::new());
+
+    // To rolling: shown, and the service stays in the group that serves (no task moves).
+    app.write_config(&config("app", "rolling"));
+    let plan = app.run(&["--output", "json", "up", "--dry-run"]).ok().json();
+    assert_eq!(planned_changes(&plan, "target-group-alternate").0, "delete", "{plan}");
+    let (action, changes) = planned_changes(&plan, "target-group");
+    assert_eq!(action, "update", "{plan}");
+    let kept =
+        "role tag (the group that serves stays the target group: no task moves): target-group-alternate → target-group";
+    assert_eq!(changes, [kept], "{plan}");
+    // Killed once ELB deleted the rule (the listener forwards to the serving group already), before
+    // the idle group goes: the next `up` deletes that one, never the group that serves.
+    up_killed_at(&realism, &app, "DeleteRule");
+    app.run(&["up", "--yes", "--no-wait"]).ok();
+    assert_eq!(realism.routing_gaps(), Vec::<Value>::new(), "the switch to rolling");
+    let listener = recorded(&app, "app", "listener").unwrap();
+    let (rules, default) = rules_on(&sdk, &listener).await;
+    assert!(rules.is_empty() && default == "forward", "{rules:?} {default}");
+    let serving = recorded(&app, "app", "target-group").unwrap();
+    assert!(serving.contains(":targetgroup/app-tg-alt/"), "the group that served is the rolling one: {serving}");
+    assert_eq!(stack_service(&sdk, "app").await.load_balancers()[0].target_group_arn(), Some(serving.as_str()));
+    assert!(!target_group_exists(&sdk, "app-tg").await, "the idle group is deleted");
+    let again = app.run(&["--output", "json", "up", "--dry-run"]).ok().json();
+    for key in ["target-group", "service", "listener"] {
+        let action = planned_changes(&again, key).0;
+        assert!(["unchanged", "wait"].contains(&action.as_str()), "{key}: {action}: {again}");
+    }
+
+    // A rolling deploy, then back to canary: the alternate group takes the free name.
+    app.run(&["deploy", "--image", "nginx:1.29"]).ok();
+    assert_eq!(realism.routing_gaps(), Vec::<Value>::new(), "a rolling deploy");
+    app.write_config(&config("app", "canary"));
+    app.run(&["up", "--yes"]).ok();
+    assert_eq!(realism.routing_gaps(), Vec::<Value>::new(), "back to canary");
+    let alternate = recorded(&app, "app", "target-group-alternate").unwrap();
+    assert!(alternate.contains(":targetgroup/app-tg/"), "{alternate}");
+    let rule = recorded(&app, "app", "listener-rule-production").unwrap();
+    assert_eq!(routed(&sdk, &rule).await, ["app-tg-alt"]);
+    app.run(&["deploy", "--image", "nginx:1.30"]).ok();
+    assert_eq!(routed(&sdk, &rule).await, ["app-tg"]);
+    assert_eq!(realism.routing_gaps(), Vec::<Value>::new(), "the whole way");
+    app.run(&["down", "--yes"]).ok();
+    let left = leftovers(&sdk, "app").await;
+    assert!(left.is_empty(), "left: {left:#?}");
 }

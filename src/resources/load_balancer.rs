@@ -31,6 +31,10 @@ use crate::resources::security::ALB_SECURITY_GROUP;
 use crate::resources::tags::TagPairs;
 use crate::wait::{self, budget, Poll};
 
+use crate::resources::serving::{
+    alternate_target_group_name, switching_from_alternate, target_group_name_in, ALTERNATE_TARGET_GROUP,
+    TARGET_GROUP_NAME,
+};
 pub use crate::resources::serving::{rule_routes, PRODUCTION_RULE, REPLACES_PORT, TARGET_GROUP, TARGET_GROUP_PORT};
 pub const LOAD_BALANCER: Key = Key::new("load-balancer", Kind::new("elbv2:load-balancer"));
 pub(crate) const LISTENER_KIND: Kind = Kind::new("elbv2:listener");
@@ -38,7 +42,6 @@ pub const LISTENER: Key = Key::new("listener", LISTENER_KIND);
 /// Wait: the load balancer left `provisioning`.
 pub const LOAD_BALANCER_ACTIVE: Key = Key::new("load-balancer-active", Kind::WAIT);
 
-const TARGET_GROUP_NAME: Attr = Attr::new(TARGET_GROUP, "name");
 /// While `up` replaces the target group (a new container port): the old one's ARN, name (and port),
 /// set before the new one is created, cleared once the old one is deleted ([`TargetGroup::finish_up`]).
 const REPLACES: Attr = Attr::new(TARGET_GROUP, "replaces");
@@ -254,6 +257,16 @@ pub(crate) async fn check_tags(ctx: &Scope<'_>, key: Key, arn: &str, what: &str)
     let description = out.tag_descriptions().iter().find(|d| d.resource_arn() == Some(arn));
     let tags = description.map(|d| d.tags()).unwrap_or_default();
     ctx.run::<Seen>().note(arn, tags.pairs());
+    // The stack's two target groups take each other's role when a switch to rolling keeps the
+    // alternate one (its tag follows in the same `up`): either tag is the stack's target group.
+    let twin = match key {
+        TARGET_GROUP => Some(ALTERNATE_TARGET_GROUP),
+        ALTERNATE_TARGET_GROUP => Some(TARGET_GROUP),
+        _ => None,
+    };
+    if twin.is_some_and(|twin| ctx.owns(twin, tags.pairs()).is_ok()) {
+        return Ok(());
+    }
     ctx.owned(key, format!("{} {what}", key.kind()), tags.pairs())
 }
 
@@ -301,6 +314,7 @@ fn check_vpc(ctx: &Scope<'_>, key: Key, vpc: Option<&str>, what: &str) -> Result
 async fn find_elb<T, A, D, DF, R, RF>(
     ctx: &Scope<'_>,
     key: Key,
+    recorded: Option<String>,
     name: &str,
     describe: D,
     ids: fn(&T) -> (String, Option<String>),
@@ -312,7 +326,6 @@ where
     R: Fn(String) -> RF,
     RF: Future<Output = Result<A, StackError>>,
 {
-    let recorded = ctx.id(key);
     let (found, early) = match &recorded {
         Some(arn) => {
             let (found, checked, extra) =
@@ -351,6 +364,8 @@ pub enum TargetGroupField {
     UnhealthyThreshold,
     DeregistrationDelay,
     HealthCheckMatcher,
+    /// Its `fargate-stack:resource` tag, after the two target groups took each other's role.
+    Role,
 }
 
 impl Field for TargetGroupField {
@@ -365,6 +380,7 @@ impl Field for TargetGroupField {
             TargetGroupField::UnhealthyThreshold => "load_balancer.unhealthy_threshold",
             TargetGroupField::DeregistrationDelay => "load_balancer.deregistration_delay_seconds",
             TargetGroupField::HealthCheckMatcher => "load_balancer.health_check_matcher",
+            TargetGroupField::Role => "role tag (the group that serves stays the target group: no task moves)",
         }
         .into()
     }
@@ -373,6 +389,10 @@ impl Field for TargetGroupField {
 pub struct TgLive {
     pub(crate) tg: Tg,
     deregistration_delay: Option<String>,
+    /// Its `fargate-stack:resource` tag: which of the stack's two target groups it was made as.
+    role: Option<String>,
+    /// Found as the group that serves on a switch to rolling (see `switching_from_alternate`).
+    kept: bool,
 }
 
 async fn describe_tg(ctx: &Scope<'_>, arn: Option<&str>, name: &str) -> Result<Option<Tg>, StackError> {
@@ -425,6 +445,10 @@ impl Managed for TargetGroup {
 
     fn permissions(&self) -> Vec<Permission> {
         let mut permissions = target_group_permissions(&target_group_name(STACK));
+        // The alternate group's name once a switch to rolling kept it (the production rule's
+        // weights say which group serves).
+        permissions.extend(target_group_permissions(&alternate_target_group_name(STACK)));
+        permissions.push(Permission::find("elasticloadbalancing:DescribeRules"));
         // Its targets' health, which the service's checks and the rollout wait read.
         permissions.push(Permission::find("elasticloadbalancing:DescribeTargetHealth"));
         permissions
@@ -440,6 +464,21 @@ impl Managed for TargetGroup {
 
     fn needs(&self) -> Vec<Dep> {
         vec![VPC.into()]
+    }
+
+    /// The production rule, on a switch to rolling: which group serves.
+    fn reads(&self) -> Vec<Dep> {
+        vec![Dep::IfPresent(PRODUCTION_RULE)]
+    }
+
+    fn note(&self, _ctx: &Scope<'_>, live: &TgLive) -> Option<String> {
+        live.kept.then(|| {
+            format!(
+                "{} serves (the last deployment's group): the switch to rolling keeps it, so no task moves; the idle \
+                 group is deleted once the production rule is gone",
+                live.tg.target_group_name().unwrap_or_default()
+            )
+        })
     }
 
     /// What else forwards to it or drains from it (the HTTPS listener, the service) says so itself.
@@ -489,18 +528,30 @@ impl Managed for TargetGroup {
         })
     }
 
-    /// By its recorded ARN or name; with none recorded, under either of its names.
+    /// On a switch to rolling, the group the production rule serves from; else by its recorded
+    /// ARN or name; with none recorded, under any of its names (the one tagged as the target
+    /// group first).
     async fn find(&self, ctx: &Scope<'_>) -> Result<Option<TgLive>, StackError> {
+        if let Some((serving, _)) = switching_from_alternate(ctx).await? {
+            let found = find_target_group_at(ctx, TARGET_GROUP, Some(serving.clone()), target_group_name_in(&serving));
+            return Ok(found.await?.map(|live| TgLive { kept: true, ..live }));
+        }
+        let stack = ctx.stack();
         let names = match ctx.attr(TARGET_GROUP_NAME) {
             Some(name) => vec![name],
-            None => vec![target_group_name(ctx.stack()), replacement_target_group_name(ctx.stack())],
+            None => {
+                vec![target_group_name(stack), replacement_target_group_name(stack), alternate_target_group_name(stack)]
+            }
         };
+        let mut first = None;
         for name in &names {
-            if let Some(found) = find_target_group(ctx, TARGET_GROUP, name).await? {
+            let Some(found) = find_target_group(ctx, TARGET_GROUP, name).await? else { continue };
+            if found.role.as_deref() == Some(TARGET_GROUP.to_string().as_str()) || ctx.id(TARGET_GROUP).is_some() {
                 return Ok(Some(found));
             }
+            first = first.or(Some(found));
         }
-        Ok(None)
+        Ok(first)
     }
 
     fn record(&self, _ctx: &Scope<'_>, live: &TgLive) -> Record {
@@ -528,10 +579,11 @@ impl Managed for TargetGroup {
         }
         let old_name = live.tg.target_group_name().unwrap_or_default().to_string();
         let stack = ctx.stack();
-        let new_name = if old_name == target_group_name(stack) {
-            replacement_target_group_name(stack)
-        } else {
+        // (`-tg-alt` once a switch to rolling kept the alternate group: `-tg2`.)
+        let new_name = if old_name == replacement_target_group_name(stack) {
             target_group_name(stack)
+        } else {
+            replacement_target_group_name(stack)
         };
         let port = live.tg.port().unwrap_or_default().to_string();
         ctx.set_attrs(&[(REPLACES, Some(old)), (REPLACES_NAME, Some(old_name)), (REPLACES_PORT, Some(port))]).await?;
@@ -543,7 +595,8 @@ impl Managed for TargetGroup {
             let wanted_port = Some(ctx.config.service.container_port as i32);
             if made.port() == wanted_port && made.target_type() == Some(&TargetTypeEnum::Ip) {
                 let deregistration_delay = deregistration_delay(ctx, &arn).await?;
-                return Ok(TgLive { tg: made, deregistration_delay });
+                let role = Some(TARGET_GROUP.to_string());
+                return Ok(TgLive { tg: made, deregistration_delay, role, kept: false });
             }
             delete_target_group(ctx, line, &arn).await?;
         }
@@ -644,22 +697,42 @@ pub(crate) fn target_group_diff(ctx: &Scope<'_>, live: &TgLive) -> Vec<Changed<T
             live.deregistration_delay.as_deref().unwrap_or("none"),
             lb.deregistration_delay_seconds.to_string().as_str(),
         );
+    if let Some(role) = &live.role {
+        diff.field(F::Role, role, &ctx.key().to_string());
+    }
     diff.into_changes()
 }
 
 /// A target group of the stack named `name`, found as `key` (by its recorded ARN, else by name),
 /// checked to carry the stack's tag and sit in its VPC.
 pub(crate) async fn find_target_group(ctx: &Scope<'_>, key: Key, name: &str) -> Result<Option<TgLive>, StackError> {
+    find_target_group_at(ctx, key, ctx.id(key), name).await
+}
+
+/// A target group of the stack found as `key` by the ARN given (else by name), as
+/// [`find_target_group`] does with the recorded one.
+pub(crate) async fn find_target_group_at(
+    ctx: &Scope<'_>,
+    key: Key,
+    arn: Option<String>,
+    name: &str,
+) -> Result<Option<TgLive>, StackError> {
     let found = find_elb(
         ctx,
         key,
+        arn,
         name,
         |arn: Option<String>| async move { describe_tg(ctx, arn.as_deref(), name).await },
         |tg: &Tg| (tg.target_group_arn().unwrap_or_default().to_string(), tg.vpc_id().map(str::to_string)),
         |arn| async move { deregistration_delay(ctx, &arn).await },
     )
     .await?;
-    Ok(found.map(|(tg, deregistration_delay)| TgLive { tg, deregistration_delay }))
+    Ok(found.map(|(tg, deregistration_delay)| {
+        let arn = tg.target_group_arn().unwrap_or_default();
+        let tags = ctx.run::<Seen>().get(arn).unwrap_or_default();
+        let role = tags.into_iter().find(|(k, _)| k == crate::context::RESOURCE_TAG).map(|(_, v)| v);
+        TgLive { tg, deregistration_delay, role, kept: false }
+    }))
 }
 
 /// Changes a target group of the stack in place: its health check, its deregistration delay.
@@ -671,7 +744,12 @@ pub(crate) async fn update_target_group(
     let arn = live.tg.target_group_arn().unwrap_or_default();
     let lb = &ctx.config.load_balancer;
     let delay = |c: &Changed<TargetGroupField>| c.field == TargetGroupField::DeregistrationDelay;
-    if !changes.iter().all(delay) {
+    let role = |c: &Changed<TargetGroupField>| c.field == TargetGroupField::Role;
+    if changes.iter().any(role) {
+        let tag = (crate::context::RESOURCE_TAG.to_string(), ctx.key().to_string());
+        elb_retag(ctx, arn, &[tag], &[]).await?;
+    }
+    if !changes.iter().all(|c| delay(c) || role(c)) {
         ctx.aws
             .elb
             .modify_target_group()
@@ -730,7 +808,7 @@ pub(crate) async fn create_target_group(ctx: &Scope<'_>, name: &str) -> Result<T
         .ctx("create target group", name)?;
     let tg = returned(out.target_groups().first().cloned(), name, "create returned no target group")?;
     // AWS's default delay until the update sets ours.
-    Ok(TgLive { tg, deregistration_delay: Some("300".into()) })
+    Ok(TgLive { tg, deregistration_delay: Some("300".into()), role: Some(ctx.key().to_string()), kept: false })
 }
 
 /// Delete a target group: ResourceInUse while a listener or rule still forwards to it.
@@ -943,6 +1021,7 @@ impl Managed for LoadBalancer {
         let found = find_elb(
             ctx,
             LOAD_BALANCER,
+            ctx.id(LOAD_BALANCER),
             name,
             |arn: Option<String>| async move { describe_lb(ctx, arn.as_deref(), name).await },
             |lb: &Lb| (lb.load_balancer_arn().unwrap_or_default().to_string(), lb.vpc_id().map(str::to_string)),

@@ -25,17 +25,19 @@ use crate::progress::Line;
 use crate::resources::iam::{self, arn_home, ArnHome, RoleField, RoleLive};
 use crate::resources::listener_https::LISTENER_HTTPS;
 use crate::resources::load_balancer::{
-    check_tags, create_target_group, delete_target_group, elb_retag, elb_tags, find_target_group, load_balancer_name,
-    not_found, replacement_target_group_name, show_action, sweep_target_groups, tags_of, target_group_diff,
-    target_group_name, target_group_permissions, update_target_group, TargetGroupField, TgLive, LISTENER,
-    LOAD_BALANCER, TARGET_GROUP,
+    check_tags, create_target_group, delete_target_group, elb_retag, elb_tags, find_target_group_at,
+    load_balancer_name, not_found, replacement_target_group_name, show_action, sweep_target_groups, tags_of,
+    target_group_diff, target_group_name, target_group_permissions, update_target_group, TargetGroupField, TgLive,
+    LISTENER, LOAD_BALANCER, TARGET_GROUP,
 };
 use crate::resources::network::VPC;
 use crate::resources::tags::TagPairs;
 
-pub use crate::resources::serving::{alternate_target_group_name, PRODUCTION_RULE};
+use crate::resources::serving::{
+    alternate_name_beside, switching_from_alternate, target_group_name_in, TARGET_GROUP_NAME,
+};
+pub use crate::resources::serving::{alternate_target_group_name, ALTERNATE_TARGET_GROUP, PRODUCTION_RULE};
 
-pub const ALTERNATE_TARGET_GROUP: Key = Key::new("target-group-alternate", Kind::new("elbv2:target-group"));
 pub const INFRASTRUCTURE_ROLE: Key = Key::new("role-infrastructure", Kind::new("iam:role"));
 pub const INFRASTRUCTURE_ROLE_ARN: Attr = Attr::new(INFRASTRUCTURE_ROLE, "arn");
 /// The listener the production rule is on.
@@ -104,8 +106,14 @@ impl Managed for AlternateTargetGroup {
         vec![]
     }
 
+    /// The target group: its name decides this one's, and this one is never it.
     fn needs(&self) -> Vec<Dep> {
-        vec![VPC.into()]
+        vec![VPC.into(), TARGET_GROUP.into()]
+    }
+
+    /// The production rule, on a switch to rolling: which group is idle.
+    fn reads(&self) -> Vec<Dep> {
+        vec![Dep::IfPresent(PRODUCTION_RULE)]
     }
 
     fn gone_before(&self) -> Vec<Edge> {
@@ -116,8 +124,8 @@ impl Managed for AlternateTargetGroup {
     fn lifecycle(&self) -> Lifecycle {
         Lifecycle {
             advice: Some(
-                "set [deploy] strategy = \"rolling\" and run `up` (the service leaves the alternate target group, \
-                 which is deleted), change the port and run `up`, then set the strategy back",
+                "set [deploy] strategy = \"rolling\" and run `up` (the target group that serves stays, the other \
+                 one is deleted), change the port and run `up`, then set the strategy back",
             ),
             ..Lifecycle::default()
         }
@@ -127,9 +135,19 @@ impl Managed for AlternateTargetGroup {
         Some("deleted once the service no longer names it (strategy rolling)".into())
     }
 
+    /// On a switch to rolling, the group the production rule does not serve from (the target
+    /// group becomes the one that serves); else by its recorded ARN, or by the name beside the
+    /// target group's, never the target group itself.
     async fn find(&self, ctx: &Scope<'_>) -> Result<Option<TgLive>, StackError> {
-        let name = alternate_target_group_name(ctx.stack());
-        find_target_group(ctx, ALTERNATE_TARGET_GROUP, &name).await
+        if let Some((_, idle)) = switching_from_alternate(ctx).await? {
+            let name = target_group_name_in(&idle).to_string();
+            return find_target_group_at(ctx, ALTERNATE_TARGET_GROUP, Some(idle), &name).await;
+        }
+        let primary = ctx.id(TARGET_GROUP);
+        let recorded = ctx.id(ALTERNATE_TARGET_GROUP).filter(|arn| Some(arn) != primary.as_ref());
+        let name = alternate_name_beside(ctx.stack(), ctx.attr(TARGET_GROUP_NAME).as_deref());
+        let found = find_target_group_at(ctx, ALTERNATE_TARGET_GROUP, recorded, &name).await?;
+        Ok(found.filter(|live| live.tg.target_group_arn() != primary.as_deref()))
     }
 
     fn record(&self, _ctx: &Scope<'_>, live: &TgLive) -> Record {
@@ -155,7 +173,8 @@ impl Managed for AlternateTargetGroup {
     }
 
     async fn create(&self, ctx: &Scope<'_>, _line: &Line) -> Result<TgLive, StackError> {
-        create_target_group(ctx, &alternate_target_group_name(ctx.stack())).await
+        let name = alternate_name_beside(ctx.stack(), ctx.attr(TARGET_GROUP_NAME).as_deref());
+        create_target_group(ctx, &name).await
     }
 
     async fn update(

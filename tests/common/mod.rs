@@ -403,6 +403,14 @@ impl Realism {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// Every time a listener began sending requests to a target group of a serving service with no
+    /// healthy target (tests/support/README.md, "Routing gaps"), checked now too.
+    pub fn routing_gaps(&self) -> Vec<Value> {
+        let body = http(self.port, "GET", "/realism/routing-gaps").expect("routing gaps");
+        let doc: Value = serde_json::from_str(&body).unwrap();
+        doc["gaps"].as_array().cloned().unwrap_or_default()
+    }
+
     /// Execute the `n`th mutating call (counted since the layer started) but never answer it.
     pub fn freeze_after_mutations(&self, n: usize) {
         http(self.port, "POST", &format!("/realism/freeze?after={n}")).expect("freeze");

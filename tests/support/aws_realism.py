@@ -913,6 +913,12 @@ class Realism:
             self.roles: dict = {}
             self.services: dict = {}
             self.taskdefs: dict = {}
+            # Routing gaps (an observation for tests): listener ARN -> the target groups its requests go to now.
+            self.routes: dict = {}
+            self.gaps: list = []
+            self.gaps_open: set = set()
+            self.gap_checked = 0.0
+            self.last_ctx = None
             self.subnets: dict = {}
             self.ip_next: dict = {}
             self.route_changes: dict = {}
@@ -1072,6 +1078,7 @@ class Realism:
         with self.lock:
             ctx.now = time.time()
             resp = self._handle(ctx)
+            self.after_request(ctx, resp)
         resp.error = resp.error if resp.injected and resp.error else error_code_of(resp.status, resp.headers, resp.body)
         self.log_call(ctx.service, ctx.action, start, time.time(), resp.status, resp.error, resp.injected)
         if ctx.action and is_mutating(ctx.action) and not ctx.extra.get("denied"):
@@ -1104,6 +1111,8 @@ class Realism:
         `GET /realism/frozen` -> {"frozen": action or null}; `POST /realism/thaw` ends it."""
         parts = urllib.parse.urlsplit(path)
         query = urllib.parse.parse_qs(parts.query)
+        if parts.path == "/realism/routing-gaps":
+            return self.routing_gaps()
         with self.freeze_lock:
             if parts.path == "/realism/freeze" and method == "POST":
                 if "action" in query:
@@ -1120,6 +1129,114 @@ class Realism:
                 self.thawed.set()
                 self.thawed = threading.Event()
             body = json.dumps({"frozen": self.frozen_action, "mutations": self.mutations}).encode()
+        return Response(200, [("Content-Type", "application/json")], body)
+
+    # ---- routing gaps: requests sent to a target group with no healthy target --------------------
+
+    ROUTING_ACTIONS = {"CreateListener", "ModifyListener", "DeleteListener", "CreateRule", "ModifyRule", "DeleteRule",
+                       "SetRulePriorities", "DeleteLoadBalancer"}
+
+    def after_request(self, ctx: Ctx, resp: Response):
+        """Keeps the listeners' routing known and checks it for gaps (at most every 50 ms, and after every
+        routing change); never changes the answer."""
+        try:
+            self.last_ctx = ctx
+            changed = ctx.service == "elasticloadbalancing" and ctx.action in self.ROUTING_ACTIONS and resp.status < 300
+            if changed:
+                listeners = set(self.routes)
+                if ctx.action == "CreateListener":
+                    root, _ = xml_parse(resp.body)
+                    listeners |= {e.text for e in root.iter("ListenerArn") if e.text}
+                self.routing_refresh(ctx, listeners)
+            if changed or time.time() - self.gap_checked >= 0.05:
+                self.routing_check(ctx)
+        except Exception:
+            traceback.print_exc()
+
+    @staticmethod
+    def forwarded(action) -> list:
+        """The target groups a forward action sends requests to (weight above 0)."""
+        if xt(action, "Type") != "forward":
+            return []
+        groups = [(xt(t, "TargetGroupArn"), int(xt(t, "Weight") or 1))
+                  for t in action.findall("./ForwardConfig/TargetGroups/member")]
+        if not groups and xt(action, "TargetGroupArn"):
+            groups = [(xt(action, "TargetGroupArn"), 1)]
+        return sorted({tg for tg, weight in groups if tg and weight > 0})
+
+    def routing_refresh(self, ctx: Ctx, listeners: set):
+        """Each listener's routing from moto: the first rule by priority that takes every path (`/*`), else
+        its default action. A listener gone is forgotten."""
+        for listener in listeners:
+            try:
+                root = self.query(ctx, "elasticloadbalancing", "DescribeRules", {"ListenerArn": listener})
+            except UpstreamError:
+                self.routes.pop(listener, None)
+                continue
+            default, every = [], []
+            for m in root.findall("./DescribeRulesResult/Rules/member"):
+                action = m.find("./Actions/member")
+                groups = self.forwarded(action) if action is not None else []
+                if xt(m, "IsDefault") == "true" or xt(m, "Priority") == "default":
+                    default = groups
+                    continue
+                paths = [e.text for c in m.findall("./Conditions/member") for e in c.iter("member") if e.text]
+                if "/*" in paths:
+                    every.append((int(xt(m, "Priority") or 0), groups))
+            self.routes[listener] = min(every)[1] if every else default
+
+    def serving_in(self, ctx: Ctx, tg: str):
+        """(the service is supposed to serve from this target group, a task serves in it now). A task that a
+        rolling deployment stopped counts as serving until that deployment completes (even once drained): the
+        layer stops the old tasks at the UpdateService, where ECS (minimumHealthyPercent 100) keeps them until
+        the new ones are healthy."""
+        now = ctx.now
+        supposed = False
+        for rec in self.services.values():
+            groups = ({t["arn"] for t in rec["tgs"]} | {t["tg"] for t in rec["tasks"] if t.get("tg")}
+                      | {(s.get("advancedConfiguration") or {}).get("alternateTargetGroupArn")
+                         for s in rec.get("lb_specs") or []})
+            if tg not in groups:
+                continue
+            if rec.get("bg"):
+                self.svc_view(ctx, rec)  # a blue/green deployment moves on with time
+            rolling = rec["completed_at"] is None or rec["completed_at"] > now
+            for task in rec["tasks"]:
+                if not any(spec["arn"] == tg for spec in self.task_specs(rec, task)):
+                    continue
+                replaced = task.get("rolled") and rolling and task["run_at"] is not None
+                if replaced or self.target_state(ctx, rec, task, tg) == "healthy":
+                    rec["served"] = True
+                    return True, True
+            supposed = supposed or (rec["deleted_at"] is None and rec["desired"] > 0 and rec.get("served", False))
+        return supposed, False
+
+    def routing_check(self, ctx: Ctx):
+        """A gap: a listener sends requests to a target group its service is supposed to serve from (it has
+        served before, it is not deleted, desired count above 0) in which no target is healthy."""
+        self.gap_checked = time.time()
+        for listener, groups in sorted(self.routes.items()):
+            for tg in groups:
+                supposed, serving = self.serving_in(ctx, tg)
+                key = (listener, tg)
+                if supposed and not serving:
+                    if key not in self.gaps_open:
+                        self.gaps_open.add(key)
+                        self.gaps.append({"at": ctx.now, "listener": listener, "target_group": tg})
+                else:
+                    self.gaps_open.discard(key)
+
+    def routing_gaps(self) -> Response:
+        """`GET /realism/routing-gaps` -> {"gaps": [{at, listener, target_group}]}: every time a listener began
+        sending requests to a target group of a serving service with no healthy target (checked now too)."""
+        with self.lock:
+            if self.last_ctx is not None:
+                self.last_ctx.now = time.time()
+                try:
+                    self.routing_check(self.last_ctx)
+                except Exception:
+                    traceback.print_exc()
+            body = json.dumps({"gaps": self.gaps}).encode()
         return Response(200, [("Content-Type", "application/json")], body)
 
     def hold_if_frozen(self, action: str):
@@ -2813,6 +2930,7 @@ class Realism:
             self.query(ctx, "elasticloadbalancing", "ModifyRule", params)
         except UpstreamError:
             pass  # the rule is gone (deleted under a deployment): ECS would fail to shift; nothing to move here
+        self.routing_refresh(ctx, set(self.routes))
 
     # -- service revisions and service deployments
 
@@ -3692,6 +3810,8 @@ class Realism:
                 self.bg_start(ctx, rec, ctx.now, sd, spec, source)
             else:
                 self.stop_tasks(ctx, rec, old_tasks, ctx.now)
+                for task in old_tasks:  # the routing gap check's stand-in for minimumHealthyPercent (see there)
+                    task["rolled"] = True
             rec["rollback_reason"] = None
             rec["rollout_failed"] = False
             if net_changed:

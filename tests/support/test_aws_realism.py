@@ -2305,6 +2305,12 @@ class Strategy:
             containerDefinitions=[dict(td["containerDefinitions"][0], image=image)])["taskDefinition"]["taskDefinitionArn"]
 
 
+def routing_gaps(listener):
+    """The routing gaps the layer saw on this listener."""
+    body = urllib.request.urlopen(f"{PROXY_URL}/realism/routing-gaps", timeout=10).read()
+    return [g for g in json.loads(body)["gaps"] if g["listener"] == listener]
+
+
 def deployments(c, cluster, svc):
     """The service's deployments, newest first, described."""
     briefs = c["ecs"].list_service_deployments(cluster=cluster, service=svc)["serviceDeployments"]
@@ -2436,6 +2442,25 @@ class EcsStrategyTests(unittest.TestCase):
         listed = ecs.list_service_deployments(cluster=w.app.cluster, service=svc)["serviceDeployments"]
         self.assertEqual([d["status"] for d in listed], ["SUCCESSFUL"] * 3, "newest first")
         self.assertEqual(listed[0]["serviceDeploymentArn"], dep["serviceDeploymentArn"])
+
+    def test_routing_gap_when_the_rule_sends_traffic_to_an_empty_target_group(self):
+        """The routing gap observation: none while the rule forwards to the group the tasks serve in; one when it
+        sends the traffic to the empty alternate group (until it is sent back)."""
+        ecs, elb = C["ecs"], C["elbv2"]
+        w = Strategy(C)
+        svc = name("svc")
+        ecs.create_service(**w.args(svc, canaryConfiguration={"canaryPercent": 10.0, "canaryBakeTimeInMinutes": 0}))
+        wait_for(lambda: target_states(C, w.net.tg) == ["healthy", "healthy"], timeout=20)
+        self.assertEqual(routing_gaps(w.net.listener), [])
+        elb.modify_rule(RuleArn=w.rule, Actions=[w.forward(w.net.tg, 0, w.alt, 100)])
+        gaps = routing_gaps(w.net.listener)
+        self.assertEqual([g["target_group"] for g in gaps], [w.alt], "no target at all in the alternate group")
+        elb.modify_rule(RuleArn=w.rule, Actions=[w.forward(w.net.tg, 100, w.alt, 0)])
+        describe_service(C, w.app.cluster, svc)
+        self.assertEqual(len(routing_gaps(w.net.listener)), 1, "closed: not counted again")
+        ecs.update_service(cluster=w.app.cluster, service=svc, desiredCount=0)
+        elb.modify_rule(RuleArn=w.rule, Actions=[w.forward(w.net.tg, 0, w.alt, 100)])
+        self.assertEqual(len(routing_gaps(w.net.listener)), 1, "a service scaled to 0 is not supposed to serve")
 
     def test_linear_steps(self):
         ecs = C["ecs"]

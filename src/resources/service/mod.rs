@@ -488,7 +488,9 @@ impl Managed for Service {
         );
         settings_diff(&mut diff, ctx.config, &live.service, &alarms::attached(ctx.stack(), ctx.config));
         if live.service.deployment_configuration().is_some() {
-            diff.field(ServiceField::Strategy, &live_strategy_text(&live.service), &wanted_strategy_text(ctx));
+            let alternate = ctx.id(ALTERNATE_TARGET_GROUP);
+            let live_text = live_strategy_text(&live.service, alternate.as_deref());
+            diff.field(ServiceField::Strategy, &live_text, &wanted_strategy_text(ctx));
         }
         diff.field(ServiceField::Network, &live_network_text(&live.service), &self.network_text(ctx));
         if let Some(target_group) = ctx.id(TARGET_GROUP) {
@@ -774,13 +776,17 @@ fn show_strategy(deployment: Option<&DeploymentConfiguration>, advanced: Option<
     format!("{shown} ({through})")
 }
 
-/// The service's strategy as ECS reports it. Of the two target groups it names, the one named
-/// `-tg-alt` is shown as the alternate whichever serves (ECS swaps them after a traffic shift).
-fn live_strategy_text(service: &ServiceObject) -> String {
+/// The service's strategy as ECS reports it. Of the two target groups it names, the one
+/// recorded as the alternate (else the one named `-tg-alt`) is shown as the alternate whichever
+/// serves (ECS swaps them after a traffic shift; a switch to rolling may have kept `-tg-alt`).
+fn live_strategy_text(service: &ServiceObject, recorded_alternate: Option<&str>) -> String {
     let lb = service.load_balancers().first();
     let advanced = lb.and_then(|l| l.advanced_configuration()).map(|a| {
         let named = [a.alternate_target_group_arn(), lb.and_then(|l| l.target_group_arn())];
-        let alternate = named.into_iter().flatten().find(|t| name_in_arn(t).ends_with("-tg-alt"));
+        let alternate = match named.into_iter().flatten().find(|t| Some(*t) == recorded_alternate) {
+            Some(recorded) => Some(recorded),
+            None => named.into_iter().flatten().find(|t| name_in_arn(t).ends_with("-tg-alt")),
+        };
         [
             alternate.or(a.alternate_target_group_arn()).unwrap_or("none"),
             a.production_listener_rule().unwrap_or("none"),
@@ -1309,14 +1315,17 @@ mod tests {
                 .load_balancers(balancer(primary, alternate))
                 .build()
         };
-        let made = live_strategy_text(&service(tg, alt));
+        let made = live_strategy_text(&service(tg, alt), None);
         assert_eq!(
             made,
             "canary 5 % for 0 min, then bake 0 min (alternate app-tg-alt, rule r1, role app-ecs-infrastructure)"
         );
-        assert_eq!(live_strategy_text(&service(alt, tg)), made, "ECS made the alternate group primary");
+        assert_eq!(live_strategy_text(&service(alt, tg), None), made, "ECS made the alternate group primary");
+        // A switch to rolling kept app-tg-alt; back on canary, app-tg is the alternate.
+        let swapped = live_strategy_text(&service(alt, tg), Some(tg));
+        assert!(swapped.contains("(alternate app-tg, rule r1"), "{swapped}");
         let rolling = ServiceObject::builder().deployment_configuration(DeploymentConfiguration::builder().build());
-        assert_eq!(live_strategy_text(&rolling.build()), "rolling", "no strategy reported: rolling");
+        assert_eq!(live_strategy_text(&rolling.build(), None), "rolling", "no strategy reported: rolling");
         let linear = DeploymentConfiguration::builder()
             .strategy(DeploymentStrategy::Linear)
             .bake_time_in_minutes(3)
