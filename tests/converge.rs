@@ -1336,3 +1336,90 @@ async fn fast_realism() -> (Emulator, Realism, Sdk) {
     let sdk = sdk_at(&realism.url(), "us-east-1").await;
     (emulator, realism, sdk)
 }
+
+/// `[service] container_port` changed under `[deploy] strategy = "canary"`, on a stack a canary
+/// deploy left serving from its alternate target group: refused, naming the port and the advice;
+/// the advice followed step by step (rolling, the port, canary again) keeps the service's tasks
+/// healthy, the state and the stack in agreement and nothing leaked after each step.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_container_port_change_under_canary_follows_the_printed_advice() {
+    let (_emulator, realism, sdk) = fast_realism().await;
+    let cli = Cli::at(&realism.url());
+    // (A run that hangs fails the test.)
+    let within = std::time::Duration::from_secs(30);
+    let (canary, rolling) = (("strategy", "strategy = \"canary\""), ("strategy", "strategy = \"rolling\""));
+    let (bake, port) = (("bake_minutes", "bake_minutes = 0"), ("container_port", "container_port = 8080"));
+    cli.write_config(&config_with(&[canary, bake]));
+    cli.run_within(&["up"], within).ok();
+    cli.run_within(&["deploy", "--image", "nginx:1.28"], within).ok();
+    settled(&sdk, &cli, "canary deploy").await;
+
+    // Refused before any change, saying how.
+    cli.write_config(&config_with(&[canary, bake, port]));
+    let before = realism.calls().len();
+    let refused = cli.run_within(&["up"], within);
+    assert_eq!(refused.code, 1, "{}\n{}", refused.stdout, refused.stderr);
+    let advice = "set [deploy] strategy = \"rolling\" and run `up` (the service leaves the alternate target group, \
+                  which is deleted), change the port and run `up`, then set the strategy back";
+    assert!(refused.stderr.contains("service.container_port: 80 → 8080"), "{}", refused.stderr);
+    assert!(refused.stderr.contains(advice), "{}", refused.stderr);
+    let changed: Vec<serde_json::Value> =
+        realism.calls()[before..].iter().filter(|c| is_mutating(c["action"].as_str().unwrap())).cloned().collect();
+    assert!(changed.is_empty(), "{changed:#?}");
+
+    // 1. Rolling, on the old port: the service leaves the alternate group, which is deleted.
+    cli.write_config(&config_with(&[rolling, bake]));
+    cli.run_within(&["up"], within).ok();
+    let service = settled(&sdk, &cli, "rolling").await;
+    assert_eq!(strategy_of(&service), ("ROLLING".into(), false));
+    assert!(cli.state().unwrap()["resources"].get("target-group-alternate").is_none());
+    // 2. The new port: the target group is replaced, without downtime.
+    cli.write_config(&config_with(&[rolling, bake, port]));
+    cli.run_within(&["up"], within).ok();
+    let service = settled(&sdk, &cli, "the port").await;
+    assert_eq!(service.load_balancers()[0].container_port(), Some(8080));
+    // 3. Canary again, on the new port.
+    cli.write_config(&config_with(&[canary, bake, port]));
+    cli.run_within(&["up"], within).ok();
+    let service = settled(&sdk, &cli, "canary again").await;
+    assert_eq!(strategy_of(&service), ("CANARY".into(), true));
+    assert_eq!(service.load_balancers()[0].container_port(), Some(8080));
+    let alternate = cli.state().unwrap()["resources"]["target-group-alternate"]["id"].as_str().unwrap().to_string();
+    let out = sdk.elb.describe_target_groups().target_group_arns(&alternate).send().await.unwrap();
+    assert_eq!(out.target_groups()[0].port(), Some(8080));
+
+    cli.run(&["down", "--yes"]).ok();
+    assert!(leftovers(&sdk, STACK).await.is_empty(), "{:?}", leftovers(&sdk, STACK).await);
+}
+
+/// The service's ECS strategy and whether it names an alternate target group.
+fn strategy_of(service: &aws_sdk_ecs::types::Service) -> (String, bool) {
+    let strategy = service.deployment_configuration().and_then(|d| d.strategy()).map_or("none", |s| s.as_str());
+    (strategy.to_string(), service.load_balancers()[0].advanced_configuration().is_some())
+}
+
+/// After a step: every task runs and is a healthy target, the plan is empty, and what AWS lists of
+/// the stack is exactly what the state records. The service as ECS describes it.
+async fn settled(sdk: &Sdk, cli: &Cli, step: &str) -> aws_sdk_ecs::types::Service {
+    let status = cli.run(&["--output", "json", "status"]);
+    assert_eq!(status.code, 0, "{step}: {}", status.stdout);
+    let service = &status.json()["service"];
+    assert_eq!((service["running"].clone(), service["healthy_targets"].clone()), (2.into(), 2.into()), "{step}");
+    let plan = cli.run(&["up", "--dry-run", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 0, "{step}: a plan with changes: {}", plan.stdout);
+    let state = cli.state().unwrap();
+    let recorded = state["resources"].as_object().unwrap();
+    let all = fargate_stack::resources::sightings(sdk, &[]).await.unwrap();
+    let ours: Vec<_> = all.iter().filter(|s| s.belongs_to(STACK) && s.active).collect();
+    let leaked: Vec<_> =
+        ours.iter().filter(|s| s.resource.as_deref().is_none_or(|k| !recorded.contains_key(k))).collect();
+    assert!(leaked.is_empty(), "{step}: not recorded: {leaked:#?}");
+    // (Every revision of the task definition stays ACTIVE, for a rollback.)
+    let mut keys: Vec<&str> =
+        ours.iter().filter_map(|s| s.resource.as_deref()).filter(|k| *k != "task-definition").collect();
+    keys.sort_unstable();
+    let twice: Vec<_> = keys.windows(2).filter(|w| w[0] == w[1]).map(|w| w[0]).collect();
+    let twice: Vec<_> = ours.iter().filter(|s| s.resource.as_deref().is_some_and(|k| twice.contains(&k))).collect();
+    assert!(twice.is_empty(), "{step}: more than one of: {twice:#?}");
+    sdk.service().await
+}

@@ -789,3 +789,99 @@ async fn a_validation_record_another_certificate_relies_on_is_kept() {
     assert_eq!(records(&sdk, &zone).await.len(), 2, "{:?}", records(&sdk, &zone).await);
     assert!(leftovers(&sdk, STACK).await.is_empty());
 }
+
+/// The rules on a listener other than its default, each as (ARN, its actions' types, its forward's
+/// (target group, weight) sorted by target group); and the default action.
+async fn rules_of(
+    sdk: &Sdk,
+    listener: &str,
+) -> (Vec<(String, Vec<String>, Vec<(String, i32)>)>, aws_sdk_elasticloadbalancingv2::types::Action) {
+    let out = sdk.elb.describe_rules().listener_arn(listener).send().await.unwrap();
+    let default = out.rules().iter().find(|r| r.is_default() == Some(true)).expect("a default rule");
+    let rules = out
+        .rules()
+        .iter()
+        .filter(|r| r.is_default() != Some(true))
+        .map(|r| {
+            let kinds = r.actions().iter().map(|a| a.r#type().map_or("?", |t| t.as_str()).to_string()).collect();
+            let groups = r.actions().iter().filter_map(|a| a.forward_config()).flat_map(|c| c.target_groups());
+            let mut weights: Vec<(String, i32)> =
+                groups.map(|t| (t.target_group_arn().unwrap().to_string(), t.weight().unwrap_or(0))).collect();
+            weights.sort();
+            (r.rule_arn().unwrap().to_string(), kinds, weights)
+        })
+        .collect();
+    (rules, default.actions()[0].clone())
+}
+
+/// Port 80 redirects to HTTPS, with no rule of its own.
+async fn port_80_redirects(sdk: &Sdk, http: &aws_sdk_elasticloadbalancingv2::types::Listener) {
+    assert_eq!(http.default_actions().len(), 1, "a redirect, no forward: {http:?}");
+    let redirect = http.default_actions()[0].redirect_config().expect("port 80 redirects");
+    assert_eq!((redirect.protocol(), redirect.port()), (Some("HTTPS"), Some("443")));
+    let (rules, _) = rules_of(sdk, http.listener_arn().unwrap()).await;
+    assert!(rules.is_empty(), "no rule on the HTTP listener: {rules:?}");
+}
+
+/// A canary stack with `[https]` and `redirect_http` (issue 20: forward-only rules on the traffic
+/// listener): the production rule is on the HTTPS listener, whose default answers 404, and port 80
+/// keeps redirecting; a canary deploy moves the HTTPS rule's weights; `status` and the plan see no
+/// drift after it; `down` removes it all but the given certificate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_canary_behind_https_shifts_the_https_listener_and_port_80_keeps_redirecting() {
+    let emulator = Emulator::start();
+    let sdk = emulator.sdk().await;
+    let given = import_certificate(&sdk, DOMAIN, 365).await;
+    let realism = realism(&emulator);
+    let cli = Cli::at(&realism.url());
+    let canary = [("strategy", "strategy = \"canary\""), ("bake_minutes", "bake_minutes = 0")];
+    cli.write_config(&with_https(&canary, &format!("certificate_arn = \"{given}\"\nredirect_http = true")));
+    let up = cli.run(&["--output", "json", "up"]);
+    assert_eq!(up.code, 0, "{}\n{}", up.stdout, up.stderr);
+
+    let state = cli.state().unwrap();
+    let (tg, alt) = (id(&state, "target-group"), id(&state, "target-group-alternate"));
+    let rule = id(&state, "listener-rule-production");
+    let (http, https) = listeners(&sdk, &id(&state, "load-balancer")).await;
+    let https = https.expect("an HTTPS listener").listener_arn().unwrap().to_string();
+    assert_eq!(https, id(&state, "listener-https"));
+    assert_eq!(state["resources"]["listener-rule-production"]["attrs"]["listener"], https.as_str());
+    let forward = vec!["forward".to_string()];
+    let weighted = |tg_weight: i32| {
+        let mut weights = vec![(tg.clone(), tg_weight), (alt.clone(), 100 - tg_weight)];
+        weights.sort();
+        vec![(rule.clone(), forward.clone(), weights)]
+    };
+    let (rules, default) = rules_of(&sdk, &https).await;
+    assert_eq!(rules, weighted(100), "all on the target group, forward only");
+    assert_eq!(default.r#type().unwrap().as_str(), "fixed-response", "{default:?}");
+    assert_eq!(default.fixed_response_config().and_then(|f| f.status_code()), Some("404"));
+    port_80_redirects(&sdk, &http).await;
+
+    // ECS's canary, run by the realism layer, moves the HTTPS rule's weights: the new tasks serve
+    // from the alternate group.
+    let deploy = cli.run(&["--output", "json", "deploy", "--image", "nginx:1.28"]);
+    assert_eq!(deploy.code, 0, "{}\n{}", deploy.stdout, deploy.stderr);
+    assert!(deploy.stdout.contains(r#""traffic":{"old":0,"new":100}"#), "shifted: {}", deploy.stdout);
+    let (rules, default) = rules_of(&sdk, &https).await;
+    assert_eq!(rules, weighted(0), "all on the alternate group");
+    assert_eq!(default.r#type().unwrap().as_str(), "fixed-response");
+    let (http, _) = listeners(&sdk, &id(&state, "load-balancer")).await;
+    port_80_redirects(&sdk, &http).await;
+
+    // No drift: the weights are ECS's.
+    let status = cli.run(&["--output", "json", "status"]);
+    assert_eq!(status.code, 0, "{}", status.stdout);
+    let doc = status.json();
+    for r in doc["resources"].as_array().unwrap() {
+        assert_eq!(r["status"], "ok", "{r}");
+    }
+    assert_eq!(doc["service"]["healthy_targets"], 2, "{}", doc["service"]);
+    let plan = cli.run(&["up", "--dry-run", "--detailed-exitcode"]);
+    assert_eq!(plan.code, 0, "no changes: {}", plan.stdout);
+
+    let down = cli.run(&["down", "--yes"]);
+    assert_eq!(down.code, 0, "{}", down.stderr);
+    assert!(leftovers(&sdk, STACK).await.is_empty(), "{:?}", leftovers(&sdk, STACK).await);
+    assert_eq!(certificates(&sdk).await, [given], "a given certificate is never deleted");
+}

@@ -55,6 +55,37 @@ fn actions(policy: &Value) -> BTreeSet<String> {
     fargate_stack::policy::actions(policy)
 }
 
+/// `policy` with the actions `removed` taken out of every statement (an emptied statement dropped).
+fn without(policy: &Value, removed: &[&str]) -> String {
+    let mut narrowed = policy.clone();
+    let statements = narrowed["Statement"].as_array_mut().unwrap();
+    for statement in statements.iter_mut() {
+        statement["Action"].as_array_mut().unwrap().retain(|a| !removed.contains(&a.as_str().unwrap()));
+    }
+    statements.retain(|s| !s["Action"].as_array().unwrap().is_empty());
+    narrowed.to_string()
+}
+
+/// The changes AWS carried out since call `from`.
+fn changes_since(realism: &Realism, from: usize) -> Vec<Value> {
+    realism.calls()[from..]
+        .iter()
+        .filter(|c| is_mutating(c["action"].as_str().unwrap_or("Get")) && c["error"].is_null())
+        .cloned()
+        .collect()
+}
+
+/// The calls AWS denied.
+fn denials(range: &[Value]) -> Vec<Value> {
+    range
+        .iter()
+        .filter(|c| {
+            matches!(c["error"].as_str(), Some("AccessDenied" | "AccessDeniedException" | "UnauthorizedOperation"))
+        })
+        .cloned()
+        .collect()
+}
+
 #[test]
 fn the_printed_policy_suffices_for_up_status_deploy_and_down() {
     let started = Instant::now();
@@ -68,16 +99,8 @@ fn the_printed_policy_suffices_for_up_status_deploy_and_down() {
     // With one action of it removed, a run stops in one error line naming it (the steps that do not
     // need it go on); the next one with another action removed gets as far as that one, and a run
     // with the whole policy finishes. One chain over one stack, each removal first used further on.
-    let without = |removed: &[&str]| {
-        let mut narrowed = policy.clone();
-        for statement in narrowed["Statement"].as_array_mut().unwrap() {
-            statement["Action"].as_array_mut().unwrap().retain(|a| !removed.contains(&a.as_str().unwrap()));
-        }
-        narrowed["Statement"].as_array_mut().unwrap().retain(|s| !s["Action"].as_array().unwrap().is_empty());
-        narrowed.to_string()
-    };
     let denied_at = |args: &[&str], removed: &str| {
-        std::fs::write(&policy_file, without(&[removed])).unwrap();
+        std::fs::write(&policy_file, without(&policy, &[removed])).unwrap();
         let calls = realism.calls().len();
         let run = as_ci(&cli, args);
         assert_ne!(run.code, 0, "{args:?} without {removed}: {}", run.stderr);
@@ -92,7 +115,7 @@ fn the_printed_policy_suffices_for_up_status_deploy_and_down() {
     let up = ["up", "--yes"];
     // Without the simulator's permission, `up` says it skips the early check and goes on until the
     // call that is denied.
-    std::fs::write(&policy_file, without(&["iam:SimulatePrincipalPolicy", "ec2:CreateSubnet"])).unwrap();
+    std::fs::write(&policy_file, without(&policy, &["iam:SimulatePrincipalPolicy", "ec2:CreateSubnet"])).unwrap();
     let unchecked = as_ci(&cli, &up);
     assert_ne!(unchecked.code, 0);
     assert!(unchecked.stderr.contains("the access check before any change was skipped"), "{}", unchecked.stderr);
@@ -116,15 +139,6 @@ fn the_printed_policy_suffices_for_up_status_deploy_and_down() {
 
     // The full policy's runs were denied nothing (the denials are the chain's only).
     let calls = realism.calls();
-    let denials = |range: &[Value]| -> Vec<Value> {
-        range
-            .iter()
-            .filter(|c| {
-                matches!(c["error"].as_str(), Some("AccessDenied" | "AccessDeniedException" | "UnauthorizedOperation"))
-            })
-            .cloned()
-            .collect()
-    };
     assert!(denials(&calls[after_denials..]).is_empty(), "{:#?}", denials(&calls[after_denials..]));
     assert!(denials(&calls[before..full_end]).is_empty(), "{:#?}", denials(&calls[before..full_end]));
     let sdk = runtime().block_on(sdk_at(&emulator.url(), "us-east-1"));
@@ -160,17 +174,9 @@ fn each_action_removed_stops_the_run_that_needs_it_before_any_change() {
     let CiWorld { emulator, dir: _dir, policy_file, realism, cli } = CiWorld::start();
     let printed = as_ci(&cli, &["policy", "--commands", "up,status,deploy,down"]).ok().stdout;
     let policy: Value = serde_json::from_str(&printed).unwrap();
-    let without = |removed: &str| {
-        let mut narrowed = policy.clone();
-        for statement in narrowed["Statement"].as_array_mut().unwrap() {
-            statement["Action"].as_array_mut().unwrap().retain(|a| a.as_str() != Some(removed));
-        }
-        narrowed["Statement"].as_array_mut().unwrap().retain(|s| !s["Action"].as_array().unwrap().is_empty());
-        narrowed.to_string()
-    };
     // A run with `removed` taken out: refused in one error line naming it, nothing changed.
     let stopped = |args: &[&str], removed: &str| -> bool {
-        std::fs::write(&policy_file, without(removed)).unwrap();
+        std::fs::write(&policy_file, without(&policy, &[removed])).unwrap();
         let calls = realism.calls().len();
         let run = as_ci(&cli, args);
         std::fs::write(&policy_file, &printed).unwrap();
@@ -181,11 +187,7 @@ fn each_action_removed_stops_the_run_that_needs_it_before_any_change() {
         assert_eq!(errors.len(), 1, "{args:?} without {removed}: {}", run.stderr);
         assert!(errors[0].contains(&format!("not allowed to perform {removed}")), "{args:?}: {}", errors[0]);
         assert!(errors[0].contains("`fargate-stack policy`"), "{}", errors[0]);
-        let changes: Vec<Value> = realism.calls()[calls..]
-            .iter()
-            .filter(|c| is_mutating(c["action"].as_str().unwrap_or("Get")) && c["error"].is_null())
-            .cloned()
-            .collect();
+        let changes = changes_since(&realism, calls);
         assert!(changes.is_empty(), "{args:?} without {removed} changed something: {changes:#?}");
         true
     };
@@ -222,4 +224,45 @@ fn each_action_removed_stops_the_run_that_needs_it_before_any_change() {
     let sdk = runtime().block_on(sdk_at(&emulator.url(), "us-east-1"));
     assert!(runtime().block_on(leftovers(&sdk, STACK)).is_empty(), "down left nothing");
     eprintln!("least privilege: {} actions, each removed, in {:.1}s", all.len(), started.elapsed().as_secs_f64());
+}
+
+/// A canary stack (issue 20): `up`, a canary `deploy --image` and `down` under the printed policy,
+/// denied nothing; without one of the actions only a strategy needs (CreateRule and ModifyRule, for
+/// the production rule) `up` of the new stack stops before any change, in one line naming it.
+#[test]
+fn a_canary_stack_runs_under_the_printed_policy_and_needs_its_strategy_permissions() {
+    let started = Instant::now();
+    let CiWorld { emulator, dir: _dir, policy_file, realism, cli } = CiWorld::start();
+    cli.write_config(&config_with(&[("strategy", "strategy = \"canary\""), ("bake_minutes", "bake_minutes = 0")]));
+    let printed = as_ci(&cli, &["policy", "--commands", "up,status,deploy,down"]).ok().stdout;
+    let policy: Value = serde_json::from_str(&printed).unwrap();
+    // The infrastructure role is passed to ECS by a statement of its own. (The layer evaluates no
+    // `Resource`: the tasks' roles' PassRole would allow it there, so that removal is not tried.)
+    assert!(printed.contains(":role/simple-ecs-dev-ecs-infrastructure\""), "{printed}");
+    // The two actions only a strategy needs (a rolling stack's policy has neither).
+    for removed in ["elasticloadbalancing:CreateRule", "elasticloadbalancing:ModifyRule"] {
+        std::fs::write(&policy_file, without(&policy, &[removed])).unwrap();
+        let calls = realism.calls().len();
+        let run = as_ci(&cli, &["up", "--yes"]);
+        assert_ne!(run.code, 0, "without {removed}: {}", run.stderr);
+        let errors: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("error")).collect();
+        assert_eq!(errors.len(), 1, "{}", run.stderr);
+        assert!(errors[0].contains(&format!("not allowed to perform {removed}")), "{}", errors[0]);
+        let changes = changes_since(&realism, calls);
+        assert!(changes.is_empty(), "without {removed}: {changes:#?}");
+    }
+
+    std::fs::write(&policy_file, &printed).unwrap();
+    let before = realism.calls().len();
+    as_ci(&cli, &["up", "--yes"]).ok();
+    assert!(cli.state().unwrap()["resources"].get("listener-rule-production").is_some());
+    let deploy = as_ci(&cli, &["--output", "json", "deploy", "--image", "nginx:1.28"]).ok();
+    assert!(deploy.stdout.contains(r#""traffic":{"old":0,"new":100}"#), "a canary: {}", deploy.stdout);
+    as_ci(&cli, &["status"]).ok();
+    as_ci(&cli, &["down", "--yes"]).ok();
+    let calls = realism.calls();
+    assert!(denials(&calls[before..]).is_empty(), "{:#?}", denials(&calls[before..]));
+    let sdk = runtime().block_on(sdk_at(&emulator.url(), "us-east-1"));
+    assert!(runtime().block_on(leftovers(&sdk, STACK)).is_empty(), "down left nothing");
+    eprintln!("least privilege, canary: up, deploy, down in {:.1}s", started.elapsed().as_secs_f64());
 }
