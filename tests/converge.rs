@@ -1359,20 +1359,22 @@ async fn a_container_port_change_under_canary_follows_the_printed_advice() {
     let before = realism.calls().len();
     let refused = cli.run_within(&["up"], within);
     assert_eq!(refused.code, 1, "{}\n{}", refused.stdout, refused.stderr);
-    let advice = "set [deploy] strategy = \"rolling\" and run `up` (the service leaves the alternate target group, \
-                  which is deleted), change the port and run `up`, then set the strategy back";
+    let advice = "set [deploy] strategy = \"rolling\" and run `up` (the target group that serves stays, the other \
+                  one is deleted), change the port and run `up`, then set the strategy back";
     assert!(refused.stderr.contains("service.container_port: 80 → 8080"), "{}", refused.stderr);
     assert!(refused.stderr.contains(advice), "{}", refused.stderr);
     let changed: Vec<serde_json::Value> =
         realism.calls()[before..].iter().filter(|c| is_mutating(c["action"].as_str().unwrap())).cloned().collect();
     assert!(changed.is_empty(), "{changed:#?}");
 
-    // 1. Rolling, on the old port: the service leaves the alternate group, which is deleted.
+    // 1. Rolling, on the old port: the group that serves stays (after the canary deploy, the
+    // alternate one), the other is deleted, and no request meets an empty group on the way.
     cli.write_config(&config_with(&[rolling, bake]));
     cli.run_within(&["up"], within).ok();
     let service = settled(&sdk, &cli, "rolling").await;
     assert_eq!(strategy_of(&service), ("ROLLING".into(), false));
     assert!(cli.state().unwrap()["resources"].get("target-group-alternate").is_none());
+    assert!(realism.routing_gaps().is_empty(), "{:#?}", realism.routing_gaps());
     // 2. The new port: the target group is replaced, without downtime.
     cli.write_config(&config_with(&[rolling, bake, port]));
     cli.run_within(&["up"], within).ok();
