@@ -862,7 +862,8 @@ async fn a_canary_behind_https_shifts_the_https_listener_and_port_80_keeps_redir
     // from the alternate group.
     let deploy = cli.run(&["--output", "json", "deploy", "--image", "nginx:1.28"]);
     assert_eq!(deploy.code, 0, "{}\n{}", deploy.stdout, deploy.stderr);
-    assert!(deploy.stdout.contains(r#""traffic":{"old":0,"new":100}"#), "shifted: {}", deploy.stdout);
+    // (Not the deploy's `deploy_phase` events: at this time scale the whole canary can finish between
+    // two of the watcher's reads, which then sees no phase. The rule's weights are what ECS left.)
     let (rules, default) = rules_of(&sdk, &https).await;
     assert_eq!(rules, weighted(0), "all on the alternate group");
     assert_eq!(default.r#type().unwrap().as_str(), "fixed-response");

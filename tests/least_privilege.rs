@@ -256,13 +256,26 @@ fn a_canary_stack_runs_under_the_printed_policy_and_needs_its_strategy_permissio
     let before = realism.calls().len();
     as_ci(&cli, &["up", "--yes"]).ok();
     assert!(cli.state().unwrap()["resources"].get("listener-rule-production").is_some());
-    let deploy = as_ci(&cli, &["--output", "json", "deploy", "--image", "nginx:1.28"]).ok();
-    assert!(deploy.stdout.contains(r#""traffic":{"old":0,"new":100}"#), "a canary: {}", deploy.stdout);
+    as_ci(&cli, &["--output", "json", "deploy", "--image", "nginx:1.28"]).ok();
+    // A canary ran: ECS left the production rule sending everything to the alternate group. (Not the
+    // deploy's `deploy_phase` events: at this time scale the canary can finish between two reads.)
+    let sdk = runtime().block_on(sdk_at(&emulator.url(), "us-east-1"));
+    let state = cli.state().unwrap();
+    let (rule, alternate) =
+        (&state["resources"]["listener-rule-production"]["id"], &state["resources"]["target-group-alternate"]["id"]);
+    let rules = runtime().block_on(sdk.elb.describe_rules().rule_arns(rule.as_str().unwrap()).send()).unwrap();
+    let weights: Vec<(String, i32)> = rules.rules()[0].actions()[0]
+        .forward_config()
+        .unwrap()
+        .target_groups()
+        .iter()
+        .map(|t| (t.target_group_arn().unwrap().to_string(), t.weight().unwrap_or(0)))
+        .collect();
+    assert!(weights.contains(&(alternate.as_str().unwrap().to_string(), 100)), "a canary shifted: {weights:?}");
     as_ci(&cli, &["status"]).ok();
     as_ci(&cli, &["down", "--yes"]).ok();
     let calls = realism.calls();
     assert!(denials(&calls[before..]).is_empty(), "{:#?}", denials(&calls[before..]));
-    let sdk = runtime().block_on(sdk_at(&emulator.url(), "us-east-1"));
     assert!(runtime().block_on(leftovers(&sdk, STACK)).is_empty(), "down left nothing");
     eprintln!("least privilege, canary: up, deploy, down in {:.1}s", started.elapsed().as_secs_f64());
 }
