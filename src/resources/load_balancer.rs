@@ -497,7 +497,7 @@ impl Managed for TargetGroup {
 
     fn replacement_note(&self, found: &Inspection) -> Option<String> {
         let why: Vec<String> = found.changes.iter().filter(|c| c.replace).map(ToString::to_string).collect();
-        let name = found.id.as_deref().and_then(|arn| arn.rsplit('/').nth(1)).unwrap_or("target group");
+        let name = found.id.as_deref().map_or("target group", target_group_name_in);
         (!why.is_empty()).then(|| {
             format!(
                 "replace target group {name} ({}): AWS cannot change it in place; a new one is created, the \

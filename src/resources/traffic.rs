@@ -435,7 +435,7 @@ fn show_forward(actions: &[Action]) -> String {
         Some(config) => config.target_groups().iter().filter_map(|t| t.target_group_arn()).collect(),
         None => action.target_group_arn().into_iter().collect(),
     };
-    let mut names: Vec<&str> = groups.iter().map(|arn| arn.rsplit('/').nth(1).unwrap_or(arn)).collect();
+    let mut names: Vec<&str> = groups.iter().map(|arn| target_group_name_in(arn)).collect();
     names.sort_unstable();
     names.dedup();
     format!("forward to {}", names.join(" + "))

@@ -743,7 +743,7 @@ fn name_in_arn(arn: &str) -> &str {
     if arn.contains(":listener-rule/") {
         return arn.rsplit('/').next().unwrap_or(arn);
     }
-    arn.rsplit('/').nth(1).unwrap_or(arn)
+    crate::resources::serving::target_group_name_in(arn)
 }
 
 /// A strategy as the plan shows it, from ECS's names and numbers, with what it shifts traffic
